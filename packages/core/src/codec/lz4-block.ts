@@ -1,0 +1,208 @@
+/**
+ * Raw LZ4 *block* format (no frame, no magic), as used for payload bodies (protocol reference B.1).
+ *
+ * Own implementation, written from the public LZ4 block format description:
+ * a block is a list of sequences `token | [literal length ext] | literals | offset u16le |
+ * [match length ext]`; the last sequence has literals only. The compressor follows the standard
+ * end-of-block rules so that any conforming decoder (the extension uses LZ4_decompress_safe)
+ * accepts our output: the last 5 bytes are always literals and the last match starts at least
+ * 12 bytes before the end of the block. The decompressor is bounds-checked: any malformed input
+ * throws CoreError PAYLOAD_BAD_COMPRESSION and the output is exactly `expandedSize` bytes.
+ */
+import { CoreError, CoreErrorCode } from '../errors.ts';
+
+const MIN_MATCH = 4;
+const LAST_LITERALS = 5;
+const MF_LIMIT = 12;
+const MAX_DISTANCE = 65535;
+const MAX_HASH_LOG = 16;
+const SKIP_STRENGTH = 6;
+/** Largest expanded size we ever decompress (C INT_MAX). */
+export const LZ4_MAX_INPUT_SIZE = 0x7fffffff;
+
+const hashTable = new Int32Array(1 << MAX_HASH_LOG);
+
+/** Worst-case compressed size of `n` input bytes. */
+export function lz4BlockCompressBound(n: number): number {
+  return n + Math.floor(n / 255) + 16;
+}
+
+function read32(b: Uint8Array, i: number): number {
+  return (b[i] as number) | ((b[i + 1] as number) << 8) | ((b[i + 2] as number) << 16) | ((b[i + 3] as number) << 24);
+}
+
+function writeLiterals(src: Uint8Array, from: number, len: number, dst: Uint8Array, op: number): number {
+  if (len < 32) {
+    for (let i = 0; i < len; i++) dst[op + i] = src[from + i] as number;
+  } else {
+    dst.set(src.subarray(from, from + len), op);
+  }
+  return op + len;
+}
+
+function writeLengthExt(dst: Uint8Array, op: number, rest: number): number {
+  let n = rest;
+  while (n >= 255) {
+    dst[op++] = 255;
+    n -= 255;
+  }
+  dst[op++] = n;
+  return op;
+}
+
+/**
+ * Compresses `src` into `dst` starting at `dstOffset`. `dst` must have at least
+ * {@link lz4BlockCompressBound}(src.length) bytes after `dstOffset`. Returns the number of bytes
+ * written, or -1 as soon as the output would exceed `maxOutput` bytes.
+ */
+export function lz4BlockCompressInto(src: Uint8Array, dst: Uint8Array, dstOffset: number, maxOutput: number): number {
+  const n = src.length;
+  let op = dstOffset;
+  const opLimit = dstOffset + Math.min(maxOutput, lz4BlockCompressBound(n));
+  let anchor = 0;
+  if (n >= MF_LIMIT + 1) {
+    let hashLog = 8;
+    while (hashLog < MAX_HASH_LOG && 1 << hashLog < n) hashLog++;
+    const shift = 32 - hashLog;
+    const table = hashTable;
+    table.fill(0, 0, 1 << hashLog);
+    const ipLimit = n - MF_LIMIT; // last match start allowed
+    const matchLimit = n - LAST_LITERALS; // matches end before this
+    let ip = 0;
+    let searchCount = 1 << SKIP_STRENGTH;
+    while (ip <= ipLimit) {
+      const seq = read32(src, ip);
+      const h = Math.imul(seq, 2654435761) >>> shift;
+      let ref = (table[h] as number) - 1;
+      table[h] = ip + 1;
+      if (ref < 0 || ip - ref > MAX_DISTANCE || read32(src, ref) !== seq) {
+        ip += searchCount++ >> SKIP_STRENGTH;
+        continue;
+      }
+      searchCount = 1 << SKIP_STRENGTH;
+      // Extend backwards into pending literals.
+      while (ip > anchor && ref > 0 && src[ip - 1] === src[ref - 1]) {
+        ip--;
+        ref--;
+      }
+      let mEnd = ip + MIN_MATCH;
+      let r = ref + MIN_MATCH;
+      while (mEnd < matchLimit && src[mEnd] === src[r]) {
+        mEnd++;
+        r++;
+      }
+      const litLen = ip - anchor;
+      const matchLen = mEnd - ip - MIN_MATCH;
+      // Worst case size of this sequence, checked before writing (dst is bound-sized anyway).
+      if (op + 1 + litLen + Math.floor(litLen / 255) + 3 + Math.floor(matchLen / 255) + 1 > opLimit) return -1;
+      const tokenPos = op++;
+      let token: number;
+      if (litLen >= 15) {
+        token = 15 << 4;
+        op = writeLengthExt(dst, op, litLen - 15);
+      } else token = litLen << 4;
+      op = writeLiterals(src, anchor, litLen, dst, op);
+      const offset = ip - ref;
+      dst[op++] = offset & 0xff;
+      dst[op++] = offset >>> 8;
+      if (matchLen >= 15) {
+        token |= 15;
+        op = writeLengthExt(dst, op, matchLen - 15);
+      } else token |= matchLen;
+      dst[tokenPos] = token;
+      ip = mEnd;
+      anchor = ip;
+      // Seed the table with a position inside the match for better ratios.
+      if (ip - 2 <= ipLimit) {
+        table[Math.imul(read32(src, ip - 2), 2654435761) >>> shift] = ip - 2 + 1;
+      }
+    }
+  }
+  const litLen = n - anchor;
+  if (op + 1 + litLen + Math.floor(litLen / 255) + 1 > opLimit) return -1;
+  if (litLen >= 15) {
+    dst[op++] = 15 << 4;
+    op = writeLengthExt(dst, op, litLen - 15);
+  } else dst[op++] = litLen << 4;
+  op = writeLiterals(src, anchor, litLen, dst, op);
+  return op - dstOffset;
+}
+
+/**
+ * Compresses `src` as one LZ4 block. Returns null when the result would be larger than the
+ * input (incompressible); ties keep the compressed form (B.1).
+ */
+export function lz4BlockCompress(src: Uint8Array): Uint8Array | null {
+  const dst = new Uint8Array(lz4BlockCompressBound(src.length));
+  const len = lz4BlockCompressInto(src, dst, 0, src.length);
+  if (len < 0) return null;
+  return dst.slice(0, len);
+}
+
+function bad(message: string, at: number): CoreError {
+  return new CoreError(CoreErrorCode.PAYLOAD_BAD_COMPRESSION, `LZ4: ${message}`, { details: { offset: at } });
+}
+
+/**
+ * Decompresses one LZ4 block that must expand to exactly `expandedSize` bytes.
+ * Throws CoreError PAYLOAD_BAD_COMPRESSION on any malformed input; never reads or writes out of
+ * bounds. The caller bounds `expandedSize` (it is allocated up front).
+ */
+export function lz4BlockDecompress(src: Uint8Array, expandedSize: number): Uint8Array {
+  if (!Number.isInteger(expandedSize) || expandedSize < 0 || expandedSize > LZ4_MAX_INPUT_SIZE) {
+    throw bad(`invalid expanded size ${expandedSize}`, 0);
+  }
+  const iend = src.length;
+  if (iend === 0) throw bad('empty block', 0);
+  const dst = new Uint8Array(expandedSize);
+  let ip = 0;
+  let op = 0;
+  for (;;) {
+    if (ip >= iend) throw bad('block ends without a final literal sequence', ip);
+    const token = src[ip++] as number;
+    let lit = token >>> 4;
+    if (lit === 15) {
+      let b: number;
+      do {
+        if (ip >= iend) throw bad('truncated literal length', ip);
+        b = src[ip++] as number;
+        lit += b;
+      } while (b === 255);
+    }
+    if (lit > iend - ip) throw bad('literals run past the input', ip);
+    if (lit > expandedSize - op) throw bad('literals run past the announced size', ip);
+    if (lit < 32) {
+      for (let i = 0; i < lit; i++) dst[op + i] = src[ip + i] as number;
+    } else {
+      dst.set(src.subarray(ip, ip + lit), op);
+    }
+    ip += lit;
+    op += lit;
+    if (ip === iend) break;
+    if (iend - ip < 2) throw bad('truncated match offset', ip);
+    const offset = (src[ip] as number) | ((src[ip + 1] as number) << 8);
+    ip += 2;
+    if (offset === 0 || offset > op) throw bad(`invalid match offset ${offset}`, ip - 2);
+    let ml = token & 15;
+    if (ml === 15) {
+      let b: number;
+      do {
+        if (ip >= iend) throw bad('truncated match length', ip);
+        b = src[ip++] as number;
+        ml += b;
+      } while (b === 255);
+    }
+    ml += MIN_MATCH;
+    if (ml > expandedSize - op) throw bad('match runs past the announced size', ip);
+    let from = op - offset;
+    if (offset >= ml && ml >= 32) {
+      dst.copyWithin(op, from, from + ml);
+      op += ml;
+    } else {
+      const end = op + ml;
+      while (op < end) dst[op++] = dst[from++] as number;
+    }
+  }
+  if (op !== expandedSize) throw bad(`expanded to ${op} bytes, announced ${expandedSize}`, ip);
+  return dst;
+}

@@ -1,0 +1,143 @@
+/**
+ * Payload encoder (protocol reference B.1/B.2): rows are appended to one growing buffer; the
+ * body is LZ4-compressed at the end when that is not larger, and stamped with a v2 header and
+ * checksum48 of the body as transmitted.
+ */
+import { CoreError, CoreErrorCode } from '../errors.ts';
+import type { Change } from '../types.ts';
+import { ByteWriter } from './bytes.ts';
+import { checksum48Number } from './fnv.ts';
+import { LZ4_MAX_INPUT_SIZE, lz4BlockCompressBound, lz4BlockCompressInto } from './lz4-block.ts';
+import { DEFAULT_LIB_VERSION, PAYLOAD_HEADER_SIZE, writePayloadHeader } from './payload-header.ts';
+import { encodeBlob, encodeText, encodeUintWithCode, encodeValue, TYPE_INTEGER } from './value.ts';
+
+export interface PayloadEncodeOptions {
+  /** u64 stamped into the header (D.4). */
+  schemaHash: bigint;
+  /** Library version in the header; default [0, 9, 99]. */
+  libVersion?: readonly [number, number, number];
+}
+
+const NAME_CACHE_MAX = 4096;
+const MAX_ROWS = 0xffffffff;
+
+function badChange(message: string): CoreError {
+  return new CoreError(CoreErrorCode.PAYLOAD_BAD_VALUE, message);
+}
+
+function checkClock(v: number, field: string): void {
+  if (!Number.isSafeInteger(v) || v < 0) throw badChange(`${field} must be a non-negative safe integer, got ${v}`);
+}
+
+let scratch = new Uint8Array(0);
+
+/**
+ * Incremental payload builder. `finish()` returns the payload (or null when no row was added)
+ * and resets the encoder so it can build the next page.
+ */
+export class PayloadEncoder {
+  readonly #w = new ByteWriter(16 * 1024);
+  readonly #names = new Map<string, Uint8Array>();
+  readonly #schemaHash: bigint;
+  readonly #libVersion: readonly [number, number, number];
+  #rows = 0;
+
+  constructor(opts: PayloadEncodeOptions) {
+    this.#schemaHash = opts.schemaHash;
+    this.#libVersion = opts.libVersion ?? DEFAULT_LIB_VERSION;
+  }
+
+  /** Uncompressed body bytes so far (for cutting pages at a size budget). */
+  get byteLength(): number {
+    return this.#w.length;
+  }
+
+  get rowCount(): number {
+    return this.#rows;
+  }
+
+  #name(s: string): void {
+    let enc = this.#names.get(s);
+    if (enc === undefined) {
+      const tmp = new ByteWriter(s.length + 8);
+      encodeText(tmp, s);
+      enc = tmp.toBytes();
+      if (this.#names.size >= NAME_CACHE_MAX) this.#names.clear();
+      this.#names.set(s, enc);
+    }
+    this.#w.bytes(enc);
+  }
+
+  /** Appends one row. Throws CoreError PAYLOAD_BAD_VALUE / PAYLOAD_TOO_LARGE on invalid input. */
+  add(change: Change): void {
+    const { tbl, pk, col, siteId } = change;
+    if (typeof tbl !== 'string' || typeof col !== 'string') throw badChange('tbl and col must be strings');
+    if (!(pk instanceof Uint8Array)) throw badChange('pk must be a Uint8Array');
+    if (!(siteId instanceof Uint8Array) || siteId.length !== 16) throw badChange('siteId must be 16 bytes');
+    checkClock(change.colVersion, 'colVersion');
+    checkClock(change.dbVersion, 'dbVersion');
+    checkClock(change.cl, 'cl');
+    checkClock(change.seq, 'seq');
+    if (this.#rows >= MAX_ROWS) throw new CoreError(CoreErrorCode.PAYLOAD_TOO_LARGE, 'too many rows for one payload');
+    const w = this.#w;
+    const mark = w.length;
+    try {
+      this.#name(tbl);
+      encodeBlob(w, pk);
+      this.#name(col);
+      encodeValue(w, change.val);
+      encodeUintWithCode(w, TYPE_INTEGER, change.colVersion);
+      encodeUintWithCode(w, TYPE_INTEGER, change.dbVersion);
+      encodeBlob(w, siteId);
+      encodeUintWithCode(w, TYPE_INTEGER, change.cl);
+      encodeUintWithCode(w, TYPE_INTEGER, change.seq);
+    } catch (e) {
+      w.length = mark; // leave the encoder consistent
+      throw e;
+    }
+    this.#rows++;
+  }
+
+  /** Builds the payload (v2) and resets the encoder. Null when no row was added (B.1). */
+  finish(): Uint8Array | null {
+    const rows = this.#rows;
+    if (rows === 0) return null;
+    const body = this.#w.subarray();
+    const n = body.length;
+    if (n > LZ4_MAX_INPUT_SIZE) {
+      throw new CoreError(CoreErrorCode.PAYLOAD_TOO_LARGE, `payload body of ${n} bytes exceeds 2^31-1`);
+    }
+    const bound = lz4BlockCompressBound(n);
+    if (scratch.length < bound) scratch = new Uint8Array(Math.max(bound, scratch.length * 2));
+    const clen = lz4BlockCompressInto(body, scratch, 0, n);
+    let out: Uint8Array;
+    let expandedSize: number;
+    if (clen >= 0) {
+      out = new Uint8Array(PAYLOAD_HEADER_SIZE + clen);
+      out.set(scratch.subarray(0, clen), PAYLOAD_HEADER_SIZE);
+      expandedSize = n;
+    } else {
+      out = new Uint8Array(PAYLOAD_HEADER_SIZE + n);
+      out.set(body, PAYLOAD_HEADER_SIZE);
+      expandedSize = 0;
+    }
+    if (scratch.length > 64 * 1024 * 1024) scratch = new Uint8Array(0); // don't pin huge buffers
+    writePayloadHeader(out, {
+      libVersion: this.#libVersion,
+      expandedSize,
+      nrows: rows,
+      schemaHash: this.#schemaHash,
+      checksum: checksum48Number(out, PAYLOAD_HEADER_SIZE, out.length),
+    });
+    this.#w.reset();
+    this.#rows = 0;
+    return out;
+  }
+}
+
+/** Encodes changes as one v2 payload; null for zero changes (empty selection → SQL NULL, B.1). */
+export function encodePayload(changes: Iterable<Change>, opts: PayloadEncodeOptions): Uint8Array | null {
+  const enc = new PayloadEncoder(opts);
+  for (const c of changes) enc.add(c);
+  return enc.finish();
+}
