@@ -1,0 +1,38 @@
+/**
+ * `@offsync/core/sqlite`: the engine on better-sqlite3.
+ *
+ * @example
+ * const engine = openSyncDatabase('app.db');
+ * engine.driver.exec("CREATE TABLE todos (id TEXT PRIMARY KEY NOT NULL, title TEXT NOT NULL DEFAULT '')");
+ * engine.init('todos');
+ */
+import { randomBytes } from 'node:crypto';
+import Database from 'better-sqlite3';
+import { SyncEngine } from '../../engine/engine.ts';
+import type { EngineOptions } from '../../engine/engine.ts';
+import { createBetterSqliteDriver } from './better-sqlite3-driver.ts';
+
+export { createBetterSqliteDriver } from './better-sqlite3-driver.ts';
+
+export interface OpenOptions extends Partial<EngineOptions> {
+  /** Use WAL journaling for file databases (default true). */
+  wal?: boolean;
+}
+
+function nodeRandom(n: number): Uint8Array {
+  return new Uint8Array(randomBytes(n));
+}
+
+/** Wraps an open better-sqlite3 connection in a {@link SyncEngine}. */
+export function createSyncEngine(db: Database.Database, opts: OpenOptions = {}): SyncEngine {
+  return new SyncEngine(createBetterSqliteDriver(db), { randomBytes: opts.randomBytes ?? nodeRandom, ...(opts.now ? { now: opts.now } : {}) });
+}
+
+/** Opens (creating if needed) a SQLite database file, or `:memory:`, as a {@link SyncEngine}. */
+export function openSyncDatabase(path: string, opts: OpenOptions = {}): SyncEngine {
+  const db = new Database(path);
+  if (path !== ':memory:' && opts.wal !== false) db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 5000');
+  return createSyncEngine(db, opts);
+}

@@ -1,0 +1,429 @@
+/**
+ * The CRDT sync engine over one SQLite database: table initialisation (D.1), change tracking
+ * by triggers (C.3), the change feed (C.7) and the merge (C.4) — the same engine runs in the
+ * server (one central database per synced database) and in the client library.
+ */
+import { decodePayload, encodePayload, PayloadEncoder } from '../codec/payload.ts';
+import type { PayloadDecodeLimits } from '../codec/payload.ts';
+import { CoreError, CoreErrorCode } from '../errors.ts';
+import { listUserTableNames, readTableSchema, schemaIssues } from '../schema/introspect.ts';
+import type { ColumnInfo, SchemaIssue } from '../schema/introspect.ts';
+import { columnListSchemaHash, ddlTextSchemaHash, schemaHashFromInt64, schemaHashToInt64 } from '../schema/schema-hash.ts';
+import { uuidv7 } from '../clock/site-id.ts';
+import type { SqlDriver } from '../storage/driver.ts';
+import type { Change, CrdtAlgorithm } from '../types.ts';
+import { mergeChanges } from './apply.ts';
+import type { ApplyOptions, ApplyResult } from './apply.ts';
+import { changeFeed } from './extract.ts';
+import type { FeedOptions } from './extract.ts';
+import { BASE_METADATA_SQL, dropTriggersSql, metaTableName, metaTableSql, pkBlobSql, quoteIdent, triggerSql } from './sql-gen.ts';
+import { createTableContext } from './table-context.ts';
+import type { TableContext } from './table-context.ts';
+import { resolveAlgorithm } from './algorithms.ts';
+
+export interface EngineOptions {
+  /** Milliseconds since the epoch (UUIDv7 timestamps). */
+  now?: () => number;
+  /** Cryptographically random bytes. */
+  randomBytes: (n: number) => Uint8Array;
+}
+
+export interface FeedRequest extends Omit<FeedOptions, 'excludeSiteRef'> {
+  /** Leave out changes that originated at this site. */
+  excludeSiteId?: Uint8Array;
+}
+
+export interface PayloadApplyOptions extends ApplyOptions {
+  /** Refuse payloads whose schema hash is not in this database's history (default true). Hash 0 means "not stated" (0.9.99 clients) and is always accepted. */
+  strictSchemaHash?: boolean;
+  limits?: PayloadDecodeLimits;
+}
+
+export interface TableInfo {
+  name: string;
+  columns: ColumnInfo[];
+  issues: SchemaIssue[];
+  synced: boolean;
+  enabled: boolean;
+  algorithm: CrdtAlgorithm | null;
+}
+
+export interface SyncedTable {
+  name: string;
+  algorithm: CrdtAlgorithm;
+  enabled: boolean;
+}
+
+export class SyncEngine {
+  readonly driver: SqlDriver;
+  readonly #opts: EngineOptions;
+  #tables = new Map<string, TableContext>();
+  #siteRefs = new Map<string, number>();
+  #siteIds = new Map<number, Uint8Array>();
+  #siteId: Uint8Array;
+  #alter = new Map<string, string[]>();
+
+  constructor(driver: SqlDriver, opts: EngineOptions) {
+    this.driver = driver;
+    this.#opts = opts;
+    driver.exec(BASE_METADATA_SQL);
+    const own = driver.prepare('SELECT site_id FROM offsync_sites WHERE id = 0').getRaw();
+    if (own === undefined) {
+      this.#siteId = uuidv7((opts.now ?? Date.now)(), opts.randomBytes);
+      driver.prepare('INSERT INTO offsync_sites (id, site_id) VALUES (0, ?)').run(this.#siteId);
+    } else this.#siteId = own[0] as Uint8Array;
+    this.#siteIds.set(0, this.#siteId);
+    this.#siteRefs.set(hexKey(this.#siteId), 0);
+    this.#loadTables();
+  }
+
+  /** This database's 16-byte site id. */
+  get siteId(): Uint8Array {
+    return this.#siteId;
+  }
+
+  /** The current db_version (Lamport clock). */
+  dbVersion(): number {
+    return Number((this.driver.prepare('SELECT v FROM offsync_clock WHERE id = 1').getRaw() ?? [0n])[0]);
+  }
+
+  syncedTables(): SyncedTable[] {
+    return this.driver
+      .prepare('SELECT tbl, algo, enabled FROM offsync_tables ORDER BY tbl')
+      .all()
+      .map((r) => ({ name: String(r['tbl']), algorithm: r['algo'] as CrdtAlgorithm, enabled: Number(r['enabled']) !== 0 }));
+  }
+
+  /** Every user table with its columns, its D.1 issues and whether it syncs. */
+  listTables(): TableInfo[] {
+    const synced = new Map(this.syncedTables().map((t) => [t.name.toLowerCase(), t]));
+    return listUserTableNames(this.driver).map((name) => {
+      const schema = readTableSchema(this.driver, name);
+      const s = synced.get(name.toLowerCase());
+      return {
+        name,
+        columns: schema?.columns ?? [],
+        issues: schemaIssues(schema, name),
+        synced: s !== undefined,
+        enabled: s?.enabled ?? false,
+        algorithm: s?.algorithm ?? null,
+      };
+    });
+  }
+
+  /** Runtime context of a synced table (case-insensitive), or undefined. */
+  table(name: string): TableContext | undefined {
+    return this.#tables.get(name.toLowerCase());
+  }
+
+  /**
+   * Initialises `table` for sync: checks D.1, creates its clock table and triggers and
+   * back-fills clocks for rows that already exist (they become local changes to send).
+   * Idempotent for the same algorithm.
+   */
+  init(table: string, algorithm?: string, flags = 0): void {
+    const algo = resolveAlgorithm(algorithm);
+    this.driver.transaction(() => {
+      const schema = readTableSchema(this.driver, table);
+      const issues = schemaIssues(schema, table, flags);
+      if (schema === undefined || issues.length > 0) {
+        throw new CoreError(CoreErrorCode.SCHEMA_INVALID, issues.map((i) => i.message).join('; '), { details: { table, issues } });
+      }
+      const existing = this.driver.prepare('SELECT algo FROM offsync_tables WHERE tbl = ? COLLATE NOCASE').getRaw(schema.name);
+      if (existing !== undefined && existing[0] !== algo) {
+        throw new CoreError(CoreErrorCode.ALGORITHM_CHANGE, 'The function cloudsync_cleanup(table) must be called before changing a table algorithm');
+      }
+      this.driver.exec(metaTableSql(schema.name));
+      this.driver.prepare('INSERT OR IGNORE INTO offsync_tables (tbl, algo, enabled) VALUES (?, ?, 1)').run(schema.name, algo);
+      const ids = this.#assignColumnIds(schema.name, schema.valueColumns.map((c) => c.name));
+      this.driver.exec(dropTriggersSql(schema.name));
+      this.driver.exec(triggerSql({ schema, columnIds: ids, algorithm: algo }));
+      this.#loadTables();
+      this.#backfill(schema.name);
+      this.#recordSchemaHash();
+    });
+  }
+
+  /** Stops syncing `table` and removes its metadata (the table's rows stay). */
+  cleanup(table: string): void {
+    this.driver.transaction(() => {
+      const ctx = this.#require(table);
+      this.driver.exec(dropTriggersSql(ctx.name));
+      this.driver.exec(`DROP TABLE IF EXISTS ${quoteIdent(metaTableName(ctx.name))}`);
+      this.driver.prepare('DELETE FROM offsync_tables WHERE tbl = ?').run(ctx.name);
+      this.driver.prepare('DELETE FROM offsync_columns WHERE tbl = ?').run(ctx.name);
+      this.#loadTables();
+      this.#recordSchemaHash();
+    });
+  }
+
+  /** Pauses (false) or resumes (true) change tracking of a table without losing its metadata. */
+  setEnabled(table: string, enabled: boolean): void {
+    this.driver.transaction(() => {
+      const ctx = this.#require(table);
+      this.driver.prepare('UPDATE offsync_tables SET enabled = ? WHERE tbl = ?').run(enabled ? 1n : 0n, ctx.name);
+      this.driver.exec(dropTriggersSql(ctx.name));
+      if (enabled) this.driver.exec(triggerSql({ schema: ctx.schema, columnIds: ctx.colIds, algorithm: ctx.algorithm }));
+    });
+  }
+
+  isEnabled(table: string): boolean {
+    const r = this.driver.prepare('SELECT enabled FROM offsync_tables WHERE tbl = ? COLLATE NOCASE').getRaw(table);
+    return r !== undefined && Number(r[0]) !== 0;
+  }
+
+  /** Starts a schema change of `table` (D.2): opens savepoint `offsync_alter` and removes the triggers. */
+  beginAlter(table: string): void {
+    const ctx = this.#require(table);
+    if (this.#alter.has(ctx.name.toLowerCase())) throw new CoreError(CoreErrorCode.INVALID_STATE, `cloudsync_begin_alter was already called for table ${ctx.name}`);
+    this.driver.exec('SAVEPOINT offsync_alter');
+    this.driver.exec(dropTriggersSql(ctx.name));
+    this.#alter.set(ctx.name.toLowerCase(), ctx.schema.pkColumns.map((c) => c.name.toLowerCase()));
+  }
+
+  /**
+   * Finishes a schema change: a changed primary key rebuilds the clocks; otherwise clocks of
+   * dropped columns and vanished rows are removed and new columns are back-filled as local
+   * changes. Records the new schema hash.
+   */
+  commitAlter(table: string): void {
+    const key = table.toLowerCase();
+    const oldPk = this.#alter.get(key);
+    if (oldPk === undefined) throw new CoreError(CoreErrorCode.INVALID_STATE, `cloudsync_begin_alter must be called before cloudsync_commit_alter (table ${table})`);
+    try {
+      const ctx = this.#require(table);
+      const schema = readTableSchema(this.driver, ctx.name);
+      const issues = schemaIssues(schema, table, 0b11);
+      if (schema === undefined || issues.length > 0) throw new CoreError(CoreErrorCode.SCHEMA_INVALID, issues.map((i) => i.message).join('; '));
+      const m = quoteIdent(metaTableName(ctx.name));
+      const pkChanged = schema.pkColumns.map((c) => c.name.toLowerCase()).join(',') !== oldPk.join(',');
+      if (pkChanged) {
+        this.driver.exec(`DELETE FROM ${m}`);
+      } else {
+        const gone = [...ctx.colIds].filter(([name]) => !schema.valueColumns.some((c) => c.name === name));
+        for (const [name, id] of gone) {
+          this.driver.prepare(`DELETE FROM ${m} WHERE col = ?`).run(BigInt(id));
+          this.driver.prepare('DELETE FROM offsync_columns WHERE tbl = ? AND name = ?').run(ctx.name, name);
+        }
+      }
+      const ids = this.#assignColumnIds(ctx.name, schema.valueColumns.map((c) => c.name));
+      this.#loadTables();
+      if (!pkChanged) this.#dropVanishedRows(ctx.name);
+      this.driver.exec(triggerSql({ schema, columnIds: ids, algorithm: ctx.algorithm }));
+      this.#backfill(ctx.name);
+      this.#recordSchemaHash();
+      this.driver.exec('RELEASE offsync_alter');
+    } catch (e) {
+      this.driver.exec('ROLLBACK TO offsync_alter; RELEASE offsync_alter');
+      this.#loadTables();
+      throw e;
+    } finally {
+      this.#alter.delete(key);
+    }
+  }
+
+  /** The current schema hash (column-list variant, D.4) of the synced tables. */
+  schemaHash(): bigint {
+    return columnListSchemaHash(
+      [...this.#tables.values()].map((t) => ({ name: t.name, columns: t.schema.columns.map((c) => ({ name: c.name, type: c.type, pk: c.pk > 0 })) })),
+    );
+  }
+
+  /** The DDL-text schema hash (D.4) that 0.8.x – 0.9.99 peers compute. */
+  ddlSchemaHash(): bigint {
+    const names = new Set([...this.#tables.values()].map((t) => t.name));
+    const sqls = this.driver
+      .prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'table'`)
+      .all()
+      .filter((r) => names.has(String(r['name'])))
+      .map((r) => String(r['sql']));
+    return ddlTextSchemaHash(sqls);
+  }
+
+  /** Every schema hash this database has had (both variants). */
+  knownSchemaHashes(): bigint[] {
+    return this.driver
+      .prepare('SELECT hash FROM offsync_schema_versions ORDER BY seq')
+      .all()
+      .map((r) => schemaHashFromInt64(r['hash'] as bigint));
+  }
+
+  isKnownSchemaHash(hash: bigint): boolean {
+    return this.driver.prepare('SELECT 1 FROM offsync_schema_versions WHERE hash = ?').getRaw(schemaHashToInt64(hash)) !== undefined;
+  }
+
+  /** Adds a hash to the history (e.g. one a client uploaded with, accepted in lenient mode). */
+  rememberSchemaHash(hash: bigint, kind = 'peer'): void {
+    this.driver
+      .prepare('INSERT OR IGNORE INTO offsync_schema_versions (hash, seq, kind) VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM offsync_schema_versions), ?)')
+      .run(schemaHashToInt64(hash), kind);
+  }
+
+  /** Changes after a cursor in (db_version, seq) order; see {@link FeedOptions}. */
+  changes(req: FeedRequest = {}): Generator<Change> {
+    const { excludeSiteId, ...rest } = req;
+    const opts: FeedOptions = rest;
+    if (excludeSiteId !== undefined) {
+      const ref = this.#siteRefs.get(hexKey(excludeSiteId)) ?? this.#lookupSiteRef(excludeSiteId);
+      if (ref !== undefined) opts.excludeSiteRef = ref;
+    }
+    return changeFeed({ tableContexts: () => [...this.#tables.values()], siteIdOf: (ref) => this.#siteIdOf(ref) }, opts);
+  }
+
+  /** Encodes changes into one v2 payload stamped with `schemaHash` (default: current). Null when empty. */
+  encodeChanges(changes: Iterable<Change>, schemaHash = this.schemaHash()): Uint8Array | null {
+    return encodePayload(changes, { schemaHash });
+  }
+
+  /** A streaming payload encoder stamped with `schemaHash` (default: current). */
+  payloadEncoder(schemaHash = this.schemaHash()): PayloadEncoder {
+    return new PayloadEncoder({ schemaHash });
+  }
+
+  /** Merges a batch atomically: all of it or, when anything fails, none of it. */
+  applyChanges(changes: Iterable<Change>, opts: ApplyOptions = {}): ApplyResult {
+    return this.driver.transaction(() => {
+      const flag = this.driver.prepare('UPDATE offsync_clock SET applying = ? WHERE id = 1');
+      flag.run(1n);
+      const result = mergeChanges(
+        {
+          table: (n) => this.table(n),
+          siteRef: (s) => this.#siteRef(s),
+          clock: () => this.dbVersion(),
+          setClock: (v) => this.driver.prepare('UPDATE offsync_clock SET v = max(v, ?) WHERE id = 1').run(BigInt(v)),
+        },
+        changes,
+        opts,
+      );
+      flag.run(0n);
+      return result;
+    });
+  }
+
+  /** Decodes and merges a payload atomically, checking its schema hash first (D.3). */
+  applyPayload(payload: Uint8Array, opts: PayloadApplyOptions = {}): ApplyResult & { schemaHash: bigint } {
+    const { header, changes } = decodePayload(payload, opts.limits);
+    if ((opts.strictSchemaHash ?? true) && header.schemaHash !== 0n && !this.isKnownSchemaHash(header.schemaHash)) {
+      throw new CoreError(CoreErrorCode.SCHEMA_HASH_UNKNOWN, `Cannot apply the received payload because the schema hash is unknown ${header.schemaHash}.`, {
+        details: { schemaHash: header.schemaHash.toString() },
+      });
+    }
+    return { ...this.applyChanges(changes, opts), schemaHash: header.schemaHash };
+  }
+
+  close(): void {
+    this.driver.close();
+  }
+
+  #require(table: string): TableContext {
+    const ctx = this.table(table);
+    if (ctx === undefined) throw new CoreError(CoreErrorCode.UNKNOWN_TABLE, `Table ${table} is not initialised for sync`, { details: { table } });
+    return ctx;
+  }
+
+  #loadTables(): void {
+    const next = new Map<string, TableContext>();
+    for (const t of this.syncedTables()) {
+      const schema = readTableSchema(this.driver, t.name);
+      if (schema === undefined) continue;
+      const ids = new Map<string, number>();
+      for (const r of this.driver.prepare('SELECT name, id FROM offsync_columns WHERE tbl = ?').all(t.name)) ids.set(String(r['name']), Number(r['id']));
+      next.set(t.name.toLowerCase(), createTableContext(this.driver, schema, t.algorithm, ids));
+    }
+    this.#tables = next;
+  }
+
+  #assignColumnIds(table: string, columns: string[]): Map<string, number> {
+    const ids = new Map<string, number>();
+    for (const r of this.driver.prepare('SELECT name, id FROM offsync_columns WHERE tbl = ?').all(table)) ids.set(String(r['name']), Number(r['id']));
+    let next = Math.max(0, ...ids.values()) + 1;
+    for (const c of columns) {
+      if (ids.has(c)) continue;
+      ids.set(c, next);
+      this.driver.prepare('INSERT INTO offsync_columns (tbl, name, id) VALUES (?, ?, ?)').run(table, c, BigInt(next));
+      next++;
+    }
+    for (const name of [...ids.keys()]) if (!columns.includes(name)) ids.delete(name);
+    return ids;
+  }
+
+  /** Clocks for existing rows/cells that have none, as one new local version. */
+  #backfill(table: string): void {
+    const ctx = this.#require(table);
+    const t = quoteIdent(ctx.name);
+    const m = quoteIdent(metaTableName(ctx.name));
+    const pk = pkExprFor(ctx);
+    const bad = this.driver.prepare(`SELECT 1 FROM ${t} AS NEW WHERE ${pk} IS NULL LIMIT 1`).getRaw();
+    if (bad !== undefined) {
+      throw new CoreError(CoreErrorCode.SCHEMA_INVALID, `Table ${ctx.name} has rows whose primary key is NULL or REAL; OffSync needs TEXT, INTEGER or BLOB key values`);
+    }
+    const version = this.dbVersion() + 1;
+    const cols = [...ctx.colIds.values()];
+    const source = cols.length === 0 ? 'SELECT 0 AS col' : cols.map((id) => `SELECT ${id} AS col`).join(' UNION ALL ');
+    const changed = this.driver
+      .prepare(
+        `INSERT INTO ${m} (pk, col, col_version, db_version, seq, site)
+         SELECT p.pk, x.col, 1, ?, row_number() OVER (), 0 FROM (SELECT ${pk} AS pk FROM ${t} AS NEW) p, (${source}) x
+         WHERE NOT EXISTS (SELECT 1 FROM ${m} WHERE pk = p.pk AND col = x.col)
+           AND NOT EXISTS (SELECT 1 FROM ${m} WHERE pk = p.pk AND col = 0 AND col_version % 2 = 0)`,
+      )
+      .run(BigInt(version));
+    if (changed > 0) this.driver.prepare('UPDATE offsync_clock SET v = max(v, ?) WHERE id = 1').run(BigInt(version));
+  }
+
+  #dropVanishedRows(table: string): void {
+    const ctx = this.#require(table);
+    const m = quoteIdent(metaTableName(ctx.name));
+    const t = quoteIdent(ctx.name);
+    this.driver.exec(`DELETE FROM ${m} WHERE col <> 0 AND pk NOT IN (SELECT ${pkExprFor(ctx)} FROM ${t} AS NEW)`);
+  }
+
+  #recordSchemaHash(): void {
+    this.rememberSchemaHash(this.schemaHash(), 'column-list');
+    this.rememberSchemaHash(this.ddlSchemaHash(), 'ddl-text');
+  }
+
+  #siteRef(siteId: Uint8Array): number {
+    const key = hexKey(siteId);
+    const known = this.#siteRefs.get(key) ?? this.#lookupSiteRef(siteId);
+    if (known !== undefined) return known;
+    if (siteId.length !== 16) throw new CoreError(CoreErrorCode.SITE_ID_INVALID, 'site id must be 16 bytes');
+    this.driver.prepare('INSERT INTO offsync_sites (site_id) VALUES (?)').run(siteId);
+    const ref = this.#lookupSiteRef(siteId);
+    if (ref === undefined) throw new CoreError(CoreErrorCode.APPLY_FAILED, 'could not register site id');
+    return ref;
+  }
+
+  #lookupSiteRef(siteId: Uint8Array): number | undefined {
+    const r = this.driver.prepare('SELECT id FROM offsync_sites WHERE site_id = ?').getRaw(siteId);
+    if (r === undefined) return undefined;
+    const ref = Number(r[0]);
+    // Cache only committed knowledge: a rolled-back insert must not leave a stale mapping.
+    if (!this.driver.inTransaction) {
+      this.#siteRefs.set(hexKey(siteId), ref);
+      this.#siteIds.set(ref, siteId);
+    }
+    return ref;
+  }
+
+  #siteIdOf(ref: number): Uint8Array {
+    const cached = this.#siteIds.get(ref);
+    if (cached !== undefined) return cached;
+    const r = this.driver.prepare('SELECT site_id FROM offsync_sites WHERE id = ?').getRaw(BigInt(ref));
+    if (r === undefined) throw new CoreError(CoreErrorCode.INVALID_STATE, `unknown site reference ${ref}`);
+    const id = r[0] as Uint8Array;
+    this.#siteIds.set(ref, id);
+    return id;
+  }
+}
+
+/** The trigger's primary-key encoder, applied to the table aliased as NEW. */
+function pkExprFor(ctx: TableContext): string {
+  return pkBlobSql(ctx.schema, 'NEW', false);
+}
+
+function hexKey(b: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i] ?? 0);
+  return s;
+}
