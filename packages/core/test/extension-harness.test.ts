@@ -3,9 +3,11 @@
  * payload exchange, and a full network round trip A → stub server (in a worker) → B.
  * The extension is used here under its licence's test-only allowance (protocol reference 0.1).
  */
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import {
   G2A_STUB_SERVER,
+  SyncXMLHttpRequest,
   clearXhrLog,
   closeExtension,
   openExtension,
@@ -139,6 +141,63 @@ test('network: A sends to the stub server, B checks and receives A\'s rows', asy
     a.close();
     b.close();
   }
+});
+
+test('network: multi-megabyte payloads travel both ways', async () => {
+  await server.call({ type: 'clear' });
+  const a = makeDb();
+  const b = makeDb();
+  const conn = `${server.origin}/big.sqlite?apikey=TESTKEY123`;
+  try {
+    a.exec('BEGIN');
+    for (let i = 0; i < 600; i++) {
+      // random hex does not compress well, so the payload stays large after LZ4
+      a.exec('INSERT INTO todos(id, title) VALUES (?, ?)', [`r${i}`, randomBytes(2048).toString('hex')]);
+    }
+    a.exec('COMMIT');
+    a.value('SELECT cloudsync_network_init(?)', [conn]);
+    b.value('SELECT cloudsync_network_init(?)', [conn]);
+    a.value('SELECT cloudsync_network_send_changes()');
+    const uploads = (await server.call({ type: 'uploads' })) as StubUpload[];
+    expect(uploads[0]?.bytes.length).toBeGreaterThan(2_000_000);
+    expect(b.value('SELECT cloudsync_network_check_changes()')).toBe(1200n);
+    expect(xhrLog().at(-1)?.responseLength).toBe(uploads[0]?.bytes.length);
+    expect(b.value('SELECT count(*) FROM todos')).toBe(600n);
+    expect(b.all(ROWS)).toEqual(a.all(ROWS));
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
+test('the XMLHttpRequest polyfill on its own: sync request, headers, text and arraybuffer', () => {
+  const XHR: unknown = Reflect.get(globalThis, 'XMLHttpRequest');
+  expect(XHR).toBe(SyncXMLHttpRequest);
+  const xhr = new SyncXMLHttpRequest();
+  const events: string[] = [];
+  xhr.onreadystatechange = () => events.push(`rs${xhr.readyState}`);
+  xhr.onload = (e) => events.push(`load${e.loaded}`);
+  xhr.open('GET', `${server.origin}/v2/cloudsync/x.sqlite/${'0'.repeat(32)}/upload`, false);
+  xhr.setRequestHeader('Authorization', 'Bearer TESTKEY123');
+  xhr.send(null);
+  expect(xhr.status).toBe(200);
+  expect(xhr.statusText).toBe('OK');
+  expect(xhr.getResponseHeader('Content-Type')).toBe('text/plain');
+  expect(xhr.getAllResponseHeaders()).toMatch(/^content-type: text\/plain\r\n/m);
+  expect(xhr.responseText).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/blobs\/up-/);
+  expect(xhr.responseURL).toBe(`${server.origin}/v2/cloudsync/x.sqlite/${'0'.repeat(32)}/upload`);
+  expect(events).toEqual(['rs4', `load${xhr.responseText.length}`]);
+  const put = new SyncXMLHttpRequest();
+  put.open('PUT', xhr.responseText, false);
+  put.responseType = 'arraybuffer';
+  put.send(new Uint8Array([1, 2, 3]).subarray(1));
+  expect(put.status).toBe(200);
+  expect(put.response).toBeInstanceOf(ArrayBuffer);
+  const get = new SyncXMLHttpRequest();
+  get.open('GET', xhr.responseText, false);
+  get.responseType = 'arraybuffer';
+  get.send();
+  expect([...new Uint8Array(get.response as ArrayBuffer)]).toEqual([2, 3]);
 });
 
 test('network errors surface as SQL errors (wrong key → Unauthorized, dead port → failure)', () => {

@@ -109,14 +109,14 @@ export class ExtensionDb {
       if (params !== undefined && (!Array.isArray(params) || params.length > 0)) stmt.bind(params);
       const names = stmt.columnCount === 0 ? [] : stmt.getColumnNames();
       const rows: Row[] = [];
+      // limit 0 (exec): step to the end without reading; otherwise stop after `limit` rows.
       while (stmt.step()) {
-        if (rows.length >= limit) continue; // finish stepping so that DML always completes
+        if (limit === 0) continue;
         const row: Row = {};
         names.forEach((name, i) => {
           row[name] = this.#column(stmt, i);
         });
-        rows.push(row);
-        if (rows.length >= limit && limit !== 0) break;
+        if (rows.push(row) >= limit) break;
       }
       return rows;
     } finally {

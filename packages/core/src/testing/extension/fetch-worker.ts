@@ -17,6 +17,8 @@ export interface FetchWorkerRequest {
   readonly url: string;
   readonly headers: ReadonlyArray<readonly [string, string]>;
   readonly body: ArrayBuffer | null;
+  /** The worker aborts the fetch after this long (the caller has given up by then). */
+  readonly timeoutMs: number;
 }
 
 /** A reply as posted back by the fetch worker. */
@@ -41,7 +43,7 @@ port.on('message', async (req) => {
   let reply;
   const transfer = [];
   try {
-    const init = { method: req.method, headers: req.headers, redirect: 'follow' };
+    const init = { method: req.method, headers: req.headers, redirect: 'follow', signal: AbortSignal.timeout(req.timeoutMs) };
     if (req.body !== null && req.method !== 'GET' && req.method !== 'HEAD') init.body = new Uint8Array(req.body);
     const res = await fetch(req.url, init);
     const body = await res.arrayBuffer();

@@ -10,7 +10,12 @@
  * and `getResponseHeader` (lazy file loading only). All of them are implemented here.
  */
 import { receiveMessageOnPort } from 'node:worker_threads';
-import { startFetchWorker, type FetchWorker, type FetchWorkerReply } from './fetch-worker.ts';
+import {
+  startFetchWorker,
+  type FetchWorker,
+  type FetchWorkerReply,
+  type FetchWorkerRequest,
+} from './fetch-worker.ts';
 
 /** One request made through the polyfill, recorded for inspection by tests. */
 export interface XhrLogEntry {
@@ -156,6 +161,7 @@ export class SyncXMLHttpRequest {
       url: this.#url,
       headers: this.#headers.map(([k, v]): [string, string] => [k, v]),
       body: payload,
+      timeoutMs: this.timeout > 0 ? this.timeout : state.timeoutMs,
     };
     const bodyLength = payload?.byteLength ?? 0;
     const done = (reply: FetchWorkerReply | undefined): void => {
@@ -178,14 +184,11 @@ export class SyncXMLHttpRequest {
       }, () => undefined);
   }
 
-  #runSync(request: {
-    id: number; method: string; url: string; headers: Array<[string, string]>; body: ArrayBuffer | null;
-  }): FetchWorkerReply | undefined {
+  #runSync(request: FetchWorkerRequest): FetchWorkerReply | undefined {
     state.worker ??= startFetchWorker();
     const worker = state.worker;
     worker.port.postMessage(request, request.body ? [request.body] : []);
-    const limit = this.timeout > 0 ? this.timeout : state.timeoutMs;
-    const deadline = Date.now() + limit;
+    const deadline = Date.now() + request.timeoutMs;
     for (;;) {
       const received = receiveMessageOnPort(worker.port);
       if (received !== undefined) {
