@@ -1,6 +1,7 @@
 /** fast-check arbitraries shared by the codec tests (test-only module). */
 import fc from 'fast-check';
 import type { Change, SqlValue } from '../types.ts';
+import { checksum48 } from './fnv.ts';
 
 export const INT64_MIN = -(1n << 63n);
 export const INT64_MAX = (1n << 63n) - 1n;
@@ -67,3 +68,14 @@ export function numRuns(base: number): number {
   const env = Number(process.env['FC_NUM_RUNS']);
   return Number.isFinite(env) && env > 0 ? Math.max(env, base) : base;
 }
+
+/** Rewrites the header checksum so the body decoder is exercised past the checksum check. */
+export function fixChecksum(p: Uint8Array): Uint8Array {
+  const out = p.slice();
+  const sum = checksum48(out.subarray(32));
+  const v = new DataView(out.buffer);
+  v.setUint16(26, Number(sum >> 32n));
+  v.setUint32(28, Number(sum & 0xffffffffn));
+  return out;
+}
+

@@ -3,10 +3,11 @@
  *
  * Both variants feed a normalised string into FNV-1a-64 (same constants as the payload checksum):
  * - comments (`-- … \n`, `/* … *\/`) outside quotes are dropped;
- * - quoted sections (`'…'`, `"…"`, doubled quote = escape) are hashed verbatim;
- * - outside quotes, non-printable bytes are dropped, ASCII letters lower-cased, and whitespace runs
+ * - quoted sections (`'…'`, `"…"`) are hashed verbatim, except that a doubled quote (the escape)
+ *   hashes as ONE quote byte (`"q""q"` hashes `"q"q"`; pinned down against the 0.9.99 extension);
+ * - outside quotes, non-printable bytes are dropped, ASCII letters lower-cased, and runs of spaces
  *   collapse to one space, which is dropped at the start, before `(`, `)`, `,`, `;` and at the end
- *   (see {@link normalizedFnv64} for the exact look-ahead rule);
+ *   (see {@link normalizedFnv64} for the exact rules, which differ from the prose of D.4 for TAB/LF);
  * - `;` is never hashed.
  * The pre-pass works on the UTF-8 bytes (a C `char` loop), so non-ASCII bytes outside quotes count
  * as non-printable and are dropped.
@@ -17,8 +18,9 @@ const SPACE = 0x20;
 const SQUOTE = 0x27;
 const DQUOTE = 0x22;
 
-function isSpace(c: number): boolean {
-  return c === SPACE || (c >= 0x09 && c <= 0x0d);
+/** Control bytes (including TAB, CR, LF), DEL and every non-ASCII byte. */
+function isNonPrintable(c: number): boolean {
+  return c < 0x20 || c >= 0x7f;
 }
 
 /** ASCII-only lower-casing, like SQLite's built-in LOWER() without ICU. */
@@ -38,11 +40,16 @@ function isDropSpaceBefore(c: number | undefined): boolean {
 /**
  * FNV-1a-64 of `text` after the D.4 normalisation pre-pass.
  *
- * Whitespace handling, pinned down against the 0.9.99 extension: a whitespace run hashes one
- * space unless nothing was hashed yet, the last hashed byte is already a space, or the byte right
- * after the run is `(`, `)`, `,`, `;` or the end. The look-ahead is the raw next byte, so a
- * comment right after a run does not suppress the space (`null /* c *\/,` hashes `null ,`), and a
- * comment does not itself count as whitespace (`a/*x*\/text` hashes `atext`). The result is the
+ * Whitespace handling, pinned down against the 0.9.99 extension:
+ * - only the space byte (0x20) is whitespace; TAB, CR, LF and other control bytes are
+ *   non-printable and simply dropped (`a\nreal` hashes `areal`, `a \n real` hashes `a real`);
+ * - a run of spaces (with any non-printable bytes inside it) hashes one space unless nothing was
+ *   hashed yet, the last hashed byte is already a space, or the next byte after the run is `(`,
+ *   `)`, `,`, `;` or the end;
+ * - that look-ahead is the raw next byte, so a comment right after a run does not suppress the
+ *   space (`null /* c *\/,` hashes `null ,`), and a comment is not whitespace
+ *   (`a/*x*\/text` hashes `atext`).
+ * The result is the
  * state after the last non-space byte hashed (trailing spaces do not count).
  */
 export function normalizedFnv64(text: string): bigint {
@@ -70,7 +77,8 @@ export function normalizedFnv64(text: string): bigint {
         const d = b[i++] as number;
         put(d);
         if (d === c) {
-          if (i < n && b[i] === c) put(b[i++] as number);
+          // A doubled quote is an escape: one quote byte was hashed, skip the second.
+          if (i < n && b[i] === c) i++;
           else break;
         }
       }
@@ -89,13 +97,19 @@ export function normalizedFnv64(text: string): bigint {
       i += 2;
       continue;
     }
-    if (isSpace(c)) {
-      while (i < n && isSpace(b[i] as number)) i++;
-      if (emitted && !lastWasSpace && !isDropSpaceBefore(b[i])) put(SPACE);
+    if (c === SPACE || isNonPrintable(c)) {
+      let sawSpace = false;
+      while (i < n) {
+        const d = b[i] as number;
+        if (d === SPACE) sawSpace = true;
+        else if (!isNonPrintable(d)) break;
+        i++;
+      }
+      if (sawSpace && emitted && !lastWasSpace && !isDropSpaceBefore(b[i])) put(SPACE);
       continue;
     }
     i++;
-    if (c < 0x20 || c >= 0x7f || c === 0x3b) continue; // non-printable, `;`
+    if (c === 0x3b) continue; // `;` is never hashed
     put(c >= 0x41 && c <= 0x5a ? c + 32 : c);
     mark();
   }
