@@ -9,7 +9,8 @@ import { checksum48Number } from './fnv.ts';
 import { LZ4_MAX_INPUT_SIZE, lz4BlockDecompress } from './lz4-block.ts';
 import { decodePayloadHeader, PAYLOAD_HEADER_SIZE } from './payload-header.ts';
 import type { PayloadHeader } from './payload-header.ts';
-import { decodeBlobField, decodeClockField, decodeTextField, decodeValue } from './value.ts';
+import { decodeBlobField, decodeClockField, decodeTextField } from './value-fields.ts';
+import { decodeValue } from './value.ts';
 
 export {
   DEFAULT_LIB_VERSION,

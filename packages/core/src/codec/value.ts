@@ -26,7 +26,7 @@ const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-function badValue(message: string, offset?: number): CoreError {
+export function badValue(message: string, offset?: number): CoreError {
   return new CoreError(CoreErrorCode.PAYLOAD_BAD_VALUE, message, offset === undefined ? undefined : { details: { offset } });
 }
 
@@ -187,7 +187,7 @@ export function valueEncodedSize(v: SqlValue): number {
 }
 
 /** Reads the `n`-byte (1..8) big-endian magnitude as a bigint. */
-function readMagnitude(r: ByteReader, n: number): bigint {
+export function readMagnitude(r: ByteReader, n: number): bigint {
   if (n <= 6) return BigInt(r.uintBE(n));
   const hiBytes = n - 4;
   const hi = r.uintBE(hiBytes);
@@ -196,7 +196,7 @@ function readMagnitude(r: ByteReader, n: number): bigint {
 }
 
 /** Reads an `n`-byte (1..8) length and checks it fits in the remaining bytes. */
-function readLength(r: ByteReader, n: number, at: number): number {
+export function readLength(r: ByteReader, n: number, at: number): number {
   if (n < 1 || n > 8) throw badValue(`invalid length width ${n}`, at);
   let len: number;
   if (n <= 6) len = r.uintBE(n);
@@ -268,43 +268,4 @@ export function decodeValue(r: ByteReader, realBigEndian: boolean): SqlValue {
       if (n !== 0) throw badValue('stray width bits on NULL', at);
       return null;
   }
-}
-
-/** Reads a value that must be TEXT. */
-export function decodeTextField(r: ByteReader, field: string): string {
-  const at = r.pos;
-  const t = r.u8();
-  if ((t & 7) !== TYPE_TEXT) throw badValue(`${field} must be TEXT`, at);
-  return decodeUtf8(r.bytes(readLength(r, t >> 3, at)), at);
-}
-
-/** Reads a value that must be a BLOB; returns a subarray of the reader's buffer. */
-export function decodeBlobField(r: ByteReader, field: string): Uint8Array {
-  const at = r.pos;
-  const t = r.u8();
-  if ((t & 7) !== TYPE_BLOB) throw badValue(`${field} must be BLOB`, at);
-  return r.bytes(readLength(r, t >> 3, at));
-}
-
-/** Reads a non-negative INTEGER ≤ Number.MAX_SAFE_INTEGER as a number (clock fields). */
-export function decodeClockField(r: ByteReader, field: string): number {
-  const at = r.pos;
-  const t = r.u8();
-  const code = t & 7;
-  const n = t >> 3;
-  if (code === TYPE_INTEGER) {
-    if (n < 1 || n > 8) throw badValue(`invalid integer width ${n}`, at);
-    if (n <= 6) return r.uintBE(n);
-    const m = readMagnitude(r, n);
-    if (m > BigInt(MAX_SAFE)) throw badValue(`${field} exceeds 2^53-1`, at);
-    return Number(m);
-  }
-  if (code === TYPE_NEG_INTEGER) {
-    if (n < 1 || n > 8) throw badValue(`invalid integer width ${n}`, at);
-    const m = readMagnitude(r, n);
-    if (m === 0n) return 0;
-    throw badValue(`${field} must not be negative`, at);
-  }
-  if (code === TYPE_INT64_MIN) throw badValue(`${field} must not be negative`, at);
-  throw badValue(`${field} must be INTEGER`, at);
 }
