@@ -4,6 +4,8 @@
  * A batch is applied inside one transaction by the caller: either every change is merged or,
  * when anything throws (unknown table/column, a constraint, a refused RLS check), nothing is.
  * Base-table writes happen with the tracking triggers suppressed (`offsync_clock.applying`).
+ * Winning values of consecutive changes to one row are buffered and written as one upsert
+ * (C.4 step 5), so a row-level policy sees the whole new row.
  */
 import { CoreError, CoreErrorCode } from '../errors.ts';
 import { compareForMerge } from '../merge/compare.ts';
@@ -18,9 +20,8 @@ export interface RowWrite {
   kind: 'upsert' | 'delete';
   /** Primary-key values in declaration order. */
   pk: readonly SqlValue[];
-  /** For upserts: the column being written and its new value. */
-  column?: string;
-  value?: SqlValue;
+  /** For upserts: the value columns being written (a pk-only resurrection writes none). */
+  values: Readonly<Record<string, SqlValue>>;
 }
 
 export interface ApplyOptions {
@@ -48,7 +49,9 @@ export interface MergeHost {
   setClock(v: number): void;
 }
 
-function samePk(a: Uint8Array | undefined, b: Uint8Array): boolean {
+type RowRecord = [cl: number, icv: number | null, ver: bigint, seq: bigint, site: bigint];
+
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
   if (a === undefined || a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
@@ -61,30 +64,39 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
   let applied = 0;
   let last: { dbVersion: number; seq: number } | undefined;
   let clock = host.clock();
-  // Lamport version of the current incoming group (one per incoming db_version and origin).
   let groupVersion = 0;
   let groupKey = '';
-  // Cache of the causal length of the pk merged last (consecutive changes usually share a pk).
-  let curCtx: TableContext | undefined;
-  let curPk: Uint8Array | undefined;
-  let curPkValues: SqlValue[] = [];
-  let curCl = 0;
   let siteBytes: Uint8Array | undefined;
   let siteRef = 0;
+
+  // State of the row being merged (consecutive changes usually share it).
+  let ctx: TableContext | undefined;
+  let pk: Uint8Array | undefined;
+  let pkValues: SqlValue[] = [];
+  let rec: RowRecord | undefined;
+  let cl = 0;
+  const pending = new Map<string, SqlValue>();
+
+  const flush = (): void => {
+    if (ctx === undefined || pending.size === 0) return;
+    const cols = [...pending.keys()];
+    const vals = [...pending.values()];
+    opts.authorize?.({ table: ctx.name, kind: 'upsert', pk: pkValues, values: Object.fromEntries(pending) });
+    ctx.upsertColumns(cols).run(...pkValues, ...vals);
+    pending.clear();
+  };
 
   for (const ch of changes) {
     received++;
     last = { dbVersion: ch.dbVersion, seq: ch.seq };
-    const ctx = host.table(ch.tbl);
-    if (ctx === undefined) {
+    const t = host.table(ch.tbl);
+    if (t === undefined) {
       throw new CoreError(CoreErrorCode.UNKNOWN_TABLE, `Table ${ch.tbl} is not enabled for sync on this database`, { details: { table: ch.tbl } });
     }
     const isSentinel = ch.col === RIP_SENTINEL;
-    const colId = isSentinel ? 0 : ctx.colIds.get(ch.col);
+    const colId = isSentinel ? 0 : t.colIds.get(ch.col);
     if (colId === undefined) {
-      throw new CoreError(CoreErrorCode.UNKNOWN_COLUMN, `Column ${ch.col} does not exist in table ${ctx.name}`, {
-        details: { table: ctx.name, column: ch.col },
-      });
+      throw new CoreError(CoreErrorCode.UNKNOWN_COLUMN, `Column ${ch.col} does not exist in table ${t.name}`, { details: { table: t.name, column: ch.col } });
     }
     if (siteBytes !== ch.siteId) {
       siteBytes = ch.siteId;
@@ -95,93 +107,112 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
       groupKey = key;
       groupVersion = 0;
     }
-    const version = (): number => {
+    if (t !== ctx || !sameBytes(pk, ch.pk)) {
+      flush();
+      ctx = t;
+      pk = ch.pk;
+      pkValues = decodePk(ch.pk);
+      if (pkValues.length !== t.schema.pkColumns.length) {
+        throw new CoreError(CoreErrorCode.PK_INVALID, `Primary key of table ${t.name} has ${t.schema.pkColumns.length} column(s), change carries ${pkValues.length}`);
+      }
+      const r = t.stmts.rowRecord.getRaw(ch.pk);
+      rec = r === undefined ? undefined : [Number(r[0]), r[2] === null ? null : Number(r[2]), r[3] as bigint, r[4] as bigint, r[5] as bigint];
+      cl = rec !== undefined ? rec[0] : t.stmts.anyCell.getRaw(ch.pk) !== undefined ? 1 : 0;
+    }
+    const c = ctx as TableContext;
+    const s = c.stmts;
+    const rowPk = pk as Uint8Array;
+    const version = (): bigint => {
       if (groupVersion === 0) {
         groupVersion = Math.max(clock + 1, ch.dbVersion);
         clock = groupVersion;
       }
-      return groupVersion;
+      return BigInt(groupVersion);
     };
-    const s = ctx.stmts;
-    if (curCtx !== ctx || !samePk(curPk, ch.pk)) {
-      curCtx = ctx;
-      curPk = ch.pk;
-      curPkValues = decodePk(ch.pk);
-      if (curPkValues.length !== ctx.schema.pkColumns.length) {
-        throw new CoreError(CoreErrorCode.PK_INVALID, `Primary key of table ${ctx.name} has ${ctx.schema.pkColumns.length} column(s), change carries ${curPkValues.length}`);
-      }
-      const sentinel = s.sentinel.getRaw(ch.pk);
-      curCl = sentinel !== undefined ? Number(sentinel[0]) : s.anyMeta.getRaw(ch.pk) !== undefined ? 1 : 0;
-    }
-    const pk = ch.pk;
+    const materialize = (): void => {
+      if (rec === undefined || rec[1] === null) return;
+      s.materialize.run(rowPk, BigInt(rec[1]), rec[2], rec[3], rec[4]);
+      s.clearImplicit.run(rowPk);
+      rec[1] = null;
+    };
     const setSentinel = (): void => {
-      s.setClock.run(pk, 0n, BigInt(ch.cl), BigInt(version()), BigInt(ch.seq), BigInt(siteRef));
-      curCl = ch.cl;
+      materialize();
+      const v = version();
+      s.setSentinel.run(rowPk, BigInt(ch.cl), v, BigInt(ch.seq), BigInt(siteRef));
+      rec = [ch.cl, null, v, BigInt(ch.seq), BigInt(siteRef)];
+      cl = ch.cl;
     };
     const resurrect = (): void => {
-      opts.authorize?.({ table: ctx.name, kind: 'upsert', pk: curPkValues });
-      s.insertPkOnly.run(...curPkValues);
-      s.resetCells.run(pk);
+      flush();
+      opts.authorize?.({ table: c.name, kind: 'upsert', pk: pkValues, values: {} });
+      s.insertPkOnly.run(...pkValues);
+      materialize();
+      s.resetCells.run(rowPk);
       setSentinel();
     };
+    const win = (): void => {
+      pending.set(ch.col, ch.val);
+      s.setCell.run(rowPk, BigInt(colId), BigInt(ch.colVersion), version(), BigInt(ch.seq), BigInt(siteRef));
+      if (cl === 0) cl = 1;
+      applied++;
+      tables.add(c.name);
+    };
 
-    if (ch.cl < curCl) continue; // an older life of the row
-    if (ctx.algorithm === 'gos') {
+    if (ch.cl < cl) continue; // an older life of the row
+    if (c.algorithm === 'gos') {
       // Grow-only: values are upserted without version checks; deletes never travel.
       if (ch.cl % 2 === 0) continue;
       if (isSentinel) {
-        if (curCl === 0) resurrect();
-        continue;
-      }
-      opts.authorize?.({ table: ctx.name, kind: 'upsert', pk: curPkValues, column: ch.col, value: ch.val });
-      ctx.upsertColumn(ch.col).run(...curPkValues, ch.val);
-      s.setClock.run(pk, BigInt(colId), BigInt(ch.colVersion), BigInt(version()), BigInt(ch.seq), BigInt(siteRef));
-      if (curCl === 0) curCl = 1;
-      applied++;
-      tables.add(ctx.name);
+        if (cl === 0) resurrect();
+      } else win();
       continue;
     }
     if (ch.cl % 2 === 0) {
-      if (ch.cl === curCl) continue;
-      opts.authorize?.({ table: ctx.name, kind: 'delete', pk: curPkValues });
-      s.deleteRow.run(...curPkValues);
+      if (ch.cl === cl) continue;
+      flush();
+      opts.authorize?.({ table: c.name, kind: 'delete', pk: pkValues, values: {} });
+      s.deleteRow.run(...pkValues);
+      if (rec !== undefined) rec[1] = null; // cells are dropped below, no need to materialize
       setSentinel();
-      s.dropCells.run(pk);
+      s.dropCells.run(rowPk);
       applied++;
-      tables.add(ctx.name);
+      tables.add(c.name);
       continue;
     }
     if (isSentinel) {
-      if (ch.cl === curCl) continue;
+      if (ch.cl === cl) continue;
       resurrect();
       applied++;
-      tables.add(ctx.name);
+      tables.add(c.name);
       continue;
     }
-    const needsResurrect = ch.cl > curCl;
-    const known = curCl > 0;
+    const needsResurrect = ch.cl > cl;
+    const known = cl > 0;
     if (needsResurrect && (known || ch.cl > 1)) resurrect();
-    let wins = needsResurrect || !known;
-    if (!wins) {
-      const local = s.cell.getRaw(pk, BigInt(colId));
-      if (local === undefined) wins = true;
-      else {
-        const lv = Number(local[0]);
-        if (ch.colVersion !== lv) wins = ch.colVersion > lv;
-        else {
-          const row = ctx.selectColumn(ch.col).getRaw(...curPkValues);
-          wins = row === undefined || compareForMerge(ch.val, row[0] ?? null) > 0;
-        }
-      }
+    if (needsResurrect || !known) {
+      win();
+      continue;
     }
-    if (!wins) continue;
-    opts.authorize?.({ table: ctx.name, kind: 'upsert', pk: curPkValues, column: ch.col, value: ch.val });
-    ctx.upsertColumn(ch.col).run(...curPkValues, ch.val);
-    s.setClock.run(pk, BigInt(colId), BigInt(ch.colVersion), BigInt(version()), BigInt(ch.seq), BigInt(siteRef));
-    if (curCl === 0) curCl = 1;
-    applied++;
-    tables.add(ctx.name);
+    const explicit = s.cell.getRaw(rowPk, BigInt(colId));
+    const local = explicit !== undefined ? Number(explicit[0]) : rec !== undefined && rec[1] !== null && cl % 2 === 1 ? rec[1] : undefined;
+    if (local === undefined || ch.colVersion > local) {
+      win();
+      continue;
+    }
+    if (ch.colVersion < local) continue;
+    let current: SqlValue;
+    if (pending.has(ch.col)) current = pending.get(ch.col) ?? null;
+    else {
+      const row = c.selectColumn(ch.col).getRaw(...pkValues);
+      if (row === undefined) {
+        win();
+        continue;
+      }
+      current = row[0] ?? null;
+    }
+    if (compareForMerge(ch.val, current) > 0) win();
   }
+  flush();
   host.setClock(clock);
   return { received, applied, tables: [...tables], last, dbVersion: clock };
 }

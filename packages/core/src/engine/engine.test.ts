@@ -20,21 +20,21 @@ describe('change tracking (C.3)', () => {
   test('insert, update, delete and re-insert produce the documented clocks', () => {
     const e = openReplica();
     e.driver.exec("INSERT INTO todos (id, title) VALUES ('a', 'one')");
-    expect(clockRows(e, 'todos')).toEqual(['010B0161/done=1', '010B0161/note=1', '010B0161/title=1']);
+    expect(clockRows(e, 'todos')).toEqual(['010B0161/done=1@1', '010B0161/note=1@1', '010B0161/title=1@1']);
     e.driver.exec("UPDATE todos SET title = 'two' WHERE id = 'a'");
     e.driver.exec("UPDATE todos SET title = 'two' WHERE id = 'a'"); // no change, no bump
-    expect(clockRows(e, 'todos')).toContain('010B0161/title=2');
+    expect(clockRows(e, 'todos')).toContain('010B0161/title=2@1');
     e.driver.exec("DELETE FROM todos WHERE id = 'a'");
-    expect(clockRows(e, 'todos')).toEqual(['010B0161/__[RIP]__=2']);
+    expect(clockRows(e, 'todos')).toEqual(['010B0161/__[RIP]__=2@2']);
     e.driver.exec("INSERT INTO todos (id, title) VALUES ('a', 'again')");
-    expect(clockRows(e, 'todos')).toEqual(['010B0161/__[RIP]__=3', '010B0161/done=1', '010B0161/note=1', '010B0161/title=1'].sort());
+    expect(clockRows(e, 'todos')).toEqual(['010B0161/__[RIP]__=3@3', '010B0161/done=1@3', '010B0161/note=1@3', '010B0161/title=1@3'].sort());
   });
 
   test('a type change counts as a change (1 vs 1.0), a NOCASE-equal text too', () => {
     const e = openReplica('CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, v, s TEXT COLLATE NOCASE)', ['t']);
     e.driver.exec("INSERT INTO t VALUES ('a', 1, 'x')");
     e.driver.exec("UPDATE t SET v = 1.0, s = 'X' WHERE id = 'a'");
-    expect(clockRows(e, 't')).toEqual(['010B0161/s=2', '010B0161/v=2']);
+    expect(clockRows(e, 't')).toEqual(['010B0161/s=2@1', '010B0161/v=2@1']);
   });
 
   test('db_version never goes backwards and the feed is ordered', () => {

@@ -16,7 +16,7 @@ import { mergeChanges } from './apply.ts';
 import type { ApplyOptions, ApplyResult } from './apply.ts';
 import { changeFeed } from './extract.ts';
 import type { FeedOptions } from './extract.ts';
-import { BASE_METADATA_SQL, dropTriggersSql, metaTableName, metaTableSql, pkBlobSql, quoteIdent, triggerSql } from './sql-gen.ts';
+import { BASE_METADATA_SQL, cellsTableName, dropMetaTablesSql, dropTriggersSql, metaTableSql, pkBlobSql, quoteIdent, rowsTableName, triggerSql } from './sql-gen.ts';
 import { createTableContext } from './table-context.ts';
 import type { TableContext } from './table-context.ts';
 import { resolveAlgorithm } from './algorithms.ts';
@@ -149,7 +149,7 @@ export class SyncEngine {
     this.driver.transaction(() => {
       const ctx = this.#require(table);
       this.driver.exec(dropTriggersSql(ctx.name));
-      this.driver.exec(`DROP TABLE IF EXISTS ${quoteIdent(metaTableName(ctx.name))}`);
+      this.driver.exec(dropMetaTablesSql(ctx.name));
       this.driver.prepare('DELETE FROM offsync_tables WHERE tbl = ?').run(ctx.name);
       this.driver.prepare('DELETE FROM offsync_columns WHERE tbl = ?').run(ctx.name);
       this.#loadTables();
@@ -195,20 +195,25 @@ export class SyncEngine {
       const schema = readTableSchema(this.driver, ctx.name);
       const issues = schemaIssues(schema, table, 0b11);
       if (schema === undefined || issues.length > 0) throw new CoreError(CoreErrorCode.SCHEMA_INVALID, issues.map((i) => i.message).join('; '));
-      const m = quoteIdent(metaTableName(ctx.name));
+      const rows = quoteIdent(rowsTableName(ctx.name));
+      const cells = quoteIdent(cellsTableName(ctx.name));
       const pkChanged = schema.pkColumns.map((c) => c.name.toLowerCase()).join(',') !== oldPk.join(',');
+      const before = new Set(ctx.colIds.keys());
       if (pkChanged) {
-        this.driver.exec(`DELETE FROM ${m}`);
+        this.driver.exec(`DELETE FROM ${rows}; DELETE FROM ${cells};`);
       } else {
         const gone = [...ctx.colIds].filter(([name]) => !schema.valueColumns.some((c) => c.name === name));
         for (const [name, id] of gone) {
-          this.driver.prepare(`DELETE FROM ${m} WHERE col = ?`).run(BigInt(id));
+          this.driver.prepare(`DELETE FROM ${cells} WHERE col = ?`).run(BigInt(id));
           this.driver.prepare('DELETE FROM offsync_columns WHERE tbl = ? AND name = ?').run(ctx.name, name);
         }
       }
       const ids = this.#assignColumnIds(ctx.name, schema.valueColumns.map((c) => c.name));
       this.#loadTables();
-      if (!pkChanged) this.#dropVanishedRows(ctx.name);
+      if (!pkChanged) {
+        this.#dropVanishedRows(ctx.name);
+        this.#backfillColumns(ctx.name, [...ids.keys()].filter((n) => !before.has(n)));
+      }
       this.driver.exec(triggerSql({ schema, columnIds: ids, algorithm: ctx.algorithm }));
       this.#backfill(ctx.name);
       this.#recordSchemaHash();
@@ -347,35 +352,55 @@ export class SyncEngine {
     return ids;
   }
 
-  /** Clocks for existing rows/cells that have none, as one new local version. */
+  /** Row records for existing rows that have no clocks, as one new local version. */
   #backfill(table: string): void {
     const ctx = this.#require(table);
     const t = quoteIdent(ctx.name);
-    const m = quoteIdent(metaTableName(ctx.name));
+    const rows = quoteIdent(rowsTableName(ctx.name));
+    const cells = quoteIdent(cellsTableName(ctx.name));
     const pk = pkExprFor(ctx);
     const bad = this.driver.prepare(`SELECT 1 FROM ${t} AS NEW WHERE ${pk} IS NULL LIMIT 1`).getRaw();
     if (bad !== undefined) {
       throw new CoreError(CoreErrorCode.SCHEMA_INVALID, `Table ${ctx.name} has rows whose primary key is NULL or REAL; OffSync needs TEXT, INTEGER or BLOB key values`);
     }
-    const version = this.dbVersion() + 1;
-    const cols = [...ctx.colIds.values()];
-    const source = cols.length === 0 ? 'SELECT 0 AS col' : cols.map((id) => `SELECT ${id} AS col`).join(' UNION ALL ');
+    const version = BigInt(this.dbVersion() + 1);
+    const pkOnly = ctx.columns.length === 0;
     const changed = this.driver
       .prepare(
-        `INSERT INTO ${m} (pk, col, col_version, db_version, seq, site)
-         SELECT p.pk, x.col, 1, ?, row_number() OVER (), 0 FROM (SELECT ${pk} AS pk FROM ${t} AS NEW) p, (${source}) x
-         WHERE NOT EXISTS (SELECT 1 FROM ${m} WHERE pk = p.pk AND col = x.col)
-           AND NOT EXISTS (SELECT 1 FROM ${m} WHERE pk = p.pk AND col = 0 AND col_version % 2 = 0)`,
+        `INSERT INTO ${rows} (pk, cl, sent, icv, db_version, seq, site)
+         SELECT p.pk, 1, ${pkOnly ? 1 : 0}, ${pkOnly ? 'NULL' : 1}, ?, (row_number() OVER ()) * ${ctx.columns.length + 2}, 0
+         FROM (SELECT ${pk} AS pk FROM ${t} AS NEW) p
+         WHERE NOT EXISTS (SELECT 1 FROM ${rows} WHERE pk = p.pk) AND NOT EXISTS (SELECT 1 FROM ${cells} WHERE pk = p.pk)`,
       )
-      .run(BigInt(version));
-    if (changed > 0) this.driver.prepare('UPDATE offsync_clock SET v = max(v, ?) WHERE id = 1').run(BigInt(version));
+      .run(version);
+    if (changed > 0) this.driver.prepare('UPDATE offsync_clock SET v = max(v, ?) WHERE id = 1').run(version);
+  }
+
+  /** Columns added by ALTER: every live row gets an explicit clock for them, as local changes. */
+  #backfillColumns(table: string, names: string[]): void {
+    if (names.length === 0) return;
+    const ctx = this.#require(table);
+    const cells = quoteIdent(cellsTableName(ctx.name));
+    const version = BigInt(this.dbVersion() + 1);
+    for (const name of names) {
+      const col = ctx.columns.find((c) => c.name === name);
+      if (col === undefined) continue;
+      this.driver
+        .prepare(
+          `INSERT OR IGNORE INTO ${cells} (pk, col, col_version, db_version, seq, site)
+           SELECT p.pk, ?, 1, ?, (row_number() OVER ()) * ${ctx.columns.length + 2} + ${col.ord + 1}, 0
+           FROM (SELECT ${pkExprFor(ctx)} AS pk FROM ${quoteIdent(ctx.name)} AS NEW) p`,
+        )
+        .run(BigInt(col.id), version);
+    }
+    this.driver.prepare('UPDATE offsync_clock SET v = max(v, ?) WHERE id = 1').run(version);
   }
 
   #dropVanishedRows(table: string): void {
     const ctx = this.#require(table);
-    const m = quoteIdent(metaTableName(ctx.name));
-    const t = quoteIdent(ctx.name);
-    this.driver.exec(`DELETE FROM ${m} WHERE col <> 0 AND pk NOT IN (SELECT ${pkExprFor(ctx)} FROM ${t} AS NEW)`);
+    const live = `SELECT ${pkExprFor(ctx)} FROM ${quoteIdent(ctx.name)} AS NEW`;
+    this.driver.exec(`DELETE FROM ${quoteIdent(cellsTableName(ctx.name))} WHERE pk NOT IN (${live});
+      UPDATE ${quoteIdent(rowsTableName(ctx.name))} SET icv = NULL WHERE icv IS NOT NULL AND pk NOT IN (${live});`);
   }
 
   #recordSchemaHash(): void {

@@ -1,12 +1,14 @@
 /**
  * The change feed: every clock entry after a cursor, in (db_version, seq) order, each with the
  * cell's current value and the row's current causal length (protocol reference C.7).
+ *
+ * Per table two ordered streams are merged: row records (sentinel + implicit cells, expanded
+ * here) and explicit cells. Values are read from the base table, once per row.
  */
 import { decodePk } from '../codec/pk.ts';
 import type { Change, SqlValue } from '../types.ts';
 import { RIP_SENTINEL } from '../types.ts';
 import type { TableContext } from './table-context.ts';
-import { rowValueIndex } from './table-context.ts';
 
 export interface Cursor {
   dbVersion: number;
@@ -34,27 +36,51 @@ export interface FeedHost {
   siteIdOf(ref: number): Uint8Array;
 }
 
-interface Stream {
-  ctx: TableContext;
-  it: Iterator<SqlValue[]>;
-  head: SqlValue[] | undefined;
-  valueIndex: Map<number, number>;
-  lastPk: Uint8Array | undefined;
-  lastRow: SqlValue[] | undefined;
-  lastPkValues: SqlValue[];
-  lastVisible: boolean;
+/** One clock entry before its value is attached: pk, col id, col_version, db_version, seq, site ref, cl. */
+type Item = [pk: Uint8Array, col: number, cv: number, dbv: number, seq: number, site: number, cl: number];
+
+function* rowItems(ctx: TableContext, it: Iterable<unknown[]>, after: Cursor): Generator<Item> {
+  for (const r of it) {
+    const pk = r[0] as Uint8Array;
+    const cl = Number(r[1]);
+    const dbv = Number(r[4]);
+    const seq = Number(r[5]);
+    const site = Number(r[6]);
+    const past = (s: number): boolean => dbv > after.dbVersion || s > after.seq;
+    if (Number(r[2]) === 1 && past(seq)) yield [pk, 0, cl, dbv, seq, site, cl];
+    if (r[3] === null || cl % 2 === 0 || ctx.columns.length === 0) continue;
+    const icv = Number(r[3]);
+    let explicit: Set<number> | undefined;
+    for (const row of ctx.stmts.cellCols.iterateRaw(pk)) (explicit ??= new Set()).add(Number(row[0]));
+    for (const col of ctx.columns) {
+      const s = seq + 1 + col.ord;
+      if (explicit?.has(col.id) || !past(s)) continue;
+      yield [pk, col.id, icv, dbv, s, site, cl];
+    }
+  }
 }
 
-function bytesEqual(a: Uint8Array | undefined, b: Uint8Array): boolean {
+function* cellItems(it: Iterable<unknown[]>): Generator<Item> {
+  for (const r of it) yield [r[0] as Uint8Array, Number(r[1]), Number(r[2]), Number(r[3]), Number(r[4]), Number(r[5]), Number(r[6])];
+}
+
+interface Stream {
+  ctx: TableContext;
+  it: Iterator<Item>;
+  head: Item;
+}
+
+interface RowCache {
+  pk: Uint8Array | undefined;
+  values: SqlValue[];
+  row: SqlValue[] | undefined;
+  visible: boolean;
+}
+
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
   if (a === undefined || a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-function before(a: SqlValue[], b: SqlValue[]): boolean {
-  const va = a[3] as bigint;
-  const vb = b[3] as bigint;
-  return va < vb || (va === vb && (a[4] as bigint) < (b[4] as bigint));
 }
 
 /** Lazily yields changes; the caller must not write to the database while iterating. */
@@ -62,75 +88,66 @@ export function* changeFeed(host: FeedHost, opts: FeedOptions = {}): Generator<C
   const after = opts.after ?? { dbVersion: 0, seq: -1 };
   const wanted = opts.tables === undefined ? undefined : new Set(opts.tables.map((t) => t.toLowerCase()));
   const streams: Stream[] = [];
+  const caches = new Map<TableContext, RowCache>();
   for (const ctx of host.tableContexts()) {
     if (wanted !== undefined && !wanted.has(ctx.name.toLowerCase())) continue;
-    const args: SqlValue[] = [BigInt(after.dbVersion), BigInt(after.seq)];
-    const stmt = opts.localOnly
-      ? ctx.stmts.feedLocal
-      : opts.excludeSiteRef !== undefined
-        ? (args.push(BigInt(opts.excludeSiteRef)), ctx.stmts.feedExcludingSite)
-        : ctx.stmts.feed;
-    const it = stmt.iterateRaw(...args);
-    const first = it.next();
-    if (first.done) continue;
-    streams.push({ ctx, it, head: first.value, valueIndex: rowValueIndex(ctx), lastPk: undefined, lastRow: undefined, lastPkValues: [], lastVisible: true });
+    const s = ctx.stmts;
+    const v = BigInt(after.dbVersion);
+    const q = BigInt(after.seq);
+    const ex = opts.excludeSiteRef === undefined ? undefined : BigInt(opts.excludeSiteRef);
+    const rows = opts.localOnly ? s.rowsFeedLocal.iterateRaw(v) : ex !== undefined ? s.rowsFeedExcluding.iterateRaw(v, ex) : s.rowsFeed.iterateRaw(v);
+    const cells = opts.localOnly ? s.cellsFeedLocal.iterateRaw(v, q) : ex !== undefined ? s.cellsFeedExcluding.iterateRaw(v, q, ex) : s.cellsFeed.iterateRaw(v, q);
+    for (const it of [rowItems(ctx, rows, after), cellItems(cells)]) {
+      const first = it.next();
+      if (!first.done) streams.push({ ctx, it, head: first.value });
+    }
+    caches.set(ctx, { pk: undefined, values: [], row: undefined, visible: true });
   }
   const siteCache = new Map<number, Uint8Array>();
   while (streams.length > 0) {
     let best = 0;
     for (let i = 1; i < streams.length; i++) {
-      const h = streams[i]?.head;
-      const b = streams[best]?.head;
-      if (h !== undefined && b !== undefined && before(h, b)) best = i;
+      const h = (streams[i] as Stream).head;
+      const b = (streams[best] as Stream).head;
+      if (h[3] < b[3] || (h[3] === b[3] && h[4] < b[4])) best = i;
     }
     const st = streams[best] as Stream;
-    const r = st.head as SqlValue[];
+    const [pk, colId, cv, dbv, seq, siteRef, cl] = st.head;
     const next = st.it.next();
     if (next.done) streams.splice(best, 1);
     else st.head = next.value;
 
-    const pk = r[0] as Uint8Array;
-    const colId = Number(r[1]);
-    if (!bytesEqual(st.lastPk, pk)) {
-      st.lastPk = pk;
-      st.lastPkValues = decodePk(pk);
-      st.lastRow = st.ctx.stmts.selectRow.getRaw(...st.lastPkValues);
+    const ctx = st.ctx;
+    const cache = caches.get(ctx) as RowCache;
+    if (!sameBytes(cache.pk, pk)) {
+      cache.pk = pk;
+      cache.values = decodePk(pk);
+      cache.row = ctx.stmts.selectRow.getRaw(...cache.values);
       if (opts.rowFilter !== undefined) {
-        let rowObj: Record<string, SqlValue> | undefined;
-        if (st.lastRow !== undefined) {
-          rowObj = {};
-          st.ctx.schema.pkColumns.forEach((c, i) => ((rowObj as Record<string, SqlValue>)[c.name] = st.lastPkValues[i] ?? null));
-          st.ctx.rowColumns.forEach((c, i) => ((rowObj as Record<string, SqlValue>)[c] = st.lastRow?.[i] ?? null));
+        let obj: Record<string, SqlValue> | undefined;
+        if (cache.row !== undefined) {
+          const o: Record<string, SqlValue> = {};
+          ctx.schema.pkColumns.forEach((k, i) => (o[k.name] = cache.values[i] ?? null));
+          ctx.columns.forEach((c, i) => (o[c.name] = cache.row?.[i] ?? null));
+          obj = o;
         }
-        st.lastVisible = opts.rowFilter(st.ctx.name, st.lastPkValues, rowObj);
+        cache.visible = opts.rowFilter(ctx.name, cache.values, obj);
       }
     }
-    if (!st.lastVisible) continue;
+    if (!cache.visible) continue;
     let col = RIP_SENTINEL;
     let val: SqlValue = null;
     if (colId !== 0) {
-      const name = st.ctx.colNames.get(colId);
-      if (name === undefined) continue; // a column dropped by ALTER whose clocks were not yet cleaned
-      col = name;
-      const idx = st.valueIndex.get(colId);
-      val = idx === undefined || st.lastRow === undefined ? null : (st.lastRow[idx] ?? null);
+      const c = ctx.byId.get(colId);
+      if (c === undefined) continue; // clock of a column dropped by ALTER
+      col = c.name;
+      val = cache.row === undefined ? null : (cache.row[c.ord] ?? null);
     }
-    const ref = Number(r[5]);
-    let siteId = siteCache.get(ref);
+    let siteId = siteCache.get(siteRef);
     if (siteId === undefined) {
-      siteId = host.siteIdOf(ref);
-      siteCache.set(ref, siteId);
+      siteId = host.siteIdOf(siteRef);
+      siteCache.set(siteRef, siteId);
     }
-    yield {
-      tbl: st.ctx.name,
-      pk,
-      col,
-      val,
-      colVersion: Number(r[2]),
-      dbVersion: Number(r[3]),
-      siteId,
-      cl: Number(r[6]),
-      seq: Number(r[4]),
-    };
+    yield { tbl: ctx.name, pk, col, val, colVersion: cv, dbVersion: dbv, siteId, cl, seq };
   }
 }

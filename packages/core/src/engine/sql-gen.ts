@@ -21,8 +21,6 @@ export function quoteText(text: string): string {
   return `'${text.replace(/'/g, "''")}'`;
 }
 
-export const metaTableName = (table: string): string => `${table}__crdt`;
-
 /** Base metadata shared by all synced tables of a database (idempotent). */
 export const BASE_METADATA_SQL = `
 CREATE TABLE IF NOT EXISTS offsync_settings (key TEXT PRIMARY KEY NOT NULL, value ANY) WITHOUT ROWID;
@@ -40,15 +38,38 @@ CREATE TABLE IF NOT EXISTS offsync_columns (
 CREATE TABLE IF NOT EXISTS offsync_schema_versions (hash INTEGER PRIMARY KEY, seq INTEGER NOT NULL, kind TEXT NOT NULL);
 `;
 
+export const rowsTableName = (table: string): string => `${table}__crdt_rows`;
+export const cellsTableName = (table: string): string => `${table}__crdt_cells`;
+
+/**
+ * Clock tables of one synced table.
+ *
+ * `<t>__crdt_rows`: one record per known row: causal length `cl`, whether a sentinel clock exists
+ * (`sent`), and one clock (db_version, seq, site) shared by the sentinel and by the row's
+ * *implicit* cells: every value column without an explicit cell has col_version `icv`
+ * (NULL = no implicit cells), db_version, and seq + 1 + the column's ordinal. A local insert is
+ * therefore ONE metadata row instead of one per column.
+ * `<t>__crdt_cells`: explicit per-cell clocks (cells updated locally, or merged from peers).
+ */
 export function metaTableSql(table: string): string {
-  const m = quoteIdent(metaTableName(table));
+  const r = quoteIdent(rowsTableName(table));
+  const c = quoteIdent(cellsTableName(table));
   return `
-CREATE TABLE IF NOT EXISTS ${m} (
+CREATE TABLE IF NOT EXISTS ${r} (
+  pk BLOB PRIMARY KEY NOT NULL, cl INTEGER NOT NULL, sent INTEGER NOT NULL, icv INTEGER,
+  db_version INTEGER NOT NULL, seq INTEGER NOT NULL, site INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ${quoteIdent(`${rowsTableName(table)}_v`)} ON ${r} (db_version, seq);
+CREATE TABLE IF NOT EXISTS ${c} (
   pk BLOB NOT NULL, col INTEGER NOT NULL, col_version INTEGER NOT NULL,
-  db_version INTEGER NOT NULL, seq INTEGER NOT NULL, site INTEGER NOT NULL DEFAULT 0,
+  db_version INTEGER NOT NULL, seq INTEGER NOT NULL, site INTEGER NOT NULL,
   PRIMARY KEY (pk, col)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ${quoteIdent(`${metaTableName(table)}_v`)} ON ${m} (db_version, seq);`;
+CREATE INDEX IF NOT EXISTS ${quoteIdent(`${cellsTableName(table)}_v`)} ON ${c} (db_version, seq);`;
+}
+
+export function dropMetaTablesSql(table: string): string {
+  return `DROP TABLE IF EXISTS ${quoteIdent(rowsTableName(table))}; DROP TABLE IF EXISTS ${quoteIdent(cellsTableName(table))};`;
 }
 
 /** Number of bytes of the minimal unsigned big-endian width of non-negative integer `m`. */
@@ -113,40 +134,52 @@ export interface TriggerInput {
 const NOT_APPLYING = '(SELECT applying FROM offsync_clock WHERE id = 1) = 0';
 const BUMP_CLOCK = 'UPDATE offsync_clock SET v = v + 1 WHERE id = 1;';
 
-/** CREATE TRIGGER statements implementing the local-write rules of C.3. */
+/** Value columns ordered by stable id: the ordinal gives an implicit cell its seq offset. */
+export function orderedColumns(columnIds: ReadonlyMap<string, number>, names: readonly string[]): { name: string; id: number; ord: number }[] {
+  return names
+    .map((name) => ({ name, id: columnIds.get(name) ?? 0 }))
+    .filter((c) => c.id > 0)
+    .sort((a, b) => a.id - b.id)
+    .map((c, ord) => ({ ...c, ord }));
+}
+
+/** CREATE TRIGGER statements implementing the local-write rules of C.3 (see metaTableSql for the layout). */
 export function triggerSql({ schema, columnIds, algorithm }: TriggerInput): string {
   const t = quoteIdent(schema.name);
-  const m = quoteIdent(metaTableName(schema.name));
+  const r = quoteIdent(rowsTableName(schema.name));
+  const c = quoteIdent(cellsTableName(schema.name));
   const [ins, upd, updpk, del, gosUpd, gosDel] = triggerNames(schema.name).map(quoteIdent);
   const newPk = pkBlobSql(schema, 'NEW');
   const oldPk = pkBlobSql(schema, 'OLD');
-  const cols = schema.valueColumns.map((c) => ({ name: c.name, id: columnIds.get(c.name) ?? 0 }));
+  const cols = orderedColumns(columnIds, schema.valueColumns.map((v) => v.name));
   const pkOnly = cols.length === 0;
-  const upsertTail = `ON CONFLICT (pk, col) DO UPDATE SET col_version = col_version + 1,
-      db_version = excluded.db_version, seq = excluded.seq, site = 0`;
-  const bumpAlive = `col_version + CASE col_version % 2 WHEN 0 THEN 1 ELSE 2 END`;
-  const bumpDead = `col_version + CASE col_version % 2 WHEN 1 THEN 1 ELSE 2 END`;
-  const colRows = (seqBase: number, cond?: (c: string) => string): string =>
-    cols.map((c, i) => `SELECT ${c.id} AS col, ${seqBase + i} AS seq${cond ? ` WHERE ${cond(c.name)}` : ''}`).join(' UNION ALL ');
-  const writeCells = (pk: string, seqBase: number, cond?: (c: string) => string): string =>
-    pkOnly
-      ? ''
-      : `INSERT INTO ${m} (pk, col, col_version, db_version, seq, site)
-    SELECT ${pk}, x.col, 1, k.v, x.seq, 0 FROM offsync_clock k, (${colRows(seqBase, cond)}) x WHERE k.id = 1
-    ${upsertTail};`;
-  const tombstone = (pk: string): string => `INSERT INTO ${m} (pk, col, col_version, db_version, seq, site)
-    SELECT ${pk}, 0, 2, k.v, 0, 0 FROM offsync_clock k WHERE k.id = 1
-    ON CONFLICT (pk, col) DO UPDATE SET col_version = ${bumpDead}, db_version = excluded.db_version, seq = 0, site = 0;`;
-  const revive = (pk: string, seq: number, always: boolean): string => `INSERT INTO ${m} (pk, col, col_version, db_version, seq, site)
-    SELECT ${pk}, 0, CASE WHEN EXISTS (SELECT 1 FROM ${m} WHERE pk = ${pk}) THEN 3 ELSE 1 END, k.v, ${seq}, 0
-    FROM offsync_clock k WHERE k.id = 1${always ? '' : ` AND EXISTS (SELECT 1 FROM ${m} WHERE pk = ${pk})`}
-    ON CONFLICT (pk, col) DO UPDATE SET col_version = ${bumpAlive}, db_version = excluded.db_version, seq = ${seq}, site = 0;`;
+  const clock = `(SELECT v FROM offsync_clock WHERE id = 1)`;
+
+  // Insert (or re-insert over a tombstone): one row record; implicit cells at col_version 1.
+  // Existing explicit cells (a row alive in metadata but missing from the table) are bumped.
+  const revive = (pk: string, forceSentinel: boolean): string => `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site)
+    SELECT p.pk, CASE WHEN EXISTS (SELECT 1 FROM ${c} WHERE pk = p.pk) THEN 3 ELSE 1 END,
+      ${forceSentinel || pkOnly ? 1 : `EXISTS (SELECT 1 FROM ${c} WHERE pk = p.pk)`}, ${pkOnly ? 'NULL' : 1}, k.v, 0, 0
+    FROM (SELECT ${pk} AS pk) p, offsync_clock k WHERE k.id = 1
+    ON CONFLICT (pk) DO UPDATE SET cl = cl + CASE cl % 2 WHEN 0 THEN 1 ELSE 2 END, sent = 1,
+      icv = ${pkOnly ? 'NULL' : 'CASE WHEN icv IS NULL OR cl % 2 = 0 THEN 1 ELSE icv + 1 END'},
+      db_version = excluded.db_version, seq = 0, site = 0;
+  ${pkOnly ? '' : `UPDATE ${c} SET col_version = col_version + 1, db_version = ${clock}, seq = 0, site = 0 WHERE pk = ${pk};`}`;
+  const tombstone = (pk: string): string => `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site)
+    SELECT ${pk}, 2, 1, NULL, k.v, 0, 0 FROM offsync_clock k WHERE k.id = 1
+    ON CONFLICT (pk) DO UPDATE SET cl = cl + CASE cl % 2 WHEN 1 THEN 1 ELSE 2 END, sent = 1, icv = NULL,
+      db_version = excluded.db_version, seq = 0, site = 0;
+  ${pkOnly ? '' : `DELETE FROM ${c} WHERE pk = ${pk};`}`;
+  // A local UPDATE of one cell: explicit clock = (explicit or implicit col_version) + 1.
+  const bumpCell = (col: { name: string; id: number; ord: number }, pk: string): string => `INSERT INTO ${c} (pk, col, col_version, db_version, seq, site)
+    SELECT p.pk, ${col.id}, COALESCE((SELECT icv FROM ${r} WHERE pk = p.pk AND cl % 2 = 1), 0) + 1, k.v, ${col.ord + 1}, 0
+    FROM (SELECT ${pk} AS pk) p, offsync_clock k WHERE k.id = 1 AND ${changedSql(col.name)}
+    ON CONFLICT (pk, col) DO UPDATE SET col_version = col_version + 1, db_version = excluded.db_version, seq = excluded.seq, site = 0;`;
 
   const out: string[] = [];
   out.push(`CREATE TRIGGER IF NOT EXISTS ${ins} AFTER INSERT ON ${t} WHEN ${NOT_APPLYING} BEGIN
   ${BUMP_CLOCK}
-  ${revive(newPk, 0, pkOnly)}
-  ${writeCells(newPk, 1)}
+  ${revive(newPk, false)}
 END;`);
   if (algorithm === 'gos') {
     out.push(`CREATE TRIGGER IF NOT EXISTS ${gosUpd} BEFORE UPDATE ON ${t} WHEN ${NOT_APPLYING} BEGIN
@@ -160,28 +193,22 @@ END;`);
   const same = pkSameSql(schema);
   if (!pkOnly) {
     out.push(`CREATE TRIGGER IF NOT EXISTS ${upd} AFTER UPDATE ON ${t}
-WHEN ${NOT_APPLYING} AND ${same} AND (${cols.map((c) => changedSql(c.name)).join(' OR ')}) BEGIN
+WHEN ${NOT_APPLYING} AND ${same} AND (${cols.map((col) => changedSql(col.name)).join(' OR ')}) BEGIN
   ${BUMP_CLOCK}
-  ${writeCells(newPk, 1, changedSql)}
+  ${cols.map((col) => bumpCell(col, newPk)).join('\n  ')}
 END;`);
   }
-  const bumpChanged = pkOnly
-    ? ''
-    : `UPDATE ${m} SET col_version = col_version + 1 WHERE pk = ${newPk} AND col IN (${cols
-        .map((c) => `SELECT ${c.id} WHERE ${changedSql(c.name)}`)
-        .join(' UNION ALL ')});`;
+  // Primary-key change: tombstone the old key, the new key gets a sentinel and all cells at
+  // col_version 1 (the "moved" cells), then the columns changed by the same UPDATE are bumped.
   out.push(`CREATE TRIGGER IF NOT EXISTS ${updpk} AFTER UPDATE ON ${t} WHEN ${NOT_APPLYING} AND NOT (${same}) BEGIN
   ${BUMP_CLOCK}
   ${tombstone(oldPk)}
-  ${revive(newPk, 1, true)}
-  ${writeCells(newPk, 2)}
-  DELETE FROM ${m} WHERE pk = ${oldPk} AND col <> 0;
-  ${bumpChanged}
+  ${revive(newPk, true)}
+  ${cols.map((col) => bumpCell(col, newPk)).join('\n  ')}
 END;`);
   out.push(`CREATE TRIGGER IF NOT EXISTS ${del} AFTER DELETE ON ${t} WHEN ${NOT_APPLYING} BEGIN
   ${BUMP_CLOCK}
   ${tombstone(oldPk)}
-  DELETE FROM ${m} WHERE pk = ${oldPk} AND col <> 0;
 END;`);
   return out.join('\n');
 }

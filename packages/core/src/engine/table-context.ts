@@ -1,11 +1,19 @@
 /**
  * Per-table runtime state of the engine: schema, stable column ids and the prepared
- * statements the merge and the change feed use. Rebuilt whenever the table's schema changes.
+ * statements for the clock tables (layout in sql-gen.ts `metaTableSql`). Rebuilt whenever
+ * the table's schema changes.
  */
 import type { SqlDriver, SqlStatement } from '../storage/driver.ts';
 import type { TableSchema } from '../schema/introspect.ts';
 import type { CrdtAlgorithm, SqlValue } from '../types.ts';
-import { metaTableName, quoteIdent } from './sql-gen.ts';
+import { cellsTableName, orderedColumns, quoteIdent, rowsTableName } from './sql-gen.ts';
+
+export interface ValueColumn {
+  name: string;
+  id: number;
+  /** Position among value columns ordered by id: implicit cells use seq = row seq + 1 + ord. */
+  ord: number;
+}
 
 export interface TableContext {
   readonly name: string;
@@ -13,41 +21,47 @@ export interface TableContext {
   readonly schema: TableSchema;
   /** Value column name → stable id (≥ 1). The sentinel is id 0. */
   readonly colIds: ReadonlyMap<string, number>;
-  /** Stable id → value column name. */
-  readonly colNames: ReadonlyMap<number, string>;
-  /** Value columns (names) in the order `selectRow` returns them. */
-  readonly rowColumns: readonly string[];
+  /** Value columns ordered by id. */
+  readonly columns: readonly ValueColumn[];
+  readonly byId: ReadonlyMap<number, ValueColumn>;
   readonly stmts: TableStatements;
-  /** Per-column statements, created on first use. */
-  upsertColumn(col: string): SqlStatement;
+  /** Upsert of the given value columns of one row (pk values, then the column values). */
+  upsertColumns(cols: readonly string[]): SqlStatement;
   selectColumn(col: string): SqlStatement;
 }
 
 export interface TableStatements {
-  /** (pk) → [col_version] of the sentinel. */
-  sentinel: SqlStatement;
-  /** (pk) → any meta row. */
-  anyMeta: SqlStatement;
-  /** (pk, col) → [col_version]. */
+  /** (pk) → [cl, sent, icv, db_version, seq, site] */
+  rowRecord: SqlStatement;
+  /** (pk) → any explicit cell. */
+  anyCell: SqlStatement;
+  /** (pk, col) → [col_version] */
   cell: SqlStatement;
-  /** (pk, col, col_version, db_version, seq, site) upsert of one clock. */
-  setClock: SqlStatement;
-  /** (pk) → reset all cell clocks to 0 (resurrection). */
+  /** (pk) → [col] of explicit cells. */
+  cellCols: SqlStatement;
+  /** (pk, col, col_version, db_version, seq, site) */
+  setCell: SqlStatement;
+  /** (pk, cl, db_version, seq, site): sentinel clock, no implicit cells. */
+  setSentinel: SqlStatement;
+  /** (pk, icv, db_version, seq, site): write explicit cells for every implicit one (then clear icv). */
+  materialize: SqlStatement;
+  clearImplicit: SqlStatement;
+  /** (pk) → explicit cells to col_version 0 (resurrection). */
   resetCells: SqlStatement;
-  /** (pk) → drop all cell clocks (delete). */
+  /** (pk) → drop explicit cells (delete). */
   dropCells: SqlStatement;
-  /** (...pkValues) → delete the base row. */
+  /** (...pkValues) */
   deleteRow: SqlStatement;
-  /** (...pkValues) → INSERT OR IGNORE a row holding only its primary key. */
   insertPkOnly: SqlStatement;
-  /** (...pkValues) → [value columns…] of the base row. */
+  /** (...pkValues) → value columns in `columns` order. */
   selectRow: SqlStatement;
-  /** (after_version, after_seq) → change feed rows; see extract.ts. */
-  feed: SqlStatement;
-  /** (after_version, after_seq, site) → change feed without one site. */
-  feedExcludingSite: SqlStatement;
-  /** (after_version, after_seq) → local changes only (site 0). */
-  feedLocal: SqlStatement;
+  /** Feeds: rows stream (db_version ≥ ?) and cells stream ((db_version, seq) > (?, ?)), optionally by site. */
+  rowsFeed: SqlStatement;
+  rowsFeedExcluding: SqlStatement;
+  rowsFeedLocal: SqlStatement;
+  cellsFeed: SqlStatement;
+  cellsFeedExcluding: SqlStatement;
+  cellsFeedLocal: SqlStatement;
 }
 
 export function createTableContext(
@@ -57,34 +71,48 @@ export function createTableContext(
   colIds: ReadonlyMap<string, number>,
 ): TableContext {
   const t = quoteIdent(schema.name);
-  const m = quoteIdent(metaTableName(schema.name));
-  const pkNames = schema.pkColumns.map((c) => quoteIdent(c.name));
+  const r = quoteIdent(rowsTableName(schema.name));
+  const c = quoteIdent(cellsTableName(schema.name));
+  const pkNames = schema.pkColumns.map((k) => quoteIdent(k.name));
   const where = pkNames.map((n) => `${n} = ?`).join(' AND ');
   const marks = pkNames.map(() => '?').join(', ');
-  const rowColumns = schema.valueColumns.map((c) => c.name);
-  const colNames = new Map<number, string>();
-  for (const [name, id] of colIds) colNames.set(id, name);
-  const feedSelect = `SELECT m.pk, m.col, m.col_version, m.db_version, m.seq, m.site, COALESCE(s.col_version, 1)
-    FROM ${m} m LEFT JOIN ${m} s ON s.pk = m.pk AND s.col = 0
-    WHERE (m.db_version, m.seq) > (?, ?)`;
-  const order = 'ORDER BY m.db_version, m.seq';
+  const columns = orderedColumns(colIds, schema.valueColumns.map((v) => v.name));
+  const byId = new Map(columns.map((v) => [v.id, v]));
+  const implicitSource = columns.length === 0 ? 'SELECT 0 AS col, 0 AS ord WHERE 0' : columns.map((v) => `SELECT ${v.id} AS col, ${v.ord} AS ord`).join(' UNION ALL ');
+  const rowsSelect = `SELECT pk, cl, sent, icv, db_version, seq, site FROM ${r} WHERE db_version >= ?`;
+  const cellsSelect = `SELECT x.pk, x.col, x.col_version, x.db_version, x.seq, x.site, COALESCE(r.cl, 1)
+    FROM ${c} x LEFT JOIN ${r} r ON r.pk = x.pk WHERE (x.db_version, x.seq) > (?, ?)`;
   const stmts: TableStatements = {
-    sentinel: driver.prepare(`SELECT col_version FROM ${m} WHERE pk = ? AND col = 0`),
-    anyMeta: driver.prepare(`SELECT 1 FROM ${m} WHERE pk = ? LIMIT 1`),
-    cell: driver.prepare(`SELECT col_version FROM ${m} WHERE pk = ? AND col = ?`),
-    setClock: driver.prepare(
-      `INSERT INTO ${m} (pk, col, col_version, db_version, seq, site) VALUES (?, ?, ?, ?, ?, ?)
+    rowRecord: driver.prepare(`SELECT cl, sent, icv, db_version, seq, site FROM ${r} WHERE pk = ?`),
+    anyCell: driver.prepare(`SELECT 1 FROM ${c} WHERE pk = ? LIMIT 1`),
+    cell: driver.prepare(`SELECT col_version FROM ${c} WHERE pk = ? AND col = ?`),
+    cellCols: driver.prepare(`SELECT col FROM ${c} WHERE pk = ?`),
+    setCell: driver.prepare(
+      `INSERT INTO ${c} (pk, col, col_version, db_version, seq, site) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (pk, col) DO UPDATE SET col_version = excluded.col_version, db_version = excluded.db_version,
        seq = excluded.seq, site = excluded.site`,
     ),
-    resetCells: driver.prepare(`UPDATE ${m} SET col_version = 0 WHERE pk = ? AND col <> 0`),
-    dropCells: driver.prepare(`DELETE FROM ${m} WHERE pk = ? AND col <> 0`),
+    setSentinel: driver.prepare(
+      `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site) VALUES (?, ?, 1, NULL, ?, ?, ?)
+       ON CONFLICT (pk) DO UPDATE SET cl = excluded.cl, sent = 1, icv = NULL, db_version = excluded.db_version,
+       seq = excluded.seq, site = excluded.site`,
+    ),
+    materialize: driver.prepare(
+      `INSERT OR IGNORE INTO ${c} (pk, col, col_version, db_version, seq, site)
+       SELECT ?, x.col, ?, ?, ? + 1 + x.ord, ? FROM (${implicitSource}) x`,
+    ),
+    clearImplicit: driver.prepare(`UPDATE ${r} SET icv = NULL WHERE pk = ?`),
+    resetCells: driver.prepare(`UPDATE ${c} SET col_version = 0 WHERE pk = ?`),
+    dropCells: driver.prepare(`DELETE FROM ${c} WHERE pk = ?`),
     deleteRow: driver.prepare(`DELETE FROM ${t} WHERE ${where}`),
     insertPkOnly: driver.prepare(`INSERT OR IGNORE INTO ${t} (${pkNames.join(', ')}) VALUES (${marks})`),
-    selectRow: driver.prepare(`SELECT ${rowColumns.length ? rowColumns.map(quoteIdent).join(', ') : '1'} FROM ${t} WHERE ${where}`),
-    feed: driver.prepare(`${feedSelect} ${order}`),
-    feedExcludingSite: driver.prepare(`${feedSelect} AND m.site <> ? ${order}`),
-    feedLocal: driver.prepare(`${feedSelect} AND m.site = 0 ${order}`),
+    selectRow: driver.prepare(`SELECT ${columns.length ? columns.map((v) => quoteIdent(v.name)).join(', ') : '1'} FROM ${t} WHERE ${where}`),
+    rowsFeed: driver.prepare(`${rowsSelect} ORDER BY db_version, seq`),
+    rowsFeedExcluding: driver.prepare(`${rowsSelect} AND site <> ? ORDER BY db_version, seq`),
+    rowsFeedLocal: driver.prepare(`${rowsSelect} AND site = 0 ORDER BY db_version, seq`),
+    cellsFeed: driver.prepare(`${cellsSelect} ORDER BY x.db_version, x.seq`),
+    cellsFeedExcluding: driver.prepare(`${cellsSelect} AND x.site <> ? ORDER BY x.db_version, x.seq`),
+    cellsFeedLocal: driver.prepare(`${cellsSelect} AND x.site = 0 ORDER BY x.db_version, x.seq`),
   };
   const upserts = new Map<string, SqlStatement>();
   const selects = new Map<string, SqlStatement>();
@@ -93,17 +121,19 @@ export function createTableContext(
     algorithm,
     schema,
     colIds,
-    colNames,
-    rowColumns,
+    columns,
+    byId,
     stmts,
-    upsertColumn(col) {
-      let s = upserts.get(col);
+    upsertColumns(cols) {
+      const key = cols.join('\u0000');
+      let s = upserts.get(key);
       if (s === undefined) {
-        const c = quoteIdent(col);
+        const q = cols.map(quoteIdent);
         s = driver.prepare(
-          `INSERT INTO ${t} (${pkNames.join(', ')}, ${c}) VALUES (${marks}, ?) ON CONFLICT DO UPDATE SET ${c} = excluded.${c}`,
+          `INSERT INTO ${t} (${[...pkNames, ...q].join(', ')}) VALUES (${marks}${', ?'.repeat(q.length)})
+           ON CONFLICT DO UPDATE SET ${q.map((x) => `${x} = excluded.${x}`).join(', ')}`,
         );
-        upserts.set(col, s);
+        upserts.set(key, s);
       }
       return s;
     },
@@ -116,16 +146,6 @@ export function createTableContext(
       return s;
     },
   };
-}
-
-/** Row values of `selectRow` keyed by column id, for the change feed. */
-export function rowValueIndex(ctx: TableContext): Map<number, number> {
-  const out = new Map<number, number>();
-  ctx.rowColumns.forEach((name, i) => {
-    const id = ctx.colIds.get(name);
-    if (id !== undefined) out.set(id, i);
-  });
-  return out;
 }
 
 export type PkValues = SqlValue[];

@@ -21,14 +21,13 @@ export function tableRows(e: SyncEngine, table: string): Record<string, SqlValue
   return e.driver.prepare(`SELECT * FROM "${table}" ORDER BY ${order}`).all();
 }
 
-/** Clock state of a table (pk, col, col_version) without local version numbers, for convergence checks. */
+/**
+ * Clock state of a table, independent of the metadata layout and of local version numbers:
+ * one `pk/col=col_version@cl` entry per clock, from the engine's own change feed.
+ */
 export function clockRows(e: SyncEngine, table: string): string[] {
-  const ctx = e.table(table);
-  if (!ctx) return [];
-  return e.driver
-    .prepare(`SELECT hex(pk) AS pk, col, col_version FROM "${table}__crdt" ORDER BY pk, col`)
-    .all()
-    .map((r) => `${String(r['pk'])}/${ctx.colNames.get(Number(r['col'])) ?? '__[RIP]__'}=${String(r['col_version'])}`)
+  return [...e.changes({ tables: [table] })]
+    .map((c) => `${Buffer.from(c.pk).toString('hex').toUpperCase()}/${c.col}=${c.colVersion}@${c.cl}`)
     .sort();
 }
 
