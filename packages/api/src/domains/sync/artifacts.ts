@@ -1,0 +1,225 @@
+/**
+ * Artifact URLs (protocol reference A.0): upload slots (`PUT`) and download packages (`GET`)
+ * are fetched WITHOUT credentials, so their URLs are unguessable (128-bit nonce), HMAC-SHA256
+ * signed with a server secret, short-lived and single-use. Nonces, uploaded bytes and the
+ * principal a download was issued to live in memory only: a restart invalidates pending URLs,
+ * and clients simply start over.
+ *
+ * URL: `{origin}/v2/cloudsync/_artifacts/{base64url(claims)}.{base64url(hmac)}`.
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Cursor } from './download-pages.ts';
+import type { Principal } from './sync-deps.ts';
+import { SyncError } from './sync-errors.ts';
+
+export const ARTIFACT_PATH_PREFIX = '/v2/cloudsync/_artifacts/';
+
+export interface UploadClaims {
+  k: 'u';
+  db: string;
+  site: string;
+  exp: number;
+  n: string;
+}
+
+export interface DownloadClaims {
+  k: 'd';
+  db: string;
+  site: string;
+  exp: number;
+  n: string;
+  /** Exclusive lower bound (server version space). */
+  from: [number, number];
+  /** Inclusive upper bound. */
+  to: [number, number];
+  /** Schema hash (decimal u64) stamped into the package. */
+  h: string;
+}
+
+export type ArtifactClaims = UploadClaims | DownloadClaims;
+
+interface Entry {
+  exp: number;
+  state: 'issued' | 'uploaded' | 'used';
+  bytes?: Uint8Array;
+  principal?: Principal;
+}
+
+export interface ArtifactOptions {
+  /** HMAC key (≥ 32 random bytes recommended). */
+  secret: string | Uint8Array;
+  /** Lifetime of a URL (default 5 minutes). */
+  ttlMs?: number;
+  /** Largest payload accepted by an upload PUT (default 32 MiB). */
+  maxUploadBytes?: number;
+  /** Bytes of uploaded-but-not-applied payloads held at once (default 512 MiB); beyond: 503. */
+  maxPendingBytes?: number;
+  now?: () => number;
+}
+
+const b64url = (b: Uint8Array | string): string => Buffer.from(b).toString('base64url');
+
+export class ArtifactStore {
+  readonly #secret: Uint8Array;
+  readonly ttlMs: number;
+  readonly maxUploadBytes: number;
+  readonly #maxPending: number;
+  readonly #now: () => number;
+  readonly #entries = new Map<string, Entry>();
+  #pendingBytes = 0;
+  #nextSweep = 0;
+
+  constructor(opts: ArtifactOptions) {
+    this.#secret = typeof opts.secret === 'string' ? new TextEncoder().encode(opts.secret) : opts.secret;
+    if (this.#secret.length < 16) throw new Error('artifact secret must be at least 16 bytes');
+    this.ttlMs = opts.ttlMs ?? 5 * 60_000;
+    this.maxUploadBytes = opts.maxUploadBytes ?? 32 * 1024 * 1024;
+    this.#maxPending = opts.maxPendingBytes ?? 512 * 1024 * 1024;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  #sign(body: string): string {
+    return createHmac('sha256', this.#secret).update(`offsync-artifact-v1.${body}`).digest('base64url');
+  }
+
+  #issue(claims: ArtifactClaims, origin: string, entry: Entry): string {
+    this.#sweep();
+    const body = b64url(JSON.stringify(claims));
+    this.#entries.set(claims.n, entry);
+    return `${origin}${ARTIFACT_PATH_PREFIX}${body}.${this.#sign(body)}`;
+  }
+
+  issueUpload(origin: string, db: string, site: string): string {
+    const exp = this.#now() + this.ttlMs;
+    return this.#issue({ k: 'u', db, site, exp, n: randomBytes(16).toString('hex') }, origin, { exp, state: 'issued' });
+  }
+
+  issueDownload(origin: string, c: Omit<DownloadClaims, 'k' | 'exp' | 'n'>, principal: Principal): string {
+    const exp = this.#now() + this.ttlMs;
+    return this.#issue({ k: 'd', ...c, exp, n: randomBytes(16).toString('hex') }, origin, { exp, state: 'issued', principal });
+  }
+
+  /** Verifies a token (the last path segment of an artifact URL): signature, then expiry. */
+  verify(token: string): ArtifactClaims {
+    const dot = token.indexOf('.');
+    if (dot <= 0) throw new SyncError('artifact_invalid');
+    const body = token.slice(0, dot);
+    const sig = Buffer.from(token.slice(dot + 1), 'base64url');
+    const want = Buffer.from(this.#sign(body), 'base64url');
+    if (sig.length !== want.length || !timingSafeEqual(sig, want)) throw new SyncError('artifact_invalid');
+    let claims: ArtifactClaims;
+    try {
+      claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as ArtifactClaims;
+    } catch {
+      throw new SyncError('artifact_invalid');
+    }
+    if (typeof claims.exp !== 'number' || claims.exp < this.#now()) throw new SyncError('artifact_expired');
+    return claims;
+  }
+
+  #entry(claims: ArtifactClaims): Entry {
+    const e = this.#entries.get(claims.n);
+    if (e === undefined) throw new SyncError('artifact_used', 'This artifact URL is no longer valid');
+    if (e.state === 'used') throw new SyncError('artifact_used');
+    return e;
+  }
+
+  /** Token of an artifact URL given by a client (`{"url":…}`), or undefined. */
+  static tokenOf(url: string): string | undefined {
+    let path: string;
+    try {
+      path = new URL(url, 'http://x').pathname;
+    } catch {
+      return undefined;
+    }
+    const i = path.indexOf(ARTIFACT_PATH_PREFIX);
+    if (i < 0) return undefined;
+    const token = path.slice(i + ARTIFACT_PATH_PREFIX.length);
+    return token.length > 0 && !token.includes('/') ? token : undefined;
+  }
+
+  /** Claims of an upload slot that may still receive a PUT (before reading the body). */
+  checkUploadSlot(token: string): UploadClaims {
+    const c = this.verify(token);
+    if (c.k !== 'u') throw new SyncError('artifact_invalid');
+    const e = this.#entry(c);
+    if (e.state !== 'issued') throw new SyncError('artifact_used');
+    return c;
+  }
+
+  /** Stores the bytes of a PUT to an upload slot (once). */
+  storeUpload(token: string, bytes: Uint8Array): UploadClaims {
+    const c = this.checkUploadSlot(token);
+    const e = this.#entry(c);
+    if (bytes.length > this.maxUploadBytes) throw new SyncError('payload_too_large', `payload larger than ${this.maxUploadBytes} bytes`);
+    if (this.#pendingBytes + bytes.length > this.#maxPending) throw new SyncError('server_busy', 'too many pending uploads, retry later');
+    e.state = 'uploaded';
+    e.bytes = bytes;
+    this.#pendingBytes += bytes.length;
+    return c;
+  }
+
+  /** Takes (single use) the payload uploaded to `url` by `site` for `db`. */
+  takeUpload(url: string, db: string, site: string): Uint8Array {
+    const token = ArtifactStore.tokenOf(url);
+    if (token === undefined) throw new SyncError('artifact_invalid', 'url is not an upload URL of this server');
+    const c = this.verify(token);
+    if (c.k !== 'u') throw new SyncError('artifact_invalid');
+    if (c.db !== db || c.site !== site) throw new SyncError('artifact_mismatch');
+    const e = this.#entry(c);
+    if (e.state !== 'uploaded' || e.bytes === undefined) throw new SyncError('artifact_invalid', 'nothing was uploaded to this URL');
+    const bytes = e.bytes;
+    this.#release(e);
+    return bytes;
+  }
+
+  /** Opens (single use) a download artifact: its claims and the principal it was issued to. */
+  openDownload(token: string): { claims: DownloadClaims; principal: Principal } {
+    const c = this.verify(token);
+    if (c.k !== 'd') throw new SyncError('artifact_invalid');
+    const e = this.#entry(c);
+    const principal = e.principal;
+    this.#release(e);
+    if (principal === undefined) throw new SyncError('artifact_invalid');
+    return { claims: c, principal };
+  }
+
+  /** Kind of the artifact a token names (for routing PUT vs GET), or undefined when malformed. */
+  kindOf(token: string): 'u' | 'd' | undefined {
+    try {
+      return this.verify(token).k;
+    } catch {
+      return undefined;
+    }
+  }
+
+  #release(e: Entry): void {
+    if (e.bytes !== undefined) this.#pendingBytes -= e.bytes.length;
+    delete e.bytes;
+    delete e.principal;
+    e.state = 'used';
+  }
+
+  /** Forgets entries whose URL expired (their tokens fail verification anyway). */
+  #sweep(): void {
+    const now = this.#now();
+    if (now < this.#nextSweep) return;
+    this.#nextSweep = now + 10_000;
+    for (const [n, e] of this.#entries) {
+      if (e.exp < now) {
+        this.#release(e);
+        this.#entries.delete(n);
+      }
+    }
+  }
+
+  /** Pending uploads and open URLs (for tests and metrics). */
+  stats(): { entries: number; pendingBytes: number } {
+    return { entries: this.#entries.size, pendingBytes: this.#pendingBytes };
+  }
+
+  /** Cursor helpers for download claims. */
+  static cursorOf(t: [number, number]): Cursor {
+    return { dbVersion: t[0], seq: t[1] };
+  }
+}

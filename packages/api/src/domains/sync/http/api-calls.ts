@@ -1,0 +1,172 @@
+/**
+ * The API calls (`upload`, `apply`, `check`, `status`) with the exact response shape of each
+ * generation (protocol reference A.1-A.4):
+ *
+ * | call            | G1 / G2a                     | G2b                 | G3 |
+ * |-----------------|------------------------------|---------------------|----|
+ * | GET upload      | plain-text URL               | `{"url"}`           | `{"url"}` |
+ * | POST upload/apply | empty 200                  | SyncStatus          | SyncStatus (+ `failures.apply`) |
+ * | POST check      | plain-text URL / empty       | `{"url"}` / empty   | `{"data":…}` / empty |
+ * | GET status      | —                            | SyncStatus          | SyncStatus |
+ */
+import { MAX_SEQ } from '../download-pages.ts';
+import type { Cursor } from '../download-pages.ts';
+import type { SyncStatus, VersionWindow } from '../peer-state.ts';
+import { runHook } from '../sync-deps.ts';
+import { SyncError, toSyncError } from '../sync-errors.ts';
+import type { ApiCall } from './context.ts';
+import { parseJsonObject, readBody, sendEmpty, sendJson, sendText } from './io.ts';
+
+const isJsonGen = (c: ApiCall): boolean => c.generation === 'G2b' || c.generation === 'G3';
+
+function uint(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+}
+
+export function sendUploadUrl(c: ApiCall): void {
+  const url = c.state.artifacts.issueUpload(c.origin, c.db.id, c.site);
+  if (isJsonGen(c)) sendJson(c.res, { url });
+  else sendText(c.res, url);
+}
+
+export function sendStatus(c: ApiCall): void {
+  sendJson(c.res, c.db.peers.status(c.site));
+}
+
+function windowOf(body: Record<string, unknown>): VersionWindow | undefined {
+  const min = uint(body['dbVersionMin']);
+  const max = uint(body['dbVersionMax']);
+  if (min === undefined || max === undefined) return undefined;
+  if (min > max) throw new SyncError('invalid_request', 'dbVersionMin is greater than dbVersionMax');
+  return { dbVersionMin: min, dbVersionMax: max };
+}
+
+function decodeBlob(blob: unknown, maxBytes: number): Uint8Array {
+  if (typeof blob !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(blob) || blob.length % 4 !== 0) {
+    throw new SyncError('invalid_payload', 'blob must be standard base64');
+  }
+  if ((blob.length / 4) * 3 > maxBytes + 2) throw new SyncError('payload_too_large', `payload larger than ${maxBytes} bytes`);
+  return new Uint8Array(Buffer.from(blob, 'base64'));
+}
+
+/** G3 SyncStatus carrying a refused apply; versions unchanged so the client re-sends later. */
+function failureStatus(status: SyncStatus, err: SyncError): SyncStatus & { failures: { apply: Record<string, unknown> } } {
+  return {
+    ...status,
+    failures: { apply: { code: err.code, message: err.detail ?? err.title, retryable: err.retryable, failedAt: new Date().toISOString() } },
+  };
+}
+
+/** `POST …/upload` (G1 notify) and `POST …/apply` (G2+). */
+export async function applyUpload(c: ApiCall): Promise<void> {
+  const { state } = c;
+  const limit = isJsonGen(c) ? state.limits.maxInlineBodyBytes : state.limits.maxJsonBodyBytes;
+  const raw = await readBody(c.req, limit);
+  const body = parseJsonObject(raw);
+  const window = c.generation === 'G1' ? undefined : windowOf(body);
+  let payload: Uint8Array;
+  let inlineBytes = 0;
+  let hash: string | undefined;
+  try {
+    if (c.generation === 'G3' && body['blob'] !== undefined) {
+      payload = decodeBlob(body['blob'], state.artifacts.maxUploadBytes);
+      inlineBytes = raw.length;
+    } else {
+      const url = body['url'];
+      if (typeof url !== 'string' || url === '') throw new SyncError('invalid_request', isJsonGen(c) ? "missing 'url' or 'blob'" : "missing 'url'");
+      payload = state.artifacts.takeUpload(url, c.db.id, c.site);
+    }
+    const r = await state.service.upload(c.db, c.site, payload, window, c.principal);
+    if (inlineBytes > 0) runHook(state.deps, 'recordTraffic', () => state.deps.recordTraffic(c.db.id, c.site, { uploadBytes: inlineBytes, downloadBytes: 0 }));
+    if (r.schemaHash !== 0n) hash = r.schemaHash.toString();
+    if (isJsonGen(c)) sendJson(c.res, r.status);
+    else sendEmpty(c.res);
+  } catch (e) {
+    const err = toSyncError(e);
+    if (c.generation !== 'G3' || err.status === 500 || err.code === 'invalid_request') throw err;
+    sendJson(c.res, failureStatus(c.db.peers.status(c.site), err));
+  } finally {
+    recordDevice(c, hash);
+  }
+}
+
+export function recordDevice(c: ApiCall, schemaHash?: string): void {
+  const { deps } = c.state;
+  const version = c.req.headers['x-cloudsync-version'];
+  const device = {
+    siteId: c.site,
+    principal: c.principal,
+    clientVersion: typeof version === 'string' && version !== '' ? version : c.generation,
+    generation: c.generation,
+    schemaHash: schemaHash ?? c.db.peers.get(c.site)?.lastSchemaHash ?? null,
+  };
+  runHook(deps, 'recordDevice', () => deps.recordDevice(c.db.id, device));
+}
+
+/** `POST …/check` for G1 (cursor in the path), G2a, G2b and G3 without chunk support: one URL. */
+async function checkSinglePage(c: ApiCall, after: Cursor): Promise<void> {
+  const r = await c.state.service.download(c.db, c.site, after, c.principal, { payloads: false, generation: c.generation });
+  const page = r.pages[0];
+  if (page === undefined) return sendEmpty(c.res);
+  const url = c.state.artifacts.issueDownload(
+    c.origin,
+    { db: c.db.id, site: c.site, from: [page.from.dbVersion, page.from.seq], to: [page.to.dbVersion, page.to.seq], h: r.schemaHash.toString() },
+    c.principal,
+  );
+  if (isJsonGen(c)) sendJson(c.res, { url });
+  else sendText(c.res, url);
+}
+
+/** G3 `/check` with `check-chunks`: inline payload, or a batch of chunk URLs with cursors and a watermark. */
+async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<void> {
+  const { state } = c;
+  const dbv = uint(body['dbVersion']) ?? 0;
+  const seq = uint(body['seq']) ?? 0;
+  // After a watermark the client sends seq 0 and means "all of dbVersion seen"; a non-zero seq is a row cursor.
+  const base: Cursor = { dbVersion: dbv, seq: seq === 0 ? MAX_SEQ : seq };
+  const after = state.cursors.resolve(c.db.id, c.site, base, uint(body['cursor']) ?? 0);
+  const maxChunks = Math.max(1, Math.min(uint(body['maxChunks']) ?? state.limits.defaultMaxChunks, 10_000));
+  const r = await state.service.download(c.db, c.site, after, c.principal, {
+    payloads: false,
+    maxPages: maxChunks,
+    inlineUpTo: state.limits.inlineDownloadBytes,
+    generation: c.generation,
+  });
+  const first = r.pages[0];
+  if (first === undefined) return sendEmpty(c.res);
+  if (first.payload !== undefined && r.complete && r.pages.length === 1) {
+    const n = sendJson(c.res, { data: { payload: Buffer.from(first.payload).toString('base64'), watermark: r.watermark, final: true } });
+    runHook(state.deps, 'recordTraffic', () => state.deps.recordTraffic(c.db.id, c.site, { uploadBytes: 0, downloadBytes: n }));
+    return;
+  }
+  const chunks = r.pages.map((p, i) => {
+    const url = state.artifacts.issueDownload(
+      c.origin,
+      { db: c.db.id, site: c.site, from: [p.from.dbVersion, p.from.seq], to: [p.to.dbVersion, p.to.seq], h: r.schemaHash.toString() },
+      c.principal,
+    );
+    const chunk: { url: string; cursor: number; watermark?: number } = { url, cursor: state.cursors.issue(c.db.id, c.site, base, p.to) };
+    if (r.complete && i === r.pages.length - 1) chunk.watermark = r.watermark;
+    return chunk;
+  });
+  const data: { chunks: typeof chunks; final: boolean; nextCursor: number; watermark?: number } = {
+    chunks,
+    final: r.complete,
+    nextCursor: chunks[chunks.length - 1]?.cursor ?? 0,
+  };
+  if (r.complete) data.watermark = r.watermark;
+  sendJson(c.res, { data });
+}
+
+export async function check(c: ApiCall, g1Cursor: Cursor | undefined): Promise<void> {
+  if (c.generation === 'G1') {
+    await readBody(c.req, c.state.limits.maxJsonBodyBytes);
+    return checkSinglePage(c, g1Cursor ?? { dbVersion: 0, seq: 0 });
+  }
+  const body = parseJsonObject(await readBody(c.req, c.state.limits.maxJsonBodyBytes));
+  if (c.generation === 'G3' && c.chunks) return checkChunks(c, body);
+  const dbv = uint(body['dbVersion']);
+  const seq = uint(body['seq']);
+  if (dbv === undefined || seq === undefined) throw new SyncError('invalid_request', "'dbVersion' and 'seq' must be non-negative integers");
+  return checkSinglePage(c, { dbVersion: dbv, seq });
+}

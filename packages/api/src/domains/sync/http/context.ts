@@ -1,0 +1,42 @@
+/** Shared state of the sync HTTP handler and the per-request context of API calls. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ArtifactStore } from '../artifacts.ts';
+import type { CentralDatabase } from '../central-databases.ts';
+import type { Generation, Principal, SyncDeps } from '../sync-deps.ts';
+import type { SyncService } from '../sync.service.ts';
+import type { G3Cursors } from './g3-cursors.ts';
+
+export interface SyncHttpLimits {
+  /** JSON bodies of API calls (default 1 MiB). */
+  maxJsonBodyBytes: number;
+  /** G2b/G3 `apply` bodies, which may carry an inline base64 blob (default 48 MiB). */
+  maxInlineBodyBytes: number;
+  /** G3 downloads up to this encoded size are returned inline (default 128 KiB). */
+  inlineDownloadBytes: number;
+  /** G3 chunks per `/check` reply when the client sends no `maxChunks` (default 16). */
+  defaultMaxChunks: number;
+}
+
+export interface SyncHttpState {
+  deps: SyncDeps;
+  service: SyncService;
+  artifacts: ArtifactStore;
+  cursors: G3Cursors;
+  limits: SyncHttpLimits;
+  publicUrl: string | undefined;
+}
+
+export interface ApiCall {
+  req: IncomingMessage;
+  res: ServerResponse;
+  state: SyncHttpState;
+  generation: Generation;
+  db: CentralDatabase;
+  /** Lower-case 32 hex digits. */
+  site: string;
+  principal: Principal;
+  /** Origin artifact URLs are built on. */
+  origin: string;
+  /** G3 `X-CloudSync-Capabilities` contains `check-chunks`. */
+  chunks: boolean;
+}

@@ -1,0 +1,138 @@
+/**
+ * `createSyncHttpHandler`: the SQLite Sync HTTP protocol of every client generation (G1, G2a,
+ * G2b, G3), composable into the API server's router as `(req, res) => Promise<boolean>`
+ * (false = not a sync URL). See docs/PROTOCOL.md.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ArtifactStore } from '../artifacts.ts';
+import { CentralDatabases } from '../central-databases.ts';
+import type { Generation, SyncDeps } from '../sync-deps.ts';
+import { SyncError, toSyncError } from '../sync-errors.ts';
+import { normaliseSiteId, SyncService } from '../sync.service.ts';
+import { applyUpload, check, recordDevice, sendStatus, sendUploadUrl } from './api-calls.ts';
+import { getArtifact, putArtifact } from './artifact-calls.ts';
+import type { ApiCall, SyncHttpLimits, SyncHttpState } from './context.ts';
+import { G3Cursors } from './g3-cursors.ts';
+import { bearerOf, originOf, parseJsonObject, readBody, sendError, sendJson, sendPreflight } from './io.ts';
+import { parseSyncRoute } from './routes.ts';
+import type { SyncRoute } from './routes.ts';
+
+export interface SyncHttpOptions extends Partial<SyncHttpLimits> {
+  /** HMAC key of artifact URLs (≥ 16 bytes; use 32 random bytes). */
+  artifactSecret: string | Uint8Array;
+  /** Base of artifact URLs, e.g. `https://sync.example.com`; default: the request's own origin. */
+  publicUrl?: string;
+  /** Lifetime of artifact URLs (default 5 min). */
+  artifactTtlMs?: number;
+  /** Largest uploaded payload (default 32 MiB). */
+  maxUploadBytes?: number;
+  /** Target size of a download page (default 5 MB). */
+  pageBytes?: number;
+  now?: () => number;
+}
+
+export interface SyncHttpHandler {
+  (req: IncomingMessage, res: ServerResponse): Promise<boolean>;
+  readonly service: SyncService;
+  readonly artifacts: ArtifactStore;
+  /** Closes every central database. */
+  dispose(): void;
+}
+
+export function createSyncHttpHandler(deps: SyncDeps, options: SyncHttpOptions): SyncHttpHandler {
+  const databases = new CentralDatabases(deps.resolveDatabase);
+  const service = new SyncService(deps, databases, options.pageBytes === undefined ? {} : { pageBytes: options.pageBytes });
+  const artifacts = new ArtifactStore({
+    secret: options.artifactSecret,
+    ...(options.artifactTtlMs === undefined ? {} : { ttlMs: options.artifactTtlMs }),
+    ...(options.maxUploadBytes === undefined ? {} : { maxUploadBytes: options.maxUploadBytes }),
+    ...(options.now === undefined ? {} : { now: options.now }),
+  });
+  const state: SyncHttpState = {
+    deps,
+    service,
+    artifacts,
+    cursors: new G3Cursors(undefined, options.now),
+    publicUrl: options.publicUrl,
+    limits: {
+      maxJsonBodyBytes: options.maxJsonBodyBytes ?? 1024 * 1024,
+      maxInlineBodyBytes: options.maxInlineBodyBytes ?? 48 * 1024 * 1024,
+      inlineDownloadBytes: options.inlineDownloadBytes ?? 128 * 1024,
+      defaultMaxChunks: options.defaultMaxChunks ?? 16,
+    },
+  };
+  const handler = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const route = parseSyncRoute(url.pathname, url.searchParams);
+    if (route === undefined) return false;
+    try {
+      if (req.method === 'OPTIONS') {
+        req.resume();
+        sendPreflight(res);
+        return true;
+      }
+      if (route.kind === 'unknown') throw new SyncError('not_found', 'no such sync endpoint');
+      if (!route.methods.includes(req.method ?? '')) {
+        res.setHeader('Allow', [...route.methods, 'OPTIONS'].join(', '));
+        throw new SyncError('method_not_allowed');
+      }
+      await dispatch(state, route, req, res);
+    } catch (e) {
+      const err = toSyncError(e);
+      if (err.status >= 500) (deps.logError ?? ((m, x) => console.error(m, x)))('sync: request failed', e);
+      req.resume();
+      sendError(res, err);
+    }
+    return true;
+  };
+  return Object.assign(handler, { service, artifacts, dispose: () => databases.dispose() });
+}
+
+async function dispatch(state: SyncHttpState, route: Exclude<SyncRoute, { kind: 'unknown' }>, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (route.kind === 'artifact') {
+    if (req.method === 'PUT') return putArtifact(state, route.token, req, res);
+    return getArtifact(state, route.token, res);
+  }
+  const principal = await state.deps.authenticate(route.databaseId, bearerOf(req));
+  if (principal === null) throw new SyncError('unauthorized');
+  const db = await state.service.databases.get(route.databaseId);
+  if (route.kind === 'pushTokens') {
+    const body = parseJsonObject(await readBody(req, state.limits.maxJsonBodyBytes));
+    const str = (k: string): string => {
+      const v = body[k];
+      if (typeof v !== 'string' || v === '' || v.length > 4096) throw new SyncError('invalid_request', `'${k}' must be a non-empty string`);
+      return v;
+    };
+    const token = { expoToken: str('expoToken'), deviceId: str('deviceId'), siteId: normaliseSiteId(str('siteId')), platform: str('platform'), principal };
+    await state.deps.registerPushToken(db.id, token);
+    sendJson(res, { registered: true });
+    return;
+  }
+  const site = normaliseSiteId(route.site);
+  const version = req.headers['x-cloudsync-version'];
+  const generation: Generation = route.family === 'G2b' && typeof version === 'string' && version !== '' ? 'G3' : route.family;
+  const capabilities = String(req.headers['x-cloudsync-capabilities'] ?? '').toLowerCase();
+  const call: ApiCall = {
+    req,
+    res,
+    state,
+    generation,
+    db,
+    site,
+    principal,
+    origin: originOf(req, state.publicUrl),
+    chunks: generation === 'G3' && capabilities.split(',').some((c) => c.trim() === 'check-chunks'),
+  };
+  const isApply = route.action === 'apply' || (route.action === 'upload' && req.method === 'POST');
+  if (!isApply) recordDevice(call);
+  switch (route.action) {
+    case 'upload':
+      return req.method === 'POST' ? applyUpload(call) : sendUploadUrl(call);
+    case 'apply':
+      return applyUpload(call);
+    case 'check':
+      return check(call, route.g1Cursor);
+    case 'status':
+      return sendStatus(call);
+  }
+}

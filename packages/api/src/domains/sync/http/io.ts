@@ -1,0 +1,118 @@
+/** Small HTTP helpers of the sync routes: bounded bodies, replies, CORS, origin. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { SyncError } from '../sync-errors.ts';
+
+export const CORS_ALLOW_HEADERS = 'authorization, content-type, accept, x-cloudsync-version, x-cloudsync-capabilities, x-cloudsync-ticket';
+export const CORS_ALLOW_METHODS = 'GET, POST, PUT, OPTIONS';
+
+export function setCors(res: ServerResponse): void {
+  res.setHeader('Access-Control-Allow-Origin', '*');
+  res.setHeader('Access-Control-Expose-Headers', 'x-cloudsync-ticket, x-cloudsync-ticket-expires-at');
+}
+
+/** Answers a CORS preflight. */
+export function sendPreflight(res: ServerResponse): void {
+  setCors(res);
+  res.setHeader('Access-Control-Allow-Methods', CORS_ALLOW_METHODS);
+  res.setHeader('Access-Control-Allow-Headers', CORS_ALLOW_HEADERS);
+  res.setHeader('Access-Control-Max-Age', '600');
+  res.setHeader('Content-Length', '0');
+  res.writeHead(204).end();
+}
+
+/** Reads a request body of at most `limit` bytes; larger bodies are refused with 413 (the rest is discarded). */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? Number.NaN);
+  if (Number.isFinite(declared) && declared > limit) {
+    req.resume();
+    return Promise.reject(new SyncError('payload_too_large', `body larger than ${limit} bytes`));
+  }
+  return new Promise((ok, fail) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on('data', (c: Buffer) => {
+      if (over) return;
+      size += c.length;
+      if (size > limit) {
+        over = true;
+        chunks.length = 0;
+        fail(new SyncError('payload_too_large', `body larger than ${limit} bytes`));
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (!over) ok(Buffer.concat(chunks, size));
+    });
+    req.on('error', (e) => fail(e));
+  });
+}
+
+/** Parses a JSON object body; anything else is `invalid_request`. */
+export function parseJsonObject(body: Buffer): Record<string, unknown> {
+  if (body.length === 0) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new SyncError('invalid_request', 'body is not valid JSON');
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new SyncError('invalid_request', 'body must be a JSON object');
+  return v as Record<string, unknown>;
+}
+
+function finish(res: ServerResponse, status: number, body: Buffer | undefined, contentType: string | undefined, statusText?: string): void {
+  setCors(res);
+  res.setHeader('Cache-Control', 'no-store');
+  if (contentType !== undefined) res.setHeader('Content-Type', contentType);
+  res.setHeader('Content-Length', String(body?.length ?? 0));
+  if (statusText !== undefined) res.writeHead(status, statusText);
+  else res.writeHead(status);
+  res.end(body);
+}
+
+/** 2xx with an empty body: "nothing" / "OK" for every generation. */
+export function sendEmpty(res: ServerResponse, status = 200): void {
+  finish(res, status, undefined, undefined);
+}
+
+export function sendText(res: ServerResponse, text: string): void {
+  finish(res, 200, Buffer.from(text, 'utf8'), 'text/plain; charset=utf-8');
+}
+
+export function sendJson(res: ServerResponse, value: unknown, status = 200): number {
+  const body = Buffer.from(JSON.stringify(value), 'utf8');
+  finish(res, status, body, 'application/json');
+  return body.length;
+}
+
+export function sendBytes(res: ServerResponse, bytes: Uint8Array): void {
+  finish(res, 200, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), 'application/octet-stream');
+}
+
+/** JSON:API style error; the status text is the standard one (WASM clients show it as the SQL error). */
+export function sendError(res: ServerResponse, err: SyncError): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  if (err.status === 413) res.setHeader('Connection', 'close');
+  finish(res, err.status, Buffer.from(JSON.stringify(err.toBody()), 'utf8'), 'application/json');
+}
+
+/** `Authorization: Bearer <credential>` → credential ('' when empty), undefined when absent. */
+export function bearerOf(req: IncomingMessage): string | undefined {
+  const h = req.headers.authorization;
+  if (h === undefined) return undefined;
+  const m = /^\s*Bearer(?:\s+(.*))?$/i.exec(h);
+  return m === null ? undefined : (m[1] ?? '').trim();
+}
+
+/** The origin artifact URLs are built on: the configured public URL, else the request's Host. */
+export function originOf(req: IncomingMessage, publicUrl: string | undefined): string {
+  if (publicUrl !== undefined && publicUrl !== '') return publicUrl.replace(/\/+$/, '');
+  const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
+  const host = req.headers.host ?? `${req.socket.localAddress ?? '127.0.0.1'}:${req.socket.localPort ?? 80}`;
+  return `${encrypted ? 'https' : 'http'}://${host}`;
+}

@@ -1,0 +1,17 @@
+/** The sync domain: central databases, bookkeeping, artifacts and the SQLite Sync HTTP protocol. */
+export { createSyncHttpHandler } from './http/handler.ts';
+export type { SyncHttpHandler, SyncHttpOptions } from './http/handler.ts';
+export { SyncService, normaliseSiteId } from './sync.service.ts';
+export type { DownloadOptions, DownloadResult, SyncServiceOptions, UploadResult } from './sync.service.ts';
+export { CentralDatabases, isValidDatabaseId } from './central-databases.ts';
+export type { CentralDatabase } from './central-databases.ts';
+export { PeerState, coverage, unionWindows } from './peer-state.ts';
+export type { PeerRecord, SyncStatus, VersionWindow } from './peer-state.ts';
+export { ArtifactStore, ARTIFACT_PATH_PREFIX } from './artifacts.ts';
+export { MAX_SEQ, compareCursor, scanPages } from './download-pages.ts';
+export type { Cursor, PagePlan, ScanResult } from './download-pages.ts';
+export { SyncError, SyncErrorCode, toSyncError } from './sync-errors.ts';
+export { allowAllSyncDeps } from './sync-deps.ts';
+export type {
+  ChangesMerged, DatabaseTarget, DeviceSeen, Generation, Principal, PushTokenRegistration, RowFilter, SchemaHashMode, SyncDeps, SyncEngine, Traffic, WriteAuthorizer,
+} from './sync-deps.ts';

@@ -1,0 +1,118 @@
+/**
+ * Everything the sync service needs from the rest of OffSync, injected as one object so the
+ * control plane (API keys, tokens, JWT, devices, metrics, push, RLS) can be wired in without
+ * the sync domain importing it. {@link allowAllSyncDeps} is a no-op / allow-all default for tests.
+ */
+import type { openSyncDatabase } from '@offsync/core/sqlite';
+
+/** The CRDT engine over one central database (`@offsync/core`). */
+export type SyncEngine = ReturnType<typeof openSyncDatabase>;
+/** RLS SELECT filter of the change feed (`FeedOptions['rowFilter']`). */
+export type RowFilter = NonNullable<NonNullable<Parameters<SyncEngine['changes']>[0]>['rowFilter']>;
+/** RLS write check of the merge (`ApplyOptions['authorize']`). */
+export type WriteAuthorizer = NonNullable<NonNullable<Parameters<SyncEngine['applyPayload']>[1]>['authorize']>;
+
+/** Who is calling, as resolved from the Bearer credential. */
+export interface Principal {
+  kind: 'apiKey' | 'accessToken' | 'jwt';
+  /** The user id for tokens and JWTs (`sub`); null for API keys. */
+  userId: string | null;
+  /** Claims exposed to RLS as `auth_json()`. */
+  claims: Record<string, unknown>;
+}
+
+export type SchemaHashMode = 'strict' | 'lenient';
+
+/** Where an OffSync database's central SQLite file lives and how it syncs. */
+export interface DatabaseTarget {
+  /** Absolute path of the central SQLite file. */
+  path: string;
+  /** False: sync is switched off for this database (403 `sync_disabled`). */
+  enabled: boolean;
+  /** strict: refuse uploads whose schema hash is unknown; lenient: accept and remember the hash. */
+  schemaHashMode: SchemaHashMode;
+}
+
+/** Protocol generation of a request (protocol reference 0.3). */
+export type Generation = 'G1' | 'G2a' | 'G2b' | 'G3';
+
+export interface DeviceSeen {
+  /** 32 lowercase hex digits. */
+  siteId: string;
+  principal: Principal;
+  /** `X-CloudSync-Version` when sent (G3), otherwise the generation name. */
+  clientVersion: string;
+  generation: Generation;
+  /** Schema hash (decimal u64) of the device's last upload, or null when unknown. */
+  schemaHash: string | null;
+}
+
+export interface Traffic {
+  uploadBytes: number;
+  downloadBytes: number;
+}
+
+export interface ChangesMerged {
+  /** Site (32 hex) whose upload produced the changes. */
+  originSiteId: string;
+  /** Tables that received at least one winning change. */
+  tables: string[];
+  /** Server db_version after the merge. */
+  dbVersion: number;
+}
+
+export interface PushTokenRegistration {
+  expoToken: string;
+  deviceId: string;
+  siteId: string;
+  platform: string;
+  principal: Principal;
+}
+
+type MaybePromise<T> = T | Promise<T>;
+
+export interface SyncDeps {
+  /** Maps an OffSync database id to its central file; undefined = unknown (404 `database_not_found`). */
+  resolveDatabase(databaseId: string): MaybePromise<DatabaseTarget | undefined>;
+  /** Resolves `Authorization: Bearer <credential>` (undefined when absent); null = 401. */
+  authenticate(databaseId: string, credential: string | undefined): Promise<Principal | null>;
+  /** RLS on downloads: a row filter for this caller, or undefined to send every row. */
+  rowFilterFor(databaseId: string, principal: Principal, engine: SyncEngine): MaybePromise<RowFilter | undefined>;
+  /** RLS on uploads: a write check for this caller, or undefined to allow every write. */
+  authorizerFor(databaseId: string, principal: Principal, engine: SyncEngine): MaybePromise<WriteAuthorizer | undefined>;
+  /** A device made an authenticated request (register on first sight, update afterwards). */
+  recordDevice(databaseId: string, device: DeviceSeen): MaybePromise<void>;
+  /** Bytes transferred for a device (payload PUTs, inline blobs, downloads). */
+  recordTraffic(databaseId: string, siteId: string, traffic: Traffic): MaybePromise<void>;
+  /** A merge committed changes other devices may want (push, live subscriptions). */
+  onChangesMerged(databaseId: string, event: ChangesMerged): MaybePromise<void>;
+  /** `PUT …/notifications/tokens` (protocol reference A.6). */
+  registerPushToken(databaseId: string, token: PushTokenRegistration): MaybePromise<void>;
+  /** Where to report failures of the fire-and-forget hooks above (default: console.error). */
+  logError?(message: string, error: unknown): void;
+}
+
+/** Allow-all, record-nothing dependencies; `resolveDatabase` and `authenticate` must still be given. */
+export function allowAllSyncDeps(base: Pick<SyncDeps, 'resolveDatabase'> & Partial<SyncDeps>): SyncDeps {
+  return {
+    authenticate: async () => ({ kind: 'apiKey', userId: null, claims: {} }),
+    rowFilterFor: () => undefined,
+    authorizerFor: () => undefined,
+    recordDevice: () => undefined,
+    recordTraffic: () => undefined,
+    onChangesMerged: () => undefined,
+    registerPushToken: () => undefined,
+    ...base,
+  };
+}
+
+/** Runs a fire-and-forget hook, reporting (never throwing) its failure. */
+export function runHook(deps: SyncDeps, name: string, fn: () => MaybePromise<void>): void {
+  const report = (e: unknown): void => (deps.logError ?? ((m, err) => console.error(m, err)))(`sync: ${name} failed`, e);
+  try {
+    const r = fn();
+    if (r instanceof Promise) r.catch(report);
+  } catch (e) {
+    report(e);
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * Sync errors with stable wire codes (docs/PROTOCOL.md "Errors"). HTTP answers them with a
+ * JSON:API style body; G3 `apply` reports payload failures inside SyncStatus `failures.apply`.
+ */
+
+export const SyncErrorCode = {
+  UNAUTHORIZED: 'unauthorized',
+  FORBIDDEN: 'forbidden',
+  DATABASE_NOT_FOUND: 'database_not_found',
+  SYNC_DISABLED: 'sync_disabled',
+  INVALID_SITE_ID: 'invalid_site_id',
+  INVALID_REQUEST: 'invalid_request',
+  INVALID_PAYLOAD: 'invalid_payload',
+  PAYLOAD_TOO_LARGE: 'payload_too_large',
+  SCHEMA_HASH_UNKNOWN: 'schema_hash_unknown',
+  UNKNOWN_TABLE: 'unknown_table',
+  UNKNOWN_COLUMN: 'unknown_column',
+  APPLY_FAILED: 'apply_failed',
+  ARTIFACT_INVALID: 'artifact_invalid',
+  ARTIFACT_EXPIRED: 'artifact_expired',
+  ARTIFACT_USED: 'artifact_used',
+  ARTIFACT_MISMATCH: 'artifact_mismatch',
+  NOT_FOUND: 'not_found',
+  METHOD_NOT_ALLOWED: 'method_not_allowed',
+  SERVER_BUSY: 'server_busy',
+  INTERNAL: 'internal_error',
+} as const;
+export type SyncErrorCode = (typeof SyncErrorCode)[keyof typeof SyncErrorCode];
+
+const STATUS: Record<SyncErrorCode, number> = {
+  unauthorized: 401,
+  forbidden: 403,
+  database_not_found: 404,
+  sync_disabled: 403,
+  invalid_site_id: 400,
+  invalid_request: 400,
+  invalid_payload: 400,
+  payload_too_large: 413,
+  schema_hash_unknown: 422,
+  unknown_table: 422,
+  unknown_column: 422,
+  apply_failed: 422,
+  artifact_invalid: 403,
+  artifact_expired: 410,
+  artifact_used: 410,
+  artifact_mismatch: 403,
+  not_found: 404,
+  method_not_allowed: 405,
+  server_busy: 503,
+  internal_error: 500,
+};
+
+const TITLE: Record<SyncErrorCode, string> = {
+  unauthorized: 'Unauthorized',
+  forbidden: 'Forbidden',
+  database_not_found: 'Database not found',
+  sync_disabled: 'Sync disabled',
+  invalid_site_id: 'Invalid site id',
+  invalid_request: 'Invalid request',
+  invalid_payload: 'Invalid payload',
+  payload_too_large: 'Payload too large',
+  schema_hash_unknown: 'Schema hash unknown',
+  unknown_table: 'Unknown table',
+  unknown_column: 'Unknown column',
+  apply_failed: 'Apply failed',
+  artifact_invalid: 'Invalid artifact URL',
+  artifact_expired: 'Artifact URL expired',
+  artifact_used: 'Artifact URL already used',
+  artifact_mismatch: 'Artifact URL belongs to another database or site',
+  not_found: 'Not found',
+  method_not_allowed: 'Method not allowed',
+  server_busy: 'Server busy',
+  internal_error: 'Internal error',
+};
+
+/** Codes a client may retry unchanged later (the server side may change: deploy, migrate, restart). */
+const RETRYABLE = new Set<SyncErrorCode>(['schema_hash_unknown', 'unknown_table', 'unknown_column', 'server_busy', 'internal_error']);
+
+export class SyncError extends Error {
+  override readonly name = 'SyncError';
+  readonly code: SyncErrorCode;
+  readonly status: number;
+  readonly title: string;
+  /** Safe to show the caller (never for 401). */
+  readonly detail: string | undefined;
+
+  constructor(code: SyncErrorCode, detail?: string, options?: { cause?: unknown }) {
+    super(detail ?? TITLE[code], options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.status = STATUS[code];
+    this.title = TITLE[code];
+    this.detail = code === 'unauthorized' ? undefined : detail;
+  }
+
+  get retryable(): boolean {
+    return RETRYABLE.has(this.code);
+  }
+
+  /** JSON:API style error document. */
+  toBody(): { errors: Array<{ status: string; code: string; title: string; detail?: string }> } {
+    const e: { status: string; code: string; title: string; detail?: string } = { status: String(this.status), code: this.code, title: this.title };
+    if (this.detail !== undefined) e.detail = this.detail;
+    return { errors: [e] };
+  }
+}
+
+const CORE_MAP: Record<string, SyncErrorCode> = {
+  CORE_PAYLOAD_TOO_LARGE: 'payload_too_large',
+  CORE_SCHEMA_HASH_UNKNOWN: 'schema_hash_unknown',
+  CORE_UNKNOWN_TABLE: 'unknown_table',
+  CORE_UNKNOWN_COLUMN: 'unknown_column',
+  CORE_RLS_DENIED: 'forbidden',
+  CORE_APPLY_FAILED: 'apply_failed',
+};
+
+function errorCode(e: unknown): string | undefined {
+  if (!(e instanceof Error)) return undefined;
+  const code: unknown = Reflect.get(e, 'code');
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * Maps a failure of decoding or merging an uploaded payload (CoreError codes of
+ * `@offsync/core`, SQLite constraint errors) to a SyncError. Unknown errors become
+ * `internal_error` without detail.
+ */
+export function toSyncError(e: unknown): SyncError {
+  if (e instanceof SyncError) return e;
+  const code = errorCode(e);
+  const message = e instanceof Error ? e.message : String(e);
+  if (code !== undefined) {
+    const mapped = CORE_MAP[code];
+    if (mapped !== undefined) return new SyncError(mapped, message, { cause: e });
+    if (code.startsWith('CORE_PAYLOAD_') || code === 'CORE_PK_INVALID' || code === 'CORE_SITE_ID_INVALID') {
+      return new SyncError('invalid_payload', message, { cause: e });
+    }
+    if (code.startsWith('SQLITE_CONSTRAINT')) return new SyncError('apply_failed', message, { cause: e });
+  }
+  return new SyncError('internal_error', undefined, { cause: e });
+}

@@ -1,0 +1,153 @@
+/**
+ * Transport-independent sync operations, shared by the HTTP protocol (all generations) and the
+ * GraphQL `pushChanges` / `pullChanges` of OffSync's own client.
+ *
+ * - `upload` merges one payload atomically together with the site's bookkeeping (peer-state.ts):
+ *   everything or nothing; a refused payload is never acknowledged.
+ * - `download` streams the change feed after a cursor into pages (download-pages.ts).
+ */
+import { CentralDatabases } from './central-databases.ts';
+import type { CentralDatabase } from './central-databases.ts';
+import { scanPages } from './download-pages.ts';
+import type { Cursor, ScanResult } from './download-pages.ts';
+import type { SyncStatus, VersionWindow } from './peer-state.ts';
+import { runHook } from './sync-deps.ts';
+import type { Generation, Principal, SyncDeps } from './sync-deps.ts';
+import { SyncError, toSyncError } from './sync-errors.ts';
+
+export interface SyncServiceOptions {
+  /** Target encoded size of one download page (default 5 MB). */
+  pageBytes?: number;
+  /** Largest uncompressed body accepted in one uploaded payload (default 256 MiB). */
+  maxExpandedBytes?: number;
+}
+
+export interface UploadResult {
+  status: SyncStatus;
+  /** Changes in the payload. */
+  received: number;
+  /** Changes that won and were written. */
+  applied: number;
+  tables: string[];
+  schemaHash: bigint;
+  /** Server db_version after the merge. */
+  dbVersion: number;
+}
+
+export interface DownloadOptions {
+  /** Inclusive upper bound of the package (artifact downloads). */
+  to?: Cursor | undefined;
+  /** Pages to return at most (default 1). */
+  maxPages?: number;
+  /** Override of the page size. */
+  pageBytes?: number;
+  /** Encode every page (default true); false only plans page boundaries. */
+  payloads?: boolean;
+  /** With payloads false: still encode a single complete page up to this size (G3 inline). */
+  inlineUpTo?: number;
+  /** Schema hash to stamp; default: the device's last upload hash, else the generation's canonical hash. */
+  schemaHash?: bigint;
+  generation?: Generation;
+}
+
+export interface DownloadResult extends ScanResult {
+  schemaHash: bigint;
+}
+
+const SITE_ID = /^[0-9a-fA-F]{32}$/;
+
+/** Validates a site id (32 hex digits) and returns it lower-cased. */
+export function normaliseSiteId(site: string): string {
+  if (!SITE_ID.test(site)) throw new SyncError('invalid_site_id', 'site id must be 32 hexadecimal digits');
+  return site.toLowerCase();
+}
+
+export class SyncService {
+  readonly databases: CentralDatabases;
+  readonly #deps: SyncDeps;
+  readonly pageBytes: number;
+  readonly #maxExpanded: number;
+
+  constructor(deps: SyncDeps, databases: CentralDatabases = new CentralDatabases(deps.resolveDatabase), opts: SyncServiceOptions = {}) {
+    this.#deps = deps;
+    this.databases = databases;
+    this.pageBytes = opts.pageBytes ?? 5_000_000;
+    this.#maxExpanded = opts.maxExpandedBytes ?? 256 * 1024 * 1024;
+  }
+
+  async #db(db: CentralDatabase | string): Promise<CentralDatabase> {
+    return typeof db === 'string' ? this.databases.get(db) : db;
+  }
+
+  /** Upload bookkeeping of a site (SyncStatus). */
+  async status(db: CentralDatabase | string, siteId: string): Promise<SyncStatus> {
+    const d = await this.#db(db);
+    return d.peers.status(normaliseSiteId(siteId));
+  }
+
+  /**
+   * Merges `payload` from `siteId`, recording `window` (device version space; undefined for
+   * G1) in the same transaction. Throws SyncError (invalid_payload, schema_hash_unknown,
+   * unknown_table, unknown_column, forbidden, apply_failed, payload_too_large) with nothing changed.
+   */
+  async upload(db: CentralDatabase | string, siteId: string, payload: Uint8Array, window: VersionWindow | undefined, principal: Principal): Promise<UploadResult> {
+    const d = await this.#db(db);
+    const site = normaliseSiteId(siteId);
+    const authorize = await this.#deps.authorizerFor(d.id, principal, d.engine);
+    const strict = d.target.schemaHashMode === 'strict';
+    const { engine, peers } = d;
+    let out: UploadResult;
+    try {
+      // One synchronous section: merge + bookkeeping commit together, in one server order.
+      out = engine.driver.transaction(() => {
+        const r = engine.applyPayload(payload, {
+          strictSchemaHash: strict,
+          limits: { maxExpandedSize: this.#maxExpanded },
+          ...(authorize === undefined ? {} : { authorize }),
+        });
+        if (!strict && r.schemaHash !== 0n && !engine.isKnownSchemaHash(r.schemaHash)) engine.rememberSchemaHash(r.schemaHash, 'peer');
+        const status = peers.recordUpload(site, window, r.schemaHash);
+        return { status, received: r.received, applied: r.applied, tables: r.tables, schemaHash: r.schemaHash, dbVersion: r.dbVersion };
+      });
+    } catch (e) {
+      throw toSyncError(e);
+    }
+    if (out.applied > 0) {
+      const event = { originSiteId: site, tables: out.tables, dbVersion: out.dbVersion };
+      runHook(this.#deps, 'onChangesMerged', () => this.#deps.onChangesMerged(d.id, event));
+    }
+    return out;
+  }
+
+  /** The schema hash to stamp into `siteId`'s downloads (protocol reference D.3). */
+  stampFor(d: CentralDatabase, siteId: string, generation: Generation | undefined): bigint {
+    const last = d.peers.get(siteId)?.lastSchemaHash;
+    if (last !== null && last !== undefined) return BigInt(last);
+    return generation === 'G1' || generation === 'G2a' ? d.engine.ddlSchemaHash() : d.engine.schemaHash();
+  }
+
+  /**
+   * Changes after `after` (exclusive, server version space) for `siteId`, without its own
+   * changes, filtered by the caller's RLS row filter, cut into pages.
+   */
+  async download(db: CentralDatabase | string, siteId: string, after: Cursor, principal: Principal, opts: DownloadOptions = {}): Promise<DownloadResult> {
+    const d = await this.#db(db);
+    const site = normaliseSiteId(siteId);
+    const rowFilter = await this.#deps.rowFilterFor(d.id, principal, d.engine);
+    // Everything below is synchronous: no merge can interleave with the feed.
+    const schemaHash = opts.schemaHash ?? this.stampFor(d, site, opts.generation);
+    const scan = scanPages(
+      { engine: d.engine, excludeSiteId: new Uint8Array(Buffer.from(site, 'hex')), rowFilter },
+      after,
+      {
+        pageBytes: opts.pageBytes ?? this.pageBytes,
+        maxPages: opts.maxPages ?? 1,
+        to: opts.to,
+        schemaHash,
+        payloads: opts.payloads ?? true,
+        ...(opts.inlineUpTo === undefined ? {} : { inlineUpTo: opts.inlineUpTo }),
+      },
+    );
+    return { ...scan, schemaHash };
+  }
+}
