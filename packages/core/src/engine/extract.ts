@@ -50,8 +50,7 @@ function* rowItems(ctx: TableContext, it: Iterable<unknown[]>, after: Cursor): G
     if (Number(r[2]) === 1 && past(seq)) yield [pk, 0, cl, dbv, seq, site, cl];
     if (r[3] === null || cl % 2 === 0 || ctx.columns.length === 0) continue;
     const icv = Number(r[3]);
-    let explicit: Set<number> | undefined;
-    for (const row of ctx.stmts.cellCols.iterateRaw(pk)) (explicit ??= new Set()).add(Number(row[0]));
+    const explicit = r[7] == null ? undefined : new Set(String(r[7]).split(',').map(Number));
     for (const col of ctx.columns) {
       const s = seq + 1 + col.ord;
       if (explicit?.has(col.id) || !past(s)) continue;

@@ -72,26 +72,29 @@ export function dropMetaTablesSql(table: string): string {
   return `DROP TABLE IF EXISTS ${quoteIdent(rowsTableName(table))}; DROP TABLE IF EXISTS ${quoteIdent(cellsTableName(table))};`;
 }
 
-/** Number of bytes of the minimal unsigned big-endian width of non-negative integer `m`. */
-function widthSql(m: string): string {
-  return `(CASE WHEN ${m} < 256 THEN 1 WHEN ${m} < 65536 THEN 2 WHEN ${m} < 16777216 THEN 3 WHEN ${m} < 4294967296 THEN 4
-    WHEN ${m} < 1099511627776 THEN 5 WHEN ${m} < 281474976710656 THEN 6 WHEN ${m} < 72057594037927936 THEN 7 ELSE 8 END)`;
-}
+const hex2 = (n: number): string => n.toString(16).toUpperCase().padStart(2, '0');
 
-/** Type byte + minimal-width magnitude as a BLOB (value encoding B.3, ≥ 0.9 rules). */
-function headerSql(code: number, m: string): string {
-  const w = widthSql(m);
-  return `unhex(printf('%02X%0*X', ${code} + 8 * ${w}, 2 * ${w}, ${m}))`;
+/**
+ * Type byte + minimal-width big-endian magnitude (value encoding B.3, ≥ 0.9 rules) for a
+ * non-negative integer expression `m`, as one CASE over the widths (the common 1-byte case first).
+ */
+function headerSql(code: number, m: string, maxWidth: number): string {
+  const branches: string[] = [];
+  for (let w = 1; w <= maxWidth; w++) {
+    const lit = `'${hex2(code + 8 * w)}%0${2 * w}X'`;
+    branches.push(w === maxWidth ? `ELSE unhex(printf(${lit}, ${m}))` : `WHEN ${m} < ${2n ** BigInt(8 * w)} THEN unhex(printf(${lit}, ${m}))`);
+  }
+  return `(CASE ${branches.join(' ')} END)`;
 }
 
 /** Encodes one SQL value expression as in B.3. REAL keys are refused (no portable bit access in SQL). */
 function valueEncodeSql(x: string, table: string, inTrigger: boolean): string {
   const refuse = (msg: string): string => (inTrigger ? `RAISE(ABORT, ${quoteText(msg)})` : 'NULL');
   return `(CASE typeof(${x})
-    WHEN 'text' THEN ${headerSql(3, `length(CAST(${x} AS BLOB))`)} || CAST(${x} AS BLOB)
-    WHEN 'integer' THEN (CASE WHEN ${x} = -9223372036854775807 - 1 THEN x'06'
-      WHEN ${x} >= 0 THEN ${headerSql(1, x)} ELSE ${headerSql(0, `(-${x})`)} END)
-    WHEN 'blob' THEN ${headerSql(4, `length(${x})`)} || ${x}
+    WHEN 'text' THEN ${headerSql(3, `octet_length(${x})`, 4)} || CAST(${x} AS BLOB)
+    WHEN 'integer' THEN (CASE WHEN ${x} >= 0 THEN ${headerSql(1, x, 8)}
+      WHEN ${x} = -9223372036854775807 - 1 THEN x'06' ELSE ${headerSql(0, `(-${x})`, 8)} END)
+    WHEN 'blob' THEN ${headerSql(4, `length(${x})`, 4)} || ${x}
     WHEN 'real' THEN ${refuse(`OffSync: REAL primary key values are not supported (table ${table})`)}
     ELSE ${refuse(`NULL primary key values are not allowed (table ${table})`)} END)`;
 }
@@ -158,13 +161,14 @@ export function triggerSql({ schema, columnIds, algorithm }: TriggerInput): stri
   // Insert (or re-insert over a tombstone): one row record; implicit cells at col_version 1.
   // Existing explicit cells (a row alive in metadata but missing from the table) are bumped.
   const revive = (pk: string, forceSentinel: boolean): string => `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site)
-    SELECT p.pk, CASE WHEN EXISTS (SELECT 1 FROM ${c} WHERE pk = p.pk) THEN 3 ELSE 1 END,
-      ${forceSentinel || pkOnly ? 1 : `EXISTS (SELECT 1 FROM ${c} WHERE pk = p.pk)`}, ${pkOnly ? 'NULL' : 1}, k.v, 0, 0
-    FROM (SELECT ${pk} AS pk) p, offsync_clock k WHERE k.id = 1
+    SELECT p.pk, 1 + 2 * p.e, ${forceSentinel || pkOnly ? 1 : 'p.e'}, ${pkOnly ? 'NULL' : 1}, k.v, 0, 0
+    FROM (SELECT q.pk, EXISTS (SELECT 1 FROM ${c} WHERE pk = q.pk) AS e FROM (SELECT ${pk} AS pk) q LIMIT 1) p,
+      offsync_clock k WHERE k.id = 1
     ON CONFLICT (pk) DO UPDATE SET cl = cl + CASE cl % 2 WHEN 0 THEN 1 ELSE 2 END, sent = 1,
       icv = ${pkOnly ? 'NULL' : 'CASE WHEN icv IS NULL OR cl % 2 = 0 THEN 1 ELSE icv + 1 END'},
       db_version = excluded.db_version, seq = 0, site = 0;
-  ${pkOnly ? '' : `UPDATE ${c} SET col_version = col_version + 1, db_version = ${clock}, seq = 0, site = 0 WHERE pk = ${pk};`}`;
+  ${pkOnly ? '' : `UPDATE ${c} SET col_version = col_version + 1, db_version = ${clock}, seq = 0, site = 0
+    WHERE pk = (SELECT pk FROM ${r} WHERE pk = ${pk} AND cl % 2 = 1 AND cl > 1);`}`;
   const tombstone = (pk: string): string => `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site)
     SELECT ${pk}, 2, 1, NULL, k.v, 0, 0 FROM offsync_clock k WHERE k.id = 1
     ON CONFLICT (pk) DO UPDATE SET cl = cl + CASE cl % 2 WHEN 1 THEN 1 ELSE 2 END, sent = 1, icv = NULL,
@@ -173,7 +177,7 @@ export function triggerSql({ schema, columnIds, algorithm }: TriggerInput): stri
   // A local UPDATE of one cell: explicit clock = (explicit or implicit col_version) + 1.
   const bumpCell = (col: { name: string; id: number; ord: number }, pk: string): string => `INSERT INTO ${c} (pk, col, col_version, db_version, seq, site)
     SELECT p.pk, ${col.id}, COALESCE((SELECT icv FROM ${r} WHERE pk = p.pk AND cl % 2 = 1), 0) + 1, k.v, ${col.ord + 1}, 0
-    FROM (SELECT ${pk} AS pk) p, offsync_clock k WHERE k.id = 1 AND ${changedSql(col.name)}
+    FROM (SELECT ${pk} AS pk WHERE ${changedSql(col.name)}) p, offsync_clock k WHERE k.id = 1
     ON CONFLICT (pk, col) DO UPDATE SET col_version = col_version + 1, db_version = excluded.db_version, seq = excluded.seq, site = 0;`;
 
   const out: string[] = [];

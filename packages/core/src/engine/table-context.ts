@@ -43,6 +43,8 @@ export interface TableStatements {
   setCell: SqlStatement;
   /** (pk, cl, db_version, seq, site): sentinel clock, no implicit cells. */
   setSentinel: SqlStatement;
+  /** (pk, icv, db_version, seq, site): a new live row whose cells are all implicit. */
+  insertRowRecord: SqlStatement;
   /** (pk, icv, db_version, seq, site): write explicit cells for every implicit one (then clear icv). */
   materialize: SqlStatement;
   clearImplicit: SqlStatement;
@@ -79,7 +81,9 @@ export function createTableContext(
   const columns = orderedColumns(colIds, schema.valueColumns.map((v) => v.name));
   const byId = new Map(columns.map((v) => [v.id, v]));
   const implicitSource = columns.length === 0 ? 'SELECT 0 AS col, 0 AS ord WHERE 0' : columns.map((v) => `SELECT ${v.id} AS col, ${v.ord} AS ord`).join(' UNION ALL ');
-  const rowsSelect = `SELECT pk, cl, sent, icv, db_version, seq, site FROM ${r} WHERE db_version >= ?`;
+  const rowsSelect = `SELECT r.pk, r.cl, r.sent, r.icv, r.db_version, r.seq, r.site,
+    CASE WHEN r.icv IS NOT NULL THEN (SELECT group_concat(col) FROM ${c} WHERE pk = r.pk) END
+    FROM ${r} r WHERE r.db_version >= ?`;
   const cellsSelect = `SELECT x.pk, x.col, x.col_version, x.db_version, x.seq, x.site, COALESCE(r.cl, 1)
     FROM ${c} x LEFT JOIN ${r} r ON r.pk = x.pk WHERE (x.db_version, x.seq) > (?, ?)`;
   const stmts: TableStatements = {
@@ -97,6 +101,7 @@ export function createTableContext(
        ON CONFLICT (pk) DO UPDATE SET cl = excluded.cl, sent = 1, icv = NULL, db_version = excluded.db_version,
        seq = excluded.seq, site = excluded.site`,
     ),
+    insertRowRecord: driver.prepare(`INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site) VALUES (?, 1, 0, ?, ?, ?, ?)`),
     materialize: driver.prepare(
       `INSERT OR IGNORE INTO ${c} (pk, col, col_version, db_version, seq, site)
        SELECT ?, x.col, ?, ?, ? + 1 + x.ord, ? FROM (${implicitSource}) x`,
@@ -107,9 +112,9 @@ export function createTableContext(
     deleteRow: driver.prepare(`DELETE FROM ${t} WHERE ${where}`),
     insertPkOnly: driver.prepare(`INSERT OR IGNORE INTO ${t} (${pkNames.join(', ')}) VALUES (${marks})`),
     selectRow: driver.prepare(`SELECT ${columns.length ? columns.map((v) => quoteIdent(v.name)).join(', ') : '1'} FROM ${t} WHERE ${where}`),
-    rowsFeed: driver.prepare(`${rowsSelect} ORDER BY db_version, seq`),
-    rowsFeedExcluding: driver.prepare(`${rowsSelect} AND site <> ? ORDER BY db_version, seq`),
-    rowsFeedLocal: driver.prepare(`${rowsSelect} AND site = 0 ORDER BY db_version, seq`),
+    rowsFeed: driver.prepare(`${rowsSelect} ORDER BY r.db_version, r.seq`),
+    rowsFeedExcluding: driver.prepare(`${rowsSelect} AND r.site <> ? ORDER BY r.db_version, r.seq`),
+    rowsFeedLocal: driver.prepare(`${rowsSelect} AND r.site = 0 ORDER BY r.db_version, r.seq`),
     cellsFeed: driver.prepare(`${cellsSelect} ORDER BY x.db_version, x.seq`),
     cellsFeedExcluding: driver.prepare(`${cellsSelect} AND x.site <> ? ORDER BY x.db_version, x.seq`),
     cellsFeedLocal: driver.prepare(`${cellsSelect} AND x.site = 0 ORDER BY x.db_version, x.seq`),

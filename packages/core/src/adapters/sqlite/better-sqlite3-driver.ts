@@ -19,14 +19,6 @@ function normaliseRow(row: SqlRow): SqlRow {
   return row;
 }
 
-function normaliseRaw(row: SqlValue[]): SqlValue[] {
-  for (let i = 0; i < row.length; i++) {
-    const v = row[i];
-    if (v instanceof Uint8Array) row[i] = toValue(v);
-  }
-  return row;
-}
-
 class BetterSqliteStatement implements SqlStatement {
   readonly #stmt: Stmt;
   readonly #raw: Stmt | undefined;
@@ -48,12 +40,13 @@ class BetterSqliteStatement implements SqlStatement {
   all(...params: SqlValue[]): SqlRow[] {
     return (this.#stmt.all(...params) as SqlRow[]).map(normaliseRow);
   }
+  // The raw paths are the engine's hot paths: BLOBs stay Node Buffers there (a Uint8Array
+  // subclass), saving an allocation per value.
   getRaw(...params: SqlValue[]): SqlValue[] | undefined {
-    const row = this.#reader().get(...params) as SqlValue[] | undefined;
-    return row === undefined ? undefined : normaliseRaw(row);
+    return this.#reader().get(...params) as SqlValue[] | undefined;
   }
-  *iterateRaw(...params: SqlValue[]): IterableIterator<SqlValue[]> {
-    for (const row of this.#reader().iterate(...params) as IterableIterator<SqlValue[]>) yield normaliseRaw(row);
+  iterateRaw(...params: SqlValue[]): IterableIterator<SqlValue[]> {
+    return this.#reader().iterate(...params) as IterableIterator<SqlValue[]>;
   }
   #reader(): Stmt {
     if (this.#raw === undefined) throw new TypeError('statement returns no rows');

@@ -1,0 +1,75 @@
+/**
+ * `@offsync/core/testing`: helpers for tests only (replicas on the real engine, the convergence
+ * simulator and the harness running the real SQLite Sync extension). Never import from
+ * production code (licence of the extension: protocol reference 0.1).
+ */
+export { TODOS_DDL, changesFor, clockRows, openReplica, syncOneWay, tableRows } from './replica.ts';
+export {
+  ConvergenceError,
+  HARNESS_DDL,
+  HARNESS_K_DDL,
+  HARNESS_TABLES,
+  HARNESS_T_DDL,
+  K_KEYS,
+  ReplicaCluster,
+  StarCluster,
+  T_KEYS,
+  VALUE_POOL,
+  acquireReplica,
+  applyLocalOp,
+  drainReplicaPool,
+  releaseReplica,
+  assertConverged,
+  normalisedClockRows,
+  localOpArb,
+  openHarnessReplica,
+  opSql,
+  prng,
+  randomScenario,
+  runScenario,
+  runStarScenario,
+  scenarioArb,
+  snapshot,
+  starScenarioArb,
+  tagValue,
+  typedRows,
+} from './replica-harness.ts';
+export type {
+  ClusterOptions,
+  LocalOp,
+  Scenario,
+  ScenarioResult,
+  ScenarioArbOptions,
+  SendMode,
+  StarScenario,
+  StarStep,
+  Step,
+  TableName,
+} from './replica-harness.ts';
+export {
+  CHANGE_COLUMNS,
+  EXTENSION_PACKAGE,
+  ExtensionDb,
+  G2A_STUB_SERVER,
+  SyncXMLHttpRequest,
+  clearXhrLog,
+  closeExtension,
+  openExtension,
+  startServerInWorker,
+  xhrLog,
+} from './sqlite-wasm.ts';
+export type {
+  ChangeRow,
+  ExtensionModule,
+  G2aStubOptions,
+  Row,
+  ServerWorkerOptions,
+  SqlParams,
+  Sqlite3Static,
+  StubRequest,
+  StubUpload,
+  SyncXhrOptions,
+  WorkerServer,
+  XhrEvent,
+  XhrLogEntry,
+} from './sqlite-wasm.ts';
