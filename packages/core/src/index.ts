@@ -1,0 +1,35 @@
+/**
+ * `@offsync/core`: the CRDT engine shared by the OffSync server and clients — payload codec
+ * (SQLite Sync wire format), clocks, merge rules, schema rules and the engine over the storage
+ * port. Driver-specific code lives in `@offsync/core/sqlite`; test support in `@offsync/core/testing`.
+ */
+export { CoreError, CoreErrorCode, isCoreError } from './errors.ts';
+export { CrdtAlgorithm, RIP_SENTINEL } from './types.ts';
+export type { Change, SqlValue } from './types.ts';
+
+export { checksum48, fnv1a64 } from './codec/fnv.ts';
+export { lz4BlockCompress, lz4BlockDecompress } from './codec/lz4-block.ts';
+export { decodePk, encodePk } from './codec/pk.ts';
+export {
+  DEFAULT_LIB_VERSION,
+  decodePayload,
+  decodePayloadHeader,
+  encodePayload,
+  hasPayloadSignature,
+  PAYLOAD_HEADER_SIZE,
+  PayloadEncoder,
+} from './codec/payload.ts';
+export type { DecodedPayload, PayloadDecodeLimits, PayloadEncodeOptions, PayloadHeader } from './codec/payload.ts';
+
+export { parseSiteId, toHex, fromHex, uuidText, uuidv7, SITE_ID_BYTES } from './clock/site-id.ts';
+export { compareForMerge } from './merge/compare.ts';
+export { InitFlags, listUserTableNames, readTableSchema, schemaIssues } from './schema/introspect.ts';
+export type { ColumnInfo, SchemaIssue, TableSchema } from './schema/introspect.ts';
+export { columnListSchemaHash, ddlTextSchemaHash, normalizedFnv64, schemaHashFromInt64, schemaHashToInt64 } from './schema/schema-hash.ts';
+
+export { SyncEngine } from './engine/engine.ts';
+export type { EngineOptions, FeedRequest, PayloadApplyOptions, SyncedTable, TableInfo } from './engine/engine.ts';
+export type { ApplyOptions, ApplyResult, RowWrite } from './engine/apply.ts';
+export type { Cursor, FeedOptions } from './engine/extract.ts';
+export { resolveAlgorithm } from './engine/algorithms.ts';
+export type { SqlDriver, SqlRow, SqlStatement } from './storage/driver.ts';
