@@ -15,7 +15,7 @@ beforeAll(async () => {
 afterAll(async () => t.close());
 
 /** Puts B's changes on the server so other sites have something to download. */
-async function seedFromB(db: string, base: string): Promise<Device> {
+async function seedFromB(db: string, base: (site: string) => string): Promise<Device> {
   const b = newDevice();
   b.driver.prepare("INSERT INTO todos (id, title, done) VALUES ('b1', 'from B', 0)").run();
   const up = await call('GET', `${base(siteHex(b))}/upload`, { headers: { accept: 'sqlc/plain' } });

@@ -42,7 +42,9 @@ export async function call(method: string, url: string, opts: { key?: string | n
     headers['content-type'] = 'application/json';
     body = JSON.stringify(opts.json);
   }
-  const r = await fetch(url, { method, headers, ...(body === undefined ? {} : { body }) });
+  const init: RequestInit = { method, headers };
+  if (body !== undefined) init.body = typeof body === 'string' ? body : new Uint8Array(body);
+  const r = await fetch(url, init);
   const bytes = new Uint8Array(await r.arrayBuffer());
   const text = Buffer.from(bytes).toString('utf8');
   return { status: r.status, statusText: r.statusText, text, bytes, headers: r.headers, json: () => JSON.parse(text) as unknown };

@@ -14,8 +14,6 @@ export interface Cursor {
   seq: number;
 }
 
-type Change = SyncEngine['changes'] extends (...args: never[]) => Generator<infer C> ? C : never;
-
 /** The largest seq: `{dbVersion: v, seq: MAX_SEQ}` means "everything of version v seen". */
 export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 
