@@ -169,3 +169,17 @@ describe('merge (C.4, C.5)', () => {
     expect(forC.some((ch) => ch.col === RIP_SENTINEL)).toBe(false);
   });
 });
+
+test('a consumer that stops reading the feed early leaves the connection usable', () => {
+  const e = openReplica();
+  for (let i = 0; i < 10; i++) e.driver.exec(`INSERT INTO todos (id) VALUES ('r${i}')`);
+  for (const c of e.changes()) {
+    expect(c.tbl).toBe('todos');
+    break;
+  }
+  const feed = e.changes();
+  feed.next();
+  feed.return(undefined);
+  e.driver.exec("INSERT INTO todos (id) VALUES ('after')");
+  expect(tableRows(e, 'todos').length).toBe(11);
+});

@@ -103,6 +103,22 @@ export function* changeFeed(host: FeedHost, opts: FeedOptions = {}): Generator<C
     caches.set(ctx, { pk: undefined, values: [], row: undefined, visible: true });
   }
   const siteCache = new Map<number, Uint8Array>();
+  try {
+    yield* mergeStreams(host, opts, streams, caches, siteCache);
+  } finally {
+    // A consumer that stops early must not leave statements running: the connection would stay
+    // busy and refuse every later write.
+    for (const st of streams) st.it.return?.(undefined);
+  }
+}
+
+function* mergeStreams(
+  host: FeedHost,
+  opts: FeedOptions,
+  streams: Stream[],
+  caches: Map<TableContext, RowCache>,
+  siteCache: Map<number, Uint8Array>,
+): Generator<Change> {
   while (streams.length > 0) {
     let best = 0;
     for (let i = 1; i < streams.length; i++) {
