@@ -398,7 +398,8 @@ export function typedRows(e: SyncEngine, table: string): string[] {
  * extension behaves the same). Both states are equivalent for every later merge and write.
  */
 export function normalisedClockRows(e: SyncEngine, table: string): string[] {
-  return clockRows(e, table).filter((r) => !r.endsWith('/__[RIP]__=1'));
+  // Formats: `pk/col=col_version` (older replica.ts) and `pk/col=col_version@cl`.
+  return clockRows(e, table).filter((r) => !/\/__\[RIP\]__=1(@1)?$/.test(r));
 }
 
 /** Contents and clocks (normalised, see {@link normalisedClockRows}) of every harness table. */
