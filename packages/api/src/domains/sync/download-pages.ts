@@ -62,9 +62,8 @@ export interface ScanResult {
 }
 
 /**
- * Scans the feed after `after` into pages. The feed generator of `@offsync/core` does not close
- * its statements when abandoned early, so after the last wanted change it is drained with a
- * row filter that hides everything (cheap: one primary-key lookup per row, no encoding).
+ * Scans the feed after `after` into pages, stopping at `to` or after `maxPages` (the feed closes
+ * its statements when abandoned, so stopping early costs nothing).
  */
 export function scanPages(scope: FeedScope, after: Cursor, opts: ScanOptions): ScanResult {
   const { engine } = scope;
@@ -73,10 +72,7 @@ export function scanPages(scope: FeedScope, after: Cursor, opts: ScanOptions): S
   let enc = engine.payloadEncoder(opts.schemaHash);
   let page: PagePlan | undefined;
   let full = false;
-  let stopped = false;
   let complete = true;
-  const inner = scope.rowFilter;
-  const rowFilter: RowFilter = (table, pk, row) => !stopped && (inner === undefined || inner(table, pk, row));
   const close = (): void => {
     if (page === undefined) return;
     if (opts.payloads === true) page.payload = enc.finish() ?? new Uint8Array();
@@ -84,21 +80,17 @@ export function scanPages(scope: FeedScope, after: Cursor, opts: ScanOptions): S
     pages.push(page);
     page = undefined;
   };
-  for (const ch of engine.changes({ after, excludeSiteId: scope.excludeSiteId, rowFilter })) {
-    if (stopped) continue;
+  const feed = engine.changes({ after, excludeSiteId: scope.excludeSiteId, ...(scope.rowFilter ? { rowFilter: scope.rowFilter } : {}) });
+  for (const ch of feed) {
     const key = { dbVersion: ch.dbVersion, seq: ch.seq };
-    if (opts.to !== undefined && compareCursor(key, opts.to) > 0) {
-      stopped = true;
-      continue;
-    }
+    if (opts.to !== undefined && compareCursor(key, opts.to) > 0) break;
     if (page !== undefined && full && compareCursor(key, page.to) !== 0) {
       const from = page.to;
       close();
       full = false;
       if (pages.length >= opts.maxPages) {
-        stopped = true;
         complete = false;
-        continue;
+        break;
       }
       page = { from, to: key, rows: 0, bytes: 0 };
     }
