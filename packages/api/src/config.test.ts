@@ -1,0 +1,28 @@
+import { mkdtempSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, test } from 'vitest';
+import { loadConfig, loadOrCreateServerKey } from './config.ts';
+
+test('defaults', () => {
+  const c = loadConfig({});
+  expect(c).toMatchObject({ port: 4000, host: '127.0.0.1', databaseUrl: undefined, secretKey: null, adminKey: null, billingPeriodStartDay: 1, publicUrl: 'http://127.0.0.1:4000' });
+});
+
+test('validation', () => {
+  expect(() => loadConfig({ PORT: 'abc' })).toThrow(/PORT/);
+  expect(() => loadConfig({ DATABASE_URL: 'mysql://x' })).toThrow(/DATABASE_URL/);
+  expect(() => loadConfig({ OFFSYNC_SECRET_KEY: 'short' })).toThrow(/32 bytes/);
+  expect(() => loadConfig({ BILLING_PERIOD_START_DAY: '31' })).toThrow(/BILLING/);
+  expect(loadConfig({ DATABASE_URL: 'postgres://u@h/db', PORT: '0' }).databaseUrl).toBe('postgres://u@h/db');
+});
+
+test('server key is generated once with 0600 permissions', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'offsync-cfg-'));
+  const a = loadOrCreateServerKey({ dataDir, secretKey: null });
+  const b = loadOrCreateServerKey({ dataDir, secretKey: null });
+  expect(a.created).toBe(true);
+  expect(b.created).toBe(false);
+  expect(Buffer.from(b.key).equals(Buffer.from(a.key))).toBe(true);
+  expect(statSync(join(dataDir, 'server.key')).mode & 0o777).toBe(0o600);
+});

@@ -1,0 +1,75 @@
+/** Server configuration: parsed and validated from an env-like record (only main.ts passes process.env). */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseServerKey } from './crypto.ts';
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  /** Undefined → SQLite at `<dataDir>/offsync.db`; `file:…` → SQLite; `postgres://…` → PostgreSQL. */
+  databaseUrl: string | undefined;
+  /** 32 bytes, or null to use/generate `<dataDir>/server.key`. */
+  secretKey: Uint8Array | null;
+  /** When set, this admin key is accepted (its hash is stored) and none is generated. */
+  adminKey: string | null;
+  expoPushUrl: string;
+  billingPeriodStartDay: number;
+  /** Base URL devices use (client snippets). */
+  publicUrl: string;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+function int(env: Record<string, string | undefined>, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be an integer between ${min} and ${max}`);
+  return n;
+}
+
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const port = int(env, 'PORT', 4000, 0, 65535);
+  const host = env['HOST'] || '127.0.0.1';
+  const dataDir = resolve(env['DATA_DIR'] || './data');
+  const databaseUrl = env['DATABASE_URL'] || undefined;
+  if (databaseUrl !== undefined && !/^(file:|postgres(ql)?:\/\/)/.test(databaseUrl)) {
+    throw new ConfigError('DATABASE_URL must start with file:, postgres:// or postgresql://');
+  }
+  let secretKey: Uint8Array | null = null;
+  if (env['OFFSYNC_SECRET_KEY']) {
+    try {
+      secretKey = parseServerKey(env['OFFSYNC_SECRET_KEY']);
+    } catch (e) {
+      throw new ConfigError(e instanceof Error ? e.message : String(e));
+    }
+  }
+  const adminKey = env['OFFSYNC_ADMIN_KEY'] || null;
+  if (adminKey !== null && adminKey.length < 16) throw new ConfigError('OFFSYNC_ADMIN_KEY must be at least 16 characters');
+  const expoPushUrl = env['EXPO_PUSH_URL'] || 'https://exp.host/--/api/v2/push/send';
+  try {
+    new URL(expoPushUrl);
+  } catch {
+    throw new ConfigError('EXPO_PUSH_URL must be a URL');
+  }
+  const billingPeriodStartDay = int(env, 'BILLING_PERIOD_START_DAY', 1, 1, 28);
+  const displayHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const publicUrl = env['OFFSYNC_PUBLIC_URL'] || `http://${displayHost}:${port}`;
+  return { port, host, dataDir, databaseUrl, secretKey, adminKey, expoPushUrl, billingPeriodStartDay, publicUrl };
+}
+
+/** Returns the configured key, or reads/creates `<dataDir>/server.key` (32 random bytes, hex, mode 0600). */
+export function loadOrCreateServerKey(config: Pick<Config, 'dataDir' | 'secretKey'>): { key: Uint8Array; created: boolean } {
+  if (config.secretKey !== null) return { key: config.secretKey, created: false };
+  const file = join(config.dataDir, 'server.key');
+  if (existsSync(file)) return { key: parseServerKey(readFileSync(file, 'utf8')), created: false };
+  mkdirSync(config.dataDir, { recursive: true });
+  const key = randomBytes(32);
+  writeFileSync(file, `${key.toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+  chmodSync(file, 0o600);
+  return { key: new Uint8Array(key), created: true };
+}

@@ -1,0 +1,31 @@
+/** What services and resolvers receive: everything with side effects is injected here. */
+import type { SecretBox } from './crypto.ts';
+import type { PrismaClient, ControlPlaneProvider } from './db/prisma.ts';
+import type { ApiPubSub } from './pubsub.ts';
+
+export interface Clock { now(): number }
+export const systemClock: Clock = { now: () => Date.now() };
+
+export interface Logger {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
+
+export interface ServiceDeps {
+  prisma: PrismaClient;
+  provider: ControlPlaneProvider;
+  pubsub: ApiPubSub;
+  secretBox: SecretBox;
+  clock: Clock;
+  logger: Logger;
+  /** Root of per-database SQLite files (`<dataDir>/databases/<id>.sqlite`). */
+  dataDir: string;
+  /** Public base URL of this server (used in client snippets). */
+  publicUrl: string;
+  /** Day of month (1–28) on which a billing period starts. */
+  billingPeriodStartDay: number;
+  /** Minimum interval between two `metrics` subscription snapshots. */
+  metricsThrottleMs: number;
+}

@@ -1,0 +1,146 @@
+/** Admin keys, database API keys, access tokens (stored as SHA-256 hashes) and JWT provider settings. */
+import type { ServiceDeps } from '../../deps.ts';
+import { generateId, generateSecret, sha256Hex } from '../../crypto.ts';
+import { ApiError } from '../../errors.ts';
+import { validateName, validateSecret, validateText, validateUrl } from '../../validation.ts';
+import type { DatabasesService } from '../databases/databases.service.ts';
+
+export const JwtMethod = { HS256: 'HS256', JWKS: 'JWKS' } as const;
+export type JwtMethod = (typeof JwtMethod)[keyof typeof JwtMethod];
+
+export interface VerifiedAccessToken {
+  userId: string;
+  name: string;
+  attributes: Record<string, unknown>;
+  createdAt: Date;
+  expiresAt: Date | null;
+}
+
+export type JwtVerificationConfig =
+  | { method: 'HS256'; secret: string; issuer: string | null; audience: string | null }
+  | { method: 'JWKS'; jwksUri: string; issuer: string; audience: string | null };
+
+export interface JwtProviderInput { method: JwtMethod; secret?: string | null; issuer?: string | null; audience?: string | null; jwksUri?: string | null }
+
+/** Visible prefix kept for listing (`osk_AbCd…`); the rest is never stored. */
+const displayPrefix = (secret: string) => `${secret.slice(0, 8)}…`;
+
+export function createAuthService(deps: ServiceDeps, databases: DatabasesService) {
+  const { prisma, secretBox } = deps;
+  const now = () => new Date(deps.clock.now());
+
+  const service = {
+    /** First start: creates an admin key and returns it (print once). Configured key: stores its hash. */
+    async ensureAdminKey(configured?: string | null): Promise<string | null> {
+      if (configured) {
+        const hash = sha256Hex(validateSecret('OFFSYNC_ADMIN_KEY', configured, 16));
+        await prisma.adminKey.upsert({ where: { hash }, create: { id: generateId('adm', 12), hash, createdAt: now() }, update: {} });
+        return null;
+      }
+      if ((await prisma.adminKey.count()) > 0) return null;
+      const secret = generateSecret('osa');
+      await prisma.adminKey.create({ data: { id: generateId('adm', 12), hash: sha256Hex(secret), createdAt: now() } });
+      return secret;
+    },
+    async verifyAdminKey(secret: string): Promise<string | null> {
+      const row = await prisma.adminKey.findUnique({ where: { hash: sha256Hex(secret) } });
+      return row?.id ?? null;
+    },
+
+    listApiKeys(databaseId: string) {
+      return prisma.apiKey.findMany({ where: { databaseId, revokedAt: null }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] });
+    },
+    async createApiKey(databaseId: string, name: string) {
+      await databases.getDatabase(databaseId);
+      const secret = generateSecret('osk');
+      const apiKey = await prisma.apiKey.create({
+        data: { id: generateId('key', 16), databaseId, name: validateName('name', name), prefix: displayPrefix(secret), hash: sha256Hex(secret), createdAt: now() },
+      });
+      return { apiKey, secret };
+    },
+    async revokeApiKey(id: string) {
+      const key = await prisma.apiKey.findUnique({ where: { id } });
+      if (key === null) throw new ApiError('NOT_FOUND', `API key ${id} not found`, { details: { apiKeyId: id } });
+      return key.revokedAt ? key : prisma.apiKey.update({ where: { id }, data: { revokedAt: now() } });
+    },
+    /** For the data plane: the key's id and name when `secret` is a live API key of this database. */
+    async verifyApiKey(databaseId: string, secret: string): Promise<{ id: string; name: string } | null> {
+      const key = await prisma.apiKey.findUnique({ where: { hash: sha256Hex(secret) } });
+      if (key === null || key.databaseId !== databaseId || key.revokedAt !== null) return null;
+      await prisma.apiKey.update({ where: { id: key.id }, data: { lastUsedAt: now() } });
+      return { id: key.id, name: key.name };
+    },
+
+    listAccessTokens(databaseId: string) {
+      return prisma.accessToken.findMany({ where: { databaseId, revokedAt: null }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] });
+    },
+    async createAccessToken(databaseId: string, input: { userId: string; name: string; attributes?: unknown; expiresAt?: Date | null }) {
+      await databases.getDatabase(databaseId);
+      const userId = validateText('userId', input.userId, 256);
+      if (userId === '') throw new ApiError('VALIDATION_FAILED', 'userId: must not be empty', { details: { field: 'userId' } });
+      const attributes = input.attributes ?? {};
+      if (typeof attributes !== 'object' || attributes === null || Array.isArray(attributes)) {
+        throw new ApiError('VALIDATION_FAILED', 'attributes: must be a JSON object', { details: { field: 'attributes' } });
+      }
+      const json = JSON.stringify(attributes);
+      if (json.length > 8192) throw new ApiError('VALIDATION_FAILED', 'attributes: too large', { details: { field: 'attributes' } });
+      if (input.expiresAt && input.expiresAt.getTime() <= deps.clock.now()) {
+        throw new ApiError('VALIDATION_FAILED', 'expiresAt: must be in the future', { details: { field: 'expiresAt' } });
+      }
+      const secret = generateSecret('ost');
+      const accessToken = await prisma.accessToken.create({
+        data: {
+          id: generateId('tok', 16), databaseId, userId, name: validateText('name', input.name, 128), attributes: json,
+          prefix: displayPrefix(secret), hash: sha256Hex(secret), createdAt: now(), expiresAt: input.expiresAt ?? null,
+        },
+      });
+      return { accessToken, secret };
+    },
+    async revokeAccessToken(id: string) {
+      const tok = await prisma.accessToken.findUnique({ where: { id } });
+      if (tok === null) throw new ApiError('NOT_FOUND', `Access token ${id} not found`, { details: { accessTokenId: id } });
+      return tok.revokedAt ? tok : prisma.accessToken.update({ where: { id }, data: { revokedAt: now() } });
+    },
+    /** For the data plane: the token's identity, or null when unknown, revoked, expired or of another database. */
+    async verifyAccessToken(databaseId: string, secret: string): Promise<VerifiedAccessToken | null> {
+      const tok = await prisma.accessToken.findUnique({ where: { hash: sha256Hex(secret) } });
+      if (tok === null || tok.databaseId !== databaseId || tok.revokedAt !== null) return null;
+      if (tok.expiresAt !== null && tok.expiresAt.getTime() <= deps.clock.now()) return null;
+      return { userId: tok.userId, name: tok.name, attributes: JSON.parse(tok.attributes) as Record<string, unknown>, createdAt: tok.createdAt, expiresAt: tok.expiresAt };
+    },
+
+    async getJwtProvider(databaseId: string) {
+      return prisma.jwtProvider.findUnique({ where: { databaseId } });
+    },
+    async configureJwtProvider(databaseId: string, input: JwtProviderInput) {
+      await databases.getDatabase(databaseId);
+      const issuer = input.issuer ? validateText('issuer', input.issuer, 512) : null;
+      const audience = input.audience ? validateText('audience', input.audience, 512) : null;
+      let data;
+      if (input.method === 'HS256') {
+        if (!input.secret) throw new ApiError('VALIDATION_FAILED', 'secret: HS256 needs a shared secret', { details: { field: 'secret' } });
+        data = { method: 'HS256', secretEnc: secretBox.encrypt(validateSecret('secret', input.secret, 32)), issuer, audience, jwksUri: null };
+      } else if (input.method === 'JWKS') {
+        if (!input.jwksUri || !issuer) throw new ApiError('VALIDATION_FAILED', 'jwksUri and issuer: JWKS needs both', { details: { field: input.jwksUri ? 'issuer' : 'jwksUri' } });
+        data = { method: 'JWKS', secretEnc: null, issuer, audience, jwksUri: validateUrl('jwksUri', input.jwksUri, { requireHttps: true }) };
+      } else {
+        throw new ApiError('VALIDATION_FAILED', 'method: must be HS256 or JWKS', { details: { field: 'method' } });
+      }
+      return prisma.jwtProvider.upsert({ where: { databaseId }, create: { databaseId, ...data }, update: data });
+    },
+    async removeJwtProvider(databaseId: string): Promise<boolean> {
+      await databases.getDatabase(databaseId);
+      return (await prisma.jwtProvider.deleteMany({ where: { databaseId } })).count > 0;
+    },
+    /** For the data plane: how to verify JWTs of this database (secret decrypted), or null. */
+    async getJwtVerificationConfig(databaseId: string): Promise<JwtVerificationConfig | null> {
+      const p = await prisma.jwtProvider.findUnique({ where: { databaseId } });
+      if (p === null) return null;
+      if (p.method === 'HS256' && p.secretEnc !== null) return { method: 'HS256', secret: secretBox.decrypt(p.secretEnc), issuer: p.issuer, audience: p.audience };
+      if (p.method === 'JWKS' && p.jwksUri !== null && p.issuer !== null) return { method: 'JWKS', jwksUri: p.jwksUri, issuer: p.issuer, audience: p.audience };
+      return null;
+    },
+  };
+  return service;
+}
+export type AuthService = ReturnType<typeof createAuthService>;

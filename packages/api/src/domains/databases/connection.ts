@@ -1,0 +1,79 @@
+/** Live connection checks: SQLite file reachable and writable; PostgreSQL connect + auth + `offsync` schema. */
+import { accessSync, constants, existsSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+
+export interface ConnectionError { code: string; message: string; retryable: boolean }
+
+export interface ConnectionStatus {
+  status: 'OK' | 'ERROR';
+  host: string | null;
+  port: number | null;
+  database: string | null;
+  checkedAt: Date;
+  error: ConnectionError | null;
+  extensionInstalled: boolean;
+}
+
+export function checkSqliteFile(file: string, now: Date): ConnectionStatus {
+  const base = { host: null, port: null, database: file, checkedAt: now };
+  if (!existsSync(file)) {
+    return { ...base, status: 'ERROR', extensionInstalled: false, error: { code: 'FILE_MISSING', message: 'The database file does not exist; run restoreConnection', retryable: false } };
+  }
+  try {
+    accessSync(file, constants.R_OK | constants.W_OK);
+    const db = new Database(file, { fileMustExist: true });
+    try {
+      db.exec('BEGIN IMMEDIATE; ROLLBACK');
+      const meta = db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name LIKE 'cloudsync\\_%' ESCAPE '\\'").pluck().get() as number;
+      return { ...base, status: 'OK', error: null, extensionInstalled: meta > 0 };
+    } finally {
+      db.close();
+    }
+  } catch (e) {
+    return { ...base, status: 'ERROR', extensionInstalled: false, error: { code: 'FILE_NOT_WRITABLE', message: e instanceof Error ? e.message : String(e), retryable: true } };
+  }
+}
+
+export interface PgSettings { host: string; port: number; database: string; user: string; password: string; ssl: boolean }
+
+/** Opens a pg client; caller ends it. */
+export async function connectPg(s: PgSettings, timeoutMs = 5000): Promise<pg.Client> {
+  const client = new pg.Client({
+    host: s.host, port: s.port, database: s.database, user: s.user, password: s.password,
+    ssl: s.ssl ? { rejectUnauthorized: true } : false,
+    connectionTimeoutMillis: timeoutMs,
+  });
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+export async function checkPostgres(s: PgSettings, now: Date): Promise<ConnectionStatus> {
+  const base = { host: s.host, port: s.port, database: s.database, checkedAt: now };
+  let client: pg.Client | null = null;
+  try {
+    client = await connectPg(s);
+    const res = await client.query<{ installed: boolean }>("SELECT EXISTS (SELECT 1 FROM information_schema.schemata WHERE schema_name = 'offsync') AS installed");
+    return { ...base, status: 'OK', error: null, extensionInstalled: res.rows[0]?.installed === true };
+  } catch (e) {
+    return { ...base, status: 'ERROR', extensionInstalled: false, error: describePgError(e) };
+  } finally {
+    await client?.end().catch(() => {});
+  }
+}
+
+const nonRetryablePg = new Set(['28P01', '28000', '3D000', '42501']);
+
+export function describePgError(e: unknown): ConnectionError {
+  const err = e as { code?: unknown; message?: unknown };
+  const code = typeof err.code === 'string' ? err.code : 'UNKNOWN';
+  const message = typeof err.message === 'string' && err.message !== '' ? err.message : 'Connection failed';
+  const known: Record<string, string> = {
+    '28P01': 'AUTHENTICATION_FAILED', '28000': 'AUTHENTICATION_FAILED', '3D000': 'DATABASE_NOT_FOUND',
+    '42501': 'PERMISSION_DENIED', ECONNREFUSED: 'CONNECTION_REFUSED', ENOTFOUND: 'HOST_NOT_FOUND',
+    ETIMEDOUT: 'TIMEOUT', ECONNRESET: 'CONNECTION_RESET', EHOSTUNREACH: 'HOST_UNREACHABLE',
+  };
+  const mapped = known[code] ?? (/timeout/i.test(message) ? 'TIMEOUT' : code);
+  return { code: mapped, message, retryable: !nonRetryablePg.has(code) && code !== 'ENOTFOUND' };
+}

@@ -1,0 +1,134 @@
+import { builder } from '../../builder.ts';
+import { DatabaseKindEnum, ProjectRef } from '../projects/projects.schema.ts';
+
+export const RlsModeEnum = builder.enumType('RlsMode', { values: ['BYPASS', 'ENFORCE'] as const });
+
+const OffSyncStatus = builder.objectRef<{ enabled: boolean; enabledAt: Date | null }>('OffSyncStatus').implement({
+  fields: (t) => ({
+    enabled: t.exposeBoolean('enabled'),
+    enabledAt: t.expose('enabledAt', { type: 'DateTime', nullable: true }),
+  }),
+});
+
+const ConnectionErrorRef = builder.objectRef<{ code: string; message: string; retryable: boolean }>('ConnectionError').implement({
+  fields: (t) => ({ code: t.exposeString('code'), message: t.exposeString('message'), retryable: t.exposeBoolean('retryable') }),
+});
+
+const ConnectionStateEnum = builder.enumType('ConnectionState', { values: ['OK', 'ERROR'] as const });
+
+const ConnectionRef = builder.objectRef<import('./connection.ts').ConnectionStatus>('DatabaseConnection').implement({
+  description: 'A live check: SQLite file reachable and writable; PostgreSQL connect, authenticate, look for the offsync schema',
+  fields: (t) => ({
+    status: t.field({ type: ConnectionStateEnum, resolve: (c) => c.status }),
+    host: t.exposeString('host', { nullable: true }),
+    port: t.exposeInt('port', { nullable: true }),
+    database: t.exposeString('database', { nullable: true }),
+    checkedAt: t.expose('checkedAt', { type: 'DateTime' }),
+    error: t.field({ type: ConnectionErrorRef, nullable: true, resolve: (c) => c.error }),
+    extensionInstalled: t.exposeBoolean('extensionInstalled'),
+  }),
+});
+
+const AuthMethodEnum = builder.enumType('ClientAuthMethod', { values: ['API_KEY', 'ACCESS_TOKEN', 'JWT'] as const });
+
+const ClientIntegrationRef = builder.objectRef<{ databaseId: string; rlsMode: 'BYPASS' | 'ENFORCE'; authMethod: 'API_KEY' | 'ACCESS_TOKEN' | 'JWT'; serverUrl: string; snippet: string }>('ClientIntegration').implement({
+  fields: (t) => ({
+    databaseId: t.exposeID('databaseId'),
+    rlsMode: t.field({ type: RlsModeEnum, resolve: (c) => c.rlsMode }),
+    authMethod: t.field({ type: AuthMethodEnum, resolve: (c) => c.authMethod }),
+    serverUrl: t.exposeString('serverUrl'),
+    snippet: t.exposeString('snippet', { description: 'SQL a device runs (SQLite Sync extension) for the current RLS mode and auth method' }),
+  }),
+});
+
+export const DatabaseRef = builder.prismaObject('Database', {
+  description: 'A sync database; `id` is the Database ID clients pass to cloudsync_network_init',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    name: t.exposeString('name'),
+    kind: t.field({ type: DatabaseKindEnum, resolve: (d) => (d.kind === 'POSTGRES' ? 'POSTGRES' : 'SQLITE') }),
+    projectId: t.exposeID('projectId'),
+    project: t.field({ type: ProjectRef, resolve: (d, _a, ctx) => ctx.services.projects.getProject(d.projectId) }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    offSync: t.field({ type: OffSyncStatus, resolve: (d) => ({ enabled: d.offSyncEnabled, enabledAt: d.offSyncEnabledAt }) }),
+    rlsMode: t.field({ type: RlsModeEnum, resolve: (d) => (d.rlsMode === 'ENFORCE' ? 'ENFORCE' : 'BYPASS') }),
+    connection: t.field({ type: ConnectionRef, resolve: (d, _a, ctx) => ctx.services.databases.checkConnection(d.id) }),
+    clientIntegration: t.field({ type: ClientIntegrationRef, resolve: (d, _a, ctx) => ctx.services.clientIntegration(d.id) }),
+  }),
+});
+
+const DatabaseFilterInput = builder.inputType('DatabaseFilter', {
+  fields: (t) => ({ nameContains: t.string(), offSyncEnabled: t.boolean() }),
+});
+
+const PostgresConnectionInput = builder.inputType('PostgresConnectionInput', {
+  description: 'PostgreSQL connection settings. The password is write-only: stored encrypted, never returned',
+  fields: (t) => ({
+    host: t.string({ required: true }),
+    port: t.int({ required: true, defaultValue: 5432 }),
+    database: t.string({ required: true }),
+    user: t.string({ required: true }),
+    password: t.string({ description: 'Required when registering; omit to keep the stored one' }),
+    ssl: t.boolean({ defaultValue: false }),
+  }),
+});
+
+builder.prismaObjectFields('Project', (t) => ({
+  databases: t.field({
+    type: [DatabaseRef],
+    args: { filter: t.arg({ type: DatabaseFilterInput }) },
+    resolve: (p, { filter }, ctx) => ctx.services.databases.listDatabases(p.id, filter ?? {}),
+  }),
+}));
+
+const DeleteDatabasePayload = builder.objectRef<{ id: string }>('DeleteDatabasePayload').implement({
+  fields: (t) => ({ id: t.exposeID('id') }),
+});
+
+builder.queryFields((t) => ({
+  databases: t.field({
+    type: [DatabaseRef],
+    args: { projectId: t.arg.id({ required: true }), filter: t.arg({ type: DatabaseFilterInput }) },
+    resolve: (_r, { projectId, filter }, ctx) => ctx.services.databases.listDatabases(String(projectId), filter ?? {}),
+  }),
+  database: t.field({
+    type: DatabaseRef,
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_r, { id }, ctx) => ctx.services.databases.getDatabase(String(id)),
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  createDatabase: t.field({
+    type: DatabaseRef,
+    description: 'SQLITE projects: creates the database file. POSTGRES projects: registers the database (connection required)',
+    args: { projectId: t.arg.id({ required: true }), name: t.arg.string({ required: true }), connection: t.arg({ type: PostgresConnectionInput }) },
+    resolve: (_r, args, ctx) => ctx.services.databases.createDatabase({ projectId: String(args.projectId), name: args.name, connection: args.connection ?? null }),
+  }),
+  deleteDatabase: t.field({
+    type: DeleteDatabasePayload,
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (_r, { id }, ctx) => ({ id: await ctx.services.databases.deleteDatabase(String(id)) }),
+  }),
+  enableOffSync: t.field({
+    type: DatabaseRef,
+    args: { databaseId: t.arg.id({ required: true }) },
+    resolve: (_r, { databaseId }, ctx) => ctx.services.databases.setOffSync(String(databaseId), true),
+  }),
+  disableOffSync: t.field({
+    type: DatabaseRef,
+    args: { databaseId: t.arg.id({ required: true }) },
+    resolve: (_r, { databaseId }, ctx) => ctx.services.databases.setOffSync(String(databaseId), false),
+  }),
+  configureConnection: t.field({
+    type: DatabaseRef,
+    args: { databaseId: t.arg.id({ required: true }), connection: t.arg({ type: PostgresConnectionInput, required: true }) },
+    resolve: (_r, { databaseId, connection }, ctx) => ctx.services.databases.configureConnection(String(databaseId), connection),
+  }),
+  restoreConnection: t.field({
+    type: DatabaseRef,
+    description: 'SQLITE: re-creates a missing file and regenerates the internal service key',
+    args: { databaseId: t.arg.id({ required: true }) },
+    resolve: (_r, { databaseId }, ctx) => ctx.services.databases.restoreConnection(String(databaseId)),
+  }),
+}));

@@ -1,0 +1,141 @@
+/** Databases: creation (SQLite file or PostgreSQL registration), OffSync status, connection settings. */
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { ServiceDeps } from '../../deps.ts';
+import { generateId, generateSecret, sha256Hex } from '../../crypto.ts';
+import { ApiError } from '../../errors.ts';
+import { validateHost, validateIdentifier, validateName, validatePort, validateSecret } from '../../validation.ts';
+import type { Database as DatabaseRow } from '../../generated/sqlite/client.ts';
+import { checkPostgres, checkSqliteFile } from './connection.ts';
+import type { ConnectionStatus, PgSettings } from './connection.ts';
+
+export interface PgConnectionInput {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  /** Required when registering; optional on update (keeps the stored one). */
+  password?: string | null | undefined;
+  ssl?: boolean | null | undefined;
+}
+
+export interface DatabaseFilter { nameContains?: string | null | undefined; offSyncEnabled?: boolean | null | undefined }
+
+/** Path of the SQLite file behind a SQLITE database. */
+export function sqliteDatabasePath(dataDir: string, databaseId: string): string {
+  return join(dataDir, 'databases', `${databaseId}.sqlite`);
+}
+
+function createSqliteFile(file: string): void {
+  mkdirSync(join(file, '..'), { recursive: true });
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.close();
+}
+
+export function createDatabasesService(deps: ServiceDeps) {
+  const { prisma, secretBox } = deps;
+  const now = () => new Date(deps.clock.now());
+
+  function validatePg(input: PgConnectionInput, requirePassword: boolean) {
+    const password = input.password ?? null;
+    if (requirePassword && password === null) throw new ApiError('VALIDATION_FAILED', 'connection.password: is required', { details: { field: 'connection.password' } });
+    return {
+      pgHost: validateHost('connection.host', input.host),
+      pgPort: validatePort('connection.port', input.port),
+      pgDatabase: validateIdentifier('connection.database', input.database),
+      pgUser: validateIdentifier('connection.user', input.user),
+      pgSsl: input.ssl ?? false,
+      ...(password === null ? {} : { pgPasswordEnc: secretBox.encrypt(validateSecret('connection.password', password, 1)) }),
+    };
+  }
+
+  const service = {
+    async getDatabase(id: string): Promise<DatabaseRow> {
+      const db = await prisma.database.findUnique({ where: { id } });
+      if (db === null) throw new ApiError('NOT_FOUND', `Database ${id} not found`, { details: { databaseId: id } });
+      return db;
+    },
+
+    async listDatabases(projectId: string, filter: DatabaseFilter = {}) {
+      const project = await prisma.project.findUnique({ where: { id: projectId } });
+      if (project === null) throw new ApiError('NOT_FOUND', `Project ${projectId} not found`, { details: { projectId } });
+      return prisma.database.findMany({
+        where: {
+          projectId,
+          ...(filter.nameContains ? { name: { contains: filter.nameContains } } : {}),
+          ...(filter.offSyncEnabled == null ? {} : { offSyncEnabled: filter.offSyncEnabled }),
+        },
+        orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+      });
+    },
+
+    async createDatabase(input: { projectId: string; name: string; connection?: PgConnectionInput | null }) {
+      const project = await prisma.project.findUnique({ where: { id: input.projectId } });
+      if (project === null) throw new ApiError('NOT_FOUND', `Project ${input.projectId} not found`, { details: { projectId: input.projectId } });
+      const name = validateName('name', input.name);
+      if (await prisma.database.findFirst({ where: { projectId: project.id, name } })) {
+        throw new ApiError('CONFLICT', `A database named "${name}" already exists in this project`, { details: { field: 'name' } });
+      }
+      const id = generateId('db');
+      if (project.kind === 'SQLITE') {
+        if (input.connection) throw new ApiError('VALIDATION_FAILED', 'connection: only POSTGRES databases take connection settings', { details: { field: 'connection' } });
+        createSqliteFile(sqliteDatabasePath(deps.dataDir, id));
+        return prisma.database.create({
+          data: { id, projectId: project.id, name, kind: 'SQLITE', createdAt: now(), serviceKeyHash: sha256Hex(generateSecret('osv')), serviceKeyUpdatedAt: now() },
+        });
+      }
+      if (!input.connection) throw new ApiError('VALIDATION_FAILED', 'connection: POSTGRES databases need connection settings', { details: { field: 'connection' } });
+      return prisma.database.create({ data: { id, projectId: project.id, name, kind: 'POSTGRES', createdAt: now(), ...validatePg(input.connection, true) } });
+    },
+
+    async deleteDatabase(id: string): Promise<string> {
+      const db = await service.getDatabase(id);
+      await prisma.database.delete({ where: { id } });
+      if (db.kind === 'SQLITE') {
+        const file = sqliteDatabasePath(deps.dataDir, id);
+        for (const suffix of ['', '-wal', '-shm']) rmSync(file + suffix, { force: true });
+      }
+      return id;
+    },
+
+    async setOffSync(id: string, enabled: boolean) {
+      const db = await service.getDatabase(id);
+      if (db.offSyncEnabled === enabled) return db;
+      return prisma.database.update({ where: { id }, data: { offSyncEnabled: enabled, offSyncEnabledAt: enabled ? now() : null } });
+    },
+
+    async configureConnection(id: string, input: PgConnectionInput) {
+      const db = await service.getDatabase(id);
+      if (db.kind !== 'POSTGRES') throw new ApiError('CONFLICT', 'configureConnection applies to POSTGRES databases only', { details: { databaseId: id } });
+      return prisma.database.update({ where: { id }, data: validatePg(input, db.pgPasswordEnc === null) });
+    },
+
+    /** SQLITE: re-creates a missing file and regenerates the internal service key. POSTGRES: re-checks. */
+    async restoreConnection(id: string) {
+      const db = await service.getDatabase(id);
+      if (db.kind === 'SQLITE') {
+        createSqliteFile(sqliteDatabasePath(deps.dataDir, id));
+        return prisma.database.update({ where: { id }, data: { serviceKeyHash: sha256Hex(generateSecret('osv')), serviceKeyUpdatedAt: now() } });
+      }
+      return db;
+    },
+
+    /** Decrypted PostgreSQL settings, for the data plane and table listing. */
+    pgSettings(db: DatabaseRow): PgSettings {
+      if (db.kind !== 'POSTGRES' || db.pgHost === null || db.pgPort === null || db.pgDatabase === null || db.pgUser === null || db.pgPasswordEnc === null) {
+        throw new ApiError('CONFLICT', `Database ${db.id} has no PostgreSQL connection settings`, { details: { databaseId: db.id } });
+      }
+      return { host: db.pgHost, port: db.pgPort, database: db.pgDatabase, user: db.pgUser, password: secretBox.decrypt(db.pgPasswordEnc), ssl: db.pgSsl };
+    },
+
+    async checkConnection(id: string): Promise<ConnectionStatus> {
+      const db = await service.getDatabase(id);
+      if (db.kind === 'SQLITE') return checkSqliteFile(sqliteDatabasePath(deps.dataDir, id), now());
+      return checkPostgres(service.pgSettings(db), now());
+    },
+  };
+  return service;
+}
+export type DatabasesService = ReturnType<typeof createDatabasesService>;

@@ -1,0 +1,99 @@
+/** Devices (SQLite Sync sites) as the data plane sees them; every change is published as a device event. */
+import type { ServiceDeps } from '../../deps.ts';
+import { ApiError } from '../../errors.ts';
+import type { DeviceEventKind } from '../../pubsub.ts';
+
+export const CredentialKind = { API_KEY: 'API_KEY', ACCESS_TOKEN: 'ACCESS_TOKEN', JWT: 'JWT' } as const;
+export type CredentialKind = (typeof CredentialKind)[keyof typeof CredentialKind];
+
+export interface DeviceSeen {
+  siteId: string;
+  userId?: string | null;
+  credentialKind: CredentialKind;
+  clientVersion?: string | null;
+  schemaHash?: string | null;
+  at?: Date;
+}
+
+const SITE_ID = /^[0-9a-f]{32}$/;
+
+export function validateSiteId(siteId: string): string {
+  const s = siteId.toLowerCase();
+  if (!SITE_ID.test(s)) throw new ApiError('VALIDATION_FAILED', 'siteId: must be 32 hex digits', { details: { field: 'siteId' } });
+  return s;
+}
+
+function encodeCursor(offset: number): string {
+  return Buffer.from(`o:${offset}`).toString('base64url');
+}
+function decodeCursor(cursor: string | null | undefined): number {
+  if (!cursor) return 0;
+  const m = /^o:(\d+)$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (!m?.[1]) throw new ApiError('VALIDATION_FAILED', 'after: invalid cursor', { details: { field: 'after' } });
+  return Number(m[1]);
+}
+
+export function createDevicesService(deps: ServiceDeps) {
+  const { prisma, pubsub } = deps;
+
+  function publish(kind: DeviceEventKind, databaseId: string, siteId: string, at: Date) {
+    pubsub.publish('deviceEvent', databaseId, { kind, databaseId, siteId, at: at.toISOString() });
+    pubsub.publish('metricsChanged', databaseId, { databaseId, at: at.toISOString() });
+  }
+
+  const service = {
+    /** Called by the data plane on every authenticated sync request. */
+    async recordDeviceSeen(databaseId: string, seen: DeviceSeen) {
+      const siteId = validateSiteId(seen.siteId);
+      const at = seen.at ?? new Date(deps.clock.now());
+      const existing = await prisma.device.findUnique({ where: { databaseId_siteId: { databaseId, siteId } } });
+      const fields = {
+        userId: seen.userId ?? null, credentialKind: seen.credentialKind,
+        clientVersion: seen.clientVersion ?? null, schemaHash: seen.schemaHash ?? null, lastSyncAt: at,
+      };
+      const device = existing === null
+        ? await prisma.device.create({ data: { databaseId, siteId, firstSeenAt: at, ...fields } })
+        : await prisma.device.update({ where: { databaseId_siteId: { databaseId, siteId } }, data: fields });
+      publish(existing === null ? 'REGISTERED' : 'SYNCED', databaseId, siteId, at);
+      return device;
+    },
+
+    async removeDevice(databaseId: string, siteId: string): Promise<boolean> {
+      const s = validateSiteId(siteId);
+      const [res] = await prisma.$transaction([
+        prisma.device.deleteMany({ where: { databaseId, siteId: s } }),
+        prisma.pushToken.deleteMany({ where: { databaseId, siteId: s } }),
+      ]);
+      if (res.count === 0) throw new ApiError('NOT_FOUND', `Device ${s} not found`, { details: { siteId: s } });
+      publish('REMOVED', databaseId, s, new Date(deps.clock.now()));
+      return true;
+    },
+
+    getDevice(databaseId: string, siteId: string) {
+      return prisma.device.findUnique({ where: { databaseId_siteId: { databaseId, siteId: siteId.toLowerCase() } } });
+    },
+
+    /** Most recently synced first; opaque offset cursors. */
+    async listDevices(databaseId: string, args: { first?: number | null; after?: string | null }) {
+      const first = Math.min(Math.max(args.first ?? 50, 1), 500);
+      const offset = decodeCursor(args.after);
+      const [rows, totalCount] = await Promise.all([
+        prisma.device.findMany({ where: { databaseId }, orderBy: [{ lastSyncAt: 'desc' }, { siteId: 'asc' }], skip: offset, take: first + 1 }),
+        prisma.device.count({ where: { databaseId } }),
+      ]);
+      const nodes = rows.slice(0, first);
+      return {
+        totalCount,
+        edges: nodes.map((node, i) => ({ cursor: encodeCursor(offset + i + 1), node })),
+        pageInfo: {
+          hasNextPage: rows.length > first,
+          hasPreviousPage: offset > 0,
+          startCursor: nodes.length > 0 ? encodeCursor(offset + 1) : null,
+          endCursor: nodes.length > 0 ? encodeCursor(offset + nodes.length) : null,
+        },
+      };
+    },
+  };
+  return service;
+}
+export type DevicesService = ReturnType<typeof createDevicesService>;

@@ -1,0 +1,110 @@
+/** Traffic counters: per-minute buckets per device + per-device totals; metrics, usage and live snapshots. */
+import type { ServiceDeps } from '../../deps.ts';
+import { ApiError } from '../../errors.ts';
+import { validateSiteId } from '../devices/devices.service.ts';
+import { billingPeriod } from './period.ts';
+import type { UsagePeriod } from './period.ts';
+import { throttledSnapshots } from './throttle.ts';
+
+export const MetricsBucket = { MINUTE: 'MINUTE', HOUR: 'HOUR', DAY: 'DAY' } as const;
+export type MetricsBucket = (typeof MetricsBucket)[keyof typeof MetricsBucket];
+const bucketMs: Record<MetricsBucket, number> = { MINUTE: 60_000, HOUR: 3_600_000, DAY: 86_400_000 };
+const MAX_POINTS = 2000;
+
+export interface TrafficSample { uploadBytes: number; downloadBytes: number; at?: Date }
+export interface MetricsPoint { start: Date; uploadBytes: number; downloadBytes: number; requests: number; activeDevices: number }
+export interface MetricsSnapshot {
+  databaseId: string; from: Date; to: Date; bucket: MetricsBucket;
+  activeDevices: number; uploadBytes: number; downloadBytes: number; requests: number; series: MetricsPoint[];
+}
+
+export function createMetricsService(deps: ServiceDeps) {
+  const { prisma, pubsub } = deps;
+
+  const service = {
+    /** Called by the data plane after each request: adds to the minute bucket and the device totals. */
+    async recordTraffic(databaseId: string, siteId: string, sample: TrafficSample): Promise<void> {
+      const site = validateSiteId(siteId);
+      const up = BigInt(Math.max(0, Math.trunc(sample.uploadBytes)));
+      const down = BigInt(Math.max(0, Math.trunc(sample.downloadBytes)));
+      const at = sample.at ?? new Date(deps.clock.now());
+      const bucketStart = new Date(Math.floor(at.getTime() / 60_000) * 60_000);
+      await prisma.$transaction([
+        prisma.trafficBucket.upsert({
+          where: { databaseId_siteId_bucketStart: { databaseId, siteId: site, bucketStart } },
+          create: { databaseId, siteId: site, bucketStart, uploadBytes: up, downloadBytes: down, requests: 1 },
+          update: { uploadBytes: { increment: up }, downloadBytes: { increment: down }, requests: { increment: 1 } },
+        }),
+        prisma.device.updateMany({ where: { databaseId, siteId: site }, data: { uploadBytes: { increment: up }, downloadBytes: { increment: down } } }),
+      ]);
+      pubsub.publish('metricsChanged', databaseId, { databaseId, at: at.toISOString() });
+    },
+
+    async getMetrics(databaseId: string, args: { from?: Date | null; to?: Date | null; bucket?: MetricsBucket | null } = {}): Promise<MetricsSnapshot> {
+      const bucket = args.bucket ?? 'HOUR';
+      const size = bucketMs[bucket];
+      const to = args.to ?? new Date(deps.clock.now());
+      const from = args.from ?? new Date(to.getTime() - 86_400_000);
+      if (from.getTime() >= to.getTime()) throw new ApiError('VALIDATION_FAILED', 'from: must be before to', { details: { field: 'from' } });
+      const first = Math.floor(from.getTime() / size) * size;
+      const count = Math.ceil((to.getTime() - first) / size);
+      if (count > MAX_POINTS) throw new ApiError('VALIDATION_FAILED', `bucket: range needs ${count} points, at most ${MAX_POINTS}; use a larger bucket`, { details: { field: 'bucket' } });
+      const rows = await prisma.trafficBucket.findMany({ where: { databaseId, bucketStart: { gte: from, lt: to } } });
+      const points = Array.from({ length: count }, (_, i) => ({ start: new Date(first + i * size), uploadBytes: 0, downloadBytes: 0, requests: 0, sites: new Set<string>() }));
+      const sites = new Set<string>();
+      let uploadBytes = 0, downloadBytes = 0, requests = 0;
+      for (const r of rows) {
+        const p = points[Math.floor((r.bucketStart.getTime() - first) / size)];
+        if (p === undefined) continue;
+        p.uploadBytes += Number(r.uploadBytes);
+        p.downloadBytes += Number(r.downloadBytes);
+        p.requests += r.requests;
+        p.sites.add(r.siteId);
+        sites.add(r.siteId);
+        uploadBytes += Number(r.uploadBytes);
+        downloadBytes += Number(r.downloadBytes);
+        requests += r.requests;
+      }
+      return {
+        databaseId, from, to, bucket, activeDevices: sites.size, uploadBytes, downloadBytes, requests,
+        series: points.map(({ sites: s, ...p }) => ({ ...p, activeDevices: s.size })),
+      };
+    },
+
+    /** Billing-period summary for a project (all its databases). */
+    async usage(projectId: string, period: UsagePeriod = 'CURRENT') {
+      const project = await prisma.project.findUnique({ where: { id: projectId }, include: { databases: { select: { id: true } } } });
+      if (project === null) throw new ApiError('NOT_FOUND', `Project ${projectId} not found`, { details: { projectId } });
+      const { start, end } = billingPeriod(deps.clock.now(), deps.billingPeriodStartDay, period);
+      const ids = project.databases.map((d) => d.id);
+      const rows = await prisma.trafficBucket.findMany({ where: { databaseId: { in: ids }, bucketStart: { gte: start, lt: end } } });
+      const per = new Map(ids.map((id) => [id, { databaseId: id, uploadBytes: 0, downloadBytes: 0, requests: 0, sites: new Set<string>() }]));
+      for (const r of rows) {
+        const d = per.get(r.databaseId);
+        if (d === undefined) continue;
+        d.uploadBytes += Number(r.uploadBytes);
+        d.downloadBytes += Number(r.downloadBytes);
+        d.requests += r.requests;
+        d.sites.add(r.siteId);
+      }
+      const databases = [...per.values()].map(({ sites, ...d }) => ({ ...d, activeDevices: sites.size }));
+      const sum = (k: 'uploadBytes' | 'downloadBytes' | 'requests' | 'activeDevices') => databases.reduce((a, d) => a + d[k], 0);
+      return {
+        projectId, period, periodStart: start, periodEnd: end,
+        uploadBytes: sum('uploadBytes'), downloadBytes: sum('downloadBytes'), requests: sum('requests'), activeDevices: sum('activeDevices'), databases,
+      };
+    },
+
+    /** Live snapshots for the `metrics` subscription (last 24 h by hour unless told otherwise). */
+    subscribe(databaseId: string, args: { bucket?: MetricsBucket | null; windowMs?: number } = {}): AsyncGenerator<MetricsSnapshot> {
+      const windowMs = args.windowMs ?? 86_400_000;
+      const snapshot = () => {
+        const to = new Date(deps.clock.now() + 1);
+        return service.getMetrics(databaseId, { from: new Date(to.getTime() - windowMs), to, bucket: args.bucket ?? 'HOUR' });
+      };
+      return throttledSnapshots(pubsub.subscribe('metricsChanged', databaseId), snapshot, deps.metricsThrottleMs);
+    },
+  };
+  return service;
+}
+export type MetricsService = ReturnType<typeof createMetricsService>;

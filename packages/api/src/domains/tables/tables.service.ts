@@ -1,0 +1,122 @@
+/** Tables of a database: listing with schema issues, declarative deploy, RLS mode and policies. */
+import type { ServiceDeps } from '../../deps.ts';
+import { ApiError } from '../../errors.ts';
+import type { DatabasesService } from '../databases/databases.service.ts';
+import { sqliteDatabasePath } from '../databases/databases.service.ts';
+import { listPgTables } from './pg-tables.ts';
+import { validateRlsExpression } from './rls-validate.ts';
+import type { RlsOperation } from './rls-validate.ts';
+import { openTableEngine } from './table-engine.ts';
+import type { TableInfo, TableIssue } from './table-engine.ts';
+
+export const RlsMode = { BYPASS: 'BYPASS', ENFORCE: 'ENFORCE' } as const;
+export type RlsMode = (typeof RlsMode)[keyof typeof RlsMode];
+
+export interface TableNode extends TableInfo { selected: boolean; enabled: boolean }
+export interface TableList { selectedCount: number; totalCount: number; nodes: TableNode[] }
+export interface TableFilter { nameContains?: string | null | undefined; selected?: boolean | null | undefined }
+export interface RlsPolicyEntry { table: string; operation: RlsOperation; expression: string; updatedAt: Date }
+export interface RlsConfig { mode: RlsMode; policies: RlsPolicyEntry[] }
+
+export function createTablesService(deps: ServiceDeps, databases: DatabasesService) {
+  const { prisma } = deps;
+
+  async function readTables(databaseId: string): Promise<{ tables: TableInfo[]; offSyncEnabled: boolean }> {
+    const db = await databases.getDatabase(databaseId);
+    if (db.kind === 'SQLITE') {
+      const engine = openTableEngine(sqliteDatabasePath(deps.dataDir, databaseId));
+      try {
+        return { tables: engine.listTables(), offSyncEnabled: db.offSyncEnabled };
+      } finally {
+        engine.close();
+      }
+    }
+    const synced = await prisma.syncedTable.findMany({ where: { databaseId } });
+    const tables = await listPgTables(databases.pgSettings(db), new Map(synced.map((s) => [s.name, s.algorithm])));
+    return { tables, offSyncEnabled: db.offSyncEnabled };
+  }
+
+  const service = {
+    async listTables(databaseId: string, filter: TableFilter = {}): Promise<TableList> {
+      const { tables, offSyncEnabled } = await readTables(databaseId);
+      const all = tables.map((t) => ({ ...t, selected: t.synced, enabled: t.synced && offSyncEnabled }));
+      const needle = filter.nameContains?.toLowerCase();
+      const nodes = all.filter((t) => (needle ? t.name.toLowerCase().includes(needle) : true) && (filter.selected == null || t.selected === filter.selected));
+      return { selectedCount: all.filter((t) => t.selected).length, totalCount: all.length, nodes };
+    },
+
+    /** The synced set becomes exactly `names`. All or nothing: refuses with SCHEMA_ISSUES per table. */
+    async deployTables(databaseId: string, names: string[]): Promise<{ added: string[]; removed: string[] }> {
+      const db = await databases.getDatabase(databaseId);
+      if (db.kind !== 'SQLITE') {
+        throw new ApiError('NOT_SUPPORTED_YET', 'Deploying tables of POSTGRES databases is not supported yet', { details: { databaseId } });
+      }
+      const wanted = [...new Set(names)];
+      const engine = openTableEngine(sqliteDatabasePath(deps.dataDir, databaseId));
+      try {
+        const byName = new Map(engine.listTables().map((t) => [t.name, t]));
+        const refused: { table: string; issues: TableIssue[] }[] = [];
+        for (const name of wanted) {
+          const t = byName.get(name);
+          if (t === undefined) refused.push({ table: name, issues: [{ rule: 'D1.1-table-missing', message: `Table ${name} does not exist` }] });
+          else if (t.issues.length > 0) refused.push({ table: name, issues: t.issues });
+        }
+        if (refused.length > 0) {
+          const summary = refused.map((r) => `${r.table}: ${r.issues.map((i) => i.message).join('; ')}`).join(' | ');
+          throw new ApiError('SCHEMA_ISSUES', `Some tables cannot be synced: ${summary}`, { details: { refused } });
+        }
+        const current = new Set(engine.syncedTables());
+        const added = wanted.filter((n) => !current.has(n));
+        const removed = [...current].filter((n) => !wanted.includes(n));
+        engine.db.transaction(() => {
+          for (const name of removed) engine.cleanup(name);
+          for (const name of added) engine.init(name, 'cls');
+        })();
+        await prisma.$transaction([
+          prisma.syncedTable.deleteMany({ where: { databaseId, name: { in: removed } } }),
+          ...added.map((name) => prisma.syncedTable.create({ data: { databaseId, name, algorithm: 'cls', deployedAt: new Date(deps.clock.now()) } })),
+        ]);
+        return { added, removed };
+      } finally {
+        engine.close();
+      }
+    },
+
+    async setRlsMode(databaseId: string, mode: RlsMode) {
+      await databases.getDatabase(databaseId);
+      if (!Object.values(RlsMode).includes(mode)) throw new ApiError('VALIDATION_FAILED', 'mode: must be BYPASS or ENFORCE', { details: { field: 'mode' } });
+      return prisma.database.update({ where: { id: databaseId }, data: { rlsMode: mode } });
+    },
+
+    async setRlsPolicy(databaseId: string, table: string, operation: RlsOperation, expression: string): Promise<RlsPolicyEntry> {
+      const { tables } = await readTables(databaseId);
+      const t = tables.find((x) => x.name === table);
+      if (t === undefined) throw new ApiError('NOT_FOUND', `Table ${table} not found`, { details: { table } });
+      const expr = validateRlsExpression(table, t.columns, operation, expression);
+      const row = await prisma.rlsPolicy.upsert({
+        where: { databaseId_tableName_operation: { databaseId, tableName: table, operation } },
+        create: { databaseId, tableName: table, operation, expression: expr },
+        update: { expression: expr },
+      });
+      return { table, operation, expression: row.expression, updatedAt: row.updatedAt };
+    },
+
+    async removeRlsPolicy(databaseId: string, table: string, operation: RlsOperation): Promise<boolean> {
+      await databases.getDatabase(databaseId);
+      const res = await prisma.rlsPolicy.deleteMany({ where: { databaseId, tableName: table, operation } });
+      return res.count > 0;
+    },
+
+    /** For the data plane: RLS mode and every policy of a database. */
+    async getRlsConfig(databaseId: string): Promise<RlsConfig> {
+      const db = await databases.getDatabase(databaseId);
+      const rows = await prisma.rlsPolicy.findMany({ where: { databaseId }, orderBy: [{ tableName: 'asc' }, { operation: 'asc' }] });
+      return {
+        mode: db.rlsMode === 'ENFORCE' ? 'ENFORCE' : 'BYPASS',
+        policies: rows.map((r) => ({ table: r.tableName, operation: r.operation as RlsOperation, expression: r.expression, updatedAt: r.updatedAt })),
+      };
+    },
+  };
+  return service;
+}
+export type TablesService = ReturnType<typeof createTablesService>;

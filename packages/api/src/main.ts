@@ -1,0 +1,69 @@
+/** `npm start`: the only file that reads process.env. Migrate, ensure an admin key, listen, shut down gracefully. */
+import { createApp } from './app.ts';
+import { loadConfig, loadOrCreateServerKey } from './config.ts';
+import { createSecretBox } from './crypto.ts';
+import { createPrismaClient, parseDatabaseUrl } from './db/prisma.ts';
+import { migrate } from './db/migrate.ts';
+import { systemClock } from './deps.ts';
+import type { Logger } from './deps.ts';
+import { createApiPubSub } from './pubsub.ts';
+
+const log = (level: string) => (message: string, fields?: Record<string, unknown>) =>
+  process.stderr.write(`${new Date().toISOString()} ${level} ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`);
+const logger: Logger = { info: log('info'), warn: log('warn'), error: log('error') };
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const target = parseDatabaseUrl(config.databaseUrl, config.dataDir);
+  const applied = await migrate(target);
+  if (applied.length > 0) logger.info('migrations applied', { applied });
+  const { key, created } = loadOrCreateServerKey(config);
+  if (created) logger.info('server key generated', { file: `${config.dataDir}/server.key` });
+
+  const app = createApp({
+    prisma: createPrismaClient(target),
+    provider: target.provider,
+    pubsub: createApiPubSub(),
+    secretBox: createSecretBox(key),
+    clock: systemClock,
+    logger,
+    dataDir: config.dataDir,
+    publicUrl: config.publicUrl,
+    billingPeriodStartDay: config.billingPeriodStartDay,
+    metricsThrottleMs: 250,
+  });
+  const adminKey = await app.services.auth.ensureAdminKey(config.adminKey);
+
+  await new Promise<void>((resolve, reject) => {
+    app.server.once('error', reject);
+    app.server.listen(config.port, config.host, () => resolve());
+  });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  process.stdout.write(`OffSync listening on http://${host}:${port}/graphql\n`);
+  if (adminKey !== null) {
+    process.stdout.write(`Admin key (shown once): ${adminKey}\n`);
+    process.stdout.write('Send it as "Authorization: Bearer <admin key>" (GraphiQL: Headers tab).\n');
+  }
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('shutting down', { signal });
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    app.dispose().then(() => process.exit(0), (e: unknown) => {
+      logger.error('shutdown failed', { error: String(e) });
+      process.exit(1);
+    });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`OffSync failed to start: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,61 @@
+/**
+ * graphql-ws on the same HTTP server and path as Yoga. The admin key comes from
+ * `connectionParams.authorization` ("Bearer …") or `connectionParams.adminKey`; connections
+ * without a valid key are refused (close 4403) before any subscription runs.
+ */
+import type { Server } from 'node:http';
+import type { ExecutionArgs } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import type { YogaServerInstance } from 'graphql-yoga';
+import type { GraphQLContext, Viewer } from '../context.ts';
+import { extractBearer, resolveViewer } from '../context.ts';
+import type { Services } from '../services.ts';
+
+type Enveloped = ReturnType<YogaServerInstance<Record<string, unknown>, GraphQLContext>['getEnveloped']>;
+type RootValue = { execute: Enveloped['execute']; subscribe: Enveloped['subscribe'] };
+
+export function attachGraphqlWs(server: Server, path: string, yoga: YogaServerInstance<Record<string, unknown>, GraphQLContext>, services: Services) {
+  const wss = new WebSocketServer({ server, path });
+  const viewers = new WeakMap<object, Viewer>();
+
+  const disposable = useServer(
+    {
+      execute: (args: ExecutionArgs) => (args.rootValue as RootValue).execute(args),
+      subscribe: (args: ExecutionArgs) => (args.rootValue as RootValue).subscribe(args),
+      onConnect: async (ctx) => {
+        const params = ctx.connectionParams ?? {};
+        const credential = extractBearer(params['authorization'] ?? params['Authorization']) ?? extractBearer(params['adminKey']);
+        const viewer = await resolveViewer(services, credential);
+        if (viewer === null) return false;
+        viewers.set(ctx, viewer);
+        return true;
+      },
+      onSubscribe: async (ctx, _id, payload) => {
+        const viewer = viewers.get(ctx) ?? null;
+        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({ ...ctx, viewer, params: payload });
+        const args: ExecutionArgs = {
+          schema,
+          operationName: payload.operationName ?? null,
+          document: parse(payload.query),
+          variableValues: payload.variables ?? null,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe } satisfies RootValue,
+        };
+        const errors = validate(args.schema, args.document);
+        if (errors.length > 0) return errors;
+        return args;
+      },
+    },
+    wss,
+  );
+
+  return {
+    wss,
+    async dispose() {
+      for (const client of wss.clients) client.terminate();
+      await disposable.dispose();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
