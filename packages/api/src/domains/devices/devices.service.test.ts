@@ -1,0 +1,57 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createTestContext, providers, siteId, stopEmbeddedPg } from '../../../test/helpers.ts';
+import type { TestContext } from '../../../test/helpers.ts';
+import type { DeviceEventPayload } from '../../pubsub.ts';
+
+afterAll(stopEmbeddedPg);
+
+describe.each(providers)('devices on %s', (provider) => {
+  let ctx: TestContext;
+  let databaseId: string;
+  beforeAll(async () => {
+    ctx = await createTestContext(provider);
+    const p = await ctx.services.projects.createProject({ name: 'p', kind: 'SQLITE' });
+    databaseId = (await ctx.services.databases.createDatabase({ projectId: p.id, name: 'd' })).id;
+  });
+  afterAll(async () => { await ctx.dispose(); });
+
+  test('recordDeviceSeen registers then updates, publishing events; removeDevice', async () => {
+    const { devices } = ctx.services;
+    const events: DeviceEventPayload[] = [];
+    const sub = ctx.deps.pubsub.subscribe('deviceEvent', databaseId);
+    const collecting = (async () => { for await (const e of sub) { events.push(e); if (events.length === 3) break; } })();
+
+    const site = siteId();
+    const d = await devices.recordDeviceSeen(databaseId, { siteId: site.toUpperCase(), userId: 'u1', credentialKind: 'ACCESS_TOKEN', clientVersion: '1.0.18', schemaHash: '123' });
+    expect(d.siteId).toBe(site);
+    ctx.clock.advance(1000);
+    const again = await devices.recordDeviceSeen(databaseId, { siteId: site, credentialKind: 'API_KEY', clientVersion: '1.0.19' });
+    expect(again.firstSeenAt.getTime()).toBe(d.firstSeenAt.getTime());
+    expect(again.lastSyncAt.getTime()).toBe(d.lastSyncAt.getTime() + 1000);
+    expect(again.clientVersion).toBe('1.0.19');
+    expect(await devices.removeDevice(databaseId, site)).toBe(true);
+    await collecting;
+    expect(events.map((e) => e.kind)).toEqual(['REGISTERED', 'SYNCED', 'REMOVED']);
+    await expect(devices.removeDevice(databaseId, site)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(devices.recordDeviceSeen(databaseId, { siteId: 'xyz', credentialKind: 'API_KEY' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+  });
+
+  test('listDevices paginates, most recent first', async () => {
+    const { devices } = ctx.services;
+    const sites: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      ctx.clock.advance(1000);
+      const s = siteId();
+      sites.push(s);
+      await devices.recordDeviceSeen(databaseId, { siteId: s, credentialKind: 'API_KEY' });
+    }
+    const page1 = await devices.listDevices(databaseId, { first: 2 });
+    expect(page1.totalCount).toBe(5);
+    expect(page1.edges.map((e) => e.node.siteId)).toEqual([sites[4], sites[3]]);
+    expect(page1.pageInfo.hasNextPage).toBe(true);
+    const page3 = await devices.listDevices(databaseId, { first: 2, after: (await devices.listDevices(databaseId, { first: 2, after: page1.pageInfo.endCursor })).pageInfo.endCursor });
+    expect(page3.edges.map((e) => e.node.siteId)).toEqual([sites[0]]);
+    expect(page3.pageInfo.hasNextPage).toBe(false);
+    await expect(devices.listDevices(databaseId, { after: 'garbage' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+  });
+});

@@ -1,0 +1,61 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createTestContext, providers, siteId, stopEmbeddedPg } from '../../../test/helpers.ts';
+import type { TestContext } from '../../../test/helpers.ts';
+import { billingPeriod } from './period.ts';
+
+afterAll(stopEmbeddedPg);
+
+test('billing periods', () => {
+  const now = Date.parse('2025-06-15T12:00:00Z');
+  expect(billingPeriod(now, 1, 'CURRENT')).toEqual({ start: new Date('2025-06-01T00:00:00Z'), end: new Date('2025-07-01T00:00:00Z') });
+  expect(billingPeriod(now, 1, 'PREVIOUS').start).toEqual(new Date('2025-05-01T00:00:00Z'));
+  expect(billingPeriod(now, 20, 'CURRENT')).toEqual({ start: new Date('2025-05-20T00:00:00Z'), end: new Date('2025-06-20T00:00:00Z') });
+  expect(billingPeriod(Date.parse('2025-01-05T00:00:00Z'), 10, 'PREVIOUS').start).toEqual(new Date('2024-11-10T00:00:00Z'));
+});
+
+describe.each(providers)('metrics on %s', (provider) => {
+  let ctx: TestContext;
+  let projectId: string;
+  let databaseId: string;
+  beforeAll(async () => {
+    ctx = await createTestContext(provider);
+    projectId = (await ctx.services.projects.createProject({ name: 'p', kind: 'SQLITE' })).id;
+    databaseId = (await ctx.services.databases.createDatabase({ projectId, name: 'd' })).id;
+  });
+  afterAll(async () => { await ctx.dispose(); });
+
+  test('recordTraffic fills minute buckets and device totals; getMetrics aggregates', async () => {
+    const { metrics, devices } = ctx.services;
+    const a = siteId();
+    const b = siteId();
+    await devices.recordDeviceSeen(databaseId, { siteId: a, credentialKind: 'API_KEY' });
+    const t0 = ctx.clock.now();
+    await metrics.recordTraffic(databaseId, a, { uploadBytes: 100, downloadBytes: 1000 });
+    await metrics.recordTraffic(databaseId, a, { uploadBytes: 50, downloadBytes: 0, at: new Date(t0 + 10_000) });
+    await metrics.recordTraffic(databaseId, b, { uploadBytes: 1, downloadBytes: 2, at: new Date(t0 + 3_600_000) });
+    const m = await metrics.getMetrics(databaseId, { from: new Date(t0 - 3_600_000), to: new Date(t0 + 7_200_000), bucket: 'HOUR' });
+    expect(m).toMatchObject({ activeDevices: 2, uploadBytes: 151, downloadBytes: 1002, requests: 3 });
+    expect(m.series).toHaveLength(3);
+    expect(m.series.map((p) => p.uploadBytes)).toEqual([0, 150, 1]);
+    expect(m.series[1]?.activeDevices).toBe(1);
+    const dev = await devices.getDevice(databaseId, a);
+    expect(Number(dev?.uploadBytes)).toBe(150);
+    await expect(metrics.getMetrics(databaseId, { from: new Date(0), to: new Date(t0), bucket: 'MINUTE' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+
+    const usage = await metrics.usage(projectId, 'CURRENT');
+    expect(usage).toMatchObject({ uploadBytes: 151, downloadBytes: 1002, activeDevices: 2, periodStart: new Date('2025-06-01T00:00:00Z') });
+    expect((await metrics.usage(projectId, 'PREVIOUS')).uploadBytes).toBe(0);
+  });
+
+  test('subscribe: snapshot now, then throttled snapshots on change', async () => {
+    ctx.clock.advance(2 * 3_600_000);
+    const it = ctx.services.metrics.subscribe(databaseId, { bucket: 'HOUR' });
+    const first = await it.next();
+    expect(first.value?.requests).toBe(3);
+    const pending = it.next();
+    await ctx.services.metrics.recordTraffic(databaseId, siteId(), { uploadBytes: 5, downloadBytes: 5 });
+    const second = await pending;
+    expect(second.value?.requests).toBe(4);
+    await it.return(undefined);
+  });
+});
