@@ -142,6 +142,22 @@ class Merge {
     this.tables.add(ctx.name);
   }
 
+  /** Tracks the incoming group (origin site + db_version) `ch` belongs to: one local version per group. */
+  enterGroup(ch: Change): void {
+    this.ch = ch;
+    if (this.siteBytes !== ch.siteId) {
+      this.siteBytes = ch.siteId;
+      const ref = this.host.siteRef(ch.siteId);
+      if (ref !== this.groupSite) this.groupVersion = 0n;
+      this.groupSite = ref;
+      this.siteRef = BigInt(ref);
+    }
+    if (ch.dbVersion !== this.groupIncoming) {
+      this.groupIncoming = ch.dbVersion;
+      this.groupVersion = 0n;
+    }
+  }
+
   /** Fast path for {@link insertShape}: one row record, one upsert. */
   insertRow(t: TableContext, group: readonly Change[], base: number): void {
     for (const ch of group) {
@@ -150,18 +166,7 @@ class Merge {
       this.pending.set(ch.col, ch.val);
     }
     const first = group[0] as Change;
-    this.ch = first;
-    if (this.siteBytes !== first.siteId) {
-      this.siteBytes = first.siteId;
-      const ref = this.host.siteRef(first.siteId);
-      if (ref !== this.groupSite) this.groupVersion = 0n;
-      this.groupSite = ref;
-      this.siteRef = BigInt(ref);
-    }
-    if (first.dbVersion !== this.groupIncoming) {
-      this.groupIncoming = first.dbVersion;
-      this.groupVersion = 0n;
-    }
+    this.enterGroup(first);
     const v = this.version();
     t.stmts.insertRowRecord.run(this.pk, BigInt(first.colVersion), v, BigInt(base), this.siteRef);
     this.rec = [1, first.colVersion, v, BigInt(base), this.siteRef];
@@ -198,17 +203,7 @@ class Merge {
     if (id === undefined) {
       throw new CoreError(CoreErrorCode.UNKNOWN_COLUMN, `Column ${ch.col} does not exist in table ${t.name}`, { details: { table: t.name, column: ch.col } });
     }
-    if (this.siteBytes !== ch.siteId) {
-      this.siteBytes = ch.siteId;
-      const ref = this.host.siteRef(ch.siteId);
-      if (ref !== this.groupSite) this.groupVersion = 0n;
-      this.groupSite = ref;
-      this.siteRef = BigInt(ref);
-    }
-    if (ch.dbVersion !== this.groupIncoming) {
-      this.groupIncoming = ch.dbVersion;
-      this.groupVersion = 0n;
-    }
+    this.enterGroup(ch);
     this.enterRow(t, ch.pk);
     const s = t.stmts;
     const colId = BigInt(id);
