@@ -66,12 +66,22 @@ export function toGraphQLError(e: ApiError, located?: GraphQLError): GraphQLErro
   });
 }
 
+/** Finds an ApiError in an error's `originalError` chain (duck-typed: graphql may be loaded twice). */
+function findApiError(error: unknown): { api: ApiError; located: GraphQLError | undefined } | null {
+  let current: unknown = error;
+  let located: GraphQLError | undefined;
+  for (let i = 0; i < 5 && current !== null && current !== undefined; i++) {
+    if (current instanceof ApiError) return { api: current, located };
+    if (typeof current === 'object' && 'path' in current && 'locations' in current) located ??= current as GraphQLError;
+    current = (current as { originalError?: unknown }).originalError;
+  }
+  return null;
+}
+
 /** Yoga `maskError`: domain errors (ApiError anywhere in the chain) pass, everything else is masked. */
 export function unmaskApiErrors(mask: (error: unknown, message: string, isDev?: boolean) => Error) {
   return (error: unknown, message: string, isDev?: boolean): Error => {
-    const original = error instanceof GraphQLError ? error.originalError : error;
-    if (original instanceof ApiError) return toGraphQLError(original, error instanceof GraphQLError ? error : undefined);
-    if (original instanceof GraphQLError && original.originalError instanceof ApiError) return toGraphQLError(original.originalError, original);
-    return mask(error, message, isDev);
+    const found = findApiError(error);
+    return found === null ? mask(error, message, isDev) : toGraphQLError(found.api, found.located);
   };
 }

@@ -3,8 +3,8 @@
  * recording them in `_offsync_migrations`. The SQL is generated from prisma/schema.prisma by
  * scripts/make-migration.mjs (see docs/CONTROL-PLANE.md).
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import pg from 'pg';
@@ -28,6 +28,7 @@ export async function migrate(target: DatabaseTarget, migrations = loadMigration
 }
 
 function migrateSqlite(file: string, migrations: Migration[]): string[] {
+  mkdirSync(dirname(file), { recursive: true });
   const db = new Database(file);
   try {
     db.pragma('journal_mode = WAL');
