@@ -1,5 +1,6 @@
 /** Scalars and root types. Every root field requires the admin key (type-level scope). */
 import { GraphQLError, Kind } from 'graphql';
+import type { ValueNode } from 'graphql';
 import { builder } from '../builder.ts';
 
 function parseDate(value: unknown): Date {
@@ -17,7 +18,7 @@ builder.scalarType('DateTime', {
   },
 });
 
-function literalToValue(ast: import('graphql').ValueNode): unknown {
+function literalToValue(ast: ValueNode): unknown {
   switch (ast.kind) {
     case Kind.STRING: case Kind.BOOLEAN: case Kind.ENUM: return ast.value;
     case Kind.INT: case Kind.FLOAT: return Number(ast.value);

@@ -25,7 +25,8 @@ export function checkSqliteFile(file: string, now: Date): ConnectionStatus {
     const db = new Database(file, { fileMustExist: true });
     try {
       db.exec('BEGIN IMMEDIATE; ROLLBACK');
-      const meta = db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name LIKE 'cloudsync\\_%' ESCAPE '\\'").pluck().get() as number;
+      // The core engine's metadata (offsync_tables) or the SQLite Sync extension's (cloudsync_*).
+      const meta = db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND (name = 'offsync_tables' OR name LIKE 'cloudsync\\_%' ESCAPE '\\')").pluck().get() as number;
       return { ...base, status: 'OK', error: null, extensionInstalled: meta > 0 };
     } finally {
       db.close();

@@ -1,5 +1,6 @@
 import { builder } from '../../builder.ts';
 import { DatabaseKindEnum, ProjectRef } from '../projects/projects.schema.ts';
+import type { ConnectionStatus } from './connection.ts';
 
 export const RlsModeEnum = builder.enumType('RlsMode', { values: ['BYPASS', 'ENFORCE'] as const });
 
@@ -16,7 +17,7 @@ const ConnectionErrorRef = builder.objectRef<{ code: string; message: string; re
 
 const ConnectionStateEnum = builder.enumType('ConnectionState', { values: ['OK', 'ERROR'] as const });
 
-const ConnectionRef = builder.objectRef<import('./connection.ts').ConnectionStatus>('DatabaseConnection').implement({
+const ConnectionRef = builder.objectRef<ConnectionStatus>('DatabaseConnection').implement({
   description: 'A live check: SQLite file reachable and writable; PostgreSQL connect, authenticate, look for the offsync schema',
   fields: (t) => ({
     status: t.field({ type: ConnectionStateEnum, resolve: (c) => c.status }),

@@ -31,7 +31,7 @@ describe.each(providers)('tables on %s', (provider) => {
     const byName = Object.fromEntries(list.nodes.map((t) => [t.name, t]));
     expect(byName['todos']?.issues).toEqual([]);
     expect(byName['bad_int']?.issues.map((i) => i.rule)).toEqual(expect.arrayContaining(['D1.4-integer-pk', 'D1.5-pk-not-null']));
-    expect(byName['bad_nodefault']?.issues.map((i) => i.rule)).toEqual(['D1.6-not-null-without-default']);
+    expect(byName['bad_nodefault']?.issues.map((i) => i.rule)).toEqual(['D1.6-not-null-default']);
     expect((await ctx.services.tables.listTables(databaseId, { nameContains: 'BAD' })).nodes).toHaveLength(2);
   });
 

@@ -1,5 +1,6 @@
 /** Tables of a database: listing with schema issues, declarative deploy, RLS mode and policies. */
 import type { ServiceDeps } from '../../deps.ts';
+import { isCoreError } from '@offsync/core';
 import { ApiError } from '../../errors.ts';
 import type { DatabasesService } from '../databases/databases.service.ts';
 import { sqliteDatabasePath } from '../databases/databases.service.ts';
@@ -58,7 +59,7 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
         const refused: { table: string; issues: TableIssue[] }[] = [];
         for (const name of wanted) {
           const t = byName.get(name);
-          if (t === undefined) refused.push({ table: name, issues: [{ rule: 'D1.1-table-missing', message: `Table ${name} does not exist` }] });
+          if (t === undefined) refused.push({ table: name, issues: [{ rule: 'D1.1-missing', message: `Table ${name} does not exist` }] });
           else if (t.issues.length > 0) refused.push({ table: name, issues: t.issues });
         }
         if (refused.length > 0) {
@@ -68,10 +69,15 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
         const current = new Set(engine.syncedTables());
         const added = wanted.filter((n) => !current.has(n));
         const removed = [...current].filter((n) => !wanted.includes(n));
-        engine.db.transaction(() => {
-          for (const name of removed) engine.cleanup(name);
-          for (const name of added) engine.init(name, 'cls');
-        })();
+        try {
+          engine.transaction(() => {
+            for (const name of removed) engine.cleanup(name);
+            for (const name of added) engine.init(name, 'cls');
+          });
+        } catch (e) {
+          if (isCoreError(e)) throw new ApiError('SCHEMA_ISSUES', e.message, { cause: e, details: { refused: [{ table: String(e.details['table'] ?? ''), issues: [{ rule: e.code, message: e.message }] }] } });
+          throw e;
+        }
         await prisma.$transaction([
           prisma.syncedTable.deleteMany({ where: { databaseId, name: { in: removed } } }),
           ...added.map((name) => prisma.syncedTable.create({ data: { databaseId, name, algorithm: 'cls', deployedAt: new Date(deps.clock.now()) } })),
