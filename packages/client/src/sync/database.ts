@@ -1,0 +1,329 @@
+/**
+ * `openDatabase(path, options)`: a better-sqlite3 connection for the app (`db`) with the SQLite
+ * Sync SQL functions registered on it, plus the async API (`sync`, `send`, `receive`, `status`,
+ * live mode with `start`/`stop`) and typed events (`state`, `progress`, `changes`, `error`).
+ */
+import Database from 'better-sqlite3';
+import { toHex } from '@offsync/core';
+import type { SyncEngine } from '@offsync/core';
+import { createSyncEngine, openSyncDatabase } from '@offsync/core/sqlite';
+import { backoffDelay, wait } from './backoff.ts';
+import type { BackoffOptions } from './backoff.ts';
+import { createBlockingHttp } from './blocking-http.ts';
+import type { BlockingHttp } from './blocking-http.ts';
+import { TypedEmitter } from './emitter.ts';
+import { createFetchHttp, SyncError } from './http.ts';
+import type { HttpFetch } from './http.ts';
+import type { ProtocolContext } from './protocol.ts';
+import { runAsync, SyncSession } from './session.ts';
+import type { Progress, Step } from './session.ts';
+import { ClientSettings } from './settings.ts';
+import { registerSqlFunctions } from './sql-functions.ts';
+import type { SqlHost } from './sql-functions.ts';
+import { ConnectionMachine } from './state-machine.ts';
+import type { ConnectionEvent, ConnectionState } from './state-machine.ts';
+import { BlockingHttpTransport, HttpSyncTransport, NO_NETWORK_CONTEXT } from './transport.ts';
+import type { BlockingSyncTransport, Subscription, SyncTransport } from './transport.ts';
+import type { Cursor, NetworkConfig, ReceiveResult, SendResult, SyncResult } from './types.ts';
+import { liveLoop } from './live.ts';
+
+export const DEFAULT_SERVER_URL = 'http://127.0.0.1:4000';
+
+export interface OpenDatabaseOptions extends BackoffOptions {
+  /** Base address for `cloudsync_network_init(databaseId)` and the async API (default http://127.0.0.1:4000). */
+  serverUrl?: string;
+  /** Database id for the async API (the SQL API sets it with `cloudsync_network_init`). */
+  databaseId?: string;
+  apiKey?: string;
+  token?: string;
+  /** Replace the HTTP transport of the async API (e.g. a future graphql-ws live transport). */
+  transport?: SyncTransport;
+  /** Replace `fetch` for the async API. */
+  fetch?: HttpFetch;
+  /** Attempts per `sync()`/`send()`/`receive()` on retryable failures (default 5). */
+  maxAttempts?: number;
+  /** Sleep between attempts (default setTimeout); tests inject a fake. */
+  retryWait?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** Live mode: delay between polls of `check` (default 1000 ms). */
+  pollMs?: number;
+  /** Upload chunk budget before compression (default 5 MB). */
+  maxChunkBytes?: number;
+  /** `maxChunks` per `check` (default: the server's). */
+  maxChunks?: number;
+  /** Timeout of one HTTP request (default 30 s). */
+  httpTimeoutMs?: number;
+}
+
+export interface StateEvent {
+  state: ConnectionState;
+  previous: ConnectionState;
+  event: ConnectionEvent;
+}
+
+export interface ErrorEvent {
+  error: Error;
+  retryable: boolean;
+  attempt: number;
+}
+
+export interface OffSyncEvents {
+  state: StateEvent;
+  progress: Progress;
+  changes: { tables: string[]; rows: number };
+  error: ErrorEvent;
+}
+
+export interface ClientStatus {
+  state: ConnectionState;
+  siteId: string;
+  dbVersion: number;
+  /** Own changes the server has not acknowledged yet (local check, no request). */
+  pendingLocal: boolean;
+  sendVersion: number;
+  cursor: Cursor;
+  network: { address: string; databaseId: string } | null;
+}
+
+export class OffSyncDatabase extends TypedEmitter<OffSyncEvents> {
+  /** The connection the app uses (better-sqlite3). */
+  readonly db: Database.Database;
+  /** The sync engine (on an internal connection for file databases, on `db` for `:memory:`). */
+  readonly engine: SyncEngine;
+  readonly settings: ClientSettings;
+  readonly session: SyncSession;
+  readonly #opts: OpenDatabaseOptions;
+  readonly #machine: ConnectionMachine;
+  readonly #transport: SyncTransport;
+  #ctx: ProtocolContext | undefined;
+  #credential: string | undefined;
+  #blockingHttp: BlockingHttp | undefined;
+  #blocking: BlockingSyncTransport | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  #live: { ctl: AbortController; sub: Subscription | undefined } | undefined;
+  #closed = false;
+  readonly #memory: boolean;
+
+  constructor(path: string, opts: OpenDatabaseOptions = {}) {
+    super();
+    this.#opts = opts;
+    const memory = path === ':memory:' || path === '';
+    this.#memory = memory;
+    if (memory) {
+      this.db = new Database(':memory:');
+      this.engine = createSyncEngine(this.db);
+    } else {
+      // The engine's connection first: it creates the metadata and switches the file to WAL.
+      this.engine = openSyncDatabase(path);
+      this.db = new Database(path);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('busy_timeout = 5000');
+    }
+    this.settings = new ClientSettings(this.engine.driver);
+    this.session = new SyncSession(this.engine, this.settings, {
+      ...(opts.maxChunkBytes === undefined ? {} : { maxChunkBytes: opts.maxChunkBytes }),
+      ...(opts.maxChunks === undefined ? {} : { maxChunks: opts.maxChunks }),
+      onProgress: (p) => this.emit('progress', p),
+      onChanges: (c) => this.emit('changes', c),
+    });
+    this.#machine = new ConnectionMachine((state, previous, event) => this.emit('state', { state, previous, event }));
+    this.#credential = opts.apiKey ?? opts.token;
+    if (opts.databaseId !== undefined) this.#initNetwork(opts.serverUrl ?? DEFAULT_SERVER_URL, opts.databaseId);
+    const retryWait = opts.retryWait;
+    this.#transport =
+      opts.transport ??
+      new HttpSyncTransport(() => this.#context(), opts.fetch ?? createFetchHttp(opts.httpTimeoutMs === undefined ? {} : { timeoutMs: opts.httpTimeoutMs }), {
+        ...opts,
+        ...(retryWait === undefined ? {} : { retryWait }),
+      });
+    registerSqlFunctions(this.#sqlHost(memory));
+  }
+
+  get state(): ConnectionState {
+    return this.#machine.state;
+  }
+
+  /** 32 lowercase hex digits. */
+  get siteId(): string {
+    return toHex(this.engine.siteId);
+  }
+
+  /** Sends own changes, then receives everything new. Retries retryable failures with backoff. */
+  sync(): Promise<SyncResult> {
+    return this.#run(function* (s): Step<SyncResult> {
+      const send = yield* s.send();
+      const receive = yield* s.receive();
+      return { send, receive };
+    });
+  }
+
+  send(): Promise<SendResult> {
+    return this.#run((s) => s.send());
+  }
+
+  receive(): Promise<ReceiveResult> {
+    return this.#run((s) => s.receive());
+  }
+
+  /** Asks the server whether own changes are still unacknowledged. */
+  hasUnsentChanges(): Promise<boolean> {
+    return this.#run((s) => s.hasUnsent());
+  }
+
+  /** Local status (no request). */
+  async status(): Promise<ClientStatus> {
+    await this.#queue.catch(() => undefined);
+    const net = this.#ctx?.net;
+    return {
+      state: this.state,
+      siteId: this.siteId,
+      dbVersion: this.engine.dbVersion(),
+      pendingLocal: this.session.hasPendingLocal(),
+      sendVersion: this.settings.get('send_dbversion'),
+      cursor: this.settings.cursor(),
+      network: net === undefined ? null : { address: net.address, databaseId: net.databaseId },
+    };
+  }
+
+  /** Live mode: sync now, then keep listening (the transport's `subscribe`) and push local writes. */
+  start(): void {
+    if (this.#live !== undefined || this.#closed) return;
+    this.#machine.send('start');
+    const live = { ctl: new AbortController(), sub: undefined as Subscription | undefined };
+    this.#live = live;
+    live.sub = liveLoop({
+      transport: this.#transport,
+      session: this.session,
+      signal: live.ctl.signal,
+      exclusive: (fn) => this.#exclusive(fn),
+      machine: this.#machine,
+      reportError: (error, attempt) => this.#reportError(error, attempt),
+    });
+  }
+
+  async stop(): Promise<void> {
+    const live = this.#live;
+    this.#live = undefined;
+    if (live === undefined) return;
+    live.ctl.abort();
+    live.sub?.close();
+    await this.#queue.catch(() => undefined);
+    this.#machine.send('stop');
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.stop();
+    this.#closed = true;
+    await this.#blockingHttp?.close();
+    if (!this.#memory) this.engine.close();
+    if (this.db.open) this.db.close();
+    this.removeAll();
+  }
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#queue.catch(() => undefined).then(fn);
+    this.#queue = next;
+    return next;
+  }
+
+  #run<T>(make: (s: SyncSession) => Step<T>): Promise<T> {
+    return this.#exclusive(async () => {
+      const live = this.#live !== undefined;
+      const max = this.#opts.maxAttempts ?? 5;
+      const sleep = this.#opts.retryWait ?? wait;
+      for (let attempt = 0; ; attempt++) {
+        this.#machine.send('syncStart');
+        try {
+          const out = await runAsync(make(this.session), this.#connectedTransport());
+          this.#machine.send('connected');
+          this.#machine.send(live ? 'caughtUp' : 'done');
+          return out;
+        } catch (e) {
+          const error = this.#reportError(e, attempt);
+          if (!(e instanceof SyncError && e.retryable) || attempt + 1 >= max) throw error;
+          await sleep(backoffDelay(attempt, this.#opts), new AbortController().signal);
+        }
+      }
+    });
+  }
+
+  /** The transport, reporting the first answer of a run as `connected`. */
+  #connectedTransport(): SyncTransport {
+    const t = this.#transport;
+    const m = this.#machine;
+    const seen = <T>(p: Promise<T>): Promise<T> => p.then((v) => (m.send('connected'), v));
+    return {
+      push: (c) => seen(t.push(c)),
+      pull: (r) => seen(t.pull(r)),
+      download: (u) => seen(t.download(u)),
+      status: () => seen(t.status()),
+      subscribe: (o) => t.subscribe(o),
+    };
+  }
+
+  #reportError(e: unknown, attempt: number): Error {
+    const error = e instanceof Error ? e : new Error(String(e));
+    const retryable = e instanceof SyncError && e.retryable;
+    this.#machine.send(retryable ? 'networkError' : 'fatalError');
+    this.emit('error', { error, retryable, attempt });
+    return error;
+  }
+
+  #context(): ProtocolContext {
+    if (this.#ctx === undefined) throw new SyncError('no_network', NO_NETWORK_CONTEXT, false);
+    return this.#ctx;
+  }
+
+  #initNetwork(address: string, databaseId: string): void {
+    const net: NetworkConfig = { address: address.replace(/\/+$/, ''), databaseId };
+    if (this.#credential !== undefined) net.credential = this.#credential;
+    this.#ctx = { net, siteHex: this.siteId };
+  }
+
+  #sqlHost(memory: boolean): SqlHost {
+    return {
+      db: this.db,
+      sqlEngine: memory ? undefined : this.engine,
+      siteId: this.engine.siteId,
+      settings: this.settings,
+      session: this.session,
+      defaultServerUrl: this.#opts.serverUrl ?? DEFAULT_SERVER_URL,
+      blocking: () => {
+        this.#blockingHttp ??= createBlockingHttp(this.#opts.httpTimeoutMs === undefined ? {} : { timeoutMs: this.#opts.httpTimeoutMs });
+        this.#blocking ??= new BlockingHttpTransport(() => this.#context(), this.#blockingHttp.fetch);
+        return this.#blocking;
+      },
+      initNetwork: (address, id) => this.#initNetwork(address, id),
+      setCredential: (c) => {
+        this.#credential = c;
+        if (this.#ctx !== undefined) {
+          this.#ctx.net.credential = c;
+          delete this.#ctx.ticket;
+        }
+      },
+      terminate: () => (this.#ctx = undefined),
+      logout: () => this.#logout(),
+    };
+  }
+
+  /** `cloudsync_network_logout()`: forget the credential and network, delete local rows of synced tables, start over. */
+  #logout(): void {
+    this.#credential = undefined;
+    this.#ctx = undefined;
+    const e = this.engine;
+    e.driver.transaction(() => {
+      for (const t of e.syncedTables()) {
+        e.cleanup(t.name);
+        e.driver.exec(`DELETE FROM "${t.name.replace(/"/g, '""')}"`);
+        e.init(t.name, t.algorithm, 0b11);
+      }
+      this.settings.reset();
+      this.settings.set('own_max', 0);
+    });
+  }
+}
+
+/** Opens (creating if needed) a database file, or `:memory:` (async API only), for syncing. */
+export function openDatabase(path: string, options: OpenDatabaseOptions = {}): OffSyncDatabase {
+  return new OffSyncDatabase(path, options);
+}

@@ -1,0 +1,269 @@
+/**
+ * The sync logic (G3 against OffSync), written once as generators that yield transport
+ * operations, and run either blocking (SQL functions) or asynchronously (async API):
+ *
+ * - send: own changes after `send_dbversion`, cut into payload chunks on db_version boundaries,
+ *   windows tiling contiguously from `send_dbversion + 1`; after each reply
+ *   `send_dbversion := lastOptimisticVersion` (capped at what was sent: never trust more).
+ * - receive: `check` from the durable cursor, following `nextCursor` through non-final batches;
+ *   every page is applied atomically; only the final page moves the durable cursor (to the
+ *   watermark, else to the last applied change).
+ */
+import type { SyncEngine } from '@offsync/core';
+import type { ClientSettings } from './settings.ts';
+import { SyncProtocolError } from './http.ts';
+import type { BlockingSyncTransport, SyncTransport } from './transport.ts';
+import type { Cursor, PullBatch, PullRequest, PushChunk, ReceiveResult, SendResult, SyncStatus } from './types.ts';
+
+export type Op = { kind: 'push'; chunk: PushChunk } | { kind: 'pull'; req: PullRequest } | { kind: 'download'; url: string } | { kind: 'status' };
+export type OpResult =
+  | { kind: 'push'; status: SyncStatus | null }
+  | { kind: 'pull'; batch: PullBatch }
+  | { kind: 'download'; bytes: Uint8Array }
+  | { kind: 'status'; status: SyncStatus | null };
+export type Step<T> = Generator<Op, T, OpResult>;
+
+export interface Progress {
+  phase: 'upload' | 'download';
+  /** Pages (download) or chunks (upload) done so far in this run. */
+  chunks: number;
+  rows: number;
+  bytes: number;
+}
+
+export interface SessionOptions {
+  /** Largest upload chunk before compression (default 5 MB; ≤ 128 KiB compressed goes inline). */
+  maxChunkBytes?: number;
+  /** `maxChunks` sent with `check` (default: the server's). */
+  maxChunks?: number;
+  onProgress?: (p: Progress) => void;
+  onChanges?: (e: { tables: string[]; rows: number }) => void;
+}
+
+const MAX_DRAIN_CHUNKS = 10_000;
+const AFTER_WHOLE_VERSION = Number.MAX_SAFE_INTEGER;
+
+function* op<K extends OpResult['kind']>(o: Op & { kind: K }): Step<OpResult & { kind: K }> {
+  const r = yield o;
+  if (r.kind !== o.kind) throw new SyncProtocolError(`transport answered ${r.kind} to ${o.kind}`);
+  return r as OpResult & { kind: K };
+}
+
+export function runBlocking<T>(step: Step<T>, t: BlockingSyncTransport): T {
+  let next = step.next();
+  while (!next.done) {
+    const o = next.value;
+    let r: OpResult;
+    if (o.kind === 'push') r = { kind: 'push', status: t.push(o.chunk) };
+    else if (o.kind === 'pull') r = { kind: 'pull', batch: t.pull(o.req) };
+    else if (o.kind === 'download') r = { kind: 'download', bytes: t.download(o.url) };
+    else r = { kind: 'status', status: t.status() };
+    next = step.next(r);
+  }
+  return next.value;
+}
+
+export async function runAsync<T>(step: Step<T>, t: SyncTransport): Promise<T> {
+  let next = step.next();
+  while (!next.done) {
+    const o = next.value;
+    let r: OpResult;
+    if (o.kind === 'push') r = { kind: 'push', status: await t.push(o.chunk) };
+    else if (o.kind === 'pull') r = { kind: 'pull', batch: await t.pull(o.req) };
+    else if (o.kind === 'download') r = { kind: 'download', bytes: await t.download(o.url) };
+    else r = { kind: 'status', status: await t.status() };
+    next = step.next(r);
+  }
+  return next.value;
+}
+
+interface Pending {
+  payload: Uint8Array;
+  max: number;
+  rows: number;
+}
+
+/** A (status, local version) pair as the app sees it (protocol reference A.3). */
+export function sendStatus(st: SyncStatus, localVersion: number): SendResult['status'] {
+  if (st.lastOptimisticVersion < 0 || st.lastConfirmedVersion < 0) return 'error';
+  if (st.gaps.length > 0 || st.lastOptimisticVersion < localVersion) return 'out-of-sync';
+  return st.lastOptimisticVersion === st.lastConfirmedVersion ? 'synced' : 'syncing';
+}
+
+export class SyncSession {
+  readonly engine: SyncEngine;
+  readonly settings: ClientSettings;
+  readonly opts: SessionOptions;
+  constructor(engine: SyncEngine, settings: ClientSettings, opts: SessionOptions = {}) {
+    this.engine = engine;
+    this.settings = settings;
+    this.opts = opts;
+  }
+
+  /** Own changes not yet accepted by the server, as payload chunks cut on db_version boundaries. */
+  pendingChunks(): Pending[] {
+    const after = { dbVersion: this.settings.get('send_dbversion'), seq: AFTER_WHOLE_VERSION };
+    const budget = this.opts.maxChunkBytes ?? 5_000_000;
+    const out: Pending[] = [];
+    const enc = this.engine.payloadEncoder();
+    let max = -1;
+    let rows = 0;
+    for (const c of this.engine.changes({ localOnly: true, after })) {
+      if (c.dbVersion !== max && enc.byteLength >= budget) {
+        const payload = enc.finish();
+        if (payload !== null) out.push({ payload, max, rows });
+        rows = 0;
+      }
+      enc.add(c);
+      rows++;
+      max = c.dbVersion;
+    }
+    const payload = enc.finish();
+    if (payload !== null) out.push({ payload, max, rows });
+    return out;
+  }
+
+  /** Highest own db_version that is still unsent, or 0 (cheap: stops at the first change). */
+  hasPendingLocal(): boolean {
+    const it = this.engine.changes({ localOnly: true, after: { dbVersion: this.settings.get('send_dbversion'), seq: AFTER_WHOLE_VERSION } });
+    const first = it.next();
+    it.return(undefined);
+    return first.done !== true;
+  }
+
+  #localVersion(pending: Pending[]): number {
+    const v = Math.max(this.settings.get('own_max'), pending[pending.length - 1]?.max ?? 0);
+    if (v > this.settings.get('own_max')) this.settings.set('own_max', v);
+    return v;
+  }
+
+  *send(): Step<SendResult> {
+    const chunks = this.pendingChunks();
+    const localVersion = this.#localVersion(chunks);
+    let sendV = this.settings.get('send_dbversion');
+    if (chunks.length === 0) {
+      if (sendV === 0 && localVersion === 0) return { status: 'synced', localVersion, serverVersion: 0 };
+      const { status } = yield* op({ kind: 'status' });
+      return this.#result(status, localVersion, sendV);
+    }
+    let last: SyncStatus | null = null;
+    let done = 0;
+    let rows = 0;
+    let bytes = 0;
+    for (const chunk of chunks) {
+      const { status } = yield* op({ kind: 'push', chunk: { payload: chunk.payload, dbVersionMin: Math.min(sendV + 1, chunk.max), dbVersionMax: chunk.max } });
+      last = status;
+      if (status?.failures?.apply !== undefined) break;
+      sendV = status !== null && status.lastOptimisticVersion >= 0 ? Math.min(status.lastOptimisticVersion, chunk.max) : chunk.max;
+      this.settings.set('send_dbversion', sendV);
+      done++;
+      rows += chunk.rows;
+      bytes += chunk.payload.length;
+      this.opts.onProgress?.({ phase: 'upload', chunks: done, rows, bytes });
+      if (sendV < chunk.max) break; // the server asks for a resend from sendV + 1
+    }
+    return this.#result(last, localVersion, sendV);
+  }
+
+  #result(st: SyncStatus | null, localVersion: number, sendV: number): SendResult {
+    if (st === null) return { status: sendV >= localVersion ? 'synced' : 'syncing', localVersion, serverVersion: sendV };
+    const r: SendResult = { status: sendStatus(st, localVersion), localVersion, serverVersion: st.lastOptimisticVersion };
+    if (st.failures?.apply !== undefined) r.lastFailure = st.failures.apply;
+    return r;
+  }
+
+  *hasUnsent(): Step<boolean> {
+    const localVersion = this.#localVersion(this.hasPendingLocal() ? this.pendingChunks() : []);
+    if (localVersion === 0) return false;
+    const { status } = yield* op({ kind: 'status' });
+    const server = status !== null && status.lastOptimisticVersion >= 0 ? status.lastOptimisticVersion : this.settings.get('send_dbversion');
+    return server < localVersion;
+  }
+
+  /** Applies one page atomically; on the final page also moves the durable cursor. */
+  applyPage(bytes: Uint8Array, finalCursor: ((lastApplied: Cursor | undefined) => Cursor | undefined) | undefined): { rows: number; tables: string[] } {
+    return this.engine.driver.transaction(() => {
+      const r = this.engine.applyPayload(bytes);
+      const to = finalCursor?.(r.last);
+      if (to !== undefined) this.settings.advanceCursor(to);
+      return { rows: r.received, tables: r.tables };
+    });
+  }
+
+  *receive(maxChunks = this.opts.maxChunks): Step<ReceiveResult> {
+    const res: ReceiveResult = { rows: 0, tables: [], chunks: 0, bytes: 0, complete: false };
+    const tables = new Set<string>();
+    const start = this.settings.cursor();
+    let cursor = 0;
+    try {
+      while (res.chunks < MAX_DRAIN_CHUNKS) {
+        const req: PullRequest = { ...start, cursor };
+        if (maxChunks !== undefined) req.maxChunks = maxChunks;
+        const { batch } = yield* op({ kind: 'pull', req });
+        if (batch.kind === 'empty') {
+          res.complete = true;
+          break;
+        }
+        if (batch.kind === 'notReady') {
+          res.notReady = true;
+          if (batch.status.failures?.check !== undefined) res.lastFailure = batch.status.failures.check;
+          break;
+        }
+        for (let i = 0; i < batch.pages.length; i++) {
+          const page = batch.pages[i];
+          if (page === undefined) continue;
+          const bytes = 'payload' in page ? page.payload : (yield* op({ kind: 'download', url: page.url })).bytes;
+          const isFinal = batch.final && i === batch.pages.length - 1;
+          const w = page.watermark ?? batch.watermark;
+          let applied: { rows: number; tables: string[] };
+          try {
+            applied = this.applyPage(bytes, isFinal ? (last) => (w !== undefined ? { dbVersion: w, seq: 0 } : last) : undefined);
+          } catch (e) {
+            res.error = e instanceof Error ? e.message : String(e);
+            return this.#finish(res, tables);
+          }
+          res.rows += applied.rows;
+          for (const t of applied.tables) tables.add(t);
+          res.chunks++;
+          res.bytes += bytes.length;
+          this.opts.onProgress?.({ phase: 'download', chunks: res.chunks, rows: res.rows, bytes: res.bytes });
+        }
+        if (batch.final) {
+          res.complete = true;
+          break;
+        }
+        if (batch.nextCursor === undefined) throw new SyncProtocolError('non-final check response without nextCursor');
+        cursor = batch.nextCursor;
+      }
+    } finally {
+      if (res.rows > 0) this.opts.onChanges?.({ tables: [...tables], rows: res.rows });
+    }
+    return this.#finish(res, tables);
+  }
+
+  #finish(res: ReceiveResult, tables: Set<string>): ReceiveResult {
+    res.tables = [...tables];
+    return res;
+  }
+
+  /** A payload pushed by a subscription (live mode): applied atomically, cursor to its watermark. */
+  applyNotice(payload: Uint8Array, watermark: number | undefined): { rows: number; tables: string[] } {
+    const r = this.applyPage(payload, (last) => (watermark !== undefined ? { dbVersion: watermark, seq: 0 } : last));
+    if (r.rows > 0) this.opts.onChanges?.(r);
+    return r;
+  }
+}
+
+/** The SQL functions' JSON result strings. */
+export function sendJson(s: SendResult): Record<string, unknown> {
+  const o: Record<string, unknown> = { status: s.status, localVersion: s.localVersion, serverVersion: s.serverVersion };
+  if (s.lastFailure !== undefined) o['lastFailure'] = s.lastFailure;
+  return o;
+}
+
+export function receiveJson(r: ReceiveResult): Record<string, unknown> {
+  const o: Record<string, unknown> = { rows: r.rows, tables: r.tables, chunks: r.chunks, bytes: r.bytes, complete: r.complete };
+  if (r.error !== undefined) o['error'] = r.error;
+  if (r.lastFailure !== undefined) o['lastFailure'] = r.lastFailure;
+  return o;
+}
