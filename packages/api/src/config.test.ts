@@ -9,6 +9,12 @@ test('defaults', () => {
   expect(c).toMatchObject({ port: 4000, host: '127.0.0.1', databaseUrl: undefined, secretKey: null, adminKey: null, billingPeriodStartDay: 1, publicUrl: 'http://127.0.0.1:4000' });
 });
 
+test('relative paths resolve against INIT_CWD (npm start at the repo root)', () => {
+  const c = loadConfig({ INIT_CWD: '/srv/offsync', DATABASE_URL: 'file:./cp.db' });
+  expect(c.dataDir).toBe('/srv/offsync/data');
+  expect(c.databaseUrl).toBe('file:/srv/offsync/cp.db');
+});
+
 test('validation', () => {
   expect(() => loadConfig({ PORT: 'abc' })).toThrow(/PORT/);
   expect(() => loadConfig({ DATABASE_URL: 'mysql://x' })).toThrow(/DATABASE_URL/);

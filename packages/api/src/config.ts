@@ -35,8 +35,12 @@ function int(env: Record<string, string | undefined>, name: string, fallback: nu
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const port = int(env, 'PORT', 4000, 0, 65535);
   const host = env['HOST'] || '127.0.0.1';
-  const dataDir = resolve(env['DATA_DIR'] || './data');
-  const databaseUrl = env['DATABASE_URL'] || undefined;
+  // `npm start` at the repository root runs in packages/api; npm passes the caller's directory as
+  // INIT_CWD, and relative paths are meant relative to it.
+  const base = env['INIT_CWD'] || process.cwd();
+  const dataDir = resolve(base, env['DATA_DIR'] || './data');
+  let databaseUrl = env['DATABASE_URL'] || undefined;
+  if (databaseUrl?.startsWith('file:')) databaseUrl = `file:${resolve(base, databaseUrl.slice('file:'.length))}`;
   if (databaseUrl !== undefined && !/^(file:|postgres(ql)?:\/\/)/.test(databaseUrl)) {
     throw new ConfigError('DATABASE_URL must start with file:, postgres:// or postgresql://');
   }

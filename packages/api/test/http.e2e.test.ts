@@ -23,10 +23,10 @@ describe.each(providers)('GraphQL over HTTP (control plane on %s)', (provider) =
     });
     return (await res.json()) as GqlResult;
   }
-  async function ok(query: string, variables: Record<string, unknown> = {}) {
+  async function ok<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
     const r = await gql(query, variables);
     expect(r.errors).toBeUndefined();
-    return r.data as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    return r.data as T;
   }
 
   test('unauthenticated requests get UNAUTHENTICATED', async () => {
@@ -39,8 +39,8 @@ describe.each(providers)('GraphQL over HTTP (control plane on %s)', (provider) =
   });
 
   test('full flow: project → SQLite database → table → deploy → OffSync → API key', async () => {
-    const { createProject } = await ok('mutation { createProject(name: "Demo", kind: SQLITE) { id name kind } }');
-    const { createDatabase } = await ok('mutation($p: ID!) { createDatabase(projectId: $p, name: "todos") { id kind offSync { enabled } connection { status error { code } } } }', { p: createProject.id });
+    const { createProject } = await ok<{ createProject: { id: string } }>('mutation { createProject(name: "Demo", kind: SQLITE) { id name kind } }');
+    const { createDatabase } = await ok<{ createDatabase: { id: string } }>('mutation($p: ID!) { createDatabase(projectId: $p, name: "todos") { id kind offSync { enabled } connection { status error { code } } } }', { p: createProject.id });
     expect(createDatabase).toMatchObject({ kind: 'SQLITE', offSync: { enabled: false }, connection: { status: 'OK', error: null } });
     const databaseId = createDatabase.id as string;
 
@@ -49,20 +49,21 @@ describe.each(providers)('GraphQL over HTTP (control plane on %s)', (provider) =
     sqlite.exec("CREATE TABLE todos (id TEXT PRIMARY KEY NOT NULL, title TEXT NOT NULL DEFAULT '', done INTEGER NOT NULL DEFAULT 0); CREATE TABLE legacy (id INTEGER PRIMARY KEY, x TEXT)");
     sqlite.close();
 
-    const { database } = await ok(`query($id: ID!) { database(id: $id) { tables { totalCount selectedCount nodes { name selected schemaIssues { rule message } columns { name primaryKeyPosition } } } } }`, { id: databaseId });
+    type Tables = { totalCount: number; selectedCount: number; nodes: { name: string; schemaIssues: { rule: string }[] }[] };
+    const { database } = await ok<{ database: { tables: Tables } }>(`query($id: ID!) { database(id: $id) { tables { totalCount selectedCount nodes { name selected schemaIssues { rule message } columns { name primaryKeyPosition } } } } }`, { id: databaseId });
     expect(database.tables).toMatchObject({ totalCount: 2, selectedCount: 0 });
-    const legacy = database.tables.nodes.find((t: { name: string }) => t.name === 'legacy');
-    expect(legacy.schemaIssues.map((i: { rule: string }) => i.rule)).toContain('D1.4-integer-pk');
+    const legacy = database.tables.nodes.find((t) => t.name === 'legacy');
+    expect(legacy?.schemaIssues.map((i) => i.rule)).toContain('D1.4-integer-pk');
 
     const refused = await gql('mutation($id: ID!) { deployTables(databaseId: $id, tables: ["todos", "legacy"]) { added } }', { id: databaseId });
     expect(refused.errors?.[0]?.extensions).toMatchObject({ code: 'SCHEMA_ISSUES', refused: [expect.objectContaining({ table: 'legacy' })] });
 
-    const { deployTables } = await ok('mutation($id: ID!) { deployTables(databaseId: $id, tables: ["todos"]) { added removed tables { selectedCount } } }', { id: databaseId });
+    const { deployTables } = await ok<{ deployTables: unknown }>('mutation($id: ID!) { deployTables(databaseId: $id, tables: ["todos"]) { added removed tables { selectedCount } } }', { id: databaseId });
     expect(deployTables).toEqual({ added: ['todos'], removed: [], tables: { selectedCount: 1 } });
-    const { enableOffSync } = await ok('mutation($id: ID!) { enableOffSync(databaseId: $id) { offSync { enabled enabledAt } } }', { id: databaseId });
+    const { enableOffSync } = await ok<{ enableOffSync: { offSync: { enabled: boolean } } }>('mutation($id: ID!) { enableOffSync(databaseId: $id) { offSync { enabled enabledAt } } }', { id: databaseId });
     expect(enableOffSync.offSync.enabled).toBe(true);
 
-    const { createApiKey } = await ok('mutation($id: ID!) { createApiKey(databaseId: $id, name: "backend") { secret apiKey { id name prefix } } }', { id: databaseId });
+    const { createApiKey } = await ok<{ createApiKey: { secret: string; apiKey: { id: string } } }>('mutation($id: ID!) { createApiKey(databaseId: $id, name: "backend") { secret apiKey { id name prefix } } }', { id: databaseId });
     expect(createApiKey.secret).toMatch(/^osk_/);
     expect(await app.services.auth.verifyApiKey(databaseId, createApiKey.secret)).not.toBeNull();
 
@@ -76,7 +77,7 @@ describe.each(providers)('GraphQL over HTTP (control plane on %s)', (provider) =
   });
 
   test('secrets are write-only and domain errors carry codes', async () => {
-    const { createProject } = await ok('mutation { createProject(name: "PG", kind: POSTGRES) { id } }');
+    const { createProject } = await ok<{ createProject: { id: string } }>('mutation { createProject(name: "PG", kind: POSTGRES) { id } }');
     const r = await gql('mutation($p: ID!) { createDatabase(projectId: $p, name: "x", connection: { host: "127.0.0.1", port: 1, database: "d", user: "u", password: "pg-password-123" }) { id connection { status error { code retryable } } } }', { p: createProject.id });
     expect(r.errors).toBeUndefined();
     expect(JSON.stringify(r)).not.toContain('pg-password-123');
