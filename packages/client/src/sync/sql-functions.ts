@@ -43,6 +43,14 @@ function text(v: unknown): string {
   return v === null || v === undefined ? '' : typeof v === 'string' ? v : String(v);
 }
 
+/** Texts of the extension (0.9.99, observed) where core words a D.1 rule differently. */
+const EXTENSION_TEXT: Record<string, (table: string) => string> = {
+  'D1.4-integer-pk': (t) =>
+    `Table ${t} uses a single-column INTEGER primary key. For CRDT replication, primary keys must be globally unique. ` +
+    'Consider using a TEXT primary key with UUIDs or ULID to avoid conflicts across nodes. If you understand the risk and still want to use ' +
+    'this INTEGER primary key, set the third argument of the cloudsync_init function to 1 to skip this check.',
+};
+
 /** The first D.1 issue only, as the extension reports it. */
 function sqlError(e: unknown): Error {
   if (e instanceof CoreError) {
@@ -50,6 +58,10 @@ function sqlError(e: unknown): Error {
     if (Array.isArray(issues) && issues.length > 0) {
       const first: unknown = issues[0];
       const msg = typeof first === 'object' && first !== null ? Reflect.get(first, 'message') : undefined;
+      const rule = typeof first === 'object' && first !== null ? Reflect.get(first, 'rule') : undefined;
+      const table = e.details['table'];
+      const alt = typeof rule === 'string' ? EXTENSION_TEXT[rule] : undefined;
+      if (alt !== undefined && typeof table === 'string') return new Error(alt(table));
       if (typeof msg === 'string') return new Error(msg);
     }
     return new Error(e.message);
