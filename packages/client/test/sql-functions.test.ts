@@ -5,8 +5,8 @@
  * db_version numbering) are compared by type and shape.
  */
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { closeExtension, openExtension } from '@offsync/core/testing';
-import type { ExtensionDb, ExtensionModule } from '@offsync/core/testing';
+import { loadHarness } from './fixtures/extension.ts';
+import type { ExtensionDb, ExtensionModule } from './fixtures/extension.ts';
 import { openDatabase } from '../src/sync/index.ts';
 import type { OffSyncDatabase } from '../src/sync/index.ts';
 import { removeTempDirs, tempPath } from './helpers.ts';
@@ -59,8 +59,12 @@ function same(sql: string): Outcome {
   return o;
 }
 
+let closeExtension: () => Promise<void>;
+
 beforeAll(async () => {
-  ext = await openExtension();
+  const h = await loadHarness();
+  closeExtension = () => h.closeExtension();
+  ext = await h.openExtension();
   theirs = ext.openDb();
   ours = openDatabase(tempPath());
   for (const s of SETUP) {

@@ -7,8 +7,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { closeExtension, openExtension, startServerInWorker } from '@offsync/core/testing';
-import type { ExtensionDb, ExtensionModule, WorkerServer } from '@offsync/core/testing';
+import { loadHarness } from './fixtures/extension.ts';
+import type { ExtensionDb, ExtensionModule, WorkerServer } from './fixtures/extension.ts';
 import type { OffSyncDatabase } from '../src/sync/index.ts';
 import { API_KEY, ROWS_SQL, TODOS_DDL } from './fixtures/sync-server.ts';
 import { device, prng, removeTempDirs, rows } from './helpers.ts';
@@ -16,10 +16,13 @@ import { device, prng, removeTempDirs, rows } from './helpers.ts';
 const DB = 'db_three';
 let ext: ExtensionModule;
 let server: WorkerServer;
+let closeExtension: () => Promise<void>;
 
 beforeAll(async () => {
-  ext = await openExtension({ timeoutMs: 15_000 });
-  server = await startServerInWorker(fileURLToPath(new URL('./fixtures/sync-server.ts', import.meta.url)), 'startSyncServerFactory', {
+  const h = await loadHarness();
+  closeExtension = () => h.closeExtension();
+  ext = await h.openExtension({ timeoutMs: 15_000 });
+  server = await h.startServerInWorker(fileURLToPath(new URL('./fixtures/sync-server.ts', import.meta.url)), 'startSyncServerFactory', {
     options: { databaseId: DB },
   });
 });
@@ -44,7 +47,7 @@ function extensionDevice(): Dev & { db: ExtensionDb } {
   return {
     name: 'X',
     db,
-    exec: (sql, params) => void (params === undefined ? db.exec(sql) : db.exec(sql, params as never)),
+    exec: (sql, params) => db.exec(sql, params),
     rows: () => db.all(ROWS_SQL).map((r) => ({ ...r, done: Number(r['done']) })),
     sync: async () => {
       db.value('SELECT cloudsync_network_send_changes()');
