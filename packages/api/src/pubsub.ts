@@ -21,10 +21,19 @@ export interface MetricsChangedPayload {
   at: string;
 }
 
+/** Published by the sync merge hook after a merge committed new server versions for a database. */
+export interface SyncChangesPayload {
+  databaseId: string;
+  dbVersion: number;
+  originSiteId: string;
+  tables: string[];
+}
+
 /** Topic → [id, payload]. Subscribers listen per database id. */
 export type ApiEvents = {
   deviceEvent: [databaseId: string, payload: DeviceEventPayload];
   metricsChanged: [databaseId: string, payload: MetricsChangedPayload];
+  syncChanges: [databaseId: string, payload: SyncChangesPayload];
 };
 
 export type ApiPubSub = PubSub<ApiEvents>;
