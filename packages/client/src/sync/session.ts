@@ -123,7 +123,7 @@ export class SyncSession {
     return out;
   }
 
-  /** Highest own db_version that is still unsent, or 0 (cheap: stops at the first change). */
+  /** True when own changes are still unsent (cheap: stops at the first change). */
   hasPendingLocal(): boolean {
     const it = this.engine.changes({ localOnly: true, after: { dbVersion: this.settings.get('send_dbversion'), seq: AFTER_WHOLE_VERSION } });
     const first = it.next();
