@@ -79,6 +79,11 @@ export class SyncService {
     return typeof db === 'string' ? this.databases.get(db) : db;
   }
 
+  /** `SyncDeps.authenticate`: a Bearer credential for `databaseId` → Principal, null = refused (GraphQL sync fields). */
+  authenticate(databaseId: string, credential: string | undefined): Promise<Principal | null> {
+    return this.#deps.authenticate(databaseId, credential);
+  }
+
   /** Upload bookkeeping of a site (SyncStatus). */
   async status(db: CentralDatabase | string, siteId: string): Promise<SyncStatus> {
     const d = await this.#db(db);
