@@ -1,4 +1,5 @@
 /** GraphQL context: who is calling (from the HTTP header or graphql-ws connectionParams) + services. */
+import type { SyncService } from './domains/sync/sync.service.ts';
 import type { Services } from './services.ts';
 
 export type Viewer = { kind: 'admin'; adminKeyId: string } | null;
@@ -6,6 +7,8 @@ export type Viewer = { kind: 'admin'; adminKeyId: string } | null;
 export interface GraphQLContext {
   viewer: Viewer;
   services: Services;
+  /** The one sync service of this server (GraphQL pushChanges / pullChanges / changes). */
+  sync: SyncService;
 }
 
 /** `Bearer <key>` → key; also accepts a bare key. */

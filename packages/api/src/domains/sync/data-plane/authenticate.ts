@@ -1,0 +1,66 @@
+/**
+ * `authenticate`: the Bearer credential of a sync request → {@link Principal}, tried as
+ *
+ * 1. an API key of the database (full access, RLS bypassed),
+ * 2. an access token minted by `createAccessToken` (claims like SQLite Cloud's `auth_json()`:
+ *    `{ user_id, name, attributes, created_at, expires_at }`),
+ * 3. a JWT verified with jose against the database's provider (HS256 secret or JWKS; `exp`
+ *    required, `iss` / `aud` checked when configured; `sub` = user id; claims = the payload).
+ *
+ * Anything else — unknown, revoked, expired, forged, `alg: none`, wrong key / issuer /
+ * audience — is null, and the handler answers 401 without saying which check failed. An unknown
+ * database id throws `database_not_found` first (404), as SQLite Cloud does.
+ */
+import { verifyJwt } from '../../auth/jwt.ts';
+import type { Services } from '../../../services.ts';
+import type { DatabaseTarget, Principal } from '../sync-deps.ts';
+import { SyncError } from '../sync-errors.ts';
+
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
+
+export type Authenticate = (databaseId: string, credential: string | undefined) => Promise<Principal | null>;
+
+export function createAuthenticator(
+  services: Services,
+  resolve: (databaseId: string) => Promise<DatabaseTarget | undefined>,
+  onError: (message: string, error: unknown) => void,
+): Authenticate {
+  return async (databaseId, credential) => {
+    if ((await resolve(databaseId)) === undefined) throw new SyncError('database_not_found', `No database ${databaseId}`);
+    if (credential === undefined || credential === '' || credential.length > 16_384) return null;
+
+    if (JWT_SHAPE.test(credential)) return verifyJwtCredential(services, databaseId, credential, onError);
+
+    const key = await services.auth.verifyApiKey(databaseId, credential);
+    if (key !== null) return { kind: 'apiKey', userId: null, claims: {} };
+
+    const token = await services.auth.verifyAccessToken(databaseId, credential);
+    if (token === null) return null;
+    return {
+      kind: 'accessToken',
+      userId: token.userId,
+      claims: {
+        user_id: token.userId,
+        name: token.name,
+        attributes: token.attributes,
+        created_at: token.createdAt.toISOString(),
+        expires_at: token.expiresAt === null ? null : token.expiresAt.toISOString(),
+      },
+    };
+  };
+}
+
+async function verifyJwtCredential(services: Services, databaseId: string, jwt: string, onError: (m: string, e: unknown) => void): Promise<Principal | null> {
+  const config = await services.auth.getJwtVerificationConfig(databaseId);
+  if (config === null) return null;
+  try {
+    const claims = await verifyJwt(config, jwt);
+    if (typeof claims.sub !== 'string' || claims.sub === '') return null;
+    return { kind: 'jwt', userId: claims.sub, claims: { ...claims } };
+  } catch (e) {
+    // Invalid tokens are the caller's problem (401); an unreachable JWKS endpoint is ours to log.
+    const code = typeof e === 'object' && e !== null && 'code' in e ? String(e.code) : '';
+    if (code === 'ERR_JWKS_TIMEOUT' || (code === '' && !(e instanceof TypeError))) onError('sync: JWT verification failed', e);
+    return null;
+  }
+}

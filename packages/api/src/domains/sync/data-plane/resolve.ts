@@ -1,0 +1,60 @@
+/**
+ * `resolveDatabase` over the control plane: database id → central SQLite file
+ * (`<dataDir>/databases/<id>.sqlite`, the file `createDatabase` made), OffSync enabled flag and the
+ * configured schema-hash mode. Answers are cached briefly (the control plane publishes no
+ * enable/disable/delete events), so a switch takes effect within `ttlMs`.
+ */
+import { ApiError } from '../../../errors.ts';
+import type { Services } from '../../../services.ts';
+import { sqliteDatabasePath } from '../../databases/databases.service.ts';
+import type { DatabaseTarget, SchemaHashMode } from '../sync-deps.ts';
+
+export interface DatabaseResolverOptions {
+  dataDir: string;
+  schemaHashMode: SchemaHashMode;
+  /** Cache lifetime of one answer (default 2 s; 0 disables caching). */
+  ttlMs: number;
+  now: () => number;
+}
+
+export interface DatabaseResolver {
+  resolve(databaseId: string): Promise<DatabaseTarget | undefined>;
+  /** Forget the cached answer for one database (or all). */
+  invalidate(databaseId?: string): void;
+}
+
+export function createDatabaseResolver(services: Services, opts: DatabaseResolverOptions): DatabaseResolver {
+  const cache = new Map<string, { at: number; value: Promise<DatabaseTarget | undefined> }>();
+
+  async function load(databaseId: string): Promise<DatabaseTarget | undefined> {
+    try {
+      const db = await services.databases.getDatabase(databaseId);
+      // Only the embedded SQLite default has a central file; PostgreSQL databases are not served yet.
+      if (db.kind !== 'SQLITE') return undefined;
+      return { path: sqliteDatabasePath(opts.dataDir, db.id), enabled: db.offSyncEnabled, schemaHashMode: opts.schemaHashMode };
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 'NOT_FOUND') return undefined;
+      throw e;
+    }
+  }
+
+  return {
+    resolve(databaseId) {
+      const now = opts.now();
+      const hit = cache.get(databaseId);
+      if (hit !== undefined && now - hit.at < opts.ttlMs) return hit.value;
+      const value = load(databaseId);
+      if (opts.ttlMs > 0) {
+        cache.set(databaseId, { at: now, value });
+        // Never cache a failure.
+        value.catch(() => cache.delete(databaseId));
+        if (cache.size > 10_000) cache.delete(cache.keys().next().value ?? databaseId);
+      }
+      return value;
+    },
+    invalidate(databaseId) {
+      if (databaseId === undefined) cache.clear();
+      else cache.delete(databaseId);
+    },
+  };
+}
