@@ -183,3 +183,59 @@ test('a consumer that stops reading the feed early leaves the connection usable'
   e.driver.exec("INSERT INTO todos (id) VALUES ('after')");
   expect(tableRows(e, 'todos').length).toBe(11);
 });
+
+describe('schema alteration (D.2)', () => {
+  test('an added column is back-filled as local changes and reaches a migrated peer', () => {
+    const a = openReplica();
+    const b = openReplica();
+    a.driver.exec("INSERT INTO todos (id, title) VALUES ('x', 't'), ('y', 'u')");
+    syncOneWay(a, b);
+    const hashBefore = a.schemaHash();
+    for (const e of [a, b]) {
+      e.beginAlter('todos');
+      e.driver.exec("ALTER TABLE todos ADD COLUMN tag TEXT NOT NULL DEFAULT 'none'");
+      e.commitAlter('todos');
+    }
+    expect(a.schemaHash()).not.toBe(hashBefore);
+    expect(a.knownSchemaHashes()).toContain(hashBefore);
+    const v = a.dbVersion();
+    a.driver.exec("UPDATE todos SET tag = 'home' WHERE id = 'x'");
+    expect(a.dbVersion()).toBeGreaterThan(v);
+    expect([...a.changes({ localOnly: true })].filter((c) => c.col === 'tag').length).toBe(2);
+    syncOneWay(a, b);
+    expect(tableRows(b, 'todos')).toEqual(tableRows(a, 'todos'));
+    expect(tableRows(b, 'todos').map((r) => r['tag'])).toEqual(['home', 'none']);
+  });
+
+  test('a dropped column loses its clocks; a failed alter rolls back and keeps tracking', () => {
+    const e = openReplica();
+    e.driver.exec("INSERT INTO todos (id, title, note) VALUES ('x', 't', 'n')");
+    e.beginAlter('todos');
+    e.driver.exec('ALTER TABLE todos DROP COLUMN note');
+    e.commitAlter('todos');
+    expect([...e.changes()].some((c) => c.col === 'note')).toBe(false);
+    expect(() => e.commitAlter('todos')).toThrow(/begin_alter must be called/);
+    e.beginAlter('todos');
+    e.driver.exec('CREATE TABLE todos_new (id TEXT, title TEXT, bad TEXT); INSERT INTO todos_new SELECT id, title, NULL FROM todos;');
+    e.driver.exec('DROP TABLE todos; ALTER TABLE todos_new RENAME TO todos;');
+    expect(() => e.commitAlter('todos')).toThrow(/Rowid only tables are not supported/);
+    expect(readColumns(e)).not.toContain('bad');
+    e.driver.exec("UPDATE todos SET title = 'changed' WHERE id = 'x'");
+    expect([...e.changes()].find((c) => c.col === 'title')?.colVersion).toBe(2);
+  });
+
+  test('cleanup removes the metadata and stops tracking, rows stay', () => {
+    const e = openReplica();
+    e.driver.exec("INSERT INTO todos (id) VALUES ('x')");
+    e.cleanup('todos');
+    expect(e.syncedTables()).toEqual([]);
+    e.driver.exec("INSERT INTO todos (id) VALUES ('y')");
+    expect(tableRows(e, 'todos').length).toBe(2);
+    expect([...e.changes()]).toEqual([]);
+    expect(e.driver.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name LIKE 'todos__crdt%' OR name LIKE 'offsync_%todos'").get()?.['n']).toBe(0n);
+  });
+});
+
+function readColumns(e: ReturnType<typeof openReplica>): string[] {
+  return e.driver.prepare("SELECT name FROM pragma_table_info('todos')").all().map((r) => String(r['name']));
+}
