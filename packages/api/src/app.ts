@@ -54,18 +54,21 @@ export interface App {
   dispose(): Promise<void>;
 }
 
+/** Drops undefined values (exactOptionalPropertyTypes). */
+function definedOnly<T extends Record<string, unknown>>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
+}
+
 export function createApp(deps: AppDeps): App {
   const services = createServices(deps);
-  const { artifactSecret, schemaHashMode, cacheTtlMs, now, ...httpOptions } = deps.sync ?? {};
+  const { artifactSecret, schemaHashMode, cacheTtlMs, expoPushUrl, pushDebounceMs, pushBackoffMs, pushMaxAttempts, fetch, now, ...httpOptions } = deps.sync ?? {};
   const dataPlane = createDataPlane(services, {
     dataDir: deps.dataDir,
-    ...(schemaHashMode === undefined ? {} : { schemaHashMode }),
-    ...(cacheTtlMs === undefined ? {} : { cacheTtlMs }),
-    ...(now === undefined ? {} : { now }),
+    ...definedOnly({ schemaHashMode, cacheTtlMs, expoPushUrl, pushDebounceMs, pushBackoffMs, pushMaxAttempts, fetch, now }),
   });
   const syncHttp = createSyncHttpHandler(dataPlane.deps, {
     ...httpOptions,
-    ...(now === undefined ? {} : { now }),
+    ...definedOnly({ now }),
     artifactSecret: artifactSecret ?? new Uint8Array(randomBytes(32)),
   });
   const sync = syncHttp.service;

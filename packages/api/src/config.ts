@@ -18,6 +18,10 @@ export interface Config {
   billingPeriodStartDay: number;
   /** Base URL devices use (client snippets). */
   publicUrl: string;
+  /** OFFSYNC_PUBLIC_URL when set: base of artifact URLs (else each request's own origin). */
+  explicitPublicUrl: string | undefined;
+  /** OFFSYNC_SCHEMA_HASH_MODE: strict (default) refuses uploads with an unknown schema hash; lenient accepts and remembers it. */
+  schemaHashMode: 'strict' | 'lenient';
 }
 
 export class ConfigError extends Error {
@@ -62,8 +66,20 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   const billingPeriodStartDay = int(env, 'BILLING_PERIOD_START_DAY', 1, 1, 28);
   const displayHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-  const publicUrl = env['OFFSYNC_PUBLIC_URL'] || `http://${displayHost}:${port}`;
-  return { port, host, dataDir, databaseUrl, secretKey, adminKey, expoPushUrl, billingPeriodStartDay, publicUrl };
+  const explicitPublicUrl = env['OFFSYNC_PUBLIC_URL'] ? env['OFFSYNC_PUBLIC_URL'].replace(/\/+$/, '') : undefined;
+  if (explicitPublicUrl !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(explicitPublicUrl);
+    } catch {
+      url = undefined;
+    }
+    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw new ConfigError('OFFSYNC_PUBLIC_URL must be an http(s) URL');
+  }
+  const publicUrl = explicitPublicUrl ?? `http://${displayHost}:${port}`;
+  const mode = (env['OFFSYNC_SCHEMA_HASH_MODE'] || 'strict').toLowerCase();
+  if (mode !== 'strict' && mode !== 'lenient') throw new ConfigError('OFFSYNC_SCHEMA_HASH_MODE must be strict or lenient');
+  return { port, host, dataDir, databaseUrl, secretKey, adminKey, expoPushUrl, billingPeriodStartDay, publicUrl, explicitPublicUrl, schemaHashMode: mode };
 }
 
 /** Returns the configured key, or reads/creates `<dataDir>/server.key` (32 random bytes, hex, mode 0600). */

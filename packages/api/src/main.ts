@@ -1,4 +1,5 @@
 /** `npm start`: the only file that reads process.env. Migrate, ensure an admin key, listen, shut down gracefully. */
+import { createHmac } from 'node:crypto';
 import { createApp } from './app.ts';
 import { loadConfig, loadOrCreateServerKey } from './config.ts';
 import { createSecretBox } from './crypto.ts';
@@ -31,6 +32,13 @@ async function main(): Promise<void> {
     publicUrl: config.publicUrl,
     billingPeriodStartDay: config.billingPeriodStartDay,
     metricsThrottleMs: 250,
+    sync: {
+      // Artifact URLs stay valid across restarts for their short lifetime: key derived from the server key.
+      artifactSecret: new Uint8Array(createHmac('sha256', key).update('offsync/sync/artifact-urls/v1').digest()),
+      schemaHashMode: config.schemaHashMode,
+      expoPushUrl: config.expoPushUrl,
+      ...(config.explicitPublicUrl === undefined ? {} : { publicUrl: config.explicitPublicUrl }),
+    },
   });
   const adminKey = await app.services.auth.ensureAdminKey(config.adminKey);
 

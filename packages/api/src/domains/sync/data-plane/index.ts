@@ -7,15 +7,29 @@ import type { Services } from '../../../services.ts';
 import { CredentialKind } from '../../devices/devices.service.ts';
 import type { Principal, SchemaHashMode, SyncDeps } from '../sync-deps.ts';
 import { createAuthenticator } from './authenticate.ts';
+import { createPushNotifier, DEFAULT_EXPO_PUSH_URL } from './push.ts';
+import type { PushNotifier } from './push.ts';
 import { createDatabaseResolver } from './resolve.ts';
 import type { DatabaseResolver } from './resolve.ts';
+import { createRls } from './rls.ts';
+import type { Rls } from './rls.ts';
 
 export interface DataPlaneOptions {
   dataDir: string;
   /** strict (default): unknown schema hashes are refused; lenient: accepted and remembered. */
   schemaHashMode?: SchemaHashMode;
-  /** Lifetime of cached database targets (default 2000 ms). */
+  /** Lifetime of cached database targets and RLS policies (default 2000 ms). */
   cacheTtlMs?: number;
+  /** Expo push API (default `https://exp.host/--/api/v2/push/send`; env EXPO_PUSH_URL). */
+  expoPushUrl?: string;
+  /** Per-database debounce of pushes (default 500 ms). */
+  pushDebounceMs?: number;
+  /** First retry delay of a push request (default 250 ms, doubled per attempt). */
+  pushBackoffMs?: number;
+  /** Attempts per push request (default 4). */
+  pushMaxAttempts?: number;
+  /** HTTP client of the push sender (default global fetch). */
+  fetch?: typeof fetch;
   now?: () => number;
   logError?: (message: string, error: unknown) => void;
 }
@@ -23,7 +37,11 @@ export interface DataPlaneOptions {
 export interface DataPlane {
   readonly deps: SyncDeps;
   readonly resolver: DatabaseResolver;
-  /** Flushes / cancels pending work (push timers). */
+  readonly rls: Rls;
+  readonly push: PushNotifier;
+  /** Forgets cached database targets and policies (all, or one database). */
+  invalidate(databaseId?: string): void;
+  /** Cancels pending pushes, aborts requests in flight, closes the RLS evaluator. */
   dispose(): Promise<void>;
 }
 
@@ -34,17 +52,30 @@ export function credentialKindOf(principal: Principal): CredentialKind {
 export function createDataPlane(services: Services, options: DataPlaneOptions): DataPlane {
   const now = options.now ?? (() => Date.now());
   const logError = options.logError ?? ((message: string, error: unknown) => services.deps.logger.error(message, { error: error instanceof Error ? error.message : String(error) }));
+  const ttlMs = options.cacheTtlMs ?? 2000;
   const resolver = createDatabaseResolver(services, {
     dataDir: options.dataDir,
     schemaHashMode: options.schemaHashMode ?? 'strict',
-    ttlMs: options.cacheTtlMs ?? 2000,
+    ttlMs,
     now,
   });
+  const rls = createRls(services, { ttlMs, now });
+  const push = createPushNotifier(
+    services,
+    {
+      url: options.expoPushUrl ?? DEFAULT_EXPO_PUSH_URL,
+      debounceMs: options.pushDebounceMs ?? 500,
+      backoffMs: options.pushBackoffMs ?? 250,
+      maxAttempts: options.pushMaxAttempts ?? 4,
+      fetch: options.fetch ?? ((input, init) => fetch(input, init)),
+    },
+    logError,
+  );
   const deps: SyncDeps = {
     resolveDatabase: (id) => resolver.resolve(id),
     authenticate: createAuthenticator(services, (id) => resolver.resolve(id), logError),
-    rowFilterFor: () => undefined,
-    authorizerFor: () => undefined,
+    rowFilterFor: (databaseId, principal, engine) => rls.rowFilterFor(databaseId, principal, engine),
+    authorizerFor: (databaseId, principal, engine) => rls.authorizerFor(databaseId, principal, engine),
     async recordDevice(databaseId, device) {
       await services.devices.recordDeviceSeen(databaseId, {
         siteId: device.siteId,
@@ -58,11 +89,27 @@ export function createDataPlane(services: Services, options: DataPlaneOptions): 
       if (traffic.uploadBytes === 0 && traffic.downloadBytes === 0) return;
       await services.metrics.recordTraffic(databaseId, siteId, { uploadBytes: traffic.uploadBytes, downloadBytes: traffic.downloadBytes });
     },
-    onChangesMerged() {},
+    onChangesMerged(databaseId, event) {
+      services.pubsub.publish('syncChanges', databaseId, { databaseId, dbVersion: event.dbVersion, originSiteId: event.originSiteId, tables: event.tables });
+      push.changed(databaseId, event.originSiteId);
+    },
     async registerPushToken(databaseId, token) {
       await services.push.registerPushToken(databaseId, { expoToken: token.expoToken, deviceId: token.deviceId, siteId: token.siteId, platform: token.platform });
     },
     logError,
   };
-  return { deps, resolver, dispose: async () => {} };
+  return {
+    deps,
+    resolver,
+    rls,
+    push,
+    invalidate(databaseId) {
+      resolver.invalidate(databaseId);
+      rls.invalidate(databaseId);
+    },
+    async dispose() {
+      await push.dispose();
+      rls.close();
+    },
+  };
 }
