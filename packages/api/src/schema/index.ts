@@ -8,5 +8,6 @@ import '../domains/auth/auth.schema.ts';
 import '../domains/devices/devices.schema.ts';
 import '../domains/metrics/metrics.schema.ts';
 import '../domains/push/push.schema.ts';
+import '../domains/sync/sync.schema.ts';
 
 export const schema = builder.toSchema();

@@ -1,0 +1,88 @@
+/**
+ * The `changes` subscription of one subscriber: replay everything after the cursor in pages, then
+ * stream new batches as `syncChanges` events arrive, with no gap and no duplicate.
+ *
+ * - The hub listener is registered BEFORE the first read, so a merge committed during the replay
+ *   is never missed: it marks the stream dirty and the loop reads again.
+ * - Events only wake the loop; the data always comes from the central database's change feed
+ *   after the last emitted cursor (exclusive, server version space), so a change is emitted once
+ *   even when an event announces what the replay already sent (dedupe by cursor).
+ * - Every batch carries the cursor of its last change; a client that resubscribes with the last
+ *   cursor it received gets exactly what it has not seen.
+ * - One page is built at a time and only when the previous one was consumed (backpressure).
+ */
+import { Repeater } from 'graphql-yoga';
+import type { CentralDatabase } from '../central-databases.ts';
+import type { Cursor } from '../download-pages.ts';
+import type { Principal } from '../sync-deps.ts';
+import type { SyncService } from '../sync.service.ts';
+import { toApiError } from './caller.ts';
+import type { ChangeHub } from './change-hub.ts';
+
+export interface ChangesBatch {
+  /** The encoded payload (same format as HTTP downloads); null on the "caught up" marker. */
+  payload: Uint8Array | null;
+  /** Changes in the payload. */
+  changes: number;
+  /** Key of the last change in the payload (or the input cursor on an empty marker). */
+  cursor: Cursor;
+  /** True when nothing after `cursor` was left for this subscriber when the batch was built. */
+  final: boolean;
+}
+
+export interface LiveChangesOptions {
+  sync: SyncService;
+  hub: ChangeHub;
+  db: CentralDatabase;
+  site: string;
+  principal: Principal;
+  after: Cursor;
+  pageBytes: number;
+}
+
+export function liveChanges(o: LiveChangesOptions): Repeater<ChangesBatch> {
+  return new Repeater<ChangesBatch>(async (push, stop) => {
+    let cursor = o.after;
+    let dirty = false;
+    let stopped = false;
+    let wake: (() => void) | undefined;
+    const unlisten = o.hub.listen(o.db.id, (event) => {
+      // Own uploads are never sent back; an event at or below the cursor announces nothing new.
+      if (event.originSiteId === o.site || event.dbVersion < cursor.dbVersion) return;
+      dirty = true;
+      wake?.();
+    });
+    void stop.then(() => {
+      stopped = true;
+      wake?.();
+    });
+    try {
+      let caughtUp = false;
+      while (!stopped) {
+        dirty = false;
+        const r = await o.sync.download(o.db, o.site, cursor, o.principal, { pageBytes: o.pageBytes, maxPages: 1 });
+        const page = r.pages[0];
+        if (page !== undefined) {
+          cursor = page.to;
+          caughtUp = r.complete;
+          await push({ payload: page.payload ?? null, changes: page.rows, cursor, final: r.complete });
+          continue;
+        }
+        if (!caughtUp) {
+          // The replay found nothing: tell the client it is live from here.
+          caughtUp = true;
+          await push({ payload: null, changes: 0, cursor, final: true });
+        }
+        if (dirty || stopped) continue;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = undefined;
+      }
+    } catch (e) {
+      throw toApiError(e);
+    } finally {
+      unlisten();
+    }
+  });
+}
