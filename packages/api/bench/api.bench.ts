@@ -1,0 +1,96 @@
+/**
+ * `npm run bench -w @offsync/api`: a benchmark, not a test — prints a table, never fails on
+ * timing. The server runs in a child process (bench/server.ts) on loopback; devices, the writer
+ * and the subscribers run here.
+ *
+ *   (a) changes merged per second through HTTP (G3 inline apply), 100 devices, vs raw better-sqlite3
+ *   (b) download package build rate (changes/s encoded into pages)
+ *   (c) propagation latency device → server → device, 100 and 1,000 subscribers on graphql-ws
+ *   (d) memory per idle graphql-ws subscriber (server RSS / heap delta ÷ subscribers)
+ *
+ * Env: BENCH_QUICK=1 for a smoke run (fewer devices, rounds and subscribers).
+ */
+import { cpus } from 'node:os';
+import { startBenchServer } from './ipc.ts';
+import type { BenchServer } from './ipc.ts';
+import { Fleet, percentile, propagation, Writer } from './live.ts';
+import { mergeThroughput } from './merge.ts';
+
+const quick = process.env['BENCH_QUICK'] === '1';
+const KiB = 1024;
+const rows: Array<[string, string, string, string]> = [];
+const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const row = (what: string, value: string, target = '', note = ''): void => {
+  rows.push([what, value, target, note]);
+  process.stderr.write(`  ${what}: ${value}${note ? ` (${note})` : ''}\n`);
+};
+const verdict = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+
+async function memory(server: BenchServer): Promise<{ rss: number; heapUsed: number; external: number }> {
+  await new Promise((r) => setTimeout(r, 300));
+  return server.request({ type: 'memory' });
+}
+
+async function live(server: BenchServer): Promise<void> {
+  const fleet = new Fleet(server);
+  const writer = new Writer(server);
+  await writer.push(); // warm-up: the writer's first row, the engine and the yoga pipeline
+  const tiers = quick ? [10, 100] : [100, 1000];
+  const rounds = quick ? 30 : 200;
+  const base = await memory(server);
+  for (const n of tiers) {
+    const t0 = performance.now();
+    await fleet.grow(n - fleet.subs.length);
+    const connectMs = performance.now() - t0;
+    const mem = await memory(server);
+    const per = (v: number): string => `${fmt(v / n / KiB, 1)} KiB`;
+    const rss = mem.rss - base.rss;
+    row(`(d) memory per idle subscriber, ${n} subs, RSS`, per(rss), '≤ 20 KiB', `${verdict(rss / n <= 20 * KiB)}; ${fmt(connectMs)} ms to connect + subscribe all`);
+    row(`(d) memory per idle subscriber, ${n} subs, JS heap`, per(mem.heapUsed - base.heapUsed), '≤ 20 KiB', `external/buffers ${per(mem.external - base.external)}`);
+    for (let i = 0; i < 5; i++) await writer.push(); // warm-up at this fan-out
+    await fleet.until(() => fleet.subs.every((s) => s.received >= 5), 30_000).catch(() => undefined);
+    const r = await propagation(fleet, writer, n >= 1000 ? Math.round(rounds / 2) : rounds);
+    const p50 = percentile(r.chosen, 50);
+    const p99 = percentile(r.chosen, 99);
+    row(`(c) propagation, ${n} subs, random subscriber p50`, `${fmt(p50, 2)} ms`, '≤ 10 ms', verdict(p50 <= 10));
+    row(`(c) propagation, ${n} subs, random subscriber p99`, `${fmt(p99, 2)} ms`, '≤ 50 ms', verdict(p99 <= 50));
+    row(`(c) propagation, ${n} subs, last subscriber p50 / p99`, `${fmt(percentile(r.last, 50), 2)} / ${fmt(percentile(r.last, 99), 2)} ms`, '', `${r.rounds} rounds, fan-out complete`);
+  }
+  await fleet.close();
+  writer.engine.close();
+}
+
+async function main(): Promise<void> {
+  process.stderr.write(`OffSync api bench (${cpus().length} cores${quick ? ', quick' : ''})\n`);
+  const server = await startBenchServer();
+  try {
+    process.stderr.write('(c)(d) live subscriptions…\n');
+    await live(server);
+
+    process.stderr.write('(a) merge throughput…\n');
+    const o = quick ? { devices: 20, batches: 2, rowsPerBatch: 100 } : { devices: 100, batches: 4, rowsPerBatch: 100 };
+    await mergeThroughput(server, { devices: 10, batches: 1, rowsPerBatch: 50 }); // warm-up
+    const m = await mergeThroughput(server, o);
+    const rate = m.changes / (m.ms / 1000);
+    row(`(a) merged via HTTP G3 apply, ${o.devices} devices × ${o.batches} × ${o.rowsPerBatch} rows`, `${fmt(rate)} changes/s`, '≥ 20k changes/s', `${verdict(rate >= 20_000)}; ${fmt(m.changes)} changes in ${fmt(m.ms)} ms, ${m.failures} failures`);
+    const raw = m.rows / (m.baselineRowsMs / 1000);
+    row('(a) baseline raw better-sqlite3 inserts, same rows', `${fmt(raw)} rows/s`, '', `${fmt((raw * m.changes) / m.rows)} cell-equivalents/s; merge is ${fmt(raw / (rate / (m.changes / m.rows)), 1)}× slower per row`);
+
+    process.stderr.write('(b) download package build…\n');
+    for (const pageBytes of [5_000_000, 256 * KiB]) {
+      await server.request({ type: 'download', pageBytes }); // warm-up
+      const d = await server.request({ type: 'download', pageBytes });
+      row(`(b) download build, pages of ${fmt(pageBytes / KiB)} KiB`, `${fmt(d.changes / (d.ms / 1000))} changes/s`, '', `${fmt(d.changes)} changes → ${d.pages} pages, ${fmt(d.bytes / KiB / KiB, 1)} MiB in ${fmt(d.ms)} ms`);
+    }
+  } finally {
+    await server.stop();
+  }
+  const widths = [0, 1, 2, 3].map((i) => Math.max(...[['measure', 'result', 'target', 'notes'], ...rows].map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]): string => `| ${r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  process.stdout.write(`\n${line(['measure', 'result', 'target', 'notes'])}\n${line(widths.map((w) => '-'.repeat(w)))}\n${rows.map(line).join('\n')}\n`);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,76 @@
+/** Messages between the benchmark and its server process (bench/server.ts). */
+import { fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export interface ServerReady {
+  type: 'ready';
+  port: number;
+  databaseId: string;
+  apiKey: string;
+  adminKey: string;
+}
+
+export type BenchRequest =
+  | { id: number; type: 'memory' }
+  | { id: number; type: 'head' }
+  | { id: number; type: 'download'; pageBytes: number }
+  | { id: number; type: 'exit' };
+
+export type BenchReply =
+  | { id: number; type: 'memory'; rss: number; heapUsed: number; external: number }
+  | { id: number; type: 'head'; dbVersion: number; listeners: number }
+  | { id: number; type: 'download'; changes: number; bytes: number; pages: number; ms: number }
+  | { id: number; type: 'exit' }
+  | { id: number; type: 'error'; message: string };
+
+type Without<T, K extends string> = T extends unknown ? Omit<T, K> : never;
+type ReplyOf<T extends BenchRequest['type']> = Extract<BenchReply, { type: T }>;
+
+export interface BenchServer extends ServerReady {
+  origin: string;
+  wsUrl: string;
+  request<const R extends Without<BenchRequest, 'id'>>(req: R): Promise<ReplyOf<R['type']>>;
+  stop(): Promise<void>;
+}
+
+export async function startBenchServer(): Promise<BenchServer> {
+  const child: ChildProcess = fork(fileURLToPath(new URL('./server.ts', import.meta.url)), [], {
+    execArgv: ['--import', 'tsx', '--expose-gc'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const pending = new Map<number, (r: BenchReply) => void>();
+  let nextId = 1;
+  const ready = await new Promise<ServerReady>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`bench server exited (${code})`)));
+    child.on('message', (m: ServerReady | BenchReply) => {
+      if (m.type === 'ready') resolve(m);
+      else pending.get(m.id)?.(m);
+    });
+  });
+  child.removeAllListeners('exit');
+  return {
+    ...ready,
+    origin: `http://127.0.0.1:${ready.port}`,
+    wsUrl: `ws://127.0.0.1:${ready.port}/graphql`,
+    request<const R extends Without<BenchRequest, 'id'>>(req: R): Promise<ReplyOf<R['type']>> {
+      const id = nextId++;
+      return new Promise((resolve, reject) => {
+        pending.set(id, (r) => {
+          pending.delete(id);
+          if (r.type === 'error') reject(new Error(r.message));
+          else resolve(r as ReplyOf<R['type']>);
+        });
+        child.send({ ...req, id });
+      });
+    },
+    async stop() {
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      const id = nextId++;
+      child.send({ type: 'exit', id });
+      await Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, 5000))]);
+      if (child.exitCode === null) child.kill();
+    },
+  };
+}
