@@ -1,7 +1,11 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { openSyncDatabase } from '../adapters/sqlite/index.ts';
 import { encodePk } from '../codec/pk.ts';
 import { isCoreError } from '../errors.ts';
-import { changesFor, clockRows, openReplica, syncOneWay, tableRows } from '../testing/replica.ts';
+import { changesFor, clockRows, openReplica, syncOneWay, tableRows, TODOS_DDL } from '../testing/replica.ts';
 import { RIP_SENTINEL } from '../types.ts';
 
 describe('change tracking (C.3)', () => {
@@ -239,3 +243,21 @@ describe('schema alteration (D.2)', () => {
 function readColumns(e: ReturnType<typeof openReplica>): string[] {
   return e.driver.prepare("SELECT name FROM pragma_table_info('todos')").all().map((r) => String(r['name']));
 }
+
+test('tables deployed through another connection are picked up without reopening', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'offsync-refresh-'));
+  const file = join(dir, 'central.db');
+  const serving = openSyncDatabase(file);
+  serving.driver.exec(TODOS_DDL);
+  serving.init('todos');
+  const admin = openSyncDatabase(file);
+  admin.driver.exec('CREATE TABLE notes (id TEXT PRIMARY KEY NOT NULL, body TEXT)');
+  admin.init('notes');
+  admin.driver.exec("INSERT INTO notes (id, body) VALUES ('n1', 'hello')");
+  admin.close();
+  const peer = openReplica(`${TODOS_DDL}; CREATE TABLE notes (id TEXT PRIMARY KEY NOT NULL, body TEXT)`, ['todos', 'notes']);
+  expect(syncOneWay(serving, peer)).toBe(1);
+  expect(tableRows(peer, 'notes')).toEqual([{ id: 'n1', body: 'hello' }]);
+  serving.close();
+  rmSync(dir, { recursive: true, force: true });
+});

@@ -62,6 +62,8 @@ export class SyncEngine {
   #siteIds = new Map<number, Uint8Array>();
   #siteId: Uint8Array;
   #alter = new Map<string, string[]>();
+  /** `PRAGMA schema_version` when the table contexts were last built. */
+  #schemaVersion = -1;
 
   constructor(driver: SqlDriver, opts: EngineOptions) {
     this.driver = driver;
@@ -229,6 +231,7 @@ export class SyncEngine {
 
   /** The current schema hash (column-list variant, D.4) of the synced tables. */
   schemaHash(): bigint {
+    this.#refresh();
     return columnListSchemaHash(
       [...this.#tables.values()].map((t) => ({ name: t.name, columns: t.schema.columns.map((c) => ({ name: c.name, type: c.type, pk: c.pk > 0 })) })),
     );
@@ -266,6 +269,7 @@ export class SyncEngine {
 
   /** Changes after a cursor in (db_version, seq) order; see {@link FeedOptions}. */
   changes(req: FeedRequest = {}): Generator<Change> {
+    this.#refresh();
     const { excludeSiteId, ...rest } = req;
     const opts: FeedOptions = rest;
     if (excludeSiteId !== undefined) {
@@ -287,6 +291,7 @@ export class SyncEngine {
 
   /** Merges a batch atomically: all of it or, when anything fails, none of it. */
   applyChanges(changes: Iterable<Change>, opts: ApplyOptions = {}): ApplyResult {
+    this.#refresh();
     return this.driver.transaction(() => {
       const flag = this.driver.prepare('UPDATE offsync_clock SET applying = ? WHERE id = 1');
       flag.run(1n);
@@ -326,7 +331,18 @@ export class SyncEngine {
     return ctx;
   }
 
+  /**
+   * Rebuilds the table contexts when the database schema changed behind this engine's back
+   * (another connection deployed a table, ran ALTER or cleanup). Cheap: one pragma read.
+   */
+  #refresh(): void {
+    if (this.#alter.size > 0) return;
+    const v = Number((this.driver.prepare('PRAGMA schema_version').getRaw() ?? [0])[0]);
+    if (v !== this.#schemaVersion) this.#loadTables();
+  }
+
   #loadTables(): void {
+    this.#schemaVersion = Number((this.driver.prepare('PRAGMA schema_version').getRaw() ?? [0])[0]);
     const next = new Map<string, TableContext>();
     for (const t of this.syncedTables()) {
       const schema = readTableSchema(this.driver, t.name);
