@@ -162,3 +162,38 @@ test('the subscription refuses bad input and unknown databases', async () => {
   expect(JSON.stringify(errs)).toContain('NOT_FOUND');
   await s.close();
 });
+
+test("a device never receives its own changes, even relayed by another device (shared live pages)", async () => {
+  const a = replica();
+  const b = new Subscriber(replica(), t.adminKey);
+  const c = new Subscriber(replica(), t.adminKey);
+  // Both start at the head of the feed.
+  const head = await t.gql<{ pullChanges: Batch }>('query($db: ID!, $s: String!) { pullChanges(databaseId: $db, siteId: $s, maxBytes: 100000000) { cursor { dbVersion seq } } }', { db: t.databaseId, s: siteOf(b.engine) });
+  let cursor = head.data?.pullChanges.cursor ?? null;
+  for (;;) {
+    const r = await t.gql<{ pullChanges: Batch }>('query($db: ID!, $s: String!, $c: SyncCursorInput) { pullChanges(databaseId: $db, siteId: $s, cursor: $c) { cursor { dbVersion seq } final } }', { db: t.databaseId, s: siteOf(b.engine), c: cursor });
+    cursor = r.data?.pullChanges.cursor ?? cursor;
+    if (r.data?.pullChanges.final !== false) break;
+  }
+  b.subscribe(cursor);
+  c.subscribe(cursor);
+  await b.until(() => b.batches.some((x) => x.final));
+  await c.until(() => c.batches.some((x) => x.final));
+  // B writes a row but never uploads it; A receives it directly (peer to peer) and uploads it with its own row.
+  b.engine.driver.prepare("INSERT INTO todos (id, title) VALUES ('relayed-b', 'by B')").run();
+  a.applyPayload(b.engine.encodeChanges(b.engine.changes({ localOnly: true })) ?? new Uint8Array());
+  a.driver.prepare("INSERT INTO todos (id, title) VALUES ('relayed-a', 'by A')").run();
+  const all = a.encodeChanges(a.changes());
+  const r = await t.gql<{ pushChanges: { failures: unknown[]; applied: number } }>(
+    'mutation($db: ID!, $s: String!, $p: String!) { pushChanges(databaseId: $db, siteId: $s, payload: $p) { failures { code } applied } }',
+    { db: t.databaseId, s: siteOf(a), p: Buffer.from(all ?? new Uint8Array()).toString('base64') });
+  expect(r.data?.pushChanges.failures).toEqual([]);
+  await c.until(() => total(c) === 6);
+  await b.until(() => total(b) === 3);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  expect(total(c)).toBe(6); // A's row and B's row, 3 changes each
+  expect(total(b)).toBe(3); // only A's row
+  expect(rows(c.engine).map((x) => (x as { id: string }).id).filter((id) => id.startsWith('relayed'))).toEqual(['relayed-a', 'relayed-b']);
+  await b.close();
+  await c.close();
+});

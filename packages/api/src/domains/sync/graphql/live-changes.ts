@@ -18,6 +18,10 @@ import type { Principal } from '../sync-deps.ts';
 import type { SyncService } from '../sync.service.ts';
 import { toApiError } from './caller.ts';
 import type { ChangeHub } from './change-hub.ts';
+import { livePage } from './shared-pages.ts';
+
+/** How long a subscriber's schema-hash stamp is reused (it also refreshes after the device's own uploads). */
+const STAMP_TTL_MS = 1000;
 
 export interface ChangesBatch {
   /** The encoded payload (same format as HTTP downloads); null on the "caught up" marker. */
@@ -46,8 +50,16 @@ export function liveChanges(o: LiveChangesOptions): Repeater<ChangesBatch> {
     let dirty = false;
     let stopped = false;
     let wake: (() => void) | undefined;
+    let stamp: { hash: bigint; at: number } | undefined;
+    const schemaHash = (): bigint => {
+      const now = Date.now();
+      if (stamp === undefined || now - stamp.at > STAMP_TTL_MS) stamp = { hash: o.sync.stampFor(o.db, o.site, undefined), at: now };
+      return stamp.hash;
+    };
     const unlisten = o.hub.listen(o.db.id, (event) => {
-      // Own uploads are never sent back; an event at or below the cursor announces nothing new.
+      // Own uploads are never sent back (but may change the device's schema hash stamp); an
+      // event at or below the cursor announces nothing new.
+      if (event.originSiteId === o.site) stamp = undefined;
       if (event.originSiteId === o.site || event.dbVersion < cursor.dbVersion) return;
       dirty = true;
       wake?.();
@@ -60,7 +72,7 @@ export function liveChanges(o: LiveChangesOptions): Repeater<ChangesBatch> {
       let caughtUp = false;
       while (!stopped) {
         dirty = false;
-        const r = await o.sync.download(o.db, o.site, cursor, o.principal, { pageBytes: o.pageBytes, maxPages: 1 });
+        const r = await livePage(o.sync, o.db, o.site, o.principal, cursor, o.pageBytes, schemaHash());
         const page = r.pages[0];
         if (page !== undefined) {
           cursor = page.to;
