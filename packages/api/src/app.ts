@@ -99,7 +99,7 @@ export function createApp(deps: AppDeps): App {
 
   const server = createServer();
   server.on('request', createRouter({ graphqlPath: GRAPHQL_PATH, graphql: yoga, handlers: [syncHttp, ...(deps.httpHandlers ?? [])], logger: deps.logger }));
-  const ws = attachGraphqlWs(server, GRAPHQL_PATH, yoga, services);
+  const ws = attachGraphqlWs(server, GRAPHQL_PATH, yoga, services, sync);
 
   let disposed: Promise<void> | null = null;
   return {

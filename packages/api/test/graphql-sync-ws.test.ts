@@ -33,8 +33,9 @@ class Subscriber {
   #unsubscribe: (() => void) | undefined;
   error: unknown;
 
-  constructor(readonly engine: Engine, key: string) {
-    this.client = createClient({ url, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${key}` }, retryAttempts: 0, lazy: true });
+  constructor(readonly engine: Engine, key: string, databaseId?: string) {
+    const connectionParams = { authorization: `Bearer ${key}`, ...(databaseId === undefined ? {} : { databaseId }) };
+    this.client = createClient({ url, webSocketImpl: WebSocket, connectionParams, retryAttempts: 0, lazy: true });
   }
 
   subscribe(cursor: Batch['cursor'] | null, maxBytes: number | null = null): void {
@@ -151,6 +152,24 @@ test('merges committed during a paged replay are neither lost nor duplicated', a
     expect(q && p && (q.dbVersion - p.dbVersion || q.seq - p.seq)).toBeGreaterThan(0);
   }
   await c.close();
+});
+
+test('a device connects with its own API key (connectionParams.databaseId) and receives changes; a key alone is refused', async () => {
+  const a = replica();
+  insertTodos(a, 9000, 3, 'device-key');
+  const d = new Subscriber(replica(), t.apiKey, t.databaseId);
+  d.subscribe(null);
+  await push(t, a, 0);
+  await d.until(() => d.engine.driver.prepare("SELECT count(*) AS n FROM todos WHERE title LIKE 'device-key%'").get()?.['n'] === 3n);
+  await d.close();
+
+  const refused = new Subscriber(replica(), t.apiKey);
+  let err: unknown;
+  await new Promise<void>((resolve) => {
+    refused.client.subscribe({ query: CHANGES, variables: { db: t.databaseId, site: siteOf(refused.engine) } }, { next: () => {}, error: (e) => { err = e; resolve(); }, complete: resolve });
+  });
+  expect(err).toMatchObject({ code: 4403 });
+  await refused.close();
 });
 
 test('the subscription refuses bad input and unknown databases', async () => {

@@ -1,7 +1,10 @@
 /**
- * graphql-ws on the same HTTP server and path as Yoga. The admin key comes from
- * `connectionParams.authorization` ("Bearer …") or `connectionParams.adminKey`; connections
- * without a valid key are refused (close 4403) before any subscription runs.
+ * graphql-ws on the same HTTP server and path as Yoga. The credential comes from
+ * `connectionParams.authorization` ("Bearer …") or `connectionParams.adminKey`. A connection is
+ * accepted with the admin key, or with a device credential (API key, access token, JWT) valid
+ * for `connectionParams.databaseId` — such a connection can only use the sync fields, which
+ * authorize every operation again. Anything else is refused (close 4403) before any
+ * subscription runs.
  */
 import type { Server } from 'node:http';
 import type { ExecutionArgs } from 'graphql';
@@ -11,11 +14,18 @@ import type { YogaServerInstance } from 'graphql-yoga';
 import type { GraphQLContext, Viewer } from '../context.ts';
 import { extractBearer, resolveViewer } from '../context.ts';
 import type { Services } from '../services.ts';
+import type { SyncService } from '../domains/sync/sync.service.ts';
 
 type Enveloped = ReturnType<YogaServerInstance<Record<string, unknown>, GraphQLContext>['getEnveloped']>;
 type RootValue = { execute: Enveloped['execute']; subscribe: Enveloped['subscribe'] };
 
-export function attachGraphqlWs(server: Server, path: string, yoga: YogaServerInstance<Record<string, unknown>, GraphQLContext>, services: Services) {
+export function attachGraphqlWs(
+  server: Server,
+  path: string,
+  yoga: YogaServerInstance<Record<string, unknown>, GraphQLContext>,
+  services: Services,
+  sync: Pick<SyncService, 'authenticate'>,
+) {
   const wss = new WebSocketServer({ server, path });
   const viewers = new WeakMap<object, Viewer>();
 
@@ -27,8 +37,15 @@ export function attachGraphqlWs(server: Server, path: string, yoga: YogaServerIn
         const params = ctx.connectionParams ?? {};
         const credential = extractBearer(params['authorization'] ?? params['Authorization']) ?? extractBearer(params['adminKey']);
         const viewer = await resolveViewer(services, credential);
-        if (viewer === null) return false;
-        viewers.set(ctx, viewer);
+        if (viewer !== null) {
+          viewers.set(ctx, viewer);
+          return true;
+        }
+        const databaseId = params['databaseId'];
+        if (credential === null || typeof databaseId !== 'string') return false;
+        const device = await sync.authenticate(databaseId, credential).catch(() => null);
+        if (device === null) return false;
+        viewers.set(ctx, null);
         return true;
       },
       onSubscribe: async (ctx, _id, payload) => {
