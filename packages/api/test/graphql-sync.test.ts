@@ -116,3 +116,22 @@ test('auth: no, wrong or other-database credentials are refused; bad input is a 
   const pulled = await pullAll(b, null);
   expect(pulled.pages.flatMap((p) => decodePayload(new Uint8Array(Buffer.from(p.payload ?? '', 'base64'))).changes).some((c) => Buffer.from(c.pk).toString('latin1').includes('t002000'))).toBe(false);
 });
+
+test('GraphQL sync registers the device and counts its traffic like the HTTP protocol', async () => {
+  const a = replica();
+  insertTodos(a, 7000, 5, 'counted');
+  await push(t, a, 0);
+  const b = replica();
+  await pullAll(b, null);
+  const r = await t.gql<{ database: { devices: { nodes: Array<{ siteId: string }> }; metrics: { uploadBytes: number; downloadBytes: number } } }>(
+    'query($id: ID!) { database(id: $id) { devices(first: 50) { nodes { siteId } } metrics { uploadBytes downloadBytes } } }',
+    { id: t.databaseId },
+    t.adminKey,
+  );
+  expect(r.errors).toBeUndefined();
+  const sites = r.data?.database.devices.nodes.map((n) => n.siteId) ?? [];
+  expect(sites).toContain(siteOf(a));
+  expect(sites).toContain(siteOf(b));
+  expect(r.data?.database.metrics.uploadBytes).toBeGreaterThan(0);
+  expect(r.data?.database.metrics.downloadBytes).toBeGreaterThan(0);
+});

@@ -83,6 +83,7 @@ builder.mutationFields((t) => ({
     resolve: async (_r, a, ctx) => {
       const window = windowArg(a.dbVersionMin, a.dbVersionMax);
       const { db, site, principal } = await syncCaller(ctx, String(a.databaseId), a.siteId);
+      ctx.sync.recordActivity(db, site, principal, { uploadBytes: a.payload.length, downloadBytes: 0 });
       try {
         const r = await ctx.sync.upload(db, site, decodeBase64Payload(a.payload), window, principal);
         return { ...r.status, received: r.received, applied: r.applied, dbVersion: r.dbVersion, failures: [] };
@@ -109,6 +110,7 @@ builder.queryFields((t) => ({
       try {
         const r = await ctx.sync.download(db, site, after, principal, { pageBytes, maxPages: 1 });
         const page = r.pages[0];
+        ctx.sync.recordActivity(db, site, principal, { uploadBytes: 0, downloadBytes: base64Length(page?.payload) });
         if (page === undefined) return { payload: null, changes: 0, cursor: after, final: true };
         return { payload: page.payload ?? null, changes: page.rows, cursor: page.to, final: r.complete };
       } catch (e) {
@@ -129,8 +131,23 @@ builder.subscriptionFields((t) => ({
       const after = cursorArg(a.cursor);
       const pageBytes = pageBytesArg(a.maxBytes, ctx.sync.pageBytes);
       const { db, site, principal } = await syncCaller(ctx, String(a.databaseId), a.siteId);
-      return liveChanges({ sync: ctx.sync, hub: changeHubOf(ctx.services.pubsub), db, site, principal, after, pageBytes });
+      ctx.sync.recordActivity(db, site, principal, { uploadBytes: 0, downloadBytes: 0 });
+      const batches = liveChanges({ sync: ctx.sync, hub: changeHubOf(ctx.services.pubsub), db, site, principal, after, pageBytes });
+      return counted(batches, (b) => ctx.sync.recordActivity(db, site, principal, { uploadBytes: 0, downloadBytes: base64Length(b.payload) }));
     },
     resolve: (batch) => batch,
   }),
 }));
+
+/** Bytes of the base64 text a payload travels as in GraphQL. */
+function base64Length(payload: Uint8Array | null | undefined): number {
+  return payload == null ? 0 : 4 * Math.ceil(payload.length / 3);
+}
+
+/** Passes batches through, reporting each one (traffic counters) as it is delivered. */
+async function* counted<T>(source: AsyncIterable<T>, onBatch: (batch: T) => void): AsyncGenerator<T> {
+  for await (const batch of source) {
+    onBatch(batch);
+    yield batch;
+  }
+}

@@ -12,7 +12,7 @@ import { scanPages } from './download-pages.ts';
 import type { Cursor, ScanResult } from './download-pages.ts';
 import type { SyncStatus, VersionWindow } from './peer-state.ts';
 import { runHook } from './sync-deps.ts';
-import type { Generation, Principal, SyncDeps } from './sync-deps.ts';
+import type { Generation, Principal, SyncDeps, Traffic } from './sync-deps.ts';
 import { SyncError, toSyncError } from './sync-errors.ts';
 
 export interface SyncServiceOptions {
@@ -82,6 +82,17 @@ export class SyncService {
   /** `SyncDeps.authenticate`: a Bearer credential for `databaseId` → Principal, null = refused (GraphQL sync fields). */
   authenticate(databaseId: string, credential: string | undefined): Promise<Principal | null> {
     return this.#deps.authenticate(databaseId, credential);
+  }
+
+  /**
+   * Device registry and traffic counters for transports other than the HTTP protocol (the
+   * GraphQL sync fields): registers/updates the device and counts the bytes as transferred.
+   */
+  recordActivity(db: CentralDatabase, siteId: string, principal: Principal, traffic: Traffic): void {
+    const site = normaliseSiteId(siteId);
+    const device = { siteId: site, principal, clientVersion: 'offsync-graphql', generation: 'G3' as const, schemaHash: db.peers.get(site)?.lastSchemaHash ?? null };
+    runHook(this.#deps, 'recordDevice', () => this.#deps.recordDevice(db.id, device));
+    if (traffic.uploadBytes > 0 || traffic.downloadBytes > 0) runHook(this.#deps, 'recordTraffic', () => this.#deps.recordTraffic(db.id, site, traffic));
   }
 
   /** Upload bookkeeping of a site (SyncStatus). */
