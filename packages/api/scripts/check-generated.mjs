@@ -16,7 +16,7 @@ try {
   const printed = join(dir, 'schema.graphql');
   execFileSync(process.execPath, [join(rootDir, 'node_modules/tsx/dist/cli.mjs'), join(apiDir, 'scripts/print-schema.ts'), printed], { cwd: apiDir, stdio: 'inherit' });
   if (readFileSync(printed, 'utf8') !== readFileSync(join(apiDir, 'schema.graphql'), 'utf8')) {
-    problems.push('packages/api/schema.graphql is stale: run `npm run generate -w @offsync/api` and commit it');
+    problems.push('packages/api/schema.graphql is stale: run `npm run contracts` (root) and commit it');
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run generate`: Prisma clients for SQLite and PostgreSQL + Pothos types, then schema.graphql.
+// `npm run generate`: Prisma clients for SQLite and PostgreSQL + Pothos types (gitignored build artifacts).
 // Runs offline (placeholder engine paths; Prisma 7's client needs no engine) and skips the Prisma
 // step when schema.prisma and the Prisma version are unchanged since the last run.
 import { execFileSync } from 'node:child_process';
@@ -40,7 +40,5 @@ if (!upToDate) {
   writeFileSync(stampPath, current);
 }
 
-// The committed GraphQL contract, always re-printed (it depends on the TypeScript sources).
-execFileSync(process.execPath, [join(rootDir, 'node_modules/tsx/dist/cli.mjs'), join(apiDir, 'scripts/print-schema.ts')], {
-  cwd: apiDir, stdio: 'inherit',
-});
+// The committed GraphQL contract (schema.graphql) is NOT rewritten here: `npm run contracts`
+// re-prints it, and `check:generated` fails when the committed file is stale.

@@ -62,7 +62,7 @@ if (process.env['CI'] !== undefined || process.argv.includes('--committed')) pro
 
 if (problems.length > 0) {
   for (const p of problems) console.error(`✗ ${p}`);
-  console.error('Run `npm run generate -w @offsync/client` and commit packages/client/src/generated.');
+  console.error('Run `npm run contracts` (root) and commit packages/client/src/generated.');
   process.exit(1);
 }
 console.log('✓ packages/client/src/generated matches the schema and operations');
