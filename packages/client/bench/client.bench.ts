@@ -2,16 +2,21 @@
  * Client benchmarks (`npm run bench` in packages/client):
  * 1. initial sync of a fresh device from a local OffSync sync handler holding N rows (rows/s),
  *    next to raw better-sqlite3 inserting the same rows in the same run;
- * 2. write-to-visible latency between two live devices through the server (polling-based live
- *    mode for now): p50/p99.
+ * 2. write-to-visible latency between two live devices through the server, p50/p99: polling live
+ *    mode (sync handler alone), then graphql-ws live mode (the full app: `changes` subscription,
+ *    local writes detected by the connection probe, or announced with `notifyLocalWrite()`).
  * The server runs in-process (same event loop) on a loopback port.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import WebSocket from 'ws';
+import { sqliteDatabasePath } from '@offsync/api';
+import { TODOS_DDL as APP_TODOS_DDL } from '@offsync/core/testing';
 import { openDatabase } from '../src/sync/index.ts';
-import type { OffSyncDatabase } from '../src/sync/index.ts';
+import type { OffSyncDatabase, OpenDatabaseOptions } from '../src/sync/index.ts';
+import { startTestServer } from '../test/api-client.server.ts';
 import { API_KEY, createSyncServer, listen, TODOS_DDL } from '../test/fixtures/sync-server.ts';
 
 const N = Number(process.env['BENCH_ROWS'] ?? 100_000);
@@ -24,11 +29,77 @@ function row(i: number): [string, string, number] {
   return [`row${String(i).padStart(7, '0')}`, `todo number ${i}`, i % 2];
 }
 
-function device(url: string, databaseId: string, pollMs = POLL_MS): OffSyncDatabase {
-  const d = openDatabase(join(dir, `dev${seq++}.db`), { serverUrl: url, databaseId, apiKey: API_KEY, pollMs });
-  d.db.exec(TODOS_DDL);
+function device(url: string, databaseId: string, pollMs = POLL_MS, extra: OpenDatabaseOptions = {}, ddl = TODOS_DDL): OffSyncDatabase {
+  const d = openDatabase(join(dir, `dev${seq++}.db`), { serverUrl: url, databaseId, apiKey: API_KEY, pollMs, ...extra });
+  d.db.exec(ddl);
   d.db.prepare(`SELECT cloudsync_init('todos')`).get();
   return d;
+}
+
+/** Write on A, wait until B's `changes` event shows the row; `SAMPLES` times. */
+async function latency(a: OffSyncDatabase, b: OffSyncDatabase, tag: string, notify = false): Promise<number[]> {
+  const lat: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    const id = `${tag}${i}`;
+    const seen = new Promise<number>((resolve) => {
+      const check = b.db.prepare('SELECT 1 FROM todos WHERE id = ?').pluck();
+      const off = b.on('changes', () => {
+        if (check.get(id) !== undefined) {
+          off();
+          resolve(performance.now());
+        }
+      });
+    });
+    const start = performance.now();
+    a.db.prepare('INSERT INTO todos (id, title) VALUES (?, ?)').run(id, 'latency');
+    if (notify) a.notifyLocalWrite();
+    lat.push((await seen) - start);
+  }
+  return lat;
+}
+
+async function until(cond: () => boolean): Promise<void> {
+  const end = Date.now() + 10_000;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** graphql-ws live mode between two devices of the full app (createApp, SQLite control plane). */
+async function graphqlLatency(out: Array<[string, string]>): Promise<void> {
+  const server = await startTestServer();
+  try {
+    const s = server.app.services;
+    const project = await s.projects.createProject({ name: 'bench', kind: 'SQLITE' });
+    const databaseId = (await s.databases.createDatabase({ projectId: project.id, name: 'todos' })).id;
+    const file = new Database(sqliteDatabasePath(server.dataDir, databaseId));
+    file.exec(APP_TODOS_DDL);
+    file.close();
+    await s.tables.deployTables(databaseId, ['todos']);
+    await s.databases.setOffSync(databaseId, true);
+    const apiKey = (await s.auth.createApiKey(databaseId, 'bench')).secret;
+    const url = server.url.replace(/\/graphql$/, '');
+    const runs: Array<[string, OpenDatabaseOptions, boolean]> = [
+      ['graphql-ws, write seen by the probe', { live: 'graphql' }, false],
+      ['graphql-ws, notifyLocalWrite()', { live: 'graphql', pushDebounceMs: 0 }, true],
+      [`poll ${POLL_MS} ms, same app`, { live: 'poll' }, false],
+    ];
+    for (const [label, opts, notify] of runs) {
+      const o: OpenDatabaseOptions = { apiKey, webSocketImpl: WebSocket, ...opts };
+      const a = device(url, databaseId, POLL_MS, o, APP_TODOS_DDL);
+      const b = device(url, databaseId, POLL_MS, o, APP_TODOS_DDL);
+      a.start();
+      b.start();
+      await until(() => a.state === 'live' && b.state === 'live');
+      const lat = await latency(a, b, `g${seq}_`, notify);
+      await a.close();
+      await b.close();
+      out.push([`write→visible latency, ${label} (n=${SAMPLES})`, `p50 ${pct(lat, 50).toFixed(1)} ms, p99 ${pct(lat, 99).toFixed(1)} ms`]);
+    }
+  } finally {
+    await server.close();
+  }
 }
 
 function rawInsert(): number {
@@ -95,25 +166,11 @@ async function main(): Promise<void> {
     await b.sync();
     a.start();
     b.start();
-    const lat: number[] = [];
-    for (let i = 0; i < SAMPLES; i++) {
-      const id = `lat${i}`;
-      const seen = new Promise<number>((resolve) => {
-        const check = b.db.prepare('SELECT 1 FROM todos WHERE id = ?').pluck();
-        const off = b.on('changes', () => {
-          if (check.get(id) !== undefined) {
-            off();
-            resolve(performance.now());
-          }
-        });
-      });
-      const start = performance.now();
-      a.db.prepare('INSERT INTO todos (id, title) VALUES (?, ?)').run(id, 'latency');
-      lat.push((await seen) - start);
-    }
+    const lat = await latency(a, b, 'lat');
     await a.close();
     await b.close();
     out.push([`write→visible latency, poll ${POLL_MS} ms (n=${SAMPLES})`, `p50 ${pct(lat, 50).toFixed(1)} ms, p99 ${pct(lat, 99).toFixed(1)} ms`]);
+    await graphqlLatency(out);
   } finally {
     await srv.close();
     rmSync(dir, { recursive: true, force: true });

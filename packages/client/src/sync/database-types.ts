@@ -1,5 +1,6 @@
 /** Options, events and status of {@link OffSyncDatabase} (database.ts). */
 import type { BackoffOptions } from './backoff.ts';
+import type { LiveMode } from './graphql-transport.ts';
 import type { HttpFetch } from './http.ts';
 import type { Progress } from './session.ts';
 import type { ConnectionEvent, ConnectionState } from './state-machine.ts';
@@ -15,8 +16,25 @@ export interface OpenDatabaseOptions extends BackoffOptions {
   databaseId?: string;
   apiKey?: string;
   token?: string;
-  /** Replace the HTTP transport of the async API (e.g. a future graphql-ws live transport). */
+  /** Replace the transport of the async API (then `live`, `wsUrl`, `webSocketImpl` are not used). */
   transport?: SyncTransport;
+  /**
+   * Live mode transport: `'graphql'` holds the `changes` subscription open over graphql-ws,
+   * `'poll'` polls `check` every `pollMs`. Default: `'graphql'` when `wsUrl` or `webSocketImpl` is
+   * given, else `'poll'`.
+   */
+  live?: LiveMode;
+  /** graphql-ws endpoint (default: the server address + `/graphql`, http(s) → ws(s)). */
+  wsUrl?: string;
+  /** WebSocket constructor for `live: 'graphql'` (the `ws` package on Node < 22; default globalThis.WebSocket). */
+  webSocketImpl?: unknown;
+  /** graphql-ws keep-alive ping interval (default 10 s; 0 = off) and pong timeout (default 5 s). */
+  keepAliveMs?: number;
+  pongTimeoutMs?: number;
+  /** Live mode: a local write is pushed this long after it is seen (default 10 ms). */
+  pushDebounceMs?: number;
+  /** Live mode: how often the connection is probed for local writes (default 10 ms). */
+  watchMs?: number;
   /** Replace `fetch` for the async API. */
   fetch?: HttpFetch;
   /** Attempts per `sync()`/`send()`/`receive()` on retryable failures (default 5). */

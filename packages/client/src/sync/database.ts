@@ -21,9 +21,11 @@ import type { SqlHost } from './sql-functions.ts';
 import { ConnectionMachine } from './state-machine.ts';
 import type { ConnectionState } from './state-machine.ts';
 import { BlockingHttpTransport, HttpSyncTransport, NO_NETWORK_CONTEXT } from './transport.ts';
-import type { BlockingSyncTransport, Subscription, SyncTransport } from './transport.ts';
+import type { BlockingSyncTransport, SyncTransport } from './transport.ts';
 import type { NetworkConfig, ReceiveResult, SendResult, SyncResult } from './types.ts';
+import { GraphqlSyncTransport, liveModeOf } from './graphql-transport.ts';
 import { liveLoop } from './live.ts';
+import type { LiveHandle } from './live.ts';
 import { DEFAULT_SERVER_URL } from './database-types.ts';
 import type { ClientStatus, OffSyncEvents, OpenDatabaseOptions } from './database-types.ts';
 
@@ -45,7 +47,7 @@ export class OffSyncDatabase extends TypedEmitter<OffSyncEvents> {
   #blockingHttp: BlockingHttp | undefined;
   #blocking: BlockingSyncTransport | undefined;
   #queue: Promise<unknown> = Promise.resolve();
-  #live: { ctl: AbortController; sub: Subscription | undefined } | undefined;
+  #live: { ctl: AbortController; sub: LiveHandle | undefined } | undefined;
   #closed = false;
   readonly #memory: boolean;
 
@@ -75,12 +77,13 @@ export class OffSyncDatabase extends TypedEmitter<OffSyncEvents> {
     this.#credential = opts.apiKey ?? opts.token;
     if (opts.databaseId !== undefined) this.#initNetwork(opts.serverUrl ?? DEFAULT_SERVER_URL, opts.databaseId);
     const retryWait = opts.retryWait;
-    this.#transport =
-      opts.transport ??
+    const http = (): HttpSyncTransport =>
       new HttpSyncTransport(() => this.#context(), opts.fetch ?? createFetchHttp(opts.httpTimeoutMs === undefined ? {} : { timeoutMs: opts.httpTimeoutMs }), {
         ...opts,
         ...(retryWait === undefined ? {} : { retryWait }),
       });
+    this.#transport =
+      opts.transport ?? (liveModeOf(opts) === 'graphql' ? new GraphqlSyncTransport({ ...opts, http: http(), context: () => this.#context() }) : http());
     registerSqlFunctions(this.#sqlHost(memory));
   }
 
@@ -130,11 +133,14 @@ export class OffSyncDatabase extends TypedEmitter<OffSyncEvents> {
     };
   }
 
-  /** Live mode: sync now, then keep listening (the transport's `subscribe`) and push local writes. */
+  /**
+   * Live mode: listen through the transport's `subscribe` (graphql-ws `changes` subscription, or
+   * polling) and push local writes shortly after they are committed.
+   */
   start(): void {
     if (this.#live !== undefined || this.#closed) return;
     this.#machine.send('start');
-    const live = { ctl: new AbortController(), sub: undefined as Subscription | undefined };
+    const live = { ctl: new AbortController(), sub: undefined as LiveHandle | undefined };
     this.#live = live;
     live.sub = liveLoop({
       transport: this.#transport,
@@ -143,7 +149,15 @@ export class OffSyncDatabase extends TypedEmitter<OffSyncEvents> {
       exclusive: (fn) => this.#exclusive(fn),
       machine: this.#machine,
       reportError: (error, attempt) => this.#reportError(error, attempt),
+      backoff: this.#opts,
+      ...(this.#opts.pushDebounceMs === undefined ? {} : { pushDebounceMs: this.#opts.pushDebounceMs }),
+      ...(this.#opts.watchMs === undefined ? {} : { watchMs: this.#opts.watchMs }),
     });
+  }
+
+  /** Live mode: push pending local writes now-ish (they are also detected by polling the connection). */
+  notifyLocalWrite(): void {
+    this.#live?.sub?.notifyLocalWrite();
   }
 
   async stop(): Promise<void> {

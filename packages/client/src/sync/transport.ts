@@ -1,8 +1,8 @@
 /**
  * The transport seam. {@link SyncTransport} is what the async API talks to: push/pull/download/
- * status over HTTP (G3), plus `subscribe` for live mode. Today `subscribe` polls `check`; a
- * graphql-ws implementation of the server's `changes(databaseId, siteId, cursor)` subscription can
- * replace it by delivering {@link ChangeNotice}s (with the payload inline) without other changes.
+ * status over HTTP (G3), plus `subscribe` for live mode. {@link HttpSyncTransport.subscribe} polls
+ * `check`; `GraphqlSyncTransport` (graphql-transport.ts) holds the server's `changes` subscription
+ * open over graphql-ws and delivers {@link ChangeNotice}s with the payload and cursor inline.
  * {@link BlockingSyncTransport} is the synchronous twin used by the SQL functions.
  */
 import { backoffDelay, wait } from './backoff.ts';
@@ -13,11 +13,18 @@ import { downloadCall, pullCall, pushCall, runHttpAsync, runHttpBlocking, status
 import type { ProtocolContext } from './protocol.ts';
 import type { Cursor, PullBatch, PullRequest, PushChunk, SyncStatus } from './types.ts';
 
-/** Something changed on the server: either a payload to apply (push-style) or a hint to pull. */
+/**
+ * Something changed on the server: a payload to apply (push-style), a cursor-only batch of a
+ * subscription, or `{}`: a hint to pull from the durable cursor.
+ */
 export interface ChangeNotice {
   payload?: Uint8Array;
-  /** With a payload: the cursor to store once it is applied. */
+  /** With a payload: the watermark to store (as `(watermark, 0)`) once it is applied. */
   watermark?: number;
+  /** Subscription batch: the durable cursor after it, stored in the transaction that applies it. */
+  cursor?: Cursor;
+  /** Subscription batch: nothing was left after it on the server (replay done, live from here). */
+  final?: boolean;
 }
 
 export interface SubscribeOptions {
@@ -27,6 +34,8 @@ export interface SubscribeOptions {
   onError(error: unknown): void;
   /** Called whenever the subscription is (re)established or a poll succeeded. */
   onOpen?(): void;
+  /** Subscription transports: a (re)connection attempt starts. */
+  onConnecting?(): void;
   signal: AbortSignal;
 }
 
