@@ -261,3 +261,14 @@ test('tables deployed through another connection are picked up without reopening
   serving.close();
   rmSync(dir, { recursive: true, force: true });
 });
+
+test('rows of wide tables (column ids past 62) expand implicit and explicit cells exactly once', () => {
+  const cols = Array.from({ length: 70 }, (_, i) => `c${i}`);
+  const e = openReplica(`CREATE TABLE w (id TEXT PRIMARY KEY NOT NULL, ${cols.map((c) => `${c} INTEGER`).join(', ')})`, ['w']);
+  e.driver.exec("INSERT INTO w (id) VALUES ('a')");
+  e.driver.exec("UPDATE w SET c65 = 1, c3 = 2 WHERE id = 'a'");
+  const feed = [...e.changes()];
+  expect(feed.length).toBe(70);
+  expect(new Set(feed.map((c) => c.col)).size).toBe(70);
+  expect(feed.filter((c) => c.colVersion === 2).map((c) => c.col).sort()).toEqual(['c3', 'c65']);
+});

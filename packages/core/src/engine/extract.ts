@@ -40,23 +40,34 @@ export interface FeedHost {
 type Item = [pk: Uint8Array, col: number, cv: number, dbv: number, seq: number, site: number, cl: number];
 
 function* rowItems(ctx: TableContext, it: Iterable<unknown[]>, after: Cursor): Generator<Item> {
+  // Column ids are small (≥ 1, assigned in order), so explicit cells of a row arrive as a bitmask.
+  const wideIds = ctx.columns.some((c) => c.id > 62);
   for (const r of it) {
     const pk = r[0] as Uint8Array;
     const cl = Number(r[1]);
     const dbv = Number(r[4]);
     const seq = Number(r[5]);
     const site = Number(r[6]);
-    const past = (s: number): boolean => dbv > after.dbVersion || s > after.seq;
-    if (Number(r[2]) === 1 && past(seq)) yield [pk, 0, cl, dbv, seq, site, cl];
+    const newer = dbv > after.dbVersion;
+    if (Number(r[2]) === 1 && (newer || seq > after.seq)) yield [pk, 0, cl, dbv, seq, site, cl];
     if (r[3] === null || cl % 2 === 0 || ctx.columns.length === 0) continue;
     const icv = Number(r[3]);
-    const explicit = r[7] == null ? undefined : new Set(String(r[7]).split(',').map(Number));
+    const mask = r[7] == null ? 0n : BigInt(r[7] as bigint);
+    const explicit = wideIds && mask !== 0n ? explicitColumns(ctx, pk) : undefined;
     for (const col of ctx.columns) {
       const s = seq + 1 + col.ord;
-      if (explicit?.has(col.id) || !past(s)) continue;
+      if (!newer && s <= after.seq) continue;
+      if (explicit !== undefined ? explicit.has(col.id) : mask !== 0n && ((mask >> BigInt(col.id)) & 1n) === 1n) continue;
       yield [pk, col.id, icv, dbv, s, site, cl];
     }
   }
+}
+
+/** Explicit cells of one row, for tables whose column ids outgrew the bitmask. */
+function explicitColumns(ctx: TableContext, pk: Uint8Array): Set<number> {
+  const out = new Set<number>();
+  for (const row of ctx.stmts.cellCols.iterateRaw(pk)) out.add(Number(row[0]));
+  return out;
 }
 
 function* cellItems(it: Iterable<unknown[]>): Generator<Item> {

@@ -82,7 +82,7 @@ export function createTableContext(
   const byId = new Map(columns.map((v) => [v.id, v]));
   const implicitSource = columns.length === 0 ? 'SELECT 0 AS col, 0 AS ord WHERE 0' : columns.map((v) => `SELECT ${v.id} AS col, ${v.ord} AS ord`).join(' UNION ALL ');
   const rowsSelect = `SELECT r.pk, r.cl, r.sent, r.icv, r.db_version, r.seq, r.site,
-    CASE WHEN r.icv IS NOT NULL THEN (SELECT group_concat(col) FROM ${c} WHERE pk = r.pk) END
+    CASE WHEN r.icv IS NOT NULL THEN (SELECT sum(1 << col) FROM ${c} WHERE pk = r.pk) END
     FROM ${r} r WHERE r.db_version >= ?`;
   const cellsSelect = `SELECT x.pk, x.col, x.col_version, x.db_version, x.seq, x.site, COALESCE(r.cl, 1)
     FROM ${c} x LEFT JOIN ${r} r ON r.pk = x.pk WHERE (x.db_version, x.seq) > (?, ?)`;
