@@ -22,6 +22,10 @@ export interface Config {
   explicitPublicUrl: string | undefined;
   /** OFFSYNC_SCHEMA_HASH_MODE: strict (default) refuses uploads with an unknown schema hash; lenient accepts and remembers it. */
   schemaHashMode: 'strict' | 'lenient';
+  /** REDIS_URL (`redis://…` or `rediss://…`): events go through Redis so several processes share them; undefined → in-memory. */
+  redisUrl: string | undefined;
+  /** OFFSYNC_REDIS_PREFIX: prefix of every Redis channel (default `offsync:`), so deployments can share one Redis. */
+  redisPrefix: string;
 }
 
 export class ConfigError extends Error {
@@ -79,7 +83,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const publicUrl = explicitPublicUrl ?? `http://${displayHost}:${port}`;
   const mode = (env['OFFSYNC_SCHEMA_HASH_MODE'] || 'strict').toLowerCase();
   if (mode !== 'strict' && mode !== 'lenient') throw new ConfigError('OFFSYNC_SCHEMA_HASH_MODE must be strict or lenient');
-  return { port, host, dataDir, databaseUrl, secretKey, adminKey, expoPushUrl, billingPeriodStartDay, publicUrl, explicitPublicUrl, schemaHashMode: mode };
+  const redisUrl = env['REDIS_URL'] || undefined;
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) throw new ConfigError('REDIS_URL must start with redis:// or rediss://');
+  const redisPrefix = env['OFFSYNC_REDIS_PREFIX'] ?? 'offsync:';
+  if (redisPrefix === '' || redisPrefix.length > 64 || /[\s*?[\]]/.test(redisPrefix)) {
+    throw new ConfigError('OFFSYNC_REDIS_PREFIX must be 1 to 64 characters without spaces or glob characters (*?[])');
+  }
+  return { port, host, dataDir, databaseUrl, secretKey, adminKey, expoPushUrl, billingPeriodStartDay, publicUrl, explicitPublicUrl, schemaHashMode: mode, redisUrl, redisPrefix };
 }
 
 /** Returns the configured key, or reads/creates `<dataDir>/server.key` (32 random bytes, hex, mode 0600). */

@@ -7,7 +7,8 @@ import { createPrismaClient, parseDatabaseUrl } from './db/prisma.ts';
 import { migrate } from './db/migrate.ts';
 import { systemClock } from './deps.ts';
 import type { Logger } from './deps.ts';
-import { createApiPubSub } from './pubsub.ts';
+import { createApiPubSub, createRedisPubSub } from './pubsub.ts';
+import type { RedisPubSub } from './pubsub.ts';
 
 const log = (level: string) => (message: string, fields?: Record<string, unknown>) =>
   process.stderr.write(`${new Date().toISOString()} ${level} ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`);
@@ -21,10 +22,22 @@ async function main(): Promise<void> {
   const { key, created } = loadOrCreateServerKey(config);
   if (created) logger.info('server key generated', { file: `${config.dataDir}/server.key` });
 
+  // With REDIS_URL every event goes through Redis: processes behind one load balancer share
+  // device events, metrics and live sync changes (docs/ARCHITECTURE.md "Scaling out").
+  let redis: RedisPubSub | undefined;
+  if (config.redisUrl !== undefined) {
+    redis = await createRedisPubSub({
+      url: config.redisUrl,
+      prefix: config.redisPrefix,
+      onError: (e) => logger.error('redis pub/sub failed', { error: e instanceof Error ? e.message : String(e) }),
+    });
+    logger.info('events go through Redis', { prefix: config.redisPrefix });
+  }
+
   const app = createApp({
     prisma: createPrismaClient(target),
     provider: target.provider,
-    pubsub: createApiPubSub(),
+    pubsub: redis?.pubsub ?? createApiPubSub(),
     secretBox: createSecretBox(key),
     clock: systemClock,
     logger,
@@ -62,7 +75,7 @@ async function main(): Promise<void> {
     logger.info('shutting down', { signal });
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
-    app.dispose().then(() => process.exit(0), (e: unknown) => {
+    app.dispose().then(() => redis?.close()).then(() => process.exit(0), (e: unknown) => {
       logger.error('shutdown failed', { error: String(e) });
       process.exit(1);
     });
