@@ -8,6 +8,7 @@ import { ApiError } from '../../../errors.ts';
 import type { Services } from '../../../services.ts';
 import { sqliteDatabasePath } from '../../databases/databases.service.ts';
 import type { DatabaseTarget, SchemaHashMode } from '../sync-deps.ts';
+import { createPromiseCache } from './promise-cache.ts';
 
 export interface DatabaseResolverOptions {
   dataDir: string;
@@ -24,7 +25,7 @@ export interface DatabaseResolver {
 }
 
 export function createDatabaseResolver(services: Services, opts: DatabaseResolverOptions): DatabaseResolver {
-  const cache = new Map<string, { at: number; value: Promise<DatabaseTarget | undefined> }>();
+  const cache = createPromiseCache<DatabaseTarget | undefined>({ ttlMs: opts.ttlMs, now: opts.now });
 
   async function load(databaseId: string): Promise<DatabaseTarget | undefined> {
     try {
@@ -40,21 +41,10 @@ export function createDatabaseResolver(services: Services, opts: DatabaseResolve
 
   return {
     resolve(databaseId) {
-      const now = opts.now();
-      const hit = cache.get(databaseId);
-      if (hit !== undefined && now - hit.at < opts.ttlMs) return hit.value;
-      const value = load(databaseId);
-      if (opts.ttlMs > 0) {
-        cache.set(databaseId, { at: now, value });
-        // Never cache a failure.
-        value.catch(() => cache.delete(databaseId));
-        if (cache.size > 10_000) cache.delete(cache.keys().next().value ?? databaseId);
-      }
-      return value;
+      return cache.get(databaseId, load);
     },
     invalidate(databaseId) {
-      if (databaseId === undefined) cache.clear();
-      else cache.delete(databaseId);
+      cache.invalidate(databaseId);
     },
   };
 }

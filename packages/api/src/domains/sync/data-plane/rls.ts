@@ -15,6 +15,7 @@ import type { SqlValue } from '@offsync/core';
 import type { Services } from '../../../services.ts';
 import type { RlsOperation } from '../../tables/rls-validate.ts';
 import type { Principal, RowFilter, SyncEngine, WriteAuthorizer } from '../sync-deps.ts';
+import { createPromiseCache } from './promise-cache.ts';
 import { RlsEvaluator } from './rls-evaluator.ts';
 import type { RowValues } from './rls-evaluator.ts';
 
@@ -31,7 +32,7 @@ const quote = (name: string): string => `"${name.replace(/"/g, '""')}"`;
 
 export function createRls(services: Services, opts: RlsOptions) {
   const evaluator = new RlsEvaluator();
-  const cache = new Map<string, { at: number; value: Promise<Policies | null> }>();
+  const cache = createPromiseCache<Policies | null>({ ttlMs: opts.ttlMs, now: opts.now });
 
   async function load(databaseId: string): Promise<Policies | null> {
     const config = await services.tables.getRlsConfig(databaseId);
@@ -49,15 +50,7 @@ export function createRls(services: Services, opts: RlsOptions) {
   /** The policies to enforce for this caller, or null (API key, or mode BYPASS). */
   async function policiesFor(databaseId: string, principal: Principal): Promise<Policies | null> {
     if (principal.kind === 'apiKey') return null;
-    const now = opts.now();
-    const hit = cache.get(databaseId);
-    if (hit !== undefined && now - hit.at < opts.ttlMs) return hit.value;
-    const value = load(databaseId);
-    if (opts.ttlMs > 0) {
-      cache.set(databaseId, { at: now, value });
-      value.catch(() => cache.delete(databaseId));
-    }
-    return value;
+    return cache.get(databaseId, load);
   }
 
   function columnsOf(engine: SyncEngine, table: string): string[] {
@@ -109,8 +102,7 @@ export function createRls(services: Services, opts: RlsOptions) {
     rowFilterFor,
     authorizerFor,
     invalidate(databaseId?: string): void {
-      if (databaseId === undefined) cache.clear();
-      else cache.delete(databaseId);
+      cache.invalidate(databaseId);
     },
     close: () => evaluator.close(),
   };
