@@ -16,7 +16,7 @@ let expected = 0;
 const N = 400;
 
 beforeAll(async () => {
-  t = await listenTestServer({ databases: [{ id: 'big' }], http: { pageBytes: 4000, inlineDownloadBytes: 1000 } });
+  t = await listenTestServer({ databases: [{ id: 'big' }], http: { pageBytes: 4000, inlineDownloadBytes: 1000, inlineChunksBytes: 0 } });
   seed = newDevice();
   insertTodos(seed, N, 'row', 'a fairly long title to make pages fill up quickly ');
   const url = (await call('GET', `${t.origin}/v2/cloudsync/big.sqlite/${siteHex(seed)}/upload`)).text;
@@ -52,9 +52,9 @@ test('G2b: pages of ≈ pageBytes, last-row cursor, every change exactly once', 
   expect(d.driver.prepare(ROWS_SQL).all()).toEqual(seed.driver.prepare(ROWS_SQL).all());
 });
 
-test('G3: chunk batches respect maxChunks, nextCursor resumes, watermark ends the drain', async () => {
-  const d = newDevice();
-  const base = `${t.origin}/v2/cloudsync/databases/big/${siteHex(d)}`;
+/** Drains a G3 download through `/check` batches of ≤ 2 chunks; returns the change keys seen. */
+async function drainG3(origin: string, d: Device, expectInline: boolean): Promise<{ seen: string[]; batches: number; chunks: number; durable: { dbVersion: number; seq: number } }> {
+  const base = `${origin}/v2/cloudsync/databases/big/${siteHex(d)}`;
   const headers = { 'x-cloudsync-version': '1.1.4', 'x-cloudsync-capabilities': 'check-status-response, check-chunks' };
   let durable = { dbVersion: 0, seq: 0 };
   let cursor = 0;
@@ -65,14 +65,17 @@ test('G3: chunk batches respect maxChunks, nextCursor resumes, watermark ends th
     const r = await call('POST', `${base}/check`, { json: { ...durable, cursor, maxChunks: 2 }, headers });
     expect(r.status).toBe(200);
     if (r.text === '') break;
-    const data = (r.json() as { data: { chunks?: Array<{ url: string; cursor: number }>; payload?: string; final: boolean; nextCursor: number; watermark?: number } }).data;
+    const data = (r.json() as { data: { chunks?: Array<{ url?: string; payload?: string; cursor: number }>; payload?: string; final: boolean; nextCursor: number; watermark?: number } }).data;
     batches++;
     const pkgs: Uint8Array[] = [];
     if (data.payload !== undefined) pkgs.push(new Uint8Array(Buffer.from(data.payload, 'base64'))); // small final remainder, inline
     else {
       expect(data.chunks?.length).toBeGreaterThan(0);
       expect(data.chunks?.length).toBeLessThanOrEqual(2);
-      for (const c of data.chunks ?? []) pkgs.push((await call('GET', c.url, { key: null })).bytes);
+      for (const c of data.chunks ?? []) {
+        expect(c.payload !== undefined).toBe(expectInline);
+        pkgs.push(c.payload !== undefined ? new Uint8Array(Buffer.from(c.payload, 'base64')) : (await call('GET', c.url ?? '', { key: null })).bytes);
+      }
     }
     for (const bytes of pkgs) {
       seen.push(...keysOf(bytes));
@@ -89,6 +92,14 @@ test('G3: chunk batches respect maxChunks, nextCursor resumes, watermark ends th
     }
     expect(batches).toBeLessThan(200);
   }
+  return { seen, batches, chunks, durable };
+}
+
+test('G3: chunk batches respect maxChunks, nextCursor resumes, watermark ends the drain', async () => {
+  const d = newDevice();
+  const headers = { 'x-cloudsync-version': '1.1.4', 'x-cloudsync-capabilities': 'check-status-response, check-chunks' };
+  const base = `${t.origin}/v2/cloudsync/databases/big/${siteHex(d)}`;
+  const { seen, batches, chunks, durable } = await drainG3(t.origin, d, false);
   expect(batches).toBeGreaterThanOrEqual(2);
   expect(chunks).toBeGreaterThanOrEqual(3);
   expect(seen).toHaveLength(expected);
@@ -105,6 +116,23 @@ test('G3: chunk batches respect maxChunks, nextCursor resumes, watermark ends th
   const data = (next.json() as { data: { payload: string; final: boolean } }).data;
   expect(data.final).toBe(true);
   expect(keysOf(new Uint8Array(Buffer.from(data.payload, 'base64')))).toHaveLength(2);
+});
+
+test('G3 with an inline budget: the same drain with chunk payloads in the reply (one pass, no artifact GET)', async () => {
+  const ti = await listenTestServer({ databases: [{ id: 'big' }], http: { pageBytes: 4000, inlineDownloadBytes: 1000, inlineChunksBytes: 8000 } });
+  try {
+    const seedUrl = (await call('GET', `${ti.origin}/v2/cloudsync/big.sqlite/${siteHex(seed)}/upload`)).text;
+    await call('PUT', seedUrl, { key: null, body: ownPayload(seed) ?? new Uint8Array() });
+    await call('POST', `${ti.origin}/v2/cloudsync/big.sqlite/${siteHex(seed)}/apply`, { json: { url: seedUrl, dbVersionMin: 0, dbVersionMax: seed.dbVersion() } });
+    const d = newDevice();
+    const { seen, batches } = await drainG3(ti.origin, d, true);
+    expect(batches).toBeGreaterThanOrEqual(2);
+    expect(seen).toHaveLength(expected);
+    expect(new Set(seen).size).toBe(expected);
+    expect(d.driver.prepare(ROWS_SQL).all()).toEqual(seed.driver.prepare(ROWS_SQL).all());
+  } finally {
+    await ti.close();
+  }
 });
 
 test('an unknown or stale G3 cursor restarts from the durable cursor (re-sends, never skips)', async () => {

@@ -126,9 +126,11 @@ async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<v
   const base: Cursor = { dbVersion: dbv, seq: seq === 0 ? MAX_SEQ : seq };
   const after = state.cursors.resolve(c.db.id, c.site, base, uint(body['cursor']) ?? 0);
   const maxChunks = Math.max(1, Math.min(uint(body['maxChunks']) ?? state.limits.defaultMaxChunks, 10_000));
+  const inlinePages = Math.min(maxChunks, Math.floor(state.limits.inlineChunksBytes / state.service.pageBytes));
+  const inline = inlinePages >= 1;
   const r = await state.service.download(c.db, c.site, after, c.principal, {
-    payloads: false,
-    maxPages: maxChunks,
+    payloads: inline,
+    maxPages: inline ? inlinePages : maxChunks,
     inlineUpTo: state.limits.inlineDownloadBytes,
     generation: c.generation,
   });
@@ -140,12 +142,15 @@ async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<v
     return;
   }
   const chunks = r.pages.map((p, i) => {
-    const url = state.artifacts.issueDownload(
-      c.origin,
-      { db: c.db.id, site: c.site, from: [p.from.dbVersion, p.from.seq], to: [p.to.dbVersion, p.to.seq], h: r.schemaHash.toString() },
-      c.principal,
-    );
-    const chunk: { url: string; cursor: number; watermark?: number } = { url, cursor: state.cursors.issue(c.db.id, c.site, base, p.to) };
+    const chunk: { url?: string; payload?: string; cursor: number; watermark?: number } = { cursor: state.cursors.issue(c.db.id, c.site, base, p.to) };
+    if (p.payload !== undefined) chunk.payload = Buffer.from(p.payload).toString('base64');
+    else {
+      chunk.url = state.artifacts.issueDownload(
+        c.origin,
+        { db: c.db.id, site: c.site, from: [p.from.dbVersion, p.from.seq], to: [p.to.dbVersion, p.to.seq], h: r.schemaHash.toString() },
+        c.principal,
+      );
+    }
     if (r.complete && i === r.pages.length - 1) chunk.watermark = r.watermark;
     return chunk;
   });
@@ -155,7 +160,8 @@ async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<v
     nextCursor: chunks[chunks.length - 1]?.cursor ?? 0,
   };
   if (r.complete) data.watermark = r.watermark;
-  sendJson(c.res, { data });
+  const n = sendJson(c.res, { data });
+  if (inline) runHook(state.deps, 'recordTraffic', () => state.deps.recordTraffic(c.db.id, c.site, { uploadBytes: 0, downloadBytes: n }));
 }
 
 export async function check(c: ApiCall, g1Cursor: Cursor | undefined): Promise<void> {

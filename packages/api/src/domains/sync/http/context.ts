@@ -15,6 +15,12 @@ export interface SyncHttpLimits {
   inlineDownloadBytes: number;
   /** G3 chunks per `/check` reply when the client sends no `maxChunks` (default 16). */
   defaultMaxChunks: number;
+  /**
+   * G3 `check`: pages are sent inline (base64 in the reply) while they fit this many bytes in
+   * total — one pass over the feed and no artifact round trip; larger downloads get chunk URLs.
+   * 0 = always URLs.
+   */
+  inlineChunksBytes: number;
 }
 
 export interface SyncHttpState {

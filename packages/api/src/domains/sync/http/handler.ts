@@ -59,6 +59,7 @@ export function createSyncHttpHandler(deps: SyncDeps, options: SyncHttpOptions):
       maxInlineBodyBytes: options.maxInlineBodyBytes ?? 48 * 1024 * 1024,
       inlineDownloadBytes: options.inlineDownloadBytes ?? 128 * 1024,
       defaultMaxChunks: options.defaultMaxChunks ?? 16,
+      inlineChunksBytes: options.inlineChunksBytes ?? 16 * 1024 * 1024,
     },
   };
   const handler = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
