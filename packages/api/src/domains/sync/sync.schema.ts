@@ -133,7 +133,7 @@ builder.subscriptionFields((t) => ({
       const { db, site, principal } = await syncCaller(ctx, String(a.databaseId), a.siteId);
       ctx.sync.recordActivity(db, site, principal, { uploadBytes: 0, downloadBytes: 0 });
       const batches = liveChanges({ sync: ctx.sync, hub: changeHubOf(ctx.services.pubsub), db, site, principal, after, pageBytes });
-      return counted(batches, (b) => ctx.sync.recordActivity(db, site, principal, { uploadBytes: 0, downloadBytes: base64Length(b.payload) }));
+      return counted(batches, (bytes) => ctx.sync.recordTraffic(db, site, { uploadBytes: 0, downloadBytes: bytes }), (b) => base64Length(b.payload));
     },
     resolve: (batch) => batch,
   }),
@@ -144,10 +144,28 @@ function base64Length(payload: Uint8Array | null | undefined): number {
   return payload == null ? 0 : 4 * Math.ceil(payload.length / 3);
 }
 
-/** Passes batches through, reporting each one (traffic counters) as it is delivered. */
-async function* counted<T>(source: AsyncIterable<T>, onBatch: (batch: T) => void): AsyncGenerator<T> {
-  for await (const batch of source) {
-    onBatch(batch);
-    yield batch;
+/**
+ * Passes batches through and reports their size, summed and flushed at most every
+ * `TRAFFIC_FLUSH_MS` and when the stream ends — one counter write per subscriber per interval,
+ * not per batch (a live event fans out to every subscriber).
+ */
+async function* counted<T>(source: AsyncIterable<T>, report: (bytes: number) => void, sizeOf: (batch: T) => number): AsyncGenerator<T> {
+  let pending = 0;
+  let last = Date.now();
+  try {
+    for await (const batch of source) {
+      pending += sizeOf(batch);
+      const now = Date.now();
+      if (pending > 0 && now - last >= TRAFFIC_FLUSH_MS) {
+        report(pending);
+        pending = 0;
+        last = now;
+      }
+      yield batch;
+    }
+  } finally {
+    if (pending > 0) report(pending);
   }
 }
+
+const TRAFFIC_FLUSH_MS = 5_000;

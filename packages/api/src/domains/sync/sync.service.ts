@@ -92,7 +92,12 @@ export class SyncService {
     const site = normaliseSiteId(siteId);
     const device = { siteId: site, principal, clientVersion: 'offsync-graphql', generation: 'G3' as const, schemaHash: db.peers.get(site)?.lastSchemaHash ?? null };
     runHook(this.#deps, 'recordDevice', () => this.#deps.recordDevice(db.id, device));
-    if (traffic.uploadBytes > 0 || traffic.downloadBytes > 0) runHook(this.#deps, 'recordTraffic', () => this.#deps.recordTraffic(db.id, site, traffic));
+    this.recordTraffic(db, site, traffic);
+  }
+
+  /** Traffic counters only (no device update): for streams that report bytes in batches. */
+  recordTraffic(db: CentralDatabase, siteId: string, traffic: Traffic): void {
+    if (traffic.uploadBytes > 0 || traffic.downloadBytes > 0) runHook(this.#deps, 'recordTraffic', () => this.#deps.recordTraffic(db.id, siteId, traffic));
   }
 
   /** Upload bookkeeping of a site (SyncStatus). */
