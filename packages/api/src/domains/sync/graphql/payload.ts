@@ -16,8 +16,17 @@ export function decodeBase64Payload(text: string, maxBytes = MAX_PUSH_BYTES): Ui
   return bytes;
 }
 
+/** Base64 of a page, computed once per page object: a live page shared by many subscribers is encoded once. */
+const base64Cache = new WeakMap<Uint8Array, string>();
+
 export function encodeBase64(bytes: Uint8Array | null): string | null {
-  return bytes === null ? null : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+  if (bytes === null) return null;
+  let text = base64Cache.get(bytes);
+  if (text === undefined) {
+    text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+    base64Cache.set(bytes, text);
+  }
+  return text;
 }
 
 const uint = (v: number): boolean => Number.isSafeInteger(v) && v >= 0;
