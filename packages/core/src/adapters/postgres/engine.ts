@@ -1,0 +1,241 @@
+/**
+ * The CRDT sync engine over one PostgreSQL database, async: same semantics and same wire
+ * changes as the SQLite `SyncEngine` (D.1 init checks, C.3 triggers, C.4/C.5 merge, C.7 feed).
+ */
+import { decodePayload } from '../../codec/payload.ts';
+import { uuidv7 } from '../../clock/site-id.ts';
+import { resolveAlgorithm } from '../../engine/algorithms.ts';
+import type { ApplyOptions, ApplyResult } from '../../engine/apply.ts';
+import type { PayloadApplyOptions } from '../../engine/engine.ts';
+import { CoreError, CoreErrorCode } from '../../errors.ts';
+import { columnListSchemaHash, schemaHashFromInt64, schemaHashToInt64 } from '../../schema/schema-hash.ts';
+import type { Change, CrdtAlgorithm } from '../../types.ts';
+import { toBytes } from './conn.ts';
+import type { ConnSource } from './conn.ts';
+import type { PgConn } from './conn.ts';
+import { createPgTableContext } from './context.ts';
+import type { PgTableContext } from './context.ts';
+import { APPLYING_SETTING, backfillSql, baseMetadataSql, dropTriggersSql, metaTable, metaTableSql, triggerSql } from './ddl.ts';
+import { pgChangeFeed } from './feed.ts';
+import type { PgFeedOptions } from './feed.ts';
+import { pgSchemaIssues, readPgTableSchema } from './introspect.ts';
+import { pgMergeChanges } from './merge.ts';
+
+export interface PgFeedRequest extends Omit<PgFeedOptions, 'excludeSiteRef'> {
+  /** Leave out changes that originated at this site. */
+  excludeSiteId?: Uint8Array;
+}
+
+export class PgSyncEngine {
+  readonly #src: ConnSource;
+  /** Metadata schema. */
+  readonly meta: string;
+  /** Schema holding the synced tables. */
+  readonly nsp: string;
+  readonly siteId: Uint8Array;
+  #tables = new Map<string, PgTableContext>();
+  #siteIds = new Map<number, Uint8Array>();
+
+  constructor(src: ConnSource, meta: string, nsp: string, siteId: Uint8Array) {
+    this.#src = src;
+    this.meta = meta;
+    this.nsp = nsp;
+    this.siteId = siteId;
+    this.#siteIds.set(0, siteId);
+  }
+
+  get #m(): string {
+    return `"${this.meta.replace(/"/g, '""')}"`;
+  }
+
+  /** The current db_version (Lamport clock). */
+  async dbVersion(): Promise<number> {
+    return this.#src.use(async (c) => Number((await c.q(`SELECT v::text FROM ${this.#m}.clock WHERE id = 1`))[0]?.[0] ?? 0));
+  }
+
+  table(name: string): PgTableContext | undefined {
+    return this.#tables.get(name.toLowerCase());
+  }
+
+  /** Synced tables (re-read from the database). */
+  async syncedTables(): Promise<{ name: string; algorithm: CrdtAlgorithm }[]> {
+    return this.#src.use(async (c) => {
+      await this.#load(c);
+      return [...this.#tables.values()].map((t) => ({ name: t.name, algorithm: t.algorithm }));
+    });
+  }
+
+  /** Initialises `table` for sync (D.1 checks, clock table, triggers, back-fill). Idempotent for the same algorithm. */
+  async init(table: string, algorithm?: string, flags = 0): Promise<void> {
+    const algo = resolveAlgorithm(algorithm);
+    await this.#src.tx(async (c) => {
+      const schema = await readPgTableSchema(c, this.nsp, table);
+      const issues = pgSchemaIssues(schema, table, flags);
+      if (schema === undefined || issues.length > 0) {
+        throw new CoreError(CoreErrorCode.SCHEMA_INVALID, issues.map((i) => i.message).join('; '), { details: { table, issues } });
+      }
+      const [existing] = await c.q(`SELECT algo FROM ${this.#m}.tables WHERE lower(tbl) = lower($1)`, [schema.name]);
+      if (existing !== undefined && existing[0] !== algo) {
+        throw new CoreError(CoreErrorCode.ALGORITHM_CHANGE, 'The function cloudsync_cleanup(table) must be called before changing a table algorithm');
+      }
+      await c.q(metaTableSql(this.meta, schema.name));
+      await c.q(`INSERT INTO ${this.#m}.tables (tbl, algo) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [schema.name, algo]);
+      const [mx] = await c.q(`SELECT COALESCE(max(id), 0) FROM ${this.#m}.columns WHERE tbl = $1`, [schema.name]);
+      let next = Number(mx?.[0] ?? 0) + 1;
+      for (const col of schema.valueColumns) {
+        const r = await c.q(`INSERT INTO ${this.#m}.columns (tbl, name, id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING id`, [schema.name, col.name, next]);
+        if (r.length > 0) next++;
+      }
+      await this.#load(c);
+      const ctx = this.table(schema.name) as PgTableContext;
+      await c.q(dropTriggersSql(this.meta, this.nsp, schema.name));
+      await c.q(triggerSql({ meta: this.meta, nsp: this.nsp, schema: ctx.schema, columns: ctx.columns, algorithm: algo }));
+      const [v] = await c.q(`SELECT v + 1 FROM ${this.#m}.clock WHERE id = 1 FOR UPDATE`);
+      const version = String(v?.[0] ?? 1);
+      const filled = await c.q(`${backfillSql(this.meta, this.nsp, ctx.schema, ctx.columns)} RETURNING 1`, [version]);
+      if (filled.length > 0) await c.q(`UPDATE ${this.#m}.clock SET v = greatest(v, $1::int8), txid = NULL WHERE id = 1`, [version]);
+      await this.#recordSchemaHash(c);
+    });
+  }
+
+  /** Stops syncing `table` and removes its metadata (the rows stay). */
+  async cleanup(table: string): Promise<void> {
+    await this.#src.tx(async (c) => {
+      await this.#load(c);
+      const ctx = this.table(table);
+      if (ctx === undefined) throw new CoreError(CoreErrorCode.UNKNOWN_TABLE, `Table ${table} is not initialised for sync`, { details: { table } });
+      await c.q(dropTriggersSql(this.meta, this.nsp, ctx.name));
+      await c.q(`DROP TABLE IF EXISTS ${metaTable(this.meta, ctx.name)}`);
+      await c.q(`DELETE FROM ${this.#m}.tables WHERE tbl = $1`, [ctx.name]);
+      await c.q(`DELETE FROM ${this.#m}.columns WHERE tbl = $1`, [ctx.name]);
+      await this.#load(c);
+      await this.#recordSchemaHash(c);
+    });
+  }
+
+  /** Column-list schema hash (D.4) of the synced tables, PostgreSQL types mapped onto the affinity words. */
+  async schemaHash(): Promise<bigint> {
+    return this.#src.use(async (c) => {
+      await this.#load(c);
+      return this.#hash();
+    });
+  }
+
+  async knownSchemaHashes(): Promise<bigint[]> {
+    const rows = await this.#src.use((c) => c.q(`SELECT hash::text FROM ${this.#m}.schema_versions ORDER BY seq`));
+    return rows.map((r) => schemaHashFromInt64(BigInt(String(r[0]))));
+  }
+
+  async rememberSchemaHash(hash: bigint, kind = 'peer'): Promise<void> {
+    await this.#src.use((c) => this.#remember(c, hash, kind));
+  }
+
+  /** Changes after a cursor in (db_version, seq) order. */
+  async *changes(req: PgFeedRequest = {}): AsyncGenerator<Change> {
+    const { excludeSiteId, ...rest } = req;
+    const opts: PgFeedOptions = rest;
+    await this.#src.use(async (c) => {
+      await this.#load(c);
+      if (excludeSiteId !== undefined) {
+        const [r] = await c.q(`SELECT id::text FROM ${this.#m}.sites WHERE site_id = $1`, [excludeSiteId]);
+        if (r !== undefined) opts.excludeSiteRef = Number(r[0]);
+      }
+    });
+    yield* pgChangeFeed(this.#src, { meta: this.meta, tables: () => [...this.#tables.values()], siteIdOf: (c, ref) => this.#siteIdOf(c, ref) }, opts);
+  }
+
+  /** Merges a batch in one transaction: all of it or none of it. */
+  async applyChanges(changes: Iterable<Change>, opts: ApplyOptions = {}): Promise<ApplyResult> {
+    return this.#src.tx(async (c) => {
+      await this.#load(c);
+      await c.q(`SELECT set_config('${APPLYING_SETTING}', '1', true)`);
+      const [k] = await c.q(`SELECT v::text FROM ${this.#m}.clock WHERE id = 1 FOR UPDATE`);
+      const host = { table: (n: string) => this.table(n), siteRef: (cc: PgConn, s: Uint8Array) => this.#siteRef(cc, s) };
+      const result = await pgMergeChanges(c, host, Number(k?.[0] ?? 0), changes, opts);
+      await c.q(`UPDATE ${this.#m}.clock SET v = greatest(v, $1::int8) WHERE id = 1`, [result.dbVersion]);
+      await c.q(`SELECT set_config('${APPLYING_SETTING}', '0', true)`);
+      return result;
+    });
+  }
+
+  /** Decodes and merges a payload atomically, checking its schema hash first (D.3). */
+  async applyPayload(payload: Uint8Array, opts: PayloadApplyOptions = {}): Promise<ApplyResult & { schemaHash: bigint }> {
+    const { header, changes } = decodePayload(payload, opts.limits);
+    if ((opts.strictSchemaHash ?? true) && header.schemaHash !== 0n) {
+      const known = await this.#src.use((c) => c.q(`SELECT 1 FROM ${this.#m}.schema_versions WHERE hash = $1::int8`, [schemaHashToInt64(header.schemaHash).toString()]));
+      if (known.length === 0) {
+        throw new CoreError(CoreErrorCode.SCHEMA_HASH_UNKNOWN, `Cannot apply the received payload because the schema hash is unknown ${header.schemaHash}.`, {
+          details: { schemaHash: header.schemaHash.toString() },
+        });
+      }
+    }
+    return { ...(await this.applyChanges(changes, opts)), schemaHash: header.schemaHash };
+  }
+
+  #hash(): bigint {
+    return columnListSchemaHash(
+      [...this.#tables.values()].map((t) => ({ name: t.name, columns: t.schema.columns.map((c) => ({ name: c.name, type: c.affinity, pk: c.pk > 0 })) })),
+    );
+  }
+
+  async #recordSchemaHash(c: PgConn): Promise<void> {
+    await this.#remember(c, this.#hash(), 'column-list');
+  }
+
+  async #remember(c: PgConn, hash: bigint, kind: string): Promise<void> {
+    await c.q(
+      `INSERT INTO ${this.#m}.schema_versions (hash, seq, kind)
+       SELECT $1::int8, COALESCE(max(seq), 0) + 1, $2 FROM ${this.#m}.schema_versions ON CONFLICT DO NOTHING`,
+      [schemaHashToInt64(hash).toString(), kind],
+    );
+  }
+
+  async #load(c: PgConn): Promise<void> {
+    const next = new Map<string, PgTableContext>();
+    const tables = await c.q(`SELECT tbl, algo FROM ${this.#m}.tables ORDER BY tbl`);
+    const cols = await c.q(`SELECT tbl, name, id FROM ${this.#m}.columns`);
+    for (const [tbl, algo] of tables) {
+      const schema = await readPgTableSchema(c, this.nsp, String(tbl));
+      if (schema === undefined) continue;
+      const ids = new Map<string, number>();
+      for (const r of cols) if (r[0] === tbl) ids.set(String(r[1]), Number(r[2]));
+      next.set(schema.name.toLowerCase(), createPgTableContext(this.meta, this.nsp, schema, algo as CrdtAlgorithm, ids));
+    }
+    this.#tables = next;
+  }
+
+  async #siteRef(c: PgConn, siteId: Uint8Array): Promise<number> {
+    const [r] = await c.q(`SELECT id::text FROM ${this.#m}.sites WHERE site_id = $1`, [siteId]);
+    if (r !== undefined) return Number(r[0]);
+    if (siteId.length !== 16) throw new CoreError(CoreErrorCode.SITE_ID_INVALID, 'site id must be 16 bytes');
+    const [n] = await c.q(`INSERT INTO ${this.#m}.sites (id, site_id) SELECT COALESCE(max(id), 0) + 1, $1 FROM ${this.#m}.sites RETURNING id::text`, [siteId]);
+    return Number(n?.[0]);
+  }
+
+  async #siteIdOf(c: PgConn, ref: number): Promise<Uint8Array> {
+    const cached = this.#siteIds.get(ref);
+    if (cached !== undefined) return cached;
+    const [r] = await c.q(`SELECT site_id FROM ${this.#m}.sites WHERE id = $1`, [ref]);
+    if (r === undefined) throw new CoreError(CoreErrorCode.INVALID_STATE, `unknown site reference ${ref}`);
+    const id = toBytes(r[0]);
+    this.#siteIds.set(ref, id);
+    return id;
+  }
+}
+
+/** Creates the metadata schema if needed and loads (or creates) this database's site id. */
+export async function openPgSyncEngine(src: ConnSource, meta: string, nsp: string, now: () => number, random: (n: number) => Uint8Array): Promise<PgSyncEngine> {
+  const siteId = await src.tx(async (c) => {
+    await c.q(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`offsync:${meta}`]);
+    await c.q(baseMetadataSql(meta));
+    const m = `"${meta.replace(/"/g, '""')}"`;
+    const [own] = await c.q(`SELECT site_id FROM ${m}.sites WHERE id = 0`);
+    if (own !== undefined) return toBytes(own[0]);
+    const id = uuidv7(now(), random);
+    await c.q(`INSERT INTO ${m}.sites (id, site_id) VALUES (0, $1)`, [id]);
+    return id;
+  });
+  const engine = new PgSyncEngine(src, meta, nsp, siteId);
+  await engine.syncedTables();
+  return engine;
+}

@@ -1,0 +1,97 @@
+/**
+ * The change feed over the PostgreSQL clock tables (protocol reference C.7): every clock entry
+ * after a cursor in (db_version, seq) order, with the cell's current value and the row's current
+ * causal length. Read in keyset pages; each page borrows a connection only while it is read.
+ */
+import { decodePk } from '../../codec/pk.ts';
+import type { Cursor } from '../../engine/extract.ts';
+import type { Change, SqlValue } from '../../types.ts';
+import { RIP_SENTINEL } from '../../types.ts';
+import type { ConnSource, PgConn } from './conn.ts';
+import { toBytes } from './conn.ts';
+import type { PgTableContext } from './context.ts';
+import { metaTable } from './ddl.ts';
+import { fromPg } from './introspect.ts';
+import type { PgColumn } from './introspect.ts';
+
+export interface PgFeedOptions {
+  /** Exclusive lower bound; default: everything. */
+  after?: Cursor;
+  /** Leave out changes that originated at this site. */
+  excludeSiteRef?: number;
+  /** Only this database's own changes (site 0). */
+  localOnly?: boolean;
+  /** Only these tables (default: all synced tables). */
+  tables?: readonly string[];
+  /** Clock rows per page (default 1000). */
+  pageSize?: number;
+}
+
+export interface PgFeedHost {
+  meta: string;
+  tables(): PgTableContext[];
+  siteIdOf(c: PgConn, ref: number): Promise<Uint8Array>;
+}
+
+type Key = [dbv: string, seq: string, ti: number, pk: Uint8Array, col: number];
+
+function pageSql(meta: string, tables: readonly PgTableContext[], filter: string, first: boolean, limit: number): string {
+  const arms = tables.map((t, i) => {
+    const m = metaTable(meta, t.name);
+    return `SELECT ${i} AS ti, x.pk, x.col, x.col_version, x.db_version, x.seq, x.site, COALESCE(s.col_version, 1) AS cl
+      FROM ${m} x LEFT JOIN ${m} s ON s.pk = x.pk AND s.col = 0 WHERE (x.db_version, x.seq) >= ($1::int8, $2::int8)${filter}`;
+  });
+  const after = first ? '(db_version, seq) > ($1::int8, $2::int8)' : '(db_version, seq, ti, pk, col) > ($1::int8, $2::int8, $3::int, $4::bytea, $5::int)';
+  return `SELECT ti, pk, col, col_version::text, db_version::text, seq::text, site::text, cl::text FROM (${arms.join(' UNION ALL ')}) u
+    WHERE ${after} ORDER BY db_version, seq, ti, pk, col LIMIT ${limit}`;
+}
+
+/** Lazily yields changes in (db_version, seq) order. */
+export async function* pgChangeFeed(src: ConnSource, host: PgFeedHost, opts: PgFeedOptions = {}): AsyncGenerator<Change> {
+  const wanted = opts.tables === undefined ? undefined : new Set(opts.tables.map((t) => t.toLowerCase()));
+  const tables = host.tables().filter((t) => wanted === undefined || wanted.has(t.name.toLowerCase()));
+  if (tables.length === 0) return;
+  const limit = opts.pageSize ?? 1000;
+  const filter = opts.localOnly ? ' AND x.site = 0' : opts.excludeSiteRef !== undefined ? ` AND x.site <> ${Math.trunc(opts.excludeSiteRef)}` : '';
+  const firstSql = pageSql(host.meta, tables, filter, true, limit);
+  const nextSql = pageSql(host.meta, tables, filter, false, limit);
+  const after = opts.after ?? { dbVersion: 0, seq: -1 };
+  let key: Key | undefined;
+  for (;;) {
+    const page = await src.use(async (c) => {
+      const rows = key === undefined ? await c.q(firstSql, [after.dbVersion, after.seq]) : await c.q(nextSql, key);
+      const out: Change[] = [];
+      let prev: { ti: number; pk: Uint8Array; row: unknown[] | undefined } | undefined;
+      const sites = new Map<number, Uint8Array>();
+      for (const r of rows) {
+        const ti = Number(r[0]);
+        const t = tables[ti] as PgTableContext;
+        const pk = toBytes(r[1]);
+        const colId = Number(r[2]);
+        if (prev === undefined || prev.ti !== ti || Buffer.compare(prev.pk, pk) !== 0) {
+          const [row] = await c.q(t.sql.selectRow, t.pkParams(decodePk(pk)));
+          prev = { ti, pk, row };
+        }
+        key = [String(r[4]), String(r[5]), ti, pk, colId];
+        let col = RIP_SENTINEL;
+        let val: SqlValue = null;
+        if (colId !== 0) {
+          const vc = t.byId.get(colId);
+          if (vc === undefined) continue;
+          col = vc.name;
+          val = prev.row === undefined ? null : fromPg(t.pgColumn.get(vc.name) as PgColumn, prev.row[vc.ord]);
+        }
+        const ref = Number(r[6]);
+        let siteId = sites.get(ref);
+        if (siteId === undefined) {
+          siteId = await host.siteIdOf(c, ref);
+          sites.set(ref, siteId);
+        }
+        out.push({ tbl: t.name, pk, col, val, colVersion: Number(r[3]), dbVersion: Number(r[4]), siteId, cl: Number(r[7]), seq: Number(r[5]) });
+      }
+      return { out, full: rows.length === limit };
+    });
+    yield* page.out;
+    if (!page.full) return;
+  }
+}
