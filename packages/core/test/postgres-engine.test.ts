@@ -3,20 +3,44 @@
  * byte-identical PK blobs, identical clocks for the same local operations, one db_version per
  * transaction, payload exchange with SQLite replicas, atomic batches and a convergence property.
  */
-import { afterAll, describe, expect, test } from 'vitest';
+import { PGlite } from '@electric-sql/pglite';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { collect, normRows, openPgContext, pgClockRows } from '../src/adapters/postgres/testing.ts';
+import type { PgCtx } from '../src/adapters/postgres/testing.ts';
 import { encodePk } from '../src/codec/pk.ts';
 import { clockRows, openReplica, TODOS_DDL } from '../src/testing/replica.ts';
 import type { SyncEngine } from '../src/engine/engine.ts';
 import type { SqlValue } from '../src/types.ts';
-import { closeTestPool, collect, normRows, openPgContext, pgClockRows } from './postgres-helpers.ts';
-import type { PgCtx } from './postgres-helpers.ts';
 
-afterAll(() => closeTestPool());
+let pool: pg.Pool;
+let stop: (() => Promise<void>) | undefined;
+
+/** TEST_DATABASE_URL when set, else an embedded PGlite over the PG wire protocol on a loopback port. */
+beforeAll(async () => {
+  let url = process.env['TEST_DATABASE_URL'];
+  if (!url) {
+    const db = await PGlite.create();
+    const server = new PGLiteSocketServer({ db, port: 0, host: '127.0.0.1', maxConnections: 32 });
+    await server.start();
+    url = `postgresql://postgres@${server.getServerConn()}/postgres?sslmode=disable`;
+    stop = async () => {
+      await server.stop();
+      await db.close();
+    };
+  }
+  pool = new pg.Pool({ connectionString: url, max: stop ? 1 : 4 });
+});
+afterAll(async () => {
+  await pool.end();
+  await stop?.();
+});
 
 const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 async function withPg<T>(ddl: string, tables: readonly string[], fn: (c: PgCtx) => Promise<T>, flags = 0): Promise<T> {
-  const ctx = await openPgContext(ddl, tables, flags);
+  const ctx = await openPgContext(pool, ddl, tables, flags);
   try {
     return await fn(ctx);
   } finally {

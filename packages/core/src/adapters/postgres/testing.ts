@@ -1,53 +1,27 @@
 /**
- * Test plumbing for the PostgreSQL engine: TEST_DATABASE_URL when set, else an embedded PGlite
- * served over the PG wire protocol on an ephemeral loopback port. Each context gets its own
- * random table schema and `offsync_<rand>` metadata schema, dropped afterwards.
+ * Test helpers for the PostgreSQL engine (not exported from the package entry): a context with
+ * its own random table schema and `offsync_<rand>` metadata schema (dropped by `drop()`), feed
+ * collection, clock lists comparable with `testing/replica.ts` `clockRows`, and payload exchange
+ * with SQLite replicas.
  */
 import { randomBytes } from 'node:crypto';
-import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
-import pg from 'pg';
-import { createPgSyncEngine } from '../src/adapters/postgres/index.ts';
-import type { PgSyncEngine } from '../src/adapters/postgres/index.ts';
-import { encodePayload } from '../src/codec/payload.ts';
-import type { SyncEngine } from '../src/engine/engine.ts';
-import type { Change, SqlValue } from '../src/types.ts';
-
-let server: { url: string; stop: () => Promise<void> } | undefined;
-let pool: pg.Pool | undefined;
-
-export async function testPool(): Promise<pg.Pool> {
-  if (pool !== undefined) return pool;
-  let url = process.env['TEST_DATABASE_URL'];
-  if (!url) {
-    const db = await PGlite.create();
-    const s = new PGLiteSocketServer({ db, port: 0, host: '127.0.0.1', maxConnections: 32 });
-    await s.start();
-    server = { url: `postgresql://postgres@${s.getServerConn()}/postgres?sslmode=disable`, stop: async () => (await s.stop(), await db.close()) };
-    url = server.url;
-  }
-  pool = new pg.Pool({ connectionString: url, max: server ? 1 : 4 });
-  return pool;
-}
-
-export async function closeTestPool(): Promise<void> {
-  await pool?.end();
-  pool = undefined;
-  await server?.stop();
-  server = undefined;
-}
+import type { Pool } from 'pg';
+import { encodePayload } from '../../codec/payload.ts';
+import type { SyncEngine } from '../../engine/engine.ts';
+import type { Change, SqlValue } from '../../types.ts';
+import { createPgSyncEngine } from './index.ts';
+import type { PgSyncEngine } from './engine.ts';
 
 export interface PgCtx {
   engine: PgSyncEngine;
-  pool: pg.Pool;
+  pool: Pool;
   nsp: string;
   /** Runs SQL in the test table schema (params as $1…). */
   sql(text: string, params?: unknown[]): Promise<unknown[][]>;
   drop(): Promise<void>;
 }
 
-export async function openPgContext(ddl: string, tables: readonly string[], flags = 0): Promise<PgCtx> {
-  const p = await testPool();
+export async function openPgContext(p: Pool, ddl: string, tables: readonly string[], flags = 0): Promise<PgCtx> {
   const tag = randomBytes(5).toString('hex');
   const nsp = `t_${tag}`;
   const meta = `offsync_${tag}`;
