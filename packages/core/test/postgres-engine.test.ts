@@ -133,4 +133,67 @@ describe('PostgreSQL engine', () => {
       expect(await ctx.engine.dbVersion()).toBe(v0 + 2);
     });
   });
+
+  test('value classes: bool → INTEGER 0/1, numeric → TEXT, float → REAL, timestamps → ISO TEXT, bytea → BLOB; merges round-trip', async () => {
+    const ddl = `CREATE TABLE v (id uuid PRIMARY KEY NOT NULL, b bool, n numeric(6,2), f float4, d float8, s int2,
+      ts timestamptz, day date, j jsonb, raw bytea, vc varchar(10))`;
+    const id = '0190f1b2-7a4e-7c3d-9e1f-123456789abc';
+    const rows = await withPg(ddl, ['v'], async (a) => {
+      await a.sql(`INSERT INTO v VALUES ($1, true, 1.5, 0.5, -2.25, -7, '2024-05-06T07:08:09.5Z', '2024-02-29', '{"k": [1]}', '\\x00ff', 'hé')`, [id]);
+      const feed = await collect(a.engine.changes());
+      const vals = Object.fromEntries(feed.map((c) => [c.col, c.val]));
+      expect(vals).toMatchObject({ b: 1n, n: '1.50', f: 0.5, d: -2.25, s: -7n, day: '2024-02-29', j: '{"k": [1]}', vc: 'hé' });
+      expect(vals['ts']).toBe('2024-05-06T07:08:09.500000Z');
+      expect(vals['raw']).toEqual(new Uint8Array([0, 255]));
+      expect(feed[0]?.pk).toEqual(encodePk([id]));
+      return { feed, hash: await a.engine.schemaHash() };
+    });
+    await withPg(ddl, ['v'], async (b) => {
+      expect(await b.engine.schemaHash()).toBe(rows.hash);
+      expect((await b.engine.applyChanges(rows.feed)).applied).toBe(rows.feed.length);
+      const back = (await collect(b.engine.changes())).map((c) => [c.col, c.val, c.colVersion]);
+      expect(back).toEqual(rows.feed.map((c) => [c.col, c.val, c.colVersion]));
+    });
+  });
+
+  test('init: D.1 messages, PK types, idempotence, algorithm change, back-fill, pk-only and gos tables', async () => {
+    const ddl = `CREATE TABLE ip (id int8 PRIMARY KEY NOT NULL, t text);
+      CREATE TABLE nd (id text PRIMARY KEY NOT NULL, t text NOT NULL);
+      CREATE TABLE fp (id float8 PRIMARY KEY NOT NULL, t text);
+      CREATE TABLE nopk (t text);
+      CREATE TABLE pre (id text PRIMARY KEY NOT NULL, t text, u text);
+      CREATE TABLE tags (a text NOT NULL, b int4 NOT NULL, PRIMARY KEY (a, b));
+      CREATE TABLE logs (id text PRIMARY KEY NOT NULL, msg text);
+      INSERT INTO pre VALUES ('p1', 'x', NULL), ('p2', NULL, 'y');`;
+    await withPg(ddl, [], async (ctx) => {
+      const e = ctx.engine;
+      const msg = async (p: Promise<unknown>): Promise<string> => p.then(() => 'ok', (err: unknown) => (err as Error).message);
+      expect(await msg(e.init('nope'))).toBe('Table nope does not exist');
+      expect(await msg(e.init('ip'))).toMatch(/^Table ip uses a single-column INTEGER primary key/);
+      expect(await msg(e.init('ip', 'cls', 1))).toBe('ok');
+      expect(await msg(e.init('nd'))).toBe('All non-primary key columns declared as NOT NULL must have a DEFAULT value. (table nd)');
+      expect(await msg(e.init('fp'))).toMatch(/primary key column id of table fp has type double precision/);
+      expect(await msg(e.init('nopk'))).toMatch(/^Rowid only tables are not supported/);
+      expect(await msg(e.init('dws_t', 'dws'))).toBe('CRDT algorithm dws is not yet supported');
+      expect(await msg(e.init('ip', 'gos', 1))).toBe('The function cloudsync_cleanup(table) must be called before changing a table algorithm');
+      const v0 = await e.dbVersion();
+      await e.init('pre');
+      await e.init('pre');
+      const pre = await collect(e.changes({ tables: ['pre'] }));
+      expect(pre.map((c) => `${c.col}=${String(c.val)}@${c.dbVersion - v0}`).sort()).toEqual(['t=null@1', 't=x@1', 'u=null@1', 'u=y@1']);
+      await e.init('tags');
+      await e.init('logs', 'gos');
+      await ctx.sql("INSERT INTO tags VALUES ('x', 1); DELETE FROM tags; INSERT INTO tags VALUES ('x', 1)");
+      expect((await pgClockRows(e, 'tags')).map((l) => l.split('/')[1])).toEqual(['__[RIP]__=3@3']);
+      await ctx.sql("INSERT INTO logs VALUES ('l1', 'm')");
+      expect(await msg(ctx.sql("UPDATE logs SET msg = 'n'"))).toBe('UPDATE operation is not allowed on table logs');
+      expect(await msg(ctx.sql('DELETE FROM logs'))).toBe('DELETE operation is not allowed on table logs');
+      const local = await collect(e.changes({ localOnly: true, after: { dbVersion: v0 + 1, seq: 1_000_000 } }));
+      expect(local.map((c) => c.tbl).sort()).toEqual(['logs', 'tags']);
+      await e.cleanup('logs');
+      await ctx.sql("UPDATE logs SET msg = 'n'");
+      expect((await e.syncedTables()).map((t) => t.name)).toEqual(['ip', 'pre', 'tags']);
+    });
+  });
 });
+

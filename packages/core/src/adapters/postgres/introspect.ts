@@ -10,7 +10,8 @@
  * | text, varchar, bpchar                   | string (TEXT)         | text                 |
  * | bytea                                   | Uint8Array (BLOB)     | blob                 |
  * | numeric                                 | string (TEXT, `::text`)| numeric             |
- * | date, time(tz), timestamp(tz)           | string (TEXT, ISO 8601 via to_json) | text   |
+ * | date, time(tz), timestamp               | string (TEXT, ISO 8601 via to_json) | text   |
+ * | timestamptz                             | string (TEXT, `YYYY-MM-DDTHH:MI:SS.ffffffZ`, UTC) | text |
  * | anything else (uuid, json, …)           | string (TEXT, `::text`) | text               |
  */
 import type { ColumnInfo, SchemaIssue, TableSchema } from '../../schema/introspect.ts';
@@ -63,7 +64,8 @@ export function readExpr(col: PgColumn, x: string): string {
     case 'blob':
       return x;
     case 'iso':
-      return `(to_json(${x}) #>> '{}')`;
+      // timestamptz in UTC with a Z, whatever the session TimeZone; others via to_json (ISO 8601).
+      return col.typname === 'timestamptz' ? `to_char((${x}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')` : `(to_json(${x}) #>> '{}')`;
     default:
       return `(${x})::text`;
   }
