@@ -195,5 +195,21 @@ describe('PostgreSQL engine', () => {
       expect((await e.syncedTables()).map((t) => t.name)).toEqual(['ip', 'pre', 'tags']);
     });
   });
+
+  test('feed: keyset pages, cursor, row filter', async () => {
+    await withPg(TODOS_DDL, ['todos'], async (ctx) => {
+      await ctx.sql("INSERT INTO todos (id, title) VALUES ('a', '1'), ('b', '2'), ('c', '3')");
+      await ctx.sql("UPDATE todos SET done = 1 WHERE id <> 'b'");
+      const all = await collect(ctx.engine.changes());
+      expect(all.length).toBe(9);
+      expect(all.map((c) => [c.dbVersion, c.seq])).toEqual(all.map((c) => [c.dbVersion, c.seq]).sort((x, y) => x[0]! - y[0]! || x[1]! - y[1]!));
+      expect(await collect(ctx.engine.changes({ pageSize: 2 }))).toEqual(all);
+      const mid = all[4] as (typeof all)[number];
+      expect(await collect(ctx.engine.changes({ after: { dbVersion: mid.dbVersion, seq: mid.seq }, pageSize: 3 }))).toEqual(all.slice(5));
+      const noB = await collect(ctx.engine.changes({ pageSize: 2, rowFilter: (_t, pk, row) => pk[0] !== 'b' && row?.['title'] !== undefined }));
+      expect(noB).toEqual(all.filter((c) => c.pk[3] !== 0x62));
+      expect(await collect(ctx.engine.changes({ excludeSiteId: ctx.engine.siteId }))).toEqual([]);
+    });
+  });
 });
 

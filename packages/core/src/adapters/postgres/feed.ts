@@ -23,6 +23,11 @@ export interface PgFeedOptions {
   localOnly?: boolean;
   /** Only these tables (default: all synced tables). */
   tables?: readonly string[];
+  /**
+   * Row visibility (RLS SELECT): return false to drop every change of that row.
+   * `row` is undefined when the row does not exist (deleted).
+   */
+  rowFilter?: (table: string, pk: readonly SqlValue[], row: Readonly<Record<string, SqlValue>> | undefined) => boolean;
   /** Clock rows per page (default 1000). */
   pageSize?: number;
 }
@@ -43,7 +48,14 @@ function pageSql(meta: string, tables: readonly PgTableContext[], filter: string
   });
   const after = first ? '(db_version, seq) > ($1::int8, $2::int8)' : '(db_version, seq, ti, pk, col) > ($1::int8, $2::int8, $3::int, $4::bytea, $5::int)';
   return `SELECT ti, pk, col, col_version::text, db_version::text, seq::text, site::text, cl::text FROM (${arms.join(' UNION ALL ')}) u
-    WHERE ${after} ORDER BY db_version, seq, ti, pk, col LIMIT ${limit}`;
+    WHERE ${after} ORDER BY u.db_version, u.seq, u.ti, u.pk, u.col LIMIT ${limit}`;
+}
+
+function rowObject(t: PgTableContext, pk: readonly SqlValue[], row: readonly unknown[]): Record<string, SqlValue> {
+  const o: Record<string, SqlValue> = {};
+  t.schema.pkColumns.forEach((k, i) => (o[k.name] = pk[i] ?? null));
+  for (const c of t.columns) o[c.name] = fromPg(t.pgColumn.get(c.name) as PgColumn, row[c.ord]);
+  return o;
 }
 
 /** Lazily yields changes in (db_version, seq) order. */
@@ -61,18 +73,20 @@ export async function* pgChangeFeed(src: ConnSource, host: PgFeedHost, opts: PgF
     const page = await src.use(async (c) => {
       const rows = key === undefined ? await c.q(firstSql, [after.dbVersion, after.seq]) : await c.q(nextSql, key);
       const out: Change[] = [];
-      let prev: { ti: number; pk: Uint8Array; row: unknown[] | undefined } | undefined;
+      let prev: { ti: number; pk: Uint8Array; row: unknown[] | undefined; visible: boolean } | undefined;
       const sites = new Map<number, Uint8Array>();
       for (const r of rows) {
         const ti = Number(r[0]);
         const t = tables[ti] as PgTableContext;
         const pk = toBytes(r[1]);
         const colId = Number(r[2]);
-        if (prev === undefined || prev.ti !== ti || Buffer.compare(prev.pk, pk) !== 0) {
-          const [row] = await c.q(t.sql.selectRow, t.pkParams(decodePk(pk)));
-          prev = { ti, pk, row };
-        }
         key = [String(r[4]), String(r[5]), ti, pk, colId];
+        if (prev === undefined || prev.ti !== ti || Buffer.compare(prev.pk, pk) !== 0) {
+          const values = decodePk(pk);
+          const [row] = await c.q(t.sql.selectRow, t.pkParams(values));
+          prev = { ti, pk, row, visible: opts.rowFilter === undefined || opts.rowFilter(t.name, values, row === undefined ? undefined : rowObject(t, values, row)) };
+        }
+        if (!prev.visible) continue;
         let col = RIP_SENTINEL;
         let val: SqlValue = null;
         if (colId !== 0) {
