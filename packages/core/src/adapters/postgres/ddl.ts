@@ -41,6 +41,16 @@ CREATE OR REPLACE FUNCTION ${s}.tick(n int, OUT v bigint, OUT seq bigint) LANGUA
   WHERE id = 1 RETURNING v, seq - n
 $f$;
 
+-- BEFORE STATEMENT on every synced table: take the clock lock before the statement locks rows,
+-- so tracked writers and merges (which lock the clock first) always lock in the same order.
+CREATE OR REPLACE FUNCTION ${s}.lock_clock() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  IF coalesce(current_setting('${APPLYING_SETTING}', true), '') <> '1' THEN
+    PERFORM 1 FROM ${s}.clock WHERE id = 1 FOR UPDATE;
+  END IF;
+  RETURN NULL;
+END $f$;
+
 -- B.3 header: type code + minimal unsigned big-endian width (>= 0.9 rules), then the magnitude.
 CREATE OR REPLACE FUNCTION ${s}.enc_uint(code int, m bigint) RETURNS bytea LANGUAGE plpgsql IMMUTABLE AS $f$
 DECLARE b bytea := int8send(m); w int := 8;
@@ -154,6 +164,7 @@ BEGIN
   RETURN NULL;
 END $f$;`,
     `CREATE TRIGGER ${triggerName(meta, 'track')} AFTER INSERT OR UPDATE OR DELETE ON ${t} FOR EACH ROW EXECUTE FUNCTION ${trackFn(meta, schema.name)}();`,
+    `CREATE TRIGGER ${triggerName(meta, 'lock')} BEFORE INSERT OR UPDATE OR DELETE ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION ${s}.lock_clock();`,
   ];
   if (algorithm === 'gos') {
     out.push(`CREATE OR REPLACE FUNCTION ${gosFn(meta, schema.name)}() RETURNS trigger LANGUAGE plpgsql AS $f$
@@ -169,6 +180,7 @@ END $f$;`);
 export function dropTriggersSql(meta: string, nsp: string, table: string): string {
   const t = `${quoteIdent(nsp)}.${quoteIdent(table)}`;
   return `DROP TRIGGER IF EXISTS ${triggerName(meta, 'track')} ON ${t}; DROP TRIGGER IF EXISTS ${triggerName(meta, 'gos')} ON ${t};
+DROP TRIGGER IF EXISTS ${triggerName(meta, 'lock')} ON ${t};
 DROP FUNCTION IF EXISTS ${trackFn(meta, table)}(); DROP FUNCTION IF EXISTS ${gosFn(meta, table)}();`;
 }
 
