@@ -188,10 +188,10 @@ DROP FUNCTION IF EXISTS ${trackFn(meta, table)}(); DROP FUNCTION IF EXISTS ${gos
 export function backfillSql(meta: string, nsp: string, schema: PgTableSchema, columns: readonly ValueColumn[]): string {
   const m = metaTable(meta, schema.name);
   const w = columns.length + 2;
+  // A pk-only row gets its sentinel (cl 1) instead of cells.
   const cells = columns.length === 0 ? `(VALUES (0, -1)) c(id, ord)` : `(VALUES ${columns.map((c) => `(${c.id}, ${c.ord})`).join(', ')}) c(id, ord)`;
-  const cv = columns.length === 0 ? 1 : 1;
   return `WITH src AS (SELECT ${pkExpr(meta, schema, 'r')} AS pk, row_number() OVER () AS n FROM ${quoteIdent(nsp)}.${quoteIdent(schema.name)} r),
   fresh AS (SELECT * FROM src WHERE NOT EXISTS (SELECT 1 FROM ${m} x WHERE x.pk = src.pk))
 INSERT INTO ${m} (pk, col, col_version, db_version, seq, site)
-SELECT f.pk, c.id, ${cv}, $1, f.n * ${w} + 1 + c.ord, 0 FROM fresh f CROSS JOIN ${cells}`;
+SELECT f.pk, c.id, 1, $1, f.n * ${w} + 1 + c.ord, 0 FROM fresh f CROSS JOIN ${cells}`;
 }
