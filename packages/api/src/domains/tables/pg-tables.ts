@@ -1,32 +1,107 @@
-/** Table listing of a POSTGRES database through information_schema (schema `public`). */
+/**
+ * The one place the API touches a POSTGRES database's tables: listing through information_schema
+ * (schema `public`, D.1 checks via `tableIssues`), the synced set from the engine's metadata
+ * schema (`offsync.tables`), and deploys through the core PostgreSQL engine
+ * (`createPgSyncEngine` from `@offsync/core/postgres`). Every call uses one short-lived client,
+ * always closed.
+ */
+import { createPgSyncEngine } from '@offsync/core/postgres';
+import type pg from 'pg';
+import { ApiError } from '../../errors.ts';
 import type { PgSettings } from '../databases/connection.ts';
-import { connectPg } from '../databases/connection.ts';
-import { tableIssues } from './table-engine.ts';
+import { connectPg, describePgError } from '../databases/connection.ts';
+import { engineErrorToApi, refuseUnsyncable, tableIssues } from './table-engine.ts';
 import type { TableColumn, TableInfo } from './table-engine.ts';
 
-export async function listPgTables(settings: PgSettings, synced: Map<string, string>): Promise<TableInfo[]> {
-  const client = await connectPg(settings);
+/** Metadata schema of the engine (its presence is what `connection.extensionInstalled` reports). */
+export const PG_META_SCHEMA = 'offsync';
+/** Schema whose tables are listed and synced. */
+export const PG_TABLES_SCHEMA = 'public';
+
+export interface DeployResult { added: string[]; removed: string[] }
+
+async function withClient<T>(settings: PgSettings, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  let client: pg.Client;
   try {
-    const res = await client.query<{ table_name: string; column_name: string; data_type: string; is_nullable: string; column_default: string | null; pk: number | null }>(`
-      SELECT c.table_name, c.column_name, c.data_type, c.is_nullable, c.column_default,
-             (SELECT k.ordinal_position FROM information_schema.table_constraints tc
-                JOIN information_schema.key_column_usage k ON k.constraint_name = tc.constraint_name AND k.table_schema = tc.table_schema AND k.table_name = tc.table_name
-               WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = c.table_schema AND tc.table_name = c.table_name AND k.column_name = c.column_name) AS pk
-        FROM information_schema.columns c
-        JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name AND t.table_type = 'BASE TABLE'
-       WHERE c.table_schema = 'public'
-       ORDER BY c.table_name, c.ordinal_position`);
-    const byTable = new Map<string, TableColumn[]>();
-    for (const r of res.rows) {
-      const cols = byTable.get(r.table_name) ?? [];
-      cols.push({ name: r.column_name, type: r.data_type.toUpperCase(), notNull: r.is_nullable === 'NO', defaultValue: r.column_default, pk: r.pk ?? 0 });
-      byTable.set(r.table_name, cols);
-    }
-    return [...byTable].map(([name, columns]) => {
-      const algorithm = synced.get(name);
-      return { name, columns, issues: tableIssues(name, columns), synced: algorithm !== undefined, algorithm: algorithm === 'gos' ? 'gos' : algorithm === undefined ? null : 'cls' };
-    });
+    client = await connectPg(settings);
+  } catch (e) {
+    const err = describePgError(e);
+    throw new ApiError('CONNECTION_FAILED', `Cannot connect to the PostgreSQL database: ${err.message}`, { cause: e, details: { ...err } });
+  }
+  try {
+    return await fn(client);
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+/** Synced tables and their algorithm from the engine metadata; empty when the schema is not installed. */
+async function readSynced(client: pg.Client): Promise<Map<string, string> | null> {
+  const exists = await client.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [`"${PG_META_SCHEMA}".tables`]);
+  if (exists.rows[0]?.t == null) return null;
+  const res = await client.query<{ tbl: string; algo: string }>(`SELECT tbl, algo FROM "${PG_META_SCHEMA}".tables`);
+  return new Map(res.rows.map((r) => [r.tbl, r.algo]));
+}
+
+async function readTables(client: pg.Client, synced: Map<string, string>): Promise<TableInfo[]> {
+  const res = await client.query<{ table_name: string; column_name: string; data_type: string; is_nullable: string; column_default: string | null; pk: number | null }>(`
+    SELECT c.table_name, c.column_name, c.data_type, c.is_nullable, c.column_default,
+           (SELECT k.ordinal_position FROM information_schema.table_constraints tc
+              JOIN information_schema.key_column_usage k ON k.constraint_name = tc.constraint_name AND k.table_schema = tc.table_schema AND k.table_name = tc.table_name
+             WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = c.table_schema AND tc.table_name = c.table_name AND k.column_name = c.column_name) AS pk
+      FROM information_schema.columns c
+      JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name AND t.table_type = 'BASE TABLE'
+     WHERE c.table_schema = $1
+     ORDER BY c.table_name, c.ordinal_position`, [PG_TABLES_SCHEMA]);
+  const byTable = new Map<string, TableColumn[]>();
+  for (const r of res.rows) {
+    const cols = byTable.get(r.table_name) ?? [];
+    cols.push({ name: r.column_name, type: r.data_type.toUpperCase(), notNull: r.is_nullable === 'NO', defaultValue: r.column_default, pk: r.pk ?? 0 });
+    byTable.set(r.table_name, cols);
+  }
+  return [...byTable].map(([name, columns]) => {
+    const algorithm = synced.get(name);
+    return { name, columns, issues: tableIssues(name, columns), synced: algorithm !== undefined, algorithm: algorithm === 'gos' ? 'gos' : algorithm === undefined ? null : 'cls' };
+  });
+}
+
+/** Tables of schema `public`; `synced`/`algorithm` come from the engine metadata (`offsync.tables`). */
+export async function listPgTables(settings: PgSettings): Promise<TableInfo[]> {
+  return withClient(settings, async (client) => readTables(client, (await readSynced(client)) ?? new Map()));
+}
+
+/**
+ * Makes the synced set exactly `wanted` (deduplicated by the caller). Refuses all or nothing
+ * (SCHEMA_ISSUES) before touching the database; then `init`s the added tables and `cleanup`s the
+ * removed ones, in that order. The engine runs each `init`/`cleanup` in its own transaction, not
+ * the deploy as a whole: when an `init` fails, the tables this deploy already initialised are
+ * cleaned up again (best effort) and nothing is removed, then the error is reported.
+ */
+export async function deployPgTables(settings: PgSettings, wanted: string[]): Promise<DeployResult> {
+  return withClient(settings, async (client) => {
+    const installed = await readSynced(client);
+    refuseUnsyncable(await readTables(client, installed ?? new Map()), wanted);
+    // Nothing to sync and no metadata yet: do not install the schema just to record an empty set.
+    if (installed === null && wanted.length === 0) return { added: [], removed: [] };
+    const engine = await createPgSyncEngine({ client, schema: PG_META_SCHEMA, tablesSchema: PG_TABLES_SCHEMA });
+    const current = new Set((await engine.syncedTables()).map((t) => t.name));
+    const added = wanted.filter((n) => !current.has(n));
+    const removed = [...current].filter((n) => !wanted.includes(n));
+    const done: string[] = [];
+    try {
+      for (const name of added) {
+        await engine.init(name, 'cls');
+        done.push(name);
+      }
+    } catch (e) {
+      for (const name of done.reverse()) await engine.cleanup(name).catch(() => {});
+      throw engineErrorToApi(e);
+    }
+    try {
+      for (const name of removed) await engine.cleanup(name);
+    } catch (e) {
+      throw engineErrorToApi(e);
+    }
+    return { added, removed };
+  });
 }

@@ -4,6 +4,7 @@
  * column lists that do not come from SQLite (PostgreSQL databases, listed via information_schema).
  */
 import { existsSync } from 'node:fs';
+import { isCoreError } from '@offsync/core';
 import { openSyncDatabase } from '@offsync/core/sqlite';
 import { ApiError } from '../../errors.ts';
 
@@ -47,6 +48,35 @@ export function tableIssues(name: string, columns: TableColumn[]): TableIssue[] 
     issues.push({ rule: 'D1.6-not-null-default', message: `All non-primary key columns declared as NOT NULL must have a DEFAULT value. (table ${name})` });
   }
   return issues;
+}
+
+export interface RefusedTable { table: string; issues: TableIssue[] }
+
+/**
+ * All or nothing: throws SCHEMA_ISSUES (details.refused, one entry per table) when a wanted table
+ * is missing or has schema issues. Shared by the SQLite and PostgreSQL deploy paths.
+ */
+export function refuseUnsyncable(tables: TableInfo[], wanted: string[]): void {
+  const byName = new Map(tables.map((t) => [t.name, t]));
+  const refused: RefusedTable[] = [];
+  for (const name of wanted) {
+    const t = byName.get(name);
+    if (t === undefined) refused.push({ table: name, issues: [{ rule: 'D1.1-missing', message: `Table ${name} does not exist` }] });
+    else if (t.issues.length > 0) refused.push({ table: name, issues: t.issues });
+  }
+  if (refused.length > 0) {
+    const summary = refused.map((r) => `${r.table}: ${r.issues.map((i) => i.message).join('; ')}`).join(' | ');
+    throw new ApiError('SCHEMA_ISSUES', `Some tables cannot be synced: ${summary}`, { details: { refused } });
+  }
+}
+
+/** A CoreError raised by an engine's init/cleanup as SCHEMA_ISSUES for its table; anything else unchanged. */
+export function engineErrorToApi(e: unknown): unknown {
+  if (!isCoreError(e)) return e;
+  const issues = Array.isArray(e.details['issues'])
+    ? (e.details['issues'] as { rule?: unknown; message?: unknown }[]).map((i) => ({ rule: String(i.rule ?? e.code), message: String(i.message ?? e.message) }))
+    : [{ rule: e.code, message: e.message }];
+  return new ApiError('SCHEMA_ISSUES', e.message, { cause: e, details: { refused: [{ table: String(e.details['table'] ?? ''), issues }] } });
 }
 
 /** Opens the SQLite file of a SQLITE database; CONNECTION_FAILED when the file is missing. */

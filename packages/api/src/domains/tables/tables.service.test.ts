@@ -1,4 +1,8 @@
+import { randomBytes } from 'node:crypto';
+import type { Change } from '@offsync/core';
+import { createPgSyncEngine } from '@offsync/core/postgres';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestContext, providers, stopEmbeddedPg, testPgUrl } from '../../../test/helpers.ts';
 import type { TestContext } from '../../../test/helpers.ts';
@@ -69,15 +73,82 @@ describe.each(providers)('tables on %s', (provider) => {
     expect((await ctx.services.clientIntegration(databaseId)).snippet).toContain('cloudsync_network_set_token');
   });
 
-  test('POSTGRES databases: tables via information_schema, deploy NOT_SUPPORTED_YET', async () => {
-    const url = new URL(await testPgUrl());
-    const p = await ctx.services.projects.createProject({ name: 'pgp', kind: 'POSTGRES' });
-    const db = await ctx.services.databases.createDatabase({
-      projectId: p.id, name: 'pg',
-      connection: { host: url.hostname, port: Number(url.port || 5432), database: url.pathname.slice(1), user: decodeURIComponent(url.username), password: url.password || 'x' },
-    });
-    const list = await ctx.services.tables.listTables(db.id);
-    expect(list.selectedCount).toBe(0);
-    await expect(ctx.services.tables.deployTables(db.id, ['x'])).rejects.toMatchObject({ code: 'NOT_SUPPORTED_YET' });
+  test('POSTGRES databases: tables via information_schema, deploy through the PostgreSQL engine', async () => {
+    const base = new URL(await testPgUrl());
+    // A real server (TEST_DATABASE_URL) is shared with other test files: deploy into a fresh
+    // database there, so its `offsync` schema is seen by nobody else. Embedded PGlite is per file.
+    const own = process.env['TEST_DATABASE_URL'] ? `offsync_tables_${randomBytes(5).toString('hex')}` : null;
+    const admin = new pg.Client({ connectionString: base.toString() });
+    await admin.connect();
+    if (own !== null) await admin.query(`CREATE DATABASE ${own}`);
+    const url = new URL(base.toString());
+    if (own !== null) url.pathname = `/${own}`;
+    // Schema-qualified SQL: embedded PGlite serves every connection from one session, whose
+    // search_path the control-plane client may have changed.
+    const user = new pg.Client({ connectionString: url.toString() });
+    await user.connect();
+    try {
+      await user.query(`
+        CREATE TABLE public.items (id text PRIMARY KEY NOT NULL, title text NOT NULL DEFAULT '', qty int);
+        CREATE TABLE public.nokey (name text);
+        CREATE TABLE public.tspk (at timestamptz PRIMARY KEY NOT NULL, note text);
+        INSERT INTO public.items (id, title) VALUES ('a', 'before deploy');`);
+      const p = await ctx.services.projects.createProject({ name: 'pgp', kind: 'POSTGRES' });
+      const db = await ctx.services.databases.createDatabase({
+        projectId: p.id, name: 'pg',
+        connection: { host: url.hostname, port: Number(url.port || 5432), database: url.pathname.slice(1), user: decodeURIComponent(url.username), password: url.password || 'x' },
+      });
+      const { tables, databases } = ctx.services;
+      expect((await tables.listTables(db.id)).nodes.map((t) => t.name).sort()).toEqual(['items', 'nokey', 'tspk']);
+      expect((await databases.checkConnection(db.id)).extensionInstalled).toBe(false);
+
+      // All or nothing: a table without a primary key (and a missing one) refuses the whole deploy.
+      await expect(tables.deployTables(db.id, ['items', 'nokey', 'missing'])).rejects.toMatchObject({
+        code: 'SCHEMA_ISSUES',
+        details: { refused: [
+          { table: 'nokey', issues: [expect.objectContaining({ rule: 'D1.2-rowid-only' })] },
+          { table: 'missing', issues: [expect.objectContaining({ rule: 'D1.1-missing' })] },
+        ] },
+      });
+      expect((await tables.listTables(db.id)).selectedCount).toBe(0);
+      expect((await databases.checkConnection(db.id)).extensionInstalled).toBe(false);
+
+      // Passes D.1 but the engine refuses the key type on init (after `items` was initialised):
+      // per-table transactions, so the deploy cleans `items` up again and reports the engine's reason.
+      await expect(tables.deployTables(db.id, ['items', 'tspk'])).rejects.toMatchObject({
+        code: 'SCHEMA_ISSUES',
+        details: { refused: [{ table: 'tspk', issues: [expect.objectContaining({ rule: 'PG-pk-type' })] }] },
+      });
+      expect((await tables.listTables(db.id)).selectedCount).toBe(0);
+
+      expect(await tables.deployTables(db.id, ['items', 'items'])).toEqual({ added: ['items'], removed: [] });
+      expect((await databases.checkConnection(db.id)).extensionInstalled).toBe(true);
+      await databases.setOffSync(db.id, true);
+      const listed = await tables.listTables(db.id, { selected: true });
+      expect(listed.nodes).toEqual([expect.objectContaining({ name: 'items', selected: true, enabled: true, algorithm: 'cls' })]);
+      expect((await ctx.services.clientIntegration(db.id)).snippet).toContain("cloudsync_init('items')");
+      expect(await tables.deployTables(db.id, ['items'])).toEqual({ added: [], removed: [] });
+
+      // The engine tracks writes made through plain pg (and back-filled the existing row).
+      await user.query(`INSERT INTO public.items (id, title, qty) VALUES ('b', 'after deploy', 2)`);
+      const engine = await createPgSyncEngine({ client: user });
+      const changes: Change[] = [];
+      for await (const ch of engine.changes()) changes.push(ch);
+      expect(changes).toEqual(expect.arrayContaining([
+        expect.objectContaining({ tbl: 'items', col: 'title', val: 'before deploy' }),
+        expect.objectContaining({ tbl: 'items', col: 'title', val: 'after deploy' }),
+        expect.objectContaining({ tbl: 'items', col: 'qty', val: 2n }),
+      ]));
+
+      expect(await tables.deployTables(db.id, [])).toEqual({ added: [], removed: ['items'] });
+      expect((await tables.listTables(db.id)).selectedCount).toBe(0);
+      expect(await engine.syncedTables()).toEqual([]);
+      expect((await ctx.services.clientIntegration(db.id)).snippet).not.toContain("cloudsync_init('items')");
+    } finally {
+      await user.query(`DROP SCHEMA IF EXISTS offsync CASCADE; DROP TABLE IF EXISTS public.items, public.nokey, public.tspk`).catch(() => {});
+      await user.end();
+      if (own !== null) await admin.query(`DROP DATABASE IF EXISTS ${own}`);
+      await admin.end();
+    }
   });
 });

@@ -4,11 +4,11 @@ import { isCoreError } from '@offsync/core';
 import { ApiError } from '../../errors.ts';
 import type { DatabasesService } from '../databases/databases.service.ts';
 import { sqliteDatabasePath } from '../databases/databases.service.ts';
-import { listPgTables } from './pg-tables.ts';
+import { deployPgTables, listPgTables } from './pg-tables.ts';
 import { validateRlsExpression } from './rls-validate.ts';
 import type { RlsOperation } from './rls-validate.ts';
-import { openTableEngine } from './table-engine.ts';
-import type { TableInfo, TableIssue } from './table-engine.ts';
+import { openTableEngine, refuseUnsyncable } from './table-engine.ts';
+import type { TableInfo } from './table-engine.ts';
 
 export const RlsMode = { BYPASS: 'BYPASS', ENFORCE: 'ENFORCE' } as const;
 export type RlsMode = (typeof RlsMode)[keyof typeof RlsMode];
@@ -32,8 +32,7 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
         engine.close();
       }
     }
-    const synced = await prisma.syncedTable.findMany({ where: { databaseId } });
-    const tables = await listPgTables(databases.pgSettings(db), new Map(synced.map((s) => [s.name, s.algorithm])));
+    const tables = await listPgTables(databases.pgSettings(db));
     return { tables, offSyncEnabled: db.offSyncEnabled };
   }
 
@@ -49,23 +48,23 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
     /** The synced set becomes exactly `names`. All or nothing: refuses with SCHEMA_ISSUES per table. */
     async deployTables(databaseId: string, names: string[]): Promise<{ added: string[]; removed: string[] }> {
       const db = await databases.getDatabase(databaseId);
-      if (db.kind !== 'SQLITE') {
-        throw new ApiError('NOT_SUPPORTED_YET', 'Deploying tables of POSTGRES databases is not supported yet', { details: { databaseId } });
-      }
       const wanted = [...new Set(names)];
+      if (db.kind === 'POSTGRES') {
+        // The engine metadata in the database is the truth; the control-plane rows mirror it.
+        const result = await deployPgTables(databases.pgSettings(db), wanted);
+        await prisma.$transaction([
+          prisma.syncedTable.deleteMany({ where: { databaseId, name: { notIn: wanted } } }),
+          ...wanted.map((name) => prisma.syncedTable.upsert({
+            where: { databaseId_name: { databaseId, name } },
+            create: { databaseId, name, algorithm: 'cls', deployedAt: new Date(deps.clock.now()) },
+            update: {},
+          })),
+        ]);
+        return result;
+      }
       const engine = openTableEngine(sqliteDatabasePath(deps.dataDir, databaseId));
       try {
-        const byName = new Map(engine.listTables().map((t) => [t.name, t]));
-        const refused: { table: string; issues: TableIssue[] }[] = [];
-        for (const name of wanted) {
-          const t = byName.get(name);
-          if (t === undefined) refused.push({ table: name, issues: [{ rule: 'D1.1-missing', message: `Table ${name} does not exist` }] });
-          else if (t.issues.length > 0) refused.push({ table: name, issues: t.issues });
-        }
-        if (refused.length > 0) {
-          const summary = refused.map((r) => `${r.table}: ${r.issues.map((i) => i.message).join('; ')}`).join(' | ');
-          throw new ApiError('SCHEMA_ISSUES', `Some tables cannot be synced: ${summary}`, { details: { refused } });
-        }
+        refuseUnsyncable(engine.listTables(), wanted);
         const current = new Set(engine.syncedTables());
         const added = wanted.filter((n) => !current.has(n));
         const removed = [...current].filter((n) => !wanted.includes(n));
