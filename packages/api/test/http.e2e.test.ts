@@ -83,7 +83,7 @@ describe.each(providers)('GraphQL over HTTP (control plane on %s)', (provider) =
     expect(JSON.stringify(r)).not.toContain('pg-password-123');
     expect(r.data?.['createDatabase']).toMatchObject({ connection: { status: 'ERROR', error: { code: 'CONNECTION_REFUSED', retryable: true } } });
     const dbId = (r.data?.['createDatabase'] as { id: string }).id;
-    expect((await gql('mutation($id: ID!) { deployTables(databaseId: $id, tables: []) { added } }', { id: dbId })).errors?.[0]?.extensions?.['code']).toBe('NOT_SUPPORTED_YET');
+    expect((await gql('mutation($id: ID!) { deployTables(databaseId: $id, tables: []) { added } }', { id: dbId })).errors?.[0]?.extensions?.['code']).toBe('CONNECTION_FAILED');
     expect((await gql('{ database(id: "db_nope") { id } }')).errors?.[0]?.extensions?.['code']).toBe('NOT_FOUND');
     expect((await gql('mutation { createProject(name: "", kind: SQLITE) { id } }')).errors?.[0]?.extensions?.['code']).toBe('VALIDATION_FAILED');
     const schema = await gql('{ __type(name: "PostgresConnectionInput") { inputFields { name } } d: __type(name: "Database") { fields { name } } }');
