@@ -33,7 +33,7 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((ok) => expo.listen(0, '127.0.0.1', ok));
-  t = await startApp({ expoPushUrl: `http://127.0.0.1:${(expo.address() as AddressInfo).port}/--/api/v2/push/send`, pushDebounceMs: 80, pushBackoffMs: 10 });
+  t = await startApp({ expoPushUrl: `http://127.0.0.1:${(expo.address() as AddressInfo).port}/--/api/v2/push/send`, pushDebounceMs: 60_000, pushBackoffMs: 10 }); // bursts are coalesced deterministically; settle() flushes
   db = await setupDatabase(t);
   await t.gql('mutation($d: ID!) { setExpoAccessToken(databaseId: $d, token: "expo-access-token-123") }', { d: db.databaseId });
 });
