@@ -104,8 +104,10 @@ export class ArtifactStore {
     const dot = token.indexOf('.');
     if (dot <= 0) throw new SyncError('artifact_invalid');
     const body = token.slice(0, dot);
-    const sig = Buffer.from(token.slice(dot + 1), 'base64url');
-    const want = Buffer.from(this.#sign(body), 'base64url');
+    // Compare the text, not the decoded bytes: base64url has several spellings of the same bytes,
+    // and only the canonical one this server issued is accepted.
+    const sig = Buffer.from(token.slice(dot + 1), 'latin1');
+    const want = Buffer.from(this.#sign(body), 'latin1');
     if (sig.length !== want.length || !timingSafeEqual(sig, want)) throw new SyncError('artifact_invalid');
     let claims: ArtifactClaims;
     try {
