@@ -149,7 +149,7 @@ test('a write on A reaches B through the subscription; after B’s socket is cut
   a.db.exec(`UPDATE todos SET done = 1, note = 'edited' WHERE id = 'a1'`);
   a.db.exec(`DELETE FROM todos WHERE id = 'a0'`);
   await until(() => JSON.stringify(central()) === JSON.stringify(rows(a)));
-  await new Promise((r) => setTimeout(r, 300)); // several refused reconnection attempts
+  await until(() => statesB.slice(mark).filter((st) => st === 'connecting').length >= 2); // several refused reconnection attempts
   expect(has(b, 'a7')).toBe(false);
   expect(b.state).not.toBe('live');
 
