@@ -52,7 +52,7 @@ describe.each(providers)('graphql-ws subscriptions (control plane on %s)', (prov
         c, 'subscription($id: ID!) { deviceEvents(databaseId: $id) { kind siteId device { clientVersion } } }', { id: databaseId }, 2);
       const metrics = take<{ metrics: { requests: number; uploadBytes: number; activeDevices: number } }>(
         c, 'subscription($id: ID!) { metrics(databaseId: $id) { requests uploadBytes activeDevices } }', { id: databaseId }, 2);
-      await new Promise((r) => setTimeout(r, 300)); // let both subscriptions register
+      await new Promise((r) => setTimeout(r, 1000)); // let both subscriptions register (no ack in graphql-ws)
       await app.services.devices.recordDeviceSeen(databaseId, { siteId: site, credentialKind: 'API_KEY', clientVersion: '1.0.18' });
       await app.services.devices.recordDeviceSeen(databaseId, { siteId: site, credentialKind: 'API_KEY', clientVersion: '1.0.19' });
       await app.services.metrics.recordTraffic(databaseId, site, { uploadBytes: 123, downloadBytes: 456 });

@@ -133,7 +133,7 @@ describe('every operation against the real server', () => {
 
     const events = client.deviceEvents({ databaseId });
     const registered = events.next();
-    await new Promise((r) => setTimeout(r, 200)); // let the deviceEvents subscription register
+    await new Promise((r) => setTimeout(r, 1000)); // let the deviceEvents subscription register (no ack in graphql-ws)
     await server.app.services.devices.recordDeviceSeen(databaseId, { siteId: site, userId: 'alice', credentialKind: 'API_KEY', clientVersion: '1.0.18' });
     const ev = await registered;
     expect(ev.value).toMatchObject({ deviceEvents: { kind: 'REGISTERED', siteId: site, databaseId, device: { userId: 'alice', clientVersion: '1.0.18' } } });
