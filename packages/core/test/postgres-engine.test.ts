@@ -3,11 +3,9 @@
  * byte-identical PK blobs, identical clocks for the same local operations, one db_version per
  * transaction, payload exchange with SQLite replicas, atomic batches and a convergence property.
  */
-import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { collect, normRows, openPgContext, pgClockRows } from '../src/adapters/postgres/testing.ts';
+import { collect, normRows, openPgContext, openTestPool, pgClockRows } from '../src/adapters/postgres/testing.ts';
 import type { PgCtx } from '../src/adapters/postgres/testing.ts';
 import { encodePk } from '../src/codec/pk.ts';
 import { clockRows, openReplica, TODOS_DDL } from '../src/testing/replica.ts';
@@ -15,26 +13,15 @@ import type { SyncEngine } from '../src/engine/engine.ts';
 import type { SqlValue } from '../src/types.ts';
 
 let pool: pg.Pool;
-let stop: (() => Promise<void>) | undefined;
+let closePool: (() => Promise<void>) | undefined;
 
-/** TEST_DATABASE_URL when set, else an embedded PGlite over the PG wire protocol on a loopback port. */
 beforeAll(async () => {
-  let url = process.env['TEST_DATABASE_URL'];
-  if (!url) {
-    const db = await PGlite.create();
-    const server = new PGLiteSocketServer({ db, port: 0, host: '127.0.0.1', maxConnections: 32 });
-    await server.start();
-    url = `postgresql://postgres@${server.getServerConn()}/postgres?sslmode=disable`;
-    stop = async () => {
-      await server.stop();
-      await db.close();
-    };
-  }
-  pool = new pg.Pool({ connectionString: url, max: stop ? 1 : 4 });
+  const t = await openTestPool();
+  pool = t.pool;
+  closePool = () => t.close();
 });
 afterAll(async () => {
-  await pool.end();
-  await stop?.();
+  await closePool?.();
 });
 
 const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex');

@@ -3,12 +3,10 @@
  * concurrent updates, delete vs update, resurrection, atomic refusal of bad batches and a
  * seeded random convergence property (1 PostgreSQL + 2 SQLite replicas).
  */
-import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import fc from 'fast-check';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { collect, liteToPg, normRows, openPgContext, pgClockRows, pgToLite } from '../src/adapters/postgres/testing.ts';
+import { collect, liteToPg, normRows, openPgContext, openTestPool, pgClockRows, pgToLite } from '../src/adapters/postgres/testing.ts';
 import type { PgCtx } from '../src/adapters/postgres/testing.ts';
 import { CoreErrorCode, isCoreError } from '../src/errors.ts';
 import { clockRows, openReplica, syncOneWay, TODOS_DDL } from '../src/testing/replica.ts';
@@ -16,25 +14,15 @@ import type { SyncEngine } from '../src/engine/engine.ts';
 import type { SqlValue } from '../src/types.ts';
 
 let pool: pg.Pool;
-let stop: (() => Promise<void>) | undefined;
+let closePool: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
-  let url = process.env['TEST_DATABASE_URL'];
-  if (!url) {
-    const db = await PGlite.create();
-    const server = new PGLiteSocketServer({ db, port: 0, host: '127.0.0.1', maxConnections: 32 });
-    await server.start();
-    url = `postgresql://postgres@${server.getServerConn()}/postgres?sslmode=disable`;
-    stop = async () => {
-      await server.stop();
-      await db.close();
-    };
-  }
-  pool = new pg.Pool({ connectionString: url, max: stop ? 1 : 4 });
+  const t = await openTestPool();
+  pool = t.pool;
+  closePool = () => t.close();
 });
 afterAll(async () => {
-  await pool.end();
-  await stop?.();
+  await closePool?.();
 });
 
 async function pgTodos(ctx: PgCtx): Promise<string[]> {

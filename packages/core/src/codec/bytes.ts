@@ -202,3 +202,10 @@ export class ByteReader {
     return v;
   }
 }
+
+/** Byte-wise equality (primary-key blobs, site ids); `undefined` equals nothing. */
+export function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
+  if (a === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -11,6 +11,7 @@ import { CoreError, CoreErrorCode } from '../errors.ts';
 import { compareForMerge } from '../merge/compare.ts';
 import type { Change, SqlValue } from '../types.ts';
 import { RIP_SENTINEL } from '../types.ts';
+import { sameBytes } from '../codec/bytes.ts';
 import { decodePk } from '../codec/pk.ts';
 import type { TableContext, TableStatements } from './table-context.ts';
 
@@ -51,11 +52,6 @@ export interface MergeHost {
 
 type RowRecord = [cl: number, icv: number | null, ver: bigint, seq: bigint, site: bigint];
 
-function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
-  if (a === undefined || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 /**
  * Mutable state of one merge run. Kept in one object with methods (rather than closures per

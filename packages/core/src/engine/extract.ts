@@ -5,6 +5,7 @@
  * Per table two ordered streams are merged: row records (sentinel + implicit cells, expanded
  * here) and explicit cells. Values are read from the base table, once per row.
  */
+import { sameBytes } from '../codec/bytes.ts';
 import { decodePk } from '../codec/pk.ts';
 import type { Change, SqlValue } from '../types.ts';
 import { RIP_SENTINEL } from '../types.ts';
@@ -87,11 +88,6 @@ interface RowCache {
   visible: boolean;
 }
 
-function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
-  if (a === undefined || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 /** Lazily yields changes; the caller must not write to the database while iterating. */
 export function* changeFeed(host: FeedHost, opts: FeedOptions = {}): Generator<Change> {

@@ -4,6 +4,7 @@
  * SQLite engine's `engine/apply.ts`: per-row buffering of winning values into one upsert, one
  * local db_version per incoming (site, db_version) group = max(clock + 1, incoming).
  */
+import { sameBytes } from '../../codec/bytes.ts';
 import { decodePk } from '../../codec/pk.ts';
 import type { ApplyOptions, ApplyResult } from '../../engine/apply.ts';
 import { CoreError, CoreErrorCode } from '../../errors.ts';
@@ -20,11 +21,6 @@ export interface PgMergeHost {
   siteRef(c: PgConn, siteId: Uint8Array): Promise<number>;
 }
 
-function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
-  if (a === undefined || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 class PgMerge {
   readonly tables = new Set<string>();

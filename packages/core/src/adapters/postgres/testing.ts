@@ -5,6 +5,9 @@
  * with SQLite replicas.
  */
 import { randomBytes } from 'node:crypto';
+import { PGlite } from '@electric-sql/pglite';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import pg from 'pg';
 import type { Pool } from 'pg';
 import { encodePayload } from '../../codec/payload.ts';
 import type { SyncEngine } from '../../engine/engine.ts';
@@ -71,4 +74,31 @@ export async function liteToPg(from: SyncEngine, to: PgSyncEngine): Promise<numb
 /** Type-normalised, order-independent row list. */
 export function normRows(rows: readonly (readonly SqlValue[])[]): string[] {
   return rows.map((r) => JSON.stringify(r.map((v) => (v instanceof Uint8Array ? `x${hex(v)}` : typeof v === 'bigint' ? `i${v}` : v)))).sort();
+}
+
+/**
+ * A pool on `TEST_DATABASE_URL` when set, else on an embedded PGlite served over the PG wire
+ * protocol on a loopback port (one connection: PGlite has a single session). `close()` ends both.
+ */
+export async function openTestPool(): Promise<{ pool: pg.Pool; close(): Promise<void> }> {
+  let url = process.env['TEST_DATABASE_URL'];
+  let stop: (() => Promise<void>) | undefined;
+  if (!url) {
+    const db = await PGlite.create();
+    const server = new PGLiteSocketServer({ db, port: 0, host: '127.0.0.1', maxConnections: 32 });
+    await server.start();
+    url = `postgresql://postgres@${server.getServerConn()}/postgres?sslmode=disable`;
+    stop = async () => {
+      await server.stop();
+      await db.close();
+    };
+  }
+  const pool = new pg.Pool({ connectionString: url, max: stop ? 1 : 4 });
+  return {
+    pool,
+    async close() {
+      await pool.end();
+      await stop?.();
+    },
+  };
 }
