@@ -321,6 +321,32 @@ export class SyncEngine {
     return { ...this.applyChanges(changes, opts), schemaHash: header.schemaHash };
   }
 
+  /**
+   * Decodes several payloads (the chunks of one G3 batch, in order) and merges all their changes
+   * as ONE atomic batch: every schema hash is checked as in {@link applyPayload} before anything
+   * is written; a row whose changes are split across two payloads is merged as one row. The
+   * returned hash is the last payload's. `limits` apply to each payload.
+   */
+  applyPayloads(payloads: readonly Uint8Array[], opts: PayloadApplyOptions = {}): ApplyResult & { schemaHash: bigint } {
+    const strict = opts.strictSchemaHash ?? true;
+    const parts: Change[][] = [];
+    let schemaHash = 0n;
+    for (const payload of payloads) {
+      const { header, changes } = decodePayload(payload, opts.limits);
+      if (strict && header.schemaHash !== 0n && !this.isKnownSchemaHash(header.schemaHash)) {
+        throw new CoreError(CoreErrorCode.SCHEMA_HASH_UNKNOWN, `Cannot apply the received payload because the schema hash is unknown ${header.schemaHash}.`, {
+          details: { schemaHash: header.schemaHash.toString() },
+        });
+      }
+      parts.push(changes);
+      schemaHash = header.schemaHash;
+    }
+    const all = function* (): Generator<Change> {
+      for (const changes of parts) yield* changes;
+    };
+    return { ...this.applyChanges(all(), opts), schemaHash };
+  }
+
   close(): void {
     this.driver.close();
   }
