@@ -12,6 +12,12 @@ export const SyncErrorCode = {
   INVALID_REQUEST: 'invalid_request',
   INVALID_PAYLOAD: 'invalid_payload',
   PAYLOAD_TOO_LARGE: 'payload_too_large',
+  /** G3 chunked batch (docs/PROTOCOL.md "Chunked batches"): out of order, other window, conflicting re-send. */
+  BATCH_INVALID: 'batch_invalid',
+  /** A site's buffered G3 batch exceeds the per-site limit. */
+  BATCH_TOO_LARGE: 'batch_too_large',
+  /** All buffered G3 batches together exceed the global limit (retry later). */
+  BATCH_BUFFERS_FULL: 'batch_buffers_full',
   SCHEMA_HASH_UNKNOWN: 'schema_hash_unknown',
   UNKNOWN_TABLE: 'unknown_table',
   UNKNOWN_COLUMN: 'unknown_column',
@@ -36,6 +42,9 @@ const STATUS: Record<SyncErrorCode, number> = {
   invalid_request: 400,
   invalid_payload: 400,
   payload_too_large: 413,
+  batch_invalid: 409,
+  batch_too_large: 413,
+  batch_buffers_full: 429,
   schema_hash_unknown: 422,
   unknown_table: 422,
   unknown_column: 422,
@@ -59,6 +68,9 @@ const TITLE: Record<SyncErrorCode, string> = {
   invalid_request: 'Invalid request',
   invalid_payload: 'Invalid payload',
   payload_too_large: 'Payload too large',
+  batch_invalid: 'Chunked batch refused',
+  batch_too_large: 'Chunked batch too large',
+  batch_buffers_full: 'Chunked batch buffers full',
   schema_hash_unknown: 'Schema hash unknown',
   unknown_table: 'Unknown table',
   unknown_column: 'Unknown column',
@@ -74,7 +86,7 @@ const TITLE: Record<SyncErrorCode, string> = {
 };
 
 /** Codes a client may retry unchanged later (the server side may change: deploy, migrate, restart). */
-const RETRYABLE = new Set<SyncErrorCode>(['schema_hash_unknown', 'unknown_table', 'unknown_column', 'server_busy', 'internal_error']);
+const RETRYABLE = new Set<SyncErrorCode>(['schema_hash_unknown', 'unknown_table', 'unknown_column', 'server_busy', 'batch_buffers_full', 'internal_error']);
 
 export class SyncError extends Error {
   override readonly name = 'SyncError';

@@ -108,10 +108,11 @@ export class SyncService {
 
   /**
    * Merges `payload` from `siteId`, recording `window` (device version space; undefined for
-   * G1) in the same transaction. Throws SyncError (invalid_payload, schema_hash_unknown,
+   * G1) in the same transaction. An array is the chunks of one G3 batch, merged as one payload
+   * (`engine.applyPayloads`). Throws SyncError (invalid_payload, schema_hash_unknown,
    * unknown_table, unknown_column, forbidden, apply_failed, payload_too_large) with nothing changed.
    */
-  async upload(db: CentralDatabase | string, siteId: string, payload: Uint8Array, window: VersionWindow | undefined, principal: Principal): Promise<UploadResult> {
+  async upload(db: CentralDatabase | string, siteId: string, payload: Uint8Array | Uint8Array[], window: VersionWindow | undefined, principal: Principal): Promise<UploadResult> {
     const d = await this.#db(db);
     const site = normaliseSiteId(siteId);
     const authorize = await this.#deps.authorizerFor(d.id, principal, d.engine);
@@ -121,7 +122,8 @@ export class SyncService {
     try {
       // One synchronous section: merge + bookkeeping commit together, in one server order.
       out = engine.driver.transaction(() => {
-        const r = engine.applyPayload(payload, {
+        const apply = Array.isArray(payload) ? engine.applyPayloads.bind(engine, payload) : engine.applyPayload.bind(engine, payload);
+        const r = apply({
           strictSchemaHash: strict,
           limits: { maxExpandedSize: this.#maxExpanded },
           ...(authorize === undefined ? {} : { authorize }),

@@ -12,6 +12,7 @@
 import { MAX_SEQ } from '../download-pages.ts';
 import type { Cursor } from '../download-pages.ts';
 import type { SyncStatus, VersionWindow } from '../peer-state.ts';
+import { chunkFieldsOf } from '../chunk-batches.ts';
 import { runHook } from '../sync-deps.ts';
 import { SyncError, toSyncError } from '../sync-errors.ts';
 import type { ApiCall } from './context.ts';
@@ -57,16 +58,20 @@ function failureStatus(status: SyncStatus, err: SyncError): SyncStatus & { failu
   };
 }
 
-/** `POST …/upload` (G1 notify) and `POST …/apply` (G2+). */
+/** `POST …/upload` (G1 notify) and `POST …/apply` (G2+); G3 chunks of a batch (`batchId`) go through the assembler. */
 export async function applyUpload(c: ApiCall): Promise<void> {
   const { state } = c;
   const limit = isJsonGen(c) ? state.limits.maxInlineBodyBytes : state.limits.maxJsonBodyBytes;
   const raw = await readBody(c.req, limit);
   const body = parseJsonObject(raw);
   const window = c.generation === 'G1' ? undefined : windowOf(body);
+  const chunk = c.generation === 'G3' ? chunkFieldsOf(body) : undefined;
   let payload: Uint8Array;
   let inlineBytes = 0;
   let hash: string | undefined;
+  const recordInline = (): void => {
+    if (inlineBytes > 0) runHook(state.deps, 'recordTraffic', () => state.deps.recordTraffic(c.db.id, c.site, { uploadBytes: inlineBytes, downloadBytes: 0 }));
+  };
   try {
     if (c.generation === 'G3' && body['blob'] !== undefined) {
       payload = decodeBlob(body['blob'], state.artifacts.maxUploadBytes);
@@ -76,14 +81,29 @@ export async function applyUpload(c: ApiCall): Promise<void> {
       if (typeof url !== 'string' || url === '') throw new SyncError('invalid_request', isJsonGen(c) ? "missing 'url' or 'blob'" : "missing 'url'");
       payload = state.artifacts.takeUpload(url, c.db.id, c.site);
     }
-    const r = await state.service.upload(c.db, c.site, payload, window, c.principal);
-    if (inlineBytes > 0) runHook(state.deps, 'recordTraffic', () => state.deps.recordTraffic(c.db.id, c.site, { uploadBytes: inlineBytes, downloadBytes: 0 }));
+    let upload: Uint8Array | Uint8Array[] = payload;
+    let uploadWindow = window;
+    if (chunk !== undefined) {
+      // docs/PROTOCOL.md "Chunked batches": nothing is merged and the window is not claimed before the final chunk.
+      const step = state.batches.add(c.db.id, c.site, { ...chunk, window, payload });
+      if (step.kind !== 'complete') {
+        recordInline();
+        sendJson(c.res, c.db.peers.status(c.site));
+        return;
+      }
+      upload = step.payloads;
+      uploadWindow = step.window;
+    }
+    const r = await state.service.upload(c.db, c.site, upload, uploadWindow, c.principal);
+    if (chunk !== undefined) state.batches.applied(c.db.id, c.site, chunk.batchId, chunk.index);
+    recordInline();
     if (r.schemaHash !== 0n) hash = r.schemaHash.toString();
     if (isJsonGen(c)) sendJson(c.res, r.status);
     else sendEmpty(c.res);
   } catch (e) {
     const err = toSyncError(e);
-    if (c.generation !== 'G3' || err.status === 500 || err.code === 'invalid_request') throw err;
+    // Batch-assembly refusals are HTTP errors: the client stops this send and re-sends the whole batch.
+    if (c.generation !== 'G3' || err.status === 500 || err.code === 'invalid_request' || err.code.startsWith('batch_')) throw err;
     sendJson(c.res, failureStatus(c.db.peers.status(c.site), err));
   } finally {
     recordDevice(c, hash);

@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ArtifactStore } from '../artifacts.ts';
 import type { CentralDatabase } from '../central-databases.ts';
+import type { ChunkBatches } from '../chunk-batches.ts';
 import type { Generation, Principal, SyncDeps } from '../sync-deps.ts';
 import type { SyncService } from '../sync.service.ts';
 import type { G3Cursors } from './g3-cursors.ts';
@@ -28,6 +29,8 @@ export interface SyncHttpState {
   service: SyncService;
   artifacts: ArtifactStore;
   cursors: G3Cursors;
+  /** G3 chunked batches being assembled (per process). */
+  batches: ChunkBatches;
   limits: SyncHttpLimits;
   publicUrl: string | undefined;
 }

@@ -6,6 +6,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ArtifactStore } from '../artifacts.ts';
 import { CentralDatabases } from '../central-databases.ts';
+import { ChunkBatches } from '../chunk-batches.ts';
+import type { ChunkBatchOptions } from '../chunk-batches.ts';
 import type { Generation, SyncDeps } from '../sync-deps.ts';
 import { SyncError, toSyncError } from '../sync-errors.ts';
 import { normaliseSiteId, SyncService } from '../sync.service.ts';
@@ -28,6 +30,8 @@ export interface SyncHttpOptions extends Partial<SyncHttpLimits> {
   maxUploadBytes?: number;
   /** Target size of a download page (default 5 MB). */
   pageBytes?: number;
+  /** G3 chunked-batch buffers: per-site / global byte limits and TTL (docs/PROTOCOL.md "Chunked batches"). */
+  chunkBatches?: Omit<ChunkBatchOptions, 'now'>;
   now?: () => number;
 }
 
@@ -35,6 +39,8 @@ export interface SyncHttpHandler {
   (req: IncomingMessage, res: ServerResponse): Promise<boolean>;
   readonly service: SyncService;
   readonly artifacts: ArtifactStore;
+  /** G3 chunked batches being assembled. */
+  readonly batches: ChunkBatches;
   /** Closes every central database. */
   dispose(): void;
 }
@@ -53,6 +59,7 @@ export function createSyncHttpHandler(deps: SyncDeps, options: SyncHttpOptions):
     service,
     artifacts,
     cursors: new G3Cursors(undefined, options.now),
+    batches: new ChunkBatches({ ...options.chunkBatches, ...(options.now === undefined ? {} : { now: options.now }) }),
     publicUrl: options.publicUrl,
     limits: {
       maxJsonBodyBytes: options.maxJsonBodyBytes ?? 1024 * 1024,
@@ -86,7 +93,7 @@ export function createSyncHttpHandler(deps: SyncDeps, options: SyncHttpOptions):
     }
     return true;
   };
-  return Object.assign(handler, { service, artifacts, dispose: () => databases.dispose() });
+  return Object.assign(handler, { service, artifacts, batches: state.batches, dispose: () => databases.dispose() });
 }
 
 async function dispatch(state: SyncHttpState, route: Exclude<SyncRoute, { kind: 'unknown' }>, req: IncomingMessage, res: ServerResponse): Promise<void> {
