@@ -39,7 +39,8 @@ afterAll(async () => {
 });
 
 const site = 'fedcba9876543210fedcba9876543210';
-const check = (credential: string | null) => http('POST', `${t.origin}/v2/cloudsync/databases/${db.databaseId}/${site}/check`, credential, { dbVersion: 0, seq: 0 });
+/** A site id belongs to its first user (docs/PROTOCOL.md "Device identity"): other users pass their own `s`. */
+const check = (credential: string | null, s = site) => http('POST', `${t.origin}/v2/cloudsync/databases/${db.databaseId}/${s}/check`, credential, { dbVersion: 0, seq: 0 });
 
 function jwt(opts: { key?: Key; iss?: string; aud?: string; exp?: number | string; sub?: string } = {}): Promise<string> {
   const s = new SignJWT({ role: 'user' }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setIssuer(opts.iss ?? issuer).setAudience(opts.aud ?? 'sync').setExpirationTime(opts.exp ?? '5m');
@@ -79,17 +80,19 @@ test('alg none, expired, wrong audience, wrong issuer, wrong key, no sub, garbag
 
 test('access tokens: valid, revoked and expired', async () => {
   const token = await createAccessToken(t, db.databaseId, 'u-9');
-  expect((await check(token)).status).toBe(200);
+  const site9 = '09090909090909090909090909090909';
+  expect((await check(token, site9)).status).toBe(200);
   const list = await t.gql<{ database: { auth: { accessTokens: Array<{ id: string; userId: string }> } } }>('query($d: ID!) { database(id: $d) { auth { accessTokens { id userId } } } }', { d: db.databaseId });
   const id = list.database.auth.accessTokens.find((a) => a.userId === 'u-9')?.id;
   await t.gql('mutation($id: ID!) { revokeAccessToken(id: $id) { id } }', { id });
-  expect((await check(token)).status).toBe(401);
+  expect((await check(token, site9)).status).toBe(401);
 
   const soon = new Date(Date.now() + 1500).toISOString();
   const r = await t.gql<{ createAccessToken: { token: string } }>('mutation($d: ID!, $e: DateTime) { createAccessToken(databaseId: $d, userId: "u-10", name: "short", expiresAt: $e) { token } }', { d: db.databaseId, e: soon });
-  expect((await check(r.createAccessToken.token)).status).toBe(200);
+  const site10 = '10101010101010101010101010101010';
+  expect((await check(r.createAccessToken.token, site10)).status).toBe(200);
   await new Promise((ok) => setTimeout(ok, 1600));
-  expect((await check(r.createAccessToken.token)).status).toBe(401);
+  expect((await check(r.createAccessToken.token, site10)).status).toBe(401);
 });
 
 test('access-token claims follow auth_json(): user_id, name, attributes, created_at, expires_at', async () => {

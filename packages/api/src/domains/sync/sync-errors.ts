@@ -6,6 +6,8 @@
 export const SyncErrorCode = {
   UNAUTHORIZED: 'unauthorized',
   FORBIDDEN: 'forbidden',
+  /** The site id belongs to another principal (docs/PROTOCOL.md "Device identity"). */
+  SITE_FORBIDDEN: 'site_forbidden',
   DATABASE_NOT_FOUND: 'database_not_found',
   SYNC_DISABLED: 'sync_disabled',
   INVALID_SITE_ID: 'invalid_site_id',
@@ -36,6 +38,7 @@ export type SyncErrorCode = (typeof SyncErrorCode)[keyof typeof SyncErrorCode];
 const STATUS: Record<SyncErrorCode, number> = {
   unauthorized: 401,
   forbidden: 403,
+  site_forbidden: 403,
   database_not_found: 404,
   sync_disabled: 403,
   invalid_site_id: 400,
@@ -62,6 +65,7 @@ const STATUS: Record<SyncErrorCode, number> = {
 const TITLE: Record<SyncErrorCode, string> = {
   unauthorized: 'Unauthorized',
   forbidden: 'Forbidden',
+  site_forbidden: 'Site belongs to another principal',
   database_not_found: 'Database not found',
   sync_disabled: 'Sync disabled',
   invalid_site_id: 'Invalid site id',

@@ -11,6 +11,7 @@ import type { CentralDatabase } from './central-databases.ts';
 import { scanPages } from './download-pages.ts';
 import type { Cursor, ScanResult } from './download-pages.ts';
 import type { SyncStatus, VersionWindow } from './peer-state.ts';
+import { ownerKeyOf, siteOwnersOf } from './site-owners.ts';
 import { runHook } from './sync-deps.ts';
 import type { Generation, Principal, SyncDeps, Traffic } from './sync-deps.ts';
 import { SyncError, toSyncError } from './sync-errors.ts';
@@ -56,6 +57,24 @@ export interface DownloadResult extends ScanResult {
 
 const SITE_ID = /^[0-9a-fA-F]{32}$/;
 
+/** Largest device db_version a window may announce (2^48, well inside the safe-integer range). */
+export const MAX_WINDOW_VERSION = 2 ** 48;
+
+/**
+ * Refuses (invalid_request) an upload window that is not sane (min ≤ max ≤ 2^48) or that the
+ * payload contradicts: a change beyond `dbVersionMax` (payloads are in ascending db_version
+ * order, so the last change is the highest). docs/PROTOCOL.md "Device identity".
+ */
+export function checkWindow(window: VersionWindow, last: { dbVersion: number } | undefined): void {
+  const { dbVersionMin: min, dbVersionMax: max } = window;
+  if (!Number.isSafeInteger(min) || !Number.isSafeInteger(max) || min < 0 || min > max || max > MAX_WINDOW_VERSION) {
+    throw new SyncError('invalid_request', `upload window [${min}, ${max}] is invalid: need 0 ≤ dbVersionMin ≤ dbVersionMax ≤ 2^48`);
+  }
+  if (last !== undefined && last.dbVersion > max) {
+    throw new SyncError('invalid_request', `the payload holds db_version ${last.dbVersion}, beyond the window's dbVersionMax ${max}`);
+  }
+}
+
 /** Validates a site id (32 hex digits) and returns it lower-cased. */
 export function normaliseSiteId(site: string): string {
   if (!SITE_ID.test(site)) throw new SyncError('invalid_site_id', 'site id must be 32 hexadecimal digits');
@@ -100,6 +119,20 @@ export class SyncService {
     if (traffic.uploadBytes > 0 || traffic.downloadBytes > 0) runHook(this.#deps, 'recordTraffic', () => this.#deps.recordTraffic(db.id, siteId, traffic));
   }
 
+  /**
+   * Device identity (docs/PROTOCOL.md "Device identity"): claims `siteId` for `principal` on
+   * first use, or checks that it already belongs to it. Every transport calls this before doing
+   * anything for the site (HTTP handler, GraphQL sync fields, push-token registration). Throws
+   * SyncError invalid_site_id / site_forbidden (nothing changed); returns the normalised site id.
+   */
+  claimSite(db: CentralDatabase, siteId: string, principal: Principal): string {
+    const site = normaliseSiteId(siteId);
+    const key = ownerKeyOf(principal);
+    if (key === undefined) throw new SyncError('site_forbidden', 'this credential has no user id and cannot own a site');
+    if (siteOwnersOf(db.engine).claim(site, key) !== key) throw new SyncError('site_forbidden', 'this site id belongs to another user or credential');
+    return site;
+  }
+
   /** Upload bookkeeping of a site (SyncStatus). */
   async status(db: CentralDatabase | string, siteId: string): Promise<SyncStatus> {
     const d = await this.#db(db);
@@ -128,6 +161,7 @@ export class SyncService {
           limits: { maxExpandedSize: this.#maxExpanded },
           ...(authorize === undefined ? {} : { authorize }),
         });
+        if (window !== undefined) checkWindow(window, r.last);
         if (!strict && r.schemaHash !== 0n && !engine.isKnownSchemaHash(r.schemaHash)) engine.rememberSchemaHash(r.schemaHash, 'peer');
         const status = peers.recordUpload(site, window, r.schemaHash);
         return { status, received: r.received, applied: r.applied, tables: r.tables, schemaHash: r.schemaHash, dbVersion: r.dbVersion };

@@ -14,7 +14,7 @@ import { SyncError, toSyncError } from '../sync-errors.ts';
 import type { SyncErrorCode } from '../sync-errors.ts';
 import { normaliseSiteId } from '../sync.service.ts';
 
-/** The admin key acts like an API key: full access, bypasses RLS. */
+/** The admin key acts like an API key: full access, bypasses RLS, and the same site owner (`apiKey`). */
 const ADMIN: Principal = { kind: 'apiKey', userId: null, claims: {} };
 
 export interface SyncCaller {
@@ -45,6 +45,7 @@ export function credentialOf(ctx: GraphQLContext): string | null {
 const API_CODE: Partial<Record<SyncErrorCode, ApiErrorCode>> = {
   unauthorized: 'UNAUTHENTICATED',
   forbidden: 'FORBIDDEN',
+  site_forbidden: 'FORBIDDEN',
   sync_disabled: 'FORBIDDEN',
   database_not_found: 'NOT_FOUND',
   not_found: 'NOT_FOUND',
@@ -69,16 +70,19 @@ export function toApiError(e: unknown): unknown {
 }
 
 /**
- * Authenticates (before the database is looked up, like HTTP), validates the site id and opens
- * the central database. Throws ApiError.
+ * Authenticates (before the database is looked up, like HTTP), validates the site id, opens
+ * the central database and claims / checks the site for the caller (`SyncService.claimSite`).
+ * Throws ApiError (FORBIDDEN with `syncCode: site_forbidden` for another principal's site).
  */
 export async function syncCaller(ctx: GraphQLContext, databaseId: string, siteId: string): Promise<SyncCaller> {
   try {
     let principal: Principal | null = ADMIN;
     if (ctx.viewer?.kind !== 'admin') principal = await ctx.sync.authenticate(databaseId, credentialOf(ctx) ?? undefined);
     if (principal === null) throw new SyncError('unauthorized');
-    const site = normaliseSiteId(siteId);
+    normaliseSiteId(siteId); // invalid_site_id before database_not_found
     const db = await ctx.sync.databases.get(databaseId);
+    // Device identity: every sync field claims / checks the site first (403 site_forbidden).
+    const site = ctx.sync.claimSite(db, siteId, principal);
     return { db, site, principal };
   } catch (e) {
     throw toApiError(e);

@@ -10,7 +10,7 @@ import { ChunkBatches } from '../chunk-batches.ts';
 import type { ChunkBatchOptions } from '../chunk-batches.ts';
 import type { Generation, SyncDeps } from '../sync-deps.ts';
 import { SyncError, toSyncError } from '../sync-errors.ts';
-import { normaliseSiteId, SyncService } from '../sync.service.ts';
+import { SyncService } from '../sync.service.ts';
 import { applyUpload, check, recordDevice, sendStatus, sendUploadUrl } from './api-calls.ts';
 import { getArtifact, putArtifact } from './artifact-calls.ts';
 import type { ApiCall, SyncHttpLimits, SyncHttpState } from './context.ts';
@@ -111,12 +111,14 @@ async function dispatch(state: SyncHttpState, route: Exclude<SyncRoute, { kind: 
       if (typeof v !== 'string' || v === '' || v.length > 4096) throw new SyncError('invalid_request', `'${k}' must be a non-empty string`);
       return v;
     };
-    const token = { expoToken: str('expoToken'), deviceId: str('deviceId'), siteId: normaliseSiteId(str('siteId')), platform: str('platform'), principal };
+    // The body's site must belong to the caller too (docs/PROTOCOL.md "Device identity").
+    const token = { expoToken: str('expoToken'), deviceId: str('deviceId'), siteId: state.service.claimSite(db, str('siteId'), principal), platform: str('platform'), principal };
     await state.deps.registerPushToken(db.id, token);
     sendJson(res, { registered: true });
     return;
   }
-  const site = normaliseSiteId(route.site);
+  // Device identity: the site belongs to the first principal that used it; others get 403 site_forbidden, nothing changed.
+  const site = state.service.claimSite(db, route.site, principal);
   const version = req.headers['x-cloudsync-version'];
   const generation: Generation = route.family === 'G2b' && typeof version === 'string' && version !== '' ? 'G3' : route.family;
   const capabilities = String(req.headers['x-cloudsync-capabilities'] ?? '').toLowerCase();
