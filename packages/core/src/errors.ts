@@ -21,6 +21,8 @@ export const CoreErrorCode = {
   PAYLOAD_TRAILING_BYTES: 'CORE_PAYLOAD_TRAILING_BYTES',
   /** Payload or value larger than the configured limit. */
   PAYLOAD_TOO_LARGE: 'CORE_PAYLOAD_TOO_LARGE',
+  /** A clock (db_version, seq, col_version, cl) beyond `MAX_CLOCK` (2^48-1), or a merge that would take the local clock out of the safe-integer range. */
+  CLOCK_OUT_OF_RANGE: 'CORE_CLOCK_OUT_OF_RANGE',
   /** Primary-key blob malformed. */
   PK_INVALID: 'CORE_PK_INVALID',
   /** A change names a table that is not synced here. */

@@ -15,7 +15,9 @@ export {
   decodePayload,
   decodePayloadHeader,
   encodePayload,
+  DEFAULT_PAYLOAD_LIMITS,
   hasPayloadSignature,
+  MAX_CLOCK,
   PAYLOAD_HEADER_SIZE,
   PayloadEncoder,
 } from './codec/payload.ts';

@@ -143,10 +143,18 @@ function bad(message: string, at: number): CoreError {
   return new CoreError(CoreErrorCode.PAYLOAD_BAD_COMPRESSION, `LZ4: ${message}`, { details: { offset: at } });
 }
 
+/** First output allocation: about the size a typical payload expands to; grown by doubling. */
+function initialCapacity(inputLen: number, expandedSize: number): number {
+  return Math.min(expandedSize, Math.max(64 * 1024, inputLen * 4));
+}
+
 /**
  * Decompresses one LZ4 block that must expand to exactly `expandedSize` bytes.
  * Throws CoreError PAYLOAD_BAD_COMPRESSION on any malformed input; never reads or writes out of
- * bounds. The caller bounds `expandedSize` (it is allocated up front).
+ * bounds. The output buffer starts small and grows by doubling, never beyond `expandedSize`:
+ * memory follows what the block really produces, and a block that would expand past the
+ * announced size stops at the first sequence that overflows it. The caller bounds
+ * `expandedSize` (payload.ts checks it against the expanded-size budget first).
  */
 export function lz4BlockDecompress(src: Uint8Array, expandedSize: number): Uint8Array {
   if (!Number.isInteger(expandedSize) || expandedSize < 0 || expandedSize > LZ4_MAX_INPUT_SIZE) {
@@ -154,9 +162,16 @@ export function lz4BlockDecompress(src: Uint8Array, expandedSize: number): Uint8
   }
   const iend = src.length;
   if (iend === 0) throw bad('empty block', 0);
-  const dst = new Uint8Array(expandedSize);
+  let dst = new Uint8Array(initialCapacity(iend, expandedSize));
   let ip = 0;
   let op = 0;
+  const grow = (need: number): void => {
+    let cap = dst.length * 2;
+    while (cap < need) cap *= 2;
+    const next = new Uint8Array(Math.min(cap, expandedSize));
+    next.set(dst.subarray(0, op));
+    dst = next;
+  };
   for (;;) {
     if (ip >= iend) throw bad('block ends without a final literal sequence', ip);
     const token = src[ip++] as number;
@@ -171,6 +186,7 @@ export function lz4BlockDecompress(src: Uint8Array, expandedSize: number): Uint8
     }
     if (lit > iend - ip) throw bad('literals run past the input', ip);
     if (lit > expandedSize - op) throw bad('literals run past the announced size', ip);
+    if (op + lit > dst.length) grow(op + lit);
     if (lit < 32) {
       for (let i = 0; i < lit; i++) dst[op + i] = src[ip + i] as number;
     } else {
@@ -190,16 +206,24 @@ export function lz4BlockDecompress(src: Uint8Array, expandedSize: number): Uint8
         if (ip >= iend) throw bad('truncated match length', ip);
         b = src[ip++] as number;
         ml += b;
+        if (ml > expandedSize) throw bad('match runs past the announced size', ip);
       } while (b === 255);
     }
     ml += MIN_MATCH;
     if (ml > expandedSize - op) throw bad('match runs past the announced size', ip);
-    let from = op - offset;
-    if (offset >= ml && ml >= 32) {
-      dst.copyWithin(op, from, from + ml);
-      op += ml;
+    if (op + ml > dst.length) grow(op + ml);
+    const end = op + ml;
+    if (ml >= 32) {
+      // Non-overlapping: one copy; overlapping (a repeated pattern): copies that double the period.
+      let dist = offset;
+      while (op < end) {
+        const n = Math.min(dist, end - op);
+        dst.copyWithin(op, op - dist, op - dist + n);
+        op += n;
+        dist += n;
+      }
     } else {
-      const end = op + ml;
+      let from = op - offset;
       while (op < end) dst[op++] = dst[from++] as number;
     }
   }

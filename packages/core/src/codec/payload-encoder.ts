@@ -16,6 +16,14 @@ export interface PayloadEncodeOptions {
   schemaHash: bigint;
   /** Library version in the header; default [0, 9, 99]. */
   libVersion?: readonly [number, number, number];
+  /**
+   * What to do with a change that cannot be encoded (a clock that is not a safe non-negative
+   * integer, a site id that is not 16 bytes, a value that is not an SQL value): without this
+   * option `add()` throws; with it, the change is left out of the payload, counted in
+   * {@link PayloadEncoder.skipped} and reported here. Downloads use it so that one damaged row in
+   * a database never fails every download of it (docs/PROTOCOL.md "Limits").
+   */
+  onInvalidChange?: (error: CoreError, change: Change) => void;
 }
 
 const NAME_CACHE_MAX = 4096;
@@ -40,11 +48,19 @@ export class PayloadEncoder {
   readonly #names = new Map<string, Uint8Array>();
   readonly #schemaHash: bigint;
   readonly #libVersion: readonly [number, number, number];
+  readonly #onInvalid: ((error: CoreError, change: Change) => void) | undefined;
   #rows = 0;
+  #skipped = 0;
 
   constructor(opts: PayloadEncodeOptions) {
     this.#schemaHash = opts.schemaHash;
     this.#libVersion = opts.libVersion ?? DEFAULT_LIB_VERSION;
+    this.#onInvalid = opts.onInvalidChange;
+  }
+
+  /** Changes left out so far because they could not be encoded (only with `onInvalidChange`). */
+  get skipped(): number {
+    return this.#skipped;
   }
 
   /** Uncompressed body bytes so far (for cutting pages at a size budget). */
@@ -68,8 +84,22 @@ export class PayloadEncoder {
     this.#w.bytes(enc);
   }
 
-  /** Appends one row. Throws CoreError PAYLOAD_BAD_VALUE / PAYLOAD_TOO_LARGE on invalid input. */
+  /**
+   * Appends one row. Throws CoreError PAYLOAD_BAD_VALUE / PAYLOAD_TOO_LARGE on invalid input,
+   * or, with `onInvalidChange`, skips a PAYLOAD_BAD_VALUE change and reports it.
+   */
   add(change: Change): void {
+    if (this.#onInvalid === undefined) return this.#add(change);
+    try {
+      this.#add(change);
+    } catch (e) {
+      if (!(e instanceof CoreError) || e.code !== CoreErrorCode.PAYLOAD_BAD_VALUE) throw e;
+      this.#skipped++;
+      this.#onInvalid(e, change);
+    }
+  }
+
+  #add(change: Change): void {
     const { tbl, pk, col, siteId } = change;
     if (typeof tbl !== 'string' || typeof col !== 'string') throw badChange('tbl and col must be strings');
     if (!(pk instanceof Uint8Array)) throw badChange('pk must be a Uint8Array');

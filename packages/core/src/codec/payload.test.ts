@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { expect, test } from 'vitest';
 import { CoreError, CoreErrorCode } from '../errors.ts';
 import type { Change } from '../types.ts';
-import { decodePayload, decodePayloadHeader, encodePayload, PayloadEncoder } from './payload.ts';
+import { decodePayload, decodePayloadHeader, encodePayload, MAX_CLOCK, PayloadEncoder } from './payload.ts';
 import { changeArb, fixChecksum, fromHex, numRuns, sameValue } from './test-arbitraries.ts';
 
 const SITE = fromHex('01A213339D147CFE8DCA6FEE1E2B6B55');
@@ -157,10 +157,29 @@ test('wrong field types and clock ranges are PAYLOAD_BAD_VALUE', () => {
     `0B0174 0C020901 0B0163 05 0801 0901 ${S} 0901 0900`, // negative clock
     `0B0174 0C020901 0B0163 05 06 0901 ${S} 0901 0900`, // INT64_MIN clock
     `0B0174 0C020901 0B0163 05 0901 0901 0C0F${'11'.repeat(15)} 0901 0900`, // 15-byte site id
-    `0B0174 0C020901 0B0163 05 0901 0901 ${S} 39200000000000000 0900`.replace('39200000000000000', '3920000000000000'), // 2^53 > MAX_SAFE
     `0B0174 0C020901 0B0163 05 0901 0901 ${S} 0901 023FF8000000000000`, // REAL seq
   ]) {
     expect(codeOf(() => decodePayload(row(bad)))).toBe(CoreErrorCode.PAYLOAD_BAD_VALUE);
   }
-  expect(decodePayload(row(`0B0174 0C020901 0B0163 05 0800 0901 ${S} 0901 391FFFFFFFFFFFFF`)).changes[0]!.seq).toBe(Number.MAX_SAFE_INTEGER);
+  // Clock bound (docs/PROTOCOL.md "Limits"): MAX_CLOCK = 2^48-1 passes, one more is refused in every clock field.
+  expect(decodePayload(row(`0B0174 0C020901 0B0163 05 31FFFFFFFFFFFF 31FFFFFFFFFFFF ${S} 31FFFFFFFFFFFF 31FFFFFFFFFFFF`)).changes[0]).toMatchObject({
+    colVersion: MAX_CLOCK, dbVersion: MAX_CLOCK, cl: MAX_CLOCK, seq: MAX_CLOCK,
+  });
+  const big = '3901000000000000'; // 2^48, width 7
+  for (const [i, fields] of [
+    `0B0174 0C020901 0B0163 05 ${big} 0901 ${S} 0901 0900`,
+    `0B0174 0C020901 0B0163 05 0901 ${big} ${S} 0901 0900`,
+    `0B0174 0C020901 0B0163 05 0901 0901 ${S} ${big} 0900`,
+    `0B0174 0C020901 0B0163 05 0901 0901 ${S} 0901 ${big}`,
+    `0B0174 0C020901 0B0163 05 0901 0901 ${S} 0901 3920000000000000`, // 2^53
+    `0B0174 0C020901 0B0163 05 0901 0901 ${S} 0901 41FFFFFFFFFFFFFFFF`, // 2^64-1 (width 8)
+  ].entries()) {
+    const err = (() => { try { decodePayload(row(fields)); } catch (e) { return e as CoreError; } return undefined; })();
+    expect(err?.code, `case ${i}`).toBe(CoreErrorCode.CLOCK_OUT_OF_RANGE);
+    expect(err?.details['field']).toBe(['col_version', 'db_version', 'cl', 'seq', 'seq', 'seq'][i]);
+  }
+  const maxSafe = `0B0174 0C020901 0B0163 05 0800 0901 ${S} 0901 391FFFFFFFFFFFFF`;
+  expect(codeOf(() => decodePayload(row(maxSafe)))).toBe(CoreErrorCode.CLOCK_OUT_OF_RANGE);
+  expect(decodePayload(row(maxSafe), { maxClock: Number.MAX_SAFE_INTEGER }).changes[0]!.seq).toBe(Number.MAX_SAFE_INTEGER);
+  expect(codeOf(() => decodePayload(row(`0B0174 0C020901 0B0163 05 0901 0901 ${S} 0901 0905`), { maxClock: 4 }))).toBe(CoreErrorCode.CLOCK_OUT_OF_RANGE);
 });

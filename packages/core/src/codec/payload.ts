@@ -9,7 +9,7 @@ import { checksum48Number } from './fnv.ts';
 import { LZ4_MAX_INPUT_SIZE, lz4BlockDecompress } from './lz4-block.ts';
 import { decodePayloadHeader, PAYLOAD_HEADER_SIZE } from './payload-header.ts';
 import type { PayloadHeader } from './payload-header.ts';
-import { decodeBlobField, decodeClockField, decodeTextField } from './value-fields.ts';
+import { decodeBlobField, decodeClockField, decodeTextField, MAX_CLOCK } from './value-fields.ts';
 import { decodeValue } from './value.ts';
 
 export {
@@ -24,6 +24,7 @@ export {
 export type { PayloadHeader } from './payload-header.ts';
 export { encodePayload, PayloadEncoder } from './payload-encoder.ts';
 export type { PayloadEncodeOptions } from './payload-encoder.ts';
+export { MAX_CLOCK } from './value-fields.ts';
 
 /**
  * Smallest possible encoded row: tbl `0B 00` (2) + pk `0C 00` (2) + col (2) + NULL value (1) +
@@ -33,12 +34,37 @@ export const MIN_ROW_BYTES = 33;
 /** LZ4 cannot expand by more than ~255:1; headroom for the final literal tokens. */
 const LZ4_MAX_RATIO = 255;
 
+/**
+ * Budgets checked while decoding, each before the work it bounds (docs/PROTOCOL.md "Limits").
+ * Every limit refusal is CoreError PAYLOAD_TOO_LARGE (except `maxClock`: CLOCK_OUT_OF_RANGE).
+ */
 export interface PayloadDecodeLimits {
-  /** Refuse payloads announcing more rows (PAYLOAD_TOO_LARGE). */
-  maxRows?: number;
-  /** Refuse bodies larger than this once expanded (PAYLOAD_TOO_LARGE). Default 2^31-1. */
+  /** Largest payload as received (header + body, compressed or not). Default 48 MiB. */
+  maxCompressedSize?: number;
+  /** Largest body once expanded (the header's expanded size, or the raw body). Default 64 MiB. */
   maxExpandedSize?: number;
+  /** Most rows (changes; 9 values each) in one payload. Default 1,000,000. */
+  maxRows?: number;
+  /** Largest TEXT/BLOB value (tbl, pk, col_name, value, site_id), in bytes. Default 32 MiB. */
+  maxValueSize?: number;
+  /** Largest clock value (db_version, seq, col_version, cl). Default {@link MAX_CLOCK}; at most 2^53-1. */
+  maxClock?: number;
 }
+
+/**
+ * Default budgets, sized for the chunks real clients send (5 MB by default, at most 32 MB:
+ * `payload_max_chunk_size` is clamped to 256 KB…32 MB): the expanded budget holds the largest
+ * chunk twice over, the row budget holds a 32 MB chunk of the smallest rows (32 MiB / 33 B ≈
+ * 1.02 M), the compressed budget matches the G3 inline body limit (48 MiB), and a single value
+ * may take half the expanded budget.
+ */
+export const DEFAULT_PAYLOAD_LIMITS: Readonly<Required<PayloadDecodeLimits>> = Object.freeze({
+  maxCompressedSize: 48 * 1024 * 1024,
+  maxExpandedSize: 64 * 1024 * 1024,
+  maxRows: 1_000_000,
+  maxValueSize: 32 * 1024 * 1024,
+  maxClock: MAX_CLOCK,
+});
 
 export interface DecodedPayload {
   header: PayloadHeader;
@@ -49,14 +75,28 @@ function badHeader(message: string, details: Record<string, unknown>): CoreError
   return new CoreError(CoreErrorCode.PAYLOAD_BAD_HEADER, message, { details });
 }
 
+function tooLarge(what: string, size: number, limit: number): CoreError {
+  return new CoreError(CoreErrorCode.PAYLOAD_TOO_LARGE, `${what} ${size} exceeds the limit ${limit}`, { details: { what, size, limit } });
+}
+
+/** A limit from `limits` (a non-negative number), else the default. */
+function limitOf(limits: PayloadDecodeLimits, key: keyof PayloadDecodeLimits): number {
+  const v = limits[key];
+  return typeof v === 'number' && v >= 0 ? v : DEFAULT_PAYLOAD_LIMITS[key];
+}
+
 function same16(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < 16; i++) if (a[i] !== b[i]) return false;
   return true;
 }
 
 /**
- * Decodes and validates a payload. Checks run in the order of B.1: signature, version, ncols,
- * v2 checksum over the body as transmitted, expanded size, row count, decompression, rows.
+ * Decodes and validates a payload. Checks run in this order: signature, version, ncols (B.1),
+ * then the budgets that need only the header (compressed size, expanded size, row count; see
+ * {@link PayloadDecodeLimits}), then the v2 checksum over the body as transmitted,
+ * decompression (which stops at the first sequence that would overflow the announced size, and
+ * allocates as it goes), and the rows (per-value size and clock bounds checked before each value
+ * is copied or decoded). A refused payload is refused whole, before anything is returned.
  * REAL values are big-endian in v1 payloads and little-endian in v2.
  *
  * Memory: `pk`, `siteId` and BLOB values are **subarrays** (no copy) of the decompressed body,
@@ -65,20 +105,17 @@ function same16(a: Uint8Array, b: Uint8Array): boolean {
  * retaining a few changes from a big payload. Consecutive rows with equal site ids share one
  * `siteId` object.
  *
- * Every failure is a CoreError (PAYLOAD_* codes).
+ * Every failure is a CoreError (PAYLOAD_* codes, CLOCK_OUT_OF_RANGE).
  */
 export function decodePayload(bytes: Uint8Array, limits: PayloadDecodeLimits = {}): DecodedPayload {
   const header = decodePayloadHeader(bytes);
+  const maxCompressed = limitOf(limits, 'maxCompressedSize');
+  if (bytes.length > maxCompressed) throw tooLarge('payload size', bytes.length, maxCompressed);
   const bodyLen = bytes.length - PAYLOAD_HEADER_SIZE;
-  if (header.version === 2) {
-    const sum = checksum48Number(bytes, PAYLOAD_HEADER_SIZE, bytes.length);
-    if (BigInt(sum) !== header.checksum) {
-      throw new CoreError(CoreErrorCode.PAYLOAD_BAD_CHECKSUM, 'invalid checksum', {
-        details: { expected: header.checksum.toString(16), actual: sum.toString(16) },
-      });
-    }
-  }
-  const maxExpanded = Math.min(limits.maxExpandedSize ?? LZ4_MAX_INPUT_SIZE, LZ4_MAX_INPUT_SIZE);
+  const maxExpanded = Math.min(limitOf(limits, 'maxExpandedSize'), LZ4_MAX_INPUT_SIZE);
+  const maxRows = limitOf(limits, 'maxRows');
+  const maxValue = limitOf(limits, 'maxValueSize');
+  const maxClock = Math.min(limitOf(limits, 'maxClock'), Number.MAX_SAFE_INTEGER);
   const { expandedSize, nrows } = header;
   let rawLen = bodyLen;
   if (expandedSize !== 0) {
@@ -87,18 +124,18 @@ export function decodePayload(bytes: Uint8Array, limits: PayloadDecodeLimits = {
     }
     rawLen = expandedSize;
   }
-  if (rawLen > maxExpanded) {
-    throw new CoreError(CoreErrorCode.PAYLOAD_TOO_LARGE, `payload body of ${rawLen} bytes exceeds the limit ${maxExpanded}`, {
-      details: { size: rawLen, limit: maxExpanded },
-    });
-  }
-  if (limits.maxRows !== undefined && nrows > limits.maxRows) {
-    throw new CoreError(CoreErrorCode.PAYLOAD_TOO_LARGE, `payload has ${nrows} rows, limit ${limits.maxRows}`, {
-      details: { nrows, limit: limits.maxRows },
-    });
-  }
+  if (rawLen > maxExpanded) throw tooLarge('expanded body size', rawLen, maxExpanded);
+  if (nrows > maxRows) throw tooLarge('row count', nrows, maxRows);
   if (nrows * MIN_ROW_BYTES > rawLen) {
     throw badHeader(`${nrows} rows cannot fit in ${rawLen} body bytes`, { nrows, rawLen });
+  }
+  if (header.version === 2) {
+    const sum = checksum48Number(bytes, PAYLOAD_HEADER_SIZE, bytes.length);
+    if (BigInt(sum) !== header.checksum) {
+      throw new CoreError(CoreErrorCode.PAYLOAD_BAD_CHECKSUM, 'invalid checksum', {
+        details: { expected: header.checksum.toString(16), actual: sum.toString(16) },
+      });
+    }
   }
   const raw = expandedSize !== 0 ? lz4BlockDecompress(bytes.subarray(PAYLOAD_HEADER_SIZE), expandedSize) : bytes.subarray(PAYLOAD_HEADER_SIZE);
   const realBigEndian = header.version === 1;
@@ -106,14 +143,14 @@ export function decodePayload(bytes: Uint8Array, limits: PayloadDecodeLimits = {
   const changes = new Array<Change>(nrows);
   let lastSite: Uint8Array | null = null;
   for (let i = 0; i < nrows; i++) {
-    const tbl = decodeTextField(r, 'tbl');
-    const pk = decodeBlobField(r, 'pk');
-    const col = decodeTextField(r, 'col_name');
-    const val = decodeValue(r, realBigEndian);
-    const colVersion = decodeClockField(r, 'col_version');
-    const dbVersion = decodeClockField(r, 'db_version');
+    const tbl = decodeTextField(r, 'tbl', maxValue);
+    const pk = decodeBlobField(r, 'pk', maxValue);
+    const col = decodeTextField(r, 'col_name', maxValue);
+    const val = decodeValue(r, realBigEndian, maxValue);
+    const colVersion = decodeClockField(r, 'col_version', maxClock);
+    const dbVersion = decodeClockField(r, 'db_version', maxClock);
     const siteAt = r.pos;
-    let siteId = decodeBlobField(r, 'site_id');
+    let siteId = decodeBlobField(r, 'site_id', maxValue);
     if (siteId.length !== 16) {
       throw new CoreError(CoreErrorCode.PAYLOAD_BAD_VALUE, `site_id must be 16 bytes, got ${siteId.length}`, {
         details: { offset: siteAt, row: i },
@@ -121,8 +158,8 @@ export function decodePayload(bytes: Uint8Array, limits: PayloadDecodeLimits = {
     }
     if (lastSite !== null && same16(lastSite, siteId)) siteId = lastSite;
     else lastSite = siteId;
-    const cl = decodeClockField(r, 'cl');
-    const seq = decodeClockField(r, 'seq');
+    const cl = decodeClockField(r, 'cl', maxClock);
+    const seq = decodeClockField(r, 'seq', maxClock);
     changes[i] = { tbl, pk, col, val, colVersion, dbVersion, siteId, cl, seq };
   }
   if (r.remaining !== 0) {

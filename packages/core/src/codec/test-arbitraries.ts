@@ -2,6 +2,7 @@
 import fc from 'fast-check';
 import type { Change, SqlValue } from '../types.ts';
 import { checksum48 } from './fnv.ts';
+import { MAX_CLOCK } from './value-fields.ts';
 
 export const INT64_MIN = -(1n << 63n);
 export const INT64_MAX = (1n << 63n) - 1n;
@@ -32,7 +33,8 @@ export const blobArb: fc.Arbitrary<Uint8Array> = fc.oneof(
 export const valueArb: fc.Arbitrary<SqlValue> = fc.oneof(fc.constant(null), intArb, realArb, textArb, blobArb);
 export const pkValueArb: fc.Arbitrary<SqlValue> = fc.oneof(intArb, realArb, textArb, blobArb);
 
-const clockArb = fc.oneof(fc.integer({ min: 0, max: 300 }), fc.constantFrom(0, 255, 256, 2 ** 32, Number.MAX_SAFE_INTEGER));
+/** Clocks a payload may carry: up to MAX_CLOCK (2^48-1, docs/PROTOCOL.md "Limits"). */
+const clockArb = fc.oneof(fc.integer({ min: 0, max: 300 }), fc.constantFrom(0, 255, 256, 2 ** 32, MAX_CLOCK));
 
 export const changeArb = (siteIds: Uint8Array[] | null = null): fc.Arbitrary<Change> =>
   fc.record({
@@ -64,9 +66,20 @@ export function fromHex(h: string): Uint8Array {
   return out;
 }
 
-export function numRuns(base: number): number {
+/**
+ * Runs of a property: `base` in CI; `FC_NUM_RUNS` raises it (long mode, e.g. FC_NUM_RUNS=1000000).
+ * With `share` (0..1], a suite splitting its long-mode budget over several properties gets that
+ * share of FC_NUM_RUNS.
+ */
+export function numRuns(base: number, share = 1): number {
   const env = Number(process.env['FC_NUM_RUNS']);
-  return Number.isFinite(env) && env > 0 ? Math.max(env, base) : base;
+  return Number.isFinite(env) && env > 0 ? Math.max(Math.ceil(env * share), base) : base;
+}
+
+/** Seed of a property: fixed in CI; `FC_SEED` replaces it (plus the property's offset) to explore. */
+export function fcSeed(fixed: number): number {
+  const env = Number(process.env['FC_SEED']);
+  return Number.isSafeInteger(env) ? (env + fixed) | 0 : fixed;
 }
 
 /** Rewrites the header checksum so the body decoder is exercised past the checksum check. */

@@ -195,8 +195,11 @@ export function readMagnitude(r: ByteReader, n: number): bigint {
   return (BigInt(hi) << 32n) | BigInt(lo);
 }
 
-/** Reads an `n`-byte (1..8) length and checks it fits in the remaining bytes. */
-export function readLength(r: ByteReader, n: number, at: number): number {
+/**
+ * Reads an `n`-byte (1..8) length and checks it fits in the remaining bytes and in `maxLen`
+ * (PAYLOAD_TOO_LARGE: a TEXT/BLOB value larger than the configured per-value limit).
+ */
+export function readLength(r: ByteReader, n: number, at: number, maxLen = Infinity): number {
   if (n < 1 || n > 8) throw badValue(`invalid length width ${n}`, at);
   let len: number;
   if (n <= 6) len = r.uintBE(n);
@@ -206,6 +209,9 @@ export function readLength(r: ByteReader, n: number, at: number): number {
     len = Number(m);
   }
   r.need(len);
+  if (len > maxLen) {
+    throw new CoreError(CoreErrorCode.PAYLOAD_TOO_LARGE, `value of ${len} bytes exceeds the per-value limit ${maxLen}`, { details: { offset: at, size: len, limit: maxLen } });
+  }
   return len;
 }
 
@@ -229,8 +235,11 @@ export function decodeUtf8(bytes: Uint8Array, at?: number): string {
   }
 }
 
-/** Decodes one value. `realBigEndian`: true for payload v1 (0.8.x), false for v2. */
-export function decodeValue(r: ByteReader, realBigEndian: boolean): SqlValue {
+/**
+ * Decodes one value. `realBigEndian`: true for payload v1 (0.8.x), false for v2. TEXT/BLOB
+ * values longer than `maxLen` bytes throw PAYLOAD_TOO_LARGE before they are copied or decoded.
+ */
+export function decodeValue(r: ByteReader, realBigEndian: boolean, maxLen = Infinity): SqlValue {
   const at = r.pos;
   const t = r.u8();
   const code = t & 7;
@@ -257,11 +266,11 @@ export function decodeValue(r: ByteReader, realBigEndian: boolean): SqlValue {
       return code === TYPE_REAL ? v : -v;
     }
     case TYPE_TEXT: {
-      const len = readLength(r, n, at);
+      const len = readLength(r, n, at, maxLen);
       return decodeUtf8(r.bytes(len), at);
     }
     case TYPE_BLOB: {
-      const len = readLength(r, n, at);
+      const len = readLength(r, n, at, maxLen);
       return r.bytes(len);
     }
     default: // TYPE_NULL (code 5)

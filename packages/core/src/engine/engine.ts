@@ -26,6 +26,12 @@ export interface EngineOptions {
   now?: () => number;
   /** Cryptographically random bytes. */
   randomBytes: (n: number) => Uint8Array;
+  /**
+   * A stored change that cannot be encoded into a download (e.g. a clock outside the safe range
+   * written by an older server) is left out of the page and reported here; default: one
+   * `console.error` line. Downloads never fail because of it (docs/PROTOCOL.md "Limits").
+   */
+  onInvalidStoredChange?: (error: CoreError, change: Change) => void;
 }
 
 export interface FeedRequest extends Omit<FeedOptions, 'excludeSiteRef'> {
@@ -284,9 +290,9 @@ export class SyncEngine {
     return encodePayload(changes, { schemaHash });
   }
 
-  /** A streaming payload encoder stamped with `schemaHash` (default: current). */
+  /** A streaming payload encoder stamped with `schemaHash` (default: current); it skips and reports changes it cannot encode. */
   payloadEncoder(schemaHash = this.schemaHash()): PayloadEncoder {
-    return new PayloadEncoder({ schemaHash });
+    return new PayloadEncoder({ schemaHash, onInvalidChange: this.#opts.onInvalidStoredChange ?? reportInvalidStoredChange });
   }
 
   /** Merges a batch atomically: all of it or, when anything fails, none of it. */
@@ -300,7 +306,7 @@ export class SyncEngine {
           table: (n) => this.table(n),
           siteRef: (s) => this.#siteRef(s),
           clock: () => this.dbVersion(),
-          setClock: (v) => this.driver.prepare('UPDATE offsync_clock SET v = max(v, ?) WHERE id = 1').run(BigInt(v)),
+          setClock: (v) => this.driver.prepare('UPDATE offsync_clock SET v = max(v, ?) WHERE id = 1').run(BigInt(checkLocalClock(v))),
         },
         changes,
         opts,
@@ -482,6 +488,22 @@ export class SyncEngine {
     this.#siteIds.set(ref, id);
     return id;
   }
+}
+
+/**
+ * Guard of the local clock: a merge that would take it out of the safe-integer range is refused
+ * (CLOCK_OUT_OF_RANGE, the transaction rolls back), so the database stays encodable. Incoming
+ * clocks are bounded by MAX_CLOCK (2^48-1) in the decoder; this only trips on a damaged clock.
+ */
+export function checkLocalClock(v: number): number {
+  if (!Number.isSafeInteger(v) || v < 0) {
+    throw new CoreError(CoreErrorCode.CLOCK_OUT_OF_RANGE, `local db_version ${v} would leave the safe-integer range`, { details: { dbVersion: String(v) } });
+  }
+  return v;
+}
+
+function reportInvalidStoredChange(error: CoreError, change: Change): void {
+  console.error(`offsync: change left out of a download (${error.code}: ${error.message}; table ${change.tbl}, column ${change.col})`);
 }
 
 /** The trigger's primary-key encoder, applied to the table aliased as NEW. */

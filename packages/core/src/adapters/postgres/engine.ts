@@ -6,6 +6,7 @@ import { decodePayload } from '../../codec/payload.ts';
 import { uuidv7 } from '../../clock/site-id.ts';
 import { resolveAlgorithm } from '../../engine/algorithms.ts';
 import type { ApplyOptions, ApplyResult } from '../../engine/apply.ts';
+import { checkLocalClock } from '../../engine/engine.ts';
 import type { PayloadApplyOptions } from '../../engine/engine.ts';
 import { CoreError, CoreErrorCode } from '../../errors.ts';
 import { columnListSchemaHash, schemaHashFromInt64, schemaHashToInt64 } from '../../schema/schema-hash.ts';
@@ -152,7 +153,7 @@ export class PgSyncEngine {
       const [k] = await c.q(`SELECT v::text FROM ${this.#m}.clock WHERE id = 1 FOR UPDATE`);
       const host = { table: (n: string) => this.table(n), siteRef: (cc: PgConn, s: Uint8Array) => this.#siteRef(cc, s) };
       const result = await pgMergeChanges(c, host, Number(k?.[0] ?? 0), changes, opts);
-      await c.q(`UPDATE ${this.#m}.clock SET v = greatest(v, $1::int8) WHERE id = 1`, [result.dbVersion]);
+      await c.q(`UPDATE ${this.#m}.clock SET v = greatest(v, $1::int8) WHERE id = 1`, [checkLocalClock(result.dbVersion)]);
       await c.q(`SELECT set_config('${APPLYING_SETTING}', '0', true)`);
       return result;
     });
