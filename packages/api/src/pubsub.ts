@@ -11,6 +11,7 @@
 import { Redis } from 'ioredis';
 import { createPubSub } from 'graphql-yoga';
 import type { PubSub, PubSubEvent } from 'graphql-yoga';
+import type { RejectionJson } from './domains/sync/rejection-log.ts';
 
 export const DeviceEventKind = { REGISTERED: 'REGISTERED', SYNCED: 'SYNCED', REMOVED: 'REMOVED' } as const;
 export type DeviceEventKind = (typeof DeviceEventKind)[keyof typeof DeviceEventKind];
@@ -45,11 +46,23 @@ export interface SyncChangesPayload {
   resync?: boolean;
 }
 
+/**
+ * Published by the data plane after a merge that refused some changes on their own committed
+ * (`SyncDeps.onChangesRejected`): the rejection-log entries, JSON-encoded (rejection-log.ts;
+ * pk base64, values tagged `$int` / `$blob` / `$real`). A large batch is split over several
+ * events (bounded message size).
+ */
+export interface ChangesRejectedPayload {
+  databaseId: string;
+  entries: RejectionJson[];
+}
+
 /** Topic → [id, payload]. Subscribers listen per database id. */
 export type ApiEvents = {
   deviceEvent: [databaseId: string, payload: DeviceEventPayload];
   metricsChanged: [databaseId: string, payload: MetricsChangedPayload];
   syncChanges: [databaseId: string, payload: SyncChangesPayload];
+  changesRejected: [databaseId: string, payload: ChangesRejectedPayload];
 };
 
 /** `T` when it survives JSON.stringify → JSON.parse unchanged, else a type containing `never`. */

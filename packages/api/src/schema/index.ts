@@ -9,5 +9,6 @@ import '../domains/devices/devices.schema.ts';
 import '../domains/metrics/metrics.schema.ts';
 import '../domains/push/push.schema.ts';
 import '../domains/sync/sync.schema.ts';
+import '../domains/sync/rejections.schema.ts';
 
 export const schema = builder.toSchema();

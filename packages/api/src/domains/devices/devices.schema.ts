@@ -19,7 +19,7 @@ const DeviceRef = builder.prismaObject('Device', {
 
 type PageInfo = { hasNextPage: boolean; hasPreviousPage: boolean; startCursor: string | null; endCursor: string | null };
 
-const PageInfoRef = builder.objectRef<PageInfo>('PageInfo').implement({
+export const PageInfoRef = builder.objectRef<PageInfo>('PageInfo').implement({
   fields: (t) => ({
     hasNextPage: t.exposeBoolean('hasNextPage'),
     hasPreviousPage: t.exposeBoolean('hasPreviousPage'),

@@ -13,6 +13,7 @@ const PointRef = builder.objectRef<MetricsPoint>('MetricsPoint').implement({
     downloadBytes: t.exposeFloat('downloadBytes'),
     requests: t.exposeInt('requests'),
     activeDevices: t.exposeInt('activeDevices'),
+    rejectedChanges: t.exposeInt('rejectedChanges', { description: 'Changes refused on their own by the merge (see Database.rejections)' }),
   }),
 });
 
@@ -26,6 +27,7 @@ const MetricsRef = builder.objectRef<MetricsSnapshot>('Metrics').implement({
     uploadBytes: t.exposeFloat('uploadBytes'),
     downloadBytes: t.exposeFloat('downloadBytes'),
     requests: t.exposeInt('requests'),
+    rejectedChanges: t.exposeInt('rejectedChanges', { description: 'Changes refused on their own by the merge (see Database.rejections)' }),
     series: t.field({ type: [PointRef], resolve: (m) => m.series }),
   }),
 });

@@ -47,6 +47,22 @@ describe.each(providers)('metrics on %s', (provider) => {
     expect((await metrics.usage(projectId, 'PREVIOUS')).uploadBytes).toBe(0);
   });
 
+  test('recordRejections counts refused changes per site and minute, without touching requests or bytes', async () => {
+    const { metrics } = ctx.services;
+    const db = (await ctx.services.databases.createDatabase({ projectId, name: 'rejections' })).id;
+    const a = siteId();
+    const b = siteId();
+    const t0 = Date.parse('2025-06-15T12:00:10Z');
+    await metrics.recordTraffic(db, a, { uploadBytes: 10, downloadBytes: 0, at: new Date(t0) });
+    await metrics.recordRejections(db, [{ siteId: a, at: new Date(t0) }, { siteId: a, at: new Date(t0 + 5_000) }, { siteId: b.toUpperCase(), at: new Date(t0 + 60_000) }]);
+    await metrics.recordRejections(db, [{ siteId: a, at: new Date(t0 + 1_000) }]);
+    await metrics.recordRejections(db, []);
+    const m = await metrics.getMetrics(db, { from: new Date(t0 - 10_000), to: new Date(t0 + 110_000), bucket: 'MINUTE' });
+    expect(m).toMatchObject({ rejectedChanges: 4, requests: 1, uploadBytes: 10 });
+    expect(m.series.map((p) => p.rejectedChanges)).toEqual([3, 1]);
+    await expect(metrics.recordRejections(db, [{ siteId: 'nope' }])).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+  });
+
   test('subscribe: snapshot now, then throttled snapshots on change', async () => {
     ctx.clock.advance(2 * 3_600_000);
     const it = ctx.services.metrics.subscribe(databaseId, { bucket: 'HOUR' });

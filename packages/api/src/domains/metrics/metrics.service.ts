@@ -12,10 +12,12 @@ const bucketMs: Record<MetricsBucket, number> = { MINUTE: 60_000, HOUR: 3_600_00
 const MAX_POINTS = 2000;
 
 export interface TrafficSample { uploadBytes: number; downloadBytes: number; at?: Date }
-export interface MetricsPoint { start: Date; uploadBytes: number; downloadBytes: number; requests: number; activeDevices: number }
+/** One change refused on its own by the merge (an entry of the rejection log). */
+export interface RejectionSample { siteId: string; at?: Date }
+export interface MetricsPoint { start: Date; uploadBytes: number; downloadBytes: number; requests: number; activeDevices: number; rejectedChanges: number }
 export interface MetricsSnapshot {
   databaseId: string; from: Date; to: Date; bucket: MetricsBucket;
-  activeDevices: number; uploadBytes: number; downloadBytes: number; requests: number; series: MetricsPoint[];
+  activeDevices: number; uploadBytes: number; downloadBytes: number; requests: number; rejectedChanges: number; series: MetricsPoint[];
 }
 
 export function createMetricsService(deps: ServiceDeps) {
@@ -40,6 +42,33 @@ export function createMetricsService(deps: ServiceDeps) {
       pubsub.publish('metricsChanged', databaseId, { databaseId, at: at.toISOString() });
     },
 
+    /**
+     * Called by the data plane after a merge that refused changes committed: counts them in the
+     * minute buckets of their sites (`rejectedChanges`; requests and bytes unchanged).
+     */
+    async recordRejections(databaseId: string, samples: readonly RejectionSample[]): Promise<void> {
+      if (samples.length === 0) return;
+      const counts = new Map<string, { siteId: string; bucketStart: Date; n: number }>();
+      let latest = 0;
+      for (const s of samples) {
+        const site = validateSiteId(s.siteId);
+        const ms = (s.at ?? new Date(deps.clock.now())).getTime();
+        latest = Math.max(latest, ms);
+        const start = Math.floor(ms / 60_000) * 60_000;
+        const key = `${site}/${start}`;
+        const c = counts.get(key);
+        if (c === undefined) counts.set(key, { siteId: site, bucketStart: new Date(start), n: 1 });
+        else c.n++;
+      }
+      await prisma.$transaction([...counts.values()].map(({ siteId, bucketStart, n }) =>
+        prisma.trafficBucket.upsert({
+          where: { databaseId_siteId_bucketStart: { databaseId, siteId, bucketStart } },
+          create: { databaseId, siteId, bucketStart, rejectedChanges: n },
+          update: { rejectedChanges: { increment: n } },
+        })));
+      pubsub.publish('metricsChanged', databaseId, { databaseId, at: new Date(latest).toISOString() });
+    },
+
     async getMetrics(databaseId: string, args: { from?: Date | null; to?: Date | null; bucket?: MetricsBucket | null } = {}): Promise<MetricsSnapshot> {
       const bucket = args.bucket ?? 'HOUR';
       const size = bucketMs[bucket];
@@ -50,23 +79,25 @@ export function createMetricsService(deps: ServiceDeps) {
       const count = Math.ceil((to.getTime() - first) / size);
       if (count > MAX_POINTS) throw new ApiError('VALIDATION_FAILED', `bucket: range needs ${count} points, at most ${MAX_POINTS}; use a larger bucket`, { details: { field: 'bucket' } });
       const rows = await prisma.trafficBucket.findMany({ where: { databaseId, bucketStart: { gte: from, lt: to } } });
-      const points = Array.from({ length: count }, (_, i) => ({ start: new Date(first + i * size), uploadBytes: 0, downloadBytes: 0, requests: 0, sites: new Set<string>() }));
+      const points = Array.from({ length: count }, (_, i) => ({ start: new Date(first + i * size), uploadBytes: 0, downloadBytes: 0, requests: 0, rejectedChanges: 0, sites: new Set<string>() }));
       const sites = new Set<string>();
-      let uploadBytes = 0, downloadBytes = 0, requests = 0;
+      let uploadBytes = 0, downloadBytes = 0, requests = 0, rejectedChanges = 0;
       for (const r of rows) {
         const p = points[Math.floor((r.bucketStart.getTime() - first) / size)];
         if (p === undefined) continue;
         p.uploadBytes += Number(r.uploadBytes);
         p.downloadBytes += Number(r.downloadBytes);
         p.requests += r.requests;
+        p.rejectedChanges += r.rejectedChanges;
         p.sites.add(r.siteId);
         sites.add(r.siteId);
         uploadBytes += Number(r.uploadBytes);
         downloadBytes += Number(r.downloadBytes);
         requests += r.requests;
+        rejectedChanges += r.rejectedChanges;
       }
       return {
-        databaseId, from, to, bucket, activeDevices: sites.size, uploadBytes, downloadBytes, requests,
+        databaseId, from, to, bucket, activeDevices: sites.size, uploadBytes, downloadBytes, requests, rejectedChanges,
         series: points.map(({ sites: s, ...p }) => ({ ...p, activeDevices: s.size })),
       };
     },

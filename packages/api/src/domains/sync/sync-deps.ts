@@ -4,6 +4,7 @@
  * the sync domain importing it. {@link allowAllSyncDeps} is a no-op / allow-all default for tests.
  */
 import type { openSyncDatabase } from '@offsync/core/sqlite';
+import type { RejectionEntry } from './rejection-log.ts';
 
 /** The CRDT engine over one central database (`@offsync/core`). */
 export type SyncEngine = ReturnType<typeof openSyncDatabase>;
@@ -86,6 +87,12 @@ export interface SyncDeps {
   recordTraffic(databaseId: string, siteId: string, traffic: Traffic): MaybePromise<void>;
   /** A merge committed changes other devices may want (push, live subscriptions). */
   onChangesMerged(databaseId: string, event: ChangesMerged): MaybePromise<void>;
+  /**
+   * Changes refused on their own by a merge that committed (issue 8: RLS denial, primary-key
+   * type mismatch, UNIQUE violation), as recorded in the rejection log (rejection-log.ts), after
+   * the commit: live `rejections` subscriptions, rejected-changes metrics. Optional.
+   */
+  onChangesRejected?(databaseId: string, entries: RejectionEntry[]): MaybePromise<void>;
   /** `PUT …/notifications/tokens` (protocol reference A.6). */
   registerPushToken(databaseId: string, token: PushTokenRegistration): MaybePromise<void>;
   /** Where to report failures of the fire-and-forget hooks above (default: console.error). */

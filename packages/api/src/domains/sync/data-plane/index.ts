@@ -1,10 +1,14 @@
 /**
  * The data plane: the real {@link SyncDeps} of the sync service over the control-plane services
  * — database resolution, authentication (API key / access token / JWT), row-level security,
- * device and traffic recording, Expo push, and the `syncChanges` pub/sub events.
+ * device and traffic recording, Expo push, the `syncChanges` pub/sub events, and the
+ * `changesRejected` events + rejected-changes metrics of the rejection log.
  */
+import type { ChangesRejectedPayload } from '../../../pubsub.ts';
 import type { Services } from '../../../services.ts';
 import { CredentialKind } from '../../devices/devices.service.ts';
+import { toRejectionJson } from '../rejection-log.ts';
+import type { RejectionEntry, RejectionJson } from '../rejection-log.ts';
 import type { Principal, SchemaHashMode, SyncDeps } from '../sync-deps.ts';
 import { createAuthenticator } from './authenticate.ts';
 import { createPushNotifier, DEFAULT_EXPO_PUSH_URL } from './push.ts';
@@ -47,6 +51,30 @@ export interface DataPlane {
 
 export function credentialKindOf(principal: Principal): CredentialKind {
   return principal.kind === 'apiKey' ? CredentialKind.API_KEY : principal.kind === 'accessToken' ? CredentialKind.ACCESS_TOKEN : CredentialKind.JWT;
+}
+
+/** Entries per `changesRejected` event at most, and the JSON size an event stops growing at. */
+const REJECTED_EVENT_ENTRIES = 256;
+const REJECTED_EVENT_BYTES = 1_000_000;
+
+/** The `changesRejected` events of one merge: the entries in order, split to bound message size. */
+export function changesRejectedEvents(databaseId: string, entries: readonly RejectionEntry[]): ChangesRejectedPayload[] {
+  const out: ChangesRejectedPayload[] = [];
+  let cur: RejectionJson[] = [];
+  let bytes = 0;
+  for (const e of entries) {
+    const json = toRejectionJson(e);
+    const size = JSON.stringify(json).length;
+    if (cur.length > 0 && (cur.length >= REJECTED_EVENT_ENTRIES || bytes + size > REJECTED_EVENT_BYTES)) {
+      out.push({ databaseId, entries: cur });
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(json);
+    bytes += size;
+  }
+  if (cur.length > 0) out.push({ databaseId, entries: cur });
+  return out;
 }
 
 export function createDataPlane(services: Services, options: DataPlaneOptions): DataPlane {
@@ -92,6 +120,11 @@ export function createDataPlane(services: Services, options: DataPlaneOptions): 
     onChangesMerged(databaseId, event) {
       services.pubsub.publish('syncChanges', databaseId, { databaseId, dbVersion: event.dbVersion, originSiteId: event.originSiteId, tables: event.tables });
       push.changed(databaseId, event.originSiteId);
+    },
+    async onChangesRejected(databaseId, entries) {
+      if (entries.length === 0) return;
+      for (const payload of changesRejectedEvents(databaseId, entries)) services.pubsub.publish('changesRejected', databaseId, payload);
+      await services.metrics.recordRejections(databaseId, entries.map((e) => ({ siteId: e.siteId, at: e.at })));
     },
     async registerPushToken(databaseId, token) {
       await services.push.registerPushToken(databaseId, { expoToken: token.expoToken, deviceId: token.deviceId, siteId: token.siteId, platform: token.platform });
