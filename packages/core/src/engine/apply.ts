@@ -14,6 +14,8 @@ import { RIP_SENTINEL } from '../types.ts';
 import { sameBytes } from '../codec/bytes.ts';
 import { decodePk } from '../codec/pk.ts';
 import type { TableContext, TableStatements } from './table-context.ts';
+import { encodeTombstoneValues, readTombstone } from './tombstones.ts';
+import type { RowObject } from './tombstones.ts';
 
 /** A base-table write the merge is about to make; `authorize` may veto it by throwing. */
 export interface RowWrite {
@@ -25,9 +27,81 @@ export interface RowWrite {
   values: Readonly<Record<string, SqlValue>>;
 }
 
+export type RowOperation = 'INSERT' | 'UPDATE' | 'DELETE';
+
+/**
+ * What a batch does to one row, judged as a whole (docs/ARCHITECTURE.md "RLS model"): the row's
+ * state before the batch (central) and after ALL of the batch's changes to it merged. The
+ * operation follows from the transition: absent/deleted → alive = INSERT, alive → alive =
+ * UPDATE, alive → deleted = DELETE. A row born and deleted inside the batch, or one whose
+ * changes all lose, is never judged.
+ */
+export interface RowTransition {
+  table: string;
+  pk: Uint8Array;
+  pkValues: readonly SqlValue[];
+  operation: RowOperation;
+  /** The whole row before the batch (undefined for INSERT). */
+  old: Readonly<Record<string, SqlValue>> | undefined;
+  /** The whole row after the batch (undefined for DELETE). */
+  new: Readonly<Record<string, SqlValue>> | undefined;
+}
+
+/** A judge's refusal of one row. */
+export interface RowVerdict {
+  /** Stable code, e.g. `rls_denied`. */
+  code: string;
+  reason: string;
+  /** The policy expression that refused, if any. */
+  policy?: string | null;
+  /**
+   * False when the principal may not see the row as it stands centrally: its device then gets
+   * a removal addressed to it alone (`offsync_evictions`) instead of the central values.
+   */
+  visible?: boolean;
+}
+
+/** Codes of rejections the engine makes itself. */
+export const RejectionCode = {
+  /** A primary-key value whose type does not match the declared type of its column. */
+  PK_TYPE_MISMATCH: 'pk_type_mismatch',
+  /** The row's write violated a constraint (another UNIQUE column, NOT NULL, CHECK, …). */
+  CONSTRAINT_VIOLATION: 'constraint_violation',
+} as const;
+
+/** A row whose changes were rejected (nothing of them was written) and compensated. */
+export interface RejectedRow {
+  table: string;
+  pk: Uint8Array;
+  pkValues: SqlValue[];
+  operation: RowOperation;
+  code: string;
+  reason: string;
+  policy: string | null;
+  /** The rejected incoming values (column → value; the sentinel is not listed). */
+  values: Record<string, SqlValue>;
+}
+
 export interface ApplyOptions {
   /** Called before every base-table write; throw (e.g. CoreError RLS_DENIED) to refuse the whole batch. */
   authorize?: (write: RowWrite) => void;
+  /**
+   * Whole-row judge (RLS). When set, every row the batch changes is merged inside its own
+   * savepoint and judged afterwards; a refused row is rolled back and compensated, the rest of
+   * the batch merges. `authorize` is not called in this mode.
+   */
+  judge?: (row: RowTransition) => RowVerdict | undefined;
+  /**
+   * This database is authoritative (the server): a row that cannot be merged — a primary-key
+   * type mismatch, a constraint violation — is rejected and compensated on its own instead of
+   * refusing the batch. Implied by `judge`. Devices never set it (a device must not answer the
+   * server with compensating writes).
+   */
+  rejectRows?: boolean;
+  /** Internal: merge row by row in savepoints (set by the engine's retry after a constraint error). */
+  isolateRows?: boolean;
+  /** Principal recorded on compensating removals (only that principal's devices receive them). */
+  audience?: string;
 }
 
 export interface ApplyResult {
@@ -41,6 +115,8 @@ export interface ApplyResult {
   last: { dbVersion: number; seq: number } | undefined;
   /** The local db_version after the batch. */
   dbVersion: number;
+  /** Rows whose changes were rejected and compensated (empty when everything merged). */
+  rejected: RejectedRow[];
 }
 
 export interface MergeHost {
@@ -48,6 +124,10 @@ export interface MergeHost {
   siteRef(siteId: Uint8Array): number;
   clock(): number;
   setClock(v: number): void;
+  /** Runs `fn` in a savepoint: everything it wrote is rolled back when it throws. */
+  savepoint<T>(fn: () => T): T;
+  /** Keep the last values of rows deleted by the merge (`offsync_tombstones`). */
+  readonly keepTombstoneValues: boolean;
 }
 
 type RowRecord = [cl: number, icv: number | null, ver: bigint, seq: bigint, site: bigint];
@@ -215,6 +295,10 @@ class Merge {
       if (ch.cl === this.cl) return;
       this.flush();
       this.opts.authorize?.({ table: t.name, kind: 'delete', pk: this.pkValues, values: {} });
+      if (this.host.keepTombstoneValues) {
+        const last = readRow(t, this.pkValues);
+        if (last !== undefined) s.tombstonePut.run(t.name, this.pk, encodeTombstoneValues(t, last), null);
+      }
       s.deleteRow.run(...this.pkValues);
       if (this.rec !== undefined) this.rec[1] = null; // cells are dropped below: nothing to materialize
       this.setSentinel(s);
@@ -274,36 +358,287 @@ function insertShape(t: TableContext, group: readonly Change[]): { base: number 
   return { base };
 }
 
+/** The whole row (key and value columns) as stored, or undefined when it does not exist. */
+export function readRow(t: TableContext, pkValues: readonly SqlValue[]): RowObject | undefined {
+  const r = t.stmts.selectRow.getRaw(...pkValues);
+  if (r === undefined) return undefined;
+  const o: RowObject = {};
+  t.schema.pkColumns.forEach((k, i) => (o[k.name] = pkValues[i] ?? null));
+  t.columns.forEach((c, i) => (o[c.name] = r[i] ?? null));
+  return o;
+}
+
+/** SQLite type affinity of a declared column type (https://sqlite.org/datatype3.html §3.1). */
+function affinity(declared: string): 'integer' | 'text' | 'blob' | 'real' | 'numeric' {
+  const t = declared.toUpperCase();
+  if (t.includes('INT')) return 'integer';
+  if (t.includes('CHAR') || t.includes('CLOB') || t.includes('TEXT')) return 'text';
+  if (t.includes('BLOB') || t === '') return 'blob';
+  if (t.includes('REAL') || t.includes('FLOA') || t.includes('DOUB')) return 'real';
+  return 'numeric';
+}
+
+/**
+ * Why a change's primary-key values cannot name a row of `t`, or undefined. A key value must
+ * have the storage class its column's affinity keeps: an INTEGER/NUMERIC key takes integers
+ * (TEXT '5' would be coerced to the row 5 under another metadata identity), a TEXT key takes
+ * text (a BLOB x'6131' would read like 'a1'); untyped/BLOB keys take any non-NULL value.
+ */
+export function pkTypeProblem(t: TableContext, values: readonly SqlValue[]): string | undefined {
+  for (let i = 0; i < t.schema.pkColumns.length; i++) {
+    const c = t.schema.pkColumns[i];
+    const v = values[i] ?? null;
+    if (c === undefined) continue;
+    const a = affinity(c.type);
+    const kind = v === null ? 'NULL' : typeof v === 'string' ? 'TEXT' : v instanceof Uint8Array ? 'BLOB' : typeof v === 'bigint' || Number.isInteger(v) ? 'INTEGER' : 'REAL';
+    const ok = kind === 'NULL' ? false : a === 'integer' || a === 'numeric' ? kind === 'INTEGER' : a === 'text' ? kind === 'TEXT' : a === 'real' ? false : kind !== 'REAL';
+    if (!ok) return `Primary-key column ${c.name} of table ${t.name} is declared ${c.type || 'without a type'}; the change carries a ${kind} value`;
+  }
+  return undefined;
+}
+
+function isConstraintError(e: unknown): e is Error {
+  const code = e instanceof Error ? (e as Error & { code?: unknown }).code : undefined;
+  return typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT');
+}
+
+/** Thrown inside a row savepoint to roll it back. */
+class RowRejected extends Error {
+  constructor(readonly verdict: RowVerdict, readonly operation: RowOperation) {
+    super(verdict.reason);
+  }
+}
+
+function rejectedValues(t: TableContext, group: readonly Change[]): Record<string, SqlValue> {
+  const out: Record<string, SqlValue> = {};
+  for (const ch of group) if (ch.col !== RIP_SENTINEL && t.colIds.has(ch.col)) out[ch.col] = ch.val;
+  return out;
+}
+
+/**
+ * Compensation of a rejected row (docs/ARCHITECTURE.md "RLS model"): server-local clocks that
+ * win over the rejected changes on the device that made them, without changing any value:
+ *
+ * - the row is alive centrally: the cells the device wrote get col_version = max(local,
+ *   incoming) + 1 (the device takes the central values back); a device delete or resurrection
+ *   with a higher causal length is answered with an odd causal length above it and every cell
+ *   re-stamped (the row comes back whole);
+ * - the row is alive but the principal may not see it (`RowVerdict.visible` false): a removal
+ *   addressed to `audience` alone (`offsync_evictions`), central clocks untouched;
+ * - the row is absent or deleted centrally: a tombstone with an even causal length above both
+ *   sides, addressed to `audience` only (no other device learns the key); a later permitted
+ *   insert of that key is rebased over it (see `mergeRow`).
+ */
+function compensate(m: Merge, t: TableContext, group: readonly Change[], audience: string | null, visible: boolean): void {
+  m.ctx = undefined;
+  m.ch = group[0] as Change;
+  m.enterRow(t, (group[0] as Change).pk);
+  const s = t.stmts;
+  const pk = m.pk;
+  m.clock += 1;
+  m.groupVersion = 0n;
+  const v = BigInt(m.clock);
+  let maxCl = 0;
+  for (const ch of group) maxCl = Math.max(maxCl, ch.cl);
+  const alive = m.cl % 2 === 1 && readRow(t, m.pkValues) !== undefined;
+  if (alive && !visible && audience !== null) {
+    // The device may not hold this row at all: remove it there, and only there.
+    s.evictionPut.run(audience, t.name, pk, BigInt(maxCl % 2 === 0 ? maxCl + 2 : maxCl + 1), v);
+  } else if (alive && maxCl > m.cl) {
+    m.materialize(s);
+    s.setSentinel.run(pk, BigInt(maxCl % 2 === 0 ? maxCl + 1 : maxCl + 2), v, 0n, 0n);
+    for (const c of t.columns) {
+      const cur = s.cell.getRaw(pk, BigInt(c.id));
+      s.setCell.run(pk, BigInt(c.id), BigInt(cur === undefined ? 1 : Number(cur[0]) + 1), v, BigInt(1 + c.ord), 0n);
+    }
+  } else if (alive) {
+    const rec = m.rec;
+    for (const c of t.columns) {
+      let incoming = -1;
+      for (const ch of group) if (ch.col === c.name) incoming = Math.max(incoming, ch.colVersion);
+      if (incoming < 0) continue;
+      const explicit = s.cell.getRaw(pk, BigInt(c.id));
+      const local = explicit !== undefined ? Number(explicit[0]) : rec !== undefined && rec[1] !== null ? rec[1] : 0;
+      s.setCell.run(pk, BigInt(c.id), BigInt(Math.max(local, incoming) + 1), v, BigInt(1 + c.ord), 0n);
+    }
+  } else {
+    const top = Math.max(maxCl, m.cl);
+    const prev = readTombstone(t, pk);
+    s.setSentinel.run(pk, BigInt(top % 2 === 0 ? top + 2 : top + 1), v, 0n, 0n);
+    s.dropCells.run(pk);
+    const vals = prev?.lastValues === undefined ? null : encodeTombstoneValues(t, prev.lastValues);
+    s.tombstonePut.run(t.name, pk, vals, audience);
+  }
+  m.ctx = undefined;
+}
+
+/** Re-stamps a live row as this database's own write: sentinel and every cell at a new version, site 0. */
+function restampLocal(m: Merge, t: TableContext, pk: Uint8Array): void {
+  m.flush();
+  m.ctx = undefined;
+  m.enterRow(t, pk);
+  const s = t.stmts;
+  m.clock += 1;
+  m.groupVersion = 0n;
+  const v = BigInt(m.clock);
+  m.materialize(s);
+  s.setSentinel.run(pk, BigInt(m.cl), v, 0n, 0n);
+  for (const c of t.columns) {
+    const cur = s.cell.getRaw(pk, BigInt(c.id));
+    s.setCell.run(pk, BigInt(c.id), BigInt(cur === undefined ? 1 : Number(cur[0])), v, BigInt(1 + c.ord), 0n);
+  }
+  m.ctx = undefined;
+}
+
 /** Merges `changes` in order. Must run inside a transaction with triggers suppressed. */
 export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: ApplyOptions): ApplyResult {
-  const m = new Merge(host, opts);
+  const { authorize: _perWrite, ...rowMode } = opts;
+  const m = new Merge(host, opts.judge !== undefined || opts.isolateRows === true ? rowMode : opts);
+  const rejected: RejectedRow[] = [];
+  const audience = opts.audience ?? null;
   let last: { dbVersion: number; seq: number } | undefined;
-  let group: Change[] = [];
-  const mergeGroup = (): void => {
-    const first = group[0];
-    if (first === undefined) return;
-    const t = host.table(first.tbl);
-    if (t !== undefined) {
-      m.ch = first;
-      m.enterRow(t, first.pk);
-      const shape = m.cl === 0 ? insertShape(t, group) : undefined;
-      if (shape !== undefined) {
-        m.insertRow(t, group, shape.base);
-        group = [];
-        return;
+
+  /** Type check + rebase + merge of one row's changes; true when the row must be re-stamped as local. */
+  const mergeRow = (t: TableContext | undefined, input: Change[]): boolean => {
+    const first = input[0] as Change;
+    if (t === undefined) {
+      for (const ch of input) m.merge(ch); // throws UNKNOWN_TABLE
+      return false;
+    }
+    m.ch = first;
+    m.enterRow(t, first.pk);
+    let group = input;
+    let rebased = false;
+    if (m.cl > 0 && m.cl % 2 === 0) {
+      // A tombstone that only compensated a rejected write must not block a permitted insert.
+      let maxCl = 0;
+      for (const ch of group) maxCl = Math.max(maxCl, ch.cl);
+      if (maxCl <= m.cl && group.some((ch) => ch.cl % 2 === 1) && readTombstone(t, m.pk)?.audience != null) {
+        const shift = m.cl;
+        group = group.map((ch) => ({ ...ch, cl: ch.cl + shift }));
+        rebased = true;
       }
     }
-    for (const ch of group) m.merge(ch);
-    group = [];
+    const shape = m.cl === 0 ? insertShape(t, group) : undefined;
+    if (shape !== undefined) m.insertRow(t, group, shape.base);
+    else for (const ch of group) m.merge(ch);
+    if (rebased) t.stmts.tombstonePut.run(t.name, m.pk, null, null);
+    return rebased;
   };
+
+  const reject = (t: TableContext, group: Change[], operation: RowOperation, verdict: RowVerdict): void => {
+    const first = group[0] as Change;
+    rejected.push({
+      table: t.name,
+      pk: first.pk,
+      pkValues: decodePk(first.pk),
+      operation,
+      code: verdict.code,
+      reason: verdict.reason,
+      policy: verdict.policy ?? null,
+      values: rejectedValues(t, group),
+    });
+    compensate(m, t, group, audience, verdict.visible ?? true);
+  };
+
+  /** Rejects a row whose key values have the wrong types; true when it was rejected. */
+  const rejectBadKey = (t: TableContext | undefined, group: Change[]): boolean => {
+    if (t === undefined) return false;
+    const first = group[0] as Change;
+    m.ch = first;
+    m.enterRow(t, first.pk);
+    const problem = pkTypeProblem(t, m.pkValues);
+    if (problem === undefined) return false;
+    if (opts.rejectRows !== true && opts.judge === undefined) throw new CoreError(CoreErrorCode.PK_INVALID, problem, { details: { table: t.name } });
+    m.received += group.length;
+    reject(t, group, 'INSERT', { code: RejectionCode.PK_TYPE_MISMATCH, reason: problem });
+    return true;
+  };
+
+  if (opts.judge === undefined && opts.isolateRows !== true) {
+    let group: Change[] = [];
+    const flushGroup = (): void => {
+      const first = group[0];
+      if (first === undefined) return;
+      const t = host.table(first.tbl);
+      const g = group;
+      group = [];
+      if (rejectBadKey(t, g)) return;
+      if (mergeRow(t, g) && t !== undefined) restampLocal(m, t, first.pk);
+    };
+    for (const ch of changes) {
+      const head = group[0];
+      if (head !== undefined && (head.tbl !== ch.tbl || !sameBytes(head.pk, ch.pk))) flushGroup();
+      group.push(ch);
+      last = { dbVersion: ch.dbVersion, seq: ch.seq };
+    }
+    flushGroup();
+    m.flush();
+    host.setClock(m.clock);
+    return { received: m.received, applied: m.applied, tables: [...m.tables], last, dbVersion: m.clock, rejected };
+  }
+
+  // Row by row: validate the whole batch first (schema errors refuse it whole), then merge each
+  // row in a savepoint, judge the transition, and roll back + compensate a refused row.
+  const rows = new Map<string, { t: TableContext; changes: Change[] }>();
+  const sites = new Map<string, Uint8Array>();
   for (const ch of changes) {
-    const head = group[0];
-    if (head !== undefined && (head.tbl !== ch.tbl || !sameBytes(head.pk, ch.pk))) mergeGroup();
-    group.push(ch);
+    const t = host.table(ch.tbl);
+    if (t === undefined) throw new CoreError(CoreErrorCode.UNKNOWN_TABLE, `Table ${ch.tbl} is not enabled for sync on this database`, { details: { table: ch.tbl } });
+    if (ch.col !== RIP_SENTINEL && !t.colIds.has(ch.col)) {
+      throw new CoreError(CoreErrorCode.UNKNOWN_COLUMN, `Column ${ch.col} does not exist in table ${t.name}`, { details: { table: t.name, column: ch.col } });
+    }
+    const key = `${t.name.toLowerCase()}\u0000${pkKey(ch.pk)}`;
+    const row = rows.get(key);
+    if (row === undefined) rows.set(key, { t, changes: [ch] });
+    else row.changes.push(ch);
+    sites.set(pkKey(ch.siteId), ch.siteId);
     last = { dbVersion: ch.dbVersion, seq: ch.seq };
   }
-  mergeGroup();
-  m.flush();
+  for (const id of sites.values()) host.siteRef(id); // outside the row savepoints
+  for (const { t, changes: group } of rows.values()) {
+    m.ctx = undefined;
+    if (rejectBadKey(t, group)) continue;
+    const first = group[0] as Change;
+    const pkValues = m.pkValues;
+    const before = readRow(t, pkValues);
+    const applied = m.applied;
+    const received = m.received;
+    const hadTable = m.tables.has(t.name);
+    try {
+      host.savepoint(() => {
+        let operation: RowOperation = before === undefined ? 'INSERT' : 'UPDATE';
+        try {
+          const restamp = mergeRow(t, group);
+          m.flush();
+          if (m.applied === applied) return;
+          const after = readRow(t, pkValues);
+          if (before === undefined && after === undefined) return;
+          operation = before === undefined ? 'INSERT' : after === undefined ? 'DELETE' : 'UPDATE';
+          const verdict = opts.judge?.({ table: t.name, pk: first.pk, pkValues, operation, old: before, new: after });
+          if (verdict !== undefined) throw new RowRejected(verdict, operation);
+          if (restamp) restampLocal(m, t, first.pk);
+        } catch (e) {
+          if (e instanceof RowRejected || !isConstraintError(e)) throw e;
+          throw new RowRejected({ code: RejectionCode.CONSTRAINT_VIOLATION, reason: e.message }, operation);
+        }
+      });
+    } catch (e) {
+      if (!(e instanceof RowRejected)) throw e;
+      m.pending.clear();
+      m.ctx = undefined;
+      m.applied = applied;
+      m.received = received + group.length;
+      if (!hadTable) m.tables.delete(t.name);
+      reject(t, group, e.operation, e.verdict);
+    }
+  }
   host.setClock(m.clock);
-  return { received: m.received, applied: m.applied, tables: [...m.tables], last, dbVersion: m.clock };
+  return { received: m.received, applied: m.applied, tables: [...m.tables], last, dbVersion: m.clock, rejected };
+}
+
+function pkKey(b: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i] ?? 0);
+  return s;
 }

@@ -16,7 +16,7 @@ import { mergeChanges } from './apply.ts';
 import type { ApplyOptions, ApplyResult } from './apply.ts';
 import { changeFeed } from './extract.ts';
 import type { FeedOptions } from './extract.ts';
-import { BASE_METADATA_SQL, cellsTableName, dropMetaTablesSql, dropTriggersSql, metaTableSql, pkBlobSql, quoteIdent, rowsTableName, triggerSql } from './sql-gen.ts';
+import { BASE_METADATA_SQL, TOMBSTONE_VALUES_SETTING, cellsTableName, dropMetaTablesSql, dropTriggersSql, metaTableSql, pkBlobSql, quoteIdent, rowsTableName, triggerSql } from './sql-gen.ts';
 import { createTableContext } from './table-context.ts';
 import type { TableContext } from './table-context.ts';
 import { resolveAlgorithm } from './algorithms.ts';
@@ -70,6 +70,7 @@ export class SyncEngine {
   #alter = new Map<string, string[]>();
   /** `PRAGMA schema_version` when the table contexts were last built. */
   #schemaVersion = -1;
+  #keepTombstones = false;
 
   constructor(driver: SqlDriver, opts: EngineOptions) {
     this.driver = driver;
@@ -295,25 +296,56 @@ export class SyncEngine {
     return new PayloadEncoder({ schemaHash, onInvalidChange: this.#opts.onInvalidStoredChange ?? reportInvalidStoredChange });
   }
 
-  /** Merges a batch atomically: all of it or, when anything fails, none of it. */
+  /**
+   * Merges a batch atomically: all of it or, when anything fails, none of it — except rows the
+   * merge rejects on their own (`ApplyResult.rejected`: a judge's refusal, a primary-key type
+   * mismatch, a constraint violation) when the caller is authoritative (`judge` or
+   * `rejectRows`), which are rolled back alone and compensated. With `rejectRows` and no judge,
+   * a batch that hits a constraint error is merged again row by row, so the happy path pays no
+   * savepoints.
+   */
   applyChanges(changes: Iterable<Change>, opts: ApplyOptions = {}): ApplyResult {
     this.#refresh();
-    return this.driver.transaction(() => {
-      const flag = this.driver.prepare('UPDATE offsync_clock SET applying = ? WHERE id = 1');
-      flag.run(1n);
-      const result = mergeChanges(
-        {
-          table: (n) => this.table(n),
-          siteRef: (s) => this.#siteRef(s),
-          clock: () => this.dbVersion(),
-          setClock: (v) => this.driver.prepare('UPDATE offsync_clock SET v = max(v, ?) WHERE id = 1').run(BigInt(checkLocalClock(v))),
-        },
-        changes,
-        opts,
-      );
-      flag.run(0n);
-      return result;
-    });
+    const list = Array.isArray(changes) ? (changes as Change[]) : [...changes];
+    const run = (o: ApplyOptions): ApplyResult =>
+      this.driver.transaction(() => {
+        const flag = this.driver.prepare('UPDATE offsync_clock SET applying = ? WHERE id = 1');
+        flag.run(1n);
+        const result = mergeChanges(
+          {
+            table: (n) => this.table(n),
+            siteRef: (s) => this.#siteRef(s),
+            clock: () => this.dbVersion(),
+            setClock: (v) => this.driver.prepare('UPDATE offsync_clock SET v = max(v, ?) WHERE id = 1').run(BigInt(checkLocalClock(v))),
+            savepoint: (fn) => this.driver.transaction(fn),
+            keepTombstoneValues: this.#keepTombstones,
+          },
+          list,
+          o,
+        );
+        flag.run(0n);
+        return result;
+      });
+    if (opts.rejectRows !== true || opts.judge !== undefined || opts.isolateRows === true) return run(opts);
+    try {
+      return run(opts);
+    } catch (e) {
+      const code = typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : '';
+      if (!code.startsWith('SQLITE_CONSTRAINT')) throw e;
+      return run({ ...opts, isolateRows: true });
+    }
+  }
+
+  /**
+   * Central databases under row-level security keep the last values of deleted rows
+   * (`offsync_tombstones`), so a deletion reaches only the users whose SELECT policy allowed the
+   * row (docs/ARCHITECTURE.md "RLS model"). Off by default (devices do not need it).
+   */
+  setKeepTombstoneValues(on: boolean): void {
+    if (on === this.#keepTombstones) return;
+    if (on) this.driver.prepare('INSERT OR REPLACE INTO offsync_settings (key, value) VALUES (?, 1)').run(TOMBSTONE_VALUES_SETTING);
+    else this.driver.prepare('DELETE FROM offsync_settings WHERE key = ?').run(TOMBSTONE_VALUES_SETTING);
+    this.#keepTombstones = on;
   }
 
   /** Decodes and merges a payload atomically, checking its schema hash first (D.3). */
@@ -374,6 +406,7 @@ export class SyncEngine {
   }
 
   #loadTables(): void {
+    this.#keepTombstones = this.driver.prepare('SELECT 1 FROM offsync_settings WHERE key = ?').getRaw(TOMBSTONE_VALUES_SETTING) !== undefined;
     this.#schemaVersion = Number((this.driver.prepare('PRAGMA schema_version').getRaw() ?? [0])[0]);
     const next = new Map<string, TableContext>();
     for (const t of this.syncedTables()) {

@@ -10,6 +10,8 @@ import { decodePk } from '../codec/pk.ts';
 import type { Change, SqlValue } from '../types.ts';
 import { RIP_SENTINEL } from '../types.ts';
 import type { TableContext } from './table-context.ts';
+import { readTombstone } from './tombstones.ts';
+import type { Tombstone } from './tombstones.ts';
 
 export interface Cursor {
   dbVersion: number;
@@ -25,11 +27,14 @@ export interface FeedOptions {
   localOnly?: boolean;
   /** Only these tables (default: all synced tables). */
   tables?: readonly string[];
+  /** The caller's principal: removals addressed to it (`offsync_evictions`) join the feed, unfiltered. */
+  audience?: string;
   /**
    * Row visibility (RLS SELECT): return false to drop every change of that row.
-   * `row` is undefined when the row does not exist (deleted).
+   * `row` is undefined when the row does not exist (deleted); `tombstone` then says what the
+   * database remembers of it (last values, the audience of a compensating removal), if anything.
    */
-  rowFilter?: (table: string, pk: readonly SqlValue[], row: Readonly<Record<string, SqlValue>> | undefined) => boolean;
+  rowFilter?: (table: string, pk: readonly SqlValue[], row: Readonly<Record<string, SqlValue>> | undefined, tombstone?: Tombstone) => boolean;
 }
 
 export interface FeedHost {
@@ -79,6 +84,13 @@ interface Stream {
   ctx: TableContext;
   it: Iterator<Item>;
   head: Item;
+  /** Items addressed to the caller (evictions): no row filter, no value lookup. */
+  direct: boolean;
+}
+
+/** Removals addressed to one principal, as sentinel items of site 0 at seq 0. */
+function* evictionItems(it: Iterable<unknown[]>): Generator<Item> {
+  for (const r of it) yield [r[0] as Uint8Array, 0, Number(r[1]), Number(r[2]), 0, 0, Number(r[1])];
 }
 
 interface RowCache {
@@ -105,7 +117,12 @@ export function* changeFeed(host: FeedHost, opts: FeedOptions = {}): Generator<C
     const cells = opts.localOnly ? s.cellsFeedLocal.iterateRaw(v, q) : ex !== undefined ? s.cellsFeedExcluding.iterateRaw(v, q, ex) : s.cellsFeed.iterateRaw(v, q);
     for (const it of [rowItems(ctx, rows, after), cellItems(cells)]) {
       const first = it.next();
-      if (!first.done) streams.push({ ctx, it, head: first.value });
+      if (!first.done) streams.push({ ctx, it, head: first.value, direct: false });
+    }
+    if (opts.audience !== undefined) {
+      const it = evictionItems(s.evictionsFeed.iterateRaw(opts.audience, ctx.name, v));
+      const first = it.next();
+      if (!first.done) streams.push({ ctx, it, head: first.value, direct: true });
     }
     caches.set(ctx, { pk: undefined, values: [], row: undefined, visible: true });
   }
@@ -140,6 +157,10 @@ function* mergeStreams(
     else st.head = next.value;
 
     const ctx = st.ctx;
+    if (st.direct) {
+      yield { tbl: ctx.name, pk, col: RIP_SENTINEL, val: null, colVersion: cv, dbVersion: dbv, siteId: siteOf(host, siteCache, siteRef), cl, seq };
+      continue;
+    }
     const cache = caches.get(ctx) as RowCache;
     if (!sameBytes(cache.pk, pk)) {
       cache.pk = pk;
@@ -153,7 +174,7 @@ function* mergeStreams(
           ctx.columns.forEach((c, i) => (o[c.name] = cache.row?.[i] ?? null));
           obj = o;
         }
-        cache.visible = opts.rowFilter(ctx.name, cache.values, obj);
+        cache.visible = obj !== undefined ? opts.rowFilter(ctx.name, cache.values, obj) : opts.rowFilter(ctx.name, cache.values, undefined, readTombstone(ctx, pk));
       }
     }
     if (!cache.visible) continue;
@@ -165,11 +186,15 @@ function* mergeStreams(
       col = c.name;
       val = cache.row === undefined ? null : (cache.row[c.ord] ?? null);
     }
-    let siteId = siteCache.get(siteRef);
-    if (siteId === undefined) {
-      siteId = host.siteIdOf(siteRef);
-      siteCache.set(siteRef, siteId);
-    }
-    yield { tbl: ctx.name, pk, col, val, colVersion: cv, dbVersion: dbv, siteId, cl, seq };
+    yield { tbl: ctx.name, pk, col, val, colVersion: cv, dbVersion: dbv, siteId: siteOf(host, siteCache, siteRef), cl, seq };
   }
+}
+
+function siteOf(host: FeedHost, cache: Map<number, Uint8Array>, ref: number): Uint8Array {
+  let id = cache.get(ref);
+  if (id === undefined) {
+    id = host.siteIdOf(ref);
+    cache.set(ref, id);
+  }
+  return id;
 }

@@ -36,7 +36,34 @@ CREATE TABLE IF NOT EXISTS offsync_columns (
   tbl TEXT NOT NULL, name TEXT NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (tbl, name)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS offsync_schema_versions (hash INTEGER PRIMARY KEY, seq INTEGER NOT NULL, kind TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS offsync_tombstones (
+  tbl TEXT NOT NULL, pk BLOB NOT NULL, vals TEXT, audience TEXT, PRIMARY KEY (tbl, pk)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS offsync_evictions (
+  audience TEXT NOT NULL, tbl TEXT NOT NULL, pk BLOB NOT NULL, cl INTEGER NOT NULL, db_version INTEGER NOT NULL,
+  PRIMARY KEY (audience, tbl, pk)
+) WITHOUT ROWID;
 `;
+
+/**
+ * `offsync_settings` key that makes the delete triggers keep a deleted row's last values in
+ * `offsync_tombstones` (central databases under row-level security: a deletion is only sent to
+ * users whose SELECT policy allowed the row's last values — docs/ARCHITECTURE.md "RLS model").
+ */
+export const TOMBSTONE_VALUES_SETTING = 'tombstone_values';
+
+/**
+ * The last values of a row as stored in `offsync_tombstones.vals`: a JSON array of
+ * `[typeof, value]` pairs in `columns` order, BLOBs as hex (JSON cannot hold BLOBs).
+ */
+export function tombstoneValuesSql(columns: readonly string[], alias: string): string {
+  if (columns.length === 0) return "'[]'";
+  const pairs = columns.map((c) => {
+    const x = `${alias}.${quoteIdent(c)}`;
+    return `typeof(${x}), CASE typeof(${x}) WHEN 'blob' THEN hex(${x}) WHEN 'integer' THEN CAST(${x} AS TEXT) ELSE ${x} END`;
+  });
+  return `json_array(${pairs.join(', ')})`;
+}
 
 export const rowsTableName = (table: string): string => `${table}__crdt_rows`;
 export const cellsTableName = (table: string): string => `${table}__crdt_cells`;
@@ -204,15 +231,21 @@ END;`);
   }
   // Primary-key change: tombstone the old key, the new key gets a sentinel and all cells at
   // col_version 1 (the "moved" cells), then the columns changed by the same UPDATE are bumped.
+  const allCols = schema.columns.map((x) => x.name);
+  const keepLast = `INSERT OR REPLACE INTO offsync_tombstones (tbl, pk, vals, audience)
+    SELECT ${quoteText(schema.name)}, ${oldPk}, ${tombstoneValuesSql(allCols, 'OLD')}, NULL
+    WHERE EXISTS (SELECT 1 FROM offsync_settings WHERE key = '${TOMBSTONE_VALUES_SETTING}');`;
   out.push(`CREATE TRIGGER IF NOT EXISTS ${updpk} AFTER UPDATE ON ${t} WHEN ${NOT_APPLYING} AND NOT (${same}) BEGIN
   ${BUMP_CLOCK}
   ${tombstone(oldPk)}
+  ${keepLast}
   ${revive(newPk, true)}
   ${cols.map((col) => bumpCell(col, newPk)).join('\n  ')}
 END;`);
   out.push(`CREATE TRIGGER IF NOT EXISTS ${del} AFTER DELETE ON ${t} WHEN ${NOT_APPLYING} BEGIN
   ${BUMP_CLOCK}
   ${tombstone(oldPk)}
+  ${keepLast}
 END;`);
   return out.join('\n');
 }

@@ -25,7 +25,11 @@ export interface TableContext {
   readonly columns: readonly ValueColumn[];
   readonly byId: ReadonlyMap<number, ValueColumn>;
   readonly stmts: TableStatements;
-  /** Upsert of the given value columns of one row (pk values, then the column values). */
+  /**
+   * Upsert of the given value columns of one row (pk values, then the column values). The
+   * conflict target is the primary key: a change can only ever write the row its key names; a
+   * clash with another UNIQUE constraint raises a constraint error (a rejected change).
+   */
   upsertColumns(cols: readonly string[]): SqlStatement;
   selectColumn(col: string): SqlStatement;
 }
@@ -57,6 +61,14 @@ export interface TableStatements {
   insertPkOnly: SqlStatement;
   /** (...pkValues) → value columns in `columns` order. */
   selectRow: SqlStatement;
+  /** (tbl, pk) → [vals, audience] of `offsync_tombstones`. */
+  tombstoneGet: SqlStatement;
+  /** (tbl, pk, vals, audience) */
+  tombstonePut: SqlStatement;
+  /** (audience, tbl, pk, cl, db_version): a removal addressed to one principal only. */
+  evictionPut: SqlStatement;
+  /** (audience, tbl, db_version) → [pk, cl, db_version] after the version. */
+  evictionsFeed: SqlStatement;
   /** Feeds: rows stream (db_version ≥ ?) and cells stream ((db_version, seq) > (?, ?)), optionally by site. */
   rowsFeed: SqlStatement;
   rowsFeedExcluding: SqlStatement;
@@ -112,6 +124,10 @@ export function createTableContext(
     deleteRow: driver.prepare(`DELETE FROM ${t} WHERE ${where}`),
     insertPkOnly: driver.prepare(`INSERT OR IGNORE INTO ${t} (${pkNames.join(', ')}) VALUES (${marks})`),
     selectRow: driver.prepare(`SELECT ${columns.length ? columns.map((v) => quoteIdent(v.name)).join(', ') : '1'} FROM ${t} WHERE ${where}`),
+    tombstoneGet: driver.prepare('SELECT vals, audience FROM offsync_tombstones WHERE tbl = ? AND pk = ?'),
+    tombstonePut: driver.prepare('INSERT OR REPLACE INTO offsync_tombstones (tbl, pk, vals, audience) VALUES (?, ?, ?, ?)'),
+    evictionPut: driver.prepare('INSERT OR REPLACE INTO offsync_evictions (audience, tbl, pk, cl, db_version) VALUES (?, ?, ?, ?, ?)'),
+    evictionsFeed: driver.prepare('SELECT pk, cl, db_version FROM offsync_evictions WHERE audience = ? AND tbl = ? AND db_version > ? ORDER BY db_version, pk'),
     rowsFeed: driver.prepare(`${rowsSelect} ORDER BY r.db_version, r.seq`),
     rowsFeedExcluding: driver.prepare(`${rowsSelect} AND r.site <> ? ORDER BY r.db_version, r.seq`),
     rowsFeedLocal: driver.prepare(`${rowsSelect} AND r.site = 0 ORDER BY r.db_version, r.seq`),
@@ -136,7 +152,7 @@ export function createTableContext(
         const q = cols.map(quoteIdent);
         s = driver.prepare(
           `INSERT INTO ${t} (${[...pkNames, ...q].join(', ')}) VALUES (${marks}${', ?'.repeat(q.length)})
-           ON CONFLICT DO UPDATE SET ${q.map((x) => `${x} = excluded.${x}`).join(', ')}`,
+           ON CONFLICT (${pkNames.join(', ')}) DO UPDATE SET ${q.map((x) => `${x} = excluded.${x}`).join(', ')}`,
         );
         upserts.set(key, s);
       }

@@ -179,5 +179,5 @@ export async function pgMergeChanges(c: PgConn, host: PgMergeHost, clock: number
     last = { dbVersion: ch.dbVersion, seq: ch.seq };
   }
   await m.flush();
-  return { received: m.received, applied: m.applied, tables: [...m.tables], last, dbVersion: m.clock };
+  return { received: m.received, applied: m.applied, tables: [...m.tables], last, dbVersion: m.clock, rejected: [] };
 }

@@ -1,0 +1,258 @@
+/**
+ * Whole-row judging, per-row rejection and compensation in the merge (docs/ARCHITECTURE.md
+ * "RLS model"): a refused row is rolled back alone, the rest of the batch merges, and the
+ * device that made the refused write converges to what the server holds.
+ */
+import { describe, expect, test } from 'vitest';
+import type { RowTransition, RowVerdict } from '../src/engine/apply.ts';
+import type { SyncEngine } from '../src/engine/engine.ts';
+import type { Tombstone } from '../src/engine/tombstones.ts';
+import { encodePk } from '../src/codec/pk.ts';
+import { changesFor, openReplica, tableRows } from '../src/testing/replica.ts';
+import type { Change, SqlValue } from '../src/types.ts';
+import { RIP_SENTINEL } from '../src/types.ts';
+
+const ITEMS = "CREATE TABLE items (id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL DEFAULT '', title TEXT NOT NULL DEFAULT '', slug TEXT UNIQUE)";
+
+type Row = Readonly<Record<string, SqlValue>> | undefined;
+
+/** A toy policy: a user may write and see rows whose owner is themself. */
+function ownerJudge(user: string, log: RowTransition[] = [], visibleTo: 'owner' | 'all' = 'all') {
+  return (t: RowTransition): RowVerdict | undefined => {
+    log.push(t);
+    const ok = (r: Row): boolean => r !== undefined && r['owner'] === user;
+    const allowed = t.operation === 'INSERT' ? ok(t.new) : t.operation === 'DELETE' ? ok(t.old) : ok(t.old) && ok(t.new);
+    return allowed ? undefined : { code: 'rls_denied', reason: `${t.operation} denied`, policy: 'owner = auth_userid()', visible: visibleTo === 'all' || ok(t.old) };
+  };
+}
+
+function ownerFilter(user: string) {
+  return (_t: string, _pk: readonly SqlValue[], row: Row, tomb?: Tombstone): boolean => {
+    if (row !== undefined) return row['owner'] === user;
+    if (tomb?.audience != null) return tomb.audience === `user:${user}`;
+    return tomb?.lastValues?.['owner'] === user;
+  };
+}
+
+function server(): SyncEngine {
+  const s = openReplica(ITEMS, ['items']);
+  s.setKeepTombstoneValues(true);
+  return s;
+}
+
+/** Uploads everything `dev` has that `srv` lacks, as `user`. */
+function upload(dev: SyncEngine, srv: SyncEngine, user: string, log?: RowTransition[], visibleTo: 'owner' | 'all' = 'all') {
+  return srv.applyChanges(changesFor(dev, srv), { judge: ownerJudge(user, log, visibleTo), audience: `user:${user}` });
+}
+
+/** Downloads what `user` may see into `dev`. */
+function download(srv: SyncEngine, dev: SyncEngine, user: string): Change[] {
+  const feed = [...srv.changes({ excludeSiteId: dev.siteId, rowFilter: ownerFilter(user), audience: `user:${user}` })];
+  dev.applyChanges(feed);
+  return feed;
+}
+
+const rows = (e: SyncEngine) => tableRows(e, 'items');
+
+describe('whole-row judging', () => {
+  test('the judge sees full OLD/NEW rows and the operation of the transition', () => {
+    const srv = server();
+    const dev = openReplica(ITEMS, ['items']);
+    const log: RowTransition[] = [];
+    dev.driver.exec("INSERT INTO items (id, owner, title) VALUES ('a', 'u1', 'one')");
+    expect(upload(dev, srv, 'u1', log).rejected).toEqual([]);
+    expect(log.map((t) => [t.operation, t.old, t.new])).toEqual([['INSERT', undefined, { id: 'a', owner: 'u1', title: 'one', slug: null }]]);
+    dev.driver.exec("UPDATE items SET title = 'two' WHERE id = 'a'");
+    log.length = 0;
+    upload(dev, srv, 'u1', log);
+    expect(log.map((t) => [t.operation, t.old?.['title'], t.new?.['title']])).toEqual([['UPDATE', 'one', 'two']]);
+    dev.driver.exec("DELETE FROM items WHERE id = 'a'");
+    log.length = 0;
+    upload(dev, srv, 'u1', log);
+    expect(log.map((t) => [t.operation, t.old, t.new])).toEqual([['DELETE', { id: 'a', owner: 'u1', title: 'two', slug: null }, undefined]]);
+    expect(rows(srv)).toEqual([]);
+  });
+
+  test("re-inserting one's own deleted row is judged on the merged row, not on column defaults", () => {
+    const srv = server();
+    const dev = openReplica(ITEMS, ['items']);
+    dev.driver.exec("INSERT INTO items (id, owner, title) VALUES ('a', 'u1', 'one')");
+    upload(dev, srv, 'u1');
+    dev.driver.exec("DELETE FROM items WHERE id = 'a'");
+    upload(dev, srv, 'u1');
+    dev.driver.exec("INSERT INTO items (id, owner, title) VALUES ('a', 'u1', 'again')");
+    const log: RowTransition[] = [];
+    const r = upload(dev, srv, 'u1', log);
+    expect(r.rejected).toEqual([]);
+    expect(log.map((t) => [t.operation, t.new?.['owner'], t.new?.['title']])).toEqual([['INSERT', 'u1', 'again']]);
+    expect(rows(srv)).toEqual([{ id: 'a', owner: 'u1', title: 'again', slug: null }]);
+  });
+
+  test('a row inserted and deleted offline before the first sync needs no policy', () => {
+    const srv = server();
+    const dev = openReplica(ITEMS, ['items']);
+    dev.driver.exec("INSERT INTO items (id, owner) VALUES ('gone', 'u1')");
+    dev.driver.exec("DELETE FROM items WHERE id = 'gone'");
+    const log: RowTransition[] = [];
+    const r = upload(dev, srv, 'u1', log);
+    expect(log).toEqual([]);
+    expect(r.rejected).toEqual([]);
+    expect(r.received).toBeGreaterThan(0);
+  });
+});
+
+describe('per-row rejection and compensation', () => {
+  test('a refused row is rolled back alone; the rest of the batch lands', () => {
+    const srv = server();
+    const dev = openReplica(ITEMS, ['items']);
+    dev.driver.exec("INSERT INTO items (id, owner, title) VALUES ('mine', 'u1', 'ok'), ('theirs', 'u2', 'forged')");
+    const r = upload(dev, srv, 'u1');
+    expect(rows(srv)).toEqual([{ id: 'mine', owner: 'u1', title: 'ok', slug: null }]);
+    expect(r.rejected.map((x) => [x.table, x.pkValues, x.operation, x.code, x.policy, x.values])).toEqual([
+      ['items', ['theirs'], 'INSERT', 'rls_denied', 'owner = auth_userid()', { owner: 'u2', title: 'forged', slug: null }],
+    ]);
+    expect(r.tables).toEqual(['items']);
+  });
+
+  test('a refused insert is removed from the device; nobody else learns the key; a permitted insert of that key later wins', () => {
+    const srv = server();
+    const dev1 = openReplica(ITEMS, ['items']);
+    const dev2 = openReplica(ITEMS, ['items']);
+    dev1.driver.exec("INSERT INTO items (id, owner, title) VALUES ('k', 'u2', 'forged by u1')");
+    expect(upload(dev1, srv, 'u1').rejected).toHaveLength(1);
+    expect(download(srv, dev1, 'u1').map((c) => c.col)).toEqual([RIP_SENTINEL]);
+    expect(rows(dev1)).toEqual([]);
+    // u2 never hears of the forged key.
+    expect(download(srv, dev2, 'u2')).toEqual([]);
+    // u2 creates the same key legitimately: it lands although its causal length is lower.
+    dev2.driver.exec("INSERT INTO items (id, owner, title) VALUES ('k', 'u2', 'real')");
+    expect(upload(dev2, srv, 'u2').rejected).toEqual([]);
+    expect(rows(srv)).toEqual([{ id: 'k', owner: 'u2', title: 'real', slug: null }]);
+    download(srv, dev2, 'u2');
+    expect(rows(dev2)).toEqual(rows(srv));
+    // The clocks agree too: u2's later delete wins centrally.
+    dev2.driver.exec("DELETE FROM items WHERE id = 'k'");
+    expect(upload(dev2, srv, 'u2').rejected).toEqual([]);
+    expect(rows(srv)).toEqual([]);
+  });
+
+  test('a refused update is answered with the central values, which win on the device', () => {
+    const srv = server();
+    const owner = openReplica(ITEMS, ['items']);
+    const other = openReplica(ITEMS, ['items']);
+    owner.driver.exec("INSERT INTO items (id, owner, title) VALUES ('a', 'u1', 'original')");
+    upload(owner, srv, 'u1');
+    // u2's device holds u1's row (downloaded without a filter: readable, not writable).
+    other.applyChanges([...srv.changes({ excludeSiteId: other.siteId })]);
+    other.driver.exec("UPDATE items SET title = 'vandalised' WHERE id = 'a'");
+    const r = upload(other, srv, 'u2');
+    expect(r.rejected.map((x) => [x.operation, x.values['title']])).toEqual([['UPDATE', 'vandalised']]);
+    expect(rows(srv)).toEqual([{ id: 'a', owner: 'u1', title: 'original', slug: null }]);
+    other.applyChanges([...srv.changes({ excludeSiteId: other.siteId })]);
+    expect(rows(other)).toEqual(rows(srv));
+    // The owner receives re-stamped clocks with unchanged values and stays identical.
+    download(srv, owner, 'u1');
+    expect(rows(owner)).toEqual(rows(srv));
+  });
+
+  test("a refused write to a row the user may not see removes that row from the user's device only", () => {
+    const srv = server();
+    const owner = openReplica(ITEMS, ['items']);
+    const attacker = openReplica(ITEMS, ['items']);
+    owner.driver.exec("INSERT INTO items (id, owner, title) VALUES ('a', 'u1', 'secret')");
+    upload(owner, srv, 'u1');
+    // u2 guesses the key and writes a row over it.
+    attacker.driver.exec("INSERT INTO items (id, owner, title) VALUES ('a', 'u2', 'mine now')");
+    expect(upload(attacker, srv, 'u2', undefined, 'owner').rejected.map((x) => x.operation)).toEqual(['UPDATE']);
+    const got = download(srv, attacker, 'u2');
+    expect(got.map((c) => [c.col, c.cl % 2])).toEqual([[RIP_SENTINEL, 0]]);
+    expect(got.some((c) => c.val === 'secret')).toBe(false);
+    expect(rows(attacker)).toEqual([]);
+    // Nobody else receives anything, and the central row is untouched.
+    expect(download(srv, owner, 'u1')).toEqual([]);
+    expect(rows(srv)).toEqual([{ id: 'a', owner: 'u1', title: 'secret', slug: null }]);
+  });
+
+  test('a refused delete brings the row back whole on the device', () => {
+    const srv = server();
+    const owner = openReplica(ITEMS, ['items']);
+    const other = openReplica(ITEMS, ['items']);
+    owner.driver.exec("INSERT INTO items (id, owner, title) VALUES ('a', 'u1', 'keep me')");
+    upload(owner, srv, 'u1');
+    other.applyChanges([...srv.changes({ excludeSiteId: other.siteId })]);
+    other.driver.exec("DELETE FROM items WHERE id = 'a'");
+    expect(upload(other, srv, 'u2').rejected.map((x) => x.operation)).toEqual(['DELETE']);
+    other.applyChanges([...srv.changes({ excludeSiteId: other.siteId })]);
+    expect(rows(other)).toEqual([{ id: 'a', owner: 'u1', title: 'keep me', slug: null }]);
+  });
+});
+
+describe('a change writes only the row its primary key names', () => {
+  for (const mode of ['judged (RLS)', 'unjudged (API key)'] as const) {
+    test(`a clash with another UNIQUE column is a rejected change (${mode}); the victim's row is untouched`, () => {
+      const srv = server();
+      const victim = openReplica(ITEMS, ['items']);
+      const attacker = openReplica(ITEMS, ['items']);
+      victim.driver.exec("INSERT INTO items (id, owner, title, slug) VALUES ('v', 'u2', 'private', 'shared-slug')");
+      upload(victim, srv, 'u2');
+      attacker.driver.exec("INSERT INTO items (id, owner, title, slug) VALUES ('x', 'u1', 'mine', 'shared-slug'), ('y', 'u1', 'fine', 'other')");
+      const r = mode === 'judged (RLS)' ? upload(attacker, srv, 'u1') : srv.applyChanges(changesFor(attacker, srv), { rejectRows: true, audience: 'apiKey' });
+      expect(r.rejected.map((x) => [x.pkValues, x.code])).toEqual([[['x'], 'constraint_violation']]);
+      expect(rows(srv)).toEqual([
+        { id: 'v', owner: 'u2', title: 'private', slug: 'shared-slug' },
+        { id: 'y', owner: 'u1', title: 'fine', slug: 'other' },
+      ]);
+      // What the attacker downloads holds none of the victim's values.
+      if (mode === 'judged (RLS)') {
+        const got = download(srv, attacker, 'u1');
+        expect(got.some((c) => c.val === 'private')).toBe(false);
+        expect(rows(attacker).map((x) => x['id'])).toEqual(['y']);
+      } else {
+        // An API key may read everything; the rejected 'x' is answered with a removal.
+        const removal = [...srv.changes({ excludeSiteId: attacker.siteId })].filter((c) => c.col === RIP_SENTINEL);
+        expect(removal.map((c) => [Buffer.from(c.pk).toString(), c.cl % 2])).toEqual([[Buffer.from(encodePk(['x'])).toString(), 0]]);
+      }
+    });
+  }
+
+  test('primary-key values must have the declared type', () => {
+    const srv = openReplica("CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, v TEXT); CREATE TABLE n (id INTEGER PRIMARY KEY NOT NULL, v TEXT)", ['t']);
+    srv.init('n', 'cls', 1);
+    const site = openReplica('CREATE TABLE z (id TEXT PRIMARY KEY NOT NULL)', []).siteId;
+    const mk = (tbl: string, pk: SqlValue, val: string): Change => ({ tbl, pk: encodePk([pk]), col: 'v', val, colVersion: 1, dbVersion: 1, seq: 0, siteId: site, cl: 1 });
+    srv.driver.exec("INSERT INTO t VALUES ('a1', 'victim'); INSERT INTO n VALUES (5, 'five')");
+    const batch = [mk('t', new Uint8Array([0x61, 0x31]), 'blob key'), mk('n', '5', 'text key'), mk('t', 'ok', 'fine')];
+    // A device (not authoritative) refuses such a batch whole.
+    expect(() => srv.applyChanges(batch)).toThrow(/declared TEXT; the change carries a BLOB value/);
+    const r = srv.applyChanges(batch, { rejectRows: true });
+    expect(r.rejected.map((x) => [x.table, x.code])).toEqual([
+      ['t', 'pk_type_mismatch'],
+      ['n', 'pk_type_mismatch'],
+    ]);
+    expect(r.rejected[0]?.reason).toMatch(/declared TEXT; the change carries a BLOB value/);
+    expect(tableRows(srv, 't')).toEqual([{ id: 'a1', v: 'victim' }, { id: 'ok', v: 'fine' }]);
+    expect(tableRows(srv, 'n')).toEqual([{ id: 5n, v: 'five' }]);
+  });
+});
+
+describe('tombstones remember last values', () => {
+  test('a deletion is offered to the feed filter with the row it deleted', () => {
+    const srv = server();
+    const dev = openReplica(ITEMS, ['items']);
+    dev.driver.exec("INSERT INTO items (id, owner, title) VALUES ('a', 'u1', 'x')");
+    upload(dev, srv, 'u1');
+    dev.driver.exec("DELETE FROM items WHERE id = 'a'");
+    upload(dev, srv, 'u1');
+    // A local delete (another program writing the central file) is remembered too.
+    srv.driver.exec("INSERT INTO items (id, owner, title) VALUES ('b', 'u2', 'y')");
+    srv.driver.exec("DELETE FROM items WHERE id = 'b'");
+    const seen: [SqlValue, Tombstone | undefined][] = [];
+    [...srv.changes({ rowFilter: (_t, pk, row, tomb) => (row === undefined && seen.push([pk[0] ?? null, tomb]), true) })];
+    expect(seen).toEqual([
+      ['a', { lastValues: { id: 'a', owner: 'u1', title: 'x', slug: null }, audience: null }],
+      ['b', { lastValues: { id: 'b', owner: 'u2', title: 'y', slug: null }, audience: null }],
+    ]);
+    const other = openReplica(ITEMS, ['items']);
+    expect(download(srv, other, 'u3')).toEqual([]);
+  });
+});
