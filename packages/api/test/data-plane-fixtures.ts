@@ -123,7 +123,8 @@ export class TestDevice {
     const payload = this.engine.encodeChanges(this.engine.changes({ localOnly: true, after: { dbVersion: this.sent, seq: Number.MAX_SAFE_INTEGER } }));
     if (payload === null) throw new Error('nothing to upload');
     const r = await http('POST', this.url('apply'), this.credential, { blob: Buffer.from(payload).toString('base64'), dbVersionMin: this.sent + 1, dbVersionMax: max });
-    if (r.status === 200 && r.body['failures'] === undefined) this.sent = max;
+    // `failures.rejected` reports changes rejected on their own: the batch itself landed.
+    if (r.status === 200 && (r.body['failures'] as { apply?: unknown } | undefined)?.apply === undefined) this.sent = max;
     return r;
   }
 

@@ -1,8 +1,10 @@
 /**
  * Row-level security through the real app: policies `user_id = auth_userid()` on todos, two
  * users with access tokens and a JWT user (HS256); each downloads only their rows, a forged write
- * to another user's row is refused whole (G3 `failures.apply`, cursor unchanged), API keys bypass.
+ * to another user's row is rejected on its own (G3 `failures.rejected`, rejection log), the rest of
+ * the batch lands, the window is acknowledged and the device converges; API keys bypass.
  */
+import { decodePayload, decodePk } from '@offsync/core';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { centralRows, createAccessToken, setupDatabase, startApp, TestDevice } from './data-plane-fixtures.ts';
@@ -45,45 +47,75 @@ test('each user downloads only the rows their SELECT policy allows; API keys see
   expect(ids(k)).toEqual(['a1', 'a2', 'b1', 'c1']);
 });
 
-test('own inserts and updates are accepted; a forged write to another user\'s row is refused whole', async () => {
+type Rejected = { count: number; changes: { table: string; operation: string; code: string; reason: string }[] };
+const rejectedOf = (r: { body: Record<string, unknown> }): Rejected | undefined => (r.body['failures'] as { rejected?: Rejected } | undefined)?.rejected;
+const applyFailureOf = (r: { body: Record<string, unknown> }): unknown => (r.body['failures'] as { apply?: unknown } | undefined)?.apply;
+
+test("own writes land; a forged write to another user's row is rejected alone, logged, and undone on the device", async () => {
   const b = new TestDevice(t, db.databaseId, bob);
   await b.download();
   b.exec("INSERT INTO todos (id, user_id, title) VALUES ('b2', 'bob', 'bob 2')");
   b.exec("UPDATE todos SET title = 'bob 1 edited' WHERE id = 'b1'");
   const ok = await b.upload();
   expect([ok.status, ok.body['failures']]).toEqual([200, undefined]);
-  const before = centralRows(t, db.databaseId);
 
-  // Forge: a row of alice's in bob's replica, edited, together with a legit change of his own.
+  // Forge: a row of alice's (bob cannot see it; he guesses the key) next to a legit change.
   b.exec("INSERT INTO todos (id, user_id, title) VALUES ('b3', 'bob', 'legit')");
   b.exec("INSERT INTO todos (id, user_id, title) VALUES ('a1', 'alice', 'hacked by bob')");
   const forged = await b.upload();
   expect(forged.status).toBe(200);
-  const failure = (forged.body['failures'] as { apply?: { code: string; message: string } } | undefined)?.apply;
-  expect(failure?.code).toBe('forbidden');
-  expect(failure?.message).toMatch(/UPDATE.*todos|todos.*UPDATE/);
-  expect(forged.body['lastOptimisticVersion']).toBe(ok.body['lastOptimisticVersion']);
-  expect(centralRows(t, db.databaseId)).toEqual(before);
+  expect(applyFailureOf(forged)).toBeUndefined();
+  expect(rejectedOf(forged)).toMatchObject({ count: 1, changes: [{ table: 'todos', operation: 'UPDATE', code: 'rls_denied' }] });
+  // The window is acknowledged: the device moves on.
+  expect(forged.body['lastOptimisticVersion']).toBe(b.engine.dbVersion());
+  const central = centralRows(t, db.databaseId) as Array<{ id: string; title: string }>;
+  expect(central.find((r) => r.id === 'a1')?.title).toBe('alice 1');
+  expect(central.find((r) => r.id === 'b3')?.title).toBe('legit');
 
-  // Insert as another user and delete of another user's row are refused too.
+  // The rejection log holds it, with the rejected values.
+  const log = (await t.app.sync.rejections(db.databaseId)).list({ first: 10, filter: { userId: 'bob' } });
+  expect(log.nodes.map((n) => [n.table, n.pkValues, n.operation, n.code, n.credentialKind, n.values['title'], n.siteId])).toEqual([
+    ['todos', ['a1'], 'UPDATE', 'rls_denied', 'accessToken', 'hacked by bob', b.site],
+  ]);
+
+  // Bob's device converges to what he may hold: alice's row leaves it, nothing of hers arrives.
+  const down = await b.download();
+  expect(JSON.stringify(down.body)).not.toContain(Buffer.from('alice 1').toString('base64'));
+  expect(ids(b)).toEqual(['b1', 'b2', 'b3']);
+  // …and he is not stuck: his next change lands.
+  b.exec("UPDATE todos SET title = 'legit 2' WHERE id = 'b3'");
+  expect((await b.upload()).body['failures']).toBeUndefined();
+  expect((centralRows(t, db.databaseId) as Array<{ id: string; title: string }>).find((r) => r.id === 'b3')?.title).toBe('legit 2');
+
+  // An insert as another user is rejected and removed from the device; alice never hears of it.
   const c = new TestDevice(t, db.databaseId, bob);
   c.exec("INSERT INTO todos (id, user_id, title) VALUES ('x1', 'alice', 'spoof')");
-  expect(((await c.upload()).body['failures'] as { apply?: { message: string } }).apply?.message).toMatch(/INSERT/);
+  expect(rejectedOf(await c.upload())?.changes.map((x) => x.operation)).toEqual(['INSERT']);
+  await c.download();
+  expect(ids(c)).not.toContain('x1');
   const a = new TestDevice(t, db.databaseId, alice);
   await a.download();
+  expect(ids(a)).toEqual(['a1', 'a2']);
   a.exec("DELETE FROM todos WHERE id = 'a2'");
   expect((await a.upload()).body['failures']).toBeUndefined();
   expect(centralRows(t, db.databaseId)).not.toContainEqual(expect.objectContaining({ id: 'a2' }));
+  // Bob, who never could see a2, receives no trace of its deletion (only x1's removal, addressed to him).
+  const after = await b.download();
+  const payload = (after.body['data'] as { payload?: string } | undefined)?.payload;
+  const keys = payload === undefined ? [] : decodePayload(new Uint8Array(Buffer.from(payload, 'base64'))).changes.map((ch) => decodePk(ch.pk)[0]);
+  expect(keys).toEqual(['x1']);
 });
 
-test('a table without a policy for an operation denies it (deny by default)', async () => {
+test('a table without a policy for an operation denies it (deny by default); the row comes back', async () => {
   await t.gql('mutation($d: ID!) { removeRlsPolicy(databaseId: $d, table: "todos", operation: DELETE) }', { d: db.databaseId });
   const b = new TestDevice(t, db.databaseId, bob);
   await b.download();
   b.exec("DELETE FROM todos WHERE id = 'b1'");
   const r = await b.upload();
-  expect((r.body['failures'] as { apply?: { message: string } }).apply?.message).toMatch(/DELETE/);
+  expect(rejectedOf(r)?.changes).toEqual([expect.objectContaining({ operation: 'DELETE', reason: expect.stringMatching(/No DELETE policy/) })]);
   expect(centralRows(t, db.databaseId)).toContainEqual(expect.objectContaining({ id: 'b1' }));
+  await b.download();
+  expect(ids(b)).toContain('b1');
   await t.gql('mutation($d: ID!) { setRlsPolicy(databaseId: $d, table: "todos", operation: DELETE, expression: "OLD.user_id = auth_userid()") { table } }', { d: db.databaseId });
 });
 
@@ -96,6 +128,6 @@ test('a JWT user is filtered the same way, through its claims (auth_json)', asyn
   expect(ids(j)).toEqual(['a1']);
   const auditor = new TestDevice(t, db.databaseId, await sign({ sub: 'zed', role: 'auditor' }));
   await auditor.download();
-  expect(ids(auditor)).toEqual(['a1', 'b1', 'b2', 'c1']);
+  expect(ids(auditor)).toEqual(['a1', 'b1', 'b2', 'b3', 'c1']);
   await t.gql('mutation($d: ID!) { setRlsPolicy(databaseId: $d, table: "todos", operation: SELECT, expression: "user_id = auth_userid()") { table } }', { d: db.databaseId });
 });

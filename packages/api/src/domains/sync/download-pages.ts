@@ -26,6 +26,8 @@ export interface FeedScope {
   /** 16-byte site id of the requester (its changes are left out). */
   excludeSiteId: Uint8Array;
   rowFilter?: RowFilter | undefined;
+  /** The caller's principal key: removals addressed to it join the feed (docs/ARCHITECTURE.md "RLS model"). */
+  audience?: string | undefined;
 }
 
 export interface PagePlan {
@@ -80,7 +82,12 @@ export function scanPages(scope: FeedScope, after: Cursor, opts: ScanOptions): S
     pages.push(page);
     page = undefined;
   };
-  const feed = engine.changes({ after, excludeSiteId: scope.excludeSiteId, ...(scope.rowFilter ? { rowFilter: scope.rowFilter } : {}) });
+  const feed = engine.changes({
+    after,
+    excludeSiteId: scope.excludeSiteId,
+    ...(scope.rowFilter ? { rowFilter: scope.rowFilter } : {}),
+    ...(scope.audience === undefined ? {} : { audience: scope.audience }),
+  });
   for (const ch of feed) {
     const key = { dbVersion: ch.dbVersion, seq: ch.seq };
     if (opts.to !== undefined && compareCursor(key, opts.to) > 0) break;

@@ -13,5 +13,5 @@ export type { Cursor, PagePlan, ScanResult } from './download-pages.ts';
 export { SyncError, SyncErrorCode, toSyncError } from './sync-errors.ts';
 export { allowAllSyncDeps } from './sync-deps.ts';
 export type {
-  ChangesMerged, DatabaseTarget, DeviceSeen, Generation, Principal, PushTokenRegistration, RowFilter, SchemaHashMode, SyncDeps, SyncEngine, Traffic, WriteAuthorizer,
+  ChangesMerged, DatabaseTarget, DeviceSeen, Generation, Principal, PushTokenRegistration, RowFilter, SchemaHashMode, SyncDeps, SyncEngine, Traffic, RowJudge,
 } from './sync-deps.ts';

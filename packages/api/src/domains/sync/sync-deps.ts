@@ -10,8 +10,8 @@ import type { RejectionEntry } from './rejection-log.ts';
 export type SyncEngine = ReturnType<typeof openSyncDatabase>;
 /** RLS SELECT filter of the change feed (`FeedOptions['rowFilter']`). */
 export type RowFilter = NonNullable<NonNullable<Parameters<SyncEngine['changes']>[0]>['rowFilter']>;
-/** RLS write check of the merge (`ApplyOptions['authorize']`). */
-export type WriteAuthorizer = NonNullable<NonNullable<Parameters<SyncEngine['applyPayload']>[1]>['authorize']>;
+/** RLS whole-row judge of the merge (`ApplyOptions['judge']`): a verdict rejects that row only. */
+export type RowJudge = NonNullable<NonNullable<Parameters<SyncEngine['applyPayload']>[1]>['judge']>;
 
 /** Who is calling, as resolved from the Bearer credential. */
 export interface Principal {
@@ -20,6 +20,22 @@ export interface Principal {
   userId: string | null;
   /** Claims exposed to RLS as `auth_json()`. */
   claims: Record<string, unknown>;
+  /**
+   * Stable id of the credential used (`apiKey:<id>`, `accessToken:<id>`, `jwt:<sub>`): quotas,
+   * revocation checks of open subscriptions. Absent only for internal callers (admin key, tests).
+   */
+  credentialId?: string;
+  /** When the credential stops being valid (ms since epoch), if it expires. */
+  expiresAt?: number;
+}
+
+/**
+ * The principal a device's data belongs to: `user:<id>` for access tokens and JWTs, `apiKey` for
+ * every API-key holder of a database (one trusted principal). Used for the audience of
+ * compensating removals (rejection-log, RLS).
+ */
+export function principalKey(p: Principal): string {
+  return p.kind === 'apiKey' || p.userId === null ? 'apiKey' : `user:${p.userId}`;
 }
 
 export type SchemaHashMode = 'strict' | 'lenient';
@@ -32,6 +48,13 @@ export interface DatabaseTarget {
   enabled: boolean;
   /** strict: refuse uploads whose schema hash is unknown; lenient: accept and remember the hash. */
   schemaHashMode: SchemaHashMode;
+  /**
+   * The id the file must carry in `offsync_identity` (control plane `Database.fileIdentity`);
+   * another id → 503 `database_file_missing`. Undefined/null: not checked (the file must still exist).
+   */
+  identity?: string | null;
+  /** `PRAGMA synchronous` of the central connection (default FULL: acknowledged uploads survive power loss). */
+  synchronous?: 'FULL' | 'NORMAL';
 }
 
 /** Protocol generation of a request (protocol reference 0.3). */
@@ -79,8 +102,8 @@ export interface SyncDeps {
   authenticate(databaseId: string, credential: string | undefined): Promise<Principal | null>;
   /** RLS on downloads: a row filter for this caller, or undefined to send every row. */
   rowFilterFor(databaseId: string, principal: Principal, engine: SyncEngine): MaybePromise<RowFilter | undefined>;
-  /** RLS on uploads: a write check for this caller, or undefined to allow every write. */
-  authorizerFor(databaseId: string, principal: Principal, engine: SyncEngine): MaybePromise<WriteAuthorizer | undefined>;
+  /** RLS on uploads: a whole-row judge for this caller, or undefined to allow every write. */
+  judgeFor(databaseId: string, principal: Principal, engine: SyncEngine): MaybePromise<RowJudge | undefined>;
   /** A device made an authenticated request (register on first sight, update afterwards). */
   recordDevice(databaseId: string, device: DeviceSeen): MaybePromise<void>;
   /** Bytes transferred for a device (payload PUTs, inline blobs, downloads). */
@@ -104,7 +127,7 @@ export function allowAllSyncDeps(base: Pick<SyncDeps, 'resolveDatabase'> & Parti
   return {
     authenticate: async () => ({ kind: 'apiKey', userId: null, claims: {} }),
     rowFilterFor: () => undefined,
-    authorizerFor: () => undefined,
+    judgeFor: () => undefined,
     recordDevice: () => undefined,
     recordTraffic: () => undefined,
     onChangesMerged: () => undefined,

@@ -12,15 +12,28 @@ import { scanPages } from './download-pages.ts';
 import type { Cursor, ScanResult } from './download-pages.ts';
 import type { SyncStatus, VersionWindow } from './peer-state.ts';
 import { ownerKeyOf, siteOwnersOf } from './site-owners.ts';
-import { runHook } from './sync-deps.ts';
+import type { RejectedRow } from '@offsync/core';
+import { rejectionLogOf } from './rejection-log.ts';
+import type { RejectionLog } from './rejection-log.ts';
+import type { RejectionEntry, RejectionInput } from './rejection-log.ts';
+import { principalKey, runHook } from './sync-deps.ts';
 import type { Generation, Principal, SyncDeps, Traffic } from './sync-deps.ts';
 import { SyncError, toSyncError } from './sync-errors.ts';
+import type { PayloadDecodeLimits } from '@offsync/core';
 
 export interface SyncServiceOptions {
   /** Target encoded size of one download page (default 5 MB). */
   pageBytes?: number;
-  /** Largest uncompressed body accepted in one uploaded payload (default 256 MiB). */
+  /**
+   * Budgets of one uploaded payload, enforced while decoding (docs/PROTOCOL.md "Limits"):
+   * compressed/expanded size, rows, per-value size, clock bound. Defaults: `DEFAULT_PAYLOAD_LIMITS`
+   * of @offsync/core (48 MiB, 64 MiB, 1,000,000 rows, 32 MiB, 2^48-1).
+   */
+  limits?: PayloadDecodeLimits;
+  /** Shorthand for `limits.maxExpandedSize` (wins over it when both are set). */
   maxExpandedBytes?: number;
+  /** Clock of rejection-log entries (tests). */
+  now?: () => number;
 }
 
 export interface UploadResult {
@@ -33,6 +46,8 @@ export interface UploadResult {
   schemaHash: bigint;
   /** Server db_version after the merge. */
   dbVersion: number;
+  /** Changes rejected on their own and compensated, as recorded in the rejection log. */
+  rejected: RejectionEntry[];
 }
 
 export interface DownloadOptions {
@@ -85,13 +100,15 @@ export class SyncService {
   readonly databases: CentralDatabases;
   readonly #deps: SyncDeps;
   readonly pageBytes: number;
-  readonly #maxExpanded: number;
+  readonly #limits: PayloadDecodeLimits;
+  readonly #now: () => number;
 
   constructor(deps: SyncDeps, databases: CentralDatabases = new CentralDatabases(deps.resolveDatabase), opts: SyncServiceOptions = {}) {
     this.#deps = deps;
     this.databases = databases;
     this.pageBytes = opts.pageBytes ?? 5_000_000;
-    this.#maxExpanded = opts.maxExpandedBytes ?? 256 * 1024 * 1024;
+    this.#limits = { ...opts.limits, ...(opts.maxExpandedBytes === undefined ? {} : { maxExpandedSize: opts.maxExpandedBytes }) };
+    this.#now = opts.now ?? Date.now;
   }
 
   async #db(db: CentralDatabase | string): Promise<CentralDatabase> {
@@ -148,7 +165,7 @@ export class SyncService {
   async upload(db: CentralDatabase | string, siteId: string, payload: Uint8Array | Uint8Array[], window: VersionWindow | undefined, principal: Principal): Promise<UploadResult> {
     const d = await this.#db(db);
     const site = normaliseSiteId(siteId);
-    const authorize = await this.#deps.authorizerFor(d.id, principal, d.engine);
+    const judge = await this.#deps.judgeFor(d.id, principal, d.engine);
     const strict = d.target.schemaHashMode === 'strict';
     const { engine, peers } = d;
     let out: UploadResult;
@@ -158,22 +175,37 @@ export class SyncService {
         const apply = Array.isArray(payload) ? engine.applyPayloads.bind(engine, payload) : engine.applyPayload.bind(engine, payload);
         const r = apply({
           strictSchemaHash: strict,
-          limits: { maxExpandedSize: this.#maxExpanded },
-          ...(authorize === undefined ? {} : { authorize }),
+          limits: this.#limits,
+          // Authoritative merge: a row that may not be written is rejected and compensated on
+          // its own (RLS verdict, key type, constraint), the rest lands (docs/ARCHITECTURE.md "RLS model").
+          rejectRows: true,
+          audience: principalKey(principal),
+          ...(judge === undefined ? {} : { judge }),
         });
         if (window !== undefined) checkWindow(window, r.last);
         if (!strict && r.schemaHash !== 0n && !engine.isKnownSchemaHash(r.schemaHash)) engine.rememberSchemaHash(r.schemaHash, 'peer');
+        const rejected = r.rejected.length === 0 ? [] : rejectionLogOf(d.engine).record(r.rejected.map((x) => rejectionInput(x, site, principal)), this.#now());
         const status = peers.recordUpload(site, window, r.schemaHash);
-        return { status, received: r.received, applied: r.applied, tables: r.tables, schemaHash: r.schemaHash, dbVersion: r.dbVersion };
+        return { status, received: r.received, applied: r.applied, tables: r.tables, schemaHash: r.schemaHash, dbVersion: r.dbVersion, rejected };
       });
     } catch (e) {
       throw toSyncError(e);
     }
-    if (out.applied > 0) {
-      const event = { originSiteId: site, tables: out.tables, dbVersion: out.dbVersion };
+    if (out.applied > 0 || out.rejected.length > 0) {
+      // Compensations are server writes too: the rejecting device must hear of them promptly.
+      const event = { originSiteId: out.applied > 0 ? site : '', tables: out.tables, dbVersion: out.dbVersion };
       runHook(this.#deps, 'onChangesMerged', () => this.#deps.onChangesMerged(d.id, event));
     }
+    if (out.rejected.length > 0 && this.#deps.onChangesRejected !== undefined) {
+      const hook = this.#deps.onChangesRejected.bind(this.#deps);
+      runHook(this.#deps, 'onChangesRejected', () => hook(d.id, out.rejected));
+    }
     return out;
+  }
+
+  /** The rejection log of a database (GraphQL `Database.rejections`). */
+  async rejections(db: CentralDatabase | string): Promise<RejectionLog> {
+    return rejectionLogOf((await this.#db(db)).engine);
   }
 
   /** The schema hash to stamp into `siteId`'s downloads (protocol reference D.3). */
@@ -194,7 +226,7 @@ export class SyncService {
     // Everything below is synchronous: no merge can interleave with the feed.
     const schemaHash = opts.schemaHash ?? this.stampFor(d, site, opts.generation);
     const scan = scanPages(
-      { engine: d.engine, excludeSiteId: new Uint8Array(Buffer.from(site, 'hex')), rowFilter },
+      { engine: d.engine, excludeSiteId: new Uint8Array(Buffer.from(site, 'hex')), rowFilter, ...(rowFilter === undefined ? {} : { audience: principalKey(principal) }) },
       after,
       {
         pageBytes: opts.pageBytes ?? this.pageBytes,
@@ -207,4 +239,21 @@ export class SyncService {
     );
     return { ...scan, schemaHash };
   }
+}
+
+function rejectionInput(r: RejectedRow, siteId: string, principal: Principal): RejectionInput {
+  return {
+    siteId,
+    userId: principal.userId,
+    credentialKind: principal.kind,
+    credentialId: principal.credentialId ?? null,
+    table: r.table,
+    pk: r.pk,
+    pkValues: r.pkValues,
+    operation: r.operation,
+    code: r.code,
+    policy: r.policy,
+    reason: r.reason,
+    values: r.values,
+  };
 }

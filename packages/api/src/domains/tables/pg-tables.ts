@@ -10,7 +10,7 @@ import type pg from 'pg';
 import { ApiError } from '../../errors.ts';
 import type { PgSettings } from '../databases/connection.ts';
 import { connectPg, describePgError } from '../databases/connection.ts';
-import { engineErrorToApi, refuseUnsyncable, tableIssues } from './table-engine.ts';
+import { engineErrorToApi, refuseUnsyncable, tableIssues, uniqueIssues } from './table-engine.ts';
 import type { TableColumn, TableInfo } from './table-engine.ts';
 
 /** Metadata schema of the engine (its presence is what `connection.extensionInstalled` reports). */
@@ -59,9 +59,19 @@ async function readTables(client: pg.Client, synced: Map<string, string>): Promi
     cols.push({ name: r.column_name, type: r.data_type.toUpperCase(), notNull: r.is_nullable === 'NO', defaultValue: r.column_default, pk: r.pk ?? 0 });
     byTable.set(r.table_name, cols);
   }
+  // UNIQUE constraints / unique indexes other than the primary key (rule OS1-unique).
+  const uq = await client.query<{ tbl: string; cols: string[] }>(`
+    SELECT c.relname AS tbl, ARRAY(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(n, o)
+                                     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.n ORDER BY k.o)::text[] AS cols
+      FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace ns ON ns.oid = c.relnamespace
+     WHERE ns.nspname = $1 AND i.indisunique AND NOT i.indisprimary
+     ORDER BY c.relname, i.indexrelid`, [PG_TABLES_SCHEMA]);
+  const uniques = new Map<string, string[][]>();
+  for (const r of uq.rows) uniques.set(r.tbl, [...(uniques.get(r.tbl) ?? []), r.cols]);
   return [...byTable].map(([name, columns]) => {
     const algorithm = synced.get(name);
-    return { name, columns, issues: tableIssues(name, columns), synced: algorithm !== undefined, algorithm: algorithm === 'gos' ? 'gos' : algorithm === undefined ? null : 'cls' };
+    const issues = [...tableIssues(name, columns), ...uniqueIssues(name, uniques.get(name) ?? [])];
+    return { name, columns, issues, synced: algorithm !== undefined, algorithm: algorithm === 'gos' ? 'gos' : algorithm === undefined ? null : 'cls' };
   });
 }
 

@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { isCoreError } from '@offsync/core';
+import type { SqlDriver } from '@offsync/core';
 import { openSyncDatabase } from '@offsync/core/sqlite';
 import { ApiError } from '../../errors.ts';
 
@@ -50,6 +51,31 @@ export function tableIssues(name: string, columns: TableColumn[]): TableIssue[] 
   return issues;
 }
 
+/**
+ * Rule `OS1-unique`: a UNIQUE constraint besides the primary key. Merges write rows by primary
+ * key only (the conflict target is the key), so such a constraint can only turn a device's change
+ * into a rejected one — a user creating `slug = 'x'` offline loses that row when another user's
+ * row already holds it — and every device carries the same constraint locally, where a
+ * server-side rejection cannot resolve it. SQLite Sync asks for globally unique constraints;
+ * OffSync refuses such tables at deploy time (docs/ARCHITECTURE.md "RLS model").
+ */
+export function uniqueIssues(name: string, uniqueSets: readonly (readonly string[])[]): TableIssue[] {
+  return uniqueSets.map((cols) => ({
+    rule: 'OS1-unique',
+    message: `Table ${name} has a UNIQUE constraint on (${cols.join(', ')}) besides its primary key. Devices write offline, so two users can create the same value; OffSync only ever writes the row a change's primary key names and would reject the second row. Drop the constraint (enforce it in the app), or make the column part of the primary key.`,
+  }));
+}
+
+/** Column sets of a SQLite table's UNIQUE constraints and unique indexes, the primary key excluded. */
+export function sqliteUniqueSets(driver: SqlDriver, table: string): string[][] {
+  const out: string[][] = [];
+  for (const idx of driver.prepare('SELECT name, "unique" AS u, origin FROM pragma_index_list(?)').all(table)) {
+    if (Number(idx['u']) !== 1 || idx['origin'] === 'pk') continue;
+    out.push(driver.prepare('SELECT name FROM pragma_index_info(?) ORDER BY seqno').all(String(idx['name'])).map((r) => String(r['name'] ?? '(expression)')));
+  }
+  return out;
+}
+
 export interface RefusedTable { table: string; issues: TableIssue[] }
 
 /**
@@ -87,7 +113,7 @@ export function openTableEngine(path: string): TableEngine {
     listTables: () => engine.listTables().map((t) => ({
       name: t.name,
       columns: t.columns.map((c) => ({ name: c.name, type: c.type, notNull: c.notNull, defaultValue: c.defaultValue, pk: c.pk })),
-      issues: t.issues.map((i) => ({ rule: i.rule, message: i.message })),
+      issues: [...t.issues.map((i) => ({ rule: i.rule, message: i.message })), ...uniqueIssues(t.name, sqliteUniqueSets(engine.driver, t.name))],
       synced: t.synced,
       algorithm: t.algorithm === 'cls' || t.algorithm === 'gos' ? t.algorithm : null,
     })),

@@ -103,7 +103,7 @@ export function createDataPlane(services: Services, options: DataPlaneOptions): 
     resolveDatabase: (id) => resolver.resolve(id),
     authenticate: createAuthenticator(services, (id) => resolver.resolve(id), logError),
     rowFilterFor: (databaseId, principal, engine) => rls.rowFilterFor(databaseId, principal, engine),
-    authorizerFor: (databaseId, principal, engine) => rls.authorizerFor(databaseId, principal, engine),
+    judgeFor: (databaseId, principal, engine) => rls.judgeFor(databaseId, principal, engine),
     async recordDevice(databaseId, device) {
       await services.devices.recordDeviceSeen(databaseId, {
         siteId: device.siteId,

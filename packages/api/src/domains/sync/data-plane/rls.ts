@@ -1,20 +1,24 @@
 /**
- * Row-level security of the sync data plane (protocol reference A.7), applied when the
+ * Row-level security of the sync data plane (docs/ARCHITECTURE.md "RLS model"), applied when the
  * database's RLS mode is ENFORCE and the caller is a user (access token or JWT); API keys bypass.
  * Policies are per table and operation, deny by default (no policy = operation refused).
  *
  * - Downloads (`rowFilterFor`): a row reaches the user only when its SELECT policy holds for the
- *   row's current values. Deletions (no current row) carry only the primary key and are sent.
- * - Uploads (`authorizerFor`), before every base-table write of the merge: INSERT sees NEW
- *   (column defaults + incoming values), UPDATE sees OLD (the current row) and NEW (OLD merged with
- *   the incoming values), DELETE sees OLD. A refusal throws CoreError `CORE_RLS_DENIED` naming
- *   the table and operation: the merge transaction rolls back and nothing of the payload is applied.
+ *   row's current values. A deletion is judged on the row's LAST values (kept in
+ *   `offsync_tombstones`): it reaches only users who could see the row; a compensating removal
+ *   reaches only the principal it is addressed to; a deletion whose last values are unknown
+ *   reaches nobody under ENFORCE (no key, value or site id of a row the user may not see).
+ * - Uploads (`judgeFor`): every row an upload batch changes is judged once, on whole rows: the
+ *   operation follows from the row's transition (absent/deleted → alive = INSERT, alive → alive =
+ *   UPDATE, alive → deleted = DELETE) and the policy sees the full OLD (central, before the batch)
+ *   and NEW (after ALL of the batch's changes to the row merged). A refusal rejects that row only
+ *   (the merge rolls it back and compensates it); the rest of the batch merges.
  */
-import { CoreError, CoreErrorCode } from '@offsync/core';
-import type { SqlValue } from '@offsync/core';
+import type { RowVerdict } from '@offsync/core';
 import type { Services } from '../../../services.ts';
 import type { RlsOperation } from '../../tables/rls-validate.ts';
-import type { Principal, RowFilter, SyncEngine, WriteAuthorizer } from '../sync-deps.ts';
+import { principalKey } from '../sync-deps.ts';
+import type { Principal, RowFilter, RowJudge, SyncEngine } from '../sync-deps.ts';
 import { createPromiseCache } from './promise-cache.ts';
 import { RlsEvaluator } from './rls-evaluator.ts';
 import type { RowValues } from './rls-evaluator.ts';
@@ -60,47 +64,43 @@ export function createRls(services: Services, opts: RlsOptions) {
   async function rowFilterFor(databaseId: string, principal: Principal, engine: SyncEngine): Promise<RowFilter | undefined> {
     const policies = await policiesFor(databaseId, principal);
     if (policies === null) return undefined;
-    return (table, _pk, row) => {
-      if (row === undefined) return true;
+    const me = principalKey(principal);
+    return (table, _pk, row, tombstone) => {
+      if (row === undefined) {
+        if (tombstone?.audience != null) return tombstone.audience === me;
+        if (tombstone?.lastValues === undefined) return false;
+        row = tombstone.lastValues;
+      }
       const expr = policies.get(table.toLowerCase())?.get('SELECT');
       if (expr === undefined) return false;
       return evaluator.allows(principal, table, 'SELECT', expr, columnsOf(engine, table), { row });
     };
   }
 
-  async function authorizerFor(databaseId: string, principal: Principal, engine: SyncEngine): Promise<WriteAuthorizer | undefined> {
+  async function judgeFor(databaseId: string, principal: Principal, engine: SyncEngine): Promise<RowJudge | undefined> {
     const policies = await policiesFor(databaseId, principal);
     if (policies === null) return undefined;
-    return (write) => {
-      const ctx = engine.table(write.table);
-      const schema = ctx?.schema;
-      const columns = schema?.columns.map((c) => c.name) ?? [];
-      const pkCols = schema?.pkColumns ?? [];
-      const where = pkCols.map((c) => `${quote(c.name)} = ?`).join(' AND ');
-      const old: RowValues | undefined = where === '' ? undefined : engine.driver.prepare(`SELECT * FROM ${quote(write.table)} WHERE ${where}`).get(...write.pk);
-      const op: RlsOperation = write.kind === 'delete' ? 'DELETE' : old === undefined ? 'INSERT' : 'UPDATE';
-      const expr = policies.get(write.table.toLowerCase())?.get(op);
-      let allowed = false;
-      if (expr !== undefined) {
-        const pk: Record<string, SqlValue> = {};
-        pkCols.forEach((c, i) => (pk[c.name] = write.pk[i] ?? null));
-        if (op === 'DELETE') allowed = evaluator.allows(principal, write.table, op, expr, columns, { old: old ?? pk });
-        else if (op === 'UPDATE') allowed = evaluator.allows(principal, write.table, op, expr, columns, { old, new: { ...old, ...write.values } });
-        else {
-          const defaults: Record<string, SqlValue> = {};
-          for (const c of schema?.columns ?? []) defaults[c.name] = evaluator.defaultValue(c.defaultValue) as SqlValue;
-          allowed = evaluator.allows(principal, write.table, op, expr, columns, { new: { ...defaults, ...pk, ...write.values } });
-        }
-      }
-      if (!allowed) {
-        throw new CoreError(CoreErrorCode.RLS_DENIED, `Row-level security denies ${op} on table ${write.table}`, { details: { table: write.table, operation: op } });
-      }
+    return (t): RowVerdict | undefined => {
+      const op: RlsOperation = t.operation;
+      const expr = policies.get(t.table.toLowerCase())?.get(op);
+      const columns = columnsOf(engine, t.table);
+      const allowed = expr !== undefined && evaluator.allows(principal, t.table, op, expr, columns, { old: t.old, new: t.new });
+      if (allowed) return undefined;
+      // May the user see the row as it stands centrally? If not, their device gets a removal.
+      const select = policies.get(t.table.toLowerCase())?.get('SELECT');
+      const visible = t.old !== undefined && select !== undefined && evaluator.allows(principal, t.table, 'SELECT', select, columns, { row: t.old });
+      return {
+        code: 'rls_denied',
+        reason: expr === undefined ? `No ${op} policy on table ${t.table}: denied by default` : `Row-level security denies ${op} on table ${t.table}`,
+        policy: expr ?? null,
+        visible,
+      };
     };
   }
 
   return {
     rowFilterFor,
-    authorizerFor,
+    judgeFor,
     invalidate(databaseId?: string): void {
       cache.invalidate(databaseId);
     },

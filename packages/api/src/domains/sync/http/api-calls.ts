@@ -12,6 +12,7 @@
 import { MAX_SEQ } from '../download-pages.ts';
 import type { Cursor } from '../download-pages.ts';
 import type { SyncStatus, VersionWindow } from '../peer-state.ts';
+import type { RejectionEntry } from '../rejection-log.ts';
 import { chunkFieldsOf } from '../chunk-batches.ts';
 import { runHook } from '../sync-deps.ts';
 import { SyncError, toSyncError } from '../sync-errors.ts';
@@ -20,12 +21,13 @@ import { parseJsonObject, readBody, sendEmpty, sendJson, sendText } from './io.t
 
 const isJsonGen = (c: ApiCall): boolean => c.generation === 'G2b' || c.generation === 'G3';
 
-function uint(v: unknown): number | undefined {
+/** A JSON number that is a non-negative safe integer, else undefined. */
+export function uint(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
 }
 
 export function sendUploadUrl(c: ApiCall): void {
-  const url = c.state.artifacts.issueUpload(c.origin, c.db.id, c.site);
+  const url = c.state.artifacts.issueUpload(c.origin, c.db.id, c.site, c.principal); // counts against the credential's pending bytes
   if (isJsonGen(c)) sendJson(c.res, { url });
   else sendText(c.res, url);
 }
@@ -34,7 +36,8 @@ export function sendStatus(c: ApiCall): void {
   sendJson(c.res, c.db.peers.status(c.site));
 }
 
-function windowOf(body: Record<string, unknown>): VersionWindow | undefined {
+/** The upload window of an `apply` body (both bounds or none); invalid_request when min > max. */
+export function windowOf(body: Record<string, unknown>): VersionWindow | undefined {
   const min = uint(body['dbVersionMin']);
   const max = uint(body['dbVersionMax']);
   if (min === undefined || max === undefined) return undefined;
@@ -42,7 +45,8 @@ function windowOf(body: Record<string, unknown>): VersionWindow | undefined {
   return { dbVersionMin: min, dbVersionMax: max };
 }
 
-function decodeBlob(blob: unknown, maxBytes: number): Uint8Array {
+/** A G3 inline `blob` (standard base64) → bytes; invalid_payload / payload_too_large. */
+export function decodeBlob(blob: unknown, maxBytes: number): Uint8Array {
   if (typeof blob !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(blob) || blob.length % 4 !== 0) {
     throw new SyncError('invalid_payload', 'blob must be standard base64');
   }
@@ -98,7 +102,7 @@ export async function applyUpload(c: ApiCall): Promise<void> {
     if (chunk !== undefined) state.batches.applied(c.db.id, c.site, chunk.batchId, chunk.index);
     recordInline();
     if (r.schemaHash !== 0n) hash = r.schemaHash.toString();
-    if (isJsonGen(c)) sendJson(c.res, r.status);
+    if (isJsonGen(c)) sendJson(c.res, r.rejected.length > 0 && c.generation === 'G3' ? { ...r.status, failures: { rejected: rejectionReport(r.rejected) } } : r.status);
     else sendEmpty(c.res);
   } catch (e) {
     const err = toSyncError(e);
@@ -108,6 +112,22 @@ export async function applyUpload(c: ApiCall): Promise<void> {
   } finally {
     recordDevice(c, hash);
   }
+}
+
+/**
+ * G3 report of changes the merge rejected on their own (docs/PROTOCOL.md "Rejected changes"):
+ * under `failures.rejected`, NOT `failures.apply` — the batch was applied and its window is
+ * covered; the device receives compensating changes on its next check.
+ */
+function rejectionReport(entries: readonly RejectionEntry[]): Record<string, unknown> {
+  const first = entries[0];
+  return {
+    code: first?.code ?? 'rejected',
+    message: `${entries.length} change(s) rejected; the server sends the values you may hold`,
+    retryable: false,
+    count: entries.length,
+    changes: entries.slice(0, 20).map((e) => ({ table: e.table, operation: e.operation, code: e.code, reason: e.reason })),
+  };
 }
 
 export function recordDevice(c: ApiCall, schemaHash?: string): void {
