@@ -103,3 +103,27 @@ export function loadOrCreateServerKey(config: Pick<Config, 'dataDir' | 'secretKe
   chmodSync(file, 0o600);
   return { key: new Uint8Array(key), created: true };
 }
+
+/** Per-credential sync quotas and the control-plane busy timeout (docs/PROTOCOL.md "Quotas"). */
+export interface LimitsConfig {
+  /** OFFSYNC_RATE_LIMIT_PER_SECOND: token-bucket refill per credential (default 20; 0 = off). */
+  rateLimitPerSecond: number;
+  /** OFFSYNC_RATE_LIMIT_BURST: token-bucket size per credential (default 60). */
+  rateLimitBurst: number;
+  /** OFFSYNC_MAX_CONCURRENT_UPLOADS: uploads in flight per credential (default 4; 0 = unlimited). */
+  maxConcurrentUploadsPerCredential: number;
+  /** OFFSYNC_MAX_PENDING_UPLOAD_BYTES: uploaded-but-not-applied bytes per credential (default 64 MiB). */
+  maxPendingUploadBytesPerCredential: number;
+  /** OFFSYNC_CONTROL_PLANE_BUSY_TIMEOUT_MS: how long a control-plane SQLite write waits for a lock, without blocking (default 5000). */
+  controlPlaneBusyTimeoutMs: number;
+}
+
+export function loadLimitsConfig(env: Record<string, string | undefined>): LimitsConfig {
+  return {
+    rateLimitPerSecond: int(env, 'OFFSYNC_RATE_LIMIT_PER_SECOND', 20, 0, 1_000_000),
+    rateLimitBurst: int(env, 'OFFSYNC_RATE_LIMIT_BURST', 60, 1, 1_000_000),
+    maxConcurrentUploadsPerCredential: int(env, 'OFFSYNC_MAX_CONCURRENT_UPLOADS', 4, 0, 10_000),
+    maxPendingUploadBytesPerCredential: int(env, 'OFFSYNC_MAX_PENDING_UPLOAD_BYTES', 64 * 1024 * 1024, 1024, 2 ** 40),
+    controlPlaneBusyTimeoutMs: int(env, 'OFFSYNC_CONTROL_PLANE_BUSY_TIMEOUT_MS', 5000, 0, 600_000),
+  };
+}

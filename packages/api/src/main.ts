@@ -1,7 +1,7 @@
 /** `npm start`: the only file that reads process.env. Migrate, ensure an admin key, listen, shut down gracefully. */
 import { createHmac } from 'node:crypto';
 import { createApp } from './app.ts';
-import { loadConfig, loadOrCreateServerKey } from './config.ts';
+import { loadConfig, loadLimitsConfig, loadOrCreateServerKey } from './config.ts';
 import { createSecretBox } from './crypto.ts';
 import { createPrismaClient, parseDatabaseUrl } from './db/prisma.ts';
 import { migrate } from './db/migrate.ts';
@@ -16,6 +16,7 @@ const logger: Logger = { info: log('info'), warn: log('warn'), error: log('error
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
+  const { controlPlaneBusyTimeoutMs, ...quotas } = loadLimitsConfig(process.env);
   const target = parseDatabaseUrl(config.databaseUrl, config.dataDir);
   const applied = await migrate(target);
   if (applied.length > 0) logger.info('migrations applied', { applied });
@@ -35,7 +36,7 @@ async function main(): Promise<void> {
   }
 
   const app = createApp({
-    prisma: createPrismaClient(target),
+    prisma: createPrismaClient(target, { busyTimeoutMs: controlPlaneBusyTimeoutMs }),
     provider: target.provider,
     pubsub: redis?.pubsub ?? createApiPubSub(),
     secretBox: createSecretBox(key),
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
       // Artifact URLs stay valid across restarts for their short lifetime: key derived from the server key.
       artifactSecret: new Uint8Array(createHmac('sha256', key).update('offsync/sync/artifact-urls/v1').digest()),
       schemaHashMode: config.schemaHashMode,
+      ...quotas,
       expoPushUrl: config.expoPushUrl,
       ...(config.explicitPublicUrl === undefined ? {} : { publicUrl: config.explicitPublicUrl }),
     },

@@ -2,6 +2,12 @@
  * Creates the control-plane Prisma client for a DATABASE_URL. The provider is fixed at generate
  * time, so there are two generated clients with the same datamodel; the rest of the code uses the
  * SQLite client's type for both (the PostgreSQL client has the same model API).
+ *
+ * SQLite busy timeout without freezing the event loop: better-sqlite3 waits for a lock
+ * synchronously (its `timeout`), which stalls every request of the process while another
+ * connection or process holds the write lock. The connection is opened with `timeout: 0`, and a
+ * statement refused with SQLITE_BUSY is retried asynchronously (short backoff) until
+ * `busyTimeoutMs` has passed (default 5000 ms), then fails as before. Readers never wait (WAL).
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -11,6 +17,13 @@ import { PrismaClient as SqlitePrismaClient } from '../generated/sqlite/client.t
 import { PrismaClient as PostgresPrismaClient } from '../generated/postgresql/client.ts';
 
 export type PrismaClient = InstanceType<typeof SqlitePrismaClient>;
+
+export interface PrismaClientOptions {
+  /** SQLite only: how long a statement waits for a lock (asynchronously), default 5000 ms. */
+  busyTimeoutMs?: number;
+}
+
+export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 export type ControlPlaneProvider = 'sqlite' | 'postgresql';
 
 /** Parsed DATABASE_URL. */
@@ -30,12 +43,62 @@ export function parseDatabaseUrl(url: string | undefined, dataDir: string): Data
   throw new Error('DATABASE_URL must start with file:, postgres:// or postgresql://');
 }
 
-export function createPrismaClient(target: DatabaseTarget): PrismaClient {
+export function createPrismaClient(target: DatabaseTarget, options: PrismaClientOptions = {}): PrismaClient {
   if (target.provider === 'sqlite') {
     mkdirSync(dirname(target.file), { recursive: true });
-    return new SqlitePrismaClient({ adapter: new PrismaBetterSqlite3({ url: target.file }) });
+    const factory = new PrismaBetterSqlite3({ url: target.file, timeout: 0 });
+    return new SqlitePrismaClient({ adapter: withAsyncBusyTimeout(factory, options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS) });
   }
   const adapter = new PrismaPg({ connectionString: target.url }, target.schema === null ? {} : { schema: target.schema });
   // Same datamodel, same model API: see the file comment.
   return new PostgresPrismaClient({ adapter }) as unknown as PrismaClient;
+}
+
+type SqliteAdapter = Awaited<ReturnType<PrismaBetterSqlite3['connect']>>;
+type Queryable = Pick<SqliteAdapter, 'queryRaw' | 'executeRaw'>;
+
+/** SQLITE_BUSY as the adapter reports it (a DriverAdapterError); BUSY_SNAPSHOT cannot succeed on retry. */
+export function isSqliteBusy(e: unknown): boolean {
+  if (!(e instanceof Error) || e.name !== 'DriverAdapterError') return false;
+  const code: unknown = (e.cause as { originalCode?: unknown } | undefined)?.originalCode;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_RECOVERY';
+}
+
+/** Runs `run` until it does not fail with SQLITE_BUSY or `timeoutMs` has passed, waiting between tries without blocking. */
+export async function retryWhileBusy<T>(run: () => Promise<T>, timeoutMs: number): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+    try {
+      return await run();
+    } catch (e) {
+      if (!isSqliteBusy(e) || performance.now() + delay > deadline) throw e;
+    }
+    await new Promise((ok) => setTimeout(ok, delay));
+  }
+}
+
+function retryQueries(q: Queryable, timeoutMs: number): void {
+  const query = q.queryRaw.bind(q);
+  const execute = q.executeRaw.bind(q);
+  q.queryRaw = (params) => retryWhileBusy(() => query(params), timeoutMs);
+  q.executeRaw = (params) => retryWhileBusy(() => execute(params), timeoutMs);
+}
+
+/** The better-sqlite3 adapter factory with statements retried asynchronously on SQLITE_BUSY. */
+function withAsyncBusyTimeout(factory: PrismaBetterSqlite3, timeoutMs: number): PrismaBetterSqlite3 {
+  const wrap = (adapter: SqliteAdapter): SqliteAdapter => {
+    retryQueries(adapter, timeoutMs);
+    const script = adapter.executeScript.bind(adapter);
+    adapter.executeScript = (sql) => retryWhileBusy(() => script(sql), timeoutMs);
+    const start = adapter.startTransaction.bind(adapter);
+    adapter.startTransaction = async (isolationLevel) => {
+      const tx = await start(isolationLevel);
+      retryQueries(tx, timeoutMs);
+      return tx;
+    };
+    return adapter;
+  };
+  const connect = factory.connect.bind(factory);
+  const shadow = factory.connectToShadowDb.bind(factory);
+  return Object.assign(factory, { connect: async () => wrap(await connect()), connectToShadowDb: async () => wrap(await shadow()) });
 }

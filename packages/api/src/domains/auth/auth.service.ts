@@ -9,6 +9,7 @@ export const JwtMethod = { HS256: 'HS256', JWKS: 'JWKS' } as const;
 export type JwtMethod = (typeof JwtMethod)[keyof typeof JwtMethod];
 
 export interface VerifiedAccessToken {
+  id: string;
   userId: string;
   name: string;
   attributes: Record<string, unknown>;
@@ -22,14 +23,55 @@ export type JwtVerificationConfig =
 
 export interface JwtProviderInput { method: JwtMethod; secret?: string | null; issuer?: string | null; audience?: string | null; jwksUri?: string | null }
 
+/**
+ * Told when credentials of a database stop being valid (revocation, JWT provider change), so
+ * caches of verified credentials (data-plane/credential-cache.ts) drop them at once; `hash` is
+ * the SHA-256 hex of the revoked secret, absent = every credential of the database.
+ */
+export type CredentialsChangedListener = (change: { databaseId: string; hash?: string }) => void;
+
+/** `lastUsedAt` of an API key is written at most this often (and never awaited by a request). */
+export const LAST_USED_WRITE_INTERVAL_MS = 60_000;
+
 /** Visible prefix kept for listing (`osk_AbCd…`); the rest is never stored. */
 const displayPrefix = (secret: string) => `${secret.slice(0, 8)}…`;
 
 export function createAuthService(deps: ServiceDeps, databases: DatabasesService) {
   const { prisma, secretBox } = deps;
   const now = () => new Date(deps.clock.now());
+  const listeners = new Set<CredentialsChangedListener>();
+  const changed = (change: { databaseId: string; hash?: string }): void => {
+    for (const l of listeners) {
+      try {
+        l(change);
+      } catch (e) {
+        deps.logger.error('auth: credentials-changed listener failed', { error: e instanceof Error ? e.message : String(e) });
+      }
+    }
+  };
+  /** API key id → clock of its last `lastUsedAt` write (least recently written first; bounded). */
+  const lastUsedWrites = new Map<string, number>();
+  const touchApiKey = (id: string): void => {
+    const t = deps.clock.now();
+    const last = lastUsedWrites.get(id);
+    if (last !== undefined && t >= last && t - last < LAST_USED_WRITE_INTERVAL_MS) return;
+    lastUsedWrites.delete(id);
+    lastUsedWrites.set(id, t);
+    if (lastUsedWrites.size > 10_000) lastUsedWrites.delete(lastUsedWrites.keys().next().value ?? id);
+    // Fire and forget: a slow or locked control plane must not hold the request (updateMany: a key
+    // deleted meanwhile is not an error).
+    prisma.apiKey.updateMany({ where: { id }, data: { lastUsedAt: new Date(t) } }).then(
+      () => {},
+      (e: unknown) => deps.logger.error('auth: lastUsedAt update failed', { apiKeyId: id, error: e instanceof Error ? e.message : String(e) }),
+    );
+  };
 
   const service = {
+    /** Subscribes to revocations and JWT provider changes (this process); returns the unsubscribe function. */
+    onCredentialsChanged(listener: CredentialsChangedListener): () => void {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     /** First start: creates an admin key and returns it (print once). Configured key: stores its hash. */
     async ensureAdminKey(configured?: string | null): Promise<string | null> {
       if (configured) {
@@ -61,13 +103,19 @@ export function createAuthService(deps: ServiceDeps, databases: DatabasesService
     async revokeApiKey(id: string) {
       const key = await prisma.apiKey.findUnique({ where: { id } });
       if (key === null) throw new ApiError('NOT_FOUND', `API key ${id} not found`, { details: { apiKeyId: id } });
-      return key.revokedAt ? key : prisma.apiKey.update({ where: { id }, data: { revokedAt: now() } });
+      if (key.revokedAt) return key;
+      const revoked = await prisma.apiKey.update({ where: { id }, data: { revokedAt: now() } });
+      changed({ databaseId: key.databaseId, hash: key.hash });
+      return revoked;
     },
-    /** For the data plane: the key's id and name when `secret` is a live API key of this database. */
+    /**
+     * For the data plane: the key's id and name when `secret` is a live API key of this database.
+     * Records `lastUsedAt` at most once a minute per key, without waiting for the write.
+     */
     async verifyApiKey(databaseId: string, secret: string): Promise<{ id: string; name: string } | null> {
       const key = await prisma.apiKey.findUnique({ where: { hash: sha256Hex(secret) } });
       if (key === null || key.databaseId !== databaseId || key.revokedAt !== null) return null;
-      await prisma.apiKey.update({ where: { id: key.id }, data: { lastUsedAt: now() } });
+      touchApiKey(key.id);
       return { id: key.id, name: key.name };
     },
 
@@ -99,14 +147,17 @@ export function createAuthService(deps: ServiceDeps, databases: DatabasesService
     async revokeAccessToken(id: string) {
       const tok = await prisma.accessToken.findUnique({ where: { id } });
       if (tok === null) throw new ApiError('NOT_FOUND', `Access token ${id} not found`, { details: { accessTokenId: id } });
-      return tok.revokedAt ? tok : prisma.accessToken.update({ where: { id }, data: { revokedAt: now() } });
+      if (tok.revokedAt) return tok;
+      const revoked = await prisma.accessToken.update({ where: { id }, data: { revokedAt: now() } });
+      changed({ databaseId: tok.databaseId, hash: tok.hash });
+      return revoked;
     },
     /** For the data plane: the token's identity, or null when unknown, revoked, expired or of another database. */
     async verifyAccessToken(databaseId: string, secret: string): Promise<VerifiedAccessToken | null> {
       const tok = await prisma.accessToken.findUnique({ where: { hash: sha256Hex(secret) } });
       if (tok === null || tok.databaseId !== databaseId || tok.revokedAt !== null) return null;
       if (tok.expiresAt !== null && tok.expiresAt.getTime() <= deps.clock.now()) return null;
-      return { userId: tok.userId, name: tok.name, attributes: JSON.parse(tok.attributes) as Record<string, unknown>, createdAt: tok.createdAt, expiresAt: tok.expiresAt };
+      return { id: tok.id, userId: tok.userId, name: tok.name, attributes: JSON.parse(tok.attributes) as Record<string, unknown>, createdAt: tok.createdAt, expiresAt: tok.expiresAt };
     },
 
     async getJwtProvider(databaseId: string) {
@@ -126,11 +177,15 @@ export function createAuthService(deps: ServiceDeps, databases: DatabasesService
       } else {
         throw new ApiError('VALIDATION_FAILED', 'method: must be HS256 or JWKS', { details: { field: 'method' } });
       }
-      return prisma.jwtProvider.upsert({ where: { databaseId }, create: { databaseId, ...data }, update: data });
+      const provider = await prisma.jwtProvider.upsert({ where: { databaseId }, create: { databaseId, ...data }, update: data });
+      changed({ databaseId });
+      return provider;
     },
     async removeJwtProvider(databaseId: string): Promise<boolean> {
       await databases.getDatabase(databaseId);
-      return (await prisma.jwtProvider.deleteMany({ where: { databaseId } })).count > 0;
+      const removed = (await prisma.jwtProvider.deleteMany({ where: { databaseId } })).count > 0;
+      changed({ databaseId });
+      return removed;
     },
     /** For the data plane: how to verify JWTs of this database (secret decrypted), or null. */
     async getJwtVerificationConfig(databaseId: string): Promise<JwtVerificationConfig | null> {

@@ -5,10 +5,15 @@
  * principal a download was issued to live in memory only: a restart invalidates pending URLs,
  * and clients simply start over.
  *
+ * Pending bytes (PUT, not yet applied) are capped server-wide and per credential (the slot
+ * remembers the quota key of the principal it was issued to; docs/PROTOCOL.md "Quotas"): one
+ * tenant filling its share gets 429 `quota_exceeded`, the others keep uploading.
+ *
  * URL: `{origin}/v2/cloudsync/_artifacts/{base64url(claims)}.{base64url(hmac)}`.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Cursor } from './download-pages.ts';
+import { quotaKeyOf } from './http/quotas.ts';
 import type { Principal } from './sync-deps.ts';
 import { SyncError } from './sync-errors.ts';
 
@@ -43,6 +48,14 @@ interface Entry {
   state: 'issued' | 'uploaded' | 'used';
   bytes?: Uint8Array;
   principal?: Principal;
+  /** Quota key of the credential an upload slot was issued to. */
+  owner?: string;
+}
+
+/** Pending uploads of one credential. */
+interface OwnerPending {
+  bytes: number;
+  entries: Set<Entry>;
 }
 
 export interface ArtifactOptions {
@@ -54,6 +67,8 @@ export interface ArtifactOptions {
   maxUploadBytes?: number;
   /** Bytes of uploaded-but-not-applied payloads held at once (default 512 MiB); beyond: 503. */
   maxPendingBytes?: number;
+  /** The same per credential (default 64 MiB); beyond: 429 `quota_exceeded`. */
+  maxPendingBytesPerCredential?: number;
   now?: () => number;
 }
 
@@ -64,8 +79,10 @@ export class ArtifactStore {
   readonly ttlMs: number;
   readonly maxUploadBytes: number;
   readonly #maxPending: number;
+  readonly #maxPendingPerOwner: number;
   readonly #now: () => number;
   readonly #entries = new Map<string, Entry>();
+  readonly #pendingByOwner = new Map<string, OwnerPending>();
   #pendingBytes = 0;
   #nextSweep = 0;
 
@@ -75,6 +92,7 @@ export class ArtifactStore {
     this.ttlMs = opts.ttlMs ?? 5 * 60_000;
     this.maxUploadBytes = opts.maxUploadBytes ?? 32 * 1024 * 1024;
     this.#maxPending = opts.maxPendingBytes ?? 512 * 1024 * 1024;
+    this.#maxPendingPerOwner = opts.maxPendingBytesPerCredential ?? 64 * 1024 * 1024;
     this.#now = opts.now ?? Date.now;
   }
 
@@ -89,9 +107,17 @@ export class ArtifactStore {
     return `${origin}${ARTIFACT_PATH_PREFIX}${body}.${this.#sign(body)}`;
   }
 
-  issueUpload(origin: string, db: string, site: string): string {
+  /**
+   * An upload slot for `site` of `db`. With the principal asking for it, the slot counts against
+   * that credential's pending bytes, and no slot is issued while they are full.
+   */
+  issueUpload(origin: string, db: string, site: string, principal?: Principal): string {
+    const owner = principal === undefined ? undefined : quotaKeyOf(db, principal);
+    if (owner !== undefined) this.#assertOwnerFits(owner, 1);
     const exp = this.#now() + this.ttlMs;
-    return this.#issue({ k: 'u', db, site, exp, n: randomBytes(16).toString('hex') }, origin, { exp, state: 'issued' });
+    const entry: Entry = { exp, state: 'issued' };
+    if (owner !== undefined) entry.owner = owner;
+    return this.#issue({ k: 'u', db, site, exp, n: randomBytes(16).toString('hex') }, origin, entry);
   }
 
   issueDownload(origin: string, c: Omit<DownloadClaims, 'k' | 'exp' | 'n'>, principal: Principal): string {
@@ -149,16 +175,53 @@ export class ArtifactStore {
     return c;
   }
 
+  /**
+   * Before reading a PUT body: the slot may receive `bytes` more pending bytes (per credential:
+   * 429 `quota_exceeded`; server-wide: 503 `server_busy`). Returns the slot's quota key.
+   */
+  checkUploadFits(token: string, bytes: number): string | undefined {
+    const e = this.#entry(this.checkUploadSlot(token));
+    if (bytes > this.maxUploadBytes) throw new SyncError('payload_too_large', `payload larger than ${this.maxUploadBytes} bytes`);
+    if (e.owner !== undefined) this.#assertOwnerFits(e.owner, bytes);
+    if (this.#pendingBytes + bytes > this.#maxPending) throw new SyncError('server_busy', 'too many pending uploads, retry later');
+    return e.owner;
+  }
+
   /** Stores the bytes of a PUT to an upload slot (once). */
   storeUpload(token: string, bytes: Uint8Array): UploadClaims {
     const c = this.checkUploadSlot(token);
     const e = this.#entry(c);
     if (bytes.length > this.maxUploadBytes) throw new SyncError('payload_too_large', `payload larger than ${this.maxUploadBytes} bytes`);
+    if (e.owner !== undefined) this.#assertOwnerFits(e.owner, bytes.length);
     if (this.#pendingBytes + bytes.length > this.#maxPending) throw new SyncError('server_busy', 'too many pending uploads, retry later');
     e.state = 'uploaded';
     e.bytes = bytes;
     this.#pendingBytes += bytes.length;
+    if (e.owner !== undefined) {
+      const p = this.#pendingByOwner.get(e.owner) ?? { bytes: 0, entries: new Set<Entry>() };
+      p.bytes += bytes.length;
+      p.entries.add(e);
+      this.#pendingByOwner.set(e.owner, p);
+    }
     return c;
+  }
+
+  /**
+   * Throws `quota_exceeded` when `owner` cannot hold `bytes` more pending bytes. Its expired
+   * uploads are released first; `Retry-After` is the time until its oldest pending upload
+   * expires (at most 60 s: an apply frees it sooner).
+   */
+  #assertOwnerFits(owner: string, bytes: number): void {
+    const p = this.#pendingByOwner.get(owner);
+    if (p === undefined) return;
+    const now = this.#now();
+    for (const e of p.entries) if (e.exp < now) this.#release(e);
+    if (p.bytes + bytes <= this.#maxPendingPerOwner) return;
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const e of p.entries) oldest = Math.min(oldest, e.exp);
+    throw new SyncError('quota_exceeded', `more than ${this.#maxPendingPerOwner} bytes of pending uploads with this credential`, {
+      retryAfterSeconds: Math.min(60, Math.max(1, Math.ceil((oldest - now) / 1000))),
+    });
   }
 
   /** Takes (single use) the payload uploaded to `url` by `site` for `db`. */
@@ -196,7 +259,14 @@ export class ArtifactStore {
   }
 
   #release(e: Entry): void {
-    if (e.bytes !== undefined) this.#pendingBytes -= e.bytes.length;
+    if (e.bytes !== undefined) {
+      this.#pendingBytes -= e.bytes.length;
+      const p = e.owner === undefined ? undefined : this.#pendingByOwner.get(e.owner);
+      if (p !== undefined && p.entries.delete(e)) {
+        p.bytes -= e.bytes.length;
+        if (p.entries.size === 0 && e.owner !== undefined) this.#pendingByOwner.delete(e.owner);
+      }
+    }
     delete e.bytes;
     delete e.principal;
     e.state = 'used';
@@ -216,8 +286,8 @@ export class ArtifactStore {
   }
 
   /** Pending uploads and open URLs (for tests and metrics). */
-  stats(): { entries: number; pendingBytes: number } {
-    return { entries: this.#entries.size, pendingBytes: this.#pendingBytes };
+  stats(): { entries: number; pendingBytes: number; pendingCredentials: number } {
+    return { entries: this.#entries.size, pendingBytes: this.#pendingBytes, pendingCredentials: this.#pendingByOwner.size };
   }
 
   /** Cursor helpers for download claims. */

@@ -31,6 +31,10 @@ export const SyncErrorCode = {
   NOT_FOUND: 'not_found',
   METHOD_NOT_ALLOWED: 'method_not_allowed',
   SERVER_BUSY: 'server_busy',
+  /** Too many requests of one credential (token bucket); `Retry-After` says when to retry. */
+  RATE_LIMITED: 'rate_limited',
+  /** A per-credential quota (pending upload bytes, concurrent uploads) is full; `Retry-After`. */
+  QUOTA_EXCEEDED: 'quota_exceeded',
   INTERNAL: 'internal_error',
 } as const;
 export type SyncErrorCode = (typeof SyncErrorCode)[keyof typeof SyncErrorCode];
@@ -59,6 +63,8 @@ const STATUS: Record<SyncErrorCode, number> = {
   not_found: 404,
   method_not_allowed: 405,
   server_busy: 503,
+  rate_limited: 429,
+  quota_exceeded: 429,
   internal_error: 500,
 };
 
@@ -86,11 +92,13 @@ const TITLE: Record<SyncErrorCode, string> = {
   not_found: 'Not found',
   method_not_allowed: 'Method not allowed',
   server_busy: 'Server busy',
+  rate_limited: 'Too many requests',
+  quota_exceeded: 'Quota exceeded',
   internal_error: 'Internal error',
 };
 
 /** Codes a client may retry unchanged later (the server side may change: deploy, migrate, restart). */
-const RETRYABLE = new Set<SyncErrorCode>(['schema_hash_unknown', 'unknown_table', 'unknown_column', 'server_busy', 'batch_buffers_full', 'internal_error']);
+const RETRYABLE = new Set<SyncErrorCode>(['schema_hash_unknown', 'unknown_table', 'unknown_column', 'server_busy', 'batch_buffers_full', 'rate_limited', 'quota_exceeded', 'internal_error']);
 
 export class SyncError extends Error {
   override readonly name = 'SyncError';
@@ -99,13 +107,16 @@ export class SyncError extends Error {
   readonly title: string;
   /** Safe to show the caller (never for 401). */
   readonly detail: string | undefined;
+  /** Whole seconds for a `Retry-After` header (429 answers). */
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(code: SyncErrorCode, detail?: string, options?: { cause?: unknown }) {
+  constructor(code: SyncErrorCode, detail?: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
     super(detail ?? TITLE[code], options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.status = STATUS[code];
     this.title = TITLE[code];
     this.detail = code === 'unauthorized' ? undefined : detail;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
 
   get retryable(): boolean {

@@ -6,8 +6,9 @@ import type { ChunkBatches } from '../chunk-batches.ts';
 import type { Generation, Principal, SyncDeps } from '../sync-deps.ts';
 import type { SyncService } from '../sync.service.ts';
 import type { G3Cursors } from './g3-cursors.ts';
+import type { CredentialQuotas, QuotaLimits } from './quotas.ts';
 
-export interface SyncHttpLimits {
+export interface SyncHttpLimits extends QuotaLimits {
   /** JSON bodies of API calls (default 1 MiB). */
   maxJsonBodyBytes: number;
   /** G2b/G3 `apply` bodies, which may carry an inline base64 blob (default 48 MiB). */
@@ -22,6 +23,8 @@ export interface SyncHttpLimits {
    * 0 = always URLs.
    */
   inlineChunksBytes: number;
+  /** Uploaded-but-not-applied bytes per credential (default 64 MiB; the server-wide cap stays 512 MiB). */
+  maxPendingUploadBytesPerCredential: number;
 }
 
 export interface SyncHttpState {
@@ -32,6 +35,8 @@ export interface SyncHttpState {
   /** G3 chunked batches being assembled (per process). */
   batches: ChunkBatches;
   limits: SyncHttpLimits;
+  /** Request rate and concurrent uploads per credential (docs/PROTOCOL.md "Quotas"). */
+  quotas: CredentialQuotas;
   publicUrl: string | undefined;
 }
 

@@ -16,6 +16,7 @@ import { getArtifact, putArtifact } from './artifact-calls.ts';
 import type { ApiCall, SyncHttpLimits, SyncHttpState } from './context.ts';
 import { G3Cursors } from './g3-cursors.ts';
 import { bearerOf, originOf, parseJsonObject, readBody, sendError, sendJson, sendPreflight } from './io.ts';
+import { applyArtifactPutQuotas, applyRequestQuotas, CredentialQuotas, DEFAULT_QUOTAS } from './quotas.ts';
 import { parseSyncRoute } from './routes.ts';
 import type { SyncRoute } from './routes.ts';
 
@@ -41,6 +42,8 @@ export interface SyncHttpHandler {
   readonly artifacts: ArtifactStore;
   /** G3 chunked batches being assembled. */
   readonly batches: ChunkBatches;
+  /** Request rate and concurrent uploads per credential. */
+  readonly quotas: CredentialQuotas;
   /** Closes every central database. */
   dispose(): void;
 }
@@ -52,8 +55,14 @@ export function createSyncHttpHandler(deps: SyncDeps, options: SyncHttpOptions):
     secret: options.artifactSecret,
     ...(options.artifactTtlMs === undefined ? {} : { ttlMs: options.artifactTtlMs }),
     ...(options.maxUploadBytes === undefined ? {} : { maxUploadBytes: options.maxUploadBytes }),
+    ...(options.maxPendingUploadBytesPerCredential === undefined ? {} : { maxPendingBytesPerCredential: options.maxPendingUploadBytesPerCredential }),
     ...(options.now === undefined ? {} : { now: options.now }),
   });
+  const quotaLimits = {
+    rateLimitPerSecond: options.rateLimitPerSecond ?? DEFAULT_QUOTAS.rateLimitPerSecond,
+    rateLimitBurst: options.rateLimitBurst ?? DEFAULT_QUOTAS.rateLimitBurst,
+    maxConcurrentUploadsPerCredential: options.maxConcurrentUploadsPerCredential ?? DEFAULT_QUOTAS.maxConcurrentUploadsPerCredential,
+  };
   const state: SyncHttpState = {
     deps,
     service,
@@ -67,7 +76,10 @@ export function createSyncHttpHandler(deps: SyncDeps, options: SyncHttpOptions):
       inlineDownloadBytes: options.inlineDownloadBytes ?? 128 * 1024,
       defaultMaxChunks: options.defaultMaxChunks ?? 16,
       inlineChunksBytes: options.inlineChunksBytes ?? 16 * 1024 * 1024,
+      maxPendingUploadBytesPerCredential: options.maxPendingUploadBytesPerCredential ?? 64 * 1024 * 1024,
+      ...quotaLimits,
     },
+    quotas: new CredentialQuotas(quotaLimits, options.now),
   };
   const handler = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -89,20 +101,25 @@ export function createSyncHttpHandler(deps: SyncDeps, options: SyncHttpOptions):
       const err = toSyncError(e);
       if (err.status >= 500) (deps.logError ?? ((m, x) => console.error(m, x)))('sync: request failed', e);
       req.resume();
+      if (err.retryAfterSeconds !== undefined && !res.headersSent) res.setHeader('Retry-After', String(err.retryAfterSeconds));
       sendError(res, err);
     }
     return true;
   };
-  return Object.assign(handler, { service, artifacts, batches: state.batches, dispose: () => databases.dispose() });
+  return Object.assign(handler, { service, artifacts, batches: state.batches, quotas: state.quotas, dispose: () => databases.dispose() });
 }
 
 async function dispatch(state: SyncHttpState, route: Exclude<SyncRoute, { kind: 'unknown' }>, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (route.kind === 'artifact') {
-    if (req.method === 'PUT') return putArtifact(state, route.token, req, res);
+    if (req.method === 'PUT') {
+      applyArtifactPutQuotas(state, route.token, req, res); // per-credential pending bytes and concurrent uploads
+      return putArtifact(state, route.token, req, res);
+    }
     return getArtifact(state, route.token, res);
   }
   const principal = await state.deps.authenticate(route.databaseId, bearerOf(req));
   if (principal === null) throw new SyncError('unauthorized');
+  applyRequestQuotas(state, route, req, res, principal); // per-credential rate limit and concurrent uploads (429)
   const db = await state.service.databases.get(route.databaseId);
   if (route.kind === 'pushTokens') {
     const body = parseJsonObject(await readBody(req, state.limits.maxJsonBodyBytes));
