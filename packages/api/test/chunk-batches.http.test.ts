@@ -69,24 +69,28 @@ test('a row split across two chunks lands whole under RLS; the window is claimed
   const p0 = encode(dev, changes.slice(0, 1));
   const p1 = encode(dev, changes.slice(1));
 
-  // Control: chunk 0 merged on its own is an INSERT of a row owned by '' and is refused.
-  const probe = new TestDevice(t, databaseId, alice, DDL);
-  const alone = await http('POST', probe.url('apply'), alice, { blob: b64(p0), dbVersionMin: 1, dbVersionMax: 1 });
-  expect((alone.body['failures'] as { apply?: { code: string } } | undefined)?.apply?.code).toBe('forbidden');
+  // Control: the same cut of another row, merged chunk by chunk without a batch, does not land
+  // whole (its first chunk is an INSERT of a row owned by '', which the INSERT policy refuses).
+  const ctl = aliceDevice([['c1', 'control']]);
+  for (const [i, part] of [ctl.changes.slice(0, 1), ctl.changes.slice(1)].entries()) {
+    await http('POST', ctl.dev.url('apply'), alice, { blob: b64(encode(ctl.dev, part)), dbVersionMin: i + 1, dbVersionMax: i + 1 });
+  }
+  expect(centralRows(t, databaseId)).not.toContainEqual({ id: 'c1', title: 'control', user_id: 'alice' });
+  const others = centralRows(t, databaseId);
 
   const before = await status(dev);
   const r0 = await sendChunk(dev, 'batch-1', 0, false, p0, window);
   expect(r0.status).toBe(200);
   expect(r0.body).toEqual(before); // current SyncStatus: window not claimed
   expect(r0.body['lastOptimisticVersion']).toBe(0);
-  expect(centralRows(t, databaseId)).toEqual([]); // nothing merged
+  expect(centralRows(t, databaseId)).toEqual(others); // nothing merged
   expect(await status(dev)).toEqual(before);
 
   const r1 = await sendChunkByUrl(dev, 'batch-1', 1, true, p1, window);
   expect(r1.status).toBe(200);
   expect(r1.body['failures']).toBeUndefined();
   expect(r1.body['lastOptimisticVersion']).toBe(window.dbVersionMax);
-  expect(centralRows(t, databaseId)).toEqual([
+  expect(centralRows(t, databaseId).filter((r) => (r as { id: string }).id.startsWith('a'))).toEqual([
     { id: 'a1', title: 'first', user_id: 'alice' },
     { id: 'a2', title: 'second', user_id: 'alice' },
   ]);
