@@ -3,6 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseServerKey } from './crypto.ts';
+import type { IntrospectionMode } from './graphql-limits.ts';
+import { parseCorsOrigins } from './http/cors.ts';
+import type { CorsOrigins } from './http/cors.ts';
 
 export interface Config {
   port: number;
@@ -126,4 +129,37 @@ export function loadLimitsConfig(env: Record<string, string | undefined>): Limit
     maxPendingUploadBytesPerCredential: int(env, 'OFFSYNC_MAX_PENDING_UPLOAD_BYTES', 64 * 1024 * 1024, 1024, 2 ** 40),
     controlPlaneBusyTimeoutMs: int(env, 'OFFSYNC_CONTROL_PLANE_BUSY_TIMEOUT_MS', 5000, 0, 600_000),
   };
+}
+
+/** Browser and GraphQL exposure (issue 9, point 4; docs/CONTROL-PLANE.md "Security model"). */
+export interface HttpSecurityConfig {
+  /**
+   * OFFSYNC_CORS_ORIGINS: origins (comma list, `*` = any) allowed by CORS on `/graphql` and, unless
+   * OFFSYNC_SYNC_CORS_ORIGINS is set, on the sync endpoints. Unset: `/graphql` same-origin only.
+   */
+  graphqlCorsOrigins: CorsOrigins | undefined;
+  /** OFFSYNC_SYNC_CORS_ORIGINS (else OFFSYNC_CORS_ORIGINS, else `*`): CORS of the sync endpoints. */
+  syncCorsOrigins: CorsOrigins | undefined;
+  /** OFFSYNC_GRAPHQL_INTROSPECTION: who may introspect and get field suggestions (admin, all, off; default admin). */
+  graphqlIntrospection: IntrospectionMode;
+}
+
+function corsOrigins(env: Record<string, string | undefined>, name: string): CorsOrigins | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  try {
+    return parseCorsOrigins(raw);
+  } catch (e) {
+    throw new ConfigError(`${name} must be * or a comma list of http(s) origins (${e instanceof Error ? e.message : String(e)})`);
+  }
+}
+
+export function loadHttpSecurityConfig(env: Record<string, string | undefined>): HttpSecurityConfig {
+  const graphqlCorsOrigins = corsOrigins(env, 'OFFSYNC_CORS_ORIGINS');
+  const syncCorsOrigins = corsOrigins(env, 'OFFSYNC_SYNC_CORS_ORIGINS') ?? graphqlCorsOrigins;
+  const introspection = (env['OFFSYNC_GRAPHQL_INTROSPECTION'] || 'admin').toLowerCase();
+  if (introspection !== 'admin' && introspection !== 'all' && introspection !== 'off') {
+    throw new ConfigError('OFFSYNC_GRAPHQL_INTROSPECTION must be admin, all or off');
+  }
+  return { graphqlCorsOrigins, syncCorsOrigins, graphqlIntrospection: introspection };
 }

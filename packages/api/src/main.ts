@@ -1,7 +1,7 @@
 /** `npm start`: the only file that reads process.env. Migrate, ensure an admin key, listen, shut down gracefully. */
 import { createHmac } from 'node:crypto';
 import { createApp } from './app.ts';
-import { loadConfig, loadLimitsConfig, loadOrCreateServerKey } from './config.ts';
+import { loadConfig, loadHttpSecurityConfig, loadLimitsConfig, loadOrCreateServerKey } from './config.ts';
 import { createSecretBox } from './crypto.ts';
 import { createPrismaClient, parseDatabaseUrl } from './db/prisma.ts';
 import { migrate } from './db/migrate.ts';
@@ -16,6 +16,7 @@ const logger: Logger = { info: log('info'), warn: log('warn'), error: log('error
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
+  const httpSecurity = loadHttpSecurityConfig(process.env);
   const { controlPlaneBusyTimeoutMs, ...quotas } = loadLimitsConfig(process.env);
   const target = parseDatabaseUrl(config.databaseUrl, config.dataDir);
   const applied = await migrate(target);
@@ -42,6 +43,12 @@ async function main(): Promise<void> {
     secretBox: createSecretBox(key),
     clock: systemClock,
     logger,
+    // CORS allowlists and who may introspect (docs/CONTROL-PLANE.md "Security model").
+    introspection: httpSecurity.graphqlIntrospection,
+    cors: {
+      ...(httpSecurity.graphqlCorsOrigins === undefined ? {} : { graphql: httpSecurity.graphqlCorsOrigins }),
+      ...(httpSecurity.syncCorsOrigins === undefined ? {} : { sync: httpSecurity.syncCorsOrigins }),
+    },
     dataDir: config.dataDir,
     publicUrl: config.publicUrl,
     billingPeriodStartDay: config.billingPeriodStartDay,
