@@ -1,21 +1,39 @@
 /** Small HTTP helpers of the sync routes: bounded bodies, replies, CORS, origin. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { applyCors, applyPreflight, corsPolicy, corsPolicyOf, requestOriginOf } from '../../../http/cors.ts';
+import type { CorsOrigins, CorsPolicy } from '../../../http/cors.ts';
 import { SyncError } from '../sync-errors.ts';
 
 export const CORS_ALLOW_HEADERS = 'authorization, content-type, accept, x-cloudsync-version, x-cloudsync-capabilities, x-cloudsync-ticket';
 export const CORS_ALLOW_METHODS = 'GET, POST, PUT, OPTIONS';
 
-export function setCors(res: ServerResponse): void {
-  res.setHeader('Access-Control-Allow-Origin', '*');
-  res.setHeader('Access-Control-Expose-Headers', 'x-cloudsync-ticket, x-cloudsync-ticket-expires-at');
+/**
+ * CORS of the sync endpoints (http/cors.ts): default any origin (`*`) without credentials, so
+ * browser devices with a bearer credential work from any page; an allowlist when configured.
+ */
+export function syncCorsPolicy(origins: CorsOrigins = '*'): CorsPolicy {
+  return corsPolicy(origins, {
+    allowMethods: CORS_ALLOW_METHODS,
+    allowHeaders: CORS_ALLOW_HEADERS,
+    exposeHeaders: 'x-cloudsync-ticket, x-cloudsync-ticket-expires-at',
+    maxAgeSeconds: 600,
+  });
 }
 
-/** Answers a CORS preflight. */
+const ANY_ORIGIN = syncCorsPolicy('*');
+
+/** The policy the router bound to this response, else any origin (the handler used on its own). */
+function policyOf(res: ServerResponse): CorsPolicy {
+  return corsPolicyOf(res) ?? ANY_ORIGIN;
+}
+
+export function setCors(res: ServerResponse): void {
+  applyCors(res, requestOriginOf(res), policyOf(res));
+}
+
+/** Answers a CORS preflight (no CORS headers for an origin outside the allowlist). */
 export function sendPreflight(res: ServerResponse): void {
-  setCors(res);
-  res.setHeader('Access-Control-Allow-Methods', CORS_ALLOW_METHODS);
-  res.setHeader('Access-Control-Allow-Headers', CORS_ALLOW_HEADERS);
-  res.setHeader('Access-Control-Max-Age', '600');
+  applyPreflight(res, requestOriginOf(res), policyOf(res));
   res.setHeader('Content-Length', '0');
   res.writeHead(204).end();
 }
