@@ -22,6 +22,16 @@ export const ApiErrorCode = {
   NOT_SUPPORTED_YET: 'NOT_SUPPORTED_YET',
   /** The database behind a database entry cannot be reached. */
   CONNECTION_FAILED: 'CONNECTION_FAILED',
+  /** A live `changes` subscription ended: its credential was revoked (or is no longer valid). */
+  CREDENTIAL_REVOKED: 'CREDENTIAL_REVOKED',
+  /** A live `changes` subscription ended: its credential expired. */
+  CREDENTIAL_EXPIRED: 'CREDENTIAL_EXPIRED',
+  /** A live `changes` subscription ended: its device (site) was removed. */
+  DEVICE_REMOVED: 'DEVICE_REMOVED',
+  /** A live `changes` subscription ended: OffSync was disabled for its database (or the database deleted). */
+  SYNC_DISABLED: 'SYNC_DISABLED',
+  /** A live `changes` subscription of a user ended: the database's RLS mode changed. */
+  RLS_MODE_CHANGED: 'RLS_MODE_CHANGED',
 } as const;
 export type ApiErrorCode = (typeof ApiErrorCode)[keyof typeof ApiErrorCode];
 
@@ -34,6 +44,11 @@ const httpStatus: Record<ApiErrorCode, number> = {
   CONFLICT: 409,
   NOT_SUPPORTED_YET: 501,
   CONNECTION_FAILED: 502,
+  CREDENTIAL_REVOKED: 401,
+  CREDENTIAL_EXPIRED: 401,
+  DEVICE_REMOVED: 403,
+  SYNC_DISABLED: 403,
+  RLS_MODE_CHANGED: 409,
 };
 
 /** Base class of every error the API throws on purpose. */

@@ -57,11 +57,29 @@ export interface ChangesRejectedPayload {
   entries: RejectionJson[];
 }
 
+/**
+ * Published by the control plane when sync access ends for live `changes` subscriptions of a
+ * database (docs/PROTOCOL.md "Live subscriptions end with their credential"): a key or token
+ * revoked (`credentialId`), a device removed (`siteId`), OffSync disabled or the database deleted,
+ * the RLS mode changed. The live-session registry (domains/sync/graphql/live-sessions.ts) ends
+ * the matching subscriptions of every process.
+ */
+export interface SyncAccessEndedPayload {
+  databaseId: string;
+  reason: 'CREDENTIAL_REVOKED' | 'DEVICE_REMOVED' | 'SYNC_DISABLED' | 'RLS_MODE_CHANGED';
+  /** CREDENTIAL_REVOKED: `apiKey:<id>` or `accessToken:<id>` (Principal.credentialId). */
+  credentialId?: string;
+  /** DEVICE_REMOVED: the site id (32 lower-case hex digits). */
+  siteId?: string;
+  at: string;
+}
+
 /** Topic → [id, payload]. Subscribers listen per database id. */
 export type ApiEvents = {
   deviceEvent: [databaseId: string, payload: DeviceEventPayload];
   metricsChanged: [databaseId: string, payload: MetricsChangedPayload];
   syncChanges: [databaseId: string, payload: SyncChangesPayload];
+  syncAccessEnded: [databaseId: string, payload: SyncAccessEndedPayload];
   changesRejected: [databaseId: string, payload: ChangesRejectedPayload];
 };
 

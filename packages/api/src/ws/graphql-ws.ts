@@ -5,6 +5,12 @@
  * for `connectionParams.databaseId` — such a connection can only use the sync fields, which
  * authorize every operation again. Anything else is refused (close 4403) before any
  * subscription runs.
+ *
+ * A socket accepted with a device credential is a live session (domains/sync/graphql/
+ * live-sessions.ts): when that credential is revoked or expires, its `changes` subscriptions end
+ * with their GraphQL error first, then the socket is closed with 4401 and the reason
+ * `CREDENTIAL_REVOKED` / `CREDENTIAL_EXPIRED` (docs/PROTOCOL.md "Live subscriptions end with their
+ * credential").
  */
 import type { Server } from 'node:http';
 import type { ExecutionArgs } from 'graphql';
@@ -15,6 +21,16 @@ import type { GraphQLContext, Viewer } from '../context.ts';
 import { extractBearer, resolveViewer } from '../context.ts';
 import type { Services } from '../services.ts';
 import type { SyncService } from '../domains/sync/sync.service.ts';
+import { CREDENTIAL_CLOSE_CODE, liveSessionsOf } from '../domains/sync/graphql/live-sessions.ts';
+import type { LiveEndCode } from '../domains/sync/graphql/live-sessions.ts';
+
+/** Longest wait for a socket's subscriptions to send their final error before the 4401 close. */
+const DRAIN_MS = 1000;
+
+interface DrainableContext {
+  readonly subscriptions: Record<string, unknown>;
+  readonly extra: { socket: { close(code: number, reason: string): void } };
+}
 
 type Enveloped = ReturnType<YogaServerInstance<Record<string, unknown>, GraphQLContext>['getEnveloped']>;
 type RootValue = { execute: Enveloped['execute']; subscribe: Enveloped['subscribe'] };
@@ -28,6 +44,30 @@ export function attachGraphqlWs(
 ) {
   const wss = new WebSocketServer({ server, path });
   const viewers = new WeakMap<object, Viewer>();
+  const sessions = liveSessionsOf(services);
+  /** Socket context → unregisters its live session. */
+  const registrations = new WeakMap<object, () => void>();
+  /** Socket contexts waiting for their subscriptions to end before the close. */
+  const closing = new Map<object, () => void>();
+
+  /** Closes the socket once its subscriptions have sent their final messages (at most DRAIN_MS later). */
+  const closeWhenDrained = (ctx: DrainableContext, code: LiveEndCode): void => {
+    let done = false;
+    const close = (): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(fallback);
+      closing.delete(ctx);
+      ctx.extra.socket.close(CREDENTIAL_CLOSE_CODE, code);
+    };
+    const attempt = (): void => {
+      if (Object.keys(ctx.subscriptions).length === 0) close();
+    };
+    const fallback = setTimeout(close, DRAIN_MS);
+    fallback.unref();
+    closing.set(ctx, () => void setImmediate(attempt));
+    setImmediate(attempt);
+  };
 
   const disposable = useServer(
     {
@@ -46,7 +86,17 @@ export function attachGraphqlWs(
         const device = await sync.authenticate(databaseId, credential).catch(() => null);
         if (device === null) return false;
         viewers.set(ctx, null);
+        if (device.credentialId !== undefined) {
+          registrations.set(ctx, sessions.register({ databaseId, scope: 'socket', principal: device, end: (code) => closeWhenDrained(ctx, code) }));
+        }
         return true;
+      },
+      onComplete: (ctx) => {
+        closing.get(ctx)?.();
+      },
+      onClose: (ctx) => {
+        registrations.get(ctx)?.();
+        registrations.delete(ctx);
       },
       onSubscribe: async (ctx, _id, payload) => {
         const viewer = viewers.get(ctx) ?? null;

@@ -12,7 +12,10 @@
  *   which counts as a network error: a half-open connection is noticed, not waited on forever.
  * - Auth: `connectionParams = { authorization: 'Bearer <credential>', databaseId }` (the admin key,
  *   or a device credential of that database). Auth, validation and domain refusals
- *   (non-retryable) stop the loop (state `error`).
+ *   (non-retryable) stop the loop (state `error`) — among them the codes a live subscription ends
+ *   with (docs/PROTOCOL.md "Live subscriptions end with their credential"): CREDENTIAL_REVOKED,
+ *   CREDENTIAL_EXPIRED, DEVICE_REMOVED, SYNC_DISABLED (SyncError `credential_revoked`, …) and a
+ *   4401 close. RLS_MODE_CHANGED is retryable: the loop resubscribes under the new mode.
  *
  * Cursor conventions: the durable cursor reads `seq = 0` as "all of version N seen" (HTTP
  * watermark), the subscription as the row key `(N, 0)`. {@link toFeedCursor} and
@@ -51,12 +54,15 @@ export function toDurableCursor(c: Cursor): Cursor {
   return { dbVersion: c.dbVersion - 1, seq: SEQ_ALL };
 }
 
+/** Server codes a `changes` subscription ends with that a resubscription resolves (the credential still holds). */
+const RESUBSCRIBE_CODES: ReadonlySet<string> = new Set(['RLS_MODE_CHANGED']);
+
 /** ClientError (graphql-ws, GraphQL errors) → the SyncError family the state machine understands. */
 export function toSyncError(e: unknown): unknown {
   if (!(e instanceof ClientError)) return e;
   if (e.code === ClientErrorCode.NETWORK) return new SyncNetworkError(e.message);
   const code = (e.serverCode ?? e.code.replace(/^CLIENT_/, '')).toLowerCase();
-  return new SyncError(code, e.message, e.retryable);
+  return new SyncError(code, e.message, e.retryable || (e.serverCode !== undefined && RESUBSCRIBE_CODES.has(e.serverCode)));
 }
 
 export interface GraphqlTransportOptions extends BackoffOptions {

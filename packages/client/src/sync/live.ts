@@ -11,8 +11,8 @@
  *
  * Everything runs through the database's exclusive queue, so it never interleaves with `sync()`.
  * States: connecting (socket opening) → syncing (acknowledged, replaying) → live (caught up); a
- * network error → offline until the next attempt, a non-retryable one → error. Polls are silent
- * while live.
+ * network error → offline until the next attempt, a non-retryable one → error (and live mode
+ * stops: no resubscription, no more pushes). Polls are silent while live.
  */
 import type { SqlDriver } from '@offsync/core';
 import { backoffDelay } from './backoff.ts';
@@ -102,6 +102,9 @@ export function liveLoop(d: LiveDeps): LiveHandle {
       }),
     onError: (e) => {
       caughtUp = false;
+      // A non-retryable error (refused or revoked credential, device removed, sync disabled) ends
+      // live mode: the transport stops resubscribing and local writes are no longer pushed.
+      if (e instanceof SyncError && !e.retryable) pusher.stop();
       void d.reportError(e, failures++);
     },
   });

@@ -105,6 +105,8 @@ export function createAuthService(deps: ServiceDeps, databases: DatabasesService
       if (key === null) throw new ApiError('NOT_FOUND', `API key ${id} not found`, { details: { apiKeyId: id } });
       if (key.revokedAt) return key;
       const revoked = await prisma.apiKey.update({ where: { id }, data: { revokedAt: now() } });
+      // Live `changes` subscriptions of this key end now (domains/sync/graphql/live-sessions.ts).
+      deps.pubsub.publish('syncAccessEnded', key.databaseId, { databaseId: key.databaseId, reason: 'CREDENTIAL_REVOKED', credentialId: `apiKey:${id}`, at: now().toISOString() });
       changed({ databaseId: key.databaseId, hash: key.hash });
       return revoked;
     },
@@ -149,8 +151,25 @@ export function createAuthService(deps: ServiceDeps, databases: DatabasesService
       if (tok === null) throw new ApiError('NOT_FOUND', `Access token ${id} not found`, { details: { accessTokenId: id } });
       if (tok.revokedAt) return tok;
       const revoked = await prisma.accessToken.update({ where: { id }, data: { revokedAt: now() } });
+      deps.pubsub.publish('syncAccessEnded', tok.databaseId, { databaseId: tok.databaseId, reason: 'CREDENTIAL_REVOKED', credentialId: `accessToken:${id}`, at: now().toISOString() });
       changed({ databaseId: tok.databaseId, hash: tok.hash });
       return revoked;
+    },
+    /**
+     * For the re-validation of live subscriptions: which of these API key / access token ids are
+     * still valid for `databaseId` (not revoked, not expired). Reads only (no `lastUsedAt` write).
+     */
+    async validCredentialIds(databaseId: string, ids: { apiKeys: readonly string[]; accessTokens: readonly string[] }): Promise<Set<string>> {
+      const out = new Set<string>();
+      if (ids.apiKeys.length > 0) {
+        const keys = await prisma.apiKey.findMany({ where: { id: { in: [...ids.apiKeys] }, databaseId, revokedAt: null }, select: { id: true } });
+        for (const k of keys) out.add(k.id);
+      }
+      if (ids.accessTokens.length > 0) {
+        const toks = await prisma.accessToken.findMany({ where: { id: { in: [...ids.accessTokens] }, databaseId, revokedAt: null }, select: { id: true, expiresAt: true } });
+        for (const t of toks) if (t.expiresAt === null || t.expiresAt.getTime() > deps.clock.now()) out.add(t.id);
+      }
+      return out;
     },
     /** For the data plane: the token's identity, or null when unknown, revoked, expired or of another database. */
     async verifyAccessToken(databaseId: string, secret: string): Promise<VerifiedAccessToken | null> {

@@ -93,6 +93,7 @@ export function createDatabasesService(deps: ServiceDeps) {
     async deleteDatabase(id: string): Promise<string> {
       const db = await service.getDatabase(id);
       await prisma.database.delete({ where: { id } });
+      deps.pubsub.publish('syncAccessEnded', id, { databaseId: id, reason: 'SYNC_DISABLED', at: now().toISOString() });
       if (db.kind === 'SQLITE') {
         const file = sqliteDatabasePath(deps.dataDir, id);
         for (const suffix of ['', '-wal', '-shm']) rmSync(file + suffix, { force: true });
@@ -103,7 +104,10 @@ export function createDatabasesService(deps: ServiceDeps) {
     async setOffSync(id: string, enabled: boolean) {
       const db = await service.getDatabase(id);
       if (db.offSyncEnabled === enabled) return db;
-      return prisma.database.update({ where: { id }, data: { offSyncEnabled: enabled, offSyncEnabledAt: enabled ? now() : null } });
+      const updated = await prisma.database.update({ where: { id }, data: { offSyncEnabled: enabled, offSyncEnabledAt: enabled ? now() : null } });
+      // Live `changes` subscriptions of this database end now (domains/sync/graphql/live-sessions.ts).
+      if (!enabled) deps.pubsub.publish('syncAccessEnded', id, { databaseId: id, reason: 'SYNC_DISABLED', at: now().toISOString() });
+      return updated;
     },
 
     async configureConnection(id: string, input: PgConnectionInput) {

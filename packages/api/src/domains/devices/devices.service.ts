@@ -65,7 +65,10 @@ export function createDevicesService(deps: ServiceDeps) {
         prisma.pushToken.deleteMany({ where: { databaseId, siteId: s } }),
       ]);
       if (res.count === 0) throw new ApiError('NOT_FOUND', `Device ${s} not found`, { details: { siteId: s } });
-      publish('REMOVED', databaseId, s, new Date(deps.clock.now()));
+      const at = new Date(deps.clock.now());
+      publish('REMOVED', databaseId, s, at);
+      // Live `changes` subscriptions of this device end now (domains/sync/graphql/live-sessions.ts).
+      pubsub.publish('syncAccessEnded', databaseId, { databaseId, reason: 'DEVICE_REMOVED', siteId: s, at: at.toISOString() });
       return true;
     },
 

@@ -9,6 +9,7 @@ import type { Cursor } from './download-pages.ts';
 import { syncCaller, toApiError } from './graphql/caller.ts';
 import { changeHubOf } from './graphql/change-hub.ts';
 import { liveChanges } from './graphql/live-changes.ts';
+import { liveSessionsOf } from './graphql/live-sessions.ts';
 import type { ChangesBatch } from './graphql/live-changes.ts';
 import { cursorArg, decodeBase64Payload, encodeBase64, pageBytesArg, windowArg } from './graphql/payload.ts';
 import type { SyncStatus, VersionWindow } from './peer-state.ts';
@@ -125,14 +126,15 @@ builder.subscriptionFields((t) => ({
     type: ChangesRef,
     skipTypeScopes: true,
     description:
-      'Replays every change after cursor in pages, then streams new batches live (never the subscriber\'s own). The first batch with final = true marks the end of the replay (payload null if there was nothing). Resubscribe with the last cursor received: no gap, no duplicate',
+      'Replays every change after cursor in pages, then streams new batches live (never the subscriber\'s own). The first batch with final = true marks the end of the replay (payload null if there was nothing). Resubscribe with the last cursor received: no gap, no duplicate. Ends with an error whose extensions.code is CREDENTIAL_REVOKED, CREDENTIAL_EXPIRED, DEVICE_REMOVED, SYNC_DISABLED or RLS_MODE_CHANGED within 2 s of that event',
     args: { ...siteArgs, cursor: t.arg({ type: CursorInput }), maxBytes: t.arg.int() },
     subscribe: async (_r, a, ctx) => {
       const after = cursorArg(a.cursor);
       const pageBytes = pageBytesArg(a.maxBytes, ctx.sync.pageBytes);
       const { db, site, principal } = await syncCaller(ctx, String(a.databaseId), a.siteId);
       ctx.sync.recordActivity(db, site, principal, { uploadBytes: 0, downloadBytes: 0 });
-      const batches = liveChanges({ sync: ctx.sync, hub: changeHubOf(ctx.services.pubsub), db, site, principal, after, pageBytes });
+      const sessions = liveSessionsOf(ctx.services);
+      const batches = liveChanges({ sync: ctx.sync, hub: changeHubOf(ctx.services.pubsub), db, site, principal, after, pageBytes, sessions });
       return counted(batches, (bytes) => ctx.sync.recordTraffic(db, site, { uploadBytes: 0, downloadBytes: bytes }), (b) => base64Length(b.payload));
     },
     resolve: (batch) => batch,
@@ -148,24 +150,51 @@ function base64Length(payload: Uint8Array | null | undefined): number {
  * Passes batches through and reports their size, summed and flushed at most every
  * `TRAFFIC_FLUSH_MS` and when the stream ends — one counter write per subscriber per interval,
  * not per batch (a live event fans out to every subscriber).
+ *
+ * A plain iterator, not an async generator: `return()` (the socket closed, the client
+ * unsubscribed) reaches the source at once even while a `next()` waits for the next live batch;
+ * a generator would queue it until that batch arrived, keeping the idle stream, its hub listener
+ * and its live session alive.
  */
-async function* counted<T>(source: AsyncIterable<T>, report: (bytes: number) => void, sizeOf: (batch: T) => number): AsyncGenerator<T> {
+function counted<T>(source: AsyncIterable<T>, report: (bytes: number) => void, sizeOf: (batch: T) => number): AsyncIterableIterator<T> {
+  const it = source[Symbol.asyncIterator]();
   let pending = 0;
   let last = Date.now();
-  try {
-    for await (const batch of source) {
-      pending += sizeOf(batch);
+  const flush = (): void => {
+    if (pending > 0) report(pending);
+    pending = 0;
+  };
+  const self: AsyncIterableIterator<T> = {
+    async next() {
+      let r: IteratorResult<T>;
+      try {
+        r = await it.next();
+      } catch (e) {
+        flush();
+        throw e;
+      }
+      if (r.done === true) {
+        flush();
+        return r;
+      }
+      pending += sizeOf(r.value);
       const now = Date.now();
       if (pending > 0 && now - last >= TRAFFIC_FLUSH_MS) {
-        report(pending);
-        pending = 0;
+        flush();
         last = now;
       }
-      yield batch;
-    }
-  } finally {
-    if (pending > 0) report(pending);
-  }
+      return r;
+    },
+    async return() {
+      flush();
+      await it.return?.();
+      return { done: true, value: undefined };
+    },
+    [Symbol.asyncIterator]() {
+      return self;
+    },
+  };
+  return self;
 }
 
 const TRAFFIC_FLUSH_MS = 5_000;

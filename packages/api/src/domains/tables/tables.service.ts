@@ -88,9 +88,14 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
     },
 
     async setRlsMode(databaseId: string, mode: RlsMode) {
-      await databases.getDatabase(databaseId);
+      const before = await databases.getDatabase(databaseId);
       if (!Object.values(RlsMode).includes(mode)) throw new ApiError('VALIDATION_FAILED', 'mode: must be BYPASS or ENFORCE', { details: { field: 'mode' } });
-      return prisma.database.update({ where: { id: databaseId }, data: { rlsMode: mode } });
+      const updated = await prisma.database.update({ where: { id: databaseId }, data: { rlsMode: mode } });
+      // Users' live `changes` subscriptions of this database end now (domains/sync/graphql/live-sessions.ts).
+      if ((before.rlsMode === 'ENFORCE' ? 'ENFORCE' : 'BYPASS') !== mode) {
+        deps.pubsub.publish('syncAccessEnded', databaseId, { databaseId, reason: 'RLS_MODE_CHANGED', at: new Date(deps.clock.now()).toISOString() });
+      }
+      return updated;
     },
 
     async setRlsPolicy(databaseId: string, table: string, operation: RlsOperation, expression: string): Promise<RlsPolicyEntry> {

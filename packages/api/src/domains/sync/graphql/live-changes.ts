@@ -10,6 +10,10 @@
  * - Every batch carries the cursor of its last change; a client that resubscribes with the last
  *   cursor it received gets exactly what it has not seen.
  * - One page is built at a time and only when the previous one was consumed (backpressure).
+ * - The stream is registered as a live session (live-sessions.ts): when its credential is revoked
+ *   or expires, its device is removed, OffSync is disabled or (for users) the RLS mode changes, it
+ *   stops before building another page and ends with an ApiError whose `extensions.code` says why
+ *   (docs/PROTOCOL.md "Live subscriptions end with their credential").
  */
 import { Repeater } from 'graphql-yoga';
 import type { CentralDatabase } from '../central-databases.ts';
@@ -18,6 +22,8 @@ import type { Principal } from '../sync-deps.ts';
 import type { SyncService } from '../sync.service.ts';
 import { toApiError } from './caller.ts';
 import type { ChangeHub } from './change-hub.ts';
+import { liveEndError } from './live-sessions.ts';
+import type { LiveEndCode, LiveSessions } from './live-sessions.ts';
 import { livePage } from './shared-pages.ts';
 
 /** How long a subscriber's schema-hash stamp is reused (it also refreshes after the device's own uploads). */
@@ -42,6 +48,8 @@ export interface LiveChangesOptions {
   principal: Principal;
   after: Cursor;
   pageBytes: number;
+  /** Registry that ends the stream with its credential (absent: never ended that way). */
+  sessions?: LiveSessions;
 }
 
 export function liveChanges(o: LiveChangesOptions): Repeater<ChangesBatch> {
@@ -49,6 +57,7 @@ export function liveChanges(o: LiveChangesOptions): Repeater<ChangesBatch> {
     let cursor = o.after;
     let dirty = false;
     let stopped = false;
+    let ended: LiveEndCode | undefined;
     let wake: (() => void) | undefined;
     let stamp: { hash: bigint; at: number } | undefined;
     const schemaHash = (): bigint => {
@@ -68,12 +77,26 @@ export function liveChanges(o: LiveChangesOptions): Repeater<ChangesBatch> {
       stopped = true;
       wake?.();
     });
+    const unregister = o.sessions?.register({
+      databaseId: o.db.id,
+      scope: 'subscription',
+      siteId: o.site,
+      principal: o.principal,
+      end: (code) => {
+        ended = code;
+        stopped = true;
+        wake?.();
+      },
+    });
     try {
       let caughtUp = false;
       while (!stopped) {
         dirty = false;
         const r = await livePage(o.sync, o.db, o.site, o.principal, cursor, o.pageBytes, schemaHash());
         const page = r.pages[0];
+        // Built while the session ended, or after the credential expired: never sent.
+        if (ended === undefined && o.sessions?.expired(o.principal) === true) ended = 'CREDENTIAL_EXPIRED';
+        if (ended !== undefined) break;
         if (page !== undefined) {
           cursor = page.to;
           caughtUp = r.complete;
@@ -95,6 +118,8 @@ export function liveChanges(o: LiveChangesOptions): Repeater<ChangesBatch> {
       throw toApiError(e);
     } finally {
       unlisten();
+      unregister?.();
     }
+    if (ended !== undefined) throw liveEndError(ended);
   });
 }
