@@ -32,7 +32,7 @@ export function createRouter(options: {
   cors?: RouterCors;
 }) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname; void requestTarget;
+    const path = requestTarget(req.url)?.pathname ?? ''; // never throws (`GET //` used to reject outside the try: an unhandled rejection)
     const origin = typeof req.headers.origin === 'string' ? req.headers.origin : undefined;
     try {
       if (path === options.graphqlPath || path.startsWith(`${options.graphqlPath}/`)) {

@@ -17,7 +17,7 @@ import type { ApiCall, SyncHttpLimits, SyncHttpState } from './context.ts';
 import { G3Cursors } from './g3-cursors.ts';
 import { bearerOf, originOf, parseJsonObject, readBody, sendError, sendJson, sendPreflight } from './io.ts';
 import { applyArtifactPutQuotas, applyRequestQuotas, CredentialQuotas, DEFAULT_QUOTAS } from './quotas.ts';
-import { parseSyncRoute } from './routes.ts';
+import { parseSyncRoute, requestTarget } from './routes.ts';
 import type { SyncRoute } from './routes.ts';
 
 export interface SyncHttpOptions extends Partial<SyncHttpLimits> {
@@ -82,8 +82,8 @@ export function createSyncHttpHandler(deps: SyncDeps, options: SyncHttpOptions):
     quotas: new CredentialQuotas(quotaLimits, options.now),
   };
   const handler = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const route = parseSyncRoute(url.pathname, url.searchParams);
+    const target = requestTarget(req.url);
+    const route = target === undefined ? undefined : parseSyncRoute(target.pathname, target.query);
     if (route === undefined) return false;
     try {
       if (req.method === 'OPTIONS') {

@@ -14,6 +14,8 @@
 import type { Cursor } from '../download-pages.ts';
 import { ARTIFACT_PATH_PREFIX } from '../artifacts.ts';
 
+export { requestTarget } from '../../../http/request-target.ts';
+
 export type ApiAction = 'upload' | 'apply' | 'check' | 'status';
 
 export type SyncRoute =
