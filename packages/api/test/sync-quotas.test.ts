@@ -71,8 +71,13 @@ test('request rate: after the burst 429 rate_limited with Retry-After; other cre
   // Uploads are refused the same way (before the body is read), and so are push-token registrations.
   const apply = await http('POST', s.url(siteA, 'apply'), s.apiKey, { blob: '', dbVersionMin: 1, dbVersionMax: 1 });
   expect(apply.status).toBe(429);
-  // Another credential has its own bucket.
+  // Another credential has its own bucket; so has another device sharing the API key (fleets share keys).
   expect((await status(s.url(siteB, 'status'), token)).status).toBe(200);
+  expect((await status(s.url(siteId(), 'status'), s.apiKey)).status).toBe(200);
+  // A user's credential is one bucket whatever the site.
+  expect((await status(s.url(siteB, 'status'), token)).status).toBe(200);
+  expect((await status(s.url(siteB, 'status'), token)).status).toBe(200);
+  expect((await status(s.url(siteId(), 'status'), token)).code).toBe('rate_limited');
   s.clock.advance(500); // 2/s: one token back
   expect((await status(s.url(siteA, 'status'), s.apiKey)).status).toBe(200);
   expect((await status(s.url(siteA, 'status'), s.apiKey)).status).toBe(429);
@@ -102,6 +107,8 @@ test('pending upload bytes per credential: one credential at its cap cannot bloc
   expect(refused.status).toBe(429);
   expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
   expect(Number(refused.headers.get('retry-after'))).toBeLessThanOrEqual(60);
+  // Pending bytes count for the API key as a whole: another device of the key is refused too.
+  expect((await urlOf(siteId(), s.apiKey)).status).toBe(429);
   // Another credential uploads normally.
   const b = await urlOf(siteB, other);
   expect(b.status).toBe(200);
@@ -137,6 +144,9 @@ test('concurrent uploads per credential: a PUT in flight holds the slot; the sam
   const apply = await http('POST', s.url(siteA, 'apply'), s.apiKey, { url: u2, dbVersionMin: 1, dbVersionMax: 1 });
   expect(apply).toMatchObject({ status: 429 });
   expect((await put(ub, 100)).status).toBe(200);
+  // Another device sharing the API key has its own upload slots.
+  const uc = String((await http('GET', s.url(siteId(), 'upload'), s.apiKey)).body['url']);
+  expect((await put(uc, 100)).status).toBe(200);
 
   slow.end(Buffer.alloc(990));
   expect(await slowDone).toBe(200);

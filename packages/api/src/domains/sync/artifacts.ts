@@ -13,7 +13,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Cursor } from './download-pages.ts';
-import { quotaKeyOf } from './http/quotas.ts';
+import { quotaKeyOf, rateKeyOf } from './http/quotas.ts';
 import type { Principal } from './sync-deps.ts';
 import { SyncError } from './sync-errors.ts';
 
@@ -48,8 +48,10 @@ interface Entry {
   state: 'issued' | 'uploaded' | 'used';
   bytes?: Uint8Array;
   principal?: Principal;
-  /** Quota key of the credential an upload slot was issued to. */
+  /** Quota key of the credential an upload slot was issued to (pending bytes). */
   owner?: string;
+  /** Its concurrent-upload key (per device for API keys, see http/quotas.ts). */
+  uploader?: string;
 }
 
 /** Pending uploads of one credential. */
@@ -117,6 +119,8 @@ export class ArtifactStore {
     const exp = this.#now() + this.ttlMs;
     const entry: Entry = { exp, state: 'issued' };
     if (owner !== undefined) entry.owner = owner;
+    const uploader = principal === undefined ? undefined : rateKeyOf(db, principal, site);
+    if (uploader !== undefined) entry.uploader = uploader;
     return this.#issue({ k: 'u', db, site, exp, n: randomBytes(16).toString('hex') }, origin, entry);
   }
 
@@ -177,14 +181,14 @@ export class ArtifactStore {
 
   /**
    * Before reading a PUT body: the slot may receive `bytes` more pending bytes (per credential:
-   * 429 `quota_exceeded`; server-wide: 503 `server_busy`). Returns the slot's quota key.
+   * 429 `quota_exceeded`; server-wide: 503 `server_busy`). Returns the slot's concurrent-upload key.
    */
   checkUploadFits(token: string, bytes: number): string | undefined {
     const e = this.#entry(this.checkUploadSlot(token));
     if (bytes > this.maxUploadBytes) throw new SyncError('payload_too_large', `payload larger than ${this.maxUploadBytes} bytes`);
     if (e.owner !== undefined) this.#assertOwnerFits(e.owner, bytes);
     if (this.#pendingBytes + bytes > this.#maxPending) throw new SyncError('server_busy', 'too many pending uploads, retry later');
-    return e.owner;
+    return e.uploader;
   }
 
   /** Stores the bytes of a PUT to an upload slot (once). */

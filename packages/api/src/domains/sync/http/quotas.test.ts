@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { expect, test } from 'vitest';
 import { ArtifactStore } from '../artifacts.ts';
 import type { Principal } from '../sync-deps.ts';
-import { CredentialQuotas, quotaKeyOf } from './quotas.ts';
+import { CredentialQuotas, quotaKeyOf, rateKeyOf } from './quotas.ts';
 
 function clock(start = 1_000_000) {
   let t = start;
@@ -56,6 +56,19 @@ test('buckets are bounded: refilled ones are forgotten, and past the cap the lea
   c.advance(60_000);
   q.takeRequest('fresh');
   expect(q.stats().buckets).toBe(1);
+});
+
+test('keys: users count per credential and database; a shared API key counts per device for rate and uploads, as a whole for pending bytes', () => {
+  const user = principal('jwt:u1');
+  expect(rateKeyOf('db', user, 'aa')).toBe(rateKeyOf('db', user, 'bb'));
+  expect(rateKeyOf('db', user, undefined)).toBe(quotaKeyOf('db', user));
+  expect(rateKeyOf('db2', user, 'aa')).not.toBe(rateKeyOf('db', user, 'aa'));
+  const key: Principal = { kind: 'apiKey', userId: null, claims: {}, credentialId: 'apiKey:k1' };
+  expect(rateKeyOf('db', key, 'aa')).not.toBe(rateKeyOf('db', key, 'bb'));
+  expect(rateKeyOf('db', key, 'AA')).toBe(rateKeyOf('db', key, 'aa'));
+  expect(rateKeyOf('db', key, undefined)).toBeUndefined();
+  expect(quotaKeyOf('db', key)).toBe('db apiKey:k1');
+  expect(quotaKeyOf('db', { kind: 'apiKey', userId: null, claims: {} })).toBeUndefined();
 });
 
 test('concurrent uploads per credential: the cap refuses with quota_exceeded, release (idempotent) frees a slot', () => {

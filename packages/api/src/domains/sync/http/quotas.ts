@@ -8,8 +8,11 @@
  *
  * Over a quota the answer is 429 with `Retry-After` (seconds) and the stable code `rate_limited`
  * or `quota_exceeded`; clients retry 429. The key of a credential is the database id plus
- * `Principal.credentialId`, so the same JWT subject in two databases has two buckets. Internal
- * principals without a credential id have no quotas. State is in memory, per process, and bounded:
+ * `Principal.credentialId`, so the same JWT subject in two databases has two buckets. An API key
+ * is one trusted principal that a whole fleet shares (connection strings carry `?apikey=`), so its
+ * request rate and concurrent uploads count per device (key + site id; push-token registrations,
+ * which name no site in the URL, are not rate-limited for API keys), while its pending upload
+ * bytes count for the key as a whole. Internal principals without a credential id have no quotas. State is in memory, per process, and bounded:
  * full buckets are forgotten (a full bucket and no bucket mean the same), and past
  * `maxTrackedCredentials` the least recently used bucket goes first.
  */
@@ -30,9 +33,19 @@ export interface QuotaLimits {
 
 export const DEFAULT_QUOTAS: QuotaLimits = { rateLimitPerSecond: 20, rateLimitBurst: 60, maxConcurrentUploadsPerCredential: 4 };
 
-/** The quota key of a principal in a database; undefined = no quotas (internal callers). */
+/** The quota key of a principal in a database (pending upload bytes); undefined = no quotas (internal callers). */
 export function quotaKeyOf(databaseId: string, principal: Principal): string | undefined {
   return principal.credentialId === undefined ? undefined : `${databaseId} ${principal.credentialId}`;
+}
+
+/**
+ * The key of the request-rate bucket and concurrent-upload count: the credential, or for an API
+ * key the credential and the device's site (undefined without a site: not counted).
+ */
+export function rateKeyOf(databaseId: string, principal: Principal, site: string | undefined): string | undefined {
+  const key = quotaKeyOf(databaseId, principal);
+  if (key === undefined || principal.kind !== 'apiKey') return key;
+  return site === undefined ? undefined : `${key} ${site.toLowerCase()}`;
 }
 
 interface Bucket {
@@ -126,7 +139,7 @@ const isUploadCall = (route: Extract<SyncRoute, { kind: 'api' }>, method: string
  * upload slot for `apply` / `POST upload`, released when the response closes.
  */
 export function applyRequestQuotas(state: SyncHttpState, route: Exclude<SyncRoute, { kind: 'unknown' | 'artifact' }>, req: IncomingMessage, res: ServerResponse, principal: Principal): void {
-  const key = quotaKeyOf(route.databaseId, principal);
+  const key = rateKeyOf(route.databaseId, principal, route.kind === 'api' ? route.site : undefined);
   if (key === undefined) return;
   state.quotas.takeRequest(key);
   if (route.kind === 'api' && isUploadCall(route, req.method)) res.once('close', state.quotas.acquireUpload(key));
@@ -139,6 +152,6 @@ export function applyRequestQuotas(state: SyncHttpState, route: Exclude<SyncRout
  */
 export function applyArtifactPutQuotas(state: SyncHttpState, token: string, req: IncomingMessage, res: ServerResponse): void {
   const declared = Number(req.headers['content-length'] ?? Number.NaN);
-  const owner = state.artifacts.checkUploadFits(token, Number.isFinite(declared) ? declared : 0);
-  if (owner !== undefined) res.once('close', state.quotas.acquireUpload(owner));
+  const uploader = state.artifacts.checkUploadFits(token, Number.isFinite(declared) ? declared : 0);
+  if (uploader !== undefined) res.once('close', state.quotas.acquireUpload(uploader));
 }
