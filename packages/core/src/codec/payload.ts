@@ -9,7 +9,7 @@ import { checksum48Number } from './fnv.ts';
 import { LZ4_MAX_INPUT_SIZE, lz4BlockDecompress } from './lz4-block.ts';
 import { decodePayloadHeader, PAYLOAD_HEADER_SIZE } from './payload-header.ts';
 import type { PayloadHeader } from './payload-header.ts';
-import { decodeBlobField, decodeClockField, decodeTextField, MAX_CLOCK } from './value-fields.ts';
+import { decodeBlobField, decodeClockField, decodeRepeatedTextField, MAX_CLOCK } from './value-fields.ts';
 import { decodeValue } from './value.ts';
 
 export {
@@ -142,10 +142,13 @@ export function decodePayload(bytes: Uint8Array, limits: PayloadDecodeLimits = {
   const r = new ByteReader(raw);
   const changes = new Array<Change>(nrows);
   let lastSite: Uint8Array | null = null;
+  // Names repeat on every row: decoded once per run of equal bytes (the initial '' is right for an empty name).
+  const lastTbl = { bytes: new Uint8Array(0), text: '' };
+  const lastCol = { bytes: new Uint8Array(0), text: '' };
   for (let i = 0; i < nrows; i++) {
-    const tbl = decodeTextField(r, 'tbl', maxValue);
+    const tbl = decodeRepeatedTextField(r, 'tbl', maxValue, lastTbl);
     const pk = decodeBlobField(r, 'pk', maxValue);
-    const col = decodeTextField(r, 'col_name', maxValue);
+    const col = decodeRepeatedTextField(r, 'col_name', maxValue, lastCol);
     const val = decodeValue(r, realBigEndian, maxValue);
     const colVersion = decodeClockField(r, 'col_version', maxClock);
     const dbVersion = decodeClockField(r, 'db_version', maxClock);

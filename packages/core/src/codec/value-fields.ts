@@ -24,6 +24,28 @@ export function decodeTextField(r: ByteReader, field: string, maxLen = Infinity)
   return decodeUtf8(r.bytes(readLength(r, t >> 3, at, maxLen)), at);
 }
 
+/**
+ * Like {@link decodeTextField}, but returns `previous.text` when the bytes equal `previous.bytes`
+ * (table and column names repeat on every row: one string per run instead of one per row), and
+ * updates `previous`.
+ */
+export function decodeRepeatedTextField(r: ByteReader, field: string, maxLen: number, previous: { bytes: Uint8Array; text: string }): string {
+  const at = r.pos;
+  const t = r.u8();
+  if ((t & 7) !== TYPE_TEXT) throw badValue(`${field} must be TEXT`, at);
+  const bytes = r.bytes(readLength(r, t >> 3, at, maxLen));
+  const prev = previous.bytes;
+  if (prev.length === bytes.length) {
+    let i = 0;
+    while (i < bytes.length && prev[i] === bytes[i]) i++;
+    if (i === bytes.length) return previous.text;
+  }
+  const text = decodeUtf8(bytes, at);
+  previous.bytes = bytes;
+  previous.text = text;
+  return text;
+}
+
 /** Reads a value that must be a BLOB of at most `maxLen` bytes; returns a subarray of the reader's buffer. */
 export function decodeBlobField(r: ByteReader, field: string, maxLen = Infinity): Uint8Array {
   const at = r.pos;

@@ -133,6 +133,8 @@ export class SyncError extends Error {
 
 const CORE_MAP: Record<string, SyncErrorCode> = {
   CORE_PAYLOAD_TOO_LARGE: 'payload_too_large',
+  /** A clock beyond MAX_CLOCK (docs/PROTOCOL.md "Limits"): the payload is refused whole, never retryable. */
+  CORE_CLOCK_OUT_OF_RANGE: 'invalid_payload',
   CORE_SCHEMA_HASH_UNKNOWN: 'schema_hash_unknown',
   CORE_UNKNOWN_TABLE: 'unknown_table',
   CORE_UNKNOWN_COLUMN: 'unknown_column',
