@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { TODOS_DDL } from '@offsync/core/testing';
 import { createApp } from '../src/app.ts';
+import type { AppSyncOptions } from '../src/app.ts';
 import { createSecretBox } from '../src/crypto.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createPrismaClient } from '../src/db/prisma.ts';
@@ -36,6 +37,10 @@ const app = createApp({
   publicUrl: 'http://127.0.0.1',
   billingPeriodStartDay: 1,
   metricsThrottleMs: 250,
+  // bench/durability.bench.ts compares FULL (the default) with NORMAL.
+  centralSynchronous: process.env['OFFSYNC_SYNCHRONOUS'] === 'NORMAL' ? 'NORMAL' : 'FULL',
+  // BENCH_SYNC_OPTIONS: JSON of extra sync options (AppSyncOptions), e.g. quotas off for one-key benches.
+  sync: JSON.parse(process.env['BENCH_SYNC_OPTIONS'] || '{}') as AppSyncOptions,
 });
 const adminKey = await app.services.auth.ensureAdminKey();
 const project = await app.services.projects.createProject({ name: 'bench', kind: 'SQLITE' });

@@ -1,11 +1,12 @@
 /** Server configuration: parsed and validated from an env-like record (only main.ts passes process.env). */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { parseServerKey } from './crypto.ts';
 import type { IntrospectionMode } from './graphql-limits.ts';
 import { parseCorsOrigins } from './http/cors.ts';
 import type { CorsOrigins } from './http/cors.ts';
+import { ensurePrivateDir } from './domains/sync/central-file.ts';
 
 export interface Config {
   port: number;
@@ -13,8 +14,12 @@ export interface Config {
   dataDir: string;
   /** Undefined → SQLite at `<dataDir>/offsync.db`; `file:…` → SQLite; `postgres://…` → PostgreSQL. */
   databaseUrl: string | undefined;
-  /** 32 bytes, or null to use/generate `<dataDir>/server.key`. */
+  /** 32 bytes (OFFSYNC_SECRET_KEY), or null to use OFFSYNC_SECRET_KEY_FILE or `<dataDir>/server.key`. */
   secretKey: Uint8Array | null;
+  /** OFFSYNC_SECRET_KEY_FILE: absolute path of the key file, outside DATA_DIR; null when not set. */
+  secretKeyFile: string | null;
+  /** OFFSYNC_SYNCHRONOUS: `PRAGMA synchronous` of central databases, FULL (default) or NORMAL. */
+  centralSynchronous: 'FULL' | 'NORMAL';
   /** When set, this admin key is accepted (its hash is stored) and none is generated. */
   adminKey: string | null;
   expoPushUrl: string;
@@ -63,6 +68,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       throw new ConfigError(e instanceof Error ? e.message : String(e));
     }
   }
+  const secretKeyFile = env['OFFSYNC_SECRET_KEY_FILE'] ? resolve(base, env['OFFSYNC_SECRET_KEY_FILE']) : null;
+  if (secretKeyFile !== null) {
+    if (secretKey !== null) throw new ConfigError('Set OFFSYNC_SECRET_KEY or OFFSYNC_SECRET_KEY_FILE, not both');
+    const rel = relative(dataDir, secretKeyFile);
+    if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) throw new ConfigError('OFFSYNC_SECRET_KEY_FILE must be outside DATA_DIR (the key must not sit next to the secrets it encrypts)');
+  }
+  const centralSynchronous = (env['OFFSYNC_SYNCHRONOUS'] || 'FULL').toUpperCase();
+  if (centralSynchronous !== 'FULL' && centralSynchronous !== 'NORMAL') throw new ConfigError('OFFSYNC_SYNCHRONOUS must be FULL or NORMAL');
   const adminKey = env['OFFSYNC_ADMIN_KEY'] || null;
   if (adminKey !== null && adminKey.length < 16) throw new ConfigError('OFFSYNC_ADMIN_KEY must be at least 16 characters');
   const expoPushUrl = env['EXPO_PUSH_URL'] || 'https://exp.host/--/api/v2/push/send';
@@ -92,19 +105,47 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (redisPrefix === '' || redisPrefix.length > 64 || /[\s*?[\]]/.test(redisPrefix)) {
     throw new ConfigError('OFFSYNC_REDIS_PREFIX must be 1 to 64 characters without spaces or glob characters (*?[])');
   }
-  return { port, host, dataDir, databaseUrl, secretKey, adminKey, expoPushUrl, billingPeriodStartDay, publicUrl, explicitPublicUrl, schemaHashMode: mode, redisUrl, redisPrefix };
+  return { port, host, dataDir, databaseUrl, secretKey, secretKeyFile, centralSynchronous, adminKey, expoPushUrl, billingPeriodStartDay, publicUrl, explicitPublicUrl, schemaHashMode: mode, redisUrl, redisPrefix };
 }
 
-/** Returns the configured key, or reads/creates `<dataDir>/server.key` (32 random bytes, hex, mode 0600). */
-export function loadOrCreateServerKey(config: Pick<Config, 'dataDir' | 'secretKey'>): { key: Uint8Array; created: boolean } {
-  if (config.secretKey !== null) return { key: config.secretKey, created: false };
+export interface ServerKey {
+  key: Uint8Array;
+  created: boolean;
+  /** env: OFFSYNC_SECRET_KEY; file: OFFSYNC_SECRET_KEY_FILE; dataDir: `<dataDir>/server.key`. */
+  source: 'env' | 'file' | 'dataDir';
+  /** The key file read or created (not for `env`). */
+  file?: string;
+}
+
+/** Reads a key file (64 hex chars or base64 of 32 bytes); ConfigError names the file. */
+export function readServerKeyFile(file: string): Uint8Array {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read the server key file ${file}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  try {
+    return parseServerKey(text);
+  } catch (e) {
+    throw new ConfigError(`${file}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+/**
+ * Returns the configured key (OFFSYNC_SECRET_KEY, else OFFSYNC_SECRET_KEY_FILE, which must exist),
+ * or reads/creates `<dataDir>/server.key` (32 random bytes, hex, mode 0600; DATA_DIR 0700).
+ */
+export function loadOrCreateServerKey(config: Pick<Config, 'dataDir' | 'secretKey'> & { secretKeyFile?: string | null }): ServerKey {
+  if (config.secretKey !== null) return { key: config.secretKey, created: false, source: 'env' };
+  if (config.secretKeyFile != null) return { key: readServerKeyFile(config.secretKeyFile), created: false, source: 'file', file: config.secretKeyFile };
   const file = join(config.dataDir, 'server.key');
-  if (existsSync(file)) return { key: parseServerKey(readFileSync(file, 'utf8')), created: false };
-  mkdirSync(config.dataDir, { recursive: true });
+  if (existsSync(file)) return { key: readServerKeyFile(file), created: false, source: 'dataDir', file };
+  ensurePrivateDir(config.dataDir);
   const key = randomBytes(32);
   writeFileSync(file, `${key.toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
   chmodSync(file, 0o600);
-  return { key: new Uint8Array(key), created: true };
+  return { key: new Uint8Array(key), created: true, source: 'dataDir', file };
 }
 
 /** Per-credential sync quotas and the control-plane busy timeout (docs/PROTOCOL.md "Quotas"). */

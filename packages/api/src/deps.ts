@@ -28,4 +28,6 @@ export interface ServiceDeps {
   billingPeriodStartDay: number;
   /** Minimum interval between two `metrics` subscription snapshots. */
   metricsThrottleMs: number;
+  /** `PRAGMA synchronous` of central databases (default FULL; env OFFSYNC_SYNCHRONOUS). */
+  centralSynchronous?: 'FULL' | 'NORMAL';
 }

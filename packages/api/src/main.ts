@@ -1,8 +1,12 @@
 /** `npm start`: the only file that reads process.env. Migrate, ensure an admin key, listen, shut down gracefully. */
 import { createHmac } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { createApp } from './app.ts';
 import { loadConfig, loadHttpSecurityConfig, loadLimitsConfig, loadOrCreateServerKey } from './config.ts';
 import { createSecretBox } from './crypto.ts';
+import { prepareControlPlaneFile, secureDataDir } from './data-dir.ts';
+import { verifyServerKey } from './key-rotation.ts';
 import { createPrismaClient, parseDatabaseUrl } from './db/prisma.ts';
 import { migrate } from './db/migrate.ts';
 import { systemClock } from './deps.ts';
@@ -19,10 +23,27 @@ async function main(): Promise<void> {
   const httpSecurity = loadHttpSecurityConfig(process.env);
   const { controlPlaneBusyTimeoutMs, ...quotas } = loadLimitsConfig(process.env);
   const target = parseDatabaseUrl(config.databaseUrl, config.dataDir);
+  // DATA_DIR 0700, its files 0600 (docs/ARCHITECTURE.md "Files and keys").
+  secureDataDir(config.dataDir, logger);
+  if (target.provider === 'sqlite') prepareControlPlaneFile(target.file, config.dataDir, logger);
   const applied = await migrate(target);
   if (applied.length > 0) logger.info('migrations applied', { applied });
-  const { key, created } = loadOrCreateServerKey(config);
-  if (created) logger.info('server key generated', { file: `${config.dataDir}/server.key` });
+  const { key, created, source, file: keyFile } = loadOrCreateServerKey(config);
+  if (created) logger.info('server key generated', { file: keyFile });
+  const dataDirKey = join(config.dataDir, 'server.key');
+  if (source === 'dataDir') {
+    logger.warn('the server key sits in DATA_DIR next to the secrets it encrypts; move it out with OFFSYNC_SECRET_KEY_FILE (or OFFSYNC_SECRET_KEY)', { file: keyFile });
+  } else if (existsSync(dataDirKey)) {
+    logger.warn('a server.key in DATA_DIR is not used (the key comes from elsewhere); destroy it if it is an old key', { file: dataDirKey });
+  }
+  if (source === 'file' && keyFile !== undefined && (statSync(keyFile).mode & 0o077) !== 0) {
+    logger.warn('the server key file is readable by group or others; chmod 600 it', { file: keyFile, mode: (statSync(keyFile).mode & 0o777).toString(8) });
+  }
+  const secretBox = createSecretBox(key);
+  const prisma = createPrismaClient(target, { busyTimeoutMs: controlPlaneBusyTimeoutMs });
+  // A key that does not decrypt the stored secrets (e.g. the old one after rotate-key) stops the start.
+  await verifyServerKey(prisma, secretBox);
+  if (config.centralSynchronous === 'NORMAL') logger.warn('OFFSYNC_SYNCHRONOUS=NORMAL: an acknowledged upload can be lost on power loss');
 
   // With REDIS_URL every event goes through Redis: processes behind one load balancer share
   // device events, metrics and live sync changes (docs/ARCHITECTURE.md "Scaling out").
@@ -37,10 +58,11 @@ async function main(): Promise<void> {
   }
 
   const app = createApp({
-    prisma: createPrismaClient(target, { busyTimeoutMs: controlPlaneBusyTimeoutMs }),
+    prisma,
     provider: target.provider,
     pubsub: redis?.pubsub ?? createApiPubSub(),
-    secretBox: createSecretBox(key),
+    secretBox,
+    centralSynchronous: config.centralSynchronous,
     clock: systemClock,
     logger,
     // CORS allowlists and who may introspect (docs/CONTROL-PLANE.md "Security model").

@@ -2,11 +2,13 @@
 import { accessSync, constants, existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import { readFileIdentity } from '../sync/central-file.ts';
 
 export interface ConnectionError { code: string; message: string; retryable: boolean }
 
 export interface ConnectionStatus {
-  status: 'OK' | 'ERROR';
+  /** FILE_MISSING: the SQLite file is gone or is not the one the control plane knows; sync refuses it until restoreConnection. */
+  status: 'OK' | 'ERROR' | 'FILE_MISSING';
   host: string | null;
   port: number | null;
   database: string | null;
@@ -15,15 +17,19 @@ export interface ConnectionStatus {
   extensionInstalled: boolean;
 }
 
-export function checkSqliteFile(file: string, now: Date): ConnectionStatus {
+/** `identity`: the id the file must carry (control plane `fileIdentity`); null = not checked. */
+export function checkSqliteFile(file: string, now: Date, identity: string | null = null): ConnectionStatus {
   const base = { host: null, port: null, database: file, checkedAt: now };
-  if (!existsSync(file)) {
-    return { ...base, status: 'ERROR', extensionInstalled: false, error: { code: 'FILE_MISSING', message: 'The database file does not exist; run restoreConnection', retryable: false } };
-  }
+  const missing = (code: string, message: string): ConnectionStatus => ({ ...base, status: 'FILE_MISSING', extensionInstalled: false, error: { code, message, retryable: false } });
+  if (!existsSync(file)) return missing('FILE_MISSING', 'The database file does not exist; sync is refused until restoreConnection');
   try {
     accessSync(file, constants.R_OK | constants.W_OK);
     const db = new Database(file, { fileMustExist: true });
     try {
+      const found = readFileIdentity(db);
+      if (identity !== null && found !== identity) {
+        return missing('FILE_REPLACED', `The database file ${found === null ? 'carries no identity' : 'carries another identity'}: it is not the file sync wrote to; sync is refused until restoreConnection`);
+      }
       db.exec('BEGIN IMMEDIATE; ROLLBACK');
       // The core engine's metadata (offsync_tables) or the SQLite Sync extension's (cloudsync_*).
       const meta = db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND (name = 'offsync_tables' OR name LIKE 'cloudsync\\_%' ESCAPE '\\')").pluck().get() as number;

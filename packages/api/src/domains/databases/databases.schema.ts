@@ -15,7 +15,10 @@ const ConnectionErrorRef = builder.objectRef<{ code: string; message: string; re
   fields: (t) => ({ code: t.exposeString('code'), message: t.exposeString('message'), retryable: t.exposeBoolean('retryable') }),
 });
 
-const ConnectionStateEnum = builder.enumType('ConnectionState', { values: ['OK', 'ERROR'] as const });
+const ConnectionStateEnum = builder.enumType('ConnectionState', {
+  description: 'OK; ERROR (see error); FILE_MISSING: the SQLite file is missing or replaced, sync refuses it until restoreConnection',
+  values: ['OK', 'ERROR', 'FILE_MISSING'] as const,
+});
 
 const ConnectionRef = builder.objectRef<ConnectionStatus>('DatabaseConnection').implement({
   description: 'A live check: SQLite file reachable and writable; PostgreSQL connect, authenticate, look for the offsync schema',
@@ -53,7 +56,15 @@ export const DatabaseRef = builder.prismaObject('Database', {
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     offSync: t.field({ type: OffSyncStatus, resolve: (d) => ({ enabled: d.offSyncEnabled, enabledAt: d.offSyncEnabledAt }) }),
     rlsMode: t.field({ type: RlsModeEnum, resolve: (d) => (d.rlsMode === 'ENFORCE' ? 'ENFORCE' : 'BYPASS') }),
-    connection: t.field({ type: ConnectionRef, resolve: (d, _a, ctx) => ctx.services.databases.checkConnection(d.id) }),
+    connection: t.field({
+      type: ConnectionRef,
+      resolve: async (d, _a, ctx) => {
+        const c = await ctx.services.databases.checkConnection(d.id);
+        // Same identity but another inode than the file sync had open: this process refuses it.
+        if (c.status !== 'OK' || !ctx.sync.databases.isRefused(d.id, d.fileIdentity)) return c;
+        return { ...c, status: 'FILE_MISSING' as const, error: { code: 'FILE_REPLACED', message: 'The database file was deleted or replaced while sync had it open; sync is refused until restoreConnection', retryable: false } };
+      },
+    }),
     clientIntegration: t.field({ type: ClientIntegrationRef, resolve: (d, _a, ctx) => ctx.services.clientIntegration(d.id) }),
   }),
 });
@@ -128,7 +139,7 @@ builder.mutationFields((t) => ({
   }),
   restoreConnection: t.field({
     type: DatabaseRef,
-    description: 'SQLITE: re-creates a missing file and regenerates the internal service key',
+    description: 'SQLITE: accepts the file as it is now (re-creates a missing one empty; a replaced one gets a new identity) so sync serves it again, and regenerates the internal service key',
     args: { databaseId: t.arg.id({ required: true }) },
     resolve: (_r, { databaseId }, ctx) => ctx.services.databases.restoreConnection(String(databaseId)),
   }),

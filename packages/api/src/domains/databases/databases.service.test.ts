@@ -2,6 +2,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestContext, providers, stopEmbeddedPg, testPgUrl } from '../../../test/helpers.ts';
 import type { TestContext } from '../../../test/helpers.ts';
+import { createCentralFile, peekCentralFile } from '../sync/central-file.ts';
 import { sqliteDatabasePath } from './databases.service.ts';
 
 afterAll(stopEmbeddedPg);
@@ -31,11 +32,22 @@ describe.each(providers)('databases on %s', (provider) => {
 
     expect(await databases.checkConnection(db.id)).toMatchObject({ status: 'OK', error: null });
     await expect(databases.configureConnection(db.id, { host: 'h', port: 5432, database: 'd', user: 'u' })).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect(db.fileIdentity).toMatch(/^fid_/);
+    expect(peekCentralFile(file)).toEqual({ exists: true, identity: db.fileIdentity });
     rmSync(file);
-    expect(await databases.checkConnection(db.id)).toMatchObject({ status: 'ERROR', error: { code: 'FILE_MISSING', retryable: false } });
+    expect(await databases.checkConnection(db.id)).toMatchObject({ status: 'FILE_MISSING', error: { code: 'FILE_MISSING', retryable: false } });
     const before = db.serviceKeyHash;
     const restored = await databases.restoreConnection(db.id);
     expect(restored.serviceKeyHash).not.toBe(before);
+    expect(restored.fileIdentity).not.toBe(db.fileIdentity);
+    expect(peekCentralFile(file)).toEqual({ exists: true, identity: restored.fileIdentity });
+    expect(await databases.checkConnection(db.id)).toMatchObject({ status: 'OK' });
+    // Another file in its place: FILE_MISSING (replaced) until restoreConnection accepts it.
+    rmSync(file);
+    createCentralFile(file);
+    expect(await databases.checkConnection(db.id)).toMatchObject({ status: 'FILE_MISSING', error: { code: 'FILE_REPLACED', retryable: false } });
+    const accepted = await databases.restoreConnection(db.id);
+    expect(peekCentralFile(file)).toEqual({ exists: true, identity: accepted.fileIdentity });
     expect(await databases.checkConnection(db.id)).toMatchObject({ status: 'OK' });
 
     expect(await databases.deleteDatabase(db.id)).toBe(db.id);

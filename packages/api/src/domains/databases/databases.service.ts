@@ -1,12 +1,12 @@
 /** Databases: creation (SQLite file or PostgreSQL registration), OffSync status, connection settings. */
-import { mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import type { ServiceDeps } from '../../deps.ts';
 import { generateId, generateSecret, sha256Hex } from '../../crypto.ts';
 import { ApiError } from '../../errors.ts';
 import { validateHost, validateIdentifier, validateName, validatePort, validateSecret } from '../../validation.ts';
 import type { Database as DatabaseRow } from '../../generated/sqlite/client.ts';
+import { adoptCentralFile, createCentralFile, newFileIdentity, restampCentralFile } from '../sync/central-file.ts';
 import { checkPostgres, checkSqliteFile } from './connection.ts';
 import type { ConnectionStatus, PgSettings } from './connection.ts';
 
@@ -25,13 +25,6 @@ export interface DatabaseFilter { nameContains?: string | null | undefined; offS
 /** Path of the SQLite file behind a SQLITE database. */
 export function sqliteDatabasePath(dataDir: string, databaseId: string): string {
   return join(dataDir, 'databases', `${databaseId}.sqlite`);
-}
-
-function createSqliteFile(file: string): void {
-  mkdirSync(join(file, '..'), { recursive: true });
-  const db = new Database(file);
-  db.pragma('journal_mode = WAL');
-  db.close();
 }
 
 export function createDatabasesService(deps: ServiceDeps) {
@@ -81,9 +74,9 @@ export function createDatabasesService(deps: ServiceDeps) {
       const id = generateId('db');
       if (project.kind === 'SQLITE') {
         if (input.connection) throw new ApiError('VALIDATION_FAILED', 'connection: only POSTGRES databases take connection settings', { details: { field: 'connection' } });
-        createSqliteFile(sqliteDatabasePath(deps.dataDir, id));
+        const fileIdentity = createCentralFile(sqliteDatabasePath(deps.dataDir, id));
         return prisma.database.create({
-          data: { id, projectId: project.id, name, kind: 'SQLITE', createdAt: now(), serviceKeyHash: sha256Hex(generateSecret('osv')), serviceKeyUpdatedAt: now() },
+          data: { id, projectId: project.id, name, kind: 'SQLITE', createdAt: now(), serviceKeyHash: sha256Hex(generateSecret('osv')), serviceKeyUpdatedAt: now(), fileIdentity },
         });
       }
       if (!input.connection) throw new ApiError('VALIDATION_FAILED', 'connection: POSTGRES databases need connection settings', { details: { field: 'connection' } });
@@ -116,14 +109,41 @@ export function createDatabasesService(deps: ServiceDeps) {
       return prisma.database.update({ where: { id }, data: validatePg(input, db.pgPasswordEnc === null) });
     },
 
-    /** SQLITE: re-creates a missing file and regenerates the internal service key. POSTGRES: re-checks. */
+    /**
+     * SQLITE: the operator accepts the central file as it is now: a missing file is re-created
+     * empty, an existing one (replaced, restored from a backup) gets a new identity, so sync
+     * serves it again (docs/ARCHITECTURE.md "Central files"); the internal service key is
+     * regenerated. POSTGRES: re-checks.
+     */
     async restoreConnection(id: string) {
       const db = await service.getDatabase(id);
       if (db.kind === 'SQLITE') {
-        createSqliteFile(sqliteDatabasePath(deps.dataDir, id));
-        return prisma.database.update({ where: { id }, data: { serviceKeyHash: sha256Hex(generateSecret('osv')), serviceKeyUpdatedAt: now() } });
+        const file = sqliteDatabasePath(deps.dataDir, id);
+        let fileIdentity = newFileIdentity();
+        if (restampCentralFile(file, fileIdentity)) {
+          deps.logger.warn('central database file accepted by restoreConnection', { databaseId: id, file });
+        } else {
+          fileIdentity = createCentralFile(file);
+          deps.logger.warn('central database file re-created empty by restoreConnection', { databaseId: id, file });
+        }
+        return prisma.database.update({ where: { id }, data: { serviceKeyHash: sha256Hex(generateSecret('osv')), serviceKeyUpdatedAt: now(), fileIdentity } });
       }
       return db;
+    },
+
+    /**
+     * The identity of a SQLITE database's file when the control plane has none yet (files made
+     * before identities existed): read from, or stamped into, the existing file and remembered.
+     * Null when the file is missing (sync then refuses it; nothing is created).
+     */
+    async adoptFileIdentity(db: DatabaseRow): Promise<string | null> {
+      if (db.kind !== 'SQLITE') return null;
+      if (db.fileIdentity !== null) return db.fileIdentity;
+      const fileIdentity = adoptCentralFile(sqliteDatabasePath(deps.dataDir, db.id));
+      if (fileIdentity === null) return null;
+      await prisma.database.updateMany({ where: { id: db.id, fileIdentity: null }, data: { fileIdentity } });
+      const row = await prisma.database.findUnique({ where: { id: db.id }, select: { fileIdentity: true } });
+      return row?.fileIdentity ?? fileIdentity;
     },
 
     /** Decrypted PostgreSQL settings, for the data plane and table listing. */
@@ -136,7 +156,7 @@ export function createDatabasesService(deps: ServiceDeps) {
 
     async checkConnection(id: string): Promise<ConnectionStatus> {
       const db = await service.getDatabase(id);
-      if (db.kind === 'SQLITE') return checkSqliteFile(sqliteDatabasePath(deps.dataDir, id), now());
+      if (db.kind === 'SQLITE') return checkSqliteFile(sqliteDatabasePath(deps.dataDir, id), now(), db.fileIdentity);
       return checkPostgres(service.pgSettings(db), now());
     },
   };

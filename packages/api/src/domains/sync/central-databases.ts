@@ -2,8 +2,17 @@
  * Registry of central databases: each OffSync database's central SQLite file is opened once
  * (`openSyncDatabase`) and kept open; every merge of that database runs on this one
  * synchronous engine, so server versions are assigned and committed in one order.
+ *
+ * The file is never created here, and every use checks it is still the file that was opened
+ * (docs/ARCHITECTURE.md "Central files"): on open, the id inside (`offsync_identity`) must equal
+ * the target's `identity`; before each use, the path must still name the same inode (dev/ino). A
+ * missing or replaced file closes the connection and refuses sync with 503
+ * `database_file_missing` until the control plane gives another identity (`restoreConnection`).
+ * Connections use `PRAGMA synchronous = FULL` unless the target says NORMAL.
  */
+import { renameSync, rmSync, statSync } from 'node:fs';
 import { openSyncDatabase } from '@offsync/core/sqlite';
+import { readFileIdentity } from './central-file.ts';
 import { PeerState } from './peer-state.ts';
 import type { DatabaseTarget, SyncDeps, SyncEngine } from './sync-deps.ts';
 import { SyncError } from './sync-errors.ts';
@@ -21,11 +30,25 @@ interface Open {
   path: string;
   engine: SyncEngine;
   peers: PeerState;
+  /** The identity expected when opened (the target's; '' when unchecked). */
+  identity: string;
+  dev: number;
+  ino: number;
+  /** dev/ino of the -wal and -shm files this connection created (undefined: none seen). */
+  sidecars: Record<'-wal' | '-shm', { dev: number; ino: number } | undefined>;
+  /** When dev/ino were last compared (ms, `now()`). */
+  checkedAt: number;
 }
 
 export interface CentralDatabasesOptions {
-  /** Opens a central file (default `openSyncDatabase(path)`). */
-  open?: (path: string) => SyncEngine;
+  /**
+   * Opens a central file, which must exist (default `openSyncDatabase(path, { mustExist: true,
+   * synchronous })`).
+   */
+  open?: (path: string, target: DatabaseTarget) => SyncEngine;
+  /** Skip the dev/ino check of an open file when the last one is younger than this (default 0: every use). */
+  checkIntervalMs?: number;
+  now?: () => number;
 }
 
 /** Database ids are path segments: printable, no slashes, at most 128 characters. */
@@ -37,13 +60,19 @@ export function isValidDatabaseId(id: string): boolean {
 
 export class CentralDatabases {
   readonly #resolve: SyncDeps['resolveDatabase'];
-  readonly #open: (path: string) => SyncEngine;
+  readonly #open: (path: string, target: DatabaseTarget) => SyncEngine;
   readonly #dbs = new Map<string, Open>();
+  /** Databases whose file vanished or was replaced while open → the identity then expected. */
+  readonly #refused = new Map<string, string>();
+  readonly #checkIntervalMs: number;
+  readonly #now: () => number;
   #disposed = false;
 
   constructor(resolve: SyncDeps['resolveDatabase'], opts: CentralDatabasesOptions = {}) {
     this.#resolve = resolve;
-    this.#open = opts.open ?? ((path) => openSyncDatabase(path));
+    this.#open = opts.open ?? ((path, target) => openSyncDatabase(path, { mustExist: true, synchronous: target.synchronous ?? 'FULL' }));
+    this.#checkIntervalMs = opts.checkIntervalMs ?? 0;
+    this.#now = opts.now ?? (() => Date.now());
   }
 
   /** Resolves and opens `databaseId`; throws SyncError database_not_found / sync_disabled. */
@@ -53,7 +82,16 @@ export class CentralDatabases {
     const target = await this.#resolve(databaseId);
     if (target === undefined) throw new SyncError('database_not_found', `No database ${databaseId}`);
     if (!target.enabled) throw new SyncError('sync_disabled', `Sync is disabled for database ${databaseId}`);
-    return { id: databaseId, ...this.#opened(databaseId, target.path), target };
+    const { path, engine, peers } = this.#opened(databaseId, target);
+    return { id: databaseId, path, engine, peers, target };
+  }
+
+  /**
+   * True when this process refuses the database because its file vanished or was replaced while
+   * open, and `identity` (the control plane's) is still the one expected then.
+   */
+  isRefused(databaseId: string, identity: string | null | undefined): boolean {
+    return this.#refused.get(databaseId) === (identity ?? '');
   }
 
   /** The already-open engine of a database, if any (no resolution). */
@@ -61,17 +99,63 @@ export class CentralDatabases {
     return this.#dbs.get(databaseId)?.engine;
   }
 
-  #opened(id: string, path: string): Open {
+  #opened(id: string, target: DatabaseTarget): Open {
+    const { path } = target;
+    const identity = target.identity ?? '';
     const cur = this.#dbs.get(id);
-    if (cur !== undefined && cur.path === path) return cur;
-    if (cur !== undefined) {
-      this.#dbs.delete(id);
-      cur.engine.close();
+    if (cur !== undefined && cur.path === path && cur.identity === identity) {
+      const now = this.#now();
+      if (now - cur.checkedAt < this.#checkIntervalMs) return cur;
+      const st = statSync(path, { throwIfNoEntry: false });
+      if (st !== undefined && st.dev === cur.dev && st.ino === cur.ino) {
+        cur.checkedAt = now;
+        return cur;
+      }
+      // Deleted, or another file put in its place: what was acknowledged is in the old inode.
+      this.#close(id, cur);
+      setAsideSidecars(cur);
+      this.#refused.set(id, identity);
+      throw fileMissing(id, st === undefined ? 'was deleted' : 'was replaced');
     }
-    const engine = this.#open(path);
-    const open = { path, engine, peers: new PeerState(engine) };
-    this.#dbs.set(id, open);
-    return open;
+    if (cur !== undefined) this.#close(id, cur);
+    if (this.#refused.get(id) === identity) throw fileMissing(id, 'vanished or was replaced while in use');
+    this.#refused.delete(id);
+    let engine: SyncEngine;
+    try {
+      engine = this.#open(path, target);
+    } catch (e) {
+      if (isCantOpen(e)) throw fileMissing(id, 'does not exist');
+      if (e instanceof Error && Reflect.get(e, 'code') === 'SQLITE_NOTADB') throw fileMissing(id, 'is not a database', e);
+      throw e;
+    }
+    try {
+      const st = statSync(path);
+      let found: string | null;
+      try {
+        found = readFileIdentity(engine.driver);
+      } catch (e) {
+        // Not a SQLite database (SQLITE_NOTADB …): not our file either.
+        throw fileMissing(id, 'is not a database', e);
+      }
+      if (identity !== '' && found !== identity) throw fileMissing(id, found === null ? 'carries no identity' : 'carries another identity');
+      // Deletions are judged by RLS on the row's last values: keep them (docs/ARCHITECTURE.md "RLS model").
+      engine.setKeepTombstoneValues(true);
+      const open: Open = { path, engine, peers: new PeerState(engine), identity, dev: st.dev, ino: st.ino, sidecars: { '-wal': fileId(`${path}-wal`), '-shm': fileId(`${path}-shm`) }, checkedAt: this.#now() };
+      this.#dbs.set(id, open);
+      return open;
+    } catch (e) {
+      engine.close();
+      throw e;
+    }
+  }
+
+  #close(id: string, cur: Open): void {
+    this.#dbs.delete(id);
+    try {
+      cur.engine.close();
+    } catch {
+      // already closed
+    }
   }
 
   /** Closes every open database. */
@@ -85,5 +169,43 @@ export class CentralDatabases {
       }
     }
     this.#dbs.clear();
+  }
+}
+
+function fileMissing(id: string, what: string, cause?: unknown): SyncError {
+  return new SyncError(
+    'database_file_missing',
+    `The central database file of ${id} ${what}; sync is refused until an operator runs restoreConnection`,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+function isCantOpen(e: unknown): boolean {
+  const code = e instanceof Error ? Reflect.get(e, 'code') : undefined;
+  return code === 'SQLITE_CANTOPEN' || (e instanceof TypeError && /directory does not exist/.test(e.message));
+}
+
+function fileId(path: string): { dev: number; ino: number } | undefined {
+  const st = statSync(path, { throwIfNoEntry: false });
+  return st === undefined ? undefined : { dev: st.dev, ino: st.ino };
+}
+
+/**
+ * After the database file vanished or was replaced, the -wal/-shm at its path still belong to
+ * the old inode (SQLite does not checkpoint into an unlinked file): a file put there later would
+ * replay them and break. Ours (same dev/ino as when opened) are moved away: the WAL, which may
+ * hold committed transactions, is kept as `<file>-wal.orphaned-<ms>`; the -shm index is removed.
+ */
+function setAsideSidecars(cur: Open): void {
+  for (const suffix of ['-wal', '-shm'] as const) {
+    const mine = cur.sidecars[suffix];
+    const now = fileId(cur.path + suffix);
+    if (mine === undefined || now === undefined || now.dev !== mine.dev || now.ino !== mine.ino) continue;
+    try {
+      if (suffix === '-wal') renameSync(cur.path + suffix, `${cur.path}-wal.orphaned-${Date.now()}`);
+      else rmSync(cur.path + suffix, { force: true });
+    } catch {
+      // Best effort: the refusal stands either way.
+    }
   }
 }

@@ -31,6 +31,8 @@ export const SyncErrorCode = {
   NOT_FOUND: 'not_found',
   METHOD_NOT_ALLOWED: 'method_not_allowed',
   SERVER_BUSY: 'server_busy',
+  /** The central database file is missing or was replaced; refused until `restoreConnection` (docs/ARCHITECTURE.md "Central files"). */
+  DATABASE_FILE_MISSING: 'database_file_missing',
   /** Too many requests of one credential (token bucket); `Retry-After` says when to retry. */
   RATE_LIMITED: 'rate_limited',
   /** A per-credential quota (pending upload bytes, concurrent uploads) is full; `Retry-After`. */
@@ -63,6 +65,7 @@ const STATUS: Record<SyncErrorCode, number> = {
   not_found: 404,
   method_not_allowed: 405,
   server_busy: 503,
+  database_file_missing: 503,
   rate_limited: 429,
   quota_exceeded: 429,
   internal_error: 500,
@@ -92,13 +95,14 @@ const TITLE: Record<SyncErrorCode, string> = {
   not_found: 'Not found',
   method_not_allowed: 'Method not allowed',
   server_busy: 'Server busy',
+  database_file_missing: 'Database file missing',
   rate_limited: 'Too many requests',
   quota_exceeded: 'Quota exceeded',
   internal_error: 'Internal error',
 };
 
 /** Codes a client may retry unchanged later (the server side may change: deploy, migrate, restart). */
-const RETRYABLE = new Set<SyncErrorCode>(['schema_hash_unknown', 'unknown_table', 'unknown_column', 'server_busy', 'batch_buffers_full', 'rate_limited', 'quota_exceeded', 'internal_error']);
+const RETRYABLE = new Set<SyncErrorCode>(['schema_hash_unknown', 'unknown_table', 'unknown_column', 'server_busy', 'database_file_missing', 'rate_limited', 'quota_exceeded', 'batch_buffers_full', 'internal_error']);
 
 export class SyncError extends Error {
   override readonly name = 'SyncError';

@@ -17,6 +17,13 @@ export { createBetterSqliteDriver } from './better-sqlite3-driver.ts';
 export interface OpenOptions extends Partial<EngineOptions> {
   /** Use WAL journaling for file databases (default true). */
   wal?: boolean;
+  /**
+   * `PRAGMA synchronous` (default NORMAL: in WAL mode a commit may be lost on power loss, never
+   * corrupted). FULL syncs the WAL on every commit, so a committed transaction survives power loss.
+   */
+  synchronous?: 'NORMAL' | 'FULL';
+  /** Refuse to create the file: throw (SQLITE_CANTOPEN) when it does not exist (default false). */
+  mustExist?: boolean;
 }
 
 function nodeRandom(n: number): Uint8Array {
@@ -28,11 +35,11 @@ export function createSyncEngine(db: Database.Database, opts: OpenOptions = {}):
   return new SyncEngine(createBetterSqliteDriver(db), { randomBytes: opts.randomBytes ?? nodeRandom, ...(opts.now ? { now: opts.now } : {}) });
 }
 
-/** Opens (creating if needed) a SQLite database file, or `:memory:`, as a {@link SyncEngine}. */
+/** Opens (creating if needed, unless `mustExist`) a SQLite database file, or `:memory:`, as a {@link SyncEngine}. */
 export function openSyncDatabase(path: string, opts: OpenOptions = {}): SyncEngine {
-  const db = new Database(path);
+  const db = new Database(path, opts.mustExist === true ? { fileMustExist: true } : {});
   if (path !== ':memory:' && opts.wal !== false) db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
+  db.pragma(`synchronous = ${opts.synchronous === 'FULL' ? 'FULL' : 'NORMAL'}`);
   db.pragma('busy_timeout = 5000');
   return createSyncEngine(db, opts);
 }

@@ -32,7 +32,10 @@ export function createDatabaseResolver(services: Services, opts: DatabaseResolve
       const db = await services.databases.getDatabase(databaseId);
       // Only the embedded SQLite default has a central file; PostgreSQL databases are not served yet.
       if (db.kind !== 'SQLITE') return undefined;
-      return { path: sqliteDatabasePath(opts.dataDir, db.id), enabled: db.offSyncEnabled, schemaHashMode: opts.schemaHashMode };
+      const path = sqliteDatabasePath(opts.dataDir, db.id);
+      // The identity the file must carry (stamped now into files older than identities).
+      const identity = db.fileIdentity ?? (await services.databases.adoptFileIdentity(db));
+      return { path, enabled: db.offSyncEnabled, schemaHashMode: opts.schemaHashMode, identity, synchronous: services.deps.centralSynchronous ?? 'FULL' };
     } catch (e) {
       if (e instanceof ApiError && e.code === 'NOT_FOUND') return undefined;
       throw e;

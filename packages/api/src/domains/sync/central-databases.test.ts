@@ -1,0 +1,122 @@
+import { existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, expect, test } from 'vitest';
+import { CentralDatabases } from './central-databases.ts';
+import { createCentralFile } from './central-file.ts';
+import type { DatabaseTarget } from './sync-deps.ts';
+
+let dir: string;
+let targets: Map<string, DatabaseTarget>;
+let dbs: CentralDatabases;
+let now: number;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'offsync-central-'));
+  targets = new Map();
+  now = 1_000_000;
+});
+afterEach(() => {
+  dbs.dispose();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function target(id: string, identity: string | null, extra: Partial<DatabaseTarget> = {}): DatabaseTarget {
+  const t: DatabaseTarget = { path: join(dir, `${id}.sqlite`), enabled: true, schemaHashMode: 'strict', identity, ...extra };
+  targets.set(id, t);
+  return t;
+}
+
+function registry(checkIntervalMs?: number): CentralDatabases {
+  dbs = new CentralDatabases((id) => targets.get(id), { now: () => now, ...(checkIntervalMs === undefined ? {} : { checkIntervalMs }) });
+  return dbs;
+}
+
+const refusedWith = { code: 'database_file_missing', status: 503 };
+
+test('a missing file is refused and never created', async () => {
+  const t = target('gone', 'fid_x');
+  await expect(registry().get('gone')).rejects.toMatchObject(refusedWith);
+  expect(existsSync(t.path)).toBe(false);
+  // No identity expected (tests, files older than identities): still never created.
+  target('gone2', null);
+  await expect(dbs.get('gone2')).rejects.toMatchObject(refusedWith);
+  expect(existsSync(join(dir, 'gone2.sqlite'))).toBe(false);
+  // Not even its folder.
+  targets.set('nodir', { path: join(dir, 'no', 'such', 'x.sqlite'), enabled: true, schemaHashMode: 'strict', identity: null });
+  await expect(dbs.get('nodir')).rejects.toMatchObject(refusedWith);
+  expect(existsSync(join(dir, 'no'))).toBe(false);
+});
+
+test('on open the identity inside the file must be the expected one', async () => {
+  const path = join(dir, 'a.sqlite');
+  const identity = createCentralFile(path);
+  registry();
+  target('a', 'fid_other');
+  await expect(dbs.get('a')).rejects.toMatchObject({ ...refusedWith, message: expect.stringMatching(/another identity/) });
+  target('a', identity);
+  expect((await dbs.get('a')).engine.driver.prepare('PRAGMA synchronous').get()).toEqual({ synchronous: 2n });
+
+  const plain = join(dir, 'plain.sqlite');
+  new Database(plain).exec('CREATE TABLE t (x)');
+  target('plain', 'fid_expected');
+  await expect(dbs.get('plain')).rejects.toMatchObject({ ...refusedWith, message: expect.stringMatching(/no identity/) });
+
+  writeFileSync(join(dir, 'junk.sqlite'), 'this is not a database, just text that is long enough to have a header'.repeat(10));
+  target('junk', 'fid_expected');
+  await expect(dbs.get('junk')).rejects.toMatchObject({ ...refusedWith, message: expect.stringMatching(/not a database/) });
+});
+
+test('deleted while open: refused from the next use on, until the control plane gives another identity', async () => {
+  const t = target('a', null);
+  const first = createCentralFile(t.path);
+  target('a', first);
+  registry();
+  await dbs.get('a');
+  rmSync(t.path);
+  await expect(dbs.get('a')).rejects.toMatchObject({ ...refusedWith, message: expect.stringMatching(/was deleted/) });
+  expect(dbs.peek('a')).toBeUndefined();
+  expect(dbs.isRefused('a', first)).toBe(true);
+  // The same file name with the same identity again (a copy put back): still refused.
+  createCentralFile(join(dir, 'copy.sqlite'));
+  const copy = new Database(join(dir, 'copy.sqlite'));
+  copy.prepare('UPDATE offsync_identity SET id = ?').run(first);
+  copy.close();
+  renameSync(join(dir, 'copy.sqlite'), t.path);
+  await expect(dbs.get('a')).rejects.toMatchObject(refusedWith);
+  // restoreConnection stamps a new identity into the file and the control plane.
+  const accepted = createCentralFile(join(dir, 'b.sqlite'));
+  renameSync(join(dir, 'b.sqlite'), t.path);
+  target('a', accepted);
+  expect(dbs.isRefused('a', accepted)).toBe(false);
+  expect((await dbs.get('a')).path).toBe(t.path);
+});
+
+test('replaced while open (rename over it): refused', async () => {
+  const t = target('a', null);
+  target('a', createCentralFile(t.path));
+  registry();
+  await dbs.get('a');
+  createCentralFile(join(dir, 'other.sqlite'));
+  renameSync(join(dir, 'other.sqlite'), t.path);
+  await expect(dbs.get('a')).rejects.toMatchObject({ ...refusedWith, message: expect.stringMatching(/was replaced/) });
+});
+
+test('checkIntervalMs: the dev/ino check of an open file is skipped within the interval', async () => {
+  const t = target('a', null);
+  target('a', createCentralFile(t.path));
+  registry(1000);
+  await dbs.get('a');
+  rmSync(t.path);
+  now += 999;
+  await expect(dbs.get('a')).resolves.toMatchObject({ id: 'a' });
+  now += 1;
+  await expect(dbs.get('a')).rejects.toMatchObject(refusedWith);
+});
+
+test('synchronous NORMAL when the target asks for it', async () => {
+  const t = target('a', null, { synchronous: 'NORMAL' });
+  createCentralFile(t.path);
+  expect((await registry().get('a')).engine.driver.prepare('PRAGMA synchronous').get()).toEqual({ synchronous: 1n });
+});
