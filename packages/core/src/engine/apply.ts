@@ -15,7 +15,7 @@ import { sameBytes } from '../codec/bytes.ts';
 import { decodePk } from '../codec/pk.ts';
 import type { TableContext, TableStatements } from './table-context.ts';
 import { encodeTombstoneValues, readTombstone } from './tombstones.ts';
-import type { RowObject } from './tombstones.ts';
+import type { RowObject, Tombstone } from './tombstones.ts';
 
 /** A base-table write the merge is about to make; `authorize` may veto it by throwing. */
 export interface RowWrite {
@@ -102,6 +102,13 @@ export interface ApplyOptions {
   isolateRows?: boolean;
   /** Principal recorded on compensating removals (only that principal's devices receive them). */
   audience?: string;
+  /**
+   * What the uploading principal may hold (its RLS SELECT, the feed's row filter). With a
+   * judge, every row of the batch is checked after the merge: when the device still holds the
+   * row alive but may not see it as it stands centrally, it gets a removal addressed to
+   * `audience` alone (`offsync_evictions`).
+   */
+  canHold?: (table: string, pk: readonly SqlValue[], row: Readonly<Record<string, SqlValue>> | undefined, tombstone?: Tombstone) => boolean;
 }
 
 export interface ApplyResult {
@@ -298,6 +305,9 @@ class Merge {
       if (this.host.keepTombstoneValues) {
         const last = readRow(t, this.pkValues);
         if (last !== undefined) s.tombstonePut.run(t.name, this.pk, encodeTombstoneValues(t, last), null);
+        // A row this database never held (born and deleted on the device): only its principal
+        // may learn of the deletion, and a later insert of the key is not blocked by it.
+        else if (this.opts.audience !== undefined && readTombstone(t, this.pk) === undefined) s.tombstonePut.run(t.name, this.pk, null, this.opts.audience);
       }
       s.deleteRow.run(...this.pkValues);
       if (this.rec !== undefined) this.rec[1] = null; // cells are dropped below: nothing to materialize
@@ -443,7 +453,7 @@ function compensate(m: Merge, t: TableContext, group: readonly Change[], audienc
   const alive = m.cl % 2 === 1 && readRow(t, m.pkValues) !== undefined;
   if (alive && !visible && audience !== null) {
     // The device may not hold this row at all: remove it there, and only there.
-    s.evictionPut.run(audience, t.name, pk, BigInt(maxCl % 2 === 0 ? maxCl + 2 : maxCl + 1), v);
+    evict(t, pk, audience, Math.max(maxCl, m.cl), v);
   } else if (alive && maxCl > m.cl) {
     m.materialize(s);
     s.setSentinel.run(pk, BigInt(maxCl % 2 === 0 ? maxCl + 1 : maxCl + 2), v, 0n, 0n);
@@ -468,6 +478,36 @@ function compensate(m: Merge, t: TableContext, group: readonly Change[], audienc
     s.dropCells.run(pk);
     const vals = prev?.lastValues === undefined ? null : encodeTombstoneValues(t, prev.lastValues);
     s.tombstonePut.run(t.name, pk, vals, audience);
+  }
+  m.ctx = undefined;
+}
+
+/** A removal of `pk` addressed to `audience` only, with a causal length above `above` (even). */
+function evict(t: TableContext, pk: Uint8Array, audience: string, above: number, version: bigint): void {
+  t.stmts.evictionPut.run(audience, t.name, pk, BigInt(above % 2 === 0 ? above + 2 : above + 1), version);
+}
+
+/**
+ * After a judged row: if the device's latest life of the row is alive (odd causal length) but
+ * the principal may not hold the row as it stands centrally — the device wrote over a row it
+ * cannot see and its changes lost, or a permitted write took the row out of its sight — the
+ * device gets a removal addressed to its principal.
+ */
+function evictIfHidden(m: Merge, t: TableContext, group: readonly Change[], opts: ApplyOptions): void {
+  if (opts.canHold === undefined || opts.audience === undefined) return;
+  let maxCl = 0;
+  for (const ch of group) maxCl = Math.max(maxCl, ch.cl);
+  if (maxCl % 2 === 0) return;
+  const first = group[0] as Change;
+  m.ctx = undefined;
+  m.ch = first;
+  m.enterRow(t, first.pk);
+  const row = readRow(t, m.pkValues);
+  const holdable = row !== undefined ? opts.canHold(t.name, m.pkValues, row) : opts.canHold(t.name, m.pkValues, undefined, readTombstone(t, m.pk));
+  if (!holdable) {
+    m.clock += 1;
+    m.groupVersion = 0n;
+    evict(t, m.pk, opts.audience, Math.max(maxCl, m.cl), BigInt(m.clock));
   }
   m.ctx = undefined;
 }
@@ -508,22 +548,30 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
     m.ch = first;
     m.enterRow(t, first.pk);
     let group = input;
-    let rebased = false;
+    let rebasedFrom: { cl: number; audience: string } | undefined;
     if (m.cl > 0 && m.cl % 2 === 0) {
       // A tombstone that only compensated a rejected write must not block a permitted insert.
       let maxCl = 0;
       for (const ch of group) maxCl = Math.max(maxCl, ch.cl);
-      if (maxCl <= m.cl && group.some((ch) => ch.cl % 2 === 1) && readTombstone(t, m.pk)?.audience != null) {
+      const aud = maxCl <= m.cl && group.some((ch) => ch.cl % 2 === 1) ? readTombstone(t, m.pk)?.audience : undefined;
+      if (aud != null) {
         const shift = m.cl;
+        rebasedFrom = { cl: m.cl, audience: aud };
         group = group.map((ch) => ({ ...ch, cl: ch.cl + shift }));
-        rebased = true;
       }
     }
+    const pk = m.pk;
     const shape = m.cl === 0 ? insertShape(t, group) : undefined;
     if (shape !== undefined) m.insertRow(t, group, shape.base);
     else for (const ch of group) m.merge(ch);
-    if (rebased) t.stmts.tombstonePut.run(t.name, m.pk, null, null);
-    return rebased;
+    if (rebasedFrom === undefined) return false;
+    m.flush();
+    t.stmts.tombstonePut.run(t.name, pk, null, null);
+    // The principal the tombstone was addressed to may not have downloaded it yet: keep its removal.
+    m.clock += 1;
+    m.groupVersion = 0n;
+    t.stmts.evictionPut.run(rebasedFrom.audience, t.name, pk, BigInt(rebasedFrom.cl), BigInt(m.clock));
+    return true;
   };
 
   const reject = (t: TableContext, group: Change[], operation: RowOperation, verdict: RowVerdict): void => {
@@ -538,7 +586,12 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
       policy: verdict.policy ?? null,
       values: rejectedValues(t, group),
     });
-    compensate(m, t, group, audience, verdict.visible ?? true);
+    let visible = verdict.visible ?? true;
+    if (opts.canHold !== undefined) {
+      const row = readRow(t, decodePk(first.pk));
+      visible = row !== undefined && opts.canHold(t.name, decodePk(first.pk), row);
+    }
+    compensate(m, t, group, audience, visible);
   };
 
   /** Rejects a row whose key values have the wrong types; true when it was rejected. */
@@ -605,6 +658,7 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
     const applied = m.applied;
     const received = m.received;
     const hadTable = m.tables.has(t.name);
+    let accepted = true;
     try {
       host.savepoint(() => {
         let operation: RowOperation = before === undefined ? 'INSERT' : 'UPDATE';
@@ -631,7 +685,9 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
       m.received = received + group.length;
       if (!hadTable) m.tables.delete(t.name);
       reject(t, group, e.operation, e.verdict);
+      accepted = false;
     }
+    if (accepted) evictIfHidden(m, t, group, opts);
   }
   host.setClock(m.clock);
   return { received: m.received, applied: m.applied, tables: [...m.tables], last, dbVersion: m.clock, rejected };

@@ -166,6 +166,8 @@ export class SyncService {
     const d = await this.#db(db);
     const site = normaliseSiteId(siteId);
     const judge = await this.#deps.judgeFor(d.id, principal, d.engine);
+    // What the uploader may hold: a device left holding a row it may not see gets a removal.
+    const canHold = judge === undefined ? undefined : await this.#deps.rowFilterFor(d.id, principal, d.engine);
     const strict = d.target.schemaHashMode === 'strict';
     const { engine, peers } = d;
     let out: UploadResult;
@@ -181,6 +183,7 @@ export class SyncService {
           rejectRows: true,
           audience: principalKey(principal),
           ...(judge === undefined ? {} : { judge }),
+          ...(canHold === undefined ? {} : { canHold }),
         });
         if (window !== undefined) checkWindow(window, r.last);
         if (!strict && r.schemaHash !== 0n && !engine.isKnownSchemaHash(r.schemaHash)) engine.rememberSchemaHash(r.schemaHash, 'peer');
