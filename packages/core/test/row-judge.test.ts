@@ -256,3 +256,20 @@ describe('tombstones remember last values', () => {
     expect(download(srv, other, 'u3')).toEqual([]);
   });
 });
+
+describe('an authoritative merge numbers changes with its own clock', () => {
+  test("a peer's huge db_version does not move the server clock (no clock poisoning)", () => {
+    const srv = server();
+    const dev = openReplica(ITEMS, ['items']);
+    dev.driver.exec("INSERT INTO items (id, owner) VALUES ('a', 'u1')");
+    const poisoned = changesFor(dev, srv).map((c) => ({ ...c, dbVersion: 2 ** 48 - 1 }));
+    const before = srv.dbVersion();
+    const r = srv.applyChanges(poisoned, { rejectRows: true, audience: 'apiKey' });
+    expect(r.applied).toBeGreaterThan(0);
+    expect(srv.dbVersion()).toBe(before + 1);
+    // A device (not authoritative) keeps the Lamport rule.
+    const peer = openReplica(ITEMS, ['items']);
+    peer.applyChanges(poisoned);
+    expect(peer.dbVersion()).toBe(2 ** 48 - 1);
+  });
+});

@@ -172,7 +172,10 @@ class Merge {
 
   version(): bigint {
     if (this.groupVersion === 0n) {
-      const v = Math.max(this.clock + 1, this.ch.dbVersion);
+      // An authoritative database (the server) numbers merged groups with its own counter: a
+      // peer's db_version orders nothing here, and adopting it would let one upload push the
+      // clock to the bound (clock poisoning). Devices keep the Lamport rule max(clock + 1, incoming).
+      const v = this.opts.rejectRows === true || this.opts.judge !== undefined ? this.clock + 1 : Math.max(this.clock + 1, this.ch.dbVersion);
       this.clock = v;
       this.groupVersion = BigInt(v);
     }
