@@ -9,8 +9,10 @@ export type ClientAuthMethod =
   | 'API_KEY'
   | 'JWT';
 
+/** OK; ERROR (see error); FILE_MISSING: the SQLite file is missing or replaced, sync refuses it until restoreConnection */
 export type ConnectionState =
   | 'ERROR'
+  | 'FILE_MISSING'
   | 'OK';
 
 export type CrdtAlgorithm =
@@ -49,6 +51,23 @@ export type PostgresConnectionInput = {
   port?: number;
   ssl?: boolean | null | undefined;
   user: string;
+};
+
+/** The operation the row transition amounted to (absent → alive INSERT, alive → alive UPDATE, alive → deleted DELETE) */
+export type RejectedOperation =
+  | 'DELETE'
+  | 'INSERT'
+  | 'UPDATE';
+
+export type RejectionFilter = {
+  code?: string | null | undefined;
+  operation?: RejectedOperation | null | undefined;
+  /** Entries at or after this time */
+  since?: string | null | undefined;
+  /** 32 hex digits */
+  siteId?: string | null | undefined;
+  table?: string | null | undefined;
+  userId?: string | null | undefined;
 };
 
 export type RlsMode =
@@ -238,7 +257,7 @@ export type DeviceEventsSubscriptionVariables = Exact<{
 
 export type DeviceEventsSubscription = { deviceEvents: { kind: DeviceEventKind, at: string, databaseId: string, siteId: string, device: { siteId: string, userId: string | null, credentialKind: string, clientVersion: string | null, schemaHash: string | null, firstSeenAt: string, lastSyncAt: string, uploadBytes: number, downloadBytes: number } | null } };
 
-export type MetricsFieldsFragment = { databaseId: string, bucket: MetricsBucket, from: string, to: string, requests: number, activeDevices: number, uploadBytes: number, downloadBytes: number, series: Array<{ start: string, requests: number, activeDevices: number, uploadBytes: number, downloadBytes: number }> };
+export type MetricsFieldsFragment = { databaseId: string, bucket: MetricsBucket, from: string, to: string, requests: number, activeDevices: number, uploadBytes: number, downloadBytes: number, rejectedChanges: number, series: Array<{ start: string, requests: number, activeDevices: number, uploadBytes: number, downloadBytes: number, rejectedChanges: number }> };
 
 export type DatabaseMetricsQueryVariables = Exact<{
   databaseId: string;
@@ -248,7 +267,7 @@ export type DatabaseMetricsQueryVariables = Exact<{
 }>;
 
 
-export type DatabaseMetricsQuery = { database: { id: string, metrics: { databaseId: string, bucket: MetricsBucket, from: string, to: string, requests: number, activeDevices: number, uploadBytes: number, downloadBytes: number, series: Array<{ start: string, requests: number, activeDevices: number, uploadBytes: number, downloadBytes: number }> } } };
+export type DatabaseMetricsQuery = { database: { id: string, metrics: { databaseId: string, bucket: MetricsBucket, from: string, to: string, requests: number, activeDevices: number, uploadBytes: number, downloadBytes: number, rejectedChanges: number, series: Array<{ start: string, requests: number, activeDevices: number, uploadBytes: number, downloadBytes: number, rejectedChanges: number }> } } };
 
 export type UsageQueryVariables = Exact<{
   projectId: string;
@@ -264,7 +283,7 @@ export type LiveMetricsSubscriptionVariables = Exact<{
 }>;
 
 
-export type LiveMetricsSubscription = { metrics: { databaseId: string, bucket: MetricsBucket, from: string, to: string, requests: number, activeDevices: number, uploadBytes: number, downloadBytes: number, series: Array<{ start: string, requests: number, activeDevices: number, uploadBytes: number, downloadBytes: number }> } };
+export type LiveMetricsSubscription = { metrics: { databaseId: string, bucket: MetricsBucket, from: string, to: string, requests: number, activeDevices: number, uploadBytes: number, downloadBytes: number, rejectedChanges: number, series: Array<{ start: string, requests: number, activeDevices: number, uploadBytes: number, downloadBytes: number, rejectedChanges: number }> } };
 
 export type ProjectFieldsFragment = { id: string, name: string, kind: DatabaseKind, createdAt: string };
 
@@ -310,6 +329,26 @@ export type DeleteExpoAccessTokenMutationVariables = Exact<{
 
 
 export type DeleteExpoAccessTokenMutation = { deleteExpoAccessToken: boolean };
+
+export type RejectionFieldsFragment = { id: string, databaseId: string, at: string, siteId: string, userId: string | null, credentialKind: string, credentialId: string | null, table: string, pk: string, pkValues: unknown, operation: RejectedOperation, code: string, policy: string | null, reason: string, values: unknown };
+
+export type RejectionsQueryVariables = Exact<{
+  databaseId: string;
+  first?: number | null | undefined;
+  after?: string | null | undefined;
+  filter?: RejectionFilter | null | undefined;
+}>;
+
+
+export type RejectionsQuery = { database: { id: string, rejections: { totalCount: number, nodes: Array<{ id: string, databaseId: string, at: string, siteId: string, userId: string | null, credentialKind: string, credentialId: string | null, table: string, pk: string, pkValues: unknown, operation: RejectedOperation, code: string, policy: string | null, reason: string, values: unknown }>, pageInfo: { hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null, endCursor: string | null } } } };
+
+export type LiveRejectionsSubscriptionVariables = Exact<{
+  databaseId: string;
+  filter?: RejectionFilter | null | undefined;
+}>;
+
+
+export type LiveRejectionsSubscription = { rejections: { id: string, databaseId: string, at: string, siteId: string, userId: string | null, credentialKind: string, credentialId: string | null, table: string, pk: string, pkValues: unknown, operation: RejectedOperation, code: string, policy: string | null, reason: string, values: unknown } };
 
 export type SyncChangesFieldsFragment = { payload: string | null, changes: number, final: boolean, cursor: { dbVersion: number, seq: number } };
 
@@ -500,12 +539,14 @@ export const MetricsFieldsFragmentDoc = new TypedDocumentString(`
   activeDevices
   uploadBytes
   downloadBytes
+  rejectedChanges
   series {
     start
     requests
     activeDevices
     uploadBytes
     downloadBytes
+    rejectedChanges
   }
 }
     `, {"fragmentName":"MetricsFields"}) as unknown as TypedDocumentString<MetricsFieldsFragment, unknown>;
@@ -517,6 +558,25 @@ export const ProjectFieldsFragmentDoc = new TypedDocumentString(`
   createdAt
 }
     `, {"fragmentName":"ProjectFields"}) as unknown as TypedDocumentString<ProjectFieldsFragment, unknown>;
+export const RejectionFieldsFragmentDoc = new TypedDocumentString(`
+    fragment RejectionFields on Rejection {
+  id
+  databaseId
+  at
+  siteId
+  userId
+  credentialKind
+  credentialId
+  table
+  pk
+  pkValues
+  operation
+  code
+  policy
+  reason
+  values
+}
+    `, {"fragmentName":"RejectionFields"}) as unknown as TypedDocumentString<RejectionFieldsFragment, unknown>;
 export const SyncChangesFieldsFragmentDoc = new TypedDocumentString(`
     fragment SyncChangesFields on SyncChanges {
   payload
@@ -989,12 +1049,14 @@ export const DatabaseMetricsDocument = new TypedDocumentString(`
   activeDevices
   uploadBytes
   downloadBytes
+  rejectedChanges
   series {
     start
     requests
     activeDevices
     uploadBytes
     downloadBytes
+    rejectedChanges
   }
 }`) as unknown as TypedDocumentString<DatabaseMetricsQuery, DatabaseMetricsQueryVariables>;
 export const UsageDocument = new TypedDocumentString(`
@@ -1033,12 +1095,14 @@ export const LiveMetricsDocument = new TypedDocumentString(`
   activeDevices
   uploadBytes
   downloadBytes
+  rejectedChanges
   series {
     start
     requests
     activeDevices
     uploadBytes
     downloadBytes
+    rejectedChanges
   }
 }`) as unknown as TypedDocumentString<LiveMetricsSubscription, LiveMetricsSubscriptionVariables>;
 export const ProjectsDocument = new TypedDocumentString(`
@@ -1110,6 +1174,64 @@ export const DeleteExpoAccessTokenDocument = new TypedDocumentString(`
   deleteExpoAccessToken(databaseId: $databaseId)
 }
     `) as unknown as TypedDocumentString<DeleteExpoAccessTokenMutation, DeleteExpoAccessTokenMutationVariables>;
+export const RejectionsDocument = new TypedDocumentString(`
+    query Rejections($databaseId: ID!, $first: Int, $after: String, $filter: RejectionFilter) {
+  database(id: $databaseId) {
+    id
+    rejections(first: $first, after: $after, filter: $filter) {
+      totalCount
+      nodes {
+        ...RejectionFields
+      }
+      pageInfo {
+        hasNextPage
+        hasPreviousPage
+        startCursor
+        endCursor
+      }
+    }
+  }
+}
+    fragment RejectionFields on Rejection {
+  id
+  databaseId
+  at
+  siteId
+  userId
+  credentialKind
+  credentialId
+  table
+  pk
+  pkValues
+  operation
+  code
+  policy
+  reason
+  values
+}`) as unknown as TypedDocumentString<RejectionsQuery, RejectionsQueryVariables>;
+export const LiveRejectionsDocument = new TypedDocumentString(`
+    subscription LiveRejections($databaseId: ID!, $filter: RejectionFilter) {
+  rejections(databaseId: $databaseId, filter: $filter) {
+    ...RejectionFields
+  }
+}
+    fragment RejectionFields on Rejection {
+  id
+  databaseId
+  at
+  siteId
+  userId
+  credentialKind
+  credentialId
+  table
+  pk
+  pkValues
+  operation
+  code
+  policy
+  reason
+  values
+}`) as unknown as TypedDocumentString<LiveRejectionsSubscription, LiveRejectionsSubscriptionVariables>;
 export const PushChangesDocument = new TypedDocumentString(`
     mutation PushChanges($databaseId: ID!, $siteId: String!, $payload: String!, $dbVersionMin: Int, $dbVersionMax: Int) {
   pushChanges(

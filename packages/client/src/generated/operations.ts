@@ -1,6 +1,6 @@
 /* eslint-disable */
 /** Every operation of src/graphql/operations, by method name. Generated: do not edit. */
-import { ChangesDocument, ConfigureConnectionDocument, ConfigureJwtProviderDocument, CreateAccessTokenDocument, CreateApiKeyDocument, CreateDatabaseDocument, CreateProjectDocument, DatabaseDocument, DatabaseAuthDocument, DatabaseConnectionDocument, DatabaseMetricsDocument, DatabasesDocument, DeleteDatabaseDocument, DeleteExpoAccessTokenDocument, DeployTablesDocument, DeviceEventsDocument, DevicesDocument, DisableOffSyncDocument, EnableOffSyncDocument, LiveMetricsDocument, ProjectDocument, ProjectsDocument, PullChangesDocument, PushChangesDocument, PushNotificationsDocument, RemoveDeviceDocument, RemoveJwtProviderDocument, RemoveRlsPolicyDocument, RestoreConnectionDocument, RevokeAccessTokenDocument, RevokeApiKeyDocument, RlsPoliciesDocument, SetExpoAccessTokenDocument, SetRlsModeDocument, SetRlsPolicyDocument, TablesDocument, UsageDocument } from './graphql.ts';
+import { ChangesDocument, ConfigureConnectionDocument, ConfigureJwtProviderDocument, CreateAccessTokenDocument, CreateApiKeyDocument, CreateDatabaseDocument, CreateProjectDocument, DatabaseDocument, DatabaseAuthDocument, DatabaseConnectionDocument, DatabaseMetricsDocument, DatabasesDocument, DeleteDatabaseDocument, DeleteExpoAccessTokenDocument, DeployTablesDocument, DeviceEventsDocument, DevicesDocument, DisableOffSyncDocument, EnableOffSyncDocument, LiveMetricsDocument, LiveRejectionsDocument, ProjectDocument, ProjectsDocument, PullChangesDocument, PushChangesDocument, PushNotificationsDocument, RejectionsDocument, RemoveDeviceDocument, RemoveJwtProviderDocument, RemoveRlsPolicyDocument, RestoreConnectionDocument, RevokeAccessTokenDocument, RevokeApiKeyDocument, RlsPoliciesDocument, SetExpoAccessTokenDocument, SetRlsModeDocument, SetRlsPolicyDocument, TablesDocument, UsageDocument } from './graphql.ts';
 
 export const operations = {
   changes: { kind: 'subscription', document: ChangesDocument },
@@ -23,11 +23,13 @@ export const operations = {
   disableOffSync: { kind: 'mutation', document: DisableOffSyncDocument },
   enableOffSync: { kind: 'mutation', document: EnableOffSyncDocument },
   liveMetrics: { kind: 'subscription', document: LiveMetricsDocument },
+  liveRejections: { kind: 'subscription', document: LiveRejectionsDocument },
   project: { kind: 'query', document: ProjectDocument },
   projects: { kind: 'query', document: ProjectsDocument },
   pullChanges: { kind: 'query', document: PullChangesDocument },
   pushChanges: { kind: 'mutation', document: PushChangesDocument },
   pushNotifications: { kind: 'query', document: PushNotificationsDocument },
+  rejections: { kind: 'query', document: RejectionsDocument },
   removeDevice: { kind: 'mutation', document: RemoveDeviceDocument },
   removeJwtProvider: { kind: 'mutation', document: RemoveJwtProviderDocument },
   removeRlsPolicy: { kind: 'mutation', document: RemoveRlsPolicyDocument },
