@@ -7,7 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, expect, test, vi } from 'vitest';
 import { createApp } from '../src/app.ts';
 import type { AppSyncOptions } from '../src/app.ts';
-import { createAccessToken, G3, http, setupDatabase } from './data-plane-fixtures.ts';
+import { openReplica } from '@offsync/core/testing';
+import { createAccessToken, G3, http, setupDatabase, TODOS_RLS_DDL } from './data-plane-fixtures.ts';
 import type { RunningApp } from './data-plane-fixtures.ts';
 import { createTestDeps, manualClock, siteId } from './helpers.ts';
 
@@ -153,4 +154,26 @@ test('concurrent uploads per credential: a PUT in flight holds the slot; the sam
   await vi.waitFor(() => expect(s.t.app.syncHttp.quotas.stats().uploadsInFlight).toBe(0), { timeout: 10_000 });
   // The refused slot was not used up: it takes the upload now.
   expect((await put(u2, 100)).status).toBe(200);
+});
+
+test('the chunks of an open G3 batch are not charged to the request rate (a 429 mid-batch would make the client re-send it whole)', async () => {
+  const s = await start({ rateLimitPerSecond: 1, rateLimitBurst: 2 });
+  const dev = openReplica(TODOS_RLS_DDL, ['todos']);
+  for (let i = 0; i < 12; i++) dev.driver.prepare("INSERT INTO todos (id, user_id, title) VALUES (?, 'k', ?)").run(`r${i}`, 'x'.repeat(50));
+  const site = Buffer.from(dev.siteId).toString('hex');
+  const all = [...dev.changes({ localOnly: true })];
+  const chunks: Uint8Array[] = [];
+  for (let i = 0; i < all.length; i += 5) chunks.push(dev.encodeChanges(all.slice(i, i + 5)) as Uint8Array);
+  expect(chunks.length).toBeGreaterThan(4);
+  const v = dev.dbVersion();
+  const batchId = 'b-rate-1';
+  const replies = [];
+  for (const [i, c] of chunks.entries()) {
+    replies.push(await http('POST', s.url(site, 'apply'), s.apiKey, { blob: Buffer.from(c).toString('base64'), dbVersionMin: 1, dbVersionMax: v, batchId, chunkIndex: i, isFinal: i === chunks.length - 1 }));
+  }
+  expect(replies.map((r) => r.status)).toEqual(chunks.map(() => 200));
+  expect(replies.at(-1)?.body['lastOptimisticVersion']).toBe(v);
+  // Outside a batch the rate applies again.
+  expect((await status(s.url(site, 'status'), s.apiKey)).status).toBe(200);
+  expect((await status(s.url(site, 'status'), s.apiKey)).code).toBe('rate_limited');
 });

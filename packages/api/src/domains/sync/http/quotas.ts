@@ -141,7 +141,11 @@ const isUploadCall = (route: Extract<SyncRoute, { kind: 'api' }>, method: string
 export function applyRequestQuotas(state: SyncHttpState, route: Exclude<SyncRoute, { kind: 'unknown' | 'artifact' }>, req: IncomingMessage, res: ServerResponse, principal: Principal): void {
   const key = rateKeyOf(route.databaseId, principal, route.kind === 'api' ? route.site : undefined);
   if (key === undefined) return;
-  state.quotas.takeRequest(key);
+  // The chunks of an open G3 batch are not charged to the request rate: a client that gets a 429
+  // mid-batch re-sends the WHOLE batch under a new batchId, so charging them could keep a large
+  // transaction from ever landing. They stay bounded by the batch byte limits and upload slots.
+  const continuing = route.kind === 'api' && (route.action === 'apply' || route.action === 'upload') && state.batches.peek(route.databaseId, route.site.toLowerCase()) !== undefined;
+  if (!continuing) state.quotas.takeRequest(key);
   if (route.kind === 'api' && isUploadCall(route, req.method)) res.once('close', state.quotas.acquireUpload(key));
 }
 
