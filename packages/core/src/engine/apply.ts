@@ -577,7 +577,7 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
     return true;
   };
 
-  const reject = (t: TableContext, group: Change[], operation: RowOperation, verdict: RowVerdict): void => {
+  const reject = (t: TableContext, group: Change[], operation: RowOperation, verdict: RowVerdict, compensated = true): void => {
     const first = group[0] as Change;
     rejected.push({
       table: t.name,
@@ -589,6 +589,10 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
       policy: verdict.policy ?? null,
       values: rejectedValues(t, group),
     });
+    if (!compensated) {
+      m.ctx = undefined;
+      return;
+    }
     let visible = verdict.visible ?? true;
     if (opts.canHold !== undefined) {
       const row = readRow(t, decodePk(first.pk));
@@ -605,9 +609,18 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
     m.enterRow(t, first.pk);
     const problem = pkTypeProblem(t, m.pkValues);
     if (problem === undefined) return false;
-    if (opts.rejectRows !== true && opts.judge === undefined) throw new CoreError(CoreErrorCode.PK_INVALID, problem, { details: { table: t.name } });
+    if (opts.rejectRows !== true && opts.judge === undefined) {
+      // A device takes a removal under such a key (the server's compensation of a rejected
+      // write of that key, e.g. a BLOB written into a TEXT key column): refusing it would stick
+      // every download. Anything else with a wrong-typed key refuses the batch.
+      if (group.every((ch) => ch.col === RIP_SENTINEL && ch.cl % 2 === 0)) return false;
+      throw new CoreError(CoreErrorCode.PK_INVALID, problem, { details: { table: t.name } });
+    }
     m.received += group.length;
-    reject(t, group, 'INSERT', { code: RejectionCode.PK_TYPE_MISMATCH, reason: problem });
+    // No compensation for a key that SQLite's comparison matches to a row (TEXT '5' = INTEGER 5 in
+    // an INTEGER column): no client holds such a key (the column's affinity stored the matched
+    // value), and a removal under it would reach, and delete, that row on every device holding it.
+    reject(t, group, 'INSERT', { code: RejectionCode.PK_TYPE_MISMATCH, reason: problem }, readRow(t, m.pkValues) === undefined);
     return true;
   };
 

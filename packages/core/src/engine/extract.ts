@@ -10,6 +10,7 @@ import { decodePk } from '../codec/pk.ts';
 import type { Change, SqlValue } from '../types.ts';
 import { RIP_SENTINEL } from '../types.ts';
 import type { TableContext } from './table-context.ts';
+import { pkTypeProblem } from './apply.ts';
 import { readTombstone } from './tombstones.ts';
 import type { Tombstone } from './tombstones.ts';
 
@@ -168,7 +169,10 @@ function* mergeStreams(
       cache.row = ctx.stmts.selectRow.getRaw(...cache.values);
       if (opts.rowFilter !== undefined) {
         let obj: Record<string, SqlValue> | undefined;
-        if (cache.row !== undefined) {
+        // A key of the wrong type (only compensations of rejected changes carry one) is never read
+        // as the row SQLite's comparison matches (TEXT '5' = INTEGER 5): it is judged as absent, so
+        // only its tombstone's audience receives it.
+        if (cache.row !== undefined && pkTypeProblem(ctx, cache.values) === undefined) {
           const o: Record<string, SqlValue> = {};
           ctx.schema.pkColumns.forEach((k, i) => (o[k.name] = cache.values[i] ?? null));
           ctx.columns.forEach((c, i) => (o[c.name] = cache.row?.[i] ?? null));
