@@ -131,3 +131,22 @@ test('a JWT user is filtered the same way, through its claims (auth_json)', asyn
   expect(ids(auditor)).toEqual(['a1', 'b1', 'b2', 'b3', 'c1']);
   await t.gql('mutation($d: ID!) { setRlsPolicy(databaseId: $d, table: "todos", operation: SELECT, expression: "user_id = auth_userid()") { table } }', { d: db.databaseId });
 });
+
+test('a row given away leaves the giver\'s devices and reaches the receiver whole, though it is older than their cursor', async () => {
+  const d = db.databaseId;
+  await t.gql('mutation($d: ID!) { setRlsPolicy(databaseId: $d, table: "todos", operation: UPDATE, expression: "OLD.user_id = auth_userid()") { table } }', { d });
+  const a = new TestDevice(t, d, alice);
+  const b = new TestDevice(t, d, bob);
+  await a.download();
+  await b.download();
+  expect(ids(a)).toContain('a1');
+  expect(ids(b)).not.toContain('a1');
+  a.exec("UPDATE todos SET user_id = 'bob' WHERE id = 'a1'");
+  const up = await a.upload();
+  expect(up.body['failures']).toBeUndefined();
+  await b.download();
+  expect((b.rows() as Array<{ id: string; title: string; user_id: string }>).find((r) => r.id === 'a1')).toEqual({ id: 'a1', user_id: 'bob', title: 'alice 1' });
+  await a.download();
+  expect(ids(a)).not.toContain('a1');
+  await t.gql('mutation($d: ID!) { setRlsPolicy(databaseId: $d, table: "todos", operation: UPDATE, expression: "OLD.user_id = auth_userid() AND NEW.user_id = auth_userid()") { table } }', { d });
+});

@@ -29,7 +29,6 @@ function ownerJudge(user: string, log: RowTransition[] = [], visibleTo: 'owner' 
 function ownerFilter(user: string) {
   return (_t: string, _pk: readonly SqlValue[], row: Row, tomb?: Tombstone): boolean => {
     if (row !== undefined) return row['owner'] === user;
-    if (tomb?.audience != null) return tomb.audience === `user:${user}`;
     return tomb?.lastValues?.['owner'] === user;
   };
 }
@@ -247,7 +246,7 @@ describe('tombstones remember last values', () => {
     srv.driver.exec("INSERT INTO items (id, owner, title) VALUES ('b', 'u2', 'y')");
     srv.driver.exec("DELETE FROM items WHERE id = 'b'");
     const seen: [SqlValue, Tombstone | undefined][] = [];
-    [...srv.changes({ rowFilter: (_t, pk, row, tomb) => (row === undefined && seen.push([pk[0] ?? null, tomb]), true) })];
+    for (const _ of srv.changes({ rowFilter: (_t, pk, row, tomb) => (row === undefined && seen.push([pk[0] ?? null, tomb]), true) })) void _;
     expect(seen).toEqual([
       ['a', { lastValues: { id: 'a', owner: 'u1', title: 'x', slug: null }, audience: null }],
       ['b', { lastValues: { id: 'b', owner: 'u2', title: 'y', slug: null }, audience: null }],
@@ -271,5 +270,57 @@ describe('an authoritative merge numbers changes with its own clock', () => {
     const peer = openReplica(ITEMS, ['items']);
     peer.applyChanges(poisoned);
     expect(peer.dbVersion()).toBe(2 ** 48 - 1);
+  });
+});
+
+describe('rows that leave or enter a user\'s sight (a visibility-relevant change starts a new life)', () => {
+  const VIS = new Map([['items', new Set(['owner'])]]);
+  const giveAway = (user: string) => (t: RowTransition): RowVerdict | undefined =>
+    (t.operation === 'INSERT' ? t.new?.['owner'] === user : t.old?.['owner'] === user) ? undefined : { code: 'rls_denied', reason: 'denied' };
+  const send = (dev: SyncEngine, srv: SyncEngine, user: string, vis = VIS) =>
+    srv.applyChanges(changesFor(dev, srv), { judge: giveAway(user), audience: `user:${user}`, canHold: ownerFilter(user), visibilityColumns: vis });
+  const cursors = new Map<SyncEngine, number>();
+  const pull = (srv: SyncEngine, dev: SyncEngine, user: string) => {
+    const w = srv.dbVersion();
+    dev.applyChanges([...srv.changes({ after: { dbVersion: cursors.get(dev) ?? 0, seq: Number.MAX_SAFE_INTEGER }, excludeSiteId: dev.siteId, rowFilter: ownerFilter(user), audience: `user:${user}` })]);
+    cursors.set(dev, w);
+  };
+
+  test('a row given away leaves the giver\'s devices and reaches the receiver whole, though older than their cursor; and back again', () => {
+    const srv = server();
+    const a = openReplica(ITEMS, ['items']);
+    const b = openReplica(ITEMS, ['items']);
+    a.driver.exec("INSERT INTO items (id, owner, title) VALUES ('r', 'u1', 'keep this title')");
+    expect(send(a, srv, 'u1').rejected).toEqual([]);
+    pull(srv, a, 'u1');
+    pull(srv, b, 'u2'); // b's cursor is now past the row's creation
+    expect(rows(b)).toEqual([]);
+    a.driver.exec("UPDATE items SET owner = 'u2' WHERE id = 'r'");
+    expect(send(a, srv, 'u1').rejected).toEqual([]);
+    pull(srv, b, 'u2');
+    expect(rows(b)).toEqual([{ id: 'r', owner: 'u2', title: 'keep this title', slug: null }]);
+    pull(srv, a, 'u1');
+    expect(rows(a)).toEqual([]);
+    // u2 gives it back: u1's device, which holds a removal of it, gets it whole again.
+    b.driver.exec("UPDATE items SET owner = 'u1', title = 'returned' WHERE id = 'r'");
+    expect(send(b, srv, 'u2').rejected).toEqual([]);
+    pull(srv, a, 'u1');
+    pull(srv, b, 'u2');
+    expect(rows(a)).toEqual([{ id: 'r', owner: 'u1', title: 'returned', slug: null }]);
+    expect(rows(b)).toEqual([]);
+    expect(rows(srv)).toEqual(rows(a));
+  });
+
+  test('without visibility columns the receiver would get a partial row (the reason for the new life)', () => {
+    const srv = server();
+    const a = openReplica(ITEMS, ['items']);
+    const b = openReplica(ITEMS, ['items']);
+    a.driver.exec("INSERT INTO items (id, owner, title) VALUES ('r', 'u1', 'keep this title')");
+    send(a, srv, 'u1', new Map());
+    pull(srv, b, 'u2');
+    a.driver.exec("UPDATE items SET owner = 'u2' WHERE id = 'r'");
+    send(a, srv, 'u1', new Map());
+    pull(srv, b, 'u2');
+    expect(rows(b)).toEqual([{ id: 'r', owner: 'u2', title: '', slug: null }]);
   });
 });

@@ -109,6 +109,14 @@ export interface ApplyOptions {
    * `audience` alone (`offsync_evictions`).
    */
   canHold?: (table: string, pk: readonly SqlValue[], row: Readonly<Record<string, SqlValue>> | undefined, tombstone?: Tombstone) => boolean;
+  /**
+   * Per table (lower-case name), the columns visibility depends on (those its RLS SELECT policy
+   * reads). A merge that changes one of them on a live row starts a NEW LIFE of the row
+   * (causal length + 2, every cell re-stamped) and records the prior values in
+   * `offsync_prior`, so that every device gets what its user may now hold: the whole row when it
+   * enters their sight, a removal when it leaves it (docs/ARCHITECTURE.md "RLS model").
+   */
+  visibilityColumns?: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 export interface ApplyResult {
@@ -310,7 +318,12 @@ class Merge {
         if (last !== undefined) s.tombstonePut.run(t.name, this.pk, encodeTombstoneValues(t, last), null);
         // A row this database never held (born and deleted on the device): only its principal
         // may learn of the deletion, and a later insert of the key is not blocked by it.
-        else if (this.opts.audience !== undefined && readTombstone(t, this.pk) === undefined) s.tombstonePut.run(t.name, this.pk, null, this.opts.audience);
+        else if (this.opts.audience !== undefined && readTombstone(t, this.pk) === undefined) {
+          s.tombstonePut.run(t.name, this.pk, null, COMPENSATION);
+          this.clock += 1;
+          this.groupVersion = 0n;
+          s.evictionPut.run(this.opts.audience, t.name, this.pk, BigInt(this.ch.cl), BigInt(this.clock));
+        }
       }
       s.deleteRow.run(...this.pkValues);
       if (this.rec !== undefined) this.rec[1] = null; // cells are dropped below: nothing to materialize
@@ -476,14 +489,26 @@ function compensate(m: Merge, t: TableContext, group: readonly Change[], audienc
     }
   } else {
     const top = Math.max(maxCl, m.cl);
+    const cl = top % 2 === 0 ? top + 2 : top + 1;
     const prev = readTombstone(t, pk);
-    s.setSentinel.run(pk, BigInt(top % 2 === 0 ? top + 2 : top + 1), v, 0n, 0n);
+    s.setSentinel.run(pk, BigInt(cl), v, 0n, 0n);
     s.dropCells.run(pk);
+    // The central tombstone is marked as a compensation (it never blocks a permitted insert) and
+    // keeps the last values of a real earlier life; the rejecting principal's devices are told
+    // through an eviction, so several principals' rejections of one key each reach their devices.
     const vals = prev?.lastValues === undefined ? null : encodeTombstoneValues(t, prev.lastValues);
-    s.tombstonePut.run(t.name, pk, vals, audience);
+    s.tombstonePut.run(t.name, pk, vals, COMPENSATION);
+    if (audience !== null) s.evictionPut.run(audience, t.name, pk, BigInt(cl), v);
   }
   m.ctx = undefined;
 }
+
+/**
+ * `offsync_tombstones.audience` of a tombstone that only the server knows (a compensation, or a
+ * row born and deleted on a device): never sent by itself under RLS, and a later permitted insert
+ * of the key is rebased above it. Principals are told through `offsync_evictions`.
+ */
+export const COMPENSATION = '*';
 
 /** A removal of `pk` addressed to `audience` only, with a causal length above `above` (even). */
 function evict(t: TableContext, pk: Uint8Array, audience: string, above: number, version: bigint): void {
@@ -511,6 +536,37 @@ function evictIfHidden(m: Merge, t: TableContext, group: readonly Change[], opts
     m.clock += 1;
     m.groupVersion = 0n;
     evict(t, m.pk, opts.audience, Math.max(maxCl, m.cl), BigInt(m.clock));
+  }
+  m.ctx = undefined;
+}
+
+/** True when a visibility column differs between the two rows. */
+function visibilityChanged(cols: ReadonlySet<string>, before: RowObject, after: RowObject): boolean {
+  for (const c of cols) if (compareForMerge(before[c] ?? null, after[c] ?? null) !== 0) return true;
+  return false;
+}
+
+/**
+ * A new life of a live row after a visibility-relevant change: the prior values are kept in
+ * `offsync_prior` at a new version, the causal length moves up by 2 and every cell is re-stamped
+ * there as this database's write. Devices that may still (or newly) see the row receive it whole;
+ * devices that no longer may get a removal at the causal length in between (extract.ts), which the
+ * new life still beats should the row come back into their sight.
+ */
+function startNewLife(m: Merge, t: TableContext, pk: Uint8Array, prior: RowObject): void {
+  m.flush();
+  m.ctx = undefined;
+  m.enterRow(t, pk);
+  const s = t.stmts;
+  m.clock += 1;
+  m.groupVersion = 0n;
+  const v = BigInt(m.clock);
+  s.priorPut.run(t.name, pk, v, encodeTombstoneValues(t, prior));
+  m.materialize(s);
+  s.setSentinel.run(pk, BigInt(m.cl + 2), v, 0n, 0n);
+  for (const c of t.columns) {
+    const cur = s.cell.getRaw(pk, BigInt(c.id));
+    s.setCell.run(pk, BigInt(c.id), BigInt(cur === undefined ? 1 : Number(cur[0])), v, BigInt(1 + c.ord), 0n);
   }
   m.ctx = undefined;
 }
@@ -551,7 +607,7 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
     m.ch = first;
     m.enterRow(t, first.pk);
     let group = input;
-    let rebasedFrom: { cl: number; audience: string } | undefined;
+    let rebasedFrom: { cl: number } | undefined;
     if (m.cl > 0 && m.cl % 2 === 0) {
       // A tombstone that only compensated a rejected write must not block a permitted insert.
       let maxCl = 0;
@@ -559,7 +615,7 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
       const aud = maxCl <= m.cl && group.some((ch) => ch.cl % 2 === 1) ? readTombstone(t, m.pk)?.audience : undefined;
       if (aud != null) {
         const shift = m.cl;
-        rebasedFrom = { cl: m.cl, audience: aud };
+        rebasedFrom = { cl: m.cl };
         group = group.map((ch) => ({ ...ch, cl: ch.cl + shift }));
       }
     }
@@ -569,11 +625,9 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
     else for (const ch of group) m.merge(ch);
     if (rebasedFrom === undefined) return false;
     m.flush();
+    // The evictions of the principals the compensation answered stay: they remove the forged row
+    // from their devices, and the new life (a causal length above them) comes back if they may see it.
     t.stmts.tombstonePut.run(t.name, pk, null, null);
-    // The principal the tombstone was addressed to may not have downloaded it yet: keep its removal.
-    m.clock += 1;
-    m.groupVersion = 0n;
-    t.stmts.evictionPut.run(rebasedFrom.audience, t.name, pk, BigInt(rebasedFrom.cl), BigInt(m.clock));
     return true;
   };
 
@@ -633,7 +687,14 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
       const g = group;
       group = [];
       if (rejectBadKey(t, g)) return;
+      const vis = t === undefined ? undefined : opts.visibilityColumns?.get(t.name.toLowerCase());
+      const before = vis === undefined || t === undefined ? undefined : readRow(t, m.pkValues);
       if (mergeRow(t, g) && t !== undefined) restampLocal(m, t, first.pk);
+      if (vis !== undefined && before !== undefined && t !== undefined) {
+        m.flush();
+        const after = readRow(t, decodePk(first.pk));
+        if (after !== undefined && visibilityChanged(vis, before, after)) startNewLife(m, t, first.pk, before);
+      }
     };
     for (const ch of changes) {
       const head = group[0];
@@ -675,6 +736,8 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
     const received = m.received;
     const hadTable = m.tables.has(t.name);
     let accepted = true;
+    // A new life sends removals through the feed (prior values); no eviction on top of it.
+    let renewed = false;
     try {
       host.savepoint(() => {
         let operation: RowOperation = before === undefined ? 'INSERT' : 'UPDATE';
@@ -688,6 +751,11 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
           const verdict = opts.judge?.({ table: t.name, pk: first.pk, pkValues, operation, old: before, new: after });
           if (verdict !== undefined) throw new RowRejected(verdict, operation);
           if (restamp) restampLocal(m, t, first.pk);
+          const vis = opts.visibilityColumns?.get(t.name.toLowerCase());
+          if (vis !== undefined && before !== undefined && after !== undefined && visibilityChanged(vis, before, after)) {
+            startNewLife(m, t, first.pk, before);
+            renewed = true;
+          }
         } catch (e) {
           if (e instanceof RowRejected || !isConstraintError(e)) throw e;
           throw new RowRejected({ code: RejectionCode.CONSTRAINT_VIOLATION, reason: e.message }, operation);
@@ -703,7 +771,7 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
       reject(t, group, e.operation, e.verdict);
       accepted = false;
     }
-    if (accepted) evictIfHidden(m, t, group, opts);
+    if (accepted && !renewed) evictIfHidden(m, t, group, opts);
   }
   host.setClock(m.clock);
   return { received: m.received, applied: m.applied, tables: [...m.tables], last, dbVersion: m.clock, rejected };

@@ -11,7 +11,8 @@ import type { Change, SqlValue } from '../types.ts';
 import { RIP_SENTINEL } from '../types.ts';
 import type { TableContext } from './table-context.ts';
 import { pkTypeProblem } from './apply.ts';
-import { readTombstone } from './tombstones.ts';
+import { decodeTombstoneValues, readTombstone } from './tombstones.ts';
+import { toHex } from '../clock/site-id.ts';
 import type { Tombstone } from './tombstones.ts';
 
 export interface Cursor {
@@ -99,6 +100,8 @@ interface RowCache {
   values: SqlValue[];
   row: SqlValue[] | undefined;
   visible: boolean;
+  /** A removal is due for this row before anything else of it (it left the caller's sight). */
+  removal: boolean;
 }
 
 
@@ -125,11 +128,11 @@ export function* changeFeed(host: FeedHost, opts: FeedOptions = {}): Generator<C
       const first = it.next();
       if (!first.done) streams.push({ ctx, it, head: first.value, direct: true });
     }
-    caches.set(ctx, { pk: undefined, values: [], row: undefined, visible: true });
+    caches.set(ctx, { pk: undefined, values: [], row: undefined, visible: true, removal: false });
   }
   const siteCache = new Map<number, Uint8Array>();
   try {
-    yield* mergeStreams(host, opts, streams, caches, siteCache);
+    yield* mergeStreams(host, opts, after, streams, caches, siteCache);
   } finally {
     // A consumer that stops early must not leave statements running: the connection would stay
     // busy and refuse every later write.
@@ -140,10 +143,12 @@ export function* changeFeed(host: FeedHost, opts: FeedOptions = {}): Generator<C
 function* mergeStreams(
   host: FeedHost,
   opts: FeedOptions,
+  after: Cursor,
   streams: Stream[],
   caches: Map<TableContext, RowCache>,
   siteCache: Map<number, Uint8Array>,
 ): Generator<Change> {
+  const removed = new PkSet();
   while (streams.length > 0) {
     let best = 0;
     for (let i = 1; i < streams.length; i++) {
@@ -179,7 +184,25 @@ function* mergeStreams(
           obj = o;
         }
         cache.visible = obj !== undefined ? opts.rowFilter(ctx.name, cache.values, obj) : opts.rowFilter(ctx.name, cache.values, undefined, readTombstone(ctx, pk));
+        cache.removal = false;
+        if (!cache.visible) {
+          // Did the row leave the caller's sight after its cursor? Its values before the first
+          // visibility-relevant change since then say what the device may hold (apply.ts startNewLife).
+          const prior = ctx.stmts.priorAfter.getRaw(ctx.name, pk, BigInt(after.dbVersion));
+          const vals = prior === undefined ? undefined : decodeTombstoneValues(ctx, prior[0]);
+          if (vals !== undefined && opts.rowFilter(ctx.name, cache.values, vals)) {
+            if (obj === undefined) cache.visible = true; // deleted since: the device gets the tombstone
+            else cache.removal = !removed.has(pk);
+          }
+        }
       }
+    }
+    if (cache.removal) {
+      // A removal below the row's current (new) life: the device drops it, and takes it back whole if it returns.
+      cache.removal = false;
+      removed.add(pk);
+      yield { tbl: ctx.name, pk, col: RIP_SENTINEL, val: null, colVersion: cl - 1, dbVersion: dbv, siteId: siteOf(host, siteCache, 0), cl: cl - 1, seq };
+      continue;
     }
     if (!cache.visible) continue;
     let col = RIP_SENTINEL;
@@ -201,4 +224,15 @@ function siteOf(host: FeedHost, cache: Map<number, Uint8Array>, ref: number): Ui
     cache.set(ref, id);
   }
   return id;
+}
+
+/** Primary-key blobs already answered with a removal in one scan. */
+class PkSet {
+  readonly #keys = new Set<string>();
+  has(pk: Uint8Array): boolean {
+    return this.#keys.has(toHex(pk));
+  }
+  add(pk: Uint8Array): void {
+    this.#keys.add(toHex(pk));
+  }
 }

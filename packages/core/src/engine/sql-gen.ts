@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS offsync_schema_versions (hash INTEGER PRIMARY KEY, se
 CREATE TABLE IF NOT EXISTS offsync_tombstones (
   tbl TEXT NOT NULL, pk BLOB NOT NULL, vals TEXT, audience TEXT, PRIMARY KEY (tbl, pk)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS offsync_prior (
+  tbl TEXT NOT NULL, pk BLOB NOT NULL, db_version INTEGER NOT NULL, vals TEXT NOT NULL,
+  PRIMARY KEY (tbl, pk, db_version)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS offsync_evictions (
   audience TEXT NOT NULL, tbl TEXT NOT NULL, pk BLOB NOT NULL, cl INTEGER NOT NULL, db_version INTEGER NOT NULL,
   PRIMARY KEY (audience, tbl, pk)

@@ -69,6 +69,10 @@ export interface TableStatements {
   evictionPut: SqlStatement;
   /** (audience, tbl, db_version) → [pk, cl, db_version] after the version. */
   evictionsFeed: SqlStatement;
+  /** (tbl, pk, db_version, vals): the row's values before a visibility-relevant change. */
+  priorPut: SqlStatement;
+  /** (tbl, pk, db_version) → [vals] of the earliest such change after the version. */
+  priorAfter: SqlStatement;
   /** Feeds: rows stream (db_version ≥ ?) and cells stream ((db_version, seq) > (?, ?)), optionally by site. */
   rowsFeed: SqlStatement;
   rowsFeedExcluding: SqlStatement;
@@ -128,6 +132,8 @@ export function createTableContext(
     tombstonePut: driver.prepare('INSERT OR REPLACE INTO offsync_tombstones (tbl, pk, vals, audience) VALUES (?, ?, ?, ?)'),
     evictionPut: driver.prepare('INSERT OR REPLACE INTO offsync_evictions (audience, tbl, pk, cl, db_version) VALUES (?, ?, ?, ?, ?)'),
     evictionsFeed: driver.prepare('SELECT pk, cl, db_version FROM offsync_evictions WHERE audience = ? AND tbl = ? AND db_version > ? ORDER BY db_version, pk'),
+    priorPut: driver.prepare('INSERT OR REPLACE INTO offsync_prior (tbl, pk, db_version, vals) VALUES (?, ?, ?, ?)'),
+    priorAfter: driver.prepare('SELECT vals FROM offsync_prior WHERE tbl = ? AND pk = ? AND db_version > ? ORDER BY db_version LIMIT 1'),
     rowsFeed: driver.prepare(`${rowsSelect} ORDER BY r.db_version, r.seq`),
     rowsFeedExcluding: driver.prepare(`${rowsSelect} AND r.site <> ? ORDER BY r.db_version, r.seq`),
     rowsFeedLocal: driver.prepare(`${rowsSelect} AND r.site = 0 ORDER BY r.db_version, r.seq`),

@@ -102,6 +102,8 @@ export interface SyncDeps {
   authenticate(databaseId: string, credential: string | undefined): Promise<Principal | null>;
   /** RLS on downloads: a row filter for this caller, or undefined to send every row. */
   rowFilterFor(databaseId: string, principal: Principal, engine: SyncEngine): MaybePromise<RowFilter | undefined>;
+  /** RLS: per table, the columns visibility depends on (a change of one starts a new life of the row); undefined = none. */
+  visibilityFor?(databaseId: string, engine: SyncEngine): MaybePromise<ReadonlyMap<string, ReadonlySet<string>> | undefined>;
   /** RLS on uploads: a whole-row judge for this caller, or undefined to allow every write. */
   judgeFor(databaseId: string, principal: Principal, engine: SyncEngine): MaybePromise<RowJudge | undefined>;
   /** A device made an authenticated request (register on first sight, update afterwards). */

@@ -168,6 +168,7 @@ export class SyncService {
     const judge = await this.#deps.judgeFor(d.id, principal, d.engine);
     // What the uploader may hold: a device left holding a row it may not see gets a removal.
     const canHold = judge === undefined ? undefined : await this.#deps.rowFilterFor(d.id, principal, d.engine);
+    const visibilityColumns = await this.#deps.visibilityFor?.(d.id, d.engine);
     const strict = d.target.schemaHashMode === 'strict';
     const { engine, peers } = d;
     let out: UploadResult;
@@ -184,6 +185,7 @@ export class SyncService {
           audience: principalKey(principal),
           ...(judge === undefined ? {} : { judge }),
           ...(canHold === undefined ? {} : { canHold }),
+          ...(visibilityColumns === undefined || visibilityColumns.size === 0 ? {} : { visibilityColumns }),
         });
         if (window !== undefined) checkWindow(window, r.last);
         if (!strict && r.schemaHash !== 0n && !engine.isKnownSchemaHash(r.schemaHash)) engine.rememberSchemaHash(r.schemaHash, 'peer');

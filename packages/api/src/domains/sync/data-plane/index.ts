@@ -104,6 +104,7 @@ export function createDataPlane(services: Services, options: DataPlaneOptions): 
     authenticate: createAuthenticator(services, (id) => resolver.resolve(id), logError),
     rowFilterFor: (databaseId, principal, engine) => rls.rowFilterFor(databaseId, principal, engine),
     judgeFor: (databaseId, principal, engine) => rls.judgeFor(databaseId, principal, engine),
+    visibilityFor: (databaseId, engine) => rls.visibilityFor(databaseId, engine),
     async recordDevice(databaseId, device) {
       await services.devices.recordDeviceSeen(databaseId, {
         siteId: device.siteId,

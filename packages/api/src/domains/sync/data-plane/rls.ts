@@ -5,9 +5,10 @@
  *
  * - Downloads (`rowFilterFor`): a row reaches the user only when its SELECT policy holds for the
  *   row's current values. A deletion is judged on the row's LAST values (kept in
- *   `offsync_tombstones`): it reaches only users who could see the row; a compensating removal
- *   reaches only the principal it is addressed to; a deletion whose last values are unknown
- *   reaches nobody under ENFORCE (no key, value or site id of a row the user may not see).
+ *   `offsync_tombstones`): it reaches only users who could see the row; a deletion whose last
+ *   values are unknown reaches nobody under ENFORCE (no key, value or site id of a row the user
+ *   may not see). Compensating removals reach their principal only, as evictions
+ *   (`FeedOptions.audience`).
  * - Uploads (`judgeFor`): every row an upload batch changes is judged once, on whole rows: the
  *   operation follows from the row's transition (absent/deleted → alive = INSERT, alive → alive =
  *   UPDATE, alive → deleted = DELETE) and the policy sees the full OLD (central, before the batch)
@@ -17,11 +18,9 @@
 import type { RowVerdict } from '@offsync/core';
 import type { Services } from '../../../services.ts';
 import type { RlsOperation } from '../../tables/rls-validate.ts';
-import { principalKey } from '../sync-deps.ts';
 import type { Principal, RowFilter, RowJudge, SyncEngine } from '../sync-deps.ts';
 import { createPromiseCache } from './promise-cache.ts';
 import { RlsEvaluator } from './rls-evaluator.ts';
-import type { RowValues } from './rls-evaluator.ts';
 
 /** table (lower case) → operation → expression. */
 type Policies = ReadonlyMap<string, ReadonlyMap<RlsOperation, string>>;
@@ -31,8 +30,6 @@ export interface RlsOptions {
   ttlMs: number;
   now: () => number;
 }
-
-const quote = (name: string): string => `"${name.replace(/"/g, '""')}"`;
 
 export function createRls(services: Services, opts: RlsOptions) {
   const evaluator = new RlsEvaluator();
@@ -64,10 +61,8 @@ export function createRls(services: Services, opts: RlsOptions) {
   async function rowFilterFor(databaseId: string, principal: Principal, engine: SyncEngine): Promise<RowFilter | undefined> {
     const policies = await policiesFor(databaseId, principal);
     if (policies === null) return undefined;
-    const me = principalKey(principal);
     return (table, _pk, row, tombstone) => {
       if (row === undefined) {
-        if (tombstone?.audience != null) return tombstone.audience === me;
         if (tombstone?.lastValues === undefined) return false;
         row = tombstone.lastValues;
       }
@@ -98,9 +93,30 @@ export function createRls(services: Services, opts: RlsOptions) {
     };
   }
 
+  /**
+   * Per table, the columns its SELECT policy reads (every column name the expression mentions):
+   * a merge that changes one of them starts a new life of the row, so that devices receive the
+   * row whole when it enters their user's sight and a removal when it leaves it. Undefined when
+   * RLS is not enforced. Applies to every upload (API keys included): visibility is about readers.
+   */
+  async function visibilityFor(databaseId: string, engine: SyncEngine): Promise<ReadonlyMap<string, ReadonlySet<string>> | undefined> {
+    const policies = await cache.get(databaseId, load);
+    if (policies === null) return undefined;
+    const out = new Map<string, Set<string>>();
+    for (const [table, ops] of policies) {
+      const expr = ops.get('SELECT');
+      if (expr === undefined) continue;
+      const words = new Set((expr.match(/[A-Za-z_][A-Za-z0-9_]*|"(?:[^"]|"")+"/g) ?? []).map((w) => (w.startsWith('"') ? w.slice(1, -1).replace(/""/g, '"') : w).toLowerCase()));
+      const cols = columnsOf(engine, table).filter((c) => words.has(c.toLowerCase()));
+      if (cols.length > 0) out.set(table, new Set(cols));
+    }
+    return out;
+  }
+
   return {
     rowFilterFor,
     judgeFor,
+    visibilityFor,
     invalidate(databaseId?: string): void {
       cache.invalidate(databaseId);
     },
