@@ -324,3 +324,17 @@ describe('rows that leave or enter a user\'s sight (a visibility-relevant change
     expect(rows(b)).toEqual([{ id: 'r', owner: 'u2', title: '', slug: null }]);
   });
 });
+
+test('removals addressed to a principal are read for every table of one feed at once', () => {
+  const ddl = `${ITEMS}; CREATE TABLE notes (id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL DEFAULT '', body TEXT)`;
+  const srv = openReplica(ddl, ['items', 'notes']);
+  srv.setKeepTombstoneValues(true);
+  const dev = openReplica(ddl, ['items', 'notes']);
+  dev.driver.exec("INSERT INTO items (id, owner) VALUES ('i', 'u2'); INSERT INTO notes (id, owner) VALUES ('n', 'u2')");
+  expect(srv.applyChanges(changesFor(dev, srv), { judge: ownerJudge('u1'), audience: 'user:u1' }).rejected).toHaveLength(2);
+  const feed = [...srv.changes({ excludeSiteId: dev.siteId, rowFilter: ownerFilter('u1'), audience: 'user:u1' })];
+  expect(feed.map((c) => [c.tbl, c.col, c.cl % 2])).toEqual([
+    ['items', RIP_SENTINEL, 0],
+    ['notes', RIP_SENTINEL, 0],
+  ]);
+});

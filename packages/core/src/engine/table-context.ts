@@ -6,7 +6,7 @@
 import type { SqlDriver, SqlStatement } from '../storage/driver.ts';
 import type { TableSchema } from '../schema/introspect.ts';
 import type { CrdtAlgorithm, SqlValue } from '../types.ts';
-import { cellsTableName, orderedColumns, quoteIdent, rowsTableName } from './sql-gen.ts';
+import { cellsTableName, orderedColumns, quoteIdent, quoteText, rowsTableName } from './sql-gen.ts';
 
 export interface ValueColumn {
   name: string;
@@ -67,7 +67,7 @@ export interface TableStatements {
   tombstonePut: SqlStatement;
   /** (audience, tbl, pk, cl, db_version): a removal addressed to one principal only. */
   evictionPut: SqlStatement;
-  /** (audience, tbl, db_version) → [pk, cl, db_version] after the version. */
+  /** (audience, tbl (ignored: the statement is per table), db_version) → [pk, cl, db_version] after the version. */
   evictionsFeed: SqlStatement;
   /** (tbl, pk, db_version, vals): the row's values before a visibility-relevant change. */
   priorPut: SqlStatement;
@@ -131,7 +131,9 @@ export function createTableContext(
     tombstoneGet: driver.prepare('SELECT vals, audience FROM offsync_tombstones WHERE tbl = ? AND pk = ?'),
     tombstonePut: driver.prepare('INSERT OR REPLACE INTO offsync_tombstones (tbl, pk, vals, audience) VALUES (?, ?, ?, ?)'),
     evictionPut: driver.prepare('INSERT OR REPLACE INTO offsync_evictions (audience, tbl, pk, cl, db_version) VALUES (?, ?, ?, ?, ?)'),
-    evictionsFeed: driver.prepare('SELECT pk, cl, db_version FROM offsync_evictions WHERE audience = ? AND tbl = ? AND db_version > ? ORDER BY db_version, pk'),
+    // The table name is a literal: statements are cached by text, and the feed iterates this one
+    // for several tables at once (one statement per text cannot be iterated twice).
+    evictionsFeed: driver.prepare(`SELECT pk, cl, db_version FROM offsync_evictions WHERE audience = ? AND tbl = ${quoteText(schema.name)} AND ? IS NOT NULL AND db_version > ? ORDER BY db_version, pk`),
     priorPut: driver.prepare('INSERT OR REPLACE INTO offsync_prior (tbl, pk, db_version, vals) VALUES (?, ?, ?, ?)'),
     priorAfter: driver.prepare('SELECT vals FROM offsync_prior WHERE tbl = ? AND pk = ? AND db_version > ? ORDER BY db_version LIMIT 1'),
     rowsFeed: driver.prepare(`${rowsSelect} ORDER BY r.db_version, r.seq`),
