@@ -9,6 +9,7 @@ import { prepareControlPlaneFile, secureDataDir } from './data-dir.ts';
 import { verifyServerKey } from './key-rotation.ts';
 import { createPrismaClient, parseDatabaseUrl } from './db/prisma.ts';
 import { migrate } from './db/migrate.ts';
+import { createStaticDashboardHandler } from './http/static-dashboard.ts';
 import { systemClock } from './deps.ts';
 import type { Logger } from './deps.ts';
 import { createApiPubSub, createRedisPubSub } from './pubsub.ts';
@@ -71,6 +72,8 @@ async function main(): Promise<void> {
       ...(httpSecurity.graphqlCorsOrigins === undefined ? {} : { graphql: httpSecurity.graphqlCorsOrigins }),
       ...(httpSecurity.syncCorsOrigins === undefined ? {} : { sync: httpSecurity.syncCorsOrigins }),
     },
+    // The dashboard's built assets at / (packages/dashboard; GraphiQL stays at /graphql).
+    httpHandlers: [createStaticDashboardHandler()],
     dataDir: config.dataDir,
     publicUrl: config.publicUrl,
     billingPeriodStartDay: config.billingPeriodStartDay,
@@ -94,6 +97,7 @@ async function main(): Promise<void> {
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   process.stdout.write(`OffSync listening on http://${host}:${port}/graphql\n`);
+  process.stdout.write(`Dashboard: http://${host}:${port}/\n`);
   if (adminKey !== null) {
     process.stdout.write(`Admin key (shown once): ${adminKey}\n`);
     process.stdout.write('Send it as "Authorization: Bearer <admin key>" (GraphiQL: Headers tab).\n');

@@ -71,7 +71,8 @@ export function listUserTableNames(driver: SqlDriver): string[] {
   return driver
     .prepare(
       `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
-       AND name NOT LIKE 'offsync\\_%' ESCAPE '\\' AND name NOT LIKE '%\\_\\_crdt' ESCAPE '\\' ORDER BY name`,
+       AND name NOT LIKE 'offsync\\_%' ESCAPE '\\' AND name NOT LIKE '%\\_\\_crdt' ESCAPE '\\'
+       AND name NOT LIKE '%\\_\\_crdt\\_rows' ESCAPE '\\' AND name NOT LIKE '%\\_\\_crdt\\_cells' ESCAPE '\\' ORDER BY name`,
     )
     .all()
     .map((r) => String(r['name']));

@@ -1,0 +1,199 @@
+/** Database Setup: the connection card, then (when healthy) the table picker and Deploy Changes. */
+import { useState } from 'react';
+import type { DatabaseConnectionFieldsFragment, TableFieldsFragment } from '@offsync/client';
+import { refusedTables } from '../api.ts';
+import { formatRelative } from '../format.ts';
+import { useApi, useAsync } from '../hooks.ts';
+import { canSelect, deployOutcome, deployPlan, deselectAll, filterTables, initialSelection, selectAll, toggle } from '../logic/tables.ts';
+import type { TableOutcome } from '../logic/tables.ts';
+import { Button, Card, ConfirmDialog, ErrorBox, Modal, Spinner, StatusDot, useAction } from '../ui/components.tsx';
+import { ConnectionForm, emptyConnection, toConnectionInput } from './ConnectionForm.tsx';
+import type { DatabaseDetails } from './DatabaseView.tsx';
+
+export function SetupTab({ database, onDatabase, reloadDatabase }: { database: DatabaseDetails; onDatabase: (db: DatabaseDetails) => void; reloadDatabase: () => Promise<void> }) {
+  const healthy = database.connection.status === 'OK';
+  return (
+    <div className="stack">
+      <ConnectionCard database={database} onDatabase={onDatabase} />
+      {healthy ? <TablePicker databaseId={database.id} kind={database.kind} extensionInstalled={database.connection.extensionInstalled} onDeployed={reloadDatabase} /> : null}
+    </div>
+  );
+}
+
+function ConnectionCard({ database, onDatabase }: { database: DatabaseDetails; onDatabase: (db: DatabaseDetails) => void }) {
+  const api = useApi();
+  const c: DatabaseConnectionFieldsFragment = database.connection;
+  const [editing, setEditing] = useState(false);
+  const [restoring, setRestoring] = useState(false);
+  const check = useAction(async () => {
+    const r = await api.databaseConnection({ id: database.id });
+    onDatabase({ ...database, connection: r.database.connection });
+  });
+  const postgres = database.kind === 'POSTGRES';
+  const actions = (
+    <>
+      <Button className="btn-small" busy={check.busy} busyLabel="Checking…" onClick={() => void check.run()}>Check again</Button>
+      {postgres && c.status === 'OK' && <Button className="btn-small" onClick={() => setEditing(true)}>Edit</Button>}
+    </>
+  );
+  return (
+    <Card title="Connection" actions={actions} className="connection-card">
+      <dl className="facts">
+        <div><dt>Host</dt><dd>{c.host ?? (postgres ? '—' : 'OffSync server (local file)')}</dd></div>
+        <div><dt>Port</dt><dd>{c.port ?? '—'}</dd></div>
+        <div><dt>Database</dt><dd className="break">{c.database ?? '—'}</dd></div>
+        <div><dt>Status</dt><dd>{c.status === 'OK' ? <StatusDot tone="ok">Connected</StatusDot> : <StatusDot tone="error">{c.status === 'FILE_MISSING' ? 'File missing' : 'Not connected'}</StatusDot>}</dd></div>
+      </dl>
+      <p className="muted">Checked {formatRelative(c.checkedAt)}</p>
+      <ErrorBox error={check.error} />
+      {c.status !== 'OK' && (
+        <div className="alert alert-warn" role="alert">
+          <strong>{c.error?.message ?? 'The database cannot be reached.'}</strong>
+          {postgres ? (
+            <>
+              <span>Check the host, port and credentials OffSync uses to reach your PostgreSQL server.</span>
+              <Button variant="primary" className="btn-small" onClick={() => setEditing(true)}>Configure Connection</Button>
+            </>
+          ) : c.status === 'FILE_MISSING' ? (
+            <>
+              <span>Sync refuses this database until you accept the file as it is now (a missing file is re-created empty).</span>
+              <Button variant="primary" className="btn-small" onClick={() => setRestoring(true)}>Restore Connection</Button>
+            </>
+          ) : (
+            <span>Check that the server can read and write its DATA_DIR, then check again.</span>
+          )}
+        </div>
+      )}
+      {c.status === 'OK' && !c.extensionInstalled && postgres && (
+        <div className="alert alert-warn" role="note">
+          <strong>The OffSync metadata schema (<code>offsync</code>) is not installed in this database yet.</strong>
+          <span>It is created when you deploy the first table; if tables were deployed before, it was dropped: see docs/CONTROL-PLANE.md, “POSTGRES databases”.</span>
+        </div>
+      )}
+      {editing && <ConnectionSheet database={database} onClose={() => setEditing(false)} onSaved={(next) => { setEditing(false); onDatabase(next); }} />}
+      {restoring && (
+        <ConfirmDialog title="Restore connection?" confirmLabel="Restore Connection" busyLabel="Restoring…" onCancel={() => setRestoring(false)} onConfirm={async () => {
+          const r = await api.restoreConnection({ databaseId: database.id });
+          onDatabase({ ...database, ...r.restoreConnection });
+          setRestoring(false);
+        }}>
+          <p>OffSync accepts the database file as it is now. Devices that synced the old file keep their data and upload it again.</p>
+        </ConfirmDialog>
+      )}
+    </Card>
+  );
+}
+
+function ConnectionSheet({ database, onClose, onSaved }: { database: DatabaseDetails; onClose: () => void; onSaved: (db: DatabaseDetails) => void }) {
+  const api = useApi();
+  const c = database.connection;
+  const [draft, setDraft] = useState({ ...emptyConnection, host: c.host ?? '', port: String(c.port ?? 5432), database: c.database ?? '' });
+  const action = useAction(async () => {
+    const r = await api.configureConnection({ databaseId: database.id, connection: toConnectionInput(draft) });
+    onSaved({ ...database, ...r.configureConnection });
+  });
+  return (
+    <Modal title="Connection settings" onClose={onClose} wide>
+      <form className="form" onSubmit={(e) => { e.preventDefault(); void action.run(); }}>
+        <ConnectionForm value={draft} onChange={setDraft} passwordHint="The stored password is never shown; leave it empty to keep it." />
+        <ErrorBox error={action.error} />
+        <div className="dialog-actions">
+          <Button onClick={onClose}>Cancel</Button>
+          <Button type="submit" variant="primary" busy={action.busy} busyLabel="Connecting…">Save and connect</Button>
+        </div>
+      </form>
+    </Modal>
+  );
+}
+
+export function TablePicker({ databaseId, kind, extensionInstalled, onDeployed }: { databaseId: string; kind: 'SQLITE' | 'POSTGRES'; extensionInstalled: boolean; onDeployed?: () => void | Promise<void> }) {
+  const api = useApi();
+  const [chosen, setChosen] = useState<Set<string> | null>(null);
+  const [filter, setFilter] = useState('');
+  const [outcome, setOutcome] = useState<TableOutcome[] | null>(null);
+  const state = useAsync(async () => {
+    const r = await api.tables({ databaseId });
+    setChosen(initialSelection(r.database.tables.nodes));
+    return r.database.tables.nodes;
+  }, [api, databaseId]);
+  const tables: TableFieldsFragment[] = state.data ?? [];
+  const selection = chosen ?? new Set<string>();
+  const visible = filterTables(tables, filter);
+  const plan = deployPlan(tables, selection);
+  const deploy = useAction(async () => {
+    setOutcome(null);
+    try {
+      const r = await api.deployTables({ databaseId, tables: plan.tables });
+      setOutcome(deployOutcome(plan, r.deployTables));
+      state.setData(r.deployTables.tables.nodes);
+      setChosen(initialSelection(r.deployTables.tables.nodes));
+      await onDeployed?.();
+    } catch (e) {
+      const refused = refusedTables(e);
+      if (refused.length > 0) setOutcome(deployOutcome(plan, { refused }));
+      throw e;
+    }
+  });
+
+  if (state.data === undefined) return state.error ? <ErrorBox error={state.error} onRetry={() => void state.reload()} /> : <Spinner label="Loading tables…" />;
+  return (
+    <Card title="Tables to sync" className="table-picker" actions={<Button className="btn-small" onClick={() => void state.reload()}>Refresh</Button>}>
+      {tables.length === 0 ? (
+        <p className="muted">
+          This database has no tables yet. Create them in {kind === 'SQLITE' ? 'the database file (with your app’s migrations or the sqlite3 shell)' : 'PostgreSQL (schema public)'}, then refresh.
+          {kind === 'SQLITE' && !extensionInstalled ? ' OffSync adds its metadata when you deploy the first table.' : ''}
+        </p>
+      ) : (
+        <>
+          <div className="picker-toolbar">
+            <label htmlFor="table-filter" className="visually-hidden">Filter tables</label>
+            <input id="table-filter" type="search" placeholder="Filter tables" value={filter} onChange={(e) => setFilter(e.target.value)} />
+            <span className="muted" aria-live="polite" data-testid="selected-count">{selection.size} of {tables.length} selected</span>
+            <Button className="btn-small" onClick={() => setChosen(selectAll(selection, visible))}>Select All</Button>
+            <Button className="btn-small" onClick={() => setChosen(deselectAll(selection, visible))}>Deselect All</Button>
+          </div>
+          <ul className="table-list">
+            {visible.map((t) => {
+              const id = `table-${t.name}`;
+              const selectable = canSelect(t, selection);
+              return (
+                <li key={t.name} className={t.schemaIssues.length > 0 ? 'has-issues' : undefined}>
+                  <input type="checkbox" id={id} checked={selection.has(t.name)} disabled={!selectable} onChange={() => setChosen(toggle(selection, t.name))} aria-describedby={t.schemaIssues.length > 0 ? `${id}-issues` : undefined} />
+                  <label htmlFor={id}>
+                    <span className="table-name">{t.name}</span>
+                    <span className="muted"> {t.columns.length} columns</span>
+                  </label>
+                  {t.enabled && <span className="badge badge-on">Enabled</span>}
+                  {t.selected && !t.enabled && <span className="badge badge-off">Deployed</span>}
+                  {t.schemaIssues.length > 0 && (
+                    <ul className="issues" id={`${id}-issues`} aria-label={`Schema issues of ${t.name}`}>
+                      {t.schemaIssues.map((i) => <li key={i.rule + i.message}>{i.message}</li>)}
+                    </ul>
+                  )}
+                </li>
+              );
+            })}
+            {visible.length === 0 && <li className="muted">No table matches “{filter}”.</li>}
+          </ul>
+        </>
+      )}
+      {outcome !== null && outcome.length > 0 && (
+        <div className="deploy-result" role="status" aria-label="Deploy result">
+          <h4>Deploy result</h4>
+          <ul>
+            {outcome.map((o) => (
+              <li key={o.table} className={`outcome-${o.result}`}>
+                <strong>{o.table}</strong>: {o.result === 'added' ? 'now synced' : o.result === 'removed' ? 'no longer synced' : o.result === 'refused' ? `refused — ${o.message}` : 'not deployed (another table was refused; nothing changed)'}
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
+      <ErrorBox error={deploy.error} />
+      <div className="card-footer">
+        <span className="muted">{plan.changed ? `${plan.add.length} to add, ${plan.remove.length} to remove` : 'No changes to deploy'}</span>
+        <Button variant="primary" busy={deploy.busy} busyLabel="Deploying…" disabled={!plan.changed} onClick={() => void deploy.run()}>Deploy Changes</Button>
+      </div>
+    </Card>
+  );
+}

@@ -1,0 +1,223 @@
+/**
+ * The dashboard in a real browser (Debian's Chromium driven by playwright-core) against the real
+ * server (`main.ts`, child process): sign in, create a project and a database, enable OffSync,
+ * deploy a table, create an API key; a device (OffSync's client) syncs and appears in Devices
+ * without a reload, the Metrics totals move live, the device is removed, OffSync is disabled.
+ * axe-core checks every screen (no serious or critical violations); screenshots of every screen
+ * go to OFFSYNC_SCREENSHOTS_DIR (default: a temp dir; docs/screenshots holds the committed ones).
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { chromium } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { openDatabase } from '@offsync/client/sync';
+import type { OffSyncDatabase } from '@offsync/client/sync';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { chromiumPath, ensureBuilt, startServer } from './server.ts';
+import type { Server } from './server.ts';
+
+const TODOS = "CREATE TABLE todos (id TEXT PRIMARY KEY NOT NULL, title TEXT NOT NULL DEFAULT '', done INTEGER NOT NULL DEFAULT 0)";
+const NOTES = "CREATE TABLE notes (id TEXT PRIMARY KEY NOT NULL, body TEXT NOT NULL DEFAULT '')";
+// A single-column INTEGER primary key: a schema issue (protocol reference D.1), shown beside the table.
+const LEGACY = 'CREATE TABLE legacy_items (id INTEGER PRIMARY KEY, name TEXT)';
+
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+// A relative directory is taken from where npm was invoked (INIT_CWD), e.g. the repository root.
+const shotsDir = process.env['OFFSYNC_SCREENSHOTS_DIR'] ? resolve(process.env['INIT_CWD'] ?? process.cwd(), process.env['OFFSYNC_SCREENSHOTS_DIR']) : mkdtempSync(join(tmpdir(), 'offsync-dash-shots-'));
+mkdirSync(shotsDir, { recursive: true });
+
+let server: Server;
+let browser: Browser;
+let page: Page;
+const pageErrors: string[] = [];
+const deviceDir = mkdtempSync(join(tmpdir(), 'offsync-dash-device-'));
+let device: OffSyncDatabase | null = null;
+
+beforeAll(async () => {
+  const executablePath = chromiumPath(); // fails with the install hint when Chromium is missing
+  ensureBuilt();
+  server = await startServer();
+  browser = await chromium.launch({ executablePath, headless: true, chromiumSandbox: false, args: ['--disable-gpu', '--disable-dev-shm-usage'] });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, reducedMotion: 'reduce' });
+  page = await context.newPage();
+  page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`);
+  });
+});
+
+afterAll(async () => {
+  await device?.close();
+  await browser?.close();
+  await server?.stop();
+  rmSync(deviceDir, { recursive: true, force: true });
+});
+
+/** axe-core in the page (evaluated over CDP, so the page's CSP stays as served); serious/critical violations fail. */
+async function checkA11y(screen: string): Promise<void> {
+  await page.evaluate(`${axeSource}\n;undefined`);
+  const violations = await page.evaluate(async () => {
+    const axe = (window as unknown as { axe: { run(ctx: Document, o: object): Promise<{ violations: { id: string; impact: string | null; help: string; nodes: { target: unknown[] }[] }[] }> } }).axe;
+    const r = await axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => JSON.stringify(n.target)).join(', ')}`);
+  });
+  expect(violations, `accessibility of ${screen}`).toEqual([]);
+}
+
+async function shot(name: string): Promise<void> {
+  await page.screenshot({ path: join(shotsDir, `${name}.png`), fullPage: true });
+}
+
+function tab(name: string) {
+  return page.getByRole('tab', { name });
+}
+
+test('sign in, create, enable, deploy, API key; a device appears live, metrics move, device removed', async () => {
+  // Sign in (the admin key once per browser session).
+  await page.goto(`${server.origin}/`);
+  await expect.poll(() => page.getByLabel('Admin key').isVisible()).toBe(true);
+  await checkA11y('sign-in');
+  await shot('sign-in');
+  await page.getByLabel('Admin key').fill('osa_wrong_key_0000000000');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('alert').filter({ hasText: 'admin key was refused' }).waitFor();
+  await page.getByLabel('Admin key').fill(server.adminKey);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Welcome to OffSync' }).waitFor();
+  expect(await page.evaluate(() => sessionStorage.getItem('offsync.adminKey'))).toBe(server.adminKey);
+
+  // Project and database (left panel).
+  await page.getByRole('button', { name: '+ New project' }).click();
+  await page.getByLabel('Project name').fill('Acme');
+  await page.getByRole('button', { name: 'Create project' }).click();
+  await page.getByRole('button', { name: '+ New database' }).click();
+  await page.getByLabel('Database name').fill('todo-app');
+  await page.getByRole('button', { name: 'Create database' }).click();
+  await page.getByRole('heading', { name: 'OffSync is not enabled for this database' }).waitFor();
+  const databaseId = /\/databases\/([^/]+)\//.exec(new URL(page.url()).pathname)?.[1];
+  expect(databaseId).toMatch(/^\w+/);
+  const sidebarDb = page.getByRole('navigation').or(page.getByRole('complementary')).getByRole('button', { name: /todo-app/ });
+  await expect.poll(() => sidebarDb.textContent()).toContain('Not enabled');
+
+  // The app's schema, made by the developer in the database file (the API has no DDL).
+  const file = new Database(server.databaseFile(databaseId!));
+  file.exec(`${TODOS}; ${NOTES}; ${LEGACY}`);
+  file.close();
+
+  await checkA11y('not-enabled');
+  await shot('not-enabled');
+
+  // Enable OffSync → confirmation → tabs.
+  await page.getByRole('button', { name: 'Enable OffSync' }).click();
+  const enableDialog = page.getByRole('dialog', { name: 'Enable OffSync?' });
+  await enableDialog.getByRole('button', { name: 'Enable OffSync' }).click();
+  await tab('Database Setup').waitFor();
+  await expect.poll(() => sidebarDb.textContent()).toContain('OffSync on');
+  await page.getByText('Connected').waitFor();
+
+  // Database Setup: filter, pick, deploy; the schema issue beside its table.
+  await page.getByText('0 of 3 selected').waitFor();
+  await expect.poll(() => page.getByRole('list', { name: 'Schema issues of legacy_items' }).textContent()).toMatch(/INTEGER primary key/i);
+  expect(await page.getByRole('checkbox', { name: /legacy_items/ }).isDisabled()).toBe(true);
+  await page.getByLabel('Filter tables').fill('tod');
+  expect(await page.getByRole('checkbox').count()).toBe(1);
+  await page.getByRole('checkbox', { name: /todos/ }).check();
+  await page.getByLabel('Filter tables').fill('');
+  await page.getByText('1 of 3 selected').waitFor();
+  await page.getByRole('button', { name: 'Deploy Changes' }).click();
+  await page.getByRole('status', { name: 'Deploy result' }).filter({ hasText: 'todos: now synced' }).waitFor();
+  await page.locator('.table-list li', { hasText: 'todos' }).getByText('Enabled').waitFor();
+  // The engine's own metadata tables (todos__crdt_rows, …) are never offered.
+  await page.getByText('1 of 3 selected').waitFor();
+  await checkA11y('database-setup');
+  await shot('database-setup');
+
+  // Client Integration: Database ID, snippet, API key shown once.
+  await tab('Client Integration').click();
+  expect(await page.getByTestId('database-id').textContent()).toBe(databaseId);
+  await expect.poll(() => page.getByTestId('snippet').textContent()).toContain("cloudsync_init('todos')");
+  await page.getByLabel('Key name').fill('e2e device');
+  await page.getByRole('button', { name: 'Create API key' }).click();
+  const secret = (await page.getByTestId('secret').textContent()) ?? '';
+  expect(secret).toMatch(/^osk_/);
+  await page.getByRole('cell', { name: 'e2e device', exact: true }).waitFor();
+  await checkA11y('client-integration');
+  await shot('client-integration');
+  await page.getByRole('button', { name: 'Done' }).click();
+  expect(await page.getByTestId('secret').count()).toBe(0);
+
+  // Devices: empty, then a device syncs and appears without a reload.
+  await page.evaluate(() => { (window as unknown as { __noReload: boolean }).__noReload = true; });
+  const subscribed = page.waitForEvent('websocket').then((ws) => ws.waitForEvent('framesent', { predicate: (f) => String(f.payload).includes('DeviceEvents') }));
+  await tab('Devices').click();
+  await page.getByTestId('no-devices').waitFor();
+  await subscribed;
+
+  device = openDatabase(join(deviceDir, 'device.db'), { serverUrl: server.origin, databaseId: databaseId!, apiKey: secret, maxAttempts: 1 });
+  device.db.exec(TODOS);
+  device.db.prepare("SELECT cloudsync_init('todos')").get();
+  device.db.prepare("INSERT INTO todos (id, title) VALUES (cloudsync_uuid(), 'milk')").run();
+  const row = page.locator(`tr[data-site-id="${device.siteId}"]`);
+  // graphql-ws has no subscription acknowledgement: sync until the live event lands (never reload).
+  for (let attempt = 0; ; attempt++) {
+    const r = await device.sync();
+    expect(r.send.status).not.toBe('error');
+    if (await row.waitFor({ timeout: 3000 }).then(() => true, () => false)) break;
+    if (attempt >= 5) throw new Error('the device never appeared in Devices');
+  }
+  expect(await page.evaluate(() => (window as unknown as { __noReload?: boolean }).__noReload)).toBe(true);
+  expect(await row.textContent()).toContain('API key');
+  await checkA11y('devices');
+  await shot('devices');
+
+  // Metrics: the live snapshot shows the upload, and moves when the device uploads more.
+  await tab('Metrics').click();
+  const upload = page.getByTestId('metric-uploadBytes');
+  await expect.poll(() => upload.textContent(), { timeout: 15_000 }).not.toBe('0 B');
+  const before = await upload.textContent();
+  device.db.prepare("INSERT INTO todos (id, title) VALUES (cloudsync_uuid(), ?)").run('x'.repeat(4000));
+  await device.sync();
+  await expect.poll(() => upload.textContent(), { timeout: 15_000 }).not.toBe(before);
+  expect(await page.getByTestId('metric-activeDevices').textContent()).toBe('1');
+  expect(await page.locator('.chart canvas').count()).toBe(3);
+  await checkA11y('metrics');
+  await shot('metrics');
+
+  await tab('Rejections').click();
+  await page.getByText('No rejected changes.').waitFor();
+  await checkA11y('rejections');
+  await shot('rejections');
+
+  // Remove the device (with confirmation); keyboard: arrows move between tabs.
+  await tab('Rejections').focus();
+  await page.keyboard.press('ArrowLeft');
+  await page.keyboard.press('ArrowLeft');
+  expect(await tab('Devices').getAttribute('aria-selected')).toBe('true');
+  await row.getByRole('button', { name: /Remove device/ }).click();
+  await page.getByRole('dialog', { name: 'Remove device?' }).getByRole('button', { name: 'Remove device' }).click();
+  await page.getByTestId('no-devices').waitFor();
+
+  // Phone width: the left panel folds behind "Menu".
+  await page.setViewportSize({ width: 390, height: 844 });
+  expect(await page.getByRole('complementary', { name: 'Projects and databases' }).isVisible()).toBe(false);
+  await page.getByRole('button', { name: 'Menu' }).click();
+  await page.getByRole('complementary', { name: 'Projects and databases' }).waitFor();
+  await shot('phone-menu');
+  await page.getByRole('button', { name: 'Menu' }).click();
+  await page.setViewportSize({ width: 1280, height: 860 });
+
+  // Disable OffSync → confirmation → the not-enabled state again.
+  await page.getByRole('button', { name: 'Disable OffSync' }).click();
+  await page.getByRole('dialog', { name: 'Disable OffSync?' }).getByRole('button', { name: 'Disable OffSync' }).click();
+  await page.getByRole('heading', { name: 'OffSync is not enabled for this database' }).waitFor();
+  await expect.poll(() => sidebarDb.textContent()).toContain('Not enabled');
+
+  // A deep link reloads into the same screen (SPA fallback), still signed in (sessionStorage).
+  await page.goto(`${server.origin}/databases/${databaseId}/setup`);
+  await page.getByRole('heading', { name: 'todo-app' }).waitFor();
+
+  expect(pageErrors.filter((e) => !e.includes('401'))).toEqual([]);
+});
