@@ -10,7 +10,7 @@ import { createYoga, maskError } from 'graphql-yoga';
 import type { YogaServerInstance } from 'graphql-yoga';
 import type { GraphQLContext, Viewer } from './context.ts';
 import { extractBearer, resolveViewer } from './context.ts';
-import type { ServiceDeps } from './deps.ts';
+import type { Logger, ServiceDeps } from './deps.ts';
 import { createDataPlane } from './domains/sync/data-plane/index.ts';
 import type { DataPlane, DataPlaneOptions } from './domains/sync/data-plane/index.ts';
 import { createSyncHttpHandler } from './domains/sync/http/handler.ts';
@@ -25,6 +25,13 @@ import type { CorsOrigins } from './http/cors.ts';
 import { createRouter } from './http/router.ts';
 import type { HttpHandler } from './http/router.ts';
 import { logErrorWith, yogaLogger } from './logging/log-errors.ts';
+import { liveSessionsOf } from './domains/sync/graphql/live-sessions.ts';
+import { controlPlaneCheck, createHealth, migrationsCheck } from './observability/health.ts';
+import type { Health, ReadinessCheck } from './observability/health.ts';
+import { createHttpObserver } from './observability/http.ts';
+import { createMetrics } from './observability/metrics.ts';
+import type { Metrics } from './observability/metrics.ts';
+import { instrumentSyncService, observeSyncDeps } from './observability/sync.ts';
 import { schema } from './schema/index.ts';
 import { createServices } from './services.ts';
 import type { Services } from './services.ts';
@@ -46,6 +53,27 @@ export interface AppDeps extends ServiceDeps {
   cors?: { graphql?: CorsOrigins; sync?: CorsOrigins };
   /** The sync data plane (always mounted); every field is optional. */
   sync?: AppSyncOptions;
+  /** Health, readiness and metrics (observability/; docs/CONTROL-PLANE.md "Operating"); every field optional. */
+  observability?: AppObservabilityOptions;
+}
+
+export interface AppObservabilityOptions {
+  /**
+   * The access log: one line per HTTP request and per sync operation outside a request
+   * (observability/http.ts). main.ts passes the server logger; unset = no such lines (request ids
+   * and metrics still work), so a test's capturing `logger` sees only what it looks for.
+   */
+  accessLog?: Logger;
+  /** Bearer token of `GET /metrics` (OFFSYNC_METRICS_TOKEN); unset = open. */
+  metricsToken?: string | undefined;
+  /** prom-client's default process metrics (event-loop lag, memory, CPU) from the first scrape on (default true). */
+  processMetrics?: boolean;
+  /** More `/readyz` checks, e.g. Redis (main.ts adds it with REDIS_URL). */
+  readinessChecks?: readonly ReadinessCheck[];
+  /** Time limit of each readiness check (default 1000 ms). */
+  readinessTimeoutMs?: number;
+  /** PostgreSQL schema of the control plane (`?schema=` of DATABASE_URL), for the migrations check. */
+  controlPlaneSchema?: string | null;
 }
 
 export interface AppSyncOptions extends Omit<SyncHttpOptions, 'artifactSecret'>, Omit<DataPlaneOptions, 'dataDir' | 'logError'> {
@@ -62,6 +90,16 @@ export interface App {
   /** The SQLite Sync HTTP endpoints (mounted before `httpHandlers`). */
   syncHttp: SyncHttpHandler;
   dataPlane: DataPlane;
+  /** This app's Prometheus registry and recorders (`GET /metrics`). */
+  metrics: Metrics;
+  /** `/healthz`, `/readyz` and draining. */
+  health: Health;
+  /**
+   * Graceful stop (SIGTERM): `/readyz` answers 503 `draining` at once; after `drainDelayMs`
+   * (default 0: time for a load balancer to notice) the server stops accepting connections,
+   * lets requests in flight finish for up to `graceMs` (default 5000), then {@link dispose}s.
+   */
+  shutdown(options?: { drainDelayMs?: number; graceMs?: number }): Promise<void>;
   dispose(): Promise<void>;
 }
 
@@ -79,12 +117,22 @@ export function createApp(deps: AppDeps): App {
     logError: logErrorWith(deps.logger),
     ...definedOnly({ schemaHashMode, cacheTtlMs, expoPushUrl, pushDebounceMs, pushBackoffMs, pushMaxAttempts, fetch, now }),
   });
-  const syncHttp = createSyncHttpHandler(dataPlane.deps, {
+  const obs = deps.observability ?? {};
+  const metrics = createMetrics({ token: obs.metricsToken, ...(obs.processMetrics === undefined ? {} : { processMetrics: obs.processMetrics }) });
+  // Metrics and log facts of every sync operation (observability/sync.ts).
+  const syncHttp = createSyncHttpHandler(observeSyncDeps(dataPlane.deps, metrics), {
     ...httpOptions,
     ...definedOnly({ now }),
     artifactSecret: artifactSecret ?? new Uint8Array(randomBytes(32)),
   });
   const sync = syncHttp.service;
+  instrumentSyncService(sync, metrics, obs.accessLog);
+  metrics.setSources({ liveSubscribers: () => liveSessionsOf(services).size(), pendingArtifactBytes: () => syncHttp.artifacts.stats().pendingBytes });
+  const health = createHealth({
+    checks: [controlPlaneCheck(deps.prisma), migrationsCheck(deps.prisma, deps.provider, obs.controlPlaneSchema ?? null), ...(obs.readinessChecks ?? [])],
+    ...(obs.readinessTimeoutMs === undefined ? {} : { timeoutMs: obs.readinessTimeoutMs }),
+    logger: deps.logger,
+  });
   // One admin-key check per HTTP request, shared by the limits plugin and the context.
   const viewers = new WeakMap<Request, Promise<Viewer>>();
   const viewerOf = (request: Request): Promise<Viewer> => {
@@ -130,10 +178,19 @@ export function createApp(deps: AppDeps): App {
     graphql: corsPolicy(deps.cors?.graphql ?? [], { allowMethods: 'GET, POST, OPTIONS', allowHeaders: 'authorization, content-type, accept', maxAgeSeconds: 600 }),
     others: syncCorsPolicy(deps.cors?.sync ?? '*'),
   };
-  server.on('request', createRouter({ graphqlPath: GRAPHQL_PATH, graphql: yoga, handlers: [syncHttp, ...(deps.httpHandlers ?? [])], logger: deps.logger, cors }));
+  server.on('request', createRouter({
+    graphqlPath: GRAPHQL_PATH,
+    graphql: yoga,
+    handlers: [health.handler, metrics.handler, syncHttp, ...(deps.httpHandlers ?? [])],
+    logger: deps.logger,
+    cors,
+    observe: createHttpObserver({ logger: obs.accessLog, metrics, graphqlPath: GRAPHQL_PATH }),
+  }));
   const ws = attachGraphqlWs(server, GRAPHQL_PATH, yoga, services, sync);
 
   let disposed: Promise<void> | null = null;
+  let wsClosed: Promise<void> | null = null;
+  const closeWs = (): Promise<void> => (wsClosed ??= ws.dispose());
   return {
     yoga,
     server,
@@ -141,13 +198,28 @@ export function createApp(deps: AppDeps): App {
     sync,
     syncHttp,
     dataPlane,
+    metrics,
+    health,
+    async shutdown(options = {}) {
+      health.startDraining();
+      if ((options.drainDelayMs ?? 0) > 0) await new Promise((r) => setTimeout(r, options.drainDelayMs));
+      // Live sockets end now (their clients reconnect elsewhere); plain HTTP requests may finish.
+      await closeWs();
+      if (server.listening) {
+        // No new connections; idle keep-alive sockets close now, busy ones after their response.
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([closed, new Promise((r) => { timer = setTimeout(r, options.graceMs ?? 5000); })]);
+        clearTimeout(timer);
+      }
+      await this.dispose();
+    },
     dispose() {
       disposed ??= (async () => {
-        await ws.dispose();
-        if (server.listening) {
-          server.closeAllConnections();
-          await new Promise<void>((resolve) => server.close(() => resolve()));
-        }
+        await closeWs();
+        server.closeAllConnections();
+        if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
         await dataPlane.dispose();
         syncHttp.dispose();
         await deps.prisma.$disconnect();

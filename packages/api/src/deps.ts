@@ -6,7 +6,12 @@ import type { ApiPubSub } from './pubsub.ts';
 export interface Clock { now(): number }
 export const systemClock: Clock = { now: () => Date.now() };
 
+/**
+ * Where the server logs. Production: observability/logger.ts (pino JSON lines, redacted, level
+ * from LOG_LEVEL); tests inject capturing loggers. `debug` is optional (probes, quiet streams).
+ */
 export interface Logger {
+  debug?(message: string, fields?: Record<string, unknown>): void;
   info(message: string, fields?: Record<string, unknown>): void;
   warn(message: string, fields?: Record<string, unknown>): void;
   error(message: string, fields?: Record<string, unknown>): void;

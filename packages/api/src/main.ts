@@ -11,15 +11,15 @@ import { createPrismaClient, parseDatabaseUrl } from './db/prisma.ts';
 import { migrate } from './db/migrate.ts';
 import { createStaticDashboardHandler } from './http/static-dashboard.ts';
 import { systemClock } from './deps.ts';
-import type { Logger } from './deps.ts';
+import { loadObservabilityConfig } from './observability/config.ts';
+import { createLogger } from './observability/logger.ts';
 import { createApiPubSub, createRedisPubSub } from './pubsub.ts';
 import type { RedisPubSub } from './pubsub.ts';
 
-const log = (level: string) => (message: string, fields?: Record<string, unknown>) =>
-  process.stderr.write(`${new Date().toISOString()} ${level} ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`);
-const logger: Logger = { info: log('info'), warn: log('warn'), error: log('error') };
-
 async function main(): Promise<void> {
+  // Structured logs on standard error (pino JSON lines; a compact human line on a terminal), LOG_LEVEL.
+  const observability = loadObservabilityConfig(process.env, process.stderr.isTTY === true);
+  const logger = createLogger({ level: observability.logLevel, format: observability.logFormat });
   const config = loadConfig(process.env);
   const httpSecurity = loadHttpSecurityConfig(process.env);
   const { controlPlaneBusyTimeoutMs, ...quotas } = loadLimitsConfig(process.env);
@@ -78,6 +78,13 @@ async function main(): Promise<void> {
     publicUrl: config.publicUrl,
     billingPeriodStartDay: config.billingPeriodStartDay,
     metricsThrottleMs: 250,
+    // /healthz, /readyz (Redis included when configured), /metrics (docs/CONTROL-PLANE.md "Operating").
+    observability: {
+      accessLog: logger,
+      metricsToken: observability.metricsToken,
+      controlPlaneSchema: target.provider === 'postgresql' ? target.schema : null,
+      readinessChecks: redis?.ping === undefined ? [] : [{ name: 'redis', check: redis.ping }],
+    },
     sync: {
       // Artifact URLs stay valid across restarts for their short lifetime: key derived from the server key.
       artifactSecret: new Uint8Array(createHmac('sha256', key).update('offsync/sync/artifact-urls/v1').digest()),
@@ -107,10 +114,11 @@ async function main(): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info('shutting down', { signal });
-    const force = setTimeout(() => process.exit(1), 10_000);
+    logger.info('shutting down', { signal, drainDelayMs: observability.drainDelayMs, graceMs: observability.shutdownGraceMs });
+    const force = setTimeout(() => process.exit(1), observability.drainDelayMs + observability.shutdownGraceMs + 5_000);
     force.unref();
-    app.dispose().then(() => redis?.close()).then(() => process.exit(0), (e: unknown) => {
+    // Draining: /readyz answers 503 at once, requests in flight finish, then everything closes.
+    app.shutdown({ drainDelayMs: observability.drainDelayMs, graceMs: observability.shutdownGraceMs }).then(() => redis?.close()).then(() => process.exit(0), (e: unknown) => {
       logger.error('shutdown failed', { error: String(e) });
       process.exit(1);
     });

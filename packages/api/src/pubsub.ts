@@ -253,6 +253,8 @@ export interface RedisPubSub {
   eventTarget: RedisApiEventTarget;
   /** Detaches the event target and closes both Redis connections. */
   close(): Promise<void>;
+  /** Resolves when both connections are up and Redis answers PING (readiness, observability/health.ts). */
+  ping?(): Promise<void>;
 }
 
 /**
@@ -290,6 +292,10 @@ export async function createRedisPubSub(options: { url: string; prefix?: string;
     async close() {
       await eventTarget.close();
       await quit();
+    },
+    async ping() {
+      if (publishClient.status !== 'ready' || subscribeClient.status !== 'ready') throw new Error(`redis connection ${publishClient.status}/${subscribeClient.status}`);
+      await publishClient.ping();
     },
   };
 }

@@ -30,8 +30,10 @@ export function createRouter(options: {
   logger: Logger;
   /** Default: `/graphql` same-origin only, other handlers any origin (no credentials either way). */
   cors?: RouterCors;
+  /** Wraps every request: request id, one log line, metrics (observability/http.ts). */
+  observe?: (req: IncomingMessage, res: ServerResponse, next: () => Promise<void>) => Promise<void>;
 }) {
-  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = requestTarget(req.url)?.pathname ?? ''; // never throws (`GET //` used to reject outside the try: an unhandled rejection)
     const origin = typeof req.headers.origin === 'string' ? req.headers.origin : undefined;
     try {
@@ -59,4 +61,6 @@ export function createRouter(options: {
       else res.end();
     }
   };
+  const observe = options.observe;
+  return observe === undefined ? route : (req: IncomingMessage, res: ServerResponse): Promise<void> => observe(req, res, () => route(req, res));
 }

@@ -16,6 +16,7 @@ import type { RejectionEntry } from '../rejection-log.ts';
 import { chunkFieldsOf } from '../chunk-batches.ts';
 import { runHook } from '../sync-deps.ts';
 import { SyncError, toSyncError } from '../sync-errors.ts';
+import { annotateRequest } from '../../../observability/request-context.ts';
 import type { ApiCall } from './context.ts';
 import { parseJsonObject, readBody, sendEmpty, sendJson, sendText } from './io.ts';
 
@@ -108,6 +109,7 @@ export async function applyUpload(c: ApiCall): Promise<void> {
     const err = toSyncError(e);
     // Batch-assembly refusals are HTTP errors: the client stops this send and re-sends the whole batch.
     if (c.generation !== 'G3' || err.status === 500 || err.code === 'invalid_request' || err.code.startsWith('batch_')) throw err;
+    annotateRequest({ code: err.code }); // refused inside a 200 SyncStatus: still a warn line with its code
     sendJson(c.res, failureStatus(c.db.peers.status(c.site), err));
   } finally {
     recordDevice(c, hash);

@@ -11,6 +11,7 @@ import type { ChunkBatchOptions } from '../chunk-batches.ts';
 import type { Generation, SyncDeps } from '../sync-deps.ts';
 import { SyncError, toSyncError } from '../sync-errors.ts';
 import { SyncService } from '../sync.service.ts';
+import { annotateRequest } from '../../../observability/request-context.ts';
 import { applyUpload, check, recordDevice, sendStatus, sendUploadUrl } from './api-calls.ts';
 import { getArtifact, putArtifact } from './artifact-calls.ts';
 import type { ApiCall, SyncHttpLimits, SyncHttpState } from './context.ts';
@@ -99,6 +100,7 @@ export function createSyncHttpHandler(deps: SyncDeps, options: SyncHttpOptions):
       await dispatch(state, route, req, res);
     } catch (e) {
       const err = toSyncError(e);
+      annotateRequest({ code: err.code }); // the request's log line: a warn with this code (observability/http.ts)
       if (err.status >= 500) (deps.logError ?? ((m, x) => console.error(m, x)))('sync: request failed', e);
       req.resume();
       if (err.retryAfterSeconds !== undefined && !res.headersSent) res.setHeader('Retry-After', String(err.retryAfterSeconds));
