@@ -13,6 +13,7 @@ function take<T>(client: Client, query: string, variables: Record<string, unknow
     const out: T[] = [];
     const unsubscribe = client.subscribe<T>({ query, variables }, {
       next: (r) => {
+        if (out.length === count) return; // results already in flight when unsubscribing
         if (r.errors) { reject(new Error(JSON.stringify(r.errors))); return; }
         out.push(r.data as T);
         if (out.length === count) { unsubscribe(); resolve(out); }

@@ -36,6 +36,29 @@ describe.each(providers)('devices on %s', (provider) => {
     await expect(devices.recordDeviceSeen(databaseId, { siteId: 'xyz', credentialKind: 'API_KEY' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
   });
 
+  test('SYNCED only when something changed: not for polls, for transferred bytes and changed fields', async () => {
+    const { devices, metrics } = ctx.services;
+    const site = siteId();
+    const events: DeviceEventPayload[] = [];
+    const sub = ctx.deps.pubsub.subscribe('deviceEvent', databaseId);
+    const collecting = (async () => { for await (const e of sub) { if (e.siteId !== site) continue; events.push(e); if (e.kind === 'REMOVED') break; } })();
+    const seen = { siteId: site, credentialKind: 'API_KEY' as const, clientVersion: '1.1.4', schemaHash: '42' };
+    await devices.recordDeviceSeen(databaseId, seen);
+    for (let i = 0; i < 3; i++) {
+      ctx.clock.advance(1000);
+      const polled = await devices.recordDeviceSeen(databaseId, seen); // a poll: lastSyncAt moves, nothing else
+      expect(polled.lastSyncAt.getTime()).toBe(ctx.clock.now());
+    }
+    await metrics.recordTraffic(databaseId, site, { uploadBytes: 0, downloadBytes: 0 });
+    await metrics.recordTraffic(databaseId, site, { uploadBytes: 0, downloadBytes: 512 });
+    await devices.recordDeviceSeen(databaseId, { ...seen, schemaHash: '43' });
+    await devices.recordDeviceSeen(databaseId, { ...seen, schemaHash: '43' });
+    await devices.removeDevice(databaseId, site);
+    await collecting;
+    // In publish order: a SYNCED from any poll would sit between REGISTERED and the traffic's.
+    expect(events.map((e) => e.kind)).toEqual(['REGISTERED', 'SYNCED', 'SYNCED', 'REMOVED']);
+  });
+
   test('listDevices paginates, most recent first', async () => {
     const { devices } = ctx.services;
     const sites: string[] = [];

@@ -42,7 +42,7 @@ export function createDevicesService(deps: ServiceDeps) {
   }
 
   const service = {
-    /** Called by the data plane on every authenticated sync request. */
+    /** Called by the data plane on every authenticated sync request; publishes REGISTERED, or SYNCED when the record changed. */
     async recordDeviceSeen(databaseId: string, seen: DeviceSeen) {
       const siteId = validateSiteId(seen.siteId);
       const at = seen.at ?? new Date(deps.clock.now());
@@ -54,7 +54,12 @@ export function createDevicesService(deps: ServiceDeps) {
       const device = existing === null
         ? await prisma.device.create({ data: { databaseId, siteId, firstSeenAt: at, ...fields } })
         : await prisma.device.update({ where: { databaseId_siteId: { databaseId, siteId } }, data: fields });
-      publish(existing === null ? 'REGISTERED' : 'SYNCED', databaseId, siteId, at);
+      // SYNCED only when something changed (not for every poll): user, credential, client version
+      // or schema hash here; transferred bytes in metrics.recordTraffic.
+      if (existing === null) publish('REGISTERED', databaseId, siteId, at);
+      else if (existing.userId !== fields.userId || existing.credentialKind !== fields.credentialKind || existing.clientVersion !== fields.clientVersion || existing.schemaHash !== fields.schemaHash) {
+        publish('SYNCED', databaseId, siteId, at);
+      }
       return device;
     },
 

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { createTestContext, providers, siteId, stopEmbeddedPg } from '../../../test/helpers.ts';
 import type { TestContext } from '../../../test/helpers.ts';
 import { billingPeriod } from './period.ts';
@@ -72,6 +72,31 @@ describe.each(providers)('metrics on %s', (provider) => {
     await ctx.services.metrics.recordTraffic(databaseId, siteId(), { uploadBytes: 5, downloadBytes: 5 });
     const second = await pending;
     expect(second.value?.requests).toBe(4);
+    await it.return(undefined);
+  });
+
+  test('subscribe pushes on change only: notifications that change nothing send nothing', async () => {
+    const { metrics, devices } = ctx.services;
+    const site = siteId();
+    await devices.recordDeviceSeen(databaseId, { siteId: site, credentialKind: 'API_KEY' });
+    const snapshots = vi.spyOn(metrics, 'getMetrics');
+    const it = metrics.subscribe(databaseId, { bucket: 'HOUR' });
+    const first = await it.next();
+    const pending = it.next();
+    // Two notifications with nothing new (the clock moved: from/to differ), and a device poll (no notification).
+    ctx.clock.advance(1000);
+    ctx.deps.pubsub.publish('metricsChanged', databaseId, { databaseId, at: new Date(ctx.clock.now()).toISOString() });
+    ctx.deps.pubsub.publish('metricsChanged', databaseId, { databaseId, at: new Date(ctx.clock.now()).toISOString() });
+    await devices.recordDeviceSeen(databaseId, { siteId: site, credentialKind: 'API_KEY' });
+    // Both unchanged snapshots were taken (and not sent) before the traffic exists.
+    await vi.waitFor(() => expect(snapshots).toHaveBeenCalledTimes(3));
+    await Promise.all(snapshots.mock.results.map((r) => r.value as Promise<unknown>));
+    snapshots.mockRestore();
+    await metrics.recordTraffic(databaseId, site, { uploadBytes: 7, downloadBytes: 0 });
+    // The next snapshot sent is the one with the traffic, not a copy of the first.
+    const second = await pending;
+    expect(second.value?.requests).toBe((first.value?.requests ?? 0) + 1);
+    expect(second.value?.uploadBytes).toBe((first.value?.uploadBytes ?? 0) + 7);
     await it.return(undefined);
   });
 });

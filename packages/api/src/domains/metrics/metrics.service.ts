@@ -31,7 +31,7 @@ export function createMetricsService(deps: ServiceDeps) {
       const down = BigInt(Math.max(0, Math.trunc(sample.downloadBytes)));
       const at = sample.at ?? new Date(deps.clock.now());
       const bucketStart = new Date(Math.floor(at.getTime() / 60_000) * 60_000);
-      await prisma.$transaction([
+      const [, updated] = await prisma.$transaction([
         prisma.trafficBucket.upsert({
           where: { databaseId_siteId_bucketStart: { databaseId, siteId: site, bucketStart } },
           create: { databaseId, siteId: site, bucketStart, uploadBytes: up, downloadBytes: down, requests: 1 },
@@ -40,6 +40,8 @@ export function createMetricsService(deps: ServiceDeps) {
         prisma.device.updateMany({ where: { databaseId, siteId: site }, data: { uploadBytes: { increment: up }, downloadBytes: { increment: down } } }),
       ]);
       pubsub.publish('metricsChanged', databaseId, { databaseId, at: at.toISOString() });
+      // The device's totals changed: it synced something (devices.service publishes the other changes).
+      if (updated.count > 0 && up + down > 0n) pubsub.publish('deviceEvent', databaseId, { kind: 'SYNCED', databaseId, siteId: site, at: at.toISOString() });
     },
 
     /**
@@ -126,14 +128,16 @@ export function createMetricsService(deps: ServiceDeps) {
       };
     },
 
-    /** Live snapshots for the `metrics` subscription (last 24 h by hour unless told otherwise). */
+    /** Live snapshots for the `metrics` subscription (last 24 h by hour unless told otherwise), each one different from the last. */
     subscribe(databaseId: string, args: { bucket?: MetricsBucket | null; windowMs?: number } = {}): AsyncGenerator<MetricsSnapshot> {
       const windowMs = args.windowMs ?? 86_400_000;
       const snapshot = () => {
         const to = new Date(deps.clock.now() + 1);
         return service.getMetrics(databaseId, { from: new Date(to.getTime() - windowMs), to, bucket: args.bucket ?? 'HOUR' });
       };
-      return throttledSnapshots(pubsub.subscribe('metricsChanged', databaseId), snapshot, deps.metricsThrottleMs);
+      // Pushed on change only: `from`/`to` move with the clock, the counters and series are what changed.
+      const keyOf = (m: MetricsSnapshot): string => JSON.stringify({ ...m, from: undefined, to: undefined });
+      return throttledSnapshots(pubsub.subscribe('metricsChanged', databaseId), snapshot, deps.metricsThrottleMs, Date.now, keyOf);
     },
   };
   return service;
