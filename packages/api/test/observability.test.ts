@@ -16,8 +16,12 @@ import type { AppObservabilityOptions } from '../src/app.ts';
 import { ConfigError } from '../src/config.ts';
 import { createPrismaClient } from '../src/db/prisma.ts';
 import type { HttpHandler } from '../src/http/router.ts';
+import { silentLogger } from '../src/deps.ts';
 import { loadObservabilityConfig } from '../src/observability/config.ts';
+import { createHealth } from '../src/observability/health.ts';
 import { createLogger, prettyLine } from '../src/observability/logger.ts';
+import { createRedisPubSub } from '../src/pubsub.ts';
+import type { RedisPubSub } from '../src/pubsub.ts';
 import { createAccessToken, G3, http, setupDatabase, TestDevice } from './data-plane-fixtures.ts';
 import type { RunningApp } from './data-plane-fixtures.ts';
 import { createTestDeps } from './helpers.ts';
@@ -152,6 +156,24 @@ describe('health and readiness', () => {
       await app.dispose();
       await cleanup();
     }
+  });
+
+  test('Redis readiness (REDIS_URL): PING answers while connected, the check fails once the connection is gone', async () => {
+    const url = process.env['TEST_REDIS_URL'] || 'redis://127.0.0.1:6379';
+    let redis: RedisPubSub;
+    try {
+      redis = await createRedisPubSub({ url, connectTimeoutMs: 2000, onError: () => {} });
+    } catch (e) {
+      // No Redis on this machine: the server refuses to start instead (main.ts), nothing to probe.
+      expect(String(e)).toMatch(/cannot connect to Redis/);
+      return;
+    }
+    const ping = redis.ping;
+    if (ping === undefined) throw new Error('RedisPubSub.ping missing');
+    const health = createHealth({ checks: [{ name: 'redis', check: ping }], logger: silentLogger });
+    expect(await health.readiness()).toEqual({ ready: true, status: 'ready', checks: { redis: 'ok' } });
+    await redis.close();
+    expect(await health.readiness()).toEqual({ ready: false, status: 'not_ready', checks: { redis: 'unreachable' } });
   });
 
   test('shutdown drains: requests in flight finish, then the server closes', async () => {
