@@ -1,8 +1,8 @@
 /** The dashboard shell: sign-in (admin key once per browser session), left panel, the selected database. */
-import { useCallback, useEffect, useMemo, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { ADMIN_KEY_STORAGE, createDashboardClient } from './api.ts';
 import type { ApiClient } from './api.ts';
-import { ApiContext } from './hooks.ts';
+import { ApiContext, ChangedContext } from './hooks.ts';
 import { useRoute } from './route.ts';
 import { DatabaseView } from './screens/DatabaseView.tsx';
 import { Sidebar } from './screens/Sidebar.tsx';
@@ -44,8 +44,17 @@ function Shell({ onSignOut }: { onSignOut: () => void }) {
   const [revision, setRevision] = useState(0);
   const [menuOpen, setMenuOpen] = useState(false);
   const changed = useCallback(() => setRevision((r) => r + 1), []);
+  // Live traffic (device events) refreshes the left panel's usage at most every 5 s.
+  const lastTraffic = useRef(0);
+  const trafficChanged = useCallback(() => {
+    const now = Date.now();
+    if (now - lastTraffic.current < 5000) return;
+    lastTraffic.current = now;
+    setTimeout(changed, 500); // the usage counters are recorded right after the device event
+  }, [changed]);
   const selected = route.page === 'database' ? route.databaseId : null;
   return (
+    <ChangedContext.Provider value={trafficChanged}>
     <div className="layout">
       <a className="skip-link" href="#main">Skip to content</a>
       <header className="topbar">
@@ -79,5 +88,6 @@ function Shell({ onSignOut }: { onSignOut: () => void }) {
         )}
       </main>
     </div>
+    </ChangedContext.Provider>
   );
 }

@@ -4,6 +4,9 @@ import type { ApiClient } from './api.ts';
 
 export const ApiContext = createContext<ApiClient | null>(null);
 
+/** Tells the shell that server state shown in the left panel (status, usage) may have changed. */
+export const ChangedContext = createContext<() => void>(() => {});
+
 export function useApi(): ApiClient {
   const api = useContext(ApiContext);
   if (api === null) throw new Error('useApi outside <ApiContext.Provider>');

@@ -1,18 +1,20 @@
 /** Devices: the list (first 100, newest sync first), kept live by `deviceEvents`; Remove with confirmation. */
-import { useState } from 'react';
+import { useContext, useState } from 'react';
 import type { DeviceFieldsFragment } from '@offsync/client';
 import { formatBytes, formatRelative, shortId } from '../format.ts';
-import { useApi, useAsync, useSubscription } from '../hooks.ts';
+import { ChangedContext, useApi, useAsync, useSubscription } from '../hooks.ts';
 import { applyDeviceEvent, sortDevices } from '../logic/devices.ts';
 import { Button, Card, ConfirmDialog, ErrorBox, Spinner, StatusDot } from '../ui/components.tsx';
 
 export function DevicesTab({ databaseId }: { databaseId: string }) {
   const api = useApi();
+  const trafficChanged = useContext(ChangedContext);
   const state = useAsync(async () => {
     const r = await api.devices({ databaseId, first: 100 });
     return { nodes: sortDevices(r.database.devices.nodes), total: r.database.devices.totalCount };
   }, [api, databaseId]);
   const live = useSubscription(() => api.deviceEvents({ databaseId }), (e) => {
+    trafficChanged();
     state.setData((current) => {
       const nodes = applyDeviceEvent(current?.nodes ?? [], e.deviceEvents);
       const before = current?.nodes.length ?? 0;

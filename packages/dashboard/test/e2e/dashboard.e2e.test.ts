@@ -113,6 +113,8 @@ test('sign in, create, enable, deploy, API key; a device appears live, metrics m
   // Enable OffSync → confirmation → tabs.
   await page.getByRole('button', { name: 'Enable OffSync' }).click();
   const enableDialog = page.getByRole('dialog', { name: 'Enable OffSync?' });
+  await checkA11y('enable-dialog');
+  await shot('enable-dialog');
   await enableDialog.getByRole('button', { name: 'Enable OffSync' }).click();
   await tab('Database Setup').waitFor();
   await expect.poll(() => sidebarDb.textContent()).toContain('OffSync on');
@@ -170,6 +172,8 @@ test('sign in, create, enable, deploy, API key; a device appears live, metrics m
   }
   expect(await page.evaluate(() => (window as unknown as { __noReload?: boolean }).__noReload)).toBe(true);
   expect(await row.textContent()).toContain('API key');
+  // The left panel's billing-period usage follows the traffic (refreshed after device events).
+  await expect.poll(() => page.getByTestId('usage-total').textContent(), { timeout: 15_000 }).not.toBe('0 B');
   await checkA11y('devices');
   await shot('devices');
 
