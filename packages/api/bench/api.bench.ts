@@ -7,6 +7,9 @@
  *   (b) download package build rate (changes/s encoded into pages)
  *   (c) propagation latency device → server → device, 100 and 1,000 subscribers on graphql-ws
  *   (d) memory per idle graphql-ws subscriber (server RSS / heap delta ÷ subscribers)
+ *   (e)(f)(g) bench/load.ts (its own server process): 200 devices mixing uploads and first syncs
+ *       (p50/p99 per route, event-loop delay, errors, RSS), an upload burst vs raw better-sqlite3,
+ *       and the initial-sync storm of 200 fresh RLS devices on 20k rows. Alone: `tsx bench/load.ts`.
  *
  * Env: BENCH_QUICK=1 for a smoke run (fewer devices, rounds and subscribers).
  */
@@ -15,6 +18,7 @@ import { startBenchServer } from './ipc.ts';
 import type { BenchServer } from './ipc.ts';
 import { Fleet, percentile, propagation, Writer } from './live.ts';
 import { mergeThroughput } from './merge.ts';
+import { FULL as LOAD_FULL, QUICK as LOAD_QUICK, loadBench } from './load.ts';
 
 const quick = process.env['BENCH_QUICK'] === '1';
 const KiB = 1024;
@@ -85,6 +89,7 @@ async function main(): Promise<void> {
   } finally {
     await server.stop();
   }
+  await loadBench(row, quick ? LOAD_QUICK : LOAD_FULL);
   const widths = [0, 1, 2, 3].map((i) => Math.max(...[['measure', 'result', 'target', 'notes'], ...rows].map((r) => (r[i] ?? '').length)));
   const line = (r: string[]): string => `| ${r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
   process.stdout.write(`\n${line(['measure', 'result', 'target', 'notes'])}\n${line(widths.map((w) => '-'.repeat(w)))}\n${rows.map(line).join('\n')}\n`);
