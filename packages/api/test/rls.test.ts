@@ -150,3 +150,27 @@ test('a row given away leaves the giver\'s devices and reaches the receiver whol
   expect(ids(a)).not.toContain('a1');
   await t.gql('mutation($d: ID!) { setRlsPolicy(databaseId: $d, table: "todos", operation: UPDATE, expression: "OLD.user_id = auth_userid() AND NEW.user_id = auth_userid()") { table } }', { d });
 });
+
+test('a SELECT policy change: devices drop rows the new policy hides and receive rows it newly shows, whole; a mode change likewise', async () => {
+  const d = db.databaseId;
+  const b = new TestDevice(t, d, bob);
+  await b.download();
+  expect(b.rows()).toEqual((centralRows(t, d) as Array<{ user_id: string }>).filter((r) => r.user_id === 'bob'));
+  // New policy: rows whose title starts with 'alice' are public to everybody; bob's own are hidden.
+  await t.gql('mutation($d: ID!) { setRlsPolicy(databaseId: $d, table: "todos", operation: SELECT, expression: "title LIKE \'alice%\'") { table } }', { d });
+  await b.download();
+  const central = centralRows(t, d) as Array<{ id: string; title: string }>;
+  expect(b.rows()).toEqual(central.filter((r) => r.title.startsWith('alice')));
+  expect(ids(b).length).toBeGreaterThan(0);
+  // Back to own rows.
+  await t.gql('mutation($d: ID!) { setRlsPolicy(databaseId: $d, table: "todos", operation: SELECT, expression: "user_id = auth_userid()") { table } }', { d });
+  await b.download();
+  expect(b.rows()).toEqual((centralRows(t, d) as Array<{ user_id: string }>).filter((r) => r.user_id === 'bob'));
+  // BYPASS shows everything, ENFORCE again hides it.
+  await t.gql('mutation($d: ID!) { setRlsMode(databaseId: $d, mode: BYPASS) { id } }', { d });
+  await b.download();
+  expect(b.rows()).toEqual(centralRows(t, d));
+  await t.gql('mutation($d: ID!) { setRlsMode(databaseId: $d, mode: ENFORCE) { id } }', { d });
+  await b.download();
+  expect(b.rows()).toEqual((centralRows(t, d) as Array<{ user_id: string }>).filter((r) => r.user_id === 'bob'));
+});

@@ -338,3 +338,41 @@ test('removals addressed to a principal are read for every table of one feed at 
     ['notes', RIP_SENTINEL, 0],
   ]);
 });
+
+test('a policy change: every live row starts a new life; devices drop what the old policy showed and the new one hides, and get what it newly shows, whole', () => {
+  const srv = server();
+  const owner1 = openReplica(ITEMS, ['items']);
+  const owner2 = openReplica(ITEMS, ['items']);
+  owner1.driver.exec("INSERT INTO items (id, owner, title) VALUES ('a', 'u1', 'private'), ('b', 'u1', 'public')");
+  owner2.driver.exec("INSERT INTO items (id, owner, title) VALUES ('c', 'u2', 'public'), ('d', 'u2', 'private')");
+  upload(owner1, srv, 'u1');
+  upload(owner2, srv, 'u2');
+  // Policy 1: own rows. u1's device syncs.
+  const p1 = ownerFilter('u1');
+  const p2 = (_t: string, _pk: readonly SqlValue[], row: Row) => row !== undefined && row['title'] === 'public';
+  const dev = openReplica(ITEMS, ['items']);
+  let cursor = srv.dbVersion();
+  dev.applyChanges([...srv.changes({ excludeSiteId: dev.siteId, rowFilter: p1 })]);
+  expect(rows(dev).map((r) => r['id'])).toEqual(['a', 'b']);
+  // Policy 2: public rows. The change renews the table at version v.
+  const v = srv.renewTable('items');
+  expect(v).toBe(cursor + 1);
+  const prior = (t: string, pk: readonly SqlValue[], row: Readonly<Record<string, SqlValue>>, at: number) => (at < (v as number) ? p1(t, pk, row) : p2(t, pk, row));
+  const feed = [...srv.changes({ after: { dbVersion: cursor, seq: Number.MAX_SAFE_INTEGER }, excludeSiteId: dev.siteId, rowFilter: p2, priorFilter: prior })];
+  dev.applyChanges(feed);
+  cursor = srv.dbVersion();
+  expect(rows(dev)).toEqual([
+    { id: 'b', owner: 'u1', title: 'public', slug: null },
+    { id: 'c', owner: 'u2', title: 'public', slug: null },
+  ]);
+  // Nothing of 'd' (hidden before and after) was sent.
+  expect(feed.some((c) => Buffer.from(c.pk).toString().includes('d'))).toBe(false);
+  // Later changes flow normally, and the renewed clocks still merge with the owners' devices.
+  download(srv, owner1, 'u1');
+  owner1.driver.exec("UPDATE items SET title = 'public' WHERE id = 'a'");
+  // Under policy 2 visibility depends on the title: the change starts a new life of 'a'.
+  srv.applyChanges(changesFor(owner1, srv), { judge: ownerJudge('u1'), audience: 'user:u1', visibilityColumns: new Map([['items', new Set(['title'])]]) });
+  dev.applyChanges([...srv.changes({ after: { dbVersion: cursor, seq: Number.MAX_SAFE_INTEGER }, excludeSiteId: dev.siteId, rowFilter: p2, priorFilter: prior })]);
+  expect(rows(dev).map((r) => r['id'])).toEqual(['a', 'b', 'c']);
+  expect(rows(dev)[0]).toEqual({ id: 'a', owner: 'u1', title: 'public', slug: null });
+});

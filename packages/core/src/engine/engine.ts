@@ -16,7 +16,7 @@ import { mergeChanges } from './apply.ts';
 import type { ApplyOptions, ApplyResult } from './apply.ts';
 import { changeFeed } from './extract.ts';
 import type { FeedOptions } from './extract.ts';
-import { BASE_METADATA_SQL, TOMBSTONE_VALUES_SETTING, cellsTableName, dropMetaTablesSql, dropTriggersSql, metaTableSql, pkBlobSql, quoteIdent, rowsTableName, triggerSql } from './sql-gen.ts';
+import { BASE_METADATA_SQL, TOMBSTONE_VALUES_SETTING, tombstoneValuesSql, cellsTableName, dropMetaTablesSql, dropTriggersSql, metaTableSql, pkBlobSql, quoteIdent, rowsTableName, triggerSql } from './sql-gen.ts';
 import { createTableContext } from './table-context.ts';
 import type { TableContext } from './table-context.ts';
 import { resolveAlgorithm } from './algorithms.ts';
@@ -334,6 +334,44 @@ export class SyncEngine {
       if (!code.startsWith('SQLITE_CONSTRAINT')) throw e;
       return run({ ...opts, isolateRows: true });
     }
+  }
+
+  /**
+   * Starts a new life of every live row of `table` at one new version (causal length + 2, the
+   * row's clocks re-stamped as this database's writes), for a change of who may see what (an RLS
+   * policy or mode change): every device receives the rows its user may now see whole, and the
+   * feed sends removals of rows its user could see at the device's cursor but no longer can
+   * (`FeedOptions.priorFilter`). Returns the version, or undefined when the table has no live row.
+   */
+  renewTable(table: string): number | undefined {
+    this.#refresh();
+    const ctx = this.#require(table);
+    return this.driver.transaction(() => {
+      const rows = quoteIdent(rowsTableName(ctx.name));
+      const cells = quoteIdent(cellsTableName(ctx.name));
+      const live = this.driver.prepare(`SELECT count(*) FROM ${rows} WHERE cl % 2 = 1`).getRaw();
+      if (live === undefined || Number(live[0]) === 0) return undefined;
+      const v = this.dbVersion() + 1;
+      const stride = ctx.columns.length + 2;
+      this.driver.exec(`UPDATE offsync_clock SET v = ${v} WHERE id = 1`);
+      // The values each live row had when the rules changed: what a device could see at its cursor.
+      this.driver.prepare(
+        `INSERT OR REPLACE INTO offsync_prior (tbl, pk, db_version, vals)
+         SELECT ?, ${pkExprFor(ctx)}, ?, ${tombstoneValuesSql(ctx.schema.columns.map((c) => c.name), 'NEW')} FROM ${quoteIdent(ctx.name)} AS NEW`,
+      ).run(ctx.name, BigInt(v));
+      this.driver.prepare(
+        `UPDATE ${rows} SET cl = cl + 2, sent = 1, db_version = ?, seq = x.n * ${stride}, site = 0
+         FROM (SELECT pk AS k, row_number() OVER (ORDER BY pk) AS n FROM ${rows} WHERE cl % 2 = 1) x WHERE ${rows}.pk = x.k`,
+      ).run(BigInt(v));
+      if (ctx.columns.length > 0) {
+        const ord = `CASE ${cells}.col ${ctx.columns.map((c) => `WHEN ${c.id} THEN ${c.ord}`).join(' ')} ELSE 0 END`;
+        this.driver.prepare(
+          `UPDATE ${cells} SET db_version = ?, seq = r.seq + 1 + ${ord}, site = 0
+           FROM ${rows} r WHERE r.pk = ${cells}.pk AND r.cl % 2 = 1`,
+        ).run(BigInt(v));
+      }
+      return v;
+    });
   }
 
   /**

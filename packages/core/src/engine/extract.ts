@@ -32,6 +32,13 @@ export interface FeedOptions {
   /** The caller's principal: removals addressed to it (`offsync_evictions`) join the feed, unfiltered. */
   audience?: string;
   /**
+   * Could the caller see a row with these values as of `version` (the policy then in force)?
+   * With a row filter, a row it may not see now but could see at the cursor is answered with a
+   * removal (it left its sight: a value or policy change, which starts a new life of the row).
+   * Default: the row filter on the row's values before its first visibility change after the cursor.
+   */
+  priorFilter?: (table: string, pk: readonly SqlValue[], row: Readonly<Record<string, SqlValue>>, version: number) => boolean;
+  /**
    * Row visibility (RLS SELECT): return false to drop every change of that row.
    * `row` is undefined when the row does not exist (deleted); `tombstone` then says what the
    * database remembers of it (last values, the audience of a compensating removal), if anything.
@@ -183,14 +190,24 @@ function* mergeStreams(
           ctx.columns.forEach((c, i) => (o[c.name] = cache.row?.[i] ?? null));
           obj = o;
         }
-        cache.visible = obj !== undefined ? opts.rowFilter(ctx.name, cache.values, obj) : opts.rowFilter(ctx.name, cache.values, undefined, readTombstone(ctx, pk));
+        const tomb = obj === undefined ? readTombstone(ctx, pk) : undefined;
+        cache.visible = obj !== undefined ? opts.rowFilter(ctx.name, cache.values, obj) : opts.rowFilter(ctx.name, cache.values, undefined, tomb);
         cache.removal = false;
-        if (!cache.visible) {
+        if (!cache.visible && after.dbVersion > 0) {
           // Did the row leave the caller's sight after its cursor? Its values before the first
-          // visibility-relevant change since then say what the device may hold (apply.ts startNewLife).
+          // visibility-relevant change since then (apply.ts startNewLife), or its current / last
+          // values, under the policy in force at the cursor, say what the device may hold.
           const prior = ctx.stmts.priorAfter.getRaw(ctx.name, pk, BigInt(after.dbVersion));
-          const vals = prior === undefined ? undefined : decodeTombstoneValues(ctx, prior[0]);
-          if (vals !== undefined && opts.rowFilter(ctx.name, cache.values, vals)) {
+          const priorVals = prior === undefined ? undefined : decodeTombstoneValues(ctx, prior[0]);
+          // Only rows that lived at a renewal or a visibility change after the cursor have prior
+          // values: a row created later was never on the device and gets no removal.
+          const was =
+            priorVals === undefined
+              ? false
+              : opts.priorFilter !== undefined
+                ? opts.priorFilter(ctx.name, cache.values, priorVals, after.dbVersion)
+                : opts.rowFilter(ctx.name, cache.values, priorVals);
+          if (was) {
             if (obj === undefined) cache.visible = true; // deleted since: the device gets the tombstone
             else cache.removal = !removed.has(pk);
           }

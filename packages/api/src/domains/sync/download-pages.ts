@@ -7,7 +7,7 @@
  *
  * Everything here is synchronous: the feed must not interleave with merges.
  */
-import type { RowFilter, SyncEngine } from './sync-deps.ts';
+import type { PriorFilter, RowFilter, SyncEngine } from './sync-deps.ts';
 
 export interface Cursor {
   dbVersion: number;
@@ -28,6 +28,8 @@ export interface FeedScope {
   rowFilter?: RowFilter | undefined;
   /** The caller's principal key: removals addressed to it join the feed (docs/ARCHITECTURE.md "RLS model"). */
   audience?: string | undefined;
+  /** What the caller could see as of a version (removals of rows that left its sight). */
+  priorFilter?: PriorFilter | undefined;
 }
 
 export interface PagePlan {
@@ -87,6 +89,7 @@ export function scanPages(scope: FeedScope, after: Cursor, opts: ScanOptions): S
     excludeSiteId: scope.excludeSiteId,
     ...(scope.rowFilter ? { rowFilter: scope.rowFilter } : {}),
     ...(scope.audience === undefined ? {} : { audience: scope.audience }),
+    ...(scope.priorFilter === undefined ? {} : { priorFilter: scope.priorFilter }),
   });
   for (const ch of feed) {
     const key = { dbVersion: ch.dbVersion, seq: ch.seq };

@@ -10,6 +10,8 @@ import type { RejectionEntry } from './rejection-log.ts';
 export type SyncEngine = ReturnType<typeof openSyncDatabase>;
 /** RLS SELECT filter of the change feed (`FeedOptions['rowFilter']`). */
 export type RowFilter = NonNullable<NonNullable<Parameters<SyncEngine['changes']>[0]>['rowFilter']>;
+/** What a user could see as of a server version (`FeedOptions['priorFilter']`). */
+export type PriorFilter = NonNullable<NonNullable<Parameters<SyncEngine['changes']>[0]>['priorFilter']>;
 /** RLS whole-row judge of the merge (`ApplyOptions['judge']`): a verdict rejects that row only. */
 export type RowJudge = NonNullable<NonNullable<Parameters<SyncEngine['applyPayload']>[1]>['judge']>;
 
@@ -102,6 +104,8 @@ export interface SyncDeps {
   authenticate(databaseId: string, credential: string | undefined): Promise<Principal | null>;
   /** RLS on downloads: a row filter for this caller, or undefined to send every row. */
   rowFilterFor(databaseId: string, principal: Principal, engine: SyncEngine): MaybePromise<RowFilter | undefined>;
+  /** RLS on downloads: what this caller could see as of a version (removals of rows that left its sight); undefined = no RLS. */
+  priorFilterFor?(databaseId: string, principal: Principal, engine: SyncEngine): MaybePromise<PriorFilter | undefined>;
   /** RLS: per table, the columns visibility depends on (a change of one starts a new life of the row); undefined = none. */
   visibilityFor?(databaseId: string, engine: SyncEngine): MaybePromise<ReadonlyMap<string, ReadonlySet<string>> | undefined>;
   /** RLS on uploads: a whole-row judge for this caller, or undefined to allow every write. */

@@ -228,10 +228,16 @@ export class SyncService {
     const d = await this.#db(db);
     const site = normaliseSiteId(siteId);
     const rowFilter = await this.#deps.rowFilterFor(d.id, principal, d.engine);
+    const priorFilter = rowFilter === undefined ? undefined : await this.#deps.priorFilterFor?.(d.id, principal, d.engine);
     // Everything below is synchronous: no merge can interleave with the feed.
     const schemaHash = opts.schemaHash ?? this.stampFor(d, site, opts.generation);
     const scan = scanPages(
-      { engine: d.engine, excludeSiteId: new Uint8Array(Buffer.from(site, 'hex')), rowFilter, ...(rowFilter === undefined ? {} : { audience: principalKey(principal) }) },
+      {
+        engine: d.engine,
+        excludeSiteId: new Uint8Array(Buffer.from(site, 'hex')),
+        rowFilter,
+        ...(rowFilter === undefined ? {} : { audience: principalKey(principal), priorFilter }),
+      },
       after,
       {
         pageBytes: opts.pageBytes ?? this.pageBytes,

@@ -8,6 +8,7 @@ import { isCoreError } from '@offsync/core';
 import type { SqlDriver } from '@offsync/core';
 import { openSyncDatabase } from '@offsync/core/sqlite';
 import { ApiError } from '../../errors.ts';
+import { recordPolicyChange } from '../sync/policy-history.ts';
 
 export interface TableColumn { name: string; type: string; notNull: boolean; defaultValue: string | null; pk: number }
 export interface TableIssue { rule: string; message: string }
@@ -28,6 +29,11 @@ export interface TableEngine {
   syncedTables(): string[];
   /** Runs `fn` atomically on the database. */
   transaction<T>(fn: () => T): T;
+  /**
+   * A change of who may see what (RLS policy or mode): every live row of each table starts a new
+   * life, and what held before is recorded (domains/sync/policy-history.ts), in one transaction.
+   */
+  renewVisibility(changes: readonly { table: string; mode: 'ENFORCE' | 'BYPASS'; select: string | null }[]): void;
   close(): void;
 }
 
@@ -121,6 +127,14 @@ export function openTableEngine(path: string): TableEngine {
     cleanup: (table) => engine.cleanup(table),
     syncedTables: () => engine.syncedTables().map((t) => t.name),
     transaction: (fn) => engine.driver.transaction(fn),
+    renewVisibility: (changes) =>
+      engine.driver.transaction(() => {
+        for (const c of changes) {
+          if (engine.table(c.table) === undefined) continue;
+          const v = engine.renewTable(c.table) ?? engine.dbVersion();
+          recordPolicyChange(engine.driver, { table: c.table, dbVersion: v, mode: c.mode, select: c.select });
+        }
+      }),
     close: () => engine.close(),
   };
 }

@@ -36,6 +36,28 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
     return { tables, offSyncEnabled: db.offSyncEnabled };
   }
 
+  /**
+   * After a change of who may see what (SELECT policy while enforcing, or the RLS mode), the
+   * central rows of the affected tables start a new life and what held before is recorded, so
+   * devices drop what they may no longer hold and receive what they newly may (policy-history.ts).
+   * SQLITE central databases only (POSTGRES databases are not served to devices yet).
+   */
+  async function renewVisibility(databaseId: string, changes: { table: string; mode: RlsMode; select: string | null }[]): Promise<void> {
+    const db = await databases.getDatabase(databaseId);
+    if (db.kind !== 'SQLITE' || changes.length === 0) return;
+    const engine = openTableEngine(sqliteDatabasePath(deps.dataDir, databaseId));
+    try {
+      engine.renewVisibility(changes);
+    } finally {
+      engine.close();
+    }
+  }
+
+  async function selectPolicies(databaseId: string): Promise<Map<string, string>> {
+    const rows = await prisma.rlsPolicy.findMany({ where: { databaseId, operation: 'SELECT' } });
+    return new Map(rows.map((r) => [r.tableName, r.expression]));
+  }
+
   const service = {
     async listTables(databaseId: string, filter: TableFilter = {}): Promise<TableList> {
       const { tables, offSyncEnabled } = await readTables(databaseId);
@@ -91,6 +113,12 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
       const before = await databases.getDatabase(databaseId);
       if (!Object.values(RlsMode).includes(mode)) throw new ApiError('VALIDATION_FAILED', 'mode: must be BYPASS or ENFORCE', { details: { field: 'mode' } });
       const updated = await prisma.database.update({ where: { id: databaseId }, data: { rlsMode: mode } });
+      const was: RlsMode = before.rlsMode === 'ENFORCE' ? 'ENFORCE' : 'BYPASS';
+      if (was !== mode && before.kind === 'SQLITE') {
+        const selects = await selectPolicies(databaseId);
+        const synced = await prisma.syncedTable.findMany({ where: { databaseId } });
+        await renewVisibility(databaseId, synced.map((t) => ({ table: t.name, mode: was, select: selects.get(t.name) ?? null })));
+      }
       // Users' live `changes` subscriptions of this database end now (domains/sync/graphql/live-sessions.ts).
       if ((before.rlsMode === 'ENFORCE' ? 'ENFORCE' : 'BYPASS') !== mode) {
         deps.pubsub.publish('syncAccessEnded', databaseId, { databaseId, reason: 'RLS_MODE_CHANGED', at: new Date(deps.clock.now()).toISOString() });
@@ -103,17 +131,22 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
       const t = tables.find((x) => x.name === table);
       if (t === undefined) throw new ApiError('NOT_FOUND', `Table ${table} not found`, { details: { table } });
       const expr = validateRlsExpression(table, t.columns, operation, expression);
+      const db = await databases.getDatabase(databaseId);
+      const prior = operation === 'SELECT' ? ((await selectPolicies(databaseId)).get(table) ?? null) : undefined;
       const row = await prisma.rlsPolicy.upsert({
         where: { databaseId_tableName_operation: { databaseId, tableName: table, operation } },
         create: { databaseId, tableName: table, operation, expression: expr },
         update: { expression: expr },
       });
+      if (prior !== undefined && prior !== expr && db.rlsMode === 'ENFORCE' && t.synced) await renewVisibility(databaseId, [{ table, mode: 'ENFORCE', select: prior }]);
       return { table, operation, expression: row.expression, updatedAt: row.updatedAt };
     },
 
     async removeRlsPolicy(databaseId: string, table: string, operation: RlsOperation): Promise<boolean> {
-      await databases.getDatabase(databaseId);
+      const db = await databases.getDatabase(databaseId);
+      const prior = operation === 'SELECT' ? ((await selectPolicies(databaseId)).get(table) ?? null) : null;
       const res = await prisma.rlsPolicy.deleteMany({ where: { databaseId, tableName: table, operation } });
+      if (prior !== null && res.count > 0 && db.rlsMode === 'ENFORCE') await renewVisibility(databaseId, [{ table, mode: 'ENFORCE', select: prior }]);
       return res.count > 0;
     },
 

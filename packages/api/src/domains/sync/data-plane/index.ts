@@ -105,6 +105,7 @@ export function createDataPlane(services: Services, options: DataPlaneOptions): 
     rowFilterFor: (databaseId, principal, engine) => rls.rowFilterFor(databaseId, principal, engine),
     judgeFor: (databaseId, principal, engine) => rls.judgeFor(databaseId, principal, engine),
     visibilityFor: (databaseId, engine) => rls.visibilityFor(databaseId, engine),
+    priorFilterFor: (databaseId, principal, engine) => rls.priorFilterFor(databaseId, principal, engine),
     async recordDevice(databaseId, device) {
       await services.devices.recordDeviceSeen(databaseId, {
         siteId: device.siteId,

@@ -18,7 +18,8 @@
 import type { RowVerdict } from '@offsync/core';
 import type { Services } from '../../../services.ts';
 import type { RlsOperation } from '../../tables/rls-validate.ts';
-import type { Principal, RowFilter, RowJudge, SyncEngine } from '../sync-deps.ts';
+import type { PriorFilter, Principal, RowFilter, RowJudge, SyncEngine } from '../sync-deps.ts';
+import { policyAt, policyEpoch, readPolicyHistory } from '../policy-history.ts';
 import { createPromiseCache } from './promise-cache.ts';
 import { RlsEvaluator } from './rls-evaluator.ts';
 
@@ -48,10 +49,44 @@ export function createRls(services: Services, opts: RlsOptions) {
     return out;
   }
 
+  const epochs = new Map<string, number>();
+  /**
+   * A policy or mode change renews the central rows and records what held before
+   * (policy-history.ts) right after the control plane stored it: a cached policy older than
+   * that renewal is dropped, so no download mixes the new clocks with the old policy.
+   */
+  function checkEpoch(databaseId: string, engine: SyncEngine): void {
+    const e = policyEpoch(engine.driver);
+    if (epochs.get(databaseId) !== e) {
+      cache.invalidate(databaseId);
+      epochs.set(databaseId, e);
+    }
+  }
+
   /** The policies to enforce for this caller, or null (API key, or mode BYPASS). */
-  async function policiesFor(databaseId: string, principal: Principal): Promise<Policies | null> {
+  async function policiesFor(databaseId: string, principal: Principal, engine: SyncEngine): Promise<Policies | null> {
+    checkEpoch(databaseId, engine);
     if (principal.kind === 'apiKey') return null;
     return cache.get(databaseId, load);
+  }
+
+  /**
+   * What this user could see as of a server version (downloads: a row it could see at the
+   * device's cursor and may not see now is answered with a removal). The policy in force then is
+   * the one recorded before the first renewal after that version, else the current one.
+   */
+  async function priorFilterFor(databaseId: string, principal: Principal, engine: SyncEngine): Promise<PriorFilter | undefined> {
+    const policies = await policiesFor(databaseId, principal, engine);
+    if (policies === null) return undefined;
+    const history = readPolicyHistory(engine.driver);
+    return (table, _pk, row, version) => {
+      const then = policyAt(history, table, version);
+      const mode = then?.mode ?? 'ENFORCE';
+      if (mode === 'BYPASS') return true;
+      const expr = then === undefined ? policies.get(table.toLowerCase())?.get('SELECT') : (then.select ?? undefined);
+      if (expr === undefined) return false;
+      return evaluator.allows(principal, table, 'SELECT', expr, columnsOf(engine, table), { row });
+    };
   }
 
   function columnsOf(engine: SyncEngine, table: string): string[] {
@@ -59,7 +94,7 @@ export function createRls(services: Services, opts: RlsOptions) {
   }
 
   async function rowFilterFor(databaseId: string, principal: Principal, engine: SyncEngine): Promise<RowFilter | undefined> {
-    const policies = await policiesFor(databaseId, principal);
+    const policies = await policiesFor(databaseId, principal, engine);
     if (policies === null) return undefined;
     return (table, _pk, row, tombstone) => {
       if (row === undefined) {
@@ -73,7 +108,7 @@ export function createRls(services: Services, opts: RlsOptions) {
   }
 
   async function judgeFor(databaseId: string, principal: Principal, engine: SyncEngine): Promise<RowJudge | undefined> {
-    const policies = await policiesFor(databaseId, principal);
+    const policies = await policiesFor(databaseId, principal, engine);
     if (policies === null) return undefined;
     return (t): RowVerdict | undefined => {
       const op: RlsOperation = t.operation;
@@ -100,6 +135,7 @@ export function createRls(services: Services, opts: RlsOptions) {
    * RLS is not enforced. Applies to every upload (API keys included): visibility is about readers.
    */
   async function visibilityFor(databaseId: string, engine: SyncEngine): Promise<ReadonlyMap<string, ReadonlySet<string>> | undefined> {
+    checkEpoch(databaseId, engine);
     const policies = await cache.get(databaseId, load);
     if (policies === null) return undefined;
     const out = new Map<string, Set<string>>();
@@ -115,6 +151,7 @@ export function createRls(services: Services, opts: RlsOptions) {
 
   return {
     rowFilterFor,
+    priorFilterFor,
     judgeFor,
     visibilityFor,
     invalidate(databaseId?: string): void {
