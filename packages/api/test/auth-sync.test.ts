@@ -100,5 +100,5 @@ test('access-token claims follow auth_json(): user_id, name, attributes, created
   const p = await t.app.dataPlane.deps.authenticate(db.databaseId, token);
   expect(p).toMatchObject({ kind: 'accessToken', userId: 'u-11', claims: { user_id: 'u-11', name: 't', attributes: { team: 'blue' }, expires_at: null } });
   expect(typeof p?.claims['created_at']).toBe('string');
-  expect(await t.app.dataPlane.deps.authenticate(db.databaseId, db.apiKey)).toEqual({ kind: 'apiKey', userId: null, claims: {} });
+  expect(await t.app.dataPlane.deps.authenticate(db.databaseId, db.apiKey)).toMatchObject({ kind: 'apiKey', userId: null, claims: {}, credentialId: expect.stringMatching(/^apiKey:/) });
 });
