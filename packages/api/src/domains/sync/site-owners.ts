@@ -8,7 +8,7 @@
  * their sites), `apiKey` for every API-key holder of the database and the admin key (one trusted
  * principal per database).
  */
-import type { Principal, SyncEngine } from './sync-deps.ts';
+import type { SyncEngine } from './sync-deps.ts';
 
 const DDL = `CREATE TABLE IF NOT EXISTS offsync_site_owners (
   site_id BLOB PRIMARY KEY NOT NULL,
@@ -16,11 +16,8 @@ const DDL = `CREATE TABLE IF NOT EXISTS offsync_site_owners (
   first_seen INTEGER NOT NULL
 ) WITHOUT ROWID`;
 
-/** The owner key of a principal; undefined for a user credential without a user id (never owns a site). */
-export function ownerKeyOf(principal: Principal): string | undefined {
-  if (principal.kind === 'apiKey') return 'apiKey';
-  return typeof principal.userId === 'string' && principal.userId !== '' ? `user:${principal.userId}` : undefined;
-}
+/** The owner key of a principal (`principalKey`); undefined for a user credential without a user id (never owns a site). */
+export { principalKey as ownerKeyOf } from './sync-deps.ts';
 
 export class SiteOwners {
   readonly #engine: SyncEngine;

@@ -34,10 +34,12 @@ export interface Principal {
 /**
  * The principal a device's data belongs to: `user:<id>` for access tokens and JWTs, `apiKey` for
  * every API-key holder of a database (one trusted principal). Used for the audience of
- * compensating removals (rejection-log, RLS).
+ * compensating removals (RLS) and the owner of a site id (site-owners.ts). Undefined for a user
+ * credential without a user id (it owns no site and gets no addressed removals).
  */
-export function principalKey(p: Principal): string {
-  return p.kind === 'apiKey' || p.userId === null ? 'apiKey' : `user:${p.userId}`;
+export function principalKey(p: Principal): string | undefined {
+  if (p.kind === 'apiKey') return 'apiKey';
+  return typeof p.userId === 'string' && p.userId !== '' ? `user:${p.userId}` : undefined;
 }
 
 export type SchemaHashMode = 'strict' | 'lenient';

@@ -169,6 +169,7 @@ export class SyncService {
     // What the uploader may hold: a device left holding a row it may not see gets a removal.
     const canHold = judge === undefined ? undefined : await this.#deps.rowFilterFor(d.id, principal, d.engine);
     const visibilityColumns = await this.#deps.visibilityFor?.(d.id, d.engine);
+    const audience = principalKey(principal);
     const strict = d.target.schemaHashMode === 'strict';
     const { engine, peers } = d;
     let out: UploadResult;
@@ -182,7 +183,7 @@ export class SyncService {
           // Authoritative merge: a row that may not be written is rejected and compensated on
           // its own (RLS verdict, key type, constraint), the rest lands (docs/ARCHITECTURE.md "RLS model").
           rejectRows: true,
-          audience: principalKey(principal),
+          ...(audience === undefined ? {} : { audience }),
           ...(judge === undefined ? {} : { judge }),
           ...(canHold === undefined ? {} : { canHold }),
           ...(visibilityColumns === undefined || visibilityColumns.size === 0 ? {} : { visibilityColumns }),
