@@ -193,7 +193,8 @@ function* mergeStreams(
         const tomb = obj === undefined ? readTombstone(ctx, pk) : undefined;
         cache.visible = obj !== undefined ? opts.rowFilter(ctx.name, cache.values, obj) : opts.rowFilter(ctx.name, cache.values, undefined, tomb);
         cache.removal = false;
-        if (!cache.visible && after.dbVersion > 0) {
+        // Also at cursor 0: a device holds the rows it wrote itself before it ever downloaded.
+        if (!cache.visible) {
           // Did the row leave the caller's sight after its cursor? Its values before the first
           // visibility-relevant change since then (apply.ts startNewLife), or its current / last
           // values, under the policy in force at the cursor, say what the device may hold.
