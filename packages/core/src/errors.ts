@@ -5,7 +5,7 @@
 export const CoreErrorCode = {
   /** Payload does not start with the `CLSY` signature. */
   PAYLOAD_BAD_SIGNATURE: 'CORE_PAYLOAD_BAD_SIGNATURE',
-  /** Payload header version is not 1 or 2. */
+  /** Payload header version is not 1, 2 or 3. */
   PAYLOAD_UNSUPPORTED_VERSION: 'CORE_PAYLOAD_UNSUPPORTED_VERSION',
   /** Header field out of range (ncols = 0, absurd expanded size or row count). */
   PAYLOAD_BAD_HEADER: 'CORE_PAYLOAD_BAD_HEADER',
@@ -21,6 +21,8 @@ export const CoreErrorCode = {
   PAYLOAD_TRAILING_BYTES: 'CORE_PAYLOAD_TRAILING_BYTES',
   /** Payload or value larger than the configured limit. */
   PAYLOAD_TOO_LARGE: 'CORE_PAYLOAD_TOO_LARGE',
+  /** A fragment row (payload v3) is malformed, disagrees with its stream, or its value is incomplete at the end of the batch. */
+  PAYLOAD_BAD_FRAGMENT: 'CORE_PAYLOAD_BAD_FRAGMENT',
   /** A clock (db_version, seq, col_version, cl) beyond `MAX_CLOCK` (2^48-1), or a merge that would take the local clock out of the safe-integer range. */
   CLOCK_OUT_OF_RANGE: 'CORE_CLOCK_OUT_OF_RANGE',
   /** Primary-key blob malformed. */

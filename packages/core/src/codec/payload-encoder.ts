@@ -8,6 +8,7 @@ import type { Change } from '../types.ts';
 import { ByteWriter } from './bytes.ts';
 import { checksum48Number } from './fnv.ts';
 import { LZ4_MAX_INPUT_SIZE, lz4BlockCompressBound, lz4BlockCompressInto } from './lz4-block.ts';
+import { isFragmentName } from './payload-fragments.ts';
 import { DEFAULT_LIB_VERSION, PAYLOAD_HEADER_SIZE, writePayloadHeader } from './payload-header.ts';
 import { encodeBlob, encodeText, encodeUintWithCode, encodeValue, TYPE_INTEGER } from './value.ts';
 
@@ -51,6 +52,7 @@ export class PayloadEncoder {
   readonly #onInvalid: ((error: CoreError, change: Change) => void) | undefined;
   #rows = 0;
   #skipped = 0;
+  #fragments = false;
 
   constructor(opts: PayloadEncodeOptions) {
     this.#schemaHash = opts.schemaHash;
@@ -126,9 +128,13 @@ export class PayloadEncoder {
       throw e;
     }
     this.#rows++;
+    if (isFragmentName(col)) this.#fragments = true;
   }
 
-  /** Builds the payload (v2) and resets the encoder. Null when no row was added (B.1). */
+  /**
+   * Builds the payload (v2; v3 when it holds fragment rows, `fragmentChange`) and resets the
+   * encoder. Null when no row was added (B.1).
+   */
   finish(): Uint8Array | null {
     const rows = this.#rows;
     if (rows === 0) return null;
@@ -158,9 +164,11 @@ export class PayloadEncoder {
       nrows: rows,
       schemaHash: this.#schemaHash,
       checksum: checksum48Number(out, PAYLOAD_HEADER_SIZE, out.length),
+      version: this.#fragments ? 3 : 2,
     });
     this.#w.reset();
     this.#rows = 0;
+    this.#fragments = false;
     return out;
   }
 }

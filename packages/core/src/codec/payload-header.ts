@@ -4,7 +4,7 @@
  * | off | size | field |
  * |-----|------|-------|
  * | 0   | 4    | `CLSY` |
- * | 4   | 1    | version (1 = 0.8.x, 2 = 0.9.x+ with checksum) |
+ * | 4   | 1    | version (1 = 0.8.x, 2 = 0.9.x+ with checksum, 3 = 1.1.x: as 2, with fragment rows) |
  * | 5   | 3    | library version major.minor.patch |
  * | 8   | 4    | expanded size (0 = body not compressed) |
  * | 12  | 2    | ncols (always 9) |
@@ -24,7 +24,8 @@ export const PAYLOAD_NCOLS = 9;
 export const DEFAULT_LIB_VERSION: readonly [number, number, number] = [0, 9, 99];
 
 export interface PayloadHeader {
-  version: 1 | 2;
+  /** 3: a v2 layout carrying fragment rows of a value larger than a chunk (payload-fragments.ts). */
+  version: 1 | 2 | 3;
   libVersion: readonly [number, number, number];
   /** 0 = body not compressed; otherwise the exact uncompressed body length. */
   expandedSize: number;
@@ -41,7 +42,7 @@ export function hasPayloadSignature(bytes: Uint8Array): boolean {
 }
 
 /**
- * Parses and checks the header: signature, version ∈ {1, 2}, ncols = 9 (in that order).
+ * Parses and checks the header: signature, version ∈ {1, 2, 3}, ncols = 9 (in that order).
  * Throws CoreError PAYLOAD_BAD_SIGNATURE / PAYLOAD_TRUNCATED / PAYLOAD_UNSUPPORTED_VERSION /
  * PAYLOAD_BAD_HEADER.
  */
@@ -59,7 +60,7 @@ export function decodePayloadHeader(bytes: Uint8Array): PayloadHeader {
   }
   const v = new DataView(bytes.buffer, bytes.byteOffset, PAYLOAD_HEADER_SIZE);
   const version = v.getUint8(4);
-  if (version !== 1 && version !== 2) {
+  if (version !== 1 && version !== 2 && version !== 3) {
     throw new CoreError(CoreErrorCode.PAYLOAD_UNSUPPORTED_VERSION, `unsupported payload version ${version}`, {
       details: { version },
     });
@@ -81,14 +82,14 @@ export function decodePayloadHeader(bytes: Uint8Array): PayloadHeader {
   };
 }
 
-/** Writes a v2 header into `out[0..32)`. `checksum` must be < 2^48. */
+/** Writes a v2 header (v3 with `version: 3`) into `out[0..32)`. `checksum` must be < 2^48. */
 export function writePayloadHeader(
   out: Uint8Array,
-  h: { libVersion: readonly [number, number, number]; expandedSize: number; nrows: number; schemaHash: bigint; checksum: number },
+  h: { libVersion: readonly [number, number, number]; expandedSize: number; nrows: number; schemaHash: bigint; checksum: number; version?: 2 | 3 },
 ): void {
   const v = new DataView(out.buffer, out.byteOffset, PAYLOAD_HEADER_SIZE);
   out.set(PAYLOAD_SIGNATURE, 0);
-  v.setUint8(4, 2);
+  v.setUint8(4, h.version ?? 2);
   v.setUint8(5, h.libVersion[0]);
   v.setUint8(6, h.libVersion[1]);
   v.setUint8(7, h.libVersion[2]);

@@ -7,6 +7,7 @@ import type { Change } from '../types.ts';
 import { ByteReader } from './bytes.ts';
 import { checksum48Number } from './fnv.ts';
 import { LZ4_MAX_INPUT_SIZE, lz4BlockDecompress } from './lz4-block.ts';
+import { FragmentAssembler } from './payload-fragments.ts';
 import { decodePayloadHeader, PAYLOAD_HEADER_SIZE } from './payload-header.ts';
 import type { PayloadHeader } from './payload-header.ts';
 import { decodeBlobField, decodeClockField, decodeRepeatedTextField, MAX_CLOCK } from './value-fields.ts';
@@ -25,6 +26,24 @@ export type { PayloadHeader } from './payload-header.ts';
 export { encodePayload, PayloadEncoder } from './payload-encoder.ts';
 export type { PayloadEncodeOptions } from './payload-encoder.ts';
 export { MAX_CLOCK } from './value-fields.ts';
+export { FRAGMENT_COL_PREFIX, FragmentAssembler, fragmentChange, isFragmentName, parseFragmentName } from './payload-fragments.ts';
+export type { FragmentLimits, FragmentName } from './payload-fragments.ts';
+
+/** Most fragmented values (payload v3) open at one time in one batch (docs/PROTOCOL.md "Fragmented values"). */
+export const MAX_OPEN_FRAGMENT_STREAMS = 256;
+
+/**
+ * An assembler for the payloads of one batch, with budgets from `limits`: a stream may announce
+ * at most `maxValueSize` bytes, the streams open at one time at most `maxExpandedSize` bytes
+ * together, and at most {@link MAX_OPEN_FRAGMENT_STREAMS} streams are open at once.
+ */
+export function fragmentAssemblerFor(limits: PayloadDecodeLimits = {}): FragmentAssembler {
+  return new FragmentAssembler({
+    maxValueSize: limitOf(limits, 'maxValueSize'),
+    maxOpenBytes: limitOf(limits, 'maxExpandedSize'),
+    maxOpenStreams: MAX_OPEN_FRAGMENT_STREAMS,
+  });
+}
 
 /**
  * Smallest possible encoded row: tbl `0B 00` (2) + pk `0C 00` (2) + col (2) + NULL value (1) +
@@ -97,7 +116,12 @@ function same16(a: Uint8Array, b: Uint8Array): boolean {
  * decompression (which stops at the first sequence that would overflow the announced size, and
  * allocates as it goes), and the rows (per-value size and clock bounds checked before each value
  * is copied or decoded). A refused payload is refused whole, before anything is returned.
- * REAL values are big-endian in v1 payloads and little-endian in v2.
+ * REAL values are big-endian in v1 payloads and little-endian in v2 and v3.
+ *
+ * Fragment rows (v3, `payload-fragments.ts`) are reassembled: without `assembler` every stream
+ * must be complete within this payload (else PAYLOAD_BAD_FRAGMENT); with one (the chunks of one
+ * batch share it), a part is kept there and the original change appears in the changes of the
+ * payload that completes its stream; the caller calls `assembler.finish()` after the last payload.
  *
  * Memory: `pk`, `siteId` and BLOB values are **subarrays** (no copy) of the decompressed body,
  * or of `bytes` itself when the body was not compressed. They stay valid as long as the caller
@@ -107,7 +131,7 @@ function same16(a: Uint8Array, b: Uint8Array): boolean {
  *
  * Every failure is a CoreError (PAYLOAD_* codes, CLOCK_OUT_OF_RANGE).
  */
-export function decodePayload(bytes: Uint8Array, limits: PayloadDecodeLimits = {}): DecodedPayload {
+export function decodePayload(bytes: Uint8Array, limits: PayloadDecodeLimits = {}, assembler?: FragmentAssembler): DecodedPayload {
   const header = decodePayloadHeader(bytes);
   const maxCompressed = limitOf(limits, 'maxCompressedSize');
   if (bytes.length > maxCompressed) throw tooLarge('payload size', bytes.length, maxCompressed);
@@ -140,7 +164,9 @@ export function decodePayload(bytes: Uint8Array, limits: PayloadDecodeLimits = {
   const raw = expandedSize !== 0 ? lz4BlockDecompress(bytes.subarray(PAYLOAD_HEADER_SIZE), expandedSize) : bytes.subarray(PAYLOAD_HEADER_SIZE);
   const realBigEndian = header.version === 1;
   const r = new ByteReader(raw);
-  const changes = new Array<Change>(nrows);
+  let changes = new Array<Change>(nrows);
+  const frag = header.version === 3 ? (assembler ?? fragmentAssemblerFor(limits)) : undefined;
+  let fragments = 0;
   let lastSite: Uint8Array | null = null;
   // Names repeat on every row: decoded once per run of equal bytes (the initial '' is right for an empty name).
   const lastTbl = { bytes: new Uint8Array(0), text: '' };
@@ -169,6 +195,16 @@ export function decodePayload(bytes: Uint8Array, limits: PayloadDecodeLimits = {
     throw new CoreError(CoreErrorCode.PAYLOAD_TRAILING_BYTES, `${r.remaining} bytes after the last row`, {
       details: { trailing: r.remaining },
     });
+  }
+  if (frag !== undefined) {
+    const out: Change[] = [];
+    for (const c of changes) {
+      const whole = frag.add(c);
+      if (whole !== c) fragments++;
+      if (whole !== null) out.push(whole);
+    }
+    if (fragments > 0) changes = out;
+    if (assembler === undefined) frag.finish();
   }
   return { header, changes };
 }

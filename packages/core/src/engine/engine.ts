@@ -3,7 +3,7 @@
  * by triggers (C.3), the change feed (C.7) and the merge (C.4) — the same engine runs in the
  * server (one central database per synced database) and in the client library.
  */
-import { decodePayload, encodePayload, PayloadEncoder } from '../codec/payload.ts';
+import { decodePayload, encodePayload, fragmentAssemblerFor, PayloadEncoder } from '../codec/payload.ts';
 import type { PayloadDecodeLimits } from '../codec/payload.ts';
 import { CoreError, CoreErrorCode } from '../errors.ts';
 import { listUserTableNames, readTableSchema, schemaIssues } from '../schema/introspect.ts';
@@ -401,14 +401,17 @@ export class SyncEngine {
    * Decodes several payloads (the chunks of one G3 batch, in order) and merges all their changes
    * as ONE atomic batch: every schema hash is checked as in {@link applyPayload} before anything
    * is written; a row whose changes are split across two payloads is merged as one row. The
-   * returned hash is the last payload's. `limits` apply to each payload.
+   * returned hash is the last payload's. `limits` apply to each payload. The parts of a
+   * fragmented value (payload v3) may be spread over the payloads; a value still incomplete after
+   * the last one refuses the whole batch (PAYLOAD_BAD_FRAGMENT).
    */
   applyPayloads(payloads: readonly Uint8Array[], opts: PayloadApplyOptions = {}): ApplyResult & { schemaHash: bigint } {
     const strict = opts.strictSchemaHash ?? true;
     const parts: Change[][] = [];
     let schemaHash = 0n;
+    const fragments = fragmentAssemblerFor(opts.limits);
     for (const payload of payloads) {
-      const { header, changes } = decodePayload(payload, opts.limits);
+      const { header, changes } = decodePayload(payload, opts.limits, fragments);
       if (strict && header.schemaHash !== 0n && !this.isKnownSchemaHash(header.schemaHash)) {
         throw new CoreError(CoreErrorCode.SCHEMA_HASH_UNKNOWN, `Cannot apply the received payload because the schema hash is unknown ${header.schemaHash}.`, {
           details: { schemaHash: header.schemaHash.toString() },
@@ -417,6 +420,7 @@ export class SyncEngine {
       parts.push(changes);
       schemaHash = header.schemaHash;
     }
+    fragments.finish();
     const all = function* (): Generator<Change> {
       for (const changes of parts) yield* changes;
     };
