@@ -6,44 +6,17 @@
  */
 import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { AddressInfo } from 'node:net';
 import Database from 'better-sqlite3';
 import { openSyncDatabase } from '@offsync/core/sqlite';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { createApp } from '../src/app.ts';
 import type { ServiceDeps } from '../src/deps.ts';
 import { sqliteDatabasePath } from '../src/domains/databases/databases.service.ts';
 import { createCentralFile, readFileIdentity } from '../src/domains/sync/central-file.ts';
-import { centralRows, setupDatabase, TestDevice } from './data-plane-fixtures.ts';
+import { centralRows, setupDatabase, startApp, TestDevice } from './data-plane-fixtures.ts';
 import type { RunningApp } from './data-plane-fixtures.ts';
-import { createTestDeps } from './helpers.ts';
 
 async function start(overrides: Partial<ServiceDeps> = {}): Promise<RunningApp> {
-  const { deps, dataDir, cleanup } = await createTestDeps('sqlite');
-  const app = createApp({ ...deps, ...overrides, sync: { cacheTtlMs: 0 } });
-  const adminKey = await app.services.auth.ensureAdminKey();
-  if (adminKey === null) throw new Error('expected a fresh admin key');
-  await new Promise<void>((ok) => app.server.listen(0, '127.0.0.1', ok));
-  return {
-    app,
-    origin: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`,
-    adminKey,
-    dataDir,
-    async gql<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
-      const res = await app.yoga.fetch('http://localhost/graphql', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${adminKey}` },
-        body: JSON.stringify({ query, variables }),
-      });
-      const body = (await res.json()) as { data?: T; errors?: Array<{ message: string }> };
-      if (body.errors?.length) throw new Error(`GraphQL: ${body.errors.map((e) => e.message).join('; ')}`);
-      return body.data as T;
-    },
-    async dispose() {
-      await app.dispose();
-      await cleanup();
-    },
-  };
+  return startApp({}, overrides);
 }
 
 const mode = (path: string) => statSync(path).mode & 0o777;

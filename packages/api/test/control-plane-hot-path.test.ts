@@ -5,7 +5,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -19,8 +18,7 @@ import { createPrismaClient } from '../src/db/prisma.ts';
 import { silentLogger } from '../src/deps.ts';
 import type { Logger, ServiceDeps } from '../src/deps.ts';
 import { createApiPubSub } from '../src/pubsub.ts';
-import { createAccessToken, G3, setupDatabase } from './data-plane-fixtures.ts';
-import type { RunningApp } from './data-plane-fixtures.ts';
+import { createAccessToken, G3, serveApp, setupDatabase } from './data-plane-fixtures.ts';
 import { manualClock, siteId } from './helpers.ts';
 
 let cleanups: Array<() => Promise<void>> = [];
@@ -47,30 +45,7 @@ async function start(opts: { busyTimeoutMs?: number; logger?: Logger } = {}) {
     metricsThrottleMs: 50,
   };
   const app = createApp({ ...deps, sync: { cacheTtlMs: 0, now: clock.now } });
-  const adminKey = await app.services.auth.ensureAdminKey();
-  if (adminKey === null) throw new Error('expected a fresh admin key');
-  await new Promise<void>((ok) => app.server.listen(0, '127.0.0.1', ok));
-  const gql = async <T>(query: string, variables: Record<string, unknown> = {}): Promise<T> => {
-    const res = await app.yoga.fetch('http://localhost/graphql', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${adminKey}` },
-      body: JSON.stringify({ query, variables }),
-    });
-    const body = (await res.json()) as { data?: T; errors?: Array<{ message: string }> };
-    if (body.errors?.length) throw new Error(`GraphQL: ${body.errors.map((e) => e.message).join('; ')}`);
-    return body.data as T;
-  };
-  const t: RunningApp = {
-    app,
-    origin: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`,
-    adminKey,
-    dataDir: deps.dataDir,
-    gql,
-    async dispose() {
-      await app.dispose();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const t = await serveApp(app, deps.dataDir, () => rmSync(dir, { recursive: true, force: true }));
   cleanups.push(() => t.dispose());
   const db = await setupDatabase(t);
   const site = siteId();

@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { openReplica } from '@offsync/core/testing';
 import type { SyncEngine } from '@offsync/core';
 import { createApp } from '../src/app.ts';
-import type { App, AppSyncOptions } from '../src/app.ts';
+import type { App, AppDeps, AppSyncOptions } from '../src/app.ts';
 import { sqliteDatabasePath } from '../src/domains/databases/databases.service.ts';
 import { createTestDeps } from './helpers.ts';
 
@@ -23,24 +23,36 @@ export interface RunningApp {
   dispose(): Promise<void>;
 }
 
-export async function startApp(sync: AppSyncOptions = {}): Promise<RunningApp> {
-  const { deps, dataDir, cleanup } = await createTestDeps('sqlite');
-  const app = createApp({ ...deps, sync: { cacheTtlMs: 0, ...sync } });
+/**
+ * Listens on a loopback port with a fresh admin key and wraps the app as a RunningApp (GraphQL
+ * with the admin key, origin, dispose = app.dispose() then `cleanup`). Every test that starts a
+ * real app goes through here.
+ */
+export async function serveApp(
+  app: App,
+  dataDir: string,
+  cleanup: () => Promise<void> | void,
+  opts: { sharedControlPlane?: boolean; gqlOverHttp?: boolean } = {},
+): Promise<RunningApp & { ws: string }> {
   const adminKey = await app.services.auth.ensureAdminKey();
-  if (adminKey === null) throw new Error('expected a fresh admin key');
+  // A second app on the same control plane gets no fresh key: the caller sets `adminKey`.
+  if (adminKey === null && opts.sharedControlPlane !== true) throw new Error('expected a fresh admin key');
   await new Promise<void>((ok) => app.server.listen(0, '127.0.0.1', ok));
-  const origin = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  return {
+  const port = (app.server.address() as AddressInfo).port;
+  const running: RunningApp & { ws: string } = {
     app,
-    origin,
-    adminKey,
+    origin: `http://127.0.0.1:${port}`,
+    ws: `ws://127.0.0.1:${port}/graphql`,
+    adminKey: adminKey ?? '',
     dataDir,
     async gql<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
-      const res = await app.yoga.fetch('http://localhost/graphql', {
+      const init: RequestInit = {
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${adminKey}` },
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${running.adminKey}` },
         body: JSON.stringify({ query, variables }),
-      });
+      };
+      // Through the server (router, metrics, logs) when asked; else straight into yoga.
+      const res = await (opts.gqlOverHttp === true ? fetch(`${running.origin}/graphql`, init) : app.yoga.fetch('http://localhost/graphql', init));
       const body = (await res.json()) as { data?: T; errors?: Array<{ message: string }> };
       if (body.errors?.length) throw new Error(`GraphQL: ${body.errors.map((e) => e.message).join('; ')}`);
       return body.data as T;
@@ -50,6 +62,13 @@ export async function startApp(sync: AppSyncOptions = {}): Promise<RunningApp> {
       await cleanup();
     },
   };
+  return running;
+}
+
+/** A fresh app on a SQLite control plane (`createTestDeps`), with `sync` options and extra app deps. */
+export async function startApp(sync: AppSyncOptions = {}, extra: Partial<AppDeps> = {}, testDeps: Parameters<typeof createTestDeps>[1] = {}): Promise<RunningApp & { ws: string }> {
+  const { deps, dataDir, cleanup } = await createTestDeps('sqlite', testDeps);
+  return serveApp(createApp({ ...deps, ...extra, sync: { cacheTtlMs: 0, ...sync } }), dataDir, cleanup);
 }
 
 /** createProject → createDatabase → CREATE TABLE (in the database's file) → deployTables → enableOffSync → createApiKey. */

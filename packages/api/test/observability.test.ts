@@ -7,7 +7,6 @@
  * (pino) logger — one `warn` line with its code and no secret for a refused sync request — and
  * `X-Request-Id` propagation.
  */
-import type { AddressInfo } from 'node:net';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -22,7 +21,7 @@ import { createHealth } from '../src/observability/health.ts';
 import { createLogger, prettyLine } from '../src/observability/logger.ts';
 import { createRedisPubSub } from '../src/pubsub.ts';
 import type { RedisPubSub } from '../src/pubsub.ts';
-import { createAccessToken, G3, http, setupDatabase, TestDevice } from './data-plane-fixtures.ts';
+import { createAccessToken, G3, http, serveApp, setupDatabase, TestDevice } from './data-plane-fixtures.ts';
 import type { RunningApp } from './data-plane-fixtures.ts';
 import { createTestDeps } from './helpers.ts';
 
@@ -39,32 +38,7 @@ async function start(options: { observability?: AppObservabilityOptions; httpHan
   const lines: string[] = [];
   const logger = createLogger({ level: 'debug', destination: { write: (line: string) => lines.push(line) } });
   const app = createApp({ ...deps, logger, sync: { cacheTtlMs: 0 }, ...options, observability: { accessLog: logger, ...options.observability } });
-  const adminKey = await app.services.auth.ensureAdminKey();
-  if (adminKey === null) throw new Error('expected a fresh admin key');
-  await new Promise<void>((ok) => app.server.listen(0, '127.0.0.1', ok));
-  const origin = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  return {
-    app,
-    origin,
-    adminKey,
-    dataDir,
-    lines,
-    entries: () => lines.map((l) => JSON.parse(l) as LogLine),
-    async gql<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
-      const res = await fetch(`${origin}/graphql`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${adminKey}` },
-        body: JSON.stringify({ query, variables }),
-      });
-      const body = (await res.json()) as { data?: T; errors?: Array<{ message: string }> };
-      if (body.errors?.length) throw new Error(`GraphQL: ${body.errors.map((e) => e.message).join('; ')}`);
-      return body.data as T;
-    },
-    async dispose() {
-      await app.dispose();
-      await cleanup();
-    },
-  };
+  return { ...(await serveApp(app, dataDir, cleanup, { gqlOverHttp: true })), lines, entries: () => lines.map((l) => JSON.parse(l) as LogLine) };
 }
 
 /** The value of one sample of a Prometheus text exposition, or undefined. */

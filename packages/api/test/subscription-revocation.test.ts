@@ -19,7 +19,6 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { SyncEngine } from '@offsync/core';
 import { openReplica } from '@offsync/core/testing';
 import { createApp } from '../src/app.ts';
-import type { App } from '../src/app.ts';
 import { createSecretBox } from '../src/crypto.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createPrismaClient } from '../src/db/prisma.ts';
@@ -27,7 +26,7 @@ import { silentLogger, systemClock } from '../src/deps.ts';
 import { liveSessionsOf } from '../src/domains/sync/graphql/live-sessions.ts';
 import { createApiPubSub, createRedisPubSub } from '../src/pubsub.ts';
 import { CHANGES } from './graphql-sync-fixture.ts';
-import { setupDatabase, TestDevice, TODOS_RLS_DDL } from './data-plane-fixtures.ts';
+import { serveApp, setupDatabase, TestDevice, TODOS_RLS_DDL } from './data-plane-fixtures.ts';
 import type { RunningApp } from './data-plane-fixtures.ts';
 import { createTestDeps, createTestTarget, manualClock } from './helpers.ts';
 
@@ -35,35 +34,7 @@ const clock = manualClock(Date.now());
 let t: RunningApp;
 let wsUrl: string;
 
-/** A listening app as the data-plane fixtures know it (GraphQL with the admin key, origin). */
-async function serve(app: App, dataDir: string, cleanup: () => Promise<void>): Promise<RunningApp & { ws: string }> {
-  const adminKey = await app.services.auth.ensureAdminKey();
-  await new Promise<void>((ok) => app.server.listen(0, '127.0.0.1', ok));
-  const addr = app.server.address();
-  const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-  const running: RunningApp & { ws: string } = {
-    app,
-    origin: `http://127.0.0.1:${port}`,
-    ws: `ws://127.0.0.1:${port}/graphql`,
-    adminKey: adminKey ?? '',
-    dataDir,
-    async gql<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
-      const res = await app.yoga.fetch('http://localhost/graphql', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${running.adminKey}` },
-        body: JSON.stringify({ query, variables }),
-      });
-      const body = (await res.json()) as { data?: T; errors?: Array<{ message: string }> };
-      if (body.errors?.length) throw new Error(`GraphQL: ${body.errors.map((e) => e.message).join('; ')}`);
-      return body.data as T;
-    },
-    async dispose() {
-      await app.dispose();
-      await cleanup();
-    },
-  };
-  return running;
-}
+const serve = serveApp;
 
 beforeAll(async () => {
   const { deps, dataDir, cleanup } = await createTestDeps('sqlite', { clock });
@@ -347,7 +318,7 @@ test('across processes: a key revoked on instance 1 ends its subscription on ins
       clock: systemClock, logger: silentLogger, dataDir, publicUrl: 'http://127.0.0.1:4000', billingPeriodStartDay: 1, metricsThrottleMs: 50,
       sync: { cacheTtlMs: 0 },
     });
-    return serve(app, dataDir, async () => { await bus?.close(); });
+    return serveApp(app, dataDir, async () => { await bus?.close(); }, { sharedControlPlane: true });
   };
   const one = await start();
   const two = await start();

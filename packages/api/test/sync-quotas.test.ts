@@ -3,14 +3,12 @@
  * fake clock), pending upload bytes, concurrent uploads — one tenant cannot block another.
  */
 import { request } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, expect, test, vi } from 'vitest';
-import { createApp } from '../src/app.ts';
 import type { AppSyncOptions } from '../src/app.ts';
 import { openReplica } from '@offsync/core/testing';
-import { createAccessToken, G3, http, setupDatabase, TODOS_RLS_DDL } from './data-plane-fixtures.ts';
+import { createAccessToken, G3, http, setupDatabase, startApp, TODOS_RLS_DDL } from './data-plane-fixtures.ts';
 import type { RunningApp } from './data-plane-fixtures.ts';
-import { createTestDeps, manualClock, siteId } from './helpers.ts';
+import { manualClock, siteId } from './helpers.ts';
 
 let running: RunningApp | undefined;
 afterEach(async () => {
@@ -20,31 +18,7 @@ afterEach(async () => {
 
 async function start(sync: AppSyncOptions) {
   const clock = manualClock();
-  const { deps, dataDir, cleanup } = await createTestDeps('sqlite', { clock });
-  const app = createApp({ ...deps, sync: { cacheTtlMs: 0, now: clock.now, ...sync } });
-  const adminKey = await app.services.auth.ensureAdminKey();
-  if (adminKey === null) throw new Error('expected a fresh admin key');
-  await new Promise<void>((ok) => app.server.listen(0, '127.0.0.1', ok));
-  const t: RunningApp = {
-    app,
-    origin: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`,
-    adminKey,
-    dataDir,
-    async gql<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
-      const res = await app.yoga.fetch('http://localhost/graphql', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${adminKey}` },
-        body: JSON.stringify({ query, variables }),
-      });
-      const body = (await res.json()) as { data?: T; errors?: Array<{ message: string }> };
-      if (body.errors?.length) throw new Error(`GraphQL: ${body.errors.map((e) => e.message).join('; ')}`);
-      return body.data as T;
-    },
-    async dispose() {
-      await app.dispose();
-      await cleanup();
-    },
-  };
+  const t = await startApp({ now: clock.now, ...sync }, {}, { clock });
   running = t;
   const db = await setupDatabase(t);
   return { t, clock, ...db, url: (site: string, call: string) => `${t.origin}/v2/cloudsync/databases/${db.databaseId}/${site}/${call}` };
