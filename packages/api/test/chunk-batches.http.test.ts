@@ -114,7 +114,7 @@ test('an abandoned batch is discarded; the whole batch re-sent under a new batch
   expect((await sendChunk(dev, 'try-1', 0, false, chunks[0]!, window)).status).toBe(200);
   expect((await sendChunk(dev, 'try-1', 0, false, chunks[0]!, window)).status).toBe(200);
   expect((await sendChunk(dev, 'try-1', 1, false, chunks[1]!, window)).status).toBe(200);
-  expect(t.app.syncHttp.batches.peek(databaseId, dev.site)).toMatchObject({ batchId: 'try-1', chunks: 2 });
+  expect(await t.app.syncHttp.batches.peek(databaseId, dev.site)).toMatchObject({ batchId: 'try-1', chunks: 2 });
   expect(central()).toEqual([]);
 
   // The client re-sends the whole batch under a new id: the old buffer is dropped, the new one lands.
@@ -156,7 +156,7 @@ test('a gap or another window refuses the batch (409); a batch over the per-site
   await sendChunk(big.dev, 'big', 0, false, b0, big.window);
   const tooBig = await sendChunk(big.dev, 'big', 1, true, b1, big.window);
   expect([tooBig.status, (tooBig.body['errors'] as Array<{ code: string }>)[0]?.code]).toEqual([413, 'batch_too_large']);
-  expect(t.app.syncHttp.batches.peek(databaseId, big.dev.site)).toBeUndefined();
+  expect(await t.app.syncHttp.batches.peek(databaseId, big.dev.site)).toBeUndefined();
 
   // Without batchId a G3 apply is merged at once, as before.
   const plain = await dev.upload();

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestContext, providers, siteId, stopEmbeddedPg } from '../../../test/helpers.ts';
 import type { TestContext } from '../../../test/helpers.ts';
 import type { DeviceEventPayload } from '../../pubsub.ts';
+import { createDevicesService } from './devices.service.ts';
 
 afterAll(stopEmbeddedPg);
 
@@ -57,6 +58,26 @@ describe.each(providers)('devices on %s', (provider) => {
     await collecting;
     // In publish order: a SYNCED from any poll would sit between REGISTERED and the traffic's.
     expect(events.map((e) => e.kind)).toEqual(['REGISTERED', 'SYNCED', 'SYNCED', 'REMOVED']);
+  });
+
+  test('recordDeviceSeen is an upsert: concurrent first requests of one device (several nodes) all succeed, one row, no SYNCED', async () => {
+    const { devices } = ctx.services;
+    const site = siteId();
+    const events: DeviceEventPayload[] = [];
+    const sub = ctx.deps.pubsub.subscribe('deviceEvent', databaseId);
+    const collecting = (async () => { for await (const e of sub) { if (e.siteId !== site) continue; events.push(e); if (e.kind === 'REMOVED') break; } })();
+    // Two "nodes" (two services over one control plane) and several requests each, at once.
+    const other = createDevicesService(ctx.deps);
+    const seen = { siteId: site, credentialKind: 'API_KEY' as const, clientVersion: '1.1.4', schemaHash: '42' };
+    const results = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? devices : other).recordDeviceSeen(databaseId, seen)));
+    expect(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
+    const rows = await ctx.deps.prisma.device.findMany({ where: { databaseId, siteId: site } });
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ clientVersion: '1.1.4', schemaHash: '42', credentialKind: 'API_KEY' });
+    await devices.removeDevice(databaseId, site);
+    await collecting;
+    // Every request saw the same fields: a registration (possibly told by more than one racer), never a SYNCED.
+    expect(new Set(events.map((e) => e.kind))).toEqual(new Set(['REGISTERED', 'REMOVED']));
   });
 
   test('listDevices paginates, most recent first', async () => {

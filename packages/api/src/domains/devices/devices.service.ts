@@ -42,22 +42,31 @@ export function createDevicesService(deps: ServiceDeps) {
   }
 
   const service = {
-    /** Called by the data plane on every authenticated sync request; publishes REGISTERED, or SYNCED when the record changed. */
+    /**
+     * Called by the data plane on every authenticated sync request; publishes REGISTERED, or
+     * SYNCED when the record changed. One atomic upsert (INSERT … ON CONFLICT DO UPDATE): the
+     * requests of one device may reach several nodes at once (docs/ARCHITECTURE.md "Scaling out").
+     * The read before it only chooses the event; two racing first requests in the same
+     * millisecond may both publish REGISTERED (subscribers treat it as idempotent).
+     */
     async recordDeviceSeen(databaseId: string, seen: DeviceSeen) {
       const siteId = validateSiteId(seen.siteId);
       const at = seen.at ?? new Date(deps.clock.now());
-      const existing = await prisma.device.findUnique({ where: { databaseId_siteId: { databaseId, siteId } } });
+      const where = { databaseId_siteId: { databaseId, siteId } };
+      const existing = await prisma.device.findUnique({ where });
       const fields = {
         userId: seen.userId ?? null, credentialKind: seen.credentialKind,
         clientVersion: seen.clientVersion ?? null, schemaHash: seen.schemaHash ?? null, lastSyncAt: at,
       };
-      const device = existing === null
-        ? await prisma.device.create({ data: { databaseId, siteId, firstSeenAt: at, ...fields } })
-        : await prisma.device.update({ where: { databaseId_siteId: { databaseId, siteId } }, data: fields });
+      const upsert = () => prisma.device.upsert({ where, create: { databaseId, siteId, firstSeenAt: at, ...fields }, update: fields });
+      // Where Prisma cannot run a native upsert it reads then writes; a lost race then fails on the
+      // unique key once, and the retry updates the winner's row.
+      const device = await upsert().catch((e: unknown) => ((e as { code?: unknown }).code === 'P2002' ? upsert() : Promise.reject(e)));
       // SYNCED only when something changed (not for every poll): user, credential, client version
       // or schema hash here; transferred bytes in metrics.recordTraffic.
-      if (existing === null) publish('REGISTERED', databaseId, siteId, at);
-      else if (existing.userId !== fields.userId || existing.credentialKind !== fields.credentialKind || existing.clientVersion !== fields.clientVersion || existing.schemaHash !== fields.schemaHash) {
+      if (existing === null) {
+        if (device.firstSeenAt.getTime() === at.getTime()) publish('REGISTERED', databaseId, siteId, at);
+      } else if (existing.userId !== fields.userId || existing.credentialKind !== fields.credentialKind || existing.clientVersion !== fields.clientVersion || existing.schemaHash !== fields.schemaHash) {
         publish('SYNCED', databaseId, siteId, at);
       }
       return device;

@@ -2,8 +2,10 @@
  * Artifact URLs (protocol reference A.0): upload slots (`PUT`) and download packages (`GET`)
  * are fetched WITHOUT credentials, so their URLs are unguessable (128-bit nonce), HMAC-SHA256
  * signed with a server secret, short-lived and single-use. Nonces, uploaded bytes and the
- * principal a download was issued to live in memory only: a restart invalidates pending URLs,
- * and clients simply start over.
+ * principal a download was issued to live in the shared store (shared-store.ts): this process's
+ * memory by default, Redis with `REDIS_URL`, so a URL issued by one node works on any other and
+ * single use holds across nodes — the PUT claims its slot with SET NX, `apply` takes the bytes and
+ * `GET` the download descriptor with GETDEL (docs/PROTOCOL.md "Artifact URLs").
  *
  * Pending bytes (PUT, not yet applied) are capped server-wide and per credential (the slot
  * remembers the quota key of the principal it was issued to; docs/PROTOCOL.md "Quotas"): one
@@ -14,6 +16,8 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Cursor } from './download-pages.ts';
 import { quotaKeyOf, rateKeyOf } from './http/quotas.ts';
+import { MemorySharedStore } from './shared-store.ts';
+import type { SharedStore } from './shared-store.ts';
 import type { Principal } from './sync-deps.ts';
 import { SyncError } from './sync-errors.ts';
 
@@ -43,21 +47,12 @@ export interface DownloadClaims {
 
 export type ArtifactClaims = UploadClaims | DownloadClaims;
 
-interface Entry {
-  exp: number;
-  state: 'issued' | 'uploaded' | 'used';
-  bytes?: Uint8Array;
-  principal?: Principal;
-  /** Quota key of the credential an upload slot was issued to (pending bytes). */
-  owner?: string;
+/** What the store keeps for an upload slot until it is used: who it counts against. */
+interface SlotRecord {
+  /** Quota key of the credential the slot was issued to (pending bytes). */
+  o?: string;
   /** Its concurrent-upload key (per device for API keys, see http/quotas.ts). */
-  uploader?: string;
-}
-
-/** Pending uploads of one credential. */
-interface OwnerPending {
-  bytes: number;
-  entries: Set<Entry>;
+  r?: string;
 }
 
 export interface ArtifactOptions {
@@ -71,10 +66,21 @@ export interface ArtifactOptions {
   maxPendingBytes?: number;
   /** The same per credential (default 64 MiB); beyond: 429 `quota_exceeded`. */
   maxPendingBytesPerCredential?: number;
+  /** Where nonces, bytes and descriptors live (default: this process's memory). */
+  store?: SharedStore;
   now?: () => number;
 }
 
 const b64url = (b: Uint8Array | string): string => Buffer.from(b).toString('base64url');
+
+/** Store keys (shared-store.ts) of one nonce. */
+const slotKey = (n: string): string => `a:s:${n}`;
+const putKey = (n: string): string => `a:p:${n}`;
+const bytesKey = (n: string): string => `a:b:${n}`;
+const downloadKey = (n: string): string => `a:d:${n}`;
+/** Ledgers of pending bytes: server-wide, per credential. */
+const ALL_PENDING = 'a:l:*';
+const ownerPending = (owner: string): string => `a:l:o:${owner}`;
 
 export class ArtifactStore {
   readonly #secret: Uint8Array;
@@ -83,10 +89,9 @@ export class ArtifactStore {
   readonly #maxPending: number;
   readonly #maxPendingPerOwner: number;
   readonly #now: () => number;
-  readonly #entries = new Map<string, Entry>();
-  readonly #pendingByOwner = new Map<string, OwnerPending>();
-  #pendingBytes = 0;
-  #nextSweep = 0;
+  readonly #store: SharedStore;
+  /** Pending bytes server-wide as last read from the store (metrics). */
+  #lastPending = 0;
 
   constructor(opts: ArtifactOptions) {
     this.#secret = typeof opts.secret === 'string' ? new TextEncoder().encode(opts.secret) : opts.secret;
@@ -96,37 +101,45 @@ export class ArtifactStore {
     this.#maxPending = opts.maxPendingBytes ?? 512 * 1024 * 1024;
     this.#maxPendingPerOwner = opts.maxPendingBytesPerCredential ?? 64 * 1024 * 1024;
     this.#now = opts.now ?? Date.now;
+    this.#store = opts.store ?? new MemorySharedStore({ now: this.#now });
   }
 
   #sign(body: string): string {
     return createHmac('sha256', this.#secret).update(`offsync-artifact-v1.${body}`).digest('base64url');
   }
 
-  #issue(claims: ArtifactClaims, origin: string, entry: Entry): string {
-    this.#sweep();
+  #url(claims: ArtifactClaims, origin: string): string {
     const body = b64url(JSON.stringify(claims));
-    this.#entries.set(claims.n, entry);
     return `${origin}${ARTIFACT_PATH_PREFIX}${body}.${this.#sign(body)}`;
+  }
+
+  /** Time left for a URL's keys (they outlive it by a second, so a key never expires before its URL). */
+  #left(exp: number): number {
+    return Math.max(1, exp - this.#now()) + 1000;
   }
 
   /**
    * An upload slot for `site` of `db`. With the principal asking for it, the slot counts against
    * that credential's pending bytes, and no slot is issued while they are full.
    */
-  issueUpload(origin: string, db: string, site: string, principal?: Principal): string {
+  async issueUpload(origin: string, db: string, site: string, principal?: Principal): Promise<string> {
     const owner = principal === undefined ? undefined : quotaKeyOf(db, principal);
-    if (owner !== undefined) this.#assertOwnerFits(owner, 1);
+    if (owner !== undefined) await this.#assertOwnerFits(owner, 1);
     const exp = this.#now() + this.ttlMs;
-    const entry: Entry = { exp, state: 'issued' };
-    if (owner !== undefined) entry.owner = owner;
+    const slot: SlotRecord = {};
+    if (owner !== undefined) slot.o = owner;
     const uploader = principal === undefined ? undefined : rateKeyOf(db, principal, site);
-    if (uploader !== undefined) entry.uploader = uploader;
-    return this.#issue({ k: 'u', db, site, exp, n: randomBytes(16).toString('hex') }, origin, entry);
+    if (uploader !== undefined) slot.r = uploader;
+    const n = randomBytes(16).toString('hex');
+    await this.#store.set(slotKey(n), JSON.stringify(slot), this.#left(exp));
+    return this.#url({ k: 'u', db, site, exp, n }, origin);
   }
 
-  issueDownload(origin: string, c: Omit<DownloadClaims, 'k' | 'exp' | 'n'>, principal: Principal): string {
+  async issueDownload(origin: string, c: Omit<DownloadClaims, 'k' | 'exp' | 'n'>, principal: Principal): Promise<string> {
     const exp = this.#now() + this.ttlMs;
-    return this.#issue({ k: 'd', ...c, exp, n: randomBytes(16).toString('hex') }, origin, { exp, state: 'issued', principal });
+    const n = randomBytes(16).toString('hex');
+    await this.#store.set(downloadKey(n), JSON.stringify(principal), this.#left(exp));
+    return this.#url({ k: 'd', ...c, exp, n }, origin);
   }
 
   /** Verifies a token (the last path segment of an artifact URL): signature, then expiry. */
@@ -146,14 +159,8 @@ export class ArtifactStore {
       throw new SyncError('artifact_invalid');
     }
     if (typeof claims.exp !== 'number' || claims.exp < this.#now()) throw new SyncError('artifact_expired');
+    if (typeof claims.n !== 'string') throw new SyncError('artifact_invalid');
     return claims;
-  }
-
-  #entry(claims: ArtifactClaims): Entry {
-    const e = this.#entries.get(claims.n);
-    if (e === undefined) throw new SyncError('artifact_used', 'This artifact URL is no longer valid');
-    if (e.state === 'used') throw new SyncError('artifact_used');
-    return e;
   }
 
   /** Token of an artifact URL given by a client (`{"url":…}`), or undefined. */
@@ -170,87 +177,103 @@ export class ArtifactStore {
     return token.length > 0 && !token.includes('/') ? token : undefined;
   }
 
+  /** The slot record of an upload nonce that has not received its PUT yet, else `artifact_used`. */
+  async #openSlot(n: string): Promise<SlotRecord> {
+    const [raw, put] = await Promise.all([this.#store.get(slotKey(n)), this.#store.get(putKey(n))]);
+    if (raw === undefined) throw new SyncError('artifact_used', 'This artifact URL is no longer valid');
+    if (put !== undefined) throw new SyncError('artifact_used');
+    return JSON.parse(raw.toString('utf8')) as SlotRecord;
+  }
+
   /** Claims of an upload slot that may still receive a PUT (before reading the body). */
-  checkUploadSlot(token: string): UploadClaims {
+  async checkUploadSlot(token: string): Promise<UploadClaims> {
     const c = this.verify(token);
     if (c.k !== 'u') throw new SyncError('artifact_invalid');
-    const e = this.#entry(c);
-    if (e.state !== 'issued') throw new SyncError('artifact_used');
+    await this.#openSlot(c.n);
     return c;
+  }
+
+  async #assertFits(slot: SlotRecord, bytes: number): Promise<void> {
+    if (bytes > this.maxUploadBytes) throw new SyncError('payload_too_large', `payload larger than ${this.maxUploadBytes} bytes`);
+    if (slot.o !== undefined) await this.#assertOwnerFits(slot.o, bytes);
+    const all = await this.#store.ledgerRead(ALL_PENDING, this.#now());
+    this.#lastPending = all.bytes;
+    if (all.bytes + bytes > this.#maxPending) throw new SyncError('server_busy', 'too many pending uploads, retry later');
   }
 
   /**
    * Before reading a PUT body: the slot may receive `bytes` more pending bytes (per credential:
    * 429 `quota_exceeded`; server-wide: 503 `server_busy`). Returns the slot's concurrent-upload key.
    */
-  checkUploadFits(token: string, bytes: number): string | undefined {
-    const e = this.#entry(this.checkUploadSlot(token));
-    if (bytes > this.maxUploadBytes) throw new SyncError('payload_too_large', `payload larger than ${this.maxUploadBytes} bytes`);
-    if (e.owner !== undefined) this.#assertOwnerFits(e.owner, bytes);
-    if (this.#pendingBytes + bytes > this.#maxPending) throw new SyncError('server_busy', 'too many pending uploads, retry later');
-    return e.uploader;
+  async checkUploadFits(token: string, bytes: number): Promise<string | undefined> {
+    const c = this.verify(token);
+    if (c.k !== 'u') throw new SyncError('artifact_invalid');
+    const slot = await this.#openSlot(c.n);
+    await this.#assertFits(slot, bytes);
+    return slot.r;
   }
 
-  /** Stores the bytes of a PUT to an upload slot (once). */
-  storeUpload(token: string, bytes: Uint8Array): UploadClaims {
-    const c = this.checkUploadSlot(token);
-    const e = this.#entry(c);
-    if (bytes.length > this.maxUploadBytes) throw new SyncError('payload_too_large', `payload larger than ${this.maxUploadBytes} bytes`);
-    if (e.owner !== undefined) this.#assertOwnerFits(e.owner, bytes.length);
-    if (this.#pendingBytes + bytes.length > this.#maxPending) throw new SyncError('server_busy', 'too many pending uploads, retry later');
-    e.state = 'uploaded';
-    e.bytes = bytes;
-    this.#pendingBytes += bytes.length;
-    if (e.owner !== undefined) {
-      const p = this.#pendingByOwner.get(e.owner) ?? { bytes: 0, entries: new Set<Entry>() };
-      p.bytes += bytes.length;
-      p.entries.add(e);
-      this.#pendingByOwner.set(e.owner, p);
-    }
+  /** Stores the bytes of a PUT to an upload slot (once, on whichever node: the PUT claims the slot with SET NX). */
+  async storeUpload(token: string, bytes: Uint8Array): Promise<UploadClaims> {
+    const c = this.verify(token);
+    if (c.k !== 'u') throw new SyncError('artifact_invalid');
+    const slot = await this.#openSlot(c.n);
+    await this.#assertFits(slot, bytes.length);
+    const left = this.#left(c.exp);
+    if (!(await this.#store.setIfAbsent(putKey(c.n), '1', left))) throw new SyncError('artifact_used');
+    await this.#store.set(bytesKey(c.n), bytes, left);
+    await this.#store.ledgerSet(ALL_PENDING, c.n, bytes.length, c.exp);
+    if (slot.o !== undefined) await this.#store.ledgerSet(ownerPending(slot.o), c.n, bytes.length, c.exp);
+    this.#lastPending += bytes.length;
     return c;
   }
 
   /**
-   * Throws `quota_exceeded` when `owner` cannot hold `bytes` more pending bytes. Its expired
-   * uploads are released first; `Retry-After` is the time until its oldest pending upload
-   * expires (at most 60 s: an apply frees it sooner).
+   * Throws `quota_exceeded` when `owner` cannot hold `bytes` more pending bytes (expired uploads
+   * do not count); `Retry-After` is the time until its oldest pending upload expires (at most
+   * 60 s: an apply frees it sooner).
    */
-  #assertOwnerFits(owner: string, bytes: number): void {
-    const p = this.#pendingByOwner.get(owner);
-    if (p === undefined) return;
+  async #assertOwnerFits(owner: string, bytes: number): Promise<void> {
     const now = this.#now();
-    for (const e of p.entries) if (e.exp < now) this.#release(e);
+    const p = await this.#store.ledgerRead(ownerPending(owner), now);
     if (p.bytes + bytes <= this.#maxPendingPerOwner) return;
-    let oldest = Number.POSITIVE_INFINITY;
-    for (const e of p.entries) oldest = Math.min(oldest, e.exp);
+    const oldest = p.oldestExpiry ?? now;
     throw new SyncError('quota_exceeded', `more than ${this.#maxPendingPerOwner} bytes of pending uploads with this credential`, {
       retryAfterSeconds: Math.min(60, Math.max(1, Math.ceil((oldest - now) / 1000))),
     });
   }
 
-  /** Takes (single use) the payload uploaded to `url` by `site` for `db`. */
-  takeUpload(url: string, db: string, site: string): Uint8Array {
+  /** Takes (single use, across nodes: GETDEL) the payload uploaded to `url` by `site` for `db`. */
+  async takeUpload(url: string, db: string, site: string): Promise<Uint8Array> {
     const token = ArtifactStore.tokenOf(url);
     if (token === undefined) throw new SyncError('artifact_invalid', 'url is not an upload URL of this server');
     const c = this.verify(token);
     if (c.k !== 'u') throw new SyncError('artifact_invalid');
     if (c.db !== db || c.site !== site) throw new SyncError('artifact_mismatch');
-    const e = this.#entry(c);
-    if (e.state !== 'uploaded' || e.bytes === undefined) throw new SyncError('artifact_invalid', 'nothing was uploaded to this URL');
-    const bytes = e.bytes;
-    this.#release(e);
-    return bytes;
+    const bytes = await this.#store.take(bytesKey(c.n));
+    if (bytes === undefined) {
+      const [slot, put] = await Promise.all([this.#store.get(slotKey(c.n)), this.#store.get(putKey(c.n))]);
+      if (slot === undefined) throw new SyncError('artifact_used', 'This artifact URL is no longer valid');
+      if (put !== undefined) throw new SyncError('artifact_used');
+      throw new SyncError('artifact_invalid', 'nothing was uploaded to this URL');
+    }
+    const slot = await this.#store.get(slotKey(c.n));
+    const owner = slot === undefined ? undefined : (JSON.parse(slot.toString('utf8')) as SlotRecord).o;
+    // The PUT claim stays until the URL expires: no second PUT to this slot.
+    await this.#store.delete(slotKey(c.n));
+    await this.#store.ledgerRemove(ALL_PENDING, c.n);
+    if (owner !== undefined) await this.#store.ledgerRemove(ownerPending(owner), c.n);
+    this.#lastPending = Math.max(0, this.#lastPending - bytes.length);
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
-  /** Opens (single use) a download artifact: its claims and the principal it was issued to. */
-  openDownload(token: string): { claims: DownloadClaims; principal: Principal } {
+  /** Opens (single use, across nodes: GETDEL) a download artifact: its claims and the principal it was issued to. */
+  async openDownload(token: string): Promise<{ claims: DownloadClaims; principal: Principal }> {
     const c = this.verify(token);
     if (c.k !== 'd') throw new SyncError('artifact_invalid');
-    const e = this.#entry(c);
-    const principal = e.principal;
-    this.#release(e);
-    if (principal === undefined) throw new SyncError('artifact_invalid');
-    return { claims: c, principal };
+    const raw = await this.#store.take(downloadKey(c.n));
+    if (raw === undefined) throw new SyncError('artifact_used');
+    return { claims: c, principal: JSON.parse(raw.toString('utf8')) as Principal };
   }
 
   /** Kind of the artifact a token names (for routing PUT vs GET), or undefined when malformed. */
@@ -262,36 +285,16 @@ export class ArtifactStore {
     }
   }
 
-  #release(e: Entry): void {
-    if (e.bytes !== undefined) {
-      this.#pendingBytes -= e.bytes.length;
-      const p = e.owner === undefined ? undefined : this.#pendingByOwner.get(e.owner);
-      if (p !== undefined && p.entries.delete(e)) {
-        p.bytes -= e.bytes.length;
-        if (p.entries.size === 0 && e.owner !== undefined) this.#pendingByOwner.delete(e.owner);
-      }
-    }
-    delete e.bytes;
-    delete e.principal;
-    e.state = 'used';
+  /** Pending upload bytes server-wide as last read from the store (a gauge; cheap, no store call). */
+  stats(): { pendingBytes: number } {
+    return { pendingBytes: this.#lastPending };
   }
 
-  /** Forgets entries whose URL expired (their tokens fail verification anyway). */
-  #sweep(): void {
-    const now = this.#now();
-    if (now < this.#nextSweep) return;
-    this.#nextSweep = now + 10_000;
-    for (const [n, e] of this.#entries) {
-      if (e.exp < now) {
-        this.#release(e);
-        this.#entries.delete(n);
-      }
-    }
-  }
-
-  /** Pending uploads and open URLs (for tests and metrics). */
-  stats(): { entries: number; pendingBytes: number; pendingCredentials: number } {
-    return { entries: this.#entries.size, pendingBytes: this.#pendingBytes, pendingCredentials: this.#pendingByOwner.size };
+  /** Pending uploads server-wide, read from the store (tests, diagnostics). */
+  async readStats(): Promise<{ pendingBytes: number; pendingUploads: number }> {
+    const all = await this.#store.ledgerRead(ALL_PENDING, this.#now());
+    this.#lastPending = all.bytes;
+    return { pendingBytes: all.bytes, pendingUploads: all.members };
   }
 
   /** Cursor helpers for download claims. */

@@ -18,19 +18,26 @@
  * - after a batch was merged, a re-send of one of its chunks under the same `batchId` is
  *   acknowledged without merging again (`applied` records it).
  *
- * Buffers live in this process's memory: all chunks of one batch must reach the same process
- * (docs/ARCHITECTURE.md "Scaling out").
+ * Buffers live in the shared store (shared-store.ts: this process's memory by default, Redis with
+ * `REDIS_URL`), keyed by (database, site, batchId): the chunks of one batch may land on different
+ * nodes, and the node that receives the final chunk assembles and merges it. Taking the final
+ * chunk removes the open batch atomically (GETDEL), so of two nodes that receive the same final
+ * chunk at once only one merges (docs/ARCHITECTURE.md "Scaling out").
  */
 import type { VersionWindow } from './peer-state.ts';
+import { MemorySharedStore } from './shared-store.ts';
+import type { SharedStore } from './shared-store.ts';
 import { SyncError } from './sync-errors.ts';
 
 export interface ChunkBatchOptions {
   /** Bytes one site's open batch may hold, final chunk included (default 256 MiB). */
   maxSiteBytes?: number;
-  /** Bytes all open batches of this process may hold together (default 1 GiB). */
+  /** Bytes all open batches of this server (every node) may hold together (default 1 GiB). */
   maxTotalBytes?: number;
   /** An open batch whose next chunk does not arrive within this time is discarded (default 10 min). */
   ttlMs?: number;
+  /** Where chunks are buffered (default: this process's memory). */
+  store?: SharedStore;
   now?: () => number;
 }
 
@@ -54,18 +61,17 @@ export type ChunkOutcome =
   /** The final chunk: merge `payloads` (in order) as one upload recording `window`. */
   | { kind: 'complete'; payloads: Uint8Array[]; window: VersionWindow | undefined };
 
+/** The open batch of a site, as stored (its chunks are a list under `listKey`). */
 interface OpenBatch {
   batchId: string;
   window: VersionWindow | undefined;
-  chunks: Uint8Array[];
+  /** Bytes of its buffered chunks. */
   bytes: number;
-  touched: number;
 }
 
 interface AppliedBatch {
   batchId: string;
   lastIndex: number;
-  touched: number;
 }
 
 const MAX_BATCH_ID = 200;
@@ -92,133 +98,134 @@ const sameWindow = (a: VersionWindow | undefined, b: VersionWindow | undefined):
 
 const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
 
+/** Store keys (shared-store.ts). */
+const siteKey = (db: string, site: string): string => `${db}:${site}`;
+const openKey = (k: string): string => `b:o:${k}`;
+const listKey = (k: string, batchId: string): string => `b:c:${k}:${Buffer.from(batchId).toString('base64url')}`;
+const appliedKey = (k: string): string => `b:a:${k}`;
+/** Ledger of buffered bytes: member = site key, bytes = its open batch's. */
+const ALL_BUFFERED = 'b:l';
+
+const parse = <T>(raw: Buffer | undefined): T | undefined => (raw === undefined ? undefined : (JSON.parse(raw.toString('utf8')) as T));
+
 export class ChunkBatches {
   readonly maxSiteBytes: number;
   readonly maxTotalBytes: number;
   readonly ttlMs: number;
   readonly #now: () => number;
-  /** Open batches by (database, site), least recently touched first. */
-  readonly #open = new Map<string, OpenBatch>();
-  /** The last merged batch per (database, site), least recently touched first. */
-  readonly #applied = new Map<string, AppliedBatch>();
-  #total = 0;
+  readonly #store: SharedStore;
 
   constructor(opts: ChunkBatchOptions = {}) {
     this.maxSiteBytes = opts.maxSiteBytes ?? 256 * 1024 * 1024;
     this.maxTotalBytes = opts.maxTotalBytes ?? 1024 * 1024 * 1024;
     this.ttlMs = opts.ttlMs ?? 10 * 60_000;
     this.#now = opts.now ?? Date.now;
+    this.#store = opts.store ?? new MemorySharedStore({ now: this.#now });
   }
 
-  /** Bytes held by open batches. */
-  get bufferedBytes(): number {
-    return this.#total;
+  /** Open batches and the bytes they hold, server-wide. */
+  async stats(): Promise<{ openBatches: number; bufferedBytes: number }> {
+    const l = await this.#store.ledgerRead(ALL_BUFFERED, this.#now());
+    return { openBatches: l.members, bufferedBytes: l.bytes };
   }
 
-  /** Open batches. */
-  get openBatches(): number {
-    return this.#open.size;
-  }
-
-  /** The open batch of a site, if any (tests, diagnostics). */
-  peek(db: string, site: string): { batchId: string; chunks: number; bytes: number } | undefined {
-    const b = this.#open.get(key(db, site));
-    return b === undefined ? undefined : { batchId: b.batchId, chunks: b.chunks.length, bytes: b.bytes };
+  /** The open batch of a site, if any (quotas, tests, diagnostics). */
+  async peek(db: string, site: string): Promise<{ batchId: string; chunks: number; bytes: number } | undefined> {
+    const k = siteKey(db, site);
+    const b = parse<OpenBatch>(await this.#store.get(openKey(k)));
+    if (b === undefined) return undefined;
+    return { batchId: b.batchId, chunks: await this.#store.length(listKey(k, b.batchId)), bytes: b.bytes };
   }
 
   /** Takes one chunk; throws SyncError `batch_invalid` / `batch_too_large` / `batch_buffers_full` (the site's open batch discarded). */
-  add(db: string, site: string, chunk: Chunk): ChunkOutcome {
-    const now = this.#now();
-    this.sweep(now);
-    const k = key(db, site);
-    let batch = this.#open.get(k);
+  async add(db: string, site: string, chunk: Chunk): Promise<ChunkOutcome> {
+    const store = this.#store;
+    const k = siteKey(db, site);
+    let batch = parse<OpenBatch>(await store.get(openKey(k)));
     if (batch !== undefined && batch.batchId !== chunk.batchId) {
-      this.#discard(k); // a new batch abandons the open one
+      await this.#discard(k, batch); // a new batch abandons the open one
       batch = undefined;
     }
+    let count = 0;
     if (batch === undefined) {
-      const done = this.#applied.get(k);
+      const done = parse<AppliedBatch>(await store.get(appliedKey(k)));
       if (done !== undefined && done.batchId === chunk.batchId && chunk.index <= done.lastIndex) {
-        this.#touch(this.#applied, k, done, now);
+        await store.touch(appliedKey(k), this.ttlMs);
         return { kind: 'duplicate' };
       }
       if (chunk.index !== 0) throw new SyncError('batch_invalid', `chunk ${chunk.index} of batch ${chunk.batchId} arrived before chunk 0; re-send the whole batch`);
-      this.#applied.delete(k);
-      batch = { batchId: chunk.batchId, window: chunk.window, chunks: [], bytes: 0, touched: now };
-    } else if (!sameWindow(batch.window, chunk.window)) {
-      this.#discard(k);
-      throw new SyncError('batch_invalid', `chunk ${chunk.index} of batch ${chunk.batchId} carries another window than chunk 0`);
-    } else if (chunk.index < batch.chunks.length) {
-      const seen = batch.chunks[chunk.index] as Uint8Array;
-      if (!chunk.final && sameBytes(seen, chunk.payload)) {
-        this.#touch(this.#open, k, batch, now);
-        return { kind: 'duplicate' };
+      if (done !== undefined) await store.delete(appliedKey(k));
+      batch = { batchId: chunk.batchId, window: chunk.window, bytes: 0 };
+    } else {
+      if (!sameWindow(batch.window, chunk.window)) {
+        await this.#discard(k, batch);
+        throw new SyncError('batch_invalid', `chunk ${chunk.index} of batch ${chunk.batchId} carries another window than chunk 0`);
       }
-      this.#discard(k);
-      throw new SyncError('batch_invalid', `chunk ${chunk.index} of batch ${chunk.batchId} was re-sent with other content`);
-    } else if (chunk.index > batch.chunks.length) {
-      this.#discard(k);
-      throw new SyncError('batch_invalid', `chunk ${chunk.index} of batch ${chunk.batchId} arrived after chunk ${batch.chunks.length - 1}; chunks must arrive in order`);
+      count = await store.length(listKey(k, batch.batchId));
+      if (chunk.index < count) {
+        const seen = await store.item(listKey(k, batch.batchId), chunk.index);
+        if (!chunk.final && seen !== undefined && sameBytes(seen, chunk.payload)) {
+          await Promise.all([store.touch(openKey(k), this.ttlMs), store.touch(listKey(k, batch.batchId), this.ttlMs)]);
+          return { kind: 'duplicate' };
+        }
+        await this.#discard(k, batch);
+        throw new SyncError('batch_invalid', `chunk ${chunk.index} of batch ${chunk.batchId} was re-sent with other content`);
+      }
+      if (chunk.index > count) {
+        await this.#discard(k, batch);
+        throw new SyncError('batch_invalid', `chunk ${chunk.index} of batch ${chunk.batchId} arrived after chunk ${count - 1}; chunks must arrive in order`);
+      }
     }
     const size = chunk.payload.byteLength;
     if (batch.bytes + size > this.maxSiteBytes) {
-      this.#discard(k);
+      await this.#discard(k, batch);
       throw new SyncError('batch_too_large', `batch ${chunk.batchId} exceeds ${this.maxSiteBytes} bytes`);
     }
     if (chunk.final) {
-      this.#discard(k);
-      return { kind: 'complete', payloads: [...batch.chunks, chunk.payload], window: batch.window };
+      if (count === 0) return { kind: 'complete', payloads: [chunk.payload], window: batch.window };
+      // Of two nodes receiving this final chunk at once, only the one that takes the open batch assembles it.
+      const taken = parse<OpenBatch>(await store.take(openKey(k)));
+      if (taken?.batchId !== batch.batchId) {
+        if (taken !== undefined) await store.set(openKey(k), JSON.stringify(taken), this.ttlMs); // another batch's: put it back
+        throw new SyncError('batch_invalid', `batch ${chunk.batchId} was completed or discarded meanwhile; re-send the whole batch`);
+      }
+      const chunks = await store.list(listKey(k, batch.batchId));
+      await this.#discard(k, batch);
+      if (chunks.length !== count) throw new SyncError('batch_invalid', `chunks of batch ${chunk.batchId} expired; re-send the whole batch`);
+      return { kind: 'complete', payloads: [...chunks.map((c) => new Uint8Array(c.buffer, c.byteOffset, c.byteLength)), chunk.payload], window: batch.window };
     }
-    if (this.#total + size > this.maxTotalBytes) {
-      this.#discard(k);
+    const all = await store.ledgerRead(ALL_BUFFERED, this.#now());
+    if (all.bytes + size > this.maxTotalBytes) {
+      await this.#discard(k, batch);
       throw new SyncError('batch_buffers_full', `chunk buffers of this server are full (${this.maxTotalBytes} bytes); re-send the batch later`);
     }
-    batch.chunks.push(chunk.payload);
+    const n = await store.append(listKey(k, batch.batchId), chunk.payload, this.ttlMs);
+    if (n !== chunk.index + 1) {
+      // Another request appended to this batch meanwhile (a concurrent re-send): refuse it whole.
+      await this.#discard(k, batch);
+      throw new SyncError('batch_invalid', `chunk ${chunk.index} of batch ${chunk.batchId} was received twice at once; re-send the whole batch`);
+    }
     batch.bytes += size;
-    this.#total += size;
-    this.#touch(this.#open, k, batch, now);
+    await store.set(openKey(k), JSON.stringify(batch), this.ttlMs);
+    await store.ledgerSet(ALL_BUFFERED, k, batch.bytes, this.#now() + this.ttlMs);
     return { kind: 'buffered' };
   }
 
   /** Records that the batch whose final chunk was `lastIndex` is merged: later re-sends of its chunks are duplicates. */
-  applied(db: string, site: string, batchId: string, lastIndex: number): void {
-    const k = key(db, site);
-    this.#applied.delete(k);
-    this.#applied.set(k, { batchId, lastIndex, touched: this.#now() });
+  async applied(db: string, site: string, batchId: string, lastIndex: number): Promise<void> {
+    const rec: AppliedBatch = { batchId, lastIndex };
+    await this.#store.set(appliedKey(siteKey(db, site)), JSON.stringify(rec), this.ttlMs);
   }
 
   /** Discards the open batch of a site. */
-  discard(db: string, site: string): void {
-    this.#discard(key(db, site));
+  async discard(db: string, site: string): Promise<void> {
+    const k = siteKey(db, site);
+    const b = parse<OpenBatch>(await this.#store.get(openKey(k)));
+    if (b !== undefined) await this.#discard(k, b);
   }
 
-  /** Drops open batches and merge records untouched for `ttlMs`. Runs on every `add`. */
-  sweep(now = this.#now()): void {
-    for (const [k, b] of this.#open) {
-      if (b.touched + this.ttlMs > now) break;
-      this.#discard(k);
-    }
-    for (const [k, b] of this.#applied) {
-      if (b.touched + this.ttlMs > now) break;
-      this.#applied.delete(k);
-    }
+  async #discard(k: string, b: OpenBatch): Promise<void> {
+    await this.#store.delete(openKey(k), listKey(k, b.batchId));
+    await this.#store.ledgerRemove(ALL_BUFFERED, k);
   }
-
-  #discard(k: string): void {
-    const b = this.#open.get(k);
-    if (b === undefined) return;
-    this.#total -= b.bytes;
-    this.#open.delete(k);
-  }
-
-  /** Moves an entry to the end of its map (most recently touched). */
-  #touch<T extends { touched: number }>(map: Map<string, T>, k: string, v: T, now: number): void {
-    v.touched = now;
-    map.delete(k);
-    map.set(k, v);
-  }
-}
-
-function key(db: string, site: string): string {
-  return `${db}\u0000${site}`;
 }

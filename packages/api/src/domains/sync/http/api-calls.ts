@@ -27,8 +27,8 @@ export function uint(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
 }
 
-export function sendUploadUrl(c: ApiCall): void {
-  const url = c.state.artifacts.issueUpload(c.origin, c.db.id, c.site, c.principal); // counts against the credential's pending bytes
+export async function sendUploadUrl(c: ApiCall): Promise<void> {
+  const url = await c.state.artifacts.issueUpload(c.origin, c.db.id, c.site, c.principal); // counts against the credential's pending bytes
   if (isJsonGen(c)) sendJson(c.res, { url });
   else sendText(c.res, url);
 }
@@ -84,13 +84,13 @@ export async function applyUpload(c: ApiCall): Promise<void> {
     } else {
       const url = body['url'];
       if (typeof url !== 'string' || url === '') throw new SyncError('invalid_request', isJsonGen(c) ? "missing 'url' or 'blob'" : "missing 'url'");
-      payload = state.artifacts.takeUpload(url, c.db.id, c.site);
+      payload = await state.artifacts.takeUpload(url, c.db.id, c.site);
     }
     let upload: Uint8Array | Uint8Array[] = payload;
     let uploadWindow = window;
     if (chunk !== undefined) {
       // docs/PROTOCOL.md "Chunked batches": nothing is merged and the window is not claimed before the final chunk.
-      const step = state.batches.add(c.db.id, c.site, { ...chunk, window, payload });
+      const step = await state.batches.add(c.db.id, c.site, { ...chunk, window, payload });
       if (step.kind !== 'complete') {
         recordInline();
         sendJson(c.res, c.db.peers.status(c.site));
@@ -100,7 +100,7 @@ export async function applyUpload(c: ApiCall): Promise<void> {
       uploadWindow = step.window;
     }
     const r = await state.service.upload(c.db, c.site, upload, uploadWindow, c.principal);
-    if (chunk !== undefined) state.batches.applied(c.db.id, c.site, chunk.batchId, chunk.index);
+    if (chunk !== undefined) await state.batches.applied(c.db.id, c.site, chunk.batchId, chunk.index);
     recordInline();
     if (r.schemaHash !== 0n) hash = r.schemaHash.toString();
     if (isJsonGen(c)) sendJson(c.res, r.rejected.length > 0 && c.generation === 'G3' ? { ...r.status, failures: { rejected: rejectionReport(r.rejected) } } : r.status);
@@ -150,7 +150,7 @@ async function checkSinglePage(c: ApiCall, after: Cursor): Promise<void> {
   const r = await c.state.service.download(c.db, c.site, after, c.principal, { payloads: false, generation: c.generation });
   const page = r.pages[0];
   if (page === undefined) return sendEmpty(c.res);
-  const url = c.state.artifacts.issueDownload(
+  const url = await c.state.artifacts.issueDownload(
     c.origin,
     { db: c.db.id, site: c.site, from: [page.from.dbVersion, page.from.seq], to: [page.to.dbVersion, page.to.seq], h: r.schemaHash.toString() },
     c.principal,
@@ -166,7 +166,7 @@ async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<v
   const seq = uint(body['seq']) ?? 0;
   // After a watermark the client sends seq 0 and means "all of dbVersion seen"; a non-zero seq is a row cursor.
   const base: Cursor = { dbVersion: dbv, seq: seq === 0 ? MAX_SEQ : seq };
-  const after = state.cursors.resolve(c.db.id, c.site, base, uint(body['cursor']) ?? 0);
+  const after = await state.cursors.resolve(c.db.id, c.site, base, uint(body['cursor']) ?? 0);
   const maxChunks = Math.max(1, Math.min(uint(body['maxChunks']) ?? state.limits.defaultMaxChunks, 10_000));
   const inlinePages = Math.min(maxChunks, Math.floor(state.limits.inlineChunksBytes / state.service.pageBytes));
   const inline = inlinePages >= 1;
@@ -183,11 +183,13 @@ async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<v
     runHook(state.deps, 'recordTraffic', () => state.deps.recordTraffic(c.db.id, c.site, { uploadBytes: 0, downloadBytes: n }));
     return;
   }
-  const chunks = r.pages.map((p, i) => {
-    const chunk: { url?: string; payload?: string; cursor: number; watermark?: number } = { cursor: state.cursors.issue(c.db.id, c.site, base, p.to) };
+  // One shared-store record holds the resume position after every chunk of this reply (http/g3-cursors.ts).
+  const cursors = await state.cursors.issue(c.db.id, c.site, base, r.pages.map((p) => p.to));
+  const chunks = await Promise.all(r.pages.map(async (p, i) => {
+    const chunk: { url?: string; payload?: string; cursor: number; watermark?: number } = { cursor: cursors[i] ?? 0 };
     if (p.payload !== undefined) chunk.payload = Buffer.from(p.payload).toString('base64');
     else {
-      chunk.url = state.artifacts.issueDownload(
+      chunk.url = await state.artifacts.issueDownload(
         c.origin,
         { db: c.db.id, site: c.site, from: [p.from.dbVersion, p.from.seq], to: [p.to.dbVersion, p.to.seq], h: r.schemaHash.toString() },
         c.principal,
@@ -195,7 +197,7 @@ async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<v
     }
     if (r.complete && i === r.pages.length - 1) chunk.watermark = r.watermark;
     return chunk;
-  });
+  }));
   const data: { chunks: typeof chunks; final: boolean; nextCursor: number; watermark?: number } = {
     chunks,
     final: r.complete,

@@ -11,16 +11,16 @@ import { readBody, sendBytes, sendEmpty } from './io.ts';
 
 export async function putArtifact(state: SyncHttpState, token: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const { artifacts, deps } = state;
-  const slot = artifacts.checkUploadSlot(token);
+  const slot = await artifacts.checkUploadSlot(token);
   const bytes = await readBody(req, artifacts.maxUploadBytes);
-  artifacts.storeUpload(token, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  await artifacts.storeUpload(token, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   runHook(deps, 'recordTraffic', () => deps.recordTraffic(slot.db, slot.site, { uploadBytes: bytes.length, downloadBytes: 0 }));
   sendEmpty(res);
 }
 
 export async function getArtifact(state: SyncHttpState, token: string, res: ServerResponse): Promise<void> {
   const { artifacts, deps, service } = state;
-  const { claims, principal } = artifacts.openDownload(token);
+  const { claims, principal } = await artifacts.openDownload(token);
   const db = await service.databases.get(claims.db);
   const schemaHash = BigInt(claims.h);
   const from = ArtifactStore.cursorOf(claims.from);

@@ -32,7 +32,7 @@ export interface SyncHttpState {
   service: SyncService;
   artifacts: ArtifactStore;
   cursors: G3Cursors;
-  /** G3 chunked batches being assembled (per process). */
+  /** G3 chunked batches being assembled (in the shared store). */
   batches: ChunkBatches;
   limits: SyncHttpLimits;
   /** Request rate and concurrent uploads per credential (docs/PROTOCOL.md "Quotas"). */

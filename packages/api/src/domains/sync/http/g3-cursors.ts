@@ -1,46 +1,73 @@
 /**
- * G3 `/check` paging state (protocol reference A.4). A non-final batch hands the client a
- * `nextCursor`; the client sends it back as `cursor` with the SAME dbVersion/seq (non-final
- * pages do not move its durable cursor). The server maps each cursor number to the exact feed
- * position after that chunk. Kept in memory with a TTL: an unknown or stale cursor restarts
- * from the client's durable cursor, which only re-sends changes (merges are idempotent).
+ * G3 `/check` paging state (protocol reference A.4, docs/PROTOCOL.md "Continuation cursors"). A
+ * non-final batch hands the client a `cursor` per chunk and a `nextCursor`; the client sends one
+ * back as `cursor` with the SAME dbVersion/seq (non-final pages do not move its durable cursor),
+ * and the server resumes at the exact feed position after that chunk.
+ *
+ * Cursors are STORED in the shared store (shared-store.ts; Redis with `REDIS_URL`), not signed:
+ * on the wire a cursor is a JSON integer (clients keep it as an integer, JavaScript ones as a
+ * double), and 53 bits cannot carry a feed position (two versions) plus a MAC. One record per
+ * `/check` reply holds the positions after each of its chunks, keyed by (database, site, id) with
+ * a random 39-bit id; a chunk's cursor is `id · 2^14 + index`. So any node continues any device's
+ * download, and a cursor can only resume where this server said it may:
+ * - a cursor of another database or site, a forged one, or one whose record expired finds no
+ *   record; one sent with another dbVersion/seq than it was issued for does not match its base;
+ *   in every such case the download restarts from the client's durable cursor (it re-sends
+ *   changes, merges are idempotent), never from another position, so no page is skipped.
  */
+import { randomInt } from 'node:crypto';
 import type { Cursor } from '../download-pages.ts';
+import { MemorySharedStore } from '../shared-store.ts';
+import type { SharedStore } from '../shared-store.ts';
 
-interface Resume {
-  db: string;
-  site: string;
-  base: Cursor;
-  position: Cursor;
-  exp: number;
+/** Chunks per reply are capped at 10,000 (handler), below 2^14. */
+const INDEX_BITS = 2 ** 14;
+/** Ids below 2^39: `id · 2^14 + index` stays a safe integer. */
+const MAX_ID = 2 ** 39;
+
+interface CursorRecord {
+  /** The durable cursor the reply was computed from. */
+  b: [number, number];
+  /** Feed position after each chunk of the reply. */
+  p: Array<[number, number]>;
 }
 
+const key = (db: string, site: string, id: number): string => `c:${db}:${site}:${id}`;
+
 export class G3Cursors {
-  readonly #map = new Map<number, Resume>();
-  readonly #ttlMs: number;
-  readonly #now: () => number;
-  #next = 1;
+  readonly #store: SharedStore;
+  readonly ttlMs: number;
 
-  constructor(ttlMs = 10 * 60_000, now: () => number = Date.now) {
-    this.#ttlMs = ttlMs;
-    this.#now = now;
+  constructor(opts: { store?: SharedStore; ttlMs?: number; now?: () => number } = {}) {
+    this.ttlMs = opts.ttlMs ?? 10 * 60_000;
+    this.#store = opts.store ?? new MemorySharedStore(opts.now === undefined ? {} : { now: opts.now });
   }
 
-  /** A new cursor number resuming after `position`. */
-  issue(db: string, site: string, base: Cursor, position: Cursor): number {
-    const now = this.#now();
-    if (this.#map.size > 10_000) for (const [k, v] of this.#map) if (v.exp < now) this.#map.delete(k);
-    const id = this.#next++;
-    this.#map.set(id, { db, site, base, position, exp: now + this.#ttlMs });
-    return id;
+  /** Cursor numbers resuming after each of `positions` (one reply's chunks, in order), one store write. */
+  async issue(db: string, site: string, base: Cursor, positions: readonly Cursor[]): Promise<number[]> {
+    if (positions.length === 0) return [];
+    if (positions.length > INDEX_BITS) throw new Error(`at most ${INDEX_BITS} cursors per reply`);
+    const id = randomInt(1, MAX_ID);
+    const rec: CursorRecord = { b: [base.dbVersion, base.seq], p: positions.map((p) => [p.dbVersion, p.seq]) };
+    await this.#store.set(key(db, site, id), JSON.stringify(rec), this.ttlMs);
+    return positions.map((_, i) => id * INDEX_BITS + i);
   }
 
-  /** Where to resume for `cursor` (0 or unknown: at `base`). */
-  resolve(db: string, site: string, base: Cursor, cursor: number): Cursor {
-    if (cursor <= 0) return base;
-    const r = this.#map.get(cursor);
-    if (r === undefined || r.exp < this.#now() || r.db !== db || r.site !== site) return base;
-    if (r.base.dbVersion !== base.dbVersion || r.base.seq !== base.seq) return base;
-    return r.position;
+  /** Where to resume for `cursor` (0, unknown, or issued for another base: at `base`). */
+  async resolve(db: string, site: string, base: Cursor, cursor: number): Promise<Cursor> {
+    if (!Number.isSafeInteger(cursor) || cursor < INDEX_BITS) return base;
+    const id = Math.floor(cursor / INDEX_BITS);
+    const index = cursor % INDEX_BITS;
+    const raw = await this.#store.get(key(db, site, id));
+    if (raw === undefined) return base;
+    let rec: CursorRecord;
+    try {
+      rec = JSON.parse(raw.toString('utf8')) as CursorRecord;
+    } catch {
+      return base;
+    }
+    if (rec.b[0] !== base.dbVersion || rec.b[1] !== base.seq) return base;
+    const p = rec.p[index];
+    return p === undefined ? base : { dbVersion: p[0], seq: p[1] };
   }
 }

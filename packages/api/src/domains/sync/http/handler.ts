@@ -8,6 +8,8 @@ import { ArtifactStore } from '../artifacts.ts';
 import { CentralDatabases } from '../central-databases.ts';
 import { ChunkBatches } from '../chunk-batches.ts';
 import type { ChunkBatchOptions } from '../chunk-batches.ts';
+import { MemorySharedStore } from '../shared-store.ts';
+import type { SharedStore } from '../shared-store.ts';
 import type { Generation, SyncDeps } from '../sync-deps.ts';
 import { SyncError, toSyncError } from '../sync-errors.ts';
 import { SyncService } from '../sync.service.ts';
@@ -33,7 +35,13 @@ export interface SyncHttpOptions extends Partial<SyncHttpLimits> {
   /** Target size of a download page (default 5 MB). */
   pageBytes?: number;
   /** G3 chunked-batch buffers: per-site / global byte limits and TTL (docs/PROTOCOL.md "Chunked batches"). */
-  chunkBatches?: Omit<ChunkBatchOptions, 'now'>;
+  chunkBatches?: Omit<ChunkBatchOptions, 'now' | 'store'>;
+  /**
+   * Where artifact nonces and bytes, G3 cursors and chunk buffers live (shared-store.ts): default
+   * this process's memory (one node); a Redis store (`REDIS_URL`) lets any node serve any request.
+   * Not closed by `dispose` (its owner closes it).
+   */
+  sharedStore?: SharedStore;
   now?: () => number;
 }
 
@@ -52,8 +60,10 @@ export interface SyncHttpHandler {
 export function createSyncHttpHandler(deps: SyncDeps, options: SyncHttpOptions): SyncHttpHandler {
   const databases = new CentralDatabases(deps.resolveDatabase);
   const service = new SyncService(deps, databases, options.pageBytes === undefined ? {} : { pageBytes: options.pageBytes });
+  const store = options.sharedStore ?? new MemorySharedStore(options.now === undefined ? {} : { now: options.now });
   const artifacts = new ArtifactStore({
     secret: options.artifactSecret,
+    store,
     ...(options.artifactTtlMs === undefined ? {} : { ttlMs: options.artifactTtlMs }),
     ...(options.maxUploadBytes === undefined ? {} : { maxUploadBytes: options.maxUploadBytes }),
     ...(options.maxPendingUploadBytesPerCredential === undefined ? {} : { maxPendingBytesPerCredential: options.maxPendingUploadBytesPerCredential }),
@@ -68,8 +78,8 @@ export function createSyncHttpHandler(deps: SyncDeps, options: SyncHttpOptions):
     deps,
     service,
     artifacts,
-    cursors: new G3Cursors(undefined, options.now),
-    batches: new ChunkBatches({ ...options.chunkBatches, ...(options.now === undefined ? {} : { now: options.now }) }),
+    cursors: new G3Cursors({ store }),
+    batches: new ChunkBatches({ ...options.chunkBatches, store, ...(options.now === undefined ? {} : { now: options.now }) }),
     publicUrl: options.publicUrl,
     limits: {
       maxJsonBodyBytes: options.maxJsonBodyBytes ?? 1024 * 1024,
@@ -114,14 +124,14 @@ export function createSyncHttpHandler(deps: SyncDeps, options: SyncHttpOptions):
 async function dispatch(state: SyncHttpState, route: Exclude<SyncRoute, { kind: 'unknown' }>, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (route.kind === 'artifact') {
     if (req.method === 'PUT') {
-      applyArtifactPutQuotas(state, route.token, req, res); // per-credential pending bytes and concurrent uploads
+      await applyArtifactPutQuotas(state, route.token, req, res); // per-credential pending bytes and concurrent uploads
       return putArtifact(state, route.token, req, res);
     }
     return getArtifact(state, route.token, res);
   }
   const principal = await state.deps.authenticate(route.databaseId, bearerOf(req));
   if (principal === null) throw new SyncError('unauthorized');
-  applyRequestQuotas(state, route, req, res, principal); // per-credential rate limit and concurrent uploads (429)
+  await applyRequestQuotas(state, route, req, res, principal); // per-credential rate limit and concurrent uploads (429)
   const db = await state.service.databases.get(route.databaseId);
   if (route.kind === 'pushTokens') {
     const body = parseJsonObject(await readBody(req, state.limits.maxJsonBodyBytes));

@@ -84,32 +84,43 @@ test('concurrent uploads per credential: the cap refuses with quota_exceeded, re
   expect(refusal(() => q.acquireUpload('a')).code).toBe('quota_exceeded');
 });
 
-test('pending upload bytes per credential: one credential full does not block another; apply and expiry free it; the global cap stays', () => {
+async function refusalOf(fn: () => Promise<unknown>): Promise<{ code: string; status: number; retryAfterSeconds: number | undefined }> {
+  try {
+    await fn();
+  } catch (e) {
+    const err = e as { code: string; status: number; retryAfterSeconds: number | undefined };
+    return { code: err.code, status: err.status, retryAfterSeconds: err.retryAfterSeconds };
+  }
+  throw new Error('expected a refusal');
+}
+
+test('pending upload bytes per credential: one credential full does not block another; apply and expiry free it; the global cap stays', async () => {
   const c = clock();
   const store = new ArtifactStore({ secret: randomBytes(32), now: c.now, ttlMs: 30_000, maxPendingBytesPerCredential: 1000, maxPendingBytes: 2500 });
   const a = principal('accessToken:a');
   const b = principal('accessToken:b');
   const token = (url: string) => ArtifactStore.tokenOf(url) ?? '';
-  const u1 = store.issueUpload('http://x', 'db1', 's1', a);
-  store.storeUpload(token(u1), new Uint8Array(600));
-  const u2 = store.issueUpload('http://x', 'db1', 's1', a);
-  expect(refusal(() => store.checkUploadFits(token(u2), 500))).toEqual({ code: 'quota_exceeded', status: 429, retryAfterSeconds: 30 });
-  expect(refusal(() => store.storeUpload(token(u2), new Uint8Array(500))).code).toBe('quota_exceeded');
-  store.storeUpload(token(u2), new Uint8Array(400)); // exactly the cap
-  expect(refusal(() => store.issueUpload('http://x', 'db1', 's1', a)).code).toBe('quota_exceeded');
+  const u1 = await store.issueUpload('http://x', 'db1', 's1', a);
+  await store.storeUpload(token(u1), new Uint8Array(600));
+  const u2 = await store.issueUpload('http://x', 'db1', 's1', a);
+  expect(await refusalOf(() => store.checkUploadFits(token(u2), 500))).toEqual({ code: 'quota_exceeded', status: 429, retryAfterSeconds: 30 });
+  expect((await refusalOf(() => store.storeUpload(token(u2), new Uint8Array(500)))).code).toBe('quota_exceeded');
+  await store.storeUpload(token(u2), new Uint8Array(400)); // exactly the cap
+  expect((await refusalOf(() => store.issueUpload('http://x', 'db1', 's1', a))).code).toBe('quota_exceeded');
   // The same credential id in another database is another tenant.
   expect(quotaKeyOf('db2', a)).not.toBe(quotaKeyOf('db1', a));
-  store.storeUpload(token(store.issueUpload('http://x', 'db2', 's1', a)), new Uint8Array(900));
-  const ub = store.issueUpload('http://x', 'db1', 's2', b);
-  expect(store.checkUploadFits(token(ub), 600)).toBe(quotaKeyOf('db1', b));
+  await store.storeUpload(token(await store.issueUpload('http://x', 'db2', 's1', a)), new Uint8Array(900));
+  const ub = await store.issueUpload('http://x', 'db1', 's2', b);
+  expect(await store.checkUploadFits(token(ub), 600)).toBe(quotaKeyOf('db1', b));
   // The global pool (2500) still applies: 600 + 400 + 900 held, b's 700 does not fit.
-  expect(refusal(() => store.storeUpload(token(ub), new Uint8Array(700))).code).toBe('server_busy');
-  store.storeUpload(token(ub), new Uint8Array(600));
+  expect((await refusalOf(() => store.storeUpload(token(ub), new Uint8Array(700)))).code).toBe('server_busy');
+  await store.storeUpload(token(ub), new Uint8Array(600));
+  expect(store.stats().pendingBytes).toBe(2500);
   // Applying frees a's bytes at once.
-  store.takeUpload(u1, 'db1', 's1');
-  store.storeUpload(token(store.issueUpload('http://x', 'db1', 's1', a)), new Uint8Array(500));
-  // Expiry frees them too, without waiting for the periodic sweep.
+  await store.takeUpload(u1, 'db1', 's1');
+  await store.storeUpload(token(await store.issueUpload('http://x', 'db1', 's1', a)), new Uint8Array(500));
+  // Expiry frees them too.
   c.advance(30_001);
-  expect(store.issueUpload('http://x', 'db1', 's1', a)).toContain('/_artifacts/');
-  expect(store.stats().pendingBytes).toBeLessThanOrEqual(2500);
+  expect(await store.issueUpload('http://x', 'db1', 's1', a)).toContain('/_artifacts/');
+  expect(await store.readStats()).toEqual({ pendingBytes: 0, pendingUploads: 0 });
 });

@@ -138,13 +138,13 @@ const isUploadCall = (route: Extract<SyncRoute, { kind: 'api' }>, method: string
  * Quotas of an authenticated API call (right after authentication): one request token, and an
  * upload slot for `apply` / `POST upload`, released when the response closes.
  */
-export function applyRequestQuotas(state: SyncHttpState, route: Exclude<SyncRoute, { kind: 'unknown' | 'artifact' }>, req: IncomingMessage, res: ServerResponse, principal: Principal): void {
+export async function applyRequestQuotas(state: SyncHttpState, route: Exclude<SyncRoute, { kind: 'unknown' | 'artifact' }>, req: IncomingMessage, res: ServerResponse, principal: Principal): Promise<void> {
   const key = rateKeyOf(route.databaseId, principal, route.kind === 'api' ? route.site : undefined);
   if (key === undefined) return;
   // The chunks of an open G3 batch are not charged to the request rate: a client that gets a 429
   // mid-batch re-sends the WHOLE batch under a new batchId, so charging them could keep a large
   // transaction from ever landing. They stay bounded by the batch byte limits and upload slots.
-  const continuing = route.kind === 'api' && (route.action === 'apply' || route.action === 'upload') && state.batches.peek(route.databaseId, route.site.toLowerCase()) !== undefined;
+  const continuing = route.kind === 'api' && (route.action === 'apply' || route.action === 'upload') && (await state.batches.peek(route.databaseId, route.site.toLowerCase())) !== undefined;
   if (!continuing) state.quotas.takeRequest(key);
   if (route.kind === 'api' && isUploadCall(route, req.method)) res.once('close', state.quotas.acquireUpload(key));
 }
@@ -154,8 +154,8 @@ export function applyRequestQuotas(state: SyncHttpState, route: Exclude<SyncRout
  * against the pending-bytes quotas before the body is read, and an upload slot until the
  * response closes.
  */
-export function applyArtifactPutQuotas(state: SyncHttpState, token: string, req: IncomingMessage, res: ServerResponse): void {
+export async function applyArtifactPutQuotas(state: SyncHttpState, token: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const declared = Number(req.headers['content-length'] ?? Number.NaN);
-  const uploader = state.artifacts.checkUploadFits(token, Number.isFinite(declared) ? declared : 0);
+  const uploader = await state.artifacts.checkUploadFits(token, Number.isFinite(declared) ? declared : 0);
   if (uploader !== undefined) res.once('close', state.quotas.acquireUpload(uploader));
 }
