@@ -31,7 +31,7 @@ export { columnListSchemaHash, ddlTextSchemaHash, normalizedFnv64, schemaHashFro
 
 export { SyncEngine } from './engine/engine.ts';
 export type { EngineOptions, FeedRequest, PayloadApplyOptions, SyncedTable, TableInfo } from './engine/engine.ts';
-export type { ApplyOptions, ApplyResult, RejectedRow, RowOperation, RowTransition, RowVerdict, RowWrite } from './engine/apply.ts';
+export type { ApplyOptions, ApplyResult, ConflictKind, ConflictSide, MergeConflict, RejectedRow, RowOperation, RowTransition, RowVerdict, RowWrite } from './engine/apply.ts';
 export { RejectionCode, pkTypeProblem } from './engine/apply.ts';
 export type { Tombstone } from './engine/tombstones.ts';
 export type { Cursor, FeedOptions } from './engine/extract.ts';

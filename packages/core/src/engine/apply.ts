@@ -82,6 +82,38 @@ export interface RejectedRow {
   values: Record<string, SqlValue>;
 }
 
+/** How a concurrent write lost in a merge (the conflict log, docs/ARCHITECTURE.md). */
+export type ConflictKind =
+  /** Same col_version on both sides: the value order of C.5 decided. */
+  | 'tiebreak'
+  /** The incoming edit of a cell was older (lower col_version) than the stored one. */
+  | 'superseded'
+  /** An edit of a cell arrived for a life of the row that a delete had ended. */
+  | 'update_lost_to_delete'
+  /** A delete ended a live row last written by another device. */
+  | 'delete_over_update';
+
+export interface ConflictSide {
+  value: SqlValue;
+  colVersion: number;
+  cl: number;
+  siteId: Uint8Array;
+}
+
+/** One write that lost to another, as the merge decided it. */
+export interface MergeConflict {
+  table: string;
+  pk: Uint8Array;
+  pkValues: SqlValue[];
+  /** The cell, or null for a row-level conflict (delete against update). */
+  column: string | null;
+  kind: ConflictKind;
+  winner: ConflictSide;
+  loser: ConflictSide;
+  /** For `delete_over_update`: the row the delete removed. */
+  row?: Record<string, SqlValue>;
+}
+
 export interface ApplyOptions {
   /** Called before every base-table write; throw (e.g. CoreError RLS_DENIED) to refuse the whole batch. */
   authorize?: (write: RowWrite) => void;
@@ -117,6 +149,12 @@ export interface ApplyOptions {
    * enters their sight, a removal when it leaves it (docs/ARCHITECTURE.md "RLS model").
    */
   visibilityColumns?: ReadonlyMap<string, ReadonlySet<string>>;
+  /**
+   * Called, inside the merge, for every write that lost to a concurrent one (conflict log).
+   * Rows that end up rejected (`ApplyResult.rejected`) may have been reported before their
+   * rollback: a caller that records conflicts drops those.
+   */
+  onConflict?: (conflict: MergeConflict) => void;
 }
 
 export interface ApplyResult {
@@ -143,6 +181,8 @@ export interface MergeHost {
   savepoint<T>(fn: () => T): T;
   /** Keep the last values of rows deleted by the merge (`offsync_tombstones`). */
   readonly keepTombstoneValues: boolean;
+  /** Site id of a site reference (conflict reports). */
+  siteIdOf(ref: number): Uint8Array;
 }
 
 type RowRecord = [cl: number, icv: number | null, ver: bigint, seq: bigint, site: bigint];
@@ -301,7 +341,14 @@ class Merge {
     this.enterRow(t, ch.pk);
     const s = t.stmts;
     const colId = BigInt(id);
-    if (ch.cl < this.cl) return; // an older life of the row
+    if (ch.cl < this.cl) {
+      // An older life of the row.
+      // (A replay of the deleter's own earlier cells is stale, not a lost edit.)
+      if (this.opts.onConflict !== undefined && !isSentinel && ch.cl % 2 === 1 && this.cl % 2 === 0 && this.rec !== undefined && this.rec[4] !== this.siteRef) {
+        this.conflict(t, ch.col, 'update_lost_to_delete', { value: null, colVersion: this.cl, cl: this.cl, siteRef: Number(this.rec[4]) }, false);
+      }
+      return;
+    }
     if (t.algorithm === 'gos') {
       // Grow-only: values are upserted without version checks; deletes never travel.
       if (ch.cl % 2 === 0) return;
@@ -313,6 +360,12 @@ class Merge {
       if (ch.cl === this.cl) return;
       this.flush();
       this.opts.authorize?.({ table: t.name, kind: 'delete', pk: this.pkValues, values: {} });
+      if (this.opts.onConflict !== undefined && this.cl % 2 === 1) {
+        // Another device wrote this life of the row (its insert, or a cell since): its write is lost.
+        const other = this.rec !== undefined && this.rec[4] !== this.siteRef ? Number(this.rec[4]) : s.otherWriter.getRaw(this.pk, this.siteRef)?.[0];
+        const row = other === undefined ? undefined : readRow(t, this.pkValues);
+        if (row !== undefined) this.conflict(t, null, 'delete_over_update', { value: null, colVersion: this.cl, cl: this.cl, siteRef: Number(other) }, true, row);
+      }
       if (this.host.keepTombstoneValues) {
         const last = readRow(t, this.pkValues);
         if (last !== undefined) s.tombstonePut.run(t.name, this.pk, encodeTombstoneValues(t, last), null);
@@ -348,7 +401,7 @@ class Merge {
     const rec = this.rec;
     const local = explicit !== undefined ? Number(explicit[0]) : rec !== undefined && rec[1] !== null && this.cl % 2 === 1 ? rec[1] : undefined;
     if (local === undefined || ch.colVersion > local) return this.win(t, colId);
-    if (ch.colVersion < local) return;
+    if (ch.colVersion < local && this.opts.onConflict === undefined) return;
     let current: SqlValue;
     if (this.pending.has(ch.col)) current = this.pending.get(ch.col) ?? null;
     else {
@@ -356,7 +409,41 @@ class Merge {
       if (row === undefined) return this.win(t, colId);
       current = row[0] ?? null;
     }
-    if (compareForMerge(ch.val, current) > 0) this.win(t, colId);
+    const order = compareForMerge(ch.val, current);
+    if (ch.colVersion < local) {
+      if (order !== 0) this.conflict(t, ch.col, 'superseded', this.localSide(s, colId, local, current), false);
+      return;
+    }
+    if (order > 0) {
+      if (this.opts.onConflict !== undefined) this.conflict(t, ch.col, 'tiebreak', this.localSide(s, colId, local, current), true);
+      this.win(t, colId);
+    } else if (order < 0) this.conflict(t, ch.col, 'tiebreak', this.localSide(s, colId, local, current), false);
+  }
+
+  /** The stored side of a cell: its value, col_version and the site that wrote it. */
+  localSide(s: TableStatements, colId: bigint, cv: number, value: SqlValue): { value: SqlValue; colVersion: number; cl: number; siteRef: number } {
+    const clock = s.cellSite.getRaw(this.pk, colId);
+    const siteRef = clock !== undefined ? Number(clock[0]) : this.rec !== undefined ? Number(this.rec[4]) : 0;
+    return { value, colVersion: cv, cl: this.cl, siteRef };
+  }
+
+  /** Reports a conflict between the incoming change and the stored side; `incomingWins` says which lost. */
+  conflict(t: TableContext, column: string | null, kind: ConflictKind, stored: { value: SqlValue; colVersion: number; cl: number; siteRef: number }, incomingWins: boolean, row?: Record<string, SqlValue>): void {
+    const report = this.opts.onConflict;
+    if (report === undefined) return;
+    const ch = this.ch;
+    const incoming: ConflictSide = { value: column === null ? null : ch.val, colVersion: ch.colVersion, cl: ch.cl, siteId: ch.siteId };
+    const local: ConflictSide = { value: stored.value, colVersion: stored.colVersion, cl: stored.cl, siteId: this.host.siteIdOf(stored.siteRef) };
+    report({
+      table: t.name,
+      pk: this.pk,
+      pkValues: [...this.pkValues],
+      column,
+      kind,
+      winner: incomingWins ? incoming : local,
+      loser: incomingWins ? local : incoming,
+      ...(row === undefined ? {} : { row }),
+    });
   }
 }
 

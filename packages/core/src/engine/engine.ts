@@ -318,6 +318,8 @@ export class SyncEngine {
             clock: () => this.dbVersion(),
             setClock: (v) => this.driver.prepare('UPDATE offsync_clock SET v = max(v, ?) WHERE id = 1').run(BigInt(checkLocalClock(v))),
             savepoint: (fn) => this.driver.transaction(fn),
+            // Not cached: a site registered by this very merge may still roll back.
+            siteIdOf: (ref) => (this.driver.prepare('SELECT site_id FROM offsync_sites WHERE id = ?').getRaw(BigInt(ref))?.[0] as Uint8Array | undefined) ?? new Uint8Array(16),
             keepTombstoneValues: this.#keepTombstones,
           },
           list,

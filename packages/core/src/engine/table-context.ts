@@ -41,6 +41,10 @@ export interface TableStatements {
   anyCell: SqlStatement;
   /** (pk, col) → [col_version] */
   cell: SqlStatement;
+  /** (pk, col) → [site] of an explicit cell (conflict reports). */
+  cellSite: SqlStatement;
+  /** (pk, site) → [site] of an explicit cell written by another site, if any. */
+  otherWriter: SqlStatement;
   /** (pk) → [col] of explicit cells. */
   cellCols: SqlStatement;
   /** (pk, col, col_version, db_version, seq, site) */
@@ -106,6 +110,8 @@ export function createTableContext(
     rowRecord: driver.prepare(`SELECT cl, sent, icv, db_version, seq, site FROM ${r} WHERE pk = ?`),
     anyCell: driver.prepare(`SELECT 1 FROM ${c} WHERE pk = ? LIMIT 1`),
     cell: driver.prepare(`SELECT col_version FROM ${c} WHERE pk = ? AND col = ?`),
+    cellSite: driver.prepare(`SELECT site FROM ${c} WHERE pk = ? AND col = ?`),
+    otherWriter: driver.prepare(`SELECT site FROM ${c} WHERE pk = ? AND site <> ? LIMIT 1`),
     cellCols: driver.prepare(`SELECT col FROM ${c} WHERE pk = ?`),
     setCell: driver.prepare(
       `INSERT INTO ${c} (pk, col, col_version, db_version, seq, site) VALUES (?, ?, ?, ?, ?, ?)
