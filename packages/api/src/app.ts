@@ -13,6 +13,7 @@ import { extractBearer, resolveViewer } from './context.ts';
 import type { Logger, ServiceDeps } from './deps.ts';
 import { createDataPlane } from './domains/sync/data-plane/index.ts';
 import type { DataPlane, DataPlaneOptions } from './domains/sync/data-plane/index.ts';
+import { trackDeviceSyncState } from './domains/devices/device-sync-state.ts';
 import { createSyncHttpHandler } from './domains/sync/http/handler.ts';
 import { syncCorsPolicy } from './domains/sync/http/io.ts';
 import type { SyncHttpHandler, SyncHttpOptions } from './domains/sync/http/handler.ts';
@@ -22,6 +23,7 @@ import { graphqlLimitsPlugin } from './graphql-limits.ts';
 import type { GraphQLLimits, IntrospectionMode } from './graphql-limits.ts';
 import { corsPolicy } from './http/cors.ts';
 import type { CorsOrigins } from './http/cors.ts';
+import { createGraphiqlPage } from './http/graphiql-page.ts';
 import { createRouter } from './http/router.ts';
 import type { HttpHandler } from './http/router.ts';
 import { logErrorWith, yogaLogger } from './logging/log-errors.ts';
@@ -38,6 +40,7 @@ import type { Services } from './services.ts';
 import { attachGraphqlWs } from './ws/graphql-ws.ts';
 
 export const GRAPHQL_PATH = '/graphql';
+const GRAPHIQL_OPTIONS = { subscriptionsProtocol: 'WS', title: 'OffSync control plane' } as const;
 
 export interface AppDeps extends ServiceDeps {
   /** Tried in order for paths other than /graphql; return true when handled. */
@@ -126,6 +129,8 @@ export function createApp(deps: AppDeps): App {
     artifactSecret: artifactSecret ?? new Uint8Array(randomBytes(32)),
   });
   const sync = syncHttp.service;
+  // Devices' download cursors and last refusals, schema-mismatch diagnosis (domains/devices/device-sync-state.ts).
+  trackDeviceSyncState(sync, { logger: deps.logger, now: () => deps.clock.now() });
   instrumentSyncService(sync, metrics, obs.accessLog);
   metrics.setSources({ liveSubscribers: () => liveSessionsOf(services).size(), pendingArtifactBytes: () => syncHttp.artifacts.stats().pendingBytes });
   const health = createHealth({
@@ -146,7 +151,7 @@ export function createApp(deps: AppDeps): App {
   const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
-    graphiql: { subscriptionsProtocol: 'WS', title: 'OffSync control plane' },
+    graphiql: GRAPHIQL_OPTIONS,
     renderGraphiQL,
     landingPage: false,
     // Redacted, one entry per failure: client mistakes warn, faults log their cause.
@@ -173,6 +178,8 @@ export function createApp(deps: AppDeps): App {
     },
   });
 
+  // GraphiQL rendered once, gzipped, ETag + Cache-Control (http/graphiql-page.ts); same options as Yoga's.
+  const graphiql = createGraphiqlPage(GRAPHQL_PATH, () => renderGraphiQL(GRAPHIQL_OPTIONS));
   const server = createServer();
   const cors = {
     graphql: corsPolicy(deps.cors?.graphql ?? [], { allowMethods: 'GET, POST, OPTIONS', allowHeaders: 'authorization, content-type, accept', maxAgeSeconds: 600 }),
@@ -180,7 +187,9 @@ export function createApp(deps: AppDeps): App {
   };
   server.on('request', createRouter({
     graphqlPath: GRAPHQL_PATH,
-    graphql: yoga,
+    graphql: async (req, res) => {
+      if (!(await graphiql(req, res))) await yoga(req, res);
+    },
     handlers: [health.handler, metrics.handler, syncHttp, ...(deps.httpHandlers ?? [])],
     logger: deps.logger,
     cors,

@@ -17,7 +17,7 @@ export function createServices(deps: ServiceDeps) {
     deps,
     prisma: deps.prisma,
     pubsub: deps.pubsub,
-    projects: createProjectsService(deps),
+    projects: createProjectsService(deps, databases),
     databases,
     tables,
     auth,

@@ -54,7 +54,7 @@ export function routeOf(req: IncomingMessage, graphqlPath: string): { route: str
   }
 }
 
-const FACT_KEYS = ['database', 'site', 'generation', 'auth', 'code', 'changesUp', 'changesDown', 'bytesUp', 'bytesDown', 'rejected'] as const;
+const FACT_KEYS = ['database', 'site', 'generation', 'auth', 'code', 'changesUp', 'changesDown', 'bytesUp', 'bytesDown', 'rejected', 'schemaHash', 'expectedSchemaHash', 'tables'] as const;
 
 /** `logger`: where the request lines go (the access log); undefined = ids and metrics only. */
 export function createHttpObserver(options: { logger: Logger | undefined; metrics: Metrics; graphqlPath: string }): HttpObserver {

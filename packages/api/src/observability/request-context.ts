@@ -20,6 +20,10 @@ export interface RequestFacts {
   bytesUp?: number;
   bytesDown?: number;
   rejected?: number;
+  /** `schema_hash_unknown`: the device's hash, the one the server expects, and its synced tables (comma-separated). */
+  schemaHash?: string;
+  expectedSchemaHash?: string;
+  tables?: string;
 }
 
 export interface RequestContext extends RequestFacts {

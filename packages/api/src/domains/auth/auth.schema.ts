@@ -44,8 +44,16 @@ const JwtProviderRef = builder.objectRef<JwtProviderView>('JwtProvider').impleme
 
 const DatabaseAuthRef = builder.objectRef<{ databaseId: string }>('DatabaseAuth').implement({
   fields: (t) => ({
-    apiKeys: t.field({ type: [ApiKeyRef], resolve: (a, _x, ctx) => ctx.services.auth.listApiKeys(a.databaseId) }),
-    accessTokens: t.field({ type: [AccessTokenRef], resolve: (a, _x, ctx) => ctx.services.auth.listAccessTokens(a.databaseId) }),
+    apiKeys: t.field({
+      type: [ApiKeyRef],
+      args: { includeRevoked: t.arg.boolean({ defaultValue: false, description: 'Also list revoked keys (revokedAt set)' }) },
+      resolve: (a, x, ctx) => ctx.services.auth.listApiKeys(a.databaseId, { includeRevoked: x.includeRevoked === true }),
+    }),
+    accessTokens: t.field({
+      type: [AccessTokenRef],
+      args: { includeRevoked: t.arg.boolean({ defaultValue: false, description: 'Also list revoked tokens (revokedAt set)' }) },
+      resolve: (a, x, ctx) => ctx.services.auth.listAccessTokens(a.databaseId, { includeRevoked: x.includeRevoked === true }),
+    }),
     jwtProvider: t.field({
       type: JwtProviderRef,
       resolve: async (a, _x, ctx): Promise<JwtProviderView> => {

@@ -89,8 +89,9 @@ export function createAuthService(deps: ServiceDeps, databases: DatabasesService
       return row?.id ?? null;
     },
 
-    listApiKeys(databaseId: string) {
-      return prisma.apiKey.findMany({ where: { databaseId, revokedAt: null }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] });
+    /** Active keys; with `includeRevoked` also the revoked ones (their `revokedAt` set). */
+    listApiKeys(databaseId: string, opts: { includeRevoked?: boolean } = {}) {
+      return prisma.apiKey.findMany({ where: { databaseId, ...(opts.includeRevoked === true ? {} : { revokedAt: null }) }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] });
     },
     async createApiKey(databaseId: string, name: string) {
       await databases.getDatabase(databaseId);
@@ -121,8 +122,9 @@ export function createAuthService(deps: ServiceDeps, databases: DatabasesService
       return { id: key.id, name: key.name };
     },
 
-    listAccessTokens(databaseId: string) {
-      return prisma.accessToken.findMany({ where: { databaseId, revokedAt: null }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] });
+    /** Active tokens; with `includeRevoked` also the revoked ones (their `revokedAt` set). */
+    listAccessTokens(databaseId: string, opts: { includeRevoked?: boolean } = {}) {
+      return prisma.accessToken.findMany({ where: { databaseId, ...(opts.includeRevoked === true ? {} : { revokedAt: null }) }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] });
     },
     async createAccessToken(databaseId: string, input: { userId: string; name: string; attributes?: unknown; expiresAt?: Date | null }) {
       await databases.getDatabase(databaseId);

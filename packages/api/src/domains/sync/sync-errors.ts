@@ -101,8 +101,12 @@ const TITLE: Record<SyncErrorCode, string> = {
   internal_error: 'Internal error',
 };
 
-/** Codes a client may retry unchanged later (the server side may change: deploy, migrate, restart). */
-const RETRYABLE = new Set<SyncErrorCode>(['schema_hash_unknown', 'unknown_table', 'unknown_column', 'server_busy', 'database_file_missing', 'rate_limited', 'quota_exceeded', 'batch_buffers_full', 'internal_error']);
+/**
+ * Codes a client may retry unchanged later (the server side may change: deploy, migrate, restart).
+ * Not `schema_hash_unknown`: the device's tables differ from the server's, and re-sending the same
+ * payload cannot succeed until someone changes a schema (the message names the tables).
+ */
+const RETRYABLE = new Set<SyncErrorCode>(['unknown_table', 'unknown_column', 'server_busy', 'database_file_missing', 'rate_limited', 'quota_exceeded', 'batch_buffers_full', 'internal_error']);
 
 export class SyncError extends Error {
   override readonly name = 'SyncError';

@@ -4,7 +4,7 @@
  * column lists that do not come from SQLite (PostgreSQL databases, listed via information_schema).
  */
 import { existsSync } from 'node:fs';
-import { isCoreError } from '@offsync/core';
+import { isCoreError, schemaHashFromInt64 } from '@offsync/core';
 import type { SqlDriver } from '@offsync/core';
 import { openSyncDatabase } from '@offsync/core/sqlite';
 import { ApiError } from '../../errors.ts';
@@ -23,7 +23,7 @@ export interface TableInfo {
 export interface TableEngine {
   listTables(): TableInfo[];
   /** Initialises a table for sync (metadata + back-fill). Throws CoreError CORE_SCHEMA_INVALID when it cannot. */
-  init(table: string, algorithm?: string): void;
+  init(table: string, algorithm?: string, flags?: number): void;
   /** Stops syncing a table and drops its metadata (rows stay). */
   cleanup(table: string): void;
   syncedTables(): string[];
@@ -34,7 +34,19 @@ export interface TableEngine {
    * life, and what held before is recorded (domains/sync/policy-history.ts), in one transaction.
    */
   renewVisibility(changes: readonly { table: string; mode: 'ENFORCE' | 'BYPASS'; select: string | null }[]): void;
+  /** Every schema hash the database has had (`offsync_schema_versions`), oldest first, with the current ones marked. */
+  schemaHistory(): SchemaHashVersion[];
   close(): void;
+}
+
+export interface SchemaHashVersion {
+  /** Decimal u64. */
+  hash: string;
+  seq: number;
+  /** `column-list` (0.9.118+ and 1.x), `ddl-text` (0.8 – 0.9.99) or `peer` (a device's hash accepted in lenient mode). */
+  kind: string;
+  /** The hash of the tables as deployed now (either variant). */
+  current: boolean;
 }
 
 export function tableIssues(name: string, columns: TableColumn[]): TableIssue[] {
@@ -82,6 +94,15 @@ export function sqliteUniqueSets(driver: SqlDriver, table: string): string[][] {
   return out;
 }
 
+/** D.1 rules an init flag waives (core `InitFlags`: 1 integer key, 2 NOT NULL without DEFAULT, 4 nullable key). */
+const WAIVED_BY_FLAG: readonly [number, string][] = [[1, 'D1.4-integer-pk'], [2, 'D1.6-not-null-default'], [4, 'D1.5-pk-not-null']];
+
+/** The issues that remain under `flags`. */
+export function issuesUnderFlags(issues: readonly TableIssue[], flags: number): TableIssue[] {
+  const waived = new Set(WAIVED_BY_FLAG.filter(([bit]) => (flags & bit) !== 0).map(([, rule]) => rule));
+  return issues.filter((i) => !waived.has(i.rule));
+}
+
 export interface RefusedTable { table: string; issues: TableIssue[] }
 
 /**
@@ -123,7 +144,7 @@ export function openTableEngine(path: string): TableEngine {
       synced: t.synced,
       algorithm: t.algorithm === 'cls' || t.algorithm === 'gos' ? t.algorithm : null,
     })),
-    init: (table, algorithm = 'cls') => engine.init(table, algorithm),
+    init: (table, algorithm = 'cls', flags = 0) => engine.init(table, algorithm, flags),
     cleanup: (table) => engine.cleanup(table),
     syncedTables: () => engine.syncedTables().map((t) => t.name),
     transaction: (fn) => engine.driver.transaction(fn),
@@ -135,6 +156,13 @@ export function openTableEngine(path: string): TableEngine {
           recordPolicyChange(engine.driver, { table: c.table, dbVersion: v, mode: c.mode, select: c.select });
         }
       }),
+    schemaHistory: () => {
+      const current = new Set([engine.schemaHash().toString(), engine.ddlSchemaHash().toString()]);
+      return engine.driver.prepare('SELECT hash, seq, kind FROM offsync_schema_versions ORDER BY seq').all().map((r) => {
+        const hash = schemaHashFromInt64(r['hash'] as bigint).toString();
+        return { hash, seq: Number(r['seq']), kind: String(r['kind']), current: current.has(hash) };
+      });
+    },
     close: () => engine.close(),
   };
 }

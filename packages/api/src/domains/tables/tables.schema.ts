@@ -1,7 +1,7 @@
 import { builder } from '../../builder.ts';
 import { DatabaseRef, RlsModeEnum } from '../databases/databases.schema.ts';
 import type { RlsPolicyEntry, TableList, TableNode } from './tables.service.ts';
-import type { TableColumn, TableIssue } from './table-engine.ts';
+import type { SchemaHashVersion, TableColumn, TableIssue } from './table-engine.ts';
 
 const RlsOperationEnum = builder.enumType('RlsOperation', { values: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const });
 const AlgorithmEnum = builder.enumType('CrdtAlgorithm', { values: { CLS: { value: 'cls' }, GOS: { value: 'gos' } } as const });
@@ -27,6 +27,7 @@ const TableRef = builder.objectRef<TableNode>('Table').implement({
     selected: t.exposeBoolean('selected', { description: 'Deployed for sync' }),
     enabled: t.exposeBoolean('enabled', { description: 'Deployed and OffSync is enabled on the database' }),
     algorithm: t.field({ type: AlgorithmEnum, nullable: true, resolve: (x) => x.algorithm }),
+    initFlags: t.exposeInt('flags', { description: 'cloudsync_init flags it was deployed with (bitmask: 1 ALLOW_INTEGER_PK, 2 SKIP_NOT_NULL_DEFAULT, 4 SKIP_PK_NOT_NULL); 0 when not synced' }),
     columns: t.field({ type: [ColumnRef], resolve: (x) => x.columns }),
     schemaIssues: t.field({ type: [SchemaIssueRef], resolve: (x) => x.issues }),
   }),
@@ -49,6 +50,15 @@ const RlsPolicyRef = builder.objectRef<RlsPolicyEntry>('RlsPolicy').implement({
   }),
 });
 
+const SchemaHashVersionRef = builder.objectRef<SchemaHashVersion>('SchemaHashVersion').implement({
+  fields: (t) => ({
+    hash: t.exposeString('hash', { description: 'Decimal u64, as devices report it' }),
+    seq: t.exposeInt('seq'),
+    kind: t.exposeString('kind', { description: 'column-list (0.9.118+, 1.x), ddl-text (0.8 – 0.9.99) or peer (accepted in lenient mode)' }),
+    current: t.exposeBoolean('current', { description: 'The hash of the tables as deployed now' }),
+  }),
+});
+
 const TableFilterInput = builder.inputType('TableFilter', {
   fields: (t) => ({ nameContains: t.string(), selected: t.boolean() }),
 });
@@ -58,6 +68,11 @@ builder.prismaObjectFields('Database', (t) => ({
     type: TableListRef,
     args: { filter: t.arg({ type: TableFilterInput }) },
     resolve: (d, { filter }, ctx) => ctx.services.tables.listTables(d.id, filter ?? {}),
+  }),
+  schemaHashHistory: t.field({
+    type: [SchemaHashVersionRef],
+    description: 'Every schema hash this database has had (offsync_schema_versions), oldest first; uploads with any of them are accepted. SQLITE databases only (empty for POSTGRES)',
+    resolve: (d, _a, ctx) => ctx.services.tables.schemaHashHistory(d.id),
   }),
   rlsPolicies: t.field({
     type: [RlsPolicyRef],
@@ -73,12 +88,46 @@ const DeployTablesPayload = builder.objectRef<{ databaseId: string; added: strin
   }),
 });
 
+const DeployModeEnum = builder.enumType('DeployMode', {
+  values: {
+    REPLACE: { description: 'The synced set becomes exactly `tables` (tables not listed stop syncing)' },
+    ADD: { description: '`tables` are added to the synced set; the others stay' },
+    REMOVE: { description: '`tables` stop syncing; the others stay' },
+  } as const,
+});
+
+const TableDeployOptionsInput = builder.inputType('TableDeployOptions', {
+  description: 'How one added table is initialised (cloudsync_init algorithm and flags)',
+  fields: (t) => ({
+    table: t.string({ required: true }),
+    algorithm: t.field({ type: AlgorithmEnum, description: 'Default CLS' }),
+    allowIntegerPk: t.boolean({ description: 'Flag 1: allow a single-column INTEGER primary key (your ids are globally unique)' }),
+    skipNotNullDefault: t.boolean({ description: 'Flag 2: allow NOT NULL columns without a DEFAULT' }),
+    skipPkNotNull: t.boolean({ description: 'Flag 4: allow primary-key columns not declared NOT NULL (NULL values are still refused)' }),
+  }),
+});
+
 builder.mutationFields((t) => ({
   deployTables: t.field({
     type: DeployTablesPayload,
-    description: 'Declarative: the synced set becomes exactly `tables`. Refuses (SCHEMA_ISSUES, per table in extensions.refused) tables that cannot sync',
-    args: { databaseId: t.arg.id({ required: true }), tables: t.arg.stringList({ required: true }) },
-    resolve: async (_r, { databaseId, tables }, ctx) => ({ databaseId: String(databaseId), ...(await ctx.services.tables.deployTables(String(databaseId), tables)) }),
+    description: 'Mode REPLACE (default, declarative): the synced set becomes exactly `tables`; ADD / REMOVE change only the tables given. Refuses (SCHEMA_ISSUES, per table in extensions.refused) added tables that cannot sync',
+    args: {
+      databaseId: t.arg.id({ required: true }),
+      tables: t.arg.stringList({ required: true }),
+      mode: t.arg({ type: DeployModeEnum, defaultValue: 'REPLACE' }),
+      options: t.arg({ type: [TableDeployOptionsInput], description: 'Algorithm and flags of tables being added' }),
+    },
+    resolve: async (_r, { databaseId, tables, mode, options }, ctx) => ({
+      databaseId: String(databaseId),
+      ...(await ctx.services.tables.deployTables(String(databaseId), tables, {
+        mode: mode ?? 'REPLACE',
+        options: (options ?? []).map((o) => ({
+          table: o.table,
+          algorithm: o.algorithm ?? null,
+          flags: (o.allowIntegerPk === true ? 1 : 0) | (o.skipNotNullDefault === true ? 2 : 0) | (o.skipPkNotNull === true ? 4 : 0),
+        })),
+      })),
+    }),
   }),
   setRlsMode: t.field({
     type: DatabaseRef,

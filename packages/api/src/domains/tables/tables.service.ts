@@ -7,17 +7,21 @@ import { sqliteDatabasePath } from '../databases/databases.service.ts';
 import { deployPgTables, listPgTables } from './pg-tables.ts';
 import { validateRlsExpression } from './rls-validate.ts';
 import type { RlsOperation } from './rls-validate.ts';
-import { openTableEngine, refuseUnsyncable } from './table-engine.ts';
-import type { TableInfo } from './table-engine.ts';
+import { issuesUnderFlags, openTableEngine, refuseUnsyncable } from './table-engine.ts';
+import type { SchemaHashVersion, TableInfo } from './table-engine.ts';
 
 export const RlsMode = { BYPASS: 'BYPASS', ENFORCE: 'ENFORCE' } as const;
 export type RlsMode = (typeof RlsMode)[keyof typeof RlsMode];
 
-export interface TableNode extends TableInfo { selected: boolean; enabled: boolean }
+export interface TableNode extends TableInfo { selected: boolean; enabled: boolean; /** Init flags it was deployed with (0 when not synced). */ flags: number }
 export interface TableList { selectedCount: number; totalCount: number; nodes: TableNode[] }
 export interface TableFilter { nameContains?: string | null | undefined; selected?: boolean | null | undefined }
 export interface RlsPolicyEntry { table: string; operation: RlsOperation; expression: string; updatedAt: Date }
 export interface RlsConfig { mode: RlsMode; policies: RlsPolicyEntry[] }
+/** REPLACE: the synced set becomes the tables given; ADD: they join it; REMOVE: they leave it. */
+export type DeployMode = 'REPLACE' | 'ADD' | 'REMOVE';
+export interface TableDeployOptions { table: string; algorithm?: 'cls' | 'gos' | null | undefined; flags?: number | null | undefined }
+export interface DeployOptions { mode?: DeployMode | undefined; options?: readonly TableDeployOptions[] | null | undefined }
 
 export function createTablesService(deps: ServiceDeps, databases: DatabasesService) {
   const { prisma } = deps;
@@ -61,17 +65,45 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
   const service = {
     async listTables(databaseId: string, filter: TableFilter = {}): Promise<TableList> {
       const { tables, offSyncEnabled } = await readTables(databaseId);
-      const all = tables.map((t) => ({ ...t, selected: t.synced, enabled: t.synced && offSyncEnabled }));
+      const flags = new Map((await prisma.syncedTable.findMany({ where: { databaseId } })).map((r) => [r.name, r.flags]));
+      const all = tables.map((t) => {
+        const f = t.synced ? (flags.get(t.name) ?? 0) : 0;
+        return { ...t, issues: issuesUnderFlags(t.issues, f), flags: f, selected: t.synced, enabled: t.synced && offSyncEnabled };
+      });
       const needle = filter.nameContains?.toLowerCase();
       const nodes = all.filter((t) => (needle ? t.name.toLowerCase().includes(needle) : true) && (filter.selected == null || t.selected === filter.selected));
       return { selectedCount: all.filter((t) => t.selected).length, totalCount: all.length, nodes };
     },
 
-    /** The synced set becomes exactly `names`. All or nothing: refuses with SCHEMA_ISSUES per table. */
-    async deployTables(databaseId: string, names: string[]): Promise<{ added: string[]; removed: string[] }> {
+    /**
+     * Deploys tables for sync. `mode` REPLACE (default): the synced set becomes exactly `names`;
+     * ADD: `names` are added to it; REMOVE: `names` are taken out of it. `options` set a table's
+     * CRDT algorithm and init flags when it is added (an already-synced table keeps its algorithm:
+     * another one is refused, remove and re-add it). All or nothing: refuses with SCHEMA_ISSUES
+     * per table when an added table cannot sync (issues waived by its flags excepted).
+     */
+    async deployTables(databaseId: string, names: string[], opts: DeployOptions = {}): Promise<{ added: string[]; removed: string[] }> {
       const db = await databases.getDatabase(databaseId);
-      const wanted = [...new Set(names)];
+      const mode: DeployMode = opts.mode ?? 'REPLACE';
+      const requested = [...new Set(names)];
+      const options = new Map<string, TableDeployOptions>();
+      for (const o of opts.options ?? []) {
+        if (mode === 'REMOVE' || !requested.includes(o.table)) {
+          throw new ApiError('VALIDATION_FAILED', `options: table ${o.table} is not among the tables being deployed`, { details: { field: 'options', table: o.table } });
+        }
+        if (o.flags != null && (!Number.isInteger(o.flags) || o.flags < 0 || o.flags > 7)) throw new ApiError('VALIDATION_FAILED', 'options.flags: must be 0–7', { details: { field: 'options', table: o.table } });
+        options.set(o.table, o);
+      }
+      const plan = (current: string[]): { wanted: string[]; added: string[]; removed: string[] } => {
+        const wanted = mode === 'REPLACE' ? requested : mode === 'ADD' ? [...new Set([...current, ...requested])] : current.filter((n) => !requested.includes(n));
+        return { wanted, added: wanted.filter((n) => !current.includes(n)), removed: current.filter((n) => !wanted.includes(n)) };
+      };
       if (db.kind === 'POSTGRES') {
+        if ([...options.values()].some((o) => (o.algorithm ?? 'cls') !== 'cls' || (o.flags ?? 0) !== 0)) {
+          throw new ApiError('VALIDATION_FAILED', 'options: POSTGRES databases deploy tables with the cls algorithm and no flags', { details: { field: 'options' } });
+        }
+        const mirrored = (await prisma.syncedTable.findMany({ where: { databaseId } })).map((t) => t.name);
+        const { wanted } = plan(mirrored);
         // The engine metadata in the database is the truth; the control-plane rows mirror it.
         const result = await deployPgTables(databases.pgSettings(db), wanted);
         await prisma.$transaction([
@@ -86,14 +118,21 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
       }
       const engine = openTableEngine(sqliteDatabasePath(deps.dataDir, databaseId));
       try {
-        refuseUnsyncable(engine.listTables(), wanted);
-        const current = new Set(engine.syncedTables());
-        const added = wanted.filter((n) => !current.has(n));
-        const removed = [...current].filter((n) => !wanted.includes(n));
+        const synced = new Map(engine.listTables().filter((t) => t.synced).map((t) => [t.name, t.algorithm ?? 'cls']));
+        const { added, removed, wanted } = plan([...synced.keys()]);
+        for (const name of wanted) {
+          const algo = options.get(name)?.algorithm;
+          const has = synced.get(name);
+          if (algo != null && has !== undefined && has !== algo) {
+            throw new ApiError('VALIDATION_FAILED', `Table ${name} syncs with ${has}; to change its algorithm, remove it (mode REMOVE) and add it again`, { details: { field: 'options', table: name, code: 'ALGORITHM_CHANGE' } });
+          }
+        }
+        const flagsOf = (name: string): number => options.get(name)?.flags ?? 0;
+        refuseUnsyncable(engine.listTables().map((t) => ({ ...t, issues: issuesUnderFlags(t.issues, flagsOf(t.name)) })), added);
         try {
           engine.transaction(() => {
             for (const name of removed) engine.cleanup(name);
-            for (const name of added) engine.init(name, 'cls');
+            for (const name of added) engine.init(name, options.get(name)?.algorithm ?? 'cls', flagsOf(name));
           });
         } catch (e) {
           if (isCoreError(e)) throw new ApiError('SCHEMA_ISSUES', e.message, { cause: e, details: { refused: [{ table: String(e.details['table'] ?? ''), issues: [{ rule: e.code, message: e.message }] }] } });
@@ -101,7 +140,7 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
         }
         await prisma.$transaction([
           prisma.syncedTable.deleteMany({ where: { databaseId, name: { in: removed } } }),
-          ...added.map((name) => prisma.syncedTable.create({ data: { databaseId, name, algorithm: 'cls', deployedAt: new Date(deps.clock.now()) } })),
+          ...added.map((name) => prisma.syncedTable.create({ data: { databaseId, name, algorithm: options.get(name)?.algorithm ?? 'cls', flags: flagsOf(name), deployedAt: new Date(deps.clock.now()) } })),
         ]);
         return { added, removed };
       } finally {
@@ -148,6 +187,18 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
       const res = await prisma.rlsPolicy.deleteMany({ where: { databaseId, tableName: table, operation } });
       if (prior !== null && res.count > 0 && db.rlsMode === 'ENFORCE') await renewVisibility(databaseId, [{ table, mode: 'ENFORCE', select: prior }]);
       return res.count > 0;
+    },
+
+    /** Every schema hash of a SQLITE database (oldest first); POSTGRES databases: empty. */
+    async schemaHashHistory(databaseId: string): Promise<SchemaHashVersion[]> {
+      const db = await databases.getDatabase(databaseId);
+      if (db.kind !== 'SQLITE') return [];
+      const engine = openTableEngine(sqliteDatabasePath(deps.dataDir, databaseId));
+      try {
+        return engine.schemaHistory();
+      } finally {
+        engine.close();
+      }
     },
 
     /** For the data plane: RLS mode and every policy of a database. */
