@@ -15,6 +15,8 @@ import { loadObservabilityConfig } from './observability/config.ts';
 import { createLogger } from './observability/logger.ts';
 import { createApiPubSub, createRedisPubSub } from './pubsub.ts';
 import type { RedisPubSub } from './pubsub.ts';
+import { createRedisSharedStore } from './domains/sync/shared-store.ts';
+import type { SharedStore } from './domains/sync/shared-store.ts';
 
 async function main(): Promise<void> {
   // Structured logs on standard error (pino JSON lines; a compact human line on a terminal), LOG_LEVEL.
@@ -57,6 +59,15 @@ async function main(): Promise<void> {
     });
     logger.info('events go through Redis', { prefix: config.redisPrefix });
   }
+  // …and so do artifact URLs, G3 cursors and chunk buffers: any node serves any sync request.
+  let sharedStore: SharedStore | undefined;
+  if (config.redisUrl !== undefined) {
+    sharedStore = await createRedisSharedStore({
+      url: config.redisUrl,
+      prefix: config.redisPrefix,
+      onError: (e) => logger.error('redis sync state failed', { error: e instanceof Error ? e.message : String(e) }),
+    });
+  }
 
   const app = createApp({
     prisma,
@@ -90,6 +101,7 @@ async function main(): Promise<void> {
       artifactSecret: new Uint8Array(createHmac('sha256', key).update('offsync/sync/artifact-urls/v1').digest()),
       schemaHashMode: config.schemaHashMode,
       ...quotas,
+      ...(sharedStore === undefined ? {} : { sharedStore }),
       expoPushUrl: config.expoPushUrl,
       ...(config.explicitPublicUrl === undefined ? {} : { publicUrl: config.explicitPublicUrl }),
     },
@@ -118,7 +130,7 @@ async function main(): Promise<void> {
     const force = setTimeout(() => process.exit(1), observability.drainDelayMs + observability.shutdownGraceMs + 5_000);
     force.unref();
     // Draining: /readyz answers 503 at once, requests in flight finish, then everything closes.
-    app.shutdown({ drainDelayMs: observability.drainDelayMs, graceMs: observability.shutdownGraceMs }).then(() => redis?.close()).then(() => process.exit(0), (e: unknown) => {
+    app.shutdown({ drainDelayMs: observability.drainDelayMs, graceMs: observability.shutdownGraceMs }).then(() => redis?.close()).then(() => sharedStore?.close()).then(() => process.exit(0), (e: unknown) => {
       logger.error('shutdown failed', { error: String(e) });
       process.exit(1);
     });

@@ -9,7 +9,6 @@
  * uses (publish / subscribe / unsubscribe / on('message')). Never skipped.
  */
 import { randomBytes } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,57 +30,12 @@ import { createApiPubSub, createRedisApiEventTarget, createRedisPubSub } from '.
 import type { DeviceEventPayload, RedisPubSub, RedisPubSubClient, SyncChangesPayload } from '../src/pubsub.ts';
 import { CHANGES, insertTodos, outgoing, PUSH, replica, rows, siteOf } from './graphql-sync-fixture.ts';
 import type { Batch, GqlResult, PushResult } from './graphql-sync-fixture.ts';
+import { FakeRedisBroker } from './fake-redis.ts';
 import { createTestTarget } from './helpers.ts';
 import type { TestTarget } from './helpers.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Backends: a real Redis, or an in-process fake with the same asynchronous behaviour.
-
-/** In-process stand-in for a Redis server's PUBLISH/SUBSCRIBE. */
-class FakeRedisBroker {
-  readonly subscribers = new Map<string, Set<FakeRedisClient>>();
-  client(): FakeRedisClient {
-    return new FakeRedisClient(this);
-  }
-}
-
-/** The ioredis subset the event target uses; replies and deliveries are asynchronous, as over a socket. */
-class FakeRedisClient extends EventEmitter implements RedisPubSubClient {
-  readonly #broker: FakeRedisBroker;
-  readonly #channels = new Set<string>();
-  constructor(broker: FakeRedisBroker) {
-    super();
-    this.#broker = broker;
-  }
-  publish(channel: string, message: string): Promise<number> {
-    // Receivers are those subscribed when the server processes the PUBLISH.
-    const receivers = [...(this.#broker.subscribers.get(channel) ?? [])];
-    setImmediate(() => { for (const r of receivers) r.emit('message', channel, message); });
-    return Promise.resolve(receivers.length);
-  }
-  subscribe(...channels: string[]): Promise<number> {
-    return new Promise((resolve) => setImmediate(() => {
-      for (const c of channels) {
-        this.#channels.add(c);
-        let set = this.#broker.subscribers.get(c);
-        if (set === undefined) this.#broker.subscribers.set(c, (set = new Set()));
-        set.add(this);
-      }
-      resolve(this.#channels.size);
-    }));
-  }
-  unsubscribe(...channels: string[]): Promise<number> {
-    return new Promise((resolve) => setImmediate(() => {
-      for (const c of channels) {
-        this.#channels.delete(c);
-        const set = this.#broker.subscribers.get(c);
-        set?.delete(this);
-        if (set?.size === 0) this.#broker.subscribers.delete(c);
-      }
-      resolve(this.#channels.size);
-    }));
-  }
-}
 
 interface Backend {
   name: string;
