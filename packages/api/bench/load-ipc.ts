@@ -42,7 +42,8 @@ export interface LoadServer extends LoadReady {
 /** Forks bench/load-server.ts (its own process: its event loop, RSS and core are measured alone). */
 export async function startLoadServer(setup: LoadSetup, syncOptions: Record<string, unknown> = {}): Promise<LoadServer> {
   const child = fork(fileURLToPath(new URL('./load-server.ts', import.meta.url)), [], {
-    execArgv: ['--import', 'tsx'],
+    // LOAD_SERVER_NODE_ARGS: extra node flags for the server, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+    execArgv: ['--import', 'tsx', ...(process.env['LOAD_SERVER_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '')],
     env: { ...process.env, LOAD_SETUP: JSON.stringify(setup), LOAD_SYNC_OPTIONS: JSON.stringify(syncOptions) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

@@ -31,7 +31,7 @@ import { openReplica, prng } from '@offsync/core/testing';
 import type { SyncEngine } from '@offsync/core';
 import { sqliteDatabasePath } from '../src/domains/databases/databases.service.ts';
 
-const KILLS = 10;
+const KILLS = 8;
 const DEVICES = 4;
 const BATCH_ROWS = 120;
 const DDL = "CREATE TABLE items (id TEXT PRIMARY KEY NOT NULL, batch TEXT NOT NULL DEFAULT '', title TEXT NOT NULL DEFAULT '')";
@@ -110,7 +110,7 @@ async function call(method: string, url: string, credential: string | null, json
   const headers: Record<string, string> = { ...extra };
   if (credential !== null) headers['authorization'] = `Bearer ${credential}`;
   if (json !== undefined) headers['content-type'] = 'application/json';
-  const r = await fetch(url, { method, headers, body: json === undefined ? null : JSON.stringify(json), signal: AbortSignal.timeout(15_000) });
+  const r = await fetch(url, { method, headers, body: json === undefined ? null : JSON.stringify(json), signal: AbortSignal.timeout(30_000) });
   const text = await r.text();
   let body: Record<string, unknown> = {};
   try {
@@ -212,7 +212,7 @@ class Device {
       for (const c of data.chunks ?? []) {
         if (c.payload !== undefined) payloads.push(new Uint8Array(Buffer.from(c.payload, 'base64')));
         else if (c.url !== undefined) {
-          const a = await fetch(c.url, { signal: AbortSignal.timeout(15_000) });
+          const a = await fetch(c.url, { signal: AbortSignal.timeout(30_000) });
           expect(a.status, `${this.name}: chunk download`).toBe(200);
           payloads.push(new Uint8Array(await a.arrayBuffer()));
         }
