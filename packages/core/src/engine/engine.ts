@@ -14,6 +14,7 @@ import type { SqlDriver } from '../storage/driver.ts';
 import type { Change, CrdtAlgorithm } from '../types.ts';
 import { mergeChanges } from './apply.ts';
 import type { ApplyOptions, ApplyResult } from './apply.ts';
+import { BlockColumns } from './blocks.ts';
 import { changeFeed } from './extract.ts';
 import type { FeedOptions } from './extract.ts';
 import { BASE_METADATA_SQL, TOMBSTONE_VALUES_SETTING, tombstoneValuesSql, cellsTableName, dropMetaTablesSql, dropTriggersSql, metaTableSql, pkBlobSql, quoteIdent, rowsTableName, triggerSql } from './sql-gen.ts';
@@ -71,6 +72,8 @@ export class SyncEngine {
   /** `PRAGMA schema_version` when the table contexts were last built. */
   #schemaVersion = -1;
   #keepTombstones = false;
+  /** Block-LWW text columns (blocks.ts, docs/PROTOCOL.md "Block columns"). */
+  #blocks: BlockColumns | undefined;
 
   constructor(driver: SqlDriver, opts: EngineOptions) {
     this.driver = driver;
@@ -84,6 +87,28 @@ export class SyncEngine {
     this.#siteIds.set(0, this.#siteId);
     this.#siteRefs.set(hexKey(this.#siteId), 0);
     this.#loadTables();
+  }
+
+  /**
+   * Marks `column` of synced `table` as a block-LWW text column, like a 1.1.x device's
+   * `cloudsync_set_column(table, column, 'algo', 'block')` (docs/PROTOCOL.md "Block columns"):
+   * block cells of it are merged per block and its text is kept materialised here.
+   */
+  setBlockColumn(table: string, column: string): void {
+    const ctx = this.#require(table);
+    const col = ctx.schema.columns.find((c) => c.name.toLowerCase() === column.toLowerCase() && c.pk === 0);
+    if (col === undefined) throw new CoreError(CoreErrorCode.UNKNOWN_COLUMN, `Column ${column} does not exist in table ${ctx.name}`, { details: { table: ctx.name, column } });
+    this.#blockColumns().mark(ctx.name, col.name);
+  }
+
+  /** The block-LWW columns of `table`. */
+  blockColumns(table: string): string[] {
+    return this.#blockColumns().columnsOf(table);
+  }
+
+  #blockColumns(): BlockColumns {
+    this.#blocks ??= new BlockColumns(this.driver);
+    return this.#blocks;
   }
 
   /** This database's 16-byte site id. */
@@ -283,7 +308,8 @@ export class SyncEngine {
       const ref = this.#siteRefs.get(hexKey(excludeSiteId)) ?? this.#lookupSiteRef(excludeSiteId);
       if (ref !== undefined) opts.excludeSiteRef = ref;
     }
-    return changeFeed({ tableContexts: () => [...this.#tables.values()], siteIdOf: (ref) => this.#siteIdOf(ref) }, opts);
+    const blocks = this.#blockColumns();
+    return changeFeed({ tableContexts: () => [...this.#tables.values()], siteIdOf: (ref) => this.#siteIdOf(ref), ...(blocks.any ? { blocks } : {}) }, opts);
   }
 
   /** Encodes changes into one v2 payload stamped with `schemaHash` (default: current). Null when empty. */
@@ -306,7 +332,9 @@ export class SyncEngine {
    */
   applyChanges(changes: Iterable<Change>, opts: ApplyOptions = {}): ApplyResult {
     this.#refresh();
-    const list = Array.isArray(changes) ? (changes as Change[]) : [...changes];
+    const all = Array.isArray(changes) ? (changes as Change[]) : [...changes];
+    const blockColumns = this.#blockColumns();
+    const { rest: list, blocks } = blockColumns.split(all);
     const run = (o: ApplyOptions): ApplyResult =>
       this.driver.transaction(() => {
         const flag = this.driver.prepare('UPDATE offsync_clock SET applying = ? WHERE id = 1');
@@ -325,8 +353,20 @@ export class SyncEngine {
           list,
           o,
         );
+        const merged = blocks.length === 0 ? result : blockColumns.merge(
+          {
+            table: (n) => this.table(n),
+            siteRef: (s) => this.#siteRef(s),
+            clock: () => this.dbVersion(),
+            setClock: (v) => this.driver.prepare('UPDATE offsync_clock SET v = max(v, ?) WHERE id = 1').run(BigInt(checkLocalClock(v))),
+            savepoint: (fn) => this.driver.transaction(fn),
+          },
+          blocks,
+          o,
+          result,
+        );
         flag.run(0n);
-        return result;
+        return merged;
       });
     if (opts.rejectRows !== true || opts.judge !== undefined || opts.isolateRows === true) return run(opts);
     try {
@@ -452,6 +492,7 @@ export class SyncEngine {
   #loadTables(): void {
     this.#keepTombstones = this.driver.prepare('SELECT 1 FROM offsync_settings WHERE key = ?').getRaw(TOMBSTONE_VALUES_SETTING) !== undefined;
     this.#schemaVersion = Number((this.driver.prepare('PRAGMA schema_version').getRaw() ?? [0])[0]);
+    this.#blocks?.reload();
     const next = new Map<string, TableContext>();
     for (const t of this.syncedTables()) {
       const schema = readTableSchema(this.driver, t.name);

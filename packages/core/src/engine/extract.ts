@@ -14,6 +14,7 @@ import { pkTypeProblem } from './apply.ts';
 import { decodeTombstoneValues, readTombstone } from './tombstones.ts';
 import { toHex } from '../clock/site-id.ts';
 import type { Tombstone } from './tombstones.ts';
+import type { BlockColumns } from './blocks.ts';
 
 export interface Cursor {
   dbVersion: number;
@@ -49,10 +50,19 @@ export interface FeedOptions {
 export interface FeedHost {
   tableContexts(): TableContext[];
   siteIdOf(ref: number): Uint8Array;
+  /** Block-LWW columns (blocks.ts): their block cells join the feed, their whole values never do. */
+  blocks?: BlockColumns;
 }
 
 /** One clock entry before its value is attached: pk, col id, col_version, db_version, seq, site ref, cl. */
-type Item = [pk: Uint8Array, col: number, cv: number, dbv: number, seq: number, site: number, cl: number];
+type Item = [pk: Uint8Array, col: number, cv: number, dbv: number, seq: number, site: number, cl: number, block?: string, blockVal?: SqlValue];
+
+/** Col id of a block cell item (blocks.ts): the cell name and value travel in the item. */
+const BLOCK_ITEM = -1;
+
+function* blockItems(blocks: BlockColumns, table: string, after: Cursor, excludeSiteRef: number | undefined): Generator<Item> {
+  for (const [pk, name, val, cv, dbv, seq, site, cl] of blocks.feed(table, after, excludeSiteRef)) yield [pk, BLOCK_ITEM, cv, dbv, seq, site, cl, name, val];
+}
 
 function* rowItems(ctx: TableContext, it: Iterable<unknown[]>, after: Cursor): Generator<Item> {
   // Column ids are small (≥ 1, assigned in order), so explicit cells of a row arrive as a bitmask.
@@ -126,7 +136,8 @@ export function* changeFeed(host: FeedHost, opts: FeedOptions = {}): Generator<C
     const ex = opts.excludeSiteRef === undefined ? undefined : BigInt(opts.excludeSiteRef);
     const rows = opts.localOnly ? s.rowsFeedLocal.iterateRaw(v) : ex !== undefined ? s.rowsFeedExcluding.iterateRaw(v, ex) : s.rowsFeed.iterateRaw(v);
     const cells = opts.localOnly ? s.cellsFeedLocal.iterateRaw(v, q) : ex !== undefined ? s.cellsFeedExcluding.iterateRaw(v, q, ex) : s.cellsFeed.iterateRaw(v, q);
-    for (const it of [rowItems(ctx, rows, after), cellItems(cells)]) {
+    const blocks = host.blocks !== undefined && !opts.localOnly && host.blocks.columnsOf(ctx.name).length > 0 ? [blockItems(host.blocks, ctx.name, after, opts.excludeSiteRef)] : [];
+    for (const it of [rowItems(ctx, rows, after), cellItems(cells), ...blocks]) {
       const first = it.next();
       if (!first.done) streams.push({ ctx, it, head: first.value, direct: false });
     }
@@ -164,7 +175,7 @@ function* mergeStreams(
       if (h[3] < b[3] || (h[3] === b[3] && h[4] < b[4])) best = i;
     }
     const st = streams[best] as Stream;
-    const [pk, colId, cv, dbv, seq, siteRef, cl] = st.head;
+    const [pk, colId, cv, dbv, seq, siteRef, cl, blockName, blockVal] = st.head;
     const next = st.it.next();
     if (next.done) streams.splice(best, 1);
     else st.head = next.value;
@@ -223,11 +234,17 @@ function* mergeStreams(
       continue;
     }
     if (!cache.visible) continue;
+    if (colId === BLOCK_ITEM) {
+      // A block cell of a live row (blocks.ts); a deleted row's blocks stay behind its tombstone.
+      if (cache.row !== undefined && blockName !== undefined) yield { tbl: ctx.name, pk, col: blockName, val: blockVal ?? null, colVersion: cv, dbVersion: dbv, siteId: siteOf(host, siteCache, siteRef), cl, seq };
+      continue;
+    }
     let col = RIP_SENTINEL;
     let val: SqlValue = null;
     if (colId !== 0) {
       const c = ctx.byId.get(colId);
       if (c === undefined) continue; // clock of a column dropped by ALTER
+      if (host.blocks?.isBlockColumn(ctx.name, c.name) === true) continue; // travels as block cells
       col = c.name;
       val = cache.row === undefined ? null : (cache.row[c.ord] ?? null);
     }

@@ -1,0 +1,91 @@
+/**
+ * Block-LWW text columns on the engine (engine/blocks.ts, docs/PROTOCOL.md "Block columns"):
+ * block cells as 1.1.4 sends them (`body` U+001F position id; NULL = removed line) merged per
+ * block, the text materialised in the central table, the feed sending block cells and never the
+ * whole column, and a row judge refusing a block edit alone.
+ */
+import { describe, expect, test } from 'vitest';
+import { encodePk } from '../src/codec/pk.ts';
+import { openReplica } from '../src/testing/replica.ts';
+import type { Change, SqlValue } from '../src/types.ts';
+
+const DDL = "CREATE TABLE notes (id TEXT PRIMARY KEY NOT NULL, title TEXT NOT NULL DEFAULT '', body TEXT NOT NULL DEFAULT '')";
+const A = new Uint8Array(16).fill(1);
+const B = new Uint8Array(16).fill(2);
+const PK = encodePk(['n1']);
+const US = '\u001f';
+
+function cell(col: string, val: SqlValue, colVersion: number, dbVersion: number, seq: number, siteId = A): Change {
+  return { tbl: 'notes', pk: PK, col, val, colVersion, dbVersion, siteId, cl: 1, seq };
+}
+const block = (pos: string, val: SqlValue, cv: number, dbv: number, seq: number, site = A): Change => cell(`body${US}${pos}`, val, cv, dbv, seq, site);
+
+function server() {
+  const e = openReplica(DDL, ['notes']);
+  e.setBlockColumn('notes', 'body');
+  return e;
+}
+const body = (e: ReturnType<typeof server>): unknown => e.driver.prepare("SELECT body FROM notes WHERE id = 'n1'").getRaw()?.[0];
+
+describe('block columns', () => {
+  test('an unmarked column refuses block cells; a marked one takes them and materialises the text', () => {
+    const plain = openReplica(DDL, ['notes']);
+    const insert = [cell('title', 't', 1, 1, 0), block('a0', 'line one', 1, 1, 1), block('a1', 'line two', 1, 1, 2), block('a2', 'line three', 1, 1, 3)];
+    expect(() => plain.applyChanges(insert)).toThrowError(expect.objectContaining({ code: 'CORE_UNKNOWN_COLUMN' }));
+    expect(() => plain.setBlockColumn('notes', 'nope')).toThrowError(expect.objectContaining({ code: 'CORE_UNKNOWN_COLUMN' }));
+    const e = server();
+    expect(e.blockColumns('notes')).toEqual(['body']);
+    const r = e.applyChanges(insert);
+    expect([r.received, r.applied]).toEqual([4, 4]);
+    expect(body(e)).toBe('line one\nline two\nline three');
+  });
+
+  test('an edited line (new block between its neighbours, old block removed) and LWW per block, in position-id order', () => {
+    const e = server();
+    e.applyChanges([cell('title', 't', 1, 1, 0), block('a0', 'l1', 1, 1, 1), block('a1', '', 1, 1, 2), block('a2', 'l3', 1, 1, 3)]);
+    expect(body(e)).toBe('l1\n\nl3');
+    // Device A edits line 1 (new block 'Zz' before 'a0', 'a0' removed); device B edits line 3 ('a1V' between 'a1' and 'a2').
+    e.applyChanges([block('Zz', 'l1 by A', 1, 2, 0), block('a0', null, 2, 2, 1)]);
+    e.applyChanges([block('a1V', 'l3 by B', 1, 2, 0, B), block('a2', null, 2, 2, 1, B)]);
+    expect(body(e)).toBe('l1 by A\n\nl3 by B');
+    // An older version of a removed block does not bring it back; a tie goes to the greater value.
+    expect(e.applyChanges([block('a0', 'l1', 1, 1, 1, B)]).applied).toBe(0);
+    e.applyChanges([block('a1V', 'l3 by Bz', 1, 3, 0, A)]);
+    expect(body(e)).toBe('l1 by A\n\nl3 by Bz');
+    expect(e.applyChanges([block('a1V', 'l3 by Ba', 1, 3, 0, A)]).applied).toBe(0);
+    expect(body(e)).toBe('l1 by A\n\nl3 by Bz');
+  });
+
+  test('the feed sends block cells (removed ones as NULL), never the whole column, and not back to their site', () => {
+    const e = server();
+    e.applyChanges([cell('title', 't', 1, 1, 0), block('a0', 'x', 1, 1, 1), block('a1', 'y', 1, 1, 2)]);
+    e.applyChanges([block('a1', null, 2, 2, 0, B)]);
+    const feed = [...e.changes()].map((c) => [c.col.replace(US, '|'), c.val, c.colVersion]);
+    expect(feed).toEqual([
+      ['title', 't', 1],
+      ['body|a0', 'x', 1],
+      ['body|a1', null, 2],
+    ]);
+    expect([...e.changes({ excludeSiteId: B })].map((c) => c.col.replace(US, '|'))).toEqual(['title', 'body|a0']);
+    // After a cursor: only what is newer.
+    const all = [...e.changes()];
+    const last = all[1]!;
+    expect([...e.changes({ after: { dbVersion: last.dbVersion, seq: last.seq } })].map((c) => c.col.replace(US, '|'))).toEqual(['body|a1']);
+  });
+
+  test('a row judge sees the whole new text and refuses a block edit alone', () => {
+    const e = server();
+    e.applyChanges([cell('title', 't', 1, 1, 0), block('a0', 'keep', 1, 1, 1)]);
+    const seen: unknown[] = [];
+    const r = e.applyChanges([block('a1', 'forbidden', 1, 2, 0, B)], {
+      judge: (t) => {
+        seen.push([t.operation, t.old?.['body'], t.new?.['body']]);
+        return String(t.new?.['body']).includes('forbidden') ? { code: 'rls_denied', reason: 'no' } : undefined;
+      },
+    });
+    expect(seen).toEqual([['UPDATE', 'keep', 'keep\nforbidden']]);
+    expect(r.rejected.map((x) => [x.table, x.code, x.values['body']])).toEqual([['notes', 'rls_denied', 'keep\nforbidden']]);
+    expect(body(e)).toBe('keep');
+    expect([...e.changes()].map((c) => c.col.replace(US, '|'))).toEqual(['title', 'body|a0']);
+  });
+});
