@@ -1,6 +1,7 @@
 import { builder } from '../../builder.ts';
 import { DatabaseRef, RlsModeEnum } from '../databases/databases.schema.ts';
 import type { RlsPolicyEntry, TableList, TableNode } from './tables.service.ts';
+import type { PreviewUser, RlsPreview } from './rls-preview.ts';
 import type { SchemaHashVersion, TableColumn, TableIssue } from './table-engine.ts';
 
 const RlsOperationEnum = builder.enumType('RlsOperation', { values: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const });
@@ -87,6 +88,50 @@ const DeployTablesPayload = builder.objectRef<{ databaseId: string; added: strin
     tables: t.field({ type: TableListRef, resolve: (p, _a, ctx) => ctx.services.tables.listTables(p.databaseId) }),
   }),
 });
+
+const RlsPreviewUserRef = builder.objectRef<PreviewUser>('RlsPreviewUser').implement({
+  fields: (t) => ({
+    userId: t.exposeString('userId'),
+    source: t.exposeString('source', { description: 'ACCESS_TOKEN (judged with its newest active token\'s claims) or DEVICE (a device\'s user without a token: JWT claims beyond sub unknown)' }),
+    rowsBefore: t.exposeInt('rowsBefore'),
+    rowsAfter: t.exposeInt('rowsAfter'),
+    gained: t.exposeInt('gained'),
+    lost: t.exposeInt('lost'),
+    sampleGained: t.field({ type: ['JSON'], description: 'Primary keys (column → value; INTEGER as {"$int"}, BLOB as {"$blob"}) of gained rows, key order', resolve: (u) => u.sampleGained }),
+    sampleLost: t.field({ type: ['JSON'], resolve: (u) => u.sampleLost }),
+    devices: t.exposeStringList('devices', { description: 'Site ids of this user\'s devices' }),
+  }),
+});
+
+const RlsPreviewRef = builder.objectRef<RlsPreview>('RlsPreview').implement({
+  description: 'What a policy would change, before it is applied (judged over the central rows with the data plane\'s evaluator)',
+  fields: (t) => ({
+    table: t.exposeString('table'),
+    operation: t.exposeString('operation'),
+    currentExpression: t.exposeString('currentExpression', { nullable: true }),
+    expression: t.exposeString('expression'),
+    changesVisibility: t.exposeBoolean('changesVisibility', { description: 'Only SELECT policies change what devices hold' }),
+    enforced: t.exposeBoolean('enforced', { description: 'False in BYPASS mode: before = every row, after = what ENFORCE with this policy would give' }),
+    totalRows: t.exposeInt('totalRows'),
+    users: t.field({ type: [RlsPreviewUserRef], resolve: (p) => p.users }),
+    affectedDevices: t.exposeStringList('affectedDevices', { description: 'Devices of the users who gain or lose rows' }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  previewRlsPolicy: t.field({
+    type: RlsPreviewRef,
+    description: 'Which users gain and lose rows, and which devices are affected, if `expression` became the policy; changes nothing',
+    args: {
+      databaseId: t.arg.id({ required: true }),
+      table: t.arg.string({ required: true }),
+      operation: t.arg({ type: RlsOperationEnum, required: true }),
+      expression: t.arg.string({ required: true }),
+      sampleSize: t.arg.int({ defaultValue: 10, description: 'Sample keys per user and direction (0–1000)' }),
+    },
+    resolve: (_r, a, ctx) => ctx.services.tables.previewRlsPolicy(String(a.databaseId), a.table, a.operation, a.expression, a.sampleSize ?? 10),
+  }),
+}));
 
 const DeployModeEnum = builder.enumType('DeployMode', {
   values: {

@@ -9,6 +9,10 @@ import { validateRlsExpression } from './rls-validate.ts';
 import type { RlsOperation } from './rls-validate.ts';
 import { issuesUnderFlags, openTableEngine, refuseUnsyncable } from './table-engine.ts';
 import type { SchemaHashVersion, TableInfo } from './table-engine.ts';
+import { openSyncDatabase } from '@offsync/core/sqlite';
+import { accessTokenPrincipal } from '../sync/data-plane/authenticate.ts';
+import { previewVisibility } from './rls-preview.ts';
+import type { PreviewSubject, RlsPreview } from './rls-preview.ts';
 
 export const RlsMode = { BYPASS: 'BYPASS', ENFORCE: 'ENFORCE' } as const;
 export type RlsMode = (typeof RlsMode)[keyof typeof RlsMode];
@@ -187,6 +191,55 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
       const res = await prisma.rlsPolicy.deleteMany({ where: { databaseId, tableName: table, operation } });
       if (prior !== null && res.count > 0 && db.rlsMode === 'ENFORCE') await renewVisibility(databaseId, [{ table, mode: 'ENFORCE', select: prior }]);
       return res.count > 0;
+    },
+
+    /**
+     * Which users gain and lose rows if `expression` became the table's `operation` policy, and
+     * which devices that affects (rls-preview.ts). Nothing is changed. SQLITE databases only.
+     */
+    async previewRlsPolicy(databaseId: string, table: string, operation: RlsOperation, expression: string, sampleSize = 10): Promise<RlsPreview> {
+      const { tables } = await readTables(databaseId);
+      const t = tables.find((x) => x.name === table);
+      if (t === undefined) throw new ApiError('NOT_FOUND', `Table ${table} not found`, { details: { table } });
+      const expr = validateRlsExpression(table, t.columns, operation, expression);
+      const db = await databases.getDatabase(databaseId);
+      if (db.kind !== 'SQLITE') throw new ApiError('CONFLICT', 'previewRlsPolicy applies to SQLITE databases (POSTGRES databases are not served to devices yet)', { details: { databaseId } });
+      const config = await service.getRlsConfig(databaseId);
+      const current = config.policies.find((p) => p.table === table && p.operation === operation)?.expression ?? null;
+      const base = { table, operation, currentExpression: current, expression: expr, enforced: config.mode === 'ENFORCE' };
+      if (operation !== 'SELECT') return { ...base, changesVisibility: false, totalRows: 0, users: [], affectedDevices: [] };
+      const n = Math.min(Math.max(Math.trunc(sampleSize), 0), 1000);
+
+      const now = deps.clock.now();
+      const [tokens, devices] = await Promise.all([
+        prisma.accessToken.findMany({ where: { databaseId, revokedAt: null }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] }),
+        prisma.device.findMany({ where: { databaseId, userId: { not: null }, credentialKind: { not: 'API_KEY' } }, orderBy: { siteId: 'asc' } }),
+      ]);
+      const sitesOf = new Map<string, string[]>();
+      for (const d of devices) if (d.userId !== null) sitesOf.set(d.userId, [...(sitesOf.get(d.userId) ?? []), d.siteId]);
+      const subjects = new Map<string, PreviewSubject>();
+      for (const tok of tokens) {
+        if (subjects.has(tok.userId) || (tok.expiresAt !== null && tok.expiresAt.getTime() <= now)) continue;
+        const principal = accessTokenPrincipal({ ...tok, attributes: JSON.parse(tok.attributes) as Record<string, unknown> });
+        subjects.set(tok.userId, { userId: tok.userId, principal, source: 'ACCESS_TOKEN', devices: sitesOf.get(tok.userId) ?? [] });
+      }
+      for (const [userId, sites] of sitesOf) {
+        if (!subjects.has(userId)) subjects.set(userId, { userId, principal: { kind: 'jwt', userId, claims: { sub: userId } }, source: 'DEVICE', devices: sites });
+      }
+      const engine = openSyncDatabase(sqliteDatabasePath(deps.dataDir, databaseId), { mustExist: true });
+      try {
+        const r = previewVisibility(engine, {
+          table,
+          before: config.mode === 'ENFORCE' ? current : 'ALL',
+          after: expr,
+          subjects: [...subjects.values()].sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0)),
+          sampleSize: n,
+        });
+        const affected = new Set(r.users.filter((u) => u.gained + u.lost > 0).flatMap((u) => u.devices));
+        return { ...base, changesVisibility: true, totalRows: r.totalRows, users: r.users, affectedDevices: [...affected].sort() };
+      } finally {
+        engine.close();
+      }
     },
 
     /** Every schema hash of a SQLITE database (oldest first); POSTGRES databases: empty. */

@@ -56,6 +56,11 @@ async function verifyCredential(services: Services, databaseId: string, credenti
 
   const token = await services.auth.verifyAccessToken(databaseId, credential);
   if (token === null) return null;
+  return accessTokenPrincipal(token);
+}
+
+/** The principal of an access token (also used by the RLS preview, domains/tables/rls-preview.ts). */
+export function accessTokenPrincipal(token: { id: string; userId: string; name: string; attributes: Record<string, unknown>; createdAt: Date; expiresAt: Date | null }): Principal {
   return {
     kind: 'accessToken',
     userId: token.userId,
