@@ -89,3 +89,22 @@ describe('block columns', () => {
     expect([...e.changes()].map((c) => c.col.replace(US, '|'))).toEqual(['title', 'body|a0']);
   });
 });
+
+describe('block columns across lives of a row', () => {
+  test('a re-inserted row (higher causal length) replaces the old life\'s blocks; an older life\'s block loses', () => {
+    const e = server();
+    e.applyChanges([cell('title', 't', 1, 1, 0), block('a0', 'old1', 1, 1, 1), block('a1', 'old2', 1, 1, 2)]);
+    e.applyChanges([block('Zz', 'old1 x', 1, 2, 0), block('a0', null, 2, 2, 1)]);
+    expect(body(e)).toBe('old1 x\nold2');
+    // Deleted (cl 2), then inserted again (cl 3): the new life restarts at a0 with col_version 1.
+    e.applyChanges([{ ...cell('__[RIP]__', null, 2, 3, 0), cl: 2 }]);
+    e.applyChanges([{ ...cell('__[RIP]__', null, 3, 4, 0), cl: 3 }, { ...cell('title', 't', 1, 4, 1), cl: 3 }, { ...block('a0', 'new1', 1, 4, 2), cl: 3 }, { ...block('a1', 'new2', 1, 4, 3), cl: 3 }]);
+    expect(body(e)).toBe('new1\nnew2');
+    expect(e.applyChanges([block('a2', 'late edit of the old life', 1, 5, 0, B)]).applied).toBe(0);
+    expect(body(e)).toBe('new1\nnew2');
+    expect([...e.changes()].filter((c) => c.col.includes(US)).map((c) => [c.col.replace(US, '|'), c.val, c.cl])).toEqual([
+      ['body|a0', 'new1', 3],
+      ['body|a1', 'new2', 3],
+    ]);
+  });
+});

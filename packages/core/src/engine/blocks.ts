@@ -2,7 +2,7 @@
  * Block-level LWW text columns (docs/PROTOCOL.md "Block columns"), as SQLite Sync 1.1.x does
  * them after `cloudsync_set_column(t, c, 'algo', 'block')`: the text of column `c` is a sequence
  * of line blocks; each block travels as its own cell named `c` + U+001F + a position id, LWW per
- * block (col_version, then the value order). A NULL block value is a removed line, `''` an empty
+ * block (the row's causal length, then col_version, then the value order). A NULL block value is a removed line, `''` an empty
  * line. The text is the live blocks' values, ordered by position id byte-wise, joined by `\n`.
  *
  * Server side (minimum): the columns an operator marked block (`offsync_block_columns`) take
@@ -117,6 +117,8 @@ export class BlockColumns {
     if (blocks.length === 0) return result;
     const d = this.#driver;
     const get = d.prepare('SELECT col_version, val FROM offsync_blocks WHERE tbl = ? AND pk = ? AND col = ? AND pos = ?');
+    const life = d.prepare('SELECT max(cl) FROM offsync_blocks WHERE tbl = ? AND pk = ? AND col = ?');
+    const dropOlder = d.prepare('DELETE FROM offsync_blocks WHERE tbl = ? AND pk = ? AND col = ? AND cl < ?');
     const put = d.prepare(
       'INSERT OR REPLACE INTO offsync_blocks (tbl, pk, col, pos, val, col_version, db_version, seq, site, cl) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
@@ -154,6 +156,11 @@ export class BlockColumns {
           for (const ch of changes) {
             const cell = this.parse(t.name, ch.col);
             if (cell === undefined) continue;
+            // A block of an older life of the row loses; the first block of a newer life drops the
+            // older life's blocks (a re-inserted row starts again at a0 with col_version 1).
+            const cl = Number(life.getRaw(t.name, pk, cell.column)?.[0] ?? 0);
+            if (ch.cl < cl) continue;
+            if (ch.cl > cl && cl > 0) dropOlder.run(t.name, pk, cell.column, BigInt(ch.cl));
             const stored = get.getRaw(t.name, pk, cell.column, cell.pos);
             const wins = stored === undefined || ch.colVersion > Number(stored[0]) || (ch.colVersion === Number(stored[0]) && compareForMerge(ch.val, (stored[1] ?? null) as SqlValue) > 0);
             if (!wins) continue;
