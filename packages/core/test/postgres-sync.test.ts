@@ -158,5 +158,5 @@ describe('PostgreSQL replica with SQLite replicas', () => {
       }),
       { numRuns: 50, seed: 20_261_125, endOnFailure: true },
     );
-  }, 60_000);
+  }, 240_000);
 });
