@@ -4,7 +4,8 @@
  * columns"). The device sends one cell per line (`body` U+001F position id); OffSync, with the
  * column marked block centrally, merges them per block, keeps the text in the central table and
  * sends the block cells on. Two devices edit, insert and delete different lines offline; after
- * syncing, every edit survives on both devices and in the central text.
+ * syncing, every edit survives on both devices and in the central text; a server-side UPDATE of
+ * the text reaches the devices as the right lines.
  */
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { createAccessToken, setupDatabase, startApp } from './data-plane-fixtures.ts';
@@ -54,7 +55,7 @@ async function receiveUntil(dev: NativeDevice, want: string): Promise<void> {
 
 const central = async (sql: string): Promise<unknown> => (await t.app.sync.databases.get(databaseId)).engine.driver.prepare(sql).getRaw()?.[0];
 
-test('two 1.1.4 devices edit, insert and delete different lines of one block column offline: every edit survives on both and in the central text', async () => {
+test('two 1.1.4 devices edit, insert and delete different lines of one block column offline: every edit survives on both and in the central text; a server-side UPDATE reaches them as the right lines', async () => {
   const a = await device('alice');
   const b = await device('bob');
   await a.value("INSERT INTO notes(id, title, body) VALUES ('n1', 'shopping', ?)", 'milk\nbread\neggs\nbutter');
@@ -82,4 +83,18 @@ test('two 1.1.4 devices edit, insert and delete different lines of one block col
   const c = await device('carol');
   await receiveUntil(c, merged);
   expect(await c.value(blocks)).toBe(await a.value(blocks));
+
+  // A server-side UPDATE of the text (another program on the central database) reaches the
+  // devices as the right lines: kept lines keep their blocks, a device edits between them again.
+  const engine = (await t.app.sync.databases.get(databaseId)).engine;
+  engine.driver.prepare("UPDATE notes SET body = ? WHERE id = 'n1'").run('oat milk\ncoffee\n6 eggs\njam');
+  const server = 'oat milk\ncoffee\n6 eggs\njam';
+  await receiveUntil(a, server);
+  await receiveUntil(b, server);
+  expect(await a.value(blocks)).toBe(await b.value(blocks));
+  expect(await a.value("SELECT group_concat(col_value, char(10)) FROM (SELECT col_value FROM notes_cloudsync_blocks ORDER BY col_name)")).toBe(server);
+  await b.value("UPDATE notes SET body = ? WHERE id = 'n1'", 'oat milk\ncoffee\nsugar\n6 eggs\njam');
+  await send(b);
+  expect(await central("SELECT body FROM notes WHERE id = 'n1'")).toBe('oat milk\ncoffee\nsugar\n6 eggs\njam');
+  await receiveUntil(a, 'oat milk\ncoffee\nsugar\n6 eggs\njam');
 }, 120_000);

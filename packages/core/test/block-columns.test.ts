@@ -108,3 +108,37 @@ describe('block columns across lives of a row', () => {
     ]);
   });
 });
+
+describe('server-side writes of a block column', () => {
+  test('an UPDATE by another program becomes block cells: kept lines keep their blocks, removed ones turn NULL, new ones get ids between their neighbours', () => {
+    const e = server();
+    e.applyChanges([cell('title', 't', 1, 1, 0), block('a0', 'one', 1, 1, 1), block('a1', 'two', 1, 1, 2), block('a2', 'three', 1, 1, 3)]);
+    const cursor = [...e.changes()].at(-1)!;
+    e.driver.prepare("UPDATE notes SET body = ? WHERE id = 'n1'").run('zero\none\nthree\nfour');
+    const out = [...e.changes({ after: { dbVersion: cursor.dbVersion, seq: cursor.seq } })].map((c) => [c.col.replace(US, '|'), c.val, c.colVersion]);
+    expect(out).toEqual([
+      ['body|a1', null, 2],
+      ['body|Zz', 'zero', 1],
+      ['body|a3', 'four', 1],
+    ]);
+    // Not again on the next read; a second edit between kept lines takes an id between them.
+    expect([...e.changes({ after: { dbVersion: cursor.dbVersion, seq: cursor.seq } })]).toHaveLength(3);
+    e.driver.prepare("UPDATE notes SET body = ? WHERE id = 'n1'").run('zero\none\none and a half\nthree\nfour');
+    const again = [...e.changes()].filter((c) => c.col.includes(US) && c.val !== null).map((c) => c.col.slice(5));
+    expect(again).toContain('a1V'); // between a0 and a2, never the removed a1
+    // The blocks a device would apply give back the central text.
+    const lines = [...e.changes()].filter((c) => c.col.includes(US) && c.val !== null).sort((x, y) => (x.col < y.col ? -1 : 1)).map((c) => c.val);
+    expect(lines.join('\n')).toBe(body(e));
+  });
+
+  test('a row inserted by another program gets a block per line', () => {
+    const e = server();
+    e.driver.prepare("INSERT INTO notes (id, title, body) VALUES ('n1', 't', ?)").run('a\n\nb');
+    expect([...e.changes()].map((c) => [c.col.replace(US, '|'), c.val])).toEqual([
+      ['title', 't'],
+      ['body|a0', 'a'],
+      ['body|a1', ''],
+      ['body|a2', 'b'],
+    ]);
+  });
+});

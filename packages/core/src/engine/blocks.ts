@@ -9,8 +9,10 @@
  * block cells; each block's clock and value live in `offsync_blocks`; the merged text is written
  * into the central table (so any SQL reader sees the whole value) without a clock of its own; the
  * feed sends the block cells, never the column as a whole (a device would take the text but not
- * its blocks). Not done yet: server-side writes of the text turned into block changes, RLS
- * compensation of a refused block edit (a refused row is rejected, the device keeps its lines).
+ * its blocks). This database's own writes of the text (an UPDATE by another program, site 0) are
+ * folded into block cells before a feed is read ({@link BlockColumns.foldLocalWrites}: a line diff
+ * against the live blocks). Not done yet: RLS compensation of a refused block edit (a refused row
+ * is rejected, the device keeps its lines).
  */
 import { decodePk } from '../codec/pk.ts';
 import { compareForMerge } from '../merge/compare.ts';
@@ -20,6 +22,7 @@ import { toHex } from '../clock/site-id.ts';
 import type { ApplyOptions, ApplyResult, RejectedRow } from './apply.ts';
 import type { RowObject } from './tombstones.ts';
 import type { TableContext } from './table-context.ts';
+import { positionBetween } from './block-keys.ts';
 
 export const BLOCK_SEPARATOR = '\u001f';
 
@@ -198,6 +201,67 @@ export class BlockColumns {
     };
   }
 
+  /**
+   * Folds this database's own writes of block columns (`local`: site-0 changes after the last
+   * fold, as the feed gives them, whole values) into block cells: the new text is diffed line by
+   * line against the row's live blocks (longest common subsequence); kept lines keep their
+   * blocks, removed ones become NULL (col_version + 1), new ones get position ids between their
+   * neighbours, all at one new local version. Returns the version used, or undefined.
+   */
+  foldLocalWrites(host: BlockHost, local: Iterable<Change>): number | undefined {
+    const latest = new Map<string, Change>();
+    for (const ch of local) {
+      if (!this.isBlockColumn(ch.tbl, ch.col)) continue;
+      latest.set(`${ch.tbl.toLowerCase()}\u0000${toHex(ch.pk)}\u0000${ch.col.toLowerCase()}`, ch);
+    }
+    if (latest.size === 0) return undefined;
+    const d = this.#driver;
+    const rows = d.prepare('SELECT pos, val, col_version, cl FROM offsync_blocks WHERE tbl = ? AND pk = ? AND col = ? ORDER BY pos');
+    const put = d.prepare(
+      'INSERT OR REPLACE INTO offsync_blocks (tbl, pk, col, pos, val, col_version, db_version, seq, site, cl) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)',
+    );
+    const dropOlder = d.prepare('DELETE FROM offsync_blocks WHERE tbl = ? AND pk = ? AND col = ? AND cl < ?');
+    const version = host.clock() + 1;
+    let seq = 0;
+    for (const ch of latest.values()) {
+      const t = host.table(ch.tbl);
+      const column = this.#cols.get(ch.tbl.toLowerCase())?.get(ch.col.toLowerCase());
+      if (t === undefined || column === undefined) continue;
+      dropOlder.run(t.name, ch.pk, column, BigInt(ch.cl));
+      const all = [...rows.iterateRaw(t.name, ch.pk, column)].map((r) => ({ pos: String(r[0]), val: r[1] as SqlValue, cv: Number(r[2]) }));
+      const live = all.filter((b) => b.val !== null);
+      const text = ch.val === null ? '' : typeof ch.val === 'string' ? ch.val : String(ch.val);
+      const lines = text === '' && live.length === 0 ? [] : text.split('\n');
+      const keep = commonLines(live.map((b) => String(b.val)), lines);
+      const taken = new Set(all.map((b) => b.pos));
+      // Removed lines.
+      live.forEach((b, i) => {
+        if (keep.old[i] === undefined) put.run(t.name, ch.pk, column, b.pos, null, BigInt(b.cv + 1), BigInt(version), BigInt(seq++), BigInt(ch.cl));
+      });
+      // New lines, placed between the kept blocks around them.
+      let prev: string | null = null;
+      for (let j = 0; j < lines.length; j++) {
+        const i = keep.new[j];
+        if (i !== undefined) {
+          prev = (live[i] as { pos: string }).pos;
+          continue;
+        }
+        let k = j + 1;
+        while (k < lines.length && keep.new[k] === undefined) k++;
+        const nextIdx = k < lines.length ? keep.new[k] : undefined;
+        const next = nextIdx === undefined ? null : (live[nextIdx] as { pos: string }).pos;
+        let pos = positionBetween(prev, next);
+        while (taken.has(pos)) pos = positionBetween(pos, next); // never reuse an id, even a removed one's
+        taken.add(pos);
+        put.run(t.name, ch.pk, column, pos, lines[j] ?? '', 1n, BigInt(version), BigInt(seq++), BigInt(ch.cl));
+        prev = pos;
+      }
+    }
+    if (seq === 0) return undefined;
+    host.setClock(version);
+    return version;
+  }
+
   /** Block cells of `table` after a cursor, in (db_version, seq) order. */
   *feed(table: string, after: { dbVersion: number; seq: number }, excludeSiteRef?: number): Generator<BlockItem> {
     if (this.columnsOf(table).length === 0) return;
@@ -222,4 +286,51 @@ class BlockRowRejected extends Error {
   ) {
     super(reason);
   }
+}
+
+/**
+ * A longest common subsequence of two line lists: `old[i]` = the new index kept for old line i,
+ * `new[j]` = the old index for new line j. Beyond 4M cells of work, only a common prefix and
+ * suffix are kept (everything between is replaced).
+ */
+function commonLines(a: readonly string[], b: readonly string[]): { old: (number | undefined)[]; new: (number | undefined)[] } {
+  const oldMap: (number | undefined)[] = new Array(a.length);
+  const newMap: (number | undefined)[] = new Array(b.length);
+  let lo = 0;
+  while (lo < a.length && lo < b.length && a[lo] === b[lo]) {
+    oldMap[lo] = lo;
+    newMap[lo] = lo;
+    lo++;
+  }
+  let ha = a.length;
+  let hb = b.length;
+  while (ha > lo && hb > lo && a[ha - 1] === b[hb - 1]) {
+    ha--;
+    hb--;
+    oldMap[ha] = hb;
+    newMap[hb] = ha;
+  }
+  const n = ha - lo;
+  const m = hb - lo;
+  if (n === 0 || m === 0 || n * m > 4_000_000) return { old: oldMap, new: newMap };
+  // dp[i][j] = LCS length of a[lo+i..ha) and b[lo+j..hb).
+  const w = m + 1;
+  const dp = new Uint32Array((n + 1) * w);
+  for (let i = n - 1; i >= 0; i--) {
+    for (let j = m - 1; j >= 0; j--) {
+      dp[i * w + j] = a[lo + i] === b[lo + j] ? (dp[(i + 1) * w + j + 1] as number) + 1 : Math.max(dp[(i + 1) * w + j] as number, dp[i * w + j + 1] as number);
+    }
+  }
+  let i = 0;
+  let j = 0;
+  while (i < n && j < m) {
+    if (a[lo + i] === b[lo + j]) {
+      oldMap[lo + i] = lo + j;
+      newMap[lo + j] = lo + i;
+      i++;
+      j++;
+    } else if ((dp[(i + 1) * w + j] as number) >= (dp[i * w + j + 1] as number)) i++;
+    else j++;
+  }
+  return { old: oldMap, new: newMap };
 }

@@ -106,6 +106,29 @@ export class SyncEngine {
     return this.#blockColumns().columnsOf(table);
   }
 
+  /** Folds this database's own writes of block columns since the last fold into block cells (blocks.ts). */
+  #foldBlockWrites(blocks: BlockColumns): void {
+    const key = 'blocks_folded_through';
+    this.driver.transaction(() => {
+      const through = Number(this.driver.prepare('SELECT value FROM offsync_settings WHERE key = ?').getRaw(key)?.[0] ?? 0);
+      const now = this.dbVersion();
+      if (now <= through) return;
+      const tables = [...this.#tables.values()].filter((t) => blocks.columnsOf(t.name).length > 0);
+      const local = [...changeFeed({ tableContexts: () => tables, siteIdOf: (ref) => this.#siteIdOf(ref) }, { localOnly: true, after: { dbVersion: through, seq: Number.MAX_SAFE_INTEGER } })];
+      const v = blocks.foldLocalWrites(
+        {
+          table: (n) => this.table(n),
+          siteRef: (s) => this.#siteRef(s),
+          clock: () => this.dbVersion(),
+          setClock: (c) => this.driver.prepare('UPDATE offsync_clock SET v = max(v, ?) WHERE id = 1').run(BigInt(checkLocalClock(c))),
+          savepoint: (fn) => this.driver.transaction(fn),
+        },
+        local,
+      );
+      this.driver.prepare('INSERT OR REPLACE INTO offsync_settings (key, value) VALUES (?, ?)').run(key, BigInt(v ?? now));
+    });
+  }
+
   #blockColumns(): BlockColumns {
     this.#blocks ??= new BlockColumns(this.driver);
     return this.#blocks;
@@ -309,6 +332,7 @@ export class SyncEngine {
       if (ref !== undefined) opts.excludeSiteRef = ref;
     }
     const blocks = this.#blockColumns();
+    if (blocks.any && req.localOnly !== true) this.#foldBlockWrites(blocks);
     return changeFeed({ tableContexts: () => [...this.#tables.values()], siteIdOf: (ref) => this.#siteIdOf(ref), ...(blocks.any ? { blocks } : {}) }, opts);
   }
 
