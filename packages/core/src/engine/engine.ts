@@ -359,6 +359,8 @@ export class SyncEngine {
     const all = Array.isArray(changes) ? (changes as Change[]) : [...changes];
     const blockColumns = this.#blockColumns();
     const { rest: list, blocks } = blockColumns.split(all);
+    // Own writes of the text first: the merge rewrites it from the blocks.
+    if (blocks.length > 0) this.#foldBlockWrites(blockColumns);
     const run = (o: ApplyOptions): ApplyResult =>
       this.driver.transaction(() => {
         const flag = this.driver.prepare('UPDATE offsync_clock SET applying = ? WHERE id = 1');
