@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "Database" ADD COLUMN     "conflictLog" BOOLEAN NOT NULL DEFAULT true;
