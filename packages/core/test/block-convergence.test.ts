@@ -65,7 +65,7 @@ test('random line edits on 3–5 replicas with reordered delivery converge to on
       }
       // Full sync: twice around the ring reaches everyone.
       for (let round = 0; round < 2; round++) for (let i = 0; i < n; i++) pull(rs[i] as SyncEngine, rs[(i + 1) % n] as SyncEngine);
-      for (const r of rs) [...r.changes()]; // fold any last own write
+      for (const r of rs) Array.from(r.changes()); // fold any last own write
       for (let round = 0; round < 2; round++) for (let i = 0; i < n; i++) pull(rs[i] as SyncEngine, rs[(i + 1) % n] as SyncEngine);
       const text = bodyOf(first);
       const blocks = blocksOf(first);
