@@ -174,3 +174,15 @@ test('a SELECT policy change: devices drop rows the new policy hides and receive
   await b.download();
   expect(b.rows()).toEqual((centralRows(t, d) as Array<{ user_id: string }>).filter((r) => r.user_id === 'bob'));
 });
+
+test('a far-behind download (bulk RLS filter in SQL) sends exactly the rows the per-row filter would', async () => {
+  const d = db.databaseId;
+  const admin = new TestDevice(t, d, db.apiKey);
+  for (let i = 0; i < 1200; i++) admin.exec('INSERT INTO todos (id, user_id, title) VALUES (?, ?, ?)', `bulk${String(i).padStart(4, '0')}`, i % 3 === 0 ? 'bob' : 'carol', `t${i}`);
+  expect((await admin.upload()).status).toBe(200);
+  const b = new TestDevice(t, d, bob);
+  await b.download();
+  for (let i = 0; i < 20 && (await b.download()).body['data'] !== undefined; i++);
+  expect(b.rows()).toEqual((centralRows(t, d) as Array<{ user_id: string }>).filter((r) => r.user_id === 'bob'));
+  expect(ids(b).filter((id) => id.startsWith('bulk'))).toHaveLength(400);
+});

@@ -59,6 +59,8 @@ export interface DatabaseTarget {
   identity?: string | null;
   /** `PRAGMA synchronous` of the central connection (default FULL: acknowledged uploads survive power loss). */
   synchronous?: 'FULL' | 'NORMAL';
+  /** False: merges do not record lost writes in the conflict log (control plane `Database.conflictLog`; default on). */
+  conflictLog?: boolean;
 }
 
 /** Protocol generation of a request (protocol reference 0.3). */
@@ -105,7 +107,7 @@ export interface SyncDeps {
   /** Resolves `Authorization: Bearer <credential>` (undefined when absent); null = 401. */
   authenticate(databaseId: string, credential: string | undefined): Promise<Principal | null>;
   /** RLS on downloads: a row filter for this caller, or undefined to send every row. */
-  rowFilterFor(databaseId: string, principal: Principal, engine: SyncEngine): MaybePromise<RowFilter | undefined>;
+  rowFilterFor(databaseId: string, principal: Principal, engine: SyncEngine, opts?: { bulk?: boolean }): MaybePromise<RowFilter | undefined>;
   /** RLS on downloads: what this caller could see as of a version (removals of rows that left its sight); undefined = no RLS. */
   priorFilterFor?(databaseId: string, principal: Principal, engine: SyncEngine): MaybePromise<PriorFilter | undefined>;
   /** RLS: per table, the columns visibility depends on (a change of one starts a new life of the row); undefined = none. */

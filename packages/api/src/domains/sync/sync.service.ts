@@ -14,6 +14,9 @@ import type { SyncStatus, VersionWindow } from './peer-state.ts';
 import { ownerKeyOf, siteOwnersOf } from './site-owners.ts';
 import type { RejectedRow } from '@offsync/core';
 import { rejectionLogOf } from './rejection-log.ts';
+import { conflictInput, conflictLogOf, dropRejected } from './conflict-log.ts';
+import type { ConflictLogOptions } from './conflict-log.ts';
+import type { MergeConflict } from '@offsync/core';
 import type { RejectionLog } from './rejection-log.ts';
 import type { RejectionEntry, RejectionInput } from './rejection-log.ts';
 import { principalKey, runHook } from './sync-deps.ts';
@@ -34,6 +37,8 @@ export interface SyncServiceOptions {
   maxExpandedBytes?: number;
   /** Clock of rejection-log entries (tests). */
   now?: () => number;
+  /** Retention of the conflict log (conflict-log.ts; default 100,000 entries / 30 days per database). */
+  conflictLog?: ConflictLogOptions;
 }
 
 export interface UploadResult {
@@ -96,12 +101,16 @@ export function normaliseSiteId(site: string): string {
   return site.toLowerCase();
 }
 
+/** A download further behind than this many versions filters rows by RLS in bulk (rls-sql.ts). */
+const BULK_FILTER_VERSIONS = 1000;
+
 export class SyncService {
   readonly databases: CentralDatabases;
   readonly #deps: SyncDeps;
   readonly pageBytes: number;
   readonly #limits: PayloadDecodeLimits;
   readonly #now: () => number;
+  readonly #conflictLog: ConflictLogOptions | undefined;
 
   constructor(deps: SyncDeps, databases: CentralDatabases = new CentralDatabases(deps.resolveDatabase), opts: SyncServiceOptions = {}) {
     this.#deps = deps;
@@ -109,6 +118,7 @@ export class SyncService {
     this.pageBytes = opts.pageBytes ?? 5_000_000;
     this.#limits = { ...opts.limits, ...(opts.maxExpandedBytes === undefined ? {} : { maxExpandedSize: opts.maxExpandedBytes }) };
     this.#now = opts.now ?? Date.now;
+    this.#conflictLog = opts.conflictLog;
   }
 
   async #db(db: CentralDatabase | string): Promise<CentralDatabase> {
@@ -172,6 +182,8 @@ export class SyncService {
     const audience = principalKey(principal);
     const strict = d.target.schemaHashMode === 'strict';
     const { engine, peers } = d;
+    // Writes that lost to concurrent ones (conflict log), unless the database turned it off.
+    const conflicts: MergeConflict[] | undefined = d.target.conflictLog === false ? undefined : [];
     let out: UploadResult;
     try {
       // One synchronous section: merge + bookkeeping commit together, in one server order.
@@ -187,10 +199,14 @@ export class SyncService {
           ...(judge === undefined ? {} : { judge }),
           ...(canHold === undefined ? {} : { canHold }),
           ...(visibilityColumns === undefined || visibilityColumns.size === 0 ? {} : { visibilityColumns }),
+          ...(conflicts === undefined ? {} : { onConflict: (c: MergeConflict) => conflicts.push(c) }),
         });
         if (window !== undefined) checkWindow(window, r.last);
         if (!strict && r.schemaHash !== 0n && !engine.isKnownSchemaHash(r.schemaHash)) engine.rememberSchemaHash(r.schemaHash, 'peer');
         const rejected = r.rejected.length === 0 ? [] : rejectionLogOf(d.engine).record(r.rejected.map((x) => rejectionInput(x, site, principal)), this.#now());
+        if (conflicts !== undefined && conflicts.length > 0) {
+          conflictLogOf(d.engine, this.#conflictLog).record(dropRejected(conflicts, r.rejected).map((c) => conflictInput(c, site, principal.userId)), this.#now());
+        }
         const status = peers.recordUpload(site, window, r.schemaHash);
         return { status, received: r.received, applied: r.applied, tables: r.tables, schemaHash: r.schemaHash, dbVersion: r.dbVersion, rejected };
       });
@@ -207,6 +223,15 @@ export class SyncService {
       runHook(this.#deps, 'onChangesRejected', () => hook(d.id, out.rejected));
     }
     return out;
+  }
+
+  /**
+   * Announces a server-side write made outside a merge (GraphQL `restoreConflictValue`) the way
+   * a merge is announced: live subscribers and push learn of it (origin '' = the server).
+   */
+  announceWrite(db: CentralDatabase, tables: string[]): void {
+    const event = { originSiteId: '', tables, dbVersion: db.engine.dbVersion() };
+    runHook(this.#deps, 'onChangesMerged', () => this.#deps.onChangesMerged(db.id, event));
   }
 
   /** The rejection log of a database (GraphQL `Database.rejections`). */
@@ -228,7 +253,9 @@ export class SyncService {
   async download(db: CentralDatabase | string, siteId: string, after: Cursor, principal: Principal, opts: DownloadOptions = {}): Promise<DownloadResult> {
     const d = await this.#db(db);
     const site = normaliseSiteId(siteId);
-    const rowFilter = await this.#deps.rowFilterFor(d.id, principal, d.engine);
+    // Far behind (initial sync): RLS SELECT as one SQL query per table instead of one evaluation per row.
+    const bulk = d.engine.dbVersion() - after.dbVersion > BULK_FILTER_VERSIONS;
+    const rowFilter = await this.#deps.rowFilterFor(d.id, principal, d.engine, { bulk });
     const priorFilter = rowFilter === undefined ? undefined : await this.#deps.priorFilterFor?.(d.id, principal, d.engine);
     // Everything below is synchronous: no merge can interleave with the feed.
     const schemaHash = opts.schemaHash ?? this.stampFor(d, site, opts.generation);

@@ -102,7 +102,7 @@ export function createDataPlane(services: Services, options: DataPlaneOptions): 
   const deps: SyncDeps = {
     resolveDatabase: (id) => resolver.resolve(id),
     authenticate: createAuthenticator(services, (id) => resolver.resolve(id), logError),
-    rowFilterFor: (databaseId, principal, engine) => rls.rowFilterFor(databaseId, principal, engine),
+    rowFilterFor: (databaseId, principal, engine, opts) => rls.rowFilterFor(databaseId, principal, engine, opts),
     judgeFor: (databaseId, principal, engine) => rls.judgeFor(databaseId, principal, engine),
     visibilityFor: (databaseId, engine) => rls.visibilityFor(databaseId, engine),
     priorFilterFor: (databaseId, principal, engine) => rls.priorFilterFor(databaseId, principal, engine),

@@ -20,6 +20,7 @@ import type { Services } from '../../../services.ts';
 import type { RlsOperation } from '../../tables/rls-validate.ts';
 import type { PriorFilter, Principal, RowFilter, RowJudge, SyncEngine } from '../sync-deps.ts';
 import { policyAt, policyEpoch, readPolicyHistory } from '../policy-history.ts';
+import { keyOf, visibleKeys } from './rls-sql.ts';
 import { createPromiseCache } from './promise-cache.ts';
 import { RlsEvaluator } from './rls-evaluator.ts';
 
@@ -93,16 +94,31 @@ export function createRls(services: Services, opts: RlsOptions) {
     return engine.table(table)?.schema.columns.map((c) => c.name) ?? [];
   }
 
-  async function rowFilterFor(databaseId: string, principal: Principal, engine: SyncEngine): Promise<RowFilter | undefined> {
+  /**
+   * The SELECT filter of this caller. With `bulk` (a large download: an initial sync, a far-behind
+   * device) the policy of each table runs once as SQL over the central table (rls-sql.ts) and
+   * live rows are looked up in the resulting key set — one query instead of one evaluation per
+   * row; the caller must use the filter in the same synchronous section (no merge in between).
+   */
+  async function rowFilterFor(databaseId: string, principal: Principal, engine: SyncEngine, opts: { bulk?: boolean } = {}): Promise<RowFilter | undefined> {
     const policies = await policiesFor(databaseId, principal, engine);
     if (policies === null) return undefined;
-    return (table, _pk, row, tombstone) => {
+    const sets = new Map<string, Set<string> | undefined>();
+    const visibleSet = (table: string, expr: string): Set<string> | undefined => {
+      const key = table.toLowerCase();
+      if (!sets.has(key)) sets.set(key, visibleKeys(engine, table, expr, principal));
+      return sets.get(key);
+    };
+    return (table, pk, row, tombstone) => {
+      const expr = policies.get(table.toLowerCase())?.get('SELECT');
+      if (expr === undefined) return false;
       if (row === undefined) {
         if (tombstone?.lastValues === undefined) return false;
         row = tombstone.lastValues;
+      } else if (opts.bulk === true) {
+        const set = visibleSet(table, expr);
+        if (set !== undefined) return set.has(keyOf(pk));
       }
-      const expr = policies.get(table.toLowerCase())?.get('SELECT');
-      if (expr === undefined) return false;
       return evaluator.allows(principal, table, 'SELECT', expr, columnsOf(engine, table), { row });
     };
   }
