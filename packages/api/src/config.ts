@@ -172,6 +172,21 @@ export function loadLimitsConfig(env: Record<string, string | undefined>): Limit
   };
 }
 
+/** Retention of each central database's conflict log (docs/CONTROL-PLANE.md "Conflict log"). */
+export interface ConflictLogConfig {
+  /** OFFSYNC_CONFLICT_LOG_MAX_ENTRIES: newest entries kept per database (default 100,000). */
+  maxEntries: number;
+  /** OFFSYNC_CONFLICT_LOG_MAX_AGE_DAYS: days an entry is kept (default 30), here in ms. */
+  maxAgeMs: number;
+}
+
+export function loadConflictLogConfig(env: Record<string, string | undefined>): ConflictLogConfig {
+  return {
+    maxEntries: int(env, 'OFFSYNC_CONFLICT_LOG_MAX_ENTRIES', 100_000, 1, 100_000_000),
+    maxAgeMs: int(env, 'OFFSYNC_CONFLICT_LOG_MAX_AGE_DAYS', 30, 1, 36_500) * 86_400_000,
+  };
+}
+
 /** Browser and GraphQL exposure (issue 9, point 4; docs/CONTROL-PLANE.md "Security model"). */
 export interface HttpSecurityConfig {
   /**

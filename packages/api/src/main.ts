@@ -3,7 +3,7 @@ import { createHmac } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createApp } from './app.ts';
-import { loadConfig, loadHttpSecurityConfig, loadLimitsConfig, loadOrCreateServerKey } from './config.ts';
+import { loadConfig, loadConflictLogConfig, loadHttpSecurityConfig, loadLimitsConfig, loadOrCreateServerKey } from './config.ts';
 import { createSecretBox } from './crypto.ts';
 import { prepareControlPlaneFile, secureDataDir } from './data-dir.ts';
 import { verifyServerKey } from './key-rotation.ts';
@@ -101,6 +101,7 @@ async function main(): Promise<void> {
       artifactSecret: new Uint8Array(createHmac('sha256', key).update('offsync/sync/artifact-urls/v1').digest()),
       schemaHashMode: config.schemaHashMode,
       ...quotas,
+      conflictLog: loadConflictLogConfig(process.env),
       ...(sharedStore === undefined ? {} : { sharedStore }),
       expoPushUrl: config.expoPushUrl,
       ...(config.explicitPublicUrl === undefined ? {} : { publicUrl: config.explicitPublicUrl }),

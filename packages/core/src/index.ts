@@ -34,6 +34,7 @@ export type { EngineOptions, FeedRequest, PayloadApplyOptions, SyncedTable, Tabl
 export type { ApplyOptions, ApplyResult, ConflictKind, ConflictSide, MergeConflict, RejectedRow, RowOperation, RowTransition, RowVerdict, RowWrite } from './engine/apply.ts';
 export { RejectionCode, pkTypeProblem } from './engine/apply.ts';
 export type { Tombstone } from './engine/tombstones.ts';
+export { readTombstone } from './engine/tombstones.ts';
 export type { Cursor, FeedOptions } from './engine/extract.ts';
 export { resolveAlgorithm } from './engine/algorithms.ts';
 export type { SqlDriver, SqlRow, SqlStatement } from './storage/driver.ts';

@@ -35,7 +35,7 @@ export function createDatabaseResolver(services: Services, opts: DatabaseResolve
       const path = sqliteDatabasePath(opts.dataDir, db.id);
       // The identity the file must carry (stamped now into files older than identities).
       const identity = db.fileIdentity ?? (await services.databases.adoptFileIdentity(db));
-      return { path, enabled: db.offSyncEnabled, schemaHashMode: opts.schemaHashMode, identity, synchronous: services.deps.centralSynchronous ?? 'FULL' };
+      return { path, enabled: db.offSyncEnabled, schemaHashMode: opts.schemaHashMode, identity, synchronous: services.deps.centralSynchronous ?? 'FULL', conflictLog: db.conflictLog };
     } catch (e) {
       if (e instanceof ApiError && e.code === 'NOT_FOUND') return undefined;
       throw e;

@@ -22,6 +22,7 @@ import { bearerOf, originOf, parseJsonObject, readBody, sendError, sendJson, sen
 import { applyArtifactPutQuotas, applyRequestQuotas, CredentialQuotas, DEFAULT_QUOTAS } from './quotas.ts';
 import { parseSyncRoute, requestTarget } from './routes.ts';
 import type { SyncRoute } from './routes.ts';
+import type { ConflictLogOptions } from '../conflict-log.ts';
 
 export interface SyncHttpOptions extends Partial<SyncHttpLimits> {
   /** HMAC key of artifact URLs (≥ 16 bytes; use 32 random bytes). */
@@ -42,6 +43,8 @@ export interface SyncHttpOptions extends Partial<SyncHttpLimits> {
    * Not closed by `dispose` (its owner closes it).
    */
   sharedStore?: SharedStore;
+  /** Retention of the conflict log of each central database (conflict-log.ts). */
+  conflictLog?: ConflictLogOptions;
   now?: () => number;
 }
 
@@ -59,7 +62,10 @@ export interface SyncHttpHandler {
 
 export function createSyncHttpHandler(deps: SyncDeps, options: SyncHttpOptions): SyncHttpHandler {
   const databases = new CentralDatabases(deps.resolveDatabase);
-  const service = new SyncService(deps, databases, options.pageBytes === undefined ? {} : { pageBytes: options.pageBytes });
+  const service = new SyncService(deps, databases, {
+    ...(options.pageBytes === undefined ? {} : { pageBytes: options.pageBytes }),
+    ...(options.conflictLog === undefined ? {} : { conflictLog: options.conflictLog }),
+  });
   const store = options.sharedStore ?? new MemorySharedStore(options.now === undefined ? {} : { now: options.now });
   const artifacts = new ArtifactStore({
     secret: options.artifactSecret,
