@@ -155,9 +155,9 @@ test('device backlog: changes and bytes after its last check cursor, from other 
 
 test('schema-hash history: both variants of the deployed schema, marked current; an older schema stays known', async () => {
   const db = await setupDatabase(t);
-  const q = 'query($d: ID!) { database(id: $d) { schemaHashHistory { hash seq kind current } } }';
+  const q = 'query($d: ID!) { database(id: $d) { schemaHistory { hash seq kind current } } }';
   const central = (await t.app.sync.databases.get(db.databaseId)).engine;
-  const first = (await t.gql<{ database: { schemaHashHistory: { hash: string; kind: string; current: boolean }[] } }>(q, { d: db.databaseId })).database.schemaHashHistory;
+  const first = (await t.gql<{ database: { schemaHistory: { hash: string; kind: string; current: boolean }[] } }>(q, { d: db.databaseId })).database.schemaHistory;
   expect(first).toEqual(expect.arrayContaining([
     expect.objectContaining({ hash: central.schemaHash().toString(), kind: 'column-list', current: true }),
     expect.objectContaining({ hash: central.ddlSchemaHash().toString(), kind: 'ddl-text', current: true }),
@@ -167,7 +167,7 @@ test('schema-hash history: both variants of the deployed schema, marked current;
   file.exec('CREATE TABLE notes(id TEXT PRIMARY KEY NOT NULL, body TEXT)');
   file.close();
   await t.gql('mutation($d: ID!) { deployTables(databaseId: $d, tables: ["notes"], mode: ADD) { added } }', { d: db.databaseId });
-  const second = (await t.gql<{ database: { schemaHashHistory: { hash: string; current: boolean }[] } }>(q, { d: db.databaseId })).database.schemaHashHistory;
+  const second = (await t.gql<{ database: { schemaHistory: { hash: string; current: boolean }[] } }>(q, { d: db.databaseId })).database.schemaHistory;
   expect(second.find((h) => h.hash === first[0]?.hash)?.current).toBe(false);
   expect(second.filter((h) => h.current)).toHaveLength(2);
   expect(second.length).toBe(first.length + 2);

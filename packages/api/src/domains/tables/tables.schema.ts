@@ -70,10 +70,10 @@ builder.prismaObjectFields('Database', (t) => ({
     args: { filter: t.arg({ type: TableFilterInput }) },
     resolve: (d, { filter }, ctx) => ctx.services.tables.listTables(d.id, filter ?? {}),
   }),
-  schemaHashHistory: t.field({
+  schemaHistory: t.field({
     type: [SchemaHashVersionRef],
     description: 'Every schema hash this database has had (offsync_schema_versions), oldest first; uploads with any of them are accepted. SQLITE databases only (empty for POSTGRES)',
-    resolve: (d, _a, ctx) => ctx.services.tables.schemaHashHistory(d.id),
+    resolve: (d, _a, ctx) => ctx.services.tables.schemaHistory(d.id),
   }),
   rlsPolicies: t.field({
     type: [RlsPolicyRef],

@@ -243,7 +243,7 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
     },
 
     /** Every schema hash of a SQLITE database (oldest first); POSTGRES databases: empty. */
-    async schemaHashHistory(databaseId: string): Promise<SchemaHashVersion[]> {
+    async schemaHistory(databaseId: string): Promise<SchemaHashVersion[]> {
       const db = await databases.getDatabase(databaseId);
       if (db.kind !== 'SQLITE') return [];
       const engine = openTableEngine(sqliteDatabasePath(deps.dataDir, databaseId));
