@@ -94,6 +94,6 @@ export function diagnoseSchemaHash(engine: SyncEngine, deviceHash: bigint): Sche
     expectedHash: expected.toString(),
     tables: tables.map((t) => t.name),
     differences,
-    message: `${what} Server tables: ${list === '' ? '(none)' : list}; expected schema hash ${expected}. Deploy the same tables on both sides (deployTables) or migrate the device.`,
+    message: `${what} Server tables: ${list === '' ? '(none)' : list}; expected schema hash ${expected} (0.8 – 0.9.99 clients: ${engine.ddlSchemaHash()}). Deploy the same tables on both sides (deployTables) or migrate the device.`,
   };
 }
