@@ -10,5 +10,6 @@ import '../domains/metrics/metrics.schema.ts';
 import '../domains/push/push.schema.ts';
 import '../domains/sync/sync.schema.ts';
 import '../domains/sync/rejections.schema.ts';
+import '../domains/sync/conflicts.schema.ts';
 
 export const schema = builder.toSchema();
