@@ -21,6 +21,16 @@ export interface Cursor {
   seq: number;
 }
 
+/** Row visibility (RLS SELECT) of a feed; see {@link FeedOptions.rowFilter}. */
+export interface RowFilter {
+  (table: string, pk: readonly SqlValue[], row: Readonly<Record<string, SqlValue>> | undefined, tombstone?: Tombstone): boolean;
+  /**
+   * Optional verdict by key alone for LIVE rows (e.g. a key set computed in bulk): false skips
+   * reading the row, true sends it without calling the filter, undefined falls back to it.
+   */
+  byKey?: (table: string, pk: readonly SqlValue[]) => boolean | undefined;
+}
+
 export interface FeedOptions {
   /** Exclusive lower bound; default: everything. */
   after?: Cursor;
@@ -44,7 +54,7 @@ export interface FeedOptions {
    * `row` is undefined when the row does not exist (deleted); `tombstone` then says what the
    * database remembers of it (last values, the audience of a compensating removal), if anything.
    */
-  rowFilter?: (table: string, pk: readonly SqlValue[], row: Readonly<Record<string, SqlValue>> | undefined, tombstone?: Tombstone) => boolean;
+  rowFilter?: RowFilter;
 }
 
 export interface FeedHost {
@@ -167,6 +177,16 @@ function* mergeStreams(
   siteCache: Map<number, Uint8Array>,
 ): Generator<Change> {
   const removed = new PkSet();
+  // Whether a table has any prior values after the cursor at all (one query per table and scan).
+  const priors = new Map<TableContext, boolean>();
+  const priorSince = (ctx: TableContext): boolean => {
+    let any = priors.get(ctx);
+    if (any === undefined) {
+      any = ctx.stmts.priorAny.getRaw(ctx.name, BigInt(after.dbVersion)) !== undefined;
+      priors.set(ctx, any);
+    }
+    return any;
+  };
   while (streams.length > 0) {
     let best = 0;
     for (let i = 1; i < streams.length; i++) {
@@ -189,41 +209,47 @@ function* mergeStreams(
     if (!sameBytes(cache.pk, pk)) {
       cache.pk = pk;
       cache.values = decodePk(pk);
-      cache.row = ctx.stmts.selectRow.getRaw(...cache.values);
-      if (opts.rowFilter !== undefined) {
-        let obj: Record<string, SqlValue> | undefined;
-        // A key of the wrong type (only compensations of rejected changes carry one) is never read
-        // as the row SQLite's comparison matches (TEXT '5' = INTEGER 5): it is judged as absent, so
-        // only its tombstone's audience receives it.
-        if (cache.row !== undefined && pkTypeProblem(ctx, cache.values) === undefined) {
-          const o: Record<string, SqlValue> = {};
-          ctx.schema.pkColumns.forEach((k, i) => (o[k.name] = cache.values[i] ?? null));
-          ctx.columns.forEach((c, i) => (o[c.name] = cache.row?.[i] ?? null));
-          obj = o;
-        }
-        const tomb = obj === undefined ? readTombstone(ctx, pk) : undefined;
-        cache.visible = obj !== undefined ? opts.rowFilter(ctx.name, cache.values, obj) : opts.rowFilter(ctx.name, cache.values, undefined, tomb);
-        cache.removal = false;
-        // Also at cursor 0: a device holds the rows it wrote itself before it ever downloaded.
-        if (!cache.visible) {
-          // Did the row leave the caller's sight after its cursor? Its values before the first
-          // visibility-relevant change since then (apply.ts startNewLife), or its current / last
-          // values, under the policy in force at the cursor, say what the device may hold.
-          const prior = ctx.stmts.priorAfter.getRaw(ctx.name, pk, BigInt(after.dbVersion));
-          const priorVals = prior === undefined ? undefined : decodeTombstoneValues(ctx, prior[0]);
-          // Only rows that lived at a renewal or a visibility change after the cursor have prior
-          // values: a row created later was never on the device and gets no removal.
-          const was =
-            priorVals === undefined
-              ? false
-              : opts.priorFilter !== undefined
-                ? opts.priorFilter(ctx.name, cache.values, priorVals, after.dbVersion)
-                : opts.rowFilter(ctx.name, cache.values, priorVals);
-          if (was) {
+      cache.removal = false;
+      // Left the caller's sight after its cursor? The row's values before the first
+      // visibility-relevant change since then (apply.ts startNewLife), under the policy in force
+      // at the cursor, say what the device may hold. Only rows that lived at a renewal or a
+      // visibility change after the cursor have such values (also at cursor 0: a device holds
+      // the rows it wrote itself before it ever downloaded).
+      const couldSee = (): boolean => {
+        const filter = opts.rowFilter;
+        if (filter === undefined || !priorSince(ctx)) return false;
+        const prior = ctx.stmts.priorAfter.getRaw(ctx.name, pk, BigInt(after.dbVersion));
+        const priorVals = prior === undefined ? undefined : decodeTombstoneValues(ctx, prior[0]);
+        if (priorVals === undefined) return false;
+        return opts.priorFilter !== undefined ? opts.priorFilter(ctx.name, cache.values, priorVals, after.dbVersion) : filter(ctx.name, cache.values, priorVals);
+      };
+      const byKey = opts.rowFilter?.byKey;
+      const known = byKey !== undefined && cl % 2 === 1 ? byKey(ctx.name, cache.values) : undefined;
+      if (known === false) {
+        // A live row the caller may not see, decided by key: no row read.
+        cache.row = undefined;
+        cache.visible = false;
+        cache.removal = couldSee() && !removed.has(pk);
+      } else {
+        cache.row = ctx.stmts.selectRow.getRaw(...cache.values);
+        if (opts.rowFilter !== undefined && known !== true) {
+          let obj: Record<string, SqlValue> | undefined;
+          // A key of the wrong type (only compensations of rejected changes carry one) is never read
+          // as the row SQLite's comparison matches (TEXT '5' = INTEGER 5): it is judged as absent, so
+          // only its tombstone's audience receives it.
+          if (cache.row !== undefined && pkTypeProblem(ctx, cache.values) === undefined) {
+            const o: Record<string, SqlValue> = {};
+            ctx.schema.pkColumns.forEach((k, i) => (o[k.name] = cache.values[i] ?? null));
+            ctx.columns.forEach((c, i) => (o[c.name] = cache.row?.[i] ?? null));
+            obj = o;
+          }
+          const tomb = obj === undefined ? readTombstone(ctx, pk) : undefined;
+          cache.visible = obj !== undefined ? opts.rowFilter(ctx.name, cache.values, obj) : opts.rowFilter(ctx.name, cache.values, undefined, tomb);
+          if (!cache.visible && couldSee()) {
             if (obj === undefined) cache.visible = true; // deleted since: the device gets the tombstone
             else cache.removal = !removed.has(pk);
           }
-        }
+        } else cache.visible = true;
       }
     }
     if (cache.removal) {

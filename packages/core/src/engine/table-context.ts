@@ -77,6 +77,8 @@ export interface TableStatements {
   priorPut: SqlStatement;
   /** (tbl, pk, db_version) → [vals] of the earliest such change after the version. */
   priorAfter: SqlStatement;
+  /** (tbl, db_version) → a row when the table has any prior values after the version. */
+  priorAny: SqlStatement;
   /** Feeds: rows stream (db_version ≥ ?) and cells stream ((db_version, seq) > (?, ?)), optionally by site. */
   rowsFeed: SqlStatement;
   rowsFeedExcluding: SqlStatement;
@@ -142,6 +144,7 @@ export function createTableContext(
     evictionsFeed: driver.prepare(`SELECT pk, cl, db_version FROM offsync_evictions WHERE audience = ? AND tbl = ${quoteText(schema.name)} AND ? IS NOT NULL AND db_version > ? ORDER BY db_version, pk`),
     priorPut: driver.prepare('INSERT OR REPLACE INTO offsync_prior (tbl, pk, db_version, vals) VALUES (?, ?, ?, ?)'),
     priorAfter: driver.prepare('SELECT vals FROM offsync_prior WHERE tbl = ? AND pk = ? AND db_version > ? ORDER BY db_version LIMIT 1'),
+    priorAny: driver.prepare('SELECT 1 FROM offsync_prior WHERE tbl = ? AND db_version > ? LIMIT 1'),
     rowsFeed: driver.prepare(`${rowsSelect} ORDER BY r.db_version, r.seq`),
     rowsFeedExcluding: driver.prepare(`${rowsSelect} AND r.site <> ? ORDER BY r.db_version, r.seq`),
     rowsFeedLocal: driver.prepare(`${rowsSelect} AND r.site = 0 ORDER BY r.db_version, r.seq`),

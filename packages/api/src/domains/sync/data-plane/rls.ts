@@ -109,18 +109,24 @@ export function createRls(services: Services, opts: RlsOptions) {
       if (!sets.has(key)) sets.set(key, visibleKeys(engine, table, expr, principal));
       return sets.get(key);
     };
-    return (table, pk, row, tombstone) => {
+    const filter: RowFilter = (table, _pk, row, tombstone) => {
       const expr = policies.get(table.toLowerCase())?.get('SELECT');
       if (expr === undefined) return false;
       if (row === undefined) {
         if (tombstone?.lastValues === undefined) return false;
         row = tombstone.lastValues;
-      } else if (opts.bulk === true) {
-        const set = visibleSet(table, expr);
-        if (set !== undefined) return set.has(keyOf(pk));
       }
       return evaluator.allows(principal, table, 'SELECT', expr, columnsOf(engine, table), { row });
     };
+    if (opts.bulk === true) {
+      // Live rows decided by key: the feed then reads only the rows the user may see.
+      filter.byKey = (table, pk) => {
+        const expr = policies.get(table.toLowerCase())?.get('SELECT');
+        if (expr === undefined) return false;
+        return visibleSet(table, expr)?.has(keyOf(pk));
+      };
+    }
+    return filter;
   }
 
   async function judgeFor(databaseId: string, principal: Principal, engine: SyncEngine): Promise<RowJudge | undefined> {
