@@ -1,10 +1,10 @@
 /** The async API against a real OffSync sync handler in-process: sync, events, :memory:, live mode. */
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { openDatabase } from '../src/sync/index.ts';
+import { openDatabase, SyncError } from '../src/sync/index.ts';
 import type { ConnectionState } from '../src/sync/index.ts';
 import { API_KEY, createSyncServer, listen, TODOS_DDL } from './fixtures/sync-server.ts';
 import type { SyncServer } from './fixtures/sync-server.ts';
-import { device, removeTempDirs, rows, until } from './helpers.ts';
+import { device, removeTempDirs, rows, tempPath, until } from './helpers.ts';
 
 let srv: SyncServer;
 let url: string;
@@ -73,4 +73,21 @@ test('live mode (polling): a write on A becomes visible on B without calling syn
   await a.close();
   await b.close();
   expect(a.state).toBe('offline');
+});
+
+test('a schema mismatch refused inside a 200 reaches the app as an error event with the server code', async () => {
+  const d = openDatabase(tempPath(), { apiKey: API_KEY, serverUrl: url, databaseId: srv.databaseId });
+  // The device's todos has another column list than the server's: its schema hash is unknown there.
+  d.db.exec('CREATE TABLE todos(id TEXT PRIMARY KEY NOT NULL, title TEXT NOT NULL DEFAULT \'\', extra TEXT)');
+  d.db.prepare(`SELECT cloudsync_init('todos')`).get();
+  d.db.exec("INSERT INTO todos (id, title) VALUES ('m1', 'mismatch')");
+  const errors: { error: Error; retryable: boolean }[] = [];
+  d.on('error', (e) => errors.push(e));
+  const r = await d.sync();
+  expect(r.send.lastFailure?.['code']).toBe('schema_hash_unknown');
+  expect(errors).toHaveLength(1);
+  expect(errors[0]?.retryable).toBe(false);
+  expect((errors[0]?.error as SyncError).code).toBe('schema_hash_unknown');
+  expect(errors[0]?.error.message).toMatch(/schema hash/);
+  d.close();
 });

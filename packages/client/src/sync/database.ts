@@ -197,6 +197,7 @@ export class OffSyncDatabase extends TypedEmitter<OffSyncEvents> {
           const out = await runAsync(make(this.session), this.#connectedTransport());
           this.#machine.send('connected');
           this.#machine.send(live ? 'caughtUp' : 'done');
+          this.#reportRefusal(out, attempt);
           return out;
         } catch (e) {
           const error = this.#reportError(e, attempt);
@@ -219,6 +220,24 @@ export class OffSyncDatabase extends TypedEmitter<OffSyncEvents> {
       status: () => seen(t.status()),
       subscribe: (o) => t.subscribe(o),
     };
+  }
+
+  /**
+   * A refusal the server reports inside a 200 (G3 `failures.apply` / `failures.check`, e.g. a
+   * schema mismatch): the run itself succeeded and the result carries `lastFailure`, but the app
+   * must hear of it — an `error` event with the server's code, message and retryability.
+   */
+  #reportRefusal(out: unknown, attempt: number): void {
+    const failureOf = (r: unknown): Record<string, unknown> | undefined =>
+      typeof r === 'object' && r !== null && 'lastFailure' in r ? ((r as { lastFailure?: Record<string, unknown> }).lastFailure ?? undefined) : undefined;
+    const parts = typeof out === 'object' && out !== null ? [out, (out as { send?: unknown }).send, (out as { receive?: unknown }).receive] : [];
+    for (const f of parts.map(failureOf)) {
+      if (f === undefined) continue;
+      const retryable = f['retryable'] === true;
+      const error = new SyncError(typeof f['code'] === 'string' ? f['code'] : 'refused', typeof f['message'] === 'string' ? f['message'] : 'the server refused the request', retryable);
+      this.emit('error', { error, retryable, attempt });
+      return;
+    }
   }
 
   #reportError(e: unknown, attempt: number): Error {
