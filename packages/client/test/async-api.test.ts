@@ -1,7 +1,7 @@
 /** The async API against a real OffSync sync handler in-process: sync, events, :memory:, live mode. */
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { openDatabase, SyncError } from '../src/sync/index.ts';
-import type { ConnectionState } from '../src/sync/index.ts';
+import { openDatabase } from '../src/sync/index.ts';
+import type { ConnectionState , SyncError } from '../src/sync/index.ts';
 import { API_KEY, createSyncServer, listen, TODOS_DDL } from './fixtures/sync-server.ts';
 import type { SyncServer } from './fixtures/sync-server.ts';
 import { device, removeTempDirs, rows, tempPath, until } from './helpers.ts';
