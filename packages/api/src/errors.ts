@@ -14,7 +14,7 @@ export const ApiErrorCode = {
   NOT_FOUND: 'NOT_FOUND',
   /** An input failed validation (name, host, port, URL, expression, …). */
   VALIDATION_FAILED: 'VALIDATION_FAILED',
-  /** Tables cannot be synced as they are (protocol reference D.1); details per table. */
+  /** Tables cannot be synced as they are (docs/PROTOCOL.md §P6); details per table. */
   SCHEMA_ISSUES: 'SCHEMA_ISSUES',
   /** The operation conflicts with existing state (duplicate name, wrong database kind, …). */
   CONFLICT: 'CONFLICT',

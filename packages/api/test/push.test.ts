@@ -1,5 +1,5 @@
 /**
- * Expo push (protocol reference A.6) through the real app with a loopback server standing in for
+ * Expo push (docs/PROTOCOL.md §P2) through the real app with a loopback server standing in for
  * Expo: token registration over HTTP, one silent push per other device after a burst of merges
  * (never to the origin), batches of ≤ 100, Bearer access token, retry on 5xx / 429, and
  * `removeDevice` deleting the device's tokens.

@@ -98,7 +98,7 @@ test('a wrong API key is refused: SQL error Unauthorized', () => {
   try {
     d.exec(`INSERT INTO todos(id, title) VALUES ('x1', 'nope')`);
     expect(() => d.value('SELECT cloudsync_network_send_changes()')).toThrow(/Unauthorized/);
-    // check_changes reports failures as the bare message `0` in 0.9.99 (protocol reference E.2); the server said 401.
+    // check_changes reports failures as the bare message `0` in 0.9.99 (docs/PROTOCOL.md §P7); the server said 401.
     clearXhrLog();
     expect(() => d.value('SELECT cloudsync_network_check_changes()')).toThrow();
     expect(xhrLog().map((e) => e.status)).toEqual([401]);

@@ -1,5 +1,5 @@
 /**
- * End-to-end with the REAL native client 1.1.4 (protocol G3, reference §F.1; test-only
+ * End-to-end with the REAL native client 1.1.4 (protocol G3, docs/PROTOCOL.md §P7; test-only
  * devDependency): a token user under RLS ENFORCE inserts many rows in ONE transaction; with a
  * small `payload_max_chunk_size` the client cuts that transaction into several chunks of one
  * batch (same window, `batchId`, `chunkIndex`, `isFinal`; boundaries inside rows). OffSync

@@ -1,6 +1,6 @@
 /**
- * Response shapes per generation, built from the protocol reference's observed traces:
- * A.1 (G1, 0.8.68), A.2/E.3 (G2a, 0.9.99), A.3 (G2b, 0.9.118) and A.4 (G3 shapes).
+ * Response shapes per generation, built from the clients' observed traces (docs/PROTOCOL.md §P1):
+ * G1 (0.8.68), G2a (0.9.99), G2b (0.9.118) and the G3 shapes.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { listenTestServer } from './sync-fixtures/server.ts';

@@ -33,7 +33,7 @@ export const CoreErrorCode = {
   UNKNOWN_COLUMN: 'CORE_UNKNOWN_COLUMN',
   /** Payload schema hash is not in this database's history. */
   SCHEMA_HASH_UNKNOWN: 'CORE_SCHEMA_HASH_UNKNOWN',
-  /** A table fails a schema rule of protocol reference D.1. */
+  /** A table fails a schema rule of docs/PROTOCOL.md §P6. */
   SCHEMA_INVALID: 'CORE_SCHEMA_INVALID',
   /** Unknown or unsupported CRDT algorithm. */
   ALGORITHM_UNSUPPORTED: 'CORE_ALGORITHM_UNSUPPORTED',

@@ -2,7 +2,7 @@
  * Value model shared by the codec, the merge and the storage adapters.
  *
  * SQLite storage classes map to JS types without ambiguity, because the merge tiebreak
- * (protocol reference C.5) and the wire encoding (B.3) both depend on the storage class:
+ * (docs/PROTOCOL.md §P5) and the wire encoding (§P4) both depend on the storage class:
  *
  * | SQLite  | JS           |
  * |---------|--------------|
@@ -16,7 +16,7 @@
  */
 export type SqlValue = null | bigint | number | string | Uint8Array;
 
-/** The CRDT algorithms a table can be initialised with (protocol reference C.6). */
+/** The CRDT algorithms a table can be initialised with (docs/PROTOCOL.md §P5). */
 export const CrdtAlgorithm = {
   /** Causal-length set: the default, last-writer-wins per cell with delete/resurrect by causal length. */
   CLS: 'cls',
@@ -29,14 +29,14 @@ export type CrdtAlgorithm = (typeof CrdtAlgorithm)[keyof typeof CrdtAlgorithm];
 export const RIP_SENTINEL = '__[RIP]__';
 
 /**
- * One change as it travels in a payload row (protocol reference B.2), in wire order.
+ * One change as it travels in a payload row (docs/PROTOCOL.md §P4), in wire order.
  * Clock fields are plain numbers: every clock is < 2^53 in practice, and the decoder refuses
  * larger ones rather than losing precision.
  */
 export interface Change {
   /** Table name. */
   tbl: string;
-  /** Encoded primary key (B.4), carried as opaque bytes, never re-encoded. */
+  /** Encoded primary key (§P4), carried as opaque bytes, never re-encoded. */
   pk: Uint8Array;
   /** Column name, or {@link RIP_SENTINEL} for the row clock. */
   col: string;

@@ -1,5 +1,5 @@
 /**
- * Convergence of the CRDT engine (protocol reference C.3 – C.5, C.7) under an unreliable network:
+ * Convergence of the CRDT engine (docs/PROTOCOL.md §P5) under an unreliable network:
  * fast-check drives the replica simulator (src/testing/replica-harness.ts) over the real engine.
  *
  * Defaults: fixed seed, 1,000 mesh runs + 300 star runs. Long mode: `FC_NUM_RUNS=20000` (both

@@ -1,7 +1,7 @@
 /**
  * Proves the test harness around the real SQLite Sync extension (cloudsync 0.9.99, G2a): local
  * payload exchange, and a full network round trip A → stub server (in a worker) → B.
- * The extension is used here under its licence's test-only allowance (protocol reference 0.1).
+ * The extension is used here under its licence's test-only allowance (docs/PROTOCOL.md §P7).
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, test } from 'vitest';

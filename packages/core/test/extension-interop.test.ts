@@ -1,6 +1,6 @@
 /**
  * Golden interop tests against the REAL SQLite Sync extension (cloudsync 0.9.99 in wasm, used
- * under its licence's test-only allowance, protocol reference 0.1): an OffSync replica and an
+ * under its licence's test-only allowance, docs/PROTOCOL.md §P7): an OffSync replica and an
  * extension database exchange payloads both ways and must end with identical tables (exact
  * storage classes) and identical per-cell clocks (col_version, causal length).
  */
@@ -80,8 +80,8 @@ function extRows(db: ExtensionDb): string[] {
 
 /**
  * (tbl, hex(pk), col, col_version, cl) of every clock entry. Explicit cl-1 sentinels are left
- * out: C.2 "no sentinel means 1", and a peer that already knows the row ignores an incoming cl-1
- * sentinel (C.4 rule 3), so its presence is not a comparable fact.
+ * out: §P5 "no sentinel means 1", and a peer that already knows the row ignores an incoming cl-1
+ * sentinel (§P5 merge step 3), so its presence is not a comparable fact.
  */
 function extClocks(db: ExtensionDb): string[] {
   return db

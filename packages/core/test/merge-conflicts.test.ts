@@ -33,7 +33,7 @@ test('two devices edit the same cell from the same base: the tiebreak loser is r
   expect(log).toHaveLength(1);
   const c = log[0] as MergeConflict;
   expect([c.kind, c.table, c.pkValues, c.column]).toEqual(['tiebreak', 'todos', ['t'], 'title']);
-  // 'from b' > 'from a' in the C.5 value order: b's write wins, a's loses.
+  // 'from b' > 'from a' in the §P5 value order: b's write wins, a's loses.
   expect([c.winner.value, hex(c.winner.siteId), c.loser.value, hex(c.loser.siteId)]).toEqual(['from b', hex(b.siteId), 'from a', hex(a.siteId)]);
   expect([c.winner.colVersion, c.loser.colVersion]).toEqual([2, 2]);
 });

@@ -1,7 +1,7 @@
 /**
  * HTTP exchange types shared by the asynchronous transport (`fetch`) and the blocking one used
- * by the SQL functions (blocking-http.ts). Errors follow the SQLite Sync rules (protocol
- * reference A.0): a status ≥ 400 is an error whose message is the response body when there is
+ * by the SQL functions (blocking-http.ts). Errors follow the SQLite Sync rules (docs/PROTOCOL.md
+ * §P1): a status ≥ 400 is an error whose message is the response body when there is
  * one (libcurl clients show it verbatim), otherwise the status text.
  */
 export interface HttpRequest {

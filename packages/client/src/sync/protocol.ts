@@ -1,5 +1,5 @@
 /**
- * The G3 HTTP protocol (protocol reference A.4) as generators that yield {@link HttpRequest}s
+ * The G3 HTTP protocol (docs/PROTOCOL.md §P1) as generators that yield {@link HttpRequest}s
  * and receive {@link HttpResponse}s, so the same code runs over `fetch` (async API) and over the
  * blocking worker (SQL functions). Pure: no I/O here.
  */
@@ -107,7 +107,7 @@ function pageOf(v: unknown): PageRef {
   throw new SyncProtocolError("missing 'url' or 'payload' in check response");
 }
 
-/** Interprets a `check` reply (the five shapes of A.4). */
+/** Interprets a `check` reply (the five shapes of §P1). */
 export function parseCheck(res: HttpResponse): PullBatch {
   if (res.body.length === 0 || bodyText(res).trim() === '') return { kind: 'empty' };
   const v = parseJson(res, 'check');

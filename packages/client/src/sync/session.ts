@@ -83,7 +83,7 @@ interface Pending {
   rows: number;
 }
 
-/** A (status, local version) pair as the app sees it (protocol reference A.3). */
+/** A (status, local version) pair as the app sees it (docs/PROTOCOL.md §P1). */
 export function sendStatus(st: SyncStatus, localVersion: number): SendResult['status'] {
   if (st.lastOptimisticVersion < 0 || st.lastConfirmedVersion < 0) return 'error';
   if (st.gaps.length > 0 || st.lastOptimisticVersion < localVersion) return 'out-of-sync';

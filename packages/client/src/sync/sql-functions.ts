@@ -43,7 +43,7 @@ function text(v: unknown): string {
   return v === null || v === undefined ? '' : typeof v === 'string' ? v : String(v);
 }
 
-/** Texts of the extension (0.9.99, observed) where core words a D.1 rule differently. */
+/** Texts of the extension (0.9.99, observed) where core words a §P6 rule differently. */
 const EXTENSION_TEXT: Record<string, (table: string) => string> = {
   'D1.4-integer-pk': (t) =>
     `Table ${t} uses a single-column INTEGER primary key. For CRDT replication, primary keys must be globally unique. ` +
@@ -51,7 +51,7 @@ const EXTENSION_TEXT: Record<string, (table: string) => string> = {
     'this INTEGER primary key, set the third argument of the cloudsync_init function to 1 to skip this check.',
 };
 
-/** The first D.1 issue only, as the extension reports it. */
+/** The first §P6 issue only, as the extension reports it. */
 function sqlError(e: unknown): Error {
   if (e instanceof CoreError) {
     const issues = e.details['issues'];

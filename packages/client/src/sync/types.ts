@@ -1,4 +1,4 @@
-/** Shapes of the G3 protocol as the client sees them (protocol reference A.3/A.4). */
+/** Shapes of the G3 protocol as the client sees them (docs/PROTOCOL.md §P1). */
 
 /** SyncStatus: the reply of `status`, `apply` and a 202 `check`. */
 export interface SyncStatus {

@@ -1,4 +1,4 @@
-/** Site ids: 16-byte UUIDv7 values identifying a replica (protocol reference 0.3, C.1). */
+/** Site ids: 16-byte UUIDv7 values identifying a replica (docs/PROTOCOL.md §P1, §P5). */
 import { CoreError, CoreErrorCode } from '../errors.ts';
 
 export const SITE_ID_BYTES = 16;

@@ -1,5 +1,5 @@
 /**
- * FNV-1a, 64-bit (protocol reference B.1): offset basis 0xcbf29ce484222325, prime 0x100000001b3,
+ * FNV-1a, 64-bit (docs/PROTOCOL.md §P4): offset basis 0xcbf29ce484222325, prime 0x100000001b3,
  * byte-wise xor then multiply.
  *
  * The state is kept as two unsigned 32-bit halves so the per-byte loop runs on plain numbers
@@ -59,7 +59,7 @@ export function fnv1a64(bytes: Uint8Array, seed?: bigint): bigint {
   return fnv64Digest(st);
 }
 
-/** Low 48 bits of FNV-1a-64 of `bytes`: the v2 payload checksum (B.1). */
+/** Low 48 bits of FNV-1a-64 of `bytes`: the v2 payload checksum (§P4). */
 export function checksum48(bytes: Uint8Array): bigint {
   return BigInt(checksum48Number(bytes));
 }

@@ -1,5 +1,5 @@
 /**
- * Raw LZ4 *block* format (no frame, no magic), as used for payload bodies (protocol reference B.1).
+ * Raw LZ4 *block* format (no frame, no magic), as used for payload bodies (docs/PROTOCOL.md §P4).
  *
  * Own implementation, written from the public LZ4 block format description:
  * a block is a list of sequences `token | [literal length ext] | literals | offset u16le |
@@ -130,7 +130,7 @@ export function lz4BlockCompressInto(src: Uint8Array, dst: Uint8Array, dstOffset
 
 /**
  * Compresses `src` as one LZ4 block. Returns null when the result would be larger than the
- * input (incompressible); ties keep the compressed form (B.1).
+ * input (incompressible); ties keep the compressed form (§P4).
  */
 export function lz4BlockCompress(src: Uint8Array): Uint8Array | null {
   const dst = new Uint8Array(lz4BlockCompressBound(src.length));

@@ -1,5 +1,5 @@
 /**
- * Payload encoder (protocol reference B.1/B.2): rows are appended to one growing buffer; the
+ * Payload encoder (docs/PROTOCOL.md §P4): rows are appended to one growing buffer; the
  * body is LZ4-compressed at the end when that is not larger, and stamped with a v2 header and
  * checksum48 of the body as transmitted.
  */
@@ -13,7 +13,7 @@ import { DEFAULT_LIB_VERSION, PAYLOAD_HEADER_SIZE, writePayloadHeader } from './
 import { encodeBlob, encodeText, encodeUintWithCode, encodeValue, TYPE_INTEGER } from './value.ts';
 
 export interface PayloadEncodeOptions {
-  /** u64 stamped into the header (D.4). */
+  /** u64 stamped into the header (§P6). */
   schemaHash: bigint;
   /** Library version in the header; default [0, 9, 99]. */
   libVersion?: readonly [number, number, number];
@@ -133,7 +133,7 @@ export class PayloadEncoder {
 
   /**
    * Builds the payload (v2; v3 when it holds fragment rows, `fragmentChange`) and resets the
-   * encoder. Null when no row was added (B.1).
+   * encoder. Null when no row was added (§P4).
    */
   finish(): Uint8Array | null {
     const rows = this.#rows;
@@ -173,7 +173,7 @@ export class PayloadEncoder {
   }
 }
 
-/** Encodes changes as one v2 payload; null for zero changes (empty selection → SQL NULL, B.1). */
+/** Encodes changes as one v2 payload; null for zero changes (empty selection → SQL NULL, §P4). */
 export function encodePayload(changes: Iterable<Change>, opts: PayloadEncodeOptions): Uint8Array | null {
   const enc = new PayloadEncoder(opts);
   for (const c of changes) enc.add(c);

@@ -1,5 +1,5 @@
 /**
- * Payload container header (protocol reference B.1): 32 bytes, all integers big-endian.
+ * Payload container header (docs/PROTOCOL.md §P4): 32 bytes, all integers big-endian.
  *
  * | off | size | field |
  * |-----|------|-------|
@@ -18,7 +18,7 @@ import { CoreError, CoreErrorCode } from '../errors.ts';
 export const PAYLOAD_SIGNATURE: Uint8Array = Uint8Array.of(0x43, 0x4c, 0x53, 0x59);
 export const PAYLOAD_SIGNATURE_TEXT = 'CLSY';
 export const PAYLOAD_HEADER_SIZE = 32;
-/** Values per row (B.2); the only layout we understand. */
+/** Values per row (§P4); the only layout we understand. */
 export const PAYLOAD_NCOLS = 9;
 /** Library version we stamp by default (0.9.99, the npm `latest` client generation). */
 export const DEFAULT_LIB_VERSION: readonly [number, number, number] = [0, 9, 99];

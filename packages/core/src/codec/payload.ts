@@ -1,5 +1,5 @@
 /**
- * Payload codec (protocol reference B): decoding here, encoding in `payload-encoder.ts`,
+ * Payload codec (docs/PROTOCOL.md §P4): decoding here, encoding in `payload-encoder.ts`,
  * the 32-byte header in `payload-header.ts`; everything is re-exported from this module.
  */
 import { CoreError, CoreErrorCode } from '../errors.ts';
@@ -110,7 +110,7 @@ function same16(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * Decodes and validates a payload. Checks run in this order: signature, version, ncols (B.1),
+ * Decodes and validates a payload. Checks run in this order: signature, version, ncols (§P4),
  * then the budgets that need only the header (compressed size, expanded size, row count; see
  * {@link PayloadDecodeLimits}), then the v2 checksum over the body as transmitted,
  * decompression (which stops at the first sequence that would overflow the announced size, and

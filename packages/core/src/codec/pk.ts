@@ -1,5 +1,5 @@
 /**
- * Primary-key blobs (protocol reference B.4): `[count:u8]` then `count` values (B.3) in primary-key
+ * Primary-key blobs (docs/PROTOCOL.md §P4): `[count:u8]` then `count` values (§P4) in primary-key
  * declaration order. Encoding always uses the ≥0.9 rules, so the bytes match what current
  * clients produce (PK blobs are compared as raw bytes).
  */

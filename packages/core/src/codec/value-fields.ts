@@ -1,5 +1,5 @@
 /**
- * Typed field readers for payload rows (B.2): like `decodeValue`, but they insist on one storage
+ * Typed field readers for payload rows (§P4): like `decodeValue`, but they insist on one storage
  * class and avoid building generic values.
  */
 import { CoreError, CoreErrorCode } from '../errors.ts';

@@ -1,5 +1,5 @@
 /**
- * Value encoding shared by payload rows and primary-key blobs (protocol reference B.3).
+ * Value encoding shared by payload rows and primary-key blobs (docs/PROTOCOL.md §P4).
  *
  * Type byte: bits 0-2 = type code, bits 3-7 = `n`, the width in bytes of the big-endian integer
  * or length that follows. We always encode with the ≥0.9 rules (minimum unsigned width, REAL

@@ -9,7 +9,7 @@ const ALIASES: Record<string, CrdtAlgorithm> = {
 };
 const NOT_YET = new Set(['dws', 'deletewinsset', 'aws', 'addwinsset']);
 
-/** Maps an algorithm name (C.6, case-insensitive, aliases allowed) to cls/gos; dws/aws are refused. */
+/** Maps an algorithm name (§P5, case-insensitive, aliases allowed) to cls/gos; dws/aws are refused. */
 export function resolveAlgorithm(name: string | undefined | null): CrdtAlgorithm {
   if (name == null || name === '') return 'cls';
   const key = name.toLowerCase();

@@ -1,11 +1,11 @@
 /**
- * The merge of incoming changes into a database (protocol reference C.4, C.5, C.7).
+ * The merge of incoming changes into a database (docs/PROTOCOL.md §P5).
  *
  * A batch is applied inside one transaction by the caller: either every change is merged or,
  * when anything throws (unknown table/column, a constraint, a refused RLS check), nothing is.
  * Base-table writes happen with the tracking triggers suppressed (`offsync_clock.applying`).
  * Winning values of consecutive changes to one row are buffered and written as one upsert
- * (C.4 step 5), so a row-level policy sees the whole new row.
+ * (§P5, merge step 4), so a row-level policy sees the whole new row.
  */
 import { CoreError, CoreErrorCode } from '../errors.ts';
 import { compareForMerge } from '../merge/compare.ts';
@@ -84,7 +84,7 @@ export interface RejectedRow {
 
 /** How a concurrent write lost in a merge (the conflict log, docs/ARCHITECTURE.md). */
 export type ConflictKind =
-  /** Same col_version on both sides: the value order of C.5 decided. */
+  /** Same col_version on both sides: the value order of §P5 decided. */
   | 'tiebreak'
   /** The incoming edit of a cell was older (lower col_version) than the stored one. */
   | 'superseded'
@@ -324,7 +324,7 @@ class Merge {
     this.cl = this.rec !== undefined ? this.rec[0] : t.stmts.anyCell.getRaw(pk) !== undefined ? 1 : 0;
   }
 
-  /** C.4 for one change. */
+  /** The merge of one change (§P5). */
   merge(ch: Change): void {
     this.ch = ch;
     this.received++;

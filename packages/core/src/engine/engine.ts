@@ -1,6 +1,6 @@
 /**
- * The CRDT sync engine over one SQLite database: table initialisation (D.1), change tracking
- * by triggers (C.3), the change feed (C.7) and the merge (C.4) — the same engine runs in the
+ * The CRDT sync engine over one SQLite database: table initialisation (§P6), change tracking
+ * by triggers (§P5), the change feed (§P5) and the merge (§P5) — the same engine runs in the
  * server (one central database per synced database) and in the client library.
  */
 import { decodePayload, encodePayload, fragmentAssemblerFor, PayloadEncoder } from '../codec/payload.ts';
@@ -151,7 +151,7 @@ export class SyncEngine {
       .map((r) => ({ name: String(r['tbl']), algorithm: r['algo'] as CrdtAlgorithm, enabled: Number(r['enabled']) !== 0 }));
   }
 
-  /** Every user table with its columns, its D.1 issues and whether it syncs. */
+  /** Every user table with its columns, its §P6 issues and whether it syncs. */
   listTables(): TableInfo[] {
     const synced = new Map(this.syncedTables().map((t) => [t.name.toLowerCase(), t]));
     return listUserTableNames(this.driver).map((name) => {
@@ -174,7 +174,7 @@ export class SyncEngine {
   }
 
   /**
-   * Initialises `table` for sync: checks D.1, creates its clock table and triggers and
+   * Initialises `table` for sync: checks §P6, creates its clock table and triggers and
    * back-fills clocks for rows that already exist (they become local changes to send).
    * Idempotent for the same algorithm.
    */
@@ -229,7 +229,7 @@ export class SyncEngine {
     return r !== undefined && Number(r[0]) !== 0;
   }
 
-  /** Starts a schema change of `table` (D.2): opens savepoint `offsync_alter` and removes the triggers. */
+  /** Starts a schema change of `table` (§P6): opens savepoint `offsync_alter` and removes the triggers. */
   beginAlter(table: string): void {
     const ctx = this.#require(table);
     if (this.#alter.has(ctx.name.toLowerCase())) throw new CoreError(CoreErrorCode.INVALID_STATE, `cloudsync_begin_alter was already called for table ${ctx.name}`);
@@ -284,7 +284,7 @@ export class SyncEngine {
     }
   }
 
-  /** The current schema hash (column-list variant, D.4) of the synced tables. */
+  /** The current schema hash (column-list variant, §P6) of the synced tables. */
   schemaHash(): bigint {
     this.#refresh();
     return columnListSchemaHash(
@@ -292,7 +292,7 @@ export class SyncEngine {
     );
   }
 
-  /** The DDL-text schema hash (D.4) that 0.8.x – 0.9.99 peers compute. */
+  /** The DDL-text schema hash (§P6) that 0.8.x – 0.9.99 peers compute. */
   ddlSchemaHash(): bigint {
     const names = new Set([...this.#tables.values()].map((t) => t.name));
     const sqls = this.driver
@@ -454,7 +454,7 @@ export class SyncEngine {
     this.#keepTombstones = on;
   }
 
-  /** Decodes and merges a payload atomically, checking its schema hash first (D.3). */
+  /** Decodes and merges a payload atomically, checking its schema hash first (§P6). */
   applyPayload(payload: Uint8Array, opts: PayloadApplyOptions = {}): ApplyResult & { schemaHash: bigint } {
     const { header, changes } = decodePayload(payload, opts.limits);
     if ((opts.strictSchemaHash ?? true) && header.schemaHash !== 0n && !this.isKnownSchemaHash(header.schemaHash)) {

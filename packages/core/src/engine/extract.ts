@@ -1,6 +1,6 @@
 /**
  * The change feed: every clock entry after a cursor, in (db_version, seq) order, each with the
- * cell's current value and the row's current causal length (protocol reference C.7).
+ * cell's current value and the row's current causal length (docs/PROTOCOL.md §P5).
  *
  * Per table two ordered streams are merged: row records (sentinel + implicit cells, expanded
  * here) and explicit cells. Values are read from the base table, once per row.

@@ -106,7 +106,7 @@ export function dropMetaTablesSql(table: string): string {
 const hex2 = (n: number): string => n.toString(16).toUpperCase().padStart(2, '0');
 
 /**
- * Type byte + minimal-width big-endian magnitude (value encoding B.3, ≥ 0.9 rules) for a
+ * Type byte + minimal-width big-endian magnitude (value encoding §P4, ≥ 0.9 rules) for a
  * non-negative integer expression `m`, as one CASE over the widths (the common 1-byte case first).
  */
 function headerSql(code: number, m: string, maxWidth: number): string {
@@ -118,7 +118,7 @@ function headerSql(code: number, m: string, maxWidth: number): string {
   return `(CASE ${branches.join(' ')} END)`;
 }
 
-/** Encodes one SQL value expression as in B.3. REAL keys are refused (no portable bit access in SQL). */
+/** Encodes one SQL value expression as in §P4. REAL keys are refused (no portable bit access in SQL). */
 function valueEncodeSql(x: string, table: string, inTrigger: boolean): string {
   const refuse = (msg: string): string => (inTrigger ? `RAISE(ABORT, ${quoteText(msg)})` : 'NULL');
   return `(CASE typeof(${x})
@@ -131,7 +131,7 @@ function valueEncodeSql(x: string, table: string, inTrigger: boolean): string {
 }
 
 /**
- * SQL expression producing the primary-key blob (B.4) of `NEW` or `OLD` (or a table alias).
+ * SQL expression producing the primary-key blob (§P4) of `NEW` or `OLD` (or a table alias).
  * Inside a trigger a REAL or NULL key aborts the statement; elsewhere it yields NULL.
  */
 export function pkBlobSql(schema: TableSchema, row: string, inTrigger = true): string {
@@ -140,7 +140,7 @@ export function pkBlobSql(schema: TableSchema, row: string, inTrigger = true): s
   return `CAST(x'${count}' || ${parts.join(' || ')} AS BLOB)`;
 }
 
-/** Type-aware "did this cell change" (C.3): binary collation, and a change of storage class counts. */
+/** Type-aware "did this cell change" (§P5): binary collation, and a change of storage class counts. */
 function changedSql(col: string): string {
   const c = quoteIdent(col);
   return `(NEW.${c} IS NOT OLD.${c} COLLATE BINARY OR typeof(NEW.${c}) <> typeof(OLD.${c}))`;
@@ -177,7 +177,7 @@ export function orderedColumns(columnIds: ReadonlyMap<string, number>, names: re
     .map((c, ord) => ({ ...c, ord }));
 }
 
-/** CREATE TRIGGER statements implementing the local-write rules of C.3 (see metaTableSql for the layout). */
+/** CREATE TRIGGER statements implementing the local-write rules of §P5 (see metaTableSql for the layout). */
 export function triggerSql({ schema, columnIds, algorithm }: TriggerInput): string {
   const t = quoteIdent(schema.name);
   const r = quoteIdent(rowsTableName(schema.name));

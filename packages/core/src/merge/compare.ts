@@ -1,6 +1,6 @@
 /**
  * The value order used to break ties between concurrent writes of equal col_version
- * (protocol reference C.5). Deterministic and replica-independent: every replica picks the
+ * (docs/PROTOCOL.md §P5). Deterministic and replica-independent: every replica picks the
  * same winner whatever order it sees the writes in.
  */
 import type { SqlValue } from '../types.ts';

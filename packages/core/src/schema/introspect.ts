@@ -1,6 +1,6 @@
 /**
  * Table introspection and the schema rules a table must satisfy before it can sync
- * (protocol reference D.1). Messages follow the SQLite Sync extension's texts so that users of
+ * (docs/PROTOCOL.md §P6). Messages follow the SQLite Sync extension's texts so that users of
  * either see the same advice.
  */
 import type { SqlDriver } from '../storage/driver.ts';
@@ -78,7 +78,7 @@ export function listUserTableNames(driver: SqlDriver): string[] {
     .map((r) => String(r['name']));
 }
 
-/** Every D.1 rule the table breaks under the given flags; empty when it can sync. */
+/** Every §P6 rule the table breaks under the given flags; empty when it can sync. */
 export function schemaIssues(schema: TableSchema | undefined, table: string, flags = 0): SchemaIssue[] {
   if (schema === undefined) return [{ rule: 'D1.1-missing', message: `Table ${table} does not exist` }];
   const issues: SchemaIssue[] = [];

@@ -1,5 +1,5 @@
 /**
- * Schema hashes carried in the payload header (protocol reference D.4).
+ * Schema hashes carried in the payload header (docs/PROTOCOL.md §P6).
  *
  * Both variants feed a normalised string into FNV-1a-64 (same constants as the payload checksum):
  * - comments (`-- … \n`, `/* … *\/`) outside quotes are dropped;
@@ -7,7 +7,7 @@
  *   hashes as ONE quote byte (`"q""q"` hashes `"q"q"`; pinned down against the 0.9.99 extension);
  * - outside quotes, non-printable bytes are dropped, ASCII letters lower-cased, and runs of spaces
  *   collapse to one space, which is dropped at the start, before `(`, `)`, `,`, `;` and at the end
- *   (see {@link normalizedFnv64} for the exact rules, which differ from the prose of D.4 for TAB/LF);
+ *   (see {@link normalizedFnv64} for the exact rules, §P6: TAB, CR and LF are dropped, not collapsed);
  * - `;` is never hashed.
  * The pre-pass works on the UTF-8 bytes (a C `char` loop), so non-ASCII bytes outside quotes count
  * as non-printable and are dropped.
@@ -38,7 +38,7 @@ function isDropSpaceBefore(c: number | undefined): boolean {
 }
 
 /**
- * FNV-1a-64 of `text` after the D.4 normalisation pre-pass.
+ * FNV-1a-64 of `text` after the §P6 normalisation pre-pass.
  *
  * Whitespace handling, pinned down against the 0.9.99 extension:
  * - only the space byte (0x20) is whitespace; TAB, CR, LF and other control bytes are
@@ -130,7 +130,7 @@ export interface SchemaHashTable {
   columns: SchemaHashColumn[];
 }
 
-/** Affinity word of a declared type, per the D.4 rules (first match wins). */
+/** Affinity word of a declared type, per the §P6 rules (first match wins). */
 export function columnListAffinity(declaredType: string): 'integer' | 'text' | 'blob' | 'real' | 'numeric' {
   const t = asciiUpper(declaredType);
   if (t.includes('INT')) return 'integer';

@@ -1,7 +1,7 @@
 /**
  * `@offsync/core/testing`: helpers for tests only (replicas on the real engine, the convergence
  * simulator and the harness running the real SQLite Sync extension). Never import from
- * production code (licence of the extension: protocol reference 0.1).
+ * production code (licence of the extension: docs/PROTOCOL.md §P7).
  */
 export { TODOS_DDL, changesFor, clockRows, openReplica, syncOneWay, tableRows } from './replica.ts';
 export {

@@ -1,6 +1,6 @@
 /**
- * A seeded N-replica simulator over the real engine, for convergence properties (protocol
- * reference C.3 – C.5, C.7). TEST USE ONLY.
+ * A seeded N-replica simulator over the real engine, for convergence properties (docs/PROTOCOL.md
+ * §P5). TEST USE ONLY.
  *
  * Every replica is an in-memory {@link SyncEngine} with the same two tables (a TEXT primary key
  * and a composite key), written by random local operations over a small key space so that rows
@@ -392,8 +392,8 @@ export function typedRows(e: SyncEngine, table: string): string[] {
 }
 
 /**
- * `clockRows` with explicit `__[RIP]__=1` sentinels removed. C.2: "no sentinel means 1", and
- * C.4 rule 3 ignores an incoming cl-1 sentinel when the row is already known, so a replica
+ * `clockRows` with explicit `__[RIP]__=1` sentinels removed. §P5: "no sentinel means 1", and
+ * §P5 merge step 3 ignores an incoming cl-1 sentinel when the row is already known, so a replica
  * that learnt a row's cells first never stores the cl-1 sentinel another one stores (the
  * extension behaves the same). Both states are equivalent for every later merge and write.
  */

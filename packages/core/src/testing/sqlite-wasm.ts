@@ -2,11 +2,11 @@
  * Test harness for the real, unmodified SQLite Sync extension (`@sqliteai/sqlite-wasm`,
  * cloudsync 0.9.99, protocol generation G2a) under Node, network functions included.
  *
- * LICENCE: the extension is Elastic-License software (protocol reference 0.1). It is a
+ * LICENCE: the extension is Elastic-License software (docs/PROTOCOL.md §P7). It is a
  * devDependency used by TESTS ONLY. Never import this module from production code, never copy or
  * vendor the extension's source.
  *
- * Two host shims make the network layer work (protocol reference E.3), without touching any
+ * Two host shims make the network layer work (docs/PROTOCOL.md §P7), without touching any
  * package file:
  * 1. `instantiateWasm` instantiates the package's own `sqlite3.wasm` with the import
  *    `env.emscripten_is_main_browser_thread` returning 0, so Emscripten Fetch allows synchronous

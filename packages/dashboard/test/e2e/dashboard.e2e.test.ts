@@ -21,7 +21,7 @@ import type { Server } from './server.ts';
 
 const TODOS = "CREATE TABLE todos (id TEXT PRIMARY KEY NOT NULL, title TEXT NOT NULL DEFAULT '', done INTEGER NOT NULL DEFAULT 0)";
 const NOTES = "CREATE TABLE notes (id TEXT PRIMARY KEY NOT NULL, body TEXT NOT NULL DEFAULT '')";
-// A single-column INTEGER primary key: a schema issue (protocol reference D.1), shown beside the table.
+// A single-column INTEGER primary key: a schema issue (docs/PROTOCOL.md §P6), shown beside the table.
 const LEGACY = 'CREATE TABLE legacy_items (id INTEGER PRIMARY KEY, name TEXT)';
 
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');

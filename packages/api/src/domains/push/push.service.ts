@@ -1,4 +1,4 @@
-/** Expo push (protocol reference A.6): device tokens and the optional Expo access token (encrypted). */
+/** Expo push (docs/PROTOCOL.md §P2): device tokens and the optional Expo access token (encrypted). */
 import type { ServiceDeps } from '../../deps.ts';
 import { ApiError } from '../../errors.ts';
 import { validateSecret, validateText } from '../../validation.ts';

@@ -1,5 +1,5 @@
 /**
- * Artifact URLs (protocol reference A.0): upload slots (`PUT`) and download packages (`GET`)
+ * Artifact URLs (docs/PROTOCOL.md §P1): upload slots (`PUT`) and download packages (`GET`)
  * are fetched WITHOUT credentials, so their URLs are unguessable (128-bit nonce), HMAC-SHA256
  * signed with a server secret, short-lived and single-use. Nonces, uploaded bytes and the
  * principal a download was issued to live in the shared store (shared-store.ts): this process's

@@ -1,6 +1,6 @@
 /**
- * Download packages, streamed from the central database's change feed (protocol reference A.5,
- * C.7): every change after an exclusive cursor, in (db_version, seq) order of the SERVER's
+ * Download packages, streamed from the central database's change feed (docs/PROTOCOL.md §P1,
+ * §P5): every change after an exclusive cursor, in (db_version, seq) order of the SERVER's
  * version space, without the requesting site's own changes, filtered by RLS. Pages are cut at
  * ≈ `pageBytes` of encoded (uncompressed) body, on a change boundary, and never between two
  * changes with the same (db_version, seq). Only one page is ever held in memory.

@@ -1,7 +1,7 @@
 /**
  * Per-site upload bookkeeping, stored IN the central database (table `offsync_peers`) and
  * written in the same transaction as the merge it describes, so it never claims more than is
- * durably stored (protocol reference A.3 "Client bookkeeping", Implications 5).
+ * durably stored (docs/PROTOCOL.md §P1 "Client bookkeeping" and "Bookkeeping").
  *
  * Windows are `[dbVersionMin, dbVersionMax]` in the DEVICE's version space, kept as received
  * (G2a sends min = previous send_dbversion, G2b/G3 send send_dbversion + 1) and unioned. A

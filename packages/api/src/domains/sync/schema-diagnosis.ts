@@ -38,7 +38,7 @@ export interface SchemaDifference {
   deviceAffinity?: string;
 }
 
-/** Type words whose affinity covers each D.4 class (`columnListAffinity`). */
+/** Type words whose affinity covers each §P6 class (`columnListAffinity`). */
 const AFFINITY_TYPES: Record<string, string> = { integer: 'INTEGER', text: 'TEXT', blob: 'BLOB', real: 'REAL', numeric: 'NUMERIC' };
 
 /** Largest table count for which every subset is tried (2^n hashes). */

@@ -63,7 +63,7 @@ export interface DatabaseTarget {
   conflictLog?: boolean;
 }
 
-/** Protocol generation of a request (protocol reference 0.3). */
+/** Protocol generation of a request (docs/PROTOCOL.md §P1). */
 export type Generation = 'G1' | 'G2a' | 'G2b' | 'G3';
 
 export interface DeviceSeen {
@@ -126,7 +126,7 @@ export interface SyncDeps {
    * the commit: live `rejections` subscriptions, rejected-changes metrics. Optional.
    */
   onChangesRejected?(databaseId: string, entries: RejectionEntry[]): MaybePromise<void>;
-  /** `PUT …/notifications/tokens` (protocol reference A.6). */
+  /** `PUT …/notifications/tokens` (docs/PROTOCOL.md §P2). */
   registerPushToken(databaseId: string, token: PushTokenRegistration): MaybePromise<void>;
   /** Where to report failures of the fire-and-forget hooks above (default: console.error). */
   logError?(message: string, error: unknown): void;

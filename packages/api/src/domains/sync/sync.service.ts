@@ -239,7 +239,7 @@ export class SyncService {
     return rejectionLogOf((await this.#db(db)).engine);
   }
 
-  /** The schema hash to stamp into `siteId`'s downloads (protocol reference D.3). */
+  /** The schema hash to stamp into `siteId`'s downloads (docs/PROTOCOL.md §P6). */
   stampFor(d: CentralDatabase, siteId: string, generation: Generation | undefined): bigint {
     const last = d.peers.get(siteId)?.lastSchemaHash;
     if (last !== null && last !== undefined) return BigInt(last);

@@ -1,6 +1,6 @@
 /**
  * The one place the API touches a POSTGRES database's tables: listing through information_schema
- * (schema `public`, D.1 checks via `tableIssues`), the synced set from the engine's metadata
+ * (schema `public`, §P6 checks via `tableIssues`), the synced set from the engine's metadata
  * schema (`offsync.tables`), and deploys through the core PostgreSQL engine
  * (`createPgSyncEngine` from `@offsync/core/postgres`). Every call uses one short-lived client,
  * always closed.

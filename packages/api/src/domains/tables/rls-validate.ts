@@ -1,5 +1,5 @@
 /**
- * Validates an RLS expression (protocol reference §A.7) by preparing it with SQLite against a scratch
+ * Validates an RLS expression (docs/PROTOCOL.md §P3) by preparing it with SQLite against a scratch
  * in-memory database holding only the target table, with `auth_userid()` / `auth_json()` registered
  * and NEW / OLD available as aliases of the table for INSERT / UPDATE / DELETE.
  */

@@ -1,6 +1,6 @@
 /**
  * The one place the API touches a SQLITE database's tables: the core engine
- * (`openSyncDatabase` from `@offsync/core/sqlite`). `tableIssues` applies the same D.1 rules to
+ * (`openSyncDatabase` from `@offsync/core/sqlite`). `tableIssues` applies the same §P6 rules to
  * column lists that do not come from SQLite (PostgreSQL databases, listed via information_schema).
  */
 import { existsSync } from 'node:fs';
@@ -94,7 +94,7 @@ export function sqliteUniqueSets(driver: SqlDriver, table: string): string[][] {
   return out;
 }
 
-/** D.1 rules an init flag waives (core `InitFlags`: 1 integer key, 2 NOT NULL without DEFAULT, 4 nullable key). */
+/** §P6 rules an init flag waives (core `InitFlags`: 1 integer key, 2 NOT NULL without DEFAULT, 4 nullable key). */
 const WAIVED_BY_FLAG: readonly [number, string][] = [[1, 'D1.4-integer-pk'], [2, 'D1.6-not-null-default'], [4, 'D1.5-pk-not-null']];
 
 /** The issues that remain under `flags`. */

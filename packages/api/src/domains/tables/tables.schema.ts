@@ -18,7 +18,7 @@ const ColumnRef = builder.objectRef<TableColumn>('TableColumn').implement({
 });
 
 const SchemaIssueRef = builder.objectRef<TableIssue>('SchemaIssue').implement({
-  description: 'Why a table cannot be synced (protocol reference D.1)',
+  description: 'Why a table cannot be synced (docs/PROTOCOL.md §P6)',
   fields: (t) => ({ rule: t.exposeString('rule'), message: t.exposeString('message') }),
 });
 

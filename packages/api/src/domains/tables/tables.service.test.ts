@@ -113,7 +113,7 @@ describe.each(providers)('tables on %s', (provider) => {
       expect((await tables.listTables(db.id)).selectedCount).toBe(0);
       expect((await databases.checkConnection(db.id)).extensionInstalled).toBe(false);
 
-      // Passes D.1 but the engine refuses the key type on init (after `items` was initialised):
+      // Passes §P6 but the engine refuses the key type on init (after `items` was initialised):
       // per-table transactions, so the deploy cleans `items` up again and reports the engine's reason.
       await expect(tables.deployTables(db.id, ['items', 'tspk'])).rejects.toMatchObject({
         code: 'SCHEMA_ISSUES',

@@ -1,6 +1,6 @@
 /**
- * DDL of the PostgreSQL engine: metadata schema, primary-key encoders (B.3/B.4, byte-identical
- * to `encodePk`) and the PL/pgSQL change-tracking triggers (C.3).
+ * DDL of the PostgreSQL engine: metadata schema, primary-key encoders (§P4, byte-identical
+ * to `encodePk`) and the PL/pgSQL change-tracking triggers (§P5).
  *
  * Layout: the protocol's own model, one clock row per cell (`"<t>__crdt"`: pk bytea, col int,
  * col_version, db_version, seq, site; col 0 = the sentinel holding the causal length). Value
@@ -88,7 +88,7 @@ function pkPart(meta: string, col: PgColumn, row: string): string {
   return `${s}.pk_text(${x}::text)`;
 }
 
-/** The B.4 primary-key blob of row alias `row` (NEW, OLD or a table alias). */
+/** The §P4 primary-key blob of row alias `row` (NEW, OLD or a table alias). */
 export function pkExpr(meta: string, schema: PgTableSchema, row: string): string {
   const count = schema.pkColumns.length.toString(16).padStart(2, '0');
   return `('\\x${count}'::bytea || ${schema.pkColumns.map((k) => pkPart(meta, k, row)).join(' || ')})`;
@@ -110,7 +110,7 @@ export interface TriggerInput {
   algorithm: 'cls' | 'gos';
 }
 
-/** CREATE FUNCTION / CREATE TRIGGER statements implementing C.3 for one table. */
+/** CREATE FUNCTION / CREATE TRIGGER statements implementing the local-write rules (§P5) for one table. */
 export function triggerSql({ meta, nsp, schema, columns, algorithm }: TriggerInput): string {
   const s = quoteIdent(meta);
   const m = metaTable(meta, schema.name);

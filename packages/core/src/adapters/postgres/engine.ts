@@ -1,6 +1,6 @@
 /**
  * The CRDT sync engine over one PostgreSQL database, async: same semantics and same wire
- * changes as the SQLite `SyncEngine` (D.1 init checks, C.3 triggers, C.4/C.5 merge, C.7 feed).
+ * changes as the SQLite `SyncEngine` (§P6 init checks, §P5 triggers, §P5 merge, §P5 feed).
  */
 import { decodePayload } from '../../codec/payload.ts';
 import { uuidv7 } from '../../clock/site-id.ts';
@@ -66,7 +66,7 @@ export class PgSyncEngine {
     });
   }
 
-  /** Initialises `table` for sync (D.1 checks, clock table, triggers, back-fill). Idempotent for the same algorithm. */
+  /** Initialises `table` for sync (§P6 checks, clock table, triggers, back-fill). Idempotent for the same algorithm. */
   async init(table: string, algorithm?: string, flags = 0): Promise<void> {
     const algo = resolveAlgorithm(algorithm);
     await this.#src.tx(async (c) => {
@@ -114,7 +114,7 @@ export class PgSyncEngine {
     });
   }
 
-  /** Column-list schema hash (D.4) of the synced tables, PostgreSQL types mapped onto the affinity words. */
+  /** Column-list schema hash (§P6) of the synced tables, PostgreSQL types mapped onto the affinity words. */
   async schemaHash(): Promise<bigint> {
     return this.#src.use(async (c) => {
       await this.#load(c);
@@ -159,7 +159,7 @@ export class PgSyncEngine {
     });
   }
 
-  /** Decodes and merges a payload atomically, checking its schema hash first (D.3). */
+  /** Decodes and merges a payload atomically, checking its schema hash first (§P6). */
   async applyPayload(payload: Uint8Array, opts: PayloadApplyOptions = {}): Promise<ApplyResult & { schemaHash: bigint }> {
     const { header, changes } = decodePayload(payload, opts.limits);
     if ((opts.strictSchemaHash ?? true) && header.schemaHash !== 0n) {

@@ -1,5 +1,5 @@
 /**
- * The change feed over the PostgreSQL clock tables (protocol reference C.7): every clock entry
+ * The change feed over the PostgreSQL clock tables (docs/PROTOCOL.md §P5): every clock entry
  * after a cursor in (db_version, seq) order, with the cell's current value and the row's current
  * causal length. Read in keyset pages; each page borrows a connection only while it is read.
  */

@@ -1,5 +1,5 @@
 /**
- * PostgreSQL table introspection (pg_catalog) mapped onto core's `TableSchema`, so the D.1 rules
+ * PostgreSQL table introspection (pg_catalog) mapped onto core's `TableSchema`, so the §P6 rules
  * and messages of `schema/introspect.ts` apply unchanged, plus the value-class mapping.
  *
  * | PostgreSQL type                         | SqlValue (wire class) | schema-hash affinity |
@@ -135,7 +135,7 @@ export async function readPgTableSchema(c: PgConn, nsp: string, table: string): 
   return { name, columns, pkColumns, valueColumns, createSql: '' };
 }
 
-/** Core's D.1 issues plus the key types this engine can encode exactly. */
+/** Core's §P6 issues plus the key types this engine can encode exactly. */
 export function pgSchemaIssues(schema: PgTableSchema | undefined, table: string, flags = 0): SchemaIssue[] {
   const issues = schemaIssues(schema, table, flags);
   for (const k of schema?.pkColumns ?? []) {

@@ -1,5 +1,5 @@
 /**
- * The merge (protocol reference C.4/C.5) over the PostgreSQL clock tables, async. Runs inside
+ * The merge (docs/PROTOCOL.md §P5) over the PostgreSQL clock tables, async. Runs inside
  * one transaction opened by the engine with the triggers silenced; the same decisions as the
  * SQLite engine's `engine/apply.ts`: per-row buffering of winning values into one upsert, one
  * local db_version per incoming (site, db_version) group = max(clock + 1, incoming).
@@ -111,7 +111,7 @@ class PgMerge {
     this.cl = r?.[0] != null ? Number(r[0]) : Number(r?.[1] ?? 0) > 0 ? 1 : 0;
   }
 
-  /** C.4 for one change. */
+  /** The merge of one change (§P5). */
   async merge(ch: Change): Promise<void> {
     this.ch = ch;
     this.received++;

@@ -1,7 +1,7 @@
 /**
  * `ExtensionDb`: a small synchronous wrapper around an oo1 database of the real SQLite Sync
  * extension, returning values in OffSync's value model (see `SqlValue` in ../../types.ts).
- * TEST USE ONLY (licence: protocol reference 0.1).
+ * TEST USE ONLY (licence: docs/PROTOCOL.md §P7).
  */
 import type { Database, PreparedStatement } from '@sqliteai/sqlite-wasm';
 import type sqlite3InitModule from '@sqliteai/sqlite-wasm';

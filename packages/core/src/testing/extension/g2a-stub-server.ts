@@ -1,5 +1,5 @@
 /**
- * A tiny relay server speaking the G2a protocol (protocol reference A.2) for harness tests.
+ * A tiny relay server speaking the G2a protocol (docs/PROTOCOL.md §P1) for harness tests.
  * It does NOT merge anything: every payload a site uploads is handed, unchanged, to every other
  * site on its next `check`. Meant to run in a worker via `startServerInWorker(path,
  * 'createG2aStubServer', { options })`; it is not a model for the real server.

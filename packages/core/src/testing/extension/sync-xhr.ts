@@ -1,6 +1,6 @@
 /**
  * A synchronous `XMLHttpRequest` for Node, just enough for Emscripten Fetch in synchronous mode
- * (protocol reference E.2/E.3). Requests are executed by a `fetch` in a worker thread while the
+ * (docs/PROTOCOL.md §P7). Requests are executed by a `fetch` in a worker thread while the
  * calling thread blocks in `Atomics.wait`; see fetch-worker.ts for the handshake.
  *
  * Members touched by the Emscripten glue (`fetchXHR` in sqlite3-node.mjs): `withCredentials`,

@@ -1,5 +1,5 @@
 /**
- * Silent Expo pushes after merges (protocol reference A.6): every registered token of the
+ * Silent Expo pushes after merges (docs/PROTOCOL.md §P2): every registered token of the
  * database gets `{ to, data: { cloudSyncEvent: 'check' }, _contentAvailable: true, priority:
  * 'high' }` — except tokens of the site whose upload caused the merge. Merges are debounced per
  * database (a burst sends one push per device: a device is notified when at least one merge in

@@ -1,5 +1,5 @@
 /**
- * Evaluates RLS expressions (protocol reference A.7) on row values, with `auth_userid()` and
+ * Evaluates RLS expressions (docs/PROTOCOL.md §P3) on row values, with `auth_userid()` and
  * `auth_json()` bound to the principal of the current call.
  *
  * Expressions are validated when saved (`domains/tables/rls-validate.ts`) against a scratch

@@ -1,6 +1,6 @@
 /**
  * The API calls (`upload`, `apply`, `check`, `status`) with the exact response shape of each
- * generation (protocol reference A.1-A.4):
+ * generation (docs/PROTOCOL.md §P1):
  *
  * | call            | G1 / G2a                     | G2b                 | G3 |
  * |-----------------|------------------------------|---------------------|----|

@@ -1,5 +1,5 @@
 /**
- * Artifact transfers (no credentials, protocol reference A.0): `PUT` of an uploaded payload into
+ * Artifact transfers (no credentials, docs/PROTOCOL.md §P1): `PUT` of an uploaded payload into
  * its slot, `GET` of a download package built on demand from the change feed.
  */
 import { ArtifactStore } from '../artifacts.ts';

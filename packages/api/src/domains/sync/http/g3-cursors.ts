@@ -1,5 +1,5 @@
 /**
- * G3 `/check` paging state (protocol reference A.4, docs/PROTOCOL.md "Continuation cursors"). A
+ * G3 `/check` paging state (docs/PROTOCOL.md §P1 and "Continuation cursors"). A
  * non-final batch hands the client a `cursor` per chunk and a `nextCursor`; the client sends one
  * back as `cursor` with the SAME dbVersion/seq (non-final pages do not move its durable cursor),
  * and the server resumes at the exact feed position after that chunk.

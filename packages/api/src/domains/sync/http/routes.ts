@@ -1,5 +1,5 @@
 /**
- * URL routing of the sync protocol (protocol reference "Implications" 1, docs/PROTOCOL.md):
+ * URL routing of the sync protocol (docs/PROTOCOL.md §P1 and "Generations and routes"):
  *
  * - G1  `GET|POST /v1/cloudsync/{path…}/{site}/upload`, `POST /v1/cloudsync/{path…}/{site}/{dbv}/{seq}/check`
  * - G2a `GET /v2/cloudsync/{path…}/{site}/upload`, `POST …/apply`, `POST …/check` (path ≠ `databases/…`)
