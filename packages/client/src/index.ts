@@ -23,6 +23,7 @@ export {
   RemoveDeviceDocument, RemoveJwtProviderDocument, RemoveRlsPolicyDocument, RestoreConnectionDocument,
   RevokeAccessTokenDocument, RevokeApiKeyDocument, RlsPoliciesDocument, SetExpoAccessTokenDocument,
   RejectionsDocument, SetRlsModeDocument, SetRlsPolicyDocument, TablesDocument, UsageDocument,
+  ConflictsDocument, SetConflictLogDocument, RestoreConflictValueDocument, DeleteProjectDocument, PreviewRlsPolicyDocument,
   TypedDocumentString,
 } from './generated/graphql.ts';
 
@@ -56,4 +57,5 @@ export type {
   SetExpoAccessTokenMutationVariables, SetRlsModeMutation, SetRlsModeMutationVariables, SetRlsPolicyMutation,
   SetRlsPolicyMutationVariables, SyncChangesFieldsFragment, SyncCursorInput, TableFieldsFragment,
   TableFilter, TablesQuery, TablesQueryVariables, UsagePeriod, UsageQuery, UsageQueryVariables,
+  ConflictFilter, ConflictKind, ConflictRestoreAction, ConflictSideFieldsFragment, ConflictFieldsFragment, ConflictsQueryVariables, ConflictsQuery, SetConflictLogMutationVariables, SetConflictLogMutation, RestoreConflictValueMutationVariables, RestoreConflictValueMutation, DeleteProjectMutationVariables, DeleteProjectMutation, PreviewRlsPolicyQueryVariables, PreviewRlsPolicyQuery,
 } from './generated/graphql.ts';

@@ -9,6 +9,36 @@ export type ClientAuthMethod =
   | 'API_KEY'
   | 'JWT';
 
+export type ConflictFilter = {
+  /** Primary key: a JSON array of the key values (e.g. ["t1"], [7]) or the text of a single-column key */
+  key?: string | null | undefined;
+  kind?: ConflictKind | null | undefined;
+  /** Entries at or after this time */
+  since?: string | null | undefined;
+  /** Either side written by this device (32 hex digits) */
+  siteId?: string | null | undefined;
+  table?: string | null | undefined;
+  /** Either side written by a device of this user, or the uploading user */
+  userId?: string | null | undefined;
+};
+
+/** How a concurrent write lost in a merge */
+export type ConflictKind =
+  /** A delete ended a row last written by another device (the loser is the row) */
+  | 'DELETE_OVER_UPDATE'
+  /** An older edit of the cell (lower col_version) lost to a newer one of another device */
+  | 'SUPERSEDED'
+  /** Same col_version on both sides: the value order decided (LWW tiebreak) */
+  | 'TIEBREAK'
+  /** An edit of a cell arrived for a row a delete had ended */
+  | 'UPDATE_LOST_TO_DELETE';
+
+export type ConflictRestoreAction =
+  /** The row was gone and was inserted again with the losing value */
+  | 'INSERT'
+  /** The cell (or the row’s columns) was updated to the losing value */
+  | 'UPDATE';
+
 /** OK; ERROR (see error); FILE_MISSING: the SQLite file is missing or replaced, sync refuses it until restoreConnection */
 export type ConnectionState =
   | 'ERROR'
@@ -160,6 +190,36 @@ export type RemoveJwtProviderMutationVariables = Exact<{
 
 export type RemoveJwtProviderMutation = { removeJwtProvider: boolean };
 
+export type ConflictSideFieldsFragment = { value: unknown, colVersion: number, cl: number, siteId: string, userId: string | null };
+
+export type ConflictFieldsFragment = { id: string, databaseId: string, at: string, kind: ConflictKind, table: string, pk: string, pkValues: unknown, column: string | null, row: unknown, uploaderSiteId: string, uploaderUserId: string | null, restoredAt: string | null, winner: { value: unknown, colVersion: number, cl: number, siteId: string, userId: string | null }, loser: { value: unknown, colVersion: number, cl: number, siteId: string, userId: string | null } };
+
+export type ConflictsQueryVariables = Exact<{
+  databaseId: string;
+  first?: number | null | undefined;
+  after?: string | null | undefined;
+  filter?: ConflictFilter | null | undefined;
+}>;
+
+
+export type ConflictsQuery = { database: { id: string, conflictLog: boolean, conflicts: { totalCount: number, nodes: Array<{ id: string, databaseId: string, at: string, kind: ConflictKind, table: string, pk: string, pkValues: unknown, column: string | null, row: unknown, uploaderSiteId: string, uploaderUserId: string | null, restoredAt: string | null, winner: { value: unknown, colVersion: number, cl: number, siteId: string, userId: string | null }, loser: { value: unknown, colVersion: number, cl: number, siteId: string, userId: string | null } }>, pageInfo: { endCursor: string | null, hasNextPage: boolean } } } };
+
+export type SetConflictLogMutationVariables = Exact<{
+  databaseId: string;
+  enabled: boolean;
+}>;
+
+
+export type SetConflictLogMutation = { setConflictLog: { id: string, conflictLog: boolean } };
+
+export type RestoreConflictValueMutationVariables = Exact<{
+  databaseId: string;
+  conflictId: string;
+}>;
+
+
+export type RestoreConflictValueMutation = { restoreConflictValue: { action: ConflictRestoreAction, dbVersion: number, conflict: { id: string, databaseId: string, at: string, kind: ConflictKind, table: string, pk: string, pkValues: unknown, column: string | null, row: unknown, uploaderSiteId: string, uploaderUserId: string | null, restoredAt: string | null, winner: { value: unknown, colVersion: number, cl: number, siteId: string, userId: string | null }, loser: { value: unknown, colVersion: number, cl: number, siteId: string, userId: string | null } } } };
+
 export type DatabaseConnectionFieldsFragment = { status: ConnectionState, checkedAt: string, host: string | null, port: number | null, database: string | null, extensionInstalled: boolean, error: { code: string, message: string, retryable: boolean } | null };
 
 export type DatabaseFieldsFragment = { id: string, name: string, kind: DatabaseKind, projectId: string, createdAt: string, rlsMode: RlsMode, offSync: { enabled: boolean, enabledAt: string | null } };
@@ -308,6 +368,13 @@ export type CreateProjectMutationVariables = Exact<{
 
 export type CreateProjectMutation = { createProject: { id: string, name: string, kind: DatabaseKind, createdAt: string } };
 
+export type DeleteProjectMutationVariables = Exact<{
+  id: string;
+}>;
+
+
+export type DeleteProjectMutation = { deleteProject: { id: string, deletedDatabaseIds: Array<string> } };
+
 export type PushNotificationsQueryVariables = Exact<{
   databaseId: string;
 }>;
@@ -437,6 +504,17 @@ export type RemoveRlsPolicyMutationVariables = Exact<{
 
 export type RemoveRlsPolicyMutation = { removeRlsPolicy: boolean };
 
+export type PreviewRlsPolicyQueryVariables = Exact<{
+  databaseId: string;
+  table: string;
+  operation: RlsOperation;
+  expression: string;
+  sampleSize?: number | null | undefined;
+}>;
+
+
+export type PreviewRlsPolicyQuery = { previewRlsPolicy: { table: string, operation: string, expression: string, currentExpression: string | null, enforced: boolean, changesVisibility: boolean, totalRows: number, affectedDevices: Array<string>, users: Array<{ userId: string, source: string, devices: Array<string>, rowsBefore: number, rowsAfter: number, gained: number, lost: number, sampleGained: Array<unknown>, sampleLost: Array<unknown> }> } };
+
 export class TypedDocumentString<TResult, TVariables>
   extends String
   implements DocumentTypeDecoration<TResult, TVariables>
@@ -487,6 +565,43 @@ export const JwtProviderFieldsFragmentDoc = new TypedDocumentString(`
   updatedAt
 }
     `, {"fragmentName":"JwtProviderFields"}) as unknown as TypedDocumentString<JwtProviderFieldsFragment, unknown>;
+export const ConflictSideFieldsFragmentDoc = new TypedDocumentString(`
+    fragment ConflictSideFields on ConflictSide {
+  value
+  colVersion
+  cl
+  siteId
+  userId
+}
+    `, {"fragmentName":"ConflictSideFields"}) as unknown as TypedDocumentString<ConflictSideFieldsFragment, unknown>;
+export const ConflictFieldsFragmentDoc = new TypedDocumentString(`
+    fragment ConflictFields on Conflict {
+  id
+  databaseId
+  at
+  kind
+  table
+  pk
+  pkValues
+  column
+  row
+  uploaderSiteId
+  uploaderUserId
+  restoredAt
+  winner {
+    ...ConflictSideFields
+  }
+  loser {
+    ...ConflictSideFields
+  }
+}
+    fragment ConflictSideFields on ConflictSide {
+  value
+  colVersion
+  cl
+  siteId
+  userId
+}`, {"fragmentName":"ConflictFields"}) as unknown as TypedDocumentString<ConflictFieldsFragment, unknown>;
 export const DatabaseConnectionFieldsFragmentDoc = new TypedDocumentString(`
     fragment DatabaseConnectionFields on DatabaseConnection {
   status
@@ -756,6 +871,95 @@ export const RemoveJwtProviderDocument = new TypedDocumentString(`
   removeJwtProvider(databaseId: $databaseId)
 }
     `) as unknown as TypedDocumentString<RemoveJwtProviderMutation, RemoveJwtProviderMutationVariables>;
+export const ConflictsDocument = new TypedDocumentString(`
+    query Conflicts($databaseId: ID!, $first: Int, $after: String, $filter: ConflictFilter) {
+  database(id: $databaseId) {
+    id
+    conflictLog
+    conflicts(first: $first, after: $after, filter: $filter) {
+      totalCount
+      nodes {
+        ...ConflictFields
+      }
+      pageInfo {
+        endCursor
+        hasNextPage
+      }
+    }
+  }
+}
+    fragment ConflictSideFields on ConflictSide {
+  value
+  colVersion
+  cl
+  siteId
+  userId
+}
+fragment ConflictFields on Conflict {
+  id
+  databaseId
+  at
+  kind
+  table
+  pk
+  pkValues
+  column
+  row
+  uploaderSiteId
+  uploaderUserId
+  restoredAt
+  winner {
+    ...ConflictSideFields
+  }
+  loser {
+    ...ConflictSideFields
+  }
+}`) as unknown as TypedDocumentString<ConflictsQuery, ConflictsQueryVariables>;
+export const SetConflictLogDocument = new TypedDocumentString(`
+    mutation SetConflictLog($databaseId: ID!, $enabled: Boolean!) {
+  setConflictLog(databaseId: $databaseId, enabled: $enabled) {
+    id
+    conflictLog
+  }
+}
+    `) as unknown as TypedDocumentString<SetConflictLogMutation, SetConflictLogMutationVariables>;
+export const RestoreConflictValueDocument = new TypedDocumentString(`
+    mutation RestoreConflictValue($databaseId: ID!, $conflictId: ID!) {
+  restoreConflictValue(databaseId: $databaseId, conflictId: $conflictId) {
+    action
+    dbVersion
+    conflict {
+      ...ConflictFields
+    }
+  }
+}
+    fragment ConflictSideFields on ConflictSide {
+  value
+  colVersion
+  cl
+  siteId
+  userId
+}
+fragment ConflictFields on Conflict {
+  id
+  databaseId
+  at
+  kind
+  table
+  pk
+  pkValues
+  column
+  row
+  uploaderSiteId
+  uploaderUserId
+  restoredAt
+  winner {
+    ...ConflictSideFields
+  }
+  loser {
+    ...ConflictSideFields
+  }
+}`) as unknown as TypedDocumentString<RestoreConflictValueMutation, RestoreConflictValueMutationVariables>;
 export const DatabasesDocument = new TypedDocumentString(`
     query Databases($projectId: ID!, $filter: DatabaseFilter) {
   databases(projectId: $projectId, filter: $filter) {
@@ -1151,6 +1355,14 @@ export const CreateProjectDocument = new TypedDocumentString(`
   kind
   createdAt
 }`) as unknown as TypedDocumentString<CreateProjectMutation, CreateProjectMutationVariables>;
+export const DeleteProjectDocument = new TypedDocumentString(`
+    mutation DeleteProject($id: ID!) {
+  deleteProject(id: $id) {
+    id
+    deletedDatabaseIds
+  }
+}
+    `) as unknown as TypedDocumentString<DeleteProjectMutation, DeleteProjectMutationVariables>;
 export const PushNotificationsDocument = new TypedDocumentString(`
     query PushNotifications($databaseId: ID!) {
   database(id: $databaseId) {
@@ -1405,3 +1617,34 @@ export const RemoveRlsPolicyDocument = new TypedDocumentString(`
   removeRlsPolicy(databaseId: $databaseId, table: $table, operation: $operation)
 }
     `) as unknown as TypedDocumentString<RemoveRlsPolicyMutation, RemoveRlsPolicyMutationVariables>;
+export const PreviewRlsPolicyDocument = new TypedDocumentString(`
+    query PreviewRlsPolicy($databaseId: ID!, $table: String!, $operation: RlsOperation!, $expression: String!, $sampleSize: Int) {
+  previewRlsPolicy(
+    databaseId: $databaseId
+    table: $table
+    operation: $operation
+    expression: $expression
+    sampleSize: $sampleSize
+  ) {
+    table
+    operation
+    expression
+    currentExpression
+    enforced
+    changesVisibility
+    totalRows
+    affectedDevices
+    users {
+      userId
+      source
+      devices
+      rowsBefore
+      rowsAfter
+      gained
+      lost
+      sampleGained
+      sampleLost
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<PreviewRlsPolicyQuery, PreviewRlsPolicyQueryVariables>;

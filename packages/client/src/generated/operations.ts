@@ -1,11 +1,12 @@
 /* eslint-disable */
 /** Every operation of src/graphql/operations, by method name. Generated: do not edit. */
-import { ChangesDocument, ConfigureConnectionDocument, ConfigureJwtProviderDocument, CreateAccessTokenDocument, CreateApiKeyDocument, CreateDatabaseDocument, CreateProjectDocument, DatabaseDocument, DatabaseAuthDocument, DatabaseConnectionDocument, DatabaseMetricsDocument, DatabasesDocument, DeleteDatabaseDocument, DeleteExpoAccessTokenDocument, DeployTablesDocument, DeviceEventsDocument, DevicesDocument, DisableOffSyncDocument, EnableOffSyncDocument, LiveMetricsDocument, LiveRejectionsDocument, ProjectDocument, ProjectsDocument, PullChangesDocument, PushChangesDocument, PushNotificationsDocument, RejectionsDocument, RemoveDeviceDocument, RemoveJwtProviderDocument, RemoveRlsPolicyDocument, RestoreConnectionDocument, RevokeAccessTokenDocument, RevokeApiKeyDocument, RlsPoliciesDocument, SetExpoAccessTokenDocument, SetRlsModeDocument, SetRlsPolicyDocument, TablesDocument, UsageDocument } from './graphql.ts';
+import { ChangesDocument, ConfigureConnectionDocument, ConfigureJwtProviderDocument, ConflictsDocument, CreateAccessTokenDocument, CreateApiKeyDocument, CreateDatabaseDocument, CreateProjectDocument, DatabaseDocument, DatabaseAuthDocument, DatabaseConnectionDocument, DatabaseMetricsDocument, DatabasesDocument, DeleteDatabaseDocument, DeleteExpoAccessTokenDocument, DeleteProjectDocument, DeployTablesDocument, DeviceEventsDocument, DevicesDocument, DisableOffSyncDocument, EnableOffSyncDocument, LiveMetricsDocument, LiveRejectionsDocument, PreviewRlsPolicyDocument, ProjectDocument, ProjectsDocument, PullChangesDocument, PushChangesDocument, PushNotificationsDocument, RejectionsDocument, RemoveDeviceDocument, RemoveJwtProviderDocument, RemoveRlsPolicyDocument, RestoreConflictValueDocument, RestoreConnectionDocument, RevokeAccessTokenDocument, RevokeApiKeyDocument, RlsPoliciesDocument, SetConflictLogDocument, SetExpoAccessTokenDocument, SetRlsModeDocument, SetRlsPolicyDocument, TablesDocument, UsageDocument } from './graphql.ts';
 
 export const operations = {
   changes: { kind: 'subscription', document: ChangesDocument },
   configureConnection: { kind: 'mutation', document: ConfigureConnectionDocument },
   configureJwtProvider: { kind: 'mutation', document: ConfigureJwtProviderDocument },
+  conflicts: { kind: 'query', document: ConflictsDocument },
   createAccessToken: { kind: 'mutation', document: CreateAccessTokenDocument },
   createApiKey: { kind: 'mutation', document: CreateApiKeyDocument },
   createDatabase: { kind: 'mutation', document: CreateDatabaseDocument },
@@ -17,6 +18,7 @@ export const operations = {
   databases: { kind: 'query', document: DatabasesDocument },
   deleteDatabase: { kind: 'mutation', document: DeleteDatabaseDocument },
   deleteExpoAccessToken: { kind: 'mutation', document: DeleteExpoAccessTokenDocument },
+  deleteProject: { kind: 'mutation', document: DeleteProjectDocument },
   deployTables: { kind: 'mutation', document: DeployTablesDocument },
   deviceEvents: { kind: 'subscription', document: DeviceEventsDocument },
   devices: { kind: 'query', document: DevicesDocument },
@@ -24,6 +26,7 @@ export const operations = {
   enableOffSync: { kind: 'mutation', document: EnableOffSyncDocument },
   liveMetrics: { kind: 'subscription', document: LiveMetricsDocument },
   liveRejections: { kind: 'subscription', document: LiveRejectionsDocument },
+  previewRlsPolicy: { kind: 'query', document: PreviewRlsPolicyDocument },
   project: { kind: 'query', document: ProjectDocument },
   projects: { kind: 'query', document: ProjectsDocument },
   pullChanges: { kind: 'query', document: PullChangesDocument },
@@ -33,10 +36,12 @@ export const operations = {
   removeDevice: { kind: 'mutation', document: RemoveDeviceDocument },
   removeJwtProvider: { kind: 'mutation', document: RemoveJwtProviderDocument },
   removeRlsPolicy: { kind: 'mutation', document: RemoveRlsPolicyDocument },
+  restoreConflictValue: { kind: 'mutation', document: RestoreConflictValueDocument },
   restoreConnection: { kind: 'mutation', document: RestoreConnectionDocument },
   revokeAccessToken: { kind: 'mutation', document: RevokeAccessTokenDocument },
   revokeApiKey: { kind: 'mutation', document: RevokeApiKeyDocument },
   rlsPolicies: { kind: 'query', document: RlsPoliciesDocument },
+  setConflictLog: { kind: 'mutation', document: SetConflictLogDocument },
   setExpoAccessToken: { kind: 'mutation', document: SetExpoAccessTokenDocument },
   setRlsMode: { kind: 'mutation', document: SetRlsModeDocument },
   setRlsPolicy: { kind: 'mutation', document: SetRlsPolicyDocument },
