@@ -376,3 +376,17 @@ test('a policy change: every live row starts a new life; devices drop what the o
   expect(rows(dev).map((r) => r['id'])).toEqual(['a', 'b', 'c']);
   expect(rows(dev)[0]).toEqual({ id: 'a', owner: 'u1', title: 'public', slug: null });
 });
+
+test('turning tombstone values on regenerates delete triggers made by an older OffSync', () => {
+  const e = openReplica(ITEMS, ['items']);
+  // An older OffSync's delete trigger: no offsync_tombstones statement.
+  const del = e.driver.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'items' AND sql LIKE '%AFTER DELETE%'").get() as { name: string; sql: string };
+  const old = del.sql.replace(/INSERT OR REPLACE INTO offsync_tombstones[\s\S]*?;\s*(?=END)/, '');
+  expect(old).not.toContain('offsync_tombstones');
+  e.driver.exec(`DROP TRIGGER "${del.name}"; ${old}`);
+  e.setKeepTombstoneValues(true);
+  e.driver.exec("INSERT INTO items (id, owner, title) VALUES ('z', 'u1', 'gone'); DELETE FROM items WHERE id = 'z'");
+  const seen: (Tombstone | undefined)[] = [];
+  for (const _ of e.changes({ rowFilter: (_t, _pk, row, tomb) => (row === undefined && seen.push(tomb), true) })) void _;
+  expect(seen).toEqual([{ lastValues: { id: 'z', owner: 'u1', title: 'gone', slug: null }, audience: null }]);
+});

@@ -449,8 +449,19 @@ export class SyncEngine {
    */
   setKeepTombstoneValues(on: boolean): void {
     if (on === this.#keepTombstones) return;
-    if (on) this.driver.prepare('INSERT OR REPLACE INTO offsync_settings (key, value) VALUES (?, 1)').run(TOMBSTONE_VALUES_SETTING);
-    else this.driver.prepare('DELETE FROM offsync_settings WHERE key = ?').run(TOMBSTONE_VALUES_SETTING);
+    this.driver.transaction(() => {
+      if (on) this.driver.prepare('INSERT OR REPLACE INTO offsync_settings (key, value) VALUES (?, 1)').run(TOMBSTONE_VALUES_SETTING);
+      else this.driver.prepare('DELETE FROM offsync_settings WHERE key = ?').run(TOMBSTONE_VALUES_SETTING);
+      // Delete triggers made by an older OffSync do not record last values: regenerate them.
+      for (const t of this.syncedTables()) {
+        const ctx = this.table(t.name);
+        if (ctx === undefined || !t.enabled || ctx.algorithm === 'gos') continue;
+        const del = this.driver.prepare("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? AND sql LIKE '%AFTER DELETE%'").getRaw(ctx.name);
+        if (del !== undefined && String(del[0]).includes('offsync_tombstones')) continue;
+        this.driver.exec(dropTriggersSql(ctx.name));
+        this.driver.exec(triggerSql({ schema: ctx.schema, columnIds: ctx.colIds, algorithm: ctx.algorithm }));
+      }
+    });
     this.#keepTombstones = on;
   }
 
