@@ -23,8 +23,8 @@
  */
 import type { MergeConflict, SqlDriver, SqlValue, SyncEngine } from '@offsync/core';
 import { readTombstone } from '@offsync/core';
-import { decodeSqlValue, encodeSqlValue } from './rejection-log.ts';
-import type { EncodedSqlValue } from './rejection-log.ts';
+import { applyRetention, decodeLogCursor, decodeSqlValue, encodeSqlValue, keysetPage, logCursor, positiveInt, text, textOrNull } from './central-log.ts';
+import type { EncodedSqlValue } from './central-log.ts';
 
 export type ConflictKind = MergeConflict['kind'];
 
@@ -150,13 +150,11 @@ export function conflictInput(c: MergeConflict, uploaderSiteId: string, uploader
 
 /** The opaque `after` cursor of an entry. */
 export function conflictCursor(id: number): string {
-  return Buffer.from(`c:${id}`).toString('base64url');
+  return logCursor('c', id);
 }
 
 export function decodeConflictCursor(cursor: string): number {
-  const m = /^c:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString());
-  if (m?.[1] === undefined) throw new RangeError('after: invalid cursor');
-  return Number(m[1]);
+  return decodeLogCursor('c', cursor);
 }
 
 /**
@@ -195,14 +193,6 @@ function variants(v: SqlValue): SqlValue[] {
   if (typeof v === 'number' && Number.isSafeInteger(v)) return [v, BigInt(v)];
   if (typeof v === 'bigint' && v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)) return [v, Number(v)];
   return [v];
-}
-
-function text(v: SqlValue | undefined): string {
-  return typeof v === 'string' ? v : String(v);
-}
-
-function textOrNull(v: SqlValue | undefined): string | null {
-  return v === null || v === undefined ? null : text(v);
 }
 
 function decodeValue(v: SqlValue | undefined): SqlValue {
@@ -248,12 +238,6 @@ function validate(c: ConflictInput): void {
   if (!(c.pk instanceof Uint8Array)) throw new TypeError('conflict log: pk must be a Uint8Array');
 }
 
-function positiveInt(v: number | undefined, fallback: number, name: string): number {
-  if (v === undefined) return fallback;
-  if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`conflict log: ${name} must be a positive integer`);
-  return v;
-}
-
 export class ConflictLog {
   readonly #driver: SqlDriver;
   #maxEntries = DEFAULT_CONFLICT_MAX_ENTRIES;
@@ -275,8 +259,8 @@ export class ConflictLog {
 
   /** Changes the retention (given fields only); applied from the next `record`. */
   configure(options: ConflictLogOptions): void {
-    this.#maxEntries = positiveInt(options.maxEntries, this.#maxEntries, 'maxEntries');
-    this.#maxAgeMs = positiveInt(options.maxAgeMs, this.#maxAgeMs, 'maxAgeMs');
+    this.#maxEntries = positiveInt(options.maxEntries, this.#maxEntries, 'maxEntries', 'conflict log');
+    this.#maxAgeMs = positiveInt(options.maxAgeMs, this.#maxAgeMs, 'maxAgeMs', 'conflict log');
   }
 
   /**
@@ -303,17 +287,9 @@ export class ConflictLog {
         );
         out.push({ ...c, id: Number(r?.[0]), at: new Date(at), restoredAt: null, pk: new Uint8Array(c.pk), pkValues: [...c.pkValues], winner: { ...c.winner }, loser: { ...c.loser }, row: c.row === null ? null : { ...c.row } });
       }
-      this.#retain(at);
+      applyRetention(this.#driver, 'offsync_conflicts', at, this.#maxAgeMs, this.#maxEntries);
       return out;
     });
-  }
-
-  #retain(now: number): void {
-    this.#driver.prepare('DELETE FROM offsync_conflicts WHERE at < ?').run(BigInt(now - this.#maxAgeMs));
-    const max = this.#driver.prepare('SELECT max(id) FROM offsync_conflicts').getRaw()?.[0];
-    if (max !== null && max !== undefined && Number(max) > this.#maxEntries) {
-      this.#driver.prepare('DELETE FROM offsync_conflicts WHERE id <= ?').run(BigInt(Number(max) - this.#maxEntries));
-    }
   }
 
   get(id: number): ConflictEntry | undefined {
@@ -328,8 +304,6 @@ export class ConflictLog {
 
   /** One page, newest first (keyset on id). */
   list(args: { first: number; after?: string | undefined; filter?: ConflictFilter | undefined }): ConflictPage {
-    if (!Number.isSafeInteger(args.first) || args.first < 0) throw new RangeError('first: must be a non-negative integer');
-    const first = Math.min(args.first, MAX_CONFLICT_PAGE);
     const where: string[] = [];
     const params: SqlValue[] = [];
     const f = args.filter ?? {};
@@ -360,18 +334,10 @@ export class ConflictLog {
       where.push('at >= ?');
       params.push(BigInt(f.since.getTime()));
     }
-    const filterSql = where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`;
-    const totalCount = Number(this.#driver.prepare(`SELECT count(*) FROM offsync_conflicts ${filterSql}`).getRaw(...params)?.[0] ?? 0);
-    let pageSql = filterSql;
-    const pageParams = [...params];
-    if (args.after !== undefined) {
-      pageSql = `${filterSql === '' ? 'WHERE' : `${filterSql} AND`} id < ?`;
-      pageParams.push(BigInt(decodeConflictCursor(args.after)));
-    }
-    const rows = [...this.#driver.prepare(`SELECT ${COLUMNS} FROM offsync_conflicts ${pageSql} ORDER BY id DESC LIMIT ?`).iterateRaw(...pageParams, BigInt(first + 1))];
-    const nodes = rows.slice(0, first).map(fromRow);
+    const page = keysetPage(this.#driver, { table: 'offsync_conflicts', columns: COLUMNS, prefix: 'c', where, params, first: args.first, maxPage: MAX_CONFLICT_PAGE, after: args.after });
+    const nodes = page.rows.map(fromRow);
     const last = nodes[nodes.length - 1];
-    return { nodes, totalCount, endCursor: last === undefined ? null : conflictCursor(last.id), hasNextPage: rows.length > first };
+    return { nodes, totalCount: page.totalCount, endCursor: last === undefined ? null : conflictCursor(last.id), hasNextPage: page.hasNextPage };
   }
 }
 

@@ -14,8 +14,8 @@ import type { GraphQLContext } from '../../context.ts';
 import { toApiError } from './graphql/caller.ts';
 import { ConflictRestoreError, conflictCursor, conflictLogOf, restoreLosingWrite } from './conflict-log.ts';
 import type { ConflictEntry, ConflictFilter, ConflictKind, ConflictLog, ConflictSideEntry } from './conflict-log.ts';
-import { encodeSqlValue } from './rejection-log.ts';
-import type { EncodedSqlValue } from './rejection-log.ts';
+import { encodeSqlValue } from './central-log.ts';
+import type { EncodedSqlValue } from './central-log.ts';
 import { SyncError } from './sync-errors.ts';
 
 interface SideNode {

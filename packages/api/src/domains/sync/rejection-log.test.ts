@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSyncDatabase } from '@offsync/core/sqlite';
 import { afterEach, describe, expect, test } from 'vitest';
-import { DEFAULT_REJECTION_MAX_AGE_MS, decodeRejectionCursor, decodeSqlValue, encodeSqlValue, RejectionLog, rejectionCursor, rejectionLogOf, toRejectionJson } from './rejection-log.ts';
+import { decodeSqlValue, encodeSqlValue } from './central-log.ts';
+import { DEFAULT_REJECTION_MAX_AGE_MS, decodeRejectionCursor, RejectionLog, rejectionCursor, rejectionLogOf, toRejectionJson } from './rejection-log.ts';
 import type { RejectionInput } from './rejection-log.ts';
 
 const engines: { close(): void }[] = [];

@@ -18,6 +18,8 @@
  * they are never reused and a cursor stays valid after retention.
  */
 import type { SqlDriver, SqlValue } from '@offsync/core';
+import { applyRetention, decodeLogCursor, decodeSqlValue, encodeSqlValue, keysetPage, logCursor, positiveInt, text, textOrNull } from './central-log.ts';
+import type { EncodedSqlValue } from './central-log.ts';
 
 export type RejectedOperation = 'INSERT' | 'UPDATE' | 'DELETE';
 export type RejectionCredentialKind = 'apiKey' | 'accessToken' | 'jwt';
@@ -81,7 +83,6 @@ export const DEFAULT_REJECTION_MAX_AGE_MS = 30 * 86_400_000;
 export const MAX_REJECTION_PAGE = 500;
 
 /** JSON form of one SqlValue (see the module comment). */
-export type EncodedSqlValue = null | number | string | { $int: string } | { $blob: string } | { $real: string };
 
 /** A rejection in JSON-safe form: GraphQL nodes and the `changesRejected` pub/sub payload. */
 export interface RejectionJson {
@@ -130,34 +131,14 @@ CREATE INDEX IF NOT EXISTS offsync_rejections_user ON offsync_rejections (user_i
 
 const COLUMNS = 'id, at, site_id, user_id, credential_kind, credential_id, tbl, pk, pk_values, operation, code, policy, reason, vals';
 
-export function encodeSqlValue(v: SqlValue): EncodedSqlValue {
-  if (v === null || typeof v === 'string') return v;
-  if (typeof v === 'number') return Number.isFinite(v) ? v : { $real: String(v) };
-  if (typeof v === 'bigint') return { $int: v.toString() };
-  return { $blob: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') };
-}
-
-export function decodeSqlValue(v: unknown): SqlValue {
-  if (v === null || typeof v === 'string' || typeof v === 'number') return v;
-  if (typeof v === 'object') {
-    const o = v as Record<string, unknown>;
-    if (typeof o['$int'] === 'string') return BigInt(o['$int']);
-    if (typeof o['$blob'] === 'string') return new Uint8Array(Buffer.from(o['$blob'], 'base64'));
-    if (typeof o['$real'] === 'string') return Number(o['$real']);
-  }
-  throw new TypeError(`rejection log: not an encoded SQL value: ${JSON.stringify(v)}`);
-}
-
 /** The opaque `after` cursor of an entry. */
 export function rejectionCursor(id: number): string {
-  return Buffer.from(`r:${id}`).toString('base64url');
+  return logCursor('r', id);
 }
 
 /** Entry id of a cursor; RangeError when it is not one of ours. */
 export function decodeRejectionCursor(cursor: string): number {
-  const m = /^r:(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString());
-  if (m?.[1] === undefined) throw new RangeError('after: invalid cursor');
-  return Number(m[1]);
+  return decodeLogCursor('r', cursor);
 }
 
 /** JSON-safe form of an entry (GraphQL, pub/sub). */
@@ -184,14 +165,6 @@ function encodeValues(values: Readonly<Record<string, SqlValue>>): Record<string
   const out: Record<string, EncodedSqlValue> = {};
   for (const [k, v] of Object.entries(values)) out[k] = encodeSqlValue(v);
   return out;
-}
-
-function text(v: SqlValue | undefined): string {
-  return typeof v === 'string' ? v : String(v);
-}
-
-function textOrNull(v: SqlValue | undefined): string | null {
-  return v === null || v === undefined ? null : text(v);
 }
 
 function bytes(v: SqlValue | undefined): Uint8Array {
@@ -228,12 +201,6 @@ function validate(row: RejectionInput): void {
   if (!(row.pk instanceof Uint8Array)) throw new TypeError('rejection log: pk must be a Uint8Array');
 }
 
-function positiveInt(v: number | undefined, fallback: number, name: string): number {
-  if (v === undefined) return fallback;
-  if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`rejection log: ${name} must be a positive integer`);
-  return v;
-}
-
 export class RejectionLog {
   readonly #driver: SqlDriver;
   #maxEntries = DEFAULT_REJECTION_MAX_ENTRIES;
@@ -255,8 +222,8 @@ export class RejectionLog {
 
   /** Changes the retention (given fields only); applied from the next `record`. */
   configure(options: RejectionLogOptions): void {
-    this.#maxEntries = positiveInt(options.maxEntries, this.#maxEntries, 'maxEntries');
-    this.#maxAgeMs = positiveInt(options.maxAgeMs, this.#maxAgeMs, 'maxAgeMs');
+    this.#maxEntries = positiveInt(options.maxEntries, this.#maxEntries, 'maxEntries', 'rejection log');
+    this.#maxAgeMs = positiveInt(options.maxAgeMs, this.#maxAgeMs, 'maxAgeMs', 'rejection log');
   }
 
   /**
@@ -288,26 +255,13 @@ export class RejectionLog {
           values: { ...row.values },
         });
       }
-      this.#retain(at);
+      applyRetention(this.#driver, 'offsync_rejections', at, this.#maxAgeMs, this.#maxEntries);
       return out;
     });
   }
 
-  /** Deletes entries beyond the age limit and all but the newest `maxEntries` ids. */
-  #retain(now: number): void {
-    this.#driver.prepare('DELETE FROM offsync_rejections WHERE at < ?').run(BigInt(now - this.#maxAgeMs));
-    // Ids are dense unless entries were removed in between; `maxId - maxEntries` then keeps
-    // fewer than maxEntries, never more, and costs only the rows it deletes.
-    const max = this.#driver.prepare('SELECT max(id) FROM offsync_rejections').getRaw()?.[0];
-    if (max !== null && max !== undefined && Number(max) > this.#maxEntries) {
-      this.#driver.prepare('DELETE FROM offsync_rejections WHERE id <= ?').run(BigInt(Number(max) - this.#maxEntries));
-    }
-  }
-
   /** One page, newest first (keyset on id: new entries never shift later pages). */
   list(args: { first: number; after?: string | undefined; filter?: RejectionFilter | undefined }): RejectionPage {
-    if (!Number.isSafeInteger(args.first) || args.first < 0) throw new RangeError('first: must be a non-negative integer');
-    const first = Math.min(args.first, MAX_REJECTION_PAGE);
     const where: string[] = [];
     const params: SqlValue[] = [];
     const add = (sql: string, v: SqlValue): void => {
@@ -321,20 +275,10 @@ export class RejectionLog {
     if (f.operation !== undefined) add('operation = ?', f.operation);
     if (f.code !== undefined) add('code = ?', f.code);
     if (f.since !== undefined) add('at >= ?', BigInt(f.since.getTime()));
-    const filterSql = where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`;
-    const total = this.#driver.prepare(`SELECT count(*) FROM offsync_rejections ${filterSql}`).getRaw(...params)?.[0];
-    const totalCount = Number(total ?? 0);
-    let pageSql = filterSql;
-    const pageParams = [...params];
-    if (args.after !== undefined) {
-      pageSql = `${filterSql === '' ? 'WHERE' : `${filterSql} AND`} id < ?`;
-      pageParams.push(BigInt(decodeRejectionCursor(args.after)));
-    }
-    // One row more than asked tells whether another page follows (also for first = 0).
-    const rows = [...this.#driver.prepare(`SELECT ${COLUMNS} FROM offsync_rejections ${pageSql} ORDER BY id DESC LIMIT ?`).iterateRaw(...pageParams, BigInt(first + 1))];
-    const nodes = rows.slice(0, first).map(fromRow);
+    const page = keysetPage(this.#driver, { table: 'offsync_rejections', columns: COLUMNS, prefix: 'r', where, params, first: args.first, maxPage: MAX_REJECTION_PAGE, after: args.after });
+    const nodes = page.rows.map(fromRow);
     const last = nodes[nodes.length - 1];
-    return { nodes, totalCount, endCursor: last === undefined ? null : rejectionCursor(last.id), hasNextPage: rows.length > first };
+    return { nodes, totalCount: page.totalCount, endCursor: last === undefined ? null : rejectionCursor(last.id), hasNextPage: page.hasNextPage };
   }
 }
 

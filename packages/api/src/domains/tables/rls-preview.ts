@@ -15,8 +15,8 @@ import type { SqlValue } from '@offsync/core';
 import type { SyncEngine } from '../sync/sync-deps.ts';
 import type { Principal } from '../sync/sync-deps.ts';
 import { RlsEvaluator } from '../sync/data-plane/rls-evaluator.ts';
-import { encodeSqlValue } from '../sync/rejection-log.ts';
-import type { EncodedSqlValue } from '../sync/rejection-log.ts';
+import { encodeSqlValue } from '../sync/central-log.ts';
+import type { EncodedSqlValue } from '../sync/central-log.ts';
 
 export interface PreviewUser {
   userId: string;
