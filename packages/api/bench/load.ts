@@ -20,14 +20,12 @@
  * uploads); an API key counts per device (key + site), so no device shares a bucket.
  * Run alone: `tsx bench/load.ts` (BENCH_QUICK=1 for a smoke run); `npm run bench` runs it too.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { cpus, loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import Database from 'better-sqlite3';
 import { openReplica, TODOS_DDL } from '@offsync/core/testing';
 import type { SyncEngine } from '@offsync/core';
 import { percentile } from './live.ts';
+import { baseline } from './merge.ts';
 import { STORM_DDL, startLoadServer } from './load-ipc.ts';
 import type { LagReply, LoadServer } from './load-ipc.ts';
 
@@ -220,27 +218,6 @@ class Device {
   }
 }
 
-function rawInsertMs(rows: Array<[string, string]>, batchSize: number): number {
-  const dir = mkdtempSync(join(tmpdir(), 'offsync-bench-raw-'));
-  try {
-    const db = new Database(join(dir, 'raw.sqlite'));
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    db.exec(TODOS_DDL);
-    const st = db.prepare('INSERT INTO todos (id, title, done) VALUES (?, ?, 0)');
-    const batch = db.transaction((slice: Array<[string, string]>) => {
-      for (const [id, title] of slice) st.run(id, title);
-    });
-    const t0 = performance.now();
-    for (let i = 0; i < rows.length; i += batchSize) batch(rows.slice(i, i + batchSize));
-    const t = performance.now() - t0;
-    db.close();
-    return t;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 function lagNote(l: LagReply): string {
   return `p50 ${fmt(l.p50, 1)} ms, max ${ms(l.max)}; server RSS ${fmt(l.rssStart / MiB)} → peak ${fmt(l.rssPeak / MiB)} MiB`;
 }
@@ -336,7 +313,7 @@ export async function loadBench(row: Row, o: LoadOptions): Promise<void> {
     const burstChanges = devices.reduce((n, d) => n + d.uploadedChanges, 0);
     const burstRows = devices.flatMap((d) => d.rows);
     const rate = burstChanges / (burstMs / 1000);
-    const raw = burstRows.length / (rawInsertMs(burstRows, o.burstRows) / 1000);
+    const raw = burstRows.length / (baseline(burstRows, o.burstRows) / 1000);
     const l = burst.latency.get('apply') ?? [];
     row(`(f) upload burst, ${o.devices} devices × ${o.burstUploads} × ${o.burstRows} rows`, `${fmt(rate)} changes/s`, '', `${fmt(burstChanges)} changes in ${ms(burstMs)}, apply p50 / p99 ${ms(percentile(l, 50))} / ${ms(percentile(l, 99))}, ${burst.errorCount()} errors (${burst.errorText()})`);
     row('(f) baseline raw better-sqlite3 inserts, same rows', `${fmt(raw)} rows/s`, '', `merge under the burst is ${fmt(raw / (rate / (burstChanges / Math.max(1, burstRows.length))), 1)}× slower per row; event-loop delay p99 ${fmt(lagF.p99, 1)} ms, max ${ms(lagF.max)}`);

@@ -65,7 +65,8 @@ function prepare(o: MergeOptions): { uploads: Upload[][]; changes: number; rows:
   return { uploads, changes, rows };
 }
 
-function baseline(rows: Array<[string, string]>, batchSize: number): number {
+/** Raw better-sqlite3 inserting the same rows in batches (the baseline of merge figures), in ms. */
+export function baseline(rows: Array<[string, string]>, batchSize: number): number {
   const dir = mkdtempSync(join(tmpdir(), 'offsync-bench-raw-'));
   try {
     const db = new Database(join(dir, 'raw.sqlite'));
