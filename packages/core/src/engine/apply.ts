@@ -309,6 +309,37 @@ class Merge {
     this.tables.add(t.name);
   }
 
+  /**
+   * A fresh local version for a write of this database's own (a compensation, a re-stamp, an
+   * eviction): above everything so far, and never shared with the incoming group in progress.
+   */
+  serverVersion(): bigint {
+    this.clock += 1;
+    this.groupVersion = 0n;
+    return BigInt(this.clock);
+  }
+
+  /** Re-reads the clock state of a row (after a rollback or a write that bypassed the cache). */
+  reloadRow(t: TableContext, pk: Uint8Array): void {
+    this.flush();
+    this.ctx = undefined;
+    this.enterRow(t, pk);
+  }
+
+  /**
+   * The row's sentinel at causal length `cl` and every cell re-stamped at version `v` as this
+   * database's write (site 0), col_version + `bump`: devices take the row from here.
+   */
+  restampRow(t: TableContext, cl: number, v: bigint, bump: 0 | 1): void {
+    const s = t.stmts;
+    this.materialize(s);
+    s.setSentinel.run(this.pk, BigInt(cl), v, 0n, 0n);
+    for (const c of t.columns) {
+      const cur = s.cell.getRaw(this.pk, BigInt(c.id));
+      s.setCell.run(this.pk, BigInt(c.id), BigInt(cur === undefined ? 1 : Number(cur[0]) + bump), v, BigInt(1 + c.ord), 0n);
+    }
+  }
+
   /** Loads the clock state of the change's row when it differs from the previous change's. */
   enterRow(t: TableContext, pk: Uint8Array): void {
     if (t === this.ctx && sameBytes(this.pk, pk)) return;
@@ -373,9 +404,7 @@ class Merge {
         // may learn of the deletion, and a later insert of the key is not blocked by it.
         else if (this.opts.audience !== undefined && readTombstone(t, this.pk) === undefined) {
           s.tombstonePut.run(t.name, this.pk, null, COMPENSATION);
-          this.clock += 1;
-          this.groupVersion = 0n;
-          s.evictionPut.run(this.opts.audience, t.name, this.pk, BigInt(this.ch.cl), BigInt(this.clock));
+          s.evictionPut.run(this.opts.audience, t.name, this.pk, BigInt(this.ch.cl), this.serverVersion());
         }
       }
       s.deleteRow.run(...this.pkValues);
@@ -543,14 +572,10 @@ function rejectedValues(t: TableContext, group: readonly Change[]): Record<strin
  *   insert of that key is rebased over it (see `mergeRow`).
  */
 function compensate(m: Merge, t: TableContext, group: readonly Change[], audience: string | null, visible: boolean): void {
-  m.ctx = undefined;
-  m.ch = group[0] as Change;
-  m.enterRow(t, (group[0] as Change).pk);
+  m.reloadRow(t, (group[0] as Change).pk);
   const s = t.stmts;
   const pk = m.pk;
-  m.clock += 1;
-  m.groupVersion = 0n;
-  const v = BigInt(m.clock);
+  const v = m.serverVersion();
   let maxCl = 0;
   for (const ch of group) maxCl = Math.max(maxCl, ch.cl);
   const alive = m.cl % 2 === 1 && readRow(t, m.pkValues) !== undefined;
@@ -558,12 +583,7 @@ function compensate(m: Merge, t: TableContext, group: readonly Change[], audienc
     // The device may not hold this row at all: remove it there, and only there.
     evict(t, pk, audience, Math.max(maxCl, m.cl), v);
   } else if (alive && maxCl > m.cl) {
-    m.materialize(s);
-    s.setSentinel.run(pk, BigInt(maxCl % 2 === 0 ? maxCl + 1 : maxCl + 2), v, 0n, 0n);
-    for (const c of t.columns) {
-      const cur = s.cell.getRaw(pk, BigInt(c.id));
-      s.setCell.run(pk, BigInt(c.id), BigInt(cur === undefined ? 1 : Number(cur[0]) + 1), v, BigInt(1 + c.ord), 0n);
-    }
+    m.restampRow(t, maxCl % 2 === 0 ? maxCl + 1 : maxCl + 2, v, 1);
   } else if (alive) {
     const rec = m.rec;
     for (const c of t.columns) {
@@ -613,17 +633,10 @@ function evictIfHidden(m: Merge, t: TableContext, group: readonly Change[], opts
   let maxCl = 0;
   for (const ch of group) maxCl = Math.max(maxCl, ch.cl);
   if (maxCl % 2 === 0) return;
-  const first = group[0] as Change;
-  m.ctx = undefined;
-  m.ch = first;
-  m.enterRow(t, first.pk);
+  m.reloadRow(t, (group[0] as Change).pk);
   const row = readRow(t, m.pkValues);
   const holdable = row !== undefined ? opts.canHold(t.name, m.pkValues, row) : opts.canHold(t.name, m.pkValues, undefined, readTombstone(t, m.pk));
-  if (!holdable) {
-    m.clock += 1;
-    m.groupVersion = 0n;
-    evict(t, m.pk, opts.audience, Math.max(maxCl, m.cl), BigInt(m.clock));
-  }
+  if (!holdable) evict(t, m.pk, opts.audience, Math.max(maxCl, m.cl), m.serverVersion());
   m.ctx = undefined;
 }
 
@@ -641,38 +654,17 @@ function visibilityChanged(cols: ReadonlySet<string>, before: RowObject, after: 
  * new life still beats should the row come back into their sight.
  */
 function startNewLife(m: Merge, t: TableContext, pk: Uint8Array, prior: RowObject): void {
-  m.flush();
-  m.ctx = undefined;
-  m.enterRow(t, pk);
-  const s = t.stmts;
-  m.clock += 1;
-  m.groupVersion = 0n;
-  const v = BigInt(m.clock);
-  s.priorPut.run(t.name, pk, v, encodeTombstoneValues(t, prior));
-  m.materialize(s);
-  s.setSentinel.run(pk, BigInt(m.cl + 2), v, 0n, 0n);
-  for (const c of t.columns) {
-    const cur = s.cell.getRaw(pk, BigInt(c.id));
-    s.setCell.run(pk, BigInt(c.id), BigInt(cur === undefined ? 1 : Number(cur[0])), v, BigInt(1 + c.ord), 0n);
-  }
+  m.reloadRow(t, pk);
+  const v = m.serverVersion();
+  t.stmts.priorPut.run(t.name, pk, v, encodeTombstoneValues(t, prior));
+  m.restampRow(t, m.cl + 2, v, 0);
   m.ctx = undefined;
 }
 
 /** Re-stamps a live row as this database's own write: sentinel and every cell at a new version, site 0. */
 function restampLocal(m: Merge, t: TableContext, pk: Uint8Array): void {
-  m.flush();
-  m.ctx = undefined;
-  m.enterRow(t, pk);
-  const s = t.stmts;
-  m.clock += 1;
-  m.groupVersion = 0n;
-  const v = BigInt(m.clock);
-  m.materialize(s);
-  s.setSentinel.run(pk, BigInt(m.cl), v, 0n, 0n);
-  for (const c of t.columns) {
-    const cur = s.cell.getRaw(pk, BigInt(c.id));
-    s.setCell.run(pk, BigInt(c.id), BigInt(cur === undefined ? 1 : Number(cur[0])), v, BigInt(1 + c.ord), 0n);
-  }
+  m.reloadRow(t, pk);
+  m.restampRow(t, m.cl, m.serverVersion(), 0);
   m.ctx = undefined;
 }
 
