@@ -209,3 +209,10 @@ export function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
+
+/** The bytes as a string (one char per byte): a cheap Map/Set key for a blob (site ids, pk blobs). */
+export function bytesKey(b: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i] ?? 0);
+  return s;
+}

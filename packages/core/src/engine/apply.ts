@@ -11,7 +11,7 @@ import { CoreError, CoreErrorCode } from '../errors.ts';
 import { compareForMerge } from '../merge/compare.ts';
 import type { Change, SqlValue } from '../types.ts';
 import { RIP_SENTINEL } from '../types.ts';
-import { sameBytes } from '../codec/bytes.ts';
+import { bytesKey, sameBytes } from '../codec/bytes.ts';
 import { decodePk } from '../codec/pk.ts';
 import type { TableContext, TableStatements } from './table-context.ts';
 import { encodeTombstoneValues, readTombstone } from './tombstones.ts';
@@ -797,11 +797,11 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
     if (ch.col !== RIP_SENTINEL && !t.colIds.has(ch.col)) {
       throw new CoreError(CoreErrorCode.UNKNOWN_COLUMN, `Column ${ch.col} does not exist in table ${t.name}`, { details: { table: t.name, column: ch.col } });
     }
-    const key = `${t.name.toLowerCase()}\u0000${pkKey(ch.pk)}`;
+    const key = `${t.name.toLowerCase()}\u0000${bytesKey(ch.pk)}`;
     const row = rows.get(key);
     if (row === undefined) rows.set(key, { t, changes: [ch] });
     else row.changes.push(ch);
-    sites.set(pkKey(ch.siteId), ch.siteId);
+    sites.set(bytesKey(ch.siteId), ch.siteId);
     last = { dbVersion: ch.dbVersion, seq: ch.seq };
   }
   for (const id of sites.values()) host.siteRef(id); // outside the row savepoints
@@ -854,10 +854,4 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
   }
   host.setClock(m.clock);
   return { received: m.received, applied: m.applied, tables: [...m.tables], last, dbVersion: m.clock, rejected };
-}
-
-function pkKey(b: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i] ?? 0);
-  return s;
 }

@@ -3,6 +3,7 @@
  * by triggers (§P5), the change feed (§P5) and the merge (§P5) — the same engine runs in the
  * server (one central database per synced database) and in the client library.
  */
+import { bytesKey } from '../codec/bytes.ts';
 import { decodePayload, encodePayload, fragmentAssemblerFor, PayloadEncoder } from '../codec/payload.ts';
 import type { PayloadDecodeLimits } from '../codec/payload.ts';
 import { CoreError, CoreErrorCode } from '../errors.ts';
@@ -85,7 +86,7 @@ export class SyncEngine {
       driver.prepare('INSERT INTO offsync_sites (id, site_id) VALUES (0, ?)').run(this.#siteId);
     } else this.#siteId = own[0] as Uint8Array;
     this.#siteIds.set(0, this.#siteId);
-    this.#siteRefs.set(hexKey(this.#siteId), 0);
+    this.#siteRefs.set(bytesKey(this.#siteId), 0);
     this.#loadTables();
   }
 
@@ -328,7 +329,7 @@ export class SyncEngine {
     const { excludeSiteId, ...rest } = req;
     const opts: FeedOptions = rest;
     if (excludeSiteId !== undefined) {
-      const ref = this.#siteRefs.get(hexKey(excludeSiteId)) ?? this.#lookupSiteRef(excludeSiteId);
+      const ref = this.#siteRefs.get(bytesKey(excludeSiteId)) ?? this.#lookupSiteRef(excludeSiteId);
       if (ref !== undefined) opts.excludeSiteRef = ref;
     }
     const blocks = this.#blockColumns();
@@ -612,7 +613,7 @@ export class SyncEngine {
   }
 
   #siteRef(siteId: Uint8Array): number {
-    const key = hexKey(siteId);
+    const key = bytesKey(siteId);
     const known = this.#siteRefs.get(key) ?? this.#lookupSiteRef(siteId);
     if (known !== undefined) return known;
     if (siteId.length !== 16) throw new CoreError(CoreErrorCode.SITE_ID_INVALID, 'site id must be 16 bytes');
@@ -628,7 +629,7 @@ export class SyncEngine {
     const ref = Number(r[0]);
     // Cache only committed knowledge: a rolled-back insert must not leave a stale mapping.
     if (!this.driver.inTransaction) {
-      this.#siteRefs.set(hexKey(siteId), ref);
+      this.#siteRefs.set(bytesKey(siteId), ref);
       this.#siteIds.set(ref, siteId);
     }
     return ref;
@@ -666,8 +667,4 @@ function pkExprFor(ctx: TableContext): string {
   return pkBlobSql(ctx.schema, 'NEW', false);
 }
 
-function hexKey(b: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i] ?? 0);
-  return s;
-}
+

@@ -5,14 +5,13 @@
  * Per table two ordered streams are merged: row records (sentinel + implicit cells, expanded
  * here) and explicit cells. Values are read from the base table, once per row.
  */
-import { sameBytes } from '../codec/bytes.ts';
+import { bytesKey, sameBytes } from '../codec/bytes.ts';
 import { decodePk } from '../codec/pk.ts';
 import type { Change, SqlValue } from '../types.ts';
 import { RIP_SENTINEL } from '../types.ts';
 import type { TableContext } from './table-context.ts';
 import { pkTypeProblem } from './apply.ts';
 import { decodeTombstoneValues, readTombstone } from './tombstones.ts';
-import { toHex } from '../clock/site-id.ts';
 import type { Tombstone } from './tombstones.ts';
 import type { BlockColumns } from './blocks.ts';
 
@@ -291,9 +290,9 @@ function siteOf(host: FeedHost, cache: Map<number, Uint8Array>, ref: number): Ui
 class PkSet {
   readonly #keys = new Set<string>();
   has(pk: Uint8Array): boolean {
-    return this.#keys.has(toHex(pk));
+    return this.#keys.has(bytesKey(pk));
   }
   add(pk: Uint8Array): void {
-    this.#keys.add(toHex(pk));
+    this.#keys.add(bytesKey(pk));
   }
 }
