@@ -71,7 +71,7 @@ async function readTables(client: pg.Client, synced: Map<string, string>): Promi
   return [...byTable].map(([name, columns]) => {
     const algorithm = synced.get(name);
     const issues = [...tableIssues(name, columns), ...uniqueIssues(name, uniques.get(name) ?? [])];
-    return { name, columns, issues, synced: algorithm !== undefined, algorithm: algorithm === 'gos' ? 'gos' : algorithm === undefined ? null : 'cls' };
+    return { name, columns, issues, synced: algorithm !== undefined, algorithm: algorithm === 'gos' ? 'gos' : algorithm === undefined ? null : 'cls', blockColumns: [] };
   });
 }
 

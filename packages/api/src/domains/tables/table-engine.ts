@@ -18,14 +18,18 @@ export interface TableInfo {
   issues: TableIssue[];
   synced: boolean;
   algorithm: 'cls' | 'gos' | null;
+  /** Block-LWW text columns of a synced table (docs/PROTOCOL.md "Block columns"); empty otherwise. */
+  blockColumns: string[];
 }
 
 export interface TableEngine {
   listTables(): TableInfo[];
   /** Initialises a table for sync (metadata + back-fill). Throws CoreError CORE_SCHEMA_INVALID when it cannot. */
   init(table: string, algorithm?: string, flags?: number): void;
-  /** Stops syncing a table and drops its metadata (rows stay). */
+  /** Stops syncing a table and drops its metadata, its block-column marks and block cells included (rows stay). */
   cleanup(table: string): void;
+  /** Marks a column of a synced table block-LWW (core `setBlockColumn`). */
+  setBlockColumn(table: string, column: string): void;
   syncedTables(): string[];
   /** Runs `fn` atomically on the database. */
   transaction<T>(fn: () => T): T;
@@ -143,9 +147,21 @@ export function openTableEngine(path: string): TableEngine {
       issues: [...t.issues.map((i) => ({ rule: i.rule, message: i.message })), ...uniqueIssues(t.name, sqliteUniqueSets(engine.driver, t.name))],
       synced: t.synced,
       algorithm: t.algorithm === 'cls' || t.algorithm === 'gos' ? t.algorithm : null,
+      blockColumns: t.synced ? engine.blockColumns(t.name) : [],
     })),
     init: (table, algorithm = 'cls', flags = 0) => engine.init(table, algorithm, flags),
-    cleanup: (table) => engine.cleanup(table),
+    cleanup: (table) =>
+      engine.driver.transaction(() => {
+        // The core's cleanup keeps the block-column marks and cells (engine/blocks.ts): a table
+        // added again later starts without them, as after cloudsync_cleanup on a device. Deleted
+        // first, so the cleanup's reload of the engine's tables sees them gone.
+        for (const meta of ['offsync_block_columns', 'offsync_blocks']) {
+          if (engine.driver.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").getRaw(meta) === undefined) continue;
+          engine.driver.prepare(`DELETE FROM ${meta} WHERE tbl = ? COLLATE NOCASE`).run(table);
+        }
+        engine.cleanup(table);
+      }),
+    setBlockColumn: (table, column) => engine.setBlockColumn(table, column),
     syncedTables: () => engine.syncedTables().map((t) => t.name),
     transaction: (fn) => engine.driver.transaction(fn),
     renewVisibility: (changes) =>

@@ -30,6 +30,9 @@ const TableRef = builder.objectRef<TableNode>('Table').implement({
     algorithm: t.field({ type: AlgorithmEnum, nullable: true, resolve: (x) => x.algorithm }),
     initFlags: t.exposeInt('flags', { description: 'cloudsync_init flags it was deployed with (bitmask: 1 ALLOW_INTEGER_PK, 2 SKIP_NOT_NULL_DEFAULT, 4 SKIP_PK_NOT_NULL); 0 when not synced' }),
     columns: t.field({ type: [ColumnRef], resolve: (x) => x.columns }),
+    blockColumns: t.exposeStringList('blockColumns', {
+      description: 'Block-LWW text columns (docs/PROTOCOL.md "Block columns"): devices send and receive them as line blocks; set with deployTables options.blockColumns when the table is added. Empty when not synced',
+    }),
     schemaIssues: t.field({ type: [SchemaIssueRef], resolve: (x) => x.issues }),
   }),
 });
@@ -142,13 +145,16 @@ const DeployModeEnum = builder.enumType('DeployMode', {
 });
 
 const TableDeployOptionsInput = builder.inputType('TableDeployOptions', {
-  description: 'How one added table is initialised (cloudsync_init algorithm and flags)',
+  description: 'How one added table is initialised (cloudsync_init algorithm and flags, block columns)',
   fields: (t) => ({
     table: t.string({ required: true }),
     algorithm: t.field({ type: AlgorithmEnum, description: 'Default CLS' }),
     allowIntegerPk: t.boolean({ description: 'Flag 1: allow a single-column INTEGER primary key (your ids are globally unique)' }),
     skipNotNullDefault: t.boolean({ description: 'Flag 2: allow NOT NULL columns without a DEFAULT' }),
     skipPkNotNull: t.boolean({ description: 'Flag 4: allow primary-key columns not declared NOT NULL (NULL values are still refused)' }),
+    blockColumns: t.stringList({
+      description: 'TEXT columns (not in the primary key) to mark block-LWW when the table is added (docs/PROTOCOL.md "Block columns"; devices call cloudsync_set_column(table, column, \'algo\', \'block\')). An already-synced table keeps its block columns: other ones are refused (VALIDATION_FAILED, reason BLOCK_COLUMNS_CHANGE). SQLITE databases only (POSTGRES: NOT_SUPPORTED_YET, reason BLOCK_COLUMNS_UNSUPPORTED)',
+    }),
   }),
 });
 
@@ -170,6 +176,7 @@ builder.mutationFields((t) => ({
           table: o.table,
           algorithm: o.algorithm ?? null,
           flags: (o.allowIntegerPk === true ? 1 : 0) | (o.skipNotNullDefault === true ? 2 : 0) | (o.skipPkNotNull === true ? 4 : 0),
+          blockColumns: o.blockColumns ?? null,
         })),
       })),
     }),

@@ -24,8 +24,61 @@ export interface RlsPolicyEntry { table: string; operation: RlsOperation; expres
 export interface RlsConfig { mode: RlsMode; policies: RlsPolicyEntry[] }
 /** REPLACE: the synced set becomes the tables given; ADD: they join it; REMOVE: they leave it. */
 export type DeployMode = 'REPLACE' | 'ADD' | 'REMOVE';
-export interface TableDeployOptions { table: string; algorithm?: 'cls' | 'gos' | null | undefined; flags?: number | null | undefined }
+export interface TableDeployOptions {
+  table: string;
+  algorithm?: 'cls' | 'gos' | null | undefined;
+  flags?: number | null | undefined;
+  /**
+   * Text columns to mark block-LWW (docs/PROTOCOL.md "Block columns") when the table is added.
+   * An already-synced table keeps its block columns: listing the same ones is accepted, others
+   * are refused (BLOCK_COLUMNS_CHANGE: remove the table and add it again). SQLITE databases only.
+   */
+  blockColumns?: readonly string[] | null | undefined;
+}
 export interface DeployOptions { mode?: DeployMode | undefined; options?: readonly TableDeployOptions[] | null | undefined }
+
+/** SQLite's affinity rules (datatype3.html §3.1): INT first, then CHAR / CLOB / TEXT. */
+export function hasTextAffinity(declaredType: string): boolean {
+  return !/INT/i.test(declaredType) && /CHAR|CLOB|TEXT/i.test(declaredType);
+}
+
+/**
+ * The block columns to mark per added table (declared names), after checking every
+ * `blockColumns` option: the column exists, has TEXT affinity and is not part of the primary key;
+ * an already-synced table may only repeat the block columns it has. Throws VALIDATION_FAILED with
+ * `details.reason` BLOCK_COLUMN_UNKNOWN / BLOCK_COLUMN_NOT_TEXT / BLOCK_COLUMN_PRIMARY_KEY /
+ * BLOCK_COLUMNS_CHANGE before anything is changed.
+ */
+function blockColumnsToMark(tables: readonly TableInfo[], options: ReadonlyMap<string, TableDeployOptions>, added: readonly string[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const o of options.values()) {
+    if (o.blockColumns == null) continue;
+    const t = tables.find((x) => x.name === o.table);
+    if (t === undefined) continue; // refused as missing by refuseUnsyncable
+    const names: string[] = [];
+    for (const wanted of o.blockColumns) {
+      const col = t.columns.find((c) => c.name.toLowerCase() === wanted.toLowerCase());
+      const fail = (reason: string, message: string): never => {
+        throw new ApiError('VALIDATION_FAILED', `options.blockColumns: ${message}`, { details: { field: 'options', table: t.name, column: wanted, reason } });
+      };
+      if (col === undefined) fail('BLOCK_COLUMN_UNKNOWN', `column ${wanted} does not exist in table ${t.name}`);
+      else if (col.pk > 0) fail('BLOCK_COLUMN_PRIMARY_KEY', `column ${col.name} of table ${t.name} is part of the primary key; only other TEXT columns can be block columns`);
+      else if (!hasTextAffinity(col.type)) fail('BLOCK_COLUMN_NOT_TEXT', `column ${col.name} of table ${t.name} is declared ${col.type === '' ? 'without a type' : col.type}; block columns hold text (TEXT affinity)`);
+      else if (!names.includes(col.name)) names.push(col.name);
+    }
+    if (added.includes(t.name)) {
+      out.set(t.name, names);
+      continue;
+    }
+    const has = new Set(t.blockColumns.map((c) => c.toLowerCase()));
+    if (t.synced && (names.length !== has.size || names.some((n) => !has.has(n.toLowerCase())))) {
+      throw new ApiError('VALIDATION_FAILED', `options.blockColumns: table ${t.name} syncs with block columns (${t.blockColumns.join(', ') || 'none'}); to change them, remove the table (mode REMOVE) and add it again`, {
+        details: { field: 'options', table: t.name, reason: 'BLOCK_COLUMNS_CHANGE' },
+      });
+    }
+  }
+  return out;
+}
 
 export function createTablesService(deps: ServiceDeps, databases: DatabasesService) {
   const { prisma } = deps;
@@ -96,6 +149,7 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
           throw new ApiError('VALIDATION_FAILED', `options: table ${o.table} is not among the tables being deployed`, { details: { field: 'options', table: o.table } });
         }
         if (o.flags != null && (!Number.isInteger(o.flags) || o.flags < 0 || o.flags > 7)) throw new ApiError('VALIDATION_FAILED', 'options.flags: must be 0–7', { details: { field: 'options', table: o.table } });
+        if (options.has(o.table)) throw new ApiError('VALIDATION_FAILED', `options: table ${o.table} is given twice`, { details: { field: 'options', table: o.table } });
         options.set(o.table, o);
       }
       const plan = (current: string[]): { wanted: string[]; added: string[]; removed: string[] } => {
@@ -103,6 +157,12 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
         return { wanted, added: wanted.filter((n) => !current.includes(n)), removed: current.filter((n) => !wanted.includes(n)) };
       };
       if (db.kind === 'POSTGRES') {
+        const block = [...options.values()].find((o) => (o.blockColumns?.length ?? 0) > 0);
+        if (block !== undefined) {
+          throw new ApiError('NOT_SUPPORTED_YET', `options.blockColumns: block columns are not supported on POSTGRES databases yet (table ${block.table})`, {
+            details: { field: 'options', table: block.table, reason: 'BLOCK_COLUMNS_UNSUPPORTED' },
+          });
+        }
         if ([...options.values()].some((o) => (o.algorithm ?? 'cls') !== 'cls' || (o.flags ?? 0) !== 0)) {
           throw new ApiError('VALIDATION_FAILED', 'options: POSTGRES databases deploy tables with the cls algorithm and no flags', { details: { field: 'options' } });
         }
@@ -132,11 +192,16 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
           }
         }
         const flagsOf = (name: string): number => options.get(name)?.flags ?? 0;
-        refuseUnsyncable(engine.listTables().map((t) => ({ ...t, issues: issuesUnderFlags(t.issues, flagsOf(t.name)) })), added);
+        const listed = engine.listTables();
+        refuseUnsyncable(listed.map((t) => ({ ...t, issues: issuesUnderFlags(t.issues, flagsOf(t.name)) })), added);
+        const blocks = blockColumnsToMark(listed, options, added);
         try {
           engine.transaction(() => {
             for (const name of removed) engine.cleanup(name);
-            for (const name of added) engine.init(name, options.get(name)?.algorithm ?? 'cls', flagsOf(name));
+            for (const name of added) {
+              engine.init(name, options.get(name)?.algorithm ?? 'cls', flagsOf(name));
+              for (const column of blocks.get(name) ?? []) engine.setBlockColumn(name, column);
+            }
           });
         } catch (e) {
           if (isCoreError(e)) throw new ApiError('SCHEMA_ISSUES', e.message, { cause: e, details: { refused: [{ table: String(e.details['table'] ?? ''), issues: [{ rule: e.code, message: e.message }] }] } });
