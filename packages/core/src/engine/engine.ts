@@ -18,10 +18,14 @@ import type { ApplyOptions, ApplyResult } from './apply.ts';
 import { BlockColumns } from './blocks.ts';
 import { changeFeed } from './extract.ts';
 import type { FeedOptions } from './extract.ts';
-import { BASE_METADATA_SQL, TOMBSTONE_VALUES_SETTING, tombstoneValuesSql, cellsTableName, dropMetaTablesSql, dropTriggersSql, metaTableSql, pkBlobSql, quoteIdent, rowsTableName, triggerSql } from './sql-gen.ts';
+import { BASE_METADATA_SQL, TOMBSTONE_VALUES_SETTING, tombstoneValuesSql, cellsTableName, dropMetaTablesSql, dropTriggersSql, metaTableSql, pkBlobSql, quoteIdent, rowFilterSql, rowsTableName, triggerSql } from './sql-gen.ts';
 import { createTableContext } from './table-context.ts';
 import type { TableContext } from './table-context.ts';
 import { resolveAlgorithm } from './algorithms.ts';
+import type { TableSchema } from '../schema/introspect.ts';
+
+/** `offsync_settings` key prefix of a table's row filter (docs/PROTOCOL.md "Row filters"). */
+const ROW_FILTER_KEY = 'row_filter:';
 
 export interface EngineOptions {
   /** Milliseconds since the epoch (UUIDv7 timestamps). */
@@ -195,11 +199,55 @@ export class SyncEngine {
       this.driver.prepare('INSERT OR IGNORE INTO offsync_tables (tbl, algo, enabled) VALUES (?, ?, 1)').run(schema.name, algo);
       const ids = this.#assignColumnIds(schema.name, schema.valueColumns.map((c) => c.name));
       this.driver.exec(dropTriggersSql(schema.name));
-      this.driver.exec(triggerSql({ schema, columnIds: ids, algorithm: algo }));
+      this.driver.exec(triggerSql({ schema, columnIds: ids, algorithm: algo, filter: this.#checkedFilter(schema) }));
       this.#loadTables();
       this.#backfill(schema.name);
       this.#recordSchemaHash();
     });
+  }
+
+  /**
+   * Sets (`expression`) or clears (null) the row filter of synced `table`, like a 1.1.x device's
+   * `cloudsync_set_filter` / `cloudsync_clear_filter` (docs/PROTOCOL.md "Row filters"): one SQL
+   * expression over the table's bare column names, added to the change-tracking triggers'
+   * conditions (NEW for inserts and updates, OLD for deletes), so local writes of rows outside it
+   * are not recorded; merges are not filtered. Existing clocks are kept. Kept in
+   * `offsync_settings`, so it survives reopening. An expression that does not compile as one
+   * expression over the columns is refused (INVALID_ARGUMENT) and nothing changes.
+   */
+  setRowFilter(table: string, expression: string | null): void {
+    const ctx = this.#require(table);
+    const key = ROW_FILTER_KEY + ctx.name;
+    this.driver.transaction(() => {
+      if (expression === null) this.driver.prepare('DELETE FROM offsync_settings WHERE key = ?').run(key);
+      else {
+        validateRowFilter(this.driver, ctx.schema, expression);
+        this.driver.prepare('INSERT OR REPLACE INTO offsync_settings (key, value) VALUES (?, ?)').run(key, expression);
+      }
+      if (!this.isEnabled(ctx.name)) return;
+      this.driver.exec(dropTriggersSql(ctx.name));
+      this.driver.exec(triggerSql({ schema: ctx.schema, columnIds: ctx.colIds, algorithm: ctx.algorithm, filter: expression ?? undefined }));
+    });
+  }
+
+  /** The row filter of `table`, or undefined. */
+  rowFilter(table: string): string | undefined {
+    const name = this.table(table)?.name ?? table;
+    const r = this.driver.prepare('SELECT value FROM offsync_settings WHERE key = ?').getRaw(ROW_FILTER_KEY + name);
+    return r === undefined || r[0] === null ? undefined : String(r[0]);
+  }
+
+  /** The stored filter of a table about to get triggers, checked against its (possibly altered) columns. */
+  #checkedFilter(schema: TableSchema): string | undefined {
+    const f = this.rowFilter(schema.name);
+    if (f !== undefined) validateRowFilter(this.driver, schema, f);
+    return f;
+  }
+
+  /** ` WHERE (filter)` for a scan of the table aliased NEW, or ''. Validated filters only name columns. */
+  #filterWhere(table: string): string {
+    const f = this.rowFilter(table);
+    return f === undefined ? '' : ` WHERE (\n${f}\n)`;
   }
 
   /** Stops syncing `table` and removes its metadata (the table's rows stay). */
@@ -210,6 +258,7 @@ export class SyncEngine {
       this.driver.exec(dropMetaTablesSql(ctx.name));
       this.driver.prepare('DELETE FROM offsync_tables WHERE tbl = ?').run(ctx.name);
       this.driver.prepare('DELETE FROM offsync_columns WHERE tbl = ?').run(ctx.name);
+      this.driver.prepare('DELETE FROM offsync_settings WHERE key = ?').run(ROW_FILTER_KEY + ctx.name);
       this.#loadTables();
       this.#recordSchemaHash();
     });
@@ -221,7 +270,7 @@ export class SyncEngine {
       const ctx = this.#require(table);
       this.driver.prepare('UPDATE offsync_tables SET enabled = ? WHERE tbl = ?').run(enabled ? 1n : 0n, ctx.name);
       this.driver.exec(dropTriggersSql(ctx.name));
-      if (enabled) this.driver.exec(triggerSql({ schema: ctx.schema, columnIds: ctx.colIds, algorithm: ctx.algorithm }));
+      if (enabled) this.driver.exec(triggerSql({ schema: ctx.schema, columnIds: ctx.colIds, algorithm: ctx.algorithm, filter: this.#checkedFilter(ctx.schema) }));
     });
   }
 
@@ -272,7 +321,7 @@ export class SyncEngine {
         this.#dropVanishedRows(ctx.name);
         this.#backfillColumns(ctx.name, [...ids.keys()].filter((n) => !before.has(n)));
       }
-      this.driver.exec(triggerSql({ schema, columnIds: ids, algorithm: ctx.algorithm }));
+      this.driver.exec(triggerSql({ schema, columnIds: ids, algorithm: ctx.algorithm, filter: this.#checkedFilter(schema) }));
       this.#backfill(ctx.name);
       this.#recordSchemaHash();
       this.driver.exec('RELEASE offsync_alter');
@@ -460,7 +509,7 @@ export class SyncEngine {
         const del = this.driver.prepare("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? AND sql LIKE '%AFTER DELETE%'").getRaw(ctx.name);
         if (del !== undefined && String(del[0]).includes('offsync_tombstones')) continue;
         this.driver.exec(dropTriggersSql(ctx.name));
-        this.driver.exec(triggerSql({ schema: ctx.schema, columnIds: ctx.colIds, algorithm: ctx.algorithm }));
+        this.driver.exec(triggerSql({ schema: ctx.schema, columnIds: ctx.colIds, algorithm: ctx.algorithm, filter: this.#checkedFilter(ctx.schema) }));
       }
     });
     this.#keepTombstones = on;
@@ -573,7 +622,7 @@ export class SyncEngine {
       .prepare(
         `INSERT INTO ${rows} (pk, cl, sent, icv, db_version, seq, site)
          SELECT p.pk, 1, ${pkOnly ? 1 : 0}, ${pkOnly ? 'NULL' : 1}, ?, (row_number() OVER ()) * ${ctx.columns.length + 2}, 0
-         FROM (SELECT ${pk} AS pk FROM ${t} AS NEW) p
+         FROM (SELECT ${pk} AS pk FROM ${t} AS NEW${this.#filterWhere(ctx.name)}) p
          WHERE NOT EXISTS (SELECT 1 FROM ${rows} WHERE pk = p.pk) AND NOT EXISTS (SELECT 1 FROM ${cells} WHERE pk = p.pk)`,
       )
       .run(version);
@@ -593,7 +642,7 @@ export class SyncEngine {
         .prepare(
           `INSERT OR IGNORE INTO ${cells} (pk, col, col_version, db_version, seq, site)
            SELECT p.pk, ?, 1, ?, (row_number() OVER ()) * ${ctx.columns.length + 2} + ${col.ord + 1}, 0
-           FROM (SELECT ${pkExprFor(ctx)} AS pk FROM ${quoteIdent(ctx.name)} AS NEW) p`,
+           FROM (SELECT ${pkExprFor(ctx)} AS pk FROM ${quoteIdent(ctx.name)} AS NEW${this.#filterWhere(ctx.name)}) p`,
         )
         .run(BigInt(col.id), version);
     }
@@ -668,3 +717,21 @@ function pkExprFor(ctx: TableContext): string {
 }
 
 
+
+/**
+ * A row filter must compile as ONE SQL expression over the table's bare column names (no
+ * statement separator, no NEW./OLD. prefixes, no other table's columns outside a subquery):
+ * compiled in the same derived-table form the triggers use, with placeholder values.
+ */
+function validateRowFilter(driver: SqlDriver, schema: TableSchema, expression: string): void {
+  const refuse = (reason: string): never => {
+    throw new CoreError(CoreErrorCode.INVALID_ARGUMENT, `Invalid row filter for table ${schema.name}: ${reason}`, { details: { table: schema.name, filter: expression, reason } });
+  };
+  if (expression.trim() === '') refuse('the expression is empty');
+  if (expression.includes('\u0000')) refuse('the expression contains a NUL character');
+  try {
+    driver.prepare(`SELECT ${rowFilterSql(schema, null, expression)}`);
+  } catch (e) {
+    refuse(e instanceof Error ? e.message : String(e));
+  }
+}

@@ -163,6 +163,19 @@ export interface TriggerInput {
   /** Stable column ids of the value columns, by name. */
   columnIds: ReadonlyMap<string, number>;
   algorithm: 'cls' | 'gos';
+  /** Row filter (docs/PROTOCOL.md "Row filters"): only writes of rows it holds for are recorded. Validated by the engine. */
+  filter?: string | undefined;
+}
+
+/**
+ * A row filter `expr` (an SQL expression over the table's bare column names) evaluated on the
+ * trigger row `alias` (NEW or OLD): the columns are exposed under their own names by a one-row
+ * derived table, so the expression is used as written. `alias` null: placeholder NULLs (the
+ * engine compiles that form to validate a filter).
+ */
+export function rowFilterSql(schema: TableSchema, alias: string | null, expr: string): string {
+  const cols = schema.columns.map((c) => `${alias === null ? 'NULL' : `${alias}.${quoteIdent(c.name)}`} AS ${quoteIdent(c.name)}`).join(', ');
+  return `EXISTS (SELECT 1 FROM (SELECT ${cols}) WHERE (\n${expr}\n))`;
 }
 
 const NOT_APPLYING = '(SELECT applying FROM offsync_clock WHERE id = 1) = 0';
@@ -178,7 +191,7 @@ export function orderedColumns(columnIds: ReadonlyMap<string, number>, names: re
 }
 
 /** CREATE TRIGGER statements implementing the local-write rules of §P5 (see metaTableSql for the layout). */
-export function triggerSql({ schema, columnIds, algorithm }: TriggerInput): string {
+export function triggerSql({ schema, columnIds, algorithm, filter }: TriggerInput): string {
   const t = quoteIdent(schema.name);
   const r = quoteIdent(rowsTableName(schema.name));
   const c = quoteIdent(cellsTableName(schema.name));
@@ -188,6 +201,7 @@ export function triggerSql({ schema, columnIds, algorithm }: TriggerInput): stri
   const cols = orderedColumns(columnIds, schema.valueColumns.map((v) => v.name));
   const pkOnly = cols.length === 0;
   const clock = `(SELECT v FROM offsync_clock WHERE id = 1)`;
+  const when = (alias: string): string => (filter === undefined ? '' : ` AND ${rowFilterSql(schema, alias, filter)}`);
 
   // Insert (or re-insert over a tombstone): one row record; implicit cells at col_version 1.
   // Existing explicit cells (a row alive in metadata but missing from the table) are bumped.
@@ -212,7 +226,7 @@ export function triggerSql({ schema, columnIds, algorithm }: TriggerInput): stri
     ON CONFLICT (pk, col) DO UPDATE SET col_version = col_version + 1, db_version = excluded.db_version, seq = excluded.seq, site = 0;`;
 
   const out: string[] = [];
-  out.push(`CREATE TRIGGER IF NOT EXISTS ${ins} AFTER INSERT ON ${t} WHEN ${NOT_APPLYING} BEGIN
+  out.push(`CREATE TRIGGER IF NOT EXISTS ${ins} AFTER INSERT ON ${t} WHEN ${NOT_APPLYING}${when('NEW')} BEGIN
   ${BUMP_CLOCK}
   ${revive(newPk, false)}
 END;`);
@@ -228,7 +242,7 @@ END;`);
   const same = pkSameSql(schema);
   if (!pkOnly) {
     out.push(`CREATE TRIGGER IF NOT EXISTS ${upd} AFTER UPDATE ON ${t}
-WHEN ${NOT_APPLYING} AND ${same} AND (${cols.map((col) => changedSql(col.name)).join(' OR ')}) BEGIN
+WHEN ${NOT_APPLYING} AND ${same} AND (${cols.map((col) => changedSql(col.name)).join(' OR ')})${when('NEW')} BEGIN
   ${BUMP_CLOCK}
   ${cols.map((col) => bumpCell(col, newPk)).join('\n  ')}
 END;`);
@@ -239,14 +253,14 @@ END;`);
   const keepLast = `INSERT OR REPLACE INTO offsync_tombstones (tbl, pk, vals, audience)
     SELECT ${quoteText(schema.name)}, ${oldPk}, ${tombstoneValuesSql(allCols, 'OLD')}, NULL
     WHERE EXISTS (SELECT 1 FROM offsync_settings WHERE key = '${TOMBSTONE_VALUES_SETTING}');`;
-  out.push(`CREATE TRIGGER IF NOT EXISTS ${updpk} AFTER UPDATE ON ${t} WHEN ${NOT_APPLYING} AND NOT (${same}) BEGIN
+  out.push(`CREATE TRIGGER IF NOT EXISTS ${updpk} AFTER UPDATE ON ${t} WHEN ${NOT_APPLYING} AND NOT (${same})${when('NEW')} BEGIN
   ${BUMP_CLOCK}
   ${tombstone(oldPk)}
   ${keepLast}
   ${revive(newPk, true)}
   ${cols.map((col) => bumpCell(col, newPk)).join('\n  ')}
 END;`);
-  out.push(`CREATE TRIGGER IF NOT EXISTS ${del} AFTER DELETE ON ${t} WHEN ${NOT_APPLYING} BEGIN
+  out.push(`CREATE TRIGGER IF NOT EXISTS ${del} AFTER DELETE ON ${t} WHEN ${NOT_APPLYING}${when('OLD')} BEGIN
   ${BUMP_CLOCK}
   ${tombstone(oldPk)}
   ${keepLast}
