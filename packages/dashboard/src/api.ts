@@ -57,3 +57,16 @@ export function refusedTables(e: unknown): RefusedTable[] {
   if (!Array.isArray(refused)) return [];
   return refused.filter((r): r is RefusedTable => typeof r === 'object' && r !== null && typeof (r as RefusedTable).table === 'string' && Array.isArray((r as RefusedTable).issues));
 }
+
+/**
+ * A deployTables refusal of block columns (VALIDATION_FAILED / NOT_SUPPORTED_YET with
+ * `extensions.reason` BLOCK_… and the table), as a per-table refusal; else empty.
+ */
+export function blockColumnRefusals(e: unknown): RefusedTable[] {
+  if (!isClientError(e)) return [];
+  const ext = e.errors[0]?.extensions;
+  const reason = ext?.['reason'];
+  const table = ext?.['table'];
+  if (typeof reason !== 'string' || !reason.startsWith('BLOCK_') || typeof table !== 'string') return [];
+  return [{ table, issues: [{ rule: reason, message: e.message }] }];
+}

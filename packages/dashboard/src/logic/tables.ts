@@ -8,6 +8,32 @@ export interface PickerTable {
   schemaIssues: readonly { rule: string; message: string }[];
 }
 
+export interface PickerColumn { name: string; type: string; primaryKeyPosition: number }
+
+/** SQLite's affinity rules (INT first, then CHAR / CLOB / TEXT), as the server checks block columns. */
+export function hasTextAffinity(declaredType: string): boolean {
+  return !/INT/i.test(declaredType) && /CHAR|CLOB|TEXT/i.test(declaredType);
+}
+
+/** Columns that can be block-LWW: TEXT affinity, not in the primary key. */
+export function blockCandidates<C extends PickerColumn>(columns: readonly C[]): C[] {
+  return columns.filter((c) => c.primaryKeyPosition === 0 && hasTextAffinity(c.type));
+}
+
+/** Block columns picked per table not synced yet (table → column names, in column order). */
+export type BlockDraft = ReadonlyMap<string, readonly string[]>;
+
+export function toggleBlockColumn(draft: BlockDraft, table: string, column: string, columnOrder: readonly string[]): Map<string, string[]> {
+  const next = new Map<string, string[]>([...draft].map(([t, cols]) => [t, [...cols]]));
+  const cur = new Set(next.get(table) ?? []);
+  if (cur.has(column)) cur.delete(column);
+  else cur.add(column);
+  const cols = columnOrder.filter((c) => cur.has(c));
+  if (cols.length === 0) next.delete(table);
+  else next.set(table, cols);
+  return next;
+}
+
 export function filterTables<T extends PickerTable>(tables: readonly T[], filter: string): T[] {
   const needle = filter.trim().toLowerCase();
   return needle === '' ? [...tables] : tables.filter((t) => t.name.toLowerCase().includes(needle));
@@ -47,14 +73,21 @@ export interface DeployPlan {
   remove: string[];
   /** The declarative set sent to deployTables (every chosen table that exists). */
   tables: string[];
+  /** deployTables `options`: the block columns of tables being added (only those with some). */
+  options: { table: string; blockColumns: string[] }[];
   changed: boolean;
 }
 
-export function deployPlan(tables: readonly PickerTable[], chosen: ReadonlySet<string>): DeployPlan {
+/** Block columns are only picked for tables being added: a synced table keeps its own (the server refuses a change). */
+export function deployPlan(tables: readonly PickerTable[], chosen: ReadonlySet<string>, blocks: BlockDraft = new Map()): DeployPlan {
   const names = tables.map((t) => t.name);
   const add = tables.filter((t) => !t.selected && chosen.has(t.name)).map((t) => t.name);
   const remove = tables.filter((t) => t.selected && !chosen.has(t.name)).map((t) => t.name);
-  return { add, remove, tables: names.filter((n) => chosen.has(n)), changed: add.length + remove.length > 0 };
+  const options = add.flatMap((table) => {
+    const blockColumns = blocks.get(table) ?? [];
+    return blockColumns.length > 0 ? [{ table, blockColumns: [...blockColumns] }] : [];
+  });
+  return { add, remove, tables: names.filter((n) => chosen.has(n)), options, changed: add.length + remove.length > 0 };
 }
 
 export type TableOutcome = { table: string; result: 'added' | 'removed' } | { table: string; result: 'refused'; message: string } | { table: string; result: 'not-deployed' };

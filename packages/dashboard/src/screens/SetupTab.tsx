@@ -1,10 +1,10 @@
 /** Database Setup: the connection card, then (when healthy) the table picker and Deploy Changes. */
 import { useState } from 'react';
 import type { DatabaseConnectionFieldsFragment, TableFieldsFragment } from '@offsync/client';
-import { refusedTables } from '../api.ts';
+import { blockColumnRefusals, refusedTables } from '../api.ts';
 import { formatRelative } from '../format.ts';
 import { useApi, useAsync } from '../hooks.ts';
-import { canSelect, deployOutcome, deployPlan, deselectAll, filterTables, initialSelection, selectAll, toggle } from '../logic/tables.ts';
+import { blockCandidates, canSelect, deployOutcome, deployPlan, deselectAll, filterTables, initialSelection, selectAll, toggle, toggleBlockColumn } from '../logic/tables.ts';
 import type { TableOutcome } from '../logic/tables.ts';
 import { Button, Card, ConfirmDialog, ErrorBox, Modal, Spinner, StatusDot, useAction } from '../ui/components.tsx';
 import { ConnectionForm, emptyConnection, toConnectionInput } from './ConnectionForm.tsx';
@@ -111,6 +111,8 @@ export function TablePicker({ databaseId, kind, extensionInstalled, onDeployed }
   const [chosen, setChosen] = useState<Set<string> | null>(null);
   const [filter, setFilter] = useState('');
   const [outcome, setOutcome] = useState<TableOutcome[] | null>(null);
+  /** Block columns picked for tables not synced yet (sent with Deploy Changes when they are added). */
+  const [blocks, setBlocks] = useState<Map<string, string[]>>(new Map());
   const state = useAsync(async () => {
     const r = await api.tables({ databaseId });
     setChosen(initialSelection(r.database.tables.nodes));
@@ -119,17 +121,19 @@ export function TablePicker({ databaseId, kind, extensionInstalled, onDeployed }
   const tables: TableFieldsFragment[] = state.data ?? [];
   const selection = chosen ?? new Set<string>();
   const visible = filterTables(tables, filter);
-  const plan = deployPlan(tables, selection);
+  const plan = deployPlan(tables, selection, blocks);
+  const blockColumnsOf = (name: string): string[] => tables.find((t) => t.name === name)?.blockColumns ?? [];
   const deploy = useAction(async () => {
     setOutcome(null);
     try {
-      const r = await api.deployTables({ databaseId, tables: plan.tables });
+      const r = await api.deployTables({ databaseId, tables: plan.tables, ...(plan.options.length > 0 ? { options: plan.options } : {}) });
       setOutcome(deployOutcome(plan, r.deployTables));
       state.setData(r.deployTables.tables.nodes);
       setChosen(initialSelection(r.deployTables.tables.nodes));
+      setBlocks(new Map());
       await onDeployed?.();
     } catch (e) {
-      const refused = refusedTables(e);
+      const refused = [...refusedTables(e), ...blockColumnRefusals(e)];
       if (refused.length > 0) setOutcome(deployOutcome(plan, { refused }));
       throw e;
     }
@@ -165,6 +169,14 @@ export function TablePicker({ databaseId, kind, extensionInstalled, onDeployed }
                   </label>
                   {t.enabled && <span className="badge badge-on">Enabled</span>}
                   {t.selected && !t.enabled && <span className="badge badge-off">Deployed</span>}
+                  {t.selected && t.blockColumns.length > 0 && (
+                    <p className="block-columns" data-testid={`block-columns-${t.name}`}>
+                      Block columns: {t.blockColumns.map((c, i) => <span key={c}>{i > 0 ? ', ' : ''}<code>{c}</code></span>)}
+                    </p>
+                  )}
+                  {!t.selected && selection.has(t.name) && kind === 'SQLITE' && (
+                    <BlockColumnPicker table={t} picked={blocks.get(t.name) ?? []} onToggle={(column) => setBlocks(toggleBlockColumn(blocks, t.name, column, t.columns.map((c) => c.name)))} />
+                  )}
                   {t.schemaIssues.length > 0 && (
                     <ul className="issues" id={`${id}-issues`} aria-label={`Schema issues of ${t.name}`}>
                       {t.schemaIssues.map((i) => <li key={i.rule + i.message}>{i.message}</li>)}
@@ -183,7 +195,7 @@ export function TablePicker({ databaseId, kind, extensionInstalled, onDeployed }
           <ul>
             {outcome.map((o) => (
               <li key={o.table} className={`outcome-${o.result}`}>
-                <strong>{o.table}</strong>: {o.result === 'added' ? 'now synced' : o.result === 'removed' ? 'no longer synced' : o.result === 'refused' ? `refused — ${o.message}` : 'not deployed (another table was refused; nothing changed)'}
+                <strong>{o.table}</strong>: {o.result === 'added' ? `now synced${blockColumnsOf(o.table).length > 0 ? ` (block columns: ${blockColumnsOf(o.table).join(', ')})` : ''}` : o.result === 'removed' ? 'no longer synced' : o.result === 'refused' ? `refused — ${o.message}` : 'not deployed (another table was refused; nothing changed)'}
               </li>
             ))}
           </ul>
@@ -191,9 +203,37 @@ export function TablePicker({ databaseId, kind, extensionInstalled, onDeployed }
       )}
       <ErrorBox error={deploy.error} />
       <div className="card-footer">
-        <span className="muted">{plan.changed ? `${plan.add.length} to add, ${plan.remove.length} to remove` : 'No changes to deploy'}</span>
+        <span className="muted">{plan.changed ? `${plan.add.length} to add, ${plan.remove.length} to remove${plan.options.length > 0 ? `, block columns on ${plan.options.length}` : ''}` : 'No changes to deploy'}</span>
         <Button variant="primary" busy={deploy.busy} busyLabel="Deploying…" disabled={!plan.changed} onClick={() => void deploy.run()}>Deploy Changes</Button>
       </div>
     </Card>
+  );
+}
+
+/**
+ * Block columns of a table about to be added (SQLITE databases): TEXT columns outside the primary
+ * key whose text devices merge line by line (docs/PROTOCOL.md "Block columns"). A synced table
+ * keeps its block columns; to change them, remove the table and add it again.
+ */
+function BlockColumnPicker({ table, picked, onToggle }: { table: TableFieldsFragment; picked: readonly string[]; onToggle: (column: string) => void }) {
+  const candidates = blockCandidates(table.columns);
+  const id = `blocks-${table.name}`;
+  return (
+    <fieldset className="block-picker" aria-describedby={`${id}-hint`}>
+      <legend>Block columns of {table.name}</legend>
+      {candidates.length === 0 ? (
+        <span className="muted" id={`${id}-hint`}>No TEXT column outside the primary key.</span>
+      ) : (
+        <>
+          {candidates.map((c) => (
+            <label key={c.name} className="block-choice">
+              <input type="checkbox" checked={picked.includes(c.name)} onChange={() => onToggle(c.name)} aria-label={`Block column ${c.name} of ${table.name}`} />
+              <code>{c.name}</code>
+            </label>
+          ))}
+          <span className="muted hint" id={`${id}-hint`}>Line-by-line merge: edits of different lines by different devices both survive. Devices must call <code>cloudsync_set_column</code> with <code>'algo', 'block'</code> too. Fixed once deployed.</span>
+        </>
+      )}
+    </fieldset>
   );
 }

@@ -1,11 +1,11 @@
 import { ClientError, ClientErrorCode } from '@offsync/client';
 import type { DeviceFieldsFragment } from '@offsync/client';
 import { describe, expect, test } from 'vitest';
-import { describeError, refusedTables } from '../../src/api.ts';
+import { blockColumnRefusals, describeError, refusedTables } from '../../src/api.ts';
 import { formatBytes, formatRelative, shortId } from '../../src/format.ts';
 import { applyDeviceEvent } from '../../src/logic/devices.ts';
 import { chartColumns } from '../../src/logic/metrics.ts';
-import { canSelect, deployOutcome, deployPlan, deselectAll, filterTables, initialSelection, selectAll, toggle } from '../../src/logic/tables.ts';
+import { blockCandidates, canSelect, deployOutcome, deployPlan, deselectAll, filterTables, hasTextAffinity, initialSelection, selectAll, toggle, toggleBlockColumn } from '../../src/logic/tables.ts';
 import { parseRoute, routePath } from '../../src/route.ts';
 
 const issue = [{ rule: 'D1.3', message: 'single INTEGER primary key' }];
@@ -38,12 +38,47 @@ describe('table picker', () => {
 
   test('deploy plan: the declarative set, what is added and removed', () => {
     const chosen = toggle(toggle(initialSelection(tables), 'todos'), 'notes');
-    expect(deployPlan(tables, chosen)).toEqual({ add: ['notes'], remove: ['todos'], tables: ['notes'], changed: true });
+    expect(deployPlan(tables, chosen)).toEqual({ add: ['notes'], remove: ['todos'], tables: ['notes'], options: [], changed: true });
     expect(deployPlan(tables, initialSelection(tables)).changed).toBe(false);
   });
 
+  test('block columns: TEXT-affinity columns outside the key are candidates, as SQLite decides affinity', () => {
+    expect(['TEXT', 'varchar(20)', 'NCHAR', 'CLOB', 'character varying'].map(hasTextAffinity)).toEqual([true, true, true, true, true]);
+    expect(['INTEGER', 'BLOB', '', 'REAL', 'NUMERIC', 'POINT', 'CHARINT'].map(hasTextAffinity)).toEqual([false, false, false, false, false, false, false]);
+    const columns = [
+      { name: 'id', type: 'TEXT', primaryKeyPosition: 1 },
+      { name: 'body', type: 'TEXT', primaryKeyPosition: 0 },
+      { name: 'n', type: 'INTEGER', primaryKeyPosition: 0 },
+      { name: 'title', type: 'VARCHAR(80)', primaryKeyPosition: 0 },
+    ];
+    expect(blockCandidates(columns).map((c) => c.name)).toEqual(['body', 'title']);
+  });
+
+  test('block columns picked per table, in column order, sent only for tables being added', () => {
+    const order = ['id', 'body', 'title'];
+    let draft = toggleBlockColumn(new Map(), 'notes', 'title', order);
+    draft = toggleBlockColumn(draft, 'notes', 'body', order);
+    draft = toggleBlockColumn(draft, 'todos', 'body', order);
+    expect([...draft]).toEqual([['notes', ['body', 'title']], ['todos', ['body']]]);
+    expect([...toggleBlockColumn(draft, 'todos', 'body', order)]).toEqual([['notes', ['body', 'title']]]);
+    // todos is synced already (its block columns are fixed), legacy is not chosen: only notes gets options.
+    const plan = deployPlan(tables, new Set(['todos', 'notes']), new Map([...draft, ['legacy', ['x']]]));
+    expect(plan).toEqual({ add: ['notes'], remove: [], tables: ['todos', 'notes'], options: [{ table: 'notes', blockColumns: ['body', 'title'] }], changed: true });
+    // Picking block columns alone is no change.
+    expect(deployPlan(tables, initialSelection(tables), draft).changed).toBe(false);
+  });
+
+  test('a block-column refusal becomes a per-table refusal; other errors do not', () => {
+    const err = (code: string, extensions: Record<string, unknown>) => new ClientError(ClientErrorCode.DOMAIN, 'options.blockColumns: column n of table notes is declared INTEGER', { serverCode: code, errors: [{ message: 'x', extensions: { code, ...extensions } }] });
+    expect(blockColumnRefusals(err('VALIDATION_FAILED', { reason: 'BLOCK_COLUMN_NOT_TEXT', table: 'notes', column: 'n' }))).toEqual([
+      { table: 'notes', issues: [{ rule: 'BLOCK_COLUMN_NOT_TEXT', message: 'options.blockColumns: column n of table notes is declared INTEGER' }] },
+    ]);
+    expect(blockColumnRefusals(err('VALIDATION_FAILED', { field: 'options', table: 'notes' }))).toEqual([]);
+    expect(blockColumnRefusals(new Error('x'))).toEqual([]);
+  });
+
   test('per-table outcome: added/removed on success; refused and not-deployed on SCHEMA_ISSUES', () => {
-    const plan = { add: ['notes', 'legacy'], remove: ['todos'], tables: ['notes', 'legacy'], changed: true };
+    const plan = { add: ['notes', 'legacy'], remove: ['todos'], tables: ['notes', 'legacy'], options: [], changed: true };
     expect(deployOutcome(plan, { added: ['notes'], removed: ['todos'] })).toEqual([{ table: 'notes', result: 'added' }, { table: 'todos', result: 'removed' }]);
     expect(deployOutcome(plan, { refused: [{ table: 'legacy', issues: [{ rule: 'r', message: 'bad key' }, { rule: 's', message: 'no default' }] }] })).toEqual([
       { table: 'notes', result: 'not-deployed' },

@@ -26,8 +26,14 @@ function fakeApi(methods: Record<string, unknown>): ApiClient {
   }) as unknown as ApiClient;
 }
 
-const table = (name: string, selected: boolean, issues: string[] = []): TableFieldsFragment => ({
-  name, selected, enabled: selected, algorithm: selected ? 'CLS' : null, columns: [{ name: 'id', type: 'TEXT', notNull: true, defaultValue: null, primaryKeyPosition: 1 }],
+const table = (name: string, selected: boolean, issues: string[] = [], blockColumns: string[] = []): TableFieldsFragment => ({
+  name, selected, enabled: selected, algorithm: selected ? 'CLS' : null, blockColumns,
+  columns: [
+    { name: 'id', type: 'TEXT', notNull: true, defaultValue: null, primaryKeyPosition: 1 },
+    { name: 'body', type: 'TEXT', notNull: false, defaultValue: null, primaryKeyPosition: 0 },
+    { name: 'n', type: 'INTEGER', notNull: false, defaultValue: null, primaryKeyPosition: 0 },
+    { name: 'title', type: 'VARCHAR(80)', notNull: false, defaultValue: null, primaryKeyPosition: 0 },
+  ],
   schemaIssues: issues.map((message) => ({ rule: 'D1', message })),
 });
 
@@ -82,6 +88,59 @@ describe('TablePicker', () => {
     expect(alert.textContent).toContain('Some tables cannot be synced: notes');
     expect(alert.textContent).toContain('Fix the table');
     expect(screen.getByRole('status', { name: 'Deploy result' }).textContent).toContain('notes: refused — no DEFAULT on a NOT NULL column');
+  });
+});
+
+describe('TablePicker block columns', () => {
+  test('a table being added offers its TEXT columns as block columns; Deploy Changes sends them; a synced table shows its own', async () => {
+    const deployTables = vi.fn(async (_vars: unknown) => ({
+      deployTables: { added: ['notes'], removed: [], tables: { totalCount: 2, selectedCount: 2, nodes: [table('notes', true, [], ['body', 'title']), table('todos', true, [], ['body'])] } },
+    }));
+    const api = fakeApi({
+      tables: async () => ({ database: { id: 'db', tables: { totalCount: 2, selectedCount: 1, nodes: [table('notes', false), table('todos', true, [], ['body'])] } } }),
+      deployTables,
+    });
+    render(<ApiContext.Provider value={api}><TablePicker databaseId="db" kind="SQLITE" extensionInstalled /></ApiContext.Provider>);
+    await screen.findByText('1 of 2 selected');
+    expect(screen.getByTestId('block-columns-todos').textContent).toBe('Block columns: body');
+    // Not offered until the table is chosen; then only TEXT columns outside the key.
+    expect(screen.queryByRole('group', { name: 'Block columns of notes' })).toBeNull();
+    fireEvent.click(screen.getByRole('checkbox', { name: /^notes/ }));
+    const group = await screen.findByRole('group', { name: 'Block columns of notes' });
+    expect([...group.querySelectorAll('input[type=checkbox]')].map((i) => i.getAttribute('aria-label'))).toEqual(['Block column body of notes', 'Block column title of notes']);
+    fireEvent.click(screen.getByRole('checkbox', { name: 'Block column title of notes' }));
+    fireEvent.click(screen.getByRole('checkbox', { name: 'Block column body of notes' }));
+    await screen.findByText('1 to add, 0 to remove, block columns on 1');
+    fireEvent.click(screen.getByRole('button', { name: 'Deploy Changes' }));
+    await screen.findByText(/now synced/);
+    expect(deployTables).toHaveBeenCalledWith({ databaseId: 'db', tables: ['notes', 'todos'], options: [{ table: 'notes', blockColumns: ['body', 'title'] }] });
+    expect(screen.getByRole('status', { name: 'Deploy result' }).textContent).toContain('notes: now synced (block columns: body, title)');
+    expect(screen.getByTestId('block-columns-notes').textContent).toBe('Block columns: body, title');
+    expect(screen.queryByRole('group', { name: 'Block columns of notes' })).toBeNull();
+  });
+
+  test('a refused block column is shown beside its table; POSTGRES databases offer no block columns', async () => {
+    const api = fakeApi({
+      tables: async () => ({ database: { id: 'db', tables: { totalCount: 1, selectedCount: 0, nodes: [table('notes', false)] } } }),
+      deployTables: async () => {
+        throw new ClientError(ClientErrorCode.DOMAIN, 'options.blockColumns: column title of table notes is declared INTEGER', {
+          serverCode: 'VALIDATION_FAILED', errors: [{ message: 'x', extensions: { code: 'VALIDATION_FAILED', reason: 'BLOCK_COLUMN_NOT_TEXT', table: 'notes', column: 'title' } }],
+        });
+      },
+    });
+    render(<ApiContext.Provider value={api}><TablePicker databaseId="db" kind="SQLITE" extensionInstalled /></ApiContext.Provider>);
+    fireEvent.click(await screen.findByRole('checkbox', { name: /^notes/ }));
+    fireEvent.click(await screen.findByRole('checkbox', { name: 'Block column title of notes' }));
+    fireEvent.click(screen.getByRole('button', { name: 'Deploy Changes' }));
+    expect((await screen.findByRole('alert')).textContent).toContain('is declared INTEGER');
+    expect(screen.getByRole('status', { name: 'Deploy result' }).textContent).toContain('notes: refused — options.blockColumns: column title');
+    cleanup();
+
+    const pgApi = fakeApi({ tables: async () => ({ database: { id: 'db', tables: { totalCount: 1, selectedCount: 0, nodes: [table('notes', false)] } } }) });
+    render(<ApiContext.Provider value={pgApi}><TablePicker databaseId="db" kind="POSTGRES" extensionInstalled /></ApiContext.Provider>);
+    fireEvent.click(await screen.findByRole('checkbox', { name: /^notes/ }));
+    await screen.findByText('1 of 1 selected');
+    expect(screen.queryByRole('group', { name: 'Block columns of notes' })).toBeNull();
   });
 });
 
