@@ -9,7 +9,7 @@
  *   every page is applied atomically; only the final page moves the durable cursor (to the
  *   watermark, else to the last applied change).
  */
-import type { SyncEngine } from '@offsync/core';
+import type { Change, SyncEngine } from '@offsync/core';
 import type { ClientSettings } from './settings.ts';
 import { SyncProtocolError } from './http.ts';
 import type { BlockingSyncTransport, SyncTransport } from './transport.ts';
@@ -100,6 +100,22 @@ export class SyncSession {
     this.opts = opts;
   }
 
+  /**
+   * Own changes after `after`. With block columns (docs/PROTOCOL.md "Block columns") the local
+   * feed would leave their edits out (their whole values never travel and their block cells are
+   * only in the full feed): the full feed is read then, which first folds own text writes into
+   * block cells, and only this site's changes are kept.
+   */
+  ownChanges(after: Cursor): Generator<Change> {
+    const e = this.engine;
+    if (!e.syncedTables().some((t) => e.blockColumns(t.name).length > 0)) return e.changes({ localOnly: true, after });
+    const all = e.changes({ after });
+    const own = e.siteId;
+    return (function* () {
+      for (const c of all) if (sameBytes(c.siteId, own)) yield c;
+    })();
+  }
+
   /** Own changes not yet accepted by the server, as payload chunks cut on db_version boundaries. */
   pendingChunks(): Pending[] {
     const after = { dbVersion: this.settings.get('send_dbversion'), seq: AFTER_WHOLE_VERSION };
@@ -108,7 +124,7 @@ export class SyncSession {
     const enc = this.engine.payloadEncoder();
     let max = -1;
     let rows = 0;
-    for (const c of this.engine.changes({ localOnly: true, after })) {
+    for (const c of this.ownChanges(after)) {
       if (c.dbVersion !== max && enc.byteLength >= budget) {
         const payload = enc.finish();
         if (payload !== null) out.push({ payload, max, rows });
@@ -125,7 +141,7 @@ export class SyncSession {
 
   /** True when own changes are still unsent (cheap: stops at the first change). */
   hasPendingLocal(): boolean {
-    const it = this.engine.changes({ localOnly: true, after: { dbVersion: this.settings.get('send_dbversion'), seq: AFTER_WHOLE_VERSION } });
+    const it = this.ownChanges({ dbVersion: this.settings.get('send_dbversion'), seq: AFTER_WHOLE_VERSION });
     const first = it.next();
     it.return(undefined);
     return first.done !== true;
@@ -266,4 +282,10 @@ export function receiveJson(r: ReceiveResult): Record<string, unknown> {
   if (r.error !== undefined) o['error'] = r.error;
   if (r.lastFailure !== undefined) o['lastFailure'] = r.lastFailure;
   return o;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

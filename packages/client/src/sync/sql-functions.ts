@@ -8,8 +8,8 @@
  * the calling thread (blocking-http.ts).
  */
 import type Database from 'better-sqlite3';
-import { CoreError, toHex } from '@offsync/core';
-import type { SyncEngine } from '@offsync/core';
+import { CoreError, encodePk, toHex } from '@offsync/core';
+import type { SqlValue, SyncEngine } from '@offsync/core';
 import { sleepBlocking } from './blocking-http.ts';
 import { CLOUDSYNC_COMPAT_VERSION } from './protocol.ts';
 import { receiveJson, runBlocking, sendJson } from './session.ts';
@@ -159,6 +159,67 @@ export function registerSqlFunctions(host: SqlHost): void {
     [1],
   );
 
+  // --- block columns and row filters (1.1.x; docs/PROTOCOL.md "Block columns", "Row filters") ----
+  def(
+    'cloudsync_set_column',
+    (t: unknown, c: unknown, key: unknown, value: unknown) => {
+      // 1.1.4 stores any other key/value without effect; only `algo` = `block` (lower case) acts.
+      if (key === 'delimiter' && value !== '\n') throw new Error('OffSync: block columns split at \\n only; another delimiter is not supported');
+      if (key !== 'algo' || value !== 'block') return null;
+      const e = engine();
+      const ctx = e.table(text(t));
+      if (ctx === undefined) throw new Error('cloudsync_setup_block_column: table not found');
+      const name = c === null || c === undefined ? '(null)' : text(c);
+      if (!ctx.schema.valueColumns.some((v) => v.name.toLowerCase() === name.toLowerCase())) {
+        throw new Error(`cloudsync_setup_block_column: column '${name}' not found in table '${text(t)}'`);
+      }
+      e.setBlockColumn(ctx.name, name);
+      return null;
+    },
+    [4],
+  );
+  const materialize = (...args: unknown[]): number => {
+    if (args.length < 3) throw new Error('cloudsync_text_materialize requires at least 3 arguments: table, column, pk...');
+    const [t, c, ...pk] = args;
+    const e = engine();
+    const ctx = e.table(text(t));
+    if (ctx === undefined) throw new Error(`Unable to retrieve table name ${t === null ? '(null)' : text(t)} in cloudsync_text_materialize.`);
+    const col = e.blockColumns(ctx.name).find((b) => b.toLowerCase() === text(c).toLowerCase());
+    if (col === undefined) throw new Error(`Column ${text(c)} in table ${text(t)} is not configured as block-level.`);
+    if (pk.length !== ctx.schema.pkColumns.length) throw new Error('Wrong number of primary key values for cloudsync_text_materialize.');
+    if (pk.some((v) => v === null || v === undefined || (typeof v === 'number' && !Number.isInteger(v)))) throw new Error('Failed to encode primary key(s).');
+    materializeText(e, ctx.name, col, pk as SqlValue[]);
+    return 1;
+  };
+  db.function('cloudsync_text_materialize', { deterministic: false, varargs: true, safeIntegers: true }, (...args: unknown[]) => {
+    try {
+      return materialize(...args);
+    } catch (e) {
+      throw sqlError(e);
+    }
+  });
+  const filterTable = (fn: string, t: unknown): string => {
+    const name = text(t);
+    const ctx = engine().table(name);
+    if (ctx === undefined) throw new Error(`${fn}: table '${name}' is not configured for sync. Call SELECT cloudsync_init('${name}') first.`);
+    return ctx.name;
+  };
+  def(
+    'cloudsync_set_filter',
+    (t: unknown, expr: unknown) => {
+      if (t === null || expr === null) throw new Error('cloudsync_set_filter: table and filter expression required');
+      const name = filterTable('cloudsync_set_filter', t);
+      try {
+        engine().setRowFilter(name, text(expr));
+      } catch (e) {
+        throw new Error(`cloudsync_set_filter: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      return 1;
+    },
+    [2],
+  );
+  def('cloudsync_clear_filter', (t: unknown) => (engine().setRowFilter(filterTable('cloudsync_clear_filter', t), null), 1), [1]);
+
   // --- network ---------------------------------------------------------------------------------
   def('cloudsync_network_init', (id: unknown) => (host.initNetwork(host.defaultServerUrl, text(id)), 0), [1]);
   def(
@@ -207,5 +268,44 @@ export function registerSqlFunctions(host: SqlHost): void {
   function session(): SyncSession {
     engine();
     return host.session;
+  }
+}
+
+/**
+ * `cloudsync_text_materialize(t, c, pk…)`: writes the text of block column `c` of one row from
+ * its live blocks (docs/PROTOCOL.md "Block columns"), as 1.1.4 does — not tracked as a local
+ * change (the blocks already are). Own text writes are folded into blocks first, so an unsynced
+ * local edit is kept. A missing row is inserted with that text (NULL without blocks), as 1.1.4
+ * does; a constraint failure is reported with 1.1.4's text.
+ */
+function materializeText(e: SyncEngine, table: string, column: string, pkValues: SqlValue[]): void {
+  // Reading the full feed folds this database's own text writes into block cells (engine.changes).
+  e.changes({ after: { dbVersion: Number.MAX_SAFE_INTEGER, seq: 0 } }).return(undefined);
+  const ctx = e.table(table);
+  if (ctx === undefined) return;
+  const pk = encodePk(pkValues);
+  const live = e.driver
+    .prepare('SELECT val FROM offsync_blocks WHERE tbl = ? AND pk = ? AND col = ? AND val IS NOT NULL ORDER BY pos')
+    .all(ctx.name, pk, column)
+    .map((r) => String(r['val']));
+  const q = (n: string): string => `"${n.replace(/"/g, '""')}"`;
+  const where = ctx.schema.pkColumns.map((k) => `${q(k.name)} = ?`).join(' AND ');
+  const current = e.driver.prepare(`SELECT ${q(column)} FROM ${q(ctx.name)} WHERE ${where}`).getRaw(...pkValues);
+  const textValue = live.length > 0 || current !== undefined ? live.join('\n') : null;
+  if (current !== undefined && current[0] === textValue) return;
+  try {
+    e.driver.transaction(() => {
+      // Merge mode: the change-tracking triggers stand aside for this write.
+      e.driver.exec('UPDATE offsync_clock SET applying = 1 WHERE id = 1');
+      if (current !== undefined) e.driver.prepare(`UPDATE ${q(ctx.name)} SET ${q(column)} = ? WHERE ${where}`).run(textValue, ...pkValues);
+      else {
+        const cols = [...ctx.schema.pkColumns.map((k) => k.name), column];
+        e.driver.prepare(`INSERT INTO ${q(ctx.name)} (${cols.map(q).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`).run(...pkValues, textValue);
+      }
+      e.driver.exec('UPDATE offsync_clock SET applying = 0 WHERE id = 1');
+    });
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    throw new Error(`Unable to write the blocks of column "${column}" of table "${table}" (${msg})`, { cause: err });
   }
 }
