@@ -3,6 +3,8 @@
  * server (`main.ts`, child process): sign in, create a project and a database, enable OffSync,
  * deploy a table, create an API key; a device (OffSync's client) syncs and appears in Devices
  * without a reload, the Metrics totals move live, the device is removed, OffSync is disabled.
+ * A second session marks a block column when deploying a table and edits RLS policies (a refused
+ * expression shows the API's message; saved, changed and removed policies survive a reload).
  * axe-core checks every screen (no serious or critical violations); screenshots of every screen
  * go to OFFSYNC_SCREENSHOTS_DIR (default: a temp dir; docs/screenshots holds the committed ones).
  */
@@ -12,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { chromium } from 'playwright-core';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { openDatabase } from '@offsync/client/sync';
 import type { OffSyncDatabase } from '@offsync/client/sync';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -31,6 +33,7 @@ mkdirSync(shotsDir, { recursive: true });
 
 let server: Server;
 let browser: Browser;
+let context: BrowserContext;
 let page: Page;
 const pageErrors: string[] = [];
 const deviceDir = mkdtempSync(join(tmpdir(), 'offsync-dash-device-'));
@@ -41,13 +44,38 @@ beforeAll(async () => {
   ensureBuilt();
   server = await startServer();
   browser = await chromium.launch({ executablePath, headless: true, chromiumSandbox: false, args: ['--disable-gpu', '--disable-dev-shm-usage'] });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, reducedMotion: 'reduce' });
+  await openSession();
+});
+
+/** A fresh browser session (new context: empty sessionStorage, so the admin key is asked again). */
+async function openSession(): Promise<void> {
+  await context?.close();
+  context = await browser.newContext({ viewport: { width: 1280, height: 860 }, reducedMotion: 'reduce' });
   page = await context.newPage();
+  pageErrors.length = 0;
   page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
   page.on('console', (m) => {
     if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`);
   });
-});
+}
+
+/** A control-plane call from the test (admin key), for setup the first test already covers in the UI. */
+async function gql<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
+  const res = await fetch(`${server.origin}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${server.adminKey}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await res.json()) as { data?: T; errors?: { message: string }[] };
+  if (body.errors !== undefined) throw new Error(body.errors.map((e) => e.message).join('; '));
+  return body.data as T;
+}
+
+async function signIn(path: string): Promise<void> {
+  await page.goto(`${server.origin}${path}`);
+  await page.getByLabel('Admin key').fill(server.adminKey);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
 
 afterAll(async () => {
   await device?.close();
@@ -224,4 +252,92 @@ test('sign in, create, enable, deploy, API key; a device appears live, metrics m
   await page.getByRole('heading', { name: 'todo-app' }).waitFor();
 
   expect(pageErrors.filter((e) => !e.includes('401'))).toEqual([]);
+});
+
+test('block columns picked when deploying; the RLS policy editor refuses, saves, changes and removes policies', async () => {
+  await openSession();
+  const { createProject } = await gql<{ createProject: { id: string } }>('mutation { createProject(name: "Notes", kind: SQLITE) { id } }');
+  const { createDatabase } = await gql<{ createDatabase: { id: string } }>('mutation ($p: ID!) { createDatabase(projectId: $p, name: "notes-app") { id } }', { p: createProject.id });
+  const databaseId = createDatabase.id;
+  const file = new Database(server.databaseFile(databaseId));
+  file.exec("CREATE TABLE notes (id TEXT PRIMARY KEY NOT NULL, owner TEXT, title TEXT NOT NULL DEFAULT '', body TEXT, pinned INTEGER NOT NULL DEFAULT 0)");
+  file.close();
+  await gql('mutation ($id: ID!) { enableOffSync(databaseId: $id) { id } }', { id: databaseId });
+
+  // Database Setup: choosing the table offers its TEXT columns outside the key as block columns.
+  await signIn(`/databases/${databaseId}/setup`);
+  await page.getByText('0 of 1 selected').waitFor();
+  expect(await page.getByRole('group', { name: 'Block columns of notes' }).count()).toBe(0);
+  await page.getByRole('checkbox', { name: /^notes/ }).check();
+  const picker = page.getByRole('group', { name: 'Block columns of notes' });
+  await picker.waitFor();
+  expect(await picker.getByRole('checkbox').evaluateAll((els) => els.map((e) => e.getAttribute('aria-label')))).toEqual([
+    'Block column owner of notes', 'Block column title of notes', 'Block column body of notes',
+  ]);
+  await picker.getByRole('checkbox', { name: 'Block column body of notes' }).check();
+  await page.getByText('1 to add, 0 to remove, block columns on 1').waitFor();
+  await checkA11y('database-setup-block-columns');
+  await shot('database-setup-block-columns');
+  await page.getByRole('button', { name: 'Deploy Changes' }).click();
+  await page.getByRole('status', { name: 'Deploy result' }).filter({ hasText: 'notes: now synced (block columns: body)' }).waitFor();
+  expect(await page.getByTestId('block-columns-notes').textContent()).toBe('Block columns: body');
+  // From the server after a reload (the listing's Table.blockColumns).
+  await page.reload();
+  await page.getByTestId('block-columns-notes').waitFor();
+  expect(await page.getByTestId('block-columns-notes').textContent()).toBe('Block columns: body');
+
+  // Client Integration: enforcing RLS shows the policy editor for the synced table.
+  await tab('Client Integration').click();
+  expect(await page.getByRole('group', { name: 'notes', exact: true }).count()).toBe(0);
+  // A controlled radio: it turns checked once the server has the mode (setRlsMode, then a reload of the database).
+  await page.getByLabel('Yes, enforce RLS').click();
+  const policies = page.getByRole('group', { name: 'notes', exact: true });
+  await policies.waitFor();
+  expect(await page.getByLabel('Yes, enforce RLS').isChecked()).toBe(true);
+  const select = policies.getByLabel('SELECT', { exact: true });
+  const insert = policies.getByLabel('INSERT', { exact: true });
+  const saveOf = (op: string) => policies.locator('.policy-row', { has: page.getByLabel(op, { exact: true }) }).getByRole('button');
+  expect(await select.inputValue()).toBe('');
+  expect(await saveOf('SELECT').isDisabled()).toBe(true);
+
+  // A column the table does not have: the API's message, nothing saved.
+  await select.fill('author = auth_userid()');
+  await saveOf('SELECT').click();
+  const refusal = policies.locator('.policy-row', { has: page.getByLabel('SELECT', { exact: true }) }).getByRole('alert');
+  await expect.poll(() => refusal.textContent()).toMatch(/author/);
+  expect(await refusal.textContent()).toContain('Correct the highlighted value');
+
+  await select.fill("owner = auth_userid() OR json_extract(auth_json(), '$.attributes.role') = 'admin'");
+  await saveOf('SELECT').click();
+  await expect.poll(() => saveOf('SELECT').isDisabled()).toBe(true);
+  expect(await refusal.count()).toBe(0);
+  await insert.fill('NEW.owner = auth_userid()');
+  await saveOf('INSERT').click();
+  await expect.poll(() => saveOf('INSERT').isDisabled()).toBe(true);
+  await checkA11y('rls-policies');
+  await shot('rls-policies');
+
+  // Saved policies come back from the server; a changed one replaces it; an emptied one is removed.
+  await page.reload();
+  await policies.waitFor();
+  expect(await select.inputValue()).toBe("owner = auth_userid() OR json_extract(auth_json(), '$.attributes.role') = 'admin'");
+  expect(await insert.inputValue()).toBe('NEW.owner = auth_userid()');
+  await select.fill('owner = auth_userid()');
+  await saveOf('SELECT').click();
+  await expect.poll(() => saveOf('SELECT').isDisabled()).toBe(true);
+  await insert.fill('');
+  expect(await saveOf('INSERT').textContent()).toBe('Remove');
+  await saveOf('INSERT').click();
+  await expect.poll(() => saveOf('INSERT').textContent()).toBe('Save');
+  await page.reload();
+  await policies.waitFor();
+  expect(await select.inputValue()).toBe('owner = auth_userid()');
+  expect(await insert.inputValue()).toBe('');
+  const listed = await gql<{ database: { rlsMode: string; rlsPolicies: { table: string; operation: string; expression: string }[] } }>(
+    'query ($id: ID!) { database(id: $id) { rlsMode rlsPolicies { table operation expression } } }', { id: databaseId },
+  );
+  expect(listed.database).toEqual({ rlsMode: 'ENFORCE', rlsPolicies: [{ table: 'notes', operation: 'SELECT', expression: 'owner = auth_userid()' }] });
+
+  // The refused save above is the one error the page may log (its 400 answer).
+  expect(pageErrors.filter((e) => !e.includes('401') && !e.includes('400'))).toEqual([]);
 });
