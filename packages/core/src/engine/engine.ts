@@ -302,6 +302,7 @@ export class SyncEngine {
       const schema = readTableSchema(this.driver, ctx.name);
       const issues = schemaIssues(schema, table, 0b11);
       if (schema === undefined || issues.length > 0) throw new CoreError(CoreErrorCode.SCHEMA_INVALID, issues.map((i) => i.message).join('; '));
+      this.#checkedFilter(schema); // a row filter naming a dropped column refuses the change
       const rows = quoteIdent(rowsTableName(ctx.name));
       const cells = quoteIdent(cellsTableName(ctx.name));
       const pkChanged = schema.pkColumns.map((c) => c.name.toLowerCase()).join(',') !== oldPk.join(',');

@@ -120,6 +120,22 @@ describe('row filters', () => {
     e.close();
   });
 
+  test('a schema change that breaks the filter is refused with CORE_INVALID_ARGUMENT and rolled back; clearing the filter first lets it through', () => {
+    const e = openReplica();
+    e.setRowFilter('todos', "note IS NULL OR note <> 'private'");
+    e.beginAlter('todos');
+    e.driver.exec('ALTER TABLE todos DROP COLUMN note');
+    expect(refusal(() => e.commitAlter('todos'))).toMatch(/no such column: note/);
+    expect(e.table('todos')?.schema.columns.map((c) => c.name)).toContain('note');
+    e.driver.exec("INSERT INTO todos (id, note) VALUES ('p', 'private'), ('q', 'public')");
+    expect(recorded(e).map((c) => c.split(':')[0])).toEqual(['q', 'q', 'q']);
+    e.setRowFilter('todos', null);
+    e.beginAlter('todos');
+    e.driver.exec('ALTER TABLE todos DROP COLUMN note');
+    e.commitAlter('todos');
+    expect(e.table('todos')?.schema.columns.map((c) => c.name)).not.toContain('note');
+  });
+
   test('cleanup forgets the filter', () => {
     const e = openReplica();
     e.setRowFilter('todos', 'done = 0');
