@@ -116,6 +116,9 @@ describe('deployTables blockColumns', () => {
     expect(r.errors?.[0]?.extensions).toMatchObject({ code: 'VALIDATION_FAILED', reason: 'BLOCK_COLUMNS_CHANGE', table: 'notes' });
     const r2 = await gql(DEPLOY, { databaseId, tables: ['notes'], mode: 'ADD', options: [{ table: 'todos', blockColumns: ['title'] }] });
     expect(r2.errors?.[0]?.extensions).toMatchObject({ code: 'VALIDATION_FAILED', table: 'todos' });
+    // The algorithm refusal names its reason the same way (extensions.code is the ApiError code).
+    const r3 = await gql(DEPLOY, { databaseId, tables: ['notes'], mode: 'ADD', options: [{ table: 'notes', algorithm: 'GOS' }] });
+    expect(r3.errors?.[0]?.extensions).toMatchObject({ code: 'VALIDATION_FAILED', reason: 'ALGORITHM_CHANGE', table: 'notes' });
     expect(await blocksOf('notes')).toEqual(['body', 'summary']);
     expect(await blocksOf('todos')).toEqual([]);
   });

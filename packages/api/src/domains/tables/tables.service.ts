@@ -188,7 +188,7 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
           const algo = options.get(name)?.algorithm;
           const has = synced.get(name);
           if (algo != null && has !== undefined && has !== algo) {
-            throw new ApiError('VALIDATION_FAILED', `Table ${name} syncs with ${has}; to change its algorithm, remove it (mode REMOVE) and add it again`, { details: { field: 'options', table: name, code: 'ALGORITHM_CHANGE' } });
+            throw new ApiError('VALIDATION_FAILED', `Table ${name} syncs with ${has}; to change its algorithm, remove it (mode REMOVE) and add it again`, { details: { field: 'options', table: name, code: 'ALGORITHM_CHANGE', reason: 'ALGORITHM_CHANGE' } });
           }
         }
         const flagsOf = (name: string): number => options.get(name)?.flags ?? 0;
