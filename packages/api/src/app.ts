@@ -230,7 +230,7 @@ export function createApp(deps: AppDeps): App {
         server.closeAllConnections();
         if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
         await dataPlane.dispose();
-        syncHttp.dispose();
+        await syncHttp.dispose();
         await deps.prisma.$disconnect();
       })();
       return disposed;

@@ -80,7 +80,7 @@ const PostgresConnectionInput = builder.inputType('PostgresConnectionInput', {
     port: t.int({ required: true, defaultValue: 5432 }),
     database: t.string({ required: true }),
     user: t.string({ required: true }),
-    password: t.string({ description: 'Required when registering; omit to keep the stored one' }),
+    password: t.string({ description: 'Omit when the server needs none (trust authentication); on reconfigure, omit to keep the stored one' }),
     ssl: t.boolean({ defaultValue: false }),
   }),
 });

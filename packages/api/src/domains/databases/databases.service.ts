@@ -31,9 +31,9 @@ export function createDatabasesService(deps: ServiceDeps) {
   const { prisma, secretBox } = deps;
   const now = () => new Date(deps.clock.now());
 
-  function validatePg(input: PgConnectionInput, requirePassword: boolean) {
+  /** The password is optional: none on create means the server needs none (trust); none on reconfigure keeps the stored one. */
+  function validatePg(input: PgConnectionInput) {
     const password = input.password ?? null;
-    if (requirePassword && password === null) throw new ApiError('VALIDATION_FAILED', 'connection.password: is required', { details: { field: 'connection.password' } });
     return {
       pgHost: validateHost('connection.host', input.host),
       pgPort: validatePort('connection.port', input.port),
@@ -80,7 +80,7 @@ export function createDatabasesService(deps: ServiceDeps) {
         });
       }
       if (!input.connection) throw new ApiError('VALIDATION_FAILED', 'connection: POSTGRES databases need connection settings', { details: { field: 'connection' } });
-      return prisma.database.create({ data: { id, projectId: project.id, name, kind: 'POSTGRES', createdAt: now(), ...validatePg(input.connection, true) } });
+      return prisma.database.create({ data: { id, projectId: project.id, name, kind: 'POSTGRES', createdAt: now(), ...validatePg(input.connection) } });
     },
 
     async deleteDatabase(id: string): Promise<string> {
@@ -106,7 +106,7 @@ export function createDatabasesService(deps: ServiceDeps) {
     async configureConnection(id: string, input: PgConnectionInput) {
       const db = await service.getDatabase(id);
       if (db.kind !== 'POSTGRES') throw new ApiError('CONFLICT', 'configureConnection applies to POSTGRES databases only', { details: { databaseId: id } });
-      return prisma.database.update({ where: { id }, data: validatePg(input, db.pgPasswordEnc === null) });
+      return prisma.database.update({ where: { id }, data: validatePg(input) });
     },
 
     /**
@@ -148,10 +148,12 @@ export function createDatabasesService(deps: ServiceDeps) {
 
     /** Decrypted PostgreSQL settings, for the data plane and table listing. */
     pgSettings(db: DatabaseRow): PgSettings {
-      if (db.kind !== 'POSTGRES' || db.pgHost === null || db.pgPort === null || db.pgDatabase === null || db.pgUser === null || db.pgPasswordEnc === null) {
+      if (db.kind !== 'POSTGRES' || db.pgHost === null || db.pgPort === null || db.pgDatabase === null || db.pgUser === null) {
         throw new ApiError('CONFLICT', `Database ${db.id} has no PostgreSQL connection settings`, { details: { databaseId: db.id } });
       }
-      return { host: db.pgHost, port: db.pgPort, database: db.pgDatabase, user: db.pgUser, password: secretBox.decrypt(db.pgPasswordEnc), ssl: db.pgSsl };
+      // No password stored: the server authenticates this user without one (trust, peer, cert).
+      const password = db.pgPasswordEnc === null ? '' : secretBox.decrypt(db.pgPasswordEnc);
+      return { host: db.pgHost, port: db.pgPort, database: db.pgDatabase, user: db.pgUser, password, ssl: db.pgSsl };
     },
 
     async checkConnection(id: string): Promise<ConnectionStatus> {

@@ -197,7 +197,11 @@ export function trackDeviceSyncState(service: SyncService, options: { now?: () =
   const now = options.now ?? Date.now;
   const upload = service.upload.bind(service);
   const download = service.download.bind(service);
-  const central = (db: Parameters<SyncService['upload']>[0]) => (typeof db === 'string' ? service.databases.get(db) : Promise.resolve(db));
+  // The sync state lives in the SQLite central file; POSTGRES databases do not record it yet (undefined).
+  const central = async (db: Parameters<SyncService['upload']>[0]) => {
+    const d = typeof db === 'string' ? await service.databases.open(db) : db;
+    return d.kind === 'sqlite' ? d : undefined;
+  };
   const report = (e: unknown): void => options.logger?.error('devices: sync state not recorded', { error: e instanceof Error ? e.message : String(e) });
 
   service.upload = async (db, siteId, payload, window, principal) => {
@@ -213,6 +217,7 @@ export function trackDeviceSyncState(service: SyncService, options: { now?: () =
       } catch {
         throw e;
       }
+      if (d === undefined) throw err;
       const { err: explained, diagnosis } = explain(err, d.engine);
       err = explained;
       if (diagnosis !== undefined) annotateRequest({ schemaHash: diagnosis.deviceHash, expectedSchemaHash: diagnosis.expectedHash, tables: diagnosis.tables.join(',') });
@@ -226,7 +231,8 @@ export function trackDeviceSyncState(service: SyncService, options: { now?: () =
       throw err;
     }
     try {
-      clearRefusal((await central(db)).engine, site);
+      const d = await central(db);
+      if (d !== undefined) clearRefusal(d.engine, site);
     } catch (x) {
       report(x);
     }
@@ -238,7 +244,8 @@ export function trackDeviceSyncState(service: SyncService, options: { now?: () =
     const site = siteId.toLowerCase();
     if (site !== SHARED_SITE && SITE.test(site)) {
       try {
-        recordCursor((await central(db)).engine, site, after, now());
+        const d = await central(db);
+        if (d !== undefined) recordCursor(d.engine, site, after, now());
       } catch (x) {
         report(x);
       }

@@ -14,10 +14,14 @@ import { renameSync, rmSync, statSync } from 'node:fs';
 import { openSyncDatabase } from '@offsync/core/sqlite';
 import { readFileIdentity } from './central-file.ts';
 import { PeerState } from './peer-state.ts';
+import { PgCentral } from './pg-central.ts';
+import type { PgCentralSettings } from './pg-central.ts';
 import type { DatabaseTarget, SyncDeps, SyncEngine } from './sync-deps.ts';
 import { SyncError } from './sync-errors.ts';
 
+/** A SQLite central database (the embedded default). */
 export interface CentralDatabase {
+  readonly kind: 'sqlite';
   readonly id: string;
   readonly path: string;
   readonly engine: SyncEngine;
@@ -25,6 +29,17 @@ export interface CentralDatabase {
   /** The target as resolved for the current request (enabled, schema-hash mode). */
   readonly target: DatabaseTarget;
 }
+
+/** A POSTGRES central database (pg-central.ts). */
+export interface PgCentralDatabase {
+  readonly kind: 'postgres';
+  readonly id: string;
+  readonly central: PgCentral;
+  readonly target: DatabaseTarget;
+}
+
+/** Either kind: what the sync protocol's transports hold (`SyncService` dispatches on `kind`). */
+export type Central = CentralDatabase | PgCentralDatabase;
 
 interface Open {
   path: string;
@@ -46,6 +61,8 @@ export interface CentralDatabasesOptions {
    * synchronous })`).
    */
   open?: (path: string, target: DatabaseTarget) => SyncEngine;
+  /** Opens a POSTGRES central (default `PgCentral.open(settings)`). */
+  openPostgres?: (settings: PgCentralSettings) => Promise<PgCentral>;
   /** Skip the dev/ino check of an open file when the last one is younger than this (default 0: every use). */
   checkIntervalMs?: number;
   now?: () => number;
@@ -62,6 +79,9 @@ export class CentralDatabases {
   readonly #resolve: SyncDeps['resolveDatabase'];
   readonly #open: (path: string, target: DatabaseTarget) => SyncEngine;
   readonly #dbs = new Map<string, Open>();
+  readonly #openPostgres: (settings: PgCentralSettings) => Promise<PgCentral>;
+  /** POSTGRES centrals by database id, with the settings they were opened with. */
+  readonly #pgs = new Map<string, { key: string; central: Promise<PgCentral> }>();
   /** Databases whose file vanished or was replaced while open → the identity then expected. */
   readonly #refused = new Map<string, string>();
   readonly #checkIntervalMs: number;
@@ -71,19 +91,50 @@ export class CentralDatabases {
   constructor(resolve: SyncDeps['resolveDatabase'], opts: CentralDatabasesOptions = {}) {
     this.#resolve = resolve;
     this.#open = opts.open ?? ((path, target) => openSyncDatabase(path, { mustExist: true, synchronous: target.synchronous ?? 'FULL' }));
+    this.#openPostgres = opts.openPostgres ?? ((settings) => PgCentral.open(settings));
     this.#checkIntervalMs = opts.checkIntervalMs ?? 0;
     this.#now = opts.now ?? (() => Date.now());
   }
 
-  /** Resolves and opens `databaseId`; throws SyncError database_not_found / sync_disabled. */
+  /**
+   * Resolves and opens a SQLite central database; throws SyncError database_not_found /
+   * sync_disabled, and not_supported for a POSTGRES database (callers that serve both use `open`).
+   */
   async get(databaseId: string): Promise<CentralDatabase> {
+    const db = await this.open(databaseId);
+    if (db.kind !== 'sqlite') throw new SyncError('not_supported', `Database ${databaseId} is a POSTGRES database; this operation is available for SQLite databases only`);
+    return db;
+  }
+
+  /** Resolves and opens `databaseId`, of either kind; throws SyncError database_not_found / sync_disabled / database_unavailable. */
+  async open(databaseId: string): Promise<Central> {
     if (this.#disposed) throw new SyncError('server_busy', 'the sync service is shutting down');
     if (!isValidDatabaseId(databaseId)) throw new SyncError('database_not_found', `No database ${JSON.stringify(databaseId)}`);
     const target = await this.#resolve(databaseId);
     if (target === undefined) throw new SyncError('database_not_found', `No database ${databaseId}`);
     if (!target.enabled) throw new SyncError('sync_disabled', `Sync is disabled for database ${databaseId}`);
+    if (target.postgres !== undefined) return { kind: 'postgres', id: databaseId, central: await this.#openedPg(databaseId, target.postgres), target };
     const { path, engine, peers } = this.#opened(databaseId, target);
-    return { id: databaseId, path, engine, peers, target };
+    return { kind: 'sqlite', id: databaseId, path, engine, peers, target };
+  }
+
+  /** One pool per POSTGRES database and node; reopened when its settings change; a failed open is not kept. */
+  async #openedPg(id: string, settings: PgCentralSettings): Promise<PgCentral> {
+    const key = JSON.stringify([settings.host, settings.port, settings.database, settings.user, settings.password, settings.ssl]);
+    const cur = this.#pgs.get(id);
+    if (cur !== undefined && cur.key === key) return cur.central;
+    if (cur !== undefined) {
+      this.#pgs.delete(id);
+      void cur.central.then((c) => c.close(), () => undefined);
+    }
+    const central = this.#openPostgres(settings);
+    this.#pgs.set(id, { key, central });
+    try {
+      return await central;
+    } catch (e) {
+      if (this.#pgs.get(id)?.central === central) this.#pgs.delete(id);
+      throw new SyncError('database_unavailable', `The PostgreSQL database of ${id} cannot be reached; retry later`, { cause: e });
+    }
   }
 
   /**
@@ -158,9 +209,11 @@ export class CentralDatabases {
     }
   }
 
-  /** Closes every open database. */
-  dispose(): void {
+  /** Closes every open database; resolves when the POSTGRES pools have ended. */
+  dispose(): Promise<void> {
     this.#disposed = true;
+    const closing = [...this.#pgs.values()].map(({ central }) => central.then((c) => c.close(), () => undefined));
+    this.#pgs.clear();
     for (const db of this.#dbs.values()) {
       try {
         db.engine.close();
@@ -169,6 +222,7 @@ export class CentralDatabases {
       }
     }
     this.#dbs.clear();
+    return Promise.all(closing).then(() => undefined);
   }
 }
 

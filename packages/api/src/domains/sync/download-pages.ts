@@ -5,8 +5,10 @@
  * ≈ `pageBytes` of encoded (uncompressed) body, on a change boundary, and never between two
  * changes with the same (db_version, seq). Only one page is ever held in memory.
  *
- * Everything here is synchronous: the feed must not interleave with merges.
+ * The SQLite scan is synchronous: the feed must not interleave with merges. The PostgreSQL scan
+ * reads a consistent prefix: everything up to the watermark read before it.
  */
+import type { Change } from '@offsync/core';
 import type { PriorFilter, RowFilter, SyncEngine } from './sync-deps.ts';
 
 export interface Cursor {
@@ -65,6 +67,82 @@ export interface ScanResult {
   watermark: number;
 }
 
+/** A streaming payload encoder (core `PayloadEncoder`). */
+interface PageEncoder {
+  add(ch: Change): void;
+  readonly byteLength: number;
+  finish(): Uint8Array | null;
+}
+
+/**
+ * Cuts a feed into pages (the rules above), one change at a time, so the synchronous SQLite feed
+ * and the asynchronous PostgreSQL feed share one page logic.
+ */
+class PageCutter {
+  readonly #pages: PagePlan[] = [];
+  readonly #after: Cursor;
+  readonly #opts: ScanOptions;
+  readonly #newEncoder: () => PageEncoder;
+  #enc: PageEncoder;
+  #page: PagePlan | undefined;
+  #full = false;
+  #complete = true;
+
+  constructor(after: Cursor, opts: ScanOptions, newEncoder: () => PageEncoder) {
+    this.#after = after;
+    this.#opts = opts;
+    this.#newEncoder = newEncoder;
+    this.#enc = newEncoder();
+  }
+
+  #close(): void {
+    if (this.#page === undefined) return;
+    if (this.#opts.payloads === true) this.#page.payload = this.#enc.finish() ?? new Uint8Array();
+    else this.#enc = this.#newEncoder();
+    this.#pages.push(this.#page);
+    this.#page = undefined;
+  }
+
+  /** Adds one change; false: stop reading (past `to`, or `maxPages` pages are full). */
+  add(ch: Change): boolean {
+    const opts = this.#opts;
+    const key = { dbVersion: ch.dbVersion, seq: ch.seq };
+    if (opts.to !== undefined && compareCursor(key, opts.to) > 0) return false;
+    let page = this.#page;
+    if (page !== undefined && this.#full && compareCursor(key, page.to) !== 0) {
+      const from = page.to;
+      this.#close();
+      this.#full = false;
+      if (this.#pages.length >= opts.maxPages) {
+        this.#complete = false;
+        return false;
+      }
+      page = { from, to: key, rows: 0, bytes: 0 };
+    }
+    page ??= { from: this.#pages[this.#pages.length - 1]?.to ?? this.#after, to: key, rows: 0, bytes: 0 };
+    this.#page = page;
+    this.#enc.add(ch);
+    page.to = key;
+    page.rows++;
+    page.bytes = this.#enc.byteLength;
+    if (page.bytes >= opts.pageBytes) this.#full = true;
+    return true;
+  }
+
+  result(watermark: number): ScanResult {
+    const last = this.#page;
+    if (last !== undefined) {
+      const { payloads, inlineUpTo } = this.#opts;
+      if (payloads !== true && inlineUpTo !== undefined && this.#pages.length === 0 && this.#complete && last.bytes <= inlineUpTo) {
+        last.payload = this.#enc.finish() ?? new Uint8Array();
+        this.#pages.push(last);
+        this.#page = undefined;
+      } else this.#close();
+    }
+    return { pages: this.#pages, complete: this.#complete, watermark };
+  }
+}
+
 /**
  * Scans the feed after `after` into pages, stopping at `to` or after `maxPages` (the feed closes
  * its statements when abandoned, so stopping early costs nothing).
@@ -72,18 +150,7 @@ export interface ScanResult {
 export function scanPages(scope: FeedScope, after: Cursor, opts: ScanOptions): ScanResult {
   const { engine } = scope;
   const watermark = engine.dbVersion();
-  const pages: PagePlan[] = [];
-  let enc = engine.payloadEncoder(opts.schemaHash);
-  let page: PagePlan | undefined;
-  let full = false;
-  let complete = true;
-  const close = (): void => {
-    if (page === undefined) return;
-    if (opts.payloads === true) page.payload = enc.finish() ?? new Uint8Array();
-    else enc = engine.payloadEncoder(opts.schemaHash);
-    pages.push(page);
-    page = undefined;
-  };
+  const cutter = new PageCutter(after, opts, () => engine.payloadEncoder(opts.schemaHash));
   const feed = engine.changes({
     after,
     excludeSiteId: scope.excludeSiteId,
@@ -91,33 +158,16 @@ export function scanPages(scope: FeedScope, after: Cursor, opts: ScanOptions): S
     ...(scope.audience === undefined ? {} : { audience: scope.audience }),
     ...(scope.priorFilter === undefined ? {} : { priorFilter: scope.priorFilter }),
   });
-  for (const ch of feed) {
-    const key = { dbVersion: ch.dbVersion, seq: ch.seq };
-    if (opts.to !== undefined && compareCursor(key, opts.to) > 0) break;
-    if (page !== undefined && full && compareCursor(key, page.to) !== 0) {
-      const from = page.to;
-      close();
-      full = false;
-      if (pages.length >= opts.maxPages) {
-        complete = false;
-        break;
-      }
-      page = { from, to: key, rows: 0, bytes: 0 };
-    }
-    page ??= { from: pages[pages.length - 1]?.to ?? after, to: key, rows: 0, bytes: 0 };
-    enc.add(ch);
-    page.to = key;
-    page.rows++;
-    page.bytes = enc.byteLength;
-    if (page.bytes >= opts.pageBytes) full = true;
-  }
-  if (page !== undefined) {
-    const last: PagePlan = page;
-    if (opts.payloads !== true && opts.inlineUpTo !== undefined && pages.length === 0 && complete && last.bytes <= opts.inlineUpTo) {
-      last.payload = enc.finish() ?? new Uint8Array();
-      pages.push(last);
-      page = undefined;
-    } else close();
-  }
-  return { pages, complete, watermark };
+  for (const ch of feed) if (!cutter.add(ch)) break;
+  return cutter.result(watermark);
+}
+
+/**
+ * The same over an asynchronous feed (PostgreSQL). `watermark` must be read before the feed: every
+ * version up to it was committed then (versions commit in order under the clock row lock).
+ */
+export async function scanFeedPages(feed: AsyncIterable<Change>, watermark: number, after: Cursor, opts: ScanOptions, newEncoder: () => PageEncoder): Promise<ScanResult> {
+  const cutter = new PageCutter(after, opts, newEncoder);
+  for await (const ch of feed) if (!cutter.add(ch)) break;
+  return cutter.result(watermark);
 }

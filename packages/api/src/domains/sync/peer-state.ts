@@ -71,7 +71,7 @@ function hexToBytes(siteId: string): Uint8Array {
   return new Uint8Array(Buffer.from(siteId, 'hex'));
 }
 
-function parseWindows(text: unknown): VersionWindow[] {
+export function parseWindows(text: unknown): VersionWindow[] {
   try {
     const v: unknown = JSON.parse(String(text));
     if (!Array.isArray(v)) return [];
@@ -81,6 +81,24 @@ function parseWindows(text: unknown): VersionWindow[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * The bookkeeping after an accepted upload (pure; every central engine stores its result in the
+ * merge's transaction): the windows unioned, the covered prefix, the gaps, the schema hash kept
+ * (0 = not stated keeps the previous one).
+ */
+export function nextPeerState(prev: PeerRecord | undefined, window: VersionWindow | undefined, schemaHash: bigint): { windows: VersionWindow[]; covered: number; gaps: VersionWindow[]; hash: string | null } {
+  const windows = unionWindows(window === undefined ? (prev?.windows ?? []) : [...(prev?.windows ?? []), window]);
+  const { covered, gaps } = coverage(windows);
+  const hash = schemaHash === 0n ? (prev?.lastSchemaHash ?? null) : schemaHash.toString();
+  return { windows, covered, gaps, hash };
+}
+
+/** The SyncStatus of a peer record (none yet: all zero). */
+export function statusOf(p: PeerRecord | undefined): SyncStatus {
+  if (p === undefined) return { lastOptimisticVersion: 0, lastConfirmedVersion: 0, gaps: [] };
+  return { lastOptimisticVersion: p.lastOptimisticVersion, lastConfirmedVersion: p.lastConfirmedVersion, gaps: coverage(p.windows).gaps };
 }
 
 export class PeerState {
@@ -107,9 +125,7 @@ export class PeerState {
   }
 
   status(siteId: string): SyncStatus {
-    const p = this.get(siteId);
-    if (p === undefined) return { lastOptimisticVersion: 0, lastConfirmedVersion: 0, gaps: [] };
-    return { lastOptimisticVersion: p.lastOptimisticVersion, lastConfirmedVersion: p.lastConfirmedVersion, gaps: coverage(p.windows).gaps };
+    return statusOf(this.get(siteId));
   }
 
   /**
@@ -117,10 +133,7 @@ export class PeerState {
    * `window` is undefined for G1 uploads (no window on the wire); `schemaHash` 0 is not remembered.
    */
   recordUpload(siteId: string, window: VersionWindow | undefined, schemaHash: bigint, now = Date.now()): SyncStatus {
-    const prev = this.get(siteId);
-    const windows = unionWindows(window === undefined ? (prev?.windows ?? []) : [...(prev?.windows ?? []), window]);
-    const { covered, gaps } = coverage(windows);
-    const hash = schemaHash === 0n ? (prev?.lastSchemaHash ?? null) : schemaHash.toString();
+    const { windows, covered, gaps, hash } = nextPeerState(this.get(siteId), window, schemaHash);
     this.#engine.driver
       .prepare(
         `INSERT INTO offsync_peers (site_id, windows, last_optimistic, last_confirmed, last_schema_hash, uploads, first_seen, last_seen)

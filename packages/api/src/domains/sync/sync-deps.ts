@@ -5,6 +5,7 @@
  */
 import type { openSyncDatabase } from '@offsync/core/sqlite';
 import type { RejectionEntry } from './rejection-log.ts';
+import type { PgCentralSettings } from './pg-central.ts';
 
 /** The CRDT engine over one central database (`@offsync/core`). */
 export type SyncEngine = ReturnType<typeof openSyncDatabase>;
@@ -44,10 +45,12 @@ export function principalKey(p: Principal): string | undefined {
 
 export type SchemaHashMode = 'strict' | 'lenient';
 
-/** Where an OffSync database's central SQLite file lives and how it syncs. */
+/** Where an OffSync database's central data lives (a SQLite file, or a PostgreSQL database) and how it syncs. */
 export interface DatabaseTarget {
-  /** Absolute path of the central SQLite file. */
+  /** Absolute path of the central SQLite file ('' for POSTGRES databases). */
   path: string;
+  /** POSTGRES databases: how to reach the customer database (its `offsync` schema holds the metadata). */
+  postgres?: PgCentralSettings;
   /** False: sync is switched off for this database (403 `sync_disabled`). */
   enabled: boolean;
   /** strict: refuse uploads whose schema hash is unknown; lenient: accept and remember the hash. */

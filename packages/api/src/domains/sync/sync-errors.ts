@@ -37,6 +37,10 @@ export const SyncErrorCode = {
   RATE_LIMITED: 'rate_limited',
   /** A per-credential quota (pending upload bytes, concurrent uploads) is full; `Retry-After`. */
   QUOTA_EXCEEDED: 'quota_exceeded',
+  /** The central database (PostgreSQL) cannot be reached right now; retry later. */
+  DATABASE_UNAVAILABLE: 'database_unavailable',
+  /** The operation exists but not for this kind of database yet (e.g. a SQLite-only feature on POSTGRES). */
+  NOT_SUPPORTED: 'not_supported',
   INTERNAL: 'internal_error',
 } as const;
 export type SyncErrorCode = (typeof SyncErrorCode)[keyof typeof SyncErrorCode];
@@ -68,6 +72,8 @@ const STATUS: Record<SyncErrorCode, number> = {
   database_file_missing: 503,
   rate_limited: 429,
   quota_exceeded: 429,
+  database_unavailable: 503,
+  not_supported: 501,
   internal_error: 500,
 };
 
@@ -98,6 +104,8 @@ const TITLE: Record<SyncErrorCode, string> = {
   database_file_missing: 'Database file missing',
   rate_limited: 'Too many requests',
   quota_exceeded: 'Quota exceeded',
+  database_unavailable: 'Database unavailable',
+  not_supported: 'Not supported for this database',
   internal_error: 'Internal error',
 };
 
@@ -106,7 +114,7 @@ const TITLE: Record<SyncErrorCode, string> = {
  * Not `schema_hash_unknown`: the device's tables differ from the server's, and re-sending the same
  * payload cannot succeed until someone changes a schema (the message names the tables).
  */
-const RETRYABLE = new Set<SyncErrorCode>(['unknown_table', 'unknown_column', 'server_busy', 'database_file_missing', 'rate_limited', 'quota_exceeded', 'batch_buffers_full', 'internal_error']);
+const RETRYABLE = new Set<SyncErrorCode>(['unknown_table', 'unknown_column', 'server_busy', 'database_file_missing', 'rate_limited', 'quota_exceeded', 'batch_buffers_full', 'database_unavailable', 'internal_error']);
 
 export class SyncError extends Error {
   override readonly name = 'SyncError';
@@ -172,6 +180,13 @@ export function toSyncError(e: unknown): SyncError {
       return new SyncError('invalid_payload', message, { cause: e });
     }
     if (code.startsWith('SQLITE_CONSTRAINT')) return new SyncError('apply_failed', message, { cause: e });
+    // PostgreSQL SQLSTATEs: integrity and data errors refuse the payload; a lost or refused
+    // connection (class 08, 57P0x shutdown, 53xxx resources, node's ECONN*) is retryable.
+    if (code === '42501') return new SyncError('forbidden', message, { cause: e }); // insufficient_privilege, RLS WITH CHECK
+    if (/^(22|23)[0-9A-Z]{3}$/.test(code)) return new SyncError('apply_failed', message, { cause: e });
+    if (/^(08|53)[0-9A-Z]{3}$/.test(code) || /^57P0[1-3]$/.test(code) || /^E(CONNREFUSED|CONNRESET|PIPE|TIMEDOUT)$/.test(code) || code === 'ENOTFOUND') {
+      return new SyncError('database_unavailable', 'The database cannot be reached right now; retry later', { cause: e });
+    }
   }
   return new SyncError('internal_error', undefined, { cause: e });
 }

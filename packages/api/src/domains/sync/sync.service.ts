@@ -7,10 +7,10 @@
  * - `download` streams the change feed after a cursor into pages (download-pages.ts).
  */
 import { CentralDatabases } from './central-databases.ts';
-import type { CentralDatabase } from './central-databases.ts';
+import type { Central, CentralDatabase, PgCentralDatabase } from './central-databases.ts';
 import { scanPages } from './download-pages.ts';
 import type { Cursor, ScanResult } from './download-pages.ts';
-import type { SyncStatus, VersionWindow } from './peer-state.ts';
+import type { PeerRecord, SyncStatus, VersionWindow } from './peer-state.ts';
 import { ownerKeyOf, siteOwnersOf } from './site-owners.ts';
 import type { RejectedRow } from '@offsync/core';
 import { rejectionLogOf } from './rejection-log.ts';
@@ -125,6 +125,10 @@ export class SyncService {
     return typeof db === 'string' ? this.databases.get(db) : db;
   }
 
+  async #central(db: Central | string): Promise<Central> {
+    return typeof db === 'string' ? this.databases.open(db) : db;
+  }
+
   /** `SyncDeps.authenticate`: a Bearer credential for `databaseId` → Principal, null = refused (GraphQL sync fields). */
   authenticate(databaseId: string, credential: string | undefined): Promise<Principal | null> {
     return this.#deps.authenticate(databaseId, credential);
@@ -153,17 +157,31 @@ export class SyncService {
    * SyncError invalid_site_id / site_forbidden (nothing changed); returns the normalised site id.
    */
   claimSite(db: CentralDatabase, siteId: string, principal: Principal): string {
-    const site = normaliseSiteId(siteId);
-    const key = ownerKeyOf(principal);
-    if (key === undefined) throw new SyncError('site_forbidden', 'this credential has no user id and cannot own a site');
-    if (siteOwnersOf(db.engine).claim(site, key) !== key) throw new SyncError('site_forbidden', 'this site id belongs to another user or credential');
+    const { site, key } = siteAndOwner(siteId, principal);
+    if (siteOwnersOf(db.engine).claim(site, key) !== key) throw siteTaken();
+    return site;
+  }
+
+  /** `claimSite` for a central database of either kind. */
+  async claim(db: Central, siteId: string, principal: Principal): Promise<string> {
+    if (db.kind === 'sqlite') return this.claimSite(db, siteId, principal);
+    const { site, key } = siteAndOwner(siteId, principal);
+    if ((await db.central.claimSite(site, key)) !== key) throw siteTaken();
     return site;
   }
 
   /** Upload bookkeeping of a site (SyncStatus). */
-  async status(db: CentralDatabase | string, siteId: string): Promise<SyncStatus> {
-    const d = await this.#db(db);
-    return d.peers.status(normaliseSiteId(siteId));
+  async status(db: Central | string, siteId: string): Promise<SyncStatus> {
+    const d = await this.#central(db);
+    const site = normaliseSiteId(siteId);
+    return d.kind === 'sqlite' ? d.peers.status(site) : d.central.status(site);
+  }
+
+  /** The upload record of a site, if it uploaded. */
+  async peer(db: Central | string, siteId: string): Promise<PeerRecord | undefined> {
+    const d = await this.#central(db);
+    const site = normaliseSiteId(siteId);
+    return d.kind === 'sqlite' ? d.peers.get(site) : d.central.peer(site);
   }
 
   /**
@@ -172,9 +190,10 @@ export class SyncService {
    * (`engine.applyPayloads`). Throws SyncError (invalid_payload, schema_hash_unknown,
    * unknown_table, unknown_column, forbidden, apply_failed, payload_too_large) with nothing changed.
    */
-  async upload(db: CentralDatabase | string, siteId: string, payload: Uint8Array | Uint8Array[], window: VersionWindow | undefined, principal: Principal): Promise<UploadResult> {
-    const d = await this.#db(db);
+  async upload(db: Central | string, siteId: string, payload: Uint8Array | Uint8Array[], window: VersionWindow | undefined, principal: Principal): Promise<UploadResult> {
+    const d = await this.#central(db);
     const site = normaliseSiteId(siteId);
+    if (d.kind === 'postgres') return this.#uploadPg(d, site, payload, window, principal);
     const judge = await this.#deps.judgeFor(d.id, principal, d.engine);
     // What the uploader may hold: a device left holding a row it may not see gets a removal.
     const canHold = judge === undefined ? undefined : await this.#deps.rowFilterFor(d.id, principal, d.engine);
@@ -213,15 +232,47 @@ export class SyncService {
     } catch (e) {
       throw toSyncError(e);
     }
+    this.#announce(d.id, site, out);
+    return out;
+  }
+
+  /** After a committed merge: live subscribers, push and rejection hooks learn of it. */
+  #announce(id: string, site: string, out: UploadResult): void {
     if (out.applied > 0 || out.rejected.length > 0) {
       // Compensations are server writes too: the rejecting device must hear of them promptly.
       const event = { originSiteId: out.applied > 0 ? site : '', tables: out.tables, dbVersion: out.dbVersion };
-      runHook(this.#deps, 'onChangesMerged', () => this.#deps.onChangesMerged(d.id, event));
+      runHook(this.#deps, 'onChangesMerged', () => this.#deps.onChangesMerged(id, event));
     }
     if (out.rejected.length > 0 && this.#deps.onChangesRejected !== undefined) {
       const hook = this.#deps.onChangesRejected.bind(this.#deps);
-      runHook(this.#deps, 'onChangesRejected', () => hook(d.id, out.rejected));
+      runHook(this.#deps, 'onChangesRejected', () => hook(id, out.rejected));
     }
+  }
+
+  /**
+   * POSTGRES: the merge and the site's bookkeeping in one PostgreSQL transaction (pg-central.ts).
+   * Only trusted credentials (API keys) write here so far: a per-user credential would need the
+   * database's own row-level security (issue 10, item 4), and is refused rather than let through.
+   */
+  async #uploadPg(d: PgCentralDatabase, site: string, payload: Uint8Array | Uint8Array[], window: VersionWindow | undefined, principal: Principal): Promise<UploadResult> {
+    refuseUserOnPostgres(d, principal);
+    let out: UploadResult;
+    try {
+      const r = await d.central.merge({
+        site,
+        payloads: Array.isArray(payload) ? payload : [payload],
+        window,
+        strict: d.target.schemaHashMode === 'strict',
+        limits: this.#limits,
+        checkWindow: (last) => {
+          if (window !== undefined) checkWindow(window, last);
+        },
+      });
+      out = { ...r, rejected: [] };
+    } catch (e) {
+      throw toSyncError(e);
+    }
+    this.#announce(d.id, site, out);
     return out;
   }
 
@@ -239,6 +290,15 @@ export class SyncService {
     return rejectionLogOf((await this.#db(db)).engine);
   }
 
+  /** `stampFor` for a central database of either kind. */
+  async stamp(d: Central, siteId: string, generation: Generation | undefined): Promise<bigint> {
+    if (d.kind === 'sqlite') return this.stampFor(d, siteId, generation);
+    const last = (await d.central.peer(siteId))?.lastSchemaHash;
+    if (last !== null && last !== undefined) return BigInt(last);
+    // No SQLite DDL text exists for a PostgreSQL table: every generation gets the column-list hash.
+    return d.central.canonicalSchemaHash();
+  }
+
   /** The schema hash to stamp into `siteId`'s downloads (docs/PROTOCOL.md §P6). */
   stampFor(d: CentralDatabase, siteId: string, generation: Generation | undefined): bigint {
     const last = d.peers.get(siteId)?.lastSchemaHash;
@@ -250,9 +310,10 @@ export class SyncService {
    * Changes after `after` (exclusive, server version space) for `siteId`, without its own
    * changes, filtered by the caller's RLS row filter, cut into pages.
    */
-  async download(db: CentralDatabase | string, siteId: string, after: Cursor, principal: Principal, opts: DownloadOptions = {}): Promise<DownloadResult> {
-    const d = await this.#db(db);
+  async download(db: Central | string, siteId: string, after: Cursor, principal: Principal, opts: DownloadOptions = {}): Promise<DownloadResult> {
+    const d = await this.#central(db);
     const site = normaliseSiteId(siteId);
+    if (d.kind === 'postgres') return this.#downloadPg(d, site, after, principal, opts);
     // Far behind (initial sync): RLS SELECT as one SQL query per table instead of one evaluation per row.
     const bulk = d.engine.dbVersion() - after.dbVersion > BULK_FILTER_VERSIONS;
     const rowFilter = await this.#deps.rowFilterFor(d.id, principal, d.engine, { bulk });
@@ -278,6 +339,43 @@ export class SyncService {
     );
     return { ...scan, schemaHash };
   }
+
+  /** POSTGRES: the feed after the cursor, without the site's own changes, cut into pages. */
+  async #downloadPg(d: PgCentralDatabase, site: string, after: Cursor, principal: Principal, opts: DownloadOptions): Promise<DownloadResult> {
+    refuseUserOnPostgres(d, principal);
+    const schemaHash = opts.schemaHash ?? (await this.stamp(d, site, opts.generation));
+    try {
+      const scan = await d.central.scan(site, after, {
+        pageBytes: opts.pageBytes ?? this.pageBytes,
+        maxPages: opts.maxPages ?? 1,
+        to: opts.to,
+        schemaHash,
+        payloads: opts.payloads ?? true,
+        ...(opts.inlineUpTo === undefined ? {} : { inlineUpTo: opts.inlineUpTo }),
+      });
+      return { ...scan, schemaHash };
+    } catch (e) {
+      throw toSyncError(e);
+    }
+  }
+}
+
+function siteAndOwner(siteId: string, principal: Principal): { site: string; key: string } {
+  const site = normaliseSiteId(siteId);
+  const key = ownerKeyOf(principal);
+  if (key === undefined) throw new SyncError('site_forbidden', 'this credential has no user id and cannot own a site');
+  return { site, key };
+}
+
+const siteTaken = (): SyncError => new SyncError('site_forbidden', 'this site id belongs to another user or credential');
+
+/**
+ * POSTGRES databases accept trusted credentials (API keys) only, until per-user credentials run
+ * under the database's own row-level security: refusing is the safe answer, never a bypass.
+ */
+function refuseUserOnPostgres(d: PgCentralDatabase, principal: Principal): void {
+  if (principal.kind === 'apiKey') return;
+  throw new SyncError('not_supported', `Database ${d.id} is a POSTGRES database: per-user credentials (access tokens, JWTs) are not served on it yet; use an API key`);
 }
 
 function rejectionInput(r: RejectedRow, siteId: string, principal: Principal): RejectionInput {

@@ -2,7 +2,7 @@
  * The CRDT sync engine over one PostgreSQL database, async: same semantics and same wire
  * changes as the SQLite `SyncEngine` (§P6 init checks, §P5 triggers, §P5 merge, §P5 feed).
  */
-import { decodePayload } from '../../codec/payload.ts';
+import { decodePayload, fragmentAssemblerFor } from '../../codec/payload.ts';
 import { uuidv7 } from '../../clock/site-id.ts';
 import { resolveAlgorithm } from '../../engine/algorithms.ts';
 import type { ApplyOptions, ApplyResult } from '../../engine/apply.ts';
@@ -127,7 +127,9 @@ export class PgSyncEngine {
     return rows.map((r) => schemaHashFromInt64(BigInt(String(r[0]))));
   }
 
-  async rememberSchemaHash(hash: bigint, kind = 'peer'): Promise<void> {
+  /** Records `hash` as known (idempotent); on `conn` when given (inside the caller's transaction). */
+  async rememberSchemaHash(hash: bigint, kind = 'peer', conn?: PgConn): Promise<void> {
+    if (conn !== undefined) return this.#remember(conn, hash, kind);
     await this.#src.use((c) => this.#remember(c, hash, kind));
   }
 
@@ -145,32 +147,73 @@ export class PgSyncEngine {
     yield* pgChangeFeed(this.#src, { meta: this.meta, tables: () => [...this.#tables.values()], siteIdOf: (c, ref) => this.#siteIdOf(c, ref) }, opts);
   }
 
-  /** Merges a batch in one transaction: all of it or none of it. */
-  async applyChanges(changes: Iterable<Change>, opts: ApplyOptions = {}): Promise<ApplyResult> {
+  /**
+   * Merges a batch in one transaction: all of it or none of it. `inTx` runs in the same
+   * transaction after the merge (the caller's per-site bookkeeping, docs/ARCHITECTURE.md "Central
+   * engines"); when it throws, the merge is rolled back too.
+   */
+  async applyChanges<T = void>(changes: Iterable<Change>, opts: ApplyOptions = {}, inTx?: (c: PgConn, r: ApplyResult) => Promise<T>): Promise<ApplyResult & { extra: T | undefined }> {
     return this.#src.tx(async (c) => {
       await this.#load(c);
       await c.q(`SELECT set_config('${APPLYING_SETTING}', '1', true)`);
+      // The clock row lock orders every merge and tracked write of this database, on every node.
       const [k] = await c.q(`SELECT v::text FROM ${this.#m}.clock WHERE id = 1 FOR UPDATE`);
       const host = { table: (n: string) => this.table(n), siteRef: (cc: PgConn, s: Uint8Array) => this.#siteRef(cc, s) };
       const result = await pgMergeChanges(c, host, Number(k?.[0] ?? 0), changes, opts);
       await c.q(`UPDATE ${this.#m}.clock SET v = greatest(v, $1::int8) WHERE id = 1`, [checkLocalClock(result.dbVersion)]);
       await c.q(`SELECT set_config('${APPLYING_SETTING}', '0', true)`);
-      return result;
+      const extra = inTx === undefined ? undefined : await inTx(c, result);
+      return { ...result, extra };
     });
   }
 
   /** Decodes and merges a payload atomically, checking its schema hash first (§P6). */
   async applyPayload(payload: Uint8Array, opts: PayloadApplyOptions = {}): Promise<ApplyResult & { schemaHash: bigint }> {
-    const { header, changes } = decodePayload(payload, opts.limits);
-    if ((opts.strictSchemaHash ?? true) && header.schemaHash !== 0n) {
-      const known = await this.#src.use((c) => c.q(`SELECT 1 FROM ${this.#m}.schema_versions WHERE hash = $1::int8`, [schemaHashToInt64(header.schemaHash).toString()]));
-      if (known.length === 0) {
-        throw new CoreError(CoreErrorCode.SCHEMA_HASH_UNKNOWN, `Cannot apply the received payload because the schema hash is unknown ${header.schemaHash}.`, {
-          details: { schemaHash: header.schemaHash.toString() },
-        });
+    return this.applyPayloads([payload], opts);
+  }
+
+  /**
+   * Decodes several payloads (the chunks of one G3 batch, fragments reassembled across them) and
+   * merges them as one, atomically, with `inTx` in the same transaction. Every payload's schema
+   * hash is checked first (§P6) unless `strictSchemaHash` is false.
+   */
+  async applyPayloads<T = void>(payloads: readonly Uint8Array[], opts: PayloadApplyOptions = {}, inTx?: (c: PgConn, r: ApplyResult & { schemaHash: bigint }) => Promise<T>): Promise<ApplyResult & { schemaHash: bigint; extra: T | undefined }> {
+    const parts: Change[][] = [];
+    let schemaHash = 0n;
+    const fragments = fragmentAssemblerFor(opts.limits);
+    const hashes = new Set<bigint>();
+    for (const payload of payloads) {
+      const { header, changes } = decodePayload(payload, opts.limits, fragments);
+      parts.push(changes);
+      schemaHash = header.schemaHash;
+      if (header.schemaHash !== 0n) hashes.add(header.schemaHash);
+    }
+    fragments.finish();
+    if ((opts.strictSchemaHash ?? true) && hashes.size > 0) {
+      const known = new Set((await this.knownSchemaHashes()).map(String));
+      for (const h of hashes) {
+        if (!known.has(String(h))) {
+          throw new CoreError(CoreErrorCode.SCHEMA_HASH_UNKNOWN, `Cannot apply the received payload because the schema hash is unknown ${h}.`, {
+            details: { schemaHash: h.toString() },
+          });
+        }
       }
     }
-    return { ...(await this.applyChanges(changes, opts)), schemaHash: header.schemaHash };
+    const all = function* (): Generator<Change> {
+      for (const changes of parts) yield* changes;
+    };
+    const withHash = inTx === undefined ? undefined : (c: PgConn, r: ApplyResult) => inTx(c, { ...r, schemaHash });
+    return { ...(await this.applyChanges(all(), opts, withHash)), schemaHash };
+  }
+
+  /** Runs `fn` in one transaction of this engine's database (bookkeeping outside a merge). */
+  transaction<T>(fn: (c: PgConn) => Promise<T>): Promise<T> {
+    return this.#src.tx(fn);
+  }
+
+  /** Runs `fn` on one connection of this engine's database, outside a transaction. */
+  withConnection<T>(fn: (c: PgConn) => Promise<T>): Promise<T> {
+    return this.#src.use(fn);
   }
 
   #hash(): bigint {

@@ -1,6 +1,7 @@
 /**
  * `@offsync/core/postgres`: the CRDT sync engine over a PostgreSQL database (async), with the
- * same semantics and wire changes as the SQLite engine. Groundwork: not wired into the server.
+ * same semantics and wire changes as the SQLite engine. The server serves POSTGRES databases on it
+ * (packages/api `pg-central.ts`).
  *
  * @example
  * const engine = await createPgSyncEngine({ pool });
@@ -16,6 +17,7 @@ import type { PgSyncEngine } from './engine.ts';
 export { PgSyncEngine } from './engine.ts';
 export type { PgFeedRequest } from './engine.ts';
 export type { PgFeedOptions } from './feed.ts';
+export type { PgConn } from './conn.ts';
 export { APPLYING_SETTING } from './ddl.ts';
 export { classify } from './introspect.ts';
 export type { ValueClass } from './introspect.ts';

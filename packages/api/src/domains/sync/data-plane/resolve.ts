@@ -1,6 +1,7 @@
 /**
  * `resolveDatabase` over the control plane: database id → central SQLite file
- * (`<dataDir>/databases/<id>.sqlite`, the file `createDatabase` made), OffSync enabled flag and the
+ * (`<dataDir>/databases/<id>.sqlite`, the file `createDatabase` made) or, for POSTGRES databases,
+ * the decrypted connection settings of the customer database; OffSync enabled flag and the
  * configured schema-hash mode. Answers are cached briefly (the control plane publishes no
  * enable/disable/delete events), so a switch takes effect within `ttlMs`.
  */
@@ -30,8 +31,11 @@ export function createDatabaseResolver(services: Services, opts: DatabaseResolve
   async function load(databaseId: string): Promise<DatabaseTarget | undefined> {
     try {
       const db = await services.databases.getDatabase(databaseId);
-      // Only the embedded SQLite default has a central file; PostgreSQL databases are not served yet.
-      if (db.kind !== 'SQLITE') return undefined;
+      // POSTGRES: the customer database itself is the central database (pg-central.ts).
+      if (db.kind === 'POSTGRES') {
+        const postgres = services.databases.pgSettings(db);
+        return { path: '', postgres, enabled: db.offSyncEnabled, schemaHashMode: opts.schemaHashMode, conflictLog: db.conflictLog };
+      }
       const path = sqliteDatabasePath(opts.dataDir, db.id);
       // The identity the file must carry (stamped now into files older than identities).
       const identity = db.fileIdentity ?? (await services.databases.adoptFileIdentity(db));

@@ -33,8 +33,8 @@ export async function sendUploadUrl(c: ApiCall): Promise<void> {
   else sendText(c.res, url);
 }
 
-export function sendStatus(c: ApiCall): void {
-  sendJson(c.res, c.db.peers.status(c.site));
+export async function sendStatus(c: ApiCall): Promise<void> {
+  sendJson(c.res, await c.state.service.status(c.db, c.site));
 }
 
 /** The upload window of an `apply` body (both bounds or none); invalid_request when min > max. */
@@ -93,7 +93,7 @@ export async function applyUpload(c: ApiCall): Promise<void> {
       const step = await state.batches.add(c.db.id, c.site, { ...chunk, window, payload });
       if (step.kind !== 'complete') {
         recordInline();
-        sendJson(c.res, c.db.peers.status(c.site));
+        sendJson(c.res, await state.service.status(c.db, c.site));
         return;
       }
       upload = step.payloads;
@@ -110,7 +110,7 @@ export async function applyUpload(c: ApiCall): Promise<void> {
     // Batch-assembly refusals are HTTP errors: the client stops this send and re-sends the whole batch.
     if (c.generation !== 'G3' || err.status === 500 || err.code === 'invalid_request' || err.code.startsWith('batch_')) throw err;
     annotateRequest({ code: err.code }); // refused inside a 200 SyncStatus: still a warn line with its code
-    sendJson(c.res, failureStatus(c.db.peers.status(c.site), err));
+    sendJson(c.res, failureStatus(await state.service.status(c.db, c.site), err));
   } finally {
     recordDevice(c, hash);
   }
@@ -140,9 +140,10 @@ export function recordDevice(c: ApiCall, schemaHash?: string): void {
     principal: c.principal,
     clientVersion: typeof version === 'string' && version !== '' ? version : c.generation,
     generation: c.generation,
-    schemaHash: schemaHash ?? c.db.peers.get(c.site)?.lastSchemaHash ?? null,
   };
-  runHook(deps, 'recordDevice', () => deps.recordDevice(c.db.id, device));
+  runHook(deps, 'recordDevice', async () =>
+    deps.recordDevice(c.db.id, { ...device, schemaHash: schemaHash ?? (await c.state.service.peer(c.db, c.site))?.lastSchemaHash ?? null }),
+  );
 }
 
 /** `POST …/check` for G1 (cursor in the path), G2a, G2b and G3 without chunk support: one URL. */

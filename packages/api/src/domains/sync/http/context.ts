@@ -1,7 +1,7 @@
 /** Shared state of the sync HTTP handler and the per-request context of API calls. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ArtifactStore } from '../artifacts.ts';
-import type { CentralDatabase } from '../central-databases.ts';
+import type { Central } from '../central-databases.ts';
 import type { ChunkBatches } from '../chunk-batches.ts';
 import type { Generation, Principal, SyncDeps } from '../sync-deps.ts';
 import type { SyncService } from '../sync.service.ts';
@@ -45,7 +45,7 @@ export interface ApiCall {
   res: ServerResponse;
   state: SyncHttpState;
   generation: Generation;
-  db: CentralDatabase;
+  db: Central;
   /** Lower-case 32 hex digits. */
   site: string;
   principal: Principal;

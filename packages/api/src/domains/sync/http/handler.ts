@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ArtifactStore } from '../artifacts.ts';
 import { CentralDatabases } from '../central-databases.ts';
+import { PgCentral } from '../pg-central.ts';
 import { ChunkBatches } from '../chunk-batches.ts';
 import type { ChunkBatchOptions } from '../chunk-batches.ts';
 import { MemorySharedStore } from '../shared-store.ts';
@@ -45,6 +46,8 @@ export interface SyncHttpOptions extends Partial<SyncHttpLimits> {
   sharedStore?: SharedStore;
   /** Retention of the conflict log of each central database (conflict-log.ts). */
   conflictLog?: ConflictLogOptions;
+  /** Connections per POSTGRES central database on this node (pg-central.ts; default 4). */
+  postgresPoolSize?: number;
   now?: () => number;
 }
 
@@ -57,11 +60,12 @@ export interface SyncHttpHandler {
   /** Request rate and concurrent uploads per credential. */
   readonly quotas: CredentialQuotas;
   /** Closes every central database. */
-  dispose(): void;
+  dispose(): Promise<void>;
 }
 
 export function createSyncHttpHandler(deps: SyncDeps, options: SyncHttpOptions): SyncHttpHandler {
-  const databases = new CentralDatabases(deps.resolveDatabase);
+  const pool = options.postgresPoolSize;
+  const databases = new CentralDatabases(deps.resolveDatabase, pool === undefined ? {} : { openPostgres: (s) => PgCentral.open(s, { poolSize: pool }) });
   const service = new SyncService(deps, databases, {
     ...(options.pageBytes === undefined ? {} : { pageBytes: options.pageBytes }),
     ...(options.conflictLog === undefined ? {} : { conflictLog: options.conflictLog }),
@@ -138,7 +142,7 @@ async function dispatch(state: SyncHttpState, route: Exclude<SyncRoute, { kind: 
   const principal = await state.deps.authenticate(route.databaseId, bearerOf(req));
   if (principal === null) throw new SyncError('unauthorized');
   await applyRequestQuotas(state, route, req, res, principal); // per-credential rate limit and concurrent uploads (429)
-  const db = await state.service.databases.get(route.databaseId);
+  const db = await state.service.databases.open(route.databaseId);
   if (route.kind === 'pushTokens') {
     const body = parseJsonObject(await readBody(req, state.limits.maxJsonBodyBytes));
     const str = (k: string): string => {
@@ -147,13 +151,13 @@ async function dispatch(state: SyncHttpState, route: Exclude<SyncRoute, { kind: 
       return v;
     };
     // The body's site must belong to the caller too (docs/PROTOCOL.md "Device identity").
-    const token = { expoToken: str('expoToken'), deviceId: str('deviceId'), siteId: state.service.claimSite(db, str('siteId'), principal), platform: str('platform'), principal };
+    const token = { expoToken: str('expoToken'), deviceId: str('deviceId'), siteId: await state.service.claim(db, str('siteId'), principal), platform: str('platform'), principal };
     await state.deps.registerPushToken(db.id, token);
     sendJson(res, { registered: true });
     return;
   }
   // Device identity: the site belongs to the first principal that used it; others get 403 site_forbidden, nothing changed.
-  const site = state.service.claimSite(db, route.site, principal);
+  const site = await state.service.claim(db, route.site, principal);
   const version = req.headers['x-cloudsync-version'];
   const generation: Generation = route.family === 'G2b' && typeof version === 'string' && version !== '' ? 'G3' : route.family;
   const capabilities = String(req.headers['x-cloudsync-capabilities'] ?? '').toLowerCase();

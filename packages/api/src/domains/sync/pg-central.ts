@@ -1,0 +1,188 @@
+/**
+ * A POSTGRES database as a central database (docs/ARCHITECTURE.md "Central engines"): the core
+ * PostgreSQL engine (`@offsync/core/postgres`) over a small pool on the customer's database, plus
+ * the per-site bookkeeping the SQLite central keeps in its file — upload windows (`peers`) and
+ * site owners (`site_owners`) — as tables of the same `offsync` metadata schema, written in the
+ * merge's own transaction.
+ *
+ * Ordering across nodes: every merge takes the clock row lock first (core `applyChanges`), and so
+ * does every tracked write of another program (the BEFORE STATEMENT trigger), so versions are
+ * assigned and committed in one order per database whichever node merges. Nothing here keeps
+ * state a second node would need: any node can serve any request (docs/ARCHITECTURE.md "Scaling out").
+ */
+import pg from 'pg';
+import { PayloadEncoder } from '@offsync/core';
+import type { PayloadDecodeLimits } from '@offsync/core';
+import { createPgSyncEngine } from '@offsync/core/postgres';
+import type { PgConn, PgSyncEngine } from '@offsync/core/postgres';
+import type { Cursor, ScanOptions, ScanResult } from './download-pages.ts';
+import { scanFeedPages } from './download-pages.ts';
+import { nextPeerState, parseWindows, statusOf } from './peer-state.ts';
+import type { PeerRecord, SyncStatus, VersionWindow } from './peer-state.ts';
+
+export interface PgCentralSettings {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password: string;
+  ssl: boolean;
+}
+
+export interface PgCentralOptions {
+  /** Metadata schema (default `offsync`, the one deployTables installs). */
+  metaSchema?: string;
+  /** Schema of the synced tables (default `public`). */
+  tablesSchema?: string;
+  /** Connections per database and node (default 4). */
+  poolSize?: number;
+  /** Connect timeout (default 5 s). */
+  connectTimeoutMs?: number;
+}
+
+export interface PgMergeRequest {
+  site: string;
+  payloads: readonly Uint8Array[];
+  window: VersionWindow | undefined;
+  strict: boolean;
+  limits: PayloadDecodeLimits;
+  /** Checks the window against the last change (throws to refuse; the merge rolls back). */
+  checkWindow: (last: { dbVersion: number } | undefined) => void;
+}
+
+export interface PgMergeOutcome {
+  status: SyncStatus;
+  received: number;
+  applied: number;
+  tables: string[];
+  schemaHash: bigint;
+  dbVersion: number;
+}
+
+const q = (name: string): string => `"${name.replace(/"/g, '""')}"`;
+const siteBytes = (site: string): Buffer => Buffer.from(site, 'hex');
+
+export class PgCentral {
+  readonly kind = 'postgres' as const;
+  readonly engine: PgSyncEngine;
+  readonly #pool: pg.Pool;
+  readonly #m: string;
+
+  private constructor(engine: PgSyncEngine, pool: pg.Pool, meta: string) {
+    this.engine = engine;
+    this.#pool = pool;
+    this.#m = q(meta);
+  }
+
+  /** Connects, installs the metadata schema and the bookkeeping tables (idempotent). */
+  static async open(s: PgCentralSettings, opts: PgCentralOptions = {}): Promise<PgCentral> {
+    const pool = new pg.Pool({
+      host: s.host,
+      port: s.port,
+      database: s.database,
+      user: s.user,
+      password: s.password,
+      ssl: s.ssl ? { rejectUnauthorized: true } : false,
+      max: opts.poolSize ?? 4,
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+      idleTimeoutMillis: 30_000,
+    });
+    pool.on('error', () => {}); // an idle connection that dies is replaced on the next use
+    try {
+      const meta = opts.metaSchema ?? 'offsync';
+      const engine = await createPgSyncEngine({ pool, schema: meta, tablesSchema: opts.tablesSchema ?? 'public' });
+      const m = q(meta);
+      await engine.transaction(async (c) => {
+        await c.q(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`offsync:${meta}:bookkeeping`]);
+        await c.q(`CREATE TABLE IF NOT EXISTS ${m}.peers (
+          site_id bytea PRIMARY KEY, windows text NOT NULL DEFAULT '[]', last_optimistic bigint NOT NULL DEFAULT 0,
+          last_confirmed bigint NOT NULL DEFAULT 0, last_schema_hash text, uploads bigint NOT NULL DEFAULT 0,
+          first_seen bigint NOT NULL, last_seen bigint NOT NULL)`);
+        await c.q(`CREATE TABLE IF NOT EXISTS ${m}.site_owners (site_id bytea PRIMARY KEY, owner text NOT NULL, first_seen bigint NOT NULL)`);
+      });
+      return new PgCentral(engine, pool, meta);
+    } catch (e) {
+      await pool.end().catch(() => {});
+      throw e;
+    }
+  }
+
+  dbVersion(): Promise<number> {
+    return this.engine.dbVersion();
+  }
+
+  async #peerIn(c: PgConn, site: string, lock: boolean): Promise<PeerRecord | undefined> {
+    const [r] = await c.q(
+      `SELECT windows, last_optimistic::text, last_confirmed::text, last_schema_hash, uploads::text FROM ${this.#m}.peers WHERE site_id = $1${lock ? ' FOR UPDATE' : ''}`,
+      [siteBytes(site)],
+    );
+    if (r === undefined) return undefined;
+    return {
+      siteId: site,
+      windows: parseWindows(r[0]),
+      lastOptimisticVersion: Number(r[1]),
+      lastConfirmedVersion: Number(r[2]),
+      lastSchemaHash: r[3] === null || r[3] === undefined ? null : String(r[3]),
+      uploads: Number(r[4]),
+    };
+  }
+
+  peer(site: string): Promise<PeerRecord | undefined> {
+    return this.engine.withConnection((c) => this.#peerIn(c, site, false));
+  }
+
+  async status(site: string): Promise<SyncStatus> {
+    return statusOf(await this.peer(site));
+  }
+
+  /** Claims `site` for `owner` unless someone already has; returns the owner after the claim. */
+  async claimSite(site: string, owner: string, now = Date.now()): Promise<string> {
+    return this.engine.withConnection(async (c) => {
+      const [cur] = await c.q(`SELECT owner FROM ${this.#m}.site_owners WHERE site_id = $1`, [siteBytes(site)]);
+      if (cur !== undefined) return String(cur[0]);
+      // Another node may claim it at the same moment: the insert that loses reads the winner.
+      await c.q(`INSERT INTO ${this.#m}.site_owners (site_id, owner, first_seen) VALUES ($1, $2, $3) ON CONFLICT (site_id) DO NOTHING`, [siteBytes(site), owner, now]);
+      const [won] = await c.q(`SELECT owner FROM ${this.#m}.site_owners WHERE site_id = $1`, [siteBytes(site)]);
+      return won === undefined ? owner : String(won[0]);
+    });
+  }
+
+  /**
+   * Merges the payloads (one G3 batch, or one payload) and records the site's window in the same
+   * transaction: all of it or nothing. Lenient mode remembers an unknown schema hash.
+   */
+  async merge(req: PgMergeRequest, now = Date.now()): Promise<PgMergeOutcome> {
+    const r = await this.engine.applyPayloads(req.payloads, { strictSchemaHash: req.strict, limits: req.limits }, async (c, res) => {
+      req.checkWindow(res.last);
+      if (!req.strict && res.schemaHash !== 0n) await this.engine.rememberSchemaHash(res.schemaHash, 'peer', c);
+      const prev = await this.#peerIn(c, req.site, true);
+      const { windows, covered, gaps, hash } = nextPeerState(prev, req.window, res.schemaHash);
+      await c.q(
+        `INSERT INTO ${this.#m}.peers (site_id, windows, last_optimistic, last_confirmed, last_schema_hash, uploads, first_seen, last_seen)
+         VALUES ($1, $2, $3, $3, $4, 1, $5, $5)
+         ON CONFLICT (site_id) DO UPDATE SET windows = excluded.windows, last_optimistic = excluded.last_optimistic,
+           last_confirmed = excluded.last_confirmed, last_schema_hash = excluded.last_schema_hash,
+           uploads = ${this.#m}.peers.uploads + 1, last_seen = excluded.last_seen`,
+        [siteBytes(req.site), JSON.stringify(windows.map((w) => [w.dbVersionMin, w.dbVersionMax])), covered, hash, now],
+      );
+      return { lastOptimisticVersion: covered, lastConfirmedVersion: covered, gaps };
+    });
+    return { status: r.extra as SyncStatus, received: r.received, applied: r.applied, tables: r.tables, schemaHash: r.schemaHash, dbVersion: r.dbVersion };
+  }
+
+  /** The schema hash stamped into a device's downloads when it never stated one: the column-list hash (§P6). */
+  canonicalSchemaHash(): Promise<bigint> {
+    return this.engine.schemaHash();
+  }
+
+  /** The feed after `after` without `site`'s own changes, cut into pages (download-pages.ts). */
+  async scan(site: string, after: Cursor, opts: ScanOptions): Promise<ScanResult> {
+    const watermark = await this.engine.dbVersion();
+    const feed = this.engine.changes({ after, excludeSiteId: new Uint8Array(siteBytes(site)) });
+    return scanFeedPages(feed, watermark, after, opts, () => new PayloadEncoder({ schemaHash: opts.schemaHash }));
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.end().catch(() => {});
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * POSTGRES workspaces serve devices end to end (issue 10, item 3): the customer's PostgreSQL
+ * database is the central database. Through the real app: control plane (createDatabase with a
+ * connection, deployTables, enableOffSync, createApiKey) → devices of every generation sync
+ * through it with an API key → rows land in PostgreSQL → a row written by another program (like
+ * psql) reaches the devices. On `TEST_DATABASE_URL` (CI: the real server) or an embedded PGlite.
+ */
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { http, startApp, TestDevice } from './data-plane-fixtures.ts';
+import type { RunningApp } from './data-plane-fixtures.ts';
+import { call } from './sync-fixtures/devices.ts';
+import { openNativeDevice } from './sync-fixtures/native-device.ts';
+import type { NativeDevice } from './sync-fixtures/native-device.ts';
+import { openTestPostgres } from './sync-fixtures/postgres.ts';
+import type { TestPostgres } from './sync-fixtures/postgres.ts';
+
+const PG_DDL = "CREATE TABLE todos(id TEXT PRIMARY KEY NOT NULL, user_id TEXT NOT NULL DEFAULT '', title TEXT NOT NULL DEFAULT '')";
+const DEVICE_DDL = "CREATE TABLE todos(id TEXT PRIMARY KEY NOT NULL, user_id TEXT NOT NULL DEFAULT '', title TEXT NOT NULL DEFAULT '')";
+
+let pg: TestPostgres;
+let t: RunningApp;
+let databaseId: string;
+let apiKey: string;
+const natives: NativeDevice[] = [];
+
+beforeAll(async () => {
+  pg = await openTestPostgres();
+  await pg.sql(PG_DDL);
+  t = await startApp({ postgresPoolSize: pg.poolSize, rateLimitPerSecond: 0 });
+  const p = await t.gql<{ createProject: { id: string } }>('mutation { createProject(name: "pg", kind: POSTGRES) { id } }');
+  const c = pg.connection;
+  const d = await t.gql<{ createDatabase: { id: string; connection: { status: string } } }>(
+    'mutation($p: ID!, $c: PostgresConnectionInput!) { createDatabase(projectId: $p, name: "app", connection: $c) { id connection { status } } }',
+    { p: p.createProject.id, c: { host: c.host, port: c.port, database: c.database, user: c.user, ...(c.password === '' ? {} : { password: c.password }) } },
+  );
+  expect(d.createDatabase.connection.status).toBe('OK');
+  databaseId = d.createDatabase.id;
+  await t.gql('mutation($d: ID!) { deployTables(databaseId: $d, tables: ["todos"]) { added } }', { d: databaseId });
+  await t.gql('mutation($d: ID!) { enableOffSync(databaseId: $d) { id } }', { d: databaseId });
+  const k = await t.gql<{ createApiKey: { secret: string } }>('mutation($d: ID!) { createApiKey(databaseId: $d, name: "device") { secret } }', { d: databaseId });
+  apiKey = k.createApiKey.secret;
+});
+
+afterAll(async () => {
+  for (const n of natives) await n.close();
+  await t?.dispose();
+  await pg?.close();
+});
+
+const pgRows = async (): Promise<unknown[][]> => pg.sql('SELECT id, user_id, title FROM todos ORDER BY id');
+const deviceRows = (d: TestDevice): unknown[][] => (d.engine.driver.prepare('SELECT id, user_id, title FROM todos ORDER BY id').all() as Array<Record<string, unknown>>).map((r) => Object.values(r));
+
+test('G3 devices with an API key: an upload lands in PostgreSQL, another device downloads it, its own changes do not come back', async () => {
+  const a = new TestDevice(t, databaseId, apiKey, DEVICE_DDL);
+  const b = new TestDevice(t, databaseId, apiKey, DEVICE_DDL);
+  a.exec("INSERT INTO todos (id, user_id, title) VALUES ('t1', 'u1', 'milk'), ('t2', 'u2', 'eggs')");
+  const up = await a.upload();
+  expect(up.status).toBe(200);
+  const v = a.engine.dbVersion();
+  expect(up.body).toMatchObject({ lastOptimisticVersion: v, lastConfirmedVersion: v });
+  expect(await pgRows()).toEqual([['t1', 'u1', 'milk'], ['t2', 'u2', 'eggs']]);
+  // The status endpoint reads the bookkeeping the merge wrote in the same transaction.
+  const st = await http('GET', a.url('status'), apiKey);
+  expect(st.body).toMatchObject({ lastOptimisticVersion: v, lastConfirmedVersion: v, gaps: [] });
+
+  expect((await b.download()).status).toBe(200);
+  expect(deviceRows(b)).toEqual(await pgRows());
+  const echo = await a.download();
+  expect([echo.status, echo.text]).toEqual([200, '']);
+
+  // An edit on b merges into the PostgreSQL row and reaches a.
+  b.exec("UPDATE todos SET title = 'oat milk' WHERE id = 't1'");
+  expect((await b.upload()).status).toBe(200);
+  expect((await pg.sql("SELECT title FROM todos WHERE id = 't1'"))[0]).toEqual(['oat milk']);
+  await a.download();
+  expect(deviceRows(a)).toEqual(await pgRows());
+});
+
+test('a row written by another program (psql) is captured by the triggers and delivered; so is its deletion', async () => {
+  const d = new TestDevice(t, databaseId, apiKey, DEVICE_DDL);
+  await d.download();
+  await pg.sql("INSERT INTO todos (id, user_id, title) VALUES ('p1', 'u9', 'from psql')");
+  await d.download();
+  expect(deviceRows(d)).toContainEqual(['p1', 'u9', 'from psql']);
+  await pg.sql("DELETE FROM todos WHERE id = 'p1'");
+  await d.download();
+  expect(deviceRows(d).map((r) => r[0])).not.toContain('p1');
+  expect(deviceRows(d)).toEqual(await pgRows());
+});
+
+test('G2b URL upload (slot issued, PUT, apply by URL) and a G1 check answering a package URL', async () => {
+  const a = new TestDevice(t, databaseId, apiKey, DEVICE_DDL);
+  a.exec("INSERT INTO todos (id, user_id, title) VALUES ('g2', 'u4', 'via url')");
+  const up = await call('GET', a.url('upload'), { key: apiKey });
+  expect(up.status).toBe(200);
+  const url = String((up.json() as { url: string }).url);
+  const payload = a.engine.encodeChanges(a.engine.changes({ localOnly: true })) ?? new Uint8Array();
+  expect((await call('PUT', url, { key: null, body: payload })).status).toBe(200);
+  const applied = await call('POST', a.url('apply'), { key: apiKey, json: { url, dbVersionMin: 1, dbVersionMax: a.engine.dbVersion() } });
+  expect(applied.status).toBe(200);
+  expect(applied.json()).toMatchObject({ lastOptimisticVersion: a.engine.dbVersion() });
+  expect(await pgRows()).toContainEqual(['g2', 'u4', 'via url']);
+  // The slot is single use.
+  expect((await call('POST', a.url('apply'), { key: apiKey, json: { url, dbVersionMin: 1, dbVersionMax: a.engine.dbVersion() } })).status).toBe(410);
+
+  // G1: the check answers a plain-text URL whose package holds every PostgreSQL row.
+  const g1 = new TestDevice(t, databaseId, apiKey, DEVICE_DDL);
+  const check = await call('POST', `${t.origin}/v1/cloudsync/${databaseId}/${g1.site}/0/0/check`, { key: apiKey, headers: { accept: 'sqlc/plain' } });
+  expect(check.status).toBe(200);
+  const pkg = await call('GET', check.text, { key: null });
+  expect(pkg.status).toBe(200);
+  g1.engine.applyPayload(pkg.bytes, { strictSchemaHash: false });
+  expect(deviceRows(g1)).toEqual(await pgRows());
+});
+
+test('the native 1.1.4 client syncs through PostgreSQL with an API key, both ways', async () => {
+  const dev = await openNativeDevice();
+  natives.push(dev);
+  await dev.exec(DEVICE_DDL);
+  await dev.value("SELECT cloudsync_init('todos')");
+  await dev.value('SELECT cloudsync_network_init_custom(?, ?)', t.origin, databaseId);
+  await dev.value('SELECT cloudsync_network_set_apikey(?)', apiKey);
+  await dev.value("INSERT INTO todos (id, user_id, title) VALUES ('n1', 'u3', 'native')");
+  for (let i = 0; i < 5 && (await dev.value('SELECT cloudsync_network_has_unsent_changes()')) !== 0n; i++) await dev.value('SELECT cloudsync_network_send_changes()');
+  expect(await dev.value('SELECT cloudsync_network_has_unsent_changes()')).toBe(0n);
+  expect((await pg.sql("SELECT title FROM todos WHERE id = 'n1'"))[0]).toEqual(['native']);
+  await pg.sql("UPDATE todos SET title = 'edited in psql' WHERE id = 'n1'");
+  const title = async (): Promise<unknown> => dev.value("SELECT title FROM todos WHERE id = 'n1'");
+  for (let i = 0; i < 10 && (await title()) !== 'edited in psql'; i++) await dev.value('SELECT cloudsync_network_receive_changes()');
+  expect(await title()).toBe('edited in psql');
+  // Everything PostgreSQL holds reached the device.
+  expect(await dev.value('SELECT count(*) FROM todos')).toBe(BigInt((await pgRows()).length));
+});
+
+test('per-user credentials are refused on POSTGRES databases (not let through without RLS)', async () => {
+  const tok = await t.gql<{ createAccessToken: { token: string } }>('mutation($d: ID!) { createAccessToken(databaseId: $d, userId: "u1", name: "t") { token } }', { d: databaseId }).catch(() => undefined);
+  if (tok === undefined) return expect(tok).toBeUndefined();
+  const d = new TestDevice(t, databaseId, tok.createAccessToken.token, DEVICE_DDL);
+  const r = await d.download();
+  expect(r.status).toBe(501);
+  expect((r.body['errors'] as Array<{ code: string }>)[0]?.code).toBe('not_supported');
+});
