@@ -161,6 +161,10 @@ test('cloudsync_text_materialize answers like 1.1.4: 1, the text from the blocks
     expect(mine, sql).toEqual(theirs);
   }
   expect(d.db.prepare("SELECT body FROM notes WHERE id = 'm1'").pluck().get()).toBe(text);
+  // 1.1.4 cuts blocks at a configured delimiter; OffSync's blocks are lines: refused, not ignored.
+  expect(await n.value("SELECT cloudsync_set_column('notes', 'body', 'delimiter', '|')")).toBeNull();
+  expect(() => d.db.prepare("SELECT cloudsync_set_column('notes', 'body', 'delimiter', '|')").get()).toThrow(/split at \\n only/);
+  expect(d.db.prepare("SELECT cloudsync_set_column('notes', 'body', 'delimiter', char(10))").pluck().get()).toBeNull();
   // The app's own unsynced edit is kept: it becomes blocks first.
   d.db.prepare("UPDATE notes SET body = ? WHERE id = 'm1'").run('one\n2\ntwo');
   expect(d.db.prepare("SELECT cloudsync_text_materialize('notes', 'body', 'm1')").pluck().get()).toBe(1);
