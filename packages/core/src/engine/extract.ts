@@ -9,7 +9,7 @@ import { bytesKey, sameBytes } from '../codec/bytes.ts';
 import { decodePk } from '../codec/pk.ts';
 import type { Change, SqlValue } from '../types.ts';
 import { RIP_SENTINEL } from '../types.ts';
-import type { TableContext } from './table-context.ts';
+import type { TableContext, ValueColumn } from './table-context.ts';
 import { pkTypeProblem } from './apply.ts';
 import { decodeTombstoneValues, readTombstone } from './tombstones.ts';
 import type { Tombstone } from './tombstones.ts';
@@ -63,49 +63,201 @@ export interface FeedHost {
   blocks?: BlockColumns;
 }
 
-/** One clock entry before its value is attached: pk, col id, col_version, db_version, seq, site ref, cl. */
-type Item = [pk: Uint8Array, col: number, cv: number, dbv: number, seq: number, site: number, cl: number, block?: string, blockVal?: SqlValue];
+/**
+ * One clock entry before its value is attached. `state` is the row it belongs to when the stream
+ * read the row itself (the one-pass rows stream and the cells it deferred); other streams leave
+ * it undefined and share a per-table cache of the last row seen.
+ */
+interface Item {
+  pk: Uint8Array;
+  /** Col id; 0 = sentinel, {@link BLOCK_ITEM} = a block cell. */
+  col: number;
+  cv: number;
+  dbv: number;
+  seq: number;
+  site: number;
+  cl: number;
+  state: RowState | undefined;
+  block?: string;
+  blockVal?: SqlValue;
+}
 
 /** Col id of a block cell item (blocks.ts): the cell name and value travel in the item. */
 const BLOCK_ITEM = -1;
 
-function* blockItems(blocks: BlockColumns, table: string, after: Cursor, excludeSiteRef: number | undefined): Generator<Item> {
-  for (const [pk, name, val, cv, dbv, seq, site, cl] of blocks.feed(table, after, excludeSiteRef)) yield [pk, BLOCK_ITEM, cv, dbv, seq, site, cl, name, val];
+/** What the feed knows of one row: its values (read once) and whether the caller may see it. */
+interface RowState {
+  pk: Uint8Array;
+  /** Causal length the row's visibility is judged at (byKey only asks about live rows). */
+  cl: number;
+  /** Primary-key values, decoded on first need. */
+  values: SqlValue[] | undefined;
+  /** The value columns (at `off + ord`), undefined when the row does not exist; valid once `rowKnown`. */
+  row: SqlValue[] | undefined;
+  off: number;
+  rowKnown: boolean;
+  resolved: boolean;
+  visible: boolean;
+  /** A removal is due for this row before anything else of it (it left the caller's sight). */
+  removal: boolean;
 }
 
-function* rowItems(ctx: TableContext, it: Iterable<unknown[]>, after: Cursor): Generator<Item> {
-  // Column ids are small (≥ 1, assigned in order), so explicit cells of a row arrive as a bitmask.
-  const wideIds = ctx.columns.some((c) => c.id > 62);
-  for (const r of it) {
-    const pk = r[0] as Uint8Array;
-    const cl = Number(r[1]);
-    const dbv = Number(r[4]);
-    const seq = Number(r[5]);
-    const site = Number(r[6]);
+function newState(pk: Uint8Array, cl: number): RowState {
+  return { pk, cl, values: undefined, row: undefined, off: 0, rowKnown: false, resolved: false, visible: true, removal: false };
+}
+
+function pkValuesOf(st: RowState): SqlValue[] {
+  return (st.values ??= decodePk(st.pk));
+}
+
+function rowOf(ctx: TableContext, st: RowState): SqlValue[] | undefined {
+  if (!st.rowKnown) {
+    st.row = ctx.stmts.selectRow.getRaw(...pkValuesOf(st));
+    st.off = 0;
+    st.rowKnown = true;
+  }
+  return st.row;
+}
+
+function blockItem(blocks: BlockColumns, table: string, after: Cursor, excludeSiteRef: number | undefined): Generator<Item> {
+  return (function* () {
+    for (const [pk, name, val, cv, dbv, seq, site, cl] of blocks.feed(table, after, excludeSiteRef)) {
+      yield { pk, col: BLOCK_ITEM, cv, dbv, seq, site, cl, state: undefined, block: name, blockVal: val };
+    }
+  })();
+}
+
+/** Deferred explicit cells, ordered by (db_version, seq): a binary min-heap. */
+class ItemHeap {
+  readonly #a: Item[] = [];
+  get size(): number {
+    return this.#a.length;
+  }
+  peek(): Item | undefined {
+    return this.#a[0];
+  }
+  push(x: Item): void {
+    const a = this.#a;
+    let i = a.length;
+    a.push(x);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      const y = a[p] as Item;
+      if (y.dbv < x.dbv || (y.dbv === x.dbv && y.seq <= x.seq)) break;
+      a[i] = y;
+      i = p;
+    }
+    a[i] = x;
+  }
+  pop(): Item | undefined {
+    const a = this.#a;
+    const top = a[0];
+    const last = a.pop();
+    if (top === undefined || last === undefined || a.length === 0) return top;
+    const n = a.length;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      let m = l;
+      const L = a[l] as Item;
+      if (r < n) {
+        const R = a[r] as Item;
+        if (R.dbv < L.dbv || (R.dbv === L.dbv && R.seq < L.seq)) m = r;
+      }
+      const M = a[m] as Item;
+      if (last.dbv < M.dbv || (last.dbv === M.dbv && last.seq <= M.seq)) break;
+      a[i] = M;
+      i = m;
+    }
+    a[i] = last;
+    return top;
+  }
+}
+
+/** Which sites' clocks a feed takes: all, all but one, or only this database's own (site 0). */
+interface SiteRule {
+  exclude: number | undefined;
+  localOnly: boolean;
+}
+
+const siteOk = (rule: SiteRule, site: number): boolean => (rule.localOnly ? site === 0 : site !== rule.exclude);
+
+/** Beyond this many deferred cells, deferred cells stop holding their row's values (memory bound). */
+const MAX_DEFERRED_WITH_VALUES = 200_000;
+
+/**
+ * The one-pass rows stream (table-context.ts `rowsJoined`): each row record with all its
+ * explicit cells and (when joinable) its values, in one result row per cell. Yields the sentinel
+ * and the implicit cells at the record's position; explicit cells at or after it go to `heap`
+ * with the same row state, so the row is read and judged once. Cells before the record are the
+ * residual stream's.
+ */
+function* joinedItems(ctx: TableContext, it: Iterator<unknown[]>, after: Cursor, rule: SiteRule, heap: ItemHeap): Generator<Item> {
+  try {
+    yield* joinedRows(ctx, it, after, rule, heap);
+  } finally {
+    it.return?.(undefined);
+  }
+}
+
+function* joinedRows(ctx: TableContext, it: Iterator<unknown[]>, after: Cursor, rule: SiteRule, heap: ItemHeap): Generator<Item> {
+  const cols = ctx.columns;
+  const ncols = cols.length;
+  const explicit: number[] = [];
+  let next = it.next();
+  while (!next.done) {
+    const first = next.value;
+    const pk = first[0] as Uint8Array;
+    explicit.length = 0;
+    const cl = Number(first[1]);
+    const dbv = Number(first[4]);
+    const seq = Number(first[5]);
+    const site = Number(first[6]);
+    const st = newState(pk, cl);
+    const found = first[12];
+    if (found != null) {
+      st.rowKnown = true;
+      if (Number(found) === 1) {
+        st.row = first as SqlValue[];
+        st.off = 13;
+      }
+    }
+    let x: unknown[] = first;
+    for (;;) {
+      if (x[7] !== null) {
+        const col = Number(x[7]);
+        explicit.push(col);
+        const xdbv = Number(x[9]);
+        const xseq = Number(x[10]);
+        const xsite = Number(x[11]);
+        if ((xdbv > after.dbVersion || (xdbv === after.dbVersion && xseq > after.seq)) && (xdbv > dbv || (xdbv === dbv && xseq >= seq)) && siteOk(rule, xsite)) {
+          heap.push({ pk, col, cv: Number(x[8]), dbv: xdbv, seq: xseq, site: xsite, cl, state: heap.size < MAX_DEFERRED_WITH_VALUES ? st : undefined });
+        }
+      }
+      next = it.next();
+      if (next.done) break;
+      x = next.value;
+      if (!sameBytes(pk, x[0] as Uint8Array)) break;
+    }
+    if (!siteOk(rule, site)) continue;
     const newer = dbv > after.dbVersion;
-    if (Number(r[2]) === 1 && (newer || seq > after.seq)) yield [pk, 0, cl, dbv, seq, site, cl];
-    if (r[3] === null || cl % 2 === 0 || ctx.columns.length === 0) continue;
-    const icv = Number(r[3]);
-    const mask = r[7] == null ? 0n : BigInt(r[7] as bigint);
-    const explicit = wideIds && mask !== 0n ? explicitColumns(ctx, pk) : undefined;
-    for (const col of ctx.columns) {
-      const s = seq + 1 + col.ord;
+    if (Number(first[2]) === 1 && (newer || seq > after.seq)) yield { pk, col: 0, cv: cl, dbv, seq, site, cl, state: st };
+    if (first[3] === null || cl % 2 === 0 || ncols === 0) continue;
+    const icv = Number(first[3]);
+    for (let i = 0; i < ncols; i++) {
+      const c = cols[i] as ValueColumn;
+      const s = seq + 1 + c.ord;
       if (!newer && s <= after.seq) continue;
-      if (explicit !== undefined ? explicit.has(col.id) : mask !== 0n && ((mask >> BigInt(col.id)) & 1n) === 1n) continue;
-      yield [pk, col.id, icv, dbv, s, site, cl];
+      if (explicit.length > 0 && explicit.includes(c.id)) continue;
+      yield { pk, col: c.id, cv: icv, dbv, seq: s, site, cl, state: st };
     }
   }
 }
 
-/** Explicit cells of one row, for tables whose column ids outgrew the bitmask. */
-function explicitColumns(ctx: TableContext, pk: Uint8Array): Set<number> {
-  const out = new Set<number>();
-  for (const row of ctx.stmts.cellCols.iterateRaw(pk)) out.add(Number(row[0]));
-  return out;
-}
-
 function* cellItems(it: Iterable<unknown[]>): Generator<Item> {
-  for (const r of it) yield [r[0] as Uint8Array, Number(r[1]), Number(r[2]), Number(r[3]), Number(r[4]), Number(r[5]), Number(r[6])];
+  for (const r of it) yield { pk: r[0] as Uint8Array, col: Number(r[1]), cv: Number(r[2]), dbv: Number(r[3]), seq: Number(r[4]), site: Number(r[5]), cl: Number(r[6]), state: undefined };
 }
 
 interface Stream {
@@ -118,35 +270,28 @@ interface Stream {
 
 /** Removals addressed to one principal, as sentinel items of site 0 at seq 0. */
 function* evictionItems(it: Iterable<unknown[]>): Generator<Item> {
-  for (const r of it) yield [r[0] as Uint8Array, 0, Number(r[1]), Number(r[2]), 0, 0, Number(r[1])];
+  for (const r of it) yield { pk: r[0] as Uint8Array, col: 0, cv: Number(r[1]), dbv: Number(r[2]), seq: 0, site: 0, cl: Number(r[1]), state: undefined };
 }
-
-interface RowCache {
-  pk: Uint8Array | undefined;
-  values: SqlValue[];
-  row: SqlValue[] | undefined;
-  visible: boolean;
-  /** A removal is due for this row before anything else of it (it left the caller's sight). */
-  removal: boolean;
-}
-
 
 /** Lazily yields changes; the caller must not write to the database while iterating. */
 export function* changeFeed(host: FeedHost, opts: FeedOptions = {}): Generator<Change> {
   const after = opts.after ?? { dbVersion: 0, seq: -1 };
   const wanted = opts.tables === undefined ? undefined : new Set(opts.tables.map((t) => t.toLowerCase()));
   const streams: Stream[] = [];
-  const caches = new Map<TableContext, RowCache>();
+  const heaps = new Map<TableContext, ItemHeap>();
+  const rule: SiteRule = { exclude: opts.localOnly ? undefined : opts.excludeSiteRef, localOnly: opts.localOnly === true };
   for (const ctx of host.tableContexts()) {
     if (wanted !== undefined && !wanted.has(ctx.name.toLowerCase())) continue;
     const s = ctx.stmts;
     const v = BigInt(after.dbVersion);
     const q = BigInt(after.seq);
-    const ex = opts.excludeSiteRef === undefined ? undefined : BigInt(opts.excludeSiteRef);
-    const rows = opts.localOnly ? s.rowsFeedLocal.iterateRaw(v) : ex !== undefined ? s.rowsFeedExcluding.iterateRaw(v, ex) : s.rowsFeed.iterateRaw(v);
-    const cells = opts.localOnly ? s.cellsFeedLocal.iterateRaw(v, q) : ex !== undefined ? s.cellsFeedExcluding.iterateRaw(v, q, ex) : s.cellsFeed.iterateRaw(v, q);
-    const blocks = host.blocks !== undefined && !opts.localOnly && host.blocks.columnsOf(ctx.name).length > 0 ? [blockItems(host.blocks, ctx.name, after, opts.excludeSiteRef)] : [];
-    for (const it of [rowItems(ctx, rows, after), cellItems(cells), ...blocks]) {
+    const ex = rule.exclude === undefined ? undefined : BigInt(rule.exclude);
+    const heap = new ItemHeap();
+    heaps.set(ctx, heap);
+    const rows = s.rowsJoined.iterateRaw(v);
+    const cells = rule.localOnly ? s.cellsResidualLocal.iterateRaw(v, q, v) : ex !== undefined ? s.cellsResidualExcluding.iterateRaw(v, q, v, ex) : s.cellsResidual.iterateRaw(v, q, v);
+    const blocks = host.blocks !== undefined && !opts.localOnly && host.blocks.columnsOf(ctx.name).length > 0 ? [blockItem(host.blocks, ctx.name, after, opts.excludeSiteRef)] : [];
+    for (const it of [joinedItems(ctx, rows, after, rule, heap), cellItems(cells), ...blocks]) {
       const first = it.next();
       if (!first.done) streams.push({ ctx, it, head: first.value, direct: false });
     }
@@ -155,11 +300,10 @@ export function* changeFeed(host: FeedHost, opts: FeedOptions = {}): Generator<C
       const first = it.next();
       if (!first.done) streams.push({ ctx, it, head: first.value, direct: true });
     }
-    caches.set(ctx, { pk: undefined, values: [], row: undefined, visible: true, removal: false });
   }
   const siteCache = new Map<number, Uint8Array>();
   try {
-    yield* mergeStreams(host, opts, after, streams, caches, siteCache);
+    yield* mergeStreams(host, opts, after, streams, heaps, siteCache);
   } finally {
     // A consumer that stops early must not leave statements running: the connection would stay
     // busy and refuse every later write.
@@ -172,10 +316,11 @@ function* mergeStreams(
   opts: FeedOptions,
   after: Cursor,
   streams: Stream[],
-  caches: Map<TableContext, RowCache>,
+  heaps: Map<TableContext, ItemHeap>,
   siteCache: Map<number, Uint8Array>,
 ): Generator<Change> {
   const removed = new PkSet();
+  const caches = new Map<TableContext, RowState>();
   // Whether a table has any prior values after the cursor at all (one query per table and scan).
   const priors = new Map<TableContext, boolean>();
   const priorSince = (ctx: TableContext): boolean => {
@@ -186,82 +331,69 @@ function* mergeStreams(
     }
     return any;
   };
-  while (streams.length > 0) {
-    let best = 0;
-    for (let i = 1; i < streams.length; i++) {
-      const h = (streams[i] as Stream).head;
-      const b = (streams[best] as Stream).head;
-      if (h[3] < b[3] || (h[3] === b[3] && h[4] < b[4])) best = i;
+  const heapList = [...heaps.entries()];
+  const live = streams.slice();
+  const blocks = host.blocks;
+  const hasBlocks = blocks !== undefined && host.tableContexts().some((c) => blocks.columnsOf(c.name).length > 0);
+  for (;;) {
+    // The earliest head among the streams and the deferred cells.
+    let best = -1;
+    let item: Item | undefined;
+    for (let i = 0; i < live.length; i++) {
+      const h = (live[i] as Stream).head;
+      if (item === undefined || h.dbv < item.dbv || (h.dbv === item.dbv && h.seq < item.seq)) {
+        item = h;
+        best = i;
+      }
     }
-    const st = streams[best] as Stream;
-    const [pk, colId, cv, dbv, seq, siteRef, cl, blockName, blockVal] = st.head;
-    const next = st.it.next();
-    if (next.done) streams.splice(best, 1);
-    else st.head = next.value;
-
-    const ctx = st.ctx;
-    if (st.direct) {
+    let ctx: TableContext;
+    let direct = false;
+    let heapCtx: TableContext | undefined;
+    for (const [c, heap] of heapList) {
+      const h = heap.peek();
+      if (h !== undefined && (item === undefined || h.dbv < item.dbv || (h.dbv === item.dbv && h.seq < item.seq))) {
+        item = h;
+        heapCtx = c;
+      }
+    }
+    if (item === undefined) return;
+    if (heapCtx !== undefined) {
+      (heaps.get(heapCtx) as ItemHeap).pop();
+      ctx = heapCtx;
+    } else {
+      const st = live[best] as Stream;
+      ctx = st.ctx;
+      direct = st.direct;
+      const next = st.it.next();
+      if (next.done) live.splice(best, 1);
+      else st.head = next.value;
+    }
+    const { pk, col: colId, cv, dbv, seq, site: siteRef, cl } = item;
+    if (direct) {
       yield { tbl: ctx.name, pk, col: RIP_SENTINEL, val: null, colVersion: cv, dbVersion: dbv, siteId: siteOf(host, siteCache, siteRef), cl, seq };
       continue;
     }
-    const cache = caches.get(ctx) as RowCache;
-    if (!sameBytes(cache.pk, pk)) {
-      cache.pk = pk;
-      cache.values = decodePk(pk);
-      cache.removal = false;
-      // Left the caller's sight after its cursor? The row's values before the first
-      // visibility-relevant change since then (apply.ts startNewLife), under the policy in force
-      // at the cursor, say what the device may hold. Only rows that lived at a renewal or a
-      // visibility change after the cursor have such values (also at cursor 0: a device holds
-      // the rows it wrote itself before it ever downloaded).
-      const couldSee = (): boolean => {
-        const filter = opts.rowFilter;
-        if (filter === undefined || !priorSince(ctx)) return false;
-        const prior = ctx.stmts.priorAfter.getRaw(ctx.name, pk, BigInt(after.dbVersion));
-        const priorVals = prior === undefined ? undefined : decodeTombstoneValues(ctx, prior[0]);
-        if (priorVals === undefined) return false;
-        return opts.priorFilter !== undefined ? opts.priorFilter(ctx.name, cache.values, priorVals, after.dbVersion) : filter(ctx.name, cache.values, priorVals);
-      };
-      const byKey = opts.rowFilter?.byKey;
-      const known = byKey !== undefined && cl % 2 === 1 ? byKey(ctx.name, cache.values) : undefined;
-      if (known === false) {
-        // A live row the caller may not see, decided by key: no row read.
-        cache.row = undefined;
-        cache.visible = false;
-        cache.removal = couldSee() && !removed.has(pk);
-      } else {
-        cache.row = ctx.stmts.selectRow.getRaw(...cache.values);
-        if (opts.rowFilter !== undefined && known !== true) {
-          let obj: Record<string, SqlValue> | undefined;
-          // A key of the wrong type (only compensations of rejected changes carry one) is never read
-          // as the row SQLite's comparison matches (TEXT '5' = INTEGER 5): it is judged as absent, so
-          // only its tombstone's audience receives it.
-          if (cache.row !== undefined && pkTypeProblem(ctx, cache.values) === undefined) {
-            const o: Record<string, SqlValue> = {};
-            ctx.schema.pkColumns.forEach((k, i) => (o[k.name] = cache.values[i] ?? null));
-            ctx.columns.forEach((c, i) => (o[c.name] = cache.row?.[i] ?? null));
-            obj = o;
-          }
-          const tomb = obj === undefined ? readTombstone(ctx, pk) : undefined;
-          cache.visible = obj !== undefined ? opts.rowFilter(ctx.name, cache.values, obj) : opts.rowFilter(ctx.name, cache.values, undefined, tomb);
-          if (!cache.visible && couldSee()) {
-            if (obj === undefined) cache.visible = true; // deleted since: the device gets the tombstone
-            else cache.removal = !removed.has(pk);
-          }
-        } else cache.visible = true;
+    let state = item.state;
+    if (state === undefined) {
+      const cached = caches.get(ctx);
+      if (cached !== undefined && sameBytes(cached.pk, pk)) state = cached;
+      else {
+        state = newState(pk, cl);
+        caches.set(ctx, state);
       }
     }
-    if (cache.removal) {
+    if (!state.resolved) resolveRow(ctx, state, opts, after, removed, priorSince);
+    if (state.removal) {
       // A removal below the row's current (new) life: the device drops it, and takes it back whole if it returns.
-      cache.removal = false;
+      state.removal = false;
       removed.add(pk);
       yield { tbl: ctx.name, pk, col: RIP_SENTINEL, val: null, colVersion: cl - 1, dbVersion: dbv, siteId: siteOf(host, siteCache, 0), cl: cl - 1, seq };
       continue;
     }
-    if (!cache.visible) continue;
+    if (!state.visible) continue;
     if (colId === BLOCK_ITEM) {
       // A block cell of a live row (blocks.ts); a deleted row's blocks stay behind its tombstone.
-      if (cache.row !== undefined && blockName !== undefined) yield { tbl: ctx.name, pk, col: blockName, val: blockVal ?? null, colVersion: cv, dbVersion: dbv, siteId: siteOf(host, siteCache, siteRef), cl, seq };
+      if (rowOf(ctx, state) !== undefined && item.block !== undefined) yield { tbl: ctx.name, pk, col: item.block, val: item.blockVal ?? null, colVersion: cv, dbVersion: dbv, siteId: siteOf(host, siteCache, siteRef), cl, seq };
       continue;
     }
     let col = RIP_SENTINEL;
@@ -269,11 +401,68 @@ function* mergeStreams(
     if (colId !== 0) {
       const c = ctx.byId.get(colId);
       if (c === undefined) continue; // clock of a column dropped by ALTER
-      if (host.blocks?.isBlockColumn(ctx.name, c.name) === true) continue; // travels as block cells
+      if (hasBlocks && blocks?.isBlockColumn(ctx.name, c.name) === true) continue; // travels as block cells
       col = c.name;
-      val = cache.row === undefined ? null : (cache.row[c.ord] ?? null);
+      const row = rowOf(ctx, state);
+      val = row === undefined ? null : (row[state.off + c.ord] ?? null);
     }
     yield { tbl: ctx.name, pk, col, val, colVersion: cv, dbVersion: dbv, siteId: siteOf(host, siteCache, siteRef), cl, seq };
+  }
+}
+
+/** Judges a row once: its visibility to the caller, and whether it left the caller's sight. */
+function resolveRow(ctx: TableContext, st: RowState, opts: FeedOptions, after: Cursor, removed: PkSet, priorSince: (ctx: TableContext) => boolean): void {
+  st.resolved = true;
+  st.removal = false;
+  const filter = opts.rowFilter;
+  if (filter === undefined) {
+    st.visible = true;
+    return;
+  }
+  const pk = st.pk;
+  const values = pkValuesOf(st);
+  // Left the caller's sight after its cursor? The row's values before the first
+  // visibility-relevant change since then (apply.ts startNewLife), under the policy in force
+  // at the cursor, say what the device may hold. Only rows that lived at a renewal or a
+  // visibility change after the cursor have such values (also at cursor 0: a device holds
+  // the rows it wrote itself before it ever downloaded).
+  const couldSee = (): boolean => {
+    if (!priorSince(ctx)) return false;
+    const prior = ctx.stmts.priorAfter.getRaw(ctx.name, pk, BigInt(after.dbVersion));
+    const priorVals = prior === undefined ? undefined : decodeTombstoneValues(ctx, prior[0]);
+    if (priorVals === undefined) return false;
+    return opts.priorFilter !== undefined ? opts.priorFilter(ctx.name, values, priorVals, after.dbVersion) : filter(ctx.name, values, priorVals);
+  };
+  const byKey = filter.byKey;
+  const known = byKey !== undefined && st.cl % 2 === 1 ? byKey(ctx.name, values) : undefined;
+  if (known === false) {
+    // A live row the caller may not see, decided by key: no row read.
+    st.row = undefined;
+    st.rowKnown = true;
+    st.visible = false;
+    st.removal = couldSee() && !removed.has(pk);
+    return;
+  }
+  const row = rowOf(ctx, st);
+  if (known === true) {
+    st.visible = true;
+    return;
+  }
+  let obj: Record<string, SqlValue> | undefined;
+  // A key of the wrong type (only compensations of rejected changes carry one) is never read
+  // as the row SQLite's comparison matches (TEXT '5' = INTEGER 5): it is judged as absent, so
+  // only its tombstone's audience receives it.
+  if (row !== undefined && pkTypeProblem(ctx, values) === undefined) {
+    const o: Record<string, SqlValue> = {};
+    ctx.schema.pkColumns.forEach((k, i) => (o[k.name] = values[i] ?? null));
+    ctx.columns.forEach((c, i) => (o[c.name] = row[st.off + i] ?? null));
+    obj = o;
+  }
+  const tomb = obj === undefined ? readTombstone(ctx, pk) : undefined;
+  st.visible = obj !== undefined ? filter(ctx.name, values, obj) : filter(ctx.name, values, undefined, tomb);
+  if (!st.visible && couldSee()) {
+    if (obj === undefined) st.visible = true; // deleted since: the device gets the tombstone
+    else st.removal = !removed.has(pk);
   }
 }
 

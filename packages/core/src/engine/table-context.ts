@@ -79,13 +79,22 @@ export interface TableStatements {
   priorAfter: SqlStatement;
   /** (tbl, db_version) → a row when the table has any prior values after the version. */
   priorAny: SqlStatement;
-  /** Feeds: rows stream (db_version ≥ ?) and cells stream ((db_version, seq) > (?, ?)), optionally by site. */
-  rowsFeed: SqlStatement;
-  rowsFeedExcluding: SqlStatement;
-  rowsFeedLocal: SqlStatement;
-  cellsFeed: SqlStatement;
-  cellsFeedExcluding: SqlStatement;
-  cellsFeedLocal: SqlStatement;
+  /**
+   * One-pass feed (extract.ts): every row record with `db_version ≥ ?`, in (db_version, seq, pk)
+   * order, LEFT JOINed with each of its explicit cells (one result row per cell, consecutive) →
+   * [pk, cl, sent, icv, db_version, seq, site, col, col_version, db_version, seq, site, found,
+   * ...values in `columns` order]. `found` is 1/0 when the row's values were joined from the base
+   * table (a single TEXT key, decoded in SQL), NULL when the caller must read them itself.
+   */
+  rowsJoined: SqlStatement;
+  /**
+   * ((db_version, seq) > (?, ?), then ? = the rows' db_version bound of {@link rowsJoined}): the
+   * explicit cells that stream does not deliver in order — of rows outside its range, or older
+   * than their row record → [pk, col, col_version, db_version, seq, site, cl]. Optionally by site.
+   */
+  cellsResidual: SqlStatement;
+  cellsResidualExcluding: SqlStatement;
+  cellsResidualLocal: SqlStatement;
 }
 
 export function createTableContext(
@@ -103,11 +112,16 @@ export function createTableContext(
   const columns = orderedColumns(colIds, schema.valueColumns.map((v) => v.name));
   const byId = new Map(columns.map((v) => [v.id, v]));
   const implicitSource = columns.length === 0 ? 'SELECT 0 AS col, 0 AS ord WHERE 0' : columns.map((v) => `SELECT ${v.id} AS col, ${v.ord} AS ord`).join(' UNION ALL ');
-  const rowsSelect = `SELECT r.pk, r.cl, r.sent, r.icv, r.db_version, r.seq, r.site,
-    CASE WHEN r.icv IS NOT NULL THEN (SELECT sum(1 << col) FROM ${c} WHERE pk = r.pk) END
-    FROM ${r} r WHERE r.db_version >= ?`;
-  const cellsSelect = `SELECT x.pk, x.col, x.col_version, x.db_version, x.seq, x.site, COALESCE(r.cl, 1)
-    FROM ${c} x LEFT JOIN ${r} r ON r.pk = x.pk WHERE (x.db_version, x.seq) > (?, ?)`;
+  // Clock integers are safe integers (the clock guards refuse anything else): read as REAL they
+  // arrive as JS numbers, without a BigInt per column and row.
+  const f = (x: string): string => `CAST(${x} AS REAL)`;
+  const joined = joinedValuesSql(driver, schema, columns.map((v) => v.name), t);
+  const rowsJoinedSql = `SELECT r.pk, ${f('r.cl')}, ${f('r.sent')}, ${f('r.icv')}, ${f('r.db_version')}, ${f('r.seq')}, ${f('r.site')}, ${f('x.col')}, ${f('x.col_version')}, ${f('x.db_version')}, ${f('x.seq')}, ${f('x.site')}, ${joined.select}
+    FROM ${r} r LEFT JOIN ${c} x ON x.pk = r.pk ${joined.join}
+    WHERE r.db_version >= ? ORDER BY r.db_version, r.seq, r.pk`;
+  const residualSql = `SELECT x.pk, ${f('x.col')}, ${f('x.col_version')}, ${f('x.db_version')}, ${f('x.seq')}, ${f('x.site')}, ${f('COALESCE(r.cl, 1)')}
+    FROM ${c} x LEFT JOIN ${r} r ON r.pk = x.pk
+    WHERE (x.db_version, x.seq) > (?, ?) AND (r.pk IS NULL OR r.db_version < ? OR (x.db_version, x.seq) < (r.db_version, r.seq))`;
   const stmts: TableStatements = {
     rowRecord: driver.prepare(`SELECT cl, sent, icv, db_version, seq, site FROM ${r} WHERE pk = ?`),
     anyCell: driver.prepare(`SELECT 1 FROM ${c} WHERE pk = ? LIMIT 1`),
@@ -145,12 +159,10 @@ export function createTableContext(
     priorPut: driver.prepare('INSERT OR REPLACE INTO offsync_prior (tbl, pk, db_version, vals) VALUES (?, ?, ?, ?)'),
     priorAfter: driver.prepare('SELECT vals FROM offsync_prior WHERE tbl = ? AND pk = ? AND db_version > ? ORDER BY db_version LIMIT 1'),
     priorAny: driver.prepare('SELECT 1 FROM offsync_prior WHERE tbl = ? AND db_version > ? LIMIT 1'),
-    rowsFeed: driver.prepare(`${rowsSelect} ORDER BY r.db_version, r.seq`),
-    rowsFeedExcluding: driver.prepare(`${rowsSelect} AND r.site <> ? ORDER BY r.db_version, r.seq`),
-    rowsFeedLocal: driver.prepare(`${rowsSelect} AND r.site = 0 ORDER BY r.db_version, r.seq`),
-    cellsFeed: driver.prepare(`${cellsSelect} ORDER BY x.db_version, x.seq`),
-    cellsFeedExcluding: driver.prepare(`${cellsSelect} AND x.site <> ? ORDER BY x.db_version, x.seq`),
-    cellsFeedLocal: driver.prepare(`${cellsSelect} AND x.site = 0 ORDER BY x.db_version, x.seq`),
+    rowsJoined: driver.prepare(rowsJoinedSql),
+    cellsResidual: driver.prepare(`${residualSql} ORDER BY x.db_version, x.seq`),
+    cellsResidualExcluding: driver.prepare(`${residualSql} AND x.site <> ? ORDER BY x.db_version, x.seq`),
+    cellsResidualLocal: driver.prepare(`${residualSql} AND x.site = 0 ORDER BY x.db_version, x.seq`),
   };
   const upserts = new Map<string, SqlStatement>();
   const selects = new Map<string, SqlStatement>();
@@ -187,3 +199,27 @@ export function createTableContext(
 }
 
 export type PkValues = SqlValue[];
+
+/**
+ * The base-table join of the one-pass feed. A single key column of TEXT affinity is decoded from
+ * the pk blob in SQL (`[01][type 3 + 8·w][length: w bytes][UTF-8]`, docs/PROTOCOL.md §P4), so the
+ * row's values arrive with its clocks; the comparison is the one `selectRow` makes (the column's
+ * collation, TEXT against TEXT). Any other key (or a blob whose key is not TEXT) reports `found`
+ * NULL and the feed reads the row by its decoded key.
+ */
+function joinedValuesSql(driver: SqlDriver, schema: TableSchema, columns: readonly string[], t: string): { select: string; join: string } {
+  const none = { select: 'NULL', join: '' };
+  const [key, ...more] = schema.pkColumns;
+  if (key === undefined || more.length > 0 || columns.length === 0) return none;
+  const decl = key.type.toUpperCase();
+  const textAffinity = !decl.includes('INT') && (decl.includes('CHAR') || decl.includes('CLOB') || decl.includes('TEXT'));
+  if (!textAffinity) return none;
+  const enc = driver.prepare('PRAGMA encoding').getRaw()?.[0];
+  if (enc !== 'UTF-8') return none;
+  const w = "(CASE hex(substr(r.pk, 1, 2)) WHEN '010B' THEN 1 WHEN '0113' THEN 2 WHEN '011B' THEN 3 WHEN '0123' THEN 4 END)";
+  const k = quoteIdent(key.name);
+  return {
+    select: `CASE WHEN ${w} IS NULL THEN NULL WHEN b.${k} IS NOT NULL THEN 1.0 ELSE 0.0 END, ${columns.map((n) => `b.${quoteIdent(n)}`).join(', ')}`,
+    join: `LEFT JOIN ${t} b ON b.${k} = CAST(substr(r.pk, 3 + ${w}) AS TEXT)`,
+  };
+}
