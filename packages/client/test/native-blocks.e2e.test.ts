@@ -48,8 +48,8 @@ async function nativeDevice(): Promise<NativeDevice> {
   return n;
 }
 
-function offsyncDevice(): OffSyncDatabase {
-  const d = openDatabase(tempPath(), { apiKey: API_KEY, serverUrl: origin, databaseId: DB });
+function offsyncDevice(path = tempPath()): OffSyncDatabase {
+  const d = openDatabase(path, { apiKey: API_KEY, serverUrl: origin, databaseId: DB });
   ours.push(d);
   d.db.exec(DDL);
   d.db.prepare("SELECT cloudsync_init('notes')").get();
@@ -92,7 +92,8 @@ async function converge(n: NativeDevice, d: OffSyncDatabase, want: string): Prom
 
 test('a 1.1.4 device and an OffSync client edit, insert and delete different lines of one block column offline: every edit survives on both and in the central text', async () => {
   const n = await nativeDevice();
-  const d = offsyncDevice();
+  const path = tempPath();
+  let d = offsyncDevice(path);
 
   // The native device writes the text; OffSync's client gets it as blocks.
   await n.value("INSERT INTO notes(id, title, body) VALUES ('n1', 'shopping', ?)", 'milk\nbread\neggs\nbutter');
@@ -119,10 +120,19 @@ test('a 1.1.4 device and an OffSync client edit, insert and delete different lin
   await n.value("UPDATE notes SET body = ? WHERE id = 'n1'", 'oat milk\ncoffee\n6 eggs\nbutter');
   await converge(n, d, 'LIST\noat milk\ncoffee\n6 eggs\nflour\nbutter');
 
+  // Reopened, OffSync's client still treats the column as block (kept in its database).
+  await d.close();
+  d = openDatabase(path, { apiKey: API_KEY, serverUrl: origin, databaseId: DB });
+  ours.push(d);
+  expect(d.engine.blockColumns('notes')).toEqual(['body']);
+  d.db.prepare("UPDATE notes SET body = ? WHERE id = 'n1'").run('LIST\noat milk\ncoffee\n6 eggs\nflour\nsalted butter');
+  await n.value("UPDATE notes SET body = ? WHERE id = 'n1'", 'list\noat milk\ncoffee\n6 eggs\nflour\nbutter');
+  await converge(n, d, 'list\noat milk\ncoffee\n6 eggs\nflour\nsalted butter');
+
   // A new OffSync client starting from nothing gets the text from the block cells alone.
   const e = offsyncDevice();
   await e.sync();
-  expect(ourBody(e)).toBe('LIST\noat milk\ncoffee\n6 eggs\nflour\nbutter');
+  expect(ourBody(e)).toBe('list\noat milk\ncoffee\n6 eggs\nflour\nsalted butter');
   expect(ourBlocks(e)).toEqual(ourBlocks(d));
 }, 120_000);
 
