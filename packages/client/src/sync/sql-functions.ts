@@ -1,6 +1,7 @@
 /**
  * The SQLite Sync SQL API on a better-sqlite3 connection, with the extension's names, arities,
- * results and error texts (0.9.99 for the local functions; G3 JSON strings for the network ones).
+ * results and error texts (0.9.99 for the local functions; 1.1.4 for block columns and row
+ * filters, docs/PROTOCOL.md "Block columns" and "Row filters"; G3 JSON strings for the network ones).
  *
  * better-sqlite3 forbids running statements on a connection while one of its functions runs, so
  * the functions drive the engine on a second, internal connection to the same file (WAL): the
