@@ -2,8 +2,7 @@
  * (c) Propagation latency device → server → device and (d) memory per idle subscriber: N devices
  * hold a graphql-ws connection each with a `changes` subscription from the head of the feed; one
  * writer device pushes one change per round through `pushChanges`; we time until a randomly
- * chosen subscriber (and the last one) receives it. Memory is the server process's RSS / heap
- * delta after N idle subscriptions, divided by N.
+ * chosen subscriber (and the last one) receives it. Memory: see {@link subscriberMemory}.
  */
 import { randomBytes } from 'node:crypto';
 import { createClient } from 'graphql-ws';
@@ -133,4 +132,97 @@ export async function propagation(fleet: Fleet, writer: Writer, rounds: number):
 export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
+}
+
+const KiB = 1024;
+const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const verdict = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+export type Row = (what: string, value: string, target?: string, note?: string) => void;
+
+/** The server's heap after full collections (bench/server.ts runs with --expose-gc and collects 3 times). */
+async function settledHeap(server: BenchServer): Promise<{ heapUsed: number; external: number; rss: number }> {
+  // Let closes, timers and unref'd cleanups run before collecting.
+  await new Promise((r) => setTimeout(r, 300));
+  return server.request({ type: 'memory' });
+}
+
+export interface SubscriberMemory {
+  /** JS heap bytes per idle subscriber (slope over the tier). */
+  heap: number;
+  /** External + ArrayBuffer bytes per idle subscriber (socket buffers). */
+  external: number;
+  samples: number;
+}
+
+/**
+ * Memory per idle subscriber, measured so that it means something: the server runs in its own
+ * process with --expose-gc; before and after opening `n` more subscribers it is collected fully
+ * (three gc() calls after a 300 ms settle), so both figures are live heap only — never
+ * garbage-dependent RSS, which the allocator does not return to the OS and which came out
+ * negative before. The heap is sampled with 0, n/2 and n new subscribers open; the figure is the
+ * least-squares slope (bytes per added subscriber), which one-off allocations cannot inflate.
+ * Heap growth from one subscriber more is live objects only, so the slope is ≥ 0 up to the
+ * collector's noise (a few KiB over the whole tier, i.e. bytes per subscriber).
+ */
+export async function subscriberMemory(server: BenchServer, fleet: Fleet, n: number): Promise<SubscriberMemory> {
+  const xs: number[] = [];
+  const heap: number[] = [];
+  const ext: number[] = [];
+  const sample = async (): Promise<void> => {
+    const m = await settledHeap(server);
+    xs.push(fleet.subs.length);
+    heap.push(m.heapUsed);
+    ext.push(m.external);
+  };
+  await sample();
+  const half = Math.floor(n / 2);
+  await fleet.grow(half);
+  await sample();
+  await fleet.grow(n - half);
+  await sample();
+  const slope = (ys: number[]): number => {
+    const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
+    const my = ys.reduce((a, b) => a + b, 0) / ys.length;
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < xs.length; i++) {
+      num += ((xs[i] ?? 0) - mx) * ((ys[i] ?? 0) - my);
+      den += ((xs[i] ?? 0) - mx) ** 2;
+    }
+    return den === 0 ? 0 : num / den;
+  };
+  return { heap: slope(heap), external: slope(ext), samples: xs.length };
+}
+
+/** (c) and (d) for each tier: memory per idle subscriber while growing to the tier, then propagation rounds. */
+export async function liveBench(server: BenchServer, row: Row, o: { tiers: number[]; rounds: number }): Promise<void> {
+  const fleet = new Fleet(server);
+  const writer = new Writer(server);
+  await writer.push(); // warm-up: the writer's first row, the engine and the yoga pipeline
+  // Warm-up subscribers (code compiled, caches filled), closed before the first heap sample.
+  const warm = new Fleet(server);
+  await warm.grow(Math.min(50, o.tiers[0] ?? 50));
+  await warm.close();
+  for (const n of o.tiers) {
+    const added = n - fleet.subs.length;
+    const t0 = performance.now();
+    const mem = await subscriberMemory(server, fleet, added);
+    const connectMs = performance.now() - t0;
+    row(
+      `(d) memory per idle subscriber, ${n} subs, JS heap`,
+      `${fmt(mem.heap / KiB, 1)} KiB`,
+      '≤ 20 KiB',
+      `${verdict(mem.heap <= 20 * KiB)}; heap after forced GC in the server process, slope over ${mem.samples} samples (0, ${Math.floor(added / 2)}, ${added} more subs); external/buffers ${fmt(mem.external / KiB, 1)} KiB; ${fmt(connectMs)} ms incl. connect + subscribe`,
+    );
+    for (let i = 0; i < 5; i++) await writer.push(); // warm-up at this fan-out
+    await fleet.until(() => fleet.subs.every((s) => s.received >= 5), 30_000).catch(() => undefined);
+    const r = await propagation(fleet, writer, n >= 1000 ? Math.round(o.rounds / 2) : o.rounds);
+    const p50 = percentile(r.chosen, 50);
+    const p99 = percentile(r.chosen, 99);
+    row(`(c) propagation, ${n} subs, random subscriber p50`, `${fmt(p50, 2)} ms`, '≤ 10 ms', verdict(p50 <= 10));
+    row(`(c) propagation, ${n} subs, random subscriber p99`, `${fmt(p99, 2)} ms`, '≤ 50 ms', verdict(p99 <= 50));
+    row(`(c) propagation, ${n} subs, last subscriber p50 / p99`, `${fmt(percentile(r.last, 50), 2)} / ${fmt(percentile(r.last, 99), 2)} ms`, '', `${r.rounds} rounds, fan-out complete`);
+  }
+  await fleet.close();
+  writer.engine.close();
 }

@@ -11,6 +11,10 @@
  * with their GraphQL error first, then the socket is closed with 4401 and the reason
  * `CREDENTIAL_REVOKED` / `CREDENTIAL_EXPIRED` (docs/PROTOCOL.md "Live subscriptions end with their
  * credential").
+ *
+ * `changes` subscriptions take the fast path of live-fast-path.ts: batches are written to the
+ * socket serialised once per batch (shared by the subscribers of a shared page) instead of one
+ * GraphQL execution and one JSON.stringify per subscriber and event.
  */
 import type { Server } from 'node:http';
 import type { ExecutionArgs } from 'graphql';
@@ -23,6 +27,8 @@ import type { Services } from '../services.ts';
 import type { SyncService } from '../domains/sync/sync.service.ts';
 import { CREDENTIAL_CLOSE_CODE, liveSessionsOf } from '../domains/sync/graphql/live-sessions.ts';
 import type { LiveEndCode } from '../domains/sync/graphql/live-sessions.ts';
+import { changesShape, fastSchemaOf, fastSubscribe } from './live-fast-path.ts';
+import type { ChangesShape, FastSocket } from './live-fast-path.ts';
 
 /** Longest wait for a socket's subscriptions to send their final error before the 4401 close. */
 const DRAIN_MS = 1000;
@@ -47,6 +53,8 @@ export function attachGraphqlWs(
   const sessions = liveSessionsOf(services);
   /** Socket context → unregisters its live session. */
   const registrations = new WeakMap<object, () => void>();
+  /** Execution args of `changes` subscriptions on the fast path → where their batches go. */
+  const fast = new WeakMap<object, { shape: ChangesShape; socket: FastSocket; id: string }>();
   /** Socket contexts waiting for their subscriptions to end before the close. */
   const closing = new Map<object, () => void>();
 
@@ -72,7 +80,13 @@ export function attachGraphqlWs(
   const disposable = useServer(
     {
       execute: (args: ExecutionArgs) => (args.rootValue as RootValue).execute(args),
-      subscribe: (args: ExecutionArgs) => (args.rootValue as RootValue).subscribe(args),
+      subscribe: (args: ExecutionArgs) => {
+        const { subscribe } = args.rootValue as RootValue;
+        const f = fast.get(args);
+        const schema = f === undefined ? null : fastSchemaOf(args.schema);
+        if (f === undefined || schema === null) return subscribe(args);
+        return fastSubscribe(args, subscribe, schema, f.shape, f.socket, f.id) as ReturnType<typeof subscribe>;
+      },
       onConnect: async (ctx) => {
         const params = ctx.connectionParams ?? {};
         const credential = extractBearer(params['authorization'] ?? params['Authorization']) ?? extractBearer(params['adminKey']);
@@ -98,7 +112,7 @@ export function attachGraphqlWs(
         registrations.get(ctx)?.();
         registrations.delete(ctx);
       },
-      onSubscribe: async (ctx, _id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
         const viewer = viewers.get(ctx) ?? null;
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({ ...ctx, viewer, params: payload });
         const args: ExecutionArgs = {
@@ -111,6 +125,8 @@ export function attachGraphqlWs(
         };
         const errors = validate(args.schema, args.document);
         if (errors.length > 0) return errors;
+        const shape = changesShape(args.document, args.operationName);
+        if (shape !== null) fast.set(args, { shape, socket: ctx.extra.socket, id });
         return args;
       },
     },

@@ -10,6 +10,9 @@
  * - Every batch carries the cursor of its last change; a client that resubscribes with the last
  *   cursor it received gets exactly what it has not seen.
  * - One page is built at a time and only when the previous one was consumed (backpressure).
+ * - Fan-out: a read woken by an event asks shared-pages.ts for the page of that event, so the
+ *   subscribers of a database with the same RLS visibility at the same cursor share one build and
+ *   one batch object (which the graphql-ws fast path serialises once, ws/live-fast-path.ts).
  * - The stream is registered as a live session (live-sessions.ts): when its credential is revoked
  *   or expires, its device is removed, OffSync is disabled or (for users) the RLS mode changes, it
  *   stops before building another page and ends with an ApiError whose `extensions.code` says why
@@ -19,7 +22,7 @@ import { Repeater } from 'graphql-yoga';
 import type { CentralDatabase } from '../central-databases.ts';
 import type { Cursor } from '../download-pages.ts';
 import type { Principal } from '../sync-deps.ts';
-import type { SyncService } from '../sync.service.ts';
+import type { DownloadResult, SyncService } from '../sync.service.ts';
 import { toApiError } from './caller.ts';
 import type { ChangeHub } from './change-hub.ts';
 import { liveEndError } from './live-sessions.ts';
@@ -52,10 +55,26 @@ export interface LiveChangesOptions {
   sessions?: LiveSessions;
 }
 
+/** One batch object per shared download result: subscribers of a shared page push the same object. */
+const batches = new WeakMap<DownloadResult, ChangesBatch>();
+
+function batchOf(r: DownloadResult): ChangesBatch | undefined {
+  let b = batches.get(r);
+  if (b === undefined) {
+    const page = r.pages[0];
+    if (page === undefined) return undefined;
+    b = { payload: page.payload ?? null, changes: page.rows, cursor: page.to, final: r.complete };
+    batches.set(r, b);
+  }
+  return b;
+}
+
 export function liveChanges(o: LiveChangesOptions): Repeater<ChangesBatch> {
   return new Repeater<ChangesBatch>(async (push, stop) => {
     let cursor = o.after;
     let dirty = false;
+    /** The latest hub event since the last read (the key of its shared page). */
+    let event: object | undefined;
     let stopped = false;
     let ended: LiveEndCode | undefined;
     let wake: (() => void) | undefined;
@@ -65,12 +84,13 @@ export function liveChanges(o: LiveChangesOptions): Repeater<ChangesBatch> {
       if (stamp === undefined || now - stamp.at > STAMP_TTL_MS) stamp = { hash: o.sync.stampFor(o.db, o.site, undefined), at: now };
       return stamp.hash;
     };
-    const unlisten = o.hub.listen(o.db.id, (event) => {
+    const unlisten = o.hub.listen(o.db.id, (ev) => {
       // Own uploads are never sent back (but may change the device's schema hash stamp); an
       // event at or below the cursor announces nothing new.
-      if (event.originSiteId === o.site) stamp = undefined;
-      if (event.originSiteId === o.site || event.dbVersion < cursor.dbVersion) return;
+      if (ev.originSiteId === o.site) stamp = undefined;
+      if (ev.originSiteId === o.site || ev.dbVersion < cursor.dbVersion) return;
       dirty = true;
+      event = ev;
       wake?.();
     });
     void stop.then(() => {
@@ -92,18 +112,22 @@ export function liveChanges(o: LiveChangesOptions): Repeater<ChangesBatch> {
       let caughtUp = false;
       while (!stopped) {
         dirty = false;
-        const r = await livePage(o.sync, o.db, o.site, o.principal, cursor, o.pageBytes, schemaHash());
-        const page = r.pages[0];
+        // Caught up and woken by an event: the event's shared page; otherwise (replay) the head's.
+        const key = caughtUp ? event : undefined;
+        event = undefined;
+        const r = await livePage(o.sync, o.db, o.site, o.principal, cursor, o.pageBytes, schemaHash(), key);
+        const batch = batchOf(r);
         // Built while the session ended, or after the credential expired: never sent.
         if (ended === undefined && o.sessions?.expired(o.principal) === true) ended = 'CREDENTIAL_EXPIRED';
         if (ended !== undefined) break;
-        if (page !== undefined) {
-          cursor = page.to;
+        if (batch !== undefined) {
+          cursor = batch.cursor;
           caughtUp = r.complete;
-          await push({ payload: page.payload ?? null, changes: page.rows, cursor, final: r.complete });
-          continue;
-        }
-        if (!caughtUp) {
+          await push(batch);
+          // Nothing was left when the page was built and no event came since: nothing to read
+          // (a merge after the build publishes an event, which sets dirty).
+          if (!r.complete) continue;
+        } else if (!caughtUp) {
           // The replay found nothing: tell the client it is live from here.
           caughtUp = true;
           await push({ payload: null, changes: 0, cursor, final: true });

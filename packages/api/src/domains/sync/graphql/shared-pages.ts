@@ -1,13 +1,24 @@
 /**
- * One live page built once for every caught-up subscriber at the same cursor. When a merge wakes
+ * One live page built once for every subscriber that would get the same bytes. When a merge wakes
  * N subscribers of a database, most of them sit at the same cursor and would each scan and
- * encode the same changes; here the first one builds the page and the others reuse it.
+ * encode the same changes; here the first one builds the page and the others reuse it (and, since
+ * the batch object is shared too, the graphql-ws fast path serialises it once: ws/live-fast-path.ts).
  *
  * A shared page is only used where it is exactly what `SyncService.download` would return:
- * - the principal is an API key or the admin key (no RLS row filter: API keys bypass RLS);
+ * - the subscribers have the same RLS visibility ({@link shareKey}): API keys and the admin key
+ *   (no row filter: they bypass RLS) share with each other; a user principal shares only with the
+ *   same user with the same claims (the RLS filter is a function of those), built with its own
+ *   principal;
  * - the subscriber's site originated none of the changes in the page's range (the page is built
  *   excluding nobody; the sites of the range are collected in the same synchronous section);
- * - the database has not moved since (an entry is keyed by the feed's watermark).
+ * - same cursor, page size and schema-hash stamp (all part of the key);
+ * - built after the database moved for the reason the subscriber woke up:
+ *   - an event page ({@link livePage} with `event`) is keyed by the hub event object that woke the
+ *     subscriber, so it is built after that event's merge committed; it is what the download
+ *     returned when it was built (the documented meaning of `final`). A later merge publishes
+ *     another event that wakes the subscriber again, so nothing is missed; no per-subscriber
+ *     `dbVersion()` read (one SQL statement each) is needed;
+ *   - otherwise (replay, catch-up) an entry is keyed by the feed's watermark, read per call.
  * Everything else falls back to a per-subscriber download.
  */
 import type { CentralDatabase } from '../central-databases.ts';
@@ -27,9 +38,12 @@ interface Entry {
   sites: Set<string>;
 }
 
-const caches = new WeakMap<object, Map<string, Promise<Entry | null>>>();
+type Cache = Map<string, Promise<Entry | null>>;
+const caches = new WeakMap<object, Cache>();
+/** Event pages: one small map per hub event, collected with the event. */
+const eventCaches = new WeakMap<object, Cache>();
 
-function cacheOf(db: CentralDatabase): Map<string, Promise<Entry | null>> {
+function cacheOf(db: CentralDatabase): Cache {
   let cache = caches.get(db.engine);
   if (cache === undefined) {
     cache = new Map();
@@ -38,8 +52,35 @@ function cacheOf(db: CentralDatabase): Map<string, Promise<Entry | null>> {
   return cache;
 }
 
-async function build(sync: SyncService, db: CentralDatabase, after: Cursor, pageBytes: number, schemaHash: bigint): Promise<Entry | null> {
-  const result = await sync.download(db, NOBODY, after, SHARED, { pageBytes, maxPages: 1, schemaHash });
+/** Stable JSON (sorted keys) of a claims object. */
+function stable(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'undefined';
+  if (Array.isArray(v)) return `[${v.map(stable).join(',')}]`;
+  const o = v as Record<string, unknown>;
+  return `{${Object.keys(o)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${stable(o[k])}`)
+    .join(',')}}`;
+}
+
+const shareKeys = new WeakMap<Principal, string | null>();
+
+/**
+ * Who sees the same rows: `*` for API keys / the admin key (RLS bypass), `<kind>:<user>:<claims>`
+ * for a user (RLS is a function of the user id and the claims), null when unknown (no sharing).
+ */
+export function shareKey(p: Principal): string | null {
+  let k = shareKeys.get(p);
+  if (k === undefined) {
+    if (p.kind === 'apiKey') k = '*';
+    else k = typeof p.userId === 'string' && p.userId !== '' ? `${p.kind}:${JSON.stringify(p.userId)}:${stable(p.claims)}` : null;
+    shareKeys.set(p, k);
+  }
+  return k;
+}
+
+async function build(sync: SyncService, db: CentralDatabase, principal: Principal, after: Cursor, pageBytes: number, schemaHash: bigint): Promise<Entry | null> {
+  const result = await sync.download(db, NOBODY, after, principal.kind === 'apiKey' ? SHARED : principal, { pageBytes, maxPages: 1, schemaHash });
   // A merge ran between the scan and now: the range may differ; do not share.
   if (db.engine.dbVersion() !== result.watermark) return null;
   const sites = new Set<string>();
@@ -55,18 +96,45 @@ async function build(sync: SyncService, db: CentralDatabase, after: Cursor, page
 
 /**
  * The page after `after` for `site`: shared when allowed (see above), else a plain download.
- * Same result as `sync.download(db, site, after, principal, { pageBytes, maxPages: 1, schemaHash })`.
+ * Same result as `sync.download(db, site, after, principal, { pageBytes, maxPages: 1, schemaHash })`
+ * (at the time the shared page was built). `event`: the hub event that woke the subscriber.
  */
-export async function livePage(sync: SyncService, db: CentralDatabase, site: string, principal: Principal, after: Cursor, pageBytes: number, schemaHash: bigint): Promise<DownloadResult> {
+export async function livePage(
+  sync: SyncService,
+  db: CentralDatabase,
+  site: string,
+  principal: Principal,
+  after: Cursor,
+  pageBytes: number,
+  schemaHash: bigint,
+  event?: object,
+): Promise<DownloadResult> {
   const own = (): Promise<DownloadResult> => sync.download(db, site, after, principal, { pageBytes, maxPages: 1, schemaHash });
-  if (principal.kind !== 'apiKey') return own();
+  const who = shareKey(principal);
+  if (who === null) return own();
+  const tail = `${who}|${after.dbVersion}:${after.seq}:${pageBytes}:${schemaHash}`;
+  if (event !== undefined) {
+    let cache = eventCaches.get(event);
+    if (cache === undefined) {
+      cache = new Map();
+      eventCaches.set(event, cache);
+    }
+    let entry = cache.get(tail);
+    if (entry === undefined) {
+      entry = build(sync, db, principal, after, pageBytes, schemaHash);
+      cache.set(tail, entry);
+    }
+    const e = await entry;
+    if (e === null || e.sites.has(site)) return own();
+    return e.result;
+  }
   const cache = cacheOf(db);
   const head = db.engine.dbVersion();
-  const key = `${head}:${after.dbVersion}:${after.seq}:${pageBytes}:${schemaHash}`;
+  const key = `${head}:${tail}`;
   let entry = cache.get(key);
   if (entry === undefined) {
     if (cache.size >= MAX_ENTRIES) cache.clear();
-    entry = build(sync, db, after, pageBytes, schemaHash);
+    entry = build(sync, db, principal, after, pageBytes, schemaHash);
     cache.set(key, entry);
     // Entries of older heads are never asked for again.
     void entry.finally(() => setTimeout(() => cache.delete(key), 1000).unref());

@@ -1,0 +1,304 @@
+/**
+ * graphql-ws fast path of the `changes` subscription: batches go to the socket as one JSON text
+ * serialised once per batch object and selection shape, not through a GraphQL execution and a
+ * `JSON.stringify` per subscriber. Subscribers that share a live page share the batch object
+ * (domains/sync/graphql/shared-pages.ts, live-changes.ts), so a live event costs one
+ * serialisation for all of them and a socket write each.
+ *
+ * What stays exactly as before:
+ * - Setup (authentication, `syncCaller`, the live session, traffic counting) runs through Yoga's
+ *   enveloped `subscribe` as for any subscription: the `changes` field's own `subscribe` resolver
+ *   runs, in a copy of the schema whose `changes` field hands its source stream (the resolver's
+ *   return value) to this module and gives the executor a stand-in.
+ * - The values: the fast path only takes operations whose selection it can reproduce exactly
+ *   ({@link changesShape}: the `changes` field with `payload`, `changes`, `final`, `cursor { dbVersion
+ *   seq }`, `__typename`, aliases and fragments, no directives, no variables in the selection);
+ *   anything else runs the plain GraphQL path.
+ * - The end: when the source ends or throws, the stand-in returns that outcome to the executor,
+ *   so the error reaches the client through Yoga's masking and graphql-ws exactly as before.
+ * - Backpressure: the next batch is pulled only after the socket has taken the previous one
+ *   (the send callback), as graphql-ws does.
+ */
+import { Kind } from 'graphql';
+import type { DocumentNode, ExecutionArgs, FragmentDefinitionNode, GraphQLFieldConfig, GraphQLObjectType, GraphQLSchema, SelectionSetNode } from 'graphql';
+import type { ChangesBatch } from '../domains/sync/graphql/live-changes.ts';
+import { encodeBase64 } from '../domains/sync/graphql/payload.ts';
+
+/** How to write one batch: response keys in order, each a field of the batch or of its cursor. */
+type Leaf = { key: string; field: 'payload' | 'changes' | 'final' | '__typename' } | { key: string; field: 'cursor'; sub: Array<{ key: string; field: 'dbVersion' | 'seq' | '__typename' }> };
+export interface ChangesShape {
+  /** Response key of the root field. */
+  root: string;
+  fields: Leaf[];
+  /** Identity of the shape (cache key of serialised batches). */
+  id: string;
+}
+
+const BATCH_FIELDS = new Set(['payload', 'changes', 'final', '__typename', 'cursor']);
+const CURSOR_FIELDS = new Set(['dbVersion', 'seq', '__typename']);
+
+interface Collected {
+  name: string;
+  sets: SelectionSetNode[];
+}
+
+/** graphql-js field collection for one selection set (fragments expanded); null when not plain. */
+function collect(sets: SelectionSetNode[], fragments: Map<string, FragmentDefinitionNode>, types: Set<string>, depth = 0): Map<string, Collected> | null {
+  const out = new Map<string, Collected>();
+  const visit = (set: SelectionSetNode, d: number): boolean => {
+    if (d > 8) return false;
+    for (const s of set.selections) {
+      if ((s.directives?.length ?? 0) > 0) return false;
+      if (s.kind === Kind.FIELD) {
+        if ((s.arguments?.length ?? 0) > 0 && depth > 0) return false;
+        const key = s.alias?.value ?? s.name.value;
+        const prev = out.get(key);
+        if (prev !== undefined && prev.name !== s.name.value) return false;
+        const c = prev ?? { name: s.name.value, sets: [] };
+        if (s.selectionSet !== undefined) c.sets.push(s.selectionSet);
+        out.set(key, c);
+      } else {
+        const frag = s.kind === Kind.FRAGMENT_SPREAD ? fragments.get(s.name.value) : s;
+        if (frag === undefined) return false;
+        if ((frag.directives?.length ?? 0) > 0) return false;
+        if (frag.typeCondition !== undefined && !types.has(frag.typeCondition.name.value)) return false;
+        if (!visit(frag.selectionSet, d + 1)) return false;
+      }
+    }
+    return true;
+  };
+  for (const set of sets) if (!visit(set, 0)) return null;
+  return out;
+}
+
+const shapes = new WeakMap<DocumentNode, Map<string, ChangesShape | null>>();
+
+/** The fast-path shape of a subscription document, or null (plain GraphQL path). */
+export function changesShape(document: DocumentNode, operationName: string | null | undefined): ChangesShape | null {
+  let byOp = shapes.get(document);
+  if (byOp === undefined) {
+    byOp = new Map();
+    shapes.set(document, byOp);
+  }
+  const opKey = operationName ?? '';
+  if (byOp.has(opKey)) return byOp.get(opKey) ?? null;
+  const shape = compute(document, operationName);
+  byOp.set(opKey, shape);
+  return shape;
+}
+
+function compute(document: DocumentNode, operationName: string | null | undefined): ChangesShape | null {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  const ops = [];
+  for (const d of document.definitions) {
+    if (d.kind === Kind.FRAGMENT_DEFINITION) fragments.set(d.name.value, d);
+    else if (d.kind === Kind.OPERATION_DEFINITION) ops.push(d);
+  }
+  const op = operationName ? ops.find((o) => o.name?.value === operationName) : ops.length === 1 ? ops[0] : undefined;
+  if (op === undefined || op.operation !== 'subscription' || (op.directives?.length ?? 0) > 0) return null;
+  const root = collect([op.selectionSet], fragments, new Set(['Subscription']));
+  if (root === null || root.size !== 1) return null;
+  const [[rootKey, rootField]] = [...root] as [[string, Collected]];
+  if (rootField.name !== 'changes') return null;
+  const batch = collect(rootField.sets, fragments, new Set(['SyncChanges']), 1);
+  if (batch === null || batch.size === 0) return null;
+  const fields: Leaf[] = [];
+  for (const [key, c] of batch) {
+    if (!BATCH_FIELDS.has(c.name)) return null;
+    if (c.name === 'cursor') {
+      const sub = collect(c.sets, fragments, new Set(['SyncCursor']), 2);
+      if (sub === null || sub.size === 0) return null;
+      const leaves: Array<{ key: string; field: 'dbVersion' | 'seq' | '__typename' }> = [];
+      for (const [k, s] of sub) {
+        if (!CURSOR_FIELDS.has(s.name) || s.sets.length > 0) return null;
+        leaves.push({ key: k, field: s.name as 'dbVersion' | 'seq' | '__typename' });
+      }
+      fields.push({ key, field: 'cursor', sub: leaves });
+    } else {
+      if (c.sets.length > 0) return null;
+      fields.push({ key, field: c.name as 'payload' | 'changes' | 'final' | '__typename' });
+    }
+  }
+  return { root: rootKey, fields, id: JSON.stringify([rootKey, fields]) };
+}
+
+/** `{"data":{…}}` of one batch for one shape (what executing the selection and JSON.stringify give). */
+export function serialise(batch: ChangesBatch, shape: ChangesShape): string {
+  const parts: string[] = [];
+  for (const f of shape.fields) {
+    const k = JSON.stringify(f.key);
+    switch (f.field) {
+      case 'payload':
+        parts.push(`${k}:${JSON.stringify(encodeBase64(batch.payload))}`);
+        break;
+      case 'changes':
+        parts.push(`${k}:${JSON.stringify(batch.changes)}`);
+        break;
+      case 'final':
+        parts.push(`${k}:${batch.final ? 'true' : 'false'}`);
+        break;
+      case '__typename':
+        parts.push(`${k}:"SyncChanges"`);
+        break;
+      case 'cursor': {
+        const sub = f.sub.map((s) => `${JSON.stringify(s.key)}:${s.field === '__typename' ? '"SyncCursor"' : JSON.stringify(batch.cursor[s.field])}`);
+        parts.push(`${k}:{${sub.join(',')}}`);
+        break;
+      }
+    }
+  }
+  return `{"data":{${JSON.stringify(shape.root)}:{${parts.join(',')}}}}`;
+}
+
+const serialised = new WeakMap<ChangesBatch, Map<string, string>>();
+
+/** {@link serialise}, once per batch object and shape. */
+export function serialisedOnce(batch: ChangesBatch, shape: ChangesShape): string {
+  let byShape = serialised.get(batch);
+  if (byShape === undefined) {
+    byShape = new Map();
+    serialised.set(batch, byShape);
+  }
+  let text = byShape.get(shape.id);
+  if (text === undefined) {
+    text = serialise(batch, shape);
+    byShape.set(shape.id, text);
+  }
+  return text;
+}
+
+/** Where the `changes` resolver's source goes for one subscription (keyed by its context value). */
+interface Slot {
+  source?: AsyncIterator<ChangesBatch>;
+  /** The outcome the stand-in gives the executor once the fast path has finished. */
+  terminal?: Promise<IteratorResult<ChangesBatch>>;
+  release?: () => void;
+}
+
+const slots = new WeakMap<object, Slot>();
+
+const isAsyncIterable = (v: unknown): v is AsyncIterable<ChangesBatch> =>
+  typeof v === 'object' && v !== null && typeof (v as Record<symbol, unknown>)[Symbol.asyncIterator] === 'function';
+
+/** Stand-in source for the executor: it only ever sees the end (or the error) of the stream. */
+function standIn(slot: Slot, source: AsyncIterator<ChangesBatch>): AsyncIterableIterator<ChangesBatch> {
+  const self: AsyncIterableIterator<ChangesBatch> = {
+    next: () =>
+      new Promise<IteratorResult<ChangesBatch>>((resolve, reject) => {
+        if (slot.terminal !== undefined) return void slot.terminal.then(resolve, reject);
+        slot.release = () => void slot.terminal?.then(resolve, reject);
+      }),
+    async return() {
+      await source.return?.();
+      return { done: true, value: undefined };
+    },
+    [Symbol.asyncIterator]: () => self,
+  };
+  return self;
+}
+
+const fastSchemas = new WeakMap<GraphQLSchema, GraphQLSchema | null>();
+
+/** The schema with the `changes` subscribe resolver tapped (null when there is no such field). */
+export function fastSchemaOf(schema: GraphQLSchema): GraphQLSchema | null {
+  if (fastSchemas.has(schema)) return fastSchemas.get(schema) ?? null;
+  let fast: GraphQLSchema | null = null;
+  const sub = schema.getSubscriptionType();
+  const field = sub?.getFields()['changes'];
+  const original = field?.subscribe;
+  if (sub !== null && sub !== undefined && original !== undefined) {
+    const config = sub.toConfig();
+    const changes = config.fields['changes'] as GraphQLFieldConfig<unknown, unknown>;
+    // The schema's own classes: graphql may be loaded twice (ESM and CJS), and types of one copy are refused by the other.
+    const ObjectType = sub.constructor as typeof GraphQLObjectType;
+    const Schema = schema.constructor as typeof GraphQLSchema;
+    const tapped = new ObjectType({
+      ...config,
+      fields: {
+        ...config.fields,
+        changes: {
+          ...changes,
+          subscribe: async (root, args, ctx, info) => {
+            const r: unknown = await original(root, args, ctx, info);
+            const slot = typeof ctx === 'object' && ctx !== null ? slots.get(ctx) : undefined;
+            if (slot === undefined || !isAsyncIterable(r)) return r;
+            const source = r[Symbol.asyncIterator]();
+            slot.source = source;
+            return standIn(slot, source);
+          },
+        },
+      },
+    });
+    const cfg = schema.toConfig();
+    fast = new Schema({ ...cfg, subscription: tapped, types: cfg.types.map((t) => (t === sub ? tapped : t)) });
+  }
+  fastSchemas.set(schema, fast);
+  return fast;
+}
+
+export interface FastSocket {
+  readonly readyState: number;
+  readonly OPEN: number;
+  send(data: string, cb: (err?: Error) => void): void;
+}
+
+/**
+ * Runs `subscribe` (Yoga's enveloped subscribe) on the tapped schema; when the `changes` resolver
+ * produced a stream, returns the iterable graphql-ws consumes: it writes each batch to `socket`
+ * itself (serialised once per batch) and yields only what the executor makes of the stream's end.
+ * Otherwise (setup error, not a stream) returns the executor's result unchanged.
+ */
+export async function fastSubscribe(
+  args: ExecutionArgs,
+  subscribe: (args: ExecutionArgs) => unknown,
+  fastSchema: GraphQLSchema,
+  shape: ChangesShape,
+  socket: FastSocket,
+  id: string,
+): Promise<unknown> {
+  const ctx = args.contextValue;
+  if (typeof ctx !== 'object' || ctx === null) return subscribe(args);
+  const slot: Slot = {};
+  slots.set(ctx, slot);
+  const result = await subscribe({ ...args, schema: fastSchema });
+  slots.delete(ctx);
+  const source = slot.source;
+  if (source === undefined || !isAsyncIterable(result)) return result;
+  const mapped = (result as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+  const prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+  const write = (text: string): Promise<void> =>
+    new Promise((resolve, reject) => {
+      if (socket.readyState !== socket.OPEN) return resolve();
+      socket.send(prefix + text + '}', (err) => (err ? reject(err) : resolve()));
+    });
+  let finished = false;
+  const finish = (outcome: Promise<IteratorResult<ChangesBatch>>): Promise<IteratorResult<unknown>> => {
+    finished = true;
+    outcome.catch(() => undefined);
+    slot.terminal = outcome;
+    slot.release?.();
+    return mapped.next();
+  };
+  const self: AsyncIterableIterator<unknown> & { return(): Promise<IteratorResult<unknown>> } = {
+    async next() {
+      if (finished) return mapped.next();
+      for (;;) {
+        let r: IteratorResult<ChangesBatch>;
+        try {
+          r = await source.next();
+        } catch (e) {
+          return finish(Promise.reject(e));
+        }
+        if (r.done === true) return finish(Promise.resolve(r));
+        await write(serialisedOnce(r.value, shape));
+      }
+    },
+    async return() {
+      finished = true;
+      await mapped.return?.();
+      return { done: true, value: undefined };
+    },
+    [Symbol.asyncIterator]: () => self,
+  };
+  return self;
+}
