@@ -132,11 +132,31 @@ test('the native 1.1.4 client syncs through PostgreSQL with an API key, both way
   expect(await dev.value('SELECT count(*) FROM todos')).toBe(BigInt((await pgRows()).length));
 });
 
-test('per-user credentials are refused on POSTGRES databases (not let through without RLS)', async () => {
-  const tok = await t.gql<{ createAccessToken: { token: string } }>('mutation($d: ID!) { createAccessToken(databaseId: $d, userId: "u1", name: "t") { token } }', { d: databaseId }).catch(() => undefined);
-  if (tok === undefined) return expect(tok).toBeUndefined();
+test('RLS mode BYPASS: a per-user access token is served every row, as on SQLite databases (postgres-rls.e2e.test.ts covers ENFORCE)', async () => {
+  const tok = await t.gql<{ createAccessToken: { token: string } }>('mutation($d: ID!) { createAccessToken(databaseId: $d, userId: "u1", name: "t") { token } }', { d: databaseId });
   const d = new TestDevice(t, databaseId, tok.createAccessToken.token, DEVICE_DDL);
-  const r = await d.download();
-  expect(r.status).toBe(501);
-  expect((r.body['errors'] as Array<{ code: string }>)[0]?.code).toBe('not_supported');
+  expect((await d.download()).status).toBe(200);
+  expect(deviceRows(d)).toEqual(await pgRows());
+});
+
+test('a device may present `<db-user>:<password>` as its API key: PostgreSQL checks the login (RLS bypassed); an unknown user is 401', async () => {
+  const user = `dev_${Date.now().toString(36)}`;
+  await pg.sql(`CREATE ROLE ${user} LOGIN PASSWORD 'device-secret-1'`);
+  try {
+    const d = new TestDevice(t, databaseId, `${user}:device-secret-1`, DEVICE_DDL);
+    const nobody = new TestDevice(t, databaseId, 'no_such_user_x:whatever', DEVICE_DDL);
+    expect((await nobody.download()).status).toBe(401);
+    if (pg.authenticatesUsers) {
+      expect((await d.download()).status).toBe(200);
+      expect(deviceRows(d)).toEqual(await pgRows());
+      d.exec("INSERT INTO todos (id, user_id, title) VALUES ('du1', 'u5', 'as db user')");
+      expect((await d.upload()).status).toBe(200);
+      expect(await pgRows()).toContainEqual(['du1', 'u5', 'as db user']);
+    } else {
+      // PGlite has no logins (every session is its superuser): a database user cannot be checked, so it is refused.
+      expect((await d.download()).status).toBe(401);
+    }
+  } finally {
+    await pg.sql(`DROP ROLE IF EXISTS ${user}`);
+  }
 });

@@ -13,6 +13,8 @@ export interface TestPostgres {
   connection: { host: string; port: number; database: string; user: string; password: string };
   /** Connections the app may use per database (1 on PGlite). */
   poolSize: number;
+  /** False on PGlite: every session is its superuser, whatever user logs in. */
+  authenticatesUsers: boolean;
   /** Runs SQL as the superuser on the test database, like psql would (array rows). */
   sql(text: string, params?: unknown[]): Promise<unknown[][]>;
   close(): Promise<void>;
@@ -32,6 +34,7 @@ export async function openTestPostgres(): Promise<TestPostgres> {
     return {
       connection,
       poolSize: 4,
+      authenticatesUsers: true,
       async sql(text, params = []) {
         return (await client.query({ text, values: params, rowMode: 'array' })).rows as unknown[][];
       },
@@ -49,6 +52,7 @@ export async function openTestPostgres(): Promise<TestPostgres> {
   return {
     connection: { host: host ?? '127.0.0.1', port: Number(port), database: 'postgres', user: 'postgres', password: 'unused-by-pglite' },
     poolSize: 1,
+    authenticatesUsers: false,
     async sql(text, params = []) {
       return (await db.query<unknown[]>(text, params, { rowMode: 'array' })).rows;
     },

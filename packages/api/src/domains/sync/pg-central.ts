@@ -14,7 +14,8 @@ import pg from 'pg';
 import { PayloadEncoder } from '@offsync/core';
 import type { PayloadDecodeLimits } from '@offsync/core';
 import { createPgSyncEngine } from '@offsync/core/postgres';
-import type { PgConn, PgSyncEngine } from '@offsync/core/postgres';
+import type { PgConn, PgRowSecurity, PgSyncEngine } from '@offsync/core/postgres';
+import type { RejectedRow } from '@offsync/core';
 import type { Cursor, ScanOptions, ScanResult } from './download-pages.ts';
 import { scanFeedPages } from './download-pages.ts';
 import { nextPeerState, parseWindows, statusOf } from './peer-state.ts';
@@ -48,6 +49,8 @@ export interface PgMergeRequest {
   limits: PayloadDecodeLimits;
   /** Checks the window against the last change (throws to refuse; the merge rolls back). */
   checkWindow: (last: { dbVersion: number } | undefined) => void;
+  /** Run base-table writes under this role and claims (PostgreSQL RLS); undefined = as the connection's user. */
+  rowSecurity?: PgRowSecurity | undefined;
 }
 
 export interface PgMergeOutcome {
@@ -57,6 +60,8 @@ export interface PgMergeOutcome {
   tables: string[];
   schemaHash: bigint;
   dbVersion: number;
+  /** Rows refused on their own (RLS, constraints), rolled back alone and compensated. */
+  rejected: RejectedRow[];
 }
 
 const q = (name: string): string => `"${name.replace(/"/g, '""')}"`;
@@ -67,6 +72,7 @@ export class PgCentral {
   readonly engine: PgSyncEngine;
   readonly #pool: pg.Pool;
   readonly #m: string;
+  readonly #roles = new Map<string, 'ok' | 'unknown' | 'privileged'>();
 
   private constructor(engine: PgSyncEngine, pool: pg.Pool, meta: string) {
     this.engine = engine;
@@ -152,7 +158,8 @@ export class PgCentral {
    * transaction: all of it or nothing. Lenient mode remembers an unknown schema hash.
    */
   async merge(req: PgMergeRequest, now = Date.now()): Promise<PgMergeOutcome> {
-    const r = await this.engine.applyPayloads(req.payloads, { strictSchemaHash: req.strict, limits: req.limits }, async (c, res) => {
+    const opts = { strictSchemaHash: req.strict, limits: req.limits, rejectRows: true, ...(req.rowSecurity === undefined ? {} : { rowSecurity: req.rowSecurity }) };
+    const r = await this.engine.applyPayloads(req.payloads, opts, async (c, res) => {
       req.checkWindow(res.last);
       if (!req.strict && res.schemaHash !== 0n) await this.engine.rememberSchemaHash(res.schemaHash, 'peer', c);
       const prev = await this.#peerIn(c, req.site, true);
@@ -167,7 +174,7 @@ export class PgCentral {
       );
       return { lastOptimisticVersion: covered, lastConfirmedVersion: covered, gaps };
     });
-    return { status: r.extra as SyncStatus, received: r.received, applied: r.applied, tables: r.tables, schemaHash: r.schemaHash, dbVersion: r.dbVersion };
+    return { status: r.extra as SyncStatus, received: r.received, applied: r.applied, tables: r.tables, schemaHash: r.schemaHash, dbVersion: r.dbVersion, rejected: r.rejected };
   }
 
   /** The schema hash stamped into a device's downloads when it never stated one: the column-list hash (§P6). */
@@ -175,10 +182,25 @@ export class PgCentral {
     return this.engine.schemaHash();
   }
 
-  /** The feed after `after` without `site`'s own changes, cut into pages (download-pages.ts). */
-  async scan(site: string, after: Cursor, opts: ScanOptions): Promise<ScanResult> {
+  /**
+   * Refuses a role that would escape row-level security: unknown, superuser or BYPASSRLS
+   * (a JWT's `role` claim must not turn a device into the database owner). Cached per role.
+   */
+  async checkRole(role: string): Promise<'ok' | 'unknown' | 'privileged'> {
+    let v = this.#roles.get(role);
+    if (v === undefined) {
+      const [r] = await this.engine.withConnection((c) => c.q('SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = $1', [role]));
+      v = r === undefined ? 'unknown' : r[0] === true ? 'privileged' : 'ok';
+      if (this.#roles.size > 1000) this.#roles.clear();
+      this.#roles.set(role, v);
+    }
+    return v;
+  }
+
+  /** The feed after `after` without `site`'s own changes (read under `rowSecurity` when given), cut into pages (download-pages.ts). */
+  async scan(site: string, after: Cursor, opts: ScanOptions, rowSecurity?: PgRowSecurity): Promise<ScanResult> {
     const watermark = await this.engine.dbVersion();
-    const feed = this.engine.changes({ after, excludeSiteId: new Uint8Array(siteBytes(site)) });
+    const feed = this.engine.changes({ after, excludeSiteId: new Uint8Array(siteBytes(site)), ...(rowSecurity === undefined ? {} : { rowSecurity }) });
     return scanFeedPages(feed, watermark, after, opts, () => new PayloadEncoder({ schemaHash: opts.schemaHash }));
   }
 

@@ -51,6 +51,8 @@ export interface DatabaseTarget {
   path: string;
   /** POSTGRES databases: how to reach the customer database (its `offsync` schema holds the metadata). */
   postgres?: PgCentralSettings;
+  /** POSTGRES databases: ENFORCE runs per-user credentials under the database's own RLS (pg-central.ts). */
+  rlsMode?: 'BYPASS' | 'ENFORCE';
   /** False: sync is switched off for this database (403 `sync_disabled`). */
   enabled: boolean;
   /** strict: refuse uploads whose schema hash is unknown; lenient: accept and remember the hash. */

@@ -23,6 +23,7 @@ import { principalKey, runHook } from './sync-deps.ts';
 import type { Generation, Principal, SyncDeps, Traffic } from './sync-deps.ts';
 import { SyncError, toSyncError } from './sync-errors.ts';
 import type { PayloadDecodeLimits } from '@offsync/core';
+import type { PgRowSecurity } from '@offsync/core/postgres';
 
 export interface SyncServiceOptions {
   /** Target encoded size of one download page (default 5 MB). */
@@ -250,15 +251,16 @@ export class SyncService {
   }
 
   /**
-   * POSTGRES: the merge and the site's bookkeeping in one PostgreSQL transaction (pg-central.ts).
-   * Only trusted credentials (API keys) write here so far: a per-user credential would need the
-   * database's own row-level security (issue 10, item 4), and is refused rather than let through.
+   * POSTGRES: the merge and the site's bookkeeping in one PostgreSQL transaction (pg-central.ts);
+   * under ENFORCE a per-user credential's writes run under its role and claims, so the
+   * database's own policies decide; a refused row is rolled back alone and compensated.
    */
   async #uploadPg(d: PgCentralDatabase, site: string, payload: Uint8Array | Uint8Array[], window: VersionWindow | undefined, principal: Principal): Promise<UploadResult> {
-    refuseUserOnPostgres(d, principal);
+    const rowSecurity = await pgRowSecurityFor(d, principal);
     let out: UploadResult;
     try {
       const r = await d.central.merge({
+        rowSecurity,
         site,
         payloads: Array.isArray(payload) ? payload : [payload],
         window,
@@ -268,7 +270,9 @@ export class SyncService {
           if (window !== undefined) checkWindow(window, last);
         },
       });
-      out = { ...r, rejected: [] };
+      const at = new Date(this.#now());
+      // Reported to the device, metrics and subscriptions; not kept in a queryable log (id 0) on POSTGRES yet.
+      out = { ...r, rejected: r.rejected.map((x) => ({ ...rejectionInput(x, site, principal), id: 0, at })) };
     } catch (e) {
       throw toSyncError(e);
     }
@@ -342,7 +346,7 @@ export class SyncService {
 
   /** POSTGRES: the feed after the cursor, without the site's own changes, cut into pages. */
   async #downloadPg(d: PgCentralDatabase, site: string, after: Cursor, principal: Principal, opts: DownloadOptions): Promise<DownloadResult> {
-    refuseUserOnPostgres(d, principal);
+    const rowSecurity = await pgRowSecurityFor(d, principal);
     const schemaHash = opts.schemaHash ?? (await this.stamp(d, site, opts.generation));
     try {
       const scan = await d.central.scan(site, after, {
@@ -352,7 +356,7 @@ export class SyncService {
         schemaHash,
         payloads: opts.payloads ?? true,
         ...(opts.inlineUpTo === undefined ? {} : { inlineUpTo: opts.inlineUpTo }),
-      });
+      }, rowSecurity);
       return { ...scan, schemaHash };
     } catch (e) {
       throw toSyncError(e);
@@ -369,13 +373,26 @@ function siteAndOwner(siteId: string, principal: Principal): { site: string; key
 
 const siteTaken = (): SyncError => new SyncError('site_forbidden', 'this site id belongs to another user or credential');
 
+const PG_ROLE = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
+
 /**
- * POSTGRES databases accept trusted credentials (API keys) only, until per-user credentials run
- * under the database's own row-level security: refusing is the safe answer, never a bypass.
+ * PostgreSQL RLS the Supabase way (docs/ARCHITECTURE.md "PostgreSQL row-level security"): under
+ * ENFORCE, a per-user credential runs under `SET LOCAL ROLE <role claim>` (default
+ * `authenticated`) with its claims in `request.jwt.claims`; API keys and database users are
+ * trusted (undefined: as the connection's user). A role that is unknown, a superuser or BYPASSRLS
+ * is refused (403), so a claim can never lift the database's policies.
  */
-function refuseUserOnPostgres(d: PgCentralDatabase, principal: Principal): void {
-  if (principal.kind === 'apiKey') return;
-  throw new SyncError('not_supported', `Database ${d.id} is a POSTGRES database: per-user credentials (access tokens, JWTs) are not served on it yet; use an API key`);
+async function pgRowSecurityFor(d: PgCentralDatabase, principal: Principal): Promise<PgRowSecurity | undefined> {
+  if (d.target.rlsMode !== 'ENFORCE' || principal.kind === 'apiKey') return undefined;
+  const claimed = principal.claims['role'];
+  const role = typeof claimed === 'string' && claimed !== '' ? claimed : 'authenticated';
+  if (!PG_ROLE.test(role)) throw new SyncError('forbidden', 'the credential names an invalid database role');
+  const check = await d.central.checkRole(role);
+  if (check !== 'ok') throw new SyncError('forbidden', check === 'unknown' ? `database role ${role} does not exist` : `database role ${role} bypasses row-level security and cannot be used by a device`);
+  const sub = principal.userId ?? '';
+  // Access tokens carry OffSync's claims; `sub` and `role` are added the way Supabase's JWTs have them.
+  const claims = principal.kind === 'jwt' ? principal.claims : { ...principal.claims, sub, role };
+  return { role, sub, claims: JSON.stringify(claims) };
 }
 
 function rejectionInput(r: RejectedRow, siteId: string, principal: Principal): RejectionInput {

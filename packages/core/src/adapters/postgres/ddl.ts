@@ -43,7 +43,9 @@ $f$;
 
 -- BEFORE STATEMENT on every synced table: take the clock lock before the statement locks rows,
 -- so tracked writers and merges (which lock the clock first) always lock in the same order.
-CREATE OR REPLACE FUNCTION ${s}.lock_clock() RETURNS trigger LANGUAGE plpgsql AS $f$
+-- Trigger functions run as their owner (SECURITY DEFINER, fixed search_path): a write by a role
+-- without rights on this schema (Supabase's authenticated, an app user) is still tracked.
+CREATE OR REPLACE FUNCTION ${s}.lock_clock() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
 BEGIN
   IF coalesce(current_setting('${APPLYING_SETTING}', true), '') <> '1' THEN
     PERFORM 1 FROM ${s}.clock WHERE id = 1 FOR UPDATE;
@@ -147,7 +149,7 @@ export function triggerSql({ meta, nsp, schema, columns, algorithm }: TriggerInp
     .join('');
   const notApplying = `coalesce(current_setting('${APPLYING_SETTING}', true), '') <> '1'`;
   const out = [
-    `CREATE OR REPLACE FUNCTION ${trackFn(meta, schema.name)}() RETURNS trigger LANGUAGE plpgsql AS $f$
+    `CREATE OR REPLACE FUNCTION ${trackFn(meta, schema.name)}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE k record; npk bytea; opk bytea; scl bigint; anyrow boolean;
 BEGIN
   IF NOT (${notApplying}) THEN RETURN NULL; END IF;

@@ -5,7 +5,7 @@
 import { decodePayload, fragmentAssemblerFor } from '../../codec/payload.ts';
 import { uuidv7 } from '../../clock/site-id.ts';
 import { resolveAlgorithm } from '../../engine/algorithms.ts';
-import type { ApplyOptions, ApplyResult } from '../../engine/apply.ts';
+import type { ApplyResult } from '../../engine/apply.ts';
 import { checkLocalClock } from '../../engine/engine.ts';
 import type { PayloadApplyOptions } from '../../engine/engine.ts';
 import { CoreError, CoreErrorCode } from '../../errors.ts';
@@ -21,6 +21,7 @@ import { pgChangeFeed } from './feed.ts';
 import type { PgFeedOptions } from './feed.ts';
 import { pgSchemaIssues, readPgTableSchema } from './introspect.ts';
 import { pgMergeChanges } from './merge.ts';
+import type { PgApplyOptions, PgRowSecurity } from './merge.ts';
 
 export interface PgFeedRequest extends Omit<PgFeedOptions, 'excludeSiteRef'> {
   /** Leave out changes that originated at this site. */
@@ -152,7 +153,7 @@ export class PgSyncEngine {
    * transaction after the merge (the caller's per-site bookkeeping, docs/ARCHITECTURE.md "Central
    * engines"); when it throws, the merge is rolled back too.
    */
-  async applyChanges<T = void>(changes: Iterable<Change>, opts: ApplyOptions = {}, inTx?: (c: PgConn, r: ApplyResult) => Promise<T>): Promise<ApplyResult & { extra: T | undefined }> {
+  async applyChanges<T = void>(changes: Iterable<Change>, opts: PgApplyOptions = {}, inTx?: (c: PgConn, r: ApplyResult) => Promise<T>): Promise<ApplyResult & { extra: T | undefined }> {
     return this.#src.tx(async (c) => {
       await this.#load(c);
       await c.q(`SELECT set_config('${APPLYING_SETTING}', '1', true)`);
@@ -168,7 +169,7 @@ export class PgSyncEngine {
   }
 
   /** Decodes and merges a payload atomically, checking its schema hash first (§P6). */
-  async applyPayload(payload: Uint8Array, opts: PayloadApplyOptions = {}): Promise<ApplyResult & { schemaHash: bigint }> {
+  async applyPayload(payload: Uint8Array, opts: PayloadApplyOptions & { rowSecurity?: PgRowSecurity } = {}): Promise<ApplyResult & { schemaHash: bigint }> {
     return this.applyPayloads([payload], opts);
   }
 
@@ -177,7 +178,7 @@ export class PgSyncEngine {
    * merges them as one, atomically, with `inTx` in the same transaction. Every payload's schema
    * hash is checked first (§P6) unless `strictSchemaHash` is false.
    */
-  async applyPayloads<T = void>(payloads: readonly Uint8Array[], opts: PayloadApplyOptions = {}, inTx?: (c: PgConn, r: ApplyResult & { schemaHash: bigint }) => Promise<T>): Promise<ApplyResult & { schemaHash: bigint; extra: T | undefined }> {
+  async applyPayloads<T = void>(payloads: readonly Uint8Array[], opts: PayloadApplyOptions & { rowSecurity?: PgRowSecurity } = {}, inTx?: (c: PgConn, r: ApplyResult & { schemaHash: bigint }) => Promise<T>): Promise<ApplyResult & { schemaHash: bigint; extra: T | undefined }> {
     const parts: Change[][] = [];
     let schemaHash = 0n;
     const fragments = fragmentAssemblerFor(opts.limits);

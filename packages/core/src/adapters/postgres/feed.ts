@@ -13,6 +13,8 @@ import type { PgTableContext } from './context.ts';
 import { metaTable } from './ddl.ts';
 import { fromPg } from './introspect.ts';
 import type { PgColumn } from './introspect.ts';
+import { quoteIdent } from './conn.ts';
+import type { PgRowSecurity } from './merge.ts';
 
 export interface PgFeedOptions {
   /** Exclusive lower bound; default: everything. */
@@ -30,6 +32,11 @@ export interface PgFeedOptions {
   rowFilter?: (table: string, pk: readonly SqlValue[], row: Readonly<Record<string, SqlValue>> | undefined) => boolean;
   /** Clock rows per page (default 1000). */
   pageSize?: number;
+  /**
+   * Read the rows under this role and claims (PostgreSQL RLS): a live row the role cannot SELECT
+   * is left out with every change of it. Deletions (no row to judge) are delivered.
+   */
+  rowSecurity?: PgRowSecurity;
 }
 
 export interface PgFeedHost {
@@ -72,36 +79,51 @@ export async function* pgChangeFeed(src: ConnSource, host: PgFeedHost, opts: PgF
   for (;;) {
     const page = await src.use(async (c) => {
       const rows = key === undefined ? await c.q(firstSql, [after.dbVersion, after.seq]) : await c.q(nextSql, key);
-      const out: Change[] = [];
-      let prev: { ti: number; pk: Uint8Array; row: unknown[] | undefined; visible: boolean } | undefined;
+      // Site ids first, as the connection's user: the rows below may be read under another role.
       const sites = new Map<number, Uint8Array>();
       for (const r of rows) {
-        const ti = Number(r[0]);
-        const t = tables[ti] as PgTableContext;
-        const pk = toBytes(r[1]);
-        const colId = Number(r[2]);
-        key = [String(r[4]), String(r[5]), ti, pk, colId];
-        if (prev === undefined || prev.ti !== ti || Buffer.compare(prev.pk, pk) !== 0) {
-          const values = decodePk(pk);
-          const [row] = await c.q(t.sql.selectRow, t.pkParams(values));
-          prev = { ti, pk, row, visible: opts.rowFilter === undefined || opts.rowFilter(t.name, values, row === undefined ? undefined : rowObject(t, values, row)) };
-        }
-        if (!prev.visible) continue;
-        let col = RIP_SENTINEL;
-        let val: SqlValue = null;
-        if (colId !== 0) {
-          const vc = t.byId.get(colId);
-          if (vc === undefined) continue;
-          col = vc.name;
-          val = prev.row === undefined ? null : fromPg(t.pgColumn.get(vc.name) as PgColumn, prev.row[vc.ord]);
-        }
         const ref = Number(r[6]);
-        let siteId = sites.get(ref);
-        if (siteId === undefined) {
-          siteId = await host.siteIdOf(c, ref);
-          sites.set(ref, siteId);
+        if (!sites.has(ref)) sites.set(ref, await host.siteIdOf(c, ref));
+      }
+      const rs = opts.rowSecurity;
+      if (rs !== undefined) {
+        await c.q('BEGIN READ ONLY');
+        await c.q(`SELECT set_config('request.jwt.claims', $1, true), set_config('request.jwt.claim.sub', $2, true), set_config('request.jwt.claim.role', $3, true)`, [rs.claims, rs.sub, rs.role]);
+        await c.q(`SET LOCAL ROLE ${quoteIdent(rs.role)}`);
+      }
+      const out: Change[] = [];
+      try {
+        let prev: { ti: number; pk: Uint8Array; row: unknown[] | undefined; visible: boolean } | undefined;
+        for (const r of rows) {
+          const ti = Number(r[0]);
+          const t = tables[ti] as PgTableContext;
+          const pk = toBytes(r[1]);
+          const colId = Number(r[2]);
+          const cl = Number(r[7]);
+          key = [String(r[4]), String(r[5]), ti, pk, colId];
+          if (prev === undefined || prev.ti !== ti || Buffer.compare(prev.pk, pk) !== 0) {
+            const values = decodePk(pk);
+            const [row] = await c.q(t.sql.selectRow, t.pkParams(values));
+            // Under RLS a live row that is not returned is hidden from this role, not deleted.
+            const hidden = rs !== undefined && row === undefined && cl % 2 === 1;
+            prev = { ti, pk, row, visible: !hidden && (opts.rowFilter === undefined || opts.rowFilter(t.name, values, row === undefined ? undefined : rowObject(t, values, row))) };
+          }
+          if (!prev.visible) continue;
+          let col = RIP_SENTINEL;
+          let val: SqlValue = null;
+          if (colId !== 0) {
+            const vc = t.byId.get(colId);
+            if (vc === undefined) continue;
+            col = vc.name;
+            val = prev.row === undefined ? null : fromPg(t.pgColumn.get(vc.name) as PgColumn, prev.row[vc.ord]);
+          }
+          const siteId = sites.get(Number(r[6])) as Uint8Array;
+          out.push({ tbl: t.name, pk, col, val, colVersion: Number(r[3]), dbVersion: Number(r[4]), siteId, cl, seq: Number(r[5]) });
         }
-        out.push({ tbl: t.name, pk, col, val, colVersion: Number(r[3]), dbVersion: Number(r[4]), siteId, cl: Number(r[7]), seq: Number(r[5]) });
+        if (rs !== undefined) await c.q('COMMIT');
+      } catch (e) {
+        if (rs !== undefined) await c.q('ROLLBACK').catch(() => undefined);
+        throw e;
       }
       return { out, full: rows.length === limit };
     });

@@ -5,7 +5,11 @@
  * 2. an access token minted by `createAccessToken` (claims like SQLite Cloud's `auth_json()`:
  *    `{ user_id, name, attributes, created_at, expires_at }`),
  * 3. a JWT verified with jose against the database's provider (HS256 secret or JWKS; `exp`
- *    required, `iss` / `aud` checked when configured; `sub` = user id; claims = the payload).
+ *    required, `iss` / `aud` checked when configured; `sub` = user id; claims = the payload),
+ * 4. on POSTGRES databases, `<db-user>:<password>` (the form SQLite Cloud's quickstart uses),
+ *    checked by PostgreSQL itself — a login to the database as that user — and
+ *    remembered for `dbLoginTtlMs` as a salted hash; a trusted principal like an API key (RLS
+ *    bypassed).
  *
  * Anything else — unknown, revoked, expired, forged, `alg: none`, wrong key / issuer /
  * audience — is null, and the handler answers 401 without saying which check failed. An unknown
@@ -18,6 +22,9 @@ import { verifyJwt } from '../../auth/jwt.ts';
 import type { Services } from '../../../services.ts';
 import type { DatabaseTarget, Principal } from '../sync-deps.ts';
 import { SyncError } from '../sync-errors.ts';
+import { createHash, randomBytes } from 'node:crypto';
+import pg from 'pg';
+import type { PgCentralSettings } from '../pg-central.ts';
 import { createCredentialCache } from './credential-cache.ts';
 import type { CredentialCache } from './credential-cache.ts';
 
@@ -30,6 +37,10 @@ export interface AuthenticatorOptions {
   ttlMs?: number;
   /** Clock of the cache (default the services' clock). */
   now?: () => number;
+  /** How long a PostgreSQL login that succeeded is remembered (default 30 s; 0 = log in every time). */
+  dbLoginTtlMs?: number;
+  /** Checks a PostgreSQL login (default: connect with those credentials, session_user must be the user). */
+  checkDbLogin?: (settings: PgCentralSettings) => Promise<boolean>;
 }
 
 export function createAuthenticator(
@@ -40,10 +51,17 @@ export function createAuthenticator(
 ): Authenticate & { readonly cache: CredentialCache } {
   const cache = createCredentialCache({ ...(options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs }), now: options.now ?? (() => services.deps.clock.now()) });
   services.auth.onCredentialsChanged((change) => cache.invalidate(change));
+  const now = options.now ?? (() => services.deps.clock.now());
+  const logins = createDbLogins(options.dbLoginTtlMs ?? 30_000, now, options.checkDbLogin ?? checkPgLogin);
   const authenticate: Authenticate = async (databaseId, credential) => {
-    if ((await resolve(databaseId)) === undefined) throw new SyncError('database_not_found', `No database ${databaseId}`);
+    const target = await resolve(databaseId);
+    if (target === undefined) throw new SyncError('database_not_found', `No database ${databaseId}`);
     if (credential === undefined || credential === '' || credential.length > 16_384) return null;
-    return cache.get(databaseId, credential, () => verifyCredential(services, databaseId, credential, onError));
+    return cache.get(databaseId, credential, async () => {
+      const p = await verifyCredential(services, databaseId, credential, onError);
+      if (p !== null || target.postgres === undefined) return p;
+      return logins.verify(databaseId, target.postgres, credential);
+    });
   };
   return Object.assign(authenticate, { cache });
 }
@@ -89,4 +107,55 @@ async function verifyJwtCredential(services: Services, databaseId: string, jwt: 
     if (code === 'ERR_JWKS_TIMEOUT' || (code === '' && !(e instanceof TypeError))) onError('sync: JWT verification failed', e);
     return null;
   }
+}
+
+/**
+ * A PostgreSQL login: connects with the credentials and checks the session really is that user
+ * (a server or proxy that maps or ignores the user name does not count), 5 s timeout.
+ */
+async function checkPgLogin(s: PgCentralSettings): Promise<boolean> {
+  const client = new pg.Client({ host: s.host, port: s.port, database: s.database, user: s.user, password: s.password, ssl: s.ssl ? { rejectUnauthorized: true } : false, connectionTimeoutMillis: 5000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    const r = await client.query<{ u: string }>('SELECT session_user::text AS u');
+    return r.rows[0]?.u === s.user;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+const DB_USER = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
+
+/**
+ * `<db-user>:<password>` credentials of POSTGRES databases. A login that succeeded is remembered
+ * (salted SHA-256 of database, user and password — never the password) for `ttlMs`; failures are
+ * not remembered, so a changed password takes effect at once for new logins and within `ttlMs`
+ * for remembered ones.
+ */
+function createDbLogins(ttlMs: number, now: () => number, check: (s: PgCentralSettings) => Promise<boolean>) {
+  const salt = randomBytes(16);
+  const ok = new Map<string, number>();
+  return {
+    async verify(databaseId: string, target: PgCentralSettings, credential: string): Promise<Principal | null> {
+      const at = credential.indexOf(':');
+      if (at <= 0) return null;
+      const user = credential.slice(0, at);
+      const password = credential.slice(at + 1);
+      if (!DB_USER.test(user) || password === '') return null;
+      const key = createHash('sha256').update(salt).update(`${databaseId}\0${user}\0${password}`).digest('base64');
+      const principal: Principal = { kind: 'apiKey', userId: null, claims: {}, credentialId: `dbUser:${user}` };
+      const until = ok.get(key);
+      if (until !== undefined && until > now()) return principal;
+      ok.delete(key);
+      if (!(await check({ ...target, user, password }))) return null;
+      if (ttlMs > 0) {
+        if (ok.size > 10_000) ok.clear();
+        ok.set(key, now() + ttlMs);
+      }
+      return principal;
+    },
+  };
 }

@@ -34,7 +34,8 @@ export function createDatabaseResolver(services: Services, opts: DatabaseResolve
       // POSTGRES: the customer database itself is the central database (pg-central.ts).
       if (db.kind === 'POSTGRES') {
         const postgres = services.databases.pgSettings(db);
-        return { path: '', postgres, enabled: db.offSyncEnabled, schemaHashMode: opts.schemaHashMode, conflictLog: db.conflictLog };
+        const rlsMode = db.rlsMode === 'ENFORCE' ? 'ENFORCE' : 'BYPASS';
+        return { path: '', postgres, rlsMode, enabled: db.offSyncEnabled, schemaHashMode: opts.schemaHashMode, conflictLog: db.conflictLog };
       }
       const path = sqliteDatabasePath(opts.dataDir, db.id);
       // The identity the file must carry (stamped now into files older than identities).
