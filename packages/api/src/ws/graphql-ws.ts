@@ -51,6 +51,11 @@ export function attachGraphqlWs(
   const wss = new WebSocketServer({ server, path });
   const viewers = new WeakMap<object, Viewer>();
   const sessions = liveSessionsOf(services);
+  // Yoga's error masking (what its masked-errors plugin applies to a subscription error), for the
+  // changes fast path; a JS field of the instance (TypeScript-private). Absent: the fast path
+  // keeps the executor's stream to mask the end; null (masking off): errors pass as they are.
+  const masking = (yoga as unknown as { maskedErrorsOpts?: { maskError(error: unknown, message: string): Error; errorMessage: string } | null }).maskedErrorsOpts;
+  const mask = masking === undefined ? null : (error: unknown): unknown => (masking === null ? error : masking.maskError(error, masking.errorMessage));
   /** Socket context → unregisters its live session. */
   const registrations = new WeakMap<object, () => void>();
   /** Execution args of `changes` subscriptions on the fast path → where their batches go. */
@@ -85,9 +90,12 @@ export function attachGraphqlWs(
         const f = fast.get(args);
         const schema = f === undefined ? null : fastSchemaOf(args.schema);
         if (f === undefined || schema === null) return subscribe(args);
-        return fastSubscribe(args, subscribe, schema, f.shape, f.socket, f.id) as ReturnType<typeof subscribe>;
+        return fastSubscribe(args, subscribe, schema, f.shape, f.socket, f.id, mask) as ReturnType<typeof subscribe>;
       },
       onConnect: async (ctx) => {
+        // The upgrade request (headers, raw headers, parser state) is not needed past the
+        // handshake: an idle socket should not keep it (memory per subscriber).
+        (ctx.extra as { request?: unknown }).request = undefined;
         const params = ctx.connectionParams ?? {};
         const credential = extractBearer(params['authorization'] ?? params['Authorization']) ?? extractBearer(params['adminKey']);
         const viewer = await resolveViewer(services, credential);

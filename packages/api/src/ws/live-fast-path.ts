@@ -14,8 +14,9 @@
  *   ({@link changesShape}: the `changes` field with `payload`, `changes`, `final`, `cursor { dbVersion
  *   seq }`, `__typename`, aliases and fragments, no directives, no variables in the selection);
  *   anything else runs the plain GraphQL path.
- * - The end: when the source ends or throws, the stand-in returns that outcome to the executor,
- *   so the error reaches the client through Yoga's masking and graphql-ws exactly as before.
+ * - The end: an error of the source goes through Yoga's own error masking (`mask`: what its
+ *   masked-errors plugin does on a subscription error) and graphql-ws, as before. Without `mask`
+ *   the executor's stream is kept and the stand-in returns the outcome to it instead.
  * - Backpressure: the next batch is pulled only after the socket has taken the previous one
  *   (the send callback), as graphql-ws does.
  */
@@ -255,6 +256,7 @@ export async function fastSubscribe(
   shape: ChangesShape,
   socket: FastSocket,
   id: string,
+  mask: ((error: unknown) => unknown) | null,
 ): Promise<unknown> {
   const ctx = args.contextValue;
   if (typeof ctx !== 'object' || ctx === null) return subscribe(args);
@@ -264,7 +266,10 @@ export async function fastSubscribe(
   slots.delete(ctx);
   const source = slot.source;
   if (source === undefined || !isAsyncIterable(result)) return result;
-  const mapped = (result as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+  // With Yoga's masking at hand the executor's stream is dropped now (an idle subscriber then
+  // keeps none of the execution and plugin closures: about 5 KiB); else it gives the end.
+  let kept: AsyncIterator<unknown> | undefined = (result as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+  if (mask !== null) kept = undefined;
   const prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
   const write = (text: string): Promise<void> =>
     new Promise((resolve, reject) => {
@@ -274,14 +279,15 @@ export async function fastSubscribe(
   let finished = false;
   const finish = (outcome: Promise<IteratorResult<ChangesBatch>>): Promise<IteratorResult<unknown>> => {
     finished = true;
+    if (kept === undefined) return outcome.catch((e: unknown) => Promise.reject(mask?.(e) ?? e)).then(() => ({ done: true, value: undefined }));
     outcome.catch(() => undefined);
     slot.terminal = outcome;
     slot.release?.();
-    return mapped.next();
+    return kept.next();
   };
   const self: AsyncIterableIterator<unknown> & { return(): Promise<IteratorResult<unknown>> } = {
     async next() {
-      if (finished) return mapped.next();
+      if (finished) return kept === undefined ? { done: true, value: undefined } : kept.next();
       for (;;) {
         let r: IteratorResult<ChangesBatch>;
         try {
@@ -295,7 +301,7 @@ export async function fastSubscribe(
     },
     async return() {
       finished = true;
-      await mapped.return?.();
+      await (kept === undefined ? source.return?.() : kept.return?.());
       return { done: true, value: undefined };
     },
     [Symbol.asyncIterator]: () => self,
