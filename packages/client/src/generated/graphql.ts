@@ -58,6 +58,14 @@ export type DatabaseKind =
   | 'POSTGRES'
   | 'SQLITE';
 
+export type DeployMode =
+  /** `tables` are added to the synced set; the others stay */
+  | 'ADD'
+  /** `tables` stop syncing; the others stay */
+  | 'REMOVE'
+  /** The synced set becomes exactly `tables` (tables not listed stop syncing) */
+  | 'REPLACE';
+
 export type DeviceEventKind =
   | 'REGISTERED'
   | 'REMOVED'
@@ -76,7 +84,7 @@ export type MetricsBucket =
 export type PostgresConnectionInput = {
   database: string;
   host: string;
-  /** Required when registering; omit to keep the stored one */
+  /** Omit when the server needs none (trust authentication); on reconfigure, omit to keep the stored one */
   password?: string | null | undefined;
   port?: number;
   ssl?: boolean | null | undefined;
@@ -114,6 +122,21 @@ export type RlsOperation =
 export type SyncCursorInput = {
   dbVersion: number;
   seq: number;
+};
+
+/** How one added table is initialised (cloudsync_init algorithm and flags, block columns) */
+export type TableDeployOptions = {
+  /** Default CLS */
+  algorithm?: CrdtAlgorithm | null | undefined;
+  /** Flag 1: allow a single-column INTEGER primary key (your ids are globally unique) */
+  allowIntegerPk?: boolean | null | undefined;
+  /** TEXT columns (not in the primary key) to mark block-LWW when the table is added (docs/PROTOCOL.md "Block columns"; devices call cloudsync_set_column(table, column, 'algo', 'block')). An already-synced table keeps its block columns: other ones are refused (VALIDATION_FAILED, reason BLOCK_COLUMNS_CHANGE). SQLITE databases only (POSTGRES: NOT_SUPPORTED_YET, reason BLOCK_COLUMNS_UNSUPPORTED) */
+  blockColumns?: Array<string> | null | undefined;
+  /** Flag 2: allow NOT NULL columns without a DEFAULT */
+  skipNotNullDefault?: boolean | null | undefined;
+  /** Flag 4: allow primary-key columns not declared NOT NULL (NULL values are still refused) */
+  skipPkNotNull?: boolean | null | undefined;
+  table: string;
 };
 
 export type TableFilter = {
@@ -450,7 +473,7 @@ export type ChangesSubscriptionVariables = Exact<{
 
 export type ChangesSubscription = { changes: { payload: string | null, changes: number, final: boolean, cursor: { dbVersion: number, seq: number } } };
 
-export type TableFieldsFragment = { name: string, algorithm: CrdtAlgorithm | null, selected: boolean, enabled: boolean, columns: Array<{ name: string, type: string, notNull: boolean, defaultValue: string | null, primaryKeyPosition: number }>, schemaIssues: Array<{ rule: string, message: string }> };
+export type TableFieldsFragment = { name: string, algorithm: CrdtAlgorithm | null, selected: boolean, enabled: boolean, blockColumns: Array<string>, columns: Array<{ name: string, type: string, notNull: boolean, defaultValue: string | null, primaryKeyPosition: number }>, schemaIssues: Array<{ rule: string, message: string }> };
 
 export type RlsPolicyFieldsFragment = { table: string, operation: RlsOperation, expression: string, updatedAt: string };
 
@@ -460,7 +483,7 @@ export type TablesQueryVariables = Exact<{
 }>;
 
 
-export type TablesQuery = { database: { id: string, tables: { totalCount: number, selectedCount: number, nodes: Array<{ name: string, algorithm: CrdtAlgorithm | null, selected: boolean, enabled: boolean, columns: Array<{ name: string, type: string, notNull: boolean, defaultValue: string | null, primaryKeyPosition: number }>, schemaIssues: Array<{ rule: string, message: string }> }> } } };
+export type TablesQuery = { database: { id: string, tables: { totalCount: number, selectedCount: number, nodes: Array<{ name: string, algorithm: CrdtAlgorithm | null, selected: boolean, enabled: boolean, blockColumns: Array<string>, columns: Array<{ name: string, type: string, notNull: boolean, defaultValue: string | null, primaryKeyPosition: number }>, schemaIssues: Array<{ rule: string, message: string }> }> } } };
 
 export type RlsPoliciesQueryVariables = Exact<{
   databaseId: string;
@@ -472,10 +495,12 @@ export type RlsPoliciesQuery = { database: { id: string, rlsMode: RlsMode, rlsPo
 export type DeployTablesMutationVariables = Exact<{
   databaseId: string;
   tables: Array<string> | string;
+  mode?: DeployMode | null | undefined;
+  options?: Array<TableDeployOptions> | TableDeployOptions | null | undefined;
 }>;
 
 
-export type DeployTablesMutation = { deployTables: { added: Array<string>, removed: Array<string>, tables: { totalCount: number, selectedCount: number, nodes: Array<{ name: string, algorithm: CrdtAlgorithm | null, selected: boolean, enabled: boolean, columns: Array<{ name: string, type: string, notNull: boolean, defaultValue: string | null, primaryKeyPosition: number }>, schemaIssues: Array<{ rule: string, message: string }> }> } } };
+export type DeployTablesMutation = { deployTables: { added: Array<string>, removed: Array<string>, tables: { totalCount: number, selectedCount: number, nodes: Array<{ name: string, algorithm: CrdtAlgorithm | null, selected: boolean, enabled: boolean, blockColumns: Array<string>, columns: Array<{ name: string, type: string, notNull: boolean, defaultValue: string | null, primaryKeyPosition: number }>, schemaIssues: Array<{ rule: string, message: string }> }> } } };
 
 export type SetRlsModeMutationVariables = Exact<{
   databaseId: string;
@@ -709,6 +734,7 @@ export const TableFieldsFragmentDoc = new TypedDocumentString(`
   algorithm
   selected
   enabled
+  blockColumns
   columns {
     name
     type
@@ -1528,6 +1554,7 @@ export const TablesDocument = new TypedDocumentString(`
   algorithm
   selected
   enabled
+  blockColumns
   columns {
     name
     type
@@ -1557,8 +1584,13 @@ export const RlsPoliciesDocument = new TypedDocumentString(`
   updatedAt
 }`) as unknown as TypedDocumentString<RlsPoliciesQuery, RlsPoliciesQueryVariables>;
 export const DeployTablesDocument = new TypedDocumentString(`
-    mutation DeployTables($databaseId: ID!, $tables: [String!]!) {
-  deployTables(databaseId: $databaseId, tables: $tables) {
+    mutation DeployTables($databaseId: ID!, $tables: [String!]!, $mode: DeployMode, $options: [TableDeployOptions!]) {
+  deployTables(
+    databaseId: $databaseId
+    tables: $tables
+    mode: $mode
+    options: $options
+  ) {
     added
     removed
     tables {
@@ -1575,6 +1607,7 @@ export const DeployTablesDocument = new TypedDocumentString(`
   algorithm
   selected
   enabled
+  blockColumns
   columns {
     name
     type
