@@ -183,6 +183,20 @@ describe('PostgreSQL engine', () => {
     });
   });
 
+  test('TRUNCATE of a synced table is refused with a clear message and changes nothing; after cleanup it is allowed', async () => {
+    await withPg(TODOS_DDL, ['todos'], async (ctx) => {
+      await ctx.sql("INSERT INTO todos (id, title) VALUES ('a', 'x'), ('b', 'y')");
+      const err = await ctx.sql('TRUNCATE todos').then(() => undefined, (e: unknown) => e as { code?: string; message?: string; hint?: string });
+      expect(err?.code).toBe('0A000');
+      expect(err?.message).toBe('TRUNCATE of synced table todos is not tracked by OffSync');
+      expect(err?.hint).toMatch(/DELETE the rows instead/);
+      expect((await ctx.sql('SELECT count(*)::int FROM todos'))[0]).toEqual([2]);
+      await ctx.engine.cleanup('todos');
+      await ctx.sql('TRUNCATE todos');
+      expect((await ctx.sql('SELECT count(*)::int FROM todos'))[0]).toEqual([0]);
+    });
+  });
+
   test('feed: keyset pages, cursor, row filter', async () => {
     await withPg(TODOS_DDL, ['todos'], async (ctx) => {
       await ctx.sql("INSERT INTO todos (id, title) VALUES ('a', '1'), ('b', '2'), ('c', '3')");

@@ -53,6 +53,15 @@ BEGIN
   RETURN NULL;
 END $f$;
 
+-- TRUNCATE fires no row triggers: it would empty the table without a single tombstone, so devices
+-- would keep every row. Refused with a clear message instead (BEFORE TRUNCATE on each synced table).
+CREATE OR REPLACE FUNCTION ${s}.refuse_truncate() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  RAISE EXCEPTION 'TRUNCATE of synced table % is not tracked by OffSync', TG_TABLE_NAME
+    USING ERRCODE = 'feature_not_supported',
+          HINT = 'DELETE the rows instead (devices then receive the deletions), or stop syncing the table first';
+END $f$;
+
 -- B.3 header: type code + minimal unsigned big-endian width (>= 0.9 rules), then the magnitude.
 CREATE OR REPLACE FUNCTION ${s}.enc_uint(code int, m bigint) RETURNS bytea LANGUAGE plpgsql IMMUTABLE AS $f$
 DECLARE b bytea := int8send(m); w int := 8;
@@ -167,6 +176,7 @@ BEGIN
 END $f$;`,
     `CREATE TRIGGER ${triggerName(meta, 'track')} AFTER INSERT OR UPDATE OR DELETE ON ${t} FOR EACH ROW EXECUTE FUNCTION ${trackFn(meta, schema.name)}();`,
     `CREATE TRIGGER ${triggerName(meta, 'lock')} BEFORE INSERT OR UPDATE OR DELETE ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION ${s}.lock_clock();`,
+    `CREATE TRIGGER ${triggerName(meta, 'truncate')} BEFORE TRUNCATE ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION ${s}.refuse_truncate();`,
   ];
   if (algorithm === 'gos') {
     out.push(`CREATE OR REPLACE FUNCTION ${gosFn(meta, schema.name)}() RETURNS trigger LANGUAGE plpgsql AS $f$
@@ -182,7 +192,7 @@ END $f$;`);
 export function dropTriggersSql(meta: string, nsp: string, table: string): string {
   const t = `${quoteIdent(nsp)}.${quoteIdent(table)}`;
   return `DROP TRIGGER IF EXISTS ${triggerName(meta, 'track')} ON ${t}; DROP TRIGGER IF EXISTS ${triggerName(meta, 'gos')} ON ${t};
-DROP TRIGGER IF EXISTS ${triggerName(meta, 'lock')} ON ${t};
+DROP TRIGGER IF EXISTS ${triggerName(meta, 'lock')} ON ${t}; DROP TRIGGER IF EXISTS ${triggerName(meta, 'truncate')} ON ${t};
 DROP FUNCTION IF EXISTS ${trackFn(meta, table)}(); DROP FUNCTION IF EXISTS ${gosFn(meta, table)}();`;
 }
 
