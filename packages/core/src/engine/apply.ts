@@ -758,6 +758,10 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
   };
 
   if (opts.judge === undefined && opts.isolateRows !== true) {
+    if (Array.isArray(changes)) {
+      const fast = mergeFresh(host, changes as readonly Change[], opts);
+      if (fast !== undefined) return fast;
+    }
     let group: Change[] = [];
     const flushGroup = (): void => {
       const first = group[0];
@@ -854,4 +858,271 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
   }
   host.setClock(m.clock);
   return { received: m.received, applied: m.applied, tables: [...m.tables], last, dbVersion: m.clock, rejected };
+}
+
+/** A row of a fresh merge: its state after each change, in batch order (mirrors `Merge.merge`). */
+interface FreshRow {
+  t: TableContext;
+  pk: Uint8Array;
+  pkValues: SqlValue[];
+  cl: number;
+  /** Sentinel clock [cl, group, seq, site], or undefined. */
+  sent: number[] | undefined;
+  /** Per value column (by ordinal): [col_version, group, seq, site] × columns; group -1 = no clock. */
+  clocks: number[];
+  cellCount: number;
+  /** Values written since the row last came to life (what the base row holds from this batch), by ordinal. */
+  values: SqlValue[];
+  hasValue: boolean[];
+  valueCount: number;
+  /** A delete of this batch removed the base row (and nothing brought it back yet). */
+  deleted: boolean;
+  deletedOnce: boolean;
+  /** A resurrection recreated the base row (its key alone, when no value follows). */
+  revived: boolean;
+}
+
+function freshRow(t: TableContext, pk: Uint8Array, pkValues: SqlValue[]): FreshRow {
+  const n = t.columns.length;
+  const clocks = new Array<number>(4 * n);
+  for (let i = 0; i < n; i++) clocks[4 * i + 1] = -1;
+  return { t, pk, pkValues, cl: 0, sent: undefined, clocks, cellCount: 0, values: new Array<SqlValue>(n), hasValue: new Array<boolean>(n).fill(false), valueCount: 0, deleted: false, deletedOnce: false, revived: false };
+}
+
+function clearCells(r: FreshRow): void {
+  for (let i = 0; i < r.t.columns.length; i++) {
+    r.clocks[4 * i + 1] = -1;
+    r.hasValue[i] = false;
+  }
+  r.cellCount = 0;
+  r.valueCount = 0;
+}
+
+/** A map key for a key blob (one char per byte, as `bytesKey`), native for Node Buffers. */
+function blobKey(b: Uint8Array): string {
+  return Buffer.isBuffer(b) ? b.toString('latin1') : bytesKey(b);
+}
+
+/**
+ * The merge of a batch into tables that hold no clock at all yet (a fresh device, a new
+ * database), grouped by (table, pk) across the whole batch: every row's changes are merged in
+ * memory in batch order, with exactly the decisions `Merge.merge` takes for a row without
+ * metadata, then each row is written once — one base write, one row record whose implicit cells
+ * carry the clock most of its cells share, explicit cells only for the others — with the local
+ * versions the change-by-change merge assigns (one per incoming group with a winning change, in
+ * batch order). No lookup is made. Returns undefined (nothing written but site references) when
+ * the batch needs the general merge: options that observe single writes (authorize, conflicts,
+ * visibility, tombstone values), a table with metadata, a grow-only table, an unknown table or
+ * column, a bad key, or a tie that needs a stored value.
+ */
+function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOptions): ApplyResult | undefined {
+  if (changes.length === 0 || opts.authorize !== undefined || opts.onConflict !== undefined || host.keepTombstoneValues) return undefined;
+  const byName = new Map<string, TableContext | null>();
+  const tableOf = (name: string): TableContext | undefined => {
+    let t = byName.get(name);
+    if (t === undefined) {
+      const ctx = host.table(name);
+      const ok = ctx !== undefined && ctx.algorithm === 'cls' && opts.visibilityColumns?.get(ctx.name.toLowerCase()) === undefined && Number(ctx.stmts.anyMetadata.getRaw()?.[0] ?? 1) === 0;
+      t = ok ? ctx : null;
+      byName.set(name, t);
+    }
+    return t ?? undefined;
+  };
+  let prevTbl: string | undefined;
+  let prevT: TableContext | undefined;
+  for (const ch of changes) {
+    if (ch.tbl !== prevTbl) {
+      prevTbl = ch.tbl;
+      prevT = tableOf(ch.tbl);
+    }
+    if (prevT === undefined) return undefined;
+    if (ch.col !== RIP_SENTINEL && !prevT.colIds.has(ch.col)) return undefined;
+  }
+  const authoritative = opts.rejectRows === true;
+  // Incoming groups (origin site + db_version runs, as `Merge.enterGroup` delimits them).
+  const groupDbv: number[] = [];
+  const groupSite: number[] = [];
+  const groupWins: boolean[] = [];
+  let siteBytes: Uint8Array | undefined;
+  let siteRef = -1;
+  let curSite = -1;
+  let curDbv = -1;
+  let gi = -1;
+  const rowsByTable = new Map<TableContext, Map<string, FreshRow>>();
+  const order: FreshRow[] = [];
+  let row: FreshRow | undefined;
+  let applied = 0;
+  const tables = new Set<string>();
+  const win = (r: FreshRow, ch: Change, ord: number, g: number): void => {
+    const k = 4 * ord;
+    const c = r.clocks;
+    if (c[k + 1] === -1) r.cellCount++;
+    c[k] = ch.colVersion;
+    c[k + 1] = g;
+    c[k + 2] = ch.seq;
+    c[k + 3] = groupSite[g] as number;
+    if (!r.hasValue[ord]) {
+      r.hasValue[ord] = true;
+      r.valueCount++;
+    }
+    r.values[ord] = ch.val;
+    if (r.cl === 0) r.cl = 1;
+    groupWins[g] = true;
+    applied++;
+    tables.add(r.t.name);
+  };
+  const resurrect = (r: FreshRow, ch: Change, g: number): void => {
+    for (let i = 0; i < r.t.columns.length; i++) if (r.clocks[4 * i + 1] !== -1) r.clocks[4 * i] = 0;
+    r.sent = [ch.cl, g, ch.seq, groupSite[g] as number];
+    r.cl = ch.cl;
+    r.deleted = false;
+    r.revived = true;
+    groupWins[g] = true;
+  };
+  prevTbl = undefined;
+  for (const ch of changes) {
+    if (siteBytes !== ch.siteId) {
+      siteBytes = ch.siteId;
+      const ref = host.siteRef(ch.siteId);
+      if (ref !== siteRef) curSite = -1;
+      siteRef = ref;
+    }
+    if (curSite !== siteRef || ch.dbVersion !== curDbv) {
+      curSite = siteRef;
+      curDbv = ch.dbVersion;
+      gi++;
+      groupDbv.push(ch.dbVersion);
+      groupSite.push(siteRef);
+      groupWins.push(false);
+    }
+    if (ch.tbl !== prevTbl) {
+      prevTbl = ch.tbl;
+      prevT = tableOf(ch.tbl);
+    }
+    const t = prevT as TableContext;
+    if (row === undefined || row.t !== t || !sameBytes(row.pk, ch.pk)) {
+      let rows = rowsByTable.get(t);
+      if (rows === undefined) rowsByTable.set(t, (rows = new Map()));
+      const key = blobKey(ch.pk);
+      row = rows.get(key);
+      if (row === undefined) {
+        let pkValues: SqlValue[];
+        try {
+          pkValues = decodePk(ch.pk);
+        } catch {
+          return undefined;
+        }
+        if (pkValues.length !== t.schema.pkColumns.length || pkTypeProblem(t, pkValues) !== undefined) return undefined;
+        row = freshRow(t, ch.pk, pkValues);
+        rows.set(key, row);
+        order.push(row);
+      }
+    }
+    const r = row;
+    if (ch.cl < r.cl) continue; // an older life of the row
+    if (ch.cl % 2 === 0) {
+      if (ch.cl === r.cl) continue;
+      r.deleted = true;
+      r.deletedOnce = true;
+      r.revived = false;
+      clearCells(r);
+      r.sent = [ch.cl, gi, ch.seq, siteRef];
+      r.cl = ch.cl;
+      groupWins[gi] = true;
+      applied++;
+      tables.add(t.name);
+      continue;
+    }
+    if (ch.col === RIP_SENTINEL) {
+      if (ch.cl === r.cl) continue;
+      resurrect(r, ch, gi);
+      applied++;
+      tables.add(t.name);
+      continue;
+    }
+    const c = t.byId.get(t.colIds.get(ch.col) as number);
+    if (c === undefined) return undefined; // a column the table no longer has: the general merge reports it
+    const ord = c.ord;
+    const needsResurrect = ch.cl > r.cl;
+    const known = r.cl > 0;
+    if (needsResurrect && (known || ch.cl > 1)) resurrect(r, ch, gi);
+    if (needsResurrect || !known) {
+      win(r, ch, ord, gi);
+      continue;
+    }
+    const local = r.clocks[4 * ord + 1] === -1 ? undefined : (r.clocks[4 * ord] as number);
+    if (local === undefined || ch.colVersion > local) {
+      win(r, ch, ord, gi);
+      continue;
+    }
+    if (ch.colVersion < local) continue;
+    if (!r.hasValue[ord]) return undefined; // the tie needs the stored value
+    if (compareForMerge(ch.val, r.values[ord] ?? null) > 0) win(r, ch, ord, gi);
+  }
+  // Local versions, in batch order: one per incoming group that wrote anything.
+  let clock = host.clock();
+  const version: bigint[] = new Array<bigint>(groupDbv.length);
+  for (let g = 0; g < groupDbv.length; g++) {
+    if (!groupWins[g]) continue;
+    clock = authoritative ? clock + 1 : Math.max(clock + 1, groupDbv[g] as number);
+    version[g] = BigInt(clock);
+  }
+  const siteBig = new Map<number, bigint>();
+  const big = (n: number): bigint => {
+    let b = siteBig.get(n);
+    if (b === undefined) siteBig.set(n, (b = BigInt(n)));
+    return b;
+  };
+  for (const r of order) writeFreshRow(r, version, big);
+  host.setClock(clock);
+  const lastCh = changes[changes.length - 1] as Change;
+  return { received: changes.length, applied, tables: [...tables], last: { dbVersion: lastCh.dbVersion, seq: lastCh.seq }, dbVersion: clock, rejected: [] };
+}
+
+function writeFreshRow(r: FreshRow, version: readonly bigint[], big: (n: number) => bigint): void {
+  if (r.cl === 0) return;
+  const t = r.t;
+  const s = t.stmts;
+  const cols = t.columns;
+  if (r.deletedOnce) s.deleteRow.run(...r.pkValues);
+  if (!r.deleted) {
+    if (r.valueCount === cols.length) t.upsertColumns(cols.map((c) => c.name)).run(...r.pkValues, ...r.values);
+    else if (r.valueCount > 0) {
+      const names: string[] = [];
+      const vals: SqlValue[] = [];
+      for (const c of cols) {
+        if (!r.hasValue[c.ord]) continue;
+        names.push(c.name);
+        vals.push(r.values[c.ord] ?? null);
+      }
+      t.upsertColumns(names).run(...r.pkValues, ...vals);
+    } else if (r.revived) s.insertPkOnly.run(...r.pkValues);
+  }
+  const sent = r.sent;
+  if (sent !== undefined) s.setSentinel.run(r.pk, BigInt(sent[0] as number), version[sent[1] as number] as bigint, BigInt(sent[2] as number), big(sent[3] as number));
+  const k = r.clocks;
+  // A live row whose every cell has a clock keeps the clock most of them share as implicit cells
+  // (one row record, like a local insert); the other cells stay explicit.
+  let best = -1;
+  if (sent === undefined && r.cl === 1 && r.cellCount === cols.length && cols.length > 0) {
+    let bestCount = 0;
+    for (let i = 0; i < cols.length && bestCount <= cols.length - i; i++) {
+      let n = 0;
+      for (let j = 0; j < cols.length; j++) {
+        if (k[4 * j] === k[4 * i] && k[4 * j + 1] === k[4 * i + 1] && k[4 * j + 3] === k[4 * i + 3] && (k[4 * j + 2] as number) - j === (k[4 * i + 2] as number) - i) n++;
+      }
+      if (n > bestCount) {
+        bestCount = n;
+        best = i;
+      }
+    }
+  }
+  const bi = 4 * best;
+  if (best >= 0) s.insertRowRecord.run(r.pk, BigInt(k[bi] as number), version[k[bi + 1] as number] as bigint, BigInt((k[bi + 2] as number) - 1 - best), big(k[bi + 3] as number));
+  for (let j = 0; j < cols.length; j++) {
+    const g = k[4 * j + 1] as number;
+    if (g === -1) continue;
+    if (best >= 0 && k[4 * j] === k[bi] && g === k[bi + 1] && k[4 * j + 3] === k[bi + 3] && (k[4 * j + 2] as number) - j === (k[bi + 2] as number) - best) continue;
+    s.setCell.run(r.pk, BigInt((cols[j] as { id: number }).id), BigInt(k[4 * j] as number), version[g] as bigint, BigInt(k[4 * j + 2] as number), big(k[4 * j + 3] as number));
+  }
 }

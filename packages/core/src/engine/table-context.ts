@@ -39,6 +39,8 @@ export interface TableStatements {
   rowRecord: SqlStatement;
   /** (pk) → any explicit cell. */
   anyCell: SqlStatement;
+  /** () → [1] when the table has any clock at all (apply.ts `mergeFresh` needs none). */
+  anyMetadata: SqlStatement;
   /** (pk, col) → [col_version] */
   cell: SqlStatement;
   /** (pk, col) → [site] of an explicit cell (conflict reports). */
@@ -125,6 +127,7 @@ export function createTableContext(
   const stmts: TableStatements = {
     rowRecord: driver.prepare(`SELECT cl, sent, icv, db_version, seq, site FROM ${r} WHERE pk = ?`),
     anyCell: driver.prepare(`SELECT 1 FROM ${c} WHERE pk = ? LIMIT 1`),
+    anyMetadata: driver.prepare(`SELECT EXISTS (SELECT 1 FROM ${r}) OR EXISTS (SELECT 1 FROM ${c})`),
     cell: driver.prepare(`SELECT col_version FROM ${c} WHERE pk = ? AND col = ?`),
     cellSite: driver.prepare(`SELECT site FROM ${c} WHERE pk = ? AND col = ?`),
     otherWriter: driver.prepare(`SELECT site FROM ${c} WHERE pk = ? AND site <> ? LIMIT 1`),
