@@ -1,8 +1,11 @@
 /**
- * `npm run bench` in packages/core: the CRDT engine against raw better-sqlite3 doing the same
- * rows in the same run (file databases, WAL). Prints a table; never fails on timings.
+ * `npm run bench` in packages/core: in one run, raw better-sqlite3, OffSync and the native
+ * SQLite Sync 1.1.4 build (devDependency `@sqliteai/sqlite-sync-linux-x86_64`, loaded into
+ * better-sqlite3 as an extension; bench and tests only) doing the same rows (file databases, WAL).
+ * Prints a table with ratios; never fails on timings. BENCH_ROWS overrides N.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -26,10 +29,15 @@ function time(fn: () => void): number {
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
-function openRaw(name: string): Database.Database {
+function openFile(name: string): Database.Database {
   const db = new Database(join(dir, name));
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
+  return db;
+}
+
+function openRaw(name: string): Database.Database {
+  const db = openFile(name);
   db.exec(DDL);
   return db;
 }
@@ -41,6 +49,24 @@ function openTracked(name: string): SyncEngine {
   return e;
 }
 
+/** The native extension's path, or undefined when the package is not installed. */
+function nativeExtension(): string | undefined {
+  try {
+    return (createRequire(import.meta.url)('@sqliteai/sqlite-sync-linux-x86_64') as { path: string }).path;
+  } catch {
+    return undefined;
+  }
+}
+const extension = nativeExtension();
+
+function openNative(name: string): Database.Database {
+  const db = openFile(name);
+  db.loadExtension(extension as string);
+  db.exec(DDL);
+  db.prepare("SELECT cloudsync_init('todos')").get();
+  return db;
+}
+
 const ids = Array.from({ length: N }, (_, i) => `018f${i.toString(16).padStart(8, '0')}-7c3a-4b1e-9d2f-${(i * 7919).toString(16).padStart(12, '0')}`);
 function insertAll(db: Database.Database): void {
   const st = db.prepare('INSERT INTO todos (id, title, done, note) VALUES (?, ?, ?, ?)');
@@ -49,89 +75,168 @@ function insertAll(db: Database.Database): void {
   })();
 }
 const updateAll = (db: Database.Database): void => void db.prepare("UPDATE todos SET title = title || ' (edited)'").run();
-const deleteTenth = (db: Database.Database): void => void db.prepare("DELETE FROM todos WHERE rowid % 10 = 0").run();
+const deleteTenth = (db: Database.Database): void => void db.prepare('DELETE FROM todos WHERE rowid % 10 = 0').run();
 
-const rows: { op: string; baseline: string; value: string; ratio: string }[] = [];
+interface Row {
+  operation: string;
+  raw: string;
+  offsync: string;
+  'sqlite-sync 1.1.4': string;
+  'offsync vs raw': string;
+  'offsync vs sqlite-sync': string;
+}
+const rows: Row[] = [];
 const ms = (x: number): string => `${x.toFixed(0)} ms`;
 const rate = (n: number, t: number): string => `${Math.round(n / (t / 1000)).toLocaleString('en-US')}/s`;
+const x = (a: number, b: number): string => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}×` : '-');
+const NA = 'not installed';
 
 const raw = openRaw('raw.db');
 const eng = openTracked('tracked.db');
-const engDb = (eng.driver as unknown as { exec(s: string): void });
-void engDb;
 // better-sqlite3 handle behind the engine, for identical statements.
-const trackedDb = new Database(join(dir, 'tracked.db'));
-trackedDb.pragma('journal_mode = WAL');
-trackedDb.pragma('synchronous = NORMAL');
+const trackedDb = openFile('tracked.db');
+const native = extension === undefined ? undefined : openNative('native.db');
 
+// 1. Tracked writes: the same statements on the three databases.
 for (const [op, fn] of [
-  ['insert (1 txn)', insertAll],
-  ['update 1 column', updateAll],
+  ['tracked insert (1 txn)', insertAll],
+  ['update 1 column of every row', updateAll],
   ['delete 10%', deleteTenth],
 ] as const) {
   const tRaw = time(() => fn(raw));
-  const tTracked = time(() => fn(trackedDb));
-  rows.push({ op: `tracked ${op}`, baseline: ms(tRaw), value: ms(tTracked), ratio: `${(tTracked / tRaw).toFixed(2)}× raw` });
+  const tOff = time(() => fn(trackedDb));
+  const tNat = native === undefined ? NaN : time(() => fn(native));
+  rows.push({ operation: op, raw: ms(tRaw), offsync: ms(tOff), 'sqlite-sync 1.1.4': native === undefined ? NA : ms(tNat), 'offsync vs raw': x(tOff, tRaw), 'offsync vs sqlite-sync': x(tOff, tNat) });
 }
 
+// 2. Extraction of every change since 0, then the payload codec.
 let changes: Change[] = [];
 const tExtract = time(() => {
   changes = [...eng.changes()];
 });
-rows.push({ op: 'extract all changes since 0', baseline: '-', value: rate(changes.length, tExtract), ratio: `${changes.length} changes` });
-
-let payload: Uint8Array | null = null;
-const tEncode = time(() => {
-  payload = eng.encodeChanges(changes);
+const CHANGES_SQL = 'SELECT tbl, pk, col_name, col_value, col_version, db_version, site_id, cl, seq FROM cloudsync_changes WHERE db_version > ?';
+let nativeCount = 0;
+const tNatExtract = native === undefined ? NaN : time(() => void (nativeCount = native.prepare(CHANGES_SQL).raw().all(0).length));
+rows.push({
+  operation: 'extract all changes since 0 (changes/s)',
+  raw: '-',
+  offsync: `${rate(changes.length, tExtract)} (${changes.length})`,
+  'sqlite-sync 1.1.4': native === undefined ? NA : `${rate(nativeCount, tNatExtract)} (${nativeCount})`,
+  'offsync vs raw': '-',
+  'offsync vs sqlite-sync': x(tExtract / changes.length, tNatExtract / nativeCount) + ' time/change',
 });
-const bytes = (payload as Uint8Array | null)?.length ?? 0;
-rows.push({ op: 'encode payload', baseline: '-', value: rate(changes.length, tEncode), ratio: `${(bytes / changes.length).toFixed(1)} bytes/change on the wire` });
-const tDecode = time(() => void decodePayload(payload as unknown as Uint8Array));
-rows.push({ op: 'decode payload', baseline: '-', value: rate(changes.length, tDecode), ratio: '' });
 
+let payload: Uint8Array = new Uint8Array();
+const tEncode = time(() => {
+  payload = eng.encodeChanges(changes) ?? new Uint8Array();
+});
+const ENCODE_SQL = 'SELECT cloudsync_payload_encode(tbl, pk, col_name, col_value, col_version, db_version, site_id, cl, seq) FROM cloudsync_changes WHERE db_version > ?';
+let nativePayload: Uint8Array = new Uint8Array();
+const tNatEncode = native === undefined ? NaN : time(() => void (nativePayload = native.prepare(ENCODE_SQL).pluck().get(0) as Uint8Array));
+rows.push({
+  operation: 'extract + encode one payload (changes/s)',
+  raw: '-',
+  offsync: `${rate(changes.length, tExtract + tEncode)} (${(payload.length / changes.length).toFixed(1)} B/change)`,
+  'sqlite-sync 1.1.4': native === undefined ? NA : `${rate(nativeCount, tNatEncode)} (${(nativePayload.length / nativeCount).toFixed(1)} B/change)`,
+  'offsync vs raw': '-',
+  'offsync vs sqlite-sync': x((tExtract + tEncode) / changes.length, tNatEncode / nativeCount) + ' time/change',
+});
+const tDecode = time(() => void decodePayload(payload));
+rows.push({ operation: 'decode payload (changes/s)', raw: '-', offsync: rate(changes.length, tDecode), 'sqlite-sync 1.1.4': '-', 'offsync vs raw': '-', 'offsync vs sqlite-sync': '-' });
+
+// 3. Apply everything into an empty database (rows with updated cells, deletions).
 const target = openTracked('apply.db');
 const rawApply = openRaw('raw-apply.db');
-const live = raw.prepare("SELECT id, title, done, note FROM todos").all() as Record<string, unknown>[];
+const live = raw.prepare('SELECT id, title, done, note FROM todos').all() as Record<string, unknown>[];
 const tRawApply = time(() => {
   const st = rawApply.prepare('INSERT INTO todos (id, title, done, note) VALUES (?, ?, ?, ?)');
   rawApply.transaction(() => {
     for (const r of live) st.run(r['id'], r['title'], r['done'], r['note']);
   })();
 });
-const tApply = time(() => void target.applyPayload(payload as unknown as Uint8Array));
-rows.push({ op: 'apply payload into empty db', baseline: ms(tRawApply), value: rate(changes.length, tApply), ratio: `${(tApply / tRawApply).toFixed(2)}× raw insert of the rows` });
+const tApply = time(() => void target.applyPayload(payload));
+const nativeTarget = native === undefined ? undefined : openNative('native-apply.db');
+const APPLY_SQL = 'SELECT cloudsync_payload_apply(?)';
+const tNatApply = nativeTarget === undefined ? NaN : time(() => void nativeTarget.prepare(APPLY_SQL).get(nativePayload));
+rows.push({
+  operation: 'apply into an empty database (changes/s)',
+  raw: `${rate(live.length, tRawApply)} rows`,
+  offsync: rate(changes.length, tApply),
+  'sqlite-sync 1.1.4': nativeTarget === undefined ? NA : rate(nativeCount, tNatApply),
+  'offsync vs raw': `${x(tApply, tRawApply)} time`,
+  'offsync vs sqlite-sync': x(tApply / changes.length, tNatApply / nativeCount) + ' time/change',
+});
 
-// Conflicting merge both ways: both replicas edit every surviving row, then exchange.
+// 4. Conflicting merge both ways: both replicas edit every surviving row, then exchange.
 const a = target;
 const b = openTracked('b.db');
-b.applyPayload(payload as unknown as Uint8Array);
-const dbA = new Database(join(dir, 'apply.db'));
-const dbB = new Database(join(dir, 'b.db'));
+b.applyPayload(payload);
+const dbA = openFile('apply.db');
+const dbB = openFile('b.db');
 dbA.prepare("UPDATE todos SET title = 'A' || title, done = 1 - done").run();
 dbB.prepare("UPDATE todos SET title = 'B' || title").run();
-const fromA = a.encodeChanges([...a.changes({ localOnly: true })]);
-const fromB = b.encodeChanges([...b.changes({ localOnly: true })]);
+const fromA = a.encodeChanges([...a.changes({ localOnly: true })]) ?? new Uint8Array();
+const fromB = b.encodeChanges([...b.changes({ localOnly: true })]) ?? new Uint8Array();
 let merged = 0;
 const tConflict = time(() => {
-  merged += b.applyPayload(fromA as Uint8Array).received;
-  merged += a.applyPayload(fromB as Uint8Array).received;
+  merged += b.applyPayload(fromA).received;
+  merged += a.applyPayload(fromB).received;
 });
-rows.push({ op: 'conflicting merge both ways', baseline: '-', value: rate(merged, tConflict), ratio: `${merged} changes` });
-
-const live2 = Number((trackedDb.prepare('SELECT count(*) AS n FROM todos').get() as { n: number }).n);
-let metaBytes = 0;
-try {
-  metaBytes = Number((trackedDb.prepare("SELECT SUM(pgsize) AS s FROM dbstat WHERE name LIKE 'todos\\_\\_crdt%' ESCAPE '\\'").get() as { s: number }).s);
-} catch {
-  metaBytes = NaN;
+let natMerged = 0;
+let tNatConflict = NaN;
+if (nativeTarget !== undefined) {
+  const nb = openNative('native-b.db');
+  nb.prepare(APPLY_SQL).get(nativePayload);
+  const since = (d: Database.Database): number => Number(d.prepare('SELECT cloudsync_db_version()').pluck().get());
+  const va = since(nativeTarget);
+  const vb = since(nb);
+  nativeTarget.prepare("UPDATE todos SET title = 'A' || title, done = 1 - done").run();
+  nb.prepare("UPDATE todos SET title = 'B' || title").run();
+  const count = (d: Database.Database, v: number): number => Number(d.prepare('SELECT count(*) FROM cloudsync_changes WHERE db_version > ?').pluck().get(v));
+  natMerged = count(nativeTarget, va) + count(nb, vb);
+  const pa = nativeTarget.prepare(ENCODE_SQL).pluck().get(va) as Uint8Array;
+  const pb = nb.prepare(ENCODE_SQL).pluck().get(vb) as Uint8Array;
+  tNatConflict = time(() => {
+    nb.prepare(APPLY_SQL).get(pa);
+    nativeTarget.prepare(APPLY_SQL).get(pb);
+  });
+  nb.close();
 }
-const baseBytes = Number((trackedDb.prepare("SELECT SUM(pgsize) AS s FROM dbstat WHERE name = 'todos' OR name LIKE 'sqlite_autoindex_todos%'").get() as { s: number }).s);
-rows.push({ op: 'metadata bytes per live row', baseline: `${(baseBytes / live2).toFixed(0)} B/row table`, value: `${(metaBytes / live2).toFixed(0)} B/row`, ratio: `${live2} live rows` });
-rows.push({ op: 'peak RSS', baseline: '-', value: `${(peakRss / 2 ** 20).toFixed(0)} MiB`, ratio: '' });
+rows.push({
+  operation: 'conflicting merge both ways (changes/s)',
+  raw: '-',
+  offsync: `${rate(merged, tConflict)} (${merged})`,
+  'sqlite-sync 1.1.4': nativeTarget === undefined ? NA : `${rate(natMerged, tNatConflict)} (${natMerged})`,
+  'offsync vs raw': '-',
+  'offsync vs sqlite-sync': x(tConflict / merged, tNatConflict / natMerged) + ' time/change',
+});
 
-console.log(`\n@offsync/core bench — N = ${N.toLocaleString('en-US')} rows, file databases in WAL mode, node ${process.version}\n`);
+// 5. Metadata: every page that is not the base table, its key index or SQLite's own schema.
+function metaPerRow(d: Database.Database): { meta: number; base: number; live: number } {
+  const liveRows = Number(d.prepare('SELECT count(*) FROM todos').pluck().get());
+  const sum = (where: string): number => Number(d.prepare(`SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE ${where}`).pluck().get());
+  const base = "(name = 'todos' OR name LIKE 'sqlite\\_autoindex\\_todos%' ESCAPE '\\')";
+  try {
+    return { meta: sum(`NOT ${base} AND name NOT IN ('sqlite_schema', 'sqlite_master', 'sqlite_stat1')`) / liveRows, base: sum(base) / liveRows, live: liveRows };
+  } catch {
+    return { meta: NaN, base: NaN, live: liveRows };
+  }
+}
+const mOff = metaPerRow(trackedDb);
+const mNat = native === undefined ? undefined : metaPerRow(native);
+rows.push({
+  operation: 'CRDT metadata per live row',
+  raw: `0 B (table ${mOff.base.toFixed(0)} B)`,
+  offsync: `${mOff.meta.toFixed(0)} B`,
+  'sqlite-sync 1.1.4': mNat === undefined ? NA : `${mNat.meta.toFixed(0)} B`,
+  'offsync vs raw': '-',
+  'offsync vs sqlite-sync': mNat === undefined ? '-' : x(mOff.meta, mNat.meta),
+});
+rows.push({ operation: 'peak RSS', raw: '-', offsync: `${(peakRss / 2 ** 20).toFixed(0)} MiB (whole process)`, 'sqlite-sync 1.1.4': '-', 'offsync vs raw': '-', 'offsync vs sqlite-sync': '-' });
+
+console.log(`\n@offsync/core bench — N = ${N.toLocaleString('en-US')} rows, file databases in WAL mode, node ${process.version}${extension === undefined ? ' (native SQLite Sync not installed)' : ''}\n`);
 console.table(rows);
-for (const d of [raw, trackedDb, rawApply, dbA, dbB]) d.close();
+for (const d of [raw, trackedDb, rawApply, dbA, dbB, native, nativeTarget]) d?.close();
 eng.close();
 a.close();
 b.close();
