@@ -10,6 +10,8 @@
  *   (e)(f)(g) bench/load.ts (its own server process): 200 devices mixing uploads and first syncs
  *       (p50/p99 per route, event-loop delay, errors, RSS), an upload burst vs raw better-sqlite3,
  *       and the initial-sync storm of 200 fresh RLS devices on 20k rows. Alone: `tsx bench/load.ts`.
+ *   (h)(i) bench/pg.ts: (a) and (b) on a POSTGRES central database (TEST_DATABASE_URL, else an
+ *       embedded PGlite), one node and three behind a round-robin proxy, as ratios to (a)(b).
  *
  * Env: BENCH_QUICK=1 for a smoke run (fewer devices, rounds and subscribers).
  */
@@ -19,6 +21,8 @@ import type { BenchServer } from './ipc.ts';
 import { Fleet, percentile, propagation, Writer } from './live.ts';
 import { mergeThroughput } from './merge.ts';
 import { FULL as LOAD_FULL, QUICK as LOAD_QUICK, loadBench } from './load.ts';
+import { pgBench } from './pg.ts';
+import type { SqliteFigures } from './pg.ts';
 
 const quick = process.env['BENCH_QUICK'] === '1';
 const KiB = 1024;
@@ -67,6 +71,7 @@ async function live(server: BenchServer): Promise<void> {
 async function main(): Promise<void> {
   process.stderr.write(`OffSync api bench (${cpus().length} cores${quick ? ', quick' : ''})\n`);
   const server = await startBenchServer();
+  let sqlite: SqliteFigures | undefined;
   try {
     process.stderr.write('(c)(d) live subscriptions…\n');
     await live(server);
@@ -78,17 +83,20 @@ async function main(): Promise<void> {
     const rate = m.changes / (m.ms / 1000);
     row(`(a) merged via HTTP G3 apply, ${o.devices} devices × ${o.batches} × ${o.rowsPerBatch} rows`, `${fmt(rate)} changes/s`, '≥ 20k changes/s', `${verdict(rate >= 20_000)}; ${fmt(m.changes)} changes in ${fmt(m.ms)} ms, ${m.failures} failures`);
     const raw = m.rows / (m.baselineRowsMs / 1000);
+    sqlite = { mergeRate: rate, downloadRate: new Map(), merge: o };
     row('(a) baseline raw better-sqlite3 inserts, same rows', `${fmt(raw)} rows/s`, '', `${fmt((raw * m.changes) / m.rows)} cell-equivalents/s; merge is ${fmt(raw / (rate / (m.changes / m.rows)), 1)}× slower per row`);
 
     process.stderr.write('(b) download package build…\n');
     for (const pageBytes of [5_000_000, 256 * KiB]) {
       await server.request({ type: 'download', pageBytes }); // warm-up
       const d = await server.request({ type: 'download', pageBytes });
+      sqlite?.downloadRate.set(pageBytes, d.changes / (d.ms / 1000));
       row(`(b) download build, pages of ${fmt(pageBytes / KiB)} KiB`, `${fmt(d.changes / (d.ms / 1000))} changes/s`, '', `${fmt(d.changes)} changes → ${d.pages} pages, ${fmt(d.bytes / KiB / KiB, 1)} MiB in ${fmt(d.ms)} ms`);
     }
   } finally {
     await server.stop();
   }
+  if (sqlite !== undefined && process.env['BENCH_SKIP_PG'] !== '1') await pgBench(row, sqlite);
   await loadBench(row, quick ? LOAD_QUICK : LOAD_FULL);
   const widths = [0, 1, 2, 3].map((i) => Math.max(...[['measure', 'result', 'target', 'notes'], ...rows].map((r) => (r[i] ?? '').length)));
   const line = (r: string[]): string => `| ${r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;

@@ -34,10 +34,12 @@ export interface BenchServer extends ServerReady {
   stop(): Promise<void>;
 }
 
-export async function startBenchServer(): Promise<BenchServer> {
-  const child: ChildProcess = fork(fileURLToPath(new URL('./server.ts', import.meta.url)), [], {
+/** Forks the bench server (`script`, default bench/server.ts) with extra environment variables. */
+export async function startBenchServer(opts: { script?: URL; env?: Record<string, string> } = {}): Promise<BenchServer> {
+  const child: ChildProcess = fork(fileURLToPath(opts.script ?? new URL('./server.ts', import.meta.url)), [], {
     execArgv: ['--import', 'tsx', '--expose-gc'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    ...(opts.env === undefined ? {} : { env: { ...process.env, ...opts.env } }),
   });
   const pending = new Map<number, (r: BenchReply) => void>();
   let nextId = 1;
