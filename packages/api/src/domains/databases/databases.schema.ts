@@ -1,6 +1,8 @@
 import { builder } from '../../builder.ts';
 import { DatabaseKindEnum, ProjectRef } from '../projects/projects.schema.ts';
 import type { ConnectionStatus } from './connection.ts';
+import { buildClientIntegration } from './client-integration.ts';
+import type { ClientIntegration } from './client-integration.ts';
 
 export const RlsModeEnum = builder.enumType('RlsMode', { values: ['BYPASS', 'ENFORCE'] as const });
 
@@ -35,13 +37,20 @@ const ConnectionRef = builder.objectRef<ConnectionStatus>('DatabaseConnection').
 
 const AuthMethodEnum = builder.enumType('ClientAuthMethod', { values: ['API_KEY', 'ACCESS_TOKEN', 'JWT'] as const });
 
-const ClientIntegrationRef = builder.objectRef<{ databaseId: string; rlsMode: 'BYPASS' | 'ENFORCE'; authMethod: 'API_KEY' | 'ACCESS_TOKEN' | 'JWT'; serverUrl: string; snippet: string }>('ClientIntegration').implement({
+const ClientIntegrationRef = builder.objectRef<ClientIntegration>('ClientIntegration').implement({
   fields: (t) => ({
     databaseId: t.exposeID('databaseId'),
+    kind: t.field({ type: DatabaseKindEnum, description: 'The workspace type the snippet is written for', resolve: (c) => c.kind }),
     rlsMode: t.field({ type: RlsModeEnum, resolve: (c) => c.rlsMode }),
     authMethod: t.field({ type: AuthMethodEnum, resolve: (c) => c.authMethod }),
+    postgresUser: t.exposeString('postgresUser', {
+      nullable: true,
+      description: 'POSTGRES: the database user of the connection. In BYPASS mode a device may present `<postgresUser>:<password>` as its API key (checked by logging in to PostgreSQL; RLS bypassed). The password is never returned. Null for SQLITE',
+    }),
     serverUrl: t.exposeString('serverUrl'),
-    snippet: t.exposeString('snippet', { description: 'SQL a device runs (SQLite Sync extension) for the current RLS mode and auth method' }),
+    snippet: t.exposeString('snippet', {
+      description: 'SQL a device runs (SQLite Sync extension) for the workspace type, RLS mode and auth method: cloudsync_init per synced table, cloudsync_set_column(…, \'algo\', \'block\') per block column, network init, credential, sync. Passwords are placeholders',
+    }),
   }),
 });
 
@@ -65,7 +74,15 @@ export const DatabaseRef = builder.prismaObject('Database', {
         return { ...c, status: 'FILE_MISSING' as const, error: { code: 'FILE_REPLACED', message: 'The database file was deleted or replaced while sync had it open; sync is refused until restoreConnection', retryable: false } };
       },
     }),
-    clientIntegration: t.field({ type: ClientIntegrationRef, resolve: (d, _a, ctx) => ctx.services.clientIntegration(d.id) }),
+    clientIntegration: t.field({
+      type: ClientIntegrationRef,
+      resolve: (d, _a, ctx) => buildClientIntegration({
+        databases: ctx.services.databases,
+        publicUrl: ctx.services.deps.publicUrl,
+        jwtConfigured: async (id) => (await ctx.services.auth.getJwtProvider(id)) !== null,
+        syncedTables: (id) => ctx.services.tables.syncedTablesForSnippet(id),
+      }, d.id),
+    }),
   }),
 });
 
@@ -93,8 +110,11 @@ builder.prismaObjectFields('Project', (t) => ({
   }),
 }));
 
-const DeleteDatabasePayload = builder.objectRef<{ id: string }>('DeleteDatabasePayload').implement({
-  fields: (t) => ({ id: t.exposeID('id') }),
+const DeleteDatabasePayload = builder.objectRef<{ id: string; uninstalled: boolean }>('DeleteDatabasePayload').implement({
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    uninstalled: t.exposeBoolean('uninstalled', { description: 'POSTGRES: OffSync\'s triggers, trigger functions and `offsync` schema were removed from the customer database (deleteDatabase uninstall: true)' }),
+  }),
 });
 
 builder.queryFields((t) => ({
@@ -119,11 +139,16 @@ builder.mutationFields((t) => ({
   }),
   deleteDatabase: t.field({
     type: DeleteDatabasePayload,
-    args: { id: t.arg.id({ required: true }) },
-    resolve: async (_r, { id }, ctx) => ({ id: await ctx.services.databases.deleteDatabase(String(id)) }),
+    description: 'Removes the database from OffSync with its credentials, devices and metrics. SQLITE: the file is deleted. POSTGRES: the customer database keeps its tables and data; with `uninstall: true` OffSync\'s triggers, trigger functions and the `offsync` metadata schema are removed from it first (CONNECTION_FAILED and nothing deleted when it cannot be reached)',
+    args: {
+      id: t.arg.id({ required: true }),
+      uninstall: t.arg.boolean({ defaultValue: false, description: 'POSTGRES: also remove OffSync\'s triggers, trigger functions and `offsync` schema from the customer database (default: keep them)' }),
+    },
+    resolve: async (_r, { id, uninstall }, ctx) => ctx.services.databases.deleteDatabaseWith(String(id), { uninstall: uninstall === true }),
   }),
   enableOffSync: t.field({
     type: DatabaseRef,
+    description: 'Refuses, with nothing changed, a database that cannot serve: CONNECTION_FAILED (POSTGRES connection failing, details.reason CONNECTION_FAILED), CONFLICT with details.reason FILE_MISSING / FILE_REPLACED / FILE_NOT_WRITABLE (SQLITE file; restoreConnection) or NO_SYNCED_TABLES (POSTGRES without deployed tables / metadata not installed: deployTables first)',
     args: { databaseId: t.arg.id({ required: true }) },
     resolve: (_r, { databaseId }, ctx) => ctx.services.databases.setOffSync(String(databaseId), true),
   }),

@@ -7,6 +7,7 @@ import { ApiError } from '../../errors.ts';
 import { validateHost, validateIdentifier, validateName, validatePort, validateSecret } from '../../validation.ts';
 import type { Database as DatabaseRow } from '../../generated/sqlite/client.ts';
 import { adoptCentralFile, createCentralFile, newFileIdentity, restampCentralFile } from '../sync/central-file.ts';
+import { pgSyncedTables, uninstallPg } from '../tables/pg-tables.ts';
 import { checkPostgres, checkSqliteFile } from './connection.ts';
 import type { ConnectionStatus, PgSettings } from './connection.ts';
 
@@ -83,20 +84,70 @@ export function createDatabasesService(deps: ServiceDeps) {
       return prisma.database.create({ data: { id, projectId: project.id, name, kind: 'POSTGRES', createdAt: now(), ...validatePg(input.connection) } });
     },
 
-    async deleteDatabase(id: string): Promise<string> {
+    async deleteDatabase(id: string, opts: { uninstall?: boolean } = {}): Promise<string> {
+      return (await service.deleteDatabaseWith(id, opts)).id;
+    },
+
+    /**
+     * Removes the database from the control plane (credentials, devices, metrics cascade).
+     * SQLITE: its file is deleted. POSTGRES: the customer database keeps everything unless
+     * `uninstall`: then OffSync's triggers, trigger functions and `offsync` schema are removed from
+     * it first (pg-tables.ts `uninstallPg`); when that fails (CONNECTION_FAILED, …) nothing is deleted.
+     */
+    async deleteDatabaseWith(id: string, opts: { uninstall?: boolean } = {}): Promise<{ id: string; uninstalled: boolean }> {
       const db = await service.getDatabase(id);
+      let uninstalled = false;
+      if (db.kind === 'POSTGRES' && opts.uninstall === true) {
+        uninstalled = await uninstallPg(service.pgSettings(db));
+        deps.logger.warn('OffSync uninstalled from the PostgreSQL database by deleteDatabase', { databaseId: id, removed: uninstalled });
+      }
       await prisma.database.delete({ where: { id } });
       deps.pubsub.publish('syncAccessEnded', id, { databaseId: id, reason: 'SYNC_DISABLED', at: now().toISOString() });
       if (db.kind === 'SQLITE') {
         const file = sqliteDatabasePath(deps.dataDir, id);
         for (const suffix of ['', '-wal', '-shm']) rmSync(file + suffix, { force: true });
       }
-      return id;
+      return { id, uninstalled };
     },
 
+    /**
+     * Why a database cannot serve devices, or null when it can. SQLITE: its file is missing,
+     * replaced or not writable. POSTGRES: the connection fails, or no table is deployed (the
+     * `offsync` metadata is not installed, or its synced set is empty).
+     */
+    async whyCannotServe(db: DatabaseRow): Promise<ApiError | null> {
+      if (db.kind === 'SQLITE') {
+        const c = checkSqliteFile(sqliteDatabasePath(deps.dataDir, db.id), now(), db.fileIdentity);
+        if (c.status === 'OK') return null;
+        const reason = c.error?.code ?? 'FILE_MISSING';
+        const what = reason === 'FILE_NOT_WRITABLE' ? 'cannot be opened for writing' : reason === 'FILE_REPLACED' ? 'was replaced' : 'is missing';
+        return new ApiError('CONFLICT', `OffSync cannot be enabled: the database file ${what} (${c.error?.message ?? reason}); run restoreConnection first`, {
+          details: { databaseId: db.id, reason },
+        });
+      }
+      const c = await checkPostgres(service.pgSettings(db), now());
+      if (c.status !== 'OK') {
+        return new ApiError('CONNECTION_FAILED', `OffSync cannot be enabled: cannot connect to the PostgreSQL database (${c.error?.message ?? 'connection failed'}); fix the connection with configureConnection`, {
+          details: { databaseId: db.id, reason: 'CONNECTION_FAILED', ...(c.error ?? {}) },
+        });
+      }
+      const synced = c.extensionInstalled ? await pgSyncedTables(service.pgSettings(db)) : null;
+      if (synced === null || synced.length === 0) {
+        return new ApiError('CONFLICT', `OffSync cannot be enabled: no table is deployed for sync in the PostgreSQL database (${synced === null ? 'the offsync metadata schema is not installed' : 'the synced set is empty'}); deploy tables first (deployTables)`, {
+          details: { databaseId: db.id, reason: 'NO_SYNCED_TABLES', metadataInstalled: synced !== null },
+        });
+      }
+      return null;
+    },
+
+    /** Enabling refuses a database that cannot serve (see {@link whyCannotServe}), nothing changed; disabling always works. */
     async setOffSync(id: string, enabled: boolean) {
       const db = await service.getDatabase(id);
       if (db.offSyncEnabled === enabled) return db;
+      if (enabled) {
+        const why = await service.whyCannotServe(db);
+        if (why !== null) throw why;
+      }
       const updated = await prisma.database.update({ where: { id }, data: { offSyncEnabled: enabled, offSyncEnabledAt: enabled ? now() : null } });
       // Live `changes` subscriptions of this database end now (domains/sync/graphql/live-sessions.ts).
       if (!enabled) deps.pubsub.publish('syncAccessEnded', id, { databaseId: id, reason: 'SYNC_DISABLED', at: now().toISOString() });

@@ -102,6 +102,14 @@ describe('deployTables blockColumns', () => {
     expect(cols.filter((c) => c.startsWith('body|'))).toHaveLength(2);
     expect(cols).not.toContain('body');
     expect(cols).not.toContain('summary');
+    // The client snippet marks them on the device right after the table's cloudsync_init.
+    const ci = await ok<{ database: { clientIntegration: { snippet: string } } }>('query ($id: ID!) { database(id: $id) { clientIntegration { snippet } } }', { id: databaseId });
+    expect(ci.database.clientIntegration.snippet).toContain([
+      "SELECT cloudsync_init('notes');",
+      "SELECT cloudsync_set_column('notes', 'body', 'algo', 'block');",
+      "SELECT cloudsync_set_column('notes', 'summary', 'algo', 'block');",
+      "SELECT cloudsync_init('todos');",
+    ].join('\n'));
   });
 
   test('an already-synced table keeps its block columns: the same ones pass, others are refused', async () => {

@@ -26,7 +26,7 @@ async function withClient<T>(settings: PgSettings, fn: (client: pg.Client) => Pr
     client = await connectPg(settings);
   } catch (e) {
     const err = describePgError(e);
-    throw new ApiError('CONNECTION_FAILED', `Cannot connect to the PostgreSQL database: ${err.message}`, { cause: e, details: { ...err } });
+    throw new ApiError('CONNECTION_FAILED', `Cannot connect to the PostgreSQL database: ${err.message}`, { cause: e, details: { ...err, reason: 'CONNECTION_FAILED' } });
   }
   try {
     return await fn(client);
@@ -75,9 +75,16 @@ async function readTables(client: pg.Client, synced: Map<string, string>): Promi
   });
 }
 
-/** Tables of schema `public`; `synced`/`algorithm` come from the engine metadata (`offsync.tables`). */
-export async function listPgTables(settings: PgSettings): Promise<TableInfo[]> {
-  return withClient(settings, async (client) => readTables(client, (await readSynced(client)) ?? new Map()));
+/**
+ * Tables of schema `public`; `synced`/`algorithm` come from the engine metadata (`offsync.tables`),
+ * `postgresRls` from pg_class and pg_policies (same client).
+ */
+export async function listPgTables(settings: PgSettings): Promise<(TableInfo & { postgresRls: PgRlsInfo | null })[]> {
+  return withClient(settings, async (client) => {
+    const tables = await readTables(client, (await readSynced(client)) ?? new Map());
+    const rls = await readRls(client, tables.map((t) => t.name));
+    return tables.map((t) => ({ ...t, postgresRls: rls.get(t.name) ?? null }));
+  });
 }
 
 /**
@@ -113,5 +120,83 @@ export async function deployPgTables(settings: PgSettings, wanted: string[]): Pr
       throw engineErrorToApi(e);
     }
     return { added, removed };
+  });
+}
+
+/** Names of the synced tables in the engine metadata; null when the `offsync` schema is not installed. */
+export async function pgSyncedTables(settings: PgSettings): Promise<string[] | null> {
+  return withClient(settings, async (client) => {
+    const synced = await readSynced(client);
+    return synced === null ? null : [...synced.keys()].sort();
+  });
+}
+
+/** One row of `pg_policies`. */
+export interface PgPolicy {
+  name: string;
+  /** ALL, SELECT, INSERT, UPDATE or DELETE. */
+  command: string;
+  /** PERMISSIVE or RESTRICTIVE. */
+  permissive: string;
+  roles: string[];
+  using: string | null;
+  withCheck: string | null;
+}
+
+/** Row-level security of one PostgreSQL table, as PostgreSQL has it (read only: managed in PostgreSQL). */
+export interface PgRlsInfo { enabled: boolean; forced: boolean; policies: PgPolicy[] }
+
+/** Per table of `tables` (schema `public`): relrowsecurity / relforcerowsecurity and its pg_policies rows. */
+async function readRls(client: pg.Client, tables: readonly string[]): Promise<Map<string, PgRlsInfo>> {
+  const out = new Map<string, PgRlsInfo>();
+  if (tables.length === 0) return out;
+  const rel = await client.query<{ relname: string; relrowsecurity: boolean; relforcerowsecurity: boolean }>(`
+    SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = $1 AND c.relname = ANY($2::text[]) AND c.relkind IN ('r', 'p')`, [PG_TABLES_SCHEMA, tables]);
+  for (const r of rel.rows) out.set(r.relname, { enabled: r.relrowsecurity, forced: r.relforcerowsecurity, policies: [] });
+  const pol = await client.query<{ tablename: string; policyname: string; permissive: string; roles: string[]; cmd: string; qual: string | null; with_check: string | null }>(`
+    SELECT tablename::text, policyname::text, permissive, roles::text[] AS roles, cmd, qual, with_check
+      FROM pg_catalog.pg_policies
+     WHERE schemaname = $1 AND tablename = ANY($2::text[])
+     ORDER BY tablename, policyname`, [PG_TABLES_SCHEMA, tables]);
+  for (const r of pol.rows) {
+    out.get(r.tablename)?.policies.push({ name: r.policyname, command: r.cmd, permissive: r.permissive, roles: r.roles, using: r.qual, withCheck: r.with_check });
+  }
+  return out;
+}
+
+/** Row-level security per table of `tables` (missing tables are left out). */
+export async function readPgRls(settings: PgSettings, tables: readonly string[]): Promise<Map<string, PgRlsInfo>> {
+  return withClient(settings, (client) => readRls(client, tables));
+}
+
+/**
+ * Removes OffSync from a customer database: `cleanup` per synced table through the core engine
+ * (its triggers, trigger functions and clock table), then `DROP SCHEMA offsync CASCADE` (the
+ * metadata, the bookkeeping of the data plane, the helper functions). The tables and their rows
+ * stay. Idempotent: a database without the schema is left as it is (returns false). A synced
+ * table that no longer exists is skipped (the schema drop removes what is left of it).
+ */
+export async function uninstallPg(settings: PgSettings): Promise<boolean> {
+  return withClient(settings, async (client) => {
+    const installed = await readSynced(client);
+    const schema = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = $1', [PG_META_SCHEMA]);
+    if ((schema.rows[0]?.n ?? 0) === 0) return false;
+    if (installed !== null && installed.size > 0) {
+      const engine = await createPgSyncEngine({ client, schema: PG_META_SCHEMA, tablesSchema: PG_TABLES_SCHEMA });
+      const exists = await client.query<{ relname: string }>(
+        `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = ANY($2::text[])`,
+        [PG_TABLES_SCHEMA, [...installed.keys()]],
+      );
+      const present = new Set(exists.rows.map((r) => r.relname));
+      try {
+        for (const name of installed.keys()) if (present.has(name)) await engine.cleanup(name);
+      } catch (e) {
+        throw engineErrorToApi(e);
+      }
+    }
+    await client.query(`DROP SCHEMA IF EXISTS "${PG_META_SCHEMA}" CASCADE`);
+    return true;
   });
 }

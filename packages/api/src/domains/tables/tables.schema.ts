@@ -3,6 +3,7 @@ import { DatabaseRef, RlsModeEnum } from '../databases/databases.schema.ts';
 import type { RlsPolicyEntry, TableList, TableNode } from './tables.service.ts';
 import type { PreviewUser, RlsPreview } from './rls-preview.ts';
 import type { SchemaHashVersion, TableColumn, TableIssue } from './table-engine.ts';
+import type { PgPolicy, PgRlsInfo } from './pg-tables.ts';
 
 const RlsOperationEnum = builder.enumType('RlsOperation', { values: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const });
 const AlgorithmEnum = builder.enumType('CrdtAlgorithm', { values: { CLS: { value: 'cls' }, GOS: { value: 'gos' } } as const });
@@ -22,6 +23,27 @@ const SchemaIssueRef = builder.objectRef<TableIssue>('SchemaIssue').implement({
   fields: (t) => ({ rule: t.exposeString('rule'), message: t.exposeString('message') }),
 });
 
+const PostgresPolicyRef = builder.objectRef<PgPolicy>('PostgresPolicy').implement({
+  description: 'One row-level security policy of a PostgreSQL table, as `pg_policies` has it (managed in PostgreSQL, read only here)',
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    command: t.exposeString('command', { description: 'ALL, SELECT, INSERT, UPDATE or DELETE' }),
+    permissive: t.exposeString('permissive', { description: 'PERMISSIVE or RESTRICTIVE' }),
+    roles: t.exposeStringList('roles', { description: 'Roles it applies to (`public`: every role)' }),
+    using: t.exposeString('using', { nullable: true, description: 'USING expression: which existing rows are visible / may be changed' }),
+    withCheck: t.exposeString('withCheck', { nullable: true, description: 'WITH CHECK expression: which new rows may be written' }),
+  }),
+});
+
+const PostgresRlsRef = builder.objectRef<PgRlsInfo>('PostgresRls').implement({
+  description: 'Row-level security of a PostgreSQL table (pg_class.relrowsecurity / relforcerowsecurity, pg_policies). In RLS mode ENFORCE these policies decide what each user\'s device reads and writes; in BYPASS they are not applied',
+  fields: (t) => ({
+    enabled: t.exposeBoolean('enabled', { description: 'ALTER TABLE … ENABLE ROW LEVEL SECURITY: without a policy that allows it, users see and write nothing' }),
+    forced: t.exposeBoolean('forced', { description: 'FORCE ROW LEVEL SECURITY: the policies apply to the table owner too' }),
+    policies: t.field({ type: [PostgresPolicyRef], resolve: (r) => r.policies }),
+  }),
+});
+
 const TableRef = builder.objectRef<TableNode>('Table').implement({
   fields: (t) => ({
     name: t.exposeString('name'),
@@ -34,6 +56,12 @@ const TableRef = builder.objectRef<TableNode>('Table').implement({
       description: 'Block-LWW text columns (docs/PROTOCOL.md "Block columns"): devices send and receive them as line blocks; set with deployTables options.blockColumns when the table is added. Empty when not synced',
     }),
     schemaIssues: t.field({ type: [SchemaIssueRef], resolve: (x) => x.issues }),
+    postgresRls: t.field({
+      type: PostgresRlsRef,
+      nullable: true,
+      description: 'POSTGRES databases: whether row-level security is enabled on the table in PostgreSQL and its policies (read at listing time; managed in PostgreSQL). Null for SQLITE',
+      resolve: (x) => x.postgresRls,
+    }),
   }),
 });
 

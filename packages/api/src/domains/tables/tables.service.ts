@@ -5,6 +5,7 @@ import { ApiError } from '../../errors.ts';
 import type { DatabasesService } from '../databases/databases.service.ts';
 import { sqliteDatabasePath } from '../databases/databases.service.ts';
 import { deployPgTables, listPgTables } from './pg-tables.ts';
+import type { PgRlsInfo } from './pg-tables.ts';
 import { validateRlsExpression } from './rls-validate.ts';
 import type { RlsOperation } from './rls-validate.ts';
 import { issuesUnderFlags, openTableEngine, refuseUnsyncable } from './table-engine.ts';
@@ -17,7 +18,14 @@ import type { PreviewSubject, RlsPreview } from './rls-preview.ts';
 export const RlsMode = { BYPASS: 'BYPASS', ENFORCE: 'ENFORCE' } as const;
 export type RlsMode = (typeof RlsMode)[keyof typeof RlsMode];
 
-export interface TableNode extends TableInfo { selected: boolean; enabled: boolean; /** Init flags it was deployed with (0 when not synced). */ flags: number }
+export interface TableNode extends TableInfo {
+  selected: boolean;
+  enabled: boolean;
+  /** Init flags it was deployed with (0 when not synced). */
+  flags: number;
+  /** POSTGRES: row-level security of the table in PostgreSQL (pg_class, pg_policies); null for SQLITE. */
+  postgresRls: PgRlsInfo | null;
+}
 export interface TableList { selectedCount: number; totalCount: number; nodes: TableNode[] }
 export interface TableFilter { nameContains?: string | null | undefined; selected?: boolean | null | undefined }
 export interface RlsPolicyEntry { table: string; operation: RlsOperation; expression: string; updatedAt: Date }
@@ -83,7 +91,7 @@ function blockColumnsToMark(tables: readonly TableInfo[], options: ReadonlyMap<s
 export function createTablesService(deps: ServiceDeps, databases: DatabasesService) {
   const { prisma } = deps;
 
-  async function readTables(databaseId: string): Promise<{ tables: TableInfo[]; offSyncEnabled: boolean }> {
+  async function readTables(databaseId: string): Promise<{ tables: (TableInfo & { postgresRls?: PgRlsInfo | null })[]; offSyncEnabled: boolean }> {
     const db = await databases.getDatabase(databaseId);
     if (db.kind === 'SQLITE') {
       const engine = openTableEngine(sqliteDatabasePath(deps.dataDir, databaseId));
@@ -125,7 +133,7 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
       const flags = new Map((await prisma.syncedTable.findMany({ where: { databaseId } })).map((r) => [r.name, r.flags]));
       const all = tables.map((t) => {
         const f = t.synced ? (flags.get(t.name) ?? 0) : 0;
-        return { ...t, issues: issuesUnderFlags(t.issues, f), flags: f, selected: t.synced, enabled: t.synced && offSyncEnabled };
+        return { ...t, issues: issuesUnderFlags(t.issues, f), flags: f, selected: t.synced, enabled: t.synced && offSyncEnabled, postgresRls: t.postgresRls ?? null };
       });
       const needle = filter.nameContains?.toLowerCase();
       const nodes = all.filter((t) => (needle ? t.name.toLowerCase().includes(needle) : true) && (filter.selected == null || t.selected === filter.selected));
@@ -305,6 +313,30 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
       } finally {
         engine.close();
       }
+    },
+
+    /**
+     * The synced tables with their block columns, for the client-integration snippet. SQLITE: from
+     * the file (the control-plane rows when it cannot be read); POSTGRES: the control-plane rows,
+     * without connecting (block columns are not supported on POSTGRES).
+     */
+    async syncedTablesForSnippet(databaseId: string): Promise<{ name: string; blockColumns: string[] }[]> {
+      const db = await databases.getDatabase(databaseId);
+      const rows = await prisma.syncedTable.findMany({ where: { databaseId }, orderBy: { name: 'asc' } });
+      if (db.kind === 'SQLITE') {
+        try {
+          const engine = openTableEngine(sqliteDatabasePath(deps.dataDir, databaseId));
+          try {
+            const block = new Map(engine.listTables().filter((t) => t.synced).map((t) => [t.name, t.blockColumns]));
+            return rows.map((r) => ({ name: r.name, blockColumns: block.get(r.name) ?? [] }));
+          } finally {
+            engine.close();
+          }
+        } catch {
+          // File missing or unreadable: the snippet still lists the tables (the connection card says why).
+        }
+      }
+      return rows.map((r) => ({ name: r.name, blockColumns: [] }));
     },
 
     /** Every schema hash of a SQLITE database (oldest first); POSTGRES databases: empty. */
