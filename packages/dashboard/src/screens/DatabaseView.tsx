@@ -18,6 +18,7 @@ export function DatabaseView({ databaseId, tab, onTab, onChanged, onDeleted }: {
   const api = useApi();
   const state = useAsync(() => api.database({ id: databaseId }).then((r) => r.database), [api, databaseId]);
   const [confirm, setConfirm] = useState<'enable' | 'disable' | 'delete' | null>(null);
+  const [uninstall, setUninstall] = useState(false);
   const db = state.data;
 
   if (db === undefined) {
@@ -59,7 +60,15 @@ export function DatabaseView({ databaseId, tab, onTab, onChanged, onDeleted }: {
             changes with everyone else&apos;s (CRDT, no conflicts to resolve). You then pick the tables to sync, get the client snippet
             and credentials, and watch devices and traffic live.
           </p>
+          {db.kind === 'POSTGRES' && (
+            <p className="muted">For a PostgreSQL database, check the connection and deploy at least one table below first: OffSync refuses to enable a database it cannot serve.</p>
+          )}
           <Button variant="primary" onClick={() => setConfirm('enable')}>Enable OffSync</Button>
+        </section>
+      )}
+      {!enabled && db.kind === 'POSTGRES' && (
+        <section aria-label="Database Setup" className="pre-enable-setup">
+          <SetupTab database={db} onDatabase={(next) => state.setData(next)} reloadDatabase={state.reload} />
         </section>
       )}
       {confirm === 'enable' && (
@@ -70,7 +79,7 @@ export function DatabaseView({ databaseId, tab, onTab, onChanged, onDeleted }: {
           onChanged();
           onTab('setup');
         }}>
-          <p>Devices will be able to sync <strong>{db.name}</strong> with the credentials you create. You choose the synced tables next.</p>
+          <p>Devices will be able to sync <strong>{db.name}</strong> with the credentials you create. {db.kind === 'POSTGRES' ? 'It syncs the tables you deployed; you can change them in Database Setup.' : 'You choose the synced tables next.'}</p>
         </ConfirmDialog>
       )}
       {confirm === 'disable' && (
@@ -85,11 +94,19 @@ export function DatabaseView({ databaseId, tab, onTab, onChanged, onDeleted }: {
       )}
       {confirm === 'delete' && (
         <ConfirmDialog title="Delete database?" confirmLabel="Delete database" busyLabel="Deleting…" danger onCancel={() => setConfirm(null)} onConfirm={async () => {
-          await api.deleteDatabase({ id: db.id });
+          await api.deleteDatabase({ id: db.id, ...(db.kind === 'POSTGRES' ? { uninstall } : {}) });
           setConfirm(null);
           onDeleted();
         }}>
           <p>This removes <strong>{db.name}</strong> from OffSync with its credentials, devices and metrics. This cannot be undone.</p>
+          {db.kind === 'POSTGRES' && (
+            <>
+              <p className="muted">Your PostgreSQL tables and rows stay. OffSync’s triggers and its <code>offsync</code> schema stay too unless you remove them:</p>
+              <label className="checkbox">
+                <input type="checkbox" checked={uninstall} onChange={(e) => setUninstall(e.target.checked)} /> Also remove OffSync’s triggers, trigger functions and the <code>offsync</code> schema from the PostgreSQL database
+              </label>
+            </>
+          )}
         </ConfirmDialog>
       )}
     </div>

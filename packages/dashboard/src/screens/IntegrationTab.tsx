@@ -1,16 +1,20 @@
 /**
  * Client Integration: Database ID, the snippet (updated as the choices change), RLS mode, the
- * credentials the mode calls for, RLS policies, push notifications.
+ * credentials the workspace type and mode call for (logic/integration.ts), RLS policies (OffSync's
+ * editor on SQLite, PostgreSQL's own policies read-only on POSTGRES), push notifications.
  */
 import { useState } from 'react';
-import type { AccessTokenFieldsFragment, ApiKeyFieldsFragment, JwtMethod, RlsMode, RlsOperation } from '@offsync/client';
+import type { AccessTokenFieldsFragment, ApiKeyFieldsFragment, DatabaseKind, JwtMethod, RlsMode, RlsOperation } from '@offsync/client';
 import { formatDateTime, formatRelative } from '../format.ts';
 import { useApi, useAsync } from '../hooks.ts';
+import { integrationLayout, postgresCredential, summarizePostgresRls } from '../logic/integration.ts';
+import type { PostgresRls } from '../logic/integration.ts';
 import { Button, Card, ConfirmDialog, CopyButton, ErrorBox, Modal, SecretReveal, Spinner, StatusDot, useAction } from '../ui/components.tsx';
 import type { DatabaseDetails } from './DatabaseView.tsx';
 
 export function IntegrationTab({ database, reloadDatabase }: { database: DatabaseDetails; reloadDatabase: () => Promise<void> }) {
   const ci = database.clientIntegration;
+  const layout = integrationLayout(database.kind, database.rlsMode);
   return (
     <div className="stack">
       <Card title="Database ID">
@@ -24,11 +28,9 @@ export function IntegrationTab({ database, reloadDatabase }: { database: Databas
       <Card title="Client snippet" actions={<CopyButton text={ci.snippet} what="snippet" />}>
         <pre className="snippet" data-testid="snippet" aria-label="SQL to run on a device">{ci.snippet}</pre>
       </Card>
-      {database.kind === 'POSTGRES' && (
-        <p className="alert alert-info" role="note">This server does not sync devices against PostgreSQL databases yet (tables deploy, devices cannot connect), and PostgreSQL username &amp; password sign-in for devices is not offered: devices use API keys, access tokens or JWTs.</p>
-      )}
-      <AuthSection databaseId={database.id} rlsMode={database.rlsMode} onChanged={reloadDatabase} />
-      {database.rlsMode === 'ENFORCE' && <RlsPoliciesCard databaseId={database.id} />}
+      <AuthSection databaseId={database.id} kind={database.kind} rlsMode={database.rlsMode} postgresUser={ci.postgresUser} onChanged={reloadDatabase} />
+      {layout.policies === 'OFFSYNC' && <RlsPoliciesCard databaseId={database.id} />}
+      {layout.policies === 'POSTGRES' && <PostgresRlsCard databaseId={database.id} rlsMode={database.rlsMode} />}
       <PushCard databaseId={database.id} />
     </div>
   );
@@ -40,17 +42,22 @@ function RlsModeCard({ database, onChanged }: { database: DatabaseDetails; onCha
     await api.setRlsMode({ databaseId: database.id, mode });
     await onChanged();
   });
+  const postgres = database.kind === 'POSTGRES';
   return (
     <Card title="Row-level security">
       <fieldset className="radio-group" disabled={action.busy} aria-busy={action.busy || undefined}>
         <legend>Should devices only see the rows their user may see?</legend>
         <label className="radio">
           <input type="radio" name="rls-mode" checked={database.rlsMode === 'BYPASS'} onChange={() => void action.run('BYPASS')} /> No, bypass RLS
-          <span className="muted"> — devices use an API key and see every row.</span>
+          <span className="muted">{postgres
+            ? ' — devices use the PostgreSQL username & password or an API key and see every row.'
+            : ' — devices use an API key and see every row.'}</span>
         </label>
         <label className="radio">
           <input type="radio" name="rls-mode" checked={database.rlsMode === 'ENFORCE'} onChange={() => void action.run('ENFORCE')} /> Yes, enforce RLS
-          <span className="muted"> — devices sign in as a user (access token or JWT); policies decide which rows sync.</span>
+          <span className="muted">{postgres
+            ? ' — devices sign in as a user (JWT or access token); the database’s own PostgreSQL policies decide which rows each user reads and writes.'
+            : ' — devices sign in as a user (access token or JWT); policies decide which rows sync.'}</span>
         </label>
       </fieldset>
       {action.busy && <Spinner label="Saving…" />}
@@ -59,21 +66,91 @@ function RlsModeCard({ database, onChanged }: { database: DatabaseDetails; onCha
   );
 }
 
-function AuthSection({ databaseId, rlsMode, onChanged }: { databaseId: string; rlsMode: RlsMode; onChanged: () => Promise<void> }) {
+function AuthSection({ databaseId, kind, rlsMode, postgresUser, onChanged }: { databaseId: string; kind: DatabaseKind; rlsMode: RlsMode; postgresUser: string | null; onChanged: () => Promise<void> }) {
   const api = useApi();
   const state = useAsync(() => api.databaseAuth({ databaseId }).then((r) => r.database.auth), [api, databaseId]);
-  if (state.data === undefined) return state.error ? <ErrorBox error={state.error} onRetry={() => void state.reload()} /> : <Spinner label="Loading credentials…" />;
+  const layout = integrationLayout(kind, rlsMode);
+  const pgCard = layout.credentials.includes('POSTGRES_USER') ? <PostgresUserCard user={postgresUser} /> : null;
+  if (state.data === undefined) {
+    return <>{pgCard}{state.error ? <ErrorBox error={state.error} onRetry={() => void state.reload()} /> : <Spinner label="Loading credentials…" />}</>;
+  }
   const reload = async () => {
     await state.reload();
     await onChanged();
   };
-  return rlsMode === 'BYPASS' ? (
-    <ApiKeysCard databaseId={databaseId} keys={state.data.apiKeys} onChanged={reload} />
-  ) : (
+  return (
     <>
-      <JwtProviderCard databaseId={databaseId} provider={state.data.jwtProvider} onChanged={reload} />
-      <AccessTokensCard databaseId={databaseId} tokens={state.data.accessTokens} onChanged={reload} />
+      {pgCard}
+      {layout.credentials.includes('API_KEYS') && <ApiKeysCard databaseId={databaseId} keys={state.data.apiKeys} onChanged={reload} />}
+      {layout.credentials.includes('JWT_PROVIDER') && <JwtProviderCard databaseId={databaseId} provider={state.data.jwtProvider} onChanged={reload} />}
+      {layout.credentials.includes('ACCESS_TOKENS') && <AccessTokensCard databaseId={databaseId} tokens={state.data.accessTokens} onChanged={reload} />}
     </>
+  );
+}
+
+/** POSTGRES + BYPASS: devices present `<db-user>:<password>` as their API key. The password is never shown. */
+export function PostgresUserCard({ user }: { user: string | null }) {
+  const credential = postgresCredential(user);
+  return (
+    <Card title="PostgreSQL username & password">
+      <dl className="facts">
+        <div><dt>Database user</dt><dd><code data-testid="postgres-user">{user ?? '—'}</code></dd></div>
+        <div><dt>Password</dt><dd className="muted">Not shown — the password of this PostgreSQL user</dd></div>
+      </dl>
+      <p>
+        A device may present <code>{credential}</code> as its API key (<code>cloudsync_network_set_apikey</code>). OffSync checks it by
+        logging in to PostgreSQL as that user, so the database decides whether the password is right.
+      </p>
+      <p className="muted">Row-level security is bypassed with this credential: the device syncs every row of the synced tables. The user and password are the ones of the connection (Database Setup → Edit); any other PostgreSQL user with a password works the same way.</p>
+    </Card>
+  );
+}
+
+/** POSTGRES: RLS of each synced table as PostgreSQL has it (pg_policies). Read only. */
+function PostgresRlsCard({ databaseId, rlsMode }: { databaseId: string; rlsMode: RlsMode }) {
+  const api = useApi();
+  const state = useAsync(() => api.tables({ databaseId, filter: { selected: true } }).then((r) => r.database.tables.nodes), [api, databaseId]);
+  return (
+    <Card title="PostgreSQL row-level security" actions={<Button className="btn-small" onClick={() => void state.reload()}>Refresh</Button>}>
+      <p className="muted">
+        Policies are managed in PostgreSQL (<code>ALTER TABLE … ENABLE ROW LEVEL SECURITY</code>, <code>CREATE POLICY</code>); this view is read only.
+        {rlsMode === 'ENFORCE'
+          ? ' In enforce mode each user’s requests run under SET LOCAL ROLE <role claim> with request.jwt.claims set, so these policies decide what every device reads and writes.'
+          : ' They are not applied in bypass mode; switch to “Yes, enforce RLS” to apply them.'}
+      </p>
+      {state.data === undefined ? (state.error ? <ErrorBox error={state.error} onRetry={() => void state.reload()} /> : <Spinner label="Loading policies…" />)
+        : state.data.length === 0 ? <p className="muted">Deploy tables first (Database Setup).</p>
+          : state.data.map((t) => <PostgresTableRls key={t.name} table={t.name} rls={t.postgresRls} rlsMode={rlsMode} />)}
+    </Card>
+  );
+}
+
+export function PostgresTableRls({ table, rls, rlsMode }: { table: string; rls: PostgresRls | null; rlsMode: RlsMode }) {
+  const summary = summarizePostgresRls(rls, rlsMode);
+  return (
+    <section className="policy-table" aria-label={`Row-level security of ${table}`}>
+      <h3>{table} <StatusDot tone={summary.tone}>{summary.label}</StatusDot></h3>
+      <p className="muted">{summary.detail}</p>
+      {rls !== null && rls.policies.length > 0 && (
+        <div className="table-scroll">
+          <table className="data-table">
+            <caption className="visually-hidden">Policies of {table}</caption>
+            <thead><tr><th scope="col">Policy</th><th scope="col">Command</th><th scope="col">Roles</th><th scope="col">USING</th><th scope="col">WITH CHECK</th></tr></thead>
+            <tbody>
+              {rls.policies.map((p) => (
+                <tr key={p.name}>
+                  <td>{p.name}{p.permissive === 'RESTRICTIVE' ? <span className="muted"> (restrictive)</span> : null}</td>
+                  <td>{p.command}</td>
+                  <td>{p.roles.join(', ')}</td>
+                  <td>{p.using === null ? <span className="muted">—</span> : <code className="break">{p.using}</code>}</td>
+                  <td>{p.withCheck === null ? <span className="muted">—</span> : <code className="break">{p.withCheck}</code>}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
   );
 }
 

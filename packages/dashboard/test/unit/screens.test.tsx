@@ -35,6 +35,7 @@ const table = (name: string, selected: boolean, issues: string[] = [], blockColu
     { name: 'title', type: 'VARCHAR(80)', notNull: false, defaultValue: null, primaryKeyPosition: 0 },
   ],
   schemaIssues: issues.map((message) => ({ rule: 'D1', message })),
+  postgresRls: null,
 });
 
 /** An async iterator the test pushes results into (a subscription). */
