@@ -73,3 +73,18 @@ export type {
   XhrEvent,
   XhrLogEntry,
 } from './sqlite-wasm.ts';
+export {
+  CONFORMANCE_DDL,
+  REMOTE_SITE,
+  clockLines,
+  collectChanges,
+  plain,
+  postgresEngineFactory,
+  registerConvergence,
+  registerEngineTests,
+  remoteChange,
+  sendChanges,
+  sqliteEngineFactory,
+  todoRows,
+} from './engine-conformance.ts';
+export type { ConformanceEngine, ConformanceFeedRequest, EngineFactory, EngineTestOptions } from './engine-conformance.ts';

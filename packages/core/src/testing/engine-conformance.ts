@@ -1,0 +1,809 @@
+/**
+ * Engine conformance suite (PowerSync storage-test style): one async contract over what both
+ * storage engines offer — the SQLite `SyncEngine` and the PostgreSQL `PgSyncEngine` — two
+ * factories, and `registerEngineTests(name, factory)` registering the vitest tests every engine
+ * must pass: §P6 init checks, §P5 local-write clocks, the change feed, the §P5 merge rules
+ * (docs/PROTOCOL.md §P5, §P6, "Limits"), atomic batches, schema-hash refusals, clock bounds and a
+ * seeded random convergence property over three replicas (of one engine or mixed).
+ *
+ * Expected values are written from the protocol, not read from one engine, so a rule both engines
+ * get wrong fails too. Tests only: never import from production code.
+ */
+import fc from 'fast-check';
+import type { Pool } from 'pg';
+import { describe, expect, test as vitestTest } from 'vitest';
+import { openSyncDatabase } from '../adapters/sqlite/index.ts';
+import { encodePayload } from '../codec/payload.ts';
+import { encodePk } from '../codec/pk.ts';
+import type { ApplyOptions, ApplyResult } from '../engine/apply.ts';
+import type { PayloadApplyOptions } from '../engine/engine.ts';
+import type { Cursor } from '../engine/extract.ts';
+import { isCoreError } from '../errors.ts';
+import { CoreErrorCode } from '../errors.ts';
+import { compareForMerge } from '../merge/compare.ts';
+import type { Change, SqlValue } from '../types.ts';
+import { RIP_SENTINEL } from '../types.ts';
+
+/** Feed request both engines understand. */
+export interface ConformanceFeedRequest {
+  /** Exclusive lower bound. */
+  after?: Cursor;
+  excludeSiteId?: Uint8Array;
+  localOnly?: boolean;
+  tables?: readonly string[];
+  /** Row visibility: false drops every change of the row; `row` undefined for a deleted row. */
+  rowFilter?: (table: string, pk: readonly SqlValue[], row: Readonly<Record<string, SqlValue>> | undefined) => boolean;
+}
+
+/** What both storage engines offer, async. */
+export interface ConformanceEngine {
+  /** 'sqlite' or 'postgres'. */
+  readonly kind: string;
+  readonly siteId: Uint8Array;
+  init(table: string, algorithm?: string, flags?: number): Promise<void>;
+  cleanup(table: string): Promise<void>;
+  dbVersion(): Promise<number>;
+  /** Column-list schema hash (§P6). */
+  schemaHash(): Promise<bigint>;
+  knownSchemaHashes(): Promise<bigint[]>;
+  rememberSchemaHash(hash: bigint): Promise<void>;
+  changes(req?: ConformanceFeedRequest): AsyncIterable<Change>;
+  applyPayload(payload: Uint8Array, opts?: PayloadApplyOptions): Promise<ApplyResult & { schemaHash: bigint }>;
+  applyChanges(changes: readonly Change[], opts?: ApplyOptions): Promise<ApplyResult>;
+  /**
+   * One statement in its own transaction, `?` placeholders; rows as arrays. Write portable SQL
+   * and CAST results to TEXT when comparing engines (value classes differ on the way out).
+   */
+  sql(text: string, params?: readonly (string | number | null)[]): Promise<unknown[][]>;
+  /** Several statements (no parameters) in ONE transaction. */
+  transaction(statements: readonly string[]): Promise<void>;
+  /** Test hook: overwrites the local db_version (simulates a damaged clock). */
+  setLocalClock(v: bigint): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Opens a fresh engine: runs `ddl` (`;`-separated, portable SQL), then initialises `tables`. */
+export type EngineFactory = (ddl: string, tables: readonly string[], flags?: number) => Promise<ConformanceEngine>;
+
+/** SQLite engine on an in-memory better-sqlite3 database; sync calls wrapped in promises. */
+export function sqliteEngineFactory(): EngineFactory {
+  return async (ddl, tables, flags = 0) => {
+    const e = openSyncDatabase(':memory:');
+    e.driver.exec(ddl);
+    for (const t of tables) e.init(t, undefined, flags);
+    const run = <T>(fn: () => T): Promise<T> => {
+      try {
+        return Promise.resolve(fn());
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    };
+    return {
+      kind: 'sqlite',
+      siteId: e.siteId,
+      init: (t, a, f) => run(() => e.init(t, a, f)),
+      cleanup: (t) => run(() => e.cleanup(t)),
+      dbVersion: () => run(() => e.dbVersion()),
+      schemaHash: () => run(() => e.schemaHash()),
+      knownSchemaHashes: () => run(() => e.knownSchemaHashes()),
+      rememberSchemaHash: (h) => run(() => e.rememberSchemaHash(h)),
+      changes: (req = {}) => {
+        const { rowFilter, ...rest } = req;
+        const it = e.changes(rowFilter === undefined ? rest : { ...rest, rowFilter: (t, pk, row) => rowFilter(t, pk, row) });
+        return (async function* () {
+          yield* it;
+        })();
+      },
+      applyPayload: (p, o) => run(() => e.applyPayload(p, o)),
+      applyChanges: (c, o) => run(() => e.applyChanges(c, o)),
+      sql: (text, params = []) =>
+        run(() => {
+          const st = e.driver.prepare(text);
+          const bound = params.map((p) => (typeof p === 'number' && Number.isInteger(p) ? BigInt(p) : p));
+          if (/^\s*(select|with)\b/i.test(text) || /\breturning\b/i.test(text)) return st.all(...bound).map((r) => Object.values(r));
+          st.run(...bound);
+          return [];
+        }),
+      transaction: (stmts) => run(() => e.driver.transaction(() => stmts.forEach((s) => e.driver.exec(s)))),
+      setLocalClock: (v) => run(() => void e.driver.prepare('UPDATE offsync_clock SET v = ? WHERE id = 1').run(v)),
+      close: () => run(() => e.close()),
+    };
+  };
+}
+
+/** `?` → `$1`, `$2`, … outside quotes. */
+function pgPlaceholders(text: string): string {
+  let n = 0;
+  let out = '';
+  let quote: string | null = null;
+  for (const ch of text) {
+    if (quote !== null) {
+      if (ch === quote) quote = null;
+    } else if (ch === "'" || ch === '"') quote = ch;
+    else if (ch === '?') {
+      out += `$${++n}`;
+      continue;
+    }
+    out += ch;
+  }
+  return out;
+}
+
+/**
+ * PostgreSQL engine over `openPgContext` (a fresh table schema and metadata schema per engine,
+ * dropped by `close()`), on `pool` (`openTestPool()`: TEST_DATABASE_URL or an embedded PGlite).
+ */
+export function postgresEngineFactory(pool: Pool): EngineFactory {
+  return async (ddl, tables, flags = 0) => {
+    const { openPgContext } = await import('../adapters/postgres/testing.ts');
+    const ctx = await openPgContext(pool, ddl, tables, flags);
+    const e = ctx.engine;
+    const meta = `"${e.meta.replace(/"/g, '""')}"`;
+    return {
+      kind: 'postgres',
+      siteId: e.siteId,
+      init: (t, a, f) => e.init(t, a, f),
+      cleanup: (t) => e.cleanup(t),
+      dbVersion: () => e.dbVersion(),
+      schemaHash: () => e.schemaHash(),
+      knownSchemaHashes: () => e.knownSchemaHashes(),
+      rememberSchemaHash: (h) => e.rememberSchemaHash(h),
+      changes: (req = {}) => e.changes(req),
+      applyPayload: (p, o) => e.applyPayload(p, o),
+      applyChanges: (c, o) => e.applyChanges(c, o),
+      sql: (text, params = []) => ctx.sql(pgPlaceholders(text), [...params]),
+      transaction: async (stmts) => {
+        const c = await pool.connect();
+        try {
+          await c.query(`SET search_path TO ${ctx.nsp}`);
+          await c.query('BEGIN');
+          try {
+            for (const s of stmts) await c.query(s);
+            await c.query('COMMIT');
+          } catch (err) {
+            await c.query('ROLLBACK');
+            throw err;
+          }
+        } finally {
+          await c.query('RESET search_path');
+          c.release();
+        }
+      },
+      setLocalClock: async (v) => void (await pool.query(`UPDATE ${meta}.clock SET v = $1::int8 WHERE id = 1`, [v.toString()])),
+      close: () => ctx.drop(),
+    };
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/** Portable test schema: TEXT key, NOT NULL columns with defaults, a nullable one. */
+export const CONFORMANCE_DDL =
+  "CREATE TABLE todos (id TEXT PRIMARY KEY NOT NULL, title TEXT NOT NULL DEFAULT '', done INTEGER NOT NULL DEFAULT 0, note TEXT)";
+
+/** A remote site id (not any engine's). */
+export const REMOTE_SITE = new Uint8Array([0x01, 0x90, 0, 0, 0, 0, 0x70, 0, 0x80, 0, 0, 0, 0, 0, 0, 0x42]);
+const REMOTE_SITE_2 = new Uint8Array([0x01, 0x90, 0, 0, 0, 0, 0x70, 0, 0x80, 0, 0, 0, 0, 0, 0, 0x43]);
+
+export async function collectChanges(it: AsyncIterable<Change>): Promise<Change[]> {
+  const out: Change[] = [];
+  for await (const c of it) out.push(c);
+  return out;
+}
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+
+/** A change with its byte fields as hex (Buffer and Uint8Array compare equal). */
+export function plain(c: Change): Record<string, unknown> {
+  return { ...c, pk: hex(c.pk), siteId: hex(c.siteId), val: c.val instanceof Uint8Array ? `x${hex(c.val)}` : c.val };
+}
+
+function valText(v: SqlValue): string {
+  if (v === null) return 'null';
+  if (typeof v === 'bigint') return `i${v}`;
+  if (typeof v === 'number') return `r${v}`;
+  if (typeof v === 'string') return `'${v}'`;
+  return `x${hex(v)}`;
+}
+
+/** Clock line independent of local version numbers: `tbl:pk/col=val cv@cl`, sorted. */
+export async function clockLines(e: ConformanceEngine, table?: string, withOrigin = false): Promise<string[]> {
+  const feed = await collectChanges(e.changes(table === undefined ? {} : { tables: [table] }));
+  return feed
+    .map((c) => `${c.tbl}:${hex(c.pk)}/${c.col}=${valText(c.val)} ${c.colVersion}@${c.cl}${withOrigin ? ` ${hex(c.siteId)}#${c.seq}` : ''}`)
+    .sort();
+}
+
+/** The todos rows, every column CAST to TEXT (portable comparison), ordered by id. */
+export async function todoRows(e: ConformanceEngine): Promise<(string | null)[][]> {
+  const rows = await e.sql('SELECT id, title, CAST(done AS TEXT), note FROM todos ORDER BY id');
+  return rows.map((r) => r.map((v) => (v === null ? null : String(v))));
+}
+
+const pkOf = (...values: SqlValue[]): Uint8Array => encodePk(values);
+const pkHex = (id: string): string => hex(pkOf(id));
+
+/** A change from a remote site. */
+export function remoteChange(tbl: string, id: string, col: string, val: SqlValue, colVersion: number, cl: number, dbVersion: number, seq = 0, siteId = REMOTE_SITE): Change {
+  return { tbl, pk: pkOf(id), col, val, colVersion, dbVersion, siteId, cl, seq };
+}
+
+async function errorOf(p: Promise<unknown>): Promise<{ code: string; message: string } | undefined> {
+  try {
+    await p;
+  } catch (e) {
+    return { code: isCoreError(e) ? e.code : `not a CoreError (${(e as { code?: string }).code ?? ''})`, message: e instanceof Error ? e.message : String(e) };
+  }
+  return undefined;
+}
+
+/** Everything observable that a refused batch must leave untouched. */
+async function state(e: ConformanceEngine): Promise<unknown> {
+  return { rows: await todoRows(e), clocks: await clockLines(e, undefined, true), v: await e.dbVersion() };
+}
+
+async function withEngine(factory: EngineFactory, ddl: string, tables: readonly string[], fn: (e: ConformanceEngine) => Promise<void>, flags = 0): Promise<void> {
+  const e = await factory(ddl, tables, flags);
+  try {
+    await fn(e);
+  } finally {
+    await e.close();
+  }
+}
+
+/** Sends to `to` what `from` has after `cursor` (excluding `to`'s own changes); returns the new cursor. */
+export async function sendChanges(from: ConformanceEngine, to: ConformanceEngine, cursor?: Cursor): Promise<Cursor | undefined> {
+  const changes = await collectChanges(from.changes({ excludeSiteId: to.siteId, ...(cursor !== undefined ? { after: cursor } : {}) }));
+  // The cursor moves to the producer's clock even when everything was excluded.
+  const all = await collectChanges(from.changes(cursor !== undefined ? { after: cursor } : {}));
+  const last = all.at(-1);
+  const next = last === undefined ? cursor : { dbVersion: last.dbVersion, seq: last.seq };
+  if (changes.length === 0) return next;
+  const payload = encodePayload(changes, { schemaHash: await from.schemaHash() });
+  if (payload !== null) await to.applyPayload(payload);
+  return next;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The suite
+// ---------------------------------------------------------------------------------------------
+
+export interface EngineTestOptions {
+  /** Engines the convergence property mixes with this one (default: this one only). */
+  peers?: readonly EngineFactory[];
+  /** Runs of the convergence property (default 6). */
+  convergenceRuns?: number;
+  /** Seed of the convergence property (default 0x0ff5c). */
+  seed?: number;
+  /**
+   * Titles of tests NOT registered for this engine because it diverges from the protocol there
+   * (each one reported, with a repro, to the engine's owner). Remove an entry once the engine is
+   * fixed; an entry matching no test fails registration, so the list cannot go stale silently.
+   */
+  divergences?: readonly string[];
+}
+
+/** Registers the tests every storage engine must pass (inside a `describe(name)`). */
+export function registerEngineTests(name: string, factory: EngineFactory, options: EngineTestOptions = {}): void {
+  const todos = (fn: (e: ConformanceEngine) => Promise<void>): Promise<void> => withEngine(factory, CONFORMANCE_DDL, ['todos'], fn);
+  const left = new Set(options.divergences ?? []);
+  const test = (title: string, fn: () => Promise<void>): void => {
+    if (left.delete(title)) return;
+    vitestTest(title, fn);
+  };
+
+  describe(`engine conformance: ${name}`, () => {
+    describe('init (§P6)', () => {
+      test('D.1 refusals: same codes and messages', async () => {
+        const ddl = `CREATE TABLE ip (id INTEGER PRIMARY KEY NOT NULL, t TEXT);
+          CREATE TABLE nd (id TEXT PRIMARY KEY NOT NULL, t TEXT NOT NULL);
+          CREATE TABLE nopk (t TEXT);
+          CREATE TABLE ok (id TEXT PRIMARY KEY NOT NULL, t TEXT NOT NULL DEFAULT 'x')`;
+        await withEngine(factory, ddl, [], async (e) => {
+          expect(await errorOf(e.init('nope'))).toEqual({ code: CoreErrorCode.SCHEMA_INVALID, message: 'Table nope does not exist' });
+          const ip = await errorOf(e.init('ip'));
+          expect(ip?.code).toBe(CoreErrorCode.SCHEMA_INVALID);
+          expect(ip?.message).toMatch(/^Table ip uses a single-column INTEGER primary key/);
+          expect(await errorOf(e.init('nd'))).toEqual({ code: CoreErrorCode.SCHEMA_INVALID, message: 'All non-primary key columns declared as NOT NULL must have a DEFAULT value. (table nd)' });
+          expect(await errorOf(e.init('nd', undefined, 2))).toBeUndefined();
+          const nopk = await errorOf(e.init('nopk'));
+          expect(nopk?.code).toBe(CoreErrorCode.SCHEMA_INVALID);
+          expect(nopk?.message).toMatch(/^Rowid only tables are not supported/);
+          expect(await errorOf(e.init('ok', 'dws'))).toEqual({ code: CoreErrorCode.ALGORITHM_UNSUPPORTED, message: 'CRDT algorithm dws is not yet supported' });
+          expect(await errorOf(e.init('ok', 'nonsense'))).toEqual({ code: CoreErrorCode.ALGORITHM_UNSUPPORTED, message: 'Unknown CRDT algorithm name nonsense' });
+          expect(await errorOf(e.init('ip', undefined, 1))).toBeUndefined();
+          expect(await errorOf(e.cleanup('ok'))).toMatchObject({ code: CoreErrorCode.UNKNOWN_TABLE });
+          // Nothing of the refusals was recorded: only ip and nd are synced, without rows.
+          expect(await clockLines(e)).toEqual([]);
+        });
+      });
+
+      test('idempotent for the same algorithm; an algorithm change is refused until cleanup', async () => {
+        await todos(async (e) => {
+          await e.sql("INSERT INTO todos (id, title) VALUES ('a', 'A')");
+          const before = await state(e);
+          const hashes = await e.knownSchemaHashes();
+          await e.init('todos');
+          await e.init('todos', 'CausalLengthSet');
+          expect(await state(e)).toEqual(before);
+          expect(await e.knownSchemaHashes()).toEqual(hashes);
+          expect(await errorOf(e.init('todos', 'gos'))).toEqual({
+            code: CoreErrorCode.ALGORITHM_CHANGE,
+            message: 'The function cloudsync_cleanup(table) must be called before changing a table algorithm',
+          });
+          expect(await state(e)).toEqual(before);
+          await e.cleanup('todos');
+          expect(await clockLines(e)).toEqual([]);
+          await e.sql("UPDATE todos SET title = 'untracked' WHERE id = 'a'");
+          expect(await clockLines(e)).toEqual([]);
+          await e.init('todos', 'gos');
+          // Re-initialising back-fills the existing row as one new local version.
+          expect(await clockLines(e)).toEqual([`todos:${pkHex('a')}/done=i0 1@1`, `todos:${pkHex('a')}/note=null 1@1`, `todos:${pkHex('a')}/title='untracked' 1@1`]);
+        });
+      });
+
+      test('back-fill: existing rows become local changes at ONE new version, cells at col_version 1, no sentinel', async () => {
+        const ddl = `${CONFORMANCE_DDL}; INSERT INTO todos (id, title, done) VALUES ('p1', 'x', 1); INSERT INTO todos (id, note) VALUES ('p2', 'y')`;
+        await withEngine(factory, ddl, [], async (e) => {
+          const v0 = await e.dbVersion();
+          await e.init('todos');
+          const feed = await collectChanges(e.changes());
+          expect(feed.map((c) => `${hex(c.pk)}/${c.col}=${valText(c.val)} ${c.colVersion}@${c.cl} v+${c.dbVersion - v0}`).sort()).toEqual(
+            [
+              `${pkHex('p1')}/done=i1 1@1 v+1`,
+              `${pkHex('p1')}/note=null 1@1 v+1`,
+              `${pkHex('p1')}/title='x' 1@1 v+1`,
+              `${pkHex('p2')}/done=i0 1@1 v+1`,
+              `${pkHex('p2')}/note='y' 1@1 v+1`,
+              `${pkHex('p2')}/title='' 1@1 v+1`,
+            ].sort(),
+          );
+          expect(feed.every((c) => Buffer.from(c.siteId).equals(Buffer.from(e.siteId)))).toBe(true);
+          expect(await e.dbVersion()).toBe(v0 + 1);
+          expect(await e.knownSchemaHashes()).toContain(await e.schemaHash());
+        });
+      });
+    });
+
+    describe('local writes (§P5 clocks)', () => {
+      test('insert, update of one column, same-value update, delete, re-insert, primary-key change', async () => {
+        await todos(async (e) => {
+          const a = pkHex('a');
+          const b = pkHex('b');
+          const v0 = await e.dbVersion();
+          const step = async (sql: string, want: string[], dv: number): Promise<void> => {
+            await e.sql(sql);
+            const feed = await collectChanges(e.changes());
+            expect(feed.map((c) => `${hex(c.pk)}/${c.col}=${valText(c.val)} ${c.colVersion}@${c.cl} v+${c.dbVersion - v0}`).sort(), sql).toEqual([...want].sort());
+            expect(await e.dbVersion(), sql).toBe(v0 + dv);
+          };
+          await step("INSERT INTO todos (id, title) VALUES ('a', 'A')", [`${a}/title='A' 1@1 v+1`, `${a}/done=i0 1@1 v+1`, `${a}/note=null 1@1 v+1`], 1);
+          await step("UPDATE todos SET title = 'B' WHERE id = 'a'", [`${a}/title='B' 2@1 v+2`, `${a}/done=i0 1@1 v+1`, `${a}/note=null 1@1 v+1`], 2);
+          // An update that changes nothing records nothing.
+          await step("UPDATE todos SET title = 'B' WHERE id = 'a'", [`${a}/title='B' 2@1 v+2`, `${a}/done=i0 1@1 v+1`, `${a}/note=null 1@1 v+1`], 2);
+          await step("UPDATE todos SET note = 'n', done = 1 WHERE id = 'a'", [`${a}/title='B' 2@1 v+2`, `${a}/done=i1 2@1 v+3`, `${a}/note='n' 2@1 v+3`], 3);
+          await step("DELETE FROM todos WHERE id = 'a'", [`${a}/${RIP_SENTINEL}=null 2@2 v+4`], 4);
+          await step("INSERT INTO todos (id, title) VALUES ('a', 'C')", [`${a}/${RIP_SENTINEL}=null 3@3 v+5`, `${a}/title='C' 1@3 v+5`, `${a}/done=i0 1@3 v+5`, `${a}/note=null 1@3 v+5`], 5);
+          await step(
+            "UPDATE todos SET id = 'b' WHERE id = 'a'",
+            [`${a}/${RIP_SENTINEL}=null 4@4 v+6`, `${b}/${RIP_SENTINEL}=null 1@1 v+6`, `${b}/title='C' 1@1 v+6`, `${b}/done=i0 1@1 v+6`, `${b}/note=null 1@1 v+6`],
+            6,
+          );
+          expect(await todoRows(e)).toEqual([['b', 'C', '0', null]]);
+        });
+      });
+
+      test('one db_version per transaction, seqs distinct and increasing inside it', async () => {
+        await todos(async (e) => {
+          const v0 = await e.dbVersion();
+          await e.transaction(["INSERT INTO todos (id, title) VALUES ('a', 'x')", "INSERT INTO todos (id, title) VALUES ('b', 'y')", "UPDATE todos SET done = 1 WHERE id = 'a'", "DELETE FROM todos WHERE id = 'b'"]);
+          await e.sql("UPDATE todos SET note = 'z' WHERE id = 'a'");
+          const feed = await collectChanges(e.changes());
+          expect([...new Set(feed.map((c) => c.dbVersion))]).toEqual([v0 + 1, v0 + 2]);
+          const first = feed.filter((c) => c.dbVersion === v0 + 1).map((c) => c.seq);
+          expect(new Set(first).size).toBe(first.length);
+          expect(await clockLines(e)).toEqual(
+            [`todos:${pkHex('a')}/title='x' 1@1`, `todos:${pkHex('a')}/done=i1 2@1`, `todos:${pkHex('a')}/note='z' 2@1`, `todos:${pkHex('b')}/${RIP_SENTINEL}=null 2@2`].sort(),
+          );
+        });
+      });
+
+      test('gos: local UPDATE and DELETE are refused, INSERT is tracked', async () => {
+        const ddl = 'CREATE TABLE logs (id TEXT PRIMARY KEY NOT NULL, msg TEXT)';
+        await withEngine(factory, ddl, [], async (e) => {
+          await e.init('logs', 'gos');
+          await e.sql("INSERT INTO logs (id, msg) VALUES ('l1', 'm')");
+          expect((await errorOf(e.sql("UPDATE logs SET msg = 'n'")))?.message).toBe('UPDATE operation is not allowed on table logs');
+          expect((await errorOf(e.sql('DELETE FROM logs')))?.message).toBe('DELETE operation is not allowed on table logs');
+          expect(await clockLines(e)).toEqual([`logs:${pkHex('l1')}/msg='m' 1@1`]);
+          expect(await e.sql('SELECT id, msg FROM logs')).toEqual([['l1', 'm']]);
+        });
+      });
+    });
+
+    describe('change feed (§P5)', () => {
+      test('(db_version, seq) order, exclusive cursor, tables filter', async () => {
+        const ddl = `${CONFORMANCE_DDL}; CREATE TABLE tags (id TEXT PRIMARY KEY NOT NULL, label TEXT)`;
+        await withEngine(factory, ddl, ['todos', 'tags'], async (e) => {
+          await e.transaction(["INSERT INTO todos (id, title) VALUES ('a', '1'), ('b', '2')", "INSERT INTO tags (id, label) VALUES ('t', 'x')"]);
+          await e.sql("UPDATE todos SET done = 1 WHERE id = 'b'");
+          await e.sql("INSERT INTO tags (id, label) VALUES ('u', 'y')");
+          await e.sql("DELETE FROM todos WHERE id = 'a'");
+          const all = await collectChanges(e.changes());
+          const keys = all.map((c) => [c.dbVersion, c.seq] as const);
+          const sorted = [...keys].sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+          expect(keys).toEqual(sorted);
+          expect(new Set(keys.map((k) => k.join(':'))).size).toBe(keys.length);
+          for (let i = 0; i < all.length; i++) {
+            const c = all[i] as Change;
+            expect(await collectChanges(e.changes({ after: { dbVersion: c.dbVersion, seq: c.seq } }))).toEqual(all.slice(i + 1));
+          }
+          // A cursor between two seqs of one version.
+          const tagsOnly = await collectChanges(e.changes({ tables: ['tags'] }));
+          expect(tagsOnly).toEqual(all.filter((c) => c.tbl === 'tags'));
+          expect(tagsOnly.length).toBe(2);
+          expect(await collectChanges(e.changes({ tables: ['TODOS'] }))).toEqual(all.filter((c) => c.tbl === 'todos'));
+        });
+      });
+
+      test('excludeSiteId and localOnly separate own changes from merged ones', async () => {
+        await todos(async (e) => {
+          await e.sql("INSERT INTO todos (id, title) VALUES ('own', 'o')");
+          await e.applyChanges([remoteChange('todos', 'r1', 'title', 'r', 1, 1, 7, 1), remoteChange('todos', 'r2', 'title', 's', 1, 1, 3, 1, REMOTE_SITE_2)]);
+          const all = await collectChanges(e.changes());
+          const own = all.filter((c) => hex(c.siteId) === hex(e.siteId));
+          expect(own.length).toBe(3);
+          expect((await collectChanges(e.changes({ localOnly: true }))).map(plain)).toEqual(own.map(plain));
+          expect((await collectChanges(e.changes({ excludeSiteId: e.siteId }))).map(plain)).toEqual(all.filter((c) => !own.includes(c)).map(plain));
+          expect((await collectChanges(e.changes({ excludeSiteId: REMOTE_SITE }))).map((c) => hex(c.pk)).sort()).toEqual(
+            [...own.map((c) => hex(c.pk)), pkHex('r2')].sort(),
+          );
+          // A site never seen excludes nothing.
+          expect((await collectChanges(e.changes({ excludeSiteId: new Uint8Array(16).fill(9) }))).map(plain)).toEqual(all.map(plain));
+          // Merged changes keep origin and seq, get a local version after the existing ones.
+          const r1 = all.find((c) => hex(c.pk) === pkHex('r1'));
+          expect(r1).toMatchObject({ seq: 1, colVersion: 1, cl: 1 });
+          expect(hex((r1 as Change).siteId)).toBe(hex(REMOTE_SITE));
+        });
+      });
+
+      test('row filter: a row it refuses loses every change, deleted rows are judged with row undefined', async () => {
+        await todos(async (e) => {
+          await e.sql("INSERT INTO todos (id, title, done) VALUES ('a', 'keep', 0), ('b', 'hide', 1), ('c', 'gone', 0)");
+          await e.sql("DELETE FROM todos WHERE id = 'c'");
+          const all = await collectChanges(e.changes());
+          const seen: string[] = [];
+          const filtered = await collectChanges(
+            e.changes({
+              rowFilter: (t, pk, row) => {
+                seen.push(`${t}:${String(pk[0])}:${row === undefined ? 'deleted' : String(row['title'])}`);
+                return row === undefined ? false : row['done'] !== 1n && row['done'] !== 1;
+              },
+            }),
+          );
+          expect(filtered).toEqual(all.filter((c) => hex(c.pk) === pkHex('a')));
+          expect(new Set(seen)).toEqual(new Set(['todos:a:keep', 'todos:b:hide', 'todos:c:deleted']));
+          const withDeleted = await collectChanges(e.changes({ rowFilter: (_t, pk) => pk[0] !== 'a' }));
+          expect(withDeleted).toEqual(all.filter((c) => hex(c.pk) !== pkHex('a')));
+        });
+      });
+    });
+
+    describe('merge (§P5)', () => {
+      test('higher col_version wins whatever the value; lower loses', async () => {
+        await todos(async (e) => {
+          await e.sql("INSERT INTO todos (id, title) VALUES ('a', 'm'), ('b', 'm')");
+          await e.sql("UPDATE todos SET title = 'n' WHERE id = 'b'"); // b.title cv2
+          const r = await e.applyChanges([remoteChange('todos', 'a', 'title', 'a', 2, 1, 5, 1), remoteChange('todos', 'b', 'title', 'z', 1, 1, 5, 2)]);
+          expect(r.applied).toBe(1);
+          expect(await todoRows(e)).toEqual([['a', 'a', '0', null], ['b', 'n', '0', null]]);
+          const lines = await clockLines(e, 'todos', true);
+          expect(lines).toContain(`todos:${pkHex('a')}/title='a' 2@1 ${hex(REMOTE_SITE)}#1`);
+          expect(lines).toContain(`todos:${pkHex('b')}/title='n' 2@1 ${hex(e.siteId)}#${(await collectChanges(e.changes())).find((c) => hex(c.pk) === pkHex('b') && c.col === 'title')?.seq}`);
+        });
+      });
+
+      test('equal col_version: the greater value wins (compareForMerge), NULL always loses, equal values change nothing', async () => {
+        const pairs: [SqlValue, SqlValue][] = [
+          ['m', 'n'],
+          ['m', 'a'],
+          ['abc', 'abd'],
+          ['abc', 'ab'],
+          ['Z', 'a'],
+          ['é', 'z'],
+          ['日本', 'éa'],
+          ['🙂', '日'],
+          ['x', 'x'],
+        ];
+        await todos(async (e) => {
+          const stmts = pairs.map(([local], i) => `INSERT INTO todos (id, title) VALUES ('p${i}', '${String(local)}')`);
+          await e.transaction([...stmts, "INSERT INTO todos (id, note) VALUES ('n1', 'x')", "INSERT INTO todos (id) VALUES ('n2')"]);
+          const before = await collectChanges(e.changes());
+          const incoming = pairs.map(([, remote], i) => remoteChange('todos', `p${i}`, 'title', remote, 1, 1, 9, i));
+          incoming.push(remoteChange('todos', 'n1', 'note', null, 1, 1, 9, 50), remoteChange('todos', 'n2', 'note', 'y', 1, 1, 9, 51));
+          const r = await e.applyChanges(incoming);
+          const rows = new Map((await todoRows(e)).map((row) => [row[0], row]));
+          let wins = 0;
+          pairs.forEach(([local, remote], i) => {
+            const remoteWins = compareForMerge(remote, local) > 0;
+            if (remoteWins) wins++;
+            expect(rows.get(`p${i}`)?.[1], `${String(local)} vs ${String(remote)}`).toBe(remoteWins ? remote : local);
+          });
+          expect(rows.get('n1')?.[3]).toBe('x');
+          expect(rows.get('n2')?.[3]).toBe('y');
+          expect(r.applied).toBe(wins + 1);
+          // Losers and equal values keep the local clock (origin, seq, version).
+          const after = await collectChanges(e.changes());
+          for (const c of before) {
+            const loses = c.col === 'title' ? compareForMerge(pairs[Number(new TextDecoder().decode(c.pk.slice(3)).slice(1))]?.[1] ?? null, c.val) <= 0 : !(hex(c.pk) === pkHex('n2') && c.col === 'note');
+            if (loses) expect(after, `${hex(c.pk)}/${c.col}`).toContainEqual(c);
+          }
+        });
+      });
+
+      test('causal length: delete beats an update of the same life; an older life is ignored; equal delete ignored', async () => {
+        await todos(async (e) => {
+          await e.sql("INSERT INTO todos (id, title) VALUES ('a', 'A')");
+          await e.sql("UPDATE todos SET title = 'B' WHERE id = 'a'");
+          await e.sql("UPDATE todos SET title = 'C' WHERE id = 'a'"); // title cv3, life 1
+          const del = await e.applyChanges([remoteChange('todos', 'a', RIP_SENTINEL, null, 2, 2, 4)]);
+          expect(del.applied).toBe(1);
+          expect(await todoRows(e)).toEqual([]);
+          expect(await clockLines(e, 'todos', true)).toEqual([`todos:${pkHex('a')}/${RIP_SENTINEL}=null 2@2 ${hex(REMOTE_SITE)}#0`]);
+          // Writes of the first life (cl 1), however high their col_version, are ignored.
+          const old = await e.applyChanges([remoteChange('todos', 'a', 'title', 'late', 9, 1, 5, 1, REMOTE_SITE_2)]);
+          expect(old.applied).toBe(0);
+          // The same delete again, or another site's delete of the same life: nothing.
+          expect((await e.applyChanges([remoteChange('todos', 'a', RIP_SENTINEL, null, 2, 2, 6, 0, REMOTE_SITE_2)])).applied).toBe(0);
+          expect(await todoRows(e)).toEqual([]);
+          expect(await clockLines(e, 'todos', true)).toEqual([`todos:${pkHex('a')}/${RIP_SENTINEL}=null 2@2 ${hex(REMOTE_SITE)}#0`]);
+          // A delete of an unknown row is remembered (tombstone), a later write of its first life ignored.
+          expect((await e.applyChanges([remoteChange('todos', 'u', RIP_SENTINEL, null, 2, 2, 7)])).applied).toBe(1);
+          expect((await e.applyChanges([remoteChange('todos', 'u', 'title', 'zombie', 1, 1, 8, 1)])).applied).toBe(0);
+          expect(await todoRows(e)).toEqual([]);
+        });
+      });
+
+      test('causal length: resurrection by sentinel and by a cell of a newer life; a local delete of a resurrected row', async () => {
+        await todos(async (e) => {
+          await e.sql("INSERT INTO todos (id, title, done, note) VALUES ('a', 'A', 1, 'n'), ('b', 'B', 1, 'n')");
+          await e.sql("DELETE FROM todos WHERE id IN ('a', 'b')"); // cl 2
+          // a: sentinel cl 3 + one cell → the row is back, other columns take their DEFAULT.
+          const r = await e.applyChanges([remoteChange('todos', 'a', RIP_SENTINEL, null, 3, 3, 10, 0), remoteChange('todos', 'a', 'title', 'back', 1, 3, 10, 1)]);
+          expect(r.applied).toBe(2);
+          // b: only a cell of life 3 (no sentinel): resurrected first, the cell wins outright.
+          const r2 = await e.applyChanges([remoteChange('todos', 'b', 'note', 'alive', 1, 3, 11, 2)]);
+          expect(r2.applied).toBe(1);
+          expect(await todoRows(e)).toEqual([
+            ['a', 'back', '0', null],
+            ['b', '', '0', 'alive'],
+          ]);
+          const lines = await clockLines(e, 'todos');
+          expect(lines).toContain(`todos:${pkHex('a')}/${RIP_SENTINEL}=null 3@3`);
+          expect(lines).toContain(`todos:${pkHex('a')}/title='back' 1@3`);
+          expect(lines).toContain(`todos:${pkHex('b')}/note='alive' 1@3`);
+          expect(lines.filter((l) => l.startsWith(`todos:${pkHex('b')}/`) && l.endsWith('@2'))).toEqual([]);
+          // A life-2 write after the resurrection is an older life.
+          expect((await e.applyChanges([remoteChange('todos', 'a', 'title', 'old', 5, 2, 12, 3)])).applied).toBe(0);
+          // A local delete now moves the sentinel to 4.
+          await e.sql("DELETE FROM todos WHERE id = 'a'");
+          expect((await clockLines(e, 'todos')).filter((l) => l.startsWith(`todos:${pkHex('a')}/`))).toEqual([`todos:${pkHex('a')}/${RIP_SENTINEL}=null 4@4`]);
+        });
+      });
+
+      test('gos: merges upsert without clock checks and never delete', async () => {
+        const ddl = 'CREATE TABLE logs (id TEXT PRIMARY KEY NOT NULL, msg TEXT)';
+        await withEngine(factory, ddl, [], async (e) => {
+          await e.init('logs', 'gos');
+          await e.sql("INSERT INTO logs (id, msg) VALUES ('l1', 'z')");
+          await e.applyChanges([remoteChange('logs', 'l2', 'msg', 'new', 1, 1, 3, 1)]);
+          await e.applyChanges([remoteChange('logs', 'l1', RIP_SENTINEL, null, 2, 2, 4)]);
+          const rows = await e.sql('SELECT id, msg FROM logs ORDER BY id');
+          expect(rows.map((r) => r[0])).toEqual(['l1', 'l2']);
+          expect(rows[1]).toEqual(['l2', 'new']);
+        });
+      });
+
+      test('re-applying a batch is idempotent', async () => {
+        await todos(async (e) => {
+          await e.sql("INSERT INTO todos (id, title) VALUES ('a', 'A')");
+          const batch = [
+            remoteChange('todos', 'a', 'title', 'Z', 2, 1, 4, 1),
+            remoteChange('todos', 'b', 'title', 'B', 1, 1, 4, 2),
+            remoteChange('todos', 'b', 'done', 1n, 1, 1, 4, 3),
+            remoteChange('todos', 'c', RIP_SENTINEL, null, 2, 2, 4, 4),
+          ];
+          const first = await e.applyChanges(batch);
+          expect(first.applied).toBe(4);
+          const s = await state(e);
+          const again = await e.applyChanges(batch);
+          expect(again.applied).toBe(0);
+          expect(await state(e)).toEqual(s);
+          const p = encodePayload(batch, { schemaHash: await e.schemaHash() }) as Uint8Array;
+          expect((await e.applyPayload(p)).applied).toBe(0);
+          expect(await state(e)).toEqual(s);
+          expect(await todoRows(e)).toEqual([['a', 'Z', '0', null], ['b', 'B', '1', null]]);
+        });
+      });
+
+      test('a batch that fails (unknown column, unknown table, bad primary key) changes nothing', async () => {
+        await todos(async (e) => {
+          await e.sql("INSERT INTO todos (id, title) VALUES ('a', 'A')");
+          const s = await state(e);
+          const good = [remoteChange('todos', 'a', 'title', 'Z', 5, 1, 4, 1), remoteChange('todos', 'b', 'title', 'B', 1, 1, 4, 2)];
+          const cases: [string, Change, string][] = [
+            ['unknown column', remoteChange('todos', 'b', 'nope', 'x', 1, 1, 4, 3), CoreErrorCode.UNKNOWN_COLUMN],
+            ['unknown table', remoteChange('ghosts', 'b', 'title', 'x', 1, 1, 4, 3), CoreErrorCode.UNKNOWN_TABLE],
+            ['bad primary key', { ...remoteChange('todos', 'x', 'title', 'x', 1, 1, 4, 3), pk: new Uint8Array([0xff, 0x01]) }, CoreErrorCode.PK_INVALID],
+            ['bad site id', { ...remoteChange('todos', 'c', 'title', 'x', 1, 1, 4, 3), siteId: new Uint8Array([1, 2, 3]) }, CoreErrorCode.SITE_ID_INVALID],
+          ];
+          for (const [label, bad, code] of cases) {
+            expect((await errorOf(e.applyChanges([...good, bad])))?.code, label).toBe(code);
+            expect(await state(e), label).toEqual(s);
+            // The same through a payload (a bad site id cannot even be encoded).
+            if (bad.siteId.length === 16) {
+              const p = encodePayload([...good, bad], { schemaHash: 0n }) as Uint8Array;
+              expect((await errorOf(e.applyPayload(p)))?.code, `${label} (payload)`).toBe(code);
+              expect(await state(e), `${label} (payload)`).toEqual(s);
+            }
+          }
+          expect((await e.applyChanges(good)).applied).toBe(2);
+        });
+      });
+
+      test('schema hash: unknown refused (strict), 0 and known hashes accepted, lenient mode, remembered hashes', async () => {
+        await todos(async (e) => {
+          const batch = [remoteChange('todos', 'a', 'title', 'A', 1, 1, 4, 1)];
+          const current = await e.schemaHash();
+          expect(await e.knownSchemaHashes()).toContain(current);
+          const stranger = 0x1234_5678_9abc_def0n;
+          const s = await state(e);
+          const p = encodePayload(batch, { schemaHash: stranger }) as Uint8Array;
+          const err = await errorOf(e.applyPayload(p));
+          expect(err).toEqual({ code: CoreErrorCode.SCHEMA_HASH_UNKNOWN, message: `Cannot apply the received payload because the schema hash is unknown ${stranger}.` });
+          expect(await state(e)).toEqual(s);
+          const lenient = await e.applyPayload(p, { strictSchemaHash: false });
+          expect(lenient).toMatchObject({ applied: 1, schemaHash: stranger });
+          await e.rememberSchemaHash(stranger);
+          await e.rememberSchemaHash(stranger);
+          const known = await e.knownSchemaHashes();
+          expect(known.filter((h) => h === stranger)).toEqual([stranger]);
+          const p2 = encodePayload([remoteChange('todos', 'b', 'title', 'B', 1, 1, 5, 1)], { schemaHash: stranger }) as Uint8Array;
+          expect((await e.applyPayload(p2)).applied).toBe(1);
+          const p0 = encodePayload([remoteChange('todos', 'c', 'title', 'C', 1, 1, 6, 1)], { schemaHash: 0n }) as Uint8Array;
+          expect(await e.applyPayload(p0)).toMatchObject({ applied: 1, schemaHash: 0n });
+          const big = 0xfedc_ba98_7654_3210n; // ≥ 2^63: stored signed
+          await e.rememberSchemaHash(big);
+          expect(await e.knownSchemaHashes()).toContain(big);
+          const pBig = encodePayload([remoteChange('todos', 'd', 'title', 'D', 1, 1, 7, 1)], { schemaHash: big }) as Uint8Array;
+          expect((await e.applyPayload(pBig)).applied).toBe(1);
+        });
+      });
+
+      test('clock bounds: a poisoned db_version is refused; a merge taking a damaged clock past 2^53 is refused; nothing written', async () => {
+        await todos(async (e) => {
+          const v0 = await e.dbVersion();
+          const poisoned = encodePayload([remoteChange('todos', 'a', 'title', 'A', 1, 1, Number.MAX_SAFE_INTEGER, 1)], { schemaHash: 0n }) as Uint8Array;
+          expect((await errorOf(e.applyPayload(poisoned)))?.code).toBe(CoreErrorCode.CLOCK_OUT_OF_RANGE);
+          // Past the decoder (an in-process caller): the merge itself must not adopt it.
+          expect((await errorOf(e.applyChanges([remoteChange('todos', 'a', 'title', 'A', 1, 1, 2 ** 53, 1)])))?.code).toBe(CoreErrorCode.CLOCK_OUT_OF_RANGE);
+          expect(await todoRows(e)).toEqual([]);
+          expect(await e.dbVersion()).toBe(v0);
+          await e.setLocalClock(2n ** 53n);
+          const honest = encodePayload([remoteChange('todos', 'a', 'title', 'A', 1, 1, 3, 1)], { schemaHash: 0n }) as Uint8Array;
+          expect((await errorOf(e.applyPayload(honest)))?.code).toBe(CoreErrorCode.CLOCK_OUT_OF_RANGE);
+          expect(await todoRows(e)).toEqual([]);
+          await e.setLocalClock(5n);
+          expect((await e.applyPayload(honest)).applied).toBe(1);
+          expect(await e.dbVersion()).toBe(6);
+          expect(await todoRows(e)).toEqual([['a', 'A', '0', null]]);
+        });
+      });
+    });
+
+    describe('convergence', () => {
+      // Collected after the groups above (vitest collects describe blocks in order).
+      if (left.size > 0) throw new Error(`registerEngineTests(${name}): divergences name no test: ${[...left].join(', ')}`);
+      registerConvergence(`3 replicas (${[factory, ...(options.peers ?? [])].length > 1 ? 'mixed' : name})`, [factory, ...(options.peers ?? [])], options);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Convergence property
+// ---------------------------------------------------------------------------------------------
+
+type Op =
+  | { kind: 'insert'; at: number; id: string; title: string; done: number }
+  | { kind: 'update'; at: number; id: string; col: 'title' | 'note' | 'done'; value: string | number | null }
+  | { kind: 'delete'; at: number; id: string }
+  | { kind: 'rekey'; at: number; id: string; to: string }
+  | { kind: 'sync'; from: number; to: number };
+
+const IDS = ['a', 'b', 'c', 'd'];
+const TEXTS = ['', 'a', 'b', 'Z', 'é', '日本', 'ab'];
+
+function opArb(n: number): fc.Arbitrary<Op> {
+  const at = fc.integer({ min: 0, max: n - 1 });
+  const id = fc.constantFrom(...IDS);
+  return fc.oneof(
+    { weight: 3, arbitrary: fc.record({ kind: fc.constant('insert' as const), at, id, title: fc.constantFrom(...TEXTS), done: fc.integer({ min: 0, max: 2 }) }) },
+    {
+      weight: 4,
+      arbitrary: fc.oneof(
+        fc.record({ kind: fc.constant('update' as const), at, id, col: fc.constant('title' as const), value: fc.constantFrom(...TEXTS) }),
+        fc.record({ kind: fc.constant('update' as const), at, id, col: fc.constant('note' as const), value: fc.constantFrom<string | null>(null, ...TEXTS) }),
+        fc.record({ kind: fc.constant('update' as const), at, id, col: fc.constant('done' as const), value: fc.integer({ min: 0, max: 2 }) }),
+      ),
+    },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('delete' as const), at, id }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('rekey' as const), at, id, to: id }) },
+    { weight: 3, arbitrary: fc.record({ kind: fc.constant('sync' as const), from: at, to: at }) },
+  );
+}
+
+async function runOp(e: ConformanceEngine, op: Exclude<Op, { kind: 'sync' }>): Promise<void> {
+  switch (op.kind) {
+    case 'insert':
+      return void (await e.sql('INSERT INTO todos (id, title, done) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [op.id, op.title, op.done]));
+    case 'update':
+      return void (await e.sql(`UPDATE todos SET ${op.col} = ? WHERE id = ?`, [op.value, op.id]));
+    case 'delete':
+      return void (await e.sql('DELETE FROM todos WHERE id = ?', [op.id]));
+    case 'rekey':
+      if (op.to === op.id) return;
+      return void (await e.sql('UPDATE todos SET id = ? WHERE id = ? AND NOT EXISTS (SELECT 1 FROM todos WHERE id = ?)', [op.to, op.id, op.to]));
+  }
+}
+
+/**
+ * Clocks comparable across replicas. Origins and seqs are left out: equal values written at equal
+ * col_version keep each replica's own clock (§P5 "equal values change nothing"). A first-life
+ * sentinel (cl 1, written by a local primary-key change) is left out too: an incoming sentinel
+ * equal to the local causal length is ignored (§P5 step 3), so only some replicas hold it.
+ */
+async function convergedClocks(e: ConformanceEngine): Promise<string[]> {
+  return (await clockLines(e, 'todos')).filter((l) => !l.endsWith(`/${RIP_SENTINEL}=null 1@1`));
+}
+
+/**
+ * Seeded property: three replicas (factories cycled), random local writes and one-way exchanges
+ * (with per-pair cursors, as devices keep them) in random order, then full exchange: every replica
+ * holds the same rows and the same clocks (value, col_version, cl).
+ */
+export function registerConvergence(label: string, factories: readonly EngineFactory[], options: EngineTestOptions = {}): void {
+  vitestTest(`converge: ${label}`, async () => {
+    const n = 3;
+    await fc.assert(
+      fc.asyncProperty(fc.array(opArb(n), { minLength: 5, maxLength: 30 }), async (ops) => {
+        const replicas: ConformanceEngine[] = [];
+        try {
+          for (let i = 0; i < n; i++) replicas.push(await (factories[i % factories.length] as EngineFactory)(CONFORMANCE_DDL, ['todos']));
+          const cursors = new Map<string, Cursor | undefined>();
+          const send = async (from: number, to: number): Promise<void> => {
+            if (from === to) return;
+            const key = `${from}>${to}`;
+            cursors.set(key, await sendChanges(replicas[from] as ConformanceEngine, replicas[to] as ConformanceEngine, cursors.get(key)));
+          };
+          for (const op of ops) {
+            if (op.kind === 'sync') await send(op.from, op.to);
+            else await runOp(replicas[op.at] as ConformanceEngine, op);
+          }
+          for (let round = 0; round < 2; round++) for (let a = 0; a < n; a++) for (let b = 0; b < n; b++) await send(a, b);
+          const rows = await todoRows(replicas[0] as ConformanceEngine);
+          const clocks = await convergedClocks(replicas[0] as ConformanceEngine);
+          for (let i = 1; i < n; i++) {
+            const r = replicas[i] as ConformanceEngine;
+            expect(await todoRows(r), `rows of replica ${i} (${r.kind}) vs replica 0 (${replicas[0]?.kind})`).toEqual(rows);
+            expect(await convergedClocks(r), `clocks of replica ${i} (${r.kind})`).toEqual(clocks);
+          }
+        } finally {
+          for (const r of replicas) await r.close();
+        }
+      }),
+      { seed: options.seed ?? 0x0ff5c, numRuns: options.convergenceRuns ?? 6, endOnFailure: true },
+    );
+  });
+}
