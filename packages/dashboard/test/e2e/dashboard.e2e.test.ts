@@ -5,6 +5,9 @@
  * without a reload, the Metrics totals move live, the device is removed, OffSync is disabled.
  * A second session marks a block column when deploying a table and edits RLS policies (a refused
  * expression shows the API's message; saved, changed and removed policies survive a reload).
+ * A third session runs a POSTGRES workspace (TEST_DATABASE_URL, else an embedded PGlite): tables
+ * deployed before enabling, the PostgreSQL username & password card, the database's own RLS
+ * policies (read only) and the snippet following the RLS mode.
  * axe-core checks every screen (no serious or critical violations); screenshots of every screen
  * go to OFFSYNC_SCREENSHOTS_DIR (default: a temp dir; docs/screenshots holds the committed ones).
  */
@@ -18,6 +21,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { openDatabase } from '@offsync/client/sync';
 import type { OffSyncDatabase } from '@offsync/client/sync';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { openTestPostgres } from '../../../api/test/sync-fixtures/postgres.ts';
 import { chromiumPath, ensureBuilt, startServer } from './server.ts';
 import type { Server } from './server.ts';
 
@@ -340,4 +344,61 @@ test('block columns picked when deploying; the RLS policy editor refuses, saves,
 
   // The refused save above is the one error the page may log (its 400 answer).
   expect(pageErrors.filter((e) => !e.includes('401') && !e.includes('400'))).toEqual([]);
+});
+
+test('POSTGRES workspace: deploy before enabling, PostgreSQL username & password, its RLS policies read only, the snippet follows the mode', async () => {
+  await openSession();
+  const pg = await openTestPostgres();
+  try {
+    await pg.sql("CREATE TABLE todos (id TEXT PRIMARY KEY NOT NULL, user_id TEXT NOT NULL DEFAULT '', title TEXT NOT NULL DEFAULT '')");
+    await pg.sql('ALTER TABLE todos ENABLE ROW LEVEL SECURITY');
+    await pg.sql("CREATE POLICY own_rows ON todos USING (user_id = (current_setting('request.jwt.claims', true)::jsonb ->> 'sub'))");
+    const c = pg.connection;
+    const { createProject } = await gql<{ createProject: { id: string } }>('mutation { createProject(name: "Supabase", kind: POSTGRES) { id } }');
+    const { createDatabase } = await gql<{ createDatabase: { id: string } }>('mutation ($p: ID!, $c: PostgresConnectionInput!) { createDatabase(projectId: $p, name: "pg-app", connection: $c) { id } }', {
+      p: createProject.id, c: { host: c.host, port: c.port, database: c.database, user: c.user, ...(c.password === '' ? {} : { password: c.password }) },
+    });
+    const databaseId = createDatabase.id;
+
+    // Not enabled: enabling is refused without a deployed table, so Database Setup comes first.
+    await signIn(`/databases/${databaseId}/setup`);
+    await page.getByText('OffSync is not enabled for this database').waitFor();
+    await page.getByRole('button', { name: 'Enable OffSync' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Enable OffSync' }).click();
+    await page.getByRole('dialog').getByText(/no table is deployed for sync/).waitFor();
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+    await page.getByText('0 of 1 selected').waitFor();
+    await page.getByRole('checkbox', { name: /^todos/ }).check();
+    await page.getByRole('button', { name: 'Deploy Changes' }).click();
+    await page.getByRole('status', { name: 'Deploy result' }).filter({ hasText: 'todos: now synced' }).waitFor();
+    await page.getByRole('button', { name: 'Enable OffSync' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Enable OffSync' }).click();
+    await tab('Client Integration').waitFor();
+
+    await tab('Client Integration').click();
+    const card = page.getByRole('region', { name: 'PostgreSQL username & password' });
+    await card.waitFor();
+    expect(await page.getByTestId('postgres-user').textContent()).toBe(c.user);
+    expect(await card.textContent()).toContain(`${c.user}:<password>`);
+    if (c.password !== '') expect(await page.content()).not.toContain(c.password);
+    expect(await page.getByTestId('snippet').textContent()).toContain(`cloudsync_network_set_apikey('${c.user}:<password>')`);
+    const rls = page.getByRole('region', { name: 'Row-level security of todos' });
+    await rls.waitFor();
+    expect(await rls.textContent()).toContain('RLS enabled');
+    expect(await rls.getByRole('row', { name: /own_rows/ }).textContent()).toContain('request.jwt.claims');
+    await checkA11y('client-integration-postgres');
+    await shot('client-integration-postgres');
+
+    await page.getByLabel('Yes, enforce RLS').click();
+    await expect.poll(() => page.getByTestId('snippet').textContent()).toContain('cloudsync_network_set_token(');
+    expect(await page.getByTestId('snippet').textContent()).toContain('PostgreSQL row-level security policies apply');
+    expect(await card.count()).toBe(0);
+    await page.getByRole('region', { name: 'JWT provider' }).waitFor();
+    await checkA11y('client-integration-postgres-enforce');
+    await shot('client-integration-postgres-enforce');
+    // The refused enable above is the one error the page may log (its 409 answer).
+    expect(pageErrors.filter((e) => !e.includes('401') && !e.includes('409'))).toEqual([]);
+  } finally {
+    await pg.close();
+  }
 });
