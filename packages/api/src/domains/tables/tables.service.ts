@@ -109,7 +109,7 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
    * After a change of who may see what (SELECT policy while enforcing, or the RLS mode), the
    * central rows of the affected tables start a new life and what held before is recorded, so
    * devices drop what they may no longer hold and receive what they newly may (policy-history.ts).
-   * SQLITE central databases only (POSTGRES databases are not served to devices yet).
+   * SQLITE central databases only (POSTGRES databases apply their own PostgreSQL policies).
    */
   async function renewVisibility(databaseId: string, changes: { table: string; mode: RlsMode; select: string | null }[]): Promise<void> {
     const db = await databases.getDatabase(databaseId);
@@ -276,7 +276,7 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
       if (t === undefined) throw new ApiError('NOT_FOUND', `Table ${table} not found`, { details: { table } });
       const expr = validateRlsExpression(table, t.columns, operation, expression);
       const db = await databases.getDatabase(databaseId);
-      if (db.kind !== 'SQLITE') throw new ApiError('CONFLICT', 'previewRlsPolicy applies to SQLITE databases (POSTGRES databases are not served to devices yet)', { details: { databaseId } });
+      if (db.kind !== 'SQLITE') throw new ApiError('CONFLICT', 'previewRlsPolicy applies to SQLITE databases (POSTGRES databases apply their own PostgreSQL policies: see Table.postgresRls)', { details: { databaseId } });
       const config = await service.getRlsConfig(databaseId);
       const current = config.policies.find((p) => p.table === table && p.operation === operation)?.expression ?? null;
       const base = { table, operation, currentExpression: current, expression: expr, enforced: config.mode === 'ENFORCE' };
