@@ -8,6 +8,9 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { http, startApp, TestDevice } from './data-plane-fixtures.ts';
 import type { RunningApp } from './data-plane-fixtures.ts';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { CHANGES } from './graphql-sync-fixture.ts';
 import { call } from './sync-fixtures/devices.ts';
 import { openNativeDevice } from './sync-fixtures/native-device.ts';
 import type { NativeDevice } from './sync-fixtures/native-device.ts';
@@ -18,7 +21,7 @@ const PG_DDL = "CREATE TABLE todos(id TEXT PRIMARY KEY NOT NULL, user_id TEXT NO
 const DEVICE_DDL = "CREATE TABLE todos(id TEXT PRIMARY KEY NOT NULL, user_id TEXT NOT NULL DEFAULT '', title TEXT NOT NULL DEFAULT '')";
 
 let pg: TestPostgres;
-let t: RunningApp;
+let t: RunningApp & { ws: string };
 let databaseId: string;
 let apiKey: string;
 const natives: NativeDevice[] = [];
@@ -26,7 +29,7 @@ const natives: NativeDevice[] = [];
 beforeAll(async () => {
   pg = await openTestPostgres();
   await pg.sql(PG_DDL);
-  t = await startApp({ postgresPoolSize: pg.poolSize, rateLimitPerSecond: 0 });
+  t = await startApp({ postgresPoolSize: pg.poolSize, postgresListen: pg.notifies, rateLimitPerSecond: 0 });
   const p = await t.gql<{ createProject: { id: string } }>('mutation { createProject(name: "pg", kind: POSTGRES) { id } }');
   const c = pg.connection;
   const d = await t.gql<{ createDatabase: { id: string; connection: { status: string } } }>(
@@ -158,5 +161,74 @@ test('a device may present `<db-user>:<password>` as its API key: PostgreSQL che
     }
   } finally {
     await pg.sql(`DROP ROLE IF EXISTS ${user}`);
+  }
+});
+
+test("OffSync's GraphQL sync fields serve POSTGRES databases: pushChanges merges into PostgreSQL, pullChanges pages the feed", async () => {
+  const a = new TestDevice(t, databaseId, apiKey, DEVICE_DDL);
+  a.exec("INSERT INTO todos (id, user_id, title) VALUES ('q1', 'u7', 'via graphql')");
+  const payload = Buffer.from(a.engine.encodeChanges(a.engine.changes({ localOnly: true })) ?? new Uint8Array()).toString('base64');
+  const push = await t.gql<{ pushChanges: { applied: number; lastOptimisticVersion: number; failures: unknown[] } }>(
+    'mutation($d: ID!, $s: String!, $p: String!, $max: Int) { pushChanges(databaseId: $d, siteId: $s, payload: $p, dbVersionMin: 1, dbVersionMax: $max) { applied lastOptimisticVersion failures { code } } }',
+    { d: databaseId, s: a.site, p: payload, max: a.engine.dbVersion() },
+  );
+  expect(push.pushChanges).toMatchObject({ applied: 2, lastOptimisticVersion: a.engine.dbVersion(), failures: [] });
+  expect(await pgRows()).toContainEqual(['q1', 'u7', 'via graphql']);
+
+  const b = new TestDevice(t, databaseId, apiKey, DEVICE_DDL);
+  let cursor = { dbVersion: 0, seq: 0 };
+  for (let i = 0; i < 100; i++) {
+    const r = await t.gql<{ pullChanges: { payload: string | null; cursor: { dbVersion: number; seq: number }; final: boolean } }>(
+      'query($d: ID!, $s: String!, $c: SyncCursorInput, $m: Int) { pullChanges(databaseId: $d, siteId: $s, cursor: $c, maxBytes: $m) { payload cursor { dbVersion seq } final } }',
+      { d: databaseId, s: b.site, c: cursor, m: 200 },
+    );
+    if (r.pullChanges.payload !== null) b.engine.applyPayload(new Uint8Array(Buffer.from(r.pullChanges.payload, 'base64')), { strictSchemaHash: false });
+    cursor = r.pullChanges.cursor;
+    if (r.pullChanges.final) break;
+  }
+  expect(deviceRows(b)).toEqual(await pgRows());
+});
+
+test('the live `changes` subscription replays a POSTGRES database, then streams a row written with psql and one uploaded by a device', async () => {
+  const d = new TestDevice(t, databaseId, apiKey, DEVICE_DDL);
+  const client = createClient({ url: t.ws, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${apiKey}`, databaseId }, retryAttempts: 0, lazy: true });
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const unsubscribe = client.subscribe<{ changes: { payload: string | null; final: boolean } }>(
+    { query: CHANGES, variables: { db: databaseId, site: d.site, cursor: null, max: null } },
+    {
+      next: (r) => {
+        const p = r.data?.changes.payload;
+        if (typeof p === 'string') d.engine.applyPayload(new Uint8Array(Buffer.from(p, 'base64')), { strictSchemaHash: false });
+        wake?.();
+      },
+      error: (e) => {
+        failure = e;
+        wake?.();
+      },
+      complete: () => undefined,
+    },
+  );
+  const until = async (ok: () => boolean): Promise<void> => {
+    // Each batch (or error) wakes the check; no fixed sleep.
+    while (!ok() && failure === undefined) await new Promise<void>((r) => (wake = r));
+  };
+  try {
+    const expected = (await pgRows()).length;
+    await until(() => deviceRows(d).length === expected);
+    // Another program's write: the triggers NOTIFY, the server announces it, the subscriber reads it.
+    await pg.sql("INSERT INTO todos (id, user_id, title) VALUES ('live1', 'u8', 'streamed')");
+    if (pg.notifies) await until(() => deviceRows(d).some((r) => r[0] === 'live1'));
+    // A device's upload is announced by the node that merged it (and, without LISTEN, carries the psql row along).
+    const w = new TestDevice(t, databaseId, apiKey, DEVICE_DDL);
+    w.exec("INSERT INTO todos (id, user_id, title) VALUES ('live2', 'u8', 'from a device')");
+    expect((await w.upload()).status).toBe(200);
+    await until(() => deviceRows(d).some((r) => r[0] === 'live2'));
+    expect(deviceRows(d).map((r) => r[0])).toContain('live1');
+    expect(failure).toBeUndefined();
+    expect(deviceRows(d)).toEqual(await pgRows());
+  } finally {
+    unsubscribe();
+    await client.dispose();
   }
 });

@@ -35,7 +35,7 @@ beforeAll(async () => {
   await pg.sql('ALTER TABLE todos ENABLE ROW LEVEL SECURITY');
   await pg.sql('CREATE POLICY own_rows ON todos USING (user_id = auth.uid()) WITH CHECK (user_id = auth.uid())');
 
-  t = await startApp({ postgresPoolSize: pg.poolSize, rateLimitPerSecond: 0 });
+  t = await startApp({ postgresPoolSize: pg.poolSize, postgresListen: pg.notifies, rateLimitPerSecond: 0 });
   const p = await t.gql<{ createProject: { id: string } }>('mutation { createProject(name: "supabase", kind: POSTGRES) { id } }');
   const c = pg.connection;
   const d = await t.gql<{ createDatabase: { id: string } }>('mutation($p: ID!, $c: PostgresConnectionInput!) { createDatabase(projectId: $p, name: "app", connection: $c) { id } }', {

@@ -146,6 +146,7 @@ describe(`three nodes on ${REAL_PG === undefined ? 'PGlite' : 'PostgreSQL'} (con
         rateLimitPerSecond: 10_000,
         rateLimitBurst: 10_000,
         postgresPoolSize: central.poolSize,
+        postgresListen: central.notifies,
       },
     });
     // Everything this node serves runs "on" it: its central pool connects through its relay.

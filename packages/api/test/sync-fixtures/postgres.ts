@@ -15,6 +15,8 @@ export interface TestPostgres {
   poolSize: number;
   /** False on PGlite: every session is its superuser, whatever user logs in. */
   authenticatesUsers: boolean;
+  /** False on PGlite: its socket server shares one session between connections, so a LISTEN connection is not kept. */
+  notifies: boolean;
   /** Runs SQL as the superuser on the test database, like psql would (array rows). */
   sql(text: string, params?: unknown[]): Promise<unknown[][]>;
   close(): Promise<void>;
@@ -35,6 +37,7 @@ export async function openTestPostgres(): Promise<TestPostgres> {
       connection,
       poolSize: 4,
       authenticatesUsers: true,
+      notifies: true,
       async sql(text, params = []) {
         return (await client.query({ text, values: params, rowMode: 'array' })).rows as unknown[][];
       },
@@ -53,6 +56,7 @@ export async function openTestPostgres(): Promise<TestPostgres> {
     connection: { host: host ?? '127.0.0.1', port: Number(port), database: 'postgres', user: 'postgres', password: 'unused-by-pglite' },
     poolSize: 1,
     authenticatesUsers: false,
+    notifies: false,
     async sql(text, params = []) {
       return (await db.query<unknown[]>(text, params, { rowMode: 'array' })).rows;
     },

@@ -61,6 +61,8 @@ export interface CentralDatabasesOptions {
    * synchronous })`).
    */
   open?: (path: string, target: DatabaseTarget) => SyncEngine;
+  /** LISTEN for writes of other programs to POSTGRES databases (default true; one more connection per database and node). */
+  listenPostgres?: boolean;
   /** Opens a POSTGRES central (default `PgCentral.open(settings)`). */
   openPostgres?: (settings: PgCentralSettings) => Promise<PgCentral>;
   /** Skip the dev/ino check of an open file when the last one is younger than this (default 0: every use). */
@@ -82,6 +84,8 @@ export class CentralDatabases {
   readonly #openPostgres: (settings: PgCentralSettings) => Promise<PgCentral>;
   /** POSTGRES centrals by database id, with the settings they were opened with. */
   readonly #pgs = new Map<string, { key: string; central: Promise<PgCentral> }>();
+  #onExternalWrite: ((databaseId: string, central: PgCentral, tables: string[]) => void) | undefined;
+  readonly #listenPostgres: boolean;
   /** Databases whose file vanished or was replaced while open → the identity then expected. */
   readonly #refused = new Map<string, string>();
   readonly #checkIntervalMs: number;
@@ -92,6 +96,7 @@ export class CentralDatabases {
     this.#resolve = resolve;
     this.#open = opts.open ?? ((path, target) => openSyncDatabase(path, { mustExist: true, synchronous: target.synchronous ?? 'FULL' }));
     this.#openPostgres = opts.openPostgres ?? ((settings) => PgCentral.open(settings));
+    this.#listenPostgres = opts.listenPostgres ?? true;
     this.#checkIntervalMs = opts.checkIntervalMs ?? 0;
     this.#now = opts.now ?? (() => Date.now());
   }
@@ -118,6 +123,11 @@ export class CentralDatabases {
     return { kind: 'sqlite', id: databaseId, path, engine, peers, target };
   }
 
+  /** Who hears of writes made by other programs to a POSTGRES database (the sync service announces them). */
+  onExternalWrite(fn: (databaseId: string, central: PgCentral, tables: string[]) => void): void {
+    this.#onExternalWrite = fn;
+  }
+
   /** One pool per POSTGRES database and node; reopened when its settings change; a failed open is not kept. */
   async #openedPg(id: string, settings: PgCentralSettings): Promise<PgCentral> {
     const key = JSON.stringify([settings.host, settings.port, settings.database, settings.user, settings.password, settings.ssl]);
@@ -127,7 +137,10 @@ export class CentralDatabases {
       this.#pgs.delete(id);
       void cur.central.then((c) => c.close(), () => undefined);
     }
-    const central = this.#openPostgres(settings);
+    const central = this.#openPostgres(settings).then((c) => {
+      if (this.#listenPostgres) c.listen((tables) => this.#onExternalWrite?.(id, c, tables));
+      return c;
+    });
     this.#pgs.set(id, { key, central });
     try {
       return await central;

@@ -13,7 +13,7 @@
 import pg from 'pg';
 import { PayloadEncoder } from '@offsync/core';
 import type { PayloadDecodeLimits } from '@offsync/core';
-import { createPgSyncEngine } from '@offsync/core/postgres';
+import { changesChannel, createPgSyncEngine } from '@offsync/core/postgres';
 import type { PgConn, PgRowSecurity, PgSyncEngine } from '@offsync/core/postgres';
 import type { RejectedRow } from '@offsync/core';
 import type { Cursor, ScanOptions, ScanResult } from './download-pages.ts';
@@ -73,11 +73,65 @@ export class PgCentral {
   readonly #pool: pg.Pool;
   readonly #m: string;
   readonly #roles = new Map<string, 'ok' | 'unknown' | 'privileged'>();
+  readonly #settings: PgCentralSettings;
+  readonly #meta: string;
+  #listener: pg.Client | undefined;
+  #closed = false;
+  #retry: NodeJS.Timeout | undefined;
 
-  private constructor(engine: PgSyncEngine, pool: pg.Pool, meta: string) {
+  private constructor(engine: PgSyncEngine, pool: pg.Pool, meta: string, settings: PgCentralSettings) {
     this.engine = engine;
     this.#pool = pool;
     this.#m = q(meta);
+    this.#meta = meta;
+    this.#settings = settings;
+  }
+
+  /**
+   * Calls `onWrite(tables)` when programs other than OffSync write synced tables (the triggers'
+   * NOTIFY on `<meta>:changes`), coalesced over `coalesceMs`, on one dedicated connection that
+   * reconnects after a loss (backing off up to 30 s). A write during a reconnection gap is not
+   * announced: devices still receive it on their next check.
+   */
+  listen(onWrite: (tables: string[]) => void, coalesceMs = 20): void {
+    const pending = new Set<string>();
+    let timer: NodeJS.Timeout | undefined;
+    let backoff = 500;
+    const channel = changesChannel(this.#meta);
+    const connect = async (): Promise<void> => {
+      if (this.#closed) return;
+      const s = this.#settings;
+      const c = new pg.Client({ host: s.host, port: s.port, database: s.database, user: s.user, password: s.password, ssl: s.ssl ? { rejectUnauthorized: true } : false, connectionTimeoutMillis: 5000 });
+      const again = (): void => {
+        if (this.#closed || this.#listener !== c) return;
+        this.#listener = undefined;
+        this.#retry = setTimeout(() => void connect(), backoff);
+        this.#retry.unref();
+        backoff = Math.min(backoff * 2, 30_000);
+      };
+      c.on('error', again);
+      c.on('end', again);
+      c.on('notification', (n) => {
+        if (n.channel !== channel || n.payload === undefined) return;
+        pending.add(n.payload);
+        timer ??= setTimeout(() => {
+          timer = undefined;
+          const tables = [...pending];
+          pending.clear();
+          onWrite(tables);
+        }, coalesceMs);
+      });
+      this.#listener = c;
+      try {
+        await c.connect();
+        await c.query(`LISTEN ${q(channel)}`);
+        backoff = 500;
+      } catch {
+        await c.end().catch(() => undefined);
+        again();
+      }
+    };
+    void connect();
   }
 
   /** Connects, installs the metadata schema and the bookkeeping tables (idempotent). */
@@ -106,7 +160,7 @@ export class PgCentral {
           first_seen bigint NOT NULL, last_seen bigint NOT NULL)`);
         await c.q(`CREATE TABLE IF NOT EXISTS ${m}.site_owners (site_id bytea PRIMARY KEY, owner text NOT NULL, first_seen bigint NOT NULL)`);
       });
-      return new PgCentral(engine, pool, meta);
+      return new PgCentral(engine, pool, meta, s);
     } catch (e) {
       await pool.end().catch(() => {});
       throw e;
@@ -205,6 +259,11 @@ export class PgCentral {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#retry);
+    const l = this.#listener;
+    this.#listener = undefined;
+    await l?.end().catch(() => undefined);
     await this.#pool.end().catch(() => {});
   }
 }

@@ -92,7 +92,7 @@ builder.mutationFields((t) => ({
         const err = toSyncError(e);
         if (err.status === 500 || err.code === 'server_busy' || err.code === 'invalid_request') throw toApiError(e);
         const failure = { code: err.code, message: err.detail ?? err.title, retryable: err.retryable };
-        return { ...db.peers.status(site), received: 0, applied: 0, dbVersion: null, failures: [failure] };
+        return { ...(await ctx.sync.status(db, site)), received: 0, applied: 0, dbVersion: null, failures: [failure] };
       }
     },
   }),

@@ -120,6 +120,10 @@ export class SyncService {
     this.#limits = { ...opts.limits, ...(opts.maxExpandedBytes === undefined ? {} : { maxExpandedSize: opts.maxExpandedBytes }) };
     this.#now = opts.now ?? Date.now;
     this.#conflictLog = opts.conflictLog;
+    // Writes of other programs to a POSTGRES database are server writes: announced like a merge.
+    databases.onExternalWrite((id, central, tables) => {
+      runHook(this.#deps, 'onChangesMerged', async () => this.#deps.onChangesMerged(id, { originSiteId: '', tables, dbVersion: await central.dbVersion() }));
+    });
   }
 
   async #db(db: CentralDatabase | string): Promise<CentralDatabase> {
@@ -139,15 +143,17 @@ export class SyncService {
    * Device registry and traffic counters for transports other than the HTTP protocol (the
    * GraphQL sync fields): registers/updates the device and counts the bytes as transferred.
    */
-  recordActivity(db: CentralDatabase, siteId: string, principal: Principal, traffic: Traffic): void {
+  recordActivity(db: Central, siteId: string, principal: Principal, traffic: Traffic): void {
     const site = normaliseSiteId(siteId);
-    const device = { siteId: site, principal, clientVersion: 'offsync-graphql', generation: 'G3' as const, schemaHash: db.peers.get(site)?.lastSchemaHash ?? null };
-    runHook(this.#deps, 'recordDevice', () => this.#deps.recordDevice(db.id, device));
+    runHook(this.#deps, 'recordDevice', async () => {
+      const schemaHash = (await this.peer(db, site))?.lastSchemaHash ?? null;
+      await this.#deps.recordDevice(db.id, { siteId: site, principal, clientVersion: 'offsync-graphql', generation: 'G3', schemaHash });
+    });
     this.recordTraffic(db, site, traffic);
   }
 
   /** Traffic counters only (no device update): for streams that report bytes in batches. */
-  recordTraffic(db: CentralDatabase, siteId: string, traffic: Traffic): void {
+  recordTraffic(db: Central, siteId: string, traffic: Traffic): void {
     if (traffic.uploadBytes > 0 || traffic.downloadBytes > 0) runHook(this.#deps, 'recordTraffic', () => this.#deps.recordTraffic(db.id, siteId, traffic));
   }
 

@@ -38,10 +38,19 @@ export class ConnSource {
     const src = this.#src;
     if (src.pool !== undefined) {
       const c = await src.pool.connect();
+      // pg-pool listens for errors of idle clients only: a connection lost while checked out would
+      // otherwise be an uncaught 'error' event (a crashed process). The query in flight fails on
+      // its own; the broken client is destroyed on release instead of going back to the pool.
+      let broken: Error | undefined;
+      const onError = (e: Error): void => {
+        broken = e;
+      };
+      c.on('error', onError);
       try {
         return await fn(wrap(c));
       } finally {
-        c.release();
+        c.off('error', onError);
+        c.release(broken);
       }
     }
     const run = this.#tail.then(() => fn(wrap(src.client)));

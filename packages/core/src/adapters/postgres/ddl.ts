@@ -10,6 +10,9 @@ import type { ValueColumn } from '../../engine/table-context.ts';
 import { quoteIdent, quoteLiteral } from './conn.ts';
 import type { PgColumn, PgTableSchema } from './introspect.ts';
 
+/** The NOTIFY channel of writes made outside merges (`LISTEN "<meta>:changes"`; payload: the table). */
+export const changesChannel = (meta: string): string => `${meta}:changes`;
+
 /** Transaction-local setting that silences the triggers while a merge writes base tables. */
 export const APPLYING_SETTING = 'offsync.applying';
 
@@ -49,6 +52,17 @@ CREATE OR REPLACE FUNCTION ${s}.lock_clock() RETURNS trigger LANGUAGE plpgsql SE
 BEGIN
   IF coalesce(current_setting('${APPLYING_SETTING}', true), '') <> '1' THEN
     PERFORM 1 FROM ${s}.clock WHERE id = 1 FOR UPDATE;
+  END IF;
+  RETURN NULL;
+END $f$;
+
+-- AFTER STATEMENT on every synced table: writes of other programs (psql, an ORM, Supabase) wake
+-- the servers that LISTEN on '<meta>:changes' (one notification per table and transaction:
+-- PostgreSQL folds identical ones). Merges are announced by the server that made them.
+CREATE OR REPLACE FUNCTION ${s}.notify_changes() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  IF coalesce(current_setting('${APPLYING_SETTING}', true), '') <> '1' THEN
+    PERFORM pg_notify(${quoteLiteral(changesChannel(meta))}, TG_TABLE_NAME);
   END IF;
   RETURN NULL;
 END $f$;
@@ -177,6 +191,7 @@ END $f$;`,
     `CREATE TRIGGER ${triggerName(meta, 'track')} AFTER INSERT OR UPDATE OR DELETE ON ${t} FOR EACH ROW EXECUTE FUNCTION ${trackFn(meta, schema.name)}();`,
     `CREATE TRIGGER ${triggerName(meta, 'lock')} BEFORE INSERT OR UPDATE OR DELETE ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION ${s}.lock_clock();`,
     `CREATE TRIGGER ${triggerName(meta, 'truncate')} BEFORE TRUNCATE ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION ${s}.refuse_truncate();`,
+    `CREATE TRIGGER ${triggerName(meta, 'notify')} AFTER INSERT OR UPDATE OR DELETE ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION ${s}.notify_changes();`,
   ];
   if (algorithm === 'gos') {
     out.push(`CREATE OR REPLACE FUNCTION ${gosFn(meta, schema.name)}() RETURNS trigger LANGUAGE plpgsql AS $f$
@@ -192,7 +207,7 @@ END $f$;`);
 export function dropTriggersSql(meta: string, nsp: string, table: string): string {
   const t = `${quoteIdent(nsp)}.${quoteIdent(table)}`;
   return `DROP TRIGGER IF EXISTS ${triggerName(meta, 'track')} ON ${t}; DROP TRIGGER IF EXISTS ${triggerName(meta, 'gos')} ON ${t};
-DROP TRIGGER IF EXISTS ${triggerName(meta, 'lock')} ON ${t}; DROP TRIGGER IF EXISTS ${triggerName(meta, 'truncate')} ON ${t};
+DROP TRIGGER IF EXISTS ${triggerName(meta, 'lock')} ON ${t}; DROP TRIGGER IF EXISTS ${triggerName(meta, 'truncate')} ON ${t}; DROP TRIGGER IF EXISTS ${triggerName(meta, 'notify')} ON ${t};
 DROP FUNCTION IF EXISTS ${trackFn(meta, table)}(); DROP FUNCTION IF EXISTS ${gosFn(meta, table)}();`;
 }
 

@@ -78,16 +78,24 @@ export async function* pgChangeFeed(src: ConnSource, host: PgFeedHost, opts: PgF
   let key: Key | undefined;
   for (;;) {
     const page = await src.use(async (c) => {
-      const rows = key === undefined ? await c.q(firstSql, [after.dbVersion, after.seq]) : await c.q(nextSql, key);
-      // Site ids first, as the connection's user: the rows below may be read under another role.
+      // One snapshot per page: the clock rows and the values read for them agree, whatever merges
+      // or other programs commit meanwhile (a later change of a row comes later in the feed).
+      await c.q('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      let rows: unknown[][];
       const sites = new Map<number, Uint8Array>();
-      for (const r of rows) {
-        const ref = Number(r[6]);
-        if (!sites.has(ref)) sites.set(ref, await host.siteIdOf(c, ref));
+      try {
+        rows = key === undefined ? await c.q(firstSql, [after.dbVersion, after.seq]) : await c.q(nextSql, key);
+        // Site ids first, as the connection's user: the rows below may be read under another role.
+        for (const r of rows) {
+          const ref = Number(r[6]);
+          if (!sites.has(ref)) sites.set(ref, await host.siteIdOf(c, ref));
+        }
+      } catch (e) {
+        await c.q('ROLLBACK').catch(() => undefined);
+        throw e;
       }
       const rs = opts.rowSecurity;
       if (rs !== undefined) {
-        await c.q('BEGIN READ ONLY');
         await c.q(`SELECT set_config('request.jwt.claims', $1, true), set_config('request.jwt.claim.sub', $2, true), set_config('request.jwt.claim.role', $3, true)`, [rs.claims, rs.sub, rs.role]);
         await c.q(`SET LOCAL ROLE ${quoteIdent(rs.role)}`);
       }
@@ -120,9 +128,9 @@ export async function* pgChangeFeed(src: ConnSource, host: PgFeedHost, opts: PgF
           const siteId = sites.get(Number(r[6])) as Uint8Array;
           out.push({ tbl: t.name, pk, col, val, colVersion: Number(r[3]), dbVersion: Number(r[4]), siteId, cl, seq: Number(r[5]) });
         }
-        if (rs !== undefined) await c.q('COMMIT');
+        await c.q('COMMIT');
       } catch (e) {
-        if (rs !== undefined) await c.q('ROLLBACK').catch(() => undefined);
+        await c.q('ROLLBACK').catch(() => undefined);
         throw e;
       }
       return { out, full: rows.length === limit };

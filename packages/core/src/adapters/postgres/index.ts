@@ -19,7 +19,7 @@ export type { PgFeedRequest } from './engine.ts';
 export type { PgFeedOptions } from './feed.ts';
 export type { PgConn } from './conn.ts';
 export type { PgApplyOptions, PgRowSecurity } from './merge.ts';
-export { APPLYING_SETTING } from './ddl.ts';
+export { APPLYING_SETTING, changesChannel } from './ddl.ts';
 export { classify } from './introspect.ts';
 export type { ValueClass } from './introspect.ts';
 

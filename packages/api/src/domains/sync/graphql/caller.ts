@@ -8,7 +8,7 @@ import type { GraphQLContext } from '../../../context.ts';
 import { extractBearer } from '../../../context.ts';
 import { ApiError } from '../../../errors.ts';
 import type { ApiErrorCode } from '../../../errors.ts';
-import type { CentralDatabase } from '../central-databases.ts';
+import type { Central } from '../central-databases.ts';
 import type { Principal } from '../sync-deps.ts';
 import { SyncError, toSyncError } from '../sync-errors.ts';
 import type { SyncErrorCode } from '../sync-errors.ts';
@@ -18,7 +18,7 @@ import { normaliseSiteId } from '../sync.service.ts';
 const ADMIN: Principal = { kind: 'apiKey', userId: null, claims: {} };
 
 export interface SyncCaller {
-  db: CentralDatabase;
+  db: Central;
   /** 32 lower-case hex digits. */
   site: string;
   principal: Principal;
@@ -71,7 +71,7 @@ export function toApiError(e: unknown): unknown {
 
 /**
  * Authenticates (before the database is looked up, like HTTP), validates the site id, opens
- * the central database and claims / checks the site for the caller (`SyncService.claimSite`).
+ * the central database (either kind) and claims / checks the site for the caller (`SyncService.claim`).
  * Throws ApiError (FORBIDDEN with `syncCode: site_forbidden` for another principal's site).
  */
 export async function syncCaller(ctx: GraphQLContext, databaseId: string, siteId: string): Promise<SyncCaller> {
@@ -80,9 +80,9 @@ export async function syncCaller(ctx: GraphQLContext, databaseId: string, siteId
     if (ctx.viewer?.kind !== 'admin') principal = await ctx.sync.authenticate(databaseId, credentialOf(ctx) ?? undefined);
     if (principal === null) throw new SyncError('unauthorized');
     normaliseSiteId(siteId); // invalid_site_id before database_not_found
-    const db = await ctx.sync.databases.get(databaseId);
+    const db = await ctx.sync.databases.open(databaseId);
     // Device identity: every sync field claims / checks the site first (403 site_forbidden).
-    const site = ctx.sync.claimSite(db, siteId, principal);
+    const site = await ctx.sync.claim(db, siteId, principal);
     return { db, site, principal };
   } catch (e) {
     throw toApiError(e);

@@ -19,7 +19,7 @@
  *   (docs/PROTOCOL.md "Live subscriptions end with their credential").
  */
 import { Repeater } from 'graphql-yoga';
-import type { CentralDatabase } from '../central-databases.ts';
+import type { Central } from '../central-databases.ts';
 import type { Cursor } from '../download-pages.ts';
 import type { Principal } from '../sync-deps.ts';
 import type { DownloadResult, SyncService } from '../sync.service.ts';
@@ -46,7 +46,7 @@ export interface ChangesBatch {
 export interface LiveChangesOptions {
   sync: SyncService;
   hub: ChangeHub;
-  db: CentralDatabase;
+  db: Central;
   site: string;
   principal: Principal;
   after: Cursor;
@@ -79,9 +79,9 @@ export function liveChanges(o: LiveChangesOptions): Repeater<ChangesBatch> {
     let ended: LiveEndCode | undefined;
     let wake: (() => void) | undefined;
     let stamp: { hash: bigint; at: number } | undefined;
-    const schemaHash = (): bigint => {
+    const schemaHash = async (): Promise<bigint> => {
       const now = Date.now();
-      if (stamp === undefined || now - stamp.at > STAMP_TTL_MS) stamp = { hash: o.sync.stampFor(o.db, o.site, undefined), at: now };
+      if (stamp === undefined || now - stamp.at > STAMP_TTL_MS) stamp = { hash: await o.sync.stamp(o.db, o.site, undefined), at: now };
       return stamp.hash;
     };
     const unlisten = o.hub.listen(o.db.id, (ev) => {
@@ -113,9 +113,13 @@ export function liveChanges(o: LiveChangesOptions): Repeater<ChangesBatch> {
       while (!stopped) {
         dirty = false;
         // Caught up and woken by an event: the event's shared page; otherwise (replay) the head's.
-        const key = caughtUp ? event : undefined;
+        const key: object | undefined = caughtUp ? event : undefined;
         event = undefined;
-        const r = await livePage(o.sync, o.db, o.site, o.principal, cursor, o.pageBytes, schemaHash(), key);
+        const hash = await schemaHash();
+        // POSTGRES databases: each subscriber reads its own page (shared pages key on the SQLite engine).
+        const r: DownloadResult = o.db.kind === 'sqlite'
+          ? await livePage(o.sync, o.db, o.site, o.principal, cursor, o.pageBytes, hash, key)
+          : await o.sync.download(o.db, o.site, cursor, o.principal, { pageBytes: o.pageBytes, maxPages: 1, schemaHash: hash });
         const batch = batchOf(r);
         // Built while the session ended, or after the credential expired: never sent.
         if (ended === undefined && o.sessions?.expired(o.principal) === true) ended = 'CREDENTIAL_EXPIRED';

@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ArtifactStore } from '../artifacts.ts';
 import { CentralDatabases } from '../central-databases.ts';
 import { PgCentral } from '../pg-central.ts';
+import type { PgCentralSettings } from '../pg-central.ts';
 import { ChunkBatches } from '../chunk-batches.ts';
 import type { ChunkBatchOptions } from '../chunk-batches.ts';
 import { MemorySharedStore } from '../shared-store.ts';
@@ -48,6 +49,8 @@ export interface SyncHttpOptions extends Partial<SyncHttpLimits> {
   conflictLog?: ConflictLogOptions;
   /** Connections per POSTGRES central database on this node (pg-central.ts; default 4). */
   postgresPoolSize?: number;
+  /** LISTEN for writes of other programs to POSTGRES databases and announce them (default true). */
+  postgresListen?: boolean;
   now?: () => number;
 }
 
@@ -65,7 +68,10 @@ export interface SyncHttpHandler {
 
 export function createSyncHttpHandler(deps: SyncDeps, options: SyncHttpOptions): SyncHttpHandler {
   const pool = options.postgresPoolSize;
-  const databases = new CentralDatabases(deps.resolveDatabase, pool === undefined ? {} : { openPostgres: (s) => PgCentral.open(s, { poolSize: pool }) });
+  const databases = new CentralDatabases(deps.resolveDatabase, {
+    ...(pool === undefined ? {} : { openPostgres: (s: PgCentralSettings) => PgCentral.open(s, { poolSize: pool }) }),
+    ...(options.postgresListen === undefined ? {} : { listenPostgres: options.postgresListen }),
+  });
   const service = new SyncService(deps, databases, {
     ...(options.pageBytes === undefined ? {} : { pageBytes: options.pageBytes }),
     ...(options.conflictLog === undefined ? {} : { conflictLog: options.conflictLog }),
