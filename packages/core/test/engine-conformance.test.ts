@@ -30,12 +30,21 @@ const sqlite = sqliteEngineFactory();
 /** The pool exists once beforeAll ran; tests only call the factory then. */
 const postgres: EngineFactory = (ddl, tables, flags) => postgresEngineFactory(pool as pg.Pool)(ddl, tables, flags);
 
+/*
+ * Divergences: tests left out for one engine until it is fixed (reported to the engine's owner
+ * with a repro; remove the entry with the fix). The other engine runs them.
+ */
 registerEngineTests('sqlite', sqlite, {
-  // Divergence (reported to the engine owner): the SQLite triggers take one db_version per
-  // STATEMENT, not per transaction (§P5 "one per local transaction"); PostgreSQL passes.
-  divergences: ['one db_version per transaction, seqs distinct and increasing inside it'],
+  // The SQLite triggers bump the clock once per ROW written, not once per transaction (§P5
+  // "db_version: one per local transaction"): a 2-row INSERT takes 2 versions.
+  divergences: ['one db_version per transaction, seqs distinct and increasing inside it', 'one db_version per statement that writes several rows'],
 });
-registerEngineTests('postgres', postgres, { convergenceRuns: 3 });
+registerEngineTests('postgres', postgres, {
+  convergenceRuns: 3,
+  // PostgreSQL rejectRows compensation: no tombstone for a rejected INSERT of an absent row, and
+  // a rejected UPDATE re-stamps EVERY cell of the row instead of the cells the device wrote.
+  divergences: ['authoritative merge (rejectRows): a row violating a constraint is rejected alone and compensated'],
+});
 
 describe('engine conformance: mixed', () => {
   test('the same local writes give the same clocks, rows and schema hash on both engines', async () => {

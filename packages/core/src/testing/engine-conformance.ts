@@ -185,7 +185,7 @@ export const CONFORMANCE_DDL =
 
 /** A remote site id (not any engine's). */
 export const REMOTE_SITE = new Uint8Array([0x01, 0x90, 0, 0, 0, 0, 0x70, 0, 0x80, 0, 0, 0, 0, 0, 0, 0x42]);
-const REMOTE_SITE_2 = new Uint8Array([0x01, 0x90, 0, 0, 0, 0, 0x70, 0, 0x80, 0, 0, 0, 0, 0, 0, 0x43]);
+export const REMOTE_SITE_2 = new Uint8Array([0x01, 0x90, 0, 0, 0, 0, 0x70, 0, 0x80, 0, 0, 0, 0, 0, 0, 0x43]);
 
 export async function collectChanges(it: AsyncIterable<Change>): Promise<Change[]> {
   const out: Change[] = [];
@@ -410,6 +410,27 @@ export function registerEngineTests(name: string, factory: EngineFactory, option
         });
       });
 
+      test('one db_version per statement that writes several rows', async () => {
+        await todos(async (e) => {
+          const v0 = await e.dbVersion();
+          await e.sql("INSERT INTO todos (id, title) VALUES ('a', 'A'), ('b', 'B')");
+          await e.sql('UPDATE todos SET done = 1');
+          const feed = await collectChanges(e.changes());
+          expect(feed.map((c) => `${hex(c.pk)}/${c.col} v+${c.dbVersion - v0}`).sort()).toEqual(
+            [
+              `${pkHex('a')}/title v+1`,
+              `${pkHex('a')}/note v+1`,
+              `${pkHex('a')}/done v+2`,
+              `${pkHex('b')}/title v+1`,
+              `${pkHex('b')}/note v+1`,
+              `${pkHex('b')}/done v+2`,
+            ].sort(),
+          );
+          expect(new Set(feed.map((c) => `${c.dbVersion}:${c.seq}`)).size).toBe(feed.length);
+          expect(await e.dbVersion()).toBe(v0 + 2);
+        });
+      });
+
       test('gos: local UPDATE and DELETE are refused, INSERT is tracked', async () => {
         const ddl = 'CREATE TABLE logs (id TEXT PRIMARY KEY NOT NULL, msg TEXT)';
         await withEngine(factory, ddl, [], async (e) => {
@@ -603,6 +624,123 @@ export function registerEngineTests(name: string, factory: EngineFactory, option
           const rows = await e.sql('SELECT id, msg FROM logs ORDER BY id');
           expect(rows.map((r) => r[0])).toEqual(['l1', 'l2']);
           expect(rows[1]).toEqual(['l2', 'new']);
+        });
+      });
+
+      test('merged groups: one local db_version per incoming (site, db_version) group, max(clock + 1, incoming); origin and seq kept', async () => {
+        await todos(async (e) => {
+          await e.sql("INSERT INTO todos (id, title) VALUES ('z', 'Z')");
+          const v0 = await e.dbVersion();
+          const r = await e.applyChanges([
+            remoteChange('todos', 'a', 'title', 'x', 1, 1, v0 + 9, 4),
+            remoteChange('todos', 'b', 'title', 'x', 1, 1, v0 + 9, 5),
+            remoteChange('todos', 'c', 'title', 'x', 1, 1, 1, 1, REMOTE_SITE_2),
+            remoteChange('todos', 'd', 'title', 'x', 1, 1, v0 + 9, 6),
+          ]);
+          expect(r).toMatchObject({ received: 4, applied: 4, tables: ['todos'], rejected: [], dbVersion: v0 + 11 });
+          const merged = (await collectChanges(e.changes({ excludeSiteId: e.siteId }))).map((c) => `${hex(c.pk)} v+${c.dbVersion - v0} #${c.seq} ${hex(c.siteId)}`);
+          expect(merged).toEqual([
+            `${pkHex('a')} v+9 #4 ${hex(REMOTE_SITE)}`,
+            `${pkHex('b')} v+9 #5 ${hex(REMOTE_SITE)}`,
+            `${pkHex('c')} v+10 #1 ${hex(REMOTE_SITE_2)}`,
+            `${pkHex('d')} v+11 #6 ${hex(REMOTE_SITE)}`,
+          ]);
+          expect(await e.dbVersion()).toBe(v0 + 11);
+        });
+      });
+
+      test('several changes of one row in one batch: merged in batch order (fast path and general merge alike)', async () => {
+        await todos(async (e) => {
+          await e.sql("INSERT INTO todos (id, title) VALUES ('d', 'D')");
+          const batch = [
+            // a (unknown): the higher col_version first, a lower one after it loses.
+            remoteChange('todos', 'a', 'title', 'hi', 3, 1, 5, 1),
+            remoteChange('todos', 'a', 'title', 'lo', 2, 1, 5, 2),
+            // b (unknown): cells then a delete of that life → tombstone only.
+            remoteChange('todos', 'b', 'title', 'B', 1, 1, 5, 3),
+            remoteChange('todos', 'b', 'done', 1n, 1, 1, 5, 4),
+            remoteChange('todos', 'b', RIP_SENTINEL, null, 2, 2, 6, 0),
+            // d (alive locally): deleted then resurrected with one cell, in one batch.
+            remoteChange('todos', 'd', RIP_SENTINEL, null, 2, 2, 6, 1),
+            remoteChange('todos', 'd', RIP_SENTINEL, null, 3, 3, 7, 0),
+            remoteChange('todos', 'd', 'note', 'again', 1, 3, 7, 1),
+          ];
+          await e.applyChanges(batch);
+          expect(await todoRows(e)).toEqual([
+            ['a', 'hi', '0', null],
+            ['d', '', '0', 'again'],
+          ]);
+          expect(await clockLines(e)).toEqual(
+            [
+              `todos:${pkHex('a')}/title='hi' 3@1`,
+              `todos:${pkHex('b')}/${RIP_SENTINEL}=null 2@2`,
+              `todos:${pkHex('d')}/${RIP_SENTINEL}=null 3@3`,
+              `todos:${pkHex('d')}/note='again' 1@3`,
+            ].sort(),
+          );
+        });
+      });
+
+      test('resurrection over a live row of an older life: existing cells reset to col_version 0, values kept until written', async () => {
+        await todos(async (e) => {
+          await e.sql("INSERT INTO todos (id, title, done, note) VALUES ('a', 'A', 1, 'n')");
+          await e.sql("UPDATE todos SET title = 'B', done = 2 WHERE id = 'a'");
+          const r = await e.applyChanges([remoteChange('todos', 'a', RIP_SENTINEL, null, 3, 3, 5, 0), remoteChange('todos', 'a', 'title', 'C', 1, 3, 5, 1)]);
+          expect(r.applied).toBe(2);
+          expect(await todoRows(e)).toEqual([['a', 'C', '2', 'n']]);
+          expect(await clockLines(e)).toEqual(
+            [`todos:${pkHex('a')}/${RIP_SENTINEL}=null 3@3`, `todos:${pkHex('a')}/title='C' 1@3`, `todos:${pkHex('a')}/done=i2 0@3`, `todos:${pkHex('a')}/note='n' 0@3`].sort(),
+          );
+          // A reset cell loses to any write of the new life, even an equal value's clock.
+          expect((await e.applyChanges([remoteChange('todos', 'a', 'done', 0n, 1, 3, 6, 2)])).applied).toBe(1);
+          expect(await todoRows(e)).toEqual([['a', 'C', '0', 'n']]);
+        });
+      });
+
+      test('a constraint violation refuses the whole batch (device merge): nothing written', async () => {
+        await todos(async (e) => {
+          await e.sql("INSERT INTO todos (id, title) VALUES ('a', 'A')");
+          const s = await state(e);
+          const err = await errorOf(e.applyChanges([remoteChange('todos', 'a', 'title', 'Z', 5, 1, 4, 1), remoteChange('todos', 'b', 'title', null, 1, 1, 4, 2)]));
+          expect(err).toBeDefined();
+          expect(await state(e)).toEqual(s);
+        });
+      });
+
+      test('authoritative merge (rejectRows): a row violating a constraint is rejected alone and compensated', async () => {
+        await todos(async (e) => {
+          await e.sql("INSERT INTO todos (id, title) VALUES ('a', 'A'), ('u', 'U')");
+          const r = await e.applyChanges(
+            [
+              remoteChange('todos', 'a', 'title', 'Z', 2, 1, 5, 1),
+              remoteChange('todos', 'b', 'title', null, 1, 1, 5, 2), // absent centrally: rejected INSERT
+              remoteChange('todos', 'c', 'title', 'C', 1, 1, 5, 3),
+              remoteChange('todos', 'u', 'title', null, 2, 1, 5, 4), // alive centrally: rejected UPDATE
+            ],
+            { rejectRows: true },
+          );
+          expect(r.rejected.map((x) => `${x.table}:${x.operation}:${x.code}:${String(x.pkValues[0])}`).sort()).toEqual(['todos:INSERT:constraint_violation:b', 'todos:UPDATE:constraint_violation:u']);
+          expect(r.applied).toBe(2);
+          expect(await todoRows(e)).toEqual([
+            ['a', 'Z', '0', null],
+            ['c', 'C', '0', null],
+            ['u', 'U', '0', null],
+          ]);
+          // Compensation (docs/PROTOCOL.md "Rejected changes and compensation"): the cells the
+          // device wrote get col_version max(local, incoming) + 1 with the central values, and
+          // nothing else of the row is re-stamped; an absent row gets a tombstone with an even
+          // causal length above both sides — both as this database's own writes.
+          const own = (await collectChanges(e.changes({ localOnly: true, tables: ['todos'] }))).map((c) => `${hex(c.pk)}/${c.col}=${valText(c.val)} ${c.colVersion}@${c.cl}`);
+          expect(own.sort()).toEqual(
+            [
+              `${pkHex('a')}/done=i0 1@1`,
+              `${pkHex('a')}/note=null 1@1`,
+              `${pkHex('b')}/${RIP_SENTINEL}=null 2@2`,
+              `${pkHex('u')}/title='U' 3@1`,
+              `${pkHex('u')}/done=i0 1@1`,
+              `${pkHex('u')}/note=null 1@1`,
+            ].sort(),
+          );
         });
       });
 
