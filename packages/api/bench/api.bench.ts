@@ -6,7 +6,8 @@
  *   (a) changes merged per second through HTTP (G3 inline apply), 100 devices, vs raw better-sqlite3
  *   (b) download package build rate (changes/s encoded into pages)
  *   (c) propagation latency device → server → device, 100 and 1,000 subscribers on graphql-ws
- *   (d) memory per idle graphql-ws subscriber (server RSS / heap delta ÷ subscribers)
+ *   (d) memory per idle graphql-ws subscriber: JS heap slope after forced GC in the server process
+ *       (bench/live.ts; never RSS, which the allocator does not return and came out negative)
  *   (e)(f)(g) bench/load.ts (its own server process): 200 devices mixing uploads and first syncs
  *       (p50/p99 per route, event-loop delay, errors, RSS), an upload burst vs raw better-sqlite3,
  *       and the initial-sync storm of 200 fresh RLS devices on 20k rows. Alone: `tsx bench/load.ts`.
@@ -17,8 +18,7 @@
  */
 import { cpus } from 'node:os';
 import { startBenchServer } from './ipc.ts';
-import type { BenchServer } from './ipc.ts';
-import { Fleet, percentile, propagation, Writer } from './live.ts';
+import { liveBench } from './live.ts';
 import { mergeThroughput } from './merge.ts';
 import { FULL as LOAD_FULL, QUICK as LOAD_QUICK, loadBench } from './load.ts';
 import { pgBench } from './pg.ts';
@@ -34,47 +34,13 @@ const row = (what: string, value: string, target = '', note = ''): void => {
 };
 const verdict = (ok: boolean): string => (ok ? 'met' : 'NOT met');
 
-async function memory(server: BenchServer): Promise<{ rss: number; heapUsed: number; external: number }> {
-  await new Promise((r) => setTimeout(r, 300));
-  return server.request({ type: 'memory' });
-}
-
-async function live(server: BenchServer): Promise<void> {
-  const fleet = new Fleet(server);
-  const writer = new Writer(server);
-  await writer.push(); // warm-up: the writer's first row, the engine and the yoga pipeline
-  const tiers = quick ? [10, 100] : [100, 1000];
-  const rounds = quick ? 30 : 200;
-  const base = await memory(server);
-  for (const n of tiers) {
-    const t0 = performance.now();
-    await fleet.grow(n - fleet.subs.length);
-    const connectMs = performance.now() - t0;
-    const mem = await memory(server);
-    const per = (v: number): string => `${fmt(v / n / KiB, 1)} KiB`;
-    const rss = mem.rss - base.rss;
-    row(`(d) memory per idle subscriber, ${n} subs, RSS`, per(rss), '≤ 20 KiB', `${verdict(rss / n <= 20 * KiB)}; ${fmt(connectMs)} ms to connect + subscribe all`);
-    row(`(d) memory per idle subscriber, ${n} subs, JS heap`, per(mem.heapUsed - base.heapUsed), '≤ 20 KiB', `external/buffers ${per(mem.external - base.external)}`);
-    for (let i = 0; i < 5; i++) await writer.push(); // warm-up at this fan-out
-    await fleet.until(() => fleet.subs.every((s) => s.received >= 5), 30_000).catch(() => undefined);
-    const r = await propagation(fleet, writer, n >= 1000 ? Math.round(rounds / 2) : rounds);
-    const p50 = percentile(r.chosen, 50);
-    const p99 = percentile(r.chosen, 99);
-    row(`(c) propagation, ${n} subs, random subscriber p50`, `${fmt(p50, 2)} ms`, '≤ 10 ms', verdict(p50 <= 10));
-    row(`(c) propagation, ${n} subs, random subscriber p99`, `${fmt(p99, 2)} ms`, '≤ 50 ms', verdict(p99 <= 50));
-    row(`(c) propagation, ${n} subs, last subscriber p50 / p99`, `${fmt(percentile(r.last, 50), 2)} / ${fmt(percentile(r.last, 99), 2)} ms`, '', `${r.rounds} rounds, fan-out complete`);
-  }
-  await fleet.close();
-  writer.engine.close();
-}
-
 async function main(): Promise<void> {
   process.stderr.write(`OffSync api bench (${cpus().length} cores${quick ? ', quick' : ''})\n`);
   const server = await startBenchServer();
   let sqlite: SqliteFigures | undefined;
   try {
     process.stderr.write('(c)(d) live subscriptions…\n');
-    await live(server);
+    await liveBench(server, row, { tiers: quick ? [10, 100] : [100, 1000], rounds: quick ? 30 : 200 });
 
     process.stderr.write('(a) merge throughput…\n');
     const o = quick ? { devices: 20, batches: 2, rowsPerBatch: 100 } : { devices: 100, batches: 4, rowsPerBatch: 100 };
