@@ -2,7 +2,7 @@
 import type { ServiceDeps } from './deps.ts';
 import { createAuthService } from './domains/auth/auth.service.ts';
 import { createDatabasesService } from './domains/databases/databases.service.ts';
-import { clientIntegrationSnippet } from './domains/databases/client-integration.ts';
+import { buildClientIntegration } from './domains/databases/client-integration.ts';
 import { createDevicesService } from './domains/devices/devices.service.ts';
 import { createMetricsService } from './domains/metrics/metrics.service.ts';
 import { createProjectsService } from './domains/projects/projects.service.ts';
@@ -24,16 +24,12 @@ export function createServices(deps: ServiceDeps) {
     devices: createDevicesService(deps),
     metrics: createMetricsService(deps),
     push: createPushService(deps, databases),
-    async clientIntegration(databaseId: string) {
-      const db = await databases.getDatabase(databaseId);
-      const [jwt, synced] = await Promise.all([
-        auth.getJwtProvider(databaseId),
-        deps.prisma.syncedTable.findMany({ where: { databaseId }, orderBy: { name: 'asc' } }),
-      ]);
-      const rlsMode: 'BYPASS' | 'ENFORCE' = db.rlsMode === 'ENFORCE' ? 'ENFORCE' : 'BYPASS';
-      const authMethod: 'API_KEY' | 'ACCESS_TOKEN' | 'JWT' = rlsMode === 'BYPASS' ? 'API_KEY' : jwt !== null ? 'JWT' : 'ACCESS_TOKEN';
-      const snippet = clientIntegrationSnippet({ databaseId, publicUrl: deps.publicUrl, rlsMode, jwtConfigured: jwt !== null, tables: synced.map((s) => s.name) });
-      return { databaseId, rlsMode, authMethod, serverUrl: deps.publicUrl, snippet };
+    /** The Client Integration tab's data (one implementation: domains/databases/client-integration.ts). */
+    clientIntegration(databaseId: string) {
+      return buildClientIntegration(
+        { databases, publicUrl: deps.publicUrl, jwtConfigured: async (id) => (await auth.getJwtProvider(id)) !== null, syncedTables: (id) => tables.syncedTablesForSnippet(id) },
+        databaseId,
+      );
     },
   };
 }

@@ -127,3 +127,13 @@ test('an API key is trusted: it bypasses RLS and sees every row', async () => {
   await ops.download();
   expect(rows(ops)).toEqual(await pgRows());
 });
+
+test("OffSync's own RLS policies are refused on POSTGRES databases (PostgreSQL's policies decide there)", async () => {
+  const r = await t.app.yoga.fetch('http://localhost/graphql', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${t.adminKey}` },
+    body: JSON.stringify({ query: 'mutation($d: ID!) { setRlsPolicy(databaseId: $d, table: "todos", operation: SELECT, expression: "1") { table } }', variables: { d: databaseId } }),
+  });
+  const body = (await r.json()) as { errors?: Array<{ extensions?: { code?: string; reason?: string } }> };
+  expect(body.errors?.[0]?.extensions).toMatchObject({ code: 'CONFLICT', reason: 'POSTGRES_USES_DATABASE_POLICIES' });
+});

@@ -55,7 +55,7 @@ export type {
   RevokeApiKeyMutation, RevokeApiKeyMutationVariables, RlsMode, RlsOperation, RlsPoliciesQuery,
   RlsPoliciesQueryVariables, RlsPolicyFieldsFragment, SetExpoAccessTokenMutation,
   SetExpoAccessTokenMutationVariables, SetRlsModeMutation, SetRlsModeMutationVariables, SetRlsPolicyMutation,
-  SetRlsPolicyMutationVariables, SyncChangesFieldsFragment, SyncCursorInput, TableFieldsFragment,
+  SetRlsPolicyMutationVariables, SyncChangesFieldsFragment, SyncCursorInput, TableFieldsFragment, TableDeployOptions, DeployMode,
   TableFilter, TablesQuery, TablesQueryVariables, UsagePeriod, UsageQuery, UsageQueryVariables,
   ConflictFilter, ConflictKind, ConflictRestoreAction, ConflictSideFieldsFragment, ConflictFieldsFragment, ConflictsQueryVariables, ConflictsQuery, SetConflictLogMutationVariables, SetConflictLogMutation, RestoreConflictValueMutationVariables, RestoreConflictValueMutation, DeleteProjectMutationVariables, DeleteProjectMutation, PreviewRlsPolicyQueryVariables, PreviewRlsPolicyQuery,
 } from './generated/graphql.ts';

@@ -260,7 +260,7 @@ export type DatabaseQueryVariables = Exact<{
 }>;
 
 
-export type DatabaseQuery = { database: { id: string, name: string, kind: DatabaseKind, projectId: string, createdAt: string, rlsMode: RlsMode, project: { id: string, name: string, kind: DatabaseKind }, connection: { status: ConnectionState, checkedAt: string, host: string | null, port: number | null, database: string | null, extensionInstalled: boolean, error: { code: string, message: string, retryable: boolean } | null }, clientIntegration: { databaseId: string, serverUrl: string, authMethod: ClientAuthMethod, rlsMode: RlsMode, snippet: string }, offSync: { enabled: boolean, enabledAt: string | null } } };
+export type DatabaseQuery = { database: { id: string, name: string, kind: DatabaseKind, projectId: string, createdAt: string, rlsMode: RlsMode, project: { id: string, name: string, kind: DatabaseKind }, connection: { status: ConnectionState, checkedAt: string, host: string | null, port: number | null, database: string | null, extensionInstalled: boolean, error: { code: string, message: string, retryable: boolean } | null }, clientIntegration: { databaseId: string, kind: DatabaseKind, serverUrl: string, authMethod: ClientAuthMethod, rlsMode: RlsMode, postgresUser: string | null, snippet: string }, offSync: { enabled: boolean, enabledAt: string | null } } };
 
 export type DatabaseConnectionQueryVariables = Exact<{
   id: string;
@@ -280,10 +280,11 @@ export type CreateDatabaseMutation = { createDatabase: { id: string, name: strin
 
 export type DeleteDatabaseMutationVariables = Exact<{
   id: string;
+  uninstall?: boolean | null | undefined;
 }>;
 
 
-export type DeleteDatabaseMutation = { deleteDatabase: { id: string } };
+export type DeleteDatabaseMutation = { deleteDatabase: { id: string, uninstalled: boolean } };
 
 export type ConfigureConnectionMutationVariables = Exact<{
   databaseId: string;
@@ -473,7 +474,7 @@ export type ChangesSubscriptionVariables = Exact<{
 
 export type ChangesSubscription = { changes: { payload: string | null, changes: number, final: boolean, cursor: { dbVersion: number, seq: number } } };
 
-export type TableFieldsFragment = { name: string, algorithm: CrdtAlgorithm | null, selected: boolean, enabled: boolean, blockColumns: Array<string>, columns: Array<{ name: string, type: string, notNull: boolean, defaultValue: string | null, primaryKeyPosition: number }>, schemaIssues: Array<{ rule: string, message: string }> };
+export type TableFieldsFragment = { name: string, algorithm: CrdtAlgorithm | null, selected: boolean, enabled: boolean, blockColumns: Array<string>, columns: Array<{ name: string, type: string, notNull: boolean, defaultValue: string | null, primaryKeyPosition: number }>, schemaIssues: Array<{ rule: string, message: string }>, postgresRls: { enabled: boolean, forced: boolean, policies: Array<{ name: string, command: string, permissive: string, roles: Array<string>, using: string | null, withCheck: string | null }> } | null };
 
 export type RlsPolicyFieldsFragment = { table: string, operation: RlsOperation, expression: string, updatedAt: string };
 
@@ -483,7 +484,7 @@ export type TablesQueryVariables = Exact<{
 }>;
 
 
-export type TablesQuery = { database: { id: string, tables: { totalCount: number, selectedCount: number, nodes: Array<{ name: string, algorithm: CrdtAlgorithm | null, selected: boolean, enabled: boolean, blockColumns: Array<string>, columns: Array<{ name: string, type: string, notNull: boolean, defaultValue: string | null, primaryKeyPosition: number }>, schemaIssues: Array<{ rule: string, message: string }> }> } } };
+export type TablesQuery = { database: { id: string, tables: { totalCount: number, selectedCount: number, nodes: Array<{ name: string, algorithm: CrdtAlgorithm | null, selected: boolean, enabled: boolean, blockColumns: Array<string>, columns: Array<{ name: string, type: string, notNull: boolean, defaultValue: string | null, primaryKeyPosition: number }>, schemaIssues: Array<{ rule: string, message: string }>, postgresRls: { enabled: boolean, forced: boolean, policies: Array<{ name: string, command: string, permissive: string, roles: Array<string>, using: string | null, withCheck: string | null }> } | null }> } } };
 
 export type RlsPoliciesQueryVariables = Exact<{
   databaseId: string;
@@ -500,7 +501,7 @@ export type DeployTablesMutationVariables = Exact<{
 }>;
 
 
-export type DeployTablesMutation = { deployTables: { added: Array<string>, removed: Array<string>, tables: { totalCount: number, selectedCount: number, nodes: Array<{ name: string, algorithm: CrdtAlgorithm | null, selected: boolean, enabled: boolean, blockColumns: Array<string>, columns: Array<{ name: string, type: string, notNull: boolean, defaultValue: string | null, primaryKeyPosition: number }>, schemaIssues: Array<{ rule: string, message: string }> }> } } };
+export type DeployTablesMutation = { deployTables: { added: Array<string>, removed: Array<string>, tables: { totalCount: number, selectedCount: number, nodes: Array<{ name: string, algorithm: CrdtAlgorithm | null, selected: boolean, enabled: boolean, blockColumns: Array<string>, columns: Array<{ name: string, type: string, notNull: boolean, defaultValue: string | null, primaryKeyPosition: number }>, schemaIssues: Array<{ rule: string, message: string }>, postgresRls: { enabled: boolean, forced: boolean, policies: Array<{ name: string, command: string, permissive: string, roles: Array<string>, using: string | null, withCheck: string | null }> } | null }> } } };
 
 export type SetRlsModeMutationVariables = Exact<{
   databaseId: string;
@@ -745,6 +746,18 @@ export const TableFieldsFragmentDoc = new TypedDocumentString(`
   schemaIssues {
     rule
     message
+  }
+  postgresRls {
+    enabled
+    forced
+    policies {
+      name
+      command
+      permissive
+      roles
+      using
+      withCheck
+    }
   }
 }
     `, {"fragmentName":"TableFields"}) as unknown as TypedDocumentString<TableFieldsFragment, unknown>;
@@ -1018,9 +1031,11 @@ export const DatabaseDocument = new TypedDocumentString(`
     }
     clientIntegration {
       databaseId
+      kind
       serverUrl
       authMethod
       rlsMode
+      postgresUser
       snippet
     }
   }
@@ -1091,9 +1106,10 @@ export const CreateDatabaseDocument = new TypedDocumentString(`
   }
 }`) as unknown as TypedDocumentString<CreateDatabaseMutation, CreateDatabaseMutationVariables>;
 export const DeleteDatabaseDocument = new TypedDocumentString(`
-    mutation DeleteDatabase($id: ID!) {
-  deleteDatabase(id: $id) {
+    mutation DeleteDatabase($id: ID!, $uninstall: Boolean) {
+  deleteDatabase(id: $id, uninstall: $uninstall) {
     id
+    uninstalled
   }
 }
     `) as unknown as TypedDocumentString<DeleteDatabaseMutation, DeleteDatabaseMutationVariables>;
@@ -1566,6 +1582,18 @@ export const TablesDocument = new TypedDocumentString(`
     rule
     message
   }
+  postgresRls {
+    enabled
+    forced
+    policies {
+      name
+      command
+      permissive
+      roles
+      using
+      withCheck
+    }
+  }
 }`) as unknown as TypedDocumentString<TablesQuery, TablesQueryVariables>;
 export const RlsPoliciesDocument = new TypedDocumentString(`
     query RlsPolicies($databaseId: ID!) {
@@ -1618,6 +1646,18 @@ export const DeployTablesDocument = new TypedDocumentString(`
   schemaIssues {
     rule
     message
+  }
+  postgresRls {
+    enabled
+    forced
+    policies {
+      name
+      command
+      permissive
+      roles
+      using
+      withCheck
+    }
   }
 }`) as unknown as TypedDocumentString<DeployTablesMutation, DeployTablesMutationVariables>;
 export const SetRlsModeDocument = new TypedDocumentString(`

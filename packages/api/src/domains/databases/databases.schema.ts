@@ -1,7 +1,6 @@
 import { builder } from '../../builder.ts';
 import { DatabaseKindEnum, ProjectRef } from '../projects/projects.schema.ts';
 import type { ConnectionStatus } from './connection.ts';
-import { buildClientIntegration } from './client-integration.ts';
 import type { ClientIntegration } from './client-integration.ts';
 
 export const RlsModeEnum = builder.enumType('RlsMode', { values: ['BYPASS', 'ENFORCE'] as const });
@@ -76,12 +75,7 @@ export const DatabaseRef = builder.prismaObject('Database', {
     }),
     clientIntegration: t.field({
       type: ClientIntegrationRef,
-      resolve: (d, _a, ctx) => buildClientIntegration({
-        databases: ctx.services.databases,
-        publicUrl: ctx.services.deps.publicUrl,
-        jwtConfigured: async (id) => (await ctx.services.auth.getJwtProvider(id)) !== null,
-        syncedTables: (id) => ctx.services.tables.syncedTablesForSnippet(id),
-      }, d.id),
+      resolve: (d, _a, ctx) => ctx.services.clientIntegration(d.id),
     }),
   }),
 });

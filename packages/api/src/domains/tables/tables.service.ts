@@ -243,6 +243,13 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
     },
 
     async setRlsPolicy(databaseId: string, table: string, operation: RlsOperation, expression: string): Promise<RlsPolicyEntry> {
+      const target = await databases.getDatabase(databaseId);
+      if (target.kind === 'POSTGRES') {
+        // Stored but never applied would be worse than refused: PostgreSQL's own policies decide there.
+        throw new ApiError('CONFLICT', "POSTGRES databases enforce PostgreSQL's own row-level security (CREATE POLICY; see Table.postgresRls); OffSync's policies apply to SQLITE databases", {
+          details: { databaseId, reason: 'POSTGRES_USES_DATABASE_POLICIES' },
+        });
+      }
       const { tables } = await readTables(databaseId);
       const t = tables.find((x) => x.name === table);
       if (t === undefined) throw new ApiError('NOT_FOUND', `Table ${table} not found`, { details: { table } });
