@@ -614,6 +614,18 @@ export function registerEngineTests(name: string, factory: EngineFactory, option
         });
       });
 
+      test('gos: merges write incoming values over existing ones without clock checks', async () => {
+        const ddl = 'CREATE TABLE logs (id TEXT PRIMARY KEY NOT NULL, msg TEXT)';
+        await withEngine(factory, ddl, [], async (e) => {
+          await e.init('logs', 'gos');
+          await e.sql("INSERT INTO logs (id, msg) VALUES ('l1', 'z')");
+          // Equal col_version and a smaller value: under cls it would lose; gos upserts it.
+          await e.applyChanges([remoteChange('logs', 'l1', 'msg', 'a', 1, 1, 3, 1)]);
+          expect(await e.sql('SELECT msg FROM logs')).toEqual([['a']]);
+          expect(await clockLines(e, 'logs', true)).toEqual([`logs:${pkHex('l1')}/msg='a' 1@1 ${hex(REMOTE_SITE)}#1`]);
+        });
+      });
+
       test('gos: merges upsert without clock checks and never delete', async () => {
         const ddl = 'CREATE TABLE logs (id TEXT PRIMARY KEY NOT NULL, msg TEXT)';
         await withEngine(factory, ddl, [], async (e) => {
