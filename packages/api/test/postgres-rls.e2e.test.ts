@@ -79,7 +79,7 @@ test('each user writes and receives only their own rows; a row written with psql
   expect(rows(bob)).toEqual([['b1', 'bob', 'bread']]);
 });
 
-test('a forbidden insert is rejected alone: nothing of it reaches PostgreSQL, the rest of the batch lands, the window is acknowledged', async () => {
+test('a forbidden insert is rejected alone: nothing of it reaches PostgreSQL, the rest of the batch lands, the window is acknowledged, the device drops it', async () => {
   const alice = await device('alice');
   alice.exec("INSERT INTO todos (id, user_id, title) VALUES ('a3', 'alice', 'ok'), ('x1', 'bob', 'planted for bob')");
   const r = await alice.upload();
@@ -87,6 +87,10 @@ test('a forbidden insert is rejected alone: nothing of it reaches PostgreSQL, th
   const v = alice.engine.dbVersion();
   expect(r.body).toMatchObject({ lastOptimisticVersion: v, failures: { rejected: { code: 'rls_denied', count: 1 } } });
   expect(await pgRows("WHERE id IN ('a3', 'x1')")).toEqual([['a3', 'alice', 'ok']]);
+  // Compensated: a tombstone of the server's own makes alice's device drop the refused row.
+  await alice.download();
+  expect(rows(alice).map((x) => x[0])).not.toContain('x1');
+  expect(rows(alice)).toContainEqual(['a3', 'alice', 'ok']);
   // bob does not receive the planted row.
   const bob = await device('bob');
   await bob.download();

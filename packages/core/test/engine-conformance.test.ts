@@ -41,21 +41,11 @@ registerEngineTests('sqlite', sqlite, {
 });
 registerEngineTests('postgres', postgres, {
   convergenceRuns: 3,
-  // PostgreSQL rejectRows compensation: no tombstone for a rejected INSERT of an absent row, and
-  // a rejected UPDATE re-stamps EVERY cell of the row instead of the cells the device wrote.
-  // PostgreSQL gos merge into an existing row: the clock takes the incoming one, the value is
-  // not written (the row keeps its old value).
-  divergences: [
-    'authoritative merge (rejectRows): a row violating a constraint is rejected alone and compensated',
-    'gos: merges write incoming values over existing ones without clock checks',
-  ],
 });
 
 describe('engine conformance: mixed', () => {
   test('the same portable DDL gives the same column-list schema hash on both engines (§P6)', async () => {
-    // Left out (divergence): NUMERIC(p,s) / DECIMAL(p,s) hash as `text` on SQLite (only exactly
-    // NUMERIC/DECIMAL is `numeric`, §P6) but as `numeric` on PostgreSQL.
-    const types = ['TEXT', 'INTEGER', 'INT', 'BIGINT', 'SMALLINT', 'REAL', 'FLOAT', 'DOUBLE PRECISION', 'NUMERIC', 'DECIMAL', 'BOOLEAN', 'VARCHAR(10)', 'CHAR(3)', 'DATE', 'TIMESTAMP'];
+    const types = ['TEXT', 'INTEGER', 'INT', 'BIGINT', 'SMALLINT', 'REAL', 'FLOAT', 'DOUBLE PRECISION', 'NUMERIC', 'DECIMAL', 'NUMERIC(10,2)', 'DECIMAL(8,3)', 'BOOLEAN', 'VARCHAR(10)', 'CHAR(3)', 'DATE', 'TIMESTAMP'];
     const ddl = `CREATE TABLE h (id TEXT PRIMARY KEY NOT NULL, ${types.map((t, i) => `c${i} ${t}`).join(', ')})`;
     const [a, b] = [await sqlite(ddl, ['h']), await postgres(ddl, ['h'])];
     try {

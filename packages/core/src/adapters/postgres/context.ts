@@ -30,7 +30,7 @@ export interface PgTableContext {
     /** (pk) */
     resetCells: string;
     dropCells: string;
-    /** (pk, above, db_version): every value cell re-stamped above `above` as a server write (compensation). */
+    /** (pk, above, db_version, col ids): these value cells re-stamped above `above` as a server write (compensation). */
     restamp: string;
     /** (...pk values) → one row per deleted row */
     deleteRow: string;
@@ -78,7 +78,7 @@ export function createPgTableContext(
         seq = EXCLUDED.seq, site = EXCLUDED.site`,
       resetCells: `UPDATE ${m} SET col_version = 0 WHERE pk = $1 AND col <> 0`,
       dropCells: `DELETE FROM ${m} WHERE pk = $1 AND col <> 0`,
-      restamp: `UPDATE ${m} SET col_version = greatest(col_version, $2::int8) + 1, db_version = $3::int8, seq = 0, site = 0 WHERE pk = $1 AND col <> 0`,
+      restamp: `UPDATE ${m} SET col_version = greatest(col_version, $2::int8) + 1, db_version = $3::int8, seq = 0, site = 0 WHERE pk = $1 AND col = ANY($4::int[])`,
       deleteRow: `DELETE FROM ${t} WHERE ${where} RETURNING 1`,
       insertPkOnly: `INSERT INTO ${t} (${pkNames.join(', ')}) VALUES (${pkVals}) ON CONFLICT DO NOTHING`,
       selectRow: `SELECT ${columns.length ? columns.map((c) => readExpr(col(c.name), quoteIdent(c.name))).join(', ') : '1'} FROM ${t} WHERE ${where}`,

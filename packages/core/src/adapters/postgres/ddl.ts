@@ -197,7 +197,9 @@ END $f$;`,
     out.push(`CREATE OR REPLACE FUNCTION ${gosFn(meta, schema.name)}() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN
   IF ${notApplying} THEN RAISE EXCEPTION '% operation is not allowed on table %', TG_OP, ${quoteLiteral(schema.name)}; END IF;
-  RETURN OLD;
+  -- A merge's write goes through: the new row for an UPDATE (OLD would silently undo it).
+  IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+  RETURN NEW;
 END $f$;`);
     out.push(`CREATE TRIGGER ${triggerName(meta, 'gos')} BEFORE UPDATE OR DELETE ON ${t} FOR EACH ROW EXECUTE FUNCTION ${gosFn(meta, schema.name)}();`);
   }

@@ -42,12 +42,17 @@ const ISO = new Set(['date', 'time', 'timetz', 'timestamp', 'timestamptz']);
 /** Key types whose encoding is exact: INTEGER, TEXT, BLOB (uuid as its canonical text). */
 const PK_TYPES = new Set([...INT, ...TEXT, 'bytea', 'uuid']);
 
-export function classify(typname: string): { cls: ValueClass; affinity: PgColumn['affinity'] } {
+/**
+ * The value class and schema-hash affinity of a PostgreSQL type. `formatted` is format_type(): a
+ * numeric with a precision (`numeric(10,2)`) hashes as `text`, as SQLite does for `NUMERIC(10,2)`
+ * (§P6: only the bare NUMERIC / DECIMAL words are `numeric`).
+ */
+export function classify(typname: string, formatted: string = typname): { cls: ValueClass; affinity: PgColumn['affinity'] } {
   if (INT.has(typname)) return { cls: 'integer', affinity: 'integer' };
   if (typname === 'bool') return { cls: 'bool', affinity: 'text' };
   if (typname === 'float4' || typname === 'float8') return { cls: 'real', affinity: 'real' };
   if (typname === 'bytea') return { cls: 'blob', affinity: 'blob' };
-  if (typname === 'numeric') return { cls: 'text', affinity: 'numeric' };
+  if (typname === 'numeric') return { cls: 'text', affinity: formatted === 'numeric' ? 'numeric' : 'text' };
   if (ISO.has(typname)) return { cls: 'iso', affinity: 'text' };
   return { cls: 'text', affinity: 'text' };
 }
@@ -127,7 +132,7 @@ export async function readPgTableSchema(c: PgConn, nsp: string, table: string): 
       pk: Number(r[5]),
       typname,
       sqlType: String(r[1]),
-      ...classify(typname),
+      ...classify(typname, String(r[1])),
     };
   });
   const pkColumns = columns.filter((x) => x.pk > 0).sort((a, b) => a.pk - b.pk);

@@ -163,17 +163,23 @@ class PgMerge {
       policy: null,
       values: Object.fromEntries(this.rowValues),
     });
+    this.groupVersion = 0;
+    const v = this.version();
+    this.groupVersion = 0;
     if (this.rowStartCl > 0) {
-      this.groupVersion = 0;
-      const v = this.version();
-      this.groupVersion = 0;
-      await this.c.q(t.sql.restamp, [this.pk, this.rowMaxColVersion, v]);
+      // Only the cells the device wrote: other columns may hold other devices' newer writes.
+      const cols = [...this.rowValues.keys()].map((c) => t.colIds.get(c)).filter((id): id is number => id !== undefined);
+      if (cols.length > 0) await this.c.q(t.sql.restamp, [this.pk, this.rowMaxColVersion, v, cols]);
       // A refused delete or resurrection: the central life must outrank the device's.
       if (this.rowMaxCl > this.rowStartCl) {
         const alive = this.rowStartCl % 2 === 1;
         const next = this.rowMaxCl + ((this.rowMaxCl % 2 === 1) === alive ? 2 : 1);
         await this.c.q(t.sql.setCell, [this.pk, 0, next, v, 0, 0]);
       }
+    } else if (this.rowMaxCl % 2 === 1) {
+      // A refused insert of a row this database never let exist: a tombstone of its own above the
+      // device's life, so the device deletes its copy (docs/PROTOCOL.md "Rejected changes and compensation").
+      await this.c.q(t.sql.setCell, [this.pk, 0, this.rowMaxCl + 1, v, 0, 0]);
     }
     this.ctx = undefined;
   }
