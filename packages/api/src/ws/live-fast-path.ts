@@ -17,11 +17,14 @@
  * - The end: an error of the source goes through Yoga's own error masking (`mask`: what its
  *   masked-errors plugin does on a subscription error) and graphql-ws, as before. Without `mask`
  *   the executor's stream is kept and the stand-in returns the outcome to it instead.
- * - Backpressure: the next batch is pulled only after the socket has taken the previous one
- *   (the send callback), as graphql-ws does.
+ * - Backpressure: the next batch is written only after the socket has taken the previous one
+ *   (the send callback), as graphql-ws does. A live stream (domains/sync/graphql/live-changes.ts)
+ *   is driven in push mode: it hands batches to this socket's sink synchronously, in the loop that
+ *   settles a shared page, and skips the socket while its previous frame is in flight.
  */
 import { Kind } from 'graphql';
 import type { DocumentNode, ExecutionArgs, FragmentDefinitionNode, GraphQLFieldConfig, GraphQLObjectType, GraphQLSchema, SelectionSetNode } from 'graphql';
+import { LiveStream } from '../domains/sync/graphql/live-changes.ts';
 import type { ChangesBatch } from '../domains/sync/graphql/live-changes.ts';
 import { encodeBase64 } from '../domains/sync/graphql/payload.ts';
 
@@ -153,6 +156,23 @@ export function serialise(batch: ChangesBatch, shape: ChangesShape): string {
 
 const serialised = new WeakMap<ChangesBatch, Map<string, string>>();
 
+const encoded = new WeakMap<ChangesBatch, Map<string, Buffer>>();
+
+/** {@link serialise} as UTF-8, once per batch object and shape (the bytes every subscriber's frame copies). */
+export function encodedOnce(batch: ChangesBatch, shape: ChangesShape): Buffer {
+  let byShape = encoded.get(batch);
+  if (byShape === undefined) {
+    byShape = new Map();
+    encoded.set(batch, byShape);
+  }
+  let bytes = byShape.get(shape.id);
+  if (bytes === undefined) {
+    bytes = Buffer.from(serialisedOnce(batch, shape));
+    byShape.set(shape.id, bytes);
+  }
+  return bytes;
+}
+
 /** {@link serialise}, once per batch object and shape. */
 export function serialisedOnce(batch: ChangesBatch, shape: ChangesShape): string {
   let byShape = serialised.get(batch);
@@ -241,7 +261,13 @@ export interface FastSocket {
   readonly readyState: number;
   readonly OPEN: number;
   send(data: string, cb: (err?: Error) => void): void;
+  /** `binary: false`: a text frame from UTF-8 bytes (ws). */
+  send(data: Buffer, options: { binary: false }, cb: (err?: Error) => void): void;
 }
+
+const TEXT = { binary: false } as const;
+
+const CLOSE = Buffer.from('}');
 
 /**
  * Runs `subscribe` (Yoga's enveloped subscribe) on the tapped schema; when the `changes` resolver
@@ -271,6 +297,7 @@ export async function fastSubscribe(
   let kept: AsyncIterator<unknown> | undefined = (result as AsyncIterable<unknown>)[Symbol.asyncIterator]();
   if (mask !== null) kept = undefined;
   const prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+  const prefixBytes = Buffer.from(prefix);
   const write = (text: string): Promise<void> =>
     new Promise((resolve, reject) => {
       if (socket.readyState !== socket.OPEN) return resolve();
@@ -285,9 +312,54 @@ export async function fastSubscribe(
     slot.release?.();
     return kept.next();
   };
+  /**
+   * Push mode: the stream hands each batch to the sink synchronously (in the loop that settles a
+   * shared page); the frame is the subscriber's prefix, the batch's bytes (encoded once) and `}`.
+   * One frame in flight per socket: until its send callback, `ready()` is false, the stream skips
+   * this subscriber and keeps its cursor, and the callback resumes it (backpressure without a
+   * buffer that grows, and without holding up the other subscribers). The returned promise is the
+   * stream's end, which graphql-ws awaits as its one pending `next()`.
+   */
+  const pushed = (stream: LiveStream): Promise<IteratorResult<unknown>> =>
+    new Promise((resolve, reject) => {
+      let busy = false;
+      let resume = (): void => undefined;
+      /** A failed send ends the stream with that error (as the pull loop's write did). */
+      let failure: Error | undefined;
+      const sent = (err?: Error): void => {
+        busy = false;
+        if (err !== undefined && err !== null) {
+          failure ??= err;
+          void stream.return();
+          return;
+        }
+        resume();
+      };
+      resume = stream.attach({
+        ready: () => !busy,
+        write(batch) {
+          if (socket.readyState !== socket.OPEN) return;
+          const text = encodedOnce(batch, shape);
+          const frame = Buffer.allocUnsafe(prefixBytes.length + text.length + 1);
+          prefixBytes.copy(frame, 0);
+          text.copy(frame, prefixBytes.length);
+          CLOSE.copy(frame, prefixBytes.length + text.length);
+          busy = true;
+          socket.send(frame, TEXT, sent);
+        },
+        end(error) {
+          if (failure !== undefined) {
+            finished = true;
+            return reject(failure);
+          }
+          finish(error === undefined ? Promise.resolve({ done: true, value: undefined }) : Promise.reject(error)).then(resolve, reject);
+        },
+      });
+    });
   const self: AsyncIterableIterator<unknown> & { return(): Promise<IteratorResult<unknown>> } = {
     async next() {
       if (finished) return kept === undefined ? { done: true, value: undefined } : kept.next();
+      if (source instanceof LiveStream) return pushed(source);
       for (;;) {
         let r: IteratorResult<ChangesBatch>;
         try {

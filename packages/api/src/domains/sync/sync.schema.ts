@@ -134,8 +134,10 @@ builder.subscriptionFields((t) => ({
       const { db, site, principal } = await syncCaller(ctx, String(a.databaseId), a.siteId);
       ctx.sync.recordActivity(db, site, principal, { uploadBytes: 0, downloadBytes: 0 });
       const sessions = liveSessionsOf(ctx.services);
-      const batches = liveChanges({ sync: ctx.sync, hub: changeHubOf(ctx.services.pubsub), db, site, principal, after, pageBytes, sessions });
-      return counted(batches, (bytes) => ctx.sync.recordTraffic(db, site, { uploadBytes: 0, downloadBytes: bytes }), (b) => base64Length(b.payload));
+      // Traffic: base64 bytes of the payloads, reported at most every TRAFFIC_FLUSH_MS per stream
+      // (one counter write per subscriber per interval, not per batch) and when the stream ends.
+      const traffic = (bytes: number): void => ctx.sync.recordTraffic(db, site, { uploadBytes: 0, downloadBytes: bytes });
+      return liveChanges({ sync: ctx.sync, hub: changeHubOf(ctx.services.pubsub), db, site, principal, after, pageBytes, sessions, traffic });
     },
     resolve: (batch) => batch,
   }),
@@ -145,56 +147,3 @@ builder.subscriptionFields((t) => ({
 function base64Length(payload: Uint8Array | null | undefined): number {
   return payload == null ? 0 : 4 * Math.ceil(payload.length / 3);
 }
-
-/**
- * Passes batches through and reports their size, summed and flushed at most every
- * `TRAFFIC_FLUSH_MS` and when the stream ends — one counter write per subscriber per interval,
- * not per batch (a live event fans out to every subscriber).
- *
- * A plain iterator, not an async generator: `return()` (the socket closed, the client
- * unsubscribed) reaches the source at once even while a `next()` waits for the next live batch;
- * a generator would queue it until that batch arrived, keeping the idle stream, its hub listener
- * and its live session alive.
- */
-function counted<T>(source: AsyncIterable<T>, report: (bytes: number) => void, sizeOf: (batch: T) => number): AsyncIterableIterator<T> {
-  const it = source[Symbol.asyncIterator]();
-  let pending = 0;
-  let last = Date.now();
-  const flush = (): void => {
-    if (pending > 0) report(pending);
-    pending = 0;
-  };
-  const self: AsyncIterableIterator<T> = {
-    async next() {
-      let r: IteratorResult<T>;
-      try {
-        r = await it.next();
-      } catch (e) {
-        flush();
-        throw e;
-      }
-      if (r.done === true) {
-        flush();
-        return r;
-      }
-      pending += sizeOf(r.value);
-      const now = Date.now();
-      if (pending > 0 && now - last >= TRAFFIC_FLUSH_MS) {
-        flush();
-        last = now;
-      }
-      return r;
-    },
-    async return() {
-      flush();
-      await it.return?.();
-      return { done: true, value: undefined };
-    },
-    [Symbol.asyncIterator]() {
-      return self;
-    },
-  };
-  return self;
-}
-
-const TRAFFIC_FLUSH_MS = 5_000;

@@ -9,16 +9,19 @@
  *   even when an event announces what the replay already sent (dedupe by cursor).
  * - Every batch carries the cursor of its last change; a client that resubscribes with the last
  *   cursor it received gets exactly what it has not seen.
- * - One page is built at a time and only when the previous one was consumed (backpressure).
- * - Fan-out: a read woken by an event asks shared-pages.ts for the page of that event, so the
- *   subscribers of a database with the same RLS visibility at the same cursor share one build and
- *   one batch object (which the graphql-ws fast path serialises once, ws/live-fast-path.ts).
+ * - One page is built at a time and only when the consumer can take it (backpressure): in pull
+ *   mode while a `next()` waits, in push mode ({@link LiveSink}) while the sink is ready. A
+ *   consumer that is not ready is skipped and keeps its cursor, so a slow socket holds at most one
+ *   batch and delays nobody else.
+ * - Fan-out: a read woken by an event joins the shared page of that event (shared-pages.ts), so
+ *   the subscribers of a database with the same RLS visibility at the same cursor share one build
+ *   and one batch object (which the graphql-ws fast path serialises once, ws/live-fast-path.ts),
+ *   and the page is handed to all of them in one synchronous loop (no promise per subscriber).
  * - The stream is registered as a live session (live-sessions.ts): when its credential is revoked
  *   or expires, its device is removed, OffSync is disabled or (for users) the RLS mode changes, it
  *   stops before building another page and ends with an ApiError whose `extensions.code` says why
  *   (docs/PROTOCOL.md "Live subscriptions end with their credential").
  */
-import { Repeater } from 'graphql-yoga';
 import type { Central } from '../central-databases.ts';
 import type { Cursor } from '../download-pages.ts';
 import type { Principal } from '../sync-deps.ts';
@@ -27,7 +30,8 @@ import { toApiError } from './caller.ts';
 import type { ChangeHub } from './change-hub.ts';
 import { liveEndError } from './live-sessions.ts';
 import type { LiveEndCode, LiveSessions } from './live-sessions.ts';
-import { livePage } from './shared-pages.ts';
+import { joinEventPage, livePage } from './shared-pages.ts';
+import type { PageWaiter } from './shared-pages.ts';
 
 /** How long a subscriber's schema-hash stamp is reused (it also refreshes after the device's own uploads). */
 const STAMP_TTL_MS = 1000;
@@ -53,7 +57,34 @@ export interface LiveChangesOptions {
   pageBytes: number;
   /** Registry that ends the stream with its credential (absent: never ended that way). */
   sessions?: LiveSessions;
+  /**
+   * Download traffic of the stream (base64 bytes of the payloads delivered), summed and reported
+   * at most every {@link TRAFFIC_FLUSH_MS} (off the delivery path) and when the stream ends.
+   */
+  traffic?: (bytes: number) => void;
 }
+
+/**
+ * Push mode of a live stream (the graphql-ws fast path, ws/live-fast-path.ts): batches are handed
+ * to the sink synchronously, in the loop that settles a shared page, instead of through a promise
+ * per subscriber. The stream calls `write` only right after `ready()` said true, so a sink that
+ * is still busy with its previous batch (a slow socket) is simply skipped: its stream keeps its
+ * cursor and reads again from there when the sink calls `resume` (what {@link LiveStream.attach}
+ * returns). Memory per subscriber stays bounded and nobody waits for a slow socket.
+ */
+export interface LiveSink {
+  /** True when the sink takes a batch now. */
+  ready(): boolean;
+  write(batch: ChangesBatch): void;
+  /** The stream ended: with `error`, or done when `error` is undefined. Called once. */
+  end(error: unknown): void;
+}
+
+/** Traffic counters are flushed at most this often per stream (one counter write per interval, not per batch). */
+export const TRAFFIC_FLUSH_MS = 30_000;
+/** Traffic flushes started per turn of the event loop (a fan-out of N subscribers never starts N counter writes at once). */
+const FLUSHES_PER_TURN = 8;
+
 
 /** One batch object per shared download result: subscribers of a shared page push the same object. */
 const batches = new WeakMap<DownloadResult, ChangesBatch>();
@@ -69,85 +100,274 @@ function batchOf(r: DownloadResult): ChangesBatch | undefined {
   return b;
 }
 
-export function liveChanges(o: LiveChangesOptions): Repeater<ChangesBatch> {
-  return new Repeater<ChangesBatch>(async (push, stop) => {
-    let cursor = o.after;
-    let dirty = false;
-    /** The latest hub event since the last read (the key of its shared page). */
-    let event: object | undefined;
-    let stopped = false;
-    let ended: LiveEndCode | undefined;
-    let wake: (() => void) | undefined;
-    let stamp: { hash: bigint; at: number } | undefined;
-    const schemaHash = async (): Promise<bigint> => {
-      const now = Date.now();
-      if (stamp === undefined || now - stamp.at > STAMP_TTL_MS) stamp = { hash: await o.sync.stamp(o.db, o.site, undefined), at: now };
-      return stamp.hash;
-    };
-    const unlisten = o.hub.listen(o.db.id, (ev) => {
+/**
+ * Flushes of traffic counters that came due, a few per turn of the event loop: the counter write
+ * never runs inside a fan-out, and a fan-out that made every subscriber due at once spreads the
+ * writes over later turns instead of stalling the next event.
+ */
+const dueFlushes: LiveStream[] = [];
+let flushScheduled = false;
+function scheduleFlush(s: LiveStream): void {
+  dueFlushes.push(s);
+  if (flushScheduled) return;
+  flushScheduled = true;
+  setImmediate(drainFlushes);
+}
+function drainFlushes(): void {
+  flushScheduled = false;
+  for (const s of dueFlushes.splice(0, FLUSHES_PER_TURN)) s.flushTraffic();
+  if (dueFlushes.length > 0) {
+    flushScheduled = true;
+    setImmediate(drainFlushes);
+  }
+}
+
+type Pending = { resolve(r: IteratorResult<ChangesBatch>): void; reject(e: unknown): void };
+
+/**
+ * One subscriber's stream. Pull mode (any GraphQL transport): an async iterator; a page is built
+ * only while a `next()` waits (backpressure). Push mode ({@link LiveStream.attach}): a sink.
+ *
+ * Reading: at most one read at a time. A read woken by a hub event while caught up joins the
+ * event's shared page synchronously (shared-pages.ts `joinEventPage`), and the page is handed to
+ * every subscriber that joined in one loop — no promise, no async function per subscriber on the
+ * common path. Replay, POSTGRES databases, principals that share with nobody and the subscriber
+ * whose site is in the page read their own page (async).
+ */
+export class LiveStream implements AsyncIterableIterator<ChangesBatch>, PageWaiter {
+  readonly #o: LiveChangesOptions;
+  #cursor: Cursor;
+  #started = false;
+  #caughtUp = false;
+  /** Something may be left after the cursor (set by events, by an incomplete page, by a batch the consumer could not take). */
+  #dirty = true;
+  /** The latest hub event since the last read (the key of its shared page). */
+  #event: object | undefined;
+  #reading = false;
+  #ended: LiveEndCode | undefined;
+  /** Set once the stream has finished (returned, ended, failed). */
+  #done = false;
+  /** Outcome not yet given to a pull consumer. */
+  #terminal: { error: unknown } | undefined;
+  #pending: Pending[] = [];
+  #sink: LiveSink | undefined;
+  #stamp: { hash: bigint; at: number } | undefined;
+  #unlisten: (() => void) | undefined;
+  #unregister: (() => void) | undefined;
+  #traffic = 0;
+  #trafficAt = Date.now();
+  #flushQueued = false;
+
+  constructor(o: LiveChangesOptions) {
+    this.#o = o;
+    this.#cursor = o.after;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<ChangesBatch>> {
+    if (this.#terminal !== undefined) {
+      const { error } = this.#terminal;
+      this.#terminal = { error: undefined };
+      return error === undefined ? Promise.resolve({ done: true, value: undefined }) : Promise.reject(error);
+    }
+    if (this.#done) return Promise.resolve({ done: true, value: undefined });
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ resolve, reject });
+      this.#start();
+      this.#kick();
+    });
+  }
+
+  return(): Promise<IteratorResult<ChangesBatch>> {
+    this.#finish(undefined);
+    this.#terminal = undefined;
+    return Promise.resolve({ done: true, value: undefined });
+  }
+
+  /**
+   * Switches to push mode (see {@link LiveSink}) and starts the stream. Returns `resume`, for the
+   * sink to call once it is ready again after `ready()` said false.
+   */
+  attach(sink: LiveSink): () => void {
+    this.#sink = sink;
+    if (this.#terminal !== undefined) {
+      const { error } = this.#terminal;
+      this.#terminal = undefined;
+      sink.end(error);
+    } else if (this.#done) sink.end(undefined);
+    else {
+      this.#start();
+      this.#kick();
+    }
+    return () => this.#kick();
+  }
+
+  /** Reports the traffic summed so far (exposed for the flush queue). */
+  flushTraffic(): void {
+    this.#flushQueued = false;
+    this.#trafficAt = Date.now();
+    if (this.#traffic > 0) this.#o.traffic?.(this.#traffic);
+    this.#traffic = 0;
+  }
+
+  #start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    const o = this.#o;
+    this.#unlisten = o.hub.listen(o.db.id, (ev) => {
       // Own uploads are never sent back (but may change the device's schema hash stamp); an
       // event at or below the cursor announces nothing new.
-      if (ev.originSiteId === o.site) stamp = undefined;
-      if (ev.originSiteId === o.site || ev.dbVersion < cursor.dbVersion) return;
-      dirty = true;
-      event = ev;
-      wake?.();
+      if (ev.originSiteId === o.site) this.#stamp = undefined;
+      if (ev.originSiteId === o.site || ev.dbVersion < this.#cursor.dbVersion) return;
+      this.#dirty = true;
+      this.#event = ev;
+      this.#kick();
     });
-    void stop.then(() => {
-      stopped = true;
-      wake?.();
-    });
-    const unregister = o.sessions?.register({
+    this.#unregister = o.sessions?.register({
       databaseId: o.db.id,
       scope: 'subscription',
       siteId: o.site,
       principal: o.principal,
       end: (code) => {
-        ended = code;
-        stopped = true;
-        wake?.();
+        this.#ended ??= code;
+        this.#kick();
       },
     });
-    try {
-      let caughtUp = false;
-      while (!stopped) {
-        dirty = false;
-        // Caught up and woken by an event: the event's shared page; otherwise (replay) the head's.
-        const key: object | undefined = caughtUp ? event : undefined;
-        event = undefined;
-        const hash = await schemaHash();
-        // POSTGRES databases: each subscriber reads its own page (shared pages key on the SQLite engine).
-        const r: DownloadResult = o.db.kind === 'sqlite'
-          ? await livePage(o.sync, o.db, o.site, o.principal, cursor, o.pageBytes, hash, key)
-          : await o.sync.download(o.db, o.site, cursor, o.principal, { pageBytes: o.pageBytes, maxPages: 1, schemaHash: hash });
-        const batch = batchOf(r);
-        // Built while the session ended, or after the credential expired: never sent.
-        if (ended === undefined && o.sessions?.expired(o.principal) === true) ended = 'CREDENTIAL_EXPIRED';
-        if (ended !== undefined) break;
-        if (batch !== undefined) {
-          cursor = batch.cursor;
-          caughtUp = r.complete;
-          await push(batch);
-          // Nothing was left when the page was built and no event came since: nothing to read
-          // (a merge after the build publishes an event, which sets dirty).
-          if (!r.complete) continue;
-        } else if (!caughtUp) {
-          // The replay found nothing: tell the client it is live from here.
-          caughtUp = true;
-          await push({ payload: null, changes: 0, cursor, final: true });
-        }
-        if (dirty || stopped) continue;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-        wake = undefined;
-      }
-    } catch (e) {
-      throw toApiError(e);
-    } finally {
-      unlisten();
-      unregister?.();
+  }
+
+  #ready(): boolean {
+    return this.#sink !== undefined ? this.#sink.ready() : this.#pending.length > 0;
+  }
+
+  /** Starts a read when one is due and possible; ends the stream when its session ended. */
+  #kick(): void {
+    if (this.#done || this.#reading || !this.#started) return;
+    if (this.#ended !== undefined) return this.#finish(liveEndError(this.#ended));
+    if (!this.#dirty || !this.#ready()) return;
+    this.#dirty = false;
+    this.#reading = true;
+    const o = this.#o;
+    // Caught up and woken by an event: the event's shared page; otherwise (replay) the head's.
+    const event = this.#caughtUp ? this.#event : undefined;
+    this.#event = undefined;
+    if (event !== undefined && o.db.kind === 'sqlite') {
+      const hash = this.#sqliteStamp(o.db);
+      if (joinEventPage(o.sync, o.db, o.site, o.principal, this.#cursor, o.pageBytes, hash, event, this)) return;
     }
-    if (ended !== undefined) throw liveEndError(ended);
-  });
+    this.#readOwn(event, false);
+  }
+
+  /** PageWaiter: the shared page of the event this stream joined (null: read a page of its own). */
+  onSharedPage(result: DownloadResult | null, error: unknown): void {
+    if (error !== undefined) return this.#failed(error);
+    if (result === null) return this.#readOwn(undefined, true);
+    this.#took(result);
+  }
+
+  /** A read finished with `r`: deliver it, then read again if something is due. */
+  #took(r: DownloadResult): void {
+    try {
+      this.#deliver(r);
+    } catch (e) {
+      return this.#failed(e);
+    }
+    this.#reading = false;
+    this.#kick();
+  }
+
+  /**
+   * One page read asynchronously: replay and catch-up (shared by watermark when possible), POSTGRES
+   * databases, and `own` (a download of this subscriber's own: its event page was not for it).
+   */
+  #readOwn(event: object | undefined, own: boolean): void {
+    const o = this.#o;
+    const read = async (): Promise<DownloadResult> => {
+      if (o.db.kind === 'sqlite' && own) return o.sync.download(o.db, o.site, this.#cursor, o.principal, { pageBytes: o.pageBytes, maxPages: 1, schemaHash: this.#sqliteStamp(o.db) });
+      if (o.db.kind === 'sqlite') return livePage(o.sync, o.db, o.site, o.principal, this.#cursor, o.pageBytes, this.#sqliteStamp(o.db), event);
+      // POSTGRES databases: each subscriber reads its own page (shared pages key on the SQLite engine).
+      const now = Date.now();
+      if (this.#stamp === undefined || now - this.#stamp.at > STAMP_TTL_MS) this.#stamp = { hash: await o.sync.stamp(o.db, o.site, undefined), at: now };
+      return o.sync.download(o.db, o.site, this.#cursor, o.principal, { pageBytes: o.pageBytes, maxPages: 1, schemaHash: this.#stamp.hash });
+    };
+    read().then(
+      (r) => this.#took(r),
+      (e: unknown) => this.#failed(e),
+    );
+  }
+
+  #sqliteStamp(db: Extract<Central, { kind: 'sqlite' }>): bigint {
+    const now = Date.now();
+    if (this.#stamp === undefined || now - this.#stamp.at > STAMP_TTL_MS) this.#stamp = { hash: this.#o.sync.stampFor(db, this.#o.site, undefined), at: now };
+    return this.#stamp.hash;
+  }
+
+  #failed(e: unknown): void {
+    this.#reading = false;
+    this.#finish(toApiError(e));
+  }
+
+  /** Hands the page's batch to the consumer (or the caught-up marker), advancing the cursor. */
+  #deliver(r: DownloadResult): void {
+    if (this.#done) return;
+    const o = this.#o;
+    // Built while the session ended, or after the credential expired: never sent.
+    if (this.#ended === undefined && o.sessions?.expired(o.principal) === true) this.#ended = 'CREDENTIAL_EXPIRED';
+    if (this.#ended !== undefined) return;
+    const page = batchOf(r);
+    let batch: ChangesBatch;
+    if (page !== undefined) batch = page;
+    else if (!this.#caughtUp) batch = { payload: null, changes: 0, cursor: this.#cursor, final: true };
+    else return;
+    if (!this.#ready()) {
+      // The consumer cannot take it now (cannot happen in the synchronous section from the
+      // check to here, but a read takes time): keep the cursor, read again when it can.
+      this.#dirty = true;
+      return;
+    }
+    this.#cursor = batch.cursor;
+    // Nothing was left when the page was built: nothing to read until the next event (a merge
+    // after the build publishes an event, which sets dirty).
+    this.#caughtUp = page === undefined || r.complete;
+    if (page !== undefined && !r.complete) this.#dirty = true;
+    this.#count(batch);
+    if (this.#sink !== undefined) this.#sink.write(batch);
+    else this.#pending.shift()?.resolve({ done: false, value: batch });
+  }
+
+  #count(batch: ChangesBatch): void {
+    if (this.#o.traffic === undefined || batch.payload === null) return;
+    this.#traffic += 4 * Math.ceil(batch.payload.length / 3);
+    if (!this.#flushQueued && Date.now() - this.#trafficAt >= TRAFFIC_FLUSH_MS) {
+      this.#flushQueued = true;
+      scheduleFlush(this);
+    }
+  }
+
+  /** Ends the stream once: listeners off, traffic reported, the outcome to the consumer. */
+  #finish(error: unknown): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#unlisten?.();
+    this.#unregister?.();
+    this.flushTraffic();
+    if (this.#sink !== undefined) return this.#sink.end(error);
+    const waiting = this.#pending;
+    this.#pending = [];
+    if (waiting.length === 0) {
+      this.#terminal = { error };
+      return;
+    }
+    const [first, ...rest] = waiting;
+    if (error === undefined) first?.resolve({ done: true, value: undefined });
+    else first?.reject(error);
+    for (const p of rest) p.resolve({ done: true, value: undefined });
+  }
+}
+
+/** The `changes` stream of one subscriber (see the file header). */
+export function liveChanges(o: LiveChangesOptions): LiveStream {
+  return new LiveStream(o);
 }

@@ -13,7 +13,7 @@
  *   excluding nobody; the sites of the range are collected in the same synchronous section);
  * - same cursor, page size and schema-hash stamp (all part of the key);
  * - built after the database moved for the reason the subscriber woke up:
- *   - an event page ({@link livePage} with `event`) is keyed by the hub event object that woke the
+ *   - an event page ({@link joinEventPage}, or {@link livePage} with `event`) is keyed by the hub event object that woke the
  *     subscriber, so it is built after that event's merge committed; it is what the download
  *     returned when it was built (the documented meaning of `final`). A later merge publishes
  *     another event that wakes the subscriber again, so nothing is missed; no per-subscriber
@@ -40,8 +40,103 @@ interface Entry {
 
 type Cache = Map<string, Promise<Entry | null>>;
 const caches = new WeakMap<object, Cache>();
+
+/**
+ * Whoever waits for an event page: called once, synchronously in the loop that settles the page,
+ * with the shared result, or null when this subscriber must read its own page (the page was not
+ * shareable, or its site originated a change in it), or the build's error.
+ */
+export interface PageWaiter {
+  onSharedPage(result: DownloadResult | null, error: unknown): void;
+}
+
+/**
+ * One event page: built once; the waiters joined before it settled are handed the page in one
+ * synchronous loop (no promise per subscriber), later ones at once.
+ */
+class EventPage {
+  readonly promise: Promise<Entry | null>;
+  #settled = false;
+  #entry: Entry | null = null;
+  #error: unknown = undefined;
+  #failed = false;
+  #waiters: PageWaiter[] = [];
+  #sites: string[] = [];
+
+  constructor(build: Promise<Entry | null>) {
+    this.promise = build;
+    build.then(
+      (e) => this.#settle(e, false, undefined),
+      (err: unknown) => this.#settle(null, true, err),
+    );
+  }
+
+  join(waiter: PageWaiter, site: string): void {
+    if (this.#settled) return this.#hand(waiter, site);
+    this.#waiters.push(waiter);
+    this.#sites.push(site);
+  }
+
+  #hand(w: PageWaiter, site: string): void {
+    const e = this.#entry;
+    if (this.#failed) w.onSharedPage(null, this.#error);
+    else w.onSharedPage(e === null || e.sites.has(site) ? null : e.result, undefined);
+  }
+
+  #settle(entry: Entry | null, failed: boolean, error: unknown): void {
+    this.#settled = true;
+    this.#entry = entry;
+    this.#failed = failed;
+    this.#error = error;
+    const waiters = this.#waiters;
+    const sites = this.#sites;
+    this.#waiters = [];
+    this.#sites = [];
+    for (let i = 0; i < waiters.length; i++) this.#hand(waiters[i] as PageWaiter, sites[i] as string);
+  }
+}
+
 /** Event pages: one small map per hub event, collected with the event. */
-const eventCaches = new WeakMap<object, Cache>();
+const eventCaches = new WeakMap<object, Map<string, EventPage>>();
+
+function eventPage(sync: SyncService, db: CentralDatabase, principal: Principal, after: Cursor, pageBytes: number, schemaHash: bigint, event: object, tail: string): EventPage {
+  let cache = eventCaches.get(event);
+  if (cache === undefined) {
+    cache = new Map();
+    eventCaches.set(event, cache);
+  }
+  let page = cache.get(tail);
+  if (page === undefined) {
+    page = new EventPage(build(sync, db, principal, after, pageBytes, schemaHash));
+    cache.set(tail, page);
+  }
+  return page;
+}
+
+const tailOf = (who: string, after: Cursor, pageBytes: number, schemaHash: bigint): string => `${who}|${after.dbVersion}:${after.seq}:${pageBytes}:${schemaHash}`;
+
+/**
+ * The page of hub event `event` after `after`, handed to `waiter` (see {@link PageWaiter}) without
+ * a promise per subscriber: the subscribers an event wakes join one page, and the page is handed
+ * to all of them in one loop once built. Same result as {@link livePage} with `event`. Returns
+ * false (and calls nothing) when the principal shares with nobody: read a page of your own.
+ */
+export function joinEventPage(
+  sync: SyncService,
+  db: CentralDatabase,
+  site: string,
+  principal: Principal,
+  after: Cursor,
+  pageBytes: number,
+  schemaHash: bigint,
+  event: object,
+  waiter: PageWaiter,
+): boolean {
+  const who = shareKey(principal);
+  if (who === null) return false;
+  eventPage(sync, db, principal, after, pageBytes, schemaHash, event, tailOf(who, after, pageBytes, schemaHash)).join(waiter, site);
+  return true;
+}
 
 function cacheOf(db: CentralDatabase): Cache {
   let cache = caches.get(db.engine);
@@ -112,19 +207,9 @@ export async function livePage(
   const own = (): Promise<DownloadResult> => sync.download(db, site, after, principal, { pageBytes, maxPages: 1, schemaHash });
   const who = shareKey(principal);
   if (who === null) return own();
-  const tail = `${who}|${after.dbVersion}:${after.seq}:${pageBytes}:${schemaHash}`;
+  const tail = tailOf(who, after, pageBytes, schemaHash);
   if (event !== undefined) {
-    let cache = eventCaches.get(event);
-    if (cache === undefined) {
-      cache = new Map();
-      eventCaches.set(event, cache);
-    }
-    let entry = cache.get(tail);
-    if (entry === undefined) {
-      entry = build(sync, db, principal, after, pageBytes, schemaHash);
-      cache.set(tail, entry);
-    }
-    const e = await entry;
+    const e = await eventPage(sync, db, principal, after, pageBytes, schemaHash, event, tail).promise;
     if (e === null || e.sites.has(site)) return own();
     return e.result;
   }
