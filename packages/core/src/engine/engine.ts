@@ -18,7 +18,8 @@ import type { ApplyOptions, ApplyResult } from './apply.ts';
 import { BlockColumns } from './blocks.ts';
 import { changeFeed } from './extract.ts';
 import type { FeedOptions } from './extract.ts';
-import { BASE_METADATA_SQL, TOMBSTONE_VALUES_SETTING, tombstoneValuesSql, cellsTableName, dropMetaTablesSql, dropTriggersSql, metaTableSql, pkBlobSql, quoteIdent, rowFilterSql, rowsTableName, triggerSql } from './sql-gen.ts';
+import { BASE_METADATA_SQL, LOG_TRIGGER_MARKER, TOMBSTONE_VALUES_SETTING, tombstoneValuesSql, cellsTableName, dropMetaTablesSql, dropTriggersSql, metaTableSql, pkBlobSql, quoteIdent, rowFilterSql, rowsTableName, triggerSql } from './sql-gen.ts';
+import { foldWriteLog, pendingVersions } from './write-log.ts';
 import { createTableContext } from './table-context.ts';
 import type { TableContext } from './table-context.ts';
 import { resolveAlgorithm } from './algorithms.ts';
@@ -92,6 +93,45 @@ export class SyncEngine {
     this.#siteIds.set(0, this.#siteId);
     this.#siteRefs.set(bytesKey(this.#siteId), 0);
     this.#loadTables();
+    this.#upgradeTriggers();
+    this.foldPending();
+  }
+
+  /**
+   * Files written by an older OffSync have triggers that write the clock tables row by row:
+   * they are replaced by triggers writing the log (same clocks, folded later).
+   */
+  #upgradeTriggers(): void {
+    const stale = this.syncedTables().filter((t) => {
+      if (!t.enabled || this.table(t.name) === undefined) return false;
+      const ins = this.driver.prepare("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?").getRaw(`offsync_ins_${t.name}`);
+      return ins !== undefined && !String(ins[0]).includes(LOG_TRIGGER_MARKER);
+    });
+    if (stale.length === 0) return;
+    this.driver.transaction(() => {
+      for (const t of stale) {
+        const ctx = this.#require(t.name);
+        this.driver.exec(dropTriggersSql(ctx.name));
+        this.driver.exec(this.#triggerSql(ctx.schema, ctx.colIds, ctx.algorithm));
+      }
+    });
+    this.#loadTables();
+  }
+
+  /** Trigger SQL of a table with the database's current settings (row filter, tombstone values). */
+  #triggerSql(schema: TableSchema, columnIds: ReadonlyMap<string, number>, algorithm: CrdtAlgorithm, filter = this.#checkedFilter(schema)): string {
+    return triggerSql({ schema, columnIds, algorithm, filter, keepTombstoneValues: this.#keepTombstones });
+  }
+
+  /**
+   * Folds the writes the triggers logged (any connection's) into the clock tables
+   * (write-log.ts). The engine does it before every read or write of the clock tables; call it
+   * before reading them directly. Returns how many versions were folded.
+   */
+  foldPending(): number {
+    if (pendingVersions(this.driver) === 0) return 0;
+    this.#refresh();
+    return foldWriteLog(this.driver, (n) => this.table(n), checkLocalClock);
   }
 
   /**
@@ -115,6 +155,7 @@ export class SyncEngine {
   #foldBlockWrites(blocks: BlockColumns): void {
     const key = 'blocks_folded_through';
     this.driver.transaction(() => {
+      this.foldPending();
       const through = Number(this.driver.prepare('SELECT value FROM offsync_settings WHERE key = ?').getRaw(key)?.[0] ?? 0);
       const now = this.dbVersion();
       if (now <= through) return;
@@ -144,9 +185,9 @@ export class SyncEngine {
     return this.#siteId;
   }
 
-  /** The current db_version (Lamport clock). */
+  /** The current db_version (Lamport clock), counting local writes not folded yet. */
   dbVersion(): number {
-    return Number((this.driver.prepare('SELECT v FROM offsync_clock WHERE id = 1').getRaw() ?? [0n])[0]);
+    return Number((this.driver.prepare('SELECT v + (SELECT COALESCE(max(id), 0) FROM offsync_write_log) FROM offsync_clock WHERE id = 1').getRaw() ?? [0n])[0]);
   }
 
   syncedTables(): SyncedTable[] {
@@ -186,6 +227,7 @@ export class SyncEngine {
   init(table: string, algorithm?: string, flags = 0): void {
     const algo = resolveAlgorithm(algorithm);
     this.driver.transaction(() => {
+      this.foldPending();
       const schema = readTableSchema(this.driver, table);
       const issues = schemaIssues(schema, table, flags);
       if (schema === undefined || issues.length > 0) {
@@ -199,7 +241,7 @@ export class SyncEngine {
       this.driver.prepare('INSERT OR IGNORE INTO offsync_tables (tbl, algo, enabled) VALUES (?, ?, 1)').run(schema.name, algo);
       const ids = this.#assignColumnIds(schema.name, schema.valueColumns.map((c) => c.name));
       this.driver.exec(dropTriggersSql(schema.name));
-      this.driver.exec(triggerSql({ schema, columnIds: ids, algorithm: algo, filter: this.#checkedFilter(schema) }));
+      this.driver.exec(this.#triggerSql(schema, ids, algo));
       this.#loadTables();
       this.#backfill(schema.name);
       this.#recordSchemaHash();
@@ -219,6 +261,7 @@ export class SyncEngine {
     const ctx = this.#require(table);
     const key = ROW_FILTER_KEY + ctx.name;
     this.driver.transaction(() => {
+      this.foldPending();
       if (expression === null) this.driver.prepare('DELETE FROM offsync_settings WHERE key = ?').run(key);
       else {
         validateRowFilter(this.driver, ctx.schema, expression);
@@ -226,7 +269,7 @@ export class SyncEngine {
       }
       if (!this.isEnabled(ctx.name)) return;
       this.driver.exec(dropTriggersSql(ctx.name));
-      this.driver.exec(triggerSql({ schema: ctx.schema, columnIds: ctx.colIds, algorithm: ctx.algorithm, filter: expression ?? undefined }));
+      this.driver.exec(this.#triggerSql(ctx.schema, ctx.colIds, ctx.algorithm, expression ?? undefined));
     });
   }
 
@@ -253,6 +296,7 @@ export class SyncEngine {
   /** Stops syncing `table` and removes its metadata (the table's rows stay). */
   cleanup(table: string): void {
     this.driver.transaction(() => {
+      this.foldPending();
       const ctx = this.#require(table);
       this.driver.exec(dropTriggersSql(ctx.name));
       this.driver.exec(dropMetaTablesSql(ctx.name));
@@ -267,10 +311,11 @@ export class SyncEngine {
   /** Pauses (false) or resumes (true) change tracking of a table without losing its metadata. */
   setEnabled(table: string, enabled: boolean): void {
     this.driver.transaction(() => {
+      this.foldPending();
       const ctx = this.#require(table);
       this.driver.prepare('UPDATE offsync_tables SET enabled = ? WHERE tbl = ?').run(enabled ? 1n : 0n, ctx.name);
       this.driver.exec(dropTriggersSql(ctx.name));
-      if (enabled) this.driver.exec(triggerSql({ schema: ctx.schema, columnIds: ctx.colIds, algorithm: ctx.algorithm, filter: this.#checkedFilter(ctx.schema) }));
+      if (enabled) this.driver.exec(this.#triggerSql(ctx.schema, ctx.colIds, ctx.algorithm));
     });
   }
 
@@ -283,6 +328,7 @@ export class SyncEngine {
   beginAlter(table: string): void {
     const ctx = this.#require(table);
     if (this.#alter.has(ctx.name.toLowerCase())) throw new CoreError(CoreErrorCode.INVALID_STATE, `cloudsync_begin_alter was already called for table ${ctx.name}`);
+    this.foldPending();
     this.driver.exec('SAVEPOINT offsync_alter');
     this.driver.exec(dropTriggersSql(ctx.name));
     this.#alter.set(ctx.name.toLowerCase(), ctx.schema.pkColumns.map((c) => c.name.toLowerCase()));
@@ -298,6 +344,8 @@ export class SyncEngine {
     const oldPk = this.#alter.get(key);
     if (oldPk === undefined) throw new CoreError(CoreErrorCode.INVALID_STATE, `cloudsync_begin_alter must be called before cloudsync_commit_alter (table ${table})`);
     try {
+      // Other tables' writes during the alter: folded before the back-fills below take versions.
+      foldWriteLog(this.driver, (n) => this.table(n), checkLocalClock);
       const ctx = this.#require(table);
       const schema = readTableSchema(this.driver, ctx.name);
       const issues = schemaIssues(schema, table, 0b11);
@@ -322,7 +370,7 @@ export class SyncEngine {
         this.#dropVanishedRows(ctx.name);
         this.#backfillColumns(ctx.name, [...ids.keys()].filter((n) => !before.has(n)));
       }
-      this.driver.exec(triggerSql({ schema, columnIds: ids, algorithm: ctx.algorithm, filter: this.#checkedFilter(schema) }));
+      this.driver.exec(this.#triggerSql(schema, ids, ctx.algorithm));
       this.#backfill(ctx.name);
       this.#recordSchemaHash();
       this.driver.exec('RELEASE offsync_alter');
@@ -375,6 +423,7 @@ export class SyncEngine {
 
   /** Changes after a cursor in (db_version, seq) order; see {@link FeedOptions}. */
   changes(req: FeedRequest = {}): Generator<Change> {
+    this.foldPending();
     this.#refresh();
     const { excludeSiteId, ...rest } = req;
     const opts: FeedOptions = rest;
@@ -406,6 +455,7 @@ export class SyncEngine {
    * savepoints.
    */
   applyChanges(changes: Iterable<Change>, opts: ApplyOptions = {}): ApplyResult {
+    this.foldPending();
     this.#refresh();
     const all = Array.isArray(changes) ? (changes as Change[]) : [...changes];
     const blockColumns = this.#blockColumns();
@@ -466,6 +516,7 @@ export class SyncEngine {
     this.#refresh();
     const ctx = this.#require(table);
     return this.driver.transaction(() => {
+      this.foldPending();
       const rows = quoteIdent(rowsTableName(ctx.name));
       const cells = quoteIdent(cellsTableName(ctx.name));
       const live = this.driver.prepare(`SELECT count(*) FROM ${rows} WHERE cl % 2 = 1`).getRaw();
@@ -500,20 +551,25 @@ export class SyncEngine {
    */
   setKeepTombstoneValues(on: boolean): void {
     if (on === this.#keepTombstones) return;
-    this.driver.transaction(() => {
+    const run = (): void => this.driver.transaction(() => {
+      this.foldPending();
       if (on) this.driver.prepare('INSERT OR REPLACE INTO offsync_settings (key, value) VALUES (?, 1)').run(TOMBSTONE_VALUES_SETTING);
       else this.driver.prepare('DELETE FROM offsync_settings WHERE key = ?').run(TOMBSTONE_VALUES_SETTING);
-      // Delete triggers made by an older OffSync do not record last values: regenerate them.
+      this.#keepTombstones = on;
+      // The delete and key-change triggers write last values only when the setting is on.
       for (const t of this.syncedTables()) {
         const ctx = this.table(t.name);
         if (ctx === undefined || !t.enabled || ctx.algorithm === 'gos') continue;
-        const del = this.driver.prepare("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? AND sql LIKE '%AFTER DELETE%'").getRaw(ctx.name);
-        if (del !== undefined && String(del[0]).includes('offsync_tombstones')) continue;
         this.driver.exec(dropTriggersSql(ctx.name));
-        this.driver.exec(triggerSql({ schema: ctx.schema, columnIds: ctx.colIds, algorithm: ctx.algorithm, filter: this.#checkedFilter(ctx.schema) }));
+        this.driver.exec(this.#triggerSql(ctx.schema, ctx.colIds, ctx.algorithm));
       }
     });
-    this.#keepTombstones = on;
+    try {
+      run();
+    } catch (e) {
+      this.#keepTombstones = !on;
+      throw e;
+    }
   }
 
   /** Decodes and merges a payload atomically, checking its schema hash first (§P6). */

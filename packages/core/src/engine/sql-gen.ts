@@ -5,9 +5,13 @@
  * function is called per row, so rows written by any program (the sqlite3 shell, another
  * service) are tracked exactly like rows written through OffSync.
  *
- * Layout per synced table `t` (see docs/ARCHITECTURE.md):
- *   "t__crdt"(pk BLOB, col INTEGER, col_version, db_version, seq, site) — one row per
- *   (row, value column) plus at most one sentinel (col = 0) holding the causal length.
+ * Two steps (docs/ARCHITECTURE.md "Metadata layout"):
+ *   1. the triggers append ONE row per tracked row change to the write log `offsync_write_log`
+ *      (table, kind, changed-column mask, key values), in the writer's transaction;
+ *   2. the engine folds the pending log set-based into the clock tables (`foldLogSql`) before
+ *      anything reads or writes them (a feed, a merge, an alter, opening the file). The fold
+ *      produces exactly the clocks the per-row rules of §P5 give, in log order: the log row with
+ *      id i (ids restart at 1 after each fold) is local version `offsync_clock.v + i`.
  */
 import type { TableSchema } from '../schema/introspect.ts';
 
@@ -43,6 +47,9 @@ CREATE TABLE IF NOT EXISTS offsync_prior (
   tbl TEXT NOT NULL, pk BLOB NOT NULL, db_version INTEGER NOT NULL, vals TEXT NOT NULL,
   PRIMARY KEY (tbl, pk, db_version)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS offsync_write_log (
+  id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, op INTEGER NOT NULL, k BLOB, k2 BLOB, m TEXT
+);
 CREATE TABLE IF NOT EXISTS offsync_evictions (
   audience TEXT NOT NULL, tbl TEXT NOT NULL, pk BLOB NOT NULL, cl INTEGER NOT NULL, db_version INTEGER NOT NULL,
   PRIMARY KEY (audience, tbl, pk)
@@ -140,19 +147,35 @@ export function pkBlobSql(schema: TableSchema, row: string, inTrigger = true): s
   return `CAST(x'${count}' || ${parts.join(' || ')} AS BLOB)`;
 }
 
-/** Type-aware "did this cell change" (§P5): binary collation, and a change of storage class counts. */
-function changedSql(col: string): string {
+/**
+ * SQLite's column affinity of a declared type (https://sqlite.org/datatype3.html §3.1).
+ * `ANY` is kept apart: in a STRICT table it stores values exactly as given.
+ */
+function affinityOf(declared: string): 'INTEGER' | 'TEXT' | 'BLOB' | 'REAL' | 'NUMERIC' | 'ANY' {
+  const t = declared.toUpperCase();
+  if (t.includes('INT')) return 'INTEGER';
+  if (t.includes('CHAR') || t.includes('CLOB') || t.includes('TEXT')) return 'TEXT';
+  if (t.includes('BLOB') || t.trim() === '') return 'BLOB';
+  if (t.includes('REAL') || t.includes('FLOA') || t.includes('DOUB')) return 'REAL';
+  return t.trim() === 'ANY' ? 'ANY' : 'NUMERIC';
+}
+
+/**
+ * Type-aware "did this cell change" (§P5): binary collation, and a change of storage class
+ * counts. Values compared with `IS` differ in class only when an INTEGER equals a REAL; columns
+ * of INTEGER, NUMERIC, REAL or TEXT affinity never hold both for one number (the affinity
+ * converts it on store), so only BLOB / ANY columns pay for the `typeof` comparison.
+ */
+function changedSql(col: string, declared: string): string {
   const c = quoteIdent(col);
+  const a = affinityOf(declared);
+  if (a !== 'BLOB' && a !== 'ANY') return `(NEW.${c} IS NOT OLD.${c} COLLATE BINARY)`;
   return `(NEW.${c} IS NOT OLD.${c} COLLATE BINARY OR typeof(NEW.${c}) <> typeof(OLD.${c}))`;
 }
 
+/** The key did not change: the negation of {@link changedSql} over the key columns. */
 function pkSameSql(schema: TableSchema): string {
-  return schema.pkColumns
-    .map((k) => {
-      const c = quoteIdent(k.name);
-      return `(NEW.${c} IS OLD.${c} COLLATE BINARY AND typeof(NEW.${c}) = typeof(OLD.${c}))`;
-    })
-    .join(' AND ');
+  return schema.pkColumns.map((k) => `NOT ${changedSql(k.name, k.type)}`).join(' AND ');
 }
 
 export const triggerNames = (table: string): string[] =>
@@ -165,6 +188,8 @@ export interface TriggerInput {
   algorithm: 'cls' | 'gos';
   /** Row filter (docs/PROTOCOL.md "Row filters"): only writes of rows it holds for are recorded. Validated by the engine. */
   filter?: string | undefined;
+  /** Delete triggers keep the row's last values in `offsync_tombstones` (central databases under RLS). */
+  keepTombstoneValues?: boolean;
 }
 
 /**
@@ -179,7 +204,6 @@ export function rowFilterSql(schema: TableSchema, alias: string | null, expr: st
 }
 
 const NOT_APPLYING = '(SELECT applying FROM offsync_clock WHERE id = 1) = 0';
-const BUMP_CLOCK = 'UPDATE offsync_clock SET v = v + 1 WHERE id = 1;';
 
 /** Value columns ordered by stable id: the ordinal gives an implicit cell its seq offset. */
 export function orderedColumns(columnIds: ReadonlyMap<string, number>, names: readonly string[]): { name: string; id: number; ord: number }[] {
@@ -190,45 +214,58 @@ export function orderedColumns(columnIds: ReadonlyMap<string, number>, names: re
     .map((c, ord) => ({ ...c, ord }));
 }
 
-/** CREATE TRIGGER statements implementing the local-write rules of §P5 (see metaTableSql for the layout). */
-export function triggerSql({ schema, columnIds, algorithm, filter }: TriggerInput): string {
-  const t = quoteIdent(schema.name);
-  const r = quoteIdent(rowsTableName(schema.name));
-  const c = quoteIdent(cellsTableName(schema.name));
-  const [ins, upd, updpk, del, gosUpd, gosDel] = triggerNames(schema.name).map(quoteIdent);
-  const newPk = pkBlobSql(schema, 'NEW');
-  const oldPk = pkBlobSql(schema, 'OLD');
-  const cols = orderedColumns(columnIds, schema.valueColumns.map((v) => v.name));
-  const pkOnly = cols.length === 0;
-  const clock = `(SELECT v FROM offsync_clock WHERE id = 1)`;
-  const when = (alias: string): string => (filter === undefined ? '' : ` AND ${rowFilterSql(schema, alias, filter)}`);
+/** The write log (`offsync_write_log.op`): kind in the low two bits, changed columns above. */
+export const LOG_UPDATE = 0;
+export const LOG_INSERT = 1;
+export const LOG_DELETE = 2;
+/** A primary-key change: `k` the new key (its changed columns in the mask), `k2` the old one. */
+export const LOG_PK_CHANGE = 3;
+/** Tables with more value columns keep the changed-column mask as text ('0'/'1' by ordinal) in `m`. */
+export const MAX_MASK_BITS = 60;
 
-  // Insert (or re-insert over a tombstone): one row record; implicit cells at col_version 1.
-  // Existing explicit cells (a row alive in metadata but missing from the table) are bumped.
-  const revive = (pk: string, forceSentinel: boolean): string => `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site)
-    SELECT p.pk, 1 + 2 * p.e, ${forceSentinel || pkOnly ? 1 : 'p.e'}, ${pkOnly ? 'NULL' : 1}, k.v, 0, 0
-    FROM (SELECT q.pk, EXISTS (SELECT 1 FROM ${c} WHERE pk = q.pk) AS e FROM (SELECT ${pk} AS pk) q LIMIT 1) p,
-      offsync_clock k WHERE k.id = 1
-    ON CONFLICT (pk) DO UPDATE SET cl = cl + CASE cl % 2 WHEN 0 THEN 1 ELSE 2 END, sent = 1,
-      icv = ${pkOnly ? 'NULL' : 'CASE WHEN icv IS NULL OR cl % 2 = 0 THEN 1 ELSE icv + 1 END'},
-      db_version = excluded.db_version, seq = 0, site = 0;
-  ${pkOnly ? '' : `UPDATE ${c} SET col_version = col_version + 1, db_version = ${clock}, seq = 0, site = 0
-    WHERE pk = (SELECT pk FROM ${r} WHERE pk = ${pk} AND cl % 2 = 1 AND cl > 1);`}`;
-  const tombstone = (pk: string): string => `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site)
-    SELECT ${pk}, 2, 1, NULL, k.v, 0, 0 FROM offsync_clock k WHERE k.id = 1
-    ON CONFLICT (pk) DO UPDATE SET cl = cl + CASE cl % 2 WHEN 1 THEN 1 ELSE 2 END, sent = 1, icv = NULL,
-      db_version = excluded.db_version, seq = 0, site = 0;
-  ${pkOnly ? '' : `DELETE FROM ${c} WHERE pk = ${pk};`}`;
-  // A local UPDATE of one cell: explicit clock = (explicit or implicit col_version) + 1.
-  const bumpCell = (col: { name: string; id: number; ord: number }, pk: string): string => `INSERT INTO ${c} (pk, col, col_version, db_version, seq, site)
-    SELECT p.pk, ${col.id}, COALESCE((SELECT icv FROM ${r} WHERE pk = p.pk AND cl % 2 = 1), 0) + 1, k.v, ${col.ord + 1}, 0
-    FROM (SELECT ${pk} AS pk WHERE ${changedSql(col.name)}) p, offsync_clock k WHERE k.id = 1
-    ON CONFLICT (pk, col) DO UPDATE SET col_version = col_version + 1, db_version = excluded.db_version, seq = excluded.seq, site = 0;`;
+/**
+ * The key a trigger logs for row `alias`: a single key column as its own value (encoded by the
+ * fold), several as the §P4 key blob. REAL and NULL key values abort the write, as §P4 has no
+ * encoding for them; a NOT NULL column of TEXT affinity can hold neither.
+ */
+function logKeySql(schema: TableSchema, alias: string): string {
+  const [only, ...more] = schema.pkColumns;
+  if (only === undefined || more.length > 0) return pkBlobSql(schema, alias);
+  const x = `${alias}.${quoteIdent(only.name)}`;
+  if (affinityOf(only.type) === 'TEXT' && only.notNull) return x;
+  return `(CASE typeof(${x}) WHEN 'real' THEN RAISE(ABORT, ${quoteText(`OffSync: REAL primary key values are not supported (table ${schema.name})`)})
+    WHEN 'null' THEN RAISE(ABORT, ${quoteText(`NULL primary key values are not allowed (table ${schema.name})`)}) ELSE ${x} END)`;
+}
+
+/** The §P4 key blob of a logged key `k` (see {@link logKeySql}). */
+export function loggedKeyBlobSql(schema: TableSchema, k: string): string {
+  if (schema.pkColumns.length !== 1) return k;
+  return `CAST(x'01' || ${valueEncodeSql(k, schema.name, false)} AS BLOB)`;
+}
+
+/**
+ * CREATE TRIGGER statements recording local writes (§P5) in the write log: one log row per
+ * tracked row change, nothing else. An UPDATE that changes no value column logs nothing (and uses
+ * no version), like one the row filter does not hold for.
+ */
+export function triggerSql({ schema, columnIds, algorithm, filter, keepTombstoneValues }: TriggerInput): string {
+  const t = quoteIdent(schema.name);
+  const [ins, upd, updpk, del, gosUpd, gosDel] = triggerNames(schema.name).map(quoteIdent);
+  const cols = orderedColumns(columnIds, schema.valueColumns.map((v) => v.name));
+  const wide = cols.length > MAX_MASK_BITS;
+  const declared = new Map(schema.columns.map((c) => [c.name, c.type]));
+  const when = (alias: string): string => (filter === undefined ? '' : ` AND ${rowFilterSql(schema, alias, filter)}`);
+  const tbl = quoteText(schema.name);
+  const mask = wide
+    ? cols.length === 0 ? "''" : cols.map((c) => `CASE WHEN ${changedSql(c.name, declared.get(c.name) ?? '')} THEN '1' ELSE '0' END`).join(' || ')
+    : cols.length === 0 ? '0' : cols.map((c) => `${changedSql(c.name, declared.get(c.name) ?? '')} * ${2 ** (c.ord + 2)}`).join(' + ');
+  // (op, m) of an update-shaped log row, `kind` in the low bits.
+  const opOf = (kind: number): { op: string; m: string } => (wide ? { op: String(kind), m: mask } : { op: kind === 0 ? mask : `${kind} + ${mask}`, m: 'NULL' });
+  const anyChange = cols.map((c) => changedSql(c.name, declared.get(c.name) ?? '')).join(' OR ');
 
   const out: string[] = [];
   out.push(`CREATE TRIGGER IF NOT EXISTS ${ins} AFTER INSERT ON ${t} WHEN ${NOT_APPLYING}${when('NEW')} BEGIN
-  ${BUMP_CLOCK}
-  ${revive(newPk, false)}
+  INSERT INTO offsync_write_log (tbl, op, k) VALUES (${tbl}, ${LOG_INSERT}, ${logKeySql(schema, 'NEW')});
 END;`);
   if (algorithm === 'gos') {
     out.push(`CREATE TRIGGER IF NOT EXISTS ${gosUpd} BEFORE UPDATE ON ${t} WHEN ${NOT_APPLYING} BEGIN
@@ -240,33 +277,36 @@ END;`);
     return out.join('\n');
   }
   const same = pkSameSql(schema);
-  if (!pkOnly) {
-    out.push(`CREATE TRIGGER IF NOT EXISTS ${upd} AFTER UPDATE ON ${t}
-WHEN ${NOT_APPLYING} AND ${same} AND (${cols.map((col) => changedSql(col.name)).join(' OR ')})${when('NEW')} BEGIN
-  ${BUMP_CLOCK}
-  ${cols.map((col) => bumpCell(col, newPk)).join('\n  ')}
+  if (cols.length > 0) {
+    const u = opOf(LOG_UPDATE);
+    out.push(`CREATE TRIGGER IF NOT EXISTS ${upd} AFTER UPDATE ON ${t} WHEN ${NOT_APPLYING} AND ${same} AND (${anyChange})${when('NEW')} BEGIN
+  INSERT INTO offsync_write_log (tbl, op, k, m) VALUES (${tbl}, ${u.op}, ${logKeySql(schema, 'NEW')}, ${u.m});
 END;`);
   }
-  // Primary-key change: tombstone the old key, the new key gets a sentinel and all cells at
-  // col_version 1 (the "moved" cells), then the columns changed by the same UPDATE are bumped.
+  // The old key's last values, for central databases under RLS (docs/ARCHITECTURE.md "RLS model").
   const allCols = schema.columns.map((x) => x.name);
-  const keepLast = `INSERT OR REPLACE INTO offsync_tombstones (tbl, pk, vals, audience)
-    SELECT ${quoteText(schema.name)}, ${oldPk}, ${tombstoneValuesSql(allCols, 'OLD')}, NULL
-    WHERE EXISTS (SELECT 1 FROM offsync_settings WHERE key = '${TOMBSTONE_VALUES_SETTING}');`;
+  const keepLast =
+    keepTombstoneValues === true
+      ? `INSERT OR REPLACE INTO offsync_tombstones (tbl, pk, vals, audience)
+    SELECT ${tbl}, ${pkBlobSql(schema, 'OLD')}, ${tombstoneValuesSql(allCols, 'OLD')}, NULL
+    WHERE EXISTS (SELECT 1 FROM offsync_settings WHERE key = '${TOMBSTONE_VALUES_SETTING}');`
+      : '';
+  // Primary-key change: the old key is deleted, the new one inserted (with a sentinel) and its
+  // columns changed by the same UPDATE bumped once more (§P5, local writes).
+  const p = opOf(LOG_PK_CHANGE);
   out.push(`CREATE TRIGGER IF NOT EXISTS ${updpk} AFTER UPDATE ON ${t} WHEN ${NOT_APPLYING} AND NOT (${same})${when('NEW')} BEGIN
-  ${BUMP_CLOCK}
-  ${tombstone(oldPk)}
+  INSERT INTO offsync_write_log (tbl, op, k, k2, m) VALUES (${tbl}, ${p.op}, ${logKeySql(schema, 'NEW')}, ${logKeySql(schema, 'OLD')}, ${p.m});
   ${keepLast}
-  ${revive(newPk, true)}
-  ${cols.map((col) => bumpCell(col, newPk)).join('\n  ')}
 END;`);
   out.push(`CREATE TRIGGER IF NOT EXISTS ${del} AFTER DELETE ON ${t} WHEN ${NOT_APPLYING}${when('OLD')} BEGIN
-  ${BUMP_CLOCK}
-  ${tombstone(oldPk)}
+  INSERT INTO offsync_write_log (tbl, op, k) VALUES (${tbl}, ${LOG_DELETE}, ${logKeySql(schema, 'OLD')});
   ${keepLast}
 END;`);
   return out.join('\n');
 }
+
+/** Marker of triggers that write the log: triggers of older OffSync versions lack it and are regenerated on open. */
+export const LOG_TRIGGER_MARKER = 'offsync_write_log';
 
 export function dropTriggersSql(table: string): string {
   return triggerNames(table)
