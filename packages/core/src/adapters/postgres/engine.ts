@@ -3,6 +3,7 @@
  * changes as the SQLite `SyncEngine` (§P6 init checks, §P5 triggers, §P5 merge, §P5 feed).
  */
 import { decodePayload, fragmentAssemblerFor } from '../../codec/payload.ts';
+import { decodePk } from '../../codec/pk.ts';
 import { uuidv7 } from '../../clock/site-id.ts';
 import { resolveAlgorithm } from '../../engine/algorithms.ts';
 import type { ApplyResult } from '../../engine/apply.ts';
@@ -21,6 +22,10 @@ import { pgChangeFeed } from './feed.ts';
 import type { PgFeedOptions } from './feed.ts';
 import { pgSchemaIssues, readPgTableSchema } from './introspect.ts';
 import { pgMergeChanges } from './merge.ts';
+import { blockColumnsOf, blockMetadataSql, parseBlockCell, pgFoldTexts, pgMergeBlocks } from './blocks.ts';
+import type { BlockMarks, FoldTarget } from './blocks.ts';
+import { fromPg } from './introspect.ts';
+import type { PgColumn } from './introspect.ts';
 import type { PgApplyOptions, PgRowSecurity } from './merge.ts';
 
 export interface PgFeedRequest extends Omit<PgFeedOptions, 'excludeSiteRef'> {
@@ -37,6 +42,8 @@ export class PgSyncEngine {
   readonly siteId: Uint8Array;
   #tables = new Map<string, PgTableContext>();
   #siteIds = new Map<number, Uint8Array>();
+  /** Block-LWW columns (blocks.ts): lower(table) → lower(column) → declared name. */
+  #marks: BlockMarks = new Map();
 
   constructor(src: ConnSource, meta: string, nsp: string, siteId: Uint8Array) {
     this.#src = src;
@@ -110,6 +117,8 @@ export class PgSyncEngine {
       await c.q(`DROP TABLE IF EXISTS ${metaTable(this.meta, ctx.name)}`);
       await c.q(`DELETE FROM ${this.#m}.tables WHERE tbl = $1`, [ctx.name]);
       await c.q(`DELETE FROM ${this.#m}.columns WHERE tbl = $1`, [ctx.name]);
+      await c.q(`DELETE FROM ${this.#m}.block_columns WHERE tbl = $1`, [ctx.name]);
+      await c.q(`DELETE FROM ${this.#m}.blocks WHERE tbl = $1`, [ctx.name]);
       await this.#load(c);
       await this.#recordSchemaHash(c);
     });
@@ -138,14 +147,17 @@ export class PgSyncEngine {
   async *changes(req: PgFeedRequest = {}): AsyncGenerator<Change> {
     const { excludeSiteId, ...rest } = req;
     const opts: PgFeedOptions = rest;
-    await this.#src.use(async (c) => {
+    const fold = await this.#src.use(async (c) => {
       await this.#load(c);
       if (excludeSiteId !== undefined) {
         const [r] = await c.q(`SELECT id::text FROM ${this.#m}.sites WHERE site_id = $1`, [excludeSiteId]);
         if (r !== undefined) opts.excludeSiteRef = Number(r[0]);
       }
+      return rest.localOnly !== true && (await this.#foldPending(c));
     });
-    yield* pgChangeFeed(this.#src, { meta: this.meta, tables: () => [...this.#tables.values()], siteIdOf: (c, ref) => this.#siteIdOf(c, ref) }, opts);
+    if (fold) await this.#foldLocked();
+    const marks = this.#marks;
+    yield* pgChangeFeed(this.#src, { meta: this.meta, tables: () => [...this.#tables.values()], siteIdOf: (c, ref) => this.#siteIdOf(c, ref), marks: () => marks }, opts);
   }
 
   /**
@@ -159,8 +171,27 @@ export class PgSyncEngine {
       await c.q(`SELECT set_config('${APPLYING_SETTING}', '1', true)`);
       // The clock row lock orders every merge and tracked write of this database, on every node.
       const [k] = await c.q(`SELECT v::text FROM ${this.#m}.clock WHERE id = 1 FOR UPDATE`);
+      let clock = Number(k?.[0] ?? 0);
       const host = { table: (n: string) => this.table(n), siteRef: (cc: PgConn, s: Uint8Array) => this.#siteRef(cc, s) };
-      const result = await pgMergeChanges(c, host, Number(k?.[0] ?? 0), changes, opts);
+      let result: ApplyResult;
+      if (this.#marks.size === 0) result = await pgMergeChanges(c, host, clock, changes, opts);
+      else {
+        // Block cells of marked columns are merged after the batch's other changes (blocks.ts).
+        const marks = this.#marks;
+        const rest: Change[] = [];
+        const blocks: Change[] = [];
+        let last: Change | undefined;
+        for (const ch of changes) {
+          (ch.col.includes('\u001f') && parseBlockCell(marks, ch.tbl, ch.col) !== undefined ? blocks : rest).push(ch);
+          last = ch;
+        }
+        // Writes of other programs first: the block merge rewrites the text from the blocks.
+        if (blocks.length > 0) clock = await this.#foldIn(c, clock);
+        const merged = await pgMergeChanges(c, host, clock, rest, opts);
+        const blockHost = { meta: this.meta, nsp: this.nsp, marks, table: (n: string) => this.table(n), siteRef: (cc: PgConn, s: Uint8Array) => this.#siteRef(cc, s) };
+        result = await pgMergeBlocks(c, blockHost, Math.max(clock, merged.dbVersion), blocks, opts, merged);
+        if (last !== undefined) result = { ...result, last: { dbVersion: last.dbVersion, seq: last.seq } };
+      }
       await c.q(`UPDATE ${this.#m}.clock SET v = greatest(v, $1::int8) WHERE id = 1`, [checkLocalClock(result.dbVersion)]);
       await c.q(`SELECT set_config('${APPLYING_SETTING}', '0', true)`);
       const extra = inTx === undefined ? undefined : await inTx(c, result);
@@ -207,6 +238,128 @@ export class PgSyncEngine {
     return { ...(await this.applyChanges(all(), opts, withHash)), schemaHash };
   }
 
+  /**
+   * Marks `column` of synced `table` block-LWW, like a 1.1.x device's
+   * `cloudsync_set_column(table, column, 'algo', 'block')` (docs/PROTOCOL.md "Block columns"):
+   * block cells of it are merged per block and its text is kept materialised in the table.
+   * Idempotent. The texts the table already holds become blocks at once (one local version).
+   */
+  async setBlockColumn(table: string, column: string): Promise<void> {
+    await this.#src.tx(async (c) => {
+      await this.#load(c);
+      const ctx = this.table(table);
+      if (ctx === undefined) throw new CoreError(CoreErrorCode.UNKNOWN_TABLE, `Table ${table} is not initialised for sync`, { details: { table } });
+      const col = ctx.schema.valueColumns.find((v) => v.name.toLowerCase() === column.toLowerCase());
+      if (col === undefined) throw new CoreError(CoreErrorCode.UNKNOWN_COLUMN, `Column ${column} does not exist in table ${ctx.name}`, { details: { table: ctx.name, column } });
+      if (col.cls !== 'text') {
+        throw new CoreError(CoreErrorCode.SCHEMA_INVALID, `Column ${col.name} of table ${ctx.name} is ${col.sqlType}; block columns hold text`, { details: { table: ctx.name, column: col.name } });
+      }
+      const [k] = await c.q(`SELECT v::text FROM ${this.#m}.clock WHERE id = 1 FOR UPDATE`);
+      const added = await c.q(`INSERT INTO ${this.#m}.block_columns (tbl, col) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1`, [ctx.name, col.name]);
+      await this.#load(c);
+      if (added.length === 0) return;
+      const rows = await c.q(
+        `SELECT DISTINCT x.pk, COALESCE(s.col_version, 1)::text FROM ${metaTable(this.meta, ctx.name)} x
+           LEFT JOIN ${metaTable(this.meta, ctx.name)} s ON s.pk = x.pk AND s.col = 0 WHERE COALESCE(s.col_version, 1) % 2 = 1`,
+      );
+      const targets: FoldTarget[] = [];
+      for (const r of rows) {
+        const t = await this.#foldTarget(c, ctx, col.name, toBytes(r[0]), Number(r[1]));
+        if (t !== undefined) targets.push(t);
+      }
+      const version = Number(k?.[0] ?? 0) + 1;
+      if ((await pgFoldTexts(c, this.meta, targets, version)) > 0) await c.q(`UPDATE ${this.#m}.clock SET v = greatest(v, $1::int8), txid = NULL WHERE id = 1`, [checkLocalClock(version)]);
+    });
+  }
+
+  /** The block-LWW columns of `table` (declared names, re-read from the database). */
+  async blockColumns(table: string): Promise<string[]> {
+    return this.#src.use(async (c) => {
+      await this.#load(c);
+      return blockColumnsOf(this.#marks, table);
+    });
+  }
+
+  /**
+   * Folds writes of block columns made outside merges (psql, an ORM: site-0 changes) since the
+   * last fold into block cells. The feed does it before reading; a merge of block cells does it in
+   * its own transaction. Cheap when there is nothing to fold (one read, no lock).
+   */
+  async foldBlockWrites(): Promise<void> {
+    const pending = await this.#src.use(async (c) => {
+      await this.#load(c);
+      return this.#foldPending(c);
+    });
+    if (pending) await this.#foldLocked();
+  }
+
+  /** Whether site-0 changes of block columns wait for a fold (tables loaded). */
+  async #foldPending(c: PgConn): Promise<boolean> {
+    if (this.#marks.size === 0) return false;
+    const [f] = await c.q(`SELECT folded::text FROM ${this.#m}.block_state WHERE id = 1`);
+    for (const [t, ids] of this.#blockColumnIds()) {
+      const r = await c.q(`SELECT 1 FROM ${metaTable(this.meta, t.name)} WHERE db_version > $1::int8 AND site = 0 AND col = ANY($2::int[]) LIMIT 1`, [String(f?.[0] ?? 0), ids]);
+      if (r.length > 0) return true;
+    }
+    return false;
+  }
+
+  async #foldLocked(): Promise<void> {
+    await this.#src.tx(async (c) => {
+      await this.#load(c);
+      const [k] = await c.q(`SELECT v::text FROM ${this.#m}.clock WHERE id = 1 FOR UPDATE`);
+      await this.#foldIn(c, Number(k?.[0] ?? 0));
+    });
+  }
+
+  /** Synced tables with block columns and those columns' ids. */
+  #blockColumnIds(): [PgTableContext, number[]][] {
+    const out: [PgTableContext, number[]][] = [];
+    for (const t of this.#tables.values()) {
+      const ids = blockColumnsOf(this.#marks, t.name).map((n) => t.colIds.get(n)).filter((id): id is number => id !== undefined);
+      if (ids.length > 0) out.push([t, ids]);
+    }
+    return out;
+  }
+
+  async #foldTarget(c: PgConn, t: PgTableContext, column: string, pk: Uint8Array, cl: number): Promise<FoldTarget | undefined> {
+    const [row] = await c.q(t.selectColumn(column), t.pkParams(decodePk(pk)));
+    if (row === undefined) return undefined;
+    const v = fromPg(t.pgColumn.get(column) as PgColumn, row[0]);
+    return { t, pk, column, text: v === null ? null : typeof v === 'string' ? v : String(v), cl };
+  }
+
+  /**
+   * The fold itself, with the clock row locked by the caller (so every tracked write up to `clock`
+   * has committed): the site-0 changes of block columns after the last fold, each row's current
+   * text diffed into blocks at version clock + 1. Returns the clock after it.
+   */
+  async #foldIn(c: PgConn, clock: number): Promise<number> {
+    const [f] = await c.q(`SELECT folded::text FROM ${this.#m}.block_state WHERE id = 1 FOR UPDATE`);
+    const folded = String(f?.[0] ?? 0);
+    const targets: FoldTarget[] = [];
+    for (const [t, ids] of this.#blockColumnIds()) {
+      const m = metaTable(this.meta, t.name);
+      const rows = await c.q(
+        `SELECT x.pk, x.col, COALESCE(s.col_version, 1)::text FROM ${m} x LEFT JOIN ${m} s ON s.pk = x.pk AND s.col = 0
+          WHERE x.db_version > $1::int8 AND x.site = 0 AND x.col = ANY($2::int[]) ORDER BY x.pk, x.col`,
+        [folded, ids],
+      );
+      for (const r of rows) {
+        const vc = t.byId.get(Number(r[1]));
+        if (vc === undefined) continue;
+        const target = await this.#foldTarget(c, t, vc.name, toBytes(r[0]), Number(r[2]));
+        if (target !== undefined) targets.push(target);
+      }
+    }
+    const version = clock + 1;
+    const n = targets.length === 0 ? 0 : await pgFoldTexts(c, this.meta, targets, version);
+    const after = n > 0 ? checkLocalClock(version) : clock;
+    if (n > 0) await c.q(`UPDATE ${this.#m}.clock SET v = greatest(v, $1::int8), txid = NULL WHERE id = 1`, [after]);
+    await c.q(`UPDATE ${this.#m}.block_state SET folded = greatest(folded, $1::int8) WHERE id = 1`, [after]);
+    return after;
+  }
+
   /** Runs `fn` in one transaction of this engine's database (bookkeeping outside a merge). */
   transaction<T>(fn: (c: PgConn) => Promise<T>): Promise<T> {
     return this.#src.tx(fn);
@@ -247,6 +400,14 @@ export class PgSyncEngine {
       next.set(schema.name.toLowerCase(), createPgTableContext(this.meta, this.nsp, schema, algo as CrdtAlgorithm, ids));
     }
     this.#tables = next;
+    const marks = new Map<string, Map<string, string>>();
+    for (const [tbl, col] of await c.q(`SELECT tbl, col FROM ${this.#m}.block_columns`)) {
+      const t = String(tbl).toLowerCase();
+      let cols = marks.get(t);
+      if (cols === undefined) marks.set(t, (cols = new Map()));
+      cols.set(String(col).toLowerCase(), String(col));
+    }
+    this.#marks = marks;
   }
 
   async #siteRef(c: PgConn, siteId: Uint8Array): Promise<number> {
@@ -273,6 +434,7 @@ export async function openPgSyncEngine(src: ConnSource, meta: string, nsp: strin
   const siteId = await src.tx(async (c) => {
     await c.q(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`offsync:${meta}`]);
     await c.q(baseMetadataSql(meta));
+    await c.q(blockMetadataSql(meta));
     const m = `"${meta.replace(/"/g, '""')}"`;
     const [own] = await c.q(`SELECT site_id FROM ${m}.sites WHERE id = 0`);
     if (own !== undefined) return toBytes(own[0]);

@@ -11,9 +11,11 @@ import type { ConnSource, PgConn } from './conn.ts';
 import { toBytes } from './conn.ts';
 import type { PgTableContext } from './context.ts';
 import { metaTable } from './ddl.ts';
+import { isBlockColumn } from './blocks.ts';
+import type { BlockMarks } from './blocks.ts';
 import { fromPg } from './introspect.ts';
 import type { PgColumn } from './introspect.ts';
-import { quoteIdent } from './conn.ts';
+import { quoteIdent, quoteLiteral } from './conn.ts';
 import type { PgRowSecurity } from './merge.ts';
 
 export interface PgFeedOptions {
@@ -43,19 +45,30 @@ export interface PgFeedHost {
   meta: string;
   tables(): PgTableContext[];
   siteIdOf(c: PgConn, ref: number): Promise<Uint8Array>;
+  /** Block-LWW columns (blocks.ts): their block cells join the feed, their whole values never do. */
+  marks?(): BlockMarks;
 }
 
-type Key = [dbv: string, seq: string, ti: number, pk: Uint8Array, col: number];
+/** Col id of a block cell row (its name and value come with the row). */
+const BLOCK_COL = -1;
 
-function pageSql(meta: string, tables: readonly PgTableContext[], filter: string, first: boolean, limit: number): string {
+type Key = [dbv: string, seq: string, ti: number, pk: Uint8Array, col: number, name: string];
+
+function pageSql(meta: string, tables: readonly PgTableContext[], filter: (alias: string) => string, blockTables: ReadonlySet<number>, first: boolean, limit: number): string {
   const arms = tables.map((t, i) => {
     const m = metaTable(meta, t.name);
-    return `SELECT ${i} AS ti, x.pk, x.col, x.col_version, x.db_version, x.seq, x.site, COALESCE(s.col_version, 1) AS cl
-      FROM ${m} x LEFT JOIN ${m} s ON s.pk = x.pk AND s.col = 0 WHERE (x.db_version, x.seq) >= ($1::int8, $2::int8)${filter}`;
+    return `SELECT ${i} AS ti, x.pk, x.col, ''::text COLLATE "C" AS name, NULL::text AS bval, x.col_version, x.db_version, x.seq, x.site, COALESCE(s.col_version, 1) AS cl
+      FROM ${m} x LEFT JOIN ${m} s ON s.pk = x.pk AND s.col = 0 WHERE (x.db_version, x.seq) >= ($1::int8, $2::int8)${filter('x')}`;
   });
-  const after = first ? '(db_version, seq) > ($1::int8, $2::int8)' : '(db_version, seq, ti, pk, col) > ($1::int8, $2::int8, $3::int, $4::bytea, $5::int)';
-  return `SELECT ti, pk, col, col_version::text, db_version::text, seq::text, site::text, cl::text FROM (${arms.join(' UNION ALL ')}) u
-    WHERE ${after} ORDER BY u.db_version, u.seq, u.ti, u.pk, u.col LIMIT ${limit}`;
+  // Block cells carry the causal length they were written in (as on SQLite).
+  for (const i of blockTables) {
+    const t = tables[i] as PgTableContext;
+    arms.push(`SELECT ${i} AS ti, b.pk, ${BLOCK_COL} AS col, (b.col || E'\\x1f' || b.pos) COLLATE "C" AS name, b.val AS bval, b.col_version, b.db_version, b.seq, b.site, b.cl
+      FROM ${quoteIdent(meta)}.blocks b WHERE b.tbl = ${quoteLiteral(t.name)} AND (b.db_version, b.seq) >= ($1::int8, $2::int8)${filter('b')}`);
+  }
+  const after = first ? '(db_version, seq) > ($1::int8, $2::int8)' : '(db_version, seq, ti, pk, col, name) > ($1::int8, $2::int8, $3::int, $4::bytea, $5::int, $6::text COLLATE "C")';
+  return `SELECT ti, pk, col, col_version::text, db_version::text, seq::text, site::text, cl::text, name, bval FROM (${arms.join(' UNION ALL ')}) u
+    WHERE ${after} ORDER BY u.db_version, u.seq, u.ti, u.pk, u.col, u.name LIMIT ${limit}`;
 }
 
 function rowObject(t: PgTableContext, pk: readonly SqlValue[], row: readonly unknown[]): Record<string, SqlValue> {
@@ -71,9 +84,12 @@ export async function* pgChangeFeed(src: ConnSource, host: PgFeedHost, opts: PgF
   const tables = host.tables().filter((t) => wanted === undefined || wanted.has(t.name.toLowerCase()));
   if (tables.length === 0) return;
   const limit = opts.pageSize ?? 1000;
-  const filter = opts.localOnly ? ' AND x.site = 0' : opts.excludeSiteRef !== undefined ? ` AND x.site <> ${Math.trunc(opts.excludeSiteRef)}` : '';
-  const firstSql = pageSql(host.meta, tables, filter, true, limit);
-  const nextSql = pageSql(host.meta, tables, filter, false, limit);
+  const filter = (a: string): string => (opts.localOnly ? ` AND ${a}.site = 0` : opts.excludeSiteRef !== undefined ? ` AND ${a}.site <> ${Math.trunc(opts.excludeSiteRef)}` : '');
+  const marks = host.marks?.() ?? new Map();
+  // Block cells are not part of a local-only feed (the fold reads the whole values of site 0).
+  const blockTables = new Set(opts.localOnly ? [] : tables.flatMap((t, i) => ((marks.get(t.name.toLowerCase())?.size ?? 0) > 0 ? [i] : [])));
+  const firstSql = pageSql(host.meta, tables, filter, blockTables, true, limit);
+  const nextSql = pageSql(host.meta, tables, filter, blockTables, false, limit);
   const after = opts.after ?? { dbVersion: 0, seq: -1 };
   let key: Key | undefined;
   for (;;) {
@@ -108,7 +124,7 @@ export async function* pgChangeFeed(src: ConnSource, host: PgFeedHost, opts: PgF
           const pk = toBytes(r[1]);
           const colId = Number(r[2]);
           const cl = Number(r[7]);
-          key = [String(r[4]), String(r[5]), ti, pk, colId];
+          key = [String(r[4]), String(r[5]), ti, pk, colId, String(r[8])];
           if (prev === undefined || prev.ti !== ti || Buffer.compare(prev.pk, pk) !== 0) {
             const values = decodePk(pk);
             const [row] = await c.q(t.sql.selectRow, t.pkParams(values));
@@ -119,9 +135,15 @@ export async function* pgChangeFeed(src: ConnSource, host: PgFeedHost, opts: PgF
           if (!prev.visible) continue;
           let col = RIP_SENTINEL;
           let val: SqlValue = null;
-          if (colId !== 0) {
+          if (colId === BLOCK_COL) {
+            // A block cell of a live row; a deleted (or not yet inserted) row's blocks stay behind.
+            if (prev.row === undefined) continue;
+            col = String(r[8]);
+            val = r[9] === null ? null : String(r[9]);
+          } else if (colId !== 0) {
             const vc = t.byId.get(colId);
             if (vc === undefined) continue;
+            if (blockTables.has(ti) && isBlockColumn(marks, t.name, vc.name)) continue; // travels as block cells
             col = vc.name;
             val = prev.row === undefined ? null : fromPg(t.pgColumn.get(vc.name) as PgColumn, prev.row[vc.ord]);
           }
