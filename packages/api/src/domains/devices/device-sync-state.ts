@@ -202,7 +202,11 @@ export function trackDeviceSyncState(service: SyncService, options: { now?: () =
     const d = typeof db === 'string' ? await service.databases.open(db) : db;
     return d.kind === 'sqlite' ? d : undefined;
   };
-  const report = (e: unknown): void => options.logger?.error('devices: sync state not recorded', { error: e instanceof Error ? e.message : String(e) });
+  const report = (e: unknown): void => {
+    // A central worker's long merge holds the write lock: this best-effort record waits for the next request.
+    if (e instanceof Error && String(Reflect.get(e, 'code') ?? '').startsWith('SQLITE_BUSY')) return;
+    options.logger?.error('devices: sync state not recorded', { error: e instanceof Error ? e.message : String(e) });
+  };
 
   service.upload = async (db, siteId, payload, window, principal) => {
     const site = siteId.toLowerCase();

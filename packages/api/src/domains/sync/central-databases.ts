@@ -15,6 +15,7 @@ import { openSyncDatabase } from '@offsync/core/sqlite';
 import { readFileIdentity } from './central-file.ts';
 import { PeerState } from './peer-state.ts';
 import { PgCentral } from './pg-central.ts';
+import type { CentralWorkers } from './central-worker/pool.ts';
 import type { PgCentralSettings } from './pg-central.ts';
 import type { DatabaseTarget, SyncDeps, SyncEngine } from './sync-deps.ts';
 import { SyncError } from './sync-errors.ts';
@@ -61,6 +62,14 @@ export interface CentralDatabasesOptions {
    * synchronous })`).
    */
   open?: (path: string, target: DatabaseTarget) => SyncEngine;
+  /**
+   * The central workers that also open these files (central-worker/pool.ts): told to close a file
+   * this registry closes; with them, the main connection waits at most `mainBusyTimeoutMs` (default
+   * 100) for the write lock — its writes (site claims, device sync state) are small, and a worker's
+   * long merge must not freeze the event loop (an answer of 503 `server_busy` instead).
+   */
+  workers?: CentralWorkers;
+  mainBusyTimeoutMs?: number;
   /** LISTEN for writes of other programs to POSTGRES databases (default true; one more connection per database and node). */
   listenPostgres?: boolean;
   /** Opens a POSTGRES central (default `PgCentral.open(settings)`). */
@@ -86,6 +95,8 @@ export class CentralDatabases {
   readonly #pgs = new Map<string, { key: string; central: Promise<PgCentral> }>();
   #onExternalWrite: ((databaseId: string, central: PgCentral, tables: string[]) => void) | undefined;
   readonly #listenPostgres: boolean;
+  readonly #workers: CentralWorkers | undefined;
+  readonly #mainBusyTimeoutMs: number;
   /** Databases whose file vanished or was replaced while open → the identity then expected. */
   readonly #refused = new Map<string, string>();
   readonly #checkIntervalMs: number;
@@ -97,6 +108,8 @@ export class CentralDatabases {
     this.#open = opts.open ?? ((path, target) => openSyncDatabase(path, { mustExist: true, synchronous: target.synchronous ?? 'FULL' }));
     this.#openPostgres = opts.openPostgres ?? ((settings) => PgCentral.open(settings));
     this.#listenPostgres = opts.listenPostgres ?? true;
+    this.#workers = opts.workers;
+    this.#mainBusyTimeoutMs = opts.mainBusyTimeoutMs ?? 100;
     this.#checkIntervalMs = opts.checkIntervalMs ?? 0;
     this.#now = opts.now ?? (() => Date.now());
   }
@@ -204,6 +217,7 @@ export class CentralDatabases {
       if (identity !== '' && found !== identity) throw fileMissing(id, found === null ? 'carries no identity' : 'carries another identity');
       // Deletions are judged by RLS on the row's last values: keep them (docs/ARCHITECTURE.md "RLS model").
       engine.setKeepTombstoneValues(true);
+      if (this.#workers !== undefined) engine.driver.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.trunc(this.#mainBusyTimeoutMs))}`);
       const open: Open = { path, engine, peers: new PeerState(engine), identity, dev: st.dev, ino: st.ino, sidecars: { '-wal': fileId(`${path}-wal`), '-shm': fileId(`${path}-shm`) }, checkedAt: this.#now() };
       this.#dbs.set(id, open);
       return open;
@@ -215,6 +229,7 @@ export class CentralDatabases {
 
   #close(id: string, cur: Open): void {
     this.#dbs.delete(id);
+    this.#workers?.close(cur.path);
     try {
       cur.engine.close();
     } catch {

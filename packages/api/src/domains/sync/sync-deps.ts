@@ -6,6 +6,7 @@
 import type { openSyncDatabase } from '@offsync/core/sqlite';
 import type { RejectionEntry } from './rejection-log.ts';
 import type { PgCentralSettings } from './pg-central.ts';
+import type { Policies } from './data-plane/rls-build.ts';
 
 /** The CRDT engine over one central database (`@offsync/core`). */
 export type SyncEngine = ReturnType<typeof openSyncDatabase>;
@@ -117,6 +118,13 @@ export interface SyncDeps {
   priorFilterFor?(databaseId: string, principal: Principal, engine: SyncEngine): MaybePromise<PriorFilter | undefined>;
   /** RLS: per table, the columns visibility depends on (a change of one starts a new life of the row); undefined = none. */
   visibilityFor?(databaseId: string, engine: SyncEngine): MaybePromise<ReadonlyMap<string, ReadonlySet<string>> | undefined>;
+  /**
+   * RLS as data: the database's policies under ENFORCE (null: BYPASS), epoch-checked against the
+   * central engine. When present, the sync service runs merges and large downloads in central
+   * workers and builds the judge and filters there (data-plane/rls-build.ts) instead of calling
+   * `judgeFor` / `rowFilterFor` / `priorFilterFor` / `visibilityFor`.
+   */
+  policiesOf?(databaseId: string, engine: SyncEngine): MaybePromise<Policies | null>;
   /** RLS on uploads: a whole-row judge for this caller, or undefined to allow every write. */
   judgeFor(databaseId: string, principal: Principal, engine: SyncEngine): MaybePromise<RowJudge | undefined>;
   /** A device made an authenticated request (register on first sight, update afterwards). */

@@ -180,6 +180,8 @@ export function toSyncError(e: unknown): SyncError {
       return new SyncError('invalid_payload', message, { cause: e });
     }
     if (code.startsWith('SQLITE_CONSTRAINT')) return new SyncError('apply_failed', message, { cause: e });
+    // Another connection (a central worker's long merge) holds the write lock past the busy timeout.
+    if (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY_')) return new SyncError('server_busy', 'The database is busy; retry shortly', { cause: e });
     // PostgreSQL SQLSTATEs: integrity and data errors refuse the payload; a lost or refused
     // connection (class 08, 57P0x shutdown, 53xxx resources, node's ECONN*) is retryable.
     if (code === '42501') return new SyncError('forbidden', message, { cause: e }); // insufficient_privilege, RLS WITH CHECK

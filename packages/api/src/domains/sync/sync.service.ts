@@ -8,17 +8,17 @@
  */
 import { CentralDatabases } from './central-databases.ts';
 import type { Central, CentralDatabase, PgCentralDatabase } from './central-databases.ts';
-import { scanPages } from './download-pages.ts';
 import type { Cursor, ScanResult } from './download-pages.ts';
+import { checkWindow, mergeUpload, rejectionInput, scanDownload } from './central-worker/jobs.ts';
+import type { ScanJob, UploadJob } from './central-worker/jobs.ts';
+import type { CentralWorkers } from './central-worker/pool.ts';
+import type { CentralRef } from './central-worker/protocol.ts';
 import type { PeerRecord, SyncStatus, VersionWindow } from './peer-state.ts';
 import { ownerKeyOf, siteOwnersOf } from './site-owners.ts';
-import type { RejectedRow } from '@offsync/core';
 import { rejectionLogOf } from './rejection-log.ts';
-import { conflictInput, conflictLogOf, dropRejected } from './conflict-log.ts';
 import type { ConflictLogOptions } from './conflict-log.ts';
-import type { MergeConflict } from '@offsync/core';
 import type { RejectionLog } from './rejection-log.ts';
-import type { RejectionEntry, RejectionInput } from './rejection-log.ts';
+import type { RejectionEntry } from './rejection-log.ts';
 import { principalKey, runHook } from './sync-deps.ts';
 import type { Generation, Principal, SyncDeps, Traffic } from './sync-deps.ts';
 import { SyncError, toSyncError } from './sync-errors.ts';
@@ -40,6 +40,11 @@ export interface SyncServiceOptions {
   now?: () => number;
   /** Retention of the conflict log (conflict-log.ts; default 100,000 entries / 30 days per database). */
   conflictLog?: ConflictLogOptions;
+  /**
+   * Central workers (central-worker/pool.ts): with them, and deps that give RLS as data
+   * (`policiesOf`), every SQLite merge and every long download runs off the event loop.
+   */
+  workers?: CentralWorkers;
 }
 
 export interface UploadResult {
@@ -78,23 +83,7 @@ export interface DownloadResult extends ScanResult {
 
 const SITE_ID = /^[0-9a-fA-F]{32}$/;
 
-/** Largest device db_version a window may announce (2^48, well inside the safe-integer range). */
-export const MAX_WINDOW_VERSION = 2 ** 48;
-
-/**
- * Refuses (invalid_request) an upload window that is not sane (min ≤ max ≤ 2^48) or that the
- * payload contradicts: a change beyond `dbVersionMax` (payloads are in ascending db_version
- * order, so the last change is the highest). docs/PROTOCOL.md "Device identity".
- */
-export function checkWindow(window: VersionWindow, last: { dbVersion: number } | undefined): void {
-  const { dbVersionMin: min, dbVersionMax: max } = window;
-  if (!Number.isSafeInteger(min) || !Number.isSafeInteger(max) || min < 0 || min > max || max > MAX_WINDOW_VERSION) {
-    throw new SyncError('invalid_request', `upload window [${min}, ${max}] is invalid: need 0 ≤ dbVersionMin ≤ dbVersionMax ≤ 2^48`);
-  }
-  if (last !== undefined && last.dbVersion > max) {
-    throw new SyncError('invalid_request', `the payload holds db_version ${last.dbVersion}, beyond the window's dbVersionMax ${max}`);
-  }
-}
+export { checkWindow, MAX_WINDOW_VERSION } from './central-worker/jobs.ts';
 
 /** Validates a site id (32 hex digits) and returns it lower-cased. */
 export function normaliseSiteId(site: string): string {
@@ -112,6 +101,9 @@ export class SyncService {
   readonly #limits: PayloadDecodeLimits;
   readonly #now: () => number;
   readonly #conflictLog: ConflictLogOptions | undefined;
+  readonly #workers: CentralWorkers | undefined;
+  /** The central workers merges run in, when enabled. */
+  readonly workers: CentralWorkers | undefined;
 
   constructor(deps: SyncDeps, databases: CentralDatabases = new CentralDatabases(deps.resolveDatabase), opts: SyncServiceOptions = {}) {
     this.#deps = deps;
@@ -120,6 +112,8 @@ export class SyncService {
     this.#limits = { ...opts.limits, ...(opts.maxExpandedBytes === undefined ? {} : { maxExpandedSize: opts.maxExpandedBytes }) };
     this.#now = opts.now ?? Date.now;
     this.#conflictLog = opts.conflictLog;
+    this.#workers = opts.workers;
+    this.workers = opts.workers;
     // Writes of other programs to a POSTGRES database are server writes: announced like a merge.
     databases.onExternalWrite((id, central, tables) => {
       runHook(this.#deps, 'onChangesMerged', async () => this.#deps.onChangesMerged(id, { originSiteId: '', tables, dbVersion: await central.dbVersion() }));
@@ -201,41 +195,34 @@ export class SyncService {
     const d = await this.#central(db);
     const site = normaliseSiteId(siteId);
     if (d.kind === 'postgres') return this.#uploadPg(d, site, payload, window, principal);
-    const judge = await this.#deps.judgeFor(d.id, principal, d.engine);
-    // What the uploader may hold: a device left holding a row it may not see gets a removal.
-    const canHold = judge === undefined ? undefined : await this.#deps.rowFilterFor(d.id, principal, d.engine);
-    const visibilityColumns = await this.#deps.visibilityFor?.(d.id, d.engine);
-    const audience = principalKey(principal);
-    const strict = d.target.schemaHashMode === 'strict';
-    const { engine, peers } = d;
-    // Writes that lost to concurrent ones (conflict log), unless the database turned it off.
-    const conflicts: MergeConflict[] | undefined = d.target.conflictLog === false ? undefined : [];
+    const job: UploadJob = {
+      site,
+      payload,
+      window,
+      principal,
+      audience: principalKey(principal),
+      strict: d.target.schemaHashMode === 'strict',
+      limits: this.#limits,
+      // Writes that lost to concurrent ones (conflict log), unless the database turned it off.
+      conflictLog: d.target.conflictLog !== false,
+      conflictLogOptions: this.#conflictLog,
+      now: this.#now(),
+    };
     let out: UploadResult;
     try {
-      // One synchronous section: merge + bookkeeping commit together, in one server order.
-      out = engine.driver.transaction(() => {
-        const apply = Array.isArray(payload) ? engine.applyPayloads.bind(engine, payload) : engine.applyPayload.bind(engine, payload);
-        const r = apply({
-          strictSchemaHash: strict,
-          limits: this.#limits,
-          // Authoritative merge: a row that may not be written is rejected and compensated on
-          // its own (RLS verdict, key type, constraint), the rest lands (docs/ARCHITECTURE.md "RLS model").
-          rejectRows: true,
-          ...(audience === undefined ? {} : { audience }),
-          ...(judge === undefined ? {} : { judge }),
-          ...(canHold === undefined ? {} : { canHold }),
-          ...(visibilityColumns === undefined || visibilityColumns.size === 0 ? {} : { visibilityColumns }),
-          ...(conflicts === undefined ? {} : { onConflict: (c: MergeConflict) => conflicts.push(c) }),
-        });
-        if (window !== undefined) checkWindow(window, r.last);
-        if (!strict && r.schemaHash !== 0n && !engine.isKnownSchemaHash(r.schemaHash)) engine.rememberSchemaHash(r.schemaHash, 'peer');
-        const rejected = r.rejected.length === 0 ? [] : rejectionLogOf(d.engine).record(r.rejected.map((x) => rejectionInput(x, site, principal)), this.#now());
-        if (conflicts !== undefined && conflicts.length > 0) {
-          conflictLogOf(d.engine, this.#conflictLog).record(dropRejected(conflicts, r.rejected).map((c) => conflictInput(c, site, principal.userId)), this.#now());
-        }
-        const status = peers.recordUpload(site, window, r.schemaHash);
-        return { status, received: r.received, applied: r.applied, tables: r.tables, schemaHash: r.schemaHash, dbVersion: r.dbVersion, rejected };
-      });
+      const policiesOf = this.#deps.policiesOf?.bind(this.#deps);
+      if (this.#workers !== undefined && policiesOf !== undefined) {
+        // Off the event loop: decode, RLS, merge and bookkeeping in the file's central worker.
+        const policies = await policiesOf(d.id, d.engine);
+        out = await this.#workers.run<UploadResult>({ kind: 'upload', db: refOf(d), job, policies });
+      } else {
+        const judge = await this.#deps.judgeFor(d.id, principal, d.engine);
+        // What the uploader may hold: a device left holding a row it may not see gets a removal.
+        const canHold = judge === undefined ? undefined : await this.#deps.rowFilterFor(d.id, principal, d.engine);
+        const visibilityColumns = await this.#deps.visibilityFor?.(d.id, d.engine);
+        // One synchronous section: merge + bookkeeping commit together, in one server order.
+        out = mergeUpload(d.engine, d.peers, job, { judge, canHold, visibilityColumns });
+      }
     } catch (e) {
       throw toSyncError(e);
     }
@@ -326,19 +313,12 @@ export class SyncService {
     if (d.kind === 'postgres') return this.#downloadPg(d, site, after, principal, opts);
     // Far behind (initial sync): RLS SELECT as one SQL query per table instead of one evaluation per row.
     const bulk = d.engine.dbVersion() - after.dbVersion > BULK_FILTER_VERSIONS;
-    const rowFilter = await this.#deps.rowFilterFor(d.id, principal, d.engine, { bulk });
-    const priorFilter = rowFilter === undefined ? undefined : await this.#deps.priorFilterFor?.(d.id, principal, d.engine);
-    // Everything below is synchronous: no merge can interleave with the feed.
     const schemaHash = opts.schemaHash ?? this.stampFor(d, site, opts.generation);
-    const scan = scanPages(
-      {
-        engine: d.engine,
-        excludeSiteId: new Uint8Array(Buffer.from(site, 'hex')),
-        rowFilter,
-        ...(rowFilter === undefined ? {} : { audience: principalKey(principal), priorFilter }),
-      },
+    const job: ScanJob = {
+      site,
       after,
-      {
+      audience: principalKey(principal),
+      opts: {
         pageBytes: opts.pageBytes ?? this.pageBytes,
         maxPages: opts.maxPages ?? 1,
         to: opts.to,
@@ -346,8 +326,18 @@ export class SyncService {
         payloads: opts.payloads ?? true,
         ...(opts.inlineUpTo === undefined ? {} : { inlineUpTo: opts.inlineUpTo }),
       },
-    );
-    return { ...scan, schemaHash };
+    };
+    const policiesOf = this.#deps.policiesOf?.bind(this.#deps);
+    if (bulk && this.#workers !== undefined && policiesOf !== undefined) {
+      // A long scan (initial sync, far behind) runs in the central worker: the event loop stays free.
+      const policies = await policiesOf(d.id, d.engine);
+      const scan = await this.#workers.run<ScanResult>({ kind: 'scan', db: refOf(d), job, principal, policies, bulk });
+      return { ...scan, schemaHash };
+    }
+    const rowFilter = await this.#deps.rowFilterFor(d.id, principal, d.engine, { bulk });
+    const priorFilter = rowFilter === undefined ? undefined : await this.#deps.priorFilterFor?.(d.id, principal, d.engine);
+    // Everything below is synchronous: no merge can interleave with the feed.
+    return { ...scanDownload(d.engine, job, { rowFilter, priorFilter }), schemaHash };
   }
 
   /** POSTGRES: the feed after the cursor, without the site's own changes, cut into pages. */
@@ -369,6 +359,8 @@ export class SyncService {
     }
   }
 }
+
+const refOf = (d: CentralDatabase): CentralRef => ({ path: d.path, synchronous: d.target.synchronous ?? 'FULL' });
 
 function siteAndOwner(siteId: string, principal: Principal): { site: string; key: string } {
   const site = normaliseSiteId(siteId);
@@ -401,19 +393,3 @@ async function pgRowSecurityFor(d: PgCentralDatabase, principal: Principal): Pro
   return { role, sub, claims: JSON.stringify(claims) };
 }
 
-function rejectionInput(r: RejectedRow, siteId: string, principal: Principal): RejectionInput {
-  return {
-    siteId,
-    userId: principal.userId,
-    credentialKind: principal.kind,
-    credentialId: principal.credentialId ?? null,
-    table: r.table,
-    pk: r.pk,
-    pkValues: r.pkValues,
-    operation: r.operation,
-    code: r.code,
-    policy: r.policy,
-    reason: r.reason,
-    values: r.values,
-  };
-}

@@ -106,6 +106,7 @@ export function createDataPlane(services: Services, options: DataPlaneOptions): 
     judgeFor: (databaseId, principal, engine) => rls.judgeFor(databaseId, principal, engine),
     visibilityFor: (databaseId, engine) => rls.visibilityFor(databaseId, engine),
     priorFilterFor: (databaseId, principal, engine) => rls.priorFilterFor(databaseId, principal, engine),
+    policiesOf: (databaseId, engine) => rls.policiesOf(databaseId, engine),
     async recordDevice(databaseId, device) {
       await services.devices.recordDeviceSeen(databaseId, {
         siteId: device.siteId,

@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ArtifactStore } from '../artifacts.ts';
 import { CentralDatabases } from '../central-databases.ts';
 import { PgCentral } from '../pg-central.ts';
+import { CentralWorkers } from '../central-worker/pool.ts';
 import type { PgCentralSettings } from '../pg-central.ts';
 import { ChunkBatches } from '../chunk-batches.ts';
 import type { ChunkBatchOptions } from '../chunk-batches.ts';
@@ -51,6 +52,11 @@ export interface SyncHttpOptions extends Partial<SyncHttpLimits> {
   postgresPoolSize?: number;
   /** LISTEN for writes of other programs to POSTGRES databases and announce them (default true). */
   postgresListen?: boolean;
+  /**
+   * Worker threads that run SQLite merges and long downloads off the event loop (central-worker/;
+   * default min(2, cores); 0 runs them on the main thread). Used when the deps give RLS as data.
+   */
+  centralWorkers?: number;
   now?: () => number;
 }
 
@@ -68,11 +74,14 @@ export interface SyncHttpHandler {
 
 export function createSyncHttpHandler(deps: SyncDeps, options: SyncHttpOptions): SyncHttpHandler {
   const pool = options.postgresPoolSize;
+  const workers = options.centralWorkers === 0 || deps.policiesOf === undefined ? undefined : new CentralWorkers(options.centralWorkers === undefined ? {} : { size: options.centralWorkers });
   const databases = new CentralDatabases(deps.resolveDatabase, {
     ...(pool === undefined ? {} : { openPostgres: (s: PgCentralSettings) => PgCentral.open(s, { poolSize: pool }) }),
     ...(options.postgresListen === undefined ? {} : { listenPostgres: options.postgresListen }),
+    ...(workers === undefined ? {} : { workers }),
   });
   const service = new SyncService(deps, databases, {
+    ...(workers === undefined ? {} : { workers }),
     ...(options.pageBytes === undefined ? {} : { pageBytes: options.pageBytes }),
     ...(options.conflictLog === undefined ? {} : { conflictLog: options.conflictLog }),
   });
@@ -134,7 +143,10 @@ export function createSyncHttpHandler(deps: SyncDeps, options: SyncHttpOptions):
     }
     return true;
   };
-  return Object.assign(handler, { service, artifacts, batches: state.batches, quotas: state.quotas, dispose: () => databases.dispose() });
+  return Object.assign(handler, { service, artifacts, batches: state.batches, quotas: state.quotas, dispose: async () => {
+    await databases.dispose();
+    await workers?.dispose();
+  } });
 }
 
 async function dispatch(state: SyncHttpState, route: Exclude<SyncRoute, { kind: 'unknown' }>, req: IncomingMessage, res: ServerResponse): Promise<void> {
