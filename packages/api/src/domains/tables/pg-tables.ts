@@ -43,6 +43,16 @@ async function readSynced(client: pg.Client): Promise<Map<string, string> | null
   return new Map(res.rows.map((r) => [r.tbl, r.algo]));
 }
 
+/** Block-LWW columns per synced table (`offsync.block_columns`, core PgSyncEngine.setBlockColumn); empty when not installed. */
+async function readBlockColumns(client: pg.Client): Promise<Map<string, string[]>> {
+  const exists = await client.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [`"${PG_META_SCHEMA}".block_columns`]);
+  if (exists.rows[0]?.t == null) return new Map();
+  const res = await client.query<{ tbl: string; col: string }>(`SELECT tbl, col FROM "${PG_META_SCHEMA}".block_columns ORDER BY tbl, col`);
+  const out = new Map<string, string[]>();
+  for (const r of res.rows) out.set(r.tbl, [...(out.get(r.tbl) ?? []), r.col]);
+  return out;
+}
+
 async function readTables(client: pg.Client, synced: Map<string, string>): Promise<TableInfo[]> {
   const res = await client.query<{ table_name: string; column_name: string; data_type: string; is_nullable: string; column_default: string | null; pk: number | null }>(`
     SELECT c.table_name, c.column_name, c.data_type, c.is_nullable, c.column_default,
@@ -68,10 +78,11 @@ async function readTables(client: pg.Client, synced: Map<string, string>): Promi
      ORDER BY c.relname, i.indexrelid`, [PG_TABLES_SCHEMA]);
   const uniques = new Map<string, string[][]>();
   for (const r of uq.rows) uniques.set(r.tbl, [...(uniques.get(r.tbl) ?? []), r.cols]);
+  const blocks = synced.size === 0 ? new Map<string, string[]>() : await readBlockColumns(client);
   return [...byTable].map(([name, columns]) => {
     const algorithm = synced.get(name);
     const issues = [...tableIssues(name, columns), ...uniqueIssues(name, uniques.get(name) ?? [])];
-    return { name, columns, issues, synced: algorithm !== undefined, algorithm: algorithm === 'gos' ? 'gos' : algorithm === undefined ? null : 'cls', blockColumns: [] };
+    return { name, columns, issues, synced: algorithm !== undefined, algorithm: algorithm === 'gos' ? 'gos' : algorithm === undefined ? null : 'cls', blockColumns: algorithm === undefined ? [] : (blocks.get(name) ?? []) };
   });
 }
 
@@ -89,15 +100,23 @@ export async function listPgTables(settings: PgSettings): Promise<(TableInfo & {
 
 /**
  * Makes the synced set exactly `wanted` (deduplicated by the caller). Refuses all or nothing
- * (SCHEMA_ISSUES) before touching the database; then `init`s the added tables and `cleanup`s the
- * removed ones, in that order. The engine runs each `init`/`cleanup` in its own transaction, not
- * the deploy as a whole: when an `init` fails, the tables this deploy already initialised are
- * cleaned up again (best effort) and nothing is removed, then the error is reported.
+ * (SCHEMA_ISSUES) before touching the database; then `init`s the added tables (marking the
+ * `blockColumns` given for them, core `setBlockColumn`) and `cleanup`s the removed ones, in that
+ * order. The engine runs each `init`/`setBlockColumn`/`cleanup` in its own transaction, not the
+ * deploy as a whole: when one fails, the tables this deploy already initialised are cleaned up
+ * again (best effort) and nothing is removed, then the error is reported. `check` runs on the
+ * listed tables before anything is changed (the caller's validation of its options).
  */
-export async function deployPgTables(settings: PgSettings, wanted: string[]): Promise<DeployResult> {
+export async function deployPgTables(
+  settings: PgSettings,
+  wanted: string[],
+  opts: { blockColumns?: (tables: readonly TableInfo[], added: readonly string[]) => ReadonlyMap<string, readonly string[]> } = {},
+): Promise<DeployResult> {
   return withClient(settings, async (client) => {
     const installed = await readSynced(client);
-    refuseUnsyncable(await readTables(client, installed ?? new Map()), wanted);
+    const listed = await readTables(client, installed ?? new Map());
+    refuseUnsyncable(listed, wanted);
+    const blocks = opts.blockColumns?.(listed, wanted.filter((n) => !installed?.has(n))) ?? new Map<string, readonly string[]>();
     // Nothing to sync and no metadata yet: do not install the schema just to record an empty set.
     if (installed === null && wanted.length === 0) return { added: [], removed: [] };
     const engine = await createPgSyncEngine({ client, schema: PG_META_SCHEMA, tablesSchema: PG_TABLES_SCHEMA });
@@ -109,6 +128,7 @@ export async function deployPgTables(settings: PgSettings, wanted: string[]): Pr
       for (const name of added) {
         await engine.init(name, 'cls');
         done.push(name);
+        for (const column of blocks.get(name) ?? []) await engine.setBlockColumn(name, column);
       }
     } catch (e) {
       for (const name of done.reverse()) await engine.cleanup(name).catch(() => {});
@@ -121,6 +141,11 @@ export async function deployPgTables(settings: PgSettings, wanted: string[]): Pr
     }
     return { added, removed };
   });
+}
+
+/** Block-LWW columns per synced table (for the client-integration snippet). */
+export async function pgBlockColumns(settings: PgSettings): Promise<Map<string, string[]>> {
+  return withClient(settings, readBlockColumns);
 }
 
 /** Names of the synced tables in the engine metadata; null when the `offsync` schema is not installed. */

@@ -4,7 +4,7 @@ import { isCoreError } from '@offsync/core';
 import { ApiError } from '../../errors.ts';
 import type { DatabasesService } from '../databases/databases.service.ts';
 import { sqliteDatabasePath } from '../databases/databases.service.ts';
-import { deployPgTables, listPgTables } from './pg-tables.ts';
+import { deployPgTables, listPgTables, pgBlockColumns } from './pg-tables.ts';
 import type { PgRlsInfo } from './pg-tables.ts';
 import { validateRlsExpression } from './rls-validate.ts';
 import type { RlsOperation } from './rls-validate.ts';
@@ -39,7 +39,8 @@ export interface TableDeployOptions {
   /**
    * Text columns to mark block-LWW (docs/PROTOCOL.md "Block columns") when the table is added.
    * An already-synced table keeps its block columns: listing the same ones is accepted, others
-   * are refused (BLOCK_COLUMNS_CHANGE: remove the table and add it again). SQLITE databases only.
+   * are refused (BLOCK_COLUMNS_CHANGE: remove the table and add it again). SQLITE and POSTGRES
+   * databases (POSTGRES: a text, varchar or char column).
    */
   blockColumns?: readonly string[] | null | undefined;
 }
@@ -165,19 +166,13 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
         return { wanted, added: wanted.filter((n) => !current.includes(n)), removed: current.filter((n) => !wanted.includes(n)) };
       };
       if (db.kind === 'POSTGRES') {
-        const block = [...options.values()].find((o) => (o.blockColumns?.length ?? 0) > 0);
-        if (block !== undefined) {
-          throw new ApiError('NOT_SUPPORTED_YET', `options.blockColumns: block columns are not supported on POSTGRES databases yet (table ${block.table})`, {
-            details: { field: 'options', table: block.table, reason: 'BLOCK_COLUMNS_UNSUPPORTED' },
-          });
-        }
         if ([...options.values()].some((o) => (o.algorithm ?? 'cls') !== 'cls' || (o.flags ?? 0) !== 0)) {
           throw new ApiError('VALIDATION_FAILED', 'options: POSTGRES databases deploy tables with the cls algorithm and no flags', { details: { field: 'options' } });
         }
         const mirrored = (await prisma.syncedTable.findMany({ where: { databaseId } })).map((t) => t.name);
         const { wanted } = plan(mirrored);
         // The engine metadata in the database is the truth; the control-plane rows mirror it.
-        const result = await deployPgTables(databases.pgSettings(db), wanted);
+        const result = await deployPgTables(databases.pgSettings(db), wanted, { blockColumns: (listed, added) => blockColumnsToMark(listed, options, added) });
         await prisma.$transaction([
           prisma.syncedTable.deleteMany({ where: { databaseId, name: { notIn: wanted } } }),
           ...wanted.map((name) => prisma.syncedTable.upsert({
@@ -324,8 +319,8 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
 
     /**
      * The synced tables with their block columns, for the client-integration snippet. SQLITE: from
-     * the file (the control-plane rows when it cannot be read); POSTGRES: the control-plane rows,
-     * without connecting (block columns are not supported on POSTGRES).
+     * the file (the control-plane rows when it cannot be read); POSTGRES: the control-plane rows
+     * with the block columns of the engine metadata (none when the database cannot be reached).
      */
     async syncedTablesForSnippet(databaseId: string): Promise<{ name: string; blockColumns: string[] }[]> {
       const db = await databases.getDatabase(databaseId);
@@ -341,6 +336,14 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
           }
         } catch {
           // File missing or unreadable: the snippet still lists the tables (the connection card says why).
+        }
+      }
+      if (db.kind === 'POSTGRES') {
+        try {
+          const block = await pgBlockColumns(databases.pgSettings(db));
+          return rows.map((r) => ({ name: r.name, blockColumns: block.get(r.name) ?? [] }));
+        } catch {
+          // Unreachable: the snippet still lists the tables (the connection card says why).
         }
       }
       return rows.map((r) => ({ name: r.name, blockColumns: [] }));
