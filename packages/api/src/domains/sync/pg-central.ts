@@ -17,6 +17,7 @@ import { changesChannel, createPgSyncEngine } from '@offsync/core/postgres';
 import type { PgConn, PgRowSecurity, PgSyncEngine } from '@offsync/core/postgres';
 import type { RejectedRow } from '@offsync/core';
 import type { Cursor, ScanOptions, ScanResult } from './download-pages.ts';
+import type { UploadOutcome } from './central-worker/jobs.ts';
 import { scanFeedPages } from './download-pages.ts';
 import { nextPeerState, parseWindows, statusOf } from './peer-state.ts';
 import type { PeerRecord, SyncStatus, VersionWindow } from './peer-state.ts';
@@ -53,16 +54,8 @@ export interface PgMergeRequest {
   rowSecurity?: PgRowSecurity | undefined;
 }
 
-export interface PgMergeOutcome {
-  status: SyncStatus;
-  received: number;
-  applied: number;
-  tables: string[];
-  schemaHash: bigint;
-  dbVersion: number;
-  /** Rows refused on their own (RLS, constraints), rolled back alone and compensated. */
-  rejected: RejectedRow[];
-}
+/** A merge's outcome (as `UploadOutcome`), with the rows refused on their own (RLS, constraints) as the engine reports them. */
+export type PgMergeOutcome = Omit<UploadOutcome, 'rejected'> & { rejected: RejectedRow[] };
 
 const q = (name: string): string => `"${name.replace(/"/g, '""')}"`;
 const siteBytes = (site: string): Buffer => Buffer.from(site, 'hex');

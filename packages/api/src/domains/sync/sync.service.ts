@@ -8,9 +8,9 @@
  */
 import { CentralDatabases } from './central-databases.ts';
 import type { Central, CentralDatabase, PgCentralDatabase } from './central-databases.ts';
-import type { Cursor, ScanResult } from './download-pages.ts';
+import type { Cursor, ScanOptions, ScanResult } from './download-pages.ts';
 import { checkWindow, mergeUpload, rejectionInput, scanDownload } from './central-worker/jobs.ts';
-import type { ScanJob, UploadJob } from './central-worker/jobs.ts';
+import type { ScanJob, UploadJob, UploadOutcome } from './central-worker/jobs.ts';
 import type { CentralWorkers } from './central-worker/pool.ts';
 import type { CentralRef } from './central-worker/protocol.ts';
 import type { PeerRecord, SyncStatus, VersionWindow } from './peer-state.ts';
@@ -18,7 +18,6 @@ import { ownerKeyOf, siteOwnersOf } from './site-owners.ts';
 import { rejectionLogOf } from './rejection-log.ts';
 import type { ConflictLogOptions } from './conflict-log.ts';
 import type { RejectionLog } from './rejection-log.ts';
-import type { RejectionEntry } from './rejection-log.ts';
 import { principalKey, runHook } from './sync-deps.ts';
 import type { Generation, Principal, SyncDeps, Traffic } from './sync-deps.ts';
 import { SyncError, toSyncError } from './sync-errors.ts';
@@ -47,19 +46,8 @@ export interface SyncServiceOptions {
   workers?: CentralWorkers;
 }
 
-export interface UploadResult {
-  status: SyncStatus;
-  /** Changes in the payload. */
-  received: number;
-  /** Changes that won and were written. */
-  applied: number;
-  tables: string[];
-  schemaHash: bigint;
-  /** Server db_version after the merge. */
-  dbVersion: number;
-  /** Changes rejected on their own and compensated, as recorded in the rejection log. */
-  rejected: RejectionEntry[];
-}
+/** What a merge answers (central-worker/jobs.ts `UploadOutcome`, the same for both kinds of central database). */
+export type UploadResult = UploadOutcome;
 
 export interface DownloadOptions {
   /** Inclusive upper bound of the package (artifact downloads). */
@@ -318,14 +306,7 @@ export class SyncService {
       site,
       after,
       audience: principalKey(principal),
-      opts: {
-        pageBytes: opts.pageBytes ?? this.pageBytes,
-        maxPages: opts.maxPages ?? 1,
-        to: opts.to,
-        schemaHash,
-        payloads: opts.payloads ?? true,
-        ...(opts.inlineUpTo === undefined ? {} : { inlineUpTo: opts.inlineUpTo }),
-      },
+      opts: this.#scanOptions(opts, schemaHash),
     };
     const policiesOf = this.#deps.policiesOf?.bind(this.#deps);
     if (bulk && this.#workers !== undefined && policiesOf !== undefined) {
@@ -340,19 +321,24 @@ export class SyncService {
     return { ...scanDownload(d.engine, job, { rowFilter, priorFilter }), schemaHash };
   }
 
+  /** Page cutting of a download (download-pages.ts) with this service's defaults. */
+  #scanOptions(opts: DownloadOptions, schemaHash: bigint): ScanOptions {
+    return {
+      pageBytes: opts.pageBytes ?? this.pageBytes,
+      maxPages: opts.maxPages ?? 1,
+      to: opts.to,
+      schemaHash,
+      payloads: opts.payloads ?? true,
+      ...(opts.inlineUpTo === undefined ? {} : { inlineUpTo: opts.inlineUpTo }),
+    };
+  }
+
   /** POSTGRES: the feed after the cursor, without the site's own changes, cut into pages. */
   async #downloadPg(d: PgCentralDatabase, site: string, after: Cursor, principal: Principal, opts: DownloadOptions): Promise<DownloadResult> {
     const rowSecurity = await pgRowSecurityFor(d, principal);
     const schemaHash = opts.schemaHash ?? (await this.stamp(d, site, opts.generation));
     try {
-      const scan = await d.central.scan(site, after, {
-        pageBytes: opts.pageBytes ?? this.pageBytes,
-        maxPages: opts.maxPages ?? 1,
-        to: opts.to,
-        schemaHash,
-        payloads: opts.payloads ?? true,
-        ...(opts.inlineUpTo === undefined ? {} : { inlineUpTo: opts.inlineUpTo }),
-      }, rowSecurity);
+      const scan = await d.central.scan(site, after, this.#scanOptions(opts, schemaHash), rowSecurity);
       return { ...scan, schemaHash };
     } catch (e) {
       throw toSyncError(e);

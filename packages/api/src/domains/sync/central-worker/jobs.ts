@@ -41,11 +41,15 @@ export interface UploadRls {
 
 export interface UploadOutcome {
   status: SyncStatus;
+  /** Changes in the payload. */
   received: number;
+  /** Changes that won and were written. */
   applied: number;
   tables: string[];
   schemaHash: bigint;
+  /** Server db_version after the merge. */
   dbVersion: number;
+  /** Changes rejected on their own and compensated, as recorded in the rejection log. */
   rejected: RejectionEntry[];
 }
 
