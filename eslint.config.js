@@ -1,4 +1,5 @@
 // @ts-check
+import { fileURLToPath } from 'node:url';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -13,9 +14,12 @@ export default tseslint.config(
     },
   },
   {
-    // Core stays framework- and driver-free outside its adapters (docs/ARCHITECTURE.md).
-    files: ['packages/core/src/**/*.ts'],
-    ignores: ['packages/core/src/adapters/**', 'packages/core/src/testing/**', 'packages/core/src/**/*.test.ts'],
+    // Core stays framework- and driver-free outside its adapters (docs/ARCHITECTURE.md). Anchored
+    // at the core package by an absolute basePath: each package lints with `--config ../../…`,
+    // which makes patterns relative to its own directory, so a root-relative glob never matched.
+    basePath: fileURLToPath(new URL('./packages/core/', import.meta.url)),
+    files: ['src/**/*.ts'],
+    ignores: ['src/adapters/**', 'src/testing/**', 'src/**/*.test.ts'],
     rules: {
       'no-restricted-imports': ['error', {
         patterns: [
