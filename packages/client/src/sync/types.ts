@@ -1,12 +1,15 @@
 /** Shapes of the G3 protocol as the client sees them (docs/PROTOCOL.md §P1). */
 
-/** SyncStatus: the reply of `status`, `apply` and a 202 `check`. */
-export interface SyncStatus {
-  /** Highest own db_version the server has accepted (every window covering 1..v); -1 = unknown. */
-  lastOptimisticVersion: number;
-  lastConfirmedVersion: number;
-  /** Only the length matters: non-empty means "out-of-sync". */
-  gaps: unknown[];
+import type { Cursor, SyncStatus as WireSyncStatus } from '@offsync/core';
+
+// Wire shapes shared with the server (core protocol/wire.ts).
+export type { Cursor };
+
+/**
+ * SyncStatus: the reply of `status`, `apply` and a 202 `check` (lastOptimisticVersion -1 = unknown,
+ * client side); `failures` as received, unvalidated (only what the session reads is relied on).
+ */
+export interface SyncStatus extends WireSyncStatus {
   failures?: { apply?: Record<string, unknown>; check?: Record<string, unknown> };
 }
 
@@ -15,12 +18,6 @@ export interface PushChunk {
   payload: Uint8Array;
   dbVersionMin: number;
   dbVersionMax: number;
-}
-
-/** Durable download cursor in the server's version space. */
-export interface Cursor {
-  dbVersion: number;
-  seq: number;
 }
 
 export interface PullRequest extends Cursor {

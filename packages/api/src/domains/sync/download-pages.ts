@@ -11,10 +11,9 @@
 import type { Change } from '@offsync/core';
 import type { PriorFilter, RowFilter, SyncEngine } from './sync-deps.ts';
 
-export interface Cursor {
-  dbVersion: number;
-  seq: number;
-}
+import type { Cursor } from '@offsync/core';
+
+export type { Cursor };
 
 /** The largest seq: `{dbVersion: v, seq: MAX_SEQ}` means "everything of version v seen". */
 export const MAX_SEQ = Number.MAX_SAFE_INTEGER;

@@ -10,17 +10,10 @@
  */
 import type { SyncEngine } from './sync-deps.ts';
 
-export interface VersionWindow {
-  dbVersionMin: number;
-  dbVersionMax: number;
-}
+import type { SyncStatus, VersionWindow } from '@offsync/core';
 
-export interface SyncStatus {
-  lastOptimisticVersion: number;
-  lastConfirmedVersion: number;
-  /** Version ranges announced by the device but not yet contiguous with coverage. */
-  gaps: VersionWindow[];
-}
+// Wire shapes (core protocol/wire.ts), shared with OffSync's client.
+export type { SyncStatus, VersionWindow };
 
 export interface PeerRecord {
   siteId: string;

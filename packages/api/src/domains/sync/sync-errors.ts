@@ -3,47 +3,10 @@
  * JSON:API style body; G3 `apply` reports payload failures inside SyncStatus `failures.apply`.
  */
 
-export const SyncErrorCode = {
-  UNAUTHORIZED: 'unauthorized',
-  FORBIDDEN: 'forbidden',
-  /** The site id belongs to another principal (docs/PROTOCOL.md "Device identity"). */
-  SITE_FORBIDDEN: 'site_forbidden',
-  DATABASE_NOT_FOUND: 'database_not_found',
-  SYNC_DISABLED: 'sync_disabled',
-  INVALID_SITE_ID: 'invalid_site_id',
-  INVALID_REQUEST: 'invalid_request',
-  INVALID_PAYLOAD: 'invalid_payload',
-  PAYLOAD_TOO_LARGE: 'payload_too_large',
-  /** G3 chunked batch (docs/PROTOCOL.md "Chunked batches"): out of order, other window, conflicting re-send. */
-  BATCH_INVALID: 'batch_invalid',
-  /** A site's buffered G3 batch exceeds the per-site limit. */
-  BATCH_TOO_LARGE: 'batch_too_large',
-  /** All buffered G3 batches together exceed the global limit (retry later). */
-  BATCH_BUFFERS_FULL: 'batch_buffers_full',
-  SCHEMA_HASH_UNKNOWN: 'schema_hash_unknown',
-  UNKNOWN_TABLE: 'unknown_table',
-  UNKNOWN_COLUMN: 'unknown_column',
-  APPLY_FAILED: 'apply_failed',
-  ARTIFACT_INVALID: 'artifact_invalid',
-  ARTIFACT_EXPIRED: 'artifact_expired',
-  ARTIFACT_USED: 'artifact_used',
-  ARTIFACT_MISMATCH: 'artifact_mismatch',
-  NOT_FOUND: 'not_found',
-  METHOD_NOT_ALLOWED: 'method_not_allowed',
-  SERVER_BUSY: 'server_busy',
-  /** The central database file is missing or was replaced; refused until `restoreConnection` (docs/ARCHITECTURE.md "Central files"). */
-  DATABASE_FILE_MISSING: 'database_file_missing',
-  /** Too many requests of one credential (token bucket); `Retry-After` says when to retry. */
-  RATE_LIMITED: 'rate_limited',
-  /** A per-credential quota (pending upload bytes, concurrent uploads) is full; `Retry-After`. */
-  QUOTA_EXCEEDED: 'quota_exceeded',
-  /** The central database (PostgreSQL) cannot be reached right now; retry later. */
-  DATABASE_UNAVAILABLE: 'database_unavailable',
-  /** The operation exists but not for this kind of database yet (e.g. a SQLite-only feature on POSTGRES). */
-  NOT_SUPPORTED: 'not_supported',
-  INTERNAL: 'internal_error',
-} as const;
-export type SyncErrorCode = (typeof SyncErrorCode)[keyof typeof SyncErrorCode];
+import { SyncErrorCode } from '@offsync/core';
+
+// The codes are part of the wire protocol (core protocol/wire.ts), shared with OffSync's client.
+export { SyncErrorCode };
 
 const STATUS: Record<SyncErrorCode, number> = {
   unauthorized: 401,

@@ -11,7 +11,7 @@
  */
 import { MAX_SEQ } from '../download-pages.ts';
 import type { Cursor } from '../download-pages.ts';
-import type { SyncStatus, VersionWindow } from '../peer-state.ts';
+import type { CheckChunk, CheckData, RejectedReport, SyncStatus, SyncStatusReply, VersionWindow } from '@offsync/core';
 import type { RejectionEntry } from '../rejection-log.ts';
 import { chunkFieldsOf } from '../chunk-batches.ts';
 import { runHook } from '../sync-deps.ts';
@@ -56,7 +56,7 @@ export function decodeBlob(blob: unknown, maxBytes: number): Uint8Array {
 }
 
 /** G3 SyncStatus carrying a refused apply; versions unchanged so the client re-sends later. */
-function failureStatus(status: SyncStatus, err: SyncError): SyncStatus & { failures: { apply: Record<string, unknown> } } {
+function failureStatus(status: SyncStatus, err: SyncError): SyncStatusReply {
   return {
     ...status,
     failures: { apply: { code: err.code, message: err.detail ?? err.title, retryable: err.retryable, failedAt: new Date().toISOString() } },
@@ -121,7 +121,7 @@ export async function applyUpload(c: ApiCall): Promise<void> {
  * under `failures.rejected`, NOT `failures.apply` — the batch was applied and its window is
  * covered; the device receives compensating changes on its next check.
  */
-function rejectionReport(entries: readonly RejectionEntry[]): Record<string, unknown> {
+function rejectionReport(entries: readonly RejectionEntry[]): RejectedReport {
   const first = entries[0];
   return {
     code: first?.code ?? 'rejected',
@@ -180,14 +180,15 @@ async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<v
   const first = r.pages[0];
   if (first === undefined) return sendEmpty(c.res);
   if (first.payload !== undefined && r.complete && r.pages.length === 1) {
-    const n = sendJson(c.res, { data: { payload: Buffer.from(first.payload).toString('base64'), watermark: r.watermark, final: true } });
+    const data: CheckData = { payload: Buffer.from(first.payload).toString('base64'), watermark: r.watermark, final: true };
+    const n = sendJson(c.res, { data });
     runHook(state.deps, 'recordTraffic', () => state.deps.recordTraffic(c.db.id, c.site, { uploadBytes: 0, downloadBytes: n }));
     return;
   }
   // One shared-store record holds the resume position after every chunk of this reply (http/g3-cursors.ts).
   const cursors = await state.cursors.issue(c.db.id, c.site, base, r.pages.map((p) => p.to));
   const chunks = await Promise.all(r.pages.map(async (p, i) => {
-    const chunk: { url?: string; payload?: string; cursor: number; watermark?: number } = { cursor: cursors[i] ?? 0 };
+    const chunk: CheckChunk = { cursor: cursors[i] ?? 0 };
     if (p.payload !== undefined) chunk.payload = Buffer.from(p.payload).toString('base64');
     else {
       chunk.url = await state.artifacts.issueDownload(
@@ -199,7 +200,7 @@ async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<v
     if (r.complete && i === r.pages.length - 1) chunk.watermark = r.watermark;
     return chunk;
   }));
-  const data: { chunks: typeof chunks; final: boolean; nextCursor: number; watermark?: number } = {
+  const data: CheckData = {
     chunks,
     final: r.complete,
     nextCursor: chunks[chunks.length - 1]?.cursor ?? 0,
