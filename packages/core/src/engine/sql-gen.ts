@@ -173,11 +173,6 @@ function changedSql(col: string, declared: string): string {
   return `(NEW.${c} IS NOT OLD.${c} COLLATE BINARY OR typeof(NEW.${c}) <> typeof(OLD.${c}))`;
 }
 
-/** The key did not change: the negation of {@link changedSql} over the key columns. */
-function pkSameSql(schema: TableSchema): string {
-  return schema.pkColumns.map((k) => `NOT ${changedSql(k.name, k.type)}`).join(' AND ');
-}
-
 export const triggerNames = (table: string): string[] =>
   ['ins', 'upd', 'updpk', 'del', 'gos_upd', 'gos_del'].map((k) => `offsync_${k}_${table}`);
 
@@ -250,7 +245,7 @@ export function loggedKeyBlobSql(schema: TableSchema, k: string): string {
  */
 export function triggerSql({ schema, columnIds, algorithm, filter, keepTombstoneValues }: TriggerInput): string {
   const t = quoteIdent(schema.name);
-  const [ins, upd, updpk, del, gosUpd, gosDel] = triggerNames(schema.name).map(quoteIdent);
+  const [ins, upd, , del, gosUpd, gosDel] = triggerNames(schema.name).map(quoteIdent);
   const cols = orderedColumns(columnIds, schema.valueColumns.map((v) => v.name));
   const wide = cols.length > MAX_MASK_BITS;
   const declared = new Map(schema.columns.map((c) => [c.name, c.type]));
@@ -259,8 +254,6 @@ export function triggerSql({ schema, columnIds, algorithm, filter, keepTombstone
   const mask = wide
     ? cols.length === 0 ? "''" : cols.map((c) => `CASE WHEN ${changedSql(c.name, declared.get(c.name) ?? '')} THEN '1' ELSE '0' END`).join(' || ')
     : cols.length === 0 ? '0' : cols.map((c) => `${changedSql(c.name, declared.get(c.name) ?? '')} * ${2 ** (c.ord + 2)}`).join(' + ');
-  // (op, m) of an update-shaped log row, `kind` in the low bits.
-  const opOf = (kind: number): { op: string; m: string } => (wide ? { op: String(kind), m: mask } : { op: kind === 0 ? mask : `${kind} + ${mask}`, m: 'NULL' });
   const anyChange = cols.map((c) => changedSql(c.name, declared.get(c.name) ?? '')).join(' OR ');
 
   const out: string[] = [];
@@ -276,31 +269,27 @@ END;`);
 END;`);
     return out.join('\n');
   }
-  const same = pkSameSql(schema);
-  if (cols.length > 0) {
-    const u = opOf(LOG_UPDATE);
-    out.push(`CREATE TRIGGER IF NOT EXISTS ${upd} AFTER UPDATE ON ${t} WHEN ${NOT_APPLYING} AND ${same} AND (${anyChange})${when('NEW')} BEGIN
-  INSERT INTO offsync_write_log (tbl, op, k, m) VALUES (${tbl}, ${u.op}, ${logKeySql(schema, 'NEW')}, ${u.m});
-END;`);
-  }
   // The old key's last values, for central databases under RLS (docs/ARCHITECTURE.md "RLS model").
   const allCols = schema.columns.map((x) => x.name);
-  const keepLast =
+  const keepLast = (only: string): string =>
     keepTombstoneValues === true
       ? `INSERT OR REPLACE INTO offsync_tombstones (tbl, pk, vals, audience)
     SELECT ${tbl}, ${pkBlobSql(schema, 'OLD')}, ${tombstoneValuesSql(allCols, 'OLD')}, NULL
-    WHERE EXISTS (SELECT 1 FROM offsync_settings WHERE key = '${TOMBSTONE_VALUES_SETTING}');`
+    WHERE ${only}EXISTS (SELECT 1 FROM offsync_settings WHERE key = '${TOMBSTONE_VALUES_SETTING}');`
       : '';
-  // Primary-key change: the old key is deleted, the new one inserted (with a sentinel) and its
-  // columns changed by the same UPDATE bumped once more (§P5, local writes).
-  const p = opOf(LOG_PK_CHANGE);
-  out.push(`CREATE TRIGGER IF NOT EXISTS ${updpk} AFTER UPDATE ON ${t} WHEN ${NOT_APPLYING} AND NOT (${same})${when('NEW')} BEGIN
-  INSERT INTO offsync_write_log (tbl, op, k, k2, m) VALUES (${tbl}, ${p.op}, ${logKeySql(schema, 'NEW')}, ${logKeySql(schema, 'OLD')}, ${p.m});
-  ${keepLast}
+  // One trigger for every UPDATE (a second one would evaluate its condition for every row too).
+  // A primary-key change deletes the old key and inserts the new one (with a sentinel), its
+  // columns changed by the same UPDATE bumped once more (§P5, local writes): one log row.
+  const keyChanged = schema.pkColumns.map((k) => changedSql(k.name, k.type)).join(' OR ');
+  const kind = `CASE WHEN ${keyChanged} THEN ${LOG_PK_CHANGE} ELSE ${LOG_UPDATE} END`;
+  const op = wide ? kind : cols.length === 0 ? kind : `${kind} + ${mask}`;
+  out.push(`CREATE TRIGGER IF NOT EXISTS ${upd} AFTER UPDATE ON ${t} WHEN ${NOT_APPLYING} AND (${keyChanged}${cols.length > 0 ? ` OR ${anyChange}` : ''})${when('NEW')} BEGIN
+  INSERT INTO offsync_write_log (tbl, op, k, k2, m) VALUES (${tbl}, ${op}, ${logKeySql(schema, 'NEW')}, CASE WHEN ${keyChanged} THEN ${logKeySql(schema, 'OLD')} END, ${wide ? mask : 'NULL'});
+  ${keepLast(`(${keyChanged}) AND `)}
 END;`);
   out.push(`CREATE TRIGGER IF NOT EXISTS ${del} AFTER DELETE ON ${t} WHEN ${NOT_APPLYING}${when('OLD')} BEGIN
   INSERT INTO offsync_write_log (tbl, op, k) VALUES (${tbl}, ${LOG_DELETE}, ${logKeySql(schema, 'OLD')});
-  ${keepLast}
+  ${keepLast('')}
 END;`);
   return out.join('\n');
 }
