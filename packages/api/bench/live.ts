@@ -22,12 +22,16 @@ const PUSH = `mutation($db: ID!, $site: String!, $payload: String!, $min: Int, $
 interface Sub {
   client: Client;
   received: number;
+  /** `received` this round ends at (propagation). */
+  target: number;
   lastAt: number;
   caughtUp: boolean;
 }
 
 export class Fleet {
   readonly subs: Sub[] = [];
+  /** Subscribers still short of their target this round (a counter, so a batch costs O(1) here, not a scan of the fleet). */
+  remaining = 0;
   #onBatch: (() => void) | undefined;
   constructor(readonly server: BenchServer) {}
 
@@ -38,15 +42,15 @@ export class Fleet {
     const fresh: Sub[] = [];
     for (let i = 0; i < n; i++) {
       const client = createClient({ url: this.server.wsUrl, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${this.server.adminKey}` }, retryAttempts: 0, lazy: true });
-      const sub: Sub = { client, received: 0, lastAt: 0, caughtUp: false };
+      const sub: Sub = { client, received: 0, target: 0, lastAt: 0, caughtUp: false };
       client.subscribe<{ changes: { payload: string | null } }>(
         { query: CHANGES, variables: { db: this.server.databaseId, site: randomBytes(16).toString('hex'), cursor } },
         {
           next: (r) => {
             if (r.data?.changes.payload === null) sub.caughtUp = true;
             else {
-              sub.received++;
               sub.lastAt = performance.now();
+              if (++sub.received === sub.target) this.remaining--;
             }
             this.#onBatch?.();
           },
@@ -75,6 +79,12 @@ export class Fleet {
         resolve();
       };
     });
+  }
+
+  /** Every subscriber is now expected to receive one batch more. */
+  expectOneMore(): void {
+    for (const s of this.subs) s.target = s.received + 1;
+    this.remaining = this.subs.length;
   }
 
   async close(): Promise<void> {
@@ -118,11 +128,11 @@ export async function propagation(fleet: Fleet, writer: Writer, rounds: number):
   const chosen: number[] = [];
   const last: number[] = [];
   for (let r = 0; r < rounds; r++) {
-    const target = fleet.subs.map((s) => s.received + 1);
+    fleet.expectOneMore();
     const pick = Math.floor(Math.random() * fleet.subs.length);
     const t0 = performance.now();
     await writer.push();
-    await fleet.until(() => fleet.subs.every((s, i) => s.received >= (target[i] ?? 0)), 30_000);
+    await fleet.until(() => fleet.remaining <= 0, 30_000);
     chosen.push((fleet.subs[pick]?.lastAt ?? t0) - t0);
     last.push(Math.max(...fleet.subs.map((s) => s.lastAt)) - t0);
   }
