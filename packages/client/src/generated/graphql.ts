@@ -130,7 +130,7 @@ export type TableDeployOptions = {
   algorithm?: CrdtAlgorithm | null | undefined;
   /** Flag 1: allow a single-column INTEGER primary key (your ids are globally unique) */
   allowIntegerPk?: boolean | null | undefined;
-  /** TEXT columns (not in the primary key) to mark block-LWW when the table is added (docs/PROTOCOL.md "Block columns"; devices call cloudsync_set_column(table, column, 'algo', 'block')). An already-synced table keeps its block columns: other ones are refused (VALIDATION_FAILED, reason BLOCK_COLUMNS_CHANGE). SQLITE databases only (POSTGRES: NOT_SUPPORTED_YET, reason BLOCK_COLUMNS_UNSUPPORTED) */
+  /** TEXT columns (not in the primary key) to mark block-LWW when the table is added (docs/PROTOCOL.md "Block columns"; devices call cloudsync_set_column(table, column, 'algo', 'block')). An already-synced table keeps its block columns: other ones are refused (VALIDATION_FAILED, reason BLOCK_COLUMNS_CHANGE). SQLITE and POSTGRES databases */
   blockColumns?: Array<string> | null | undefined;
   /** Flag 2: allow NOT NULL columns without a DEFAULT */
   skipNotNullDefault?: boolean | null | undefined;

@@ -146,11 +146,4 @@ describe('deployTables blockColumns', () => {
     expect([...engine.changes()].filter((c) => c.tbl === 'notes').map((c) => c.col.split(US)[0])).toEqual(expect.arrayContaining(['body', 'summary']));
     expect(engine.blockColumns('notes')).toEqual(['summary']);
   });
-
-  test('POSTGRES databases refuse block columns (NOT_SUPPORTED_YET, BLOCK_COLUMNS_UNSUPPORTED) before connecting', async () => {
-    const p = await app.services.projects.createProject({ name: 'pg', kind: 'POSTGRES' });
-    const db = await app.services.databases.createDatabase({ projectId: p.id, name: 'pg', connection: { host: '127.0.0.1', port: 1, database: 'x', user: 'u', password: 'p' } });
-    const r = await gql(DEPLOY, { databaseId: db.id, tables: ['items'], options: [{ table: 'items', blockColumns: ['title'] }] });
-    expect(r.errors?.[0]?.extensions).toMatchObject({ code: 'NOT_SUPPORTED_YET', reason: 'BLOCK_COLUMNS_UNSUPPORTED', table: 'items' });
-  });
 });

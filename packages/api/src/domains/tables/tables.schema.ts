@@ -181,7 +181,7 @@ const TableDeployOptionsInput = builder.inputType('TableDeployOptions', {
     skipNotNullDefault: t.boolean({ description: 'Flag 2: allow NOT NULL columns without a DEFAULT' }),
     skipPkNotNull: t.boolean({ description: 'Flag 4: allow primary-key columns not declared NOT NULL (NULL values are still refused)' }),
     blockColumns: t.stringList({
-      description: 'TEXT columns (not in the primary key) to mark block-LWW when the table is added (docs/PROTOCOL.md "Block columns"; devices call cloudsync_set_column(table, column, \'algo\', \'block\')). An already-synced table keeps its block columns: other ones are refused (VALIDATION_FAILED, reason BLOCK_COLUMNS_CHANGE). SQLITE databases only (POSTGRES: NOT_SUPPORTED_YET, reason BLOCK_COLUMNS_UNSUPPORTED)',
+      description: 'TEXT columns (not in the primary key) to mark block-LWW when the table is added (docs/PROTOCOL.md "Block columns"; devices call cloudsync_set_column(table, column, \'algo\', \'block\')). An already-synced table keeps its block columns: other ones are refused (VALIDATION_FAILED, reason BLOCK_COLUMNS_CHANGE). SQLITE and POSTGRES databases',
     }),
   }),
 });
