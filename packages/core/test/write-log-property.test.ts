@@ -25,6 +25,8 @@ import {
   triggerNames,
 } from '../src/engine/sql-gen.ts';
 import type { TriggerInput } from '../src/engine/sql-gen.ts';
+import { foldWriteLog } from '../src/engine/write-log.ts';
+import type { SqlDriver } from '../src/storage/driver.ts';
 import { readTableSchema } from '../src/schema/introspect.ts';
 import type { TableSchema } from '../src/schema/introspect.ts';
 import type { Change, SqlValue } from '../src/types.ts';
@@ -227,10 +229,10 @@ function run(e: SyncEngine, step: Extract<Step, { kind: 'stmts' }>): void {
 const show = (c: Change): string =>
   [c.tbl, Buffer.from(c.pk).toString('hex'), c.col, JSON.stringify(c.val, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v)), c.colVersion, c.dbVersion, Buffer.from(c.siteId).toString('hex'), c.cl, c.seq].join('|');
 
-function clocks(e: SyncEngine): string[] {
+function clocks(e: SyncEngine, only?: string): string[] {
   e.foldPending();
   const out: string[] = [];
-  for (const t of TABLES) {
+  for (const t of TABLES.filter((x) => only === undefined || x.name === only)) {
     for (const r of e.driver.prepare(`SELECT * FROM ${quoteIdent(rowsTableName(t.name))} ORDER BY pk`).all()) out.push(`${t.name} row ${JSON.stringify(Object.values(r), (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v))}`);
     for (const r of e.driver.prepare(`SELECT * FROM ${quoteIdent(cellsTableName(t.name))} ORDER BY pk, col`).all()) out.push(`${t.name} cell ${JSON.stringify(Object.values(r), (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v))}`);
   }
@@ -372,6 +374,81 @@ describe('files of the previous design (upgrade on open)', () => {
       expect(old.dbVersion()).toBe(ref.dbVersion());
       expect([...old.changes({})].map(show)).toEqual([...ref.changes({})].map(show));
       old.close();
+      ref.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('several connections on one file', () => {
+  test('writes of any connection are folded once, by whichever engine reads first; versions as with direct triggers', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const Database = (await import('better-sqlite3')).default;
+    const dir = mkdtempSync(join(tmpdir(), 'offsync-conns-'));
+    const opts = { now: () => 1_700_000_000_000, randomBytes: (k: number) => new Uint8Array(k).fill(9) };
+    try {
+      const a = openSyncDatabase(join(dir, 'shared.db'), opts);
+      a.driver.exec(TABLES[0]?.ddl ?? '');
+      a.init('todos');
+      const b = openSyncDatabase(join(dir, 'shared.db'), opts);
+      const shell = new Database(join(dir, 'shared.db'));
+      const ref = openSyncDatabase(':memory:', opts);
+      ref.driver.exec(TABLES[0]?.ddl ?? '');
+      ref.init('todos');
+      const refCtx = ref.table('todos');
+      if (refCtx === undefined) throw new Error('no table');
+      ref.driver.exec(dropTriggersSql('todos') + referenceTriggerSql({ schema: refCtx.schema, columnIds: refCtx.colIds, algorithm: 'cls' }));
+      const steps = [
+        "INSERT INTO todos (id, title) VALUES ('a', 'one'), ('b', 'two'), ('c', 'three')",
+        "UPDATE todos SET title = title || '!' WHERE id <> 'b'",
+        "DELETE FROM todos WHERE id = 'c'",
+        "INSERT INTO todos (id, title) VALUES ('c', 'back')",
+        "UPDATE todos SET id = 'd' WHERE id = 'a'",
+        "UPDATE todos SET done = 1",
+      ];
+      const writers = [shell, a.driver, b.driver];
+      steps.forEach((sql, i) => {
+        const w = writers[i % 3];
+        if (w === undefined) return;
+        w.exec(sql);
+        ref.driver.exec(sql);
+        // Every engine sees the pending versions; one of them folds.
+        expect(a.dbVersion()).toBe(ref.dbVersion());
+        expect(b.dbVersion()).toBe(ref.dbVersion());
+        if (i % 2 === 0) expect([...(i % 4 === 0 ? a : b).changes({})].map(show)).toEqual([...ref.changes({})].map(show));
+      });
+      expect([...a.changes({})].map(show)).toEqual([...ref.changes({})].map(show));
+      expect([...b.changes({})].map(show)).toEqual([...ref.changes({})].map(show));
+      expect(clocks(b, 'todos')).toEqual(clocks(ref, 'todos'));
+      // A fold that saw a pending log, then lost the race to another connection's fold, folds nothing.
+      shell.exec("INSERT INTO todos (id) VALUES ('race')");
+      ref.driver.exec("INSERT INTO todos (id) VALUES ('race')");
+      let raced = false;
+      const racing: SqlDriver = {
+        prepare: (sql) => a.driver.prepare(sql),
+        exec: (sql) => a.driver.exec(sql),
+        transaction: (fn) => {
+          if (!raced) {
+            raced = true;
+            expect(b.foldPending()).toBe(1);
+          }
+          return a.driver.transaction(fn);
+        },
+        get inTransaction() {
+          return a.driver.inTransaction;
+        },
+        close: () => undefined,
+      };
+      expect(foldWriteLog(racing, (n) => a.table(n), (v) => v)).toBe(0);
+      expect(raced).toBe(true);
+      expect(a.dbVersion()).toBe(ref.dbVersion());
+      expect([...a.changes({})].map(show)).toEqual([...ref.changes({})].map(show));
+      shell.close();
+      a.close();
+      b.close();
       ref.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -144,9 +144,11 @@ export function pendingVersions(driver: SqlDriver): number {
  * are dropped (their versions are still used). Returns how many versions were folded.
  */
 export function foldWriteLog(driver: SqlDriver, table: (name: string) => TableContext | undefined, checkClock: (v: number) => number): number {
-  const n = pendingVersions(driver);
-  if (n === 0) return 0;
+  if (pendingVersions(driver) === 0) return 0;
   return driver.transaction(() => {
+    // Read again under the write lock: another connection may have folded in between.
+    const n = pendingVersions(driver);
+    if (n === 0) return 0;
     driver.exec(TEMP_SQL);
     const base = Number(driver.prepare('SELECT v FROM offsync_clock WHERE id = 1').getRaw()?.[0] ?? 0);
     checkClock(base + n);
