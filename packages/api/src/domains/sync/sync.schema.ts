@@ -134,7 +134,7 @@ builder.subscriptionFields((t) => ({
       const { db, site, principal } = await syncCaller(ctx, String(a.databaseId), a.siteId);
       ctx.sync.recordActivity(db, site, principal, { uploadBytes: 0, downloadBytes: 0 });
       const sessions = liveSessionsOf(ctx.services);
-      // Traffic: base64 bytes of the payloads, reported at most every TRAFFIC_FLUSH_MS per stream
+      // Traffic: base64 bytes of the payloads, reported every 15–30 s per stream (TRAFFIC_FLUSH_MS)
       // (one counter write per subscriber per interval, not per batch) and when the stream ends.
       const traffic = (bytes: number): void => ctx.sync.recordTraffic(db, site, { uploadBytes: 0, downloadBytes: bytes });
       return liveChanges({ sync: ctx.sync, hub: changeHubOf(ctx.services.pubsub), db, site, principal, after, pageBytes, sessions, traffic });

@@ -33,8 +33,13 @@ import type { LiveEndCode, LiveSessions } from './live-sessions.ts';
 import { joinEventPage, livePage } from './shared-pages.ts';
 import type { PageWaiter } from './shared-pages.ts';
 
-/** How long a subscriber's schema-hash stamp is reused (it also refreshes after the device's own uploads). */
+/**
+ * How long a subscriber's schema-hash stamp is reused at most (it also refreshes after the
+ * device's own uploads). Each stamp lives a random part of it (half to all): the subscribers an
+ * event wakes together would otherwise all refresh in the same event, one schema hash each.
+ */
 const STAMP_TTL_MS = 1000;
+const stampUntil = (now: number): number => now + STAMP_TTL_MS * (0.5 + Math.random() / 2);
 
 export interface ChangesBatch {
   /** The encoded payload (same format as HTTP downloads); null on the "caught up" marker. */
@@ -59,7 +64,7 @@ export interface LiveChangesOptions {
   sessions?: LiveSessions;
   /**
    * Download traffic of the stream (base64 bytes of the payloads delivered), summed and reported
-   * at most every {@link TRAFFIC_FLUSH_MS} (off the delivery path) and when the stream ends.
+   * every 15–30 s ({@link TRAFFIC_FLUSH_MS}, off the delivery path) and when the stream ends.
    */
   traffic?: (bytes: number) => void;
 }
@@ -80,8 +85,13 @@ export interface LiveSink {
   end(error: unknown): void;
 }
 
-/** Traffic counters are flushed at most this often per stream (one counter write per interval, not per batch). */
+/** Traffic counters are flushed about this often per stream (one counter write per interval, not per batch). */
 export const TRAFFIC_FLUSH_MS = 30_000;
+/**
+ * A stream's next flush is due a random part (half to all) of {@link TRAFFIC_FLUSH_MS} after the
+ * last: streams that a fan-out made due together drift apart instead of flushing together for ever.
+ */
+const flushDue = (now: number): number => now + TRAFFIC_FLUSH_MS * (0.5 + Math.random() / 2);
 /** Traffic flushes started per turn of the event loop (a fan-out of N subscribers never starts N counter writes at once). */
 const FLUSHES_PER_TURN = 8;
 
@@ -151,11 +161,12 @@ export class LiveStream implements AsyncIterableIterator<ChangesBatch>, PageWait
   #terminal: { error: unknown } | undefined;
   #pending: Pending[] = [];
   #sink: LiveSink | undefined;
-  #stamp: { hash: bigint; at: number } | undefined;
+  #stamp: { hash: bigint; until: number } | undefined;
   #unlisten: (() => void) | undefined;
   #unregister: (() => void) | undefined;
   #traffic = 0;
-  #trafficAt = Date.now();
+  /** When the traffic summed so far is due (see {@link flushDue}). */
+  #trafficDue = flushDue(Date.now());
   #flushQueued = false;
 
   constructor(o: LiveChangesOptions) {
@@ -208,7 +219,7 @@ export class LiveStream implements AsyncIterableIterator<ChangesBatch>, PageWait
   /** Reports the traffic summed so far (exposed for the flush queue). */
   flushTraffic(): void {
     this.#flushQueued = false;
-    this.#trafficAt = Date.now();
+    this.#trafficDue = flushDue(Date.now());
     if (this.#traffic > 0) this.#o.traffic?.(this.#traffic);
     this.#traffic = 0;
   }
@@ -289,7 +300,7 @@ export class LiveStream implements AsyncIterableIterator<ChangesBatch>, PageWait
       if (o.db.kind === 'sqlite') return livePage(o.sync, o.db, o.site, o.principal, this.#cursor, o.pageBytes, this.#sqliteStamp(o.db), event);
       // POSTGRES databases: each subscriber reads its own page (shared pages key on the SQLite engine).
       const now = Date.now();
-      if (this.#stamp === undefined || now - this.#stamp.at > STAMP_TTL_MS) this.#stamp = { hash: await o.sync.stamp(o.db, o.site, undefined), at: now };
+      if (this.#stamp === undefined || now > this.#stamp.until) this.#stamp = { hash: await o.sync.stamp(o.db, o.site, undefined), until: stampUntil(now) };
       return o.sync.download(o.db, o.site, this.#cursor, o.principal, { pageBytes: o.pageBytes, maxPages: 1, schemaHash: this.#stamp.hash });
     };
     read().then(
@@ -300,7 +311,7 @@ export class LiveStream implements AsyncIterableIterator<ChangesBatch>, PageWait
 
   #sqliteStamp(db: Extract<Central, { kind: 'sqlite' }>): bigint {
     const now = Date.now();
-    if (this.#stamp === undefined || now - this.#stamp.at > STAMP_TTL_MS) this.#stamp = { hash: this.#o.sync.stampFor(db, this.#o.site, undefined), at: now };
+    if (this.#stamp === undefined || now > this.#stamp.until) this.#stamp = { hash: this.#o.sync.stampFor(db, this.#o.site, undefined), until: stampUntil(now) };
     return this.#stamp.hash;
   }
 
@@ -340,7 +351,7 @@ export class LiveStream implements AsyncIterableIterator<ChangesBatch>, PageWait
   #count(batch: ChangesBatch): void {
     if (this.#o.traffic === undefined || batch.payload === null) return;
     this.#traffic += 4 * Math.ceil(batch.payload.length / 3);
-    if (!this.#flushQueued && Date.now() - this.#trafficAt >= TRAFFIC_FLUSH_MS) {
+    if (!this.#flushQueued && Date.now() >= this.#trafficDue) {
       this.#flushQueued = true;
       scheduleFlush(this);
     }
