@@ -48,6 +48,9 @@ import { createTestTarget } from './helpers.ts';
 import type { TestTarget } from './helpers.ts';
 import { startRoundRobinProxy, startSessionGate, startTcpRelay } from './sync-fixtures/cluster.ts';
 import type { RoundRobinProxy, SessionGate, TcpRelay } from './sync-fixtures/cluster.ts';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { CHANGES } from './graphql-sync-fixture.ts';
 import { call, newDevice, ROWS_SQL, siteHex } from './sync-fixtures/devices.ts';
 import type { Device, Reply } from './sync-fixtures/devices.ts';
 import { openTestPostgres } from './sync-fixtures/postgres.ts';
@@ -469,6 +472,31 @@ describe(`three nodes on ${REAL_PG === undefined ? 'PGlite' : 'PostgreSQL'} (con
       replaced = startNode(KILLED, ports[KILLED]);
     };
 
+    // A live `changes` subscriber on a node that stays up: every merge on any node reaches it
+    // through Redis (its replica ends equal to PostgreSQL). Woken by each batch, no fixed sleep.
+    const LIVE = (KILLED + 1) % 3;
+    const live = newDevice();
+    const client = createClient({ url: `ws://127.0.0.1:${ports[LIVE]}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${apiKey}`, databaseId }, retryAttempts: 0, lazy: true });
+    let liveError: unknown;
+    let wakeLive: (() => void) | undefined;
+    const unsubscribe = client.subscribe<{ changes: { payload: string | null } }>(
+      { query: CHANGES, variables: { db: databaseId, site: siteHex(live), cursor: null, max: null } },
+      {
+        next: (r) => {
+          const p = r.data?.changes.payload;
+          if (typeof p === 'string') live.applyPayload(new Uint8Array(Buffer.from(p, 'base64')));
+          if (r.errors !== undefined) liveError = r.errors;
+          wakeLive?.();
+        },
+        error: (e) => {
+          liveError = e;
+          wakeLive?.();
+        },
+        complete: () => undefined,
+      },
+    );
+    const liveRows = (): unknown[][] => (live.driver.prepare(ROWS_SQL).all() as Array<Record<string, unknown>>).map((r) => Object.values(r).map((v) => (typeof v === 'bigint' ? Number(v) : v)));
+
     const t0 = performance.now();
     await Promise.all(peers.map(async (p) => {
       for (let round = 0; round < ROUNDS; round++) {
@@ -503,6 +531,16 @@ describe(`three nodes on ${REAL_PG === undefined ? 'PGlite' : 'PostgreSQL'} (con
 
     // Convergence: every device holds exactly PostgreSQL's rows.
     for (const p of peers) expect(p.rows(), p.name).toEqual(pgRows);
+    // The live subscriber too, fed only by events of merges made on all three nodes.
+    const same = (): boolean => JSON.stringify(liveRows()) === JSON.stringify(pgRows);
+    const deadline = setTimeout(() => wakeLive?.(), 30_000);
+    const until = Date.now() + 30_000;
+    while (!same() && liveError === undefined && Date.now() < until) await new Promise<void>((r) => (wakeLive = r));
+    clearTimeout(deadline);
+    unsubscribe();
+    await client.dispose();
+    expect(liveError).toBeUndefined();
+    expect(liveRows()).toEqual(pgRows);
 
     // The run really went through three nodes, the kill and the replacement.
     for (const p of peers) {
