@@ -264,9 +264,13 @@ export class LiveStream implements AsyncIterableIterator<ChangesBatch>, PageWait
     // Caught up and woken by an event: the event's shared page; otherwise (replay) the head's.
     const event = this.#caughtUp ? this.#event : undefined;
     this.#event = undefined;
-    if (event !== undefined && o.db.kind === 'sqlite') {
-      const hash = this.#sqliteStamp(o.db);
-      if (joinEventPage(o.sync, o.db, o.site, o.principal, this.#cursor, o.pageBytes, hash, event, this)) return;
+    try {
+      if (event !== undefined && o.db.kind === 'sqlite') {
+        const hash = this.#sqliteStamp(o.db);
+        if (joinEventPage(o.sync, o.db, o.site, o.principal, this.#cursor, o.pageBytes, hash, event, this)) return;
+      }
+    } catch (e) {
+      return this.#failed(e);
     }
     this.#readOwn(event, false);
   }

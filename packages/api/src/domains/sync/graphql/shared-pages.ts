@@ -92,7 +92,14 @@ class EventPage {
     const sites = this.#sites;
     this.#waiters = [];
     this.#sites = [];
-    for (let i = 0; i < waiters.length; i++) this.#hand(waiters[i] as PageWaiter, sites[i] as string);
+    for (let i = 0; i < waiters.length; i++) {
+      // One waiter that throws must not strand the others (a live stream ends itself on its own errors).
+      try {
+        this.#hand(waiters[i] as PageWaiter, sites[i] as string);
+      } catch (e) {
+        console.error('sync: live page waiter failed', e);
+      }
+    }
   }
 }
 
