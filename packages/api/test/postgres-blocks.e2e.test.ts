@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { startApp } from './data-plane-fixtures.ts';
 import type { RunningApp } from './data-plane-fixtures.ts';
-import { openNativeDevice } from './sync-fixtures/native-device.ts';
+import { openSyncingDevice, receiveUntil as receiveBody, sendAll } from './sync-fixtures/native-device.ts';
 import type { NativeDevice } from './sync-fixtures/native-device.ts';
 import { openTestPostgres } from './sync-fixtures/postgres.ts';
 import type { TestPostgres } from './sync-fixtures/postgres.ts';
@@ -89,26 +89,17 @@ test('deployTables validates blockColumns on POSTGRES like SQLite (before touchi
 });
 
 async function device(): Promise<NativeDevice> {
-  const dev = await openNativeDevice();
+  const dev = await openSyncingDevice({ origin: t.origin, databaseId, ddl: DDL, table: 'notes', blockColumn: 'body', apiKey });
   devices.push(dev);
-  expect(await dev.value('SELECT cloudsync_version()')).toBe('1.1.4');
-  await dev.exec(DDL);
-  await dev.value("SELECT cloudsync_init('notes')");
-  await dev.value("SELECT cloudsync_set_column('notes', 'body', 'algo', 'block')");
-  await dev.value('SELECT cloudsync_network_init_custom(?, ?)', t.origin, databaseId);
-  await dev.value('SELECT cloudsync_network_set_apikey(?)', apiKey);
   return dev;
 }
 
 async function send(dev: NativeDevice): Promise<void> {
-  for (let i = 0; i < 5 && (await dev.value('SELECT cloudsync_network_has_unsent_changes()')) !== 0n; i++) await dev.value('SELECT cloudsync_network_send_changes()');
-  expect(await dev.value('SELECT cloudsync_network_has_unsent_changes()')).toBe(0n);
+  expect(await sendAll(dev)).toBe(0n);
 }
 
 async function receiveUntil(dev: NativeDevice, want: string): Promise<void> {
-  const body = async (): Promise<unknown> => dev.value("SELECT body FROM notes WHERE id = 'n1'");
-  for (let i = 0; i < 10 && (await body()) !== want; i++) await dev.value('SELECT cloudsync_network_receive_changes()');
-  expect(await body()).toBe(want);
+  expect(await receiveBody(dev, "SELECT body FROM notes WHERE id = 'n1'", want)).toBe(want);
 }
 
 const centralBody = async (): Promise<unknown> => (await pg.sql("SELECT body FROM notes WHERE id = 'n1'"))[0]?.[0];

@@ -12,7 +12,7 @@ import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { CHANGES } from './graphql-sync-fixture.ts';
 import { call } from './sync-fixtures/devices.ts';
-import { openNativeDevice } from './sync-fixtures/native-device.ts';
+import { openSyncingDevice, receiveUntil, sendAll } from './sync-fixtures/native-device.ts';
 import type { NativeDevice } from './sync-fixtures/native-device.ts';
 import { openTestPostgres } from './sync-fixtures/postgres.ts';
 import type { TestPostgres } from './sync-fixtures/postgres.ts';
@@ -117,20 +117,13 @@ test('G2b URL upload (slot issued, PUT, apply by URL) and a G1 check answering a
 });
 
 test('the native 1.1.4 client syncs through PostgreSQL with an API key, both ways', async () => {
-  const dev = await openNativeDevice();
+  const dev = await openSyncingDevice({ origin: t.origin, databaseId, ddl: DEVICE_DDL, table: 'todos', apiKey });
   natives.push(dev);
-  await dev.exec(DEVICE_DDL);
-  await dev.value("SELECT cloudsync_init('todos')");
-  await dev.value('SELECT cloudsync_network_init_custom(?, ?)', t.origin, databaseId);
-  await dev.value('SELECT cloudsync_network_set_apikey(?)', apiKey);
   await dev.value("INSERT INTO todos (id, user_id, title) VALUES ('n1', 'u3', 'native')");
-  for (let i = 0; i < 5 && (await dev.value('SELECT cloudsync_network_has_unsent_changes()')) !== 0n; i++) await dev.value('SELECT cloudsync_network_send_changes()');
-  expect(await dev.value('SELECT cloudsync_network_has_unsent_changes()')).toBe(0n);
+  expect(await sendAll(dev)).toBe(0n);
   expect((await pg.sql("SELECT title FROM todos WHERE id = 'n1'"))[0]).toEqual(['native']);
   await pg.sql("UPDATE todos SET title = 'edited in psql' WHERE id = 'n1'");
-  const title = async (): Promise<unknown> => dev.value("SELECT title FROM todos WHERE id = 'n1'");
-  for (let i = 0; i < 10 && (await title()) !== 'edited in psql'; i++) await dev.value('SELECT cloudsync_network_receive_changes()');
-  expect(await title()).toBe('edited in psql');
+  expect(await receiveUntil(dev, "SELECT title FROM todos WHERE id = 'n1'", 'edited in psql')).toBe('edited in psql');
   // Everything PostgreSQL holds reached the device.
   expect(await dev.value('SELECT count(*) FROM todos')).toBe(BigInt((await pgRows()).length));
 });

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { closeExtension, openExtension, startServerInWorker } from '../../core/src/testing/sqlite-wasm.ts';
 import type { ExtensionDb, ExtensionModule, WorkerServer } from '../../core/src/testing/sqlite-wasm.ts';
-import { openNativeDevice } from './sync-fixtures/native-device.ts';
+import { openSyncingDevice, sendAll } from './sync-fixtures/native-device.ts';
 import type { NativeDevice } from './sync-fixtures/native-device.ts';
 import { PG_TODOS_DDL } from './sync-fixtures/pg-app-server.ts';
 
@@ -50,12 +50,8 @@ function wasmDevice(): ExtensionDb {
 }
 
 async function nativeDevice(): Promise<NativeDevice> {
-  const dev = await openNativeDevice();
+  const dev = await openSyncingDevice({ origin: server.origin, databaseId, ddl: PG_TODOS_DDL, table: 'todos', apiKey });
   natives.push(dev);
-  await dev.exec(PG_TODOS_DDL);
-  await dev.value("SELECT cloudsync_init('todos')");
-  await dev.value('SELECT cloudsync_network_init_custom(?, ?)', server.origin, databaseId);
-  await dev.value('SELECT cloudsync_network_set_apikey(?)', apiKey);
   return dev;
 }
 
@@ -63,14 +59,12 @@ test('0.9.99 (G2a) and 1.1.4 (G3) devices and psql converge on PostgreSQL', asyn
   expect(ext.cloudsyncVersion).toBe('0.9.99');
   const w = wasmDevice();
   const n = await nativeDevice();
-  expect(await n.value('SELECT cloudsync_version()')).toBe('1.1.4');
 
   w.exec("INSERT INTO todos (id, title, done) VALUES ('w1', 'from wasm', 0), ('w2', 'also wasm', 1)");
   expect(w.value('SELECT cloudsync_network_send_changes()')).toBeNull();
   expect(w.value('SELECT cloudsync_network_has_unsent_changes()')).toBe(0n);
   await n.value("INSERT INTO todos (id, title, done) VALUES ('n1', 'from native', 0)");
-  for (let i = 0; i < 5 && (await n.value('SELECT cloudsync_network_has_unsent_changes()')) !== 0n; i++) await n.value('SELECT cloudsync_network_send_changes()');
-  expect(await n.value('SELECT cloudsync_network_has_unsent_changes()')).toBe(0n);
+  expect(await sendAll(n)).toBe(0n);
   await server.call({ type: 'sql', sql: "INSERT INTO todos (id, title, done) VALUES ('p1', 'from psql', 1)" });
   expect((await pgRows()).map((r) => r.id)).toEqual(['n1', 'p1', 'w1', 'w2']);
 
@@ -79,7 +73,7 @@ test('0.9.99 (G2a) and 1.1.4 (G3) devices and psql converge on PostgreSQL', asyn
   await n.value('SELECT cloudsync_network_receive_changes()');
   await n.value("UPDATE todos SET title = 'native edit' WHERE id = 'w1'");
   w.value('SELECT cloudsync_network_send_changes()');
-  for (let i = 0; i < 5 && (await n.value('SELECT cloudsync_network_has_unsent_changes()')) !== 0n; i++) await n.value('SELECT cloudsync_network_send_changes()');
+  expect(await sendAll(n)).toBe(0n);
 
   const expected = await pgRows();
   for (let i = 0; i < 5; i++) {

@@ -86,3 +86,37 @@ export async function openNativeDevice(file = ':memory:'): Promise<NativeDevice>
     close: async () => void (await worker.terminate()),
   };
 }
+
+/** Sends until nothing is left unsent (at most `tries` sends); returns what is still unsent (0n when all went). */
+export async function sendAll(dev: NativeDevice, tries = 5): Promise<unknown> {
+  const unsent = (): Promise<unknown> => dev.value('SELECT cloudsync_network_has_unsent_changes()');
+  for (let i = 0; i < tries && (await unsent()) !== 0n; i++) await dev.value('SELECT cloudsync_network_send_changes()');
+  return unsent();
+}
+
+/** Receives until `sql`'s value is `want` (at most `tries` receives); returns the last value seen. */
+export async function receiveUntil(dev: NativeDevice, sql: string, want: unknown, tries = 10): Promise<unknown> {
+  for (let i = 0; i < tries && (await dev.value(sql)) !== want; i++) await dev.value('SELECT cloudsync_network_receive_changes()');
+  return dev.value(sql);
+}
+
+/**
+ * A fresh 1.1.4 device of `ddl` that syncs `table` (with `blockColumn` marked block-LWW, if given)
+ * through `origin` / `databaseId`, with an access token or an API key.
+ */
+export async function openSyncingDevice(o: { origin: string; databaseId: string; ddl: string; table: string; blockColumn?: string; token?: string; apiKey?: string }): Promise<NativeDevice> {
+  const dev = await openNativeDevice();
+  try {
+    if ((await dev.value('SELECT cloudsync_version()')) !== '1.1.4') throw new Error('expected the native 1.1.4 build');
+    await dev.exec(o.ddl);
+    await dev.value('SELECT cloudsync_init(?)', o.table);
+    if (o.blockColumn !== undefined) await dev.exec(`SELECT cloudsync_set_column('${o.table}', '${o.blockColumn}', 'algo', 'block')`);
+    await dev.value('SELECT cloudsync_network_init_custom(?, ?)', o.origin, o.databaseId);
+    if (o.token !== undefined) await dev.value('SELECT cloudsync_network_set_token(?)', o.token);
+    if (o.apiKey !== undefined) await dev.value('SELECT cloudsync_network_set_apikey(?)', o.apiKey);
+    return dev;
+  } catch (e) {
+    await dev.close();
+    throw e;
+  }
+}

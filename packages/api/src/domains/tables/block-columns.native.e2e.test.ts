@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { createAccessToken, startApp } from '../../../test/data-plane-fixtures.ts';
 import type { RunningApp } from '../../../test/data-plane-fixtures.ts';
-import { openNativeDevice } from '../../../test/sync-fixtures/native-device.ts';
+import { openSyncingDevice, receiveUntil as receiveBody, sendAll } from '../../../test/sync-fixtures/native-device.ts';
 import type { NativeDevice } from '../../../test/sync-fixtures/native-device.ts';
 import { sqliteDatabasePath } from '../databases/databases.service.ts';
 
@@ -40,26 +40,17 @@ afterAll(async () => {
 });
 
 async function device(user: string): Promise<NativeDevice> {
-  const dev = await openNativeDevice();
+  const dev = await openSyncingDevice({ origin: t.origin, databaseId, ddl: DDL, table: 'notes', blockColumn: 'body', token: await createAccessToken(t, databaseId, user) });
   devices.push(dev);
-  expect(await dev.value('SELECT cloudsync_version()')).toBe('1.1.4');
-  await dev.exec(DDL);
-  await dev.value("SELECT cloudsync_init('notes')");
-  await dev.value("SELECT cloudsync_set_column('notes', 'body', 'algo', 'block')");
-  await dev.value('SELECT cloudsync_network_init_custom(?, ?)', t.origin, databaseId);
-  await dev.value('SELECT cloudsync_network_set_token(?)', await createAccessToken(t, databaseId, user));
   return dev;
 }
 
 async function send(dev: NativeDevice): Promise<void> {
-  for (let i = 0; i < 5 && (await dev.value('SELECT cloudsync_network_has_unsent_changes()')) !== 0n; i++) await dev.value('SELECT cloudsync_network_send_changes()');
-  expect(await dev.value('SELECT cloudsync_network_has_unsent_changes()')).toBe(0n);
+  expect(await sendAll(dev)).toBe(0n);
 }
 
 async function receiveUntil(dev: NativeDevice, want: string): Promise<void> {
-  const body = async (): Promise<unknown> => dev.value("SELECT body FROM notes WHERE id = 'n1'");
-  for (let i = 0; i < 10 && (await body()) !== want; i++) await dev.value('SELECT cloudsync_network_receive_changes()');
-  expect(await body()).toBe(want);
+  expect(await receiveBody(dev, "SELECT body FROM notes WHERE id = 'n1'", want)).toBe(want);
 }
 
 const centralBody = async (): Promise<unknown> => (await t.app.sync.databases.get(databaseId)).engine.driver.prepare("SELECT body FROM notes WHERE id = 'n1'").getRaw()?.[0];
