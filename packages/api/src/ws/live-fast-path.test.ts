@@ -6,7 +6,7 @@
 import { buildSchema, execute, parse } from 'graphql';
 import { expect, test } from 'vitest';
 import type { ChangesBatch } from '../domains/sync/graphql/live-changes.ts';
-import { changesShape, serialise, serialisedOnce } from './live-fast-path.ts';
+import { changesShape, encodedOnce, serialise, serialisedOnce } from './live-fast-path.ts';
 
 const schema = buildSchema(`
   type SyncCursor { dbVersion: Int! seq: Int! }
@@ -69,4 +69,13 @@ test('one serialisation per batch object and shape', () => {
   const first = serialisedOnce(b, shape);
   expect(serialisedOnce(b, shape)).toBe(first);
   expect(serialisedOnce({ ...b, changes: 99 }, shape)).not.toBe(first);
+});
+
+test('the bytes every subscriber\'s frame copies are the UTF-8 of the serialisation, encoded once per batch and shape', () => {
+  const shape = changesShape(parse(accepted[0] ?? ''), 'Changes')!;
+  for (const b of batches) {
+    const bytes = encodedOnce(b, shape);
+    expect(bytes.toString('utf8')).toBe(serialise(b, shape));
+    expect(encodedOnce(b, shape)).toBe(bytes);
+  }
 });
