@@ -28,6 +28,20 @@ export interface RowFilter {
    * reading the row, true sends it without calling the filter, undefined falls back to it.
    */
   byKey?: (table: string, pk: readonly SqlValue[]) => boolean | undefined;
+  /**
+   * Optional, with `byKey`: the live rows of `table` the caller may see, as SQL — exactly the rows
+   * of `table` for which `where` (an expression over its columns, with named `params`) holds. The
+   * feed then leaves the other live rows out inside SQLite instead of reading and judging them
+   * one by one (an initial sync under RLS reads only what it sends). Undefined: no such SQL.
+   * Must agree with `byKey`.
+   */
+  sqlVisible?: (table: string) => SqlVisibility | undefined;
+}
+
+/** See {@link RowFilter.sqlVisible}. */
+export interface SqlVisibility {
+  where: string;
+  params: Readonly<Record<string, SqlValue>>;
 }
 
 export interface FeedOptions {
@@ -288,7 +302,12 @@ export function* changeFeed(host: FeedHost, opts: FeedOptions = {}): Generator<C
     const ex = rule.exclude === undefined ? undefined : BigInt(rule.exclude);
     const heap = new ItemHeap();
     heaps.set(ctx, heap);
-    const rows = s.rowsJoined.iterateRaw(v);
+    // RLS pushed into SQL: only live rows the caller may see (and every dead row, judged by its
+    // tombstone below). Not when a row could have left the caller's sight since the cursor: those
+    // need reading to be answered with a removal.
+    const vis = opts.rowFilter?.byKey === undefined ? undefined : opts.rowFilter.sqlVisible?.(ctx.name);
+    const pushed = vis !== undefined && s.priorAny.getRaw(ctx.name, v) === undefined ? ctx.rowsJoinedVisible(vis.where) : undefined;
+    const rows = pushed !== undefined && vis !== undefined ? pushed.iterateRaw(v, vis.params as unknown as SqlValue) : s.rowsJoined.iterateRaw(v);
     const cells = rule.localOnly ? s.cellsResidualLocal.iterateRaw(v, q, v) : ex !== undefined ? s.cellsResidualExcluding.iterateRaw(v, q, v, ex) : s.cellsResidual.iterateRaw(v, q, v);
     const blocks = host.blocks !== undefined && !opts.localOnly && host.blocks.columnsOf(ctx.name).length > 0 ? [blockItem(host.blocks, ctx.name, after, opts.excludeSiteRef)] : [];
     for (const it of [joinedItems(ctx, rows, after, rule, heap), cellItems(cells), ...blocks]) {

@@ -6,7 +6,7 @@
 import type { SqlDriver, SqlStatement } from '../storage/driver.ts';
 import type { TableSchema } from '../schema/introspect.ts';
 import type { CrdtAlgorithm, SqlValue } from '../types.ts';
-import { cellsTableName, orderedColumns, quoteIdent, quoteText, rowsTableName } from './sql-gen.ts';
+import { cellsTableName, orderedColumns, pkBlobSql, quoteIdent, quoteText, rowsTableName } from './sql-gen.ts';
 
 export interface ValueColumn {
   name: string;
@@ -32,6 +32,12 @@ export interface TableContext {
    */
   upsertColumns(cols: readonly string[]): SqlStatement;
   selectColumn(col: string): SqlStatement;
+  /**
+   * `rowsJoined` restricted to dead rows and the live rows whose base row satisfies `where` (an
+   * expression over this table's columns; named parameters allowed): an RLS SELECT pushed into
+   * the feed's SQL (`RowFilter.sqlVisible`). Prepared once per expression.
+   */
+  rowsJoinedVisible(where: string): SqlStatement;
 }
 
 export interface TableStatements {
@@ -118,9 +124,11 @@ export function createTableContext(
   // arrive as JS numbers, without a BigInt per column and row.
   const f = (x: string): string => `CAST(${x} AS REAL)`;
   const joined = joinedValuesSql(driver, schema, columns.map((v) => v.name), t);
-  const rowsJoinedSql = `SELECT r.pk, ${f('r.cl')}, ${f('r.sent')}, ${f('r.icv')}, ${f('r.db_version')}, ${f('r.seq')}, ${f('r.site')}, ${f('x.col')}, ${f('x.col_version')}, ${f('x.db_version')}, ${f('x.seq')}, ${f('x.site')}, ${joined.select}
+  const rowsJoinedHead = `SELECT r.pk, ${f('r.cl')}, ${f('r.sent')}, ${f('r.icv')}, ${f('r.db_version')}, ${f('r.seq')}, ${f('r.site')}, ${f('x.col')}, ${f('x.col_version')}, ${f('x.db_version')}, ${f('x.seq')}, ${f('x.site')}, ${joined.select}
     FROM ${r} r LEFT JOIN ${c} x ON x.pk = r.pk ${joined.join}
-    WHERE r.db_version >= ? ORDER BY r.db_version, r.seq, r.pk`;
+    WHERE r.db_version >= ?`;
+  const rowsJoinedSql = `${rowsJoinedHead} ORDER BY r.db_version, r.seq, r.pk`;
+  const visible = new Map<string, SqlStatement>();
   const residualSql = `SELECT x.pk, ${f('x.col')}, ${f('x.col_version')}, ${f('x.db_version')}, ${f('x.seq')}, ${f('x.site')}, ${f('COALESCE(r.cl, 1)')}
     FROM ${c} x LEFT JOIN ${r} r ON r.pk = x.pk
     WHERE (x.db_version, x.seq) > (?, ?) AND (r.pk IS NULL OR r.db_version < ? OR (x.db_version, x.seq) < (r.db_version, r.seq))`;
@@ -187,6 +195,17 @@ export function createTableContext(
            ON CONFLICT (${pkNames.join(', ')}) DO UPDATE SET ${q.map((x) => `${x} = excluded.${x}`).join(', ')}`,
         );
         upserts.set(key, s);
+      }
+      return s;
+    },
+    rowsJoinedVisible(where) {
+      let s = visible.get(where);
+      if (s === undefined) {
+        // Inner scope first: the policy's column names (and `<table>.col`) name the subquery's row.
+        const keys = `SELECT ${pkBlobSql(schema, t, false)} FROM ${t} AS ${t} WHERE (${where})`;
+        s = driver.prepare(`${rowsJoinedHead} AND (r.cl % 2 = 0 OR r.pk IN (${keys})) ORDER BY r.db_version, r.seq, r.pk`);
+        if (visible.size >= 64) visible.clear();
+        visible.set(where, s);
       }
       return s;
     },

@@ -11,7 +11,7 @@ import type { RlsOperation } from '../../tables/rls-validate.ts';
 import { policyAt, readPolicyHistory } from '../policy-history.ts';
 import type { PriorFilter, Principal, RowFilter, RowJudge, SyncEngine } from '../sync-deps.ts';
 import type { RlsEvaluator } from './rls-evaluator.ts';
-import { keyOf, visibleKeys } from './rls-sql.ts';
+import { keyOf, policySql, visibleKeys } from './rls-sql.ts';
 
 /** Policies of a database under ENFORCE, by lower-case table name; null = RLS not enforced. */
 export type Policies = ReadonlyMap<string, ReadonlyMap<RlsOperation, string>>;
@@ -52,6 +52,14 @@ export function buildRowFilter(all: Policies | null, principal: Principal, engin
       const expr = policies.get(table.toLowerCase())?.get('SELECT');
       if (expr === undefined) return false;
       return visibleSet(table, expr)?.has(keyOf(pk));
+    };
+    // And the same policy as SQL inside the feed's scan (rls-sql.ts): invisible live rows never
+    // leave SQLite — what makes an initial sync under RLS cost the rows it sends.
+    filter.sqlVisible = (table) => {
+      const expr = policies.get(table.toLowerCase())?.get('SELECT');
+      if (expr === undefined) return { where: '0', params: {} };
+      // Only where the key set could be built from the same SQL (so both agree, and it compiles).
+      return visibleSet(table, expr) === undefined ? undefined : policySql(expr, principal);
     };
   }
   return filter;

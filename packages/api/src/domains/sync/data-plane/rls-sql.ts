@@ -67,22 +67,33 @@ export function keyOf(values: readonly SqlValue[]): string {
 }
 
 /**
+ * A SELECT policy as a WHERE clause over its table with named parameters (the caller's user id
+ * and claims), or undefined when it cannot be rewritten safely. `@p IS @p` (always true) keeps both
+ * parameters declared whichever the policy uses.
+ */
+export function policySql(expression: string, principal: Principal): { where: string; params: Record<string, SqlValue> } | undefined {
+  const where = bindAuthCalls(expression);
+  if (where === undefined) return undefined;
+  return {
+    where: `(${where}) AND (@offsync_uid IS @offsync_uid) AND (@offsync_claims IS @offsync_claims)`,
+    params: { offsync_uid: principal.userId, offsync_claims: JSON.stringify(principal.claims) },
+  };
+}
+
+/**
  * Keys ({@link keyOf} of the primary-key values) of the live rows of `table` that `expression`
  * (a SELECT policy) lets `principal` see, or undefined when the policy cannot be evaluated in SQL.
  */
 export function visibleKeys(engine: SyncEngine, table: string, expression: string, principal: Principal): Set<string> | undefined {
   const ctx = engine.table(table);
-  const where = bindAuthCalls(expression);
-  if (ctx === undefined || where === undefined || ctx.schema.pkColumns.length === 0) return undefined;
+  const q = policySql(expression, principal);
+  if (ctx === undefined || q === undefined || ctx.schema.pkColumns.length === 0) return undefined;
   const t = quote(ctx.name);
-  // `@p IS @p` (always true) keeps both parameters declared whichever the policy uses.
-  const sql = `SELECT ${ctx.schema.pkColumns.map((c) => `${t}.${quote(c.name)}`).join(', ')} FROM ${t} AS ${t}
-    WHERE (${where}) AND (@offsync_uid IS @offsync_uid) AND (@offsync_claims IS @offsync_claims)`;
+  const sql = `SELECT ${ctx.schema.pkColumns.map((c) => `${t}.${quote(c.name)}`).join(', ')} FROM ${t} AS ${t} WHERE ${q.where}`;
   try {
     const out = new Set<string>();
     // Named parameters: the driver hands its arguments to better-sqlite3 as they are.
-    const named = { offsync_uid: principal.userId, offsync_claims: JSON.stringify(principal.claims) } as unknown as SqlValue;
-    for (const r of engine.driver.prepare(sql).iterateRaw(named)) out.add(keyOf(r));
+    for (const r of engine.driver.prepare(sql).iterateRaw(q.params as unknown as SqlValue)) out.add(keyOf(r));
     return out;
   } catch {
     return undefined;
