@@ -2,6 +2,7 @@
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { SyncService } from '../src/domains/sync/sync.service.ts';
 
 export interface ServerReady {
   type: 'ready';
@@ -75,4 +76,29 @@ export async function startBenchServer(opts: { script?: URL; env?: Record<string
       if (child.exitCode === null) child.kill();
     },
   };
+}
+
+/**
+ * The server side of a `download` request (both bench servers): a fresh site's whole initial sync
+ * of `databaseId` through the sync service, page by page (either kind of central database).
+ */
+export async function downloadAll(sync: SyncService, databaseId: string, pageBytes: number, site: string): Promise<{ changes: number; bytes: number; pages: number; ms: number }> {
+  const db = await sync.databases.open(databaseId);
+  const principal = { kind: 'apiKey' as const, userId: null, claims: {} };
+  const t0 = performance.now();
+  let cursor = { dbVersion: 0, seq: 0 };
+  let changes = 0;
+  let bytes = 0;
+  let pages = 0;
+  for (;;) {
+    const r = await sync.download(db, site, cursor, principal, { pageBytes, maxPages: 16 });
+    for (const p of r.pages) {
+      changes += p.rows;
+      bytes += p.payload?.byteLength ?? 0;
+      pages++;
+      cursor = p.to;
+    }
+    if (r.complete) break;
+  }
+  return { changes, bytes, pages, ms: performance.now() - t0 };
 }

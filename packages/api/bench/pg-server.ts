@@ -15,6 +15,7 @@ import { migrate } from '../src/db/migrate.ts';
 import { createPrismaClient } from '../src/db/prisma.ts';
 import { silentLogger, systemClock } from '../src/deps.ts';
 import { createApiPubSub } from '../src/pubsub.ts';
+import { downloadAll } from './ipc.ts';
 import type { BenchReply, BenchRequest, ServerReady } from './ipc.ts';
 
 const env = (name: string): string => {
@@ -63,27 +64,8 @@ async function handle(req: BenchRequest): Promise<BenchReply> {
       const db = await app.sync.databases.open(databaseId);
       return { id: req.id, type: 'head', dbVersion: db.kind === 'postgres' ? await db.central.dbVersion() : db.engine.dbVersion(), listeners: 0 };
     }
-    case 'download': {
-      const db = await app.sync.databases.open(databaseId);
-      const principal = { kind: 'apiKey' as const, userId: null, claims: {} };
-      const site = randomBytes(16).toString('hex');
-      const t0 = performance.now();
-      let cursor = { dbVersion: 0, seq: 0 };
-      let changes = 0;
-      let bytes = 0;
-      let pages = 0;
-      for (;;) {
-        const r = await app.sync.download(db, site, cursor, principal, { pageBytes: req.pageBytes, maxPages: 16 });
-        for (const p of r.pages) {
-          changes += p.rows;
-          bytes += p.payload?.byteLength ?? 0;
-          pages++;
-          cursor = p.to;
-        }
-        if (r.complete) break;
-      }
-      return { id: req.id, type: 'download', changes, bytes, pages, ms: performance.now() - t0 };
-    }
+    case 'download':
+      return { id: req.id, type: 'download', ...(await downloadAll(app.sync, databaseId, req.pageBytes, randomBytes(16).toString('hex'))) };
     case 'exit':
       await app.dispose();
       setImmediate(() => process.exit(0));
