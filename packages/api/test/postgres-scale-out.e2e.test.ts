@@ -555,5 +555,5 @@ describe(`three nodes on ${REAL_PG === undefined ? 'PGlite' : 'PostgreSQL'} (con
     expect(proxy.hops.filter((h) => h.status !== 200 && !(h.status === 0 && h.node === KILLED))).toEqual([]);
     expect(strayClientErrors.filter((e) => e.node !== KILLED), 'connections of live nodes that died while checked out').toEqual([]);
     process.stderr.write(`[scale-out] ${strayClientErrors.length} checked-out connections of the killed node died;  ${proxy.hops.length} requests, killed at ${killed?.path} of ${killed?.device}; ${peers.reduce((n, p) => n + p.retries, 0)} retries; ${peers.reduce((n, p) => n + p.pages, 0)} pages; rounds took ${Math.round(ms)} ms\n`);
-  }, 120_000);
+  }, 240_000);
 });
