@@ -68,6 +68,13 @@ export interface FeedOptions {
    * database remembers of it (last values, the audience of a compensating removal), if anything.
    */
   rowFilter?: RowFilter;
+  /**
+   * The caller holds nothing of this database yet (a device that never downloaded and never
+   * uploaded: cursor 0, no upload of its site): no row can have left its sight, so prior values
+   * are not consulted — and the RLS SELECT can run inside SQL (`RowFilter.sqlVisible`) even when
+   * policies were renewed since.
+   */
+  holdsNothing?: boolean;
 }
 
 export interface FeedHost {
@@ -306,7 +313,7 @@ export function* changeFeed(host: FeedHost, opts: FeedOptions = {}): Generator<C
     // tombstone below). Not when a row could have left the caller's sight since the cursor: those
     // need reading to be answered with a removal.
     const vis = opts.rowFilter?.byKey === undefined ? undefined : opts.rowFilter.sqlVisible?.(ctx.name);
-    const pushed = vis !== undefined && s.priorAny.getRaw(ctx.name, v) === undefined ? ctx.rowsJoinedVisible(vis.where) : undefined;
+    const pushed = vis !== undefined && (opts.holdsNothing === true || s.priorAny.getRaw(ctx.name, v) === undefined) ? ctx.rowsJoinedVisible(vis.where) : undefined;
     const rows = pushed !== undefined && vis !== undefined ? pushed.iterateRaw(v, vis.params as unknown as SqlValue) : s.rowsJoined.iterateRaw(v);
     const cells = rule.localOnly ? s.cellsResidualLocal.iterateRaw(v, q, v) : ex !== undefined ? s.cellsResidualExcluding.iterateRaw(v, q, v, ex) : s.cellsResidual.iterateRaw(v, q, v);
     const blocks = host.blocks !== undefined && !opts.localOnly && host.blocks.columnsOf(ctx.name).length > 0 ? [blockItem(host.blocks, ctx.name, after, opts.excludeSiteRef)] : [];
@@ -343,6 +350,7 @@ function* mergeStreams(
   // Whether a table has any prior values after the cursor at all (one query per table and scan).
   const priors = new Map<TableContext, boolean>();
   const priorSince = (ctx: TableContext): boolean => {
+    if (opts.holdsNothing === true) return false;
     let any = priors.get(ctx);
     if (any === undefined) {
       any = ctx.stmts.priorAny.getRaw(ctx.name, BigInt(after.dbVersion)) !== undefined;

@@ -75,4 +75,20 @@ describe('feed with the RLS SELECT pushed into SQL', () => {
     }
     expect([...e.changes({ after, rowFilter: b })].map(line)).toEqual([...e.changes({ after, rowFilter: a })].map(line));
   });
+
+  test('after a policy renewal (prior values) every row is read for removals — unless the caller holds nothing', () => {
+    const e = seeded();
+    // A renewal recorded prior values after the cursor (here: of a key no row has).
+    e.driver.prepare("INSERT INTO offsync_prior (tbl, pk, db_version, vals) VALUES ('items', x'00', 1, '[]')").run();
+    const keys = (e.driver.prepare("SELECT id FROM items WHERE owner = 'u7'").all() as Array<{ id: string }>).map((r) => r.id);
+    const runs = [false, true].map((holdsNothing) => {
+      const calls = { byKey: 0 };
+      const f = filterOf('u7', calls, true) as RowFilter & { visibleInit: Set<string> };
+      for (const k of keys) f.visibleInit.add(k);
+      return { holdsNothing, lines: [...e.changes({ rowFilter: f, holdsNothing })].map(line), calls: calls.byKey };
+    });
+    expect(runs[0]?.calls).toBe(1998); // could a row have left its sight? every live row is judged
+    expect(runs[1]?.calls).toBe(keys.length); // a caller that holds nothing: only what it may see
+    expect(runs[1]?.lines).toEqual(runs[0]?.lines);
+  });
 });

@@ -31,6 +31,8 @@ export interface FeedScope {
   audience?: string | undefined;
   /** What the caller could see as of a version (removals of rows that left its sight). */
   priorFilter?: PriorFilter | undefined;
+  /** The caller holds nothing yet (core `FeedOptions.holdsNothing`). */
+  holdsNothing?: boolean;
 }
 
 export interface PagePlan {
@@ -156,6 +158,7 @@ export function scanPages(scope: FeedScope, after: Cursor, opts: ScanOptions): S
     ...(scope.rowFilter ? { rowFilter: scope.rowFilter } : {}),
     ...(scope.audience === undefined ? {} : { audience: scope.audience }),
     ...(scope.priorFilter === undefined ? {} : { priorFilter: scope.priorFilter }),
+    ...(scope.holdsNothing === true ? { holdsNothing: true } : {}),
   });
   for (const ch of feed) if (!cutter.add(ch)) break;
   return cutter.result(watermark);

@@ -307,6 +307,8 @@ export class SyncService {
       after,
       audience: principalKey(principal),
       opts: this.#scanOptions(opts, schemaHash),
+      // A first download of a site that never uploaded: nothing it holds can have left its sight.
+      ...(after.dbVersion === 0 && d.peers.get(site) === undefined ? { holdsNothing: true } : {}),
     };
     const policiesOf = this.#deps.policiesOf?.bind(this.#deps);
     if (bulk && this.#workers !== undefined && policiesOf !== undefined) {

@@ -126,6 +126,8 @@ export interface ScanJob {
   opts: ScanOptions;
   /** The caller's principal key: removals addressed to it join the feed (with a row filter). */
   audience: string | undefined;
+  /** The site never downloaded (cursor 0) nor uploaded: it holds nothing that could have left its sight. */
+  holdsNothing?: boolean;
 }
 
 /** The feed after the cursor without the site's own changes, filtered, cut into pages (synchronous). */
@@ -136,6 +138,7 @@ export function scanDownload(engine: SyncEngine, job: ScanJob, rls: { rowFilter?
       excludeSiteId: new Uint8Array(Buffer.from(job.site, 'hex')),
       rowFilter: rls.rowFilter,
       ...(rls.rowFilter === undefined ? {} : { audience: job.audience, priorFilter: rls.priorFilter }),
+      ...(job.holdsNothing === true ? { holdsNothing: true } : {}),
     },
     job.after,
     job.opts,
