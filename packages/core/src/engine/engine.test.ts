@@ -272,3 +272,20 @@ test('rows of wide tables (column ids past 62) expand implicit and explicit cell
   expect(new Set(feed.map((c) => c.col)).size).toBe(70);
   expect(feed.filter((c) => c.colVersion === 2).map((c) => c.col).sort()).toEqual(['c3', 'c65']);
 });
+
+describe('schemaHash', () => {
+  test('is kept per table set and follows a schema change (an alter, a table added)', () => {
+    const e = openReplica();
+    const h1 = e.schemaHash();
+    expect(e.schemaHash()).toBe(h1);
+    e.beginAlter('todos');
+    e.driver.exec('ALTER TABLE todos ADD COLUMN extra TEXT');
+    e.commitAlter('todos');
+    const h2 = e.schemaHash();
+    expect(h2).not.toBe(h1);
+    // A table added: a new set of tables, a new hash.
+    e.driver.exec("CREATE TABLE notes (id TEXT PRIMARY KEY NOT NULL, body TEXT NOT NULL DEFAULT '')");
+    e.init('notes');
+    expect(e.schemaHash()).not.toBe(h2);
+  });
+});

@@ -71,6 +71,8 @@ export class SyncEngine {
   readonly driver: SqlDriver;
   readonly #opts: EngineOptions;
   #tables = new Map<string, TableContext>();
+  /** The column-list schema hash of a `#tables` map (the map is replaced, never edited, on a schema change). */
+  #hashOf: { tables: Map<string, TableContext>; hash: bigint } | undefined;
   #siteRefs = new Map<string, number>();
   #siteIds = new Map<number, Uint8Array>();
   #siteId: Uint8Array;
@@ -386,9 +388,14 @@ export class SyncEngine {
   /** The current schema hash (column-list variant, §P6) of the synced tables. */
   schemaHash(): bigint {
     this.#refresh();
-    return columnListSchemaHash(
+    // The table contexts are replaced whole on every schema change: the hash of one set is kept.
+    const cached = this.#hashOf;
+    if (cached?.tables === this.#tables) return cached.hash;
+    const hash = columnListSchemaHash(
       [...this.#tables.values()].map((t) => ({ name: t.name, columns: t.schema.columns.map((c) => ({ name: c.name, type: c.type, pk: c.pk > 0 })) })),
     );
+    this.#hashOf = { tables: this.#tables, hash };
+    return hash;
   }
 
   /** The DDL-text schema hash (§P6) that 0.8.x – 0.9.99 peers compute. */
