@@ -9,6 +9,7 @@
  */
 import { CoreError, CoreErrorCode } from '../errors.ts';
 import { compareForMerge } from '../merge/compare.ts';
+import { decideCell, decideRow, decideValue, NO_ROW } from '../merge/decide.ts';
 import type { Change, SqlValue } from '../types.ts';
 import { RIP_SENTINEL } from '../types.ts';
 import { bytesKey, sameBytes } from '../codec/bytes.ts';
@@ -372,81 +373,86 @@ class Merge {
     this.enterRow(t, ch.pk);
     const s = t.stmts;
     const colId = BigInt(id);
-    if (ch.cl < this.cl) {
-      // An older life of the row.
-      // (A replay of the deleter's own earlier cells is stale, not a lost edit.)
-      if (this.opts.onConflict !== undefined && !isSentinel && ch.cl % 2 === 1 && this.cl % 2 === 0 && this.rec !== undefined && this.rec[4] !== this.siteRef) {
-        this.conflict(t, ch.col, 'update_lost_to_delete', { value: null, colVersion: this.cl, cl: this.cl, siteRef: Number(this.rec[4]) }, false);
-      }
-      return;
-    }
-    if (t.algorithm === 'gos') {
-      // Grow-only: values are upserted without version checks; deletes never travel.
-      if (ch.cl % 2 === 0) return;
-      if (!isSentinel) this.win(t, colId);
-      else if (this.cl === 0) this.resurrect(t);
-      return;
-    }
-    if (ch.cl % 2 === 0) {
-      if (ch.cl === this.cl) return;
-      this.flush();
-      this.opts.authorize?.({ table: t.name, kind: 'delete', pk: this.pkValues, values: {} });
-      if (this.opts.onConflict !== undefined && this.cl % 2 === 1) {
-        // Another device wrote this life of the row (its insert, or a cell since): its write is lost.
-        const other = this.rec !== undefined && this.rec[4] !== this.siteRef ? Number(this.rec[4]) : s.otherWriter.getRaw(this.pk, this.siteRef)?.[0];
-        const row = other === undefined ? undefined : readRow(t, this.pkValues);
-        if (row !== undefined) this.conflict(t, null, 'delete_over_update', { value: null, colVersion: this.cl, cl: this.cl, siteRef: Number(other) }, true, row);
-      }
-      if (this.host.keepTombstoneValues) {
-        const last = readRow(t, this.pkValues);
-        if (last !== undefined) s.tombstonePut.run(t.name, this.pk, encodeTombstoneValues(t, last), null);
-        // A row this database never held (born and deleted on the device): only its principal
-        // may learn of the deletion, and a later insert of the key is not blocked by it.
-        else if (this.opts.audience !== undefined && readTombstone(t, this.pk) === undefined) {
-          s.tombstonePut.run(t.name, this.pk, null, COMPENSATION);
-          s.evictionPut.run(this.opts.audience, t.name, this.pk, BigInt(this.ch.cl), this.serverVersion());
+    // The decision is core's (merge/decide.ts); this engine only executes it.
+    switch (decideRow(t.algorithm, ch.cl, isSentinel, this.cl)) {
+      case 'olderLife':
+        // (A replay of the deleter's own earlier cells is stale, not a lost edit.)
+        if (this.opts.onConflict !== undefined && !isSentinel && ch.cl % 2 === 1 && this.cl % 2 === 0 && this.rec !== undefined && this.rec[4] !== this.siteRef) {
+          this.conflict(t, ch.col, 'update_lost_to_delete', { value: null, colVersion: this.cl, cl: this.cl, siteRef: Number(this.rec[4]) }, false);
         }
-      }
-      s.deleteRow.run(...this.pkValues);
-      if (this.rec !== undefined) this.rec[1] = null; // cells are dropped below: nothing to materialize
-      this.setSentinel(s);
-      s.dropCells.run(this.pk);
-      this.applied++;
-      this.tables.add(t.name);
-      return;
+        return;
+      case 'ignore':
+        return;
+      case 'create':
+        return this.resurrect(t);
+      case 'win':
+        return this.win(t, colId);
+      case 'resurrectThenWin':
+        this.resurrect(t);
+        return this.win(t, colId);
+      case 'resurrect':
+        this.resurrect(t);
+        this.applied++;
+        this.tables.add(t.name);
+        return;
+      case 'delete':
+        return this.delete(t);
+      case 'compareCell':
+        break;
     }
-    if (isSentinel) {
-      if (ch.cl === this.cl) return;
-      this.resurrect(t);
-      this.applied++;
-      this.tables.add(t.name);
-      return;
-    }
-    const needsResurrect = ch.cl > this.cl;
-    const known = this.cl > 0;
-    if (needsResurrect && (known || ch.cl > 1)) this.resurrect(t);
-    if (needsResurrect || !known) return this.win(t, colId);
     const explicit = s.cell.getRaw(this.pk, colId);
     const rec = this.rec;
     const local = explicit !== undefined ? Number(explicit[0]) : rec !== undefined && rec[1] !== null && this.cl % 2 === 1 ? rec[1] : undefined;
-    if (local === undefined || ch.colVersion > local) return this.win(t, colId);
-    if (ch.colVersion < local && this.opts.onConflict === undefined) return;
-    let current: SqlValue;
+    const byVersion = decideCell(ch.colVersion, local);
+    if (byVersion === 'win') return this.win(t, colId);
+    // An older edit changes nothing; only a conflict log needs to know what it lost to.
+    if (byVersion === 'older' && this.opts.onConflict === undefined) return;
+    let current: SqlValue | typeof NO_ROW;
     if (this.pending.has(ch.col)) current = this.pending.get(ch.col) ?? null;
     else {
       const row = t.selectColumn(ch.col).getRaw(...this.pkValues);
-      if (row === undefined) return this.win(t, colId);
-      current = row[0] ?? null;
+      current = row === undefined ? NO_ROW : (row[0] ?? null);
     }
-    const order = compareForMerge(ch.val, current);
-    if (ch.colVersion < local) {
-      if (order !== 0) this.conflict(t, ch.col, 'superseded', this.localSide(s, colId, local, current), false);
+    const byValue = decideValue(byVersion, ch.val, current);
+    if (byValue === 'fill') return this.win(t, colId);
+    if (current === NO_ROW || local === undefined) return; // (type narrowing: a missing row fills, a missing clock wins)
+    if (byVersion === 'older') {
+      if (byValue === 'lose') this.conflict(t, ch.col, 'superseded', this.localSide(s, colId, local, current), false);
       return;
     }
-    if (order > 0) {
+    if (byValue === 'win') {
       if (this.opts.onConflict !== undefined) this.conflict(t, ch.col, 'tiebreak', this.localSide(s, colId, local, current), true);
       this.win(t, colId);
-    } else if (order < 0) this.conflict(t, ch.col, 'tiebreak', this.localSide(s, colId, local, current), false);
+    } else if (byValue === 'lose') this.conflict(t, ch.col, 'tiebreak', this.localSide(s, colId, local, current), false);
+  }
+
+  /** Executes a `delete` decision: the base row and its cells go, the sentinel takes the change's causal length. */
+  delete(t: TableContext): void {
+    const s = t.stmts;
+    this.flush();
+    this.opts.authorize?.({ table: t.name, kind: 'delete', pk: this.pkValues, values: {} });
+    if (this.opts.onConflict !== undefined && this.cl % 2 === 1) {
+      // Another device wrote this life of the row (its insert, or a cell since): its write is lost.
+      const other = this.rec !== undefined && this.rec[4] !== this.siteRef ? Number(this.rec[4]) : s.otherWriter.getRaw(this.pk, this.siteRef)?.[0];
+      const row = other === undefined ? undefined : readRow(t, this.pkValues);
+      if (row !== undefined) this.conflict(t, null, 'delete_over_update', { value: null, colVersion: this.cl, cl: this.cl, siteRef: Number(other) }, true, row);
+    }
+    if (this.host.keepTombstoneValues) {
+      const last = readRow(t, this.pkValues);
+      if (last !== undefined) s.tombstonePut.run(t.name, this.pk, encodeTombstoneValues(t, last), null);
+      // A row this database never held (born and deleted on the device): only its principal
+      // may learn of the deletion, and a later insert of the key is not blocked by it.
+      else if (this.opts.audience !== undefined && readTombstone(t, this.pk) === undefined) {
+        s.tombstonePut.run(t.name, this.pk, null, COMPENSATION);
+        s.evictionPut.run(this.opts.audience, t.name, this.pk, BigInt(this.ch.cl), this.serverVersion());
+      }
+    }
+    s.deleteRow.run(...this.pkValues);
+    if (this.rec !== undefined) this.rec[1] = null; // cells are dropped below: nothing to materialize
+    this.setSentinel(s);
+    s.dropCells.run(this.pk);
+    this.applied++;
+    this.tables.add(t.name);
   }
 
   /** The stored side of a cell: its value, col_version and the site that wrote it. */
@@ -1019,9 +1025,10 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
       }
     }
     const r = row;
-    if (ch.cl < r.cl) continue; // an older life of the row
-    if (ch.cl % 2 === 0) {
-      if (ch.cl === r.cl) continue;
+    // The decision is core's (merge/decide.ts), taken on the row's state in memory.
+    const action = decideRow(t.algorithm, ch.cl, ch.col === RIP_SENTINEL, r.cl);
+    if (action === 'olderLife' || action === 'ignore') continue;
+    if (action === 'delete') {
       r.deleted = true;
       r.deletedOnce = true;
       r.revived = false;
@@ -1033,31 +1040,29 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
       tables.add(t.name);
       continue;
     }
-    if (ch.col === RIP_SENTINEL) {
-      if (ch.cl === r.cl) continue;
+    if (action === 'resurrect') {
       resurrect(r, ch, gi);
       applied++;
       tables.add(t.name);
       continue;
     }
+    if (action === 'create') return undefined; // grow-only: never here (such tables take the general merge)
     const c = t.byId.get(t.colIds.get(ch.col) as number);
     if (c === undefined) return undefined; // a column the table no longer has: the general merge reports it
     const ord = c.ord;
-    const needsResurrect = ch.cl > r.cl;
-    const known = r.cl > 0;
-    if (needsResurrect && (known || ch.cl > 1)) resurrect(r, ch, gi);
-    if (needsResurrect || !known) {
+    if (action === 'resurrectThenWin') resurrect(r, ch, gi);
+    if (action !== 'compareCell') {
       win(r, ch, ord, gi);
       continue;
     }
-    const local = r.clocks[4 * ord + 1] === -1 ? undefined : (r.clocks[4 * ord] as number);
-    if (local === undefined || ch.colVersion > local) {
+    const byVersion = decideCell(ch.colVersion, r.clocks[4 * ord + 1] === -1 ? undefined : (r.clocks[4 * ord] as number));
+    if (byVersion === 'win') {
       win(r, ch, ord, gi);
       continue;
     }
-    if (ch.colVersion < local) continue;
+    if (byVersion === 'older') continue;
     if (!r.hasValue[ord]) return undefined; // the tie needs the stored value
-    if (compareForMerge(ch.val, r.values[ord] ?? null) > 0) win(r, ch, ord, gi);
+    if (decideValue('tie', ch.val, r.values[ord] ?? null) === 'win') win(r, ch, ord, gi);
   }
   // Local versions, in batch order: one per incoming group that wrote anything.
   let clock = host.clock();

@@ -8,7 +8,7 @@ import { sameBytes } from '../../codec/bytes.ts';
 import { decodePk } from '../../codec/pk.ts';
 import type { ApplyOptions, ApplyResult, RejectedRow } from '../../engine/apply.ts';
 import { CoreError, CoreErrorCode } from '../../errors.ts';
-import { compareForMerge } from '../../merge/compare.ts';
+import { decideCell, decideRow, decideValue, NO_ROW } from '../../merge/decide.ts';
 import type { Change, SqlValue } from '../../types.ts';
 import { RIP_SENTINEL } from '../../types.ts';
 import { quoteIdent, toParam } from './conn.ts';
@@ -263,52 +263,54 @@ class PgMerge {
       this.rowMaxColVersion = Math.max(this.rowMaxColVersion, ch.colVersion);
       this.rowValues.set(ch.col, ch.val);
     }
-    if (ch.cl < this.cl) return; // an older life of the row
-    if (t.algorithm === 'gos') {
-      if (ch.cl % 2 === 0) return;
-      if (!isSentinel) return this.win(t, id);
-      if (this.cl === 0) await this.resurrect(t);
-      return;
+    // The decision is core's (merge/decide.ts); this engine only executes it.
+    switch (decideRow(t.algorithm, ch.cl, isSentinel, this.cl)) {
+      case 'olderLife':
+      case 'ignore':
+        return;
+      case 'create':
+        return this.resurrect(t);
+      case 'win':
+        return this.win(t, id);
+      case 'resurrectThenWin':
+        await this.resurrect(t);
+        return this.win(t, id);
+      case 'resurrect':
+        await this.resurrect(t);
+        this.applied++;
+        this.rowApplied++;
+        this.tables.add(t.name);
+        return;
+      case 'delete': {
+        await this.flush();
+        this.opts.authorize?.({ table: t.name, kind: 'delete', pk: this.pkValues, values: {} });
+        this.insertPending = false;
+        const gone = await this.base(t.sql.deleteRow, this.pkParams);
+        // Under RLS a DELETE skips rows its USING clause hides: a live row that stays is a refusal.
+        if (this.opts.rowSecurity !== undefined && gone.length === 0 && this.cl % 2 === 1) throw rowSecurityError(t.name);
+        await this.setClock(t, 0, ch.cl);
+        await this.c.q(t.sql.dropCells, [this.pk]);
+        this.cl = ch.cl;
+        this.applied++;
+        this.rowApplied++;
+        this.tables.add(t.name);
+        return;
+      }
+      case 'compareCell':
+        break;
     }
-    if (ch.cl % 2 === 0) {
-      if (ch.cl === this.cl) return;
-      await this.flush();
-      this.opts.authorize?.({ table: t.name, kind: 'delete', pk: this.pkValues, values: {} });
-      this.insertPending = false;
-      const gone = await this.base(t.sql.deleteRow, this.pkParams);
-      // Under RLS a DELETE skips rows its USING clause hides: a live row that stays is a refusal.
-      if (this.opts.rowSecurity !== undefined && gone.length === 0 && this.cl % 2 === 1) throw rowSecurityError(t.name);
-      await this.setClock(t, 0, ch.cl);
-      await this.c.q(t.sql.dropCells, [this.pk]);
-      this.cl = ch.cl;
-      this.applied++;
-      this.rowApplied++;
-      this.tables.add(t.name);
-      return;
-    }
-    if (isSentinel) {
-      if (ch.cl === this.cl) return;
-      await this.resurrect(t);
-      this.applied++;
-      this.rowApplied++;
-      this.tables.add(t.name);
-      return;
-    }
-    const needsResurrect = ch.cl > this.cl;
-    const known = this.cl > 0;
-    if (needsResurrect && (known || ch.cl > 1)) await this.resurrect(t);
-    if (needsResurrect || !known) return this.win(t, id);
     const [cell] = await this.c.q(t.sql.cell, [this.pk, id]);
-    if (cell === undefined || ch.colVersion > Number(cell[0])) return this.win(t, id);
-    if (ch.colVersion < Number(cell[0])) return;
-    let current: SqlValue;
+    const byVersion = decideCell(ch.colVersion, cell === undefined ? undefined : Number(cell[0]));
+    if (byVersion === 'win') return this.win(t, id);
+    if (byVersion === 'older') return;
+    let current: SqlValue | typeof NO_ROW;
     if (this.pending.has(ch.col)) current = this.pending.get(ch.col) ?? null;
     else {
       const [row] = await this.c.q(t.selectColumn(ch.col), this.pkParams); // as the owner: the merge's own read
-      if (row === undefined) return this.win(t, id);
-      current = fromPg(t.pgColumn.get(ch.col) as NonNullable<ReturnType<typeof t.pgColumn.get>>, row[0]);
+      current = row === undefined ? NO_ROW : fromPg(t.pgColumn.get(ch.col) as NonNullable<ReturnType<typeof t.pgColumn.get>>, row[0]);
     }
-    if (compareForMerge(ch.val, current) > 0) await this.win(t, id);
+    const byValue = decideValue('tie', ch.val, current);
+    if (byValue === 'win' || byValue === 'fill') await this.win(t, id);
   }
 }
 
