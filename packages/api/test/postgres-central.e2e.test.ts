@@ -225,3 +225,16 @@ test('the live `changes` subscription replays a POSTGRES database, then streams 
     await client.dispose();
   }
 });
+
+test('a burst of concurrent uploads from 40 devices all merge (queued per database on each node, not timed out waiting for a pooled connection)', async () => {
+  const devices = Array.from({ length: 40 }, () => new TestDevice(t, databaseId, apiKey, DEVICE_DDL));
+  devices.forEach((d, i) => {
+    const ins = d.engine.driver.prepare('INSERT INTO todos (id, user_id, title) VALUES (?, ?, ?)');
+    d.engine.driver.transaction(() => {
+      for (let k = 0; k < 50; k++) ins.run(`burst-${i}-${k}`, `u${i}`, `row ${k}`);
+    });
+  });
+  const replies = await Promise.all(devices.map((d) => d.upload()));
+  expect(replies.filter((r) => r.status !== 200 || r.body['failures'] !== undefined).map((r) => [r.status, JSON.stringify(r.body).slice(0, 200)])).toEqual([]);
+  expect(Number((await pg.sql("SELECT count(*) FROM todos WHERE id LIKE 'burst-%'"))[0]?.[0])).toBe(40 * 50);
+});

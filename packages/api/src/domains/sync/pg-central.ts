@@ -71,6 +71,7 @@ export class PgCentral {
   #listener: pg.Client | undefined;
   #closed = false;
   #retry: NodeJS.Timeout | undefined;
+  #mergeTail: Promise<unknown> = Promise.resolve();
 
   private constructor(engine: PgSyncEngine, pool: pg.Pool, meta: string, settings: PgCentralSettings) {
     this.engine = engine;
@@ -205,6 +206,15 @@ export class PgCentral {
    * transaction: all of it or nothing. Lenient mode remembers an unknown schema hash.
    */
   async merge(req: PgMergeRequest, now = Date.now()): Promise<PgMergeOutcome> {
+    // Merges of one database serialise on its clock row lock anyway: queue them here, one in
+    // PostgreSQL at a time per node, instead of parking pool connections on the lock (the pool's
+    // checkout timeout then failed the merges at the back of a burst, and left none for reads).
+    const turn = this.#mergeTail.then(() => this.#merge(req, now));
+    this.#mergeTail = turn.catch(() => undefined);
+    return turn;
+  }
+
+  async #merge(req: PgMergeRequest, now: number): Promise<PgMergeOutcome> {
     const opts = { strictSchemaHash: req.strict, limits: req.limits, rejectRows: true, ...(req.rowSecurity === undefined ? {} : { rowSecurity: req.rowSecurity }) };
     const r = await this.engine.applyPayloads(req.payloads, opts, async (c, res) => {
       req.checkWindow(res.last);

@@ -153,5 +153,9 @@ export function toSyncError(e: unknown): SyncError {
       return new SyncError('database_unavailable', 'The database cannot be reached right now; retry later', { cause: e });
     }
   }
+  // node-postgres: no pooled connection became free in time (an overloaded database): retry later.
+  if (e instanceof Error && /^timeout exceeded when trying to connect$|^Connection terminated due to connection timeout$/.test(e.message)) {
+    return new SyncError('database_unavailable', 'The database is busy; retry shortly', { cause: e });
+  }
   return new SyncError('internal_error', undefined, { cause: e });
 }
