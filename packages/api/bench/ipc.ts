@@ -102,3 +102,14 @@ export async function downloadAll(sync: SyncService, databaseId: string, pageByt
   }
   return { changes, bytes, pages, ms: performance.now() - t0 };
 }
+
+/** A bench server's side of the IPC: answers each request with `handle`, then announces `ready`. */
+export function serveBenchRequests(handle: (m: BenchRequest) => Promise<BenchReply>, ready: ServerReady): void {
+  process.on('message', (m: BenchRequest) => {
+    handle(m).then(
+      (reply) => process.send?.(reply),
+      (e: unknown) => process.send?.({ id: m.id, type: 'error', message: e instanceof Error ? e.message : String(e) } satisfies BenchReply),
+    );
+  });
+  process.send?.(ready);
+}

@@ -15,8 +15,8 @@ import { migrate } from '../src/db/migrate.ts';
 import { createPrismaClient } from '../src/db/prisma.ts';
 import { silentLogger, systemClock } from '../src/deps.ts';
 import { createApiPubSub } from '../src/pubsub.ts';
-import { downloadAll } from './ipc.ts';
-import type { BenchReply, BenchRequest, ServerReady } from './ipc.ts';
+import { downloadAll, serveBenchRequests } from './ipc.ts';
+import type { BenchReply, BenchRequest } from './ipc.ts';
 
 const env = (name: string): string => {
   const v = process.env[name];
@@ -73,11 +73,4 @@ async function handle(req: BenchRequest): Promise<BenchReply> {
   }
 }
 
-process.on('message', (m: BenchRequest) => {
-  handle(m).then(
-    (reply) => process.send?.(reply),
-    (e: unknown) => process.send?.({ id: m.id, type: 'error', message: e instanceof Error ? e.message : String(e) } satisfies BenchReply),
-  );
-});
-const ready: ServerReady = { type: 'ready', port: (app.server.address() as AddressInfo).port, databaseId, apiKey, adminKey: adminKey ?? '' };
-process.send?.(ready);
+serveBenchRequests(handle, { type: 'ready', port: (app.server.address() as AddressInfo).port, databaseId, apiKey, adminKey: adminKey ?? '' });

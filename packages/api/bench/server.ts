@@ -20,8 +20,8 @@ import { silentLogger, systemClock } from '../src/deps.ts';
 import { sqliteDatabasePath } from '../src/domains/databases/databases.service.ts';
 import { changeHubOf } from '../src/domains/sync/graphql/change-hub.ts';
 import { createApiPubSub } from '../src/pubsub.ts';
-import { downloadAll } from './ipc.ts';
-import type { BenchReply, BenchRequest, ServerReady } from './ipc.ts';
+import { downloadAll, serveBenchRequests } from './ipc.ts';
+import type { BenchReply, BenchRequest } from './ipc.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'offsync-bench-'));
 const target = { provider: 'sqlite' as const, file: join(dataDir, 'control.db') };
@@ -78,11 +78,4 @@ async function handle(req: BenchRequest): Promise<BenchReply> {
   }
 }
 
-process.on('message', (m: BenchRequest) => {
-  handle(m).then(
-    (reply) => process.send?.(reply),
-    (e: unknown) => process.send?.({ id: m.id, type: 'error', message: e instanceof Error ? e.message : String(e) } satisfies BenchReply),
-  );
-});
-const ready: ServerReady = { type: 'ready', port: (app.server.address() as AddressInfo).port, databaseId, apiKey, adminKey: adminKey ?? '' };
-process.send?.(ready);
+serveBenchRequests(handle, { type: 'ready', port: (app.server.address() as AddressInfo).port, databaseId, apiKey, adminKey: adminKey ?? '' });
