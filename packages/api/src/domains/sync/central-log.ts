@@ -66,6 +66,55 @@ export function applyRetention(driver: SqlDriver, table: string, now: number, ma
   }
 }
 
+/** Retention of a central log: entries kept at most, and their age at most (ms). */
+export interface LogRetention {
+  /** Newest entries kept per database. */
+  maxEntries?: number;
+  /** Age after which entries are deleted, in ms. */
+  maxAgeMs?: number;
+}
+
+/**
+ * A log table in a central database with its retention: created on first use, trimmed by count
+ * and age after each append (`retain`, inside the append's transaction).
+ */
+export abstract class CentralLog {
+  protected readonly driver: SqlDriver;
+  readonly #table: string;
+  readonly #label: string;
+  #maxEntries: number;
+  #maxAgeMs: number;
+
+  protected constructor(engine: { driver: SqlDriver }, log: { table: string; label: string; ddl: string; defaults: Required<LogRetention> }, options: LogRetention) {
+    this.driver = engine.driver;
+    this.#table = log.table;
+    this.#label = log.label;
+    this.#maxEntries = log.defaults.maxEntries;
+    this.#maxAgeMs = log.defaults.maxAgeMs;
+    this.configure(options);
+    this.driver.exec(log.ddl);
+  }
+
+  get maxEntries(): number {
+    return this.#maxEntries;
+  }
+
+  get maxAgeMs(): number {
+    return this.#maxAgeMs;
+  }
+
+  /** Changes the retention (given fields only); applied from the next append. */
+  configure(options: LogRetention): void {
+    this.#maxEntries = positiveInt(options.maxEntries, this.#maxEntries, 'maxEntries', this.#label);
+    this.#maxAgeMs = positiveInt(options.maxAgeMs, this.#maxAgeMs, 'maxAgeMs', this.#label);
+  }
+
+  /** Applies the retention as of `now` (ms since epoch). */
+  protected retain(now: number): void {
+    applyRetention(this.driver, this.#table, now, this.#maxAgeMs, this.#maxEntries);
+  }
+}
+
 export interface KeysetPage {
   /** At most `first` raw rows, newest first. */
   rows: SqlValue[][];

@@ -23,7 +23,8 @@
  */
 import type { MergeConflict, SqlDriver, SqlValue, SyncEngine } from '@offsync/core';
 import { readTombstone } from '@offsync/core';
-import { applyRetention, decodeLogCursor, decodeSqlValue, encodeSqlValue, keysetPage, logCursor, positiveInt, text, textOrNull } from './central-log.ts';
+import type { LogRetention } from './central-log.ts';
+import { CentralLog, decodeLogCursor, decodeSqlValue, encodeSqlValue, keysetPage, logCursor, text, textOrNull } from './central-log.ts';
 import type { EncodedSqlValue } from './central-log.ts';
 
 export type ConflictKind = MergeConflict['kind'];
@@ -86,12 +87,8 @@ export interface ConflictPage {
   hasNextPage: boolean;
 }
 
-export interface ConflictLogOptions {
-  /** Newest entries kept per database (default 100,000). */
-  maxEntries?: number;
-  /** Age after which entries are deleted, in ms (default 30 days). */
-  maxAgeMs?: number;
-}
+/** Retention of the log (default 100,000 newest entries per database, 30 days). */
+export type ConflictLogOptions = LogRetention;
 
 export const DEFAULT_CONFLICT_MAX_ENTRIES = 100_000;
 export const DEFAULT_CONFLICT_MAX_AGE_MS = 30 * 86_400_000;
@@ -238,29 +235,9 @@ function validate(c: ConflictInput): void {
   if (!(c.pk instanceof Uint8Array)) throw new TypeError('conflict log: pk must be a Uint8Array');
 }
 
-export class ConflictLog {
-  readonly #driver: SqlDriver;
-  #maxEntries = DEFAULT_CONFLICT_MAX_ENTRIES;
-  #maxAgeMs = DEFAULT_CONFLICT_MAX_AGE_MS;
-
+export class ConflictLog extends CentralLog {
   constructor(engine: { driver: SqlDriver }, options: ConflictLogOptions = {}) {
-    this.#driver = engine.driver;
-    this.configure(options);
-    this.#driver.exec(DDL);
-  }
-
-  get maxEntries(): number {
-    return this.#maxEntries;
-  }
-
-  get maxAgeMs(): number {
-    return this.#maxAgeMs;
-  }
-
-  /** Changes the retention (given fields only); applied from the next `record`. */
-  configure(options: ConflictLogOptions): void {
-    this.#maxEntries = positiveInt(options.maxEntries, this.#maxEntries, 'maxEntries', 'conflict log');
-    this.#maxAgeMs = positiveInt(options.maxAgeMs, this.#maxAgeMs, 'maxAgeMs', 'conflict log');
+    super(engine, { table: 'offsync_conflicts', label: 'conflict log', ddl: DDL, defaults: { maxEntries: DEFAULT_CONFLICT_MAX_ENTRIES, maxAgeMs: DEFAULT_CONFLICT_MAX_AGE_MS } }, options);
   }
 
   /**
@@ -271,8 +248,8 @@ export class ConflictLog {
     if (rows.length === 0) return [];
     for (const row of rows) validate(row);
     const at = Math.trunc(now);
-    return this.#driver.transaction(() => {
-      const insert = this.#driver.prepare(
+    return this.driver.transaction(() => {
+      const insert = this.driver.prepare(
         `INSERT INTO offsync_conflicts (at, tbl, pk, pk_values, col, kind, winner_value, winner_col_version, winner_cl, winner_site,
            loser_value, loser_col_version, loser_cl, loser_site, row_values, uploader_site, uploader_user)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
@@ -287,19 +264,19 @@ export class ConflictLog {
         );
         out.push({ ...c, id: Number(r?.[0]), at: new Date(at), restoredAt: null, pk: new Uint8Array(c.pk), pkValues: [...c.pkValues], winner: { ...c.winner }, loser: { ...c.loser }, row: c.row === null ? null : { ...c.row } });
       }
-      applyRetention(this.#driver, 'offsync_conflicts', at, this.#maxAgeMs, this.#maxEntries);
+      this.retain(at);
       return out;
     });
   }
 
   get(id: number): ConflictEntry | undefined {
-    const r = this.#driver.prepare(`SELECT ${COLUMNS} FROM offsync_conflicts WHERE id = ?`).getRaw(BigInt(id));
+    const r = this.driver.prepare(`SELECT ${COLUMNS} FROM offsync_conflicts WHERE id = ?`).getRaw(BigInt(id));
     return r === undefined ? undefined : fromRow(r);
   }
 
   /** Marks an entry restored (inside the restore's transaction). */
   markRestored(id: number, now: number): void {
-    this.#driver.prepare('UPDATE offsync_conflicts SET restored_at = ? WHERE id = ?').run(BigInt(Math.trunc(now)), BigInt(id));
+    this.driver.prepare('UPDATE offsync_conflicts SET restored_at = ? WHERE id = ?').run(BigInt(Math.trunc(now)), BigInt(id));
   }
 
   /** One page, newest first (keyset on id). */
@@ -334,7 +311,7 @@ export class ConflictLog {
       where.push('at >= ?');
       params.push(BigInt(f.since.getTime()));
     }
-    const page = keysetPage(this.#driver, { table: 'offsync_conflicts', columns: COLUMNS, prefix: 'c', where, params, first: args.first, maxPage: MAX_CONFLICT_PAGE, after: args.after });
+    const page = keysetPage(this.driver, { table: 'offsync_conflicts', columns: COLUMNS, prefix: 'c', where, params, first: args.first, maxPage: MAX_CONFLICT_PAGE, after: args.after });
     const nodes = page.rows.map(fromRow);
     const last = nodes[nodes.length - 1];
     return { nodes, totalCount: page.totalCount, endCursor: last === undefined ? null : conflictCursor(last.id), hasNextPage: page.hasNextPage };

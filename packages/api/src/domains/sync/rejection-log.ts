@@ -18,7 +18,8 @@
  * they are never reused and a cursor stays valid after retention.
  */
 import type { SqlDriver, SqlValue } from '@offsync/core';
-import { applyRetention, decodeLogCursor, decodeSqlValue, encodeSqlValue, keysetPage, logCursor, positiveInt, text, textOrNull } from './central-log.ts';
+import type { LogRetention } from './central-log.ts';
+import { CentralLog, decodeLogCursor, decodeSqlValue, encodeSqlValue, keysetPage, logCursor, text, textOrNull } from './central-log.ts';
 import type { EncodedSqlValue } from './central-log.ts';
 
 export type RejectedOperation = 'INSERT' | 'UPDATE' | 'DELETE';
@@ -70,12 +71,8 @@ export interface RejectionPage {
   hasNextPage: boolean;
 }
 
-export interface RejectionLogOptions {
-  /** Newest entries kept per database (default 100,000). */
-  maxEntries?: number;
-  /** Age after which entries are deleted, in ms (default 30 days). */
-  maxAgeMs?: number;
-}
+/** Retention of the log (default 100,000 newest entries per database, 30 days). */
+export type RejectionLogOptions = LogRetention;
 
 export const DEFAULT_REJECTION_MAX_ENTRIES = 100_000;
 export const DEFAULT_REJECTION_MAX_AGE_MS = 30 * 86_400_000;
@@ -201,29 +198,9 @@ function validate(row: RejectionInput): void {
   if (!(row.pk instanceof Uint8Array)) throw new TypeError('rejection log: pk must be a Uint8Array');
 }
 
-export class RejectionLog {
-  readonly #driver: SqlDriver;
-  #maxEntries = DEFAULT_REJECTION_MAX_ENTRIES;
-  #maxAgeMs = DEFAULT_REJECTION_MAX_AGE_MS;
-
+export class RejectionLog extends CentralLog {
   constructor(engine: { driver: SqlDriver }, options: RejectionLogOptions = {}) {
-    this.#driver = engine.driver;
-    this.configure(options);
-    this.#driver.exec(DDL);
-  }
-
-  get maxEntries(): number {
-    return this.#maxEntries;
-  }
-
-  get maxAgeMs(): number {
-    return this.#maxAgeMs;
-  }
-
-  /** Changes the retention (given fields only); applied from the next `record`. */
-  configure(options: RejectionLogOptions): void {
-    this.#maxEntries = positiveInt(options.maxEntries, this.#maxEntries, 'maxEntries', 'rejection log');
-    this.#maxAgeMs = positiveInt(options.maxAgeMs, this.#maxAgeMs, 'maxAgeMs', 'rejection log');
+    super(engine, { table: 'offsync_rejections', label: 'rejection log', ddl: DDL, defaults: { maxEntries: DEFAULT_REJECTION_MAX_ENTRIES, maxAgeMs: DEFAULT_REJECTION_MAX_AGE_MS } }, options);
   }
 
   /**
@@ -235,8 +212,8 @@ export class RejectionLog {
     if (rows.length === 0) return [];
     for (const row of rows) validate(row);
     const at = Math.trunc(now);
-    return this.#driver.transaction(() => {
-      const insert = this.#driver.prepare(
+    return this.driver.transaction(() => {
+      const insert = this.driver.prepare(
         `INSERT INTO offsync_rejections (at, site_id, user_id, credential_kind, credential_id, tbl, pk, pk_values, operation, code, policy, reason, vals)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
       );
@@ -255,7 +232,7 @@ export class RejectionLog {
           values: { ...row.values },
         });
       }
-      applyRetention(this.#driver, 'offsync_rejections', at, this.#maxAgeMs, this.#maxEntries);
+      this.retain(at);
       return out;
     });
   }
@@ -275,7 +252,7 @@ export class RejectionLog {
     if (f.operation !== undefined) add('operation = ?', f.operation);
     if (f.code !== undefined) add('code = ?', f.code);
     if (f.since !== undefined) add('at >= ?', BigInt(f.since.getTime()));
-    const page = keysetPage(this.#driver, { table: 'offsync_rejections', columns: COLUMNS, prefix: 'r', where, params, first: args.first, maxPage: MAX_REJECTION_PAGE, after: args.after });
+    const page = keysetPage(this.driver, { table: 'offsync_rejections', columns: COLUMNS, prefix: 'r', where, params, first: args.first, maxPage: MAX_REJECTION_PAGE, after: args.after });
     const nodes = page.rows.map(fromRow);
     const last = nodes[nodes.length - 1];
     return { nodes, totalCount: page.totalCount, endCursor: last === undefined ? null : rejectionCursor(last.id), hasNextPage: page.hasNextPage };
