@@ -44,13 +44,18 @@ export function checkSqliteFile(file: string, now: Date, identity: string | null
 
 export interface PgSettings { host: string; port: number; database: string; user: string; password: string; ssl: boolean }
 
-/** Opens a pg client; caller ends it. */
-export async function connectPg(s: PgSettings, timeoutMs = 5000): Promise<pg.Client> {
-  const client = new pg.Client({
+/** node-postgres settings of a connection (client or pool): TLS verified when `ssl`. */
+export function pgConnectionConfig(s: PgSettings, timeoutMs = 5000): pg.ClientConfig {
+  return {
     host: s.host, port: s.port, database: s.database, user: s.user, password: s.password,
     ssl: s.ssl ? { rejectUnauthorized: true } : false,
     connectionTimeoutMillis: timeoutMs,
-  });
+  };
+}
+
+/** Opens a pg client; caller ends it. */
+export async function connectPg(s: PgSettings, timeoutMs = 5000): Promise<pg.Client> {
+  const client = new pg.Client(pgConnectionConfig(s, timeoutMs));
   client.on('error', () => {});
   await client.connect();
   return client;

@@ -11,6 +11,8 @@
  * state a second node would need: any node can serve any request (docs/ARCHITECTURE.md "Scaling out").
  */
 import pg from 'pg';
+import { pgConnectionConfig } from '../databases/connection.ts';
+import type { PgSettings } from '../databases/connection.ts';
 import { PayloadEncoder } from '@offsync/core';
 import type { PayloadDecodeLimits } from '@offsync/core';
 import { changesChannel, createPgSyncEngine } from '@offsync/core/postgres';
@@ -22,14 +24,8 @@ import { scanFeedPages } from './download-pages.ts';
 import { nextPeerState, parseWindows, statusOf } from './peer-state.ts';
 import type { PeerRecord, SyncStatus, VersionWindow } from './peer-state.ts';
 
-export interface PgCentralSettings {
-  host: string;
-  port: number;
-  database: string;
-  user: string;
-  password: string;
-  ssl: boolean;
-}
+/** How to reach the customer database (the control plane's decrypted connection settings). */
+export type PgCentralSettings = PgSettings;
 
 export interface PgCentralOptions {
   /** Metadata schema (default `offsync`, the one deployTables installs). */
@@ -95,7 +91,7 @@ export class PgCentral {
     const connect = async (): Promise<void> => {
       if (this.#closed) return;
       const s = this.#settings;
-      const c = new pg.Client({ host: s.host, port: s.port, database: s.database, user: s.user, password: s.password, ssl: s.ssl ? { rejectUnauthorized: true } : false, connectionTimeoutMillis: 5000 });
+      const c = new pg.Client(pgConnectionConfig(s));
       const again = (): void => {
         if (this.#closed || this.#listener !== c) return;
         this.#listener = undefined;
@@ -130,17 +126,7 @@ export class PgCentral {
 
   /** Connects, installs the metadata schema and the bookkeeping tables (idempotent). */
   static async open(s: PgCentralSettings, opts: PgCentralOptions = {}): Promise<PgCentral> {
-    const pool = new pg.Pool({
-      host: s.host,
-      port: s.port,
-      database: s.database,
-      user: s.user,
-      password: s.password,
-      ssl: s.ssl ? { rejectUnauthorized: true } : false,
-      max: opts.poolSize ?? 4,
-      connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
-      idleTimeoutMillis: 30_000,
-    });
+    const pool = new pg.Pool({ ...pgConnectionConfig(s, opts.connectTimeoutMs ?? 5000), max: opts.poolSize ?? 4, idleTimeoutMillis: 30_000 });
     pool.on('error', () => {}); // an idle connection that dies is replaced on the next use
     try {
       const meta = opts.metaSchema ?? 'offsync';

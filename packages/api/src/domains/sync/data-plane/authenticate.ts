@@ -23,7 +23,8 @@ import type { Services } from '../../../services.ts';
 import type { DatabaseTarget, Principal } from '../sync-deps.ts';
 import { SyncError } from '../sync-errors.ts';
 import { createHash, randomBytes } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
+import { connectPg } from '../../databases/connection.ts';
 import type { PgCentralSettings } from '../pg-central.ts';
 import { createCredentialCache } from './credential-cache.ts';
 import type { CredentialCache } from './credential-cache.ts';
@@ -114,16 +115,15 @@ async function verifyJwtCredential(services: Services, databaseId: string, jwt: 
  * (a server or proxy that maps or ignores the user name does not count), 5 s timeout.
  */
 async function checkPgLogin(s: PgCentralSettings): Promise<boolean> {
-  const client = new pg.Client({ host: s.host, port: s.port, database: s.database, user: s.user, password: s.password, ssl: s.ssl ? { rejectUnauthorized: true } : false, connectionTimeoutMillis: 5000 });
-  client.on('error', () => {});
+  let client: pg.Client | undefined;
   try {
-    await client.connect();
+    client = await connectPg(s);
     const r = await client.query<{ u: string }>('SELECT session_user::text AS u');
     return r.rows[0]?.u === s.user;
   } catch {
     return false;
   } finally {
-    await client.end().catch(() => {});
+    await client?.end().catch(() => {});
   }
 }
 
