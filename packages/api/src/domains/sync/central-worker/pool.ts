@@ -113,7 +113,10 @@ export class CentralWorkers {
     if (this.#disposed) return Promise.reject(new SyncError('server_busy', 'the sync service is shutting down'));
     const path = job.kind === 'close' ? job.path : job.db.path;
     // Merges of one file run in order on its own worker; downloads only read, on whichever is free.
-    const slot = this.#slotFor(path, job.kind === 'scan');
+    return this.#post<T>(this.#slotFor(path, job.kind === 'scan'), job);
+  }
+
+  #post<T>(slot: Slot, job: Job): Promise<T> {
     const id = this.#next++;
     return new Promise<T>((ok, fail) => {
       slot.pending.set(id, { ok: ok as (v: unknown) => void, fail });
@@ -135,13 +138,7 @@ export class CentralWorkers {
   /** Closes a central file in every worker that may hold it (it vanished, was replaced, or its database is closed). */
   close(path: string): void {
     if (this.#disposed) return;
-    for (const s of this.#slots) {
-      if (s === undefined) continue;
-      const id = this.#next++;
-      s.pending.set(id, { ok: () => undefined, fail: () => undefined });
-      s.worker.ref();
-      s.worker.postMessage({ kind: 'close', path, id });
-    }
+    for (const s of this.#slots) if (s !== undefined) this.#post(s, { kind: 'close', path }).catch(() => undefined);
   }
 
   /** Stops every worker; jobs in flight fail with `server_busy`. */
