@@ -127,11 +127,19 @@ export class SyncService {
    */
   recordActivity(db: Central, siteId: string, principal: Principal, traffic: Traffic): void {
     const site = normaliseSiteId(siteId);
-    runHook(this.#deps, 'recordDevice', async () => {
-      const schemaHash = (await this.peer(db, site))?.lastSchemaHash ?? null;
-      await this.#deps.recordDevice(db.id, { siteId: site, principal, clientVersion: 'offsync-graphql', generation: 'G3', schemaHash });
-    });
+    this.recordDevice(db, site, principal, { clientVersion: 'offsync-graphql', generation: 'G3' });
     this.recordTraffic(db, site, traffic);
+  }
+
+  /**
+   * The device registry hook (fire-and-forget) for a request of `site` (normalised): its schema
+   * hash is the one given, else the one of its last upload.
+   */
+  recordDevice(db: Central, site: string, principal: Principal, seen: { clientVersion: string; generation: Generation; schemaHash?: string | undefined }): void {
+    runHook(this.#deps, 'recordDevice', async () => {
+      const schemaHash = seen.schemaHash ?? (await this.peer(db, site))?.lastSchemaHash ?? null;
+      await this.#deps.recordDevice(db.id, { siteId: site, principal, clientVersion: seen.clientVersion, generation: seen.generation, schemaHash });
+    });
   }
 
   /** Traffic counters only (no device update): for streams that report bytes in batches. */

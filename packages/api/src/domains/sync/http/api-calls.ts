@@ -133,17 +133,9 @@ function rejectionReport(entries: readonly RejectionEntry[]): RejectedReport {
 }
 
 export function recordDevice(c: ApiCall, schemaHash?: string): void {
-  const { deps } = c.state;
   const version = c.req.headers['x-cloudsync-version'];
-  const device = {
-    siteId: c.site,
-    principal: c.principal,
-    clientVersion: typeof version === 'string' && version !== '' ? version : c.generation,
-    generation: c.generation,
-  };
-  runHook(deps, 'recordDevice', async () =>
-    deps.recordDevice(c.db.id, { ...device, schemaHash: schemaHash ?? (await c.state.service.peer(c.db, c.site))?.lastSchemaHash ?? null }),
-  );
+  const clientVersion = typeof version === 'string' && version !== '' ? version : c.generation;
+  c.state.service.recordDevice(c.db, c.site, c.principal, { clientVersion, generation: c.generation, schemaHash });
 }
 
 /** `POST …/check` for G1 (cursor in the path), G2a, G2b and G3 without chunk support: one URL. */
