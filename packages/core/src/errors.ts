@@ -51,6 +51,8 @@ export const CoreErrorCode = {
   INVALID_STATE: 'CORE_INVALID_STATE',
   /** Bad argument passed to a core function. */
   INVALID_ARGUMENT: 'CORE_INVALID_ARGUMENT',
+  /** A feed cursor is below the compaction floor (deletions it has not seen were forgotten): the device must download from 0 again (docs/PROTOCOL.md "Compaction and the resync horizon"). */
+  RESYNC_REQUIRED: 'CORE_RESYNC_REQUIRED',
 } as const;
 export type CoreErrorCode = (typeof CoreErrorCode)[keyof typeof CoreErrorCode];
 

@@ -36,6 +36,8 @@ export { RejectionCode, pkTypeProblem } from './engine/apply.ts';
 export type { Tombstone } from './engine/tombstones.ts';
 export { readTombstone } from './engine/tombstones.ts';
 export type { Cursor, FeedOptions } from './engine/extract.ts';
+export { acknowledgedBy, COMPACTED_UPTO_SETTING } from './engine/compaction.ts';
+export type { CompactionResult } from './engine/compaction.ts';
 export { SyncErrorCode } from './protocol/wire.ts';
 export type { ApplyFailure, CheckChunk, CheckData, RejectedReport, SyncStatus, SyncStatusReply, VersionWindow } from './protocol/wire.ts';
 export { resolveAlgorithm } from './engine/algorithms.ts';

@@ -17,6 +17,8 @@ import { mergeChanges } from './apply.ts';
 import type { ApplyOptions, ApplyResult } from './apply.ts';
 import { BlockColumns } from './blocks.ts';
 import { changeFeed } from './extract.ts';
+import { assertFeedAbove, compactMetadata, compactionFloor } from './compaction.ts';
+import type { CompactionResult } from './compaction.ts';
 import type { FeedOptions } from './extract.ts';
 import { BASE_METADATA_SQL, LOG_TRIGGER_MARKER, TOMBSTONE_VALUES_SETTING, tombstoneValuesSql, cellsTableName, dropMetaTablesSql, dropTriggersSql, metaTableSql, pkBlobSql, quoteIdent, rowFilterSql, rowsTableName, triggerSql } from './sql-gen.ts';
 import { foldWriteLog, pendingVersions } from './write-log.ts';
@@ -44,6 +46,11 @@ export interface EngineOptions {
 export interface FeedRequest extends Omit<FeedOptions, 'excludeSiteRef'> {
   /** Leave out changes that originated at this site. */
   excludeSiteId?: Uint8Array;
+  /**
+   * Serve a cursor below the compaction floor anyway (estimates such as a device's backlog);
+   * by default such a feed is refused with RESYNC_REQUIRED (compaction.ts).
+   */
+  allowBelowFloor?: boolean;
 }
 
 export interface PayloadApplyOptions extends ApplyOptions {
@@ -432,7 +439,8 @@ export class SyncEngine {
   changes(req: FeedRequest = {}): Generator<Change> {
     this.foldPending();
     this.#refresh();
-    const { excludeSiteId, ...rest } = req;
+    const { excludeSiteId, allowBelowFloor, ...rest } = req;
+    if (allowBelowFloor !== true && req.localOnly !== true) assertFeedAbove(this.driver, req.after);
     const opts: FeedOptions = rest;
     if (excludeSiteId !== undefined) {
       const ref = this.#siteRefs.get(bytesKey(excludeSiteId)) ?? this.#lookupSiteRef(excludeSiteId);
@@ -441,6 +449,27 @@ export class SyncEngine {
     const blocks = this.#blockColumns();
     if (blocks.any && req.localOnly !== true) this.#foldBlockWrites(blocks);
     return changeFeed({ tableContexts: () => [...this.#tables.values()], siteIdOf: (ref) => this.#siteIdOf(ref), ...(blocks.any ? { blocks } : {}) }, opts);
+  }
+
+  /**
+   * Tombstone compaction (compaction.ts; docs/PROTOCOL.md "Compaction and the resync horizon"):
+   * in one transaction, forgets deleted rows whose deletion is ≤ `upTo` (records, cells, last
+   * values) and removals addressed to one principal at versions ≤ `upTo`, and raises the floor
+   * (`compactionFloor()`) to `upTo`. Only for a central database, with `upTo` at most the
+   * smallest version every device has acknowledged; later feeds from a cursor that has not seen
+   * `upTo` are refused with RESYNC_REQUIRED.
+   */
+  compact(opts: { upTo: number }): CompactionResult {
+    this.#refresh();
+    return this.driver.transaction(() => {
+      this.foldPending();
+      return compactMetadata(this.driver, [...this.#tables.values()], opts.upTo, this.dbVersion());
+    });
+  }
+
+  /** The compaction floor (0 = never compacted): feeds must have seen every version ≤ it. */
+  compactionFloor(): number {
+    return compactionFloor(this.driver);
   }
 
   /** Encodes changes into one v2 payload stamped with `schemaHash` (default: current). Null when empty. */

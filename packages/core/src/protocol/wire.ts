@@ -99,6 +99,8 @@ export const SyncErrorCode = {
   DATABASE_UNAVAILABLE: 'database_unavailable',
   /** The operation exists but not for this kind of database yet (e.g. a SQLite-only feature on POSTGRES). */
   NOT_SUPPORTED: 'not_supported',
+  /** The device's download cursor is below the compaction floor: it must drop its synced state and download from 0 (docs/PROTOCOL.md "Compaction and the resync horizon"). */
+  RESYNC_REQUIRED: 'resync_required',
   INTERNAL: 'internal_error',
 } as const;
 export type SyncErrorCode = (typeof SyncErrorCode)[keyof typeof SyncErrorCode];
