@@ -43,9 +43,9 @@ function* api(ctx: ProtocolContext, method: 'GET' | 'POST', action: string, body
   return res;
 }
 
-function parseJson(res: HttpResponse, what: string): unknown {
+function parseJson(res: HttpResponse, what: string, text = bodyText(res)): unknown {
   try {
-    return JSON.parse(bodyText(res)) as unknown;
+    return JSON.parse(text) as unknown;
   } catch {
     throw new SyncProtocolError(`invalid JSON in ${what} response`);
   }
@@ -102,15 +102,20 @@ function pageOf(v: unknown): PageRef {
   const w = int(v['watermark']);
   if (c !== undefined) extra.cursor = c;
   if (w !== undefined) extra.watermark = w;
-  if (typeof v['payload'] === 'string') return { payload: new Uint8Array(Buffer.from(v['payload'], 'base64')), ...extra };
+  if (typeof v['payload'] === 'string') {
+    const b = Buffer.from(v['payload'], 'base64');
+    return { payload: new Uint8Array(b.buffer, b.byteOffset, b.byteLength), ...extra }; // a view, not a second copy
+  }
   if (typeof v['url'] === 'string') return { url: v['url'], ...extra };
   throw new SyncProtocolError("missing 'url' or 'payload' in check response");
 }
 
 /** Interprets a `check` reply (the five shapes of §P1). */
 export function parseCheck(res: HttpResponse): PullBatch {
-  if (res.body.length === 0 || bodyText(res).trim() === '') return { kind: 'empty' };
-  const v = parseJson(res, 'check');
+  if (res.body.length === 0) return { kind: 'empty' };
+  const text = bodyText(res); // decoded once: a reply with inline pages is megabytes of JSON
+  if (text.trim() === '') return { kind: 'empty' };
+  const v = parseJson(res, 'check', text);
   if (!isObj(v)) throw new SyncProtocolError('invalid check response');
   const failure = isObj(v['failures']) ? v['failures']['check'] : undefined;
   if (isObj(failure) && failure['retryable'] === false) {

@@ -7,7 +7,12 @@
  *   `send_dbversion := lastOptimisticVersion` (capped at what was sent: never trust more).
  * - receive: `check` from the durable cursor, following `nextCursor` through non-final batches;
  *   every page is applied atomically; only the final page moves the durable cursor (to the
- *   watermark, else to the last applied change).
+ *   watermark, else to the last applied change). Each non-final page stores, in the transaction
+ *   that applies it, the server's continuation cursor after it, so an interrupted download
+ *   resumes after the last applied page (an expired one makes the server re-send from the
+ *   durable cursor: never a skip). Pipelined: the next batch (and the next page URL) is asked
+ *   for with a `prefetch` op before the current page is applied, so the server builds page n+1
+ *   while the client applies page n; the runner over a blocking transport ignores prefetches.
  */
 import type { Change, SyncEngine } from '@offsync/core';
 import type { ClientSettings } from './settings.ts';
@@ -15,12 +20,15 @@ import { SyncProtocolError } from './http.ts';
 import type { BlockingSyncTransport, SyncTransport } from './transport.ts';
 import type { Cursor, PullBatch, PullRequest, PushChunk, ReceiveResult, SendResult, SyncStatus } from './types.ts';
 
-export type Op = { kind: 'push'; chunk: PushChunk } | { kind: 'pull'; req: PullRequest } | { kind: 'download'; url: string } | { kind: 'status' };
+/** An op a runner may start ahead of time: the same op yielded later takes its answer. */
+export type PrefetchableOp = { kind: 'pull'; req: PullRequest } | { kind: 'download'; url: string };
+export type Op = { kind: 'push'; chunk: PushChunk } | PrefetchableOp | { kind: 'status' } | { kind: 'prefetch'; op: PrefetchableOp };
 export type OpResult =
   | { kind: 'push'; status: SyncStatus | null }
   | { kind: 'pull'; batch: PullBatch }
   | { kind: 'download'; bytes: Uint8Array }
-  | { kind: 'status'; status: SyncStatus | null };
+  | { kind: 'status'; status: SyncStatus | null }
+  | { kind: 'prefetch' };
 export type Step<T> = Generator<Op, T, OpResult>;
 
 export interface Progress {
@@ -41,6 +49,8 @@ export interface SessionOptions {
 }
 
 const MAX_DRAIN_CHUNKS = 10_000;
+/** Pages per `check` batch unless the app sets `maxChunks`: one, so downloads pipeline page by page. */
+export const PIPELINE_MAX_CHUNKS = 1;
 const AFTER_WHOLE_VERSION = Number.MAX_SAFE_INTEGER;
 
 function* op<K extends OpResult['kind']>(o: Op & { kind: K }): Step<OpResult & { kind: K }> {
@@ -49,6 +59,7 @@ function* op<K extends OpResult['kind']>(o: Op & { kind: K }): Step<OpResult & {
   return r as OpResult & { kind: K };
 }
 
+/** Runs a step over a blocking transport: one request at a time, prefetches are no-ops. */
 export function runBlocking<T>(step: Step<T>, t: BlockingSyncTransport): T {
   let next = step.next();
   while (!next.done) {
@@ -57,21 +68,52 @@ export function runBlocking<T>(step: Step<T>, t: BlockingSyncTransport): T {
     if (o.kind === 'push') r = { kind: 'push', status: t.push(o.chunk) };
     else if (o.kind === 'pull') r = { kind: 'pull', batch: t.pull(o.req) };
     else if (o.kind === 'download') r = { kind: 'download', bytes: t.download(o.url) };
+    else if (o.kind === 'prefetch') r = { kind: 'prefetch' };
     else r = { kind: 'status', status: t.status() };
     next = step.next(r);
   }
   return next.value;
 }
 
+function prefetchKey(o: PrefetchableOp): string {
+  return o.kind === 'download' ? `d ${o.url}` : `p ${o.req.dbVersion} ${o.req.seq} ${o.req.cursor} ${o.req.maxChunks ?? ''}`;
+}
+
+function startOp(o: PrefetchableOp, t: SyncTransport): Promise<OpResult> {
+  return o.kind === 'pull' ? t.pull(o.req).then((batch) => ({ kind: 'pull', batch })) : t.download(o.url).then((bytes) => ({ kind: 'download', bytes }));
+}
+
+/** One turn of the event loop, so a request just started is on the wire before synchronous work. */
+const turn = (): Promise<void> => new Promise((ok) => setImmediate(ok));
+
+/**
+ * Runs a step over an asynchronous transport. A `prefetch` starts its op now and lets the step
+ * go on (after one event-loop turn, so the request is written before the step's synchronous
+ * apply); the same op yielded later awaits that request instead of sending another. A failed
+ * prefetch fails the op that takes it; one never taken is dropped.
+ */
 export async function runAsync<T>(step: Step<T>, t: SyncTransport): Promise<T> {
+  const ahead = new Map<string, Promise<OpResult>>();
   let next = step.next();
   while (!next.done) {
     const o = next.value;
     let r: OpResult;
     if (o.kind === 'push') r = { kind: 'push', status: await t.push(o.chunk) };
-    else if (o.kind === 'pull') r = { kind: 'pull', batch: await t.pull(o.req) };
-    else if (o.kind === 'download') r = { kind: 'download', bytes: await t.download(o.url) };
-    else r = { kind: 'status', status: await t.status() };
+    else if (o.kind === 'prefetch') {
+      const key = prefetchKey(o.op);
+      if (!ahead.has(key)) {
+        const p = startOp(o.op, t);
+        p.catch(() => undefined); // surfaces when taken
+        ahead.set(key, p);
+        await turn();
+      }
+      r = { kind: 'prefetch' };
+    } else if (o.kind === 'pull' || o.kind === 'download') {
+      const key = prefetchKey(o);
+      const p = ahead.get(key);
+      ahead.delete(key);
+      r = await (p ?? startOp(o, t));
+    } else r = { kind: 'status', status: await t.status() };
     next = step.next(r);
   }
   return next.value;
@@ -196,27 +238,38 @@ export class SyncSession {
     return server < localVersion;
   }
 
-  /** Applies one page atomically; on the final page also moves the durable cursor. */
-  applyPage(bytes: Uint8Array, finalCursor: ((lastApplied: Cursor | undefined) => Cursor | undefined) | undefined): { rows: number; tables: string[] } {
+  /**
+   * Applies one page atomically; on the final page also moves the durable cursor. `resume`, when
+   * given, is stored in the same transaction as where an interrupted download resumes (the
+   * continuation cursor after this page; 0 once the download is done).
+   */
+  applyPage(bytes: Uint8Array, finalCursor: ((lastApplied: Cursor | undefined) => Cursor | undefined) | undefined, resume?: number): { rows: number; tables: string[] } {
     return this.engine.driver.transaction(() => {
       const r = this.engine.applyPayload(bytes);
       const to = finalCursor?.(r.last);
       if (to !== undefined) this.settings.advanceCursor(to);
+      if (resume !== undefined) this.settings.setResumeCursor(resume);
       return { rows: r.received, tables: r.tables };
     });
   }
 
-  *receive(maxChunks = this.opts.maxChunks): Step<ReceiveResult> {
+  /**
+   * Drains `check` from the durable cursor (or from the continuation cursor stored after the last
+   * applied page of an interrupted download). `maxChunks` defaults to {@link PIPELINE_MAX_CHUNKS}:
+   * batches of one page, so the next one is built by the server while this one is applied.
+   */
+  *receive(maxChunks: number | undefined = this.opts.maxChunks ?? PIPELINE_MAX_CHUNKS): Step<ReceiveResult> {
     const res: ReceiveResult = { rows: 0, tables: [], chunks: 0, bytes: 0, complete: false };
     const tables = new Set<string>();
     const start = this.settings.cursor();
-    let cursor = 0;
+    const reqAt = (cursor: number): PullRequest => (maxChunks === undefined ? { ...start, cursor } : { ...start, cursor, maxChunks });
+    let cursor = this.settings.resumeCursor();
     try {
       while (res.chunks < MAX_DRAIN_CHUNKS) {
-        const req: PullRequest = { ...start, cursor };
-        if (maxChunks !== undefined) req.maxChunks = maxChunks;
-        const { batch } = yield* op({ kind: 'pull', req });
+        const { batch } = yield* op({ kind: 'pull', req: reqAt(cursor) });
         if (batch.kind === 'empty') {
+          // Nothing after a continuation cursor either: the next drain starts at the durable cursor.
+          if (cursor !== 0) this.engine.driver.transaction(() => this.settings.setResumeCursor(0));
           res.complete = true;
           break;
         }
@@ -225,15 +278,30 @@ export class SyncSession {
           if (batch.status.failures?.check !== undefined) res.lastFailure = batch.status.failures.check;
           break;
         }
-        for (let i = 0; i < batch.pages.length; i++) {
-          const page = batch.pages[i];
+        const next = batch.final ? undefined : batch.nextCursor;
+        if (!batch.final && next === undefined) throw new SyncProtocolError('non-final check response without nextCursor');
+        let askedNext = false;
+        const { pages } = batch;
+        for (let i = 0; i < pages.length; i++) {
+          const page = pages[i];
           if (page === undefined) continue;
           const bytes = 'payload' in page ? page.payload : (yield* op({ kind: 'download', url: page.url })).bytes;
-          const isFinal = batch.final && i === batch.pages.length - 1;
+          // Ask for what follows before applying this page: the next page's URL, or the next batch
+          // once every remaining page of this one is in hand.
+          const following = pages[i + 1];
+          if (following !== undefined && 'url' in following) yield* op({ kind: 'prefetch', op: { kind: 'download', url: following.url } });
+          if (next !== undefined && !askedNext && pages.slice(i + 1).every((p) => 'payload' in p)) {
+            askedNext = true;
+            yield* op({ kind: 'prefetch', op: { kind: 'pull', req: reqAt(next) } });
+          }
+          const isLast = i === pages.length - 1;
+          const isFinal = batch.final && isLast;
           const w = page.watermark ?? batch.watermark;
+          // Where to resume after this page: its own continuation cursor (the batch's for its last page).
+          const resume = isFinal ? 0 : (page.cursor ?? (isLast ? next : undefined));
           let applied: { rows: number; tables: string[] };
           try {
-            applied = this.applyPage(bytes, isFinal ? (last) => (w !== undefined ? { dbVersion: w, seq: 0 } : last) : undefined);
+            applied = this.applyPage(bytes, isFinal ? (last) => (w !== undefined ? { dbVersion: w, seq: 0 } : last) : undefined, resume);
           } catch (e) {
             res.error = e instanceof Error ? e.message : String(e);
             return this.#finish(res, tables);
@@ -244,12 +312,11 @@ export class SyncSession {
           res.bytes += bytes.length;
           this.opts.onProgress?.({ phase: 'download', chunks: res.chunks, rows: res.rows, bytes: res.bytes });
         }
-        if (batch.final) {
+        if (next === undefined) {
           res.complete = true;
           break;
         }
-        if (batch.nextCursor === undefined) throw new SyncProtocolError('non-final check response without nextCursor');
-        cursor = batch.nextCursor;
+        cursor = next;
       }
     } finally {
       if (res.rows > 0) this.opts.onChanges?.({ tables: [...tables], rows: res.rows });

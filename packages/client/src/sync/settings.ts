@@ -2,13 +2,16 @@
  * The client's own settings table, `offsync_client_settings`, in the synced database itself (so
  * cursors move in the same transaction as the data they describe). Keys: `send_dbversion` (own
  * versions the server has accepted), `own_max` (highest own db_version seen), `check_dbversion` /
- * `check_seq` (durable download cursor, server version space), `initialised` (a table was ever
- * initialised: `cloudsync_siteid()`/`cloudsync_db_version()` answer like the extension before).
+ * `check_seq` (durable download cursor, server version space), `check_resume` /
+ * `check_resume_dbversion` / `check_resume_seq` (the continuation cursor after the last applied
+ * page of an unfinished download and the durable cursor it was issued for), `initialised` (a
+ * table was ever initialised: `cloudsync_siteid()`/`cloudsync_db_version()` answer like the
+ * extension before).
  */
 import type { SqlDriver } from '@offsync/core';
 import type { Cursor } from './types.ts';
 
-export type SettingKey = 'send_dbversion' | 'own_max' | 'check_dbversion' | 'check_seq' | 'initialised';
+export type SettingKey = 'send_dbversion' | 'own_max' | 'check_dbversion' | 'check_seq' | 'check_resume' | 'check_resume_dbversion' | 'check_resume_seq' | 'initialised';
 
 export class ClientSettings {
   readonly #driver: SqlDriver;
@@ -40,8 +43,26 @@ export class ClientSettings {
     this.set('check_seq', to.seq);
   }
 
+  /**
+   * The continuation cursor to resume an unfinished download with: 0 (start at the durable
+   * cursor) unless one was stored for the durable cursor as it is now.
+   */
+  resumeCursor(): number {
+    const cur = this.cursor();
+    if (this.get('check_resume_dbversion') !== cur.dbVersion || this.get('check_resume_seq') !== cur.seq) return 0;
+    return this.get('check_resume');
+  }
+
+  /** Stores (in the caller's transaction) where an unfinished download resumes; 0 forgets it. */
+  setResumeCursor(cursor: number): void {
+    const cur = this.cursor();
+    this.set('check_resume', cursor);
+    this.set('check_resume_dbversion', cur.dbVersion);
+    this.set('check_resume_seq', cur.seq);
+  }
+
   /** `cloudsync_network_reset_sync_version()`: start sending and receiving from scratch. */
   reset(): void {
-    this.#driver.exec(`DELETE FROM offsync_client_settings WHERE key IN ('send_dbversion', 'check_dbversion', 'check_seq')`);
+    this.#driver.exec(`DELETE FROM offsync_client_settings WHERE key IN ('send_dbversion', 'check_dbversion', 'check_seq', 'check_resume', 'check_resume_dbversion', 'check_resume_seq')`);
   }
 }

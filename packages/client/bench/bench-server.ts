@@ -1,0 +1,38 @@
+/**
+ * The client bench's sync server in its own thread (core's `startServerInWorker`): the test
+ * fixture's real sync HTTP handler, plus control messages to profile the worker's own thread
+ * (`{type:'profile-start'}` / `{type:'profile-stop', path}` write a `.cpuprofile`) and to read
+ * the central rows (`{type:'rows'}`).
+ */
+import { writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { Session } from 'node:inspector/promises';
+import { createSyncServer } from '../test/fixtures/sync-server.ts';
+import type { SyncServerOptions } from '../test/fixtures/sync-server.ts';
+
+export function startBenchServer(options: SyncServerOptions): { server: Server; control: (m: unknown) => Promise<unknown> } {
+  const s = createSyncServer(options);
+  let session: Session | undefined;
+  return {
+    server: s.server,
+    async control(message: unknown) {
+      const type = typeof message === 'object' && message !== null ? Reflect.get(message, 'type') : undefined;
+      if (type === 'rows') return s.central('SELECT count(*) AS n FROM todos');
+      if (type === 'profile-start') {
+        session = new Session();
+        session.connect();
+        await session.post('Profiler.enable');
+        await session.post('Profiler.start');
+        return true;
+      }
+      if (type === 'profile-stop' && session !== undefined) {
+        const { profile } = await session.post('Profiler.stop');
+        writeFileSync(String(Reflect.get(message as object, 'path')), JSON.stringify(profile));
+        session.disconnect();
+        session = undefined;
+        return true;
+      }
+      throw new Error(`unknown control message ${JSON.stringify(message)}`);
+    },
+  };
+}

@@ -1,0 +1,171 @@
+/**
+ * Initial sync of a fresh device, end to end over HTTP on loopback (issue 11 item 6).
+ *
+ * - `worker`: the sync server runs in its own thread (bench-server.ts through core's
+ *   `startServerInWorker`), the client on the main thread, as in any deployment: the server's
+ *   feed/encode and the client's decode/apply can overlap.
+ * - `in-process`: the server on the client's own event loop (the bench's historical figure).
+ *
+ * Standalone (`npx tsx bench/initial-sync.ts`): both modes once, next to raw better-sqlite3.
+ * `BENCH_PROFILE=<dir>` writes `client.cpuprofile` and `server.cpuprofile` of the worker run's
+ * download alone (the seed upload is not profiled).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { startServerInWorker } from '@offsync/core/testing';
+import { openDatabase } from '../src/sync/index.ts';
+import type { OffSyncDatabase, OpenDatabaseOptions } from '../src/sync/index.ts';
+import { API_KEY, createSyncServer, listen, TODOS_DDL } from '../test/fixtures/sync-server.ts';
+
+export interface InitialSyncResult {
+  mode: 'worker' | 'in-process';
+  rows: number;
+  ms: number;
+  pages: number;
+  bytes: number;
+}
+
+export function benchRow(i: number): [string, string, number] {
+  return [`row${String(i).padStart(7, '0')}`, `todo number ${i}`, i % 2];
+}
+
+function device(dir: string, name: string, url: string, databaseId: string, extra: OpenDatabaseOptions = {}): OffSyncDatabase {
+  const d = openDatabase(join(dir, `${name}.db`), { serverUrl: url, databaseId, apiKey: API_KEY, ...extra });
+  d.db.exec(TODOS_DDL);
+  d.db.prepare(`SELECT cloudsync_init('todos')`).get();
+  return d;
+}
+
+/** Seeds the central database with `n` rows through a device (upload URLs, 5 MB chunks). */
+export async function seedThroughDevice(dir: string, url: string, databaseId: string, n: number): Promise<{ trackedMs: number; uploadMs: number }> {
+  const seed = device(dir, `seed-${databaseId}`, url, databaseId);
+  const ins = seed.db.prepare('INSERT INTO todos (id, title, done) VALUES (?, ?, ?)');
+  let t0 = performance.now();
+  seed.db.transaction(() => {
+    for (let i = 0; i < n; i++) ins.run(...benchRow(i));
+  })();
+  const trackedMs = performance.now() - t0;
+  t0 = performance.now();
+  const r = await seed.send();
+  const uploadMs = performance.now() - t0;
+  if (r.status !== 'synced') throw new Error(`seed upload ended ${r.status}`);
+  await seed.close();
+  return { trackedMs, uploadMs };
+}
+
+/** Raw better-sqlite3: the same rows in one transaction into a WAL file (the baseline). */
+export function rawInsertMs(dir: string, n: number): number {
+  const db = new Database(join(dir, `raw-${Date.now()}.db`));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.exec(TODOS_DDL);
+  const ins = db.prepare('INSERT INTO todos (id, title, done) VALUES (?, ?, ?)');
+  const t0 = performance.now();
+  db.transaction(() => {
+    for (let i = 0; i < n; i++) ins.run(...benchRow(i));
+  })();
+  const ms = performance.now() - t0;
+  db.close();
+  return ms;
+}
+
+/** Downloads everything into a fresh device and checks the row count. */
+async function freshDownload(dir: string, url: string, databaseId: string, n: number, name: string, profile?: { start(): Promise<void>; stop(): Promise<void> }): Promise<Omit<InitialSyncResult, 'mode'>> {
+  const fresh = device(dir, name, url, databaseId);
+  let pages = 0;
+  fresh.on('progress', () => pages++);
+  await profile?.start();
+  const t0 = performance.now();
+  const r = await fresh.sync();
+  const ms = performance.now() - t0;
+  await profile?.stop();
+  const count = Number(fresh.db.prepare('SELECT count(*) FROM todos').pluck().get());
+  await fresh.close();
+  if (count !== n || !r.receive.complete) throw new Error(`fresh device has ${count} rows (complete: ${r.receive.complete}), expected ${n}`);
+  return { rows: n, ms, pages, bytes: r.receive.bytes };
+}
+
+async function clientProfiler(path: string): Promise<{ start(): Promise<void>; stop(): Promise<void> }> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  return {
+    start: () => session.post('Profiler.start'),
+    async stop() {
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(path, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
+/** The server in a worker thread, the client here. */
+export async function initialSyncWorker(dir: string, n: number, profileDir?: string): Promise<InitialSyncResult & { trackedMs: number; uploadMs: number }> {
+  const databaseId = 'db_bench_worker';
+  const modulePath = fileURLToPath(new URL('./bench-server.ts', import.meta.url));
+  const srv = await startServerInWorker(modulePath, 'startBenchServer', { options: { databaseId } });
+  try {
+    const seeded = await seedThroughDevice(dir, srv.origin, databaseId, n);
+    let profile: { start(): Promise<void>; stop(): Promise<void> } | undefined;
+    if (profileDir !== undefined) {
+      const client = await clientProfiler(join(profileDir, 'client.cpuprofile'));
+      profile = {
+        async start() {
+          await srv.call({ type: 'profile-start' });
+          await client.start();
+        },
+        async stop() {
+          await client.stop();
+          await srv.call({ type: 'profile-stop', path: join(profileDir, 'server.cpuprofile') });
+        },
+      };
+    }
+    const r = await freshDownload(dir, srv.origin, databaseId, n, 'fresh-worker', profile);
+    return { mode: 'worker', ...r, ...seeded };
+  } finally {
+    await srv.close();
+  }
+}
+
+/** The server on this thread's event loop (serving and applying never overlap). */
+export async function initialSyncInProcess(dir: string, n: number): Promise<InitialSyncResult & { trackedMs: number; uploadMs: number }> {
+  const srv = createSyncServer({ databaseId: 'db_bench_inproc' });
+  try {
+    const url = `http://127.0.0.1:${await listen(srv.server)}`;
+    const seeded = await seedThroughDevice(dir, url, srv.databaseId, n);
+    const r = await freshDownload(dir, url, srv.databaseId, n, 'fresh-inproc');
+    return { mode: 'in-process', ...r, ...seeded };
+  } finally {
+    await srv.close();
+  }
+}
+
+export const rowsPerSecond = (n: number, ms: number): string => `${Math.round(n / (ms / 1000)).toLocaleString('en-US')} rows/s`;
+
+async function main(): Promise<void> {
+  const n = Number(process.env['BENCH_ROWS'] ?? 100_000);
+  const modes = (process.env['BENCH_MODES'] ?? 'worker,in-process').split(',');
+  const dir = mkdtempSync(join(tmpdir(), 'offsync-initial-sync-'));
+  try {
+    const out: string[] = [];
+    for (const mode of modes) {
+      const rawMs = rawInsertMs(dir, n);
+      const r = mode === 'worker' ? await initialSyncWorker(dir, n, process.env['BENCH_PROFILE']) : await initialSyncInProcess(dir, n);
+      out.push(
+        `${r.mode.padEnd(10)} ${r.ms.toFixed(0)} ms (${rowsPerSecond(n, r.ms)}), ${r.pages} pages, ${(r.bytes / 1e6).toFixed(1)} MB; ` +
+          `raw insert ${rawMs.toFixed(0)} ms (${rowsPerSecond(n, rawMs)}); ${(r.ms / rawMs).toFixed(1)}× raw`,
+      );
+    }
+    console.log(`initial sync of ${n.toLocaleString('en-US')} rows to a fresh device`);
+    for (const l of out) console.log(`  ${l}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) await main();
