@@ -41,6 +41,14 @@ export interface EngineOptions {
    * `console.error` line. Downloads never fail because of it (docs/PROTOCOL.md "Limits").
    */
   onInvalidStoredChange?: (error: CoreError, change: Change) => void;
+  /**
+   * Notice schema changes made by other connections (default true): before use, one
+   * `PRAGMA schema_version` read, and the table contexts are rebuilt when it moved. False only
+   * where one owner makes every schema change and calls {@link SyncEngine.reloadSchema} on the
+   * others (the server's central connections); embedded and client use keep the default, since
+   * any program may ALTER the file.
+   */
+  schemaWatch?: boolean;
 }
 
 export interface FeedRequest extends Omit<FeedOptions, 'excludeSiteRef'> {
@@ -664,9 +672,17 @@ export class SyncEngine {
    * (another connection deployed a table, ran ALTER or cleanup). Cheap: one pragma read.
    */
   #refresh(): void {
-    if (this.#alter.size > 0) return;
+    if (this.#alter.size > 0 || this.#opts.schemaWatch === false) return;
     const v = Number((this.driver.prepare('PRAGMA schema_version').getRaw() ?? [0])[0]);
     if (v !== this.#schemaVersion) this.#loadTables();
+  }
+
+  /**
+   * Rebuilds the table contexts from the database now: for engines opened with
+   * `schemaWatch: false`, after another connection changed the schema (deploy, ALTER, cleanup).
+   */
+  reloadSchema(): void {
+    if (this.#alter.size === 0) this.#loadTables();
   }
 
   #loadTables(): void {

@@ -32,7 +32,7 @@ function nodeRandom(n: number): Uint8Array {
 
 /** Wraps an open better-sqlite3 connection in a {@link SyncEngine}. */
 export function createSyncEngine(db: Database.Database, opts: OpenOptions = {}): SyncEngine {
-  return new SyncEngine(createBetterSqliteDriver(db), { randomBytes: opts.randomBytes ?? nodeRandom, ...(opts.now ? { now: opts.now } : {}) });
+  return new SyncEngine(createBetterSqliteDriver(db), { randomBytes: opts.randomBytes ?? nodeRandom, ...(opts.now ? { now: opts.now } : {}), ...(opts.schemaWatch === undefined ? {} : { schemaWatch: opts.schemaWatch }) });
 }
 
 /** Opens (creating if needed, unless `mustExist`) a SQLite database file, or `:memory:`, as a {@link SyncEngine}. */
