@@ -61,8 +61,8 @@ async function handle(req: BenchRequest): Promise<BenchReply> {
       return { id: req.id, type: 'memory', rss: m.rss, heapUsed: m.heapUsed, external: m.external + m.arrayBuffers };
     }
     case 'head': {
-      const db = await app.sync.databases.open(databaseId);
-      return { id: req.id, type: 'head', dbVersion: db.kind === 'postgres' ? await db.central.dbVersion() : db.engine.dbVersion(), listeners: 0 };
+      const db = await app.sync.open(databaseId);
+      return { id: req.id, type: 'head', dbVersion: await db.dbVersion(), listeners: 0 };
     }
     case 'download':
       return { id: req.id, type: 'download', ...(await downloadAll(app.sync, databaseId, req.pageBytes, randomBytes(16).toString('hex'))) };

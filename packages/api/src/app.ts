@@ -129,8 +129,12 @@ export function createApp(deps: AppDeps): App {
     artifactSecret: artifactSecret ?? new Uint8Array(randomBytes(32)),
   });
   const sync = syncHttp.service;
+  // Deploys and other changes of a SQLite central file run on its owner's connection (central-databases.ts `withSchemaChange`).
+  services.tables.useCentralFileOwner(sync.databases);
   // Devices' download cursors and last refusals, schema-mismatch diagnosis (domains/devices/device-sync-state.ts).
   trackDeviceSyncState(sync, { logger: deps.logger, now: () => deps.clock.now() });
+  // Tombstone compaction at the devices' min acknowledged version, the resync horizon's upload guard (domains/sync/compaction.ts).
+  const compaction = installCompaction(sync, deps.prisma, { now: () => deps.clock.now(), onError: (id, e) => deps.logger.error('compaction failed', { databaseId: id, error: e instanceof Error ? e.message : String(e) }), ...deps.compaction });
   instrumentSyncService(sync, metrics, obs.accessLog);
   metrics.setSources({ liveSubscribers: () => liveSessionsOf(services).size(), pendingArtifactBytes: () => syncHttp.artifacts.stats().pendingBytes });
   const health = createHealth({

@@ -199,8 +199,8 @@ export function trackDeviceSyncState(service: SyncService, options: { now?: () =
   const download = service.download.bind(service);
   // The sync state lives in the SQLite central file; POSTGRES databases do not record it yet (undefined).
   const central = async (db: Parameters<SyncService['upload']>[0]) => {
-    const d = typeof db === 'string' ? await service.databases.open(db) : db;
-    return d.kind === 'sqlite' ? d : undefined;
+    const d = typeof db === 'string' ? await service.open(db) : db;
+    return d.synchronous;
   };
   const report = (e: unknown): void => {
     // A central worker's long merge holds the write lock: this best-effort record waits for the next request.

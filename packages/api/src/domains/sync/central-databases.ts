@@ -14,38 +14,21 @@ import { renameSync, rmSync, statSync } from 'node:fs';
 import { openSyncDatabase } from '@offsync/core/sqlite';
 import { readFileIdentity } from './central-file.ts';
 import { PeerState } from './peer-state.ts';
-import { PgCentral } from './pg-central.ts';
+import { PgCentral, PgCentralDatabase } from './pg-central.ts';
+import type { Central } from './central.ts';
+import { SchemaGate, SqliteCentral } from './sqlite-central.ts';
+import type { SqliteFile } from './sqlite-central.ts';
 import type { CentralWorkers } from './central-worker/pool.ts';
 import type { PgCentralSettings } from './pg-central.ts';
 import type { DatabaseTarget, SyncDeps, SyncEngine } from './sync-deps.ts';
 import { SyncError } from './sync-errors.ts';
 
-/** A SQLite central database (the embedded default). */
-export interface CentralDatabase {
-  readonly kind: 'sqlite';
-  readonly id: string;
-  readonly path: string;
-  readonly engine: SyncEngine;
-  readonly peers: PeerState;
-  /** The target as resolved for the current request (enabled, schema-hash mode). */
-  readonly target: DatabaseTarget;
-}
+/** A SQLite central database as resolved for one request (sqlite-central.ts). */
+export type CentralDatabase = SqliteCentral;
+export type { Central } from './central.ts';
+export { PgCentralDatabase } from './pg-central.ts';
 
-/** A POSTGRES central database (pg-central.ts). */
-export interface PgCentralDatabase {
-  readonly kind: 'postgres';
-  readonly id: string;
-  readonly central: PgCentral;
-  readonly target: DatabaseTarget;
-}
-
-/** Either kind: what the sync protocol's transports hold (`SyncService` dispatches on `kind`). */
-export type Central = CentralDatabase | PgCentralDatabase;
-
-interface Open {
-  path: string;
-  engine: SyncEngine;
-  peers: PeerState;
+interface Open extends SqliteFile {
   /** The identity expected when opened (the target's; '' when unchecked). */
   identity: string;
   dev: number;
@@ -101,11 +84,16 @@ export class CentralDatabases {
   readonly #refused = new Map<string, string>();
   readonly #checkIntervalMs: number;
   readonly #now: () => number;
+  /** Per database: schema changes wait for its merges and scans, and hold new ones (sqlite-central.ts). */
+  readonly #gates = new Map<string, SchemaGate>();
+  /** Schema generation: bumped by every schema change made through this owner. */
+  #generation = 0;
   #disposed = false;
 
   constructor(resolve: SyncDeps['resolveDatabase'], opts: CentralDatabasesOptions = {}) {
     this.#resolve = resolve;
-    this.#open = opts.open ?? ((path, target) => openSyncDatabase(path, { mustExist: true, synchronous: target.synchronous ?? 'FULL' }));
+    // Schema changes reach this connection through the owner (`withSchemaChange`): no polling.
+    this.#open = opts.open ?? ((path, target) => openSyncDatabase(path, { mustExist: true, synchronous: target.synchronous ?? 'FULL', schemaWatch: false }));
     this.#openPostgres = opts.openPostgres ?? ((settings) => PgCentral.open(settings));
     this.#listenPostgres = opts.listenPostgres ?? true;
     this.#workers = opts.workers;
@@ -120,7 +108,7 @@ export class CentralDatabases {
    */
   async get(databaseId: string): Promise<CentralDatabase> {
     const db = await this.open(databaseId);
-    if (db.kind !== 'sqlite') throw new SyncError('not_supported', `Database ${databaseId} is a POSTGRES database; this operation is available for SQLite databases only`);
+    if (!(db instanceof SqliteCentral)) throw new SyncError('not_supported', `Database ${databaseId} is a POSTGRES database; this operation is available for SQLite databases only`);
     return db;
   }
 
@@ -131,9 +119,8 @@ export class CentralDatabases {
     const target = await this.#resolve(databaseId);
     if (target === undefined) throw new SyncError('database_not_found', `No database ${databaseId}`);
     if (!target.enabled) throw new SyncError('sync_disabled', `Sync is disabled for database ${databaseId}`);
-    if (target.postgres !== undefined) return { kind: 'postgres', id: databaseId, central: await this.#openedPg(databaseId, target.postgres), target };
-    const { path, engine, peers } = this.#opened(databaseId, target);
-    return { kind: 'sqlite', id: databaseId, path, engine, peers, target };
+    if (target.postgres !== undefined) return new PgCentralDatabase(databaseId, target, await this.#openedPg(databaseId, target.postgres));
+    return new SqliteCentral(databaseId, target, this.#opened(databaseId, target));
   }
 
   /** Who hears of writes made by other programs to a POSTGRES database (the sync service announces them). */
@@ -169,6 +156,53 @@ export class CentralDatabases {
    */
   isRefused(databaseId: string, identity: string | null | undefined): boolean {
     return this.#refused.get(databaseId) === (identity ?? '');
+  }
+
+  /**
+   * Runs a schema change (`fn`: deploy, cleanup, block columns, visibility renewal) of a SQLite
+   * database on the owner's connection: after the merges and scans in flight for it, before any
+   * new one. Then the owner's engine reloads its tables and the central workers see a new schema
+   * generation with their next job, so no connection owned here polls `PRAGMA schema_version`.
+   * When the file is not open here (no device synced since the start), `fn` runs on the file
+   * itself, and the next open reads the new schema. `fn` is synchronous: nothing interleaves.
+   */
+  withSchemaChange<T>(databaseId: string, path: string, fn: (engine: SyncEngine) => T): Promise<T> {
+    return this.#gateOf(databaseId).exclusive(() => {
+      const cur = this.#owned(databaseId, path);
+      if (cur === undefined) {
+        this.#generation++;
+        return onFile(path, fn);
+      }
+      try {
+        return fn(cur.engine);
+      } finally {
+        cur.engine.reloadSchema();
+        cur.schemaGeneration = ++this.#generation;
+      }
+    });
+  }
+
+  /** Reads a SQLite database's schema (tables, schema history) on the owner's connection, or on the file when it is not open here. */
+  readSchema<T>(databaseId: string, path: string, fn: (engine: SyncEngine) => T): Promise<T> {
+    const cur = this.#owned(databaseId, path);
+    return Promise.resolve(cur === undefined ? onFile(path, fn) : fn(cur.engine));
+  }
+
+  /** The open connection of `databaseId` when it is still the file at `path`. */
+  #owned(databaseId: string, path: string): Open | undefined {
+    const cur = this.#dbs.get(databaseId);
+    if (cur === undefined || cur.path !== path) return undefined;
+    const st = statSync(path, { throwIfNoEntry: false });
+    return st !== undefined && st.dev === cur.dev && st.ino === cur.ino ? cur : undefined;
+  }
+
+  #gateOf(databaseId: string): SchemaGate {
+    let g = this.#gates.get(databaseId);
+    if (g === undefined) {
+      g = new SchemaGate();
+      this.#gates.set(databaseId, g);
+    }
+    return g;
   }
 
   /** The already-open engine of a database, if any (no resolution). */
@@ -218,7 +252,18 @@ export class CentralDatabases {
       // Deletions are judged by RLS on the row's last values: keep them (docs/ARCHITECTURE.md "RLS model").
       engine.setKeepTombstoneValues(true);
       if (this.#workers !== undefined) engine.driver.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.trunc(this.#mainBusyTimeoutMs))}`);
-      const open: Open = { path, engine, peers: new PeerState(engine), identity, dev: st.dev, ino: st.ino, sidecars: { '-wal': fileId(`${path}-wal`), '-shm': fileId(`${path}-shm`) }, checkedAt: this.#now() };
+      const open: Open = {
+        path,
+        engine,
+        peers: new PeerState(engine),
+        gate: this.#gateOf(id),
+        schemaGeneration: this.#generation,
+        identity,
+        dev: st.dev,
+        ino: st.ino,
+        sidecars: { '-wal': fileId(`${path}-wal`), '-shm': fileId(`${path}-shm`) },
+        checkedAt: this.#now(),
+      };
       this.#dbs.set(id, open);
       return open;
     } catch (e) {
@@ -251,6 +296,16 @@ export class CentralDatabases {
     }
     this.#dbs.clear();
     return Promise.all(closing).then(() => undefined);
+  }
+}
+
+/** `fn` on a connection of its own to the file at `path` (which must exist), closed after. */
+function onFile<T>(path: string, fn: (engine: SyncEngine) => T): T {
+  const engine = openSyncDatabase(path, { mustExist: true });
+  try {
+    return fn(engine);
+  } finally {
+    engine.close();
   }
 }
 

@@ -20,9 +20,13 @@ import type { PgConn, PgRowSecurity, PgSyncEngine } from '@offsync/core/postgres
 import type { RejectedRow } from '@offsync/core';
 import type { Cursor, ScanOptions, ScanResult } from './download-pages.ts';
 import type { UploadOutcome } from './central-worker/jobs.ts';
+import { checkWindow, rejectionInput } from './central-worker/jobs.ts';
+import type { Central, CentralEnv, CentralScan, CentralUpload } from './central.ts';
 import { scanFeedPages } from './download-pages.ts';
 import { nextPeerState, parseWindows, statusOf } from './peer-state.ts';
 import type { PeerRecord, SyncStatus, VersionWindow } from './peer-state.ts';
+import type { DatabaseTarget, Generation, Principal } from './sync-deps.ts';
+import { SyncError } from './sync-errors.ts';
 
 /** How to reach the customer database (the control plane's decrypted connection settings). */
 export type PgCentralSettings = PgSettings;
@@ -256,3 +260,92 @@ export class PgCentral {
     await this.#pool.end().catch(() => {});
   }
 }
+
+/**
+ * A POSTGRES database as resolved for one request (central.ts): the node's pool for it
+ * ({@link PgCentral}) with the target of the request. Under ENFORCE, a per-user credential's
+ * merges and feeds run under its role and claims, so the database's own policies decide; a
+ * refused row is rolled back alone and compensated.
+ */
+export class PgCentralDatabase implements Central {
+  readonly id: string;
+  readonly target: DatabaseTarget;
+  readonly central: PgCentral;
+  /** Each subscriber reads its own live page (shared pages need a synchronous feed). */
+  readonly synchronous = undefined;
+
+  constructor(id: string, target: DatabaseTarget, central: PgCentral) {
+    this.id = id;
+    this.target = target;
+    this.central = central;
+  }
+
+  claimSite(site: string, owner: string): Promise<string> {
+    return this.central.claimSite(site, owner);
+  }
+
+  status(site: string): Promise<SyncStatus> {
+    return this.central.status(site);
+  }
+
+  peer(site: string): Promise<PeerRecord | undefined> {
+    return this.central.peer(site);
+  }
+
+  dbVersion(): Promise<number> {
+    return this.central.dbVersion();
+  }
+
+  async stamp(site: string, _generation: Generation | undefined): Promise<bigint> {
+    const last = (await this.central.peer(site))?.lastSchemaHash;
+    if (last !== null && last !== undefined) return BigInt(last);
+    // No SQLite DDL text exists for a PostgreSQL table: every generation gets the column-list hash.
+    return this.central.canonicalSchemaHash();
+  }
+
+  /** The merge and the site's bookkeeping in one PostgreSQL transaction. */
+  async upload(req: CentralUpload, env: CentralEnv): Promise<UploadOutcome> {
+    const { site, window, principal } = req;
+    const r = await this.central.merge({
+      rowSecurity: await this.#rowSecurity(principal),
+      site,
+      payloads: Array.isArray(req.payload) ? req.payload : [req.payload],
+      window,
+      strict: this.target.schemaHashMode === 'strict',
+      limits: env.limits,
+      checkWindow: (last) => {
+        if (window !== undefined) checkWindow(window, last);
+      },
+    });
+    const at = new Date(env.now());
+    // Reported to the device, metrics and subscriptions; not kept in a queryable log (id 0) on POSTGRES yet.
+    return { ...r, rejected: r.rejected.map((x) => ({ ...rejectionInput(x, site, principal), id: 0, at })) };
+  }
+
+  /** The feed after the cursor, without the site's own changes, cut into pages. */
+  async download(req: CentralScan): Promise<ScanResult> {
+    return this.central.scan(req.site, req.after, req.opts, await this.#rowSecurity(req.principal));
+  }
+
+  /**
+   * PostgreSQL RLS the Supabase way (docs/ARCHITECTURE.md "PostgreSQL row-level security"): under
+   * ENFORCE, a per-user credential runs under `SET LOCAL ROLE <role claim>` (default
+   * `authenticated`) with its claims in `request.jwt.claims`; API keys and database users are
+   * trusted (undefined: as the connection's user). A role that is unknown, a superuser or BYPASSRLS
+   * is refused (403), so a claim can never lift the database's policies.
+   */
+  async #rowSecurity(principal: Principal): Promise<PgRowSecurity | undefined> {
+    if (this.target.rlsMode !== 'ENFORCE' || principal.kind === 'apiKey') return undefined;
+    const claimed = principal.claims['role'];
+    const role = typeof claimed === 'string' && claimed !== '' ? claimed : 'authenticated';
+    if (!PG_ROLE.test(role)) throw new SyncError('forbidden', 'the credential names an invalid database role');
+    const check = await this.central.checkRole(role);
+    if (check !== 'ok') throw new SyncError('forbidden', check === 'unknown' ? `database role ${role} does not exist` : `database role ${role} bypasses row-level security and cannot be used by a device`);
+    const sub = principal.userId ?? '';
+    // Access tokens carry OffSync's claims; `sub` and `role` are added the way Supabase's JWTs have them.
+    const claims = principal.kind === 'jwt' ? principal.claims : { ...principal.claims, sub, role };
+    return { role, sub, claims: JSON.stringify(claims) };
+  }
+}
+
+const PG_ROLE = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;

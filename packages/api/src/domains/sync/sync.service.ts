@@ -7,22 +7,20 @@
  * - `download` streams the change feed after a cursor into pages (download-pages.ts).
  */
 import { CentralDatabases } from './central-databases.ts';
-import type { Central, CentralDatabase, PgCentralDatabase } from './central-databases.ts';
+import type { CentralDatabase } from './central-databases.ts';
+import type { Central, CentralEnv } from './central.ts';
 import type { Cursor, ScanOptions, ScanResult } from './download-pages.ts';
-import { checkWindow, mergeUpload, rejectionInput, scanDownload } from './central-worker/jobs.ts';
-import type { ScanJob, UploadJob, UploadOutcome } from './central-worker/jobs.ts';
+import type { UploadOutcome } from './central-worker/jobs.ts';
 import type { CentralWorkers } from './central-worker/pool.ts';
-import type { CentralRef } from './central-worker/protocol.ts';
 import type { PeerRecord, SyncStatus, VersionWindow } from './peer-state.ts';
-import { ownerKeyOf, siteOwnersOf } from './site-owners.ts';
+import { ownerKeyOf } from './site-owners.ts';
 import { rejectionLogOf } from './rejection-log.ts';
 import type { ConflictLogOptions } from './conflict-log.ts';
 import type { RejectionLog } from './rejection-log.ts';
-import { principalKey, runHook } from './sync-deps.ts';
+import { runHook } from './sync-deps.ts';
 import type { Generation, Principal, SyncDeps, Traffic } from './sync-deps.ts';
 import { SyncError, toSyncError } from './sync-errors.ts';
 import type { PayloadDecodeLimits } from '@offsync/core';
-import type { PgRowSecurity } from '@offsync/core/postgres';
 
 export interface SyncServiceOptions {
   /** Target encoded size of one download page (default 5 MB). */
@@ -79,17 +77,12 @@ export function normaliseSiteId(site: string): string {
   return site.toLowerCase();
 }
 
-/** A download further behind than this many versions filters rows by RLS in bulk (rls-sql.ts). */
-const BULK_FILTER_VERSIONS = 1000;
-
 export class SyncService {
   readonly databases: CentralDatabases;
   readonly #deps: SyncDeps;
   readonly pageBytes: number;
-  readonly #limits: PayloadDecodeLimits;
-  readonly #now: () => number;
-  readonly #conflictLog: ConflictLogOptions | undefined;
-  readonly #workers: CentralWorkers | undefined;
+  /** What a central database is lent for each operation (central.ts). */
+  readonly #env: CentralEnv;
   /** The central workers merges run in, when enabled. */
   readonly workers: CentralWorkers | undefined;
 
@@ -97,19 +90,27 @@ export class SyncService {
     this.#deps = deps;
     this.databases = databases;
     this.pageBytes = opts.pageBytes ?? 5_000_000;
-    this.#limits = { ...opts.limits, ...(opts.maxExpandedBytes === undefined ? {} : { maxExpandedSize: opts.maxExpandedBytes }) };
-    this.#now = opts.now ?? Date.now;
-    this.#conflictLog = opts.conflictLog;
-    this.#workers = opts.workers;
     this.workers = opts.workers;
+    this.#env = {
+      deps,
+      workers: opts.workers,
+      limits: { ...opts.limits, ...(opts.maxExpandedBytes === undefined ? {} : { maxExpandedSize: opts.maxExpandedBytes }) },
+      conflictLog: opts.conflictLog,
+      now: opts.now ?? Date.now,
+    };
     // Writes of other programs to a POSTGRES database are server writes: announced like a merge.
     databases.onExternalWrite((id, central, tables) => {
       runHook(this.#deps, 'onChangesMerged', async () => this.#deps.onChangesMerged(id, { originSiteId: '', tables, dbVersion: await central.dbVersion() }));
     });
   }
 
-  async #db(db: CentralDatabase | string): Promise<CentralDatabase> {
-    return typeof db === 'string' ? this.databases.get(db) : db;
+  /**
+   * Resolves `databaseId` once for a request (either back-end): the transports pass the result
+   * to every further call of that request. Throws SyncError database_not_found / sync_disabled /
+   * database_unavailable / database_file_missing.
+   */
+  open(databaseId: string): Promise<Central> {
+    return this.databases.open(databaseId);
   }
 
   async #central(db: Central | string): Promise<Central> {
@@ -147,38 +148,35 @@ export class SyncService {
     if (traffic.uploadBytes > 0 || traffic.downloadBytes > 0) runHook(this.#deps, 'recordTraffic', () => this.#deps.recordTraffic(db.id, siteId, traffic));
   }
 
+  /** `claim`, synchronously, on a SQLite central database. */
+  claimSite(db: CentralDatabase, siteId: string, principal: Principal): string {
+    const { site, key } = siteAndOwner(siteId, principal);
+    if (db.claimSiteNow(site, key) !== key) throw siteTaken();
+    return site;
+  }
+
   /**
    * Device identity (docs/PROTOCOL.md "Device identity"): claims `siteId` for `principal` on
    * first use, or checks that it already belongs to it. Every transport calls this before doing
    * anything for the site (HTTP handler, GraphQL sync fields, push-token registration). Throws
    * SyncError invalid_site_id / site_forbidden (nothing changed); returns the normalised site id.
    */
-  claimSite(db: CentralDatabase, siteId: string, principal: Principal): string {
-    const { site, key } = siteAndOwner(siteId, principal);
-    if (siteOwnersOf(db.engine).claim(site, key) !== key) throw siteTaken();
-    return site;
-  }
-
-  /** `claimSite` for a central database of either kind. */
   async claim(db: Central, siteId: string, principal: Principal): Promise<string> {
-    if (db.kind === 'sqlite') return this.claimSite(db, siteId, principal);
     const { site, key } = siteAndOwner(siteId, principal);
-    if ((await db.central.claimSite(site, key)) !== key) throw siteTaken();
+    if ((await db.claimSite(site, key)) !== key) throw siteTaken();
     return site;
   }
 
   /** Upload bookkeeping of a site (SyncStatus). */
   async status(db: Central | string, siteId: string): Promise<SyncStatus> {
     const d = await this.#central(db);
-    const site = normaliseSiteId(siteId);
-    return d.kind === 'sqlite' ? d.peers.status(site) : d.central.status(site);
+    return d.status(normaliseSiteId(siteId));
   }
 
   /** The upload record of a site, if it uploaded. */
   async peer(db: Central | string, siteId: string): Promise<PeerRecord | undefined> {
     const d = await this.#central(db);
-    const site = normaliseSiteId(siteId);
-    return d.kind === 'sqlite' ? d.peers.get(site) : d.central.peer(site);
+    return d.peer(normaliseSiteId(siteId));
   }
 
   /**
@@ -190,35 +188,9 @@ export class SyncService {
   async upload(db: Central | string, siteId: string, payload: Uint8Array | Uint8Array[], window: VersionWindow | undefined, principal: Principal): Promise<UploadResult> {
     const d = await this.#central(db);
     const site = normaliseSiteId(siteId);
-    if (d.kind === 'postgres') return this.#uploadPg(d, site, payload, window, principal);
-    const job: UploadJob = {
-      site,
-      payload,
-      window,
-      principal,
-      audience: principalKey(principal),
-      strict: d.target.schemaHashMode === 'strict',
-      limits: this.#limits,
-      // Writes that lost to concurrent ones (conflict log), unless the database turned it off.
-      conflictLog: d.target.conflictLog !== false,
-      conflictLogOptions: this.#conflictLog,
-      now: this.#now(),
-    };
     let out: UploadResult;
     try {
-      const policiesOf = this.#deps.policiesOf?.bind(this.#deps);
-      if (this.#workers !== undefined && policiesOf !== undefined) {
-        // Off the event loop: decode, RLS, merge and bookkeeping in the file's central worker.
-        const policies = await policiesOf(d.id, d.engine);
-        out = await this.#workers.run<UploadResult>({ kind: 'upload', db: refOf(d), job, policies });
-      } else {
-        const judge = await this.#deps.judgeFor(d.id, principal, d.engine);
-        // What the uploader may hold: a device left holding a row it may not see gets a removal.
-        const canHold = judge === undefined ? undefined : await this.#deps.rowFilterFor(d.id, principal, d.engine);
-        const visibilityColumns = await this.#deps.visibilityFor?.(d.id, d.engine);
-        // One synchronous section: merge + bookkeeping commit together, in one server order.
-        out = mergeUpload(d.engine, d.peers, job, { judge, canHold, visibilityColumns });
-      }
+      out = await d.upload({ site, payload, window, principal }, this.#env);
     } catch (e) {
       throw toSyncError(e);
     }
@@ -240,36 +212,6 @@ export class SyncService {
   }
 
   /**
-   * POSTGRES: the merge and the site's bookkeeping in one PostgreSQL transaction (pg-central.ts);
-   * under ENFORCE a per-user credential's writes run under its role and claims, so the
-   * database's own policies decide; a refused row is rolled back alone and compensated.
-   */
-  async #uploadPg(d: PgCentralDatabase, site: string, payload: Uint8Array | Uint8Array[], window: VersionWindow | undefined, principal: Principal): Promise<UploadResult> {
-    const rowSecurity = await pgRowSecurityFor(d, principal);
-    let out: UploadResult;
-    try {
-      const r = await d.central.merge({
-        rowSecurity,
-        site,
-        payloads: Array.isArray(payload) ? payload : [payload],
-        window,
-        strict: d.target.schemaHashMode === 'strict',
-        limits: this.#limits,
-        checkWindow: (last) => {
-          if (window !== undefined) checkWindow(window, last);
-        },
-      });
-      const at = new Date(this.#now());
-      // Reported to the device, metrics and subscriptions; not kept in a queryable log (id 0) on POSTGRES yet.
-      out = { ...r, rejected: r.rejected.map((x) => ({ ...rejectionInput(x, site, principal), id: 0, at })) };
-    } catch (e) {
-      throw toSyncError(e);
-    }
-    this.#announce(d.id, site, out);
-    return out;
-  }
-
-  /**
    * Announces a server-side write made outside a merge (GraphQL `restoreConflictValue`) the way
    * a merge is announced: live subscribers and push learn of it (origin '' = the server).
    */
@@ -278,25 +220,14 @@ export class SyncService {
     runHook(this.#deps, 'onChangesMerged', () => this.#deps.onChangesMerged(db.id, event));
   }
 
-  /** The rejection log of a database (GraphQL `Database.rejections`). */
+  /** The rejection log of a database (GraphQL `Database.rejections`; kept in the SQLite central file). */
   async rejections(db: CentralDatabase | string): Promise<RejectionLog> {
-    return rejectionLogOf((await this.#db(db)).engine);
-  }
-
-  /** `stampFor` for a central database of either kind. */
-  async stamp(d: Central, siteId: string, generation: Generation | undefined): Promise<bigint> {
-    if (d.kind === 'sqlite') return this.stampFor(d, siteId, generation);
-    const last = (await d.central.peer(siteId))?.lastSchemaHash;
-    if (last !== null && last !== undefined) return BigInt(last);
-    // No SQLite DDL text exists for a PostgreSQL table: every generation gets the column-list hash.
-    return d.central.canonicalSchemaHash();
+    return rejectionLogOf((typeof db === 'string' ? await this.databases.get(db) : db).engine);
   }
 
   /** The schema hash to stamp into `siteId`'s downloads (docs/PROTOCOL.md §P6). */
-  stampFor(d: CentralDatabase, siteId: string, generation: Generation | undefined): bigint {
-    const last = d.peers.get(siteId)?.lastSchemaHash;
-    if (last !== null && last !== undefined) return BigInt(last);
-    return generation === 'G1' || generation === 'G2a' ? d.engine.ddlSchemaHash() : d.engine.schemaHash();
+  stamp(d: Central, siteId: string, generation: Generation | undefined): Promise<bigint> {
+    return d.stamp(siteId, generation);
   }
 
   /**
@@ -306,29 +237,13 @@ export class SyncService {
   async download(db: Central | string, siteId: string, after: Cursor, principal: Principal, opts: DownloadOptions = {}): Promise<DownloadResult> {
     const d = await this.#central(db);
     const site = normaliseSiteId(siteId);
-    if (d.kind === 'postgres') return this.#downloadPg(d, site, after, principal, opts);
-    // Far behind (initial sync): RLS SELECT as one SQL query per table instead of one evaluation per row.
-    const bulk = d.engine.dbVersion() - after.dbVersion > BULK_FILTER_VERSIONS;
-    const schemaHash = opts.schemaHash ?? this.stampFor(d, site, opts.generation);
-    const job: ScanJob = {
-      site,
-      after,
-      audience: principalKey(principal),
-      opts: this.#scanOptions(opts, schemaHash),
-      // A first download of a site that never uploaded: nothing it holds can have left its sight.
-      ...(after.dbVersion === 0 && d.peers.get(site) === undefined ? { holdsNothing: true } : {}),
-    };
-    const policiesOf = this.#deps.policiesOf?.bind(this.#deps);
-    if (bulk && this.#workers !== undefined && policiesOf !== undefined) {
-      // A long scan (initial sync, far behind) runs in the central worker: the event loop stays free.
-      const policies = await policiesOf(d.id, d.engine);
-      const scan = await this.#workers.run<ScanResult>({ kind: 'scan', db: refOf(d), job, principal, policies, bulk });
+    try {
+      const schemaHash = opts.schemaHash ?? (await d.stamp(site, opts.generation));
+      const scan = await d.download({ site, after, principal, opts: this.#scanOptions(opts, schemaHash) }, this.#env);
       return { ...scan, schemaHash };
+    } catch (e) {
+      throw toSyncError(e);
     }
-    const rowFilter = await this.#deps.rowFilterFor(d.id, principal, d.engine, { bulk });
-    const priorFilter = rowFilter === undefined ? undefined : await this.#deps.priorFilterFor?.(d.id, principal, d.engine);
-    // Everything below is synchronous: no merge can interleave with the feed.
-    return { ...scanDownload(d.engine, job, { rowFilter, priorFilter }), schemaHash };
   }
 
   /** Page cutting of a download (download-pages.ts) with this service's defaults. */
@@ -342,21 +257,7 @@ export class SyncService {
       ...(opts.inlineUpTo === undefined ? {} : { inlineUpTo: opts.inlineUpTo }),
     };
   }
-
-  /** POSTGRES: the feed after the cursor, without the site's own changes, cut into pages. */
-  async #downloadPg(d: PgCentralDatabase, site: string, after: Cursor, principal: Principal, opts: DownloadOptions): Promise<DownloadResult> {
-    const rowSecurity = await pgRowSecurityFor(d, principal);
-    const schemaHash = opts.schemaHash ?? (await this.stamp(d, site, opts.generation));
-    try {
-      const scan = await d.central.scan(site, after, this.#scanOptions(opts, schemaHash), rowSecurity);
-      return { ...scan, schemaHash };
-    } catch (e) {
-      throw toSyncError(e);
-    }
-  }
 }
-
-const refOf = (d: CentralDatabase): CentralRef => ({ path: d.path, synchronous: d.target.synchronous ?? 'FULL' });
 
 function siteAndOwner(siteId: string, principal: Principal): { site: string; key: string } {
   const site = normaliseSiteId(siteId);
@@ -366,26 +267,3 @@ function siteAndOwner(siteId: string, principal: Principal): { site: string; key
 }
 
 const siteTaken = (): SyncError => new SyncError('site_forbidden', 'this site id belongs to another user or credential');
-
-const PG_ROLE = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
-
-/**
- * PostgreSQL RLS the Supabase way (docs/ARCHITECTURE.md "PostgreSQL row-level security"): under
- * ENFORCE, a per-user credential runs under `SET LOCAL ROLE <role claim>` (default
- * `authenticated`) with its claims in `request.jwt.claims`; API keys and database users are
- * trusted (undefined: as the connection's user). A role that is unknown, a superuser or BYPASSRLS
- * is refused (403), so a claim can never lift the database's policies.
- */
-async function pgRowSecurityFor(d: PgCentralDatabase, principal: Principal): Promise<PgRowSecurity | undefined> {
-  if (d.target.rlsMode !== 'ENFORCE' || principal.kind === 'apiKey') return undefined;
-  const claimed = principal.claims['role'];
-  const role = typeof claimed === 'string' && claimed !== '' ? claimed : 'authenticated';
-  if (!PG_ROLE.test(role)) throw new SyncError('forbidden', 'the credential names an invalid database role');
-  const check = await d.central.checkRole(role);
-  if (check !== 'ok') throw new SyncError('forbidden', check === 'unknown' ? `database role ${role} does not exist` : `database role ${role} bypasses row-level security and cannot be used by a device`);
-  const sub = principal.userId ?? '';
-  // Access tokens carry OffSync's claims; `sub` and `role` are added the way Supabase's JWTs have them.
-  const claims = principal.kind === 'jwt' ? principal.claims : { ...principal.claims, sub, role };
-  return { role, sub, claims: JSON.stringify(claims) };
-}
-

@@ -9,6 +9,7 @@ import type { SqlDriver } from '@offsync/core';
 import { openSyncDatabase } from '@offsync/core/sqlite';
 import { ApiError } from '../../errors.ts';
 import { recordPolicyChange } from '../sync/policy-history.ts';
+import type { SyncEngine } from '../sync/sync-deps.ts';
 
 export interface TableColumn { name: string; type: string; notNull: boolean; defaultValue: string | null; pk: number }
 export interface TableIssue { rule: string; message: string }
@@ -136,10 +137,46 @@ export function engineErrorToApi(e: unknown): unknown {
   return new ApiError('SCHEMA_ISSUES', e.message, { cause: e, details: { refused: [{ table: String(e.details['table'] ?? ''), issues }] } });
 }
 
-/** Opens the SQLite file of a SQLITE database; CONNECTION_FAILED when the file is missing. */
-export function openTableEngine(path: string): TableEngine {
+/**
+ * Who runs the control plane's work on a SQLITE database's central file: the sync service's
+ * owner of the file (`CentralDatabases`: schema changes serialised with merges, its connection
+ * and central workers told of them), or {@link directCentralFiles} before one is attached.
+ */
+export interface CentralFileOwner {
+  /** A schema change (deploy, cleanup, block columns, visibility renewal), synchronous, on the owner's connection. */
+  withSchemaChange<T>(databaseId: string, path: string, fn: (engine: SyncEngine) => T): Promise<T>;
+  /** A read of the schema (tables, schema history, RLS preview), synchronous, on the owner's connection. */
+  readSchema<T>(databaseId: string, path: string, fn: (engine: SyncEngine) => T): Promise<T>;
+}
+
+/** No owner: each call opens the file on a connection of its own (which notices schema changes by itself). */
+export const directCentralFiles: CentralFileOwner = {
+  withSchemaChange: (_id, path, fn) => Promise.resolve(onOwnConnection(path, fn)),
+  readSchema: (_id, path, fn) => Promise.resolve(onOwnConnection(path, fn)),
+};
+
+function onOwnConnection<T>(path: string, fn: (engine: SyncEngine) => T): T {
+  const engine = openSyncDatabase(path, { mustExist: true });
+  try {
+    return fn(engine);
+  } finally {
+    engine.close();
+  }
+}
+
+/** CONNECTION_FAILED when the central file of a SQLITE database is missing. */
+export function requireCentralFile(path: string): void {
   if (!existsSync(path)) throw new ApiError('CONNECTION_FAILED', 'The database file does not exist; run restoreConnection', { details: { code: 'FILE_MISSING' } });
-  const engine = openSyncDatabase(path);
+}
+
+/** Opens the SQLite file of a SQLITE database on a connection of its own; CONNECTION_FAILED when the file is missing. */
+export function openTableEngine(path: string): TableEngine {
+  requireCentralFile(path);
+  return tableEngineOf(openSyncDatabase(path));
+}
+
+/** The table operations on an open engine (`close` closes it). */
+export function tableEngineOf(engine: SyncEngine): TableEngine {
   return {
     listTables: () => engine.listTables().map((t) => ({
       name: t.name,

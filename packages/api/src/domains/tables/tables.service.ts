@@ -8,10 +8,10 @@ import { deployPgTables, listPgTables, pgBlockColumns } from './pg-tables.ts';
 import type { PgRlsInfo } from './pg-tables.ts';
 import { validateRlsExpression } from './rls-validate.ts';
 import type { RlsOperation } from './rls-validate.ts';
-import { issuesUnderFlags, openTableEngine, refuseUnsyncable } from './table-engine.ts';
-import type { SchemaHashVersion, TableInfo } from './table-engine.ts';
-import { openSyncDatabase } from '@offsync/core/sqlite';
+import { directCentralFiles, issuesUnderFlags, refuseUnsyncable, requireCentralFile, tableEngineOf } from './table-engine.ts';
+import type { CentralFileOwner, SchemaHashVersion, TableEngine, TableInfo } from './table-engine.ts';
 import { accessTokenPrincipal } from '../sync/data-plane/authenticate.ts';
+import type { SyncEngine } from '../sync/sync-deps.ts';
 import { previewVisibility } from './rls-preview.ts';
 import type { PreviewSubject, RlsPreview } from './rls-preview.ts';
 
@@ -91,17 +91,30 @@ function blockColumnsToMark(tables: readonly TableInfo[], options: ReadonlyMap<s
 
 export function createTablesService(deps: ServiceDeps, databases: DatabasesService) {
   const { prisma } = deps;
+  /** Who runs the work on SQLITE central files (the sync service's owner once attached: `useCentralFileOwner`). */
+  let owner: CentralFileOwner = directCentralFiles;
+
+  /** A schema change of a SQLITE database's central file, through its owner (serialised with merges; the sync connections are told). */
+  function changeSchema<T>(databaseId: string, fn: (engine: TableEngine) => T): Promise<T> {
+    const path = sqliteDatabasePath(deps.dataDir, databaseId);
+    requireCentralFile(path);
+    return owner.withSchemaChange(databaseId, path, (engine) => fn(tableEngineOf(engine)));
+  }
+
+  /** A read of a SQLITE database's central file, on its owner's connection. */
+  function readSchema<T>(databaseId: string, fn: (engine: TableEngine) => T): Promise<T> {
+    return readFile(databaseId, (engine) => fn(tableEngineOf(engine)));
+  }
+
+  function readFile<T>(databaseId: string, fn: (engine: SyncEngine) => T): Promise<T> {
+    const path = sqliteDatabasePath(deps.dataDir, databaseId);
+    requireCentralFile(path);
+    return owner.readSchema(databaseId, path, fn);
+  }
 
   async function readTables(databaseId: string): Promise<{ tables: (TableInfo & { postgresRls?: PgRlsInfo | null })[]; offSyncEnabled: boolean }> {
     const db = await databases.getDatabase(databaseId);
-    if (db.kind === 'SQLITE') {
-      const engine = openTableEngine(sqliteDatabasePath(deps.dataDir, databaseId));
-      try {
-        return { tables: engine.listTables(), offSyncEnabled: db.offSyncEnabled };
-      } finally {
-        engine.close();
-      }
-    }
+    if (db.kind === 'SQLITE') return { tables: await readSchema(databaseId, (engine) => engine.listTables()), offSyncEnabled: db.offSyncEnabled };
     const tables = await listPgTables(databases.pgSettings(db));
     return { tables, offSyncEnabled: db.offSyncEnabled };
   }
@@ -115,12 +128,7 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
   async function renewVisibility(databaseId: string, changes: { table: string; mode: RlsMode; select: string | null }[]): Promise<void> {
     const db = await databases.getDatabase(databaseId);
     if (db.kind !== 'SQLITE' || changes.length === 0) return;
-    const engine = openTableEngine(sqliteDatabasePath(deps.dataDir, databaseId));
-    try {
-      engine.renewVisibility(changes);
-    } finally {
-      engine.close();
-    }
+    await changeSchema(databaseId, (engine) => engine.renewVisibility(changes));
   }
 
   async function selectPolicies(databaseId: string): Promise<Map<string, string>> {
@@ -129,6 +137,11 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
   }
 
   const service = {
+    /** Attaches the owner of the SQLITE central files (the sync service's `CentralDatabases`; composition root). */
+    useCentralFileOwner(o: CentralFileOwner): void {
+      owner = o;
+    },
+
     async listTables(databaseId: string, filter: TableFilter = {}): Promise<TableList> {
       const { tables, offSyncEnabled } = await readTables(databaseId);
       const flags = new Map((await prisma.syncedTable.findMany({ where: { databaseId } })).map((r) => [r.name, r.flags]));
@@ -183,8 +196,9 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
         ]);
         return result;
       }
-      const engine = openTableEngine(sqliteDatabasePath(deps.dataDir, databaseId));
-      try {
+      const flagsOf = (name: string): number => options.get(name)?.flags ?? 0;
+      // One synchronous section on the owner's connection: read, check, change — nothing interleaves.
+      const { added, removed } = await changeSchema(databaseId, (engine) => {
         const synced = new Map(engine.listTables().filter((t) => t.synced).map((t) => [t.name, t.algorithm ?? 'cls']));
         const { added, removed, wanted } = plan([...synced.keys()]);
         for (const name of wanted) {
@@ -194,7 +208,6 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
             throw new ApiError('VALIDATION_FAILED', `Table ${name} syncs with ${has}; to change its algorithm, remove it (mode REMOVE) and add it again`, { details: { field: 'options', table: name, code: 'ALGORITHM_CHANGE', reason: 'ALGORITHM_CHANGE' } });
           }
         }
-        const flagsOf = (name: string): number => options.get(name)?.flags ?? 0;
         const listed = engine.listTables();
         refuseUnsyncable(listed.map((t) => ({ ...t, issues: issuesUnderFlags(t.issues, flagsOf(t.name)) })), added);
         const blocks = blockColumnsToMark(listed, options, added);
@@ -210,14 +223,13 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
           if (isCoreError(e)) throw new ApiError('SCHEMA_ISSUES', e.message, { cause: e, details: { refused: [{ table: String(e.details['table'] ?? ''), issues: [{ rule: e.code, message: e.message }] }] } });
           throw e;
         }
-        await prisma.$transaction([
-          prisma.syncedTable.deleteMany({ where: { databaseId, name: { in: removed } } }),
-          ...added.map((name) => prisma.syncedTable.create({ data: { databaseId, name, algorithm: options.get(name)?.algorithm ?? 'cls', flags: flagsOf(name), deployedAt: new Date(deps.clock.now()) } })),
-        ]);
         return { added, removed };
-      } finally {
-        engine.close();
-      }
+      });
+      await prisma.$transaction([
+        prisma.syncedTable.deleteMany({ where: { databaseId, name: { in: removed } } }),
+        ...added.map((name) => prisma.syncedTable.create({ data: { databaseId, name, algorithm: options.get(name)?.algorithm ?? 'cls', flags: flagsOf(name), deployedAt: new Date(deps.clock.now()) } })),
+      ]);
+      return { added, removed };
     },
 
     async setRlsMode(databaseId: string, mode: RlsMode) {
@@ -301,8 +313,7 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
       for (const [userId, sites] of sitesOf) {
         if (!subjects.has(userId)) subjects.set(userId, { userId, principal: { kind: 'jwt', userId, claims: { sub: userId } }, source: 'DEVICE', devices: sites });
       }
-      const engine = openSyncDatabase(sqliteDatabasePath(deps.dataDir, databaseId), { mustExist: true });
-      try {
+      return readFile(databaseId, (engine) => {
         const r = previewVisibility(engine, {
           table,
           before: config.mode === 'ENFORCE' ? current : 'ALL',
@@ -312,9 +323,7 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
         });
         const affected = new Set(r.users.filter((u) => u.gained + u.lost > 0).flatMap((u) => u.devices));
         return { ...base, changesVisibility: true, totalRows: r.totalRows, users: r.users, affectedDevices: [...affected].sort() };
-      } finally {
-        engine.close();
-      }
+      });
     },
 
     /**
@@ -327,13 +336,8 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
       const rows = await prisma.syncedTable.findMany({ where: { databaseId }, orderBy: { name: 'asc' } });
       if (db.kind === 'SQLITE') {
         try {
-          const engine = openTableEngine(sqliteDatabasePath(deps.dataDir, databaseId));
-          try {
-            const block = new Map(engine.listTables().filter((t) => t.synced).map((t) => [t.name, t.blockColumns]));
-            return rows.map((r) => ({ name: r.name, blockColumns: block.get(r.name) ?? [] }));
-          } finally {
-            engine.close();
-          }
+          const block = await readSchema(databaseId, (engine) => new Map(engine.listTables().filter((t) => t.synced).map((t) => [t.name, t.blockColumns])));
+          return rows.map((r) => ({ name: r.name, blockColumns: block.get(r.name) ?? [] }));
         } catch {
           // File missing or unreadable: the snippet still lists the tables (the connection card says why).
         }
@@ -353,12 +357,7 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
     async schemaHistory(databaseId: string): Promise<SchemaHashVersion[]> {
       const db = await databases.getDatabase(databaseId);
       if (db.kind !== 'SQLITE') return [];
-      const engine = openTableEngine(sqliteDatabasePath(deps.dataDir, databaseId));
-      try {
-        return engine.schemaHistory();
-      } finally {
-        engine.close();
-      }
+      return readSchema(databaseId, (engine) => engine.schemaHistory());
     },
 
     /** For the data plane: RLS mode and every policy of a database. */

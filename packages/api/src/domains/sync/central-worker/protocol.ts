@@ -16,6 +16,12 @@ import type { ScanJob, UploadJob, UploadOutcome } from './jobs.ts';
 export interface CentralRef {
   path: string;
   synchronous: 'FULL' | 'NORMAL';
+  /**
+   * The owner's schema generation (central-databases.ts `withSchemaChange`): a worker whose
+   * connection loaded an older one reloads the tables before the job. Worker connections do not
+   * poll `PRAGMA schema_version`; this is how they learn of deploys.
+   */
+  schemaGeneration: number;
 }
 
 export type WorkerRequest =

@@ -18,17 +18,21 @@ import type { CentralRef, WorkerReply, WorkerRequest } from './protocol.ts';
 const port = parentPort;
 if (port === null) throw new Error('central worker: not started as a worker thread');
 
-const open = new Map<string, { engine: SyncEngine; peers: PeerState }>();
+const open = new Map<string, { engine: SyncEngine; peers: PeerState; schemaGeneration: number }>();
 const evaluator = new RlsEvaluator();
 
 function central(ref: CentralRef): { engine: SyncEngine; peers: PeerState } {
   let c = open.get(ref.path);
   if (c === undefined) {
     // The main thread checked the file's identity before sending the job; it never creates it.
-    const engine = openSyncDatabase(ref.path, { mustExist: true, synchronous: ref.synchronous });
+    // Schema changes come from the owner, announced by the job's schema generation: no polling.
+    const engine = openSyncDatabase(ref.path, { mustExist: true, synchronous: ref.synchronous, schemaWatch: false });
     engine.setKeepTombstoneValues(true);
-    c = { engine, peers: new PeerState(engine) };
+    c = { engine, peers: new PeerState(engine), schemaGeneration: ref.schemaGeneration };
     open.set(ref.path, c);
+  } else if (c.schemaGeneration !== ref.schemaGeneration) {
+    c.engine.reloadSchema();
+    c.schemaGeneration = ref.schemaGeneration;
   }
   return c;
 }

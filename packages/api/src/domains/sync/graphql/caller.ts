@@ -8,7 +8,7 @@ import type { GraphQLContext } from '../../../context.ts';
 import { extractBearer } from '../../../context.ts';
 import { ApiError } from '../../../errors.ts';
 import type { ApiErrorCode } from '../../../errors.ts';
-import type { Central } from '../central-databases.ts';
+import type { Central } from '../central.ts';
 import type { Principal } from '../sync-deps.ts';
 import { SyncError, toSyncError } from '../sync-errors.ts';
 import type { SyncErrorCode } from '../sync-errors.ts';
@@ -80,7 +80,7 @@ export async function syncCaller(ctx: GraphQLContext, databaseId: string, siteId
     if (ctx.viewer?.kind !== 'admin') principal = await ctx.sync.authenticate(databaseId, credentialOf(ctx) ?? undefined);
     if (principal === null) throw new SyncError('unauthorized');
     normaliseSiteId(siteId); // invalid_site_id before database_not_found
-    const db = await ctx.sync.databases.open(databaseId);
+    const db = await ctx.sync.open(databaseId);
     // Device identity: every sync field claims / checks the site first (403 site_forbidden).
     const site = await ctx.sync.claim(db, siteId, principal);
     return { db, site, principal };

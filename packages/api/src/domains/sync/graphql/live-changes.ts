@@ -22,7 +22,7 @@
  *   stops before building another page and ends with an ApiError whose `extensions.code` says why
  *   (docs/PROTOCOL.md "Live subscriptions end with their credential").
  */
-import type { Central } from '../central-databases.ts';
+import type { Central, SynchronousCentral } from '../central.ts';
 import type { Cursor } from '../download-pages.ts';
 import type { Principal } from '../sync-deps.ts';
 import type { DownloadResult, SyncService } from '../sync.service.ts';
@@ -265,9 +265,10 @@ export class LiveStream implements AsyncIterableIterator<ChangesBatch>, PageWait
     const event = this.#caughtUp ? this.#event : undefined;
     this.#event = undefined;
     try {
-      if (event !== undefined && o.db.kind === 'sqlite') {
-        const hash = this.#sqliteStamp(o.db);
-        if (joinEventPage(o.sync, o.db, o.site, o.principal, this.#cursor, o.pageBytes, hash, event, this)) return;
+      const sync = o.db.synchronous;
+      if (event !== undefined && sync !== undefined) {
+        const hash = this.#stampNow(sync);
+        if (joinEventPage(o.sync, sync, o.site, o.principal, this.#cursor, o.pageBytes, hash, event, this)) return;
       }
     } catch (e) {
       return this.#failed(e);
@@ -300,9 +301,10 @@ export class LiveStream implements AsyncIterableIterator<ChangesBatch>, PageWait
   #readOwn(event: object | undefined, own: boolean): void {
     const o = this.#o;
     const read = async (): Promise<DownloadResult> => {
-      if (o.db.kind === 'sqlite' && own) return o.sync.download(o.db, o.site, this.#cursor, o.principal, { pageBytes: o.pageBytes, maxPages: 1, schemaHash: this.#sqliteStamp(o.db) });
-      if (o.db.kind === 'sqlite') return livePage(o.sync, o.db, o.site, o.principal, this.#cursor, o.pageBytes, this.#sqliteStamp(o.db), event);
-      // POSTGRES databases: each subscriber reads its own page (shared pages key on the SQLite engine).
+      const sync = o.db.synchronous;
+      if (sync !== undefined && own) return o.sync.download(sync, o.site, this.#cursor, o.principal, { pageBytes: o.pageBytes, maxPages: 1, schemaHash: this.#stampNow(sync) });
+      if (sync !== undefined) return livePage(o.sync, sync, o.site, o.principal, this.#cursor, o.pageBytes, this.#stampNow(sync), event);
+      // No synchronous feed (POSTGRES databases): each subscriber reads its own page (shared pages key on the engine).
       const now = Date.now();
       if (this.#stamp === undefined || now > this.#stamp.until) this.#stamp = { hash: await o.sync.stamp(o.db, o.site, undefined), until: stampUntil(now) };
       return o.sync.download(o.db, o.site, this.#cursor, o.principal, { pageBytes: o.pageBytes, maxPages: 1, schemaHash: this.#stamp.hash });
@@ -313,9 +315,9 @@ export class LiveStream implements AsyncIterableIterator<ChangesBatch>, PageWait
     );
   }
 
-  #sqliteStamp(db: Extract<Central, { kind: 'sqlite' }>): bigint {
+  #stampNow(db: SynchronousCentral): bigint {
     const now = Date.now();
-    if (this.#stamp === undefined || now > this.#stamp.until) this.#stamp = { hash: this.#o.sync.stampFor(db, this.#o.site, undefined), until: stampUntil(now) };
+    if (this.#stamp === undefined || now > this.#stamp.until) this.#stamp = { hash: db.stampNow(this.#o.site, undefined), until: stampUntil(now) };
     return this.#stamp.hash;
   }
 

@@ -21,7 +21,7 @@
  *   - otherwise (replay, catch-up) an entry is keyed by the feed's watermark, read per call.
  * Everything else falls back to a per-subscriber download.
  */
-import type { CentralDatabase } from '../central-databases.ts';
+import type { SynchronousCentral as CentralDatabase } from '../central.ts';
 import { compareCursor } from '../download-pages.ts';
 import type { Cursor } from '../download-pages.ts';
 import type { Principal } from '../sync-deps.ts';

@@ -21,7 +21,7 @@ export async function putArtifact(state: SyncHttpState, token: string, req: Inco
 export async function getArtifact(state: SyncHttpState, token: string, res: ServerResponse): Promise<void> {
   const { artifacts, deps, service } = state;
   const { claims, principal } = await artifacts.openDownload(token);
-  const db = await service.databases.open(claims.db);
+  const db = await service.open(claims.db);
   const schemaHash = BigInt(claims.h);
   const from = ArtifactStore.cursorOf(claims.from);
   let r = await service.download(db, claims.site, from, principal, { to: ArtifactStore.cursorOf(claims.to), pageBytes: Number.MAX_SAFE_INTEGER, schemaHash });

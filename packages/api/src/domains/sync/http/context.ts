@@ -1,7 +1,7 @@
 /** Shared state of the sync HTTP handler and the per-request context of API calls. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ArtifactStore } from '../artifacts.ts';
-import type { Central } from '../central-databases.ts';
+import type { Central } from '../central.ts';
 import type { ChunkBatches } from '../chunk-batches.ts';
 import type { Generation, Principal, SyncDeps } from '../sync-deps.ts';
 import type { SyncService } from '../sync.service.ts';

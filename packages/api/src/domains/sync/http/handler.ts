@@ -160,7 +160,7 @@ async function dispatch(state: SyncHttpState, route: Exclude<SyncRoute, { kind: 
   const principal = await state.deps.authenticate(route.databaseId, bearerOf(req));
   if (principal === null) throw new SyncError('unauthorized');
   await applyRequestQuotas(state, route, req, res, principal); // per-credential rate limit and concurrent uploads (429)
-  const db = await state.service.databases.open(route.databaseId);
+  const db = await state.service.open(route.databaseId);
   if (route.kind === 'pushTokens') {
     const body = parseJsonObject(await readBody(req, state.limits.maxJsonBodyBytes));
     const str = (k: string): string => {
