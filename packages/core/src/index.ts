@@ -30,6 +30,8 @@ export type { ColumnInfo, SchemaIssue, TableSchema } from './schema/introspect.t
 export { columnListSchemaHash, ddlTextSchemaHash, normalizedFnv64, schemaHashFromInt64, schemaHashToInt64 } from './schema/schema-hash.ts';
 
 export { SyncEngine } from './engine/engine.ts';
+export { primaryKeyChangeError } from './engine/contract.ts';
+export type { ContractApplyOptions, ContractFeedRequest, ContractPayloadOptions, SyncEngineContract } from './engine/contract.ts';
 export type { EngineOptions, FeedRequest, PayloadApplyOptions, SyncedTable, TableInfo } from './engine/engine.ts';
 export type { ApplyOptions, ApplyResult, ConflictKind, ConflictSide, MergeConflict, RejectedRow, RowOperation, RowTransition, RowVerdict, RowWrite } from './engine/apply.ts';
 export { RejectionCode, pkTypeProblem } from './engine/apply.ts';

@@ -34,7 +34,75 @@ export class ConnSource {
     this.#src = src;
   }
 
+  /** An open pinned transaction (see {@link pin}): every operation runs on it, one at a time. */
+  #pinned: { conn: PgConn; tail: Promise<unknown>; end: (commit: boolean) => Promise<void> } | undefined;
+  /** The operation holding the pinned connection (resolves once committed or rolled back). */
+  #held: Promise<void> = Promise.resolve();
+
+  /**
+   * Opens ONE transaction on one connection and runs every later operation in it, serialised,
+   * each inside its own savepoint (a failing operation is undone alone), until {@link unpin}
+   * commits or rolls it back (the engine's alter flow, docs/PROTOCOL.md §P6 "Alteration").
+   */
+  async pin(): Promise<void> {
+    if (this.#pinned !== undefined) throw new Error('a pinned transaction is already open');
+    let end!: (commit: boolean) => void;
+    const ended = new Promise<boolean>((resolve) => (end = resolve));
+    const conn = await new Promise<PgConn>((resolve, reject) => {
+      const held = this.use(async (c) => {
+        await c.q('BEGIN');
+        resolve(c);
+        await c.q((await ended) ? 'COMMIT' : 'ROLLBACK');
+      });
+      held.catch(reject);
+      this.#held = held;
+    });
+    this.#pinned = {
+      conn,
+      tail: Promise.resolve(),
+      end: async (commit) => {
+        end(commit);
+        await this.#held;
+      },
+    };
+  }
+
+  /** Whether a pinned transaction is open. */
+  get pinned(): boolean {
+    return this.#pinned !== undefined;
+  }
+
+  /** Commits (true) or rolls back (false) the pinned transaction and returns to normal operation. */
+  async unpin(commit: boolean): Promise<void> {
+    const p = this.#pinned;
+    if (p === undefined) return;
+    // Later operations take the normal path; those queued on the pinned connection finish first.
+    this.#pinned = undefined;
+    await p.tail;
+    await p.end(commit);
+  }
+
+  /** Runs `fn` on the pinned connection, in a savepoint, after the operations queued before it. */
+  pinnedUse<T>(fn: (c: PgConn) => Promise<T>): Promise<T> {
+    const p = this.#pinned;
+    if (p === undefined) throw new Error('no pinned transaction is open');
+    const run = p.tail.then(async () => {
+      await p.conn.q('SAVEPOINT offsync_op');
+      try {
+        const out = await fn(p.conn);
+        await p.conn.q('RELEASE offsync_op');
+        return out;
+      } catch (e) {
+        await p.conn.q('ROLLBACK TO offsync_op; RELEASE offsync_op');
+        throw e;
+      }
+    });
+    p.tail = run.catch(() => undefined);
+    return run;
+  }
+
   async use<T>(fn: (c: PgConn) => Promise<T>): Promise<T> {
+    if (this.#pinned !== undefined) return this.pinnedUse(fn);
     const src = this.#src;
     if (src.pool !== undefined) {
       const c = await src.pool.connect();
@@ -60,6 +128,8 @@ export class ConnSource {
 
   /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
   tx<T>(fn: (c: PgConn) => Promise<T>): Promise<T> {
+    // Pinned: `use` already runs `fn` in a savepoint of the pinned transaction.
+    if (this.#pinned !== undefined) return this.pinnedUse(fn);
     return this.use(async (c) => {
       await c.q('BEGIN');
       try {

@@ -10,21 +10,24 @@ import type { ApplyResult } from '../../engine/apply.ts';
 import { checkLocalClock } from '../../engine/engine.ts';
 import type { PayloadApplyOptions } from '../../engine/engine.ts';
 import { CoreError, CoreErrorCode } from '../../errors.ts';
-import { columnListSchemaHash, schemaHashFromInt64, schemaHashToInt64 } from '../../schema/schema-hash.ts';
+import { primaryKeyChangeError } from '../../engine/contract.ts';
+import type { SyncEngineContract } from '../../engine/contract.ts';
+import { asciiLower, columnListSchemaHash, ddlTextSchemaHash, schemaHashFromInt64, schemaHashToInt64 } from '../../schema/schema-hash.ts';
 import type { Change, CrdtAlgorithm } from '../../types.ts';
 import { toBytes } from './conn.ts';
 import type { ConnSource } from './conn.ts';
 import type { PgConn } from './conn.ts';
 import { createPgTableContext } from './context.ts';
 import type { PgTableContext } from './context.ts';
-import { APPLYING_SETTING, backfillSql, baseMetadataSql, dropTriggersSql, metaTable, metaTableSql, triggerSql } from './ddl.ts';
+import { APPLYING_SETTING, backfillSql, baseMetadataSql, dropTriggersSql, metaTable, metaTableSql, pkExpr, triggerSql } from './ddl.ts';
+import { sqliteDdlFor } from './device-ddl.ts';
 import { pgChangeFeed } from './feed.ts';
 import type { PgFeedOptions } from './feed.ts';
 import { pgSchemaIssues, readPgTableSchema } from './introspect.ts';
 import { pgMergeChanges } from './merge.ts';
 import { blockColumnsOf, blockMetadataSql, parseBlockCell, pgFoldTexts, pgMergeBlocks } from './blocks.ts';
 import type { BlockMarks, FoldTarget } from './blocks.ts';
-import { fromPg } from './introspect.ts';
+import { fromPg, qualified } from './introspect.ts';
 import type { PgColumn } from './introspect.ts';
 import type { PgApplyOptions, PgRowSecurity } from './merge.ts';
 
@@ -33,7 +36,16 @@ export interface PgFeedRequest extends Omit<PgFeedOptions, 'excludeSiteRef'> {
   excludeSiteId?: Uint8Array;
 }
 
-export class PgSyncEngine {
+/** An open alter (beginAlter → commitAlter): the table as it was synced before. */
+interface OpenAlter {
+  name: string;
+  /** Key column names, lower case, in key order. */
+  pk: string[];
+  colIds: ReadonlyMap<string, number>;
+}
+
+export class PgSyncEngine implements SyncEngineContract {
+  readonly kind = 'postgres' as const;
   readonly #src: ConnSource;
   /** Metadata schema. */
   readonly meta: string;
@@ -44,6 +56,8 @@ export class PgSyncEngine {
   #siteIds = new Map<number, Uint8Array>();
   /** Block-LWW columns (blocks.ts): lower(table) → lower(column) → declared name. */
   #marks: BlockMarks = new Map();
+  /** The open alter, if any (its transaction is the ConnSource's pinned one). */
+  #alter: OpenAlter | undefined;
 
   constructor(src: ConnSource, meta: string, nsp: string, siteId: Uint8Array) {
     this.#src = src;
@@ -124,11 +138,164 @@ export class PgSyncEngine {
     });
   }
 
+  /**
+   * Starts a schema change of `table` (§P6 "Alteration", as `SyncEngine.beginAlter`): opens ONE
+   * transaction on one connection that every later operation of this engine joins (the
+   * ConnSource's pinned transaction) until {@link commitAlter}, locks the clock row (tracked
+   * writes and merges of other sessions wait, as SQLite's write lock makes them) and drops the
+   * table's triggers, so the operator's statements are not tracked. Run the ALTER TABLE through
+   * {@link withConnection}. One alter at a time per engine.
+   */
+  async beginAlter(table: string): Promise<void> {
+    const open = this.#alter;
+    if (open !== undefined) {
+      throw new CoreError(
+        CoreErrorCode.INVALID_STATE,
+        open.name.toLowerCase() === table.toLowerCase() ? `cloudsync_begin_alter was already called for table ${open.name}` : `An alter of table ${open.name} is open: commit it before altering table ${table}`,
+        { details: { table, open: open.name } },
+      );
+    }
+    this.#alter = { name: table, pk: [], colIds: new Map() };
+    try {
+      await this.#src.pin();
+      await this.#src.use(async (c) => {
+        await c.q(`SELECT 1 FROM ${this.#m}.clock WHERE id = 1 FOR UPDATE`);
+        await this.#load(c);
+        const ctx = this.table(table);
+        if (ctx === undefined) throw new CoreError(CoreErrorCode.UNKNOWN_TABLE, `Table ${table} is not initialised for sync`, { details: { table } });
+        await c.q(dropTriggersSql(this.meta, this.nsp, ctx.name));
+        this.#alter = { name: ctx.name, pk: ctx.schema.pkColumns.map((k) => k.name.toLowerCase()), colIds: ctx.colIds };
+      });
+    } catch (e) {
+      this.#alter = undefined;
+      await this.#src.unpin(false);
+      throw e;
+    }
+  }
+
+  /**
+   * Finishes the schema change in the alter's transaction (as `SyncEngine.commitAlter`): the
+   * columns are re-read, new value columns get ids and are back-filled for every row as local
+   * changes, clocks of dropped columns (and cells of rows deleted during the alter) are removed,
+   * rows inserted during it are back-filled, the triggers re-created and both schema hashes
+   * recorded (the old ones stay known). A changed primary key is refused (SCHEMA_INVALID). On any
+   * error the whole alter transaction rolls back, the operator's ALTER TABLE included: the table
+   * stays synced as before.
+   */
+  async commitAlter(table: string): Promise<void> {
+    const alter = this.#alter;
+    if (alter === undefined || alter.name.toLowerCase() !== table.toLowerCase() || !this.#src.pinned) {
+      throw new CoreError(CoreErrorCode.INVALID_STATE, `cloudsync_begin_alter must be called before cloudsync_commit_alter (table ${table})`, { details: { table } });
+    }
+    try {
+      await this.#src.use((c) => this.#commitAlter(c, alter));
+    } catch (e) {
+      this.#alter = undefined;
+      await this.#src.unpin(false);
+      await this.#src.use((c) => this.#load(c));
+      throw e;
+    }
+    this.#alter = undefined;
+    await this.#src.unpin(true);
+    await this.#src.use((c) => this.#load(c));
+  }
+
+  async #commitAlter(c: PgConn, alter: OpenAlter): Promise<void> {
+    const schema = await readPgTableSchema(c, this.nsp, alter.name);
+    const issues = pgSchemaIssues(schema, alter.name, 0b11);
+    if (schema === undefined || issues.length > 0) throw new CoreError(CoreErrorCode.SCHEMA_INVALID, issues.map((i) => i.message).join('; '), { details: { table: alter.name, issues } });
+    const pk = schema.pkColumns.map((k) => k.name.toLowerCase());
+    if (pk.join(',') !== alter.pk.join(',')) throw primaryKeyChangeError(schema.name, alter.pk, pk);
+    const m = metaTable(this.meta, schema.name);
+    for (const [name, id] of alter.colIds) {
+      if (schema.valueColumns.some((v) => v.name === name)) continue;
+      await c.q(`DELETE FROM ${m} WHERE col = $1`, [id]);
+      await c.q(`DELETE FROM ${this.#m}.columns WHERE tbl = $1 AND name = $2`, [schema.name, name]);
+      await c.q(`DELETE FROM ${this.#m}.block_columns WHERE tbl = $1 AND col = $2`, [schema.name, name]);
+      await c.q(`DELETE FROM ${this.#m}.blocks WHERE tbl = $1 AND col = $2`, [schema.name, name]);
+    }
+    const [mx] = await c.q(`SELECT COALESCE(max(id), 0) FROM ${this.#m}.columns WHERE tbl = $1`, [schema.name]);
+    let next = Number(mx?.[0] ?? 0) + 1;
+    for (const col of schema.valueColumns) {
+      const r = await c.q(`INSERT INTO ${this.#m}.columns (tbl, name, id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING id`, [schema.name, col.name, next]);
+      if (r.length > 0) next++;
+    }
+    await this.#load(c);
+    const ctx = this.table(schema.name) as PgTableContext;
+    const t = qualified(this.nsp, ctx.name);
+    const key = pkExpr(this.meta, ctx.schema, 'r');
+    // Rows deleted while the triggers were off: their cells go (the sentinel stays), as on SQLite.
+    await c.q(`DELETE FROM ${m} x WHERE x.col <> 0 AND NOT EXISTS (SELECT 1 FROM ${t} r WHERE ${key} = x.pk)`);
+    const [k] = await c.q(`SELECT v::text FROM ${this.#m}.clock WHERE id = 1 FOR UPDATE`);
+    let clock = Number(k?.[0] ?? 0);
+    const added = ctx.columns.filter((col) => !alter.colIds.has(col.name));
+    if (added.length > 0) {
+      // Every tracked row gets an explicit clock for the new columns: its value is a local change.
+      const version = checkLocalClock(clock + 1);
+      const filled = await c.q(
+        `INSERT INTO ${m} (pk, col, col_version, db_version, seq, site)
+         SELECT p.pk, n.id, 1, $1::int8, p.n * ${ctx.columns.length + 2} + 1 + n.ord, 0
+         FROM (SELECT ${key} AS pk, row_number() OVER () AS n FROM ${t} r) p
+         CROSS JOIN (VALUES ${added.map((a) => `(${a.id}, ${a.ord})`).join(', ')}) n(id, ord)
+         WHERE EXISTS (SELECT 1 FROM ${m} x WHERE x.pk = p.pk)
+         ON CONFLICT (pk, col) DO NOTHING RETURNING 1`,
+        [version],
+      );
+      if (filled.length > 0) clock = version;
+    }
+    await c.q(dropTriggersSql(this.meta, this.nsp, ctx.name));
+    await c.q(triggerSql({ meta: this.meta, nsp: this.nsp, schema: ctx.schema, columns: ctx.columns, algorithm: ctx.algorithm }));
+    // Rows inserted while the triggers were off: back-filled whole, as init does.
+    const version = checkLocalClock(clock + 1);
+    const fresh = await c.q(`${backfillSql(this.meta, this.nsp, ctx.schema, ctx.columns)} RETURNING 1`, [version]);
+    if (fresh.length > 0) clock = version;
+    await c.q(`UPDATE ${this.#m}.clock SET v = greatest(v, $1::int8), txid = NULL WHERE id = 1`, [clock]);
+    await this.#recordSchemaHash(c);
+  }
+
+  /** Rolls back an open alter (the caller's pool or client stays open: it is the caller's). */
+  async close(): Promise<void> {
+    if (this.#alter === undefined) return;
+    this.#alter = undefined;
+    await this.#src.unpin(false);
+  }
+
   /** Column-list schema hash (§P6) of the synced tables, PostgreSQL types mapped onto the affinity words. */
   async schemaHash(): Promise<bigint> {
     return this.#src.use(async (c) => {
       await this.#load(c);
       return this.#hash();
+    });
+  }
+
+  /**
+   * DDL-text schema hash (§P6, 0.8.x – 0.9.99 devices): the hash of {@link deviceDdl}'s
+   * statements, the SQLite DDL a device creates the synced tables with.
+   */
+  async ddlSchemaHash(): Promise<bigint> {
+    return this.#src.use(async (c) => {
+      await this.#load(c);
+      return ddlTextSchemaHash(this.#deviceDdl());
+    });
+  }
+
+  /**
+   * The SQLite `CREATE TABLE` statements of the synced tables, in the order a device must run
+   * them (device-ddl.ts): a 0.8.x – 0.9.99 device created from them carries {@link ddlSchemaHash},
+   * and any device {@link schemaHash}.
+   */
+  async deviceDdl(): Promise<string[]> {
+    return this.#src.use(async (c) => {
+      await this.#load(c);
+      return this.#deviceDdl();
+    });
+  }
+
+  /** Records the current schema hashes (both variants) as known; idempotent (databases initialised before the DDL-text hash existed learn it at open). */
+  async recordSchemaHashes(): Promise<void> {
+    await this.#src.tx(async (c) => {
+      await this.#load(c);
+      if (this.#tables.size > 0) await this.#recordSchemaHash(c);
     });
   }
 
@@ -157,7 +324,7 @@ export class PgSyncEngine {
     });
     if (fold) await this.#foldLocked();
     const marks = this.#marks;
-    yield* pgChangeFeed(this.#src, { meta: this.meta, tables: () => [...this.#tables.values()], siteIdOf: (c, ref) => this.#siteIdOf(c, ref), marks: () => marks }, opts);
+    yield* pgChangeFeed(this.#src, { meta: this.meta, nsp: this.nsp, tables: () => [...this.#tables.values()], siteIdOf: (c, ref) => this.#siteIdOf(c, ref), marks: () => marks }, opts);
   }
 
   /**
@@ -172,7 +339,7 @@ export class PgSyncEngine {
       // The clock row lock orders every merge and tracked write of this database, on every node.
       const [k] = await c.q(`SELECT v::text FROM ${this.#m}.clock WHERE id = 1 FOR UPDATE`);
       let clock = Number(k?.[0] ?? 0);
-      const host = { table: (n: string) => this.table(n), siteRef: (cc: PgConn, s: Uint8Array) => this.#siteRef(cc, s) };
+      const host = { meta: this.meta, nsp: this.nsp, table: (n: string) => this.table(n), siteRef: (cc: PgConn, s: Uint8Array) => this.#siteRef(cc, s) };
       let result: ApplyResult;
       if (this.#marks.size === 0) result = await pgMergeChanges(c, host, clock, changes, opts);
       else {
@@ -376,8 +543,16 @@ export class PgSyncEngine {
     );
   }
 
+  /** Synced tables in name order (NOCASE, as the column-list hash orders them). */
+  #deviceDdl(): string[] {
+    return [...this.#tables.values()]
+      .sort((a, b) => (asciiLower(a.name) < asciiLower(b.name) ? -1 : asciiLower(a.name) > asciiLower(b.name) ? 1 : 0))
+      .map((t) => sqliteDdlFor(t.schema));
+  }
+
   async #recordSchemaHash(c: PgConn): Promise<void> {
     await this.#remember(c, this.#hash(), 'column-list');
+    await this.#remember(c, ddlTextSchemaHash(this.#deviceDdl()), 'ddl-text');
   }
 
   async #remember(c: PgConn, hash: bigint, kind: string): Promise<void> {
@@ -443,6 +618,6 @@ export async function openPgSyncEngine(src: ConnSource, meta: string, nsp: strin
     return id;
   });
   const engine = new PgSyncEngine(src, meta, nsp, siteId);
-  await engine.syncedTables();
+  await engine.recordSchemaHashes();
   return engine;
 }

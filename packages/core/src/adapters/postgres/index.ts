@@ -21,6 +21,7 @@ export type { PgConn } from './conn.ts';
 export type { PgApplyOptions, PgRowSecurity } from './merge.ts';
 export { APPLYING_SETTING, changesChannel } from './ddl.ts';
 export { classify } from './introspect.ts';
+export { sqliteDdlFor, sqliteLiteral, sqliteTypeWord } from './device-ddl.ts';
 export type { ValueClass } from './introspect.ts';
 
 export interface PgSyncEngineOptions {

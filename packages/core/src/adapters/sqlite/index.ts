@@ -13,6 +13,8 @@ import type { EngineOptions } from '../../engine/engine.ts';
 import { createBetterSqliteDriver } from './better-sqlite3-driver.ts';
 
 export { createBetterSqliteDriver } from './better-sqlite3-driver.ts';
+export { asyncSqliteEngine } from './async-engine.ts';
+export type { SyncEngineContract } from '../../engine/contract.ts';
 
 export interface OpenOptions extends Partial<EngineOptions> {
   /** Use WAL journaling for file databases (default true). */
