@@ -1,10 +1,12 @@
 /**
- * Engine conformance suite (PowerSync storage-test style): one async contract over what both
- * storage engines offer — the SQLite `SyncEngine` and the PostgreSQL `PgSyncEngine` — two
- * factories, and `registerEngineTests(name, factory)` registering the vitest tests every engine
- * must pass: §P6 init checks, §P5 local-write clocks, the change feed, the §P5 merge rules
- * (docs/PROTOCOL.md §P5, §P6, "Limits"), atomic batches, schema-hash refusals, clock bounds and a
- * seeded random convergence property over three replicas (of one engine or mixed).
+ * Engine conformance suite (PowerSync storage-test style): the production engine contract
+ * (`SyncEngineContract`, engine/contract.ts) plus three test hooks, two factories built on the
+ * production implementations — `asyncSqliteEngine` over the SQLite `SyncEngine` and the
+ * PostgreSQL `PgSyncEngine` itself — and `registerEngineTests(name, factory)` registering the
+ * vitest tests every engine must pass: §P6 init checks and the alter flow, §P5 local-write clocks,
+ * the change feed, the §P5 merge rules (docs/PROTOCOL.md §P5, §P6, "Limits"), atomic batches,
+ * schema-hash refusals, clock bounds and a seeded random convergence property over three replicas
+ * (of one engine or mixed).
  *
  * Expected values are written from the protocol, not read from one engine, so a rule both engines
  * get wrong fails too. Tests only: never import from production code.
@@ -12,65 +14,66 @@
 import fc from 'fast-check';
 import type { Pool } from 'pg';
 import { describe, expect, test as vitestTest } from 'vitest';
-import { openSyncDatabase } from '../adapters/sqlite/index.ts';
+import { asyncSqliteEngine, openSyncDatabase } from '../adapters/sqlite/index.ts';
 import { encodePayload } from '../codec/payload.ts';
 import { encodePk } from '../codec/pk.ts';
-import type { ApplyOptions, ApplyResult } from '../engine/apply.ts';
-import type { PayloadApplyOptions } from '../engine/engine.ts';
+import type { ContractFeedRequest, SyncEngineContract } from '../engine/contract.ts';
 import type { Cursor } from '../engine/extract.ts';
 import { isCoreError } from '../errors.ts';
 import { CoreErrorCode } from '../errors.ts';
 import { compareForMerge } from '../merge/compare.ts';
+import { columnListSchemaHash } from '../schema/schema-hash.ts';
 import type { Change, SqlValue } from '../types.ts';
 import { RIP_SENTINEL } from '../types.ts';
 
-/** Feed request both engines understand. */
-export interface ConformanceFeedRequest {
-  /** Exclusive lower bound. */
-  after?: Cursor;
-  excludeSiteId?: Uint8Array;
-  localOnly?: boolean;
-  tables?: readonly string[];
-  /** Row visibility: false drops every change of the row; `row` undefined for a deleted row. */
-  rowFilter?: (table: string, pk: readonly SqlValue[], row: Readonly<Record<string, SqlValue>> | undefined) => boolean;
-}
+/** Feed request both engines understand (the production contract's). */
+export type ConformanceFeedRequest = ContractFeedRequest;
 
-/** What both storage engines offer, async. */
-export interface ConformanceEngine {
-  /** 'sqlite' or 'postgres'. */
-  readonly kind: string;
-  readonly siteId: Uint8Array;
-  init(table: string, algorithm?: string, flags?: number): Promise<void>;
-  cleanup(table: string): Promise<void>;
-  dbVersion(): Promise<number>;
-  /** Column-list schema hash (§P6). */
-  schemaHash(): Promise<bigint>;
-  knownSchemaHashes(): Promise<bigint[]>;
-  rememberSchemaHash(hash: bigint): Promise<void>;
-  changes(req?: ConformanceFeedRequest): AsyncIterable<Change>;
-  applyPayload(payload: Uint8Array, opts?: PayloadApplyOptions): Promise<ApplyResult & { schemaHash: bigint }>;
-  applyChanges(changes: readonly Change[], opts?: ApplyOptions): Promise<ApplyResult>;
+/** The production engine contract plus the test hooks the suite drives it with. */
+export interface ConformanceEngine extends SyncEngineContract {
   /**
-   * One statement in its own transaction, `?` placeholders; rows as arrays. Write portable SQL
-   * and CAST results to TEXT when comparing engines (value classes differ on the way out).
+   * One statement in its own transaction (inside an open alter: in the alter's), `?`
+   * placeholders; rows as arrays. Write portable SQL and CAST results to TEXT when comparing
+   * engines (value classes differ on the way out).
    */
   sql(text: string, params?: readonly (string | number | null)[]): Promise<unknown[][]>;
   /** Several statements (no parameters) in ONE transaction. */
   transaction(statements: readonly string[]): Promise<void>;
   /** Test hook: overwrites the local db_version (simulates a damaged clock). */
   setLocalClock(v: bigint): Promise<void>;
-  close(): Promise<void>;
+}
+
+/** The contract's methods of `e` as plain functions (a class instance keeps its private state). */
+function contractOf(e: SyncEngineContract): SyncEngineContract {
+  return {
+    kind: e.kind,
+    siteId: e.siteId,
+    init: (t, a, f) => e.init(t, a, f),
+    cleanup: (t) => e.cleanup(t),
+    beginAlter: (t) => e.beginAlter(t),
+    commitAlter: (t) => e.commitAlter(t),
+    schemaHash: () => e.schemaHash(),
+    ddlSchemaHash: () => e.ddlSchemaHash(),
+    knownSchemaHashes: () => e.knownSchemaHashes(),
+    rememberSchemaHash: (h, k) => e.rememberSchemaHash(h, k),
+    dbVersion: () => e.dbVersion(),
+    changes: (req) => e.changes(req),
+    applyPayload: (p, o) => e.applyPayload(p, o),
+    applyChanges: (c, o) => e.applyChanges(c, o),
+    close: () => e.close(),
+  };
 }
 
 /** Opens a fresh engine: runs `ddl` (`;`-separated, portable SQL), then initialises `tables`. */
 export type EngineFactory = (ddl: string, tables: readonly string[], flags?: number) => Promise<ConformanceEngine>;
 
-/** SQLite engine on an in-memory better-sqlite3 database; sync calls wrapped in promises. */
+/** SQLite engine on an in-memory better-sqlite3 database, through the production adapter `asyncSqliteEngine`. */
 export function sqliteEngineFactory(): EngineFactory {
   return async (ddl, tables, flags = 0) => {
     const e = openSyncDatabase(':memory:');
     e.driver.exec(ddl);
-    for (const t of tables) e.init(t, undefined, flags);
+    const contract = asyncSqliteEngine(e);
+    for (const t of tables) await contract.init(t, undefined, flags);
     const run = <T>(fn: () => T): Promise<T> => {
       try {
         return Promise.resolve(fn());
@@ -79,23 +82,7 @@ export function sqliteEngineFactory(): EngineFactory {
       }
     };
     return {
-      kind: 'sqlite',
-      siteId: e.siteId,
-      init: (t, a, f) => run(() => e.init(t, a, f)),
-      cleanup: (t) => run(() => e.cleanup(t)),
-      dbVersion: () => run(() => e.dbVersion()),
-      schemaHash: () => run(() => e.schemaHash()),
-      knownSchemaHashes: () => run(() => e.knownSchemaHashes()),
-      rememberSchemaHash: (h) => run(() => e.rememberSchemaHash(h)),
-      changes: (req = {}) => {
-        const { rowFilter, ...rest } = req;
-        const it = e.changes(rowFilter === undefined ? rest : { ...rest, rowFilter: (t, pk, row) => rowFilter(t, pk, row) });
-        return (async function* () {
-          yield* it;
-        })();
-      },
-      applyPayload: (p, o) => run(() => e.applyPayload(p, o)),
-      applyChanges: (c, o) => run(() => e.applyChanges(c, o)),
+      ...contractOf(contract),
       sql: (text, params = []) =>
         run(() => {
           const st = e.driver.prepare(text);
@@ -106,7 +93,6 @@ export function sqliteEngineFactory(): EngineFactory {
         }),
       transaction: (stmts) => run(() => e.driver.transaction(() => stmts.forEach((s) => e.driver.exec(s)))),
       setLocalClock: (v) => run(() => void e.driver.prepare('UPDATE offsync_clock SET v = ? WHERE id = 1').run(v)),
-      close: () => run(() => e.close()),
     };
   };
 }
@@ -139,38 +125,30 @@ export function postgresEngineFactory(pool: Pool): EngineFactory {
     const ctx = await openPgContext(pool, ddl, tables, flags);
     const e = ctx.engine;
     const meta = `"${e.meta.replace(/"/g, '""')}"`;
+    const nsp = `"${ctx.nsp.replace(/"/g, '""')}"`;
+    // Through the engine's connections, so that statements inside an open alter join its transaction.
     return {
-      kind: 'postgres',
-      siteId: e.siteId,
-      init: (t, a, f) => e.init(t, a, f),
-      cleanup: (t) => e.cleanup(t),
-      dbVersion: () => e.dbVersion(),
-      schemaHash: () => e.schemaHash(),
-      knownSchemaHashes: () => e.knownSchemaHashes(),
-      rememberSchemaHash: (h) => e.rememberSchemaHash(h),
-      changes: (req = {}) => e.changes(req),
-      applyPayload: (p, o) => e.applyPayload(p, o),
-      applyChanges: (c, o) => e.applyChanges(c, o),
-      sql: (text, params = []) => ctx.sql(pgPlaceholders(text), [...params]),
-      transaction: async (stmts) => {
-        const c = await pool.connect();
-        try {
-          await c.query(`SET search_path TO ${ctx.nsp}`);
-          await c.query('BEGIN');
+      ...contractOf(e),
+      sql: (text, params = []) =>
+        e.withConnection(async (c) => {
+          await c.q(`SET search_path TO ${nsp}`);
           try {
-            for (const s of stmts) await c.query(s);
-            await c.query('COMMIT');
-          } catch (err) {
-            await c.query('ROLLBACK');
-            throw err;
+            return await c.q(pgPlaceholders(text), [...params]);
+          } finally {
+            // Fails only when the statement aborted a transaction, whose end undoes the SET too.
+            await c.q('RESET search_path').catch(() => undefined);
           }
-        } finally {
-          await c.query('RESET search_path');
-          c.release();
-        }
+        }),
+      transaction: (stmts) =>
+        e.transaction(async (c) => {
+          await c.q(`SET LOCAL search_path TO ${nsp}`);
+          for (const s of stmts) await c.q(s);
+        }),
+      setLocalClock: async (v) => void (await e.withConnection((c) => c.q(`UPDATE ${meta}.clock SET v = $1::int8 WHERE id = 1`, [v.toString()]))),
+      close: async () => {
+        await e.close();
+        await ctx.drop();
       },
-      setLocalClock: async (v) => void (await pool.query(`UPDATE ${meta}.clock SET v = $1::int8 WHERE id = 1`, [v.toString()])),
-      close: () => ctx.drop(),
     };
   };
 }
@@ -363,6 +341,134 @@ export function registerEngineTests(name: string, factory: EngineFactory, option
           expect(feed.every((c) => Buffer.from(c.siteId).equals(Buffer.from(e.siteId)))).toBe(true);
           expect(await e.dbVersion()).toBe(v0 + 1);
           expect(await e.knownSchemaHashes()).toContain(await e.schemaHash());
+        });
+      });
+    });
+
+    describe('alter (§P6 "Alteration")', () => {
+      /** Runs `statements` between beginAlter and commitAlter; resolves to commitAlter's error, if any. */
+      const alter = async (e: ConformanceEngine, statements: readonly string[]): Promise<{ code: string; message: string } | undefined> => {
+        await e.beginAlter('todos');
+        for (const st of statements) await e.sql(st);
+        return errorOf(e.commitAlter('todos'));
+      };
+      const feedLines = async (e: ConformanceEngine, v0: number): Promise<string[]> =>
+        (await collectChanges(e.changes())).map((c) => `${hex(c.pk)}/${c.col}=${valText(c.val)} ${c.colVersion}@${c.cl} v+${c.dbVersion - v0}`).sort();
+      const todosHash = (extra: { name: string; type: string }[], drop: readonly string[] = []): bigint =>
+        columnListSchemaHash([
+          {
+            name: 'todos',
+            columns: [
+              { name: 'id', type: 'TEXT', pk: true },
+              ...[
+                { name: 'title', type: 'TEXT' },
+                { name: 'done', type: 'INTEGER' },
+                { name: 'note', type: 'TEXT' },
+                ...extra,
+              ]
+                .filter((c) => !drop.includes(c.name))
+                .map((c) => ({ ...c, pk: false })),
+            ],
+          },
+        ]);
+
+      test('add a column with a default: existing rows back-filled at ONE version, writes tracked after, both hashes change, old ones stay known and accepted', async () => {
+        await todos(async (e) => {
+          const a = pkHex('a');
+          await e.sql("INSERT INTO todos (id, title) VALUES ('a', 'A')");
+          const [h0, d0] = [await e.schemaHash(), await e.ddlSchemaHash()];
+          expect(h0).toBe(todosHash([]));
+          expect(await e.knownSchemaHashes()).toEqual(expect.arrayContaining([h0, d0]));
+          const v0 = await e.dbVersion();
+          expect(await alter(e, ['ALTER TABLE todos ADD COLUMN prio INTEGER NOT NULL DEFAULT 3'])).toBeUndefined();
+          const [h1, d1] = [await e.schemaHash(), await e.ddlSchemaHash()];
+          expect(h1).toBe(todosHash([{ name: 'prio', type: 'INTEGER' }]));
+          expect(d1).not.toBe(d0);
+          expect(await e.knownSchemaHashes()).toEqual(expect.arrayContaining([h0, d0, h1, d1]));
+          // The new column of the existing row is a local change at one new version; the rest is untouched.
+          expect(await feedLines(e, v0)).toEqual([`${a}/done=i0 1@1 v+0`, `${a}/note=null 1@1 v+0`, `${a}/prio=i3 1@1 v+1`, `${a}/title='A' 1@1 v+0`]);
+          expect(await e.dbVersion()).toBe(v0 + 1);
+          // Writes after the alter are tracked, the new column included.
+          await e.sql("UPDATE todos SET prio = 5 WHERE id = 'a'");
+          await e.sql("INSERT INTO todos (id, title, prio) VALUES ('b', 'B', 1)");
+          const b = pkHex('b');
+          expect((await feedLines(e, v0)).filter((l) => l.includes('/prio='))).toEqual([`${a}/prio=i5 2@1 v+2`, `${b}/prio=i1 1@1 v+3`]);
+          // A device still on the old schema (either hash variant) is accepted; a change of the new column merges.
+          const old = encodePayload([remoteChange('todos', 'c', 'title', 'C', 1, 1, 9, 1)], { schemaHash: h0 }) as Uint8Array;
+          expect((await e.applyPayload(old)).applied).toBe(1);
+          const oldDdl = encodePayload([remoteChange('todos', 'd', 'title', 'D', 1, 1, 10, 1)], { schemaHash: d0 }) as Uint8Array;
+          expect((await e.applyPayload(oldDdl)).applied).toBe(1);
+          const fresh = encodePayload([remoteChange('todos', 'c', 'prio', 7n, 1, 1, 11, 1)], { schemaHash: h1 }) as Uint8Array;
+          expect((await e.applyPayload(fresh)).applied).toBe(1);
+          const rows = await e.sql('SELECT id, title, CAST(prio AS TEXT) FROM todos ORDER BY id');
+          expect(rows.map((r) => r.map(String))).toEqual([
+            ['a', 'A', '5'],
+            ['b', 'B', '1'],
+            ['c', 'C', '7'],
+            ['d', 'D', '3'],
+          ]);
+        });
+      });
+
+      test('drop a column: its clocks are gone, the other clocks and the rows stay, writes tracked after', async () => {
+        await todos(async (e) => {
+          const a = pkHex('a');
+          await e.sql("INSERT INTO todos (id, title, note) VALUES ('a', 'A', 'n')");
+          const [h0, d0] = [await e.schemaHash(), await e.ddlSchemaHash()];
+          const v0 = await e.dbVersion();
+          expect(await alter(e, ['ALTER TABLE todos DROP COLUMN note'])).toBeUndefined();
+          expect(await feedLines(e, v0)).toEqual([`${a}/done=i0 1@1 v+0`, `${a}/title='A' 1@1 v+0`]);
+          expect(await e.dbVersion()).toBe(v0);
+          expect(await e.schemaHash()).toBe(todosHash([], ['note']));
+          expect(await e.ddlSchemaHash()).not.toBe(d0);
+          expect(await e.knownSchemaHashes()).toEqual(expect.arrayContaining([h0, d0, await e.schemaHash(), await e.ddlSchemaHash()]));
+          await e.sql("UPDATE todos SET title = 'B' WHERE id = 'a'");
+          expect(await feedLines(e, v0)).toEqual([`${a}/done=i0 1@1 v+0`, `${a}/title='B' 2@1 v+1`]);
+          // A change naming the dropped column is refused like any unknown column, and changes nothing.
+          const before = await clockLines(e);
+          expect((await errorOf(e.applyChanges([remoteChange('todos', 'a', 'note', 'x', 5, 1, 3, 1)])))?.code).toBe(CoreErrorCode.UNKNOWN_COLUMN);
+          expect(await clockLines(e)).toEqual(before);
+        });
+      });
+
+      test('a primary-key change is refused (SCHEMA_INVALID) and rolled back: the table stays synced as before', async () => {
+        await todos(async (e) => {
+          await e.sql("INSERT INTO todos (id, title, note) VALUES ('a', 'A', 'n')");
+          const before = await state(e);
+          const hashes = await e.knownSchemaHashes();
+          const current = [await e.schemaHash(), await e.ddlSchemaHash()];
+          const err = await alter(e, [
+            "CREATE TABLE todos2 (id TEXT NOT NULL, title TEXT NOT NULL DEFAULT '', done INTEGER NOT NULL DEFAULT 0, note TEXT, PRIMARY KEY (id, title))",
+            'INSERT INTO todos2 (id, title, done, note) SELECT id, title, done, note FROM todos',
+            'DROP TABLE todos',
+            'ALTER TABLE todos2 RENAME TO todos',
+          ]);
+          expect(err?.code).toBe(CoreErrorCode.SCHEMA_INVALID);
+          expect(err?.message).toBe('OffSync: the primary key of synced table todos cannot change (id -> id, title); the alter was rolled back. Create a new table and copy the rows instead');
+          expect(await state(e)).toEqual(before);
+          expect(await e.knownSchemaHashes()).toEqual(hashes);
+          expect([await e.schemaHash(), await e.ddlSchemaHash()]).toEqual(current);
+          // Tracking is back: a write is recorded; a new alter can start.
+          await e.sql("UPDATE todos SET title = 'B' WHERE id = 'a'");
+          expect((await clockLines(e)).filter((l) => l.includes('/title='))).toEqual([`todos:${pkHex('a')}/title='B' 2@1`]);
+          expect(await alter(e, ['ALTER TABLE todos ADD COLUMN extra TEXT'])).toBeUndefined();
+        });
+      });
+
+      test('misuse: commit without begin, begin twice, unknown table (INVALID_STATE, UNKNOWN_TABLE); nothing changes', async () => {
+        await todos(async (e) => {
+          await e.sql("INSERT INTO todos (id, title) VALUES ('a', 'A')");
+          const before = await state(e);
+          expect(await errorOf(e.commitAlter('todos'))).toEqual({ code: CoreErrorCode.INVALID_STATE, message: 'cloudsync_begin_alter must be called before cloudsync_commit_alter (table todos)' });
+          expect((await errorOf(e.beginAlter('nope')))?.code).toBe(CoreErrorCode.UNKNOWN_TABLE);
+          await e.beginAlter('todos');
+          expect(await errorOf(e.beginAlter('todos'))).toEqual({ code: CoreErrorCode.INVALID_STATE, message: 'cloudsync_begin_alter was already called for table todos' });
+          // A failing statement inside the alter is undone alone; the alter goes on.
+          expect(await errorOf(e.sql('ALTER TABLE todos ADD COLUMN'))).toBeDefined();
+          await e.commitAlter('todos');
+          expect(await state(e)).toEqual(before);
+          await e.sql("UPDATE todos SET done = 1 WHERE id = 'a'");
+          expect((await clockLines(e)).filter((l) => l.includes('/done='))).toEqual([`todos:${pkHex('a')}/done=i1 2@1`]);
         });
       });
     });
