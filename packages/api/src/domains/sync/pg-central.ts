@@ -224,9 +224,14 @@ export class PgCentral {
     return { status: r.extra as SyncStatus, received: r.received, applied: r.applied, tables: r.tables, schemaHash: r.schemaHash, dbVersion: r.dbVersion, rejected: r.rejected };
   }
 
-  /** The schema hash stamped into a device's downloads when it never stated one: the column-list hash (§P6). */
-  canonicalSchemaHash(): Promise<bigint> {
-    return this.engine.schemaHash();
+  /**
+   * The schema hash stamped into a device's downloads when it never stated one (§P6), as the
+   * SQLite central chooses it: G1/G2a (0.8.x – 0.9.99) compute the DDL-text hash, here the hash
+   * of the SQLite DDL a device creates the tables with (`engine.deviceDdl()`); G2b/G3 (and no
+   * generation) the column-list hash.
+   */
+  canonicalSchemaHash(generation?: 'G1' | 'G2a' | 'G2b' | 'G3'): Promise<bigint> {
+    return generation === 'G1' || generation === 'G2a' ? this.engine.ddlSchemaHash() : this.engine.schemaHash();
   }
 
   /**
