@@ -301,11 +301,11 @@ export class PgCentralDatabase implements Central {
     return this.central.dbVersion();
   }
 
-  async stamp(site: string, _generation: Generation | undefined): Promise<bigint> {
+  async stamp(site: string, generation: Generation | undefined): Promise<bigint> {
     const last = (await this.central.peer(site))?.lastSchemaHash;
     if (last !== null && last !== undefined) return BigInt(last);
-    // No SQLite DDL text exists for a PostgreSQL table: every generation gets the column-list hash.
-    return this.central.canonicalSchemaHash();
+    // No upload yet: G1/G2a get the DDL-text hash (of the device DDL), G2b/G3 the column-list hash.
+    return this.central.canonicalSchemaHash(generation);
   }
 
   /** The merge and the site's bookkeeping in one PostgreSQL transaction. */
