@@ -5,6 +5,7 @@ export { SyncService, normaliseSiteId } from './sync.service.ts';
 export type { DownloadOptions, DownloadResult, SyncServiceOptions, UploadResult } from './sync.service.ts';
 export { CentralDatabases, isValidDatabaseId } from './central-databases.ts';
 export type { CentralDatabase } from './central-databases.ts';
+export type { Central, CentralEnv, CentralScan, CentralUpload, SynchronousCentral } from './central.ts';
 export { PeerState, coverage, unionWindows } from './peer-state.ts';
 export type { PeerRecord, SyncStatus, VersionWindow } from './peer-state.ts';
 export { ArtifactStore, ARTIFACT_PATH_PREFIX } from './artifacts.ts';
