@@ -14,6 +14,8 @@ import type { Logger, ServiceDeps } from './deps.ts';
 import { createDataPlane } from './domains/sync/data-plane/index.ts';
 import type { DataPlane, DataPlaneOptions } from './domains/sync/data-plane/index.ts';
 import { trackDeviceSyncState } from './domains/devices/device-sync-state.ts';
+import { installCompaction } from './domains/sync/compaction.ts';
+import type { CompactionOptions } from './domains/sync/compaction.ts';
 import { createSyncHttpHandler } from './domains/sync/http/handler.ts';
 import { syncCorsPolicy } from './domains/sync/http/io.ts';
 import type { SyncHttpHandler, SyncHttpOptions } from './domains/sync/http/handler.ts';
@@ -58,6 +60,8 @@ export interface AppDeps extends ServiceDeps {
   sync?: AppSyncOptions;
   /** Health, readiness and metrics (observability/; docs/CONTROL-PLANE.md "Operating"); every field optional. */
   observability?: AppObservabilityOptions;
+  /** Tombstone compaction (domains/sync/compaction.ts): resync horizon, timer (off unless `intervalMs`). */
+  compaction?: CompactionOptions;
 }
 
 export interface AppObservabilityOptions {
@@ -230,6 +234,7 @@ export function createApp(deps: AppDeps): App {
     },
     dispose() {
       disposed ??= (async () => {
+        compaction.stop();
         await closeWs();
         server.closeAllConnections();
         if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));

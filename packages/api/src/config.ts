@@ -219,3 +219,18 @@ export function loadHttpSecurityConfig(env: Record<string, string | undefined>):
   }
   return { graphqlCorsOrigins, syncCorsOrigins, graphqlIntrospection: introspection };
 }
+
+/** Tombstone compaction and the resync horizon (docs/PROTOCOL.md "Compaction and the resync horizon"). */
+export interface CompactionConfig {
+  /** OFFSYNC_RESYNC_HORIZON_DAYS: devices not seen for longer are left out of compaction and must resync (default 30), here in ms. */
+  horizonMs: number;
+  /** OFFSYNC_COMPACTION_INTERVAL_MINUTES: how often every SQLite database is compacted (default 60; 0 = only on demand), here in ms. */
+  intervalMs: number;
+}
+
+export function loadCompactionConfig(env: Record<string, string | undefined>): CompactionConfig {
+  return {
+    horizonMs: int(env, 'OFFSYNC_RESYNC_HORIZON_DAYS', 30, 1, 36_500) * 86_400_000,
+    intervalMs: int(env, 'OFFSYNC_COMPACTION_INTERVAL_MINUTES', 60, 0, 525_600) * 60_000,
+  };
+}

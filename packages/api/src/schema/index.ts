@@ -11,5 +11,6 @@ import '../domains/push/push.schema.ts';
 import '../domains/sync/sync.schema.ts';
 import '../domains/sync/rejections.schema.ts';
 import '../domains/sync/conflicts.schema.ts';
+import '../domains/sync/compaction.schema.ts';
 
 export const schema = builder.toSchema();

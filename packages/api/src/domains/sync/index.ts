@@ -16,3 +16,5 @@ export { allowAllSyncDeps } from './sync-deps.ts';
 export type {
   ChangesMerged, DatabaseTarget, DeviceSeen, Generation, Principal, PushTokenRegistration, RowFilter, SchemaHashMode, SyncDeps, SyncEngine, Traffic, RowJudge,
 } from './sync-deps.ts';
+export { compactDatabase, DEFAULT_RESYNC_HORIZON_MS, installCompaction, planCompaction } from './compaction.ts';
+export type { Compaction, CompactionOptions, CompactionPlan, DatabaseCompaction, DeviceAck } from './compaction.ts';

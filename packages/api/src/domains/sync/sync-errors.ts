@@ -37,6 +37,7 @@ const STATUS: Record<SyncErrorCode, number> = {
   quota_exceeded: 429,
   database_unavailable: 503,
   not_supported: 501,
+  resync_required: 410,
   internal_error: 500,
 };
 
@@ -69,6 +70,7 @@ const TITLE: Record<SyncErrorCode, string> = {
   quota_exceeded: 'Quota exceeded',
   database_unavailable: 'Database unavailable',
   not_supported: 'Not supported for this database',
+  resync_required: 'Resync required',
   internal_error: 'Internal error',
 };
 
@@ -119,6 +121,8 @@ const CORE_MAP: Record<string, SyncErrorCode> = {
   CORE_UNKNOWN_COLUMN: 'unknown_column',
   CORE_RLS_DENIED: 'forbidden',
   CORE_APPLY_FAILED: 'apply_failed',
+  /** The cursor is below the compaction floor (docs/PROTOCOL.md "Compaction and the resync horizon"): download from 0 again. */
+  CORE_RESYNC_REQUIRED: 'resync_required',
 };
 
 function errorCode(e: unknown): string | undefined {

@@ -57,6 +57,7 @@ const API_CODE: Partial<Record<SyncErrorCode, ApiErrorCode>> = {
   unknown_table: 'CONFLICT',
   unknown_column: 'CONFLICT',
   apply_failed: 'CONFLICT',
+  resync_required: 'CONFLICT',
 };
 
 /** SyncError (or a core error) → ApiError with `extensions.syncCode`; internal errors stay masked. */
