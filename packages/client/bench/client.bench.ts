@@ -5,7 +5,10 @@
  * 2. write-to-visible latency between two live devices through the server, p50/p99: polling live
  *    mode (sync handler alone), then graphql-ws live mode (the full app: `changes` subscription,
  *    local writes detected by the connection probe, or announced with `notifyLocalWrite()`).
- * The server runs in-process (same event loop) on a loopback port.
+ * The initial sync runs against the server in its own thread (bench/initial-sync.ts, as in any
+ * deployment: serving and applying overlap), and again with the server in-process (same event
+ * loop: the historical figure). The latency runs use the in-process server on a loopback port.
+ * `BENCH_ONLY=initial` stops after the initial sync.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,16 +21,13 @@ import { openDatabase } from '../src/sync/index.ts';
 import type { OffSyncDatabase, OpenDatabaseOptions } from '../src/sync/index.ts';
 import { startTestServer } from '../test/api-client.server.ts';
 import { API_KEY, createSyncServer, listen, TODOS_DDL } from '../test/fixtures/sync-server.ts';
+import { initialSyncInProcess, initialSyncWorker, rawInsertMs, rowsPerSecond } from './initial-sync.ts';
 
 const N = Number(process.env['BENCH_ROWS'] ?? 100_000);
 const SAMPLES = Number(process.env['BENCH_SAMPLES'] ?? 100);
 const POLL_MS = Number(process.env['BENCH_POLL_MS'] ?? 10);
 const dir = mkdtempSync(join(tmpdir(), 'offsync-client-bench-'));
 let seq = 0;
-
-function row(i: number): [string, string, number] {
-  return [`row${String(i).padStart(7, '0')}`, `todo number ${i}`, i % 2];
-}
 
 function device(url: string, databaseId: string, pollMs = POLL_MS, extra: OpenDatabaseOptions = {}, ddl = TODOS_DDL): OffSyncDatabase {
   const d = openDatabase(join(dir, `dev${seq++}.db`), { serverUrl: url, databaseId, apiKey: API_KEY, pollMs, ...extra });
@@ -66,6 +66,27 @@ async function until(cond: () => boolean): Promise<void> {
   }
 }
 
+/** Write-to-visible latency between two live devices: polling the in-process sync handler, then the full app. */
+async function latencies(out: Array<[string, string]>): Promise<void> {
+  const srv = createSyncServer({ databaseId: 'db_bench' });
+  try {
+    const url = `http://127.0.0.1:${await listen(srv.server)}`;
+    const a = device(url, srv.databaseId);
+    const b = device(url, srv.databaseId);
+    await a.sync();
+    await b.sync();
+    a.start();
+    b.start();
+    const lat = await latency(a, b, 'lat');
+    await a.close();
+    await b.close();
+    out.push([`write→visible latency, poll ${POLL_MS} ms (n=${SAMPLES})`, `p50 ${pct(lat, 50).toFixed(1)} ms, p99 ${pct(lat, 99).toFixed(1)} ms`]);
+  } finally {
+    await srv.close();
+  }
+  await graphqlLatency(out);
+}
+
 /** graphql-ws live mode between two devices of the full app (createApp, SQLite control plane). */
 async function graphqlLatency(out: Array<[string, string]>): Promise<void> {
   const server = await startTestServer();
@@ -102,77 +123,28 @@ async function graphqlLatency(out: Array<[string, string]>): Promise<void> {
   }
 }
 
-function rawInsert(): number {
-  const db = new Database(join(dir, 'raw.db'));
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.exec(TODOS_DDL);
-  const ins = db.prepare('INSERT INTO todos (id, title, done) VALUES (?, ?, ?)');
-  const t0 = performance.now();
-  db.transaction(() => {
-    for (let i = 0; i < N; i++) ins.run(...row(i));
-  })();
-  const ms = performance.now() - t0;
-  db.close();
-  return ms;
-}
-
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
 }
 
 async function main(): Promise<void> {
-  const srv = createSyncServer({ databaseId: 'db_bench' });
-  const url = `http://127.0.0.1:${await listen(srv.server)}`;
   const out: Array<[string, string]> = [];
   try {
-    // Seed the central database through a device (upload through upload URLs, 5 MB chunks).
-    const seed = device(url, srv.databaseId);
-    const ins = seed.db.prepare('INSERT INTO todos (id, title, done) VALUES (?, ?, ?)');
-    let t0 = performance.now();
-    seed.db.transaction(() => {
-      for (let i = 0; i < N; i++) ins.run(...row(i));
-    })();
-    const trackedMs = performance.now() - t0;
-    t0 = performance.now();
-    await seed.send();
-    const uploadMs = performance.now() - t0;
-    await seed.close();
-
-    const rawMs = rawInsert();
-    const fresh = device(url, srv.databaseId);
-    let pages = 0;
-    fresh.on('progress', () => pages++);
-    t0 = performance.now();
-    const r = await fresh.sync();
-    const syncMs = performance.now() - t0;
-    const count = Number(fresh.db.prepare('SELECT count(*) FROM todos').pluck().get());
-    if (count !== N) throw new Error(`fresh device has ${count} rows, expected ${N}`);
-    await fresh.close();
-
-    const rate = (ms: number): string => `${Math.round(N / (ms / 1000)).toLocaleString('en-US')} rows/s`;
+    const rawMs = rawInsertMs(dir, N);
+    const worker = await initialSyncWorker(dir, N);
+    const rawMs2 = rawInsertMs(dir, N);
+    const inproc = await initialSyncInProcess(dir, N);
+    const line = (r: typeof worker, raw: number): string =>
+      `${r.ms.toFixed(0)} ms  (${rowsPerSecond(N, r.ms)}), ${r.pages} pages, ${(r.bytes / 1e6).toFixed(1)} MB, ${(r.ms / raw).toFixed(1)}× raw`;
     out.push(['rows', N.toLocaleString('en-US')]);
-    out.push(['raw better-sqlite3 insert (baseline)', `${rawMs.toFixed(0)} ms  (${rate(rawMs)})`]);
-    out.push(['tracked local insert (triggers)', `${trackedMs.toFixed(0)} ms  (${rate(trackedMs)})`]);
-    out.push(['upload to server (send)', `${uploadMs.toFixed(0)} ms  (${rate(uploadMs)})`]);
-    out.push(['initial sync of a fresh device', `${syncMs.toFixed(0)} ms  (${rate(syncMs)}), ${pages} pages, ${(r.receive.bytes / 1e6).toFixed(1)} MB`]);
-    out.push(['initial sync / raw insert', `${(syncMs / rawMs).toFixed(1)}×`]);
-
-    // Write-to-visible latency between two live devices (polling every POLL_MS ms).
-    const a = device(url, srv.databaseId);
-    const b = device(url, srv.databaseId);
-    await a.sync();
-    await b.sync();
-    a.start();
-    b.start();
-    const lat = await latency(a, b, 'lat');
-    await a.close();
-    await b.close();
-    out.push([`write→visible latency, poll ${POLL_MS} ms (n=${SAMPLES})`, `p50 ${pct(lat, 50).toFixed(1)} ms, p99 ${pct(lat, 99).toFixed(1)} ms`]);
-    await graphqlLatency(out);
+    out.push(['raw better-sqlite3 insert (baseline)', `${rawMs.toFixed(0)} ms  (${rowsPerSecond(N, rawMs)}); ${rawMs2.toFixed(0)} ms before the in-process run`]);
+    out.push(['tracked local insert (triggers)', `${worker.trackedMs.toFixed(0)} ms  (${rowsPerSecond(N, worker.trackedMs)})`]);
+    out.push(['upload to server (send, server in a worker)', `${worker.uploadMs.toFixed(0)} ms  (${rowsPerSecond(N, worker.uploadMs)})`]);
+    out.push(['initial sync of a fresh device, server in a worker thread', line(worker, rawMs)]);
+    out.push(['initial sync of a fresh device, server in-process', line(inproc, rawMs2)]);
+    if (process.env['BENCH_ONLY'] !== 'initial') await latencies(out);
   } finally {
-    await srv.close();
     rmSync(dir, { recursive: true, force: true });
   }
   const w = Math.max(...out.map(([k]) => k.length));

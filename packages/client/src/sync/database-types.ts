@@ -45,7 +45,7 @@ export interface OpenDatabaseOptions extends BackoffOptions {
   pollMs?: number;
   /** Upload chunk budget before compression (default 5 MB). */
   maxChunkBytes?: number;
-  /** `maxChunks` per `check` (default: the server's). */
+  /** `maxChunks` per `check` (default 1: the next page is fetched while this one is applied). */
   maxChunks?: number;
   /** Timeout of one HTTP request (default 30 s). */
   httpTimeoutMs?: number;
