@@ -14,7 +14,7 @@ import type { Change, SqlValue } from '../types.ts';
 import { RIP_SENTINEL } from '../types.ts';
 import { bytesKey, sameBytes } from '../codec/bytes.ts';
 import { decodePk } from '../codec/pk.ts';
-import type { TableContext, TableStatements } from './table-context.ts';
+import type { TableContext, TableStatements, ValueColumn } from './table-context.ts';
 import { encodeTombstoneValues, readTombstone } from './tombstones.ts';
 import type { RowObject, Tombstone } from './tombstones.ts';
 
@@ -280,7 +280,8 @@ class Merge {
   /** Tracks the incoming group (origin site + db_version) `ch` belongs to: one local version per group. */
   enterGroup(ch: Change): void {
     this.ch = ch;
-    if (this.siteBytes !== ch.siteId) {
+    // (Decoded changes carry a site id each: compare bytes before asking the host.)
+    if (this.siteBytes !== ch.siteId && (this.siteBytes === undefined || !sameBytes(this.siteBytes, ch.siteId))) {
       this.siteBytes = ch.siteId;
       const ref = this.host.siteRef(ch.siteId);
       if (ref !== this.groupSite) this.groupVersion = 0n;
@@ -765,7 +766,7 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
 
   if (opts.judge === undefined && opts.isolateRows !== true) {
     if (Array.isArray(changes)) {
-      const fast = mergeFresh(host, changes as readonly Change[], opts);
+      const fast = mergeFresh(host, changes as readonly Change[], opts) ?? mergeGrouped(host, changes as readonly Change[], opts);
       if (fast !== undefined) return fast;
     }
     let group: Change[] = [];
@@ -906,7 +907,8 @@ function clearCells(r: FreshRow): void {
 
 /** A map key for a key blob (one char per byte, as `bytesKey`), native for Node Buffers. */
 function blobKey(b: Uint8Array): string {
-  return Buffer.isBuffer(b) ? b.toString('latin1') : bytesKey(b);
+  // A flat string from native code (a string built char by char is a rope: slow to hash).
+  return (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)).toString('latin1');
 }
 
 /**
@@ -987,7 +989,7 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
   };
   prevTbl = undefined;
   for (const ch of changes) {
-    if (siteBytes !== ch.siteId) {
+    if (siteBytes !== ch.siteId && (siteBytes === undefined || !sameBytes(siteBytes, ch.siteId))) {
       siteBytes = ch.siteId;
       const ref = host.siteRef(ch.siteId);
       if (ref !== siteRef) curSite = -1;
@@ -1129,5 +1131,446 @@ function writeFreshRow(r: FreshRow, version: readonly bigint[], big: (n: number)
     if (g === -1) continue;
     if (best >= 0 && k[4 * j] === k[bi] && g === k[bi + 1] && k[4 * j + 3] === k[bi + 3] && (k[4 * j + 2] as number) - j === (k[bi + 2] as number) - best) continue;
     s.setCell.run(r.pk, BigInt((cols[j] as { id: number }).id), BigInt(k[4 * j] as number), version[g] as bigint, BigInt(k[4 * j + 2] as number), big(k[4 * j + 3] as number));
+  }
+}
+
+/** An explicit cell of a grouped row; `dbv` ≥ 0 is a stored version, -(g + 1) the local version of incoming group g. */
+interface GCell {
+  cv: number;
+  dbv: number;
+  seq: number;
+  site: number;
+  dirty: boolean;
+}
+
+/** A row record of a grouped row (`dbv` as in {@link GCell}). */
+interface GRecord {
+  cl: number;
+  sent: number;
+  icv: number | null;
+  dbv: number;
+  seq: number;
+  site: number;
+}
+
+/** Where a value column's current value comes from, in a grouped row (see `GRow.src`). */
+const SRC_STORED = 0;
+const SRC_PENDING = 1;
+const SRC_WRITTEN = 2;
+
+/**
+ * One row of a grouped merge: its changes (batch indices), its clock state as loaded and as the
+ * merge leaves it, and what the merge did to its base row — kept so that every read the
+ * change-by-change merge would make of the database is answered from memory.
+ */
+interface GRow {
+  t: TableContext;
+  pk: Uint8Array;
+  pkValues: SqlValue[];
+  /** Batch indices of the row's changes, in batch order. */
+  idx: number[];
+  /** Incoming group of each change. */
+  grp: number[];
+  /** Table name each change carried (consecutive changes under another spelling are another run). */
+  lastTbl: string;
+  loaded: boolean;
+  rec: GRecord | undefined;
+  recDirty: boolean;
+  cells: Map<number, GCell>;
+  cellsDropped: boolean;
+  cl: number;
+  /** The base row as stored before the batch: undefined until read; `stored` null when absent. */
+  storedKnown: boolean;
+  stored: SqlValue[] | null;
+  storedOff: number;
+  /**
+   * Per value column (by ordinal): SRC_STORED — what the base row held before the batch (or, after
+   * a delete or on a row the batch created, the column default); SRC_PENDING — a winning value not
+   * yet written (`Merge.pending`); SRC_WRITTEN — written by this batch since its last delete.
+   */
+  src: Uint8Array;
+  val: SqlValue[];
+  pendingCount: number;
+  /** The batch deleted the base row (at least once). */
+  deleted: boolean;
+  /** Since the last delete (or the start), a write created or kept the base row. */
+  created: boolean;
+  /** A key-only insert (resurrection) since the last delete, before any value. */
+  pkInsert: boolean;
+  /** Columns written since the last delete. */
+  written: number;
+}
+
+/** Values that SQLite stores exactly as given in a column of this affinity (a read gives them back unchanged). */
+function storedAsGiven(aff: ReturnType<typeof affinity>, v: SqlValue): boolean {
+  if (v === null || v instanceof Uint8Array) return true;
+  if (aff === 'blob') return true;
+  if (typeof v === 'string') return aff === 'text';
+  if (typeof v === 'bigint') return aff === 'integer' || aff === 'numeric';
+  return false;
+}
+
+/** Batched-read chunk sizes: powers of two up to this (a short last chunk repeats its last key). */
+const GROUP_CHUNK = 256;
+
+/**
+ * The merge of a batch grouped by (table, pk) across the whole batch, for targets that hold
+ * metadata: each row's clock state (row record, explicit cells and, where the key allows the
+ * join, its values) is read once, with one statement per chunk of keys (`TableContext.stateByPk`),
+ * its changes are merged in memory in batch order with the decisions of merge/decide.ts — the
+ * exact steps `Merge` takes change by change (materialize, resurrect, delete, the insert-shaped
+ * fast path per consecutive run), with every read it would make answered from memory — and the
+ * row is written once: one base write (a delete, a key-only insert and one upsert at most, in
+ * that order), its row record and the cells whose clocks changed. Local versions are assigned
+ * afterwards per incoming group with a winning change, in batch order, as `Merge.version` does.
+ * The result (rows, metadata, feed, counts) is the change-by-change merge's. Returns undefined,
+ * having written nothing but site references, whenever the batch needs that merge: options that
+ * observe single writes, grow-only tables, visibility columns, tombstone values or compensating
+ * tombstones, unknown tables or columns, bad keys, or a tie against a value memory cannot give
+ * exactly (a column default, a value the column's affinity may have converted).
+ */
+function mergeGrouped(host: MergeHost, changes: readonly Change[], opts: ApplyOptions): ApplyResult | undefined {
+  if (changes.length === 0 || opts.authorize !== undefined || opts.onConflict !== undefined || host.keepTombstoneValues) return undefined;
+  const byName = new Map<string, TableContext | null>();
+  const tableOf = (name: string): TableContext | undefined => {
+    let t = byName.get(name);
+    if (t === undefined) {
+      const ctx = host.table(name);
+      // A tombstone with an audience may rebase an insert over it (mergeChanges `mergeRow`).
+      const ok = ctx !== undefined && ctx.algorithm === 'cls' && opts.visibilityColumns?.get(ctx.name.toLowerCase()) === undefined && ctx.stmts.anyAudience.getRaw(ctx.name) === undefined;
+      t = ok ? ctx : null;
+      byName.set(name, t);
+    }
+    return t ?? undefined;
+  };
+  const authoritative = opts.rejectRows === true;
+  const groupDbv: number[] = [];
+  const groupSite: number[] = [];
+  const groupWins: boolean[] = [];
+  let siteBytes: Uint8Array | undefined;
+  let siteRef = -1;
+  let curSite = -1;
+  let curDbv = -1;
+  let gi = -1;
+  const rowsByTable = new Map<TableContext, Map<string, GRow>>();
+  const order: GRow[] = [];
+  let prevTbl: string | undefined;
+  let prevT: TableContext | undefined;
+  let row: GRow | undefined;
+  let prevRow: GRow | undefined;
+  for (let i = 0; i < changes.length; i++) {
+    const ch = changes[i] as Change;
+    if (siteBytes !== ch.siteId && (siteBytes === undefined || !sameBytes(siteBytes, ch.siteId))) {
+      siteBytes = ch.siteId;
+      const ref = host.siteRef(ch.siteId);
+      if (ref !== siteRef) curSite = -1;
+      siteRef = ref;
+    }
+    if (curSite !== siteRef || ch.dbVersion !== curDbv) {
+      curSite = siteRef;
+      curDbv = ch.dbVersion;
+      gi++;
+      groupDbv.push(ch.dbVersion);
+      groupSite.push(siteRef);
+      groupWins.push(false);
+    }
+    if (ch.tbl !== prevTbl) {
+      prevTbl = ch.tbl;
+      prevT = tableOf(ch.tbl);
+    }
+    const t = prevT;
+    if (t === undefined) return undefined;
+    if (ch.col !== RIP_SENTINEL) {
+      const id = t.colIds.get(ch.col);
+      if (id === undefined || !t.byId.has(id)) return undefined;
+    }
+    if (row === undefined || row.t !== t || !sameBytes(row.pk, ch.pk)) {
+      let rows = rowsByTable.get(t);
+      if (rows === undefined) rowsByTable.set(t, (rows = new Map()));
+      const key = blobKey(ch.pk);
+      row = rows.get(key);
+      if (row === undefined) {
+        let pkValues: SqlValue[];
+        try {
+          pkValues = decodePk(ch.pk);
+        } catch {
+          return undefined;
+        }
+        if (pkValues.length !== t.schema.pkColumns.length || pkTypeProblem(t, pkValues) !== undefined) return undefined;
+        const n = t.columns.length;
+        row = {
+          t, pk: ch.pk, pkValues, idx: [], grp: [], lastTbl: ch.tbl, loaded: false, rec: undefined, recDirty: false, cells: new Map(), cellsDropped: false, cl: 0,
+          storedKnown: false, stored: null, storedOff: 0, src: new Uint8Array(n), val: new Array<SqlValue>(n), pendingCount: 0, deleted: false, created: false, pkInsert: false, written: 0,
+        };
+        rows.set(key, row);
+        order.push(row);
+      }
+    } else if (row === prevRow && row.lastTbl !== ch.tbl) return undefined; // one run of the general merge under two spellings
+    row.idx.push(i);
+    row.grp.push(gi);
+    row.lastTbl = ch.tbl;
+    prevRow = row;
+  }
+
+  // Batched reads: each row's record (with its values where the key allows the join) and cells.
+  for (const [t, rows] of rowsByTable) {
+    const list = [...rows.values()];
+    for (let at = 0; at < list.length; ) {
+      const left = list.length - at;
+      let n = 1;
+      while (n < left && n < GROUP_CHUNK) n *= 2;
+      const take = Math.min(n, left);
+      const keys: Uint8Array[] = new Array<Uint8Array>(n);
+      for (let j = 0; j < n; j++) keys[j] = (list[at + Math.min(j, take - 1)] as GRow).pk;
+      for (const r of t.stateByPk(n).iterateRaw(...keys)) {
+        const j = r[0] as number;
+        if (j >= take) continue; // a key repeated to fill the chunk
+        const g = list[at + j] as GRow;
+        if (!g.loaded) {
+          g.loaded = true;
+          if (r[1] !== null) {
+            g.rec = { cl: r[1] as number, sent: r[2] as number, icv: r[3] as number | null, dbv: r[4] as number, seq: r[5] as number, site: r[6] as number };
+            g.cl = g.rec.cl;
+          }
+          if (r[12] !== null) {
+            g.storedKnown = true;
+            g.stored = r[12] === 1 ? r : null;
+            g.storedOff = 13;
+          }
+        }
+        if (r[7] !== null) g.cells.set(r[7] as number, { cv: r[8] as number, dbv: r[9] as number, seq: r[10] as number, site: r[11] as number, dirty: false });
+      }
+      for (let j = at; j < at + take; j++) {
+        const g = list[j] as GRow;
+        if (g.rec === undefined && g.cells.size > 0) g.cl = 1;
+      }
+      at += take;
+    }
+  }
+
+  let applied = 0;
+  const tableFirst = new Map<string, number>();
+  const touch = (t: TableContext, i: number): void => {
+    const f = tableFirst.get(t.name);
+    if (f === undefined || i < f) tableFirst.set(t.name, i);
+  };
+  const affinities = new Map<TableContext, ReturnType<typeof affinity>[]>();
+  const affinityOf = (t: TableContext): ReturnType<typeof affinity>[] => {
+    let a = affinities.get(t);
+    if (a === undefined) {
+      const declared = new Map(t.schema.columns.map((c) => [c.name, c.type]));
+      a = t.columns.map((c) => affinity(declared.get(c.name) ?? ''));
+      affinities.set(t, a);
+    }
+    return a;
+  };
+  const readStored = (r: GRow): void => {
+    if (r.storedKnown) return;
+    r.storedKnown = true;
+    r.stored = r.t.stmts.selectRow.getRaw(...r.pkValues) ?? null;
+    r.storedOff = 0;
+  };
+  /** The base row's value of a column as a read would return it now, NO_ROW, or undefined when memory cannot tell. */
+  const current = (r: GRow, ord: number): SqlValue | typeof NO_ROW | undefined => {
+    const src = r.src[ord];
+    if (src === SRC_PENDING) return r.val[ord] ?? null;
+    let exists = r.created;
+    if (!exists && !r.deleted) {
+      readStored(r);
+      exists = r.stored !== null;
+    }
+    if (!exists) return NO_ROW;
+    if (src === SRC_WRITTEN) {
+      const v = r.val[ord] ?? null;
+      return storedAsGiven(affinityOf(r.t)[ord] as ReturnType<typeof affinity>, v) ? v : undefined;
+    }
+    if (r.deleted) return undefined; // recreated by this batch: the column default
+    readStored(r);
+    if (r.stored === null) return undefined; // created by this batch: the column default
+    return r.stored[r.storedOff + ord] ?? null;
+  };
+  const flush = (r: GRow): void => {
+    if (r.pendingCount === 0) return;
+    for (let o = 0; o < r.src.length; o++) {
+      if (r.src[o] !== SRC_PENDING) continue;
+      r.src[o] = SRC_WRITTEN;
+      r.written++;
+    }
+    r.pendingCount = 0;
+    r.created = true;
+  };
+  const materialize = (r: GRow): void => {
+    const rec = r.rec;
+    if (rec === undefined || rec.icv === null) return;
+    for (const c of r.t.columns) if (!r.cells.has(c.id)) r.cells.set(c.id, { cv: rec.icv, dbv: rec.dbv, seq: rec.seq + 1 + c.ord, site: rec.site, dirty: true });
+    rec.icv = null;
+    r.recDirty = true;
+  };
+  const setSentinel = (r: GRow, ch: Change, g: number): void => {
+    materialize(r);
+    r.rec = { cl: ch.cl, sent: 1, icv: null, dbv: -(g + 1), seq: ch.seq, site: groupSite[g] as number };
+    r.recDirty = true;
+    r.cl = ch.cl;
+    groupWins[g] = true;
+  };
+  const resurrect = (r: GRow, ch: Change, g: number): void => {
+    flush(r);
+    if (!r.created) r.pkInsert = true;
+    r.created = true;
+    materialize(r);
+    for (const c of r.cells.values()) {
+      c.cv = 0;
+      c.dirty = true;
+    }
+    setSentinel(r, ch, g);
+  };
+  const win = (r: GRow, ch: Change, ord: number, colId: number, g: number, i: number): void => {
+    if (r.src[ord] !== SRC_PENDING) {
+      if (r.src[ord] === SRC_WRITTEN) r.written--;
+      r.src[ord] = SRC_PENDING;
+      r.pendingCount++;
+    }
+    r.val[ord] = ch.val;
+    const c = r.cells.get(colId);
+    if (c === undefined) r.cells.set(colId, { cv: ch.colVersion, dbv: -(g + 1), seq: ch.seq, site: groupSite[g] as number, dirty: true });
+    else {
+      c.cv = ch.colVersion;
+      c.dbv = -(g + 1);
+      c.seq = ch.seq;
+      c.site = groupSite[g] as number;
+      c.dirty = true;
+    }
+    if (r.cl === 0) r.cl = 1;
+    groupWins[g] = true;
+    applied++;
+    touch(r.t, i);
+  };
+
+  for (const r of order) {
+    const t = r.t;
+    const n = r.idx.length;
+    for (let k = 0; k < n; ) {
+      // One run of consecutive changes of the row (the general merge's group).
+      let end = k + 1;
+      while (end < n && r.idx[end] === (r.idx[end - 1] as number) + 1) end++;
+      if (r.cl === 0) {
+        const run: Change[] = [];
+        for (let j = k; j < end; j++) run.push(changes[r.idx[j] as number] as Change);
+        const shape = insertShape(t, run);
+        if (shape !== undefined) {
+          const first = run[0] as Change;
+          const g = r.grp[k] as number;
+          for (const ch of run) {
+            const ord = (t.byId.get(t.colIds.get(ch.col) as number) as ValueColumn).ord;
+            if (r.src[ord] !== SRC_PENDING) {
+              if (r.src[ord] === SRC_WRITTEN) r.written--;
+              r.src[ord] = SRC_PENDING;
+              r.pendingCount++;
+            }
+            r.val[ord] = ch.val;
+          }
+          r.rec = { cl: 1, sent: 0, icv: first.colVersion, dbv: -(g + 1), seq: shape.base, site: groupSite[g] as number };
+          r.recDirty = true;
+          r.cl = 1;
+          groupWins[g] = true;
+          applied += run.length;
+          touch(t, r.idx[k] as number);
+          flush(r);
+          k = end;
+          continue;
+        }
+      }
+      for (let j = k; j < end; j++) {
+        const i = r.idx[j] as number;
+        const g = r.grp[j] as number;
+        const ch = changes[i] as Change;
+        const isSentinel = ch.col === RIP_SENTINEL;
+        const colId = isSentinel ? 0 : (t.colIds.get(ch.col) as number);
+        const action = decideRow(t.algorithm, ch.cl, isSentinel, r.cl);
+        if (action === 'olderLife' || action === 'ignore') continue;
+        if (action === 'create') return undefined; // grow-only: never here
+        if (action === 'delete') {
+          flush(r);
+          r.deleted = true;
+          r.created = false;
+          r.pkInsert = false;
+          r.written = 0;
+          r.src.fill(SRC_STORED);
+          if (r.rec !== undefined) r.rec.icv = null;
+          setSentinel(r, ch, g);
+          r.cells.clear();
+          r.cellsDropped = true;
+          applied++;
+          touch(t, i);
+          continue;
+        }
+        if (action === 'resurrect') {
+          resurrect(r, ch, g);
+          applied++;
+          touch(t, i);
+          continue;
+        }
+        const ord = (t.byId.get(colId) as ValueColumn).ord;
+        if (action === 'resurrectThenWin') resurrect(r, ch, g);
+        if (action !== 'compareCell') {
+          win(r, ch, ord, colId, g, i);
+          continue;
+        }
+        const cell = r.cells.get(colId);
+        const rec = r.rec;
+        const local = cell !== undefined ? cell.cv : rec !== undefined && rec.icv !== null && r.cl % 2 === 1 ? rec.icv : undefined;
+        const byVersion = decideCell(ch.colVersion, local);
+        if (byVersion === 'win') {
+          win(r, ch, ord, colId, g, i);
+          continue;
+        }
+        if (byVersion === 'older') continue;
+        const cur = current(r, ord);
+        if (cur === undefined) return undefined;
+        const byValue = decideValue('tie', ch.val, cur);
+        if (byValue === 'fill' || byValue === 'win') win(r, ch, ord, colId, g, i);
+      }
+      flush(r);
+      k = end;
+    }
+  }
+
+  // Local versions, in batch order: one per incoming group that wrote anything.
+  let clock = host.clock();
+  const version: bigint[] = new Array<bigint>(groupDbv.length);
+  for (let g = 0; g < groupDbv.length; g++) {
+    if (!groupWins[g]) continue;
+    clock = authoritative ? clock + 1 : Math.max(clock + 1, groupDbv[g] as number);
+    version[g] = BigInt(clock);
+  }
+  const big = (n: number): bigint => (n < 0 ? (version[-n - 1] as bigint) : BigInt(n));
+  for (const r of order) writeGroupedRow(r, big);
+  host.setClock(clock);
+  const lastCh = changes[changes.length - 1] as Change;
+  const tables = [...tableFirst.entries()].sort((a, b) => a[1] - b[1]).map(([name]) => name);
+  return { received: changes.length, applied, tables, last: { dbVersion: lastCh.dbVersion, seq: lastCh.seq }, dbVersion: clock, rejected: [] };
+}
+
+function writeGroupedRow(r: GRow, big: (n: number) => bigint): void {
+  const t = r.t;
+  const s = t.stmts;
+  if (r.deleted) s.deleteRow.run(...r.pkValues);
+  if (r.pkInsert) s.insertPkOnly.run(...r.pkValues);
+  if (r.written > 0) {
+    const names: string[] = [];
+    const vals: SqlValue[] = [];
+    for (const c of t.columns) {
+      if (r.src[c.ord] !== SRC_WRITTEN) continue;
+      names.push(c.name);
+      vals.push(r.val[c.ord] ?? null);
+    }
+    t.upsertColumns(names).run(...r.pkValues, ...vals);
+  }
+  const rec = r.rec;
+  if (r.recDirty && rec !== undefined) s.putRowRecord.run(r.pk, BigInt(rec.cl), BigInt(rec.sent), rec.icv === null ? null : BigInt(rec.icv), big(rec.dbv), BigInt(rec.seq), BigInt(rec.site));
+  if (r.cellsDropped) s.dropCells.run(r.pk);
+  for (const [col, c] of r.cells) {
+    if (!c.dirty && !r.cellsDropped) continue;
+    s.setCell.run(r.pk, BigInt(col), BigInt(c.cv), big(c.dbv), BigInt(c.seq), BigInt(c.site));
   }
 }

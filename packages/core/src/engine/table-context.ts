@@ -38,6 +38,15 @@ export interface TableContext {
    * the feed's SQL (`RowFilter.sqlVisible`). Prepared once per expression.
    */
   rowsJoinedVisible(where: string): SqlStatement;
+  /**
+   * The batched read of the grouped merge (apply.ts `mergeGrouped`): for exactly `n` keys (one
+   * parameter each; a key may repeat), every key's row record, each of its explicit cells (one
+   * result row per cell, at least one per key) and, when the key allows the join, its values →
+   * [key index, cl, sent, icv, db_version, seq, site, col, col_version, db_version, seq, site,
+   * found, ...values in `columns` order]; the record's columns are NULL when it has none, the
+   * cell's when it has none, `found` and the values as in `rowsJoined`. Clocks arrive as numbers.
+   */
+  stateByPk(n: number): SqlStatement;
 }
 
 export interface TableStatements {
@@ -61,6 +70,8 @@ export interface TableStatements {
   setSentinel: SqlStatement;
   /** (pk, icv, db_version, seq, site): a new live row whose cells are all implicit. */
   insertRowRecord: SqlStatement;
+  /** (pk, cl, sent, icv, db_version, seq, site): the whole row record, inserted or replaced (grouped merge). */
+  putRowRecord: SqlStatement;
   /** (pk, icv, db_version, seq, site): write explicit cells for every implicit one (then clear icv). */
   materialize: SqlStatement;
   clearImplicit: SqlStatement;
@@ -77,6 +88,8 @@ export interface TableStatements {
   tombstoneGet: SqlStatement;
   /** (tbl, pk, vals, audience) */
   tombstonePut: SqlStatement;
+  /** (tbl) → a row when the table has a tombstone with an audience (a compensation; apply.ts `mergeRow` may rebase over it). */
+  anyAudience: SqlStatement;
   /** (audience, tbl, pk, cl, db_version): a removal addressed to one principal only. */
   evictionPut: SqlStatement;
   /** (audience, tbl (ignored: the statement is per table), db_version) → [pk, cl, db_version] after the version. */
@@ -151,6 +164,11 @@ export function createTableContext(
        seq = excluded.seq, site = excluded.site`,
     ),
     insertRowRecord: driver.prepare(`INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site) VALUES (?, 1, 0, ?, ?, ?, ?)`),
+    putRowRecord: driver.prepare(
+      `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (pk) DO UPDATE SET cl = excluded.cl, sent = excluded.sent, icv = excluded.icv,
+       db_version = excluded.db_version, seq = excluded.seq, site = excluded.site`,
+    ),
     materialize: driver.prepare(
       `INSERT OR IGNORE INTO ${c} (pk, col, col_version, db_version, seq, site)
        SELECT ?, x.col, ?, ?, ? + 1 + x.ord, ? FROM (${implicitSource}) x`,
@@ -163,6 +181,7 @@ export function createTableContext(
     selectRow: driver.prepare(`SELECT ${columns.length ? columns.map((v) => quoteIdent(v.name)).join(', ') : '1'} FROM ${t} WHERE ${where}`),
     tombstoneGet: driver.prepare('SELECT vals, audience FROM offsync_tombstones WHERE tbl = ? AND pk = ?'),
     tombstonePut: driver.prepare('INSERT OR REPLACE INTO offsync_tombstones (tbl, pk, vals, audience) VALUES (?, ?, ?, ?)'),
+    anyAudience: driver.prepare('SELECT 1 FROM offsync_tombstones WHERE tbl = ? AND audience IS NOT NULL LIMIT 1'),
     evictionPut: driver.prepare('INSERT OR REPLACE INTO offsync_evictions (audience, tbl, pk, cl, db_version) VALUES (?, ?, ?, ?, ?)'),
     // The table name is a literal: statements are cached by text, and the feed iterates this one
     // for several tables at once (one statement per text cannot be iterated twice).
@@ -177,6 +196,7 @@ export function createTableContext(
   };
   const upserts = new Map<string, SqlStatement>();
   const selects = new Map<string, SqlStatement>();
+  const byPk = new Map<number, SqlStatement>();
   return {
     name: schema.name,
     algorithm,
@@ -209,6 +229,18 @@ export function createTableContext(
       }
       return s;
     },
+    stateByPk(n) {
+      let s = byPk.get(n);
+      if (s === undefined) {
+        const keyed = joinedValuesSql(driver, schema, columns.map((v) => v.name), t, 'k.pk');
+        const keys = Array.from({ length: n }, (_, i) => `(${i}.0, ?)`).join(', ');
+        s = driver.prepare(`WITH k(i, pk) AS (VALUES ${keys})
+          SELECT k.i, ${f('r.cl')}, ${f('r.sent')}, ${f('r.icv')}, ${f('r.db_version')}, ${f('r.seq')}, ${f('r.site')}, ${f('x.col')}, ${f('x.col_version')}, ${f('x.db_version')}, ${f('x.seq')}, ${f('x.site')}, ${keyed.select}
+          FROM k LEFT JOIN ${r} r ON r.pk = k.pk LEFT JOIN ${c} x ON x.pk = k.pk ${keyed.join}`);
+        byPk.set(n, s);
+      }
+      return s;
+    },
     selectColumn(col) {
       let s = selects.get(col);
       if (s === undefined) {
@@ -229,19 +261,19 @@ export type PkValues = SqlValue[];
  * collation, TEXT against TEXT). Any other key (or a blob whose key is not TEXT) reports `found`
  * NULL and the feed reads the row by its decoded key.
  */
-function joinedValuesSql(driver: SqlDriver, schema: TableSchema, columns: readonly string[], t: string): { select: string; join: string } {
+function joinedValuesSql(driver: SqlDriver, schema: TableSchema, columns: readonly string[], t: string, pk = 'r.pk'): { select: string; join: string } {
   const none = { select: 'NULL', join: '' };
-  const [key, ...more] = schema.pkColumns;
-  if (key === undefined || more.length > 0 || columns.length === 0) return none;
-  const decl = key.type.toUpperCase();
+  const [only, ...more] = schema.pkColumns;
+  if (only === undefined || more.length > 0 || columns.length === 0) return none;
+  const decl = only.type.toUpperCase();
   const textAffinity = !decl.includes('INT') && (decl.includes('CHAR') || decl.includes('CLOB') || decl.includes('TEXT'));
   if (!textAffinity) return none;
   const enc = driver.prepare('PRAGMA encoding').getRaw()?.[0];
   if (enc !== 'UTF-8') return none;
-  const w = "(CASE hex(substr(r.pk, 1, 2)) WHEN '010B' THEN 1 WHEN '0113' THEN 2 WHEN '011B' THEN 3 WHEN '0123' THEN 4 END)";
-  const k = quoteIdent(key.name);
+  const w = `(CASE hex(substr(${pk}, 1, 2)) WHEN '010B' THEN 1 WHEN '0113' THEN 2 WHEN '011B' THEN 3 WHEN '0123' THEN 4 END)`;
+  const k = quoteIdent(only.name);
   return {
     select: `CASE WHEN ${w} IS NULL THEN NULL WHEN b.${k} IS NOT NULL THEN 1.0 ELSE 0.0 END, ${columns.map((n) => `b.${quoteIdent(n)}`).join(', ')}`,
-    join: `LEFT JOIN ${t} b ON b.${k} = CAST(substr(r.pk, 3 + ${w}) AS TEXT)`,
+    join: `LEFT JOIN ${t} b ON b.${k} = CAST(substr(${pk}, 3 + ${w}) AS TEXT)`,
   };
 }
