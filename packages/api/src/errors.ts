@@ -32,6 +32,10 @@ export const ApiErrorCode = {
   SYNC_DISABLED: 'SYNC_DISABLED',
   /** A live `changes` subscription of a user ended: the database's RLS mode changed. */
   RLS_MODE_CHANGED: 'RLS_MODE_CHANGED',
+  /** alterTable: a statement outside the accepted ALTER TABLE grammar, of another table, or changing the key (details.reason); nothing changed. */
+  ALTER_REFUSED: 'ALTER_REFUSED',
+  /** alterTable: the database rejected a statement (details.statement, details.message); nothing changed. */
+  ALTER_FAILED: 'ALTER_FAILED',
 } as const;
 export type ApiErrorCode = (typeof ApiErrorCode)[keyof typeof ApiErrorCode];
 
@@ -49,6 +53,8 @@ const httpStatus: Record<ApiErrorCode, number> = {
   DEVICE_REMOVED: 403,
   SYNC_DISABLED: 403,
   RLS_MODE_CHANGED: 409,
+  ALTER_REFUSED: 422,
+  ALTER_FAILED: 422,
 };
 
 /** Base class of every error the API throws on purpose. */

@@ -5,12 +5,14 @@
  * (`createPgSyncEngine` from `@offsync/core/postgres`). Every call uses one short-lived client,
  * always closed.
  */
-import { createPgSyncEngine } from '@offsync/core/postgres';
+import { createPgSyncEngine, sqliteDdlFor } from '@offsync/core/postgres';
 import type pg from 'pg';
 import { ApiError } from '../../errors.ts';
 import type { PgSettings } from '../databases/connection.ts';
 import { connectPg, describePgError } from '../databases/connection.ts';
 import { engineErrorToApi, refuseUnsyncable, tableIssues, uniqueIssues } from './table-engine.ts';
+import { alterFailed, commitRefusal } from './alter.ts';
+import type { AlterTarget, DeviceTableDdl } from './alter.ts';
 import type { TableColumn, TableInfo } from './table-engine.ts';
 
 /** Metadata schema of the engine (its presence is what `connection.extensionInstalled` reports). */
@@ -140,6 +142,78 @@ export async function deployPgTables(
       throw engineErrorToApi(e);
     }
     return { added, removed };
+  });
+}
+
+/** How long the operator's ALTER TABLE waits for the table's lock (downloads reading it) before it fails (ALTER_FAILED). */
+export const PG_ALTER_LOCK_TIMEOUT_MS = 10_000;
+
+/**
+ * The operator's alter of a synced table (alter.ts) through the core engine on one client:
+ * `plan` validates the statements against the table as synced (throws to refuse: nothing was
+ * touched), then beginAlter (one pinned transaction, clock row locked, triggers off), the planned
+ * statements, commitAlter (new columns back-filled, both hashes recorded, a changed key refused).
+ * Any failure rolls the whole transaction back: the table syncs as before.
+ */
+export async function alterPgTable(
+  settings: PgSettings,
+  table: string,
+  plan: (target: AlterTarget) => string[],
+): Promise<{ table: string; statements: string[]; schemaHash: bigint; ddlSchemaHash: bigint }> {
+  return withClient(settings, async (client) => {
+    const synced = await readSynced(client);
+    const name = synced === null ? undefined : [...synced.keys()].find((n) => n === table) ?? [...synced.keys()].find((n) => n.toLowerCase() === table.toLowerCase());
+    if (name === undefined) {
+      throw new ApiError('ALTER_REFUSED', `table ${table} is not synced (deployTables first; an unsynced table is altered directly)`, { details: { field: 'table', reason: 'TABLE_NOT_SYNCED' } });
+    }
+    const engine = await createPgSyncEngine({ client, schema: PG_META_SCHEMA, tablesSchema: PG_TABLES_SCHEMA });
+    await engine.syncedTables();
+    const ctx = engine.table(name);
+    if (ctx === undefined) throw new ApiError('ALTER_REFUSED', `table ${name} is synced but missing from schema ${PG_TABLES_SCHEMA}`, { details: { field: 'table', reason: 'TABLE_NOT_SYNCED' } });
+    const statements = plan({ name: ctx.name, pk: ctx.schema.pkColumns.map((k) => k.name) });
+    try {
+      await engine.beginAlter(ctx.name);
+    } catch (e) {
+      throw commitRefusal(e);
+    }
+    try {
+      await engine.withConnection(async (c) => {
+        await c.q(`SELECT set_config('lock_timeout', $1, true)`, [`${PG_ALTER_LOCK_TIMEOUT_MS}ms`]);
+        for (const [i, sql] of statements.entries()) {
+          try {
+            await c.q(sql);
+          } catch (e) {
+            throw alterFailed(i, e);
+          }
+        }
+      });
+    } catch (e) {
+      await engine.close(); // rolls the alter back
+      throw e;
+    }
+    try {
+      await engine.commitAlter(ctx.name); // rolls back by itself when it refuses
+    } catch (e) {
+      await engine.close();
+      throw commitRefusal(e);
+    }
+    return { table: ctx.name, statements, schemaHash: await engine.schemaHash(), ddlSchemaHash: await engine.ddlSchemaHash() };
+  });
+}
+
+/** The SQLite CREATE TABLE statements devices create the synced tables with (core `deviceDdl`, name order); empty when the metadata is not installed. */
+export async function pgDeviceDdl(settings: PgSettings): Promise<DeviceTableDdl[]> {
+  return withClient(settings, async (client) => {
+    const synced = await readSynced(client);
+    if (synced === null || synced.size === 0) return [];
+    const engine = await createPgSyncEngine({ client, schema: PG_META_SCHEMA, tablesSchema: PG_TABLES_SCHEMA });
+    // deviceDdl() gives the statements in the order devices run them; each names its table as sqliteDdlFor does.
+    const ddl = await engine.deviceDdl();
+    const byText = new Map((await engine.syncedTables()).map((t) => {
+      const ctx = engine.table(t.name);
+      return [ctx === undefined ? '' : sqliteDdlFor(ctx.schema), t.name] as const;
+    }));
+    return ddl.map((sql) => ({ table: byText.get(sql) ?? '', sql }));
   });
 }
 

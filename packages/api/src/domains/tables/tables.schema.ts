@@ -1,9 +1,11 @@
 import { builder } from '../../builder.ts';
+import { ApiError } from '../../errors.ts';
 import { DatabaseRef, RlsModeEnum } from '../databases/databases.schema.ts';
 import type { RlsPolicyEntry, TableList, TableNode } from './tables.service.ts';
 import type { PreviewUser, RlsPreview } from './rls-preview.ts';
 import type { SchemaHashVersion, TableColumn, TableIssue } from './table-engine.ts';
 import type { PgPolicy, PgRlsInfo } from './pg-tables.ts';
+import type { AlterResult, DeviceTableDdl } from './alter.ts';
 
 const RlsOperationEnum = builder.enumType('RlsOperation', { values: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const });
 const AlgorithmEnum = builder.enumType('CrdtAlgorithm', { values: { CLS: { value: 'cls' }, GOS: { value: 'gos' } } as const });
@@ -112,6 +114,36 @@ builder.prismaObjectFields('Database', (t) => ({
   }),
 }));
 
+const DeviceTableDdlRef = builder.objectRef<DeviceTableDdl>('DeviceTableDdl').implement({
+  description: 'The SQLite CREATE TABLE statement a device creates one synced table with (docs/PROTOCOL.md §P6): a 0.8.x – 0.9.99 device created from these statements carries the database\'s DDL-text schema hash',
+  fields: (t) => ({ table: t.exposeString('table'), sql: t.exposeString('sql') }),
+});
+
+builder.prismaObjectFields('Database', (t) => ({
+  deviceDdl: t.field({
+    type: [DeviceTableDdlRef],
+    description: 'CREATE TABLE statements of the synced tables, in the order devices run them: SQLITE the central file\'s own texts (sqlite_master), POSTGRES the SQLite statements derived from the PostgreSQL tables',
+    resolve: (d, _a, ctx) => ctx.services.tables.deviceDdl(d.id),
+  }),
+}));
+
+const AlterTablePayloadRef = builder.objectRef<AlterResult & { databaseId: string }>('AlterTablePayload').implement({
+  fields: (t) => ({
+    statements: t.exposeStringList('statements', { description: 'The statements that ran, as rebuilt from the ones given (quoted names)' }),
+    schemaHash: t.exposeString('schemaHash', { description: 'Column-list schema hash after the change (decimal u64); the previous hashes stay accepted' }),
+    ddlSchemaHash: t.exposeString('ddlSchemaHash', { description: 'DDL-text schema hash after the change (decimal u64, 0.8.x – 0.9.99 devices)' }),
+    table: t.field({
+      type: TableRef,
+      resolve: async (p, _a, ctx) => {
+        const list = await ctx.services.tables.listTables(p.databaseId);
+        const node = list.nodes.find((n) => n.name === p.table);
+        if (node === undefined) throw new ApiError('NOT_FOUND', `table ${p.table} not found after the change`);
+        return node;
+      },
+    }),
+  }),
+});
+
 const DeployTablesPayload = builder.objectRef<{ databaseId: string; added: string[]; removed: string[] }>('DeployTablesPayload').implement({
   fields: (t) => ({
     added: t.exposeStringList('added'),
@@ -208,6 +240,18 @@ builder.mutationFields((t) => ({
         })),
       })),
     }),
+  }),
+  alterTable: t.field({
+    type: AlterTablePayloadRef,
+    authScopes: { admin: true },
+    description:
+      'Changes a synced table\'s schema (docs/PROTOCOL.md §P6 "Alteration"): beginAlter, the statements, commitAlter, in one transaction — new columns back-filled as changes, both new schema hashes recorded (devices on the old schema keep being accepted). Only ALTER TABLE of `table`: ADD COLUMN (NOT NULL, DEFAULT <constant>, COLLATE), DROP COLUMN, RENAME COLUMN, ALTER COLUMN (SET/DROP DEFAULT, SET/DROP NOT NULL, TYPE). Refused with ALTER_REFUSED (details.reason: NOT_ALTER_TABLE, OTHER_TABLE, MULTIPLE_STATEMENTS, TABLE_RENAME, PRIMARY_KEY_CHANGE, UNSUPPORTED, TABLE_NOT_SYNCED, SCHEMA_INVALID, SYNTAX, INVALID_INPUT; details.statement) before anything runs; a statement the database rejects is ALTER_FAILED. Either way nothing changes. SQLITE and POSTGRES databases',
+    args: {
+      databaseId: t.arg.id({ required: true }),
+      table: t.arg.string({ required: true }),
+      statements: t.arg.stringList({ required: true }),
+    },
+    resolve: async (_r, a, ctx) => ({ databaseId: String(a.databaseId), ...(await ctx.services.tables.alterTable(String(a.databaseId), a.table, a.statements)) }),
   }),
   setRlsMode: t.field({
     type: DatabaseRef,

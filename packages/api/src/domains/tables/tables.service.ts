@@ -13,6 +13,8 @@ import type { CentralFileOwner, SchemaHashVersion, TableEngine, TableInfo } from
 import { accessTokenPrincipal } from '../sync/data-plane/authenticate.ts';
 import type { SyncEngine } from '../sync/sync-deps.ts';
 import { previewVisibility } from './rls-preview.ts';
+import { alterTable, deviceDdl } from './alter.ts';
+import type { AlterDeps, AlterResult, DeviceTableDdl } from './alter.ts';
 import type { PreviewSubject, RlsPreview } from './rls-preview.ts';
 
 export const RlsMode = { BYPASS: 'BYPASS', ENFORCE: 'ENFORCE' } as const;
@@ -135,6 +137,16 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
     const rows = await prisma.rlsPolicy.findMany({ where: { databaseId, operation: 'SELECT' } });
     return new Map(rows.map((r) => [r.tableName, r.expression]));
   }
+
+  const alterDeps: AlterDeps = {
+    databases,
+    withSchemaChange: (databaseId, fn) => {
+      const path = sqliteDatabasePath(deps.dataDir, databaseId);
+      requireCentralFile(path);
+      return owner.withSchemaChange(databaseId, path, fn);
+    },
+    readSchema: readFile,
+  };
 
   const service = {
     /** Attaches the owner of the SQLITE central files (the sync service's `CentralDatabases`; composition root). */
@@ -351,6 +363,16 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
         }
       }
       return rows.map((r) => ({ name: r.name, blockColumns: [] }));
+    },
+
+    /** An operator's ALTER TABLE of a synced table, atomically between beginAlter and commitAlter (alter.ts). */
+    alterTable(databaseId: string, table: string, statements: readonly string[]): Promise<AlterResult> {
+      return alterTable(alterDeps, databaseId, table, statements);
+    },
+
+    /** The CREATE TABLE statements devices create the synced tables with (alter.ts). */
+    deviceDdl(databaseId: string): Promise<DeviceTableDdl[]> {
+      return deviceDdl(alterDeps, databaseId);
     },
 
     /** Every schema hash of a SQLITE database (oldest first); POSTGRES databases: empty. */
