@@ -93,7 +93,8 @@ export async function pgBench(row: Row, sqlite: SqliteFigures): Promise<void> {
     const ids = { BENCH_PG_DATABASE: first.databaseId, BENCH_PG_APIKEY: first.apiKey };
     const o = sqlite.merge;
     const ratio = (pgRate: number, sqliteRate: number | undefined): string => (sqliteRate === undefined || sqliteRate === 0 ? '' : `${fmt(pgRate / sqliteRate, 2)}× SQLite's`);
-    for (const n of [1, 3]) {
+    // BENCH_PG_NODES=1: one node only (bench/pg-only.ts); default one node, then three.
+    for (const n of process.env['BENCH_PG_NODES'] === '1' ? [1] : [1, 3]) {
       while (nodes.length < n) nodes.push(await startBenchServer({ script: new URL('./pg-server.ts', import.meta.url), env: { ...env, ...ids } }));
       const proxy = n === 1 ? undefined : await startRoundRobinProxy(nodes.map((s) => s.port));
       const via: BenchServer = proxy === undefined ? first : { ...first, origin: proxy.origin };

@@ -8,7 +8,8 @@ import type { Cursor } from '../../engine/extract.ts';
 import type { Change, SqlValue } from '../../types.ts';
 import { RIP_SENTINEL } from '../../types.ts';
 import type { ConnSource, PgConn } from './conn.ts';
-import { toBytes } from './conn.ts';
+import { hexKey, toBytes } from './conn.ts';
+import { batchSql, fitsArray, keyColumns } from './batch-sql.ts';
 import type { PgTableContext } from './context.ts';
 import { metaTable } from './ddl.ts';
 import { isBlockColumn } from './blocks.ts';
@@ -43,6 +44,8 @@ export interface PgFeedOptions {
 
 export interface PgFeedHost {
   meta: string;
+  /** Schema of the synced tables. */
+  nsp: string;
   tables(): PgTableContext[];
   siteIdOf(c: PgConn, ref: number): Promise<Uint8Array>;
   /** Block-LWW columns (blocks.ts): their block cells join the feed, their whole values never do. */
@@ -76,6 +79,43 @@ function rowObject(t: PgTableContext, pk: readonly SqlValue[], row: readonly unk
   t.schema.pkColumns.forEach((k, i) => (o[k.name] = pk[i] ?? null));
   for (const c of t.columns) o[c.name] = fromPg(t.pgColumn.get(c.name) as PgColumn, row[c.ord]);
   return o;
+}
+
+/**
+ * The base rows a page's clock rows name, in the page's snapshot (and role): one query per table
+ * (batch-sql.ts `selectRows`), per row only for a key whose values the set-based query cannot
+ * carry. Table index → key hex → row (value columns in `columns` order); absent rows are missing.
+ */
+async function readRows(c: PgConn, host: PgFeedHost, tables: readonly PgTableContext[], rows: readonly unknown[][]): Promise<Map<number, Map<string, unknown[]>>> {
+  const keys = new Map<number, Map<string, unknown[]>>();
+  for (const r of rows) {
+    const ti = Number(r[0]);
+    let m = keys.get(ti);
+    if (m === undefined) keys.set(ti, (m = new Map()));
+    const pk = r[1] as Uint8Array;
+    const k = hexKey(pk);
+    if (!m.has(k)) m.set(k, (tables[ti] as PgTableContext).pkParams(decodePk(pk)));
+  }
+  const out = new Map<number, Map<string, unknown[]>>();
+  for (const [ti, m] of keys) {
+    const t = tables[ti] as PgTableContext;
+    const got = new Map<string, unknown[]>();
+    out.set(ti, got);
+    const set: [string, unknown[]][] = [];
+    for (const [k, params] of m) {
+      if (t.schema.pkColumns.every((col, i) => fitsArray(col, params[i]))) set.push([k, params]);
+      else {
+        const [row] = await c.q(t.sql.selectRow, params);
+        if (row !== undefined) got.set(k, row);
+      }
+    }
+    if (set.length === 0) continue;
+    const s = batchSql(host.meta, host.nsp, t);
+    for (const r of await c.q(s.selectRows, [set.map((_, i) => i), ...keyColumns(t, set.map(([, p]) => p))])) {
+      got.set((set[Number(r[0])] as [string, unknown[]])[0], r.slice(1));
+    }
+  }
+  return out;
 }
 
 /** Lazily yields changes in (db_version, seq) order. */
@@ -117,6 +157,7 @@ export async function* pgChangeFeed(src: ConnSource, host: PgFeedHost, opts: PgF
       }
       const out: Change[] = [];
       try {
+        const found = await readRows(c, host, tables, rows);
         let prev: { ti: number; pk: Uint8Array; row: unknown[] | undefined; visible: boolean } | undefined;
         for (const r of rows) {
           const ti = Number(r[0]);
@@ -127,7 +168,7 @@ export async function* pgChangeFeed(src: ConnSource, host: PgFeedHost, opts: PgF
           key = [String(r[4]), String(r[5]), ti, pk, colId, String(r[8])];
           if (prev === undefined || prev.ti !== ti || Buffer.compare(prev.pk, pk) !== 0) {
             const values = decodePk(pk);
-            const [row] = await c.q(t.sql.selectRow, t.pkParams(values));
+            const row = found.get(ti)?.get(hexKey(pk));
             // Under RLS a live row that is not returned is hidden from this role, not deleted.
             const hidden = rs !== undefined && row === undefined && cl % 2 === 1;
             prev = { ti, pk, row, visible: !hidden && (opts.rowFilter === undefined || opts.rowFilter(t.name, values, row === undefined ? undefined : rowObject(t, values, row))) };
