@@ -27,7 +27,7 @@ export function createServices(deps: ServiceDeps) {
     /** The Client Integration tab's data (one implementation: domains/databases/client-integration.ts). */
     clientIntegration(databaseId: string) {
       return buildClientIntegration(
-        { databases, publicUrl: deps.publicUrl, jwtConfigured: async (id) => (await auth.getJwtProvider(id)) !== null, syncedTables: (id) => tables.syncedTablesForSnippet(id) },
+        { databases, publicUrl: deps.publicUrl, jwtConfigured: async (id) => (await auth.getJwtProvider(id)) !== null, syncedTables: (id) => tables.syncedTablesForSnippet(id), deviceDdl: (id) => tables.deviceDdl(id) },
         databaseId,
       );
     },

@@ -53,6 +53,22 @@ describe('client integration snippet', () => {
     expect(s.match(/cloudsync_set_column/g)).toHaveLength(2);
   });
 
+  test('the device DDL comes first, in the order given, each statement ended once, before the cloudsync_init lines', () => {
+    const s = clientIntegrationSnippet({
+      ...base,
+      rlsMode: 'BYPASS',
+      tables: ['notes', 'todos'],
+      deviceDdl: ['CREATE TABLE "todos" ("id" TEXT NOT NULL, PRIMARY KEY ("id"))', 'CREATE TABLE notes(id TEXT PRIMARY KEY NOT NULL);'],
+    });
+    const lines = s.split('\n');
+    const first = lines.indexOf('CREATE TABLE "todos" ("id" TEXT NOT NULL, PRIMARY KEY ("id"));');
+    expect(first).toBeGreaterThan(0);
+    expect(lines[first + 1]).toBe('CREATE TABLE notes(id TEXT PRIMARY KEY NOT NULL);');
+    expect(lines[first - 1]).toMatch(/^-- Create the synced tables exactly as the server has them/);
+    expect(first).toBeLessThan(lines.indexOf("SELECT cloudsync_init('notes');"));
+    expect(clientIntegrationSnippet({ ...base, rlsMode: 'BYPASS', tables: ['todos'] })).not.toContain('CREATE TABLE');
+  });
+
   test('no synced table yet: a placeholder table', () => {
     expect(clientIntegrationSnippet({ ...base, rlsMode: 'BYPASS', tables: [] })).toContain("SELECT cloudsync_init('<table>');");
   });
@@ -72,6 +88,15 @@ describe('buildClientIntegration', () => {
     expect(ci.snippet).toContain("'app_sync:<password>'");
     expect(ci.snippet).not.toContain('secret-password');
     expect(ci.snippet).toContain("SELECT cloudsync_set_column('notes', 'body', 'algo', 'block');");
+  });
+
+  test('the device DDL of the tables service is shown; when it cannot be read the rest of the snippet still is', async () => {
+    const ddl = 'CREATE TABLE notes(id TEXT PRIMARY KEY NOT NULL, body TEXT)';
+    const ok = await buildClientIntegration({ ...deps({}), deviceDdl: async () => [{ sql: ddl }] }, 'db_1');
+    expect(ok.snippet).toContain(`${ddl};`);
+    const down = await buildClientIntegration({ ...deps({}), deviceDdl: async () => { throw new Error('unreachable'); } }, 'db_1');
+    expect(down.snippet).not.toContain('CREATE TABLE');
+    expect(down.snippet).toContain("SELECT cloudsync_init('notes');");
   });
 
   test('the auth method follows the mode and the JWT provider', async () => {

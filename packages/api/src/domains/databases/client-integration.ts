@@ -10,7 +10,10 @@
  *   security policies decide (each request runs under `SET LOCAL ROLE <role claim>` with
  *   `request.jwt.claims`).
  *
- * After each `cloudsync_init(t)` one `cloudsync_set_column(t, c, 'algo', 'block')` per block column.
+ * First the CREATE TABLE statements of the synced tables as the server has them (`deviceDdl`,
+ * alter.ts), in the order a device must run them: a 0.8.x – 0.9.99 device hashes this text
+ * (docs/PROTOCOL.md §P6 "DDL text"). After each `cloudsync_init(t)` one
+ * `cloudsync_set_column(t, c, 'algo', 'block')` per block column.
  */
 import type { DatabasesService } from './databases.service.ts';
 
@@ -30,6 +33,8 @@ export interface ClientIntegrationInput {
   kind?: WorkspaceKind | undefined;
   /** POSTGRES: the database user of the connection (devices present `<user>:<password>`). */
   postgresUser?: string | null | undefined;
+  /** CREATE TABLE statements of the synced tables, in the order devices create them (none: no table setup shown). */
+  deviceDdl?: readonly string[] | undefined;
 }
 
 const q = (s: string) => `'${s.replace(/'/g, "''")}'`;
@@ -63,8 +68,15 @@ function authLines(i: ClientIntegrationInput): string[] {
 
 export function clientIntegrationSnippet(i: ClientIntegrationInput): string {
   const tables: ClientIntegrationTable[] = i.tables.length > 0 ? i.tables.map((t) => (typeof t === 'string' ? { name: t } : t)) : [{ name: '<table>' }];
+  const ddl = i.deviceDdl ?? [];
   return [
     '-- Load the SQLite Sync extension first (e.g. .load ./cloudsync).',
+    ...(ddl.length === 0
+      ? []
+      : [
+          '-- Create the synced tables exactly as the server has them, in this order (0.8.x – 0.9.99 clients compare a hash of this text):',
+          ...ddl.map((sql) => `${sql.trim().replace(/;\s*$/, '')};`),
+        ]),
     ...tables.flatMap((t) => [
       `SELECT cloudsync_init(${q(t.name)});`,
       ...(t.blockColumns ?? []).map((c) => `SELECT cloudsync_set_column(${q(t.name)}, ${q(c)}, 'algo', 'block');`),
@@ -94,15 +106,22 @@ export interface ClientIntegrationDeps {
   jwtConfigured(databaseId: string): Promise<boolean>;
   /** Synced tables with their block columns, by name. */
   syncedTables(databaseId: string): Promise<ClientIntegrationTable[]>;
+  /** CREATE TABLE statements devices create the synced tables with (tables service `deviceDdl`); a failure leaves the table setup out. */
+  deviceDdl?(databaseId: string): Promise<readonly { sql: string }[]>;
 }
 
 export async function buildClientIntegration(deps: ClientIntegrationDeps, databaseId: string): Promise<ClientIntegration> {
   const db = await deps.databases.getDatabase(databaseId);
-  const [jwtConfigured, tables] = await Promise.all([deps.jwtConfigured(databaseId), deps.syncedTables(databaseId)]);
+  const [jwtConfigured, tables, ddl] = await Promise.all([
+    deps.jwtConfigured(databaseId),
+    deps.syncedTables(databaseId),
+    // Unreachable database or missing file: the snippet still shows the rest (the connection card says why).
+    deps.deviceDdl?.(databaseId).catch(() => []) ?? Promise.resolve([]),
+  ]);
   const kind: WorkspaceKind = db.kind === 'POSTGRES' ? 'POSTGRES' : 'SQLITE';
   const rlsMode: 'BYPASS' | 'ENFORCE' = db.rlsMode === 'ENFORCE' ? 'ENFORCE' : 'BYPASS';
   const authMethod: ClientAuthMethod = rlsMode === 'BYPASS' ? 'API_KEY' : jwtConfigured ? 'JWT' : 'ACCESS_TOKEN';
   const postgresUser = kind === 'POSTGRES' ? db.pgUser : null;
-  const snippet = clientIntegrationSnippet({ databaseId, publicUrl: deps.publicUrl, rlsMode, jwtConfigured, tables, kind, postgresUser });
+  const snippet = clientIntegrationSnippet({ databaseId, publicUrl: deps.publicUrl, rlsMode, jwtConfigured, tables, kind, postgresUser, deviceDdl: ddl.map((d) => d.sql) });
   return { databaseId, kind, rlsMode, authMethod, postgresUser, serverUrl: deps.publicUrl, snippet };
 }
