@@ -4,10 +4,8 @@
  * done INTEGER, note TEXT)` and compares our LZ4 block codec with lz4js on the payload body.
  */
 import * as lz4js from 'lz4js';
-import { lz4BlockCompress, lz4BlockDecompress } from '../src/codec/lz4-block.ts';
-import { decodePayload, encodePayload } from '../src/codec/payload.ts';
-import { encodePk } from '../src/codec/pk.ts';
-import type { Change } from '../src/types.ts';
+import { lz4BlockCompress, lz4BlockDecompress, decodePayload, encodePayload, encodePk } from '../src/index.ts';
+import type { Change } from '../src/index.ts';
 
 export interface CodecBenchRow {
   name: string;

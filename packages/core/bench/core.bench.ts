@@ -10,9 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openSyncDatabase } from '../src/adapters/sqlite/index.ts';
-import type { SyncEngine } from '../src/engine/engine.ts';
-import type { Change } from '../src/types.ts';
-import { decodePayload } from '../src/codec/payload.ts';
+import { decodePayload } from '../src/index.ts';
+import type { SyncEngine, Change } from '../src/index.ts';
 
 const N = Number(process.env['BENCH_ROWS'] ?? 100_000);
 const DDL = "CREATE TABLE todos (id TEXT PRIMARY KEY NOT NULL, title TEXT NOT NULL DEFAULT '', done INTEGER NOT NULL DEFAULT 0, note TEXT)";

@@ -20,6 +20,9 @@ export {
   MAX_CLOCK,
   PAYLOAD_HEADER_SIZE,
   PayloadEncoder,
+  fragmentAssemblerFor,
+  fragmentChange,
+  parseFragmentName,
 } from './codec/payload.ts';
 export type { DecodedPayload, PayloadDecodeLimits, PayloadEncodeOptions, PayloadHeader } from './codec/payload.ts';
 

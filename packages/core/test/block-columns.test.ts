@@ -5,9 +5,9 @@
  * whole column, and a row judge refusing a block edit alone.
  */
 import { describe, expect, test } from 'vitest';
-import { encodePk } from '../src/codec/pk.ts';
-import { openReplica } from '../src/testing/replica.ts';
-import type { Change, SqlValue } from '../src/types.ts';
+import { encodePk } from '@offsync/core';
+import type { Change, SqlValue } from '@offsync/core';
+import { openReplica } from '@offsync/core/testing';
 
 const DDL = "CREATE TABLE notes (id TEXT PRIMARY KEY NOT NULL, title TEXT NOT NULL DEFAULT '', body TEXT NOT NULL DEFAULT '')";
 const A = new Uint8Array(16).fill(1);

@@ -7,9 +7,8 @@
  */
 import fc from 'fast-check';
 import { expect, test } from 'vitest';
-import { fcSeed, numRuns } from '../src/codec/test-arbitraries.ts';
-import type { SyncEngine } from '../src/engine/engine.ts';
-import { openReplica } from '../src/testing/replica.ts';
+import type { SyncEngine } from '@offsync/core';
+import { fcSeed, numRuns, openReplica } from '@offsync/core/testing';
 
 const DDL = "CREATE TABLE notes (id TEXT PRIMARY KEY NOT NULL, title TEXT NOT NULL DEFAULT '', body TEXT NOT NULL DEFAULT '')";
 

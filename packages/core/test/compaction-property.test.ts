@@ -110,7 +110,7 @@ class Star {
   }
 }
 
-const METADATA = /(__crdt_rows|__crdt_cells|^offsync_tombstones$|^offsync_prior$|^offsync_evictions$|^offsync_blocks)/;
+const METADATA = /(__crdt_rows|__crdt_cells|^offsync_tombstones$|^offsync_prior$|^offsync_evictions$|^offsync_blocks|^offsync_lifted$)/;
 
 /** Bytes of CRDT metadata (clock tables, their indexes, tombstone tables) stored in `e`'s pages. */
 function metadataBytes(e: SyncEngine): number {

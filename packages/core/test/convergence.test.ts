@@ -8,6 +8,7 @@
  */
 import fc from 'fast-check';
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
+import type { SyncEngine, SqlValue } from '@offsync/core';
 import {
   ReplicaCluster,
   assertConverged,
@@ -21,9 +22,7 @@ import {
   tableRows,
   tagValue,
   typedRows,
-} from '../src/testing/index.ts';
-import type { SyncEngine } from '../src/engine/engine.ts';
-import type { SqlValue } from '../src/types.ts';
+} from '@offsync/core/testing';
 
 const envInt = (name: string): number | undefined => {
   const v = process.env[name];

@@ -4,8 +4,8 @@
  */
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { openTestPool } from '../src/adapters/postgres/testing.ts';
 import {
+  openTestPool,
   CONFORMANCE_DDL,
   clockLines,
   postgresEngineFactory,
@@ -14,8 +14,8 @@ import {
   sendChanges,
   sqliteEngineFactory,
   todoRows,
-} from '../src/testing/engine-conformance.ts';
-import type { EngineFactory } from '../src/testing/engine-conformance.ts';
+} from '@offsync/core/testing';
+import type { EngineFactory } from '@offsync/core/testing';
 
 let pool: pg.Pool | undefined;
 let closePool: (() => Promise<void>) | undefined;

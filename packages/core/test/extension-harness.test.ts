@@ -5,20 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import {
-  G2A_STUB_SERVER,
-  SyncXMLHttpRequest,
-  clearXhrLog,
-  closeExtension,
-  openExtension,
-  startServerInWorker,
-  xhrLog,
-  type ExtensionDb,
-  type ExtensionModule,
-  type StubRequest,
-  type StubUpload,
-  type WorkerServer,
-} from '../src/testing/sqlite-wasm.ts';
+import { G2A_STUB_SERVER, SyncXMLHttpRequest, clearXhrLog, closeExtension, openExtension, startServerInWorker, xhrLog } from '@offsync/core/testing';
+import type { ExtensionDb, ExtensionModule, StubRequest, StubUpload, WorkerServer } from '@offsync/core/testing';
 
 const TODOS = `CREATE TABLE todos(id TEXT PRIMARY KEY NOT NULL, title TEXT NOT NULL DEFAULT '', done INTEGER NOT NULL DEFAULT 0)`;
 const ROWS = 'SELECT id, title, done FROM todos ORDER BY id';

@@ -6,6 +6,7 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { SyncEngine, SqlValue } from '@offsync/core';
 import {
   TODOS_DDL,
   acquireReplica,
@@ -16,11 +17,8 @@ import {
   releaseReplica,
   tagValue,
   typedRows,
-  type ExtensionDb,
-  type ExtensionModule,
-} from '../src/testing/index.ts';
-import type { SyncEngine } from '../src/engine/engine.ts';
-import type { SqlValue } from '../src/types.ts';
+} from '@offsync/core/testing';
+import type { ExtensionDb, ExtensionModule } from '@offsync/core/testing';
 
 let ext: ExtensionModule;
 beforeAll(async () => {

@@ -1,5 +1,5 @@
 import { expect, test } from 'vitest';
-import { openReplica } from '../src/testing/replica.ts';
+import { openReplica } from '@offsync/core/testing';
 
 test('listTables offers user tables only: never the engine metadata (offsync_*, <t>__crdt_rows, <t>__crdt_cells)', () => {
   const e = openReplica("CREATE TABLE todos (id TEXT PRIMARY KEY NOT NULL, title TEXT NOT NULL DEFAULT ''); CREATE TABLE notes (id TEXT PRIMARY KEY NOT NULL)", ['todos']);

@@ -4,9 +4,8 @@
  * state of the same lineage are not conflicts.
  */
 import { expect, test } from 'vitest';
-import type { MergeConflict } from '../src/engine/apply.ts';
-import { changesFor, openReplica } from '../src/testing/replica.ts';
-import type { SyncEngine } from '../src/engine/engine.ts';
+import type { MergeConflict, SyncEngine } from '@offsync/core';
+import { changesFor, openReplica } from '@offsync/core/testing';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 

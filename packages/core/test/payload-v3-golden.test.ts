@@ -8,10 +8,9 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { decodePayload, decodePayloadHeader, encodePayload, fragmentAssemblerFor, fragmentChange, parseFragmentName } from '../src/codec/payload.ts';
-import { toHex } from '../src/codec/test-arbitraries.ts';
-import { openReplica, tableRows } from '../src/testing/replica.ts';
-import type { Change } from '../src/types.ts';
+import { decodePayload, decodePayloadHeader, encodePayload, fragmentAssemblerFor, fragmentChange, parseFragmentName, toHex } from '@offsync/core';
+import type { Change } from '@offsync/core';
+import { openReplica, tableRows } from '@offsync/core/testing';
 
 const DIR = new URL('./fixtures/payload-v3/', import.meta.url);
 interface Meta {

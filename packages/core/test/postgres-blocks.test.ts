@@ -8,13 +8,10 @@
 import fc from 'fast-check';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { encodePk } from '../src/codec/pk.ts';
-import { collect, liteToPg, openPgContext, openTestPool, pgToLite } from '../src/adapters/postgres/testing.ts';
-import type { PgCtx } from '../src/adapters/postgres/testing.ts';
-import { CoreErrorCode, isCoreError } from '../src/errors.ts';
-import { openReplica, syncOneWay } from '../src/testing/replica.ts';
-import type { SyncEngine } from '../src/engine/engine.ts';
-import type { Change, SqlValue } from '../src/types.ts';
+import { encodePk, CoreErrorCode, isCoreError } from '@offsync/core';
+import type { SyncEngine, Change, SqlValue } from '@offsync/core';
+import { collect, liteToPg, openPgContext, openTestPool, pgToLite, openReplica, syncOneWay } from '@offsync/core/testing';
+import type { PgCtx } from '@offsync/core/testing';
 
 const DDL = "CREATE TABLE notes (id TEXT PRIMARY KEY NOT NULL, title TEXT NOT NULL DEFAULT '', body TEXT NOT NULL DEFAULT '', n INTEGER NOT NULL DEFAULT 0)";
 const US = '\u001f';

@@ -5,10 +5,8 @@
  */
 import type pg from 'pg';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { openPgContext, openTestPool } from '../src/adapters/postgres/testing.ts';
-import { encodePayload } from '../src/codec/payload.ts';
-import { CoreErrorCode, isCoreError } from '../src/errors.ts';
-import { openReplica, TODOS_DDL } from '../src/testing/replica.ts';
+import { encodePayload, CoreErrorCode, isCoreError } from '@offsync/core';
+import { openPgContext, openTestPool, openReplica, TODOS_DDL } from '@offsync/core/testing';
 
 let pool: pg.Pool;
 let closePool: (() => Promise<void>) | undefined;

@@ -5,12 +5,10 @@
  */
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { collect, normRows, openPgContext, openTestPool, pgClockRows } from '../src/adapters/postgres/testing.ts';
-import type { PgCtx } from '../src/adapters/postgres/testing.ts';
-import { encodePk } from '../src/codec/pk.ts';
-import { clockRows, openReplica, TODOS_DDL } from '../src/testing/replica.ts';
-import type { SyncEngine } from '../src/engine/engine.ts';
-import type { SqlValue } from '../src/types.ts';
+import { encodePk } from '@offsync/core';
+import type { SyncEngine, SqlValue } from '@offsync/core';
+import { collect, normRows, openPgContext, openTestPool, pgClockRows, clockRows, openReplica, TODOS_DDL } from '@offsync/core/testing';
+import type { PgCtx } from '@offsync/core/testing';
 
 let pool: pg.Pool;
 let closePool: (() => Promise<void>) | undefined;

@@ -6,12 +6,22 @@
 import fc from 'fast-check';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { collect, liteToPg, normRows, openPgContext, openTestPool, pgClockRows, pgToLite } from '../src/adapters/postgres/testing.ts';
-import type { PgCtx } from '../src/adapters/postgres/testing.ts';
-import { CoreErrorCode, isCoreError } from '../src/errors.ts';
-import { clockRows, openReplica, syncOneWay, TODOS_DDL } from '../src/testing/replica.ts';
-import type { SyncEngine } from '../src/engine/engine.ts';
-import type { SqlValue } from '../src/types.ts';
+import { CoreErrorCode, isCoreError } from '@offsync/core';
+import type { SyncEngine, SqlValue } from '@offsync/core';
+import {
+  collect,
+  liteToPg,
+  normRows,
+  openPgContext,
+  openTestPool,
+  pgClockRows,
+  pgToLite,
+  clockRows,
+  openReplica,
+  syncOneWay,
+  TODOS_DDL,
+} from '@offsync/core/testing';
+import type { PgCtx } from '@offsync/core/testing';
 
 let pool: pg.Pool;
 let closePool: (() => Promise<void>) | undefined;

@@ -18,11 +18,8 @@
  */
 import fc from 'fast-check';
 import { expect, test } from 'vitest';
-import type { RejectedRow, RowTransition, RowVerdict } from '../src/engine/apply.ts';
-import type { SyncEngine } from '../src/engine/engine.ts';
-import type { Tombstone } from '../src/engine/tombstones.ts';
-import { openReplica, tableRows } from '../src/testing/replica.ts';
-import type { Change, SqlValue } from '../src/types.ts';
+import type { RejectedRow, RowTransition, RowVerdict, SyncEngine, Tombstone, Change, SqlValue } from '@offsync/core';
+import { openReplica, tableRows } from '@offsync/core/testing';
 
 const DDL = "CREATE TABLE items (id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL DEFAULT '', title TEXT NOT NULL DEFAULT '', n INTEGER NOT NULL DEFAULT 0)";
 const USERS = ['u1', 'u2', 'u3'] as const;

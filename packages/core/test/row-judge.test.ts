@@ -4,13 +4,9 @@
  * device that made the refused write converges to what the server holds.
  */
 import { describe, expect, test } from 'vitest';
-import type { RowTransition, RowVerdict } from '../src/engine/apply.ts';
-import type { SyncEngine } from '../src/engine/engine.ts';
-import type { Tombstone } from '../src/engine/tombstones.ts';
-import { encodePk } from '../src/codec/pk.ts';
-import { changesFor, openReplica, tableRows } from '../src/testing/replica.ts';
-import type { Change, SqlValue } from '../src/types.ts';
-import { RIP_SENTINEL } from '../src/types.ts';
+import { encodePk, RIP_SENTINEL } from '@offsync/core';
+import type { RowTransition, RowVerdict, SyncEngine, Tombstone, Change, SqlValue } from '@offsync/core';
+import { changesFor, openReplica, tableRows } from '@offsync/core/testing';
 
 const ITEMS = "CREATE TABLE items (id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL DEFAULT '', title TEXT NOT NULL DEFAULT '', slug TEXT UNIQUE)";
 

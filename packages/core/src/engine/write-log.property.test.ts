@@ -9,8 +9,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { openSyncDatabase } from '../src/adapters/sqlite/index.ts';
-import type { SyncEngine } from '../src/engine/engine.ts';
+import { openSyncDatabase } from '../adapters/sqlite/index.ts';
+import type { SyncEngine } from './engine.ts';
 import {
   TOMBSTONE_VALUES_SETTING,
   cellsTableName,
@@ -23,13 +23,13 @@ import {
   rowsTableName,
   tombstoneValuesSql,
   triggerNames,
-} from '../src/engine/sql-gen.ts';
-import type { TriggerInput } from '../src/engine/sql-gen.ts';
-import { foldWriteLog } from '../src/engine/write-log.ts';
-import type { SqlDriver } from '../src/storage/driver.ts';
-import { readTableSchema } from '../src/schema/introspect.ts';
-import type { TableSchema } from '../src/schema/introspect.ts';
-import type { Change, SqlValue } from '../src/types.ts';
+} from './sql-gen.ts';
+import type { TriggerInput } from './sql-gen.ts';
+import { foldWriteLog } from './write-log.ts';
+import type { SqlDriver } from '../storage/driver.ts';
+import { readTableSchema } from '../schema/introspect.ts';
+import type { TableSchema } from '../schema/introspect.ts';
+import type { Change, SqlValue } from '../types.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Reference: the previous design's triggers (clock tables written directly, one version per row change).
@@ -372,7 +372,7 @@ describe('files of the previous design (upgrade on open)', () => {
       expect(old.driver.prepare('SELECT count(*) FROM offsync_write_log').getRaw()?.[0]).toBe(0n);
       // The reference's clocks were all written by the direct triggers.
       const refDb = new Database(join(dir, 'ref.db'));
-      const ref = (await import('../src/adapters/sqlite/index.ts')).createSyncEngine(refDb, opts);
+      const ref = (await import('../adapters/sqlite/index.ts')).createSyncEngine(refDb, opts);
       expect(clocks(old)).toEqual(clocks(ref));
       expect(old.dbVersion()).toBe(ref.dbVersion());
       expect([...old.changes({})].map(show)).toEqual([...ref.changes({})].map(show));

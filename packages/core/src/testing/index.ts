@@ -1,9 +1,13 @@
 /**
  * `@offsync/core/testing`: helpers for tests only (replicas on the real engine, the convergence
- * simulator and the harness running the real SQLite Sync extension). Never import from
+ * simulator, the harness running the real SQLite Sync extension, the engine conformance suite,
+ * PostgreSQL test pools and contexts, fast-check run/seed settings). Never import from
  * production code (licence of the extension: docs/PROTOCOL.md §P7).
  */
 export { TODOS_DDL, changesFor, clockRows, openReplica, syncOneWay, tableRows } from './replica.ts';
+export { fcSeed, numRuns } from '../codec/test-arbitraries.ts';
+export { clockLine, collect, liteToPg, normRows, openPgContext, openTestPool, pgClockRows, pgToLite } from '../adapters/postgres/testing.ts';
+export type { PgCtx } from '../adapters/postgres/testing.ts';
 export {
   ConvergenceError,
   HARNESS_DDL,
