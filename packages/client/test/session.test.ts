@@ -1,8 +1,7 @@
 /** Send/receive logic against a scripted transport: windows, send_dbversion rules, check shapes, cursor rules. */
 import { afterAll, expect, test } from 'vitest';
-import { parseCheck, SyncProtocolError } from '../src/sync/index.ts';
+import { parseCheck, runBlocking, SyncProtocolError } from '../src/sync/index.ts';
 import type { BlockingSyncTransport, HttpResponse, PullBatch, PullRequest, PushChunk, SyncStatus } from '../src/sync/index.ts';
-import { runBlocking } from '../src/sync/session.ts';
 import { device, removeTempDirs } from './helpers.ts';
 
 const status = (v: number, extra: Partial<SyncStatus> = {}): SyncStatus => ({ lastOptimisticVersion: v, lastConfirmedVersion: v, gaps: [], ...extra });

@@ -20,7 +20,7 @@ export { GraphqlSyncTransport, graphqlWsUrl, liveModeOf, SEQ_ALL, toDurableCurso
 export type { GraphqlTransportOptions, LiveMode } from './graphql-transport.ts';
 export type { LiveHandle } from './live.ts';
 export type { BlockingSyncTransport, ChangeNotice, PollingOptions, SubscribeOptions, Subscription, SyncTransport } from './transport.ts';
-export { SyncSession, sendStatus } from './session.ts';
+export { SyncSession, runBlocking, sendStatus } from './session.ts';
 export type { Progress, SessionOptions } from './session.ts';
 export { IN_TRANSACTION, NEEDS_FILE } from './sql-functions.ts';
 export type * from './types.ts';
