@@ -136,7 +136,7 @@ async function main(): Promise<void> {
     const rawMs2 = rawInsertMs(dir, N);
     const inproc = await initialSyncInProcess(dir, N);
     const line = (r: typeof worker, raw: number): string =>
-      `${r.ms.toFixed(0)} ms  (${rowsPerSecond(N, r.ms)}), ${r.pages} pages, ${(r.bytes / 1e6).toFixed(1)} MB, ${(r.ms / raw).toFixed(1)}× raw`;
+      `${r.ms.toFixed(0)} ms  (${rowsPerSecond(N, r.ms)}), ${(r.ms / raw).toFixed(1)}× raw; client waited ${r.waitedMs.toFixed(0)} ms; ${r.pages} pages, ${(r.bytes / 1e6).toFixed(1)} MB`;
     out.push(['rows', N.toLocaleString('en-US')]);
     out.push(['raw better-sqlite3 insert (baseline)', `${rawMs.toFixed(0)} ms  (${rowsPerSecond(N, rawMs)}); ${rawMs2.toFixed(0)} ms before the in-process run`]);
     out.push(['tracked local insert (triggers)', `${worker.trackedMs.toFixed(0)} ms  (${rowsPerSecond(N, worker.trackedMs)})`]);

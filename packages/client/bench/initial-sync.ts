@@ -15,6 +15,7 @@ import { Session } from 'node:inspector/promises';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance as nodePerformance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { startServerInWorker } from '@offsync/core/testing';
@@ -28,6 +29,8 @@ export interface InitialSyncResult {
   ms: number;
   pages: number;
   bytes: number;
+  /** Of `ms`, the time the client's event loop sat idle, i.e. waited for the server. */
+  waitedMs: number;
 }
 
 export function benchRow(i: number): [string, string, number] {
@@ -80,14 +83,16 @@ async function freshDownload(dir: string, url: string, databaseId: string, n: nu
   let pages = 0;
   fresh.on('progress', () => pages++);
   await profile?.start();
+  const elu = nodePerformance.eventLoopUtilization();
   const t0 = performance.now();
   const r = await fresh.sync();
   const ms = performance.now() - t0;
+  const waitedMs = nodePerformance.eventLoopUtilization(elu).idle;
   await profile?.stop();
   const count = Number(fresh.db.prepare('SELECT count(*) FROM todos').pluck().get());
   await fresh.close();
   if (count !== n || !r.receive.complete) throw new Error(`fresh device has ${count} rows (complete: ${r.receive.complete}), expected ${n}`);
-  return { rows: n, ms, pages, bytes: r.receive.bytes };
+  return { rows: n, ms, pages, bytes: r.receive.bytes, waitedMs };
 }
 
 async function clientProfiler(path: string): Promise<{ start(): Promise<void>; stop(): Promise<void> }> {
@@ -157,7 +162,7 @@ async function main(): Promise<void> {
       const rawMs = rawInsertMs(dir, n);
       const r = mode === 'worker' ? await initialSyncWorker(dir, n, process.env['BENCH_PROFILE']) : await initialSyncInProcess(dir, n);
       out.push(
-        `${r.mode.padEnd(10)} ${r.ms.toFixed(0)} ms (${rowsPerSecond(n, r.ms)}), ${r.pages} pages, ${(r.bytes / 1e6).toFixed(1)} MB; ` +
+        `${r.mode.padEnd(10)} ${r.ms.toFixed(0)} ms (${rowsPerSecond(n, r.ms)}), client waited ${r.waitedMs.toFixed(0)} ms, ${r.pages} pages, ${(r.bytes / 1e6).toFixed(1)} MB; ` +
           `raw insert ${rawMs.toFixed(0)} ms (${rowsPerSecond(n, rawMs)}); ${(r.ms / rawMs).toFixed(1)}× raw`,
       );
     }
