@@ -19,6 +19,7 @@ import type { CompactionOptions } from './domains/sync/compaction.ts';
 import { createSyncHttpHandler } from './domains/sync/http/handler.ts';
 import { syncCorsPolicy } from './domains/sync/http/io.ts';
 import type { SyncHttpHandler, SyncHttpOptions } from './domains/sync/http/handler.ts';
+import { createSyncService } from './domains/sync/sync.service.ts';
 import type { SyncService } from './domains/sync/sync.service.ts';
 import { unmaskApiErrors } from './errors.ts';
 import { graphqlLimitsPlugin } from './graphql-limits.ts';
@@ -92,7 +93,7 @@ export interface App {
   yoga: YogaServerInstance<Record<string, unknown>, GraphQLContext>;
   server: Server;
   services: Services;
-  /** The one sync service (HTTP protocol and GraphQL sync operations share it). */
+  /** The one sync service, built here and handed to the HTTP protocol, the GraphQL context and graphql-ws. */
   sync: SyncService;
   /** The SQLite Sync HTTP endpoints (mounted before `httpHandlers`). */
   syncHttp: SyncHttpHandler;
@@ -117,7 +118,7 @@ function definedOnly<T extends Record<string, unknown>>(o: T): { [K in keyof T]?
 
 export function createApp(deps: AppDeps): App {
   const services = createServices(deps);
-  const { artifactSecret, schemaHashMode, cacheTtlMs, expoPushUrl, pushDebounceMs, pushBackoffMs, pushMaxAttempts, fetch, now, ...httpOptions } = deps.sync ?? {};
+  const { artifactSecret, schemaHashMode, cacheTtlMs, expoPushUrl, pushDebounceMs, pushBackoffMs, pushMaxAttempts, fetch, now, pageBytes, conflictLog, postgresPoolSize, postgresListen, centralWorkers, ...httpOptions } = deps.sync ?? {};
   const dataPlane = createDataPlane(services, {
     dataDir: deps.dataDir,
     // 500s and failed hooks: one entry with the cause (logging/log-errors.ts).
@@ -126,13 +127,14 @@ export function createApp(deps: AppDeps): App {
   });
   const obs = deps.observability ?? {};
   const metrics = createMetrics({ token: obs.metricsToken, ...(obs.processMetrics === undefined ? {} : { processMetrics: obs.processMetrics }) });
-  // Metrics and log facts of every sync operation (observability/sync.ts).
-  const syncHttp = createSyncHttpHandler(observeSyncDeps(dataPlane.deps, metrics), {
+  // The one sync service (its central databases and workers), built once here; metrics and log facts of every sync operation (observability/sync.ts).
+  const sync = createSyncService(observeSyncDeps(dataPlane.deps, metrics), definedOnly({ pageBytes, conflictLog, postgresPoolSize, postgresListen, centralWorkers }));
+  // The transports only call its methods: the HTTP protocol, the GraphQL context and graphql-ws below.
+  const syncHttp = createSyncHttpHandler(sync, {
     ...httpOptions,
     ...definedOnly({ now }),
     artifactSecret: artifactSecret ?? new Uint8Array(randomBytes(32)),
   });
-  const sync = syncHttp.service;
   // Deploys and other changes of a SQLite central file run on its owner's connection (central-databases.ts `withSchemaChange`).
   services.tables.useCentralFileOwner(sync.databases);
   // Devices' download cursors and last refusals, schema-mismatch diagnosis (domains/devices/device-sync-state.ts).
@@ -240,6 +242,7 @@ export function createApp(deps: AppDeps): App {
         if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
         await dataPlane.dispose();
         await syncHttp.dispose();
+        await sync.dispose();
         await deps.prisma.$disconnect();
       })();
       return disposed;

@@ -114,10 +114,21 @@ export class CentralDatabases {
 
   /** Resolves and opens `databaseId`, of either kind; throws SyncError database_not_found / sync_disabled / database_unavailable. */
   async open(databaseId: string): Promise<Central> {
+    return this.openTarget(databaseId, await this.resolve(databaseId));
+  }
+
+  /** One look-up of `databaseId` (the control plane's answer); throws SyncError database_not_found. */
+  async resolve(databaseId: string): Promise<DatabaseTarget> {
     if (this.#disposed) throw new SyncError('server_busy', 'the sync service is shutting down');
     if (!isValidDatabaseId(databaseId)) throw new SyncError('database_not_found', `No database ${JSON.stringify(databaseId)}`);
     const target = await this.#resolve(databaseId);
     if (target === undefined) throw new SyncError('database_not_found', `No database ${databaseId}`);
+    return target;
+  }
+
+  /** Opens `databaseId` as `target` (from {@link resolve}, once per request); throws SyncError sync_disabled / database_unavailable. */
+  async openTarget(databaseId: string, target: DatabaseTarget): Promise<Central> {
+    if (this.#disposed) throw new SyncError('server_busy', 'the sync service is shutting down');
     if (!target.enabled) throw new SyncError('sync_disabled', `Sync is disabled for database ${databaseId}`);
     if (target.postgres !== undefined) return new PgCentralDatabase(databaseId, target, await this.#openedPg(databaseId, target.postgres));
     return new SqliteCentral(databaseId, target, this.#opened(databaseId, target));

@@ -110,8 +110,12 @@ type MaybePromise<T> = T | Promise<T>;
 export interface SyncDeps {
   /** Maps an OffSync database id to its central file; undefined = unknown (404 `database_not_found`). */
   resolveDatabase(databaseId: string): MaybePromise<DatabaseTarget | undefined>;
-  /** Resolves `Authorization: Bearer <credential>` (undefined when absent); null = 401. */
-  authenticate(databaseId: string, credential: string | undefined): Promise<Principal | null>;
+  /**
+   * Resolves `Authorization: Bearer <credential>` (undefined when absent); null = 401. `target`:
+   * the database as already resolved for this request (`SyncService.resolve`), so it is not looked
+   * up a second time; absent, the implementation resolves it (unknown → `database_not_found`).
+   */
+  authenticate(databaseId: string, credential: string | undefined, target?: DatabaseTarget): Promise<Principal | null>;
   /** RLS on downloads: a row filter for this caller, or undefined to send every row. */
   rowFilterFor(databaseId: string, principal: Principal, engine: SyncEngine, opts?: { bulk?: boolean }): MaybePromise<RowFilter | undefined>;
   /** RLS on downloads: what this caller could see as of a version (removals of rows that left its sight); undefined = no RLS. */

@@ -11,14 +11,16 @@ import type { CentralDatabase } from './central-databases.ts';
 import type { Central, CentralEnv } from './central.ts';
 import type { Cursor, ScanOptions, ScanResult } from './download-pages.ts';
 import type { UploadOutcome } from './central-worker/jobs.ts';
-import type { CentralWorkers } from './central-worker/pool.ts';
+import { CentralWorkers } from './central-worker/pool.ts';
+import { PgCentral } from './pg-central.ts';
+import type { PgCentralSettings } from './pg-central.ts';
 import type { PeerRecord, SyncStatus, VersionWindow } from './peer-state.ts';
 import { ownerKeyOf } from './site-owners.ts';
 import { rejectionLogOf } from './rejection-log.ts';
 import type { ConflictLogOptions } from './conflict-log.ts';
 import type { RejectionLog } from './rejection-log.ts';
 import { runHook } from './sync-deps.ts';
-import type { Generation, Principal, SyncDeps, Traffic } from './sync-deps.ts';
+import type { DatabaseTarget, Generation, Principal, PushTokenRegistration, SyncDeps, Traffic } from './sync-deps.ts';
 import { SyncError, toSyncError } from './sync-errors.ts';
 import type { PayloadDecodeLimits } from '@offsync/core';
 
@@ -42,6 +44,49 @@ export interface SyncServiceOptions {
    * (`policiesOf`), every SQLite merge and every long download runs off the event loop.
    */
   workers?: CentralWorkers;
+}
+
+/** How {@link createSyncService} builds the service, its central databases and its workers. */
+export interface SyncServiceSetup extends Pick<SyncServiceOptions, 'pageBytes' | 'conflictLog'> {
+  /** Connections per POSTGRES central database on this node (pg-central.ts; default 4). */
+  postgresPoolSize?: number;
+  /** LISTEN for writes of other programs to POSTGRES databases and announce them (default true). */
+  postgresListen?: boolean;
+  /**
+   * Worker threads that run SQLite merges and long downloads off the event loop (central-worker/;
+   * default min(2, cores); 0 runs them on the main thread). Used when the deps give RLS as data.
+   */
+  centralWorkers?: number;
+}
+
+/**
+ * The one sync service of a server (the composition root, app.ts, calls this once and hands the
+ * result to the HTTP protocol, the GraphQL context and graphql-ws): its registry of central
+ * databases (one owner per database) and, when the deps give RLS as data, its central workers.
+ * `dispose()` closes both.
+ */
+export function createSyncService(deps: SyncDeps, setup: SyncServiceSetup = {}): SyncService {
+  const pool = setup.postgresPoolSize;
+  const workers = setup.centralWorkers === 0 || deps.policiesOf === undefined ? undefined : new CentralWorkers(setup.centralWorkers === undefined ? {} : { size: setup.centralWorkers });
+  const databases = new CentralDatabases(deps.resolveDatabase, {
+    ...(pool === undefined ? {} : { openPostgres: (s: PgCentralSettings) => PgCentral.open(s, { poolSize: pool }) }),
+    ...(setup.postgresListen === undefined ? {} : { listenPostgres: setup.postgresListen }),
+    ...(workers === undefined ? {} : { workers }),
+  });
+  return new SyncService(deps, databases, {
+    ...(workers === undefined ? {} : { workers }),
+    ...(setup.pageBytes === undefined ? {} : { pageBytes: setup.pageBytes }),
+    ...(setup.conflictLog === undefined ? {} : { conflictLog: setup.conflictLog }),
+  });
+}
+
+/**
+ * A database looked up once for one request ({@link SyncService.resolve}): the transports pass it
+ * to `authenticate` and `open`, so the control plane answers once per request.
+ */
+export interface ResolvedDatabase {
+  readonly id: string;
+  readonly target: DatabaseTarget;
 }
 
 /** What a merge answers (central-worker/jobs.ts `UploadOutcome`, the same for both kinds of central database). */
@@ -105,21 +150,50 @@ export class SyncService {
   }
 
   /**
-   * Resolves `databaseId` once for a request (either back-end): the transports pass the result
-   * to every further call of that request. Throws SyncError database_not_found / sync_disabled /
-   * database_unavailable / database_file_missing.
+   * Looks `databaseId` up (one control-plane resolution): the transports resolve once per
+   * request and pass the result to {@link authenticate} and {@link open}. Throws SyncError
+   * database_not_found.
    */
-  open(databaseId: string): Promise<Central> {
-    return this.databases.open(databaseId);
+  async resolve(databaseId: string): Promise<ResolvedDatabase> {
+    return { id: databaseId, target: await this.databases.resolve(databaseId) };
+  }
+
+  /**
+   * Opens a database (either back-end) for a request — as resolved by {@link resolve}, or by id
+   * (one look-up) — the transports pass the result to every further call of that request.
+   * Throws SyncError database_not_found / sync_disabled / database_unavailable / database_file_missing.
+   */
+  open(db: ResolvedDatabase | string): Promise<Central> {
+    return typeof db === 'string' ? this.databases.open(db) : this.databases.openTarget(db.id, db.target);
+  }
+
+  /** Closes every central database and the central workers. */
+  async dispose(): Promise<void> {
+    await this.databases.dispose();
+    await this.workers?.dispose();
   }
 
   async #central(db: Central | string): Promise<Central> {
     return typeof db === 'string' ? this.databases.open(db) : db;
   }
 
-  /** `SyncDeps.authenticate`: a Bearer credential for `databaseId` → Principal, null = refused (GraphQL sync fields). */
-  authenticate(databaseId: string, credential: string | undefined): Promise<Principal | null> {
-    return this.#deps.authenticate(databaseId, credential);
+  /**
+   * `SyncDeps.authenticate`: a Bearer credential for a database → Principal, null = refused.
+   * Given a {@link ResolvedDatabase} the database is not looked up again; given an id (graphql-ws
+   * connections, which open nothing) it is. Throws SyncError database_not_found.
+   */
+  authenticate(db: ResolvedDatabase | string, credential: string | undefined): Promise<Principal | null> {
+    return typeof db === 'string' ? this.#deps.authenticate(db, credential) : this.#deps.authenticate(db.id, credential, db.target);
+  }
+
+  /** `PUT …/notifications/tokens`: the push token of a device (its site already claimed by the caller). */
+  async registerPushToken(db: Central, token: PushTokenRegistration): Promise<void> {
+    await this.#deps.registerPushToken(db.id, token);
+  }
+
+  /** Where the transports report failures (a 500's cause): `SyncDeps.logError`, default console.error. */
+  logError(message: string, error: unknown): void {
+    (this.#deps.logError ?? ((m, e) => console.error(m, e)))(message, error);
   }
 
   /**
@@ -143,9 +217,10 @@ export class SyncService {
     });
   }
 
-  /** Traffic counters only (no device update): for streams that report bytes in batches. */
-  recordTraffic(db: Central, siteId: string, traffic: Traffic): void {
-    if (traffic.uploadBytes > 0 || traffic.downloadBytes > 0) runHook(this.#deps, 'recordTraffic', () => this.#deps.recordTraffic(db.id, siteId, traffic));
+  /** Traffic counters only (no device update): for streams that report bytes in batches, and artifact transfers (by database id). */
+  recordTraffic(db: Central | string, siteId: string, traffic: Traffic): void {
+    const id = typeof db === 'string' ? db : db.id;
+    if (traffic.uploadBytes > 0 || traffic.downloadBytes > 0) runHook(this.#deps, 'recordTraffic', () => this.#deps.recordTraffic(id, siteId, traffic));
   }
 
   /** `claim`, synchronously, on a SQLite central database. */

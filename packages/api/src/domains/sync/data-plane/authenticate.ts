@@ -31,7 +31,8 @@ import type { CredentialCache } from './credential-cache.ts';
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
 
-export type Authenticate = (databaseId: string, credential: string | undefined) => Promise<Principal | null>;
+/** `SyncDeps.authenticate`: with `target` (resolved once for the request) the database is not looked up again. */
+export type Authenticate = (databaseId: string, credential: string | undefined, target?: DatabaseTarget) => Promise<Principal | null>;
 
 export interface AuthenticatorOptions {
   /** Lifetime of a cached verified credential (default and maximum 1000 ms; 0 = no cache). */
@@ -54,8 +55,8 @@ export function createAuthenticator(
   services.auth.onCredentialsChanged((change) => cache.invalidate(change));
   const now = options.now ?? (() => services.deps.clock.now());
   const logins = createDbLogins(options.dbLoginTtlMs ?? 30_000, now, options.checkDbLogin ?? checkPgLogin);
-  const authenticate: Authenticate = async (databaseId, credential) => {
-    const target = await resolve(databaseId);
+  const authenticate: Authenticate = async (databaseId, credential, resolved) => {
+    const target = resolved ?? (await resolve(databaseId));
     if (target === undefined) throw new SyncError('database_not_found', `No database ${databaseId}`);
     if (credential === undefined || credential === '' || credential.length > 16_384) return null;
     return cache.get(databaseId, credential, async () => {

@@ -13,6 +13,7 @@ import type { Principal } from '../sync-deps.ts';
 import { SyncError, toSyncError } from '../sync-errors.ts';
 import type { SyncErrorCode } from '../sync-errors.ts';
 import { normaliseSiteId } from '../sync.service.ts';
+import type { ResolvedDatabase } from '../sync.service.ts';
 
 /** The admin key acts like an API key: full access, bypasses RLS, and the same site owner (`apiKey`). */
 const ADMIN: Principal = { kind: 'apiKey', userId: null, claims: {} };
@@ -71,17 +72,22 @@ export function toApiError(e: unknown): unknown {
 }
 
 /**
- * Authenticates (before the database is looked up, like HTTP), validates the site id, opens
+ * Authenticates (before the database is opened, like HTTP), validates the site id, opens
  * the central database (either kind) and claims / checks the site for the caller (`SyncService.claim`).
+ * The database is looked up once: authentication and the open share the resolved target.
  * Throws ApiError (FORBIDDEN with `syncCode: site_forbidden` for another principal's site).
  */
 export async function syncCaller(ctx: GraphQLContext, databaseId: string, siteId: string): Promise<SyncCaller> {
   try {
     let principal: Principal | null = ADMIN;
-    if (ctx.viewer?.kind !== 'admin') principal = await ctx.sync.authenticate(databaseId, credentialOf(ctx) ?? undefined);
+    let resolved: ResolvedDatabase | undefined;
+    if (ctx.viewer?.kind !== 'admin') {
+      resolved = await ctx.sync.resolve(databaseId);
+      principal = await ctx.sync.authenticate(resolved, credentialOf(ctx) ?? undefined);
+    }
     if (principal === null) throw new SyncError('unauthorized');
     normaliseSiteId(siteId); // invalid_site_id before database_not_found
-    const db = await ctx.sync.open(databaseId);
+    const db = await ctx.sync.open(resolved ?? databaseId);
     // Device identity: every sync field claims / checks the site first (403 site_forbidden).
     const site = await ctx.sync.claim(db, siteId, principal);
     return { db, site, principal };

@@ -14,7 +14,6 @@ import type { Cursor } from '../download-pages.ts';
 import type { CheckChunk, CheckData, RejectedReport, SyncStatus, SyncStatusReply, VersionWindow } from '@offsync/core';
 import type { RejectionEntry } from '../rejection-log.ts';
 import { chunkFieldsOf } from '../chunk-batches.ts';
-import { runHook } from '../sync-deps.ts';
 import { SyncError, toSyncError } from '../sync-errors.ts';
 import { annotateRequest } from '../../../observability/request-context.ts';
 import type { ApiCall } from './context.ts';
@@ -75,7 +74,7 @@ export async function applyUpload(c: ApiCall): Promise<void> {
   let inlineBytes = 0;
   let hash: string | undefined;
   const recordInline = (): void => {
-    if (inlineBytes > 0) runHook(state.deps, 'recordTraffic', () => state.deps.recordTraffic(c.db.id, c.site, { uploadBytes: inlineBytes, downloadBytes: 0 }));
+    if (inlineBytes > 0) state.service.recordTraffic(c.db, c.site, { uploadBytes: inlineBytes, downloadBytes: 0 });
   };
   try {
     if (c.generation === 'G3' && body['blob'] !== undefined) {
@@ -174,7 +173,7 @@ async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<v
   if (first.payload !== undefined && r.complete && r.pages.length === 1) {
     const data: CheckData = { payload: Buffer.from(first.payload).toString('base64'), watermark: r.watermark, final: true };
     const n = sendJson(c.res, { data });
-    runHook(state.deps, 'recordTraffic', () => state.deps.recordTraffic(c.db.id, c.site, { uploadBytes: 0, downloadBytes: n }));
+    state.service.recordTraffic(c.db, c.site, { uploadBytes: 0, downloadBytes: n });
     return;
   }
   // One shared-store record holds the resume position after every chunk of this reply (http/g3-cursors.ts).
@@ -199,7 +198,7 @@ async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<v
   };
   if (r.complete) data.watermark = r.watermark;
   const n = sendJson(c.res, { data });
-  if (inline) runHook(state.deps, 'recordTraffic', () => state.deps.recordTraffic(c.db.id, c.site, { uploadBytes: 0, downloadBytes: n }));
+  if (inline) state.service.recordTraffic(c.db, c.site, { uploadBytes: 0, downloadBytes: n });
 }
 
 export async function check(c: ApiCall, g1Cursor: Cursor | undefined): Promise<void> {

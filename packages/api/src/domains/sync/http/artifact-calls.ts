@@ -3,23 +3,22 @@
  * its slot, `GET` of a download package built on demand from the change feed.
  */
 import { ArtifactStore } from '../artifacts.ts';
-import { runHook } from '../sync-deps.ts';
 import { SyncError } from '../sync-errors.ts';
 import type { SyncHttpState } from './context.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBody, sendBytes, sendEmpty } from './io.ts';
 
 export async function putArtifact(state: SyncHttpState, token: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const { artifacts, deps } = state;
+  const { artifacts, service } = state;
   const slot = await artifacts.checkUploadSlot(token);
   const bytes = await readBody(req, artifacts.maxUploadBytes);
   await artifacts.storeUpload(token, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-  runHook(deps, 'recordTraffic', () => deps.recordTraffic(slot.db, slot.site, { uploadBytes: bytes.length, downloadBytes: 0 }));
+  service.recordTraffic(slot.db, slot.site, { uploadBytes: bytes.length, downloadBytes: 0 });
   sendEmpty(res);
 }
 
 export async function getArtifact(state: SyncHttpState, token: string, res: ServerResponse): Promise<void> {
-  const { artifacts, deps, service } = state;
+  const { artifacts, service } = state;
   const { claims, principal } = await artifacts.openDownload(token);
   const db = await service.open(claims.db);
   const schemaHash = BigInt(claims.h);
@@ -30,5 +29,5 @@ export async function getArtifact(state: SyncHttpState, token: string, res: Serv
   const payload = r.pages[0]?.payload;
   if (payload === undefined) throw new SyncError('artifact_used', 'the package is empty now; check again');
   sendBytes(res, payload);
-  runHook(deps, 'recordTraffic', () => deps.recordTraffic(claims.db, claims.site, { uploadBytes: 0, downloadBytes: payload.length }));
+  service.recordTraffic(claims.db, claims.site, { uploadBytes: 0, downloadBytes: payload.length });
 }

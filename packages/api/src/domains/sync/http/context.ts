@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ArtifactStore } from '../artifacts.ts';
 import type { Central } from '../central.ts';
 import type { ChunkBatches } from '../chunk-batches.ts';
-import type { Generation, Principal, SyncDeps } from '../sync-deps.ts';
+import type { Generation, Principal } from '../sync-deps.ts';
 import type { SyncService } from '../sync.service.ts';
 import type { G3Cursors } from './g3-cursors.ts';
 import type { CredentialQuotas, QuotaLimits } from './quotas.ts';
@@ -28,7 +28,7 @@ export interface SyncHttpLimits extends QuotaLimits {
 }
 
 export interface SyncHttpState {
-  deps: SyncDeps;
+  /** The one sync service: every data-plane call of the protocol goes through its methods. */
   service: SyncService;
   artifacts: ArtifactStore;
   cursors: G3Cursors;

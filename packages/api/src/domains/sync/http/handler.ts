@@ -5,17 +5,14 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ArtifactStore } from '../artifacts.ts';
-import { CentralDatabases } from '../central-databases.ts';
-import { PgCentral } from '../pg-central.ts';
-import { CentralWorkers } from '../central-worker/pool.ts';
-import type { PgCentralSettings } from '../pg-central.ts';
 import { ChunkBatches } from '../chunk-batches.ts';
 import type { ChunkBatchOptions } from '../chunk-batches.ts';
 import { MemorySharedStore } from '../shared-store.ts';
 import type { SharedStore } from '../shared-store.ts';
 import type { Generation, SyncDeps } from '../sync-deps.ts';
 import { SyncError, toSyncError } from '../sync-errors.ts';
-import { SyncService } from '../sync.service.ts';
+import { createSyncService, SyncService } from '../sync.service.ts';
+import type { SyncServiceSetup } from '../sync.service.ts';
 import { annotateRequest } from '../../../observability/request-context.ts';
 import { applyUpload, check, recordDevice, sendStatus, sendUploadUrl } from './api-calls.ts';
 import { getArtifact, putArtifact } from './artifact-calls.ts';
@@ -25,9 +22,13 @@ import { bearerOf, originOf, parseJsonObject, readBody, sendError, sendJson, sen
 import { applyArtifactPutQuotas, applyRequestQuotas, CredentialQuotas, DEFAULT_QUOTAS } from './quotas.ts';
 import { parseSyncRoute, requestTarget } from './routes.ts';
 import type { SyncRoute } from './routes.ts';
-import type { ConflictLogOptions } from '../conflict-log.ts';
 
-export interface SyncHttpOptions extends Partial<SyncHttpLimits> {
+/**
+ * Options of the HTTP protocol. The {@link SyncServiceSetup} fields (page size, conflict log,
+ * POSTGRES pool, LISTEN, central workers) build the service only when the handler is given deps
+ * instead of a service (tests, small embeddings); with a service they are the service's business.
+ */
+export interface SyncHttpOptions extends Partial<SyncHttpLimits>, SyncServiceSetup {
   /** HMAC key of artifact URLs (≥ 16 bytes; use 32 random bytes). */
   artifactSecret: string | Uint8Array;
   /** Base of artifact URLs, e.g. `https://sync.example.com`; default: the request's own origin. */
@@ -36,8 +37,6 @@ export interface SyncHttpOptions extends Partial<SyncHttpLimits> {
   artifactTtlMs?: number;
   /** Largest uploaded payload (default 32 MiB). */
   maxUploadBytes?: number;
-  /** Target size of a download page (default 5 MB). */
-  pageBytes?: number;
   /** G3 chunked-batch buffers: per-site / global byte limits and TTL (docs/PROTOCOL.md "Chunked batches"). */
   chunkBatches?: Omit<ChunkBatchOptions, 'now' | 'store'>;
   /**
@@ -46,17 +45,6 @@ export interface SyncHttpOptions extends Partial<SyncHttpLimits> {
    * Not closed by `dispose` (its owner closes it).
    */
   sharedStore?: SharedStore;
-  /** Retention of the conflict log of each central database (conflict-log.ts). */
-  conflictLog?: ConflictLogOptions;
-  /** Connections per POSTGRES central database on this node (pg-central.ts; default 4). */
-  postgresPoolSize?: number;
-  /** LISTEN for writes of other programs to POSTGRES databases and announce them (default true). */
-  postgresListen?: boolean;
-  /**
-   * Worker threads that run SQLite merges and long downloads off the event loop (central-worker/;
-   * default min(2, cores); 0 runs them on the main thread). Used when the deps give RLS as data.
-   */
-  centralWorkers?: number;
   now?: () => number;
 }
 
@@ -68,23 +56,19 @@ export interface SyncHttpHandler {
   readonly batches: ChunkBatches;
   /** Request rate and concurrent uploads per credential. */
   readonly quotas: CredentialQuotas;
-  /** Closes every central database. */
+  /** Closes the service when the handler built it (from deps); a service given to it is closed by its owner. */
   dispose(): Promise<void>;
 }
 
-export function createSyncHttpHandler(deps: SyncDeps, options: SyncHttpOptions): SyncHttpHandler {
-  const pool = options.postgresPoolSize;
-  const workers = options.centralWorkers === 0 || deps.policiesOf === undefined ? undefined : new CentralWorkers(options.centralWorkers === undefined ? {} : { size: options.centralWorkers });
-  const databases = new CentralDatabases(deps.resolveDatabase, {
-    ...(pool === undefined ? {} : { openPostgres: (s: PgCentralSettings) => PgCentral.open(s, { poolSize: pool }) }),
-    ...(options.postgresListen === undefined ? {} : { listenPostgres: options.postgresListen }),
-    ...(workers === undefined ? {} : { workers }),
-  });
-  const service = new SyncService(deps, databases, {
-    ...(workers === undefined ? {} : { workers }),
-    ...(options.pageBytes === undefined ? {} : { pageBytes: options.pageBytes }),
-    ...(options.conflictLog === undefined ? {} : { conflictLog: options.conflictLog }),
-  });
+/**
+ * The handler over `sync`: the server's one {@link SyncService} (built in the composition root,
+ * app.ts, and shared with GraphQL and graphql-ws), whose methods are all the handler calls; or
+ * deps, from which the handler builds a service of its own (`createSyncService`) and closes it
+ * with `dispose`.
+ */
+export function createSyncHttpHandler(sync: SyncService | SyncDeps, options: SyncHttpOptions): SyncHttpHandler {
+  const owned = !(sync instanceof SyncService);
+  const service = sync instanceof SyncService ? sync : createSyncService(sync, options);
   const store = options.sharedStore ?? new MemorySharedStore(options.now === undefined ? {} : { now: options.now });
   const artifacts = new ArtifactStore({
     secret: options.artifactSecret,
@@ -100,7 +84,6 @@ export function createSyncHttpHandler(deps: SyncDeps, options: SyncHttpOptions):
     maxConcurrentUploadsPerCredential: options.maxConcurrentUploadsPerCredential ?? DEFAULT_QUOTAS.maxConcurrentUploadsPerCredential,
   };
   const state: SyncHttpState = {
-    deps,
     service,
     artifacts,
     cursors: new G3Cursors({ store }),
@@ -136,7 +119,7 @@ export function createSyncHttpHandler(deps: SyncDeps, options: SyncHttpOptions):
     } catch (e) {
       const err = toSyncError(e);
       annotateRequest({ code: err.code }); // the request's log line: a warn with this code (observability/http.ts)
-      if (err.status >= 500) (deps.logError ?? ((m, x) => console.error(m, x)))('sync: request failed', e);
+      if (err.status >= 500) service.logError('sync: request failed', e);
       req.resume();
       if (err.retryAfterSeconds !== undefined && !res.headersSent) res.setHeader('Retry-After', String(err.retryAfterSeconds));
       sendError(res, err);
@@ -144,8 +127,7 @@ export function createSyncHttpHandler(deps: SyncDeps, options: SyncHttpOptions):
     return true;
   };
   return Object.assign(handler, { service, artifacts, batches: state.batches, quotas: state.quotas, dispose: async () => {
-    await databases.dispose();
-    await workers?.dispose();
+    if (owned) await service.dispose();
   } });
 }
 
@@ -157,10 +139,12 @@ async function dispatch(state: SyncHttpState, route: Exclude<SyncRoute, { kind: 
     }
     return getArtifact(state, route.token, res);
   }
-  const principal = await state.deps.authenticate(route.databaseId, bearerOf(req));
+  // One control-plane look-up per request: authentication and the open share it.
+  const resolved = await state.service.resolve(route.databaseId);
+  const principal = await state.service.authenticate(resolved, bearerOf(req));
   if (principal === null) throw new SyncError('unauthorized');
   await applyRequestQuotas(state, route, req, res, principal); // per-credential rate limit and concurrent uploads (429)
-  const db = await state.service.open(route.databaseId);
+  const db = await state.service.open(resolved);
   if (route.kind === 'pushTokens') {
     const body = parseJsonObject(await readBody(req, state.limits.maxJsonBodyBytes));
     const str = (k: string): string => {
@@ -170,7 +154,7 @@ async function dispatch(state: SyncHttpState, route: Exclude<SyncRoute, { kind: 
     };
     // The body's site must belong to the caller too (docs/PROTOCOL.md "Device identity").
     const token = { expoToken: str('expoToken'), deviceId: str('deviceId'), siteId: await state.service.claim(db, str('siteId'), principal), platform: str('platform'), principal };
-    await state.deps.registerPushToken(db.id, token);
+    await state.service.registerPushToken(db, token);
     sendJson(res, { registered: true });
     return;
   }
