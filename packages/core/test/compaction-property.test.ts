@@ -3,14 +3,16 @@
  * horizon"): a server and three devices in a star run random inserts, updates, deletes and
  * re-inserts of a few keys, with syncs in random order; the same run is replayed with compaction
  * at the smallest acknowledged version interleaved, and must end with exactly the same rows on
- * every replica. Then: metadata after insert/delete churn and compaction against a fresh copy,
+ * every replica. Random runs where devices are replaced by fresh ones (downloaded from 0, so they
+ * never saw the compacted tombstones) that re-insert forgotten keys must converge too (the lift of
+ * compaction.ts). Then: metadata after insert/delete churn and compaction against a fresh copy,
  * and a device past the horizon that is refused, resyncs and ends identical.
  */
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { CoreErrorCode, acknowledgedBy, isCoreError } from '@offsync/core';
 import type { Cursor, SqlValue, SyncEngine } from '@offsync/core';
-import { openReplica, tableRows } from '@offsync/core/testing';
+import { clockRows, openReplica, tableRows } from '@offsync/core/testing';
 
 /** FC_NUM_RUNS raises the number of runs, FC_SEED picks another seed (fixed in CI). */
 const envRuns = Number(process.env['FC_NUM_RUNS']);
@@ -26,7 +28,9 @@ type Op =
   | { k: 'update'; d: number; key: string; title: string }
   | { k: 'delete'; d: number; key: string }
   | { k: 'sync'; d: number }
-  | { k: 'compact' };
+  | { k: 'compact' }
+  | { k: 'fresh'; d: number }
+  | { k: 'freshPut'; d: number; key: string; title: string };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ k: fc.constant('put' as const), d: fc.nat(DEVICES - 1), key: fc.constantFrom(...KEYS), title: fc.constantFrom('x', 'y', 'z'), done: fc.nat(2) }) },
@@ -34,6 +38,14 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ k: fc.constant('delete' as const), d: fc.nat(DEVICES - 1), key: fc.constantFrom(...KEYS) }) },
   { weight: 4, arbitrary: fc.record({ k: fc.constant('sync' as const), d: fc.nat(DEVICES - 1) }) },
   { weight: 2, arbitrary: fc.constant({ k: 'compact' as const }) },
+);
+
+/** The same operations plus devices replaced by fresh ones that download from 0 (they never see compacted tombstones). */
+const freshOpArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 8, arbitrary: opArb },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant('fresh' as const), d: fc.nat(DEVICES - 1) }) },
+  // Everyone syncs, the server compacts, device d is replaced by a fresh one and writes a key.
+  { weight: 3, arbitrary: fc.record({ k: fc.constant('freshPut' as const), d: fc.nat(DEVICES - 1), key: fc.constantFrom(...KEYS), title: fc.constantFrom('x', 'y', 'z') }) },
 );
 
 const WATERMARK = Number.MAX_SAFE_INTEGER;
@@ -81,10 +93,27 @@ class Star {
     if (r.rows > 0) this.compactions++;
   }
 
+  /** Device i uploads what it has, then is replaced by a fresh device that downloads from 0. */
+  reset(i: number): void {
+    const old = this.devices[i] as Device;
+    this.upload(old);
+    old.e.close();
+    const d: Device = { e: openReplica(), sent: 0, recv: { dbVersion: 0, seq: 0 } };
+    this.devices[i] = d;
+    this.download(d);
+  }
+
   apply(op: Op, withCompaction: boolean): void {
     if (op.k === 'compact') {
       if (withCompaction) this.compact();
       return;
+    }
+    if (op.k === 'fresh') return this.reset(op.d);
+    if (op.k === 'freshPut') {
+      this.settle();
+      if (withCompaction) this.compact();
+      this.reset(op.d);
+      return this.apply({ k: 'put', d: op.d, key: op.key, title: op.title, done: 1 }, withCompaction);
     }
     const d = this.devices[op.d] as Device;
     const db = d.e.driver;
@@ -163,6 +192,48 @@ describe('compaction property', () => {
     // The runs really compacted something (not only no-op compactions).
     expect(compacted).toBeGreaterThan(10);
     expect(deletedSeen).toBeGreaterThan(10);
+  }, 120_000);
+
+  test('random runs where fresh devices (downloaded from 0) re-insert compacted keys converge on every replica', () => {
+    let reinserted = 0;
+    fc.assert(
+      fc.property(fc.array(freshOpArb, { minLength: 20, maxLength: 60 }), (ops) => {
+        const s = new Star(DEVICES);
+        /** Keys the server has held a clock for. */
+        const known = new Set<string>();
+        try {
+          for (const op of ops) {
+            if (op.k === 'freshPut') {
+              s.settle();
+              s.compact();
+              s.reset(op.d);
+              // A re-insert of a key the server forgot, by a device that never saw its tombstone.
+              const hex = Buffer.from(op.key).toString('hex').toUpperCase();
+              if (known.has(op.key) && !clockRows(s.server, 'todos').some((l) => l.includes(hex))) reinserted++;
+              s.apply({ k: 'put', d: op.d, key: op.key, title: op.title, done: 1 }, true);
+            } else s.apply(op, true);
+            for (const r of tableRows(s.server, 'todos')) known.add(String(r['id']));
+          }
+          s.settle();
+          const rows = s.rows();
+          for (const r of rows) expect(r).toEqual(rows[0]);
+          // Compaction again, then a write of every key on every device: still one state everywhere.
+          s.compact();
+          for (const [i, d] of s.devices.entries()) {
+            for (const key of KEYS) d.e.driver.prepare('INSERT INTO todos (id, title) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET note = excluded.title').run(key, `late-${i}`);
+          }
+          s.settle();
+          const after = s.rows();
+          for (const r of after) expect(r).toEqual(after[0]);
+          expect(after[0]?.map((r) => r['id'])).toEqual(KEYS);
+        } finally {
+          s.close();
+        }
+      }),
+      { numRuns: RUNS, seed: SEED },
+    );
+    // Fresh devices really re-inserted forgotten keys.
+    expect(reinserted).toBeGreaterThan(RUNS / 6);
   }, 120_000);
 
   test('after 10 rounds of insert/delete churn, compaction brings the metadata within 1.2× of a fresh copy', () => {

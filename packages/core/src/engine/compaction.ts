@@ -23,13 +23,40 @@
  * central (server) operation: a device never compacts, since it cannot know what every other
  * device acknowledged.
  *
+ * **Re-inserted forgotten keys.** A device that downloaded from 0 after a compaction does not
+ * know a forgotten tombstone: if it inserts that key again it writes causal length 1 (or any
+ * cl ≤ the tombstone's), which devices still holding the tombstone c ignore (cl ≤ c). So every
+ * compaction records, per table, the highest causal length it forgot — of deleted rows and of
+ * removals addressed to one principal — as M (`offsync_settings` `compacted_cl:<lower(table)>`,
+ * only grows), and the central merge ({@link liftCompactedKeys}, called by the engine's
+ * `applyChanges` inside the merge's transaction, before the merge) **lifts** an incoming row when
+ * its key has NO metadata and the highest causal length of its changes in the batch is ≤ M: every
+ * change of the row moves up by S = the smallest even number ≥ M (parity and order kept, so an
+ * insert at 1 lands on the smallest odd causal length above M), and is recorded as this
+ * database's own write (its site id, a version of its own), as compensations are. Every device —
+ * the one that re-inserted the key included, whose feed leaves out only its own site — then
+ * receives the row at a causal length above any tombstone it may hold, and converges.
+ *
+ * The lifted key is remembered with its M (`offsync_lifted (tbl, pk, base)`): later rows of that
+ * key whose highest causal length is ≤ base — a concurrent insert of the key by another device,
+ * or the origin's own edits before it has downloaded the lifted row — are shifted the same way
+ * (and stamped as this database's), so they meet the lifted life as the same life instead of
+ * being ignored as an older one. Changes above base are merged as they are. A compaction drops
+ * the entries of keys whose row record is ≤ its `upTo` (every device then holds the lifted life,
+ * and a download from 0 sends it) or gone. Nothing tells a forgotten key from one never deleted,
+ * so after a compaction a new row of a table with compacted tombstones is lifted too: it comes
+ * back once to the device that created it, re-stamped. Devices never hold an M (they never
+ * compact), so their merges are unchanged.
+ *
  * The floor (`offsync_settings.compacted_upto`) only grows. Feeds whose cursor has not seen
  * everything ≤ the floor are refused with RESYNC_REQUIRED, except a cursor at 0 (a fresh device:
  * the full state is exact without the forgotten tombstones) and the database's own changes
  * (`localOnly`, what a device uploads).
  */
+import { bytesKey } from '../codec/bytes.ts';
 import { CoreError, CoreErrorCode } from '../errors.ts';
-import type { SqlDriver } from '../storage/driver.ts';
+import type { SqlDriver, SqlStatement } from '../storage/driver.ts';
+import type { Change } from '../types.ts';
 import type { Cursor } from './extract.ts';
 import { cellsTableName, quoteIdent, rowsTableName } from './sql-gen.ts';
 import type { TableContext } from './table-context.ts';
@@ -50,6 +77,83 @@ export interface CompactionResult {
   evictions: number;
   /** `offsync_prior` entries (values before a visibility change) of removed rows. */
   priors: number;
+  /** `offsync_lifted` entries (keys lifted above compacted tombstones) every device has now seen. */
+  lifted: number;
+}
+
+/** `offsync_settings` key prefix of a table's highest compacted causal length (`compacted_cl:<lower(table)>`). */
+export const COMPACTED_CL_PREFIX = 'compacted_cl:';
+
+/** Per table (lower-case name), the highest causal length compaction forgot; empty when never compacted. */
+export function compactedCausalLengths(driver: SqlDriver): Map<string, number> {
+  const out = new Map<string, number>();
+  // A range over the prefix (':' + 1 = ';'), so the key index answers it.
+  for (const r of driver.prepare('SELECT key, value FROM offsync_settings WHERE key >= ? AND key < ?').iterateRaw(COMPACTED_CL_PREFIX, 'compacted_cl;')) {
+    out.set(String(r[0]).slice(COMPACTED_CL_PREFIX.length), Number(r[1]));
+  }
+  return out;
+}
+
+/** The shift of a lifted row: the smallest even number ≥ `max` (so 1 + shift is the smallest odd above it). */
+export function liftShift(max: number): number {
+  return max + (max % 2);
+}
+
+const LIFTED_SQL = 'CREATE TABLE IF NOT EXISTS offsync_lifted (tbl TEXT NOT NULL, pk BLOB NOT NULL, base INTEGER NOT NULL, PRIMARY KEY (tbl, pk)) WITHOUT ROWID';
+
+/**
+ * The central rule for re-inserted forgotten keys (file comment): returns `lists` with the
+ * changes of every row to lift rewritten (causal length + shift, origin = `ownSiteId`), or the
+ * same arrays when nothing is lifted. A row is one (table, pk) across all the lists (a block
+ * column's cells travel in a list of their own). Must run inside the merge's transaction, before
+ * the merge: "no metadata" is read from the table's row record and cells.
+ */
+export function liftCompactedKeys<L extends readonly Change[][]>(driver: SqlDriver, tableOf: (name: string) => TableContext | undefined, ownSiteId: Uint8Array, ...lists: L): L {
+  let any = false;
+  for (const l of lists) if (l.length > 0) any = true;
+  if (!any) return lists;
+  const maxima = compactedCausalLengths(driver);
+  if (maxima.size === 0) return lists;
+  // (table, pk) → highest causal length in the batch, then → shift (0 = not lifted).
+  const rows = new Map<string, { tbl: string; pk: Uint8Array; top: number; shift: number }>();
+  for (const l of lists) {
+    for (const ch of l) {
+      if (!maxima.has(ch.tbl.toLowerCase())) continue;
+      const key = `${ch.tbl.toLowerCase()}\u0000${bytesKey(ch.pk)}`;
+      const r = rows.get(key);
+      if (r === undefined) rows.set(key, { tbl: ch.tbl, pk: ch.pk, top: ch.cl, shift: 0 });
+      else if (ch.cl > r.top) r.top = ch.cl;
+    }
+  }
+  let lifted = false;
+  let getLifted: SqlStatement | undefined;
+  let putLifted: SqlStatement | undefined;
+  for (const r of rows.values()) {
+    const tbl = r.tbl.toLowerCase();
+    const max = maxima.get(tbl) ?? 0;
+    if (r.top > max) continue;
+    const t = tableOf(r.tbl);
+    if (t === undefined || t.algorithm !== 'cls') continue; // (unknown tables fail in the merge)
+    if (t.stmts.rowRecord.getRaw(r.pk) !== undefined || t.stmts.anyCell.getRaw(r.pk) !== undefined) {
+      // A key lifted before: a row of the same (unlifted) life meets the lifted one.
+      getLifted ??= driver.prepare('SELECT base FROM offsync_lifted WHERE tbl = ? AND pk = ?');
+      const base = getLifted.getRaw(tbl, r.pk)?.[0];
+      if (base === undefined || r.top > Number(base)) continue;
+      r.shift = liftShift(Number(base));
+    } else {
+      putLifted ??= driver.prepare('INSERT OR REPLACE INTO offsync_lifted (tbl, pk, base) VALUES (?, ?, ?)');
+      putLifted.run(tbl, r.pk, BigInt(max));
+      r.shift = liftShift(max);
+    }
+    lifted = true;
+  }
+  if (!lifted) return lists;
+  return lists.map((l) =>
+    l.map((ch) => {
+      const r = rows.get(`${ch.tbl.toLowerCase()}\u0000${bytesKey(ch.pk)}`);
+      return r === undefined || r.shift === 0 ? ch : { ...ch, cl: ch.cl + r.shift, siteId: ownSiteId };
+    }),
+  ) as unknown as L;
 }
 
 /** The compaction floor: every version ≤ it may have lost deletions. 0 = never compacted. */
@@ -98,7 +202,7 @@ export function compactMetadata(driver: SqlDriver, tables: readonly TableContext
     });
   }
   const before = compactionFloor(driver);
-  const out: CompactionResult = { floor: Math.max(before, upTo), rows: 0, cells: 0, tombstones: 0, evictions: 0, priors: 0 };
+  const out: CompactionResult = { floor: Math.max(before, upTo), rows: 0, cells: 0, tombstones: 0, evictions: 0, priors: 0, lifted: 0 };
   if (upTo === 0) return out;
   const v = BigInt(upTo);
   const blocks = tableExists(driver, 'offsync_blocks');
@@ -117,6 +221,8 @@ export function compactMetadata(driver: SqlDriver, tables: readonly TableContext
       )
       .run(v, v);
     if (n === 0) continue;
+    const top = driver.prepare(`SELECT max(cl) FROM ${rows} WHERE pk IN (SELECT pk FROM temp.offsync_compact)`).getRaw()?.[0];
+    raiseCompactedCl(driver, ctx.name, Number(top ?? 0));
     out.cells += driver.prepare(`DELETE FROM ${cells} WHERE pk IN (SELECT pk FROM temp.offsync_compact)`).run();
     if (blocks) out.cells += driver.prepare('DELETE FROM offsync_blocks WHERE tbl = ? AND pk IN (SELECT pk FROM temp.offsync_compact)').run(ctx.name);
     out.tombstones += driver.prepare('DELETE FROM offsync_tombstones WHERE tbl = ? AND pk IN (SELECT pk FROM temp.offsync_compact)').run(ctx.name);
@@ -124,7 +230,25 @@ export function compactMetadata(driver: SqlDriver, tables: readonly TableContext
     out.rows += driver.prepare(`DELETE FROM ${rows} WHERE pk IN (SELECT pk FROM temp.offsync_compact)`).run();
   }
   driver.exec('DELETE FROM temp.offsync_compact');
+  if (tableExists(driver, 'offsync_lifted')) {
+    for (const ctx of tables) {
+      out.lifted += driver
+        .prepare(`DELETE FROM offsync_lifted WHERE tbl = ? AND pk NOT IN (SELECT pk FROM ${quoteIdent(rowsTableName(ctx.name))} WHERE db_version > ?)`)
+        .run(ctx.name.toLowerCase(), v);
+    }
+  }
+  for (const r of [...driver.prepare('SELECT tbl, max(cl) FROM offsync_evictions WHERE db_version <= ? GROUP BY tbl').iterateRaw(v)]) raiseCompactedCl(driver, String(r[0]), Number(r[1]));
   out.evictions = driver.prepare('DELETE FROM offsync_evictions WHERE db_version <= ?').run(v);
   if (out.floor > before) driver.prepare('INSERT OR REPLACE INTO offsync_settings (key, value) VALUES (?, ?)').run(COMPACTED_UPTO_SETTING, BigInt(out.floor));
   return out;
+}
+
+/** Records that compaction forgot a causal length `cl` in `table` (the maximum only grows). */
+function raiseCompactedCl(driver: SqlDriver, table: string, cl: number): void {
+  if (!(cl > 0)) return;
+  // (Created with the first maximum: liftCompactedKeys reads it whenever a maximum exists.)
+  driver.exec(LIFTED_SQL);
+  driver
+    .prepare('INSERT INTO offsync_settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)')
+    .run(COMPACTED_CL_PREFIX + table.toLowerCase(), BigInt(cl));
 }

@@ -17,7 +17,7 @@ import { mergeChanges } from './apply.ts';
 import type { ApplyOptions, ApplyResult } from './apply.ts';
 import { BlockColumns } from './blocks.ts';
 import { changeFeed } from './extract.ts';
-import { assertFeedAbove, compactMetadata, compactionFloor } from './compaction.ts';
+import { assertFeedAbove, compactMetadata, compactionFloor, liftCompactedKeys } from './compaction.ts';
 import type { CompactionResult } from './compaction.ts';
 import type { FeedOptions } from './extract.ts';
 import { BASE_METADATA_SQL, LOG_TRIGGER_MARKER, TOMBSTONE_VALUES_SETTING, tombstoneValuesSql, cellsTableName, dropMetaTablesSql, dropTriggersSql, metaTableSql, pkBlobSql, quoteIdent, rowFilterSql, rowsTableName, triggerSql } from './sql-gen.ts';
@@ -503,13 +503,15 @@ export class SyncEngine {
     this.#refresh();
     const all = Array.isArray(changes) ? (changes as Change[]) : [...changes];
     const blockColumns = this.#blockColumns();
-    const { rest: list, blocks } = blockColumns.split(all);
+    const { rest: given, blocks: blocksGiven } = blockColumns.split(all);
     // Own writes of the text first: the merge rewrites it from the blocks.
-    if (blocks.length > 0) this.#foldBlockWrites(blockColumns);
+    if (blocksGiven.length > 0) this.#foldBlockWrites(blockColumns);
     const run = (o: ApplyOptions): ApplyResult =>
       this.driver.transaction(() => {
         const flag = this.driver.prepare('UPDATE offsync_clock SET applying = ? WHERE id = 1');
         flag.run(1n);
+        // Rows re-inserted over forgotten tombstones are lifted above them (compaction.ts).
+        const [list, blocks] = liftCompactedKeys(this.driver, (n) => this.table(n), this.#siteId, given, blocksGiven);
         const result = mergeChanges(
           {
             table: (n) => this.table(n),
