@@ -86,6 +86,61 @@ test(
   240_000,
 );
 
+test(
+  'a far-behind download (a central worker SCAN) after a deploy that adds a table carries the new table\'s rows',
+  async () => {
+    // An app of its own: the test above deploys and removes `notes` on the shared one.
+    const app = await startApp({ rateLimitPerSecond: 0 });
+    try {
+      const d = await setupDatabase(app, DDL, ['todos']);
+      const workers = app.app.sync.workers;
+      if (workers === undefined) throw new Error('expected central workers');
+      const kinds: string[] = [];
+      const run = workers.run.bind(workers);
+      workers.run = <T,>(job: Parameters<typeof run>[0]): Promise<T> => {
+        kinds.push(job.kind);
+        return run<T>(job);
+      };
+      // More than 1000 server versions (BULK_FILTER_VERSIONS, sqlite-central.ts): one per device transaction.
+      const old = new TestDevice(app, d.databaseId, d.apiKey, TODOS);
+      const todo = old.engine.driver.prepare("INSERT INTO todos (id, user_id, title) VALUES (?, 'u', 'x')");
+      for (let i = 0; i < 1_005; i++) todo.run(`t${i}`);
+      const up0 = await old.upload();
+      expect([up0.status, applyFailure(up0)]).toEqual([200, undefined]);
+      const central = app.app.sync.databases.peek(d.databaseId);
+      expect(central?.dbVersion()).toBeGreaterThan(1_000);
+
+      // A far-behind device before the deploy: its download is a worker scan, on a worker connection that knows `todos` only.
+      const before = new TestDevice(app, d.databaseId, d.apiKey, TODOS);
+      kinds.length = 0;
+      expect((await before.download()).status).toBe(200);
+      expect(kinds).toContain('scan');
+      expect(before.engine.driver.prepare('SELECT count(*) AS n FROM todos').get()).toEqual({ n: 1_005n });
+
+      // The deploy goes through the owner (withSchemaChange); then rows of the new table are merged.
+      await app.app.services.tables.deployTables(d.databaseId, ['notes'], { mode: 'ADD' });
+      const writer = new TestDevice(app, d.databaseId, d.apiKey, DDL, ['todos', 'notes']);
+      writer.exec("INSERT INTO notes (id, body) VALUES ('n1', 'hello'), ('n2', 'world')");
+      const up = await writer.upload();
+      expect([up.status, applyFailure(up)]).toEqual([200, undefined]);
+
+      // A new far-behind device: again a worker scan, and it carries the new table's rows.
+      const after = new TestDevice(app, d.databaseId, d.apiKey, DDL, ['todos', 'notes']);
+      kinds.length = 0;
+      expect((await after.download()).status).toBe(200);
+      expect(kinds).toContain('scan');
+      expect(after.engine.driver.prepare('SELECT id, body FROM notes ORDER BY id').all()).toEqual([
+        { id: 'n1', body: 'hello' },
+        { id: 'n2', body: 'world' },
+      ]);
+      expect(after.engine.driver.prepare('SELECT count(*) AS n FROM todos').get()).toEqual({ n: 1_005n });
+    } finally {
+      await app.dispose();
+    }
+  },
+  240_000,
+);
+
 test('no sync module outside the central-database implementations asks which back-end it holds', () => {
   // By types: a Central has no back-end name to test.
   const probe = (c: Central): unknown =>
