@@ -223,15 +223,16 @@ describe('GraphQL hardening (default configuration)', () => {
   });
 
   test('a 500 from the sync endpoints logs its cause once', async () => {
-    const deps = h.app.dataPlane.deps as { authenticate: unknown };
-    const original = deps.authenticate;
-    deps.authenticate = async () => { throw new RangeError('control plane exploded'); };
+    // The control plane fails while the request's database is resolved (data-plane/resolve.ts).
+    const resolver = h.app.dataPlane.resolver as { resolve: unknown };
+    const original = resolver.resolve;
+    resolver.resolve = async () => { throw new RangeError('control plane exploded'); };
     h.entries.length = 0;
     try {
       const res = await fetch(`${h.url}/v2/cloudsync/databases/db_x/${siteId()}/status`, { headers: { authorization: 'Bearer osk_whatever' } });
       expect(res.status).toBe(500);
     } finally {
-      deps.authenticate = original;
+      resolver.resolve = original;
     }
     expect(h.entries).toHaveLength(1);
     expect(h.entries[0]).toMatchObject({ level: 'error', message: 'sync: request failed', fields: { error: { name: 'RangeError', message: 'control plane exploded' } } });
