@@ -1188,7 +1188,7 @@ interface GRow {
    * a delete or on a row the batch created, the column default); SRC_PENDING — a winning value not
    * yet written (`Merge.pending`); SRC_WRITTEN — written by this batch since its last delete.
    */
-  src: Uint8Array;
+  src: number[];
   val: SqlValue[];
   pendingCount: number;
   /** The batch deleted the base row (at least once). */
@@ -1231,6 +1231,23 @@ const GROUP_CHUNK = 256;
  */
 function mergeGrouped(host: MergeHost, changes: readonly Change[], opts: ApplyOptions): ApplyResult | undefined {
   if (changes.length === 0 || opts.authorize !== undefined || opts.onConflict !== undefined || host.keepTombstoneValues) return undefined;
+  // Rows are written chunk by chunk (while their pages are cached): a batch found to need the
+  // change-by-change merge after some were written is rolled back to here.
+  try {
+    return host.savepoint(() => mergeGroupedRows(host, changes, opts));
+  } catch (e) {
+    if (e === GROUPED_BAIL) return undefined;
+    throw e;
+  }
+}
+
+/** Thrown inside {@link mergeGroupedRows} when the batch needs the change-by-change merge. */
+const GROUPED_BAIL = new Error('grouped merge not applicable');
+
+function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: ApplyOptions): ApplyResult {
+  const bail = (): never => {
+    throw GROUPED_BAIL;
+  };
   const byName = new Map<string, TableContext | null>();
   const tableOf = (name: string): TableContext | undefined => {
     let t = byName.get(name);
@@ -1247,6 +1264,8 @@ function mergeGrouped(host: MergeHost, changes: readonly Change[], opts: ApplyOp
   const groupDbv: number[] = [];
   const groupSite: number[] = [];
   const groupWins: boolean[] = [];
+  /** Batch index of each group's last change. */
+  const groupEnd: number[] = [];
   let siteBytes: Uint8Array | undefined;
   let siteRef = -1;
   let curSite = -1;
@@ -1274,15 +1293,16 @@ function mergeGrouped(host: MergeHost, changes: readonly Change[], opts: ApplyOp
       groupSite.push(siteRef);
       groupWins.push(false);
     }
+    groupEnd[gi] = i;
     if (ch.tbl !== prevTbl) {
       prevTbl = ch.tbl;
       prevT = tableOf(ch.tbl);
     }
     const t = prevT;
-    if (t === undefined) return undefined;
+    if (t === undefined) return bail();
     if (ch.col !== RIP_SENTINEL) {
       const id = t.colIds.get(ch.col);
-      if (id === undefined || !t.byId.has(id)) return undefined;
+      if (id === undefined || !t.byId.has(id)) return bail();
     }
     if (row === undefined || row.t !== t || !sameBytes(row.pk, ch.pk)) {
       let rows = rowsByTable.get(t);
@@ -1294,27 +1314,26 @@ function mergeGrouped(host: MergeHost, changes: readonly Change[], opts: ApplyOp
         try {
           pkValues = decodePk(ch.pk);
         } catch {
-          return undefined;
+          return bail();
         }
-        if (pkValues.length !== t.schema.pkColumns.length || pkTypeProblem(t, pkValues) !== undefined) return undefined;
+        if (pkValues.length !== t.schema.pkColumns.length || pkTypeProblem(t, pkValues) !== undefined) return bail();
         const n = t.columns.length;
         row = {
           t, pk: ch.pk, pkValues, idx: [], grp: [], lastTbl: ch.tbl, loaded: false, rec: undefined, recDirty: false, cells: new Map(), cellsDropped: false, cl: 0,
-          storedKnown: false, stored: null, storedOff: 0, src: new Uint8Array(n), val: new Array<SqlValue>(n), pendingCount: 0, deleted: false, created: false, pkInsert: false, written: 0,
+          storedKnown: false, stored: null, storedOff: 0, src: new Array<number>(n).fill(SRC_STORED), val: new Array<SqlValue>(n), pendingCount: 0, deleted: false, created: false, pkInsert: false, written: 0,
         };
         rows.set(key, row);
         order.push(row);
       }
-    } else if (row === prevRow && row.lastTbl !== ch.tbl) return undefined; // one run of the general merge under two spellings
+    } else if (row === prevRow && row.lastTbl !== ch.tbl) return bail(); // one run of the general merge under two spellings
     row.idx.push(i);
     row.grp.push(gi);
     row.lastTbl = ch.tbl;
     prevRow = row;
   }
 
-  // Batched reads: each row's record (with its values where the key allows the join) and cells.
-  for (const [t, rows] of rowsByTable) {
-    const list = [...rows.values()];
+  /** Reads the state of `list` (rows of one table) with one statement per chunk of keys. */
+  const load = (t: TableContext, list: readonly GRow[]): void => {
     for (let at = 0; at < list.length; ) {
       const left = list.length - at;
       let n = 1;
@@ -1346,7 +1365,7 @@ function mergeGrouped(host: MergeHost, changes: readonly Change[], opts: ApplyOp
       }
       at += take;
     }
-  }
+  };
 
   let applied = 0;
   const tableFirst = new Map<string, number>();
@@ -1446,7 +1465,7 @@ function mergeGrouped(host: MergeHost, changes: readonly Change[], opts: ApplyOp
     touch(r.t, i);
   };
 
-  for (const r of order) {
+  const mergeRow = (r: GRow): void => {
     const t = r.t;
     const n = r.idx.length;
     for (let k = 0; k < n; ) {
@@ -1488,7 +1507,7 @@ function mergeGrouped(host: MergeHost, changes: readonly Change[], opts: ApplyOp
         const colId = isSentinel ? 0 : (t.colIds.get(ch.col) as number);
         const action = decideRow(t.algorithm, ch.cl, isSentinel, r.cl);
         if (action === 'olderLife' || action === 'ignore') continue;
-        if (action === 'create') return undefined; // grow-only: never here
+        if (action === 'create') return bail(); // grow-only: never here
         if (action === 'delete') {
           flush(r);
           r.deleted = true;
@@ -1526,25 +1545,51 @@ function mergeGrouped(host: MergeHost, changes: readonly Change[], opts: ApplyOp
         }
         if (byVersion === 'older') continue;
         const cur = current(r, ord);
-        if (cur === undefined) return undefined;
+        if (cur === undefined) return bail();
         const byValue = decideValue('tie', ch.val, cur);
         if (byValue === 'fill' || byValue === 'win') win(r, ch, ord, colId, g, i);
       }
       flush(r);
       k = end;
     }
-  }
+  };
 
-  // Local versions, in batch order: one per incoming group that wrote anything.
+  // Chunk by chunk, in order of first appearance: read the rows' state, merge them, then assign
+  // the local versions of the groups no later row can win in (one per incoming group with a
+  // winning change, in batch order) and write every row whose groups all have their version.
   let clock = host.clock();
   const version: bigint[] = new Array<bigint>(groupDbv.length);
-  for (let g = 0; g < groupDbv.length; g++) {
-    if (!groupWins[g]) continue;
-    clock = authoritative ? clock + 1 : Math.max(clock + 1, groupDbv[g] as number);
-    version[g] = BigInt(clock);
-  }
+  let finalized = -1;
   const big = (n: number): bigint => (n < 0 ? (version[-n - 1] as bigint) : BigInt(n));
-  for (const r of order) writeGroupedRow(r, big);
+  let waiting: GRow[] = [];
+  const byTable = new Map<TableContext, GRow[]>();
+  for (let at = 0; at < order.length; at += GROUP_CHUNK) {
+    const chunk = order.slice(at, at + GROUP_CHUNK);
+    byTable.clear();
+    for (const r of chunk) {
+      const list = byTable.get(r.t);
+      if (list === undefined) byTable.set(r.t, [r]);
+      else list.push(r);
+    }
+    for (const [t, list] of byTable) load(t, list);
+    for (const r of chunk) mergeRow(r);
+    // Every change before the next row's first appearance belongs to a merged row.
+    const next = order[at + GROUP_CHUNK];
+    const horizon = next === undefined ? changes.length : (next.idx[0] as number);
+    while (finalized + 1 < groupDbv.length && (groupEnd[finalized + 1] as number) < horizon) {
+      const g = ++finalized;
+      if (!groupWins[g]) continue;
+      clock = authoritative ? clock + 1 : Math.max(clock + 1, groupDbv[g] as number);
+      version[g] = BigInt(clock);
+    }
+    waiting.push(...chunk);
+    const still: GRow[] = [];
+    for (const r of waiting) {
+      if ((r.grp[r.grp.length - 1] as number) <= finalized) writeGroupedRow(r, big);
+      else still.push(r);
+    }
+    waiting = still;
+  }
   host.setClock(clock);
   const lastCh = changes[changes.length - 1] as Change;
   const tables = [...tableFirst.entries()].sort((a, b) => a[1] - b[1]).map(([name]) => name);
