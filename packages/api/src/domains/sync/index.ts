@@ -1,8 +1,8 @@
 /** The sync domain: central databases, bookkeeping, artifacts and the SQLite Sync HTTP protocol. */
 export { createSyncHttpHandler } from './http/handler.ts';
 export type { SyncHttpHandler, SyncHttpOptions } from './http/handler.ts';
-export { SyncService, normaliseSiteId } from './sync.service.ts';
-export type { DownloadOptions, DownloadResult, SyncServiceOptions, UploadResult } from './sync.service.ts';
+export { SyncService, createSyncService, normaliseSiteId } from './sync.service.ts';
+export type { DownloadOptions, DownloadResult, ResolvedDatabase, SyncServiceOptions, SyncServiceSetup, UploadResult } from './sync.service.ts';
 export { CentralDatabases, isValidDatabaseId } from './central-databases.ts';
 export type { CentralDatabase } from './central-databases.ts';
 export type { Central, CentralEnv, CentralScan, CentralUpload, SynchronousCentral } from './central.ts';
