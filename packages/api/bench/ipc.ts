@@ -2,7 +2,7 @@
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { SyncService } from '../src/domains/sync/sync.service.ts';
+import type { SyncService } from '../src/domains/sync/index.ts';
 
 export interface ServerReady {
   type: 'ready';

@@ -21,14 +21,9 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { TODOS_DDL } from '@offsync/core/testing';
-import { createApp } from '../src/app.ts';
-import type { AppSyncOptions } from '../src/app.ts';
-import { createSecretBox } from '../src/crypto.ts';
-import { migrate } from '../src/db/migrate.ts';
-import { createPrismaClient } from '../src/db/prisma.ts';
-import { silentLogger, systemClock } from '../src/deps.ts';
-import { sqliteDatabasePath } from '../src/domains/databases/databases.service.ts';
-import { createApiPubSub } from '../src/pubsub.ts';
+import { sqliteDatabasePath } from '../src/domains/databases/index.ts';
+import { createApp, createSecretBox, migrate, createPrismaClient, silentLogger, systemClock, createApiPubSub } from '../src/index.ts';
+import type { AppSyncOptions } from '../src/index.ts';
 import { STORM_DDL } from './load-ipc.ts';
 import type { LoadReady, LoadReply, LoadRequest, LoadSetup } from './load-ipc.ts';
 

@@ -9,12 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { createApp } from '../src/app.ts';
-import { createSecretBox } from '../src/crypto.ts';
-import { migrate } from '../src/db/migrate.ts';
-import { createPrismaClient } from '../src/db/prisma.ts';
-import { silentLogger, systemClock } from '../src/deps.ts';
-import { createApiPubSub } from '../src/pubsub.ts';
+import { createApp, createSecretBox, migrate, createPrismaClient, silentLogger, systemClock, createApiPubSub } from '../src/index.ts';
 import { downloadAll, serveBenchRequests } from './ipc.ts';
 import type { BenchReply, BenchRequest } from './ipc.ts';
 

@@ -9,9 +9,9 @@ import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openSyncDatabase } from '@offsync/core/sqlite';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import type { ServiceDeps } from '../src/deps.ts';
-import { sqliteDatabasePath } from '../src/domains/databases/databases.service.ts';
-import { createCentralFile, readFileIdentity } from '../src/domains/sync/central-file.ts';
+import { sqliteDatabasePath } from '../src/domains/databases/index.ts';
+import { createCentralFile, readFileIdentity } from '../src/domains/sync/index.ts';
+import type { ServiceDeps } from '../src/index.ts';
 import { centralRows, setupDatabase, startApp, TestDevice } from './data-plane-fixtures.ts';
 import type { RunningApp } from './data-plane-fixtures.ts';
 

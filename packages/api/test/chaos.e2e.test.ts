@@ -29,7 +29,7 @@ import Database from 'better-sqlite3';
 import { afterAll, expect, test } from 'vitest';
 import { openReplica, prng } from '@offsync/core/testing';
 import type { SyncEngine } from '@offsync/core';
-import { sqliteDatabasePath } from '../src/domains/databases/databases.service.ts';
+import { sqliteDatabasePath } from '../src/domains/databases/index.ts';
 
 const KILLS = 8;
 const DEVICES = 4;

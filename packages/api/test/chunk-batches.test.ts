@@ -3,10 +3,8 @@
  * abandon, byte limits and TTL with an injected clock; several assemblers (nodes) on one store.
  */
 import { describe, expect, test } from 'vitest';
-import { ChunkBatches, chunkFieldsOf } from '../src/domains/sync/chunk-batches.ts';
-import type { Chunk } from '../src/domains/sync/chunk-batches.ts';
-import { MemorySharedStore } from '../src/domains/sync/shared-store.ts';
-import type { SyncError } from '../src/domains/sync/sync-errors.ts';
+import { ChunkBatches, chunkFieldsOf, MemorySharedStore } from '../src/domains/sync/index.ts';
+import type { Chunk, SyncError } from '../src/domains/sync/index.ts';
 
 const W = { dbVersionMin: 7, dbVersionMax: 7 };
 const bytes = (n: number, fill = n): Uint8Array => new Uint8Array(n).fill(fill & 0xff);

@@ -13,8 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { openDatabase } from '@offsync/client/sync';
 import type { OffSyncDatabase } from '@offsync/client/sync';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { closeExtension, openExtension, startServerInWorker } from '../../core/src/testing/sqlite-wasm.ts';
-import type { ExtensionDb, ExtensionModule, WorkerServer } from '../../core/src/testing/sqlite-wasm.ts';
+import { closeExtension, openExtension, startServerInWorker } from '@offsync/core/testing';
+import type { ExtensionDb, ExtensionModule, WorkerServer } from '@offsync/core/testing';
 
 const DDL = "CREATE TABLE notes(id TEXT PRIMARY KEY NOT NULL, title TEXT NOT NULL DEFAULT '', body TEXT NOT NULL DEFAULT '')";
 

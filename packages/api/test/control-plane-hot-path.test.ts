@@ -11,13 +11,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { SignJWT } from 'jose';
 import { afterEach, expect, test, vi } from 'vitest';
-import { createApp } from '../src/app.ts';
-import { createSecretBox } from '../src/crypto.ts';
-import { migrate } from '../src/db/migrate.ts';
-import { createPrismaClient } from '../src/db/prisma.ts';
-import { silentLogger } from '../src/deps.ts';
-import type { Logger, ServiceDeps } from '../src/deps.ts';
-import { createApiPubSub } from '../src/pubsub.ts';
+import { createApp, createSecretBox, migrate, createPrismaClient, silentLogger, createApiPubSub } from '../src/index.ts';
+import type { Logger, ServiceDeps } from '../src/index.ts';
 import { createAccessToken, G3, serveApp, setupDatabase } from './data-plane-fixtures.ts';
 import { manualClock, siteId } from './helpers.ts';
 

@@ -7,9 +7,9 @@ import type { AddressInfo } from 'node:net';
 import Database from 'better-sqlite3';
 import { openReplica } from '@offsync/core/testing';
 import type { SyncEngine } from '@offsync/core';
-import { createApp } from '../src/app.ts';
-import type { App, AppDeps, AppSyncOptions } from '../src/app.ts';
-import { sqliteDatabasePath } from '../src/domains/databases/databases.service.ts';
+import { sqliteDatabasePath } from '../src/domains/databases/index.ts';
+import { createApp } from '../src/index.ts';
+import type { App, AppDeps, AppSyncOptions } from '../src/index.ts';
 import { createTestDeps } from './helpers.ts';
 
 export const TODOS_RLS_DDL = "CREATE TABLE todos(id TEXT PRIMARY KEY NOT NULL, user_id TEXT NOT NULL DEFAULT '', title TEXT NOT NULL DEFAULT '')";

@@ -7,8 +7,8 @@
  * real server. Each command runs atomically, as in Redis.
  */
 import { EventEmitter } from 'node:events';
-import type { RedisPubSubClient } from '../src/pubsub.ts';
-import type { RedisKvClient } from '../src/domains/sync/shared-store.ts';
+import type { RedisKvClient } from '../src/domains/sync/index.ts';
+import type { RedisPubSubClient } from '../src/index.ts';
 
 type Value = Buffer | Buffer[] | Map<string, string>;
 

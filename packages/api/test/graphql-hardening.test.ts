@@ -8,11 +8,8 @@ import { getIntrospectionQuery } from 'graphql';
 import type { GraphQLError } from 'graphql';
 import { createSchema, createYoga } from 'graphql-yoga';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createApp } from '../src/app.ts';
-import type { App, AppDeps } from '../src/app.ts';
-import type { Logger } from '../src/deps.ts';
-import { graphqlLimitsPlugin } from '../src/graphql-limits.ts';
-import type { IntrospectionMode } from '../src/graphql-limits.ts';
+import { createApp, graphqlLimitsPlugin } from '../src/index.ts';
+import type { App, AppDeps, Logger, IntrospectionMode } from '../src/index.ts';
 import { createTestDeps, siteId, stopEmbeddedPg } from './helpers.ts';
 
 afterAll(stopEmbeddedPg);

@@ -6,8 +6,8 @@
 import Database from 'better-sqlite3';
 import type { SyncEngine } from '@offsync/core';
 import { openReplica, TODOS_DDL } from '@offsync/core/testing';
-import type { App } from '../src/app.ts';
-import { sqliteDatabasePath } from '../src/domains/databases/databases.service.ts';
+import { sqliteDatabasePath } from '../src/domains/databases/index.ts';
+import type { App } from '../src/index.ts';
 import { createTestApp } from './helpers.ts';
 
 export type GqlResult<T> = { data?: T | null; errors?: { message: string; extensions?: Record<string, unknown> }[] };

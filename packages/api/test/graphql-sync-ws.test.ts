@@ -7,7 +7,7 @@ import { createClient } from 'graphql-ws';
 import type { Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { decodePayload } from '../../core/src/codec/payload.ts';
+import { decodePayload } from '@offsync/core';
 import { stopEmbeddedPg } from './helpers.ts';
 import { CHANGES, insertTodos, push, replica, rows, siteOf, startSyncApp } from './graphql-sync-fixture.ts';
 import type { Batch, SyncTestApp } from './graphql-sync-fixture.ts';

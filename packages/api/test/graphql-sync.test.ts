@@ -1,6 +1,6 @@
 /** GraphQL sync over HTTP (yoga.fetch): pushChanges from one replica, pullChanges into another. */
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { decodePayload } from '../../core/src/codec/payload.ts';
+import { decodePayload } from '@offsync/core';
 import { stopEmbeddedPg } from './helpers.ts';
 import { insertTodos, outgoing, PULL, push, PUSH, replica, rows, siteOf, startSyncApp } from './graphql-sync-fixture.ts';
 import type { Batch, PushResult, SyncTestApp } from './graphql-sync-fixture.ts';

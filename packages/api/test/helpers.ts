@@ -10,17 +10,17 @@ import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import pg from 'pg';
-import { createApp } from '../src/app.ts';
-import type { App } from '../src/app.ts';
-import { createSecretBox } from '../src/crypto.ts';
-import { createPrismaClient } from '../src/db/prisma.ts';
-import type { DatabaseTarget } from '../src/db/prisma.ts';
-import { migrate, quotePgIdent } from '../src/db/migrate.ts';
-import { silentLogger } from '../src/deps.ts';
-import type { Clock, ServiceDeps } from '../src/deps.ts';
-import { createApiPubSub } from '../src/pubsub.ts';
-import { createServices } from '../src/services.ts';
-import type { Services } from '../src/services.ts';
+import {
+  createApp,
+  createSecretBox,
+  createPrismaClient,
+  migrate,
+  quotePgIdent,
+  silentLogger,
+  createApiPubSub,
+  createServices,
+} from '../src/index.ts';
+import type { App, DatabaseTarget, Clock, ServiceDeps, Services } from '../src/index.ts';
 
 export const providers = ['sqlite', 'postgresql'] as const;
 export type Provider = (typeof providers)[number];

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { App } from '../src/app.ts';
-import { sqliteDatabasePath } from '../src/domains/databases/databases.service.ts';
+import { sqliteDatabasePath } from '../src/domains/databases/index.ts';
+import type { App } from '../src/index.ts';
 import { createTestApp, providers, stopEmbeddedPg } from './helpers.ts';
 
 afterAll(stopEmbeddedPg);

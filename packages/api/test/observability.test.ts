@@ -10,17 +10,18 @@
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createApp } from '../src/app.ts';
-import type { AppObservabilityOptions } from '../src/app.ts';
-import { ConfigError } from '../src/config.ts';
-import { createPrismaClient } from '../src/db/prisma.ts';
-import type { HttpHandler } from '../src/http/router.ts';
-import { silentLogger } from '../src/deps.ts';
-import { loadObservabilityConfig } from '../src/observability/config.ts';
-import { createHealth } from '../src/observability/health.ts';
-import { createLogger, prettyLine } from '../src/observability/logger.ts';
-import { createRedisPubSub } from '../src/pubsub.ts';
-import type { RedisPubSub } from '../src/pubsub.ts';
+import {
+  createApp,
+  ConfigError,
+  createPrismaClient,
+  silentLogger,
+  loadObservabilityConfig,
+  createHealth,
+  createLogger,
+  prettyLine,
+  createRedisPubSub,
+} from '../src/index.ts';
+import type { AppObservabilityOptions, HttpHandler, RedisPubSub } from '../src/index.ts';
 import { createAccessToken, G3, http, serveApp, setupDatabase, TestDevice } from './data-plane-fixtures.ts';
 import type { RunningApp } from './data-plane-fixtures.ts';
 import { createTestDeps } from './helpers.ts';

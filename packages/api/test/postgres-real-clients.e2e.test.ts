@@ -8,8 +8,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { closeExtension, openExtension, startServerInWorker } from '../../core/src/testing/sqlite-wasm.ts';
-import type { ExtensionDb, ExtensionModule, WorkerServer } from '../../core/src/testing/sqlite-wasm.ts';
+import { closeExtension, openExtension, startServerInWorker } from '@offsync/core/testing';
+import type { ExtensionDb, ExtensionModule, WorkerServer } from '@offsync/core/testing';
 import { openSyncingDevice, sendAll } from './sync-fixtures/native-device.ts';
 import type { NativeDevice } from './sync-fixtures/native-device.ts';
 import { PG_TODOS_DDL } from './sync-fixtures/pg-app-server.ts';

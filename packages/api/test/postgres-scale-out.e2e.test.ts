@@ -31,18 +31,20 @@ import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
-import { createApp } from '../src/app.ts';
-import type { App } from '../src/app.ts';
-import { createSecretBox } from '../src/crypto.ts';
-import type { DatabaseTarget } from '../src/db/prisma.ts';
-import { migrate } from '../src/db/migrate.ts';
-import { createPrismaClient } from '../src/db/prisma.ts';
-import { silentLogger, systemClock } from '../src/deps.ts';
-import { PgCentral } from '../src/domains/sync/pg-central.ts';
-import { createRedisSharedStore, RedisSharedStore } from '../src/domains/sync/shared-store.ts';
-import type { SharedStore } from '../src/domains/sync/shared-store.ts';
-import { createApiPubSub, createRedisApiEventTarget, createRedisPubSub } from '../src/pubsub.ts';
-import type { RedisPubSub } from '../src/pubsub.ts';
+import { PgCentral, createRedisSharedStore, RedisSharedStore } from '../src/domains/sync/index.ts';
+import type { SharedStore } from '../src/domains/sync/index.ts';
+import {
+  createApp,
+  createSecretBox,
+  migrate,
+  createPrismaClient,
+  silentLogger,
+  systemClock,
+  createApiPubSub,
+  createRedisApiEventTarget,
+  createRedisPubSub,
+} from '../src/index.ts';
+import type { App, DatabaseTarget, RedisPubSub } from '../src/index.ts';
 import { FakeRedisBroker } from './fake-redis.ts';
 import { createTestTarget } from './helpers.ts';
 import type { TestTarget } from './helpers.ts';

@@ -19,15 +19,19 @@ import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { TODOS_DDL } from '@offsync/core/testing';
-import { createApp } from '../src/app.ts';
-import type { App } from '../src/app.ts';
-import { createSecretBox } from '../src/crypto.ts';
-import { createPrismaClient } from '../src/db/prisma.ts';
-import { migrate } from '../src/db/migrate.ts';
-import { silentLogger, systemClock } from '../src/deps.ts';
-import { sqliteDatabasePath } from '../src/domains/databases/databases.service.ts';
-import { createApiPubSub, createRedisApiEventTarget, createRedisPubSub } from '../src/pubsub.ts';
-import type { DeviceEventPayload, RedisPubSub, RedisPubSubClient, SyncChangesPayload } from '../src/pubsub.ts';
+import { sqliteDatabasePath } from '../src/domains/databases/index.ts';
+import {
+  createApp,
+  createSecretBox,
+  createPrismaClient,
+  migrate,
+  silentLogger,
+  systemClock,
+  createApiPubSub,
+  createRedisApiEventTarget,
+  createRedisPubSub,
+} from '../src/index.ts';
+import type { App, DeviceEventPayload, RedisPubSub, RedisPubSubClient, SyncChangesPayload } from '../src/index.ts';
 import { CHANGES, insertTodos, outgoing, PUSH, replica, rows, siteOf } from './graphql-sync-fixture.ts';
 import type { Batch, GqlResult, PushResult } from './graphql-sync-fixture.ts';
 import { FakeRedisBroker } from './fake-redis.ts';

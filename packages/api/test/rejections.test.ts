@@ -7,13 +7,11 @@
 import Database from 'better-sqlite3';
 import { TODOS_DDL } from '@offsync/core/testing';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createApp } from '../src/app.ts';
-import type { App } from '../src/app.ts';
-import { sqliteDatabasePath } from '../src/domains/databases/databases.service.ts';
-import { rejectionLogOf } from '../src/domains/sync/rejection-log.ts';
-import type { RejectionEntry, RejectionInput } from '../src/domains/sync/rejection-log.ts';
-import { createApiPubSub } from '../src/pubsub.ts';
-import type { ApiEventTarget } from '../src/pubsub.ts';
+import { sqliteDatabasePath } from '../src/domains/databases/index.ts';
+import { rejectionLogOf } from '../src/domains/sync/index.ts';
+import type { RejectionEntry, RejectionInput } from '../src/domains/sync/index.ts';
+import { createApp, createApiPubSub } from '../src/index.ts';
+import type { App, ApiEventTarget } from '../src/index.ts';
 import { createTestDeps, providers, stopEmbeddedPg } from './helpers.ts';
 
 afterAll(stopEmbeddedPg);

@@ -9,7 +9,7 @@ import { decodePayload, decodePk, encodePk } from '@offsync/core';
 import type { Change, SqlValue } from '@offsync/core';
 import { clockRows } from '@offsync/core/testing';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { sqliteDatabasePath } from '../src/domains/databases/databases.service.ts';
+import { sqliteDatabasePath } from '../src/domains/databases/index.ts';
 import { createAccessToken, http, setupDatabase, startApp, TestDevice } from './data-plane-fixtures.ts';
 import type { Reply, RunningApp } from './data-plane-fixtures.ts';
 

@@ -17,8 +17,8 @@
 import { fileURLToPath } from 'node:url';
 import { decodePk } from '@offsync/core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { clearXhrLog, closeExtension, openExtension, startServerInWorker, xhrLog } from '../../core/src/testing/sqlite-wasm.ts';
-import type { ExtensionDb, ExtensionModule, WorkerServer } from '../../core/src/testing/sqlite-wasm.ts';
+import { clearXhrLog, closeExtension, openExtension, startServerInWorker, xhrLog } from '@offsync/core/testing';
+import type { ExtensionDb, ExtensionModule, WorkerServer } from '@offsync/core/testing';
 import type { SeenRequest } from './sync-fixtures/rls-app-server.ts';
 import { openNativeDevice } from './sync-fixtures/native-device.ts';
 import type { NativeDevice } from './sync-fixtures/native-device.ts';

@@ -12,13 +12,20 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
-import { ConfigError, loadConfig, loadOrCreateServerKey } from '../src/config.ts';
-import { createSecretBox, parseServerKey } from '../src/crypto.ts';
-import { createPrismaClient } from '../src/db/prisma.ts';
-import { migrate } from '../src/db/migrate.ts';
-import { KeyMismatchError, rotateServerKey, verifyServerKey } from '../src/key-rotation.ts';
-import { createServices } from '../src/services.ts';
-import type { Services } from '../src/services.ts';
+import {
+  ConfigError,
+  loadConfig,
+  loadOrCreateServerKey,
+  createSecretBox,
+  parseServerKey,
+  createPrismaClient,
+  migrate,
+  KeyMismatchError,
+  rotateServerKey,
+  verifyServerKey,
+  createServices,
+} from '../src/index.ts';
+import type { Services } from '../src/index.ts';
 import { createTestDeps, providers, stopEmbeddedPg } from './helpers.ts';
 
 afterAll(stopEmbeddedPg);

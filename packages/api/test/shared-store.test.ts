@@ -7,10 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, test } from 'vitest';
-import { ArtifactStore } from '../src/domains/sync/artifacts.ts';
-import { createRedisSharedStore, MemorySharedStore, RedisSharedStore } from '../src/domains/sync/shared-store.ts';
-import type { SharedStore } from '../src/domains/sync/shared-store.ts';
-import type { Principal } from '../src/domains/sync/sync-deps.ts';
+import { ArtifactStore, createRedisSharedStore, MemorySharedStore, RedisSharedStore } from '../src/domains/sync/index.ts';
+import type { SharedStore, Principal } from '../src/domains/sync/index.ts';
 import { FakeRedisBroker } from './fake-redis.ts';
 
 const REDIS_URL = process.env['TEST_REDIS_URL'] || undefined;

@@ -9,10 +9,8 @@
 import Database from 'better-sqlite3';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
-import { sqliteDatabasePath } from '../src/domains/databases/databases.service.ts';
-import { CentralDatabases } from '../src/domains/sync/central-databases.ts';
-import { allowAllSyncDeps } from '../src/domains/sync/sync-deps.ts';
-import { SyncService } from '../src/domains/sync/sync.service.ts';
+import { sqliteDatabasePath } from '../src/domains/databases/index.ts';
+import { CentralDatabases, allowAllSyncDeps, SyncService } from '../src/domains/sync/index.ts';
 import { centralRows, createAccessToken, http, setupDatabase, startApp, TestDevice } from './data-plane-fixtures.ts';
 import type { Reply, RunningApp } from './data-plane-fixtures.ts';
 

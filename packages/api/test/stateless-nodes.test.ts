@@ -24,18 +24,22 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
-import { decodePayload } from '../../core/src/codec/payload.ts';
-import { createApp } from '../src/app.ts';
-import type { App } from '../src/app.ts';
-import { createSecretBox } from '../src/crypto.ts';
-import { migrate } from '../src/db/migrate.ts';
-import { createPrismaClient } from '../src/db/prisma.ts';
-import { silentLogger, systemClock } from '../src/deps.ts';
-import { sqliteDatabasePath } from '../src/domains/databases/databases.service.ts';
-import { createRedisSharedStore, RedisSharedStore } from '../src/domains/sync/shared-store.ts';
-import type { SharedStore } from '../src/domains/sync/shared-store.ts';
-import { createApiPubSub, createRedisApiEventTarget, createRedisPubSub } from '../src/pubsub.ts';
-import type { RedisPubSub } from '../src/pubsub.ts';
+import { sqliteDatabasePath } from '../src/domains/databases/index.ts';
+import { createRedisSharedStore, RedisSharedStore } from '../src/domains/sync/index.ts';
+import type { SharedStore } from '../src/domains/sync/index.ts';
+import {
+  createApp,
+  createSecretBox,
+  migrate,
+  createPrismaClient,
+  silentLogger,
+  systemClock,
+  createApiPubSub,
+  createRedisApiEventTarget,
+  createRedisPubSub,
+} from '../src/index.ts';
+import type { App, RedisPubSub } from '../src/index.ts';
+import { decodePayload } from '@offsync/core';
 import { FakeRedisBroker } from './fake-redis.ts';
 import { createTestTarget } from './helpers.ts';
 import type { TestTarget } from './helpers.ts';

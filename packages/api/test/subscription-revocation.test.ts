@@ -18,13 +18,17 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { SyncEngine } from '@offsync/core';
 import { openReplica } from '@offsync/core/testing';
-import { createApp } from '../src/app.ts';
-import { createSecretBox } from '../src/crypto.ts';
-import { migrate } from '../src/db/migrate.ts';
-import { createPrismaClient } from '../src/db/prisma.ts';
-import { silentLogger, systemClock } from '../src/deps.ts';
-import { liveSessionsOf } from '../src/domains/sync/graphql/live-sessions.ts';
-import { createApiPubSub, createRedisPubSub } from '../src/pubsub.ts';
+import { liveSessionsOf } from '../src/domains/sync/index.ts';
+import {
+  createApp,
+  createSecretBox,
+  migrate,
+  createPrismaClient,
+  silentLogger,
+  systemClock,
+  createApiPubSub,
+  createRedisPubSub,
+} from '../src/index.ts';
 import { CHANGES } from './graphql-sync-fixture.ts';
 import { serveApp, setupDatabase, TestDevice, TODOS_RLS_DDL } from './data-plane-fixtures.ts';
 import type { RunningApp } from './data-plane-fixtures.ts';

@@ -2,7 +2,7 @@ import { createClient } from 'graphql-ws';
 import type { Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { App } from '../src/app.ts';
+import type { App } from '../src/index.ts';
 import { createTestApp, providers, siteId, stopEmbeddedPg } from './helpers.ts';
 
 afterAll(stopEmbeddedPg);

@@ -5,8 +5,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { closeExtension, openExtension, startServerInWorker, xhrLog, clearXhrLog } from '../../core/src/testing/sqlite-wasm.ts';
-import type { ExtensionDb, ExtensionModule, WorkerServer } from '../../core/src/testing/sqlite-wasm.ts';
+import { closeExtension, openExtension, startServerInWorker, xhrLog, clearXhrLog } from '@offsync/core/testing';
+import type { ExtensionDb, ExtensionModule, WorkerServer } from '@offsync/core/testing';
 import { TODOS_DDL } from './sync-fixtures/server.ts';
 
 const KEY = 'TESTKEY123';

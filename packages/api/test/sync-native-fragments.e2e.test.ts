@@ -7,7 +7,7 @@
  * whole in v2 pages, which the client takes whatever its chunk size).
  */
 import { afterAll, beforeAll, expect, test, vi } from 'vitest';
-import type { Chunk } from '../src/domains/sync/chunk-batches.ts';
+import type { Chunk } from '../src/domains/sync/index.ts';
 import { createAccessToken, http, setupDatabase, startApp } from './data-plane-fixtures.ts';
 import type { RunningApp } from './data-plane-fixtures.ts';
 import { openNativeDevice } from './sync-fixtures/native-device.ts';

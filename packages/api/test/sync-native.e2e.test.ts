@@ -7,9 +7,8 @@
  * covers the version.
  */
 import { afterAll, afterEach, beforeAll, expect, test, vi } from 'vitest';
-import { ChunkBatches } from '../src/domains/sync/chunk-batches.ts';
-import type { Chunk, ChunkOutcome } from '../src/domains/sync/chunk-batches.ts';
-import { SyncError } from '../src/domains/sync/sync-errors.ts';
+import { ChunkBatches, SyncError } from '../src/domains/sync/index.ts';
+import type { Chunk, ChunkOutcome } from '../src/domains/sync/index.ts';
 import { createAccessToken, http, setupDatabase, startApp } from './data-plane-fixtures.ts';
 import type { RunningApp } from './data-plane-fixtures.ts';
 import { openNativeDevice } from './sync-fixtures/native-device.ts';

@@ -4,7 +4,7 @@
  * receives every change exactly once.
  */
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { decodePayload } from '../../core/src/codec/payload.ts';
+import { decodePayload } from '@offsync/core';
 import { listenTestServer } from './sync-fixtures/server.ts';
 import type { TestServer } from './sync-fixtures/server.ts';
 import { call, insertTodos, newDevice, ownPayload, ROWS_SQL, siteHex } from './sync-fixtures/devices.ts';

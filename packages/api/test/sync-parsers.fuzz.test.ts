@@ -18,15 +18,21 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { encodePayload } from '@offsync/core';
 import type { SyncEngine } from '@offsync/core';
 import { openSyncDatabase } from '@offsync/core/sqlite';
-import { silentLogger } from '../src/deps.ts';
-import { createRouter } from '../src/http/router.ts';
-import { ARTIFACT_PATH_PREFIX } from '../src/domains/sync/artifacts.ts';
-import { chunkFieldsOf } from '../src/domains/sync/chunk-batches.ts';
-import { decodeBlob, uint, windowOf } from '../src/domains/sync/http/api-calls.ts';
-import { parseJsonObject, readBody } from '../src/domains/sync/http/io.ts';
-import { parseSyncRoute, requestTarget } from '../src/domains/sync/http/routes.ts';
-import { SyncError, SyncErrorCode } from '../src/domains/sync/sync-errors.ts';
-import { normaliseSiteId } from '../src/domains/sync/sync.service.ts';
+import {
+  ARTIFACT_PATH_PREFIX,
+  chunkFieldsOf,
+  decodeBlob,
+  uint,
+  windowOf,
+  parseJsonObject,
+  readBody,
+  parseSyncRoute,
+  requestTarget,
+  SyncError,
+  SyncErrorCode,
+  normaliseSiteId,
+} from '../src/domains/sync/index.ts';
+import { silentLogger, createRouter } from '../src/index.ts';
 import { listenTestServer } from './sync-fixtures/server.ts';
 import type { TestServer } from './sync-fixtures/server.ts';
 import { insertTodos, newDevice, ownPayload, siteHex } from './sync-fixtures/devices.ts';

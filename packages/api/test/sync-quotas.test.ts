@@ -4,7 +4,7 @@
  */
 import { request } from 'node:http';
 import { afterEach, expect, test, vi } from 'vitest';
-import type { AppSyncOptions } from '../src/app.ts';
+import type { AppSyncOptions } from '../src/index.ts';
 import { openReplica } from '@offsync/core/testing';
 import { createAccessToken, G3, http, setupDatabase, startApp, TODOS_RLS_DDL } from './data-plane-fixtures.ts';
 import type { RunningApp } from './data-plane-fixtures.ts';

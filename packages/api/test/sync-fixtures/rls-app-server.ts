@@ -17,7 +17,7 @@
  */
 import type { Server } from 'node:http';
 import Database from 'better-sqlite3';
-import { sqliteDatabasePath } from '../../src/domains/databases/databases.service.ts';
+import { sqliteDatabasePath } from '../../src/domains/databases/index.ts';
 import { createAccessToken, setupDatabase, startApp } from '../data-plane-fixtures.ts';
 
 export const RLS_POLICIES: Readonly<Record<string, string>> = {

@@ -16,5 +16,18 @@ export { allowAllSyncDeps } from './sync-deps.ts';
 export type {
   ChangesMerged, DatabaseTarget, DeviceSeen, Generation, Principal, PushTokenRegistration, RowFilter, SchemaHashMode, SyncDeps, SyncEngine, Traffic, RowJudge,
 } from './sync-deps.ts';
+export { ChunkBatches, chunkFieldsOf } from './chunk-batches.ts';
+export type { Chunk, ChunkOutcome } from './chunk-batches.ts';
+export { MemorySharedStore, RedisSharedStore, createRedisSharedStore } from './shared-store.ts';
+export type { RedisKvClient, SharedStore } from './shared-store.ts';
+export { createCentralFile, readFileIdentity } from './central-file.ts';
+export { PgCentral } from './pg-central.ts';
+export { rejectionLogOf } from './rejection-log.ts';
+export type { RejectionEntry, RejectionInput } from './rejection-log.ts';
+export { liveSessionsOf } from './graphql/live-sessions.ts';
+export { changeHubOf } from './graphql/change-hub.ts';
+export { decodeBlob, uint, windowOf } from './http/api-calls.ts';
+export { parseJsonObject, readBody } from './http/io.ts';
+export { parseSyncRoute, requestTarget } from './http/routes.ts';
 export { compactDatabase, DEFAULT_RESYNC_HORIZON_MS, installCompaction, planCompaction } from './compaction.ts';
 export type { Compaction, CompactionOptions, CompactionPlan, DatabaseCompaction, DeviceAck } from './compaction.ts';
