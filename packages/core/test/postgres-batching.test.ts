@@ -207,3 +207,42 @@ describe('PostgreSQL merge, set-based, under row-level security', () => {
     }
   }, 300_000);
 });
+
+describe('PostgreSQL merge, set-based, refusals without RLS', () => {
+  test('a value PostgreSQL refuses (class 22) rejects its row alone in a chunk of 600; a blob into a TEXT column takes the row-by-row path; the outcome equals merging each row on its own', async () => {
+    const whole = await openPgContext(pool as pg.Pool, CONFORMANCE_DDL, ['todos']);
+    const single = await openPgContext(pool as pg.Pool, CONFORMANCE_DDL, ['todos']);
+    try {
+      for (const ctx of [whole, single]) await ctx.sql(`INSERT INTO todos (id, title) SELECT 'e' || i, 'old' FROM generate_series(0, 99) i`);
+      const rows: Change[][] = [];
+      for (let i = 0; i < 600; i++) rows.push([cell(`n${i}`, 'title', `t ${i}`, 1, 1), cell(`n${i}`, 'done', i === 7 || i === 507 ? 'abc' : 1n, 1, 1)]);
+      for (let i = 0; i < 100; i++) rows.push([cell(`e${i}`, 'done', i === 42 ? 'not a number' : 1n, 2, 1)]);
+      rows.push([cell('b0', 'title', new Uint8Array([0x68, 0x69]), 1, 1)]);
+      const batch = interleave(rows, 99);
+      const r = await whole.engine.applyChanges(batch, { rejectRows: true });
+      const refused = r.rejected.map((x) => `${String(x.pkValues[0])}:${x.operation}:${x.code}`).sort();
+      expect(refused).toEqual(['e42:UPDATE:constraint_violation', 'n507:INSERT:constraint_violation', 'n7:INSERT:constraint_violation']);
+      let applied = 0;
+      const refusedOne: string[] = [];
+      for (const row of rows) {
+        const one = await single.engine.applyChanges(row, { rejectRows: true });
+        applied += one.applied;
+        refusedOne.push(...one.rejected.map((x) => `${String(x.pkValues[0])}:${x.operation}:${x.code}`));
+      }
+      expect(refusedOne.sort()).toEqual(refused);
+      expect(r.applied).toBe(applied);
+      const rowsOf = async (ctx: PgCtx): Promise<string[]> => (await ctx.sql('SELECT id, title, done::text FROM todos ORDER BY id')).map((x) => x.join('|'));
+      expect(await rowsOf(whole)).toEqual(await rowsOf(single));
+      expect((await rowsOf(whole)).filter((x) => x.startsWith('n7|') || x.startsWith('n507|'))).toEqual([]);
+      expect(await rowsOf(whole)).toContain('e42|old|0');
+      expect(await rowsOf(whole)).toContain('e41|old|1');
+      expect(await rowsOf(whole)).toContain('b0|hi|0'); // the blob's bytes as text, as a one-row merge stores them
+      const clocks = async (ctx: PgCtx): Promise<string[]> =>
+        (await ctx.sql(`SELECT encode(pk, 'hex') || '/' || col || '=' || col_version FROM "${ctx.engine.meta}"."todos__crdt" ORDER BY 1`)).map((x) => String(x[0]));
+      expect(await clocks(whole)).toEqual(await clocks(single));
+    } finally {
+      await whole.drop();
+      await single.drop();
+    }
+  }, 300_000);
+});
