@@ -6,16 +6,18 @@
  * How (issue 10 "batching"): the batch is validated whole first (unknown table or column, key
  * arity, site ids refuse it whole), then its changes are grouped by (table, pk) — a row is merged
  * and judged as a whole, as SQLite's authoritative merge does — and each table's rows are merged
- * in chunks of {@link CHUNK}: one query reads the chunk's clock rows, one the base rows a value
- * tie needs, the decisions run in JS over that state (`simulate`, step by step exactly as a
+ * in chunks of {@link CHUNK}: one query reads the chunk's clock rows, one which base rows exist,
+ * one the base rows a value tie needs, the decisions run in JS over that state (`simulate`, step by step exactly as a
  * per-change merge would), and the outcome is written with one statement per table and kind
- * (batch-sql.ts): deletes, key-only inserts, one upsert per column set, then the clock rows.
+ * (batch-sql.ts): deletes, key-only inserts, one insert or UPDATE per column set, then the clock
+ * rows. A row whose values cannot travel in the arrays (a blob into a non-blob column), or whose
+ * decision needs a value only a write would show, is merged change by change (`stepRow`).
  * One local db_version per incoming (site, db_version) group = max(clock + 1, incoming), or
  * clock + 1 in an authoritative merge (`rejectRows`, the server's: no clock poisoning).
  *
  * Row-level refusal (authoritative merges, docs/ARCHITECTURE.md "PostgreSQL row-level security"):
  * a chunk's base-table writes run in a savepoint under one `SET LOCAL ROLE`; when PostgreSQL
- * refuses any of them (42501, class 22/23) or RLS skips a delete, the chunk is rolled back to the
+ * refuses any of them (42501, class 22/23) or RLS skips a delete or an update, the chunk is rolled back to the
  * savepoint and its rows are written again one by one, each in its own savepoint with the same
  * statements for that row alone, so exactly the refused rows are rolled back, reported and
  * compensated, and the others commit.
@@ -296,8 +298,9 @@ async function simulate(w: RowWork, io: RowIo): Promise<Outcome> {
 
 /**
  * A row's writes reduced to their effect: the writes before its last delete are overwritten by
- * it, so one delete (that must find the row when it was alive before the merge) and then one
- * insert of what the row holds after it. Policies see the row as it ends, as the whole-row judge does.
+ * it, so one delete (that must find the row when it was alive before the merge), then one write
+ * of what the row holds after it — an UPDATE of the written columns when the row exists, else an
+ * insert. Policies see the row as it ends, as the whole-row judge does.
  */
 function collapse(ops: readonly BaseOp[], startCl: number, exists: boolean): BaseOp[] {
   let last = -1;
