@@ -24,6 +24,7 @@ export {
   RevokeAccessTokenDocument, RevokeApiKeyDocument, RlsPoliciesDocument, SetExpoAccessTokenDocument,
   RejectionsDocument, SetRlsModeDocument, SetRlsPolicyDocument, TablesDocument, UsageDocument,
   ConflictsDocument, SetConflictLogDocument, RestoreConflictValueDocument, DeleteProjectDocument, PreviewRlsPolicyDocument,
+  AlterTableDocument, DeviceDdlDocument, CompactDatabaseDocument,
   TypedDocumentString,
 } from './generated/graphql.ts';
 
@@ -58,4 +59,5 @@ export type {
   SetRlsPolicyMutationVariables, SyncChangesFieldsFragment, SyncCursorInput, TableFieldsFragment, TableDeployOptions, DeployMode,
   TableFilter, TablesQuery, TablesQueryVariables, UsagePeriod, UsageQuery, UsageQueryVariables,
   ConflictFilter, ConflictKind, ConflictRestoreAction, ConflictSideFieldsFragment, ConflictFieldsFragment, ConflictsQueryVariables, ConflictsQuery, SetConflictLogMutationVariables, SetConflictLogMutation, RestoreConflictValueMutationVariables, RestoreConflictValueMutation, DeleteProjectMutationVariables, DeleteProjectMutation, PreviewRlsPolicyQueryVariables, PreviewRlsPolicyQuery,
+  AlterTableMutation, AlterTableMutationVariables, DeviceDdlQuery, DeviceDdlQueryVariables, CompactDatabaseMutation, CompactDatabaseMutationVariables,
 } from './generated/graphql.ts';

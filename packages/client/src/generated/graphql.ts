@@ -315,6 +315,13 @@ export type DisableOffSyncMutationVariables = Exact<{
 
 export type DisableOffSyncMutation = { disableOffSync: { id: string, name: string, kind: DatabaseKind, projectId: string, createdAt: string, rlsMode: RlsMode, offSync: { enabled: boolean, enabledAt: string | null } } };
 
+export type CompactDatabaseMutationVariables = Exact<{
+  databaseId: string;
+}>;
+
+
+export type CompactDatabaseMutation = { compactDatabase: { databaseId: string, upTo: number, floor: number, rows: number, cells: number, tombstones: number, evictions: number, devicesCounted: number, devicesPastHorizon: number } };
+
 export type DeviceFieldsFragment = { siteId: string, userId: string | null, credentialKind: string, clientVersion: string | null, schemaHash: string | null, firstSeenAt: string, lastSyncAt: string, uploadBytes: number, downloadBytes: number };
 
 export type DevicesQueryVariables = Exact<{
@@ -540,6 +547,22 @@ export type PreviewRlsPolicyQueryVariables = Exact<{
 
 
 export type PreviewRlsPolicyQuery = { previewRlsPolicy: { table: string, operation: string, expression: string, currentExpression: string | null, enforced: boolean, changesVisibility: boolean, totalRows: number, affectedDevices: Array<string>, users: Array<{ userId: string, source: string, devices: Array<string>, rowsBefore: number, rowsAfter: number, gained: number, lost: number, sampleGained: Array<unknown>, sampleLost: Array<unknown> }> } };
+
+export type AlterTableMutationVariables = Exact<{
+  databaseId: string;
+  table: string;
+  statements: Array<string> | string;
+}>;
+
+
+export type AlterTableMutation = { alterTable: { statements: Array<string>, schemaHash: string, ddlSchemaHash: string, table: { name: string, algorithm: CrdtAlgorithm | null, selected: boolean, enabled: boolean, blockColumns: Array<string>, columns: Array<{ name: string, type: string, notNull: boolean, defaultValue: string | null, primaryKeyPosition: number }>, schemaIssues: Array<{ rule: string, message: string }>, postgresRls: { enabled: boolean, forced: boolean, policies: Array<{ name: string, command: string, permissive: string, roles: Array<string>, using: string | null, withCheck: string | null }> } | null } } };
+
+export type DeviceDdlQueryVariables = Exact<{
+  id: string;
+}>;
+
+
+export type DeviceDdlQuery = { database: { id: string, deviceDdl: Array<{ table: string, sql: string }> } };
 
 export class TypedDocumentString<TResult, TVariables>
   extends String
@@ -1217,6 +1240,21 @@ export const DisableOffSyncDocument = new TypedDocumentString(`
     enabledAt
   }
 }`) as unknown as TypedDocumentString<DisableOffSyncMutation, DisableOffSyncMutationVariables>;
+export const CompactDatabaseDocument = new TypedDocumentString(`
+    mutation CompactDatabase($databaseId: ID!) {
+  compactDatabase(databaseId: $databaseId) {
+    databaseId
+    upTo
+    floor
+    rows
+    cells
+    tombstones
+    evictions
+    devicesCounted
+    devicesPastHorizon
+  }
+}
+    `) as unknown as TypedDocumentString<CompactDatabaseMutation, CompactDatabaseMutationVariables>;
 export const DevicesDocument = new TypedDocumentString(`
     query Devices($databaseId: ID!, $first: Int, $after: String) {
   database(id: $databaseId) {
@@ -1721,3 +1759,55 @@ export const PreviewRlsPolicyDocument = new TypedDocumentString(`
   }
 }
     `) as unknown as TypedDocumentString<PreviewRlsPolicyQuery, PreviewRlsPolicyQueryVariables>;
+export const AlterTableDocument = new TypedDocumentString(`
+    mutation AlterTable($databaseId: ID!, $table: String!, $statements: [String!]!) {
+  alterTable(databaseId: $databaseId, table: $table, statements: $statements) {
+    statements
+    schemaHash
+    ddlSchemaHash
+    table {
+      ...TableFields
+    }
+  }
+}
+    fragment TableFields on Table {
+  name
+  algorithm
+  selected
+  enabled
+  blockColumns
+  columns {
+    name
+    type
+    notNull
+    defaultValue
+    primaryKeyPosition
+  }
+  schemaIssues {
+    rule
+    message
+  }
+  postgresRls {
+    enabled
+    forced
+    policies {
+      name
+      command
+      permissive
+      roles
+      using
+      withCheck
+    }
+  }
+}`) as unknown as TypedDocumentString<AlterTableMutation, AlterTableMutationVariables>;
+export const DeviceDdlDocument = new TypedDocumentString(`
+    query DeviceDdl($id: ID!) {
+  database(id: $id) {
+    id
+    deviceDdl {
+      table
+      sql
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<DeviceDdlQuery, DeviceDdlQueryVariables>;

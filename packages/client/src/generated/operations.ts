@@ -1,9 +1,11 @@
 /* eslint-disable */
 /** Every operation of src/graphql/operations, by method name. Generated: do not edit. */
-import { ChangesDocument, ConfigureConnectionDocument, ConfigureJwtProviderDocument, ConflictsDocument, CreateAccessTokenDocument, CreateApiKeyDocument, CreateDatabaseDocument, CreateProjectDocument, DatabaseDocument, DatabaseAuthDocument, DatabaseConnectionDocument, DatabaseMetricsDocument, DatabasesDocument, DeleteDatabaseDocument, DeleteExpoAccessTokenDocument, DeleteProjectDocument, DeployTablesDocument, DeviceEventsDocument, DevicesDocument, DisableOffSyncDocument, EnableOffSyncDocument, LiveMetricsDocument, LiveRejectionsDocument, PreviewRlsPolicyDocument, ProjectDocument, ProjectsDocument, PullChangesDocument, PushChangesDocument, PushNotificationsDocument, RejectionsDocument, RemoveDeviceDocument, RemoveJwtProviderDocument, RemoveRlsPolicyDocument, RestoreConflictValueDocument, RestoreConnectionDocument, RevokeAccessTokenDocument, RevokeApiKeyDocument, RlsPoliciesDocument, SetConflictLogDocument, SetExpoAccessTokenDocument, SetRlsModeDocument, SetRlsPolicyDocument, TablesDocument, UsageDocument } from './graphql.ts';
+import { AlterTableDocument, ChangesDocument, CompactDatabaseDocument, ConfigureConnectionDocument, ConfigureJwtProviderDocument, ConflictsDocument, CreateAccessTokenDocument, CreateApiKeyDocument, CreateDatabaseDocument, CreateProjectDocument, DatabaseDocument, DatabaseAuthDocument, DatabaseConnectionDocument, DatabaseMetricsDocument, DatabasesDocument, DeleteDatabaseDocument, DeleteExpoAccessTokenDocument, DeleteProjectDocument, DeployTablesDocument, DeviceDdlDocument, DeviceEventsDocument, DevicesDocument, DisableOffSyncDocument, EnableOffSyncDocument, LiveMetricsDocument, LiveRejectionsDocument, PreviewRlsPolicyDocument, ProjectDocument, ProjectsDocument, PullChangesDocument, PushChangesDocument, PushNotificationsDocument, RejectionsDocument, RemoveDeviceDocument, RemoveJwtProviderDocument, RemoveRlsPolicyDocument, RestoreConflictValueDocument, RestoreConnectionDocument, RevokeAccessTokenDocument, RevokeApiKeyDocument, RlsPoliciesDocument, SetConflictLogDocument, SetExpoAccessTokenDocument, SetRlsModeDocument, SetRlsPolicyDocument, TablesDocument, UsageDocument } from './graphql.ts';
 
 export const operations = {
+  alterTable: { kind: 'mutation', document: AlterTableDocument },
   changes: { kind: 'subscription', document: ChangesDocument },
+  compactDatabase: { kind: 'mutation', document: CompactDatabaseDocument },
   configureConnection: { kind: 'mutation', document: ConfigureConnectionDocument },
   configureJwtProvider: { kind: 'mutation', document: ConfigureJwtProviderDocument },
   conflicts: { kind: 'query', document: ConflictsDocument },
@@ -20,6 +22,7 @@ export const operations = {
   deleteExpoAccessToken: { kind: 'mutation', document: DeleteExpoAccessTokenDocument },
   deleteProject: { kind: 'mutation', document: DeleteProjectDocument },
   deployTables: { kind: 'mutation', document: DeployTablesDocument },
+  deviceDdl: { kind: 'query', document: DeviceDdlDocument },
   deviceEvents: { kind: 'subscription', document: DeviceEventsDocument },
   devices: { kind: 'query', document: DevicesDocument },
   disableOffSync: { kind: 'mutation', document: DisableOffSyncDocument },
