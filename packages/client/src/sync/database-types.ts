@@ -2,7 +2,7 @@
 import type { BackoffOptions } from './backoff.ts';
 import type { LiveMode } from './graphql-transport.ts';
 import type { HttpFetch } from './http.ts';
-import type { Progress } from './session.ts';
+import type { Progress, ResyncResult } from './session.ts';
 import type { ConnectionEvent, ConnectionState } from './state-machine.ts';
 import type { SyncTransport } from './transport.ts';
 import type { Cursor } from './types.ts';
@@ -68,6 +68,8 @@ export interface OffSyncEvents {
   progress: Progress;
   changes: { tables: string[]; rows: number };
   error: ErrorEvent;
+  /** The server required a resync (`resync_required`): the device downloaded from 0 and kept its un-uploaded writes. */
+  resync: ResyncResult;
 }
 
 export interface ClientStatus {

@@ -15,6 +15,7 @@ import { createFetchHttp, SyncError } from './http.ts';
 import type { ProtocolContext } from './protocol.ts';
 import { runAsync, SyncSession } from './session.ts';
 import type { Step } from './session.ts';
+import { isResyncRequired, resyncPending } from './resync.ts';
 import { ClientSettings } from './settings.ts';
 import { registerSqlFunctions } from './sql-functions.ts';
 import type { SqlHost } from './sql-functions.ts';
@@ -72,6 +73,10 @@ export class OffSyncDatabase extends TypedEmitter<OffSyncEvents> {
       ...(opts.maxChunks === undefined ? {} : { maxChunks: opts.maxChunks }),
       onProgress: (p) => this.emit('progress', p),
       onChanges: (c) => this.emit('changes', c),
+      onResync: (r) => this.emit('resync', r),
+      onSiteId: () => {
+        if (this.#ctx !== undefined) this.#ctx = { net: this.#ctx.net, siteHex: this.siteId };
+      },
     });
     this.#machine = new ConnectionMachine((state, previous, event) => this.emit('state', { state, previous, event }));
     this.#credential = opts.apiKey ?? opts.token;
@@ -191,15 +196,33 @@ export class OffSyncDatabase extends TypedEmitter<OffSyncEvents> {
       const live = this.#live !== undefined;
       const max = this.#opts.maxAttempts ?? 5;
       const sleep = this.#opts.retryWait ?? wait;
+      // `resync_required` (docs/PROTOCOL.md "Compaction and the resync horizon"): resync once, then run again.
+      let resynced = false;
       for (let attempt = 0; ; attempt++) {
         this.#machine.send('syncStart');
         try {
-          const out = await runAsync(make(this.session), this.#connectedTransport());
+          if (resyncPending(this.settings)) await runAsync(this.session.resync(), this.#connectedTransport()); // an interrupted one
+          let out = await runAsync(make(this.session), this.#connectedTransport());
+          if (!resynced && asksResync(out)) {
+            resynced = true;
+            await runAsync(this.session.resync(), this.#connectedTransport());
+            out = await runAsync(make(this.session), this.#connectedTransport());
+          }
           this.#machine.send('connected');
           this.#machine.send(live ? 'caughtUp' : 'done');
           this.#reportRefusal(out, attempt);
           return out;
         } catch (e) {
+          if (!resynced && isResyncRequired(e)) {
+            resynced = true;
+            attempt--; // (not a failed attempt: the run starts again after the resync)
+            try {
+              await runAsync(this.session.resync(), this.#connectedTransport());
+              continue;
+            } catch (again) {
+              e = again;
+            }
+          }
           const error = this.#reportError(e, attempt);
           if (!(e instanceof SyncError && e.retryable) || attempt + 1 >= max) throw error;
           await sleep(backoffDelay(attempt, this.#opts), new AbortController().signal);
@@ -260,10 +283,13 @@ export class OffSyncDatabase extends TypedEmitter<OffSyncEvents> {
   }
 
   #sqlHost(memory: boolean): SqlHost {
+    const engine = this.engine;
     return {
       db: this.db,
       sqlEngine: memory ? undefined : this.engine,
-      siteId: this.engine.siteId,
+      get siteId() {
+        return engine.siteId; // (renewed by a resync)
+      },
       settings: this.settings,
       session: this.session,
       defaultServerUrl: this.#opts.serverUrl ?? DEFAULT_SERVER_URL,
@@ -300,6 +326,13 @@ export class OffSyncDatabase extends TypedEmitter<OffSyncEvents> {
       this.settings.set('own_max', 0);
     });
   }
+}
+
+/** A run's result carries a G3 refusal asking for a resync (an upload refused with `resync_required`). */
+function asksResync(out: unknown): boolean {
+  if (typeof out !== 'object' || out === null) return false;
+  const o = out as { lastFailure?: unknown; send?: { lastFailure?: unknown }; receive?: { lastFailure?: unknown } };
+  return [o.lastFailure, o.send?.lastFailure, o.receive?.lastFailure].some((f) => f !== undefined && isResyncRequired(f));
 }
 
 /** Opens (creating if needed) a database file, or `:memory:` (async API only), for syncing. */

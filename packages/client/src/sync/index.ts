@@ -21,6 +21,7 @@ export type { GraphqlTransportOptions, LiveMode } from './graphql-transport.ts';
 export type { LiveHandle } from './live.ts';
 export type { BlockingSyncTransport, ChangeNotice, PollingOptions, SubscribeOptions, Subscription, SyncTransport } from './transport.ts';
 export { SyncSession, runBlocking, sendStatus } from './session.ts';
-export type { Progress, SessionOptions } from './session.ts';
+export type { Progress, ResyncResult, SessionOptions } from './session.ts';
+export { isResyncRequired, RESYNC_REQUIRED } from './resync.ts';
 export { IN_TRANSACTION, NEEDS_FILE } from './sql-functions.ts';
 export type * from './types.ts';

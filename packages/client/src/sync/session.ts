@@ -17,6 +17,7 @@
 import type { Change, SyncEngine } from '@offsync/core';
 import type { ClientSettings } from './settings.ts';
 import { SyncProtocolError } from './http.ts';
+import { restore, resyncPending, saveAndClear } from './resync.ts';
 import type { BlockingSyncTransport, SyncTransport } from './transport.ts';
 import type { Cursor, PullBatch, PullRequest, PushChunk, ReceiveResult, SendResult, SyncStatus } from './types.ts';
 
@@ -46,6 +47,20 @@ export interface SessionOptions {
   maxChunks?: number;
   onProgress?: (p: Progress) => void;
   onChanges?: (e: { tables: string[]; rows: number }) => void;
+  /** The database took a new site id (a resync, resync.ts): requests must name it from now on. */
+  onSiteId?: (siteId: Uint8Array) => void;
+  /** A resync after `resync_required` finished (resync.ts). */
+  onResync?: (e: ResyncResult) => void;
+}
+
+/** What a resync did (resync.ts): the download from 0 and the own writes kept across it. */
+export interface ResyncResult {
+  receive: ReceiveResult;
+  /** Rows with un-uploaded own writes, saved before the synced tables were cleared. */
+  saved: number;
+  /** Saved rows written again as local writes (0 until the download from 0 is complete). */
+  restored: number;
+  complete: boolean;
 }
 
 const MAX_DRAIN_CHUNKS = 10_000;
@@ -334,6 +349,24 @@ export class SyncSession {
   #finish(res: ReceiveResult, tables: Set<string>): ReceiveResult {
     res.tables = [...tables];
     return res;
+  }
+
+  /**
+   * Resync after `resync_required` (resync.ts; docs/PROTOCOL.md "Compaction and the resync
+   * horizon"): saves the un-uploaded own writes and clears the synced tables untracked (unless an
+   * interrupted resync already did), downloads from 0, then writes the saved rows again as local
+   * writes, which the next send uploads.
+   */
+  *resync(): Step<ResyncResult> {
+    const own = (): Generator<Change> => this.ownChanges({ dbVersion: this.settings.get('send_dbversion'), seq: AFTER_WHOLE_VERSION });
+    const saved = resyncPending(this.settings) ? -1 : saveAndClear(this.engine, this.settings, own()).rows;
+    this.opts.onSiteId?.(this.engine.siteId);
+    const receive = yield* this.receive();
+    if (!receive.complete || receive.error !== undefined) return { receive, saved: Math.max(saved, 0), restored: 0, complete: false };
+    const restored = restore(this.engine, this.settings);
+    const r: ResyncResult = { receive, saved: saved < 0 ? restored : saved, restored, complete: true };
+    this.opts.onResync?.(r);
+    return r;
   }
 
   /** A payload pushed by a subscription (live mode): applied atomically, cursor to its watermark. */

@@ -6,12 +6,13 @@
  * `check_resume_dbversion` / `check_resume_seq` (the continuation cursor after the last applied
  * page of an unfinished download and the durable cursor it was issued for), `initialised` (a
  * table was ever initialised: `cloudsync_siteid()`/`cloudsync_db_version()` answer like the
- * extension before).
+ * extension before), `resync_pending` (1 while a resync after `resync_required` has cleared the
+ * synced tables and not yet restored the saved own writes: resync.ts).
  */
 import type { SqlDriver } from '@offsync/core';
 import type { Cursor } from './types.ts';
 
-export type SettingKey = 'send_dbversion' | 'own_max' | 'check_dbversion' | 'check_seq' | 'check_resume' | 'check_resume_dbversion' | 'check_resume_seq' | 'initialised';
+export type SettingKey = 'send_dbversion' | 'own_max' | 'check_dbversion' | 'check_seq' | 'check_resume' | 'check_resume_dbversion' | 'check_resume_seq' | 'initialised' | 'resync_pending';
 
 export class ClientSettings {
   readonly #driver: SqlDriver;

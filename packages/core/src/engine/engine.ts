@@ -202,6 +202,22 @@ export class SyncEngine {
     return this.#siteId;
   }
 
+  /**
+   * Gives this database a new site id (a device that starts over after `resync_required`, with its
+   * synced tables emptied: a download excludes the requesting site's own changes, so under its old
+   * id it would never get back the rows it wrote). Clocks already stored under site 0 keep meaning
+   * "this database".
+   */
+  renewSiteId(): Uint8Array {
+    const id = uuidv7((this.#opts.now ?? Date.now)(), this.#opts.randomBytes);
+    this.driver.prepare('UPDATE offsync_sites SET site_id = ? WHERE id = 0').run(id);
+    this.#siteRefs.delete(bytesKey(this.#siteId));
+    this.#siteId = id;
+    this.#siteIds.set(0, id);
+    this.#siteRefs.set(bytesKey(id), 0);
+    return id;
+  }
+
   /** The current db_version (Lamport clock), counting local writes not folded yet. */
   dbVersion(): number {
     return Number((this.driver.prepare('SELECT v + (SELECT COALESCE(max(id), 0) FROM offsync_write_log) FROM offsync_clock WHERE id = 1').getRaw() ?? [0n])[0]);
