@@ -180,7 +180,7 @@ describe('grouped merge into tables with metadata = change-by-change merge', () 
     b.close();
   });
 
-  test('a batch found to need the change-by-change merge after rows were written is rolled back to it', () => {
+  test('a late row ties against a value its column stored converted (after a chunk of rows was written)', () => {
     const a = open();
     const b = open();
     const ins = a.driver.prepare("INSERT INTO todos (id, title, done, note) VALUES (?, 'x', 0, NULL)");
@@ -190,10 +190,10 @@ describe('grouped merge into tables with metadata = change-by-change merge', () 
     a.driver.exec("UPDATE todos SET title = title || '!'");
     const ups = [...a.changes({ after: { dbVersion: since + 1, seq: -1 } })];
     const last = ups[ups.length - 1] as Change;
-    // The last row first appears after a whole chunk of written rows; its later runs tie on a
-    // value the TEXT column stored converted (7 → '7'), which memory cannot answer.
+    // The last row first appears after a whole chunk of written rows; its later run ties on a
+    // value the TEXT column stored converted (7 → '7'): the merge must read it as stored.
     const other = ups.find((c) => Buffer.compare(c.pk, last.pk) !== 0) as Change;
-    const batch = [...ups, { ...last, val: 7n, colVersion: 9 }, other, { ...last, val: '7', colVersion: 9 }];
+    const batch = [...ups, { ...last, val: 7n, colVersion: 9 }, other, { ...last, val: '8', colVersion: 9 }];
     compare(b, 'late', batch);
     a.close();
     b.close();

@@ -1231,17 +1231,15 @@ const GROUP_CHUNK = 256;
  */
 function mergeGrouped(host: MergeHost, changes: readonly Change[], opts: ApplyOptions): ApplyResult | undefined {
   if (changes.length === 0 || opts.authorize !== undefined || opts.onConflict !== undefined || host.keepTombstoneValues) return undefined;
-  // Rows are written chunk by chunk (while their pages are cached): a batch found to need the
-  // change-by-change merge after some were written is rolled back to here.
   try {
-    return host.savepoint(() => mergeGroupedRows(host, changes, opts));
+    return mergeGroupedRows(host, changes, opts);
   } catch (e) {
     if (e === GROUPED_BAIL) return undefined;
     throw e;
   }
 }
 
-/** Thrown inside {@link mergeGroupedRows} when the batch needs the change-by-change merge. */
+/** Thrown by {@link mergeGroupedRows} before it writes anything when the batch needs the change-by-change merge. */
 const GROUPED_BAIL = new Error('grouped merge not applicable');
 
 function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: ApplyOptions): ApplyResult {
@@ -1390,7 +1388,21 @@ function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: App
     r.storedOff = 0;
   };
   /** The base row's value of a column as a read would return it now, NO_ROW, or undefined when memory cannot tell. */
-  const current = (r: GRow, ord: number): SqlValue | typeof NO_ROW | undefined => {
+  /**
+   * Makes the base-row writes of `r` so far (the change-by-change merge has made them by now), so
+   * that a read returns what it would there: a column default, a value its affinity converted.
+   */
+  const syncBase = (r: GRow): void => {
+    writeGroupedBase(r);
+    r.deleted = false;
+    r.pkInsert = false;
+    r.written = 0;
+    for (let o = 0; o < r.src.length; o++) if (r.src[o] === SRC_WRITTEN) r.src[o] = SRC_STORED;
+    r.storedKnown = false;
+    readStored(r);
+  };
+  /** The base row's value of a column as a read would return it now, or NO_ROW. */
+  const current = (r: GRow, ord: number): SqlValue | typeof NO_ROW => {
     const src = r.src[ord];
     if (src === SRC_PENDING) return r.val[ord] ?? null;
     let exists = r.created;
@@ -1401,12 +1413,14 @@ function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: App
     if (!exists) return NO_ROW;
     if (src === SRC_WRITTEN) {
       const v = r.val[ord] ?? null;
-      return storedAsGiven(affinityOf(r.t)[ord] as ReturnType<typeof affinity>, v) ? v : undefined;
+      if (storedAsGiven(affinityOf(r.t)[ord] as ReturnType<typeof affinity>, v)) return v;
+      syncBase(r); // the value as the column stored it
+    } else if (r.deleted) syncBase(r); // recreated by this batch: the column default
+    else {
+      readStored(r);
+      if (r.stored === null) syncBase(r); // created by this batch: the column default
     }
-    if (r.deleted) return undefined; // recreated by this batch: the column default
-    readStored(r);
-    if (r.stored === null) return undefined; // created by this batch: the column default
-    return r.stored[r.storedOff + ord] ?? null;
+    return r.stored === null ? NO_ROW : (r.stored[r.storedOff + ord] ?? null);
   };
   const flush = (r: GRow): void => {
     if (r.pendingCount === 0) return;
@@ -1507,7 +1521,7 @@ function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: App
         const colId = isSentinel ? 0 : (t.colIds.get(ch.col) as number);
         const action = decideRow(t.algorithm, ch.cl, isSentinel, r.cl);
         if (action === 'olderLife' || action === 'ignore') continue;
-        if (action === 'create') return bail(); // grow-only: never here
+        if (action === 'create') throw new Error('grow-only table in the grouped merge'); // excluded by tableOf
         if (action === 'delete') {
           flush(r);
           r.deleted = true;
@@ -1545,7 +1559,6 @@ function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: App
         }
         if (byVersion === 'older') continue;
         const cur = current(r, ord);
-        if (cur === undefined) return bail();
         const byValue = decideValue('tie', ch.val, cur);
         if (byValue === 'fill' || byValue === 'win') win(r, ch, ord, colId, g, i);
       }
@@ -1597,6 +1610,19 @@ function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: App
 }
 
 function writeGroupedRow(r: GRow, big: (n: number) => bigint): void {
+  writeGroupedBase(r);
+  const s = r.t.stmts;
+  const rec = r.rec;
+  if (r.recDirty && rec !== undefined) s.putRowRecord.run(r.pk, BigInt(rec.cl), BigInt(rec.sent), rec.icv === null ? null : BigInt(rec.icv), big(rec.dbv), BigInt(rec.seq), BigInt(rec.site));
+  if (r.cellsDropped) s.dropCells.run(r.pk);
+  for (const [col, c] of r.cells) {
+    if (!c.dirty && !r.cellsDropped) continue;
+    s.setCell.run(r.pk, BigInt(col), BigInt(c.cv), big(c.dbv), BigInt(c.seq), BigInt(c.site));
+  }
+}
+
+/** The base-row writes of a grouped row: a delete, a key-only insert, one upsert, each at most once and in that order. */
+function writeGroupedBase(r: GRow): void {
   const t = r.t;
   const s = t.stmts;
   if (r.deleted) s.deleteRow.run(...r.pkValues);
@@ -1610,12 +1636,5 @@ function writeGroupedRow(r: GRow, big: (n: number) => bigint): void {
       vals.push(r.val[c.ord] ?? null);
     }
     t.upsertColumns(names).run(...r.pkValues, ...vals);
-  }
-  const rec = r.rec;
-  if (r.recDirty && rec !== undefined) s.putRowRecord.run(r.pk, BigInt(rec.cl), BigInt(rec.sent), rec.icv === null ? null : BigInt(rec.icv), big(rec.dbv), BigInt(rec.seq), BigInt(rec.site));
-  if (r.cellsDropped) s.dropCells.run(r.pk);
-  for (const [col, c] of r.cells) {
-    if (!c.dirty && !r.cellsDropped) continue;
-    s.setCell.run(r.pk, BigInt(col), BigInt(c.cv), big(c.dbv), BigInt(c.seq), BigInt(c.site));
   }
 }
