@@ -2,10 +2,11 @@
  * Tombstone compaction decided by the server (src/domains/sync/compaction.ts): two devices churn
  * and both acknowledge, compaction at their min acknowledged version shrinks the metadata; a
  * third device away beyond the resync horizon (fake clock) gets 410 resync_required on download
- * and upload, then a fresh download from 0 converges.
+ * and upload (its backlog estimate still answers and says it must resync), then a fresh download
+ * from 0 converges.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { trackDeviceSyncState } from '../src/domains/devices/index.ts';
+import { computeBacklogs, readDeviceStates, trackDeviceSyncState } from '../src/domains/devices/index.ts';
 import { installCompaction } from '../src/domains/sync/index.ts';
 import { listenTestServer } from './sync-fixtures/server.ts';
 import type { TestServer } from './sync-fixtures/server.ts';
@@ -124,6 +125,16 @@ describe('compaction decided by the devices’ acknowledgements', () => {
     expect(r.upTo).toBeGreaterThan(awayCursor);
     expect(r.rows).toBe(200);
     expect(metadataBytes()).toBeLessThan(before / 3);
+    // The Device.backlog estimate (devices.schema.ts) still answers for a device below the floor,
+    // and says it must resync; a device above it is counted exactly.
+    const e = central();
+    if (e === undefined) throw new Error('central database not open');
+    const sites = [away, a].map((p) => siteHex(p.d));
+    const states = readDeviceStates(e, sites);
+    const backlogs = computeBacklogs(e, sites.map((siteId) => ({ siteId, cursorDbVersion: states.get(siteId)?.cursor?.dbVersion ?? 0 })));
+    expect(backlogs.get(siteHex(away.d))).toMatchObject({ cursorDbVersion: awayCursor, resyncRequired: true, exact: false });
+    expect(backlogs.get(siteHex(away.d))?.changes).toBeGreaterThan(0);
+    expect(backlogs.get(siteHex(a.d))).toMatchObject({ resyncRequired: false, exact: true });
     // The absent device comes back: its download and its upload are refused, nothing applied.
     away.d.driver.exec("INSERT INTO todos (id, title) VALUES ('away-1', 'offline write')");
     const down = await download(away);

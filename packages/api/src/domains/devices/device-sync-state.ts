@@ -54,8 +54,17 @@ export interface DeviceBacklog {
   changes: number;
   /** Their encoded size (uncompressed payload body bytes). */
   bytes: number;
-  /** False when the count stopped at the scan budget (the numbers are then lower bounds). */
+  /**
+   * False when the count stopped at the scan budget, or when the device is below the compaction
+   * floor (the numbers are then lower bounds).
+   */
   exact: boolean;
+  /**
+   * The cursor is above 0 and below the compaction floor (docs/PROTOCOL.md "Compaction and the
+   * resync horizon"): the device's next download is refused with resync_required and it must
+   * download everything from 0; the counts cover only what the feed still holds after its cursor.
+   */
+  resyncRequired: boolean;
 }
 
 const SITE = /^[0-9a-f]{32}$/;
@@ -142,10 +151,12 @@ export const BACKLOG_SCAN_BUDGET = 200_000;
  */
 export function computeBacklogs(engine: SyncEngine, devices: readonly { siteId: string; cursorDbVersion: number }[], budget = BACKLOG_SCAN_BUDGET): Map<string, DeviceBacklog> {
   const serverDbVersion = engine.dbVersion();
+  const floor = engine.compactionFloor();
   const out = new Map<string, DeviceBacklog>();
   for (const d of devices) {
     const cursorDbVersion = Math.min(d.cursorDbVersion, serverDbVersion);
-    out.set(d.siteId, { serverDbVersion, cursorDbVersion, versionsBehind: serverDbVersion - cursorDbVersion, changes: 0, bytes: 0, exact: true });
+    const resyncRequired = floor > 0 && cursorDbVersion > 0 && cursorDbVersion < floor;
+    out.set(d.siteId, { serverDbVersion, cursorDbVersion, versionsBehind: serverDbVersion - cursorDbVersion, changes: 0, bytes: 0, exact: !resyncRequired, resyncRequired });
   }
   const behind = devices.filter((d) => d.cursorDbVersion < serverDbVersion);
   if (behind.length === 0) return out;
@@ -153,7 +164,8 @@ export function computeBacklogs(engine: SyncEngine, devices: readonly { siteId: 
   let enc = engine.payloadEncoder(0n);
   let inEncoder = 0;
   let scanned = 0;
-  const feed = engine.changes({ after: { dbVersion: from, seq: Number.MAX_SAFE_INTEGER } });
+  // An estimate: served below the compaction floor too (such devices are marked resyncRequired).
+  const feed = engine.changes({ after: { dbVersion: from, seq: Number.MAX_SAFE_INTEGER }, allowBelowFloor: true });
   for (const ch of feed as Iterable<Change>) {
     if (scanned++ >= budget) {
       for (const d of behind) (out.get(d.siteId) as DeviceBacklog).exact = false;
