@@ -2,8 +2,8 @@
  * A POSTGRES database as a central database (docs/ARCHITECTURE.md "Central engines"): the core
  * PostgreSQL engine (`@offsync/core/postgres`) over a small pool on the customer's database, plus
  * the per-site bookkeeping the SQLite central keeps in its file — upload windows (`peers`) and
- * site owners (`site_owners`) — as tables of the same `offsync` metadata schema, written in the
- * merge's own transaction.
+ * site owners (`site_owners`) — and the rejection log (`rejections`, pg-rejection-log.ts) as tables
+ * of the same `offsync` metadata schema, written in the merge's own transaction.
  *
  * Ordering across nodes: every merge takes the clock row lock first (core `applyChanges`), and so
  * does every tracked write of another program (the BEFORE STATEMENT trigger), so versions are
@@ -17,12 +17,12 @@ import { PayloadEncoder } from '@offsync/core';
 import type { PayloadDecodeLimits } from '@offsync/core';
 import { changesChannel, createPgSyncEngine } from '@offsync/core/postgres';
 import type { PgConn, PgRowSecurity, PgSyncEngine } from '@offsync/core/postgres';
-import type { RejectedRow } from '@offsync/core';
 import type { Cursor, ScanOptions, ScanResult } from './download-pages.ts';
 import type { UploadOutcome } from './central-worker/jobs.ts';
 import { checkWindow, rejectionInput } from './central-worker/jobs.ts';
 import type { Central, CentralEnv, CentralScan, CentralUpload } from './central.ts';
 import { scanFeedPages } from './download-pages.ts';
+import { PgRejectionLog, pgRejectionLogDdl } from './pg-rejection-log.ts';
 import { nextPeerState, parseWindows, statusOf } from './peer-state.ts';
 import type { PeerRecord, SyncStatus, VersionWindow } from './peer-state.ts';
 import type { DatabaseTarget, Generation, Principal } from './sync-deps.ts';
@@ -52,10 +52,12 @@ export interface PgMergeRequest {
   checkWindow: (last: { dbVersion: number } | undefined) => void;
   /** Run base-table writes under this role and claims (PostgreSQL RLS); undefined = as the connection's user. */
   rowSecurity?: PgRowSecurity | undefined;
+  /** Who uploads: the rows refused on their own are recorded in the rejection log under this principal. */
+  principal: Principal;
 }
 
-/** A merge's outcome (as `UploadOutcome`), with the rows refused on their own (RLS, constraints) as the engine reports them. */
-export type PgMergeOutcome = Omit<UploadOutcome, 'rejected'> & { rejected: RejectedRow[] };
+/** A merge's outcome; `rejected` as recorded in the rejection log (ids of `PgCentral.rejections`). */
+export type PgMergeOutcome = UploadOutcome;
 
 const q = (name: string): string => `"${name.replace(/"/g, '""')}"`;
 const siteBytes = (site: string): Buffer => Buffer.from(site, 'hex');
@@ -63,6 +65,8 @@ const siteBytes = (site: string): Buffer => Buffer.from(site, 'hex');
 export class PgCentral {
   readonly kind = 'postgres' as const;
   readonly engine: PgSyncEngine;
+  /** The database's rejection log (`<meta>.rejections`), written by {@link merge} in its transaction. */
+  readonly rejections: PgRejectionLog;
   readonly #pool: pg.Pool;
   readonly #m: string;
   readonly #roles = new Map<string, 'ok' | 'unknown' | 'privileged'>();
@@ -79,6 +83,7 @@ export class PgCentral {
     this.#m = q(meta);
     this.#meta = meta;
     this.#settings = settings;
+    this.rejections = new PgRejectionLog(this.#m, (fn) => engine.withConnection(fn));
   }
 
   /**
@@ -143,6 +148,7 @@ export class PgCentral {
           last_confirmed bigint NOT NULL DEFAULT 0, last_schema_hash text, uploads bigint NOT NULL DEFAULT 0,
           first_seen bigint NOT NULL, last_seen bigint NOT NULL)`);
         await c.q(`CREATE TABLE IF NOT EXISTS ${m}.site_owners (site_id bytea PRIMARY KEY, owner text NOT NULL, first_seen bigint NOT NULL)`);
+        for (const ddl of pgRejectionLogDdl(m)) await c.q(ddl);
       });
       return new PgCentral(engine, pool, meta, s);
     } catch (e) {
@@ -192,8 +198,9 @@ export class PgCentral {
   }
 
   /**
-   * Merges the payloads (one G3 batch, or one payload) and records the site's window in the same
-   * transaction: all of it or nothing. Lenient mode remembers an unknown schema hash.
+   * Merges the payloads (one G3 batch, or one payload) and records the site's window and the rows
+   * refused on their own (the rejection log) in the same transaction: all of it or nothing.
+   * Lenient mode remembers an unknown schema hash.
    */
   async merge(req: PgMergeRequest, now = Date.now()): Promise<PgMergeOutcome> {
     // Merges of one database serialise on its clock row lock anyway: queue them here, one in
@@ -219,9 +226,14 @@ export class PgCentral {
            uploads = ${this.#m}.peers.uploads + 1, last_seen = excluded.last_seen`,
         [siteBytes(req.site), JSON.stringify(windows.map((w) => [w.dbVersionMin, w.dbVersionMax])), covered, hash, now],
       );
-      return { lastOptimisticVersion: covered, lastConfirmedVersion: covered, gaps };
+      // The log is OffSync's, not the device's: written as the connection's user (the merge's
+      // base-table statements each reset the role already; a rolled-back savepoint reverts it too).
+      if (res.rejected.length > 0 && req.rowSecurity !== undefined) await c.q('RESET ROLE');
+      const rejected = await this.rejections.record(c, res.rejected.map((x) => rejectionInput(x, req.site, req.principal)), now);
+      return { status: { lastOptimisticVersion: covered, lastConfirmedVersion: covered, gaps } satisfies SyncStatus, rejected };
     });
-    return { status: r.extra as SyncStatus, received: r.received, applied: r.applied, tables: r.tables, schemaHash: r.schemaHash, dbVersion: r.dbVersion, rejected: r.rejected };
+    const extra = r.extra as { status: SyncStatus; rejected: UploadOutcome['rejected'] };
+    return { status: extra.status, received: r.received, applied: r.applied, tables: r.tables, schemaHash: r.schemaHash, dbVersion: r.dbVersion, rejected: extra.rejected };
   }
 
   /**
@@ -308,11 +320,12 @@ export class PgCentralDatabase implements Central {
     return this.central.canonicalSchemaHash(generation);
   }
 
-  /** The merge and the site's bookkeeping in one PostgreSQL transaction. */
+  /** The merge, the site's bookkeeping and the rejection log's entries in one PostgreSQL transaction. */
   async upload(req: CentralUpload, env: CentralEnv): Promise<UploadOutcome> {
     const { site, window, principal } = req;
-    const r = await this.central.merge({
+    return this.central.merge({
       rowSecurity: await this.#rowSecurity(principal),
+      principal,
       site,
       payloads: Array.isArray(req.payload) ? req.payload : [req.payload],
       window,
@@ -321,10 +334,7 @@ export class PgCentralDatabase implements Central {
       checkWindow: (last) => {
         if (window !== undefined) checkWindow(window, last);
       },
-    });
-    const at = new Date(env.now());
-    // Reported to the device, metrics and subscriptions; not kept in a queryable log (id 0) on POSTGRES yet.
-    return { ...r, rejected: r.rejected.map((x) => ({ ...rejectionInput(x, site, principal), id: 0, at })) };
+    }, env.now());
   }
 
   /** The feed after the cursor, without the site's own changes, cut into pages. */

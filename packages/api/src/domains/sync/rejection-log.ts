@@ -71,6 +71,22 @@ export interface RejectionPage {
   hasNextPage: boolean;
 }
 
+export interface RejectionListArgs {
+  first: number;
+  after?: string | undefined;
+  filter?: RejectionFilter | undefined;
+}
+
+/**
+ * What GraphQL `Database.rejections` reads, whatever the database's kind: the SQLite log of a
+ * central file ({@link rejectionReader} wraps the synchronous {@link RejectionLog}) or the
+ * PostgreSQL log of a POSTGRES database (pg-rejection-log.ts). Same entries, cursors, filters and
+ * pages; `list` throws RangeError for a bad `first` or `after`.
+ */
+export interface RejectionLogReader {
+  list(args: RejectionListArgs): Promise<RejectionPage>;
+}
+
 /** Retention of the log (default 100,000 newest entries per database, 30 days). */
 export type RejectionLogOptions = LogRetention;
 
@@ -191,7 +207,8 @@ function fromRow(r: SqlValue[]): RejectionEntry {
   };
 }
 
-function validate(row: RejectionInput): void {
+/** Refuses (TypeError) an input that is not an entry: bad site id, operation, credential kind or pk. */
+export function validate(row: RejectionInput): void {
   if (!SITE_ID.test(row.siteId)) throw new TypeError(`rejection log: siteId must be 32 lowercase hex digits, got ${JSON.stringify(row.siteId)}`);
   if (!OPERATIONS.has(row.operation)) throw new TypeError(`rejection log: unknown operation ${JSON.stringify(row.operation)}`);
   if (!CREDENTIAL_KINDS.has(row.credentialKind)) throw new TypeError(`rejection log: unknown credential kind ${JSON.stringify(row.credentialKind)}`);
@@ -238,7 +255,7 @@ export class RejectionLog extends CentralLog {
   }
 
   /** One page, newest first (keyset on id: new entries never shift later pages). */
-  list(args: { first: number; after?: string | undefined; filter?: RejectionFilter | undefined }): RejectionPage {
+  list(args: RejectionListArgs): RejectionPage {
     const where: string[] = [];
     const params: SqlValue[] = [];
     const add = (sql: string, v: SqlValue): void => {
@@ -274,4 +291,9 @@ export function rejectionLogOf(engine: { driver: SqlDriver }, options?: Rejectio
     log.configure(options);
   }
   return log;
+}
+
+/** The SQLite log behind the asynchronous {@link RejectionLogReader} interface. */
+export function rejectionReader(log: RejectionLog): RejectionLogReader {
+  return { list: async (args) => log.list(args) };
 }

@@ -11,8 +11,10 @@ import { PageInfoRef } from '../devices/devices.schema.ts';
 import type { GraphQLContext } from '../../context.ts';
 import type { ChangesRejectedPayload } from '../../pubsub.ts';
 import { toApiError } from './graphql/caller.ts';
-import { rejectionCursor, rejectionLogOf, toRejectionJson } from './rejection-log.ts';
-import type { RejectedOperation, RejectionFilter, RejectionJson, RejectionLog } from './rejection-log.ts';
+import { PgCentralDatabase } from './pg-central.ts';
+import { rejectionCursor, rejectionLogOf, rejectionReader, toRejectionJson } from './rejection-log.ts';
+import type { RejectedOperation, RejectionFilter, RejectionJson, RejectionLogReader } from './rejection-log.ts';
+import { SqliteCentral } from './sqlite-central.ts';
 import { SyncError } from './sync-errors.ts';
 
 type RejectionNode = RejectionJson & { databaseId: string };
@@ -103,22 +105,23 @@ function matches(r: RejectionJson, f: RejectionFilter): boolean {
 }
 
 /**
- * The log of a database's central file, through the sync service's registry (the engine the
- * merge writes with). PostgreSQL databases have no central SQLite file: null (nothing to show).
- * While sync is disabled the log is read if the file is still open, else `FORBIDDEN` says why.
+ * The log of a database, through the sync service's registry (the connection the merge writes
+ * with): a SQLite central's `offsync_rejections` (rejection-log.ts), a POSTGRES database's
+ * `offsync.rejections` (pg-rejection-log.ts). While sync is disabled a SQLite log is read if the
+ * file is still open, else `FORBIDDEN` says why (a POSTGRES log too: its pool is not opened then).
  */
-async function logOf(ctx: GraphQLContext, databaseId: string, kind: string): Promise<RejectionLog | null> {
-  if (kind !== 'SQLITE') return null;
+async function logOf(ctx: GraphQLContext, databaseId: string): Promise<RejectionLogReader> {
   try {
-    return rejectionLogOf((await ctx.sync.databases.get(databaseId)).engine);
+    const db = await ctx.sync.databases.open(databaseId);
+    if (db instanceof PgCentralDatabase) return db.central.rejections;
+    if (db instanceof SqliteCentral) return rejectionReader(rejectionLogOf(db.engine));
+    throw new SyncError('not_supported', `Database ${databaseId} keeps no rejection log`);
   } catch (e) {
     const open = e instanceof SyncError && e.code === 'sync_disabled' ? ctx.sync.databases.peek(databaseId) : undefined;
-    if (open !== undefined) return rejectionLogOf(open);
+    if (open !== undefined) return rejectionReader(rejectionLogOf(open));
     throw toApiError(e);
   }
 }
-
-const EMPTY: RejectionConnection = { totalCount: 0, edges: [], pageInfo: { hasNextPage: false, hasPreviousPage: false, startCursor: null, endCursor: null } };
 
 builder.prismaObjectFields('Database', (t) => ({
   rejections: t.field({
@@ -129,11 +132,10 @@ builder.prismaObjectFields('Database', (t) => ({
       const first = a.first ?? 50;
       if (first < 0) throw new ApiError('VALIDATION_FAILED', 'first: must not be negative', { details: { field: 'first' } });
       const filter = toFilter(a.filter);
-      const log = await logOf(ctx, d.id, d.kind);
-      if (log === null) return EMPTY;
+      const log = await logOf(ctx, d.id);
       let page;
       try {
-        page = log.list({ first, after: a.after ?? undefined, filter });
+        page = await log.list({ first, after: a.after ?? undefined, filter });
       } catch (e) {
         if (e instanceof RangeError) throw new ApiError('VALIDATION_FAILED', e.message, { details: { field: 'after' } });
         throw e;
