@@ -12,7 +12,7 @@ import type { SyncService } from '@offsync/api/sync';
 import type { OffSyncDatabase, ResyncResult } from '../src/sync/index.ts';
 import { createSyncServer, listen } from './fixtures/sync-server.ts';
 import type { SyncServer } from './fixtures/sync-server.ts';
-import { device, removeTempDirs, rows } from './helpers.ts';
+import { device, removeTempDirs, rows, until } from './helpers.ts';
 
 let srv: SyncServer;
 let url: string;
@@ -151,6 +151,29 @@ test('an upload refused with resync_required (as the compaction upload guard doe
     expect(aResyncs).toEqual([]);
   } finally {
     service.upload = upload;
+    await a.close();
+    await away.close();
+  }
+}, 120_000);
+
+test('live mode (polling): a poll refused with resync_required resyncs and the kept edit goes out', async () => {
+  const a = device({ serverUrl: url, databaseId: srv.databaseId });
+  const away = device({ serverUrl: url, databaseId: srv.databaseId, pollMs: 20 });
+  try {
+    a.db.exec("INSERT INTO todos (id, title) VALUES ('r1', 'one'), ('r2', 'two'), ('r3', 'three')");
+    await a.sync();
+    await away.sync();
+    await churnAndCompact(a, 'r');
+    away.db.exec("UPDATE todos SET title = 'live edit' WHERE id = 'r3'");
+    const resynced = new Promise<ResyncResult>((ok) => away.once('resync', ok));
+    away.start();
+    expect(await resynced).toMatchObject({ complete: true });
+    await until(() => srv.central().some((x) => x['id'] === 'r3' && x['title'] === 'live edit'), 60_000);
+    await away.stop();
+    expect(rows(away)).toEqual(srv.central());
+    await a.sync();
+    expect(rows(a)).toEqual(srv.central());
+  } finally {
     await a.close();
     await away.close();
   }

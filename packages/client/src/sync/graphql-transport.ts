@@ -61,8 +61,9 @@ const RESUBSCRIBE_CODES: ReadonlySet<string> = new Set(['RLS_MODE_CHANGED']);
 export function toSyncError(e: unknown): unknown {
   if (!(e instanceof ClientError)) return e;
   if (e.code === ClientErrorCode.NETWORK) return new SyncNetworkError(e.message);
-  // CONFLICT with syncCode resync_required: a cursor below the compaction floor (resync.ts).
-  if (e.errors[0]?.extensions?.['syncCode'] === 'resync_required') return new SyncError('resync_required', e.message, false);
+  // CONFLICT with syncCode resync_required: a cursor below the compaction floor (resync.ts). The
+  // live loop resyncs; retryable so the subscription comes back from the new cursor.
+  if (e.errors[0]?.extensions?.['syncCode'] === 'resync_required') return new SyncError('resync_required', e.message, true);
   const code = (e.serverCode ?? e.code.replace(/^CLIENT_/, '')).toLowerCase();
   return new SyncError(code, e.message, e.retryable || (e.serverCode !== undefined && RESUBSCRIBE_CODES.has(e.serverCode)));
 }

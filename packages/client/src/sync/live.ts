@@ -18,6 +18,7 @@ import type { SqlDriver } from '@offsync/core';
 import { backoffDelay } from './backoff.ts';
 import type { BackoffOptions } from './backoff.ts';
 import { SyncError } from './http.ts';
+import { isResyncRequired } from './resync.ts';
 import { runAsync } from './session.ts';
 import type { SyncSession } from './session.ts';
 import type { ConnectionMachine } from './state-machine.ts';
@@ -73,6 +74,7 @@ export function liveLoop(d: LiveDeps): LiveHandle {
     if (r.rows > 0) s.opts.onChanges?.(r);
   };
 
+  let resyncing = false;
   const sub = d.transport.subscribe({
     cursor: () => d.session.settings.cursor(),
     signal: d.signal,
@@ -93,7 +95,15 @@ export function liveLoop(d: LiveDeps): LiveHandle {
         } else {
           if (m.state === 'offline' || m.state === 'error') m.send('start');
           if (notice.payload !== undefined) d.session.applyNotice(notice.payload, notice.watermark);
-          else await runAsync(d.session.receive(), d.transport);
+          else {
+            try {
+              await runAsync(d.session.receive(), d.transport);
+            } catch (e) {
+              // resync_required (a poll's check below the compaction floor): start over, keep own writes.
+              if (!isResyncRequired(e)) throw e;
+              await runAsync(d.session.resync(), d.transport);
+            }
+          }
           if (d.session.hasPendingLocal()) await runAsync(d.session.send(), d.transport);
         }
         caughtUp = true;
@@ -102,6 +112,18 @@ export function liveLoop(d: LiveDeps): LiveHandle {
       }),
     onError: (e) => {
       caughtUp = false;
+      if (isResyncRequired(e)) {
+        // The subscription's cursor is below the compaction floor: resync (once at a time); the
+        // transport resubscribes from the new cursor (the error is retryable for that).
+        if (!resyncing) {
+          resyncing = true;
+          void d
+            .exclusive(() => runAsync(d.session.resync(), d.transport))
+            .catch((err: unknown) => void d.reportError(err, failures++))
+            .finally(() => (resyncing = false));
+        }
+        return;
+      }
       // A non-retryable error (refused or revoked credential, device removed, sync disabled) ends
       // live mode: the transport stops resubscribing and local writes are no longer pushed.
       if (e instanceof SyncError && !e.retryable) pusher.stop();
