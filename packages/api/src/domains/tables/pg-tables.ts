@@ -273,7 +273,7 @@ export async function readPgRls(settings: PgSettings, tables: readonly string[])
 /**
  * Removes OffSync from a customer database: `cleanup` per synced table through the core engine
  * (its triggers, trigger functions and clock table), then `DROP SCHEMA offsync CASCADE` (the
- * metadata, the bookkeeping of the data plane, the helper functions). The tables and their rows
+ * metadata, the bookkeeping of the data plane and its rejection log, the helper functions). The tables and their rows
  * stay. Idempotent: a database without the schema is left as it is (returns false). A synced
  * table that no longer exists is skipped (the schema drop removes what is left of it).
  */
