@@ -212,13 +212,23 @@ test('values keep their SQL types; retention by count and by age applies on writ
   expect(listed.nodes[0]?.values).toEqual(row('typed').values);
   expect(listed.nodes[0]?.pkValues).toEqual([5n, 'k']);
 
+  // More rows than one INSERT statement takes: ids ascend in the rows' order across statements.
+  const bulkSite = randomBytes(16).toString('hex');
+  const bulk = await db.central.engine.transaction((c) => log.record(c, Array.from({ length: 501 }, (_, i) => ({ ...row(`b${i}`), siteId: bulkSite })), now));
+  expect(bulk.map((e) => e.id)).toEqual(bulk.map((e) => e.id).sort((a, b) => a - b));
+  expect(new Set(bulk.map((e) => e.id)).size).toBe(501);
+  const bulkPage = await log.list({ first: 500, filter: { siteId: bulkSite } });
+  expect(bulkPage.totalCount).toBe(501);
+  expect(bulkPage.nodes.map((n) => [n.id, n.reason])).toEqual(bulk.slice(1).reverse().map((e) => [e.id, e.reason]));
+  expect(bulkPage.hasNextPage).toBe(true);
+
   const total = await logRows();
   log.configure({ maxEntries: 3 });
   try {
     await db.central.engine.transaction((c) => log.record(c, [row('c1'), row('c2')], now));
     const kept = await page();
     expect(kept.totalCount).toBe(3);
-    expect(kept.nodes.map((n) => n.reason)).toEqual(['c2', 'c1', 'typed']);
+    expect(kept.nodes.map((n) => n.reason)).toEqual(['c2', 'c1', 'b500']);
     expect(total).toBeGreaterThan(3);
   } finally {
     log.configure({ maxEntries: 100_000 });

@@ -27,7 +27,8 @@ import type { RejectedOperation, RejectionCredentialKind, RejectionEntry, Reject
 /** Rows per INSERT statement (14 parameters each, far below PostgreSQL's 65,535). */
 const INSERT_CHUNK = 500;
 
-const COLUMNS = 'id::text, at::text, site_id, user_id, credential_kind, credential_id, tbl, pk, pk_values, operation, code, policy, reason, vals';
+// Renamed: a bare `id` in ORDER BY would name the text output column and sort as text.
+const COLUMNS = 'id::text AS id_text, at::text AS at_text, site_id, user_id, credential_kind, credential_id, tbl, pk, pk_values, operation, code, policy, reason, vals';
 
 /** The statements that create the log in metadata schema `m` (quoted), idempotently. */
 export function pgRejectionLogDdl(m: string): string[] {
