@@ -1326,6 +1326,8 @@ function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: App
         };
         rows.set(key, row);
         order.push(row);
+        // The density check below, early: a conflicting exchange is told by its first rows.
+        if (order.length === GROUPED_MIN_ROWS && i < GROUPED_MIN_PER_ROW * GROUPED_MIN_ROWS) return bail();
       }
     } else if (row === prevRow && row.lastTbl !== ch.tbl) return bail(); // one run of the general merge under two spellings
     row.idx.push(i);
