@@ -7,20 +7,15 @@
  * policies over `auth.uid()`). On `TEST_DATABASE_URL` (CI) or an embedded PGlite.
  */
 import { randomBytes } from 'node:crypto';
-import { SignJWT } from 'jose';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { startApp, TestDevice } from './data-plane-fixtures.ts';
-import type { RunningApp } from './data-plane-fixtures.ts';
-import { openTestPostgres } from './sync-fixtures/postgres.ts';
+import type { RunningApp, TestDevice } from './data-plane-fixtures.ts';
+import { openRlsWorkspace } from './sync-fixtures/postgres-rls.ts';
+import type { RlsWorkspace } from './sync-fixtures/postgres-rls.ts';
 import type { TestPostgres } from './sync-fixtures/postgres.ts';
 import { PgCentral } from '../src/domains/sync/index.ts';
 import type { RejectionEntry } from '../src/domains/sync/index.ts';
 
-const DDL = "CREATE TABLE todos(id TEXT PRIMARY KEY NOT NULL, user_id TEXT NOT NULL DEFAULT '', title TEXT NOT NULL DEFAULT '')";
-// Roles are global to a PostgreSQL server: a name of this run's own.
-const ROLE = `app_user_${randomBytes(4).toString('hex')}`;
-const SECRET = randomBytes(32).toString('hex');
-
+let w: RlsWorkspace;
 let pg: TestPostgres;
 let t: RunningApp;
 let databaseId: string;
@@ -28,33 +23,13 @@ let databaseId: string;
 let reported: RejectionEntry[][] = [];
 
 beforeAll(async () => {
-  pg = await openTestPostgres();
-  await pg.sql(DDL);
-  await pg.sql(`CREATE ROLE ${ROLE} NOLOGIN`);
-  await pg.sql('CREATE SCHEMA IF NOT EXISTS auth');
-  await pg.sql(`CREATE OR REPLACE FUNCTION auth.uid() RETURNS text LANGUAGE sql STABLE AS $$
-    SELECT nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub' $$`);
-  await pg.sql(`GRANT USAGE ON SCHEMA auth TO ${ROLE}`);
-  await pg.sql(`GRANT SELECT, INSERT, UPDATE, DELETE ON todos TO ${ROLE}`);
-  await pg.sql('ALTER TABLE todos ENABLE ROW LEVEL SECURITY');
-  await pg.sql('CREATE POLICY own_rows ON todos USING (user_id = auth.uid()) WITH CHECK (user_id = auth.uid())');
   // A customer's deferred check: a row titled 'boom' fails the COMMIT (after the merge wrote everything).
-  await pg.sql(`CREATE FUNCTION no_boom() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN IF NEW.title = 'boom' THEN RAISE EXCEPTION 'boom refused at commit'; END IF; RETURN NULL; END $$`);
-  await pg.sql('CREATE CONSTRAINT TRIGGER no_boom AFTER INSERT OR UPDATE ON todos DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION no_boom()');
-
-  t = await startApp({ postgresPoolSize: pg.poolSize, postgresListen: pg.notifies, rateLimitPerSecond: 0 });
-  const p = await t.gql<{ createProject: { id: string } }>('mutation { createProject(name: "supabase", kind: POSTGRES) { id } }');
-  const c = pg.connection;
-  const d = await t.gql<{ createDatabase: { id: string } }>('mutation($p: ID!, $c: PostgresConnectionInput!) { createDatabase(projectId: $p, name: "app", connection: $c) { id } }', {
-    p: p.createProject.id,
-    c: { host: c.host, port: c.port, database: c.database, user: c.user, ...(c.password === '' ? {} : { password: c.password }) },
-  });
-  databaseId = d.createDatabase.id;
-  await t.gql('mutation($d: ID!) { deployTables(databaseId: $d, tables: ["todos"]) { added } }', { d: databaseId });
-  await t.gql('mutation($d: ID!) { enableOffSync(databaseId: $d) { id } }', { d: databaseId });
-  await t.gql('mutation($d: ID!) { setRlsMode(databaseId: $d, mode: ENFORCE) { id } }', { d: databaseId });
-  await t.app.services.auth.configureJwtProvider(databaseId, { method: 'HS256', secret: SECRET });
+  w = await openRlsWorkspace([
+    `CREATE FUNCTION no_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN IF NEW.title = 'boom' THEN RAISE EXCEPTION 'boom refused at commit'; END IF; RETURN NULL; END $$`,
+    'CREATE CONSTRAINT TRIGGER no_boom AFTER INSERT OR UPDATE ON todos DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION no_boom()',
+  ]);
+  ({ pg, t, databaseId } = w);
   const deps = t.app.dataPlane.deps;
   const hook = deps.onChangesRejected;
   deps.onChangesRejected = async (id, entries) => {
@@ -64,15 +39,10 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await t?.dispose();
-  await pg?.sql(`DROP OWNED BY ${ROLE}`).catch(() => undefined);
-  await pg?.sql(`DROP ROLE IF EXISTS ${ROLE}`).catch(() => undefined);
-  await pg?.close();
+  await w?.close();
 });
 
-const jwt = (sub: string): Promise<string> =>
-  new SignJWT({ role: ROLE }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
-const device = async (sub: string): Promise<TestDevice> => new TestDevice(t, databaseId, await jwt(sub), DDL);
+const device = (sub: string): Promise<TestDevice> => w.device(sub);
 
 interface Node { id: string; at: string; siteId: string; userId: string | null; credentialKind: string; table: string; pk: string; pkValues: unknown[]; operation: string; code: string; reason: string; values: Record<string, unknown> }
 interface Page { totalCount: number; nodes: Node[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } }

@@ -7,58 +7,29 @@
  * lift RLS is refused. On `TEST_DATABASE_URL` (CI) or an embedded PGlite.
  */
 import { randomBytes } from 'node:crypto';
-import { SignJWT } from 'jose';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { http, startApp, TestDevice } from './data-plane-fixtures.ts';
+import { http, TestDevice } from './data-plane-fixtures.ts';
 import type { RunningApp } from './data-plane-fixtures.ts';
-import { openTestPostgres } from './sync-fixtures/postgres.ts';
+import { openRlsWorkspace, RLS_TODOS_DDL as DDL } from './sync-fixtures/postgres-rls.ts';
+import type { RlsWorkspace } from './sync-fixtures/postgres-rls.ts';
 import type { TestPostgres } from './sync-fixtures/postgres.ts';
 
-const DDL = "CREATE TABLE todos(id TEXT PRIMARY KEY NOT NULL, user_id TEXT NOT NULL DEFAULT '', title TEXT NOT NULL DEFAULT '')";
-// Roles are global to a PostgreSQL server: a name of this run's own.
-const ROLE = `app_user_${randomBytes(4).toString('hex')}`;
-const SECRET = randomBytes(32).toString('hex');
-
+let w: RlsWorkspace;
 let pg: TestPostgres;
 let t: RunningApp;
 let databaseId: string;
 
 beforeAll(async () => {
-  pg = await openTestPostgres();
-  await pg.sql(DDL);
-  await pg.sql(`CREATE ROLE ${ROLE} NOLOGIN`);
-  await pg.sql('CREATE SCHEMA IF NOT EXISTS auth');
-  await pg.sql(`CREATE OR REPLACE FUNCTION auth.uid() RETURNS text LANGUAGE sql STABLE AS $$
-    SELECT nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub' $$`);
-  await pg.sql(`GRANT USAGE ON SCHEMA auth TO ${ROLE}`);
-  await pg.sql(`GRANT SELECT, INSERT, UPDATE, DELETE ON todos TO ${ROLE}`);
-  await pg.sql('ALTER TABLE todos ENABLE ROW LEVEL SECURITY');
-  await pg.sql('CREATE POLICY own_rows ON todos USING (user_id = auth.uid()) WITH CHECK (user_id = auth.uid())');
-
-  t = await startApp({ postgresPoolSize: pg.poolSize, postgresListen: pg.notifies, rateLimitPerSecond: 0 });
-  const p = await t.gql<{ createProject: { id: string } }>('mutation { createProject(name: "supabase", kind: POSTGRES) { id } }');
-  const c = pg.connection;
-  const d = await t.gql<{ createDatabase: { id: string } }>('mutation($p: ID!, $c: PostgresConnectionInput!) { createDatabase(projectId: $p, name: "app", connection: $c) { id } }', {
-    p: p.createProject.id,
-    c: { host: c.host, port: c.port, database: c.database, user: c.user, ...(c.password === '' ? {} : { password: c.password }) },
-  });
-  databaseId = d.createDatabase.id;
-  await t.gql('mutation($d: ID!) { deployTables(databaseId: $d, tables: ["todos"]) { added } }', { d: databaseId });
-  await t.gql('mutation($d: ID!) { enableOffSync(databaseId: $d) { id } }', { d: databaseId });
-  await t.gql('mutation($d: ID!) { setRlsMode(databaseId: $d, mode: ENFORCE) { id } }', { d: databaseId });
-  await t.app.services.auth.configureJwtProvider(databaseId, { method: 'HS256', secret: SECRET });
-});
+  w = await openRlsWorkspace();
+  ({ pg, t, databaseId } = w);
+}, 120_000);
 
 afterAll(async () => {
-  await t?.dispose();
-  await pg?.sql(`DROP OWNED BY ${ROLE}`).catch(() => undefined);
-  await pg?.sql(`DROP ROLE IF EXISTS ${ROLE}`).catch(() => undefined);
-  await pg?.close();
+  await w?.close();
 });
 
-const jwt = (sub: string, role: string = ROLE): Promise<string> =>
-  new SignJWT({ role }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
-const device = async (sub: string): Promise<TestDevice> => new TestDevice(t, databaseId, await jwt(sub), DDL);
+const jwt = (sub: string, role?: string): Promise<string> => w.jwt(sub, role);
+const device = (sub: string): Promise<TestDevice> => w.device(sub);
 const pgRows = async (where = ''): Promise<unknown[][]> => pg.sql(`SELECT id, user_id, title FROM todos ${where} ORDER BY id`);
 const rows = (d: TestDevice): unknown[][] => (d.engine.driver.prepare('SELECT id, user_id, title FROM todos ORDER BY id').all() as Array<Record<string, unknown>>).map((r) => Object.values(r));
 
