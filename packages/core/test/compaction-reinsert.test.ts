@@ -141,6 +141,51 @@ describe.each([
     }
   });
 
+  test('after a compaction a brand-new key keeps its origin (not lifted, nothing sent back), a forgotten key is still lifted', () => {
+    const s = new Star(opts);
+    try {
+      const x = s.add();
+      x.e.driver.exec("INSERT INTO todos (id, title) VALUES ('k', 'old'), ('other', 'stays')");
+      s.sync(x);
+      x.e.driver.exec("DELETE FROM todos WHERE id = 'k'");
+      s.sync(x);
+      expect(s.compact()).toBe(1);
+      const f = s.add();
+      s.download(f);
+      f.e.driver.exec("INSERT INTO todos (id, title) VALUES ('k', 'again'), ('fresh', 'new')");
+      s.upload(f);
+      const hex = (key: string): string => Buffer.from(key).toString('hex');
+      const ofKey = <C extends { pk: Uint8Array }>(changes: readonly C[], key: string): C[] => changes.filter((c) => Buffer.from(c.pk).toString('hex').includes(hex(key)));
+      // On the server: the new key is stored as F wrote it (cl 1, F's site); k is lifted (cl 3, the server's site).
+      const onServer = [...s.server.changes({ tables: ['todos'] })];
+      const fresh = ofKey(onServer, 'fresh');
+      expect(fresh.length).toBeGreaterThan(0);
+      for (const c of fresh) {
+        expect(c.cl).toBe(1);
+        expect(Buffer.from(c.siteId).equals(Buffer.from(f.e.siteId))).toBe(true);
+      }
+      const k = ofKey(onServer, 'k');
+      expect(k.length).toBeGreaterThan(0);
+      for (const c of k) {
+        expect(c.cl).toBe(3);
+        expect(Buffer.from(c.siteId).equals(Buffer.from(s.server.siteId))).toBe(true);
+      }
+      // F's next download carries the lifted k back, and nothing of the new key.
+      const toF = [...s.server.changes({ excludeSiteId: f.e.siteId, after: f.recv })];
+      expect(ofKey(toF, 'fresh')).toEqual([]);
+      expect(ofKey(toF, 'k').length).toBeGreaterThan(0);
+      s.settle();
+      s.settle();
+      for (const rows of s.rows()) expect(rows.map((r) => r['id'])).toEqual(['fresh', 'k', 'other']);
+      for (const e of [s.server, x.e, f.e]) {
+        expect(causalLength(e, 'k')).toBe(3);
+        expect(causalLength(e, 'fresh')).toBe(1);
+      }
+    } finally {
+      s.close();
+    }
+  });
+
   test('the origin edits the lifted row before downloading it, and another device inserts the key concurrently: merged as one life', () => {
     const s = new Star(opts);
     try {
@@ -173,4 +218,51 @@ describe.each([
       s.close();
     }
   });
+});
+
+test('the compacted-key filters of a table go with its cleanup', () => {
+  const s = new Star();
+  try {
+    const x = s.add();
+    x.e.driver.exec("INSERT INTO todos (id, title) VALUES ('k', 'old')");
+    s.sync(x);
+    x.e.driver.exec("DELETE FROM todos WHERE id = 'k'");
+    s.sync(x);
+    expect(s.compact()).toBe(1);
+    const filters = (): number => Number(s.server.driver.prepare("SELECT count(*) AS n FROM offsync_compacted_keys WHERE tbl = 'todos'").all()[0]?.['n']);
+    expect(filters()).toBe(1);
+    s.server.cleanup('todos');
+    expect(filters()).toBe(0);
+  } finally {
+    s.close();
+  }
+});
+
+test('a table compacted before its keys were recorded (no filter) still lifts every unknown key, and keeps doing so after a later compaction', () => {
+  const s = new Star();
+  try {
+    const x = s.add();
+    x.e.driver.exec("INSERT INTO todos (id, title) VALUES ('k', 'old')");
+    s.sync(x);
+    x.e.driver.exec("DELETE FROM todos WHERE id = 'k'");
+    s.sync(x);
+    expect(s.compact()).toBe(1);
+    // As a database compacted by a version that kept no filters.
+    s.server.driver.exec('DELETE FROM offsync_compacted_keys');
+    x.e.driver.exec("INSERT INTO todos (id, title) VALUES ('a', 'new')");
+    s.settle();
+    expect(causalLength(s.server, 'a')).toBe(3);
+    // A later compaction (forgetting another key) records a match-all row for the keys of before.
+    x.e.driver.exec("INSERT INTO todos (id, title) VALUES ('j', 'old'); DELETE FROM todos WHERE id = 'j'");
+    s.settle();
+    // (j, unknown and ≤ M, was itself lifted: its tombstone is 4, so M is now 4.)
+    expect(causalLength(s.server, 'j')).toBe(4);
+    expect(s.compact()).toBe(1);
+    x.e.driver.exec("INSERT INTO todos (id, title) VALUES ('b', 'new')");
+    s.settle();
+    expect(causalLength(s.server, 'b')).toBe(5);
+    for (const rows of s.rows()) expect(rows.map((r) => r['id'])).toEqual(['a', 'b']);
+  } finally {
+    s.close();
+  }
 });

@@ -43,10 +43,18 @@
  * (and stamped as this database's), so they meet the lifted life as the same life instead of
  * being ignored as an older one. Changes above base are merged as they are. A compaction drops
  * the entries of keys whose row record is ≤ its `upTo` (every device then holds the lifted life,
- * and a download from 0 sends it) or gone. Nothing tells a forgotten key from one never deleted,
- * so after a compaction a new row of a table with compacted tombstones is lifted too: it comes
- * back once to the device that created it, re-stamped. Devices never hold an M (they never
- * compact), so their merges are unchanged.
+ * and a download from 0 sends it) or gone. Devices never hold an M (they never compact), so their
+ * merges are unchanged.
+ *
+ * **Only forgotten keys are lifted.** Each compaction run also adds every key it forgets (deleted
+ * rows and removals addressed to one principal) to a Bloom filter of its own, sized for its keys
+ * at 10 bits per key, k = 7 (`offsync_compacted_keys (tbl, gen, bits, k, n)`, {@link BloomFilter}),
+ * and an unknown key is lifted only when some filter of its table may contain it. A filter has no
+ * false negatives, so every forgotten key is still lifted; a brand-new key is merged as it is
+ * (the origin's causal length and site, nothing sent back to it) except for the ~1% false
+ * positives, which are lifted harmlessly as before. A table compacted before its keys were
+ * recorded, or whose filters went with its cleanup, holds (or is read as) a match-all row
+ * (k = 0): every unknown key ≤ its M is lifted, as before filters existed.
  *
  * The floor (`offsync_settings.compacted_upto`) only grows. Feeds whose cursor has not seen
  * everything ≤ the floor are refused with RESYNC_REQUIRED, except a cursor at 0 (a fresh device:
@@ -54,6 +62,7 @@
  * (`localOnly`, what a device uploads).
  */
 import { bytesKey } from '../codec/bytes.ts';
+import { BloomFilter } from './bloom.ts';
 import { CoreError, CoreErrorCode } from '../errors.ts';
 import type { SqlDriver, SqlStatement } from '../storage/driver.ts';
 import type { Change } from '../types.ts';
@@ -102,6 +111,32 @@ export function liftShift(max: number): number {
 const LIFTED_SQL = 'CREATE TABLE IF NOT EXISTS offsync_lifted (tbl TEXT NOT NULL, pk BLOB NOT NULL, base INTEGER NOT NULL, PRIMARY KEY (tbl, pk)) WITHOUT ROWID';
 
 /**
+ * The keys compaction forgot, per table (lower-case name): one Bloom filter per compaction run
+ * (`gen` 1, 2, …), sized for that run's n keys. A row with k = 0 matches every key: the table was
+ * compacted before its keys were recorded (or its filters were dropped by cleanup), so every
+ * unknown key ≤ M is lifted, as before filters existed.
+ */
+const COMPACTED_KEYS_SQL =
+  'CREATE TABLE IF NOT EXISTS offsync_compacted_keys (tbl TEXT NOT NULL, gen INTEGER NOT NULL, bits BLOB NOT NULL, k INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (tbl, gen)) WITHOUT ROWID';
+
+/** The filters of one table; `'all'` when every key may have been compacted (no filter recorded, or a k = 0 row). */
+function compactedKeyFilters(driver: SqlDriver, tbl: string): BloomFilter[] | 'all' {
+  if (!tableExists(driver, 'offsync_compacted_keys')) return 'all';
+  const out: BloomFilter[] = [];
+  for (const r of driver.prepare('SELECT bits, k FROM offsync_compacted_keys WHERE tbl = ?').iterateRaw(tbl)) {
+    const k = Number(r[1]);
+    if (k === 0) return 'all';
+    out.push(BloomFilter.from(r[0] as Uint8Array, k));
+  }
+  return out.length === 0 ? 'all' : out;
+}
+
+/** Forgets the compacted-key filters of `table` (its cleanup): later unknown keys ≤ its M are all lifted again. */
+export function dropCompactedKeys(driver: SqlDriver, table: string): void {
+  if (tableExists(driver, 'offsync_compacted_keys')) driver.prepare('DELETE FROM offsync_compacted_keys WHERE tbl = ?').run(table.toLowerCase());
+}
+
+/**
  * The central rule for re-inserted forgotten keys (file comment): returns `lists` with the
  * changes of every row to lift rewritten (causal length + shift, origin = `ownSiteId`), or the
  * same arrays when nothing is lifted. A row is one (table, pk) across all the lists (a block
@@ -126,6 +161,7 @@ export function liftCompactedKeys<L extends readonly Change[][]>(driver: SqlDriv
     }
   }
   let lifted = false;
+  const filters = new Map<string, BloomFilter[] | 'all'>();
   let getLifted: SqlStatement | undefined;
   let putLifted: SqlStatement | undefined;
   for (const r of rows.values()) {
@@ -141,6 +177,10 @@ export function liftCompactedKeys<L extends readonly Change[][]>(driver: SqlDriv
       if (base === undefined || r.top > Number(base)) continue;
       r.shift = liftShift(Number(base));
     } else {
+      // Unknown here: lifted only if a compaction may have forgotten it (a new key is merged as it is).
+      let f = filters.get(tbl);
+      if (f === undefined) filters.set(tbl, (f = compactedKeyFilters(driver, tbl)));
+      if (f !== 'all' && !f.some((b) => b.mayContain(r.pk))) continue;
       putLifted ??= driver.prepare('INSERT OR REPLACE INTO offsync_lifted (tbl, pk, base) VALUES (?, ?, ?)');
       putLifted.run(tbl, r.pk, BigInt(max));
       r.shift = liftShift(max);
@@ -205,6 +245,20 @@ export function compactMetadata(driver: SqlDriver, tables: readonly TableContext
   const out: CompactionResult = { floor: Math.max(before, upTo), rows: 0, cells: 0, tombstones: 0, evictions: 0, priors: 0, lifted: 0 };
   if (upTo === 0) return out;
   const v = BigInt(upTo);
+  driver.exec(COMPACTED_KEYS_SQL);
+  // A table compacted before its keys were recorded keeps lifting every unknown key ≤ its M.
+  for (const tbl of compactedCausalLengths(driver).keys()) {
+    if (driver.prepare('SELECT 1 FROM offsync_compacted_keys WHERE tbl = ?').getRaw(tbl) === undefined) {
+      driver.prepare("INSERT INTO offsync_compacted_keys (tbl, gen, bits, k, n) VALUES (?, 0, x'', 0, 0)").run(tbl);
+    }
+  }
+  // (lower-case table) → the keys this run forgets, for its filter.
+  const forgotten = new Map<string, Uint8Array[]>();
+  const forget = (tbl: string, pk: Uint8Array): void => {
+    const l = forgotten.get(tbl);
+    if (l === undefined) forgotten.set(tbl, [pk]);
+    else l.push(pk);
+  };
   const blocks = tableExists(driver, 'offsync_blocks');
   const priors = tableExists(driver, 'offsync_prior');
   driver.exec('CREATE TEMP TABLE IF NOT EXISTS offsync_compact (pk BLOB PRIMARY KEY NOT NULL) WITHOUT ROWID');
@@ -223,6 +277,7 @@ export function compactMetadata(driver: SqlDriver, tables: readonly TableContext
     if (n === 0) continue;
     const top = driver.prepare(`SELECT max(cl) FROM ${rows} WHERE pk IN (SELECT pk FROM temp.offsync_compact)`).getRaw()?.[0];
     raiseCompactedCl(driver, ctx.name, Number(top ?? 0));
+    for (const r of driver.prepare('SELECT pk FROM temp.offsync_compact').iterateRaw()) forget(ctx.name.toLowerCase(), r[0] as Uint8Array);
     out.cells += driver.prepare(`DELETE FROM ${cells} WHERE pk IN (SELECT pk FROM temp.offsync_compact)`).run();
     if (blocks) out.cells += driver.prepare('DELETE FROM offsync_blocks WHERE tbl = ? AND pk IN (SELECT pk FROM temp.offsync_compact)').run(ctx.name);
     out.tombstones += driver.prepare('DELETE FROM offsync_tombstones WHERE tbl = ? AND pk IN (SELECT pk FROM temp.offsync_compact)').run(ctx.name);
@@ -238,6 +293,13 @@ export function compactMetadata(driver: SqlDriver, tables: readonly TableContext
     }
   }
   for (const r of [...driver.prepare('SELECT tbl, max(cl) FROM offsync_evictions WHERE db_version <= ? GROUP BY tbl').iterateRaw(v)]) raiseCompactedCl(driver, String(r[0]), Number(r[1]));
+  for (const r of [...driver.prepare('SELECT DISTINCT lower(tbl), pk FROM offsync_evictions WHERE db_version <= ? AND cl > 0').iterateRaw(v)]) forget(String(r[0]), r[1] as Uint8Array);
+  for (const [tbl, pks] of forgotten) {
+    const f = BloomFilter.forKeys(pks.length);
+    for (const pk of pks) f.add(pk);
+    const gen = Number(driver.prepare('SELECT coalesce(max(gen), 0) + 1 FROM offsync_compacted_keys WHERE tbl = ?').getRaw(tbl)?.[0] ?? 1);
+    driver.prepare('INSERT INTO offsync_compacted_keys (tbl, gen, bits, k, n) VALUES (?, ?, ?, ?, ?)').run(tbl, BigInt(gen), f.bits, BigInt(f.k), BigInt(pks.length));
+  }
   out.evictions = driver.prepare('DELETE FROM offsync_evictions WHERE db_version <= ?').run(v);
   if (out.floor > before) driver.prepare('INSERT OR REPLACE INTO offsync_settings (key, value) VALUES (?, ?)').run(COMPACTED_UPTO_SETTING, BigInt(out.floor));
   return out;

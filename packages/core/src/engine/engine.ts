@@ -17,7 +17,7 @@ import { mergeChanges } from './apply.ts';
 import type { ApplyOptions, ApplyResult } from './apply.ts';
 import { BlockColumns } from './blocks.ts';
 import { changeFeed } from './extract.ts';
-import { assertFeedAbove, compactMetadata, compactionFloor, liftCompactedKeys } from './compaction.ts';
+import { assertFeedAbove, compactMetadata, compactionFloor, dropCompactedKeys, liftCompactedKeys } from './compaction.ts';
 import type { CompactionResult } from './compaction.ts';
 import type { FeedOptions } from './extract.ts';
 import { BASE_METADATA_SQL, LOG_TRIGGER_MARKER, TOMBSTONE_VALUES_SETTING, tombstoneValuesSql, cellsTableName, dropMetaTablesSql, dropTriggersSql, metaTableSql, pkBlobSql, quoteIdent, rowFilterSql, rowsTableName, triggerSql } from './sql-gen.ts';
@@ -336,6 +336,7 @@ export class SyncEngine {
       this.driver.prepare('DELETE FROM offsync_tables WHERE tbl = ?').run(ctx.name);
       this.driver.prepare('DELETE FROM offsync_columns WHERE tbl = ?').run(ctx.name);
       this.driver.prepare('DELETE FROM offsync_settings WHERE key = ?').run(ROW_FILTER_KEY + ctx.name);
+      dropCompactedKeys(this.driver, ctx.name);
       this.#loadTables();
       this.#recordSchemaHash();
     });
