@@ -43,7 +43,7 @@ export function prng(seed: number): () => number {
   };
 }
 
-export async function until(cond: () => boolean, timeoutMs = 5000, stepMs = 10): Promise<void> {
+export async function until(cond: () => boolean, timeoutMs = 30_000, stepMs = 10): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > end) throw new Error('timed out waiting for condition');

@@ -180,7 +180,7 @@ test('a write on A reaches B through the subscription; after B’s socket is cut
   await a.close();
   await b.close();
   expect(b.state).toBe('offline');
-  await until(() => netA.sockets.size + netB.sockets.size === 0, 2000); // stop() closed the sockets
+  await until(() => netA.sockets.size + netB.sockets.size === 0); // stop() closed the sockets
 }, 20_000);
 
 test('refused credentials stop live mode in error (no reconnect loop)', async () => {
