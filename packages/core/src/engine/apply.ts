@@ -912,6 +912,48 @@ function blobKey(b: Uint8Array): string {
 }
 
 /**
+ * The incoming groups of a batch — runs of one (origin site, db_version), as `Merge.enterGroup`
+ * delimits them — for the grouped merges: each group's db_version, site ref and whether any of
+ * its changes won (only winning groups take a local version).
+ */
+class IncomingGroups {
+  readonly dbv: number[] = [];
+  readonly site: number[] = [];
+  readonly wins: boolean[] = [];
+  /** Index of the current change's group (-1 before the first). */
+  index = -1;
+  /** Site ref of the current change. */
+  siteRef = -1;
+  #siteBytes: Uint8Array | undefined;
+  #curSite = -1;
+  #curDbv = -1;
+  readonly #host: { siteRef(siteId: Uint8Array): number };
+
+  constructor(host: { siteRef(siteId: Uint8Array): number }) {
+    this.#host = host;
+  }
+
+  /** Enters the next change of the batch (site ids compared by bytes before asking the host). */
+  enter(ch: Change): void {
+    const bytes = this.#siteBytes;
+    if (bytes !== ch.siteId && (bytes === undefined || !sameBytes(bytes, ch.siteId))) {
+      this.#siteBytes = ch.siteId;
+      const ref = this.#host.siteRef(ch.siteId);
+      if (ref !== this.siteRef) this.#curSite = -1;
+      this.siteRef = ref;
+    }
+    if (this.#curSite !== this.siteRef || ch.dbVersion !== this.#curDbv) {
+      this.#curSite = this.siteRef;
+      this.#curDbv = ch.dbVersion;
+      this.index++;
+      this.dbv.push(ch.dbVersion);
+      this.site.push(this.siteRef);
+      this.wins.push(false);
+    }
+  }
+}
+
+/**
  * The merge of a batch into tables that hold no clock at all yet (a fresh device, a new
  * database), grouped by (table, pk) across the whole batch: every row's changes are merged in
  * memory in batch order, with exactly the decisions `Merge.merge` takes for a row without
@@ -948,13 +990,9 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
   }
   const authoritative = opts.rejectRows === true;
   // Incoming groups (origin site + db_version runs, as `Merge.enterGroup` delimits them).
-  const groupDbv: number[] = [];
-  const groupSite: number[] = [];
-  const groupWins: boolean[] = [];
-  let siteBytes: Uint8Array | undefined;
+  const groups = new IncomingGroups(host);
+  const { dbv: groupDbv, site: groupSite, wins: groupWins } = groups;
   let siteRef = -1;
-  let curSite = -1;
-  let curDbv = -1;
   let gi = -1;
   const rowsByTable = new Map<TableContext, Map<string, FreshRow>>();
   const order: FreshRow[] = [];
@@ -989,20 +1027,9 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
   };
   prevTbl = undefined;
   for (const ch of changes) {
-    if (siteBytes !== ch.siteId && (siteBytes === undefined || !sameBytes(siteBytes, ch.siteId))) {
-      siteBytes = ch.siteId;
-      const ref = host.siteRef(ch.siteId);
-      if (ref !== siteRef) curSite = -1;
-      siteRef = ref;
-    }
-    if (curSite !== siteRef || ch.dbVersion !== curDbv) {
-      curSite = siteRef;
-      curDbv = ch.dbVersion;
-      gi++;
-      groupDbv.push(ch.dbVersion);
-      groupSite.push(siteRef);
-      groupWins.push(false);
-    }
+    groups.enter(ch);
+    gi = groups.index;
+    siteRef = groups.siteRef;
     if (ch.tbl !== prevTbl) {
       prevTbl = ch.tbl;
       prevT = tableOf(ch.tbl);
@@ -1263,15 +1290,10 @@ function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: App
     return t ?? undefined;
   };
   const authoritative = opts.rejectRows === true;
-  const groupDbv: number[] = [];
-  const groupSite: number[] = [];
-  const groupWins: boolean[] = [];
+  const groups = new IncomingGroups(host);
+  const { dbv: groupDbv, site: groupSite, wins: groupWins } = groups;
   /** Batch index of each group's last change. */
   const groupEnd: number[] = [];
-  let siteBytes: Uint8Array | undefined;
-  let siteRef = -1;
-  let curSite = -1;
-  let curDbv = -1;
   let gi = -1;
   const rowsByTable = new Map<TableContext, Map<string, GRow>>();
   const order: GRow[] = [];
@@ -1281,20 +1303,8 @@ function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: App
   let prevRow: GRow | undefined;
   for (let i = 0; i < changes.length; i++) {
     const ch = changes[i] as Change;
-    if (siteBytes !== ch.siteId && (siteBytes === undefined || !sameBytes(siteBytes, ch.siteId))) {
-      siteBytes = ch.siteId;
-      const ref = host.siteRef(ch.siteId);
-      if (ref !== siteRef) curSite = -1;
-      siteRef = ref;
-    }
-    if (curSite !== siteRef || ch.dbVersion !== curDbv) {
-      curSite = siteRef;
-      curDbv = ch.dbVersion;
-      gi++;
-      groupDbv.push(ch.dbVersion);
-      groupSite.push(siteRef);
-      groupWins.push(false);
-    }
+    groups.enter(ch);
+    gi = groups.index;
     groupEnd[gi] = i;
     if (ch.tbl !== prevTbl) {
       prevTbl = ch.tbl;
