@@ -11,8 +11,9 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { CoreErrorCode, acknowledgedBy, isCoreError } from '@offsync/core';
-import type { Cursor, SqlValue, SyncEngine } from '@offsync/core';
-import { clockRows, openReplica, tableRows } from '@offsync/core/testing';
+import type { CompactionResult, SyncEngine } from '@offsync/core';
+import { clockRows, openReplica, Star, tableRows } from '@offsync/core/testing';
+import type { StarDevice } from '@offsync/core/testing';
 
 /** FC_NUM_RUNS raises the number of runs, FC_SEED picks another seed (fixed in CI). */
 const envRuns = Number(process.env['FC_NUM_RUNS']);
@@ -48,49 +49,22 @@ const freshOpArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ k: fc.constant('freshPut' as const), d: fc.nat(DEVICES - 1), key: fc.constantFrom(...KEYS), title: fc.constantFrom('x', 'y', 'z') }) },
 );
 
-const WATERMARK = Number.MAX_SAFE_INTEGER;
+type Device = StarDevice;
 
-interface Device {
-  e: SyncEngine;
-  /** Local version uploaded through. */
-  sent: number;
-  /** Server cursor downloaded through (the watermark form after a complete download). */
-  recv: Cursor;
-}
-
-/** A star: devices upload their own changes to the server and download the others' after a cursor. */
-class Star {
-  readonly server = openReplica();
-  readonly devices: Device[] = [];
+/** The compaction star (`@offsync/core/testing` Star) with `n` devices, counting compactions that removed rows, driven by random operations. */
+class RunStar extends Star {
   compactions = 0;
 
   constructor(n: number) {
-    for (let i = 0; i < n; i++) this.devices.push({ e: openReplica(), sent: 0, recv: { dbVersion: 0, seq: 0 } });
-  }
-
-  upload(d: Device): void {
-    const local = [...d.e.changes({ localOnly: true, after: { dbVersion: d.sent, seq: WATERMARK } })];
-    d.sent = d.e.dbVersion();
-    if (local.length > 0) this.server.applyChanges(local);
-  }
-
-  download(d: Device): void {
-    const at = this.server.dbVersion();
-    const changes = [...this.server.changes({ excludeSiteId: d.e.siteId, after: d.recv })];
-    if (changes.length > 0) d.e.applyChanges(changes);
-    d.recv = { dbVersion: at, seq: WATERMARK };
-  }
-
-  sync(d: Device): void {
-    this.upload(d);
-    this.download(d);
+    super();
+    for (let i = 0; i < n; i++) this.add();
   }
 
   /** Compaction at the smallest version every device has acknowledged (downloaded). */
-  compact(devices: readonly Device[] = this.devices): void {
-    const upTo = Math.min(...devices.map((d) => Math.max(0, acknowledgedBy(d.recv))));
-    const r = this.server.compact({ upTo });
+  override compact(devices: readonly Device[] = this.devices): CompactionResult {
+    const r = super.compact(devices);
     if (r.rows > 0) this.compactions++;
+    return r;
   }
 
   /** Device i uploads what it has, then is replaced by a fresh device that downloads from 0. */
@@ -122,21 +96,6 @@ class Star {
     else if (op.k === 'delete') db.prepare('DELETE FROM todos WHERE id = ?').run(op.key);
     else this.sync(d);
   }
-
-  /** Everyone uploads, then everyone downloads: every replica has everything. */
-  settle(): void {
-    for (const d of this.devices) this.upload(d);
-    for (const d of this.devices) this.download(d);
-  }
-
-  rows(): Record<string, SqlValue>[][] {
-    return [tableRows(this.server, 'todos'), ...this.devices.map((d) => tableRows(d.e, 'todos'))];
-  }
-
-  close(): void {
-    this.server.close();
-    for (const d of this.devices) d.e.close();
-  }
 }
 
 const METADATA = /(__crdt_rows|__crdt_cells|^offsync_tombstones$|^offsync_prior$|^offsync_evictions$|^offsync_blocks|^offsync_lifted$)/;
@@ -157,8 +116,8 @@ describe('compaction property', () => {
     let deletedSeen = 0;
     fc.assert(
       fc.property(fc.array(opArb, { minLength: 10, maxLength: 60 }), (ops) => {
-        const plain = new Star(DEVICES);
-        const compacting = new Star(DEVICES);
+        const plain = new RunStar(DEVICES);
+        const compacting = new RunStar(DEVICES);
         try {
           for (const op of ops) {
             plain.apply(op, false);
@@ -198,7 +157,7 @@ describe('compaction property', () => {
     let reinserted = 0;
     fc.assert(
       fc.property(fc.array(freshOpArb, { minLength: 20, maxLength: 60 }), (ops) => {
-        const s = new Star(DEVICES);
+        const s = new RunStar(DEVICES);
         /** Keys the server has held a clock for. */
         const known = new Set<string>();
         try {
@@ -237,7 +196,7 @@ describe('compaction property', () => {
   }, 120_000);
 
   test('after 10 rounds of insert/delete churn, compaction brings the metadata within 1.2× of a fresh copy', () => {
-    const s = new Star(2);
+    const s = new RunStar(2);
     try {
       const [a, b] = s.devices as [Device, Device];
       const N = 200;
@@ -285,7 +244,7 @@ describe('compaction property', () => {
   }, 120_000);
 
   test('a device past the horizon is refused with RESYNC_REQUIRED, resyncs from 0 and ends identical', () => {
-    const s = new Star(3);
+    const s = new RunStar(3);
     try {
       const [a, b, away] = s.devices as [Device, Device, Device];
       a.e.driver.exec("INSERT INTO todos (id, title) VALUES ('k1', 'one'), ('k2', 'two'), ('k3', 'three')");

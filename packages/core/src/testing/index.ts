@@ -5,6 +5,8 @@
  * production code (licence of the extension: docs/PROTOCOL.md §P7).
  */
 export { TODOS_DDL, changesFor, clockRows, openReplica, syncOneWay, tableRows } from './replica.ts';
+export { Star } from './star.ts';
+export type { StarDevice } from './star.ts';
 export { fcSeed, numRuns } from '../codec/test-arbitraries.ts';
 export { clockLine, collect, liteToPg, normRows, openPgContext, openTestPool, pgClockRows, pgToLite } from '../adapters/postgres/testing.ts';
 export type { PgCtx } from '../adapters/postgres/testing.ts';
