@@ -912,6 +912,21 @@ function blobKey(b: Uint8Array): string {
 }
 
 /**
+ * The key values of `pk` for a grouped merge, or undefined when the key does not decode, has the
+ * wrong arity or a value of the wrong type for `t` (the grouped merges then leave the batch to the
+ * change-by-change merge, which refuses or rejects it with its own error).
+ */
+function groupedPkValues(t: TableContext, pk: Uint8Array): SqlValue[] | undefined {
+  let pkValues: SqlValue[];
+  try {
+    pkValues = decodePk(pk);
+  } catch {
+    return undefined;
+  }
+  return pkValues.length === t.schema.pkColumns.length && pkTypeProblem(t, pkValues) === undefined ? pkValues : undefined;
+}
+
+/**
  * The incoming groups of a batch — runs of one (origin site, db_version), as `Merge.enterGroup`
  * delimits them — for the grouped merges: each group's db_version, site ref and whether any of
  * its changes won (only winning groups take a local version).
@@ -1041,13 +1056,8 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
       const key = blobKey(ch.pk);
       row = rows.get(key);
       if (row === undefined) {
-        let pkValues: SqlValue[];
-        try {
-          pkValues = decodePk(ch.pk);
-        } catch {
-          return undefined;
-        }
-        if (pkValues.length !== t.schema.pkColumns.length || pkTypeProblem(t, pkValues) !== undefined) return undefined;
+        const pkValues = groupedPkValues(t, ch.pk);
+        if (pkValues === undefined) return undefined;
         row = freshRow(t, ch.pk, pkValues);
         rows.set(key, row);
         order.push(row);
@@ -1322,13 +1332,8 @@ function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: App
       const key = blobKey(ch.pk);
       row = rows.get(key);
       if (row === undefined) {
-        let pkValues: SqlValue[];
-        try {
-          pkValues = decodePk(ch.pk);
-        } catch {
-          return bail();
-        }
-        if (pkValues.length !== t.schema.pkColumns.length || pkTypeProblem(t, pkValues) !== undefined) return bail();
+        const pkValues = groupedPkValues(t, ch.pk);
+        if (pkValues === undefined) return bail();
         const n = t.columns.length;
         row = {
           t, pk: ch.pk, pkValues, idx: [], grp: [], lastTbl: ch.tbl, loaded: false, rec: undefined, recDirty: false, cells: new Map(), cellsDropped: false, cl: 0,
