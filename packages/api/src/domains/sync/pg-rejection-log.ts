@@ -17,12 +17,11 @@
  * Retention (applied by `record`, cheap: two indexed deletes and an index-only max): entries
  * older than `maxAgeMs` (default 30 days) and all but the newest `maxEntries` ids (default 100,000).
  */
-import type { SqlValue } from '@offsync/core';
 import type { PgConn } from '@offsync/core/postgres';
 import type { LogRetention } from './central-log.ts';
-import { decodeLogCursor, decodeSqlValue, encodeSqlValue, positiveInt } from './central-log.ts';
-import { DEFAULT_REJECTION_MAX_AGE_MS, DEFAULT_REJECTION_MAX_ENTRIES, MAX_REJECTION_PAGE, rejectionCursor, validate as validateRejection } from './rejection-log.ts';
-import type { RejectedOperation, RejectionCredentialKind, RejectionEntry, RejectionInput, RejectionListArgs, RejectionLogReader, RejectionPage } from './rejection-log.ts';
+import { decodeLogCursor, encodeSqlValue, positiveInt } from './central-log.ts';
+import { DEFAULT_REJECTION_MAX_AGE_MS, DEFAULT_REJECTION_MAX_ENTRIES, encodeValues, MAX_REJECTION_PAGE, rejectionCursor, rejectionFromRow, validate as validateRejection } from './rejection-log.ts';
+import type { RejectionEntry, RejectionInput, RejectionListArgs, RejectionLogReader, RejectionPage } from './rejection-log.ts';
 
 /** Rows per INSERT statement (14 parameters each, far below PostgreSQL's 65,535). */
 const INSERT_CHUNK = 500;
@@ -42,37 +41,6 @@ export function pgRejectionLogDdl(m: string): string[] {
     `CREATE INDEX IF NOT EXISTS rejections_site ON ${m}.rejections (site_id, id)`,
     `CREATE INDEX IF NOT EXISTS rejections_user ON ${m}.rejections (user_id, id)`,
   ];
-}
-
-const str = (v: unknown): string => (typeof v === 'string' ? v : String(v));
-const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : str(v));
-
-function encodeValues(values: Readonly<Record<string, SqlValue>>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(values)) out[k] = encodeSqlValue(v);
-  return out;
-}
-
-function fromRow(r: unknown[]): RejectionEntry {
-  const values: Record<string, SqlValue> = {};
-  for (const [k, v] of Object.entries(JSON.parse(str(r[13])) as Record<string, unknown>)) values[k] = decodeSqlValue(v);
-  const pk = r[7];
-  return {
-    id: Number(r[0]),
-    at: new Date(Number(r[1])),
-    siteId: str(r[2]),
-    userId: strOrNull(r[3]),
-    credentialKind: str(r[4]) as RejectionCredentialKind,
-    credentialId: strOrNull(r[5]),
-    table: str(r[6]),
-    pk: pk instanceof Uint8Array ? new Uint8Array(pk) : new Uint8Array(0),
-    pkValues: (JSON.parse(str(r[8])) as unknown[]).map(decodeSqlValue),
-    operation: str(r[9]) as RejectedOperation,
-    code: str(r[10]),
-    policy: strOrNull(r[11]),
-    reason: str(r[12]),
-    values,
-  };
 }
 
 export class PgRejectionLog implements RejectionLogReader {
@@ -171,7 +139,7 @@ export class PgRejectionLog implements RejectionLogReader {
       const page = await c.q(`SELECT ${COLUMNS} FROM ${m}.rejections ${pageSql} ORDER BY id DESC LIMIT ${first + 1}`, pageParams);
       return { total: Number(n?.[0] ?? 0), rows: page };
     });
-    const nodes = rows.slice(0, first).map(fromRow);
+    const nodes = rows.slice(0, first).map(rejectionFromRow);
     const last = nodes[nodes.length - 1];
     return { nodes, totalCount: total, endCursor: last === undefined ? null : rejectionCursor(last.id), hasNextPage: rows.length > first };
   }

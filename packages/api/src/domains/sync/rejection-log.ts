@@ -174,7 +174,8 @@ export function toRejectionJson(e: RejectionEntry): RejectionJson {
   };
 }
 
-function encodeValues(values: Readonly<Record<string, SqlValue>>): Record<string, EncodedSqlValue> {
+/** The stored form of a rejected change's values (both logs, column `vals`). */
+export function encodeValues(values: Readonly<Record<string, SqlValue>>): Record<string, EncodedSqlValue> {
   const out: Record<string, EncodedSqlValue> = {};
   for (const [k, v] of Object.entries(values)) out[k] = encodeSqlValue(v);
   return out;
@@ -185,7 +186,13 @@ function bytes(v: SqlValue | undefined): Uint8Array {
   return new Uint8Array(v); // a copy: raw reads may hand out a Buffer over a reused allocation
 }
 
-function fromRow(r: SqlValue[]): RejectionEntry {
+/**
+ * An entry from a row of either log (SQLite `offsync_rejections`, PostgreSQL `offsync.rejections`),
+ * columns in the order id, at, site_id, user_id, credential_kind, credential_id, tbl, pk, pk_values,
+ * operation, code, policy, reason, vals.
+ */
+export function rejectionFromRow(row: readonly unknown[]): RejectionEntry {
+  const r = row as readonly SqlValue[];
   const pkValues = (JSON.parse(text(r[8])) as unknown[]).map(decodeSqlValue);
   const values: Record<string, SqlValue> = {};
   for (const [k, v] of Object.entries(JSON.parse(text(r[13])) as Record<string, unknown>)) values[k] = decodeSqlValue(v);
@@ -270,7 +277,7 @@ export class RejectionLog extends CentralLog {
     if (f.code !== undefined) add('code = ?', f.code);
     if (f.since !== undefined) add('at >= ?', BigInt(f.since.getTime()));
     const page = keysetPage(this.driver, { table: 'offsync_rejections', columns: COLUMNS, prefix: 'r', where, params, first: args.first, maxPage: MAX_REJECTION_PAGE, after: args.after });
-    const nodes = page.rows.map(fromRow);
+    const nodes = page.rows.map(rejectionFromRow);
     const last = nodes[nodes.length - 1];
     return { nodes, totalCount: page.totalCount, endCursor: last === undefined ? null : rejectionCursor(last.id), hasNextPage: page.hasNextPage };
   }
