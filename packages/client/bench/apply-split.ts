@@ -1,0 +1,64 @@
+/**
+ * Where a device's download time goes (bench only): `splitApply` replaces the engine's
+ * `applyPayload` on one device by its two halves timed apart — core's `decodePayload`, then
+ * core's `applyChanges` (the merge and its SQLite writes) — with the same result (the schema-hash
+ * check is left out: the bench's hash is always known). Both are measured in wall time and in
+ * process CPU time (`process.cpuUsage`: every thread of the process, so only meaningful when the
+ * server is not in this process or runs no work meanwhile). `gcWatch` sums the collector's pauses.
+ */
+import { PerformanceObserver } from 'node:perf_hooks';
+import { decodePayload } from '@offsync/core';
+import type { SyncEngine } from '@offsync/core';
+
+export interface ApplySplit {
+  decodeMs: number;
+  mergeMs: number;
+  decodeCpuMs: number;
+  mergeCpuMs: number;
+  /** performance.now() when the first payload arrived to be applied (undefined before). */
+  firstAt: number | undefined;
+}
+
+export const cpuNowMs = (): number => {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+};
+
+export function splitApply(engine: SyncEngine): ApplySplit {
+  const s: ApplySplit = { decodeMs: 0, mergeMs: 0, decodeCpuMs: 0, mergeCpuMs: 0, firstAt: undefined };
+  engine.applyPayload = (payload, opts = {}) => {
+    let t = performance.now();
+    let c = cpuNowMs();
+    s.firstAt ??= t;
+    const { header, changes } = decodePayload(payload, opts.limits);
+    let t2 = performance.now();
+    let c2 = cpuNowMs();
+    s.decodeMs += t2 - t;
+    s.decodeCpuMs += c2 - c;
+    t = t2;
+    c = c2;
+    const r = engine.applyChanges(changes, opts);
+    t2 = performance.now();
+    c2 = cpuNowMs();
+    s.mergeMs += t2 - t;
+    s.mergeCpuMs += c2 - c;
+    return { ...r, schemaHash: header.schemaHash };
+  };
+  return s;
+}
+
+/** Sums GC pause durations from now until `stop()` (which waits one turn for the last entries). */
+export function gcWatch(): { stop(): Promise<number> } {
+  let ms = 0;
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) ms += e.duration;
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  return {
+    async stop() {
+      await new Promise((ok) => setImmediate(ok));
+      obs.disconnect();
+      return ms;
+    },
+  };
+}
