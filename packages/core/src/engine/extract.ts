@@ -87,20 +87,33 @@ export interface FeedHost {
 /**
  * One clock entry before its value is attached. `state` is the row it belongs to when the stream
  * read the row itself (the one-pass rows stream and the cells it deferred); other streams leave
- * it undefined and share a per-table cache of the last row seen.
+ * it undefined and share a per-table cache of the last row seen. A source's head is one Item it
+ * overwrites on every step; only deferred cells get Items of their own.
  */
-interface Item {
-  pk: Uint8Array;
+class Item {
   /** Col id; 0 = sentinel, {@link BLOCK_ITEM} = a block cell. */
-  col: number;
-  cv: number;
-  dbv: number;
-  seq: number;
-  site: number;
-  cl: number;
-  state: RowState | undefined;
-  block?: string;
-  blockVal?: SqlValue;
+  col = 0;
+  cv = 0;
+  dbv = 0;
+  seq = 0;
+  site = 0;
+  cl = 0;
+  state: RowState | undefined = undefined;
+  block: string | undefined = undefined;
+  blockVal: SqlValue | undefined = undefined;
+  constructor(public pk: Uint8Array) {}
+}
+
+function cellItem(pk: Uint8Array, col: number, cv: number, dbv: number, seq: number, site: number, cl: number, state: RowState | undefined): Item {
+  const it = new Item(pk);
+  it.col = col;
+  it.cv = cv;
+  it.dbv = dbv;
+  it.seq = seq;
+  it.site = site;
+  it.cl = cl;
+  it.state = state;
+  return it;
 }
 
 /** Col id of a block cell item (blocks.ts): the cell name and value travel in the item. */
@@ -138,14 +151,6 @@ function rowOf(ctx: TableContext, st: RowState): SqlValue[] | undefined {
     st.rowKnown = true;
   }
   return st.row;
-}
-
-function blockItem(blocks: BlockColumns, table: string, after: Cursor, excludeSiteRef: number | undefined): Generator<Item> {
-  return (function* () {
-    for (const [pk, name, val, cv, dbv, seq, site, cl] of blocks.feed(table, after, excludeSiteRef)) {
-      yield { pk, col: BLOCK_ITEM, cv, dbv, seq, site, cl, state: undefined, block: name, blockVal: val };
-    }
-  })();
 }
 
 /** Deferred explicit cells, ordered by (db_version, seq): a binary min-heap. */
@@ -208,28 +213,104 @@ const siteOk = (rule: SiteRule, site: number): boolean => (rule.localOnly ? site
 /** Beyond this many deferred cells, deferred cells stop holding their row's values (memory bound). */
 const MAX_DEFERRED_WITH_VALUES = 200_000;
 
+/** One table of a feed: its deferred cells, the last row seen by streams without row state, col ids → columns. */
+interface TableFeed {
+  ctx: TableContext;
+  heap: ItemHeap;
+  cached: RowState | undefined;
+  /** `ctx.byId` as an array (col id → column), for the per-change lookup. */
+  byId: (ValueColumn | undefined)[];
+}
+
+/**
+ * An ordered stream of items of one table. `head` is valid while `advance()` last returned true
+ * (it is overwritten by the next `advance()`); `close()` ends the statement behind it.
+ */
+interface Source {
+  readonly tf: TableFeed;
+  /** Items addressed to the caller (evictions): no row filter, no value lookup. */
+  readonly direct: boolean;
+  readonly head: Item;
+  advance(): boolean;
+  close(): void;
+}
+
+const EMPTY_PK = new Uint8Array(0);
+
 /**
  * The one-pass rows stream (table-context.ts `rowsJoined`): each row record with all its
  * explicit cells and (when joinable) its values, in one result row per cell. Yields the sentinel
- * and the implicit cells at the record's position; explicit cells at or after it go to `heap`
- * with the same row state, so the row is read and judged once. Cells before the record are the
- * residual stream's.
+ * and the implicit cells at the record's position; explicit cells at or after it go to the
+ * table's heap with the same row state, so the row is read and judged once. Cells before the
+ * record are the residual stream's.
  */
-function* joinedItems(ctx: TableContext, it: Iterator<unknown[]>, after: Cursor, rule: SiteRule, heap: ItemHeap): Generator<Item> {
-  try {
-    yield* joinedRows(ctx, it, after, rule, heap);
-  } finally {
-    it.return?.(undefined);
-  }
-}
+class JoinedSource implements Source {
+  readonly direct = false;
+  readonly head = new Item(EMPTY_PK);
+  readonly #it: Iterator<unknown[]>;
+  readonly #after: Cursor;
+  readonly #rule: SiteRule;
+  readonly #cols: readonly ValueColumn[];
+  readonly #explicit: number[] = [];
+  /** The first result row of the next record (read ahead), undefined at the end. */
+  #next: unknown[] | undefined;
+  /** Next implicit column of the current record to consider; ≥ cols.length: none left. */
+  #k = 0;
+  #icv = 0;
+  #newer = false;
+  /** The current record's seq (its implicit cells follow at seq + 1 + ord). */
+  #recSeq = 0;
 
-function* joinedRows(ctx: TableContext, it: Iterator<unknown[]>, after: Cursor, rule: SiteRule, heap: ItemHeap): Generator<Item> {
-  const cols = ctx.columns;
-  const ncols = cols.length;
-  const explicit: number[] = [];
-  let next = it.next();
-  while (!next.done) {
-    const first = next.value;
+  constructor(
+    readonly tf: TableFeed,
+    it: Iterator<unknown[]>,
+    after: Cursor,
+    rule: SiteRule,
+  ) {
+    this.#it = it;
+    this.#after = after;
+    this.#rule = rule;
+    this.#cols = tf.ctx.columns;
+    this.#k = this.#cols.length;
+    const n = it.next();
+    this.#next = n.done === true ? undefined : n.value;
+  }
+
+  close(): void {
+    this.#it.return?.(undefined);
+  }
+
+  advance(): boolean {
+    const h = this.head;
+    const cols = this.#cols;
+    const ncols = cols.length;
+    const after = this.#after;
+    for (;;) {
+      // The current record's remaining implicit cells.
+      while (this.#k < ncols) {
+        const c = cols[this.#k++] as ValueColumn;
+        const seq = this.#recSeq + 1 + c.ord;
+        if (!this.#newer && seq <= after.seq) continue;
+        const explicit = this.#explicit;
+        if (explicit.length > 0 && explicit.includes(c.id)) continue;
+        h.col = c.id;
+        h.cv = this.#icv;
+        h.seq = seq;
+        return true;
+      }
+      const first = this.#next;
+      if (first === undefined) return false;
+      if (this.#record(first)) return true;
+    }
+  }
+
+  /** Reads one record (all its result rows); true when its sentinel is the head. */
+  #record(first: unknown[]): boolean {
+    const h = this.head;
+    const after = this.#after;
+    const rule = this.#rule;
+    const heap = this.tf.heap;
+    const explicit = this.#explicit;
     const pk = first[0] as Uint8Array;
     explicit.length = 0;
     const cl = Number(first[1]);
@@ -254,99 +335,153 @@ function* joinedRows(ctx: TableContext, it: Iterator<unknown[]>, after: Cursor, 
         const xseq = Number(x[10]);
         const xsite = Number(x[11]);
         if ((xdbv > after.dbVersion || (xdbv === after.dbVersion && xseq > after.seq)) && (xdbv > dbv || (xdbv === dbv && xseq >= seq)) && siteOk(rule, xsite)) {
-          heap.push({ pk, col, cv: Number(x[8]), dbv: xdbv, seq: xseq, site: xsite, cl, state: heap.size < MAX_DEFERRED_WITH_VALUES ? st : undefined });
+          heap.push(cellItem(pk, col, Number(x[8]), xdbv, xseq, xsite, cl, heap.size < MAX_DEFERRED_WITH_VALUES ? st : undefined));
         }
       }
-      next = it.next();
-      if (next.done) break;
+      const next = this.#it.next();
+      if (next.done === true) {
+        this.#next = undefined;
+        break;
+      }
       x = next.value;
-      if (!sameBytes(pk, x[0] as Uint8Array)) break;
+      if (!sameBytes(pk, x[0] as Uint8Array)) {
+        this.#next = x;
+        break;
+      }
     }
-    if (!siteOk(rule, site)) continue;
+    this.#k = this.#cols.length;
+    if (!siteOk(rule, site)) return false;
     const newer = dbv > after.dbVersion;
-    if (Number(first[2]) === 1 && (newer || seq > after.seq)) yield { pk, col: 0, cv: cl, dbv, seq, site, cl, state: st };
-    if (first[3] === null || cl % 2 === 0 || ncols === 0) continue;
-    const icv = Number(first[3]);
-    for (let i = 0; i < ncols; i++) {
-      const c = cols[i] as ValueColumn;
-      const s = seq + 1 + c.ord;
-      if (!newer && s <= after.seq) continue;
-      if (explicit.length > 0 && explicit.includes(c.id)) continue;
-      yield { pk, col: c.id, cv: icv, dbv, seq: s, site, cl, state: st };
+    h.pk = pk;
+    h.dbv = dbv;
+    h.site = site;
+    h.cl = cl;
+    h.state = st;
+    this.#recSeq = seq;
+    this.#newer = newer;
+    if (!(first[3] === null || cl % 2 === 0 || this.#cols.length === 0)) {
+      this.#icv = Number(first[3]);
+      this.#k = 0;
     }
+    if (Number(first[2]) === 1 && (newer || seq > after.seq)) {
+      h.col = 0;
+      h.cv = cl;
+      h.seq = seq;
+      return true;
+    }
+    return false;
   }
 }
 
-function* cellItems(it: Iterable<unknown[]>): Generator<Item> {
-  for (const r of it) yield { pk: r[0] as Uint8Array, col: Number(r[1]), cv: Number(r[2]), dbv: Number(r[3]), seq: Number(r[4]), site: Number(r[5]), cl: Number(r[6]), state: undefined };
+/** The residual explicit cells (table-context.ts `cellsResidual`). */
+class CellSource implements Source {
+  readonly direct = false;
+  readonly head = new Item(EMPTY_PK);
+  readonly #it: Iterator<unknown[]>;
+  constructor(
+    readonly tf: TableFeed,
+    it: Iterator<unknown[]>,
+  ) {
+    this.#it = it;
+  }
+  advance(): boolean {
+    const n = this.#it.next();
+    if (n.done === true) return false;
+    const r = n.value;
+    const h = this.head;
+    h.pk = r[0] as Uint8Array;
+    h.col = Number(r[1]);
+    h.cv = Number(r[2]);
+    h.dbv = Number(r[3]);
+    h.seq = Number(r[4]);
+    h.site = Number(r[5]);
+    h.cl = Number(r[6]);
+    return true;
+  }
+  close(): void {
+    this.#it.return?.(undefined);
+  }
 }
 
-interface Stream {
-  ctx: TableContext;
-  it: Iterator<Item>;
-  head: Item;
-  /** Items addressed to the caller (evictions): no row filter, no value lookup. */
-  direct: boolean;
+/** Block cells (blocks.ts) or removals addressed to one principal (as sentinel items of site 0 at seq 0). */
+class GeneratorSource implements Source {
+  head = new Item(EMPTY_PK);
+  readonly #it: Iterator<Item>;
+  constructor(
+    readonly tf: TableFeed,
+    it: Iterator<Item>,
+    readonly direct: boolean,
+  ) {
+    this.#it = it;
+  }
+  advance(): boolean {
+    const n = this.#it.next();
+    if (n.done === true) return false;
+    this.head = n.value;
+    return true;
+  }
+  close(): void {
+    this.#it.return?.(undefined);
+  }
 }
 
-/** Removals addressed to one principal, as sentinel items of site 0 at seq 0. */
+function* blockItems(blocks: BlockColumns, table: string, after: Cursor, excludeSiteRef: number | undefined): Generator<Item> {
+  for (const [pk, name, val, cv, dbv, seq, site, cl] of blocks.feed(table, after, excludeSiteRef)) {
+    const it = cellItem(pk, BLOCK_ITEM, cv, dbv, seq, site, cl, undefined);
+    it.block = name;
+    it.blockVal = val;
+    yield it;
+  }
+}
+
 function* evictionItems(it: Iterable<unknown[]>): Generator<Item> {
-  for (const r of it) yield { pk: r[0] as Uint8Array, col: 0, cv: Number(r[1]), dbv: Number(r[2]), seq: 0, site: 0, cl: Number(r[1]), state: undefined };
+  for (const r of it) yield cellItem(r[0] as Uint8Array, 0, Number(r[1]), Number(r[2]), 0, 0, Number(r[1]), undefined);
 }
 
 /** Lazily yields changes; the caller must not write to the database while iterating. */
 export function* changeFeed(host: FeedHost, opts: FeedOptions = {}): Generator<Change> {
   const after = opts.after ?? { dbVersion: 0, seq: -1 };
   const wanted = opts.tables === undefined ? undefined : new Set(opts.tables.map((t) => t.toLowerCase()));
-  const streams: Stream[] = [];
-  const heaps = new Map<TableContext, ItemHeap>();
+  const sources: Source[] = [];
+  const feeds: TableFeed[] = [];
   const rule: SiteRule = { exclude: opts.localOnly ? undefined : opts.excludeSiteRef, localOnly: opts.localOnly === true };
-  for (const ctx of host.tableContexts()) {
-    if (wanted !== undefined && !wanted.has(ctx.name.toLowerCase())) continue;
-    const s = ctx.stmts;
-    const v = BigInt(after.dbVersion);
-    const q = BigInt(after.seq);
-    const ex = rule.exclude === undefined ? undefined : BigInt(rule.exclude);
-    const heap = new ItemHeap();
-    heaps.set(ctx, heap);
-    // RLS pushed into SQL: only live rows the caller may see (and every dead row, judged by its
-    // tombstone below). Not when a row could have left the caller's sight since the cursor: those
-    // need reading to be answered with a removal.
-    const vis = opts.rowFilter?.byKey === undefined ? undefined : opts.rowFilter.sqlVisible?.(ctx.name);
-    const pushed = vis !== undefined && (opts.holdsNothing === true || s.priorAny.getRaw(ctx.name, v) === undefined) ? ctx.rowsJoinedVisible(vis.where) : undefined;
-    const rows = pushed !== undefined && vis !== undefined ? pushed.iterateRaw(v, vis.params as unknown as SqlValue) : s.rowsJoined.iterateRaw(v);
-    const cells = rule.localOnly ? s.cellsResidualLocal.iterateRaw(v, q, v) : ex !== undefined ? s.cellsResidualExcluding.iterateRaw(v, q, v, ex) : s.cellsResidual.iterateRaw(v, q, v);
-    const blocks = host.blocks !== undefined && !opts.localOnly && host.blocks.columnsOf(ctx.name).length > 0 ? [blockItem(host.blocks, ctx.name, after, opts.excludeSiteRef)] : [];
-    for (const it of [joinedItems(ctx, rows, after, rule, heap), cellItems(cells), ...blocks]) {
-      const first = it.next();
-      if (!first.done) streams.push({ ctx, it, head: first.value, direct: false });
-    }
-    if (opts.audience !== undefined) {
-      const it = evictionItems(s.evictionsFeed.iterateRaw(opts.audience, ctx.name, v));
-      const first = it.next();
-      if (!first.done) streams.push({ ctx, it, head: first.value, direct: true });
-    }
-  }
-  const siteCache = new Map<number, Uint8Array>();
   try {
-    yield* mergeStreams(host, opts, after, streams, heaps, siteCache);
+    for (const ctx of host.tableContexts()) {
+      if (wanted !== undefined && !wanted.has(ctx.name.toLowerCase())) continue;
+      const s = ctx.stmts;
+      const v = BigInt(after.dbVersion);
+      const q = BigInt(after.seq);
+      const ex = rule.exclude === undefined ? undefined : BigInt(rule.exclude);
+      const byId: (ValueColumn | undefined)[] = [];
+      for (const c of ctx.columns) byId[c.id] = c;
+      const tf: TableFeed = { ctx, heap: new ItemHeap(), cached: undefined, byId };
+      feeds.push(tf);
+      // RLS pushed into SQL: only live rows the caller may see (and every dead row, judged by its
+      // tombstone below). Not when a row could have left the caller's sight since the cursor: those
+      // need reading to be answered with a removal.
+      const vis = opts.rowFilter?.byKey === undefined ? undefined : opts.rowFilter.sqlVisible?.(ctx.name);
+      const pushed = vis !== undefined && (opts.holdsNothing === true || s.priorAny.getRaw(ctx.name, v) === undefined) ? ctx.rowsJoinedVisible(vis.where) : undefined;
+      const rows = pushed !== undefined && vis !== undefined ? pushed.iterateRaw(v, vis.params as unknown as SqlValue) : s.rowsJoined.iterateRaw(v);
+      const mine: Source[] = [new JoinedSource(tf, rows, after, rule)];
+      const cells = rule.localOnly ? s.cellsResidualLocal.iterateRaw(v, q, v) : ex !== undefined ? s.cellsResidualExcluding.iterateRaw(v, q, v, ex) : s.cellsResidual.iterateRaw(v, q, v);
+      mine.push(new CellSource(tf, cells));
+      if (host.blocks !== undefined && !opts.localOnly && host.blocks.columnsOf(ctx.name).length > 0) mine.push(new GeneratorSource(tf, blockItems(host.blocks, ctx.name, after, opts.excludeSiteRef), false));
+      if (opts.audience !== undefined) mine.push(new GeneratorSource(tf, evictionItems(s.evictionsFeed.iterateRaw(opts.audience, ctx.name, v)), true));
+      for (const src of mine) {
+        if (src.advance()) sources.push(src);
+        else src.close();
+      }
+    }
+    yield* mergeStreams(host, opts, after, sources, feeds);
   } finally {
     // A consumer that stops early must not leave statements running: the connection would stay
     // busy and refuse every later write.
-    for (const st of streams) st.it.return?.(undefined);
+    for (const src of sources) src.close();
   }
 }
 
-function* mergeStreams(
-  host: FeedHost,
-  opts: FeedOptions,
-  after: Cursor,
-  streams: Stream[],
-  heaps: Map<TableContext, ItemHeap>,
-  siteCache: Map<number, Uint8Array>,
-): Generator<Change> {
+function* mergeStreams(host: FeedHost, opts: FeedOptions, after: Cursor, sources: Source[], feeds: TableFeed[]): Generator<Change> {
   const removed = new PkSet();
-  const caches = new Map<TableContext, RowState>();
   // Whether a table has any prior values after the cursor at all (one query per table and scan).
   const priors = new Map<TableContext, boolean>();
   const priorSince = (ctx: TableContext): boolean => {
@@ -358,82 +493,89 @@ function* mergeStreams(
     }
     return any;
   };
-  const heapList = [...heaps.entries()];
-  const live = streams.slice();
+  const sites = new SiteIds(host);
+  const live = sources.slice();
   const blocks = host.blocks;
   const hasBlocks = blocks !== undefined && host.tableContexts().some((c) => blocks.columnsOf(c.name).length > 0);
+  const filtered = opts.rowFilter !== undefined;
   for (;;) {
-    // The earliest head among the streams and the deferred cells.
+    // The earliest head among the streams and the deferred cells (ties: the first stream, streams before heaps).
     let best = -1;
     let item: Item | undefined;
     for (let i = 0; i < live.length; i++) {
-      const h = (live[i] as Stream).head;
+      const h = (live[i] as Source).head;
       if (item === undefined || h.dbv < item.dbv || (h.dbv === item.dbv && h.seq < item.seq)) {
         item = h;
         best = i;
       }
     }
-    let ctx: TableContext;
-    let direct = false;
-    let heapCtx: TableContext | undefined;
-    for (const [c, heap] of heapList) {
-      const h = heap.peek();
+    let heapFeed: TableFeed | undefined;
+    for (let i = 0; i < feeds.length; i++) {
+      const tf = feeds[i] as TableFeed;
+      const h = tf.heap.peek();
       if (h !== undefined && (item === undefined || h.dbv < item.dbv || (h.dbv === item.dbv && h.seq < item.seq))) {
         item = h;
-        heapCtx = c;
+        heapFeed = tf;
       }
     }
     if (item === undefined) return;
-    if (heapCtx !== undefined) {
-      (heaps.get(heapCtx) as ItemHeap).pop();
-      ctx = heapCtx;
-    } else {
-      const st = live[best] as Stream;
-      ctx = st.ctx;
-      direct = st.direct;
-      const next = st.it.next();
-      if (next.done) live.splice(best, 1);
-      else st.head = next.value;
-    }
+    // Read the item before its source moves on (a source's head is overwritten by advance()).
     const { pk, col: colId, cv, dbv, seq, site: siteRef, cl } = item;
+    let state = item.state;
+    const block = item.block;
+    const blockVal = item.blockVal;
+    let tf: TableFeed;
+    let direct = false;
+    if (heapFeed !== undefined) {
+      heapFeed.heap.pop();
+      tf = heapFeed;
+    } else {
+      const src = live[best] as Source;
+      tf = src.tf;
+      direct = src.direct;
+      if (!src.advance()) live.splice(best, 1);
+    }
+    const ctx = tf.ctx;
     if (direct) {
-      yield { tbl: ctx.name, pk, col: RIP_SENTINEL, val: null, colVersion: cv, dbVersion: dbv, siteId: siteOf(host, siteCache, siteRef), cl, seq };
+      yield { tbl: ctx.name, pk, col: RIP_SENTINEL, val: null, colVersion: cv, dbVersion: dbv, siteId: sites.of(siteRef), cl, seq };
       continue;
     }
-    let state = item.state;
     if (state === undefined) {
-      const cached = caches.get(ctx);
+      const cached = tf.cached;
       if (cached !== undefined && sameBytes(cached.pk, pk)) state = cached;
       else {
         state = newState(pk, cl);
-        caches.set(ctx, state);
+        tf.cached = state;
       }
     }
-    if (!state.resolved) resolveRow(ctx, state, opts, after, removed, priorSince);
+    if (!state.resolved) {
+      if (filtered) resolveRow(ctx, state, opts, after, removed, priorSince);
+      else state.resolved = true;
+    }
     if (state.removal) {
       // A removal below the row's current (new) life: the device drops it, and takes it back whole if it returns.
       state.removal = false;
       removed.add(pk);
-      yield { tbl: ctx.name, pk, col: RIP_SENTINEL, val: null, colVersion: cl - 1, dbVersion: dbv, siteId: siteOf(host, siteCache, 0), cl: cl - 1, seq };
+      yield { tbl: ctx.name, pk, col: RIP_SENTINEL, val: null, colVersion: cl - 1, dbVersion: dbv, siteId: sites.of(0), cl: cl - 1, seq };
       continue;
     }
     if (!state.visible) continue;
     if (colId === BLOCK_ITEM) {
       // A block cell of a live row (blocks.ts); a deleted row's blocks stay behind its tombstone.
-      if (rowOf(ctx, state) !== undefined && item.block !== undefined) yield { tbl: ctx.name, pk, col: item.block, val: item.blockVal ?? null, colVersion: cv, dbVersion: dbv, siteId: siteOf(host, siteCache, siteRef), cl, seq };
+      if (rowOf(ctx, state) !== undefined && block !== undefined) yield { tbl: ctx.name, pk, col: block, val: blockVal ?? null, colVersion: cv, dbVersion: dbv, siteId: sites.of(siteRef), cl, seq };
       continue;
     }
     let col = RIP_SENTINEL;
     let val: SqlValue = null;
     if (colId !== 0) {
-      const c = ctx.byId.get(colId);
+      const c = tf.byId[colId];
       if (c === undefined) continue; // clock of a column dropped by ALTER
       if (hasBlocks && blocks?.isBlockColumn(ctx.name, c.name) === true) continue; // travels as block cells
       col = c.name;
       const row = rowOf(ctx, state);
       val = row === undefined ? null : (row[state.off + c.ord] ?? null);
     }
-    yield { tbl: ctx.name, pk, col, val, colVersion: cv, dbVersion: dbv, siteId: siteOf(host, siteCache, siteRef), cl, seq };
+    yield { tbl: ctx.name, pk, col, val, colVersion: cv, dbVersion: dbv, siteId: sites.of(siteRef), cl, seq };
   }
 }
 
@@ -493,13 +635,23 @@ function resolveRow(ctx: TableContext, st: RowState, opts: FeedOptions, after: C
   }
 }
 
-function siteOf(host: FeedHost, cache: Map<number, Uint8Array>, ref: number): Uint8Array {
-  let id = cache.get(ref);
-  if (id === undefined) {
-    id = host.siteIdOf(ref);
-    cache.set(ref, id);
+/** Site ids by site ref, each looked up once per scan (refs are small integers: an array). */
+class SiteIds {
+  readonly #host: FeedHost;
+  readonly #small: (Uint8Array | undefined)[] = [];
+  readonly #other = new Map<number, Uint8Array>();
+  constructor(host: FeedHost) {
+    this.#host = host;
   }
-  return id;
+  of(ref: number): Uint8Array {
+    if (ref >= 0 && ref < 65536 && Number.isInteger(ref)) return (this.#small[ref] ??= this.#host.siteIdOf(ref));
+    let id = this.#other.get(ref);
+    if (id === undefined) {
+      id = this.#host.siteIdOf(ref);
+      this.#other.set(ref, id);
+    }
+    return id;
+  }
 }
 
 /** Primary-key blobs already answered with a removal in one scan. */
