@@ -8,7 +8,9 @@
  *
  * Standalone (`npx tsx bench/initial-sync.ts`): both modes once, next to raw better-sqlite3.
  * `BENCH_PROFILE=<dir>` writes `client.cpuprofile` and `server.cpuprofile` of the worker run's
- * download alone (the seed upload is not profiled).
+ * download alone (the seed upload is not profiled). Each run's time is split (apply-split.ts):
+ * waited for the server, core's decode, core's merge, the rest. The client's CPU alone, without a
+ * server: bench/replay.ts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -22,6 +24,7 @@ import { startServerInWorker } from '@offsync/core/testing';
 import { openDatabase } from '../src/sync/index.ts';
 import type { OffSyncDatabase, OpenDatabaseOptions } from '../src/sync/index.ts';
 import { API_KEY, createSyncServer, listen, TODOS_DDL } from '../test/fixtures/sync-server.ts';
+import { splitApply } from './apply-split.ts';
 
 export interface InitialSyncResult {
   mode: 'worker' | 'in-process';
@@ -31,6 +34,17 @@ export interface InitialSyncResult {
   bytes: number;
   /** Of `ms`, the time the client's event loop sat idle, i.e. waited for the server. */
   waitedMs: number;
+  /** Of `ms`, until the first page was in hand (the server building it, the request, the reply). */
+  firstPageMs: number;
+  /** Of `ms`, wall time in core's decodePayload and in core's applyChanges (apply-split.ts). */
+  decodeMs: number;
+  mergeMs: number;
+}
+
+/** `ms` split: waited for the server / core decode / core merge / the rest (HTTP, JSON, base64, COMMIT). */
+export function splitLine(r: InitialSyncResult): string {
+  const other = r.ms - r.waitedMs - r.decodeMs - r.mergeMs;
+  return `waited ${r.waitedMs.toFixed(0)} ms (first page after ${r.firstPageMs.toFixed(0)} ms), decode ${r.decodeMs.toFixed(0)} ms, merge ${r.mergeMs.toFixed(0)} ms, other ${other.toFixed(0)} ms`;
 }
 
 export function benchRow(i: number): [string, string, number] {
@@ -80,6 +94,7 @@ export function rawInsertMs(dir: string, n: number): number {
 /** Downloads everything into a fresh device and checks the row count. */
 async function freshDownload(dir: string, url: string, databaseId: string, n: number, name: string, profile?: { start(): Promise<void>; stop(): Promise<void> }): Promise<Omit<InitialSyncResult, 'mode'>> {
   const fresh = device(dir, name, url, databaseId);
+  const split = splitApply(fresh.engine);
   let pages = 0;
   fresh.on('progress', () => pages++);
   await profile?.start();
@@ -92,7 +107,8 @@ async function freshDownload(dir: string, url: string, databaseId: string, n: nu
   const count = Number(fresh.db.prepare('SELECT count(*) FROM todos').pluck().get());
   await fresh.close();
   if (count !== n || !r.receive.complete) throw new Error(`fresh device has ${count} rows (complete: ${r.receive.complete}), expected ${n}`);
-  return { rows: n, ms, pages, bytes: r.receive.bytes, waitedMs };
+  const firstPageMs = split.firstAt === undefined ? ms : split.firstAt - t0;
+  return { rows: n, ms, pages, bytes: r.receive.bytes, waitedMs, firstPageMs, decodeMs: split.decodeMs, mergeMs: split.mergeMs };
 }
 
 async function clientProfiler(path: string): Promise<{ start(): Promise<void>; stop(): Promise<void> }> {
@@ -109,11 +125,17 @@ async function clientProfiler(path: string): Promise<{ start(): Promise<void>; s
   };
 }
 
+/** `BENCH_PAGE_BYTES`: the server's page budget (default: the sync service's, 5 MB). */
+function serverPages(): { http?: { pageBytes: number } } {
+  const v = process.env['BENCH_PAGE_BYTES'];
+  return v === undefined ? {} : { http: { pageBytes: Number(v) } };
+}
+
 /** The server in a worker thread, the client here. */
 export async function initialSyncWorker(dir: string, n: number, profileDir?: string): Promise<InitialSyncResult & { trackedMs: number; uploadMs: number }> {
   const databaseId = 'db_bench_worker';
   const modulePath = fileURLToPath(new URL('./bench-server.ts', import.meta.url));
-  const srv = await startServerInWorker(modulePath, 'startBenchServer', { options: { databaseId } });
+  const srv = await startServerInWorker(modulePath, 'startBenchServer', { options: { databaseId, ...serverPages() } });
   try {
     const seeded = await seedThroughDevice(dir, srv.origin, databaseId, n);
     let profile: { start(): Promise<void>; stop(): Promise<void> } | undefined;
@@ -139,7 +161,7 @@ export async function initialSyncWorker(dir: string, n: number, profileDir?: str
 
 /** The server on this thread's event loop (serving and applying never overlap). */
 export async function initialSyncInProcess(dir: string, n: number): Promise<InitialSyncResult & { trackedMs: number; uploadMs: number }> {
-  const srv = createSyncServer({ databaseId: 'db_bench_inproc' });
+  const srv = createSyncServer({ databaseId: 'db_bench_inproc', ...serverPages() });
   try {
     const url = `http://127.0.0.1:${await listen(srv.server)}`;
     const seeded = await seedThroughDevice(dir, url, srv.databaseId, n);
@@ -163,7 +185,7 @@ async function main(): Promise<void> {
       const r = mode === 'worker' ? await initialSyncWorker(dir, n, process.env['BENCH_PROFILE']) : await initialSyncInProcess(dir, n);
       out.push(
         `${r.mode.padEnd(10)} ${r.ms.toFixed(0)} ms (${rowsPerSecond(n, r.ms)}), client waited ${r.waitedMs.toFixed(0)} ms, ${r.pages} pages, ${(r.bytes / 1e6).toFixed(1)} MB; ` +
-          `raw insert ${rawMs.toFixed(0)} ms (${rowsPerSecond(n, rawMs)}); ${(r.ms / rawMs).toFixed(1)}× raw`,
+          `raw insert ${rawMs.toFixed(0)} ms (${rowsPerSecond(n, rawMs)}); ${(r.ms / rawMs).toFixed(1)}× raw\n             ${splitLine(r)}`,
       );
     }
     console.log(`initial sync of ${n.toLocaleString('en-US')} rows to a fresh device`);
