@@ -28,9 +28,8 @@ interface TableFold {
   runReviveCells: string | undefined;
   runTombstone: string;
   runTombstoneCells: string | undefined;
-  runDistinct: string;
-  runCellsOnce: string | undefined;
-  runAggregate: string | undefined;
+  anyCell: string;
+  runCells: string | undefined;
   stage: string;
   revive: string;
   reviveCells: string | undefined;
@@ -64,6 +63,7 @@ function tableFold(ctx: TableContext): TableFold {
       ON CONFLICT (pk) DO UPDATE SET cl = cl + CASE cl % 2 WHEN 0 THEN 1 ELSE 2 END, sent = 1,
         icv = ${pkOnly ? 'NULL' : 'CASE WHEN icv IS NULL OR cl % 2 = 0 THEN 1 ELSE icv + 1 END'},
         db_version = excluded.db_version, seq = 0, site = 0`,
+    anyCell: `SELECT 1 FROM ${c} LIMIT 1`,
     runReviveProbe: `SELECT 1 FROM offsync_write_log l WHERE ${inRun} AND EXISTS (SELECT 1 FROM ${c} WHERE pk = ${key('l.k')}) LIMIT 1`,
     // Each insert of a key bumps its explicit cells once, at its version.
     runReviveCells: pkOnly
@@ -75,20 +75,14 @@ function tableFold(ctx: TableContext): TableFold {
       ON CONFLICT (pk) DO UPDATE SET cl = cl + CASE cl % 2 WHEN 1 THEN 1 ELSE 2 END, sent = 1, icv = NULL,
         db_version = excluded.db_version, seq = 0, site = 0`,
     runTombstoneCells: pkOnly ? undefined : `DELETE FROM ${c} WHERE pk IN (SELECT ${key('k')} FROM offsync_write_log WHERE ${inRun})`,
-    runDistinct: `SELECT count(*) = count(DISTINCT k) FROM offsync_write_log WHERE ${inRun}`,
-    // Updates whose keys are distinct: each changes a cell once.
-    runCellsOnce: pkOnly
+    // Updates in log order, one upsert per changed cell: a key updated again in the run finds the
+    // cell the earlier update made (col_version + 1, the later version), as the per-row rules do.
+    runCells: pkOnly
       ? undefined
       : `INSERT INTO ${c} (pk, col, col_version, db_version, seq, site)
       SELECT f.pk, k.col, COALESCE((SELECT icv FROM ${r} WHERE pk = f.pk AND cl % 2 = 1), 0) + 1, f.v, k.ord + 1, 0
-      FROM (SELECT ${key('k')} AS pk, ? + id AS v, op, m FROM offsync_write_log WHERE ${inRun} LIMIT -1) f CROSS JOIN ${colsSql} k WHERE ${bitOn}
+      FROM (SELECT ${key('k')} AS pk, ? + id AS v, op, m FROM offsync_write_log WHERE ${inRun} ORDER BY id LIMIT -1) f CROSS JOIN ${colsSql} k WHERE ${bitOn}
       ON CONFLICT (pk, col) DO UPDATE SET col_version = col_version + 1, db_version = excluded.db_version, seq = excluded.seq, site = 0`,
-    // Updates with repeated keys: per cell, how many changed it and the last version that did.
-    runAggregate: pkOnly
-      ? undefined
-      : `INSERT INTO temp.offsync_fold_cells (pk, col, ord, n, v)
-      SELECT ${key('f.k')}, k.col, k.ord, count(*), ? + max(f.id)
-      FROM offsync_write_log f CROSS JOIN ${colsSql} k WHERE ${bitOn} AND f.${inRun.replace('id BETWEEN', 'f.id BETWEEN')} GROUP BY 1, 2`,
     // Every (key, log row) item with its version, kind and round.
     stage: `INSERT INTO temp.offsync_fold (pk, id, v, kind, op, m, rnd)
       SELECT pk, id, v, kind, op, m, sum(kind <> ${LOG_UPDATE}) OVER (PARTITION BY pk ORDER BY id) FROM (
@@ -198,18 +192,15 @@ function foldRun(driver: SqlDriver, f: TableFold, base: number, kind: number, a:
   const [v, lo, hi] = [BigInt(base), BigInt(a), BigInt(b)];
   if (kind === LOG_INSERT) {
     driver.prepare(f.runRevive).run(v, lo, hi);
-    if (f.runReviveCells !== undefined && driver.prepare(f.runReviveProbe).getRaw(lo, hi) !== undefined) driver.prepare(f.runReviveCells).run(v, lo, hi);
+    // Explicit cells of inserted keys (a re-insert, a row merged but missing from the table): an
+    // empty cells table (a table only ever inserted into) needs no probe of every key.
+    if (f.runReviveCells !== undefined && driver.prepare(f.anyCell).getRaw() !== undefined && driver.prepare(f.runReviveProbe).getRaw(lo, hi) !== undefined) {
+      driver.prepare(f.runReviveCells).run(v, lo, hi);
+    }
   } else if (kind === LOG_DELETE) {
     driver.prepare(f.runTombstone).run(v, lo, hi);
     if (f.runTombstoneCells !== undefined) driver.prepare(f.runTombstoneCells).run(lo, hi);
-  } else if (f.runCellsOnce !== undefined && f.runAggregate !== undefined && f.cells !== undefined) {
-    if (Number(driver.prepare(f.runDistinct).getRaw(lo, hi)?.[0]) === 1) driver.prepare(f.runCellsOnce).run(v, lo, hi);
-    else {
-      driver.exec('DELETE FROM temp.offsync_fold_cells');
-      driver.prepare(f.runAggregate).run(v, lo, hi);
-      driver.prepare(f.cells).run();
-    }
-  }
+  } else if (f.runCells !== undefined) driver.prepare(f.runCells).run(v, lo, hi);
 }
 
 /** The general fold: every key's log rows cut into rounds (see the file comment). */
