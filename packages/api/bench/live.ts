@@ -96,7 +96,12 @@ export interface LatencyResult {
   rounds: number;
   chosen: number[];
   last: number[];
+  /** CPU time (user + system) per round of the server process and of this (measuring) process, ms: what a round costs whatever the machine's load. */
+  serverCpuMs: number;
+  clientCpuMs: number;
 }
+
+const cpuMs = (u: { user: number; system: number }): number => (u.user + u.system) / 1000;
 
 export class Writer {
   readonly engine: SyncEngine = openReplica(TODOS_DDL);
@@ -127,6 +132,11 @@ export class Writer {
 export async function propagation(fleet: Fleet, writer: Writer, rounds: number): Promise<LatencyResult> {
   const chosen: number[] = [];
   const last: number[] = [];
+  // BENCH_LIVE_PROF=<file>: a CPU profile of the server's main thread over the rounds alone.
+  const prof = process.env['BENCH_LIVE_PROF'];
+  if (prof) await fleet.server.request({ type: 'profile', action: 'start' });
+  const server0 = cpuMs(await fleet.server.request({ type: 'cpu' }));
+  const client0 = process.cpuUsage();
   for (let r = 0; r < rounds; r++) {
     fleet.expectOneMore();
     const pick = Math.floor(Math.random() * fleet.subs.length);
@@ -136,7 +146,10 @@ export async function propagation(fleet: Fleet, writer: Writer, rounds: number):
     chosen.push((fleet.subs[pick]?.lastAt ?? t0) - t0);
     last.push(Math.max(...fleet.subs.map((s) => s.lastAt)) - t0);
   }
-  return { rounds, chosen, last };
+  const clientCpuMs = cpuMs(process.cpuUsage(client0)) / rounds;
+  const serverCpuMs = (cpuMs(await fleet.server.request({ type: 'cpu' })) - server0) / rounds;
+  if (prof) await fleet.server.request({ type: 'profile', action: 'stop', file: `${prof}.${fleet.subs.length}.cpuprofile` });
+  return { rounds, chosen, last, serverCpuMs, clientCpuMs };
 }
 
 export function percentile(values: number[], p: number): number {
@@ -232,6 +245,7 @@ export async function liveBench(server: BenchServer, row: Row, o: { tiers: numbe
     row(`(c) propagation, ${n} subs, random subscriber p50`, `${fmt(p50, 2)} ms`, '≤ 10 ms', verdict(p50 <= 10));
     row(`(c) propagation, ${n} subs, random subscriber p99`, `${fmt(p99, 2)} ms`, '≤ 50 ms', verdict(p99 <= 50));
     row(`(c) propagation, ${n} subs, last subscriber p50 / p99`, `${fmt(percentile(r.last, 50), 2)} / ${fmt(percentile(r.last, 99), 2)} ms`, '', `${r.rounds} rounds, fan-out complete`);
+    row(`(c) propagation, ${n} subs, CPU per round server / bench client`, `${fmt(r.serverCpuMs, 2)} / ${fmt(r.clientCpuMs, 2)} ms`, '', 'process CPU time (user + system) over the rounds, per round: the server process vs the one measuring all subscribers');
   }
   await fleet.close();
   writer.engine.close();
