@@ -4,13 +4,13 @@
  * checksum48 of the body as transmitted.
  */
 import { CoreError, CoreErrorCode } from '../errors.ts';
-import type { Change } from '../types.ts';
+import type { Change, SqlValue } from '../types.ts';
 import { ByteWriter } from './bytes.ts';
-import { checksum48Number } from './fnv.ts';
+import { checksum48Fast } from './checksum48.ts';
 import { LZ4_MAX_INPUT_SIZE, lz4BlockCompressBound, lz4BlockCompressInto } from './lz4-block.ts';
 import { isFragmentName } from './payload-fragments.ts';
 import { DEFAULT_LIB_VERSION, PAYLOAD_HEADER_SIZE, writePayloadHeader } from './payload-header.ts';
-import { encodeBlob, encodeText, encodeUintWithCode, encodeValue, TYPE_INTEGER } from './value.ts';
+import { encodeText, encodeValue, TYPE_BLOB, TYPE_INTEGER, TYPE_NEG_INTEGER, TYPE_NULL, TYPE_REAL, TYPE_NEG_REAL, TYPE_TEXT, uintWidth } from './value.ts';
 
 export interface PayloadEncodeOptions {
   /** u64 stamped into the header (§P6). */
@@ -39,6 +39,121 @@ function checkClock(v: number, field: string): void {
 }
 
 let scratch = new Uint8Array(0);
+
+/** Copies `src` to `b[p..]` (a loop for short arrays: cheaper than `set` at pk/site-id sizes); returns the new end. */
+function putBytes(b: Uint8Array, p: number, src: Uint8Array): number {
+  const n = src.length;
+  if (n > 48) {
+    b.set(src, p);
+    return p + n;
+  }
+  for (let i = 0; i < n; i++) b[p + i] = src[i] as number;
+  return p + n;
+}
+
+/**
+ * Type byte `code` plus `n` (a safe non-negative integer) as a minimal-width big-endian
+ * magnitude, at `b[p..]` (value.ts `encodeUintWithCode`, same bytes); returns the new end.
+ */
+function putUint(b: Uint8Array, p: number, code: number, n: number): number {
+  if (n < 0x100) {
+    b[p] = (1 << 3) | code;
+    b[p + 1] = n;
+    return p + 2;
+  }
+  if (n < 0x10000) {
+    b[p] = (2 << 3) | code;
+    b[p + 1] = n >>> 8;
+    b[p + 2] = n & 0xff;
+    return p + 3;
+  }
+  if (n < 0x1000000) {
+    b[p] = (3 << 3) | code;
+    b[p + 1] = n >>> 16;
+    b[p + 2] = (n >>> 8) & 0xff;
+    b[p + 3] = n & 0xff;
+    return p + 4;
+  }
+  if (n < 0x100000000) {
+    b[p] = (4 << 3) | code;
+    b[p + 1] = n >>> 24;
+    b[p + 2] = (n >>> 16) & 0xff;
+    b[p + 3] = (n >>> 8) & 0xff;
+    b[p + 4] = n & 0xff;
+    return p + 5;
+  }
+  const width = uintWidth(n);
+  b[p] = (width << 3) | code;
+  let x = n;
+  for (let i = width; i >= 1; i--) {
+    b[p + i] = x % 256;
+    x = Math.floor(x / 256);
+  }
+  return p + 1 + width;
+}
+
+const SAFE_MAX = BigInt(Number.MAX_SAFE_INTEGER);
+const SAFE_MIN = -SAFE_MAX;
+
+/**
+ * The value at `w.buf[p..]` (value.ts `encodeValue`, same bytes; at least 64 + 9 bytes reserved):
+ * NULL, REAL, integers within ±(2^53-1) and short ASCII TEXT/BLOB here, everything else through
+ * `encodeValue` (which grows the buffer as needed). Returns the new end.
+ */
+function putValue(w: ByteWriter, p: number, v: SqlValue): number {
+  const b = w.buf;
+  switch (typeof v) {
+    case 'string': {
+      const len = v.length;
+      if (len < 64) {
+        let i = 0;
+        for (; i < len; i++) {
+          const c = v.charCodeAt(i);
+          if (c >= 0x80) break;
+          b[p + 2 + i] = c;
+        }
+        if (i === len) {
+          b[p] = (1 << 3) | TYPE_TEXT;
+          b[p + 1] = len;
+          return p + 2 + len;
+        }
+      }
+      break;
+    }
+    case 'bigint':
+      if (v >= 0n) {
+        if (v <= SAFE_MAX) return putUint(b, p, TYPE_INTEGER, Number(v));
+      } else if (v >= SAFE_MIN) return putUint(b, p, TYPE_NEG_INTEGER, -Number(v));
+      break;
+    case 'number':
+      if (v < 0) {
+        b[p] = TYPE_NEG_REAL;
+        w.view.setFloat64(p + 1, -v, true);
+      } else {
+        b[p] = TYPE_REAL; // ≥ 0, -0 and NaN: code 2 with the raw bits
+        w.view.setFloat64(p + 1, v, true);
+      }
+      return p + 9;
+    case 'object':
+      if (v === null) {
+        b[p] = TYPE_NULL;
+        return p + 1;
+      }
+      if (v instanceof Uint8Array && v.length <= 64) {
+        p = putUint(b, p, TYPE_BLOB, v.length);
+        return putBytes(b, p, v);
+      }
+      break;
+  }
+  const mark = w.length;
+  w.length = p;
+  try {
+    encodeValue(w, v);
+    return w.length;
+  } finally {
+    w.length = mark;
+  }
+}
 
 /**
  * Incremental payload builder. `finish()` returns the payload (or null when no row was added)
@@ -74,7 +189,8 @@ export class PayloadEncoder {
     return this.#rows;
   }
 
-  #name(s: string): void {
+  /** The encoded TEXT of a name (tbl, col_name): one per distinct name, the last two remembered by identity. */
+  #name(s: string): Uint8Array {
     let enc = this.#names.get(s);
     if (enc === undefined) {
       const tmp = new ByteWriter(s.length + 8);
@@ -83,8 +199,13 @@ export class PayloadEncoder {
       if (this.#names.size >= NAME_CACHE_MAX) this.#names.clear();
       this.#names.set(s, enc);
     }
-    this.#w.bytes(enc);
+    return enc;
   }
+
+  #lastTbl = '';
+  #lastTblEnc: Uint8Array | undefined;
+  #lastCol = '';
+  #lastColEnc: Uint8Array | undefined;
 
   /**
    * Appends one row. Throws CoreError PAYLOAD_BAD_VALUE / PAYLOAD_TOO_LARGE on invalid input,
@@ -111,22 +232,44 @@ export class PayloadEncoder {
     checkClock(change.cl, 'cl');
     checkClock(change.seq, 'seq');
     if (this.#rows >= MAX_ROWS) throw new CoreError(CoreErrorCode.PAYLOAD_TOO_LARGE, 'too many rows for one payload');
-    const w = this.#w;
-    const mark = w.length;
-    try {
-      this.#name(tbl);
-      encodeBlob(w, pk);
-      this.#name(col);
-      encodeValue(w, change.val);
-      encodeUintWithCode(w, TYPE_INTEGER, change.colVersion);
-      encodeUintWithCode(w, TYPE_INTEGER, change.dbVersion);
-      encodeBlob(w, siteId);
-      encodeUintWithCode(w, TYPE_INTEGER, change.cl);
-      encodeUintWithCode(w, TYPE_INTEGER, change.seq);
-    } catch (e) {
-      w.length = mark; // leave the encoder consistent
-      throw e;
+    let tblEnc = this.#lastTblEnc;
+    if (tblEnc === undefined || tbl !== this.#lastTbl) {
+      tblEnc = this.#lastTblEnc = this.#name(tbl);
+      this.#lastTbl = tbl;
     }
+    let colEnc = this.#lastColEnc;
+    if (colEnc === undefined || col !== this.#lastCol) {
+      colEnc = this.#lastColEnc = this.#name(col);
+      this.#lastCol = col;
+    }
+    const val = change.val;
+    const w = this.#w;
+    // One reservation per row: names, pk and site id with their 9-byte heads, 4 clocks of at
+    // most 8 bytes, and the value (TEXT/BLOB written here only when short; else by encodeValue).
+    w.ensure(tblEnc.length + colEnc.length + pk.length + 9 + 25 + 4 * 8 + 64 + 9);
+    const b = w.buf;
+    let p = w.length;
+    p = putBytes(b, p, tblEnc);
+    p = putUint(b, p, TYPE_BLOB, pk.length);
+    p = putBytes(b, p, pk);
+    p = putBytes(b, p, colEnc);
+    p = putValue(w, p, val);
+    if (w.buf !== b) {
+      // encodeValue grew the buffer for a long value: room for the rest of the row, keeping it.
+      const start = w.length;
+      w.length = p;
+      w.ensure(4 * 8 + 18);
+      w.length = start;
+    }
+    const b2 = w.buf;
+    p = putUint(b2, p, TYPE_INTEGER, change.colVersion);
+    p = putUint(b2, p, TYPE_INTEGER, change.dbVersion);
+    b2[p++] = (1 << 3) | TYPE_BLOB;
+    b2[p++] = 16;
+    p = putBytes(b2, p, siteId);
+    p = putUint(b2, p, TYPE_INTEGER, change.cl);
+    p = putUint(b2, p, TYPE_INTEGER, change.seq);
+    w.length = p; // nothing is committed before the whole row is written: a throw leaves the encoder as it was
     this.#rows++;
     if (isFragmentName(col)) this.#fragments = true;
   }
@@ -163,7 +306,7 @@ export class PayloadEncoder {
       expandedSize,
       nrows: rows,
       schemaHash: this.#schemaHash,
-      checksum: checksum48Number(out, PAYLOAD_HEADER_SIZE, out.length),
+      checksum: checksum48Fast(out, PAYLOAD_HEADER_SIZE, out.length),
       version: this.#fragments ? 3 : 2,
     });
     this.#w.reset();

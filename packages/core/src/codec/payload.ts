@@ -5,7 +5,7 @@
 import { CoreError, CoreErrorCode } from '../errors.ts';
 import type { Change } from '../types.ts';
 import { ByteReader } from './bytes.ts';
-import { checksum48Number } from './fnv.ts';
+import { checksum48Fast } from './checksum48.ts';
 import { LZ4_MAX_INPUT_SIZE, lz4BlockDecompress } from './lz4-block.ts';
 import { FragmentAssembler } from './payload-fragments.ts';
 import { decodePayloadHeader, PAYLOAD_HEADER_SIZE } from './payload-header.ts';
@@ -154,7 +154,7 @@ export function decodePayload(bytes: Uint8Array, limits: PayloadDecodeLimits = {
     throw badHeader(`${nrows} rows cannot fit in ${rawLen} body bytes`, { nrows, rawLen });
   }
   if (header.version === 2) {
-    const sum = checksum48Number(bytes, PAYLOAD_HEADER_SIZE, bytes.length);
+    const sum = checksum48Fast(bytes, PAYLOAD_HEADER_SIZE, bytes.length);
     if (BigInt(sum) !== header.checksum) {
       throw new CoreError(CoreErrorCode.PAYLOAD_BAD_CHECKSUM, 'invalid checksum', {
         details: { expected: header.checksum.toString(16), actual: sum.toString(16) },

@@ -1,0 +1,157 @@
+/**
+ * The encoder's fast paths (payload-encoder.ts `putUint` / `putValue` / `putBytes`, one
+ * reservation per row) and the limb checksum (checksum48.ts) against the plain codec functions
+ * they replace (value.ts `encodeValue` & co., fnv.ts): byte for byte, for random changes and for
+ * every width and length boundary, including values long enough to grow the buffer mid-row.
+ */
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { CoreErrorCode } from '../errors.ts';
+import type { CoreError } from '../errors.ts';
+import type { Change, SqlValue } from '../types.ts';
+import { ByteWriter } from './bytes.ts';
+import { checksum48Fast } from './checksum48.ts';
+import { checksum48Number } from './fnv.ts';
+import { lz4BlockDecompress } from './lz4-block.ts';
+import { PayloadEncoder } from './payload-encoder.ts';
+import { PAYLOAD_HEADER_SIZE } from './payload-header.ts';
+import { changeArb, fcSeed, numRuns } from './test-arbitraries.ts';
+import { encodeBlob, encodeText, encodeUintWithCode, encodeValue, TYPE_INTEGER } from './value.ts';
+
+/** The body as the codec functions write it (the encoder before its fast paths). */
+function referenceBody(changes: readonly Change[]): Uint8Array {
+  const w = new ByteWriter(64);
+  for (const c of changes) {
+    encodeText(w, c.tbl);
+    encodeBlob(w, c.pk);
+    encodeText(w, c.col);
+    encodeValue(w, c.val);
+    encodeUintWithCode(w, TYPE_INTEGER, c.colVersion);
+    encodeUintWithCode(w, TYPE_INTEGER, c.dbVersion);
+    encodeBlob(w, c.siteId);
+    encodeUintWithCode(w, TYPE_INTEGER, c.cl);
+    encodeUintWithCode(w, TYPE_INTEGER, c.seq);
+  }
+  return w.toBytes();
+}
+
+/** The body of a payload (decompressed when compressed); checks the checksum with fnv.ts. */
+function bodyOf(payload: Uint8Array): Uint8Array {
+  const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  const expanded = dv.getUint32(8, false);
+  const sum = dv.getUint16(26, false) * 2 ** 32 + dv.getUint32(28, false);
+  expect(sum).toBe(checksum48Number(payload, PAYLOAD_HEADER_SIZE, payload.length));
+  const body = payload.subarray(PAYLOAD_HEADER_SIZE);
+  return expanded === 0 ? body : lz4BlockDecompress(body, expanded);
+}
+
+/** Byte equality; on a difference, the first differing offset and the bytes around it. */
+function expectSameBytes(actual: Uint8Array, expected: Uint8Array): void {
+  let i = 0;
+  const n = Math.min(actual.length, expected.length);
+  while (i < n && actual[i] === expected[i]) i++;
+  const at = i === n && actual.length === expected.length ? -1 : i;
+  const around = (b: Uint8Array): number[] => Array.from(b.subarray(Math.max(0, at - 4), at + 8));
+  expect({ at, length: actual.length, bytes: at < 0 ? [] : around(actual) }).toEqual({ at: -1, length: expected.length, bytes: at < 0 ? [] : around(expected) });
+}
+
+function encodeAll(changes: readonly Change[]): Uint8Array {
+  const enc = new PayloadEncoder({ schemaHash: 7n });
+  for (const c of changes) enc.add(c);
+  const p = enc.finish();
+  if (p === null) throw new Error('no payload');
+  return p;
+}
+
+const site = Uint8Array.from({ length: 16 }, (_, i) => i * 13 + 1);
+const base: Change = { tbl: 'todos', pk: Uint8Array.of(1, 11, 1, 0x61), col: 'title', val: null, colVersion: 1, dbVersion: 1, siteId: site, cl: 1, seq: 0 };
+
+const CLOCKS = [0, 1, 255, 256, 65535, 65536, 2 ** 24 - 1, 2 ** 24, 2 ** 32 - 1, 2 ** 32, 2 ** 40 - 1, 2 ** 40, 2 ** 48 - 1, 2 ** 48, Number.MAX_SAFE_INTEGER];
+const S = 2n ** 53n;
+const VALUES: SqlValue[] = [
+  null,
+  0n,
+  1n,
+  -1n,
+  255n,
+  -256n,
+  S - 1n,
+  -(S - 1n),
+  S,
+  -S,
+  S + 1n,
+  -(S + 1n),
+  (1n << 63n) - 1n,
+  -(1n << 63n),
+  0,
+  -0,
+  1.5,
+  -1.5,
+  NaN,
+  Infinity,
+  -Infinity,
+  '',
+  'a'.repeat(63),
+  'a'.repeat(64),
+  'é'.repeat(10),
+  'x'.repeat(62) + '☃',
+  '😀',
+  'y'.repeat(300_000),
+  new Uint8Array(0),
+  new Uint8Array(64).fill(5),
+  new Uint8Array(65).fill(6),
+  new Uint8Array(1 << 20).fill(7),
+];
+
+describe('payload encoder fast paths', () => {
+  test('every clock width and value boundary encodes as the codec functions do', () => {
+    const changes: Change[] = [];
+    for (const v of CLOCKS) {
+      changes.push({ ...base, colVersion: v }, { ...base, dbVersion: v }, { ...base, cl: v }, { ...base, seq: v });
+    }
+    for (const val of VALUES) changes.push({ ...base, val, col: typeof val === 'string' ? 'note' : 'title' });
+    // Long names and keys, a key over the short-copy size, names alternating (the last-name memo).
+    changes.push({ ...base, tbl: 'Ünïcode', col: 'ünï', pk: new Uint8Array(200).fill(9) }, { ...base, tbl: 't'.repeat(100) }, base);
+    expectSameBytes(bodyOf(encodeAll(changes)), referenceBody(changes));
+  });
+
+  test('random changes encode as the codec functions do', () => {
+    fc.assert(
+      fc.property(fc.array(changeArb(), { minLength: 1, maxLength: 40 }), (changes) => {
+        expectSameBytes(bodyOf(encodeAll(changes)), referenceBody(changes));
+      }),
+      { numRuns: numRuns(300), seed: fcSeed(4242) },
+    );
+  });
+
+  test('a change refused mid-row leaves nothing of it behind', () => {
+    for (const bad of [1n << 64n, -(1n << 64n), {} as unknown as SqlValue, undefined as unknown as SqlValue]) {
+      const skipped: CoreError[] = [];
+      const enc = new PayloadEncoder({ schemaHash: 7n, onInvalidChange: (e) => skipped.push(e) });
+      enc.add(base);
+      const before = enc.byteLength;
+      enc.add({ ...base, val: bad });
+      expect(enc.byteLength).toBe(before);
+      expect(skipped.map((e) => e.code)).toEqual([CoreErrorCode.PAYLOAD_BAD_VALUE]);
+      enc.add({ ...base, seq: 1 });
+      expectSameBytes(bodyOf(enc.finish() as Uint8Array), referenceBody([base, { ...base, seq: 1 }]));
+    }
+  });
+});
+
+describe('checksum48Fast', () => {
+  test('equals fnv.ts checksum48Number on random bytes and ranges', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 3000 }), fc.nat(), fc.nat(), (b, x, y) => {
+        const s = b.length === 0 ? 0 : x % b.length;
+        const e = s + (b.length === 0 ? 0 : y % (b.length - s + 1));
+        expect(checksum48Fast(b)).toBe(checksum48Number(b));
+        expect(checksum48Fast(b, s, e)).toBe(checksum48Number(b, s, e));
+      }),
+      { numRuns: numRuns(500), seed: fcSeed(4242) },
+    );
+    const big = Uint8Array.from({ length: 1 << 16 }, (_, i) => (i * 2654435761) >>> 11);
+    expect(checksum48Fast(big)).toBe(checksum48Number(big));
+    expect(checksum48Fast(new Uint8Array(0))).toBe(checksum48Number(new Uint8Array(0)));
+  });
+});
