@@ -112,15 +112,20 @@ export function dropMetaTablesSql(table: string): string {
 
 const hex2 = (n: number): string => n.toString(16).toUpperCase().padStart(2, '0');
 
+/** Every byte value in order: `substr(BYTES, n + 1, 1)` is the byte n (0–255), cheaper than printf + unhex. */
+const BYTES = `x'${Array.from({ length: 256 }, (_, i) => hex2(i)).join('')}'`;
+
 /**
  * Type byte + minimal-width big-endian magnitude (value encoding §P4, ≥ 0.9 rules) for a
- * non-negative integer expression `m`, as one CASE over the widths (the common 1-byte case first).
+ * non-negative integer expression `m`, as one CASE over the widths (the common 1-byte case first,
+ * its byte taken from {@link BYTES}).
  */
 function headerSql(code: number, m: string, maxWidth: number): string {
   const branches: string[] = [];
   for (let w = 1; w <= maxWidth; w++) {
     const lit = `'${hex2(code + 8 * w)}%0${2 * w}X'`;
-    branches.push(w === maxWidth ? `ELSE unhex(printf(${lit}, ${m}))` : `WHEN ${m} < ${2n ** BigInt(8 * w)} THEN unhex(printf(${lit}, ${m}))`);
+    const bytes = w === 1 ? `x'${hex2(code + 8)}' || substr(${BYTES}, ${m} + 1, 1)` : `unhex(printf(${lit}, ${m}))`;
+    branches.push(w === maxWidth ? `ELSE ${bytes}` : `WHEN ${m} < ${2n ** BigInt(8 * w)} THEN ${bytes}`);
   }
   return `(CASE ${branches.join(' ')} END)`;
 }
