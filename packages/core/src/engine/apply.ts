@@ -15,6 +15,7 @@ import { RIP_SENTINEL } from '../types.ts';
 import { bytesKey, sameBytes } from '../codec/bytes.ts';
 import { decodePk } from '../codec/pk.ts';
 import type { TableContext, TableStatements, ValueColumn } from './table-context.ts';
+import { BatchedWrites } from './apply-writes.ts';
 import { encodeTombstoneValues, readTombstone } from './tombstones.ts';
 import type { RowObject, Tombstone } from './tombstones.ts';
 
@@ -1117,20 +1118,21 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
     if (b === undefined) siteBig.set(n, (b = BigInt(n)));
     return b;
   };
-  for (const r of order) writeFreshRow(r, version, big);
+  const out = new BatchedWrites();
+  for (const r of order) writeFreshRow(r, version, big, out);
+  out.flush();
   host.setClock(clock);
   const lastCh = changes[changes.length - 1] as Change;
   return { received: changes.length, applied, tables: [...tables], last: { dbVersion: lastCh.dbVersion, seq: lastCh.seq }, dbVersion: clock, rejected: [] };
 }
 
-function writeFreshRow(r: FreshRow, version: readonly bigint[], big: (n: number) => bigint): void {
+function writeFreshRow(r: FreshRow, version: readonly bigint[], big: (n: number) => bigint, out: BatchedWrites): void {
   if (r.cl === 0) return;
   const t = r.t;
-  const s = t.stmts;
   const cols = t.columns;
-  if (r.deletedOnce) s.deleteRow.run(...r.pkValues);
+  if (r.deletedOnce) out.deleteRow(t, r.pkValues);
   if (!r.deleted) {
-    if (r.valueCount === cols.length) t.upsertColumns(cols.map((c) => c.name)).run(...r.pkValues, ...r.values);
+    if (r.valueCount === cols.length) out.upsert(t, t.columnNames, r.pkValues, r.values);
     else if (r.valueCount > 0) {
       const names: string[] = [];
       const vals: SqlValue[] = [];
@@ -1139,11 +1141,12 @@ function writeFreshRow(r: FreshRow, version: readonly bigint[], big: (n: number)
         names.push(c.name);
         vals.push(r.values[c.ord] ?? null);
       }
-      t.upsertColumns(names).run(...r.pkValues, ...vals);
-    } else if (r.revived) s.insertPkOnly.run(...r.pkValues);
+      out.upsert(t, names, r.pkValues, vals);
+    } else if (r.revived) out.insertPkOnly(t, r.pkValues);
   }
   const sent = r.sent;
-  if (sent !== undefined) s.setSentinel.run(r.pk, BigInt(sent[0] as number), version[sent[1] as number] as bigint, BigInt(sent[2] as number), big(sent[3] as number));
+  // (No metadata before a fresh merge: the record's upsert inserts, like setSentinel or insertRowRecord.)
+  if (sent !== undefined) out.putRowRecord(t, r.pk, BigInt(sent[0] as number), 1n, null, version[sent[1] as number] as bigint, BigInt(sent[2] as number), big(sent[3] as number));
   const k = r.clocks;
   // A live row whose every cell has a clock keeps the clock most of them share as implicit cells
   // (one row record, like a local insert); the other cells stay explicit.
@@ -1162,12 +1165,12 @@ function writeFreshRow(r: FreshRow, version: readonly bigint[], big: (n: number)
     }
   }
   const bi = 4 * best;
-  if (best >= 0) s.insertRowRecord.run(r.pk, BigInt(k[bi] as number), version[k[bi + 1] as number] as bigint, BigInt((k[bi + 2] as number) - 1 - best), big(k[bi + 3] as number));
+  if (best >= 0) out.putRowRecord(t, r.pk, 1n, 0n, BigInt(k[bi] as number), version[k[bi + 1] as number] as bigint, BigInt((k[bi + 2] as number) - 1 - best), big(k[bi + 3] as number));
   for (let j = 0; j < cols.length; j++) {
     const g = k[4 * j + 1] as number;
     if (g === -1) continue;
     if (best >= 0 && k[4 * j] === k[bi] && g === k[bi + 1] && k[4 * j + 3] === k[bi + 3] && (k[4 * j + 2] as number) - j === (k[bi + 2] as number) - best) continue;
-    s.setCell.run(r.pk, BigInt((cols[j] as { id: number }).id), BigInt(k[4 * j] as number), version[g] as bigint, BigInt(k[4 * j + 2] as number), big(k[4 * j + 3] as number));
+    out.setCell(t, r.pk, BigInt((cols[j] as { id: number }).id), BigInt(k[4 * j] as number), version[g] as bigint, BigInt(k[4 * j + 2] as number), big(k[4 * j + 3] as number));
   }
 }
 
@@ -1359,6 +1362,7 @@ function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: App
 
   /** Reads the state of `list` (rows of one table) with one statement per chunk of keys. */
   const load = (t: TableContext, list: readonly GRow[]): void => {
+    out.flush();
     for (let at = 0; at < list.length; ) {
       const left = list.length - at;
       let n = 1;
@@ -1408,8 +1412,10 @@ function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: App
     }
     return a;
   };
+  const out = new BatchedWrites();
   const readStored = (r: GRow): void => {
     if (r.storedKnown) return;
+    out.flush();
     r.storedKnown = true;
     r.stored = r.t.stmts.selectRow.getRaw(...r.pkValues) ?? null;
     r.storedOff = 0;
@@ -1420,7 +1426,7 @@ function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: App
    * that a read returns what it would there: a column default, a value its affinity converted.
    */
   const syncBase = (r: GRow): void => {
-    writeGroupedBase(r);
+    writeGroupedBase(r, out);
     r.deleted = false;
     r.pkInsert = false;
     r.written = 0;
@@ -1625,35 +1631,35 @@ function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: App
     waiting.push(...chunk);
     const still: GRow[] = [];
     for (const r of waiting) {
-      if ((r.grp[r.grp.length - 1] as number) <= finalized) writeGroupedRow(r, big);
+      if ((r.grp[r.grp.length - 1] as number) <= finalized) writeGroupedRow(r, big, out);
       else still.push(r);
     }
     waiting = still;
   }
+  out.flush();
   host.setClock(clock);
   const lastCh = changes[changes.length - 1] as Change;
   const tables = [...tableFirst.entries()].sort((a, b) => a[1] - b[1]).map(([name]) => name);
   return { received: changes.length, applied, tables, last: { dbVersion: lastCh.dbVersion, seq: lastCh.seq }, dbVersion: clock, rejected: [] };
 }
 
-function writeGroupedRow(r: GRow, big: (n: number) => bigint): void {
-  writeGroupedBase(r);
-  const s = r.t.stmts;
+function writeGroupedRow(r: GRow, big: (n: number) => bigint, out: BatchedWrites): void {
+  writeGroupedBase(r, out);
+  const t = r.t;
   const rec = r.rec;
-  if (r.recDirty && rec !== undefined) s.putRowRecord.run(r.pk, BigInt(rec.cl), BigInt(rec.sent), rec.icv === null ? null : BigInt(rec.icv), big(rec.dbv), BigInt(rec.seq), BigInt(rec.site));
-  if (r.cellsDropped) s.dropCells.run(r.pk);
+  if (r.recDirty && rec !== undefined) out.putRowRecord(t, r.pk, BigInt(rec.cl), BigInt(rec.sent), rec.icv === null ? null : BigInt(rec.icv), big(rec.dbv), BigInt(rec.seq), BigInt(rec.site));
+  if (r.cellsDropped) out.dropCells(t, r.pk);
   for (const [col, c] of r.cells) {
     if (!c.dirty && !r.cellsDropped) continue;
-    s.setCell.run(r.pk, BigInt(col), BigInt(c.cv), big(c.dbv), BigInt(c.seq), BigInt(c.site));
+    out.setCell(t, r.pk, BigInt(col), BigInt(c.cv), big(c.dbv), BigInt(c.seq), BigInt(c.site));
   }
 }
 
 /** The base-row writes of a grouped row: a delete, a key-only insert, one upsert, each at most once and in that order. */
-function writeGroupedBase(r: GRow): void {
+function writeGroupedBase(r: GRow, out: BatchedWrites): void {
   const t = r.t;
-  const s = t.stmts;
-  if (r.deleted) s.deleteRow.run(...r.pkValues);
-  if (r.pkInsert) s.insertPkOnly.run(...r.pkValues);
+  if (r.deleted) out.deleteRow(t, r.pkValues);
+  if (r.pkInsert) out.insertPkOnly(t, r.pkValues);
   if (r.written > 0) {
     const names: string[] = [];
     const vals: SqlValue[] = [];
@@ -1662,6 +1668,6 @@ function writeGroupedBase(r: GRow): void {
       names.push(c.name);
       vals.push(r.val[c.ord] ?? null);
     }
-    t.upsertColumns(names).run(...r.pkValues, ...vals);
+    out.upsert(t, names, r.pkValues, vals);
   }
 }

@@ -23,6 +23,8 @@ export interface TableContext {
   readonly colIds: ReadonlyMap<string, number>;
   /** Value columns ordered by id. */
   readonly columns: readonly ValueColumn[];
+  /** Their names, in that order. */
+  readonly columnNames: readonly string[];
   readonly byId: ReadonlyMap<number, ValueColumn>;
   readonly stmts: TableStatements;
   /**
@@ -47,6 +49,16 @@ export interface TableContext {
    * cell's when it has none, `found` and the values as in `rowsJoined`. Clocks arrive as numbers.
    */
   stateByPk(n: number): SqlStatement;
+  /**
+   * Multi-row forms of the merge's writes (apply-writes.ts): `n` rows of parameters in one
+   * statement, executed row by row in order like `n` runs of the single-row statement.
+   * `upsertRows(cols, n)` is `upsertColumns(cols)`; the others are `insertPkOnly`,
+   * `putRowRecord` and `setCell`.
+   */
+  upsertRows(cols: readonly string[], n: number): SqlStatement;
+  insertPkOnlyRows(n: number): SqlStatement;
+  putRowRecords(n: number): SqlStatement;
+  setCells(n: number): SqlStatement;
 }
 
 export interface TableStatements {
@@ -197,12 +209,30 @@ export function createTableContext(
   const upserts = new Map<string, SqlStatement>();
   const selects = new Map<string, SqlStatement>();
   const byPk = new Map<number, SqlStatement>();
+  const multi = new Map<string, SqlStatement>();
+  /** `head VALUES (row), … (n times) tail`, prepared once per text. */
+  const rowsOf = (key: string, n: number, head: string, row: string, tail: string): SqlStatement => {
+    const k = `${key}\u0001${n}`;
+    let s = multi.get(k);
+    if (s === undefined) {
+      s = driver.prepare(`${head} VALUES ${Array.from({ length: n }, () => row).join(', ')}${tail}`);
+      multi.set(k, s);
+    }
+    return s;
+  };
+  const upsertHead = (q: readonly string[]): string => `INSERT INTO ${t} (${[...pkNames, ...q].join(', ')})`;
+  const upsertTail = (q: readonly string[]): string => ` ON CONFLICT (${pkNames.join(', ')}) DO UPDATE SET ${q.map((x) => `${x} = excluded.${x}`).join(', ')}`;
+  const cellsUpsert = `ON CONFLICT (pk, col) DO UPDATE SET col_version = excluded.col_version, db_version = excluded.db_version,
+       seq = excluded.seq, site = excluded.site`;
+  const recordsUpsert = `ON CONFLICT (pk) DO UPDATE SET cl = excluded.cl, sent = excluded.sent, icv = excluded.icv,
+       db_version = excluded.db_version, seq = excluded.seq, site = excluded.site`;
   return {
     name: schema.name,
     algorithm,
     schema,
     colIds,
     columns,
+    columnNames: columns.map((v) => v.name),
     byId,
     stmts,
     upsertColumns(cols) {
@@ -228,6 +258,19 @@ export function createTableContext(
         visible.set(where, s);
       }
       return s;
+    },
+    upsertRows(cols, n) {
+      const q = cols.map(quoteIdent);
+      return rowsOf(`u\u0000${cols.join('\u0000')}`, n, upsertHead(q), `(${marks}${', ?'.repeat(q.length)})`, upsertTail(q));
+    },
+    insertPkOnlyRows(n) {
+      return rowsOf('k', n, `INSERT OR IGNORE INTO ${t} (${pkNames.join(', ')})`, `(${marks})`, '');
+    },
+    putRowRecords(n) {
+      return rowsOf('r', n, `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site)`, '(?, ?, ?, ?, ?, ?, ?)', ` ${recordsUpsert}`);
+    },
+    setCells(n) {
+      return rowsOf('c', n, `INSERT INTO ${c} (pk, col, col_version, db_version, seq, site)`, '(?, ?, ?, ?, ?, ?)', ` ${cellsUpsert}`);
     },
     stateByPk(n) {
       let s = byPk.get(n);
