@@ -1,12 +1,13 @@
 /**
  * `npx tsx bench/tracking.bench.ts`: the tracked-write rows of core.bench.ts alone (raw
  * better-sqlite3 vs OffSync's triggers, the same statements through a second connection), REPS
- * fresh repetitions, medians of the ratios (wall clock and process CPU time, which other load on
- * the machine disturbs less), the fold of the log (engine/write-log.ts) and "the three writes +
- * fold" against the raw writes (CPU: the fold over the CPU of the raw writes), plus the metadata bytes per live row by table/index after the
- * fold. `update 1-row` (one UPDATE per key, N in one transaction, after the three: the deleted keys match nothing) is not part of the three: it
- * shows the per-row trigger cost without SQLite's one-pass multi-row UPDATE, which any UPDATE
- * trigger turns off. For profiling the change-tracking design; prints, never asserts.
+ * fresh repetitions, medians of the ratios in wall clock and in process CPU time (which other
+ * load on the machine disturbs less); the fold of the log (engine/write-log.ts), and "the three
+ * writes + fold" against the raw writes; the metadata bytes per live row by table/index after
+ * the fold. `update 1-row` (one UPDATE per key, N in one transaction, after the three: the
+ * deleted keys match nothing) is not one of the three: it shows the per-row trigger cost
+ * without SQLite's one-pass multi-row UPDATE, which any UPDATE trigger turns off. For profiling
+ * the change-tracking design; prints, never asserts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
