@@ -55,13 +55,18 @@ async function record(file: string, n: number): Promise<void> {
     const d = openDatabase(join(dir, 'rec.db'), { serverUrl: url, databaseId: srv.databaseId, apiKey: API_KEY, fetch });
     d.db.exec(TODOS_DDL);
     d.db.prepare(`SELECT cloudsync_init('todos')`).get();
+    const c0 = cpuNowMs();
+    const t0 = performance.now();
     const r = await d.sync();
+    const ms = performance.now() - t0;
+    const cpu = cpuNowMs() - c0;
     const count = Number(d.db.prepare('SELECT count(*) FROM todos').pluck().get());
     await d.close();
     if (count !== n || !r.receive.complete) throw new Error(`recorded ${count} rows, expected ${n}`);
     const out: Recording = { url, databaseId: srv.databaseId, rows: n, log };
     writeFileSync(file, serialize(out));
-    console.log(`recorded ${log.length} exchanges, ${n} rows, ${log.reduce((s, e) => s + e.res.body.length, 0)} body bytes`);
+    // The server is in this process: its CPU time (and its threads') is in `cpu` too; minus a replay's, the server's share.
+    console.log(`recorded ${log.length} exchanges, ${n} rows, ${log.reduce((s, e) => s + e.res.body.length, 0)} body bytes; download ${ms.toFixed(0)} ms wall, cpu ${cpu.toFixed(0)} ms (server and client)`);
   } finally {
     await srv.close();
     rmSync(dir, { recursive: true, force: true });
@@ -80,7 +85,11 @@ interface Split {
   variant: string;
 }
 
-async function replayOnce(dir: string, rec: Recording, i: number): Promise<Split> {
+async function replayOnce(dir: string, base: Recording, i: number): Promise<Split> {
+  // BENCH_AB=<variant>: every other run with it: `pragma:<pragma>` on the engine's connection (e.g.
+  // `pragma:synchronous=OFF`), or `rec:<file>` another recording of the same rows (e.g. other pages).
+  const variant = process.env['BENCH_AB'] !== undefined && i % 2 === 1 ? process.env['BENCH_AB'] : '';
+  const rec = variant.startsWith('rec:') ? load(variant.slice(4)) : base;
   const queue = [...rec.log];
   const fetch: HttpFetch = async (req) => {
     const next = queue.shift();
@@ -91,8 +100,6 @@ async function replayOnce(dir: string, rec: Recording, i: number): Promise<Split
   const d = openDatabase(join(dir, `replay${i}.db`), { serverUrl: rec.url, databaseId: rec.databaseId, apiKey: API_KEY, fetch });
   d.db.exec(TODOS_DDL);
   d.db.prepare(`SELECT cloudsync_init('todos')`).get();
-  // BENCH_AB=<variant>: every other run with it, e.g. `pragma:cache_size=-131072` on the engine's connection.
-  const variant = process.env['BENCH_AB'] !== undefined && i % 2 === 1 ? process.env['BENCH_AB'] : '';
   if (variant.startsWith('pragma:')) d.engine.driver.exec(`PRAGMA ${variant.slice(7)}`);
   const split = process.env['BENCH_SPLIT'] === '0' ? undefined : splitApply(d.engine);
   let pages = 0;
@@ -110,8 +117,10 @@ async function replayOnce(dir: string, rec: Recording, i: number): Promise<Split
   return { wallMs, cpuMs, decodeMs: split?.decodeCpuMs ?? 0, mergeMs: split?.mergeCpuMs ?? 0, gcMs, pages, variant };
 }
 
+const load = (file: string): Recording => deserialize(readFileSync(file)) as Recording;
+
 async function replay(file: string, repeat: number): Promise<void> {
-  const rec = deserialize(readFileSync(file)) as Recording;
+  const rec = load(file);
   const dir = mkdtempSync(join(tmpdir(), 'offsync-replay-'));
   try {
     const runs: Split[] = [];
