@@ -6,7 +6,7 @@
 import { expect, test } from 'vitest';
 import { createApiPubSub } from '../../../pubsub.ts';
 import type { Principal } from '../sync-deps.ts';
-import { LiveSessions, liveEndError } from './live-sessions.ts';
+import { CHECK_CHUNK, LiveSessions, liveEndError } from './live-sessions.ts';
 import type { LiveEndCode, LiveSessionChecks, LiveSessionInit } from './live-sessions.ts';
 
 const DB = 'db_1';
@@ -17,7 +17,7 @@ const token = (id: string, expiresAt?: number): Principal => ({ kind: 'accessTok
 
 /** Mutable control-plane state behind the fake checks. */
 function world() {
-  const state = { enabled: true, exists: true, rlsMode: 'BYPASS', valid: new Set<string>(), devices: new Set<string>(), fail: false, calls: 0 };
+  const state = { enabled: true, exists: true, rlsMode: 'BYPASS', valid: new Set<string>(), devices: new Set<string>(), fail: false, calls: 0, asked: { credentials: [] as number[], devices: [] as number[] } };
   const checks: LiveSessionChecks = {
     async database() {
       state.calls++;
@@ -25,9 +25,11 @@ function world() {
       return state.exists ? { enabled: state.enabled, rlsMode: state.rlsMode } : null;
     },
     async credentials(_db, ids) {
+      state.asked.credentials.push(ids.length);
       return new Set(ids.filter((id) => state.valid.has(id)));
     },
     async devices(_db, sites) {
+      state.asked.devices.push(sites.length);
       return new Set(sites.filter((s) => state.devices.has(s)));
     },
   };
@@ -191,4 +193,23 @@ test('liveEndError carries the code as extensions.code', () => {
   const e = liveEndError('CREDENTIAL_REVOKED');
   expect(e.code).toBe('CREDENTIAL_REVOKED');
   expect(e.message).toMatch(/revoked/);
+});
+
+test('re-validation checks many sites and credentials in chunks, every one of them each round', async () => {
+  const s = setup();
+  const n = 2 * CHECK_CHUNK + 7;
+  const site = (i: number): string => i.toString(16).padStart(32, '0');
+  s.state.valid = new Set(Array.from({ length: n }, (_, i) => `apiKey:k${i}`));
+  s.state.devices = new Set(Array.from({ length: n }, (_, i) => site(i)));
+  for (let i = 0; i < n; i++) s.open(`s${i}`, { scope: 'subscription', siteId: site(i), principal: key(`k${i}`) });
+  await s.registry.check();
+  expect(s.ended.size).toBe(0);
+  expect(s.state.asked.devices).toEqual([CHECK_CHUNK, CHECK_CHUNK, 7]);
+  expect(s.state.asked.credentials).toEqual([CHECK_CHUNK, CHECK_CHUNK, 7]);
+  // The last site of the last chunk and one of the first: both found by the next round.
+  s.state.devices.delete(site(n - 1));
+  s.state.valid.delete('apiKey:k3');
+  await s.registry.check();
+  expect(Object.fromEntries(s.ended)).toEqual({ [`s${n - 1}`]: 'DEVICE_REMOVED', s3: 'CREDENTIAL_REVOKED' });
+  expect(s.registry.size()).toBe(n - 2);
 });
