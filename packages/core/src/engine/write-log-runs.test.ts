@@ -95,6 +95,22 @@ describe('write-log runs (engine/write-log.ts foldRun) against a fold after ever
     check([seed, batch, batch]);
   });
 
+  test('a log of more runs than are found by jumping (the rest cut in one pass): tables and kinds interleaved', () => {
+    // 64 runs of nums (found by jumping), then a few runs of todos (cut by the one pass: todos
+    // has few enough runs to be folded run by run), then more nums.
+    const nums = (from: number, to: number): Stmt[] =>
+      Array.from({ length: to - from }, (_, i) => (i % 2 === 0
+        ? { sql: 'INSERT OR REPLACE INTO nums (id, x) VALUES (?, ?)', params: [BigInt((from + i) % 4), BigInt(from + i)] }
+        : { sql: 'UPDATE nums SET y = ? WHERE id = ?', params: [`y${from + i}`, BigInt((from + i - 1) % 4)] }));
+    const todos: Stmt[] = [
+      { sql: "INSERT OR REPLACE INTO todos (id, title) VALUES ('a', '1'), ('b', '2'), ('c', '3')", params: [] },
+      { sql: "UPDATE todos SET title = title || '+'", params: [] },
+      { sql: "UPDATE todos SET v = 1 WHERE id <> 'b'", params: [] },
+      { sql: "DELETE FROM todos WHERE id = 'c'", params: [] },
+    ];
+    check([[...nums(0, 64), ...todos, ...nums(64, 80)], [...todos, ...nums(0, 70), ...todos]]);
+  });
+
   test('a bulk insert into a table without cells, then re-inserts of keys that have cells', () => {
     const ins: Stmt[] = [{ sql: "INSERT INTO todos (id, title) VALUES ('a', '1'), ('b', '2'), ('c', '3')", params: [] }];
     const upd: Stmt[] = [{ sql: "UPDATE todos SET done = 1 WHERE id <> 'c'", params: [] }];

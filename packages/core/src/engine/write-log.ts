@@ -147,7 +147,7 @@ export function foldWriteLog(driver: SqlDriver, table: (name: string) => TableCo
     const base = Number(driver.prepare('SELECT v FROM offsync_clock WHERE id = 1').getRaw()?.[0] ?? 0);
     checkClock(base + n);
     // Runs: consecutive log rows of one table and one kind (where the previous row differs).
-    const starts = [...driver.prepare(RUNS_SQL).iterateRaw()].map(([tbl, id, kind]) => ({ tbl: String(tbl), id: Number(id), kind: Number(kind) }));
+    const starts = runStarts(driver, n);
     const byTable = new Map<string, Run[]>();
     starts.forEach((x, i) => {
       const runs = byTable.get(x.tbl) ?? byTable.set(x.tbl, []).get(x.tbl);
@@ -170,8 +170,39 @@ interface Run {
   b: number;
 }
 
+/** From log id ?: where each run starts (the previous row of another table or kind, or none). */
 const RUNS_SQL = `SELECT l.tbl, l.id, l.op & 3 FROM offsync_write_log l LEFT JOIN offsync_write_log p ON p.id = l.id - 1
-  WHERE p.id IS NULL OR p.tbl IS NOT l.tbl OR (p.op & 3) <> (l.op & 3) ORDER BY l.id`;
+  WHERE l.id >= ? AND (p.id IS NULL OR l.id = ? OR p.tbl IS NOT l.tbl OR (p.op & 3) <> (l.op & 3)) ORDER BY l.id`;
+const ROW_SQL = 'SELECT id, tbl, op & 3 FROM offsync_write_log WHERE id >= ? ORDER BY id LIMIT 1';
+/** The first log row after id ? of another table or kind than ? and ?: the next run's start. */
+const RUN_END_SQL = 'SELECT min(id) FROM offsync_write_log WHERE id > ? AND (tbl IS NOT ? OR (op & 3) <> ?)';
+
+/** Beyond this many runs (in all tables), the rest of the log is cut by RUNS_SQL in one pass. */
+const MAX_JUMPS = 64;
+
+/**
+ * The runs of log rows 1..n (ids are contiguous, see the file comment). A few long runs (a bulk insert, an UPDATE of
+ * many rows) are found by jumping from one start to the next, each a scan of its run without the
+ * self-join; a log of many short runs is cut by RUNS_SQL.
+ */
+function runStarts(driver: SqlDriver, n: number): { tbl: string; id: number; kind: number }[] {
+  const out: { tbl: string; id: number; kind: number }[] = [];
+  let id = 1;
+  while (id <= n) {
+    if (out.length === MAX_JUMPS) {
+      const at = BigInt(id);
+      for (const [tbl, start, kind] of driver.prepare(RUNS_SQL).iterateRaw(at, at)) out.push({ tbl: String(tbl), id: Number(start), kind: Number(kind) });
+      break;
+    }
+    const row = driver.prepare(ROW_SQL).getRaw(BigInt(id));
+    if (row === undefined) break;
+    const [start, tbl, kind] = row;
+    out.push({ tbl: String(tbl), id: Number(start), kind: Number(kind) });
+    const next = driver.prepare(RUN_END_SQL).getRaw(start ?? null, tbl ?? null, kind ?? null)?.[0];
+    id = next === null || next === undefined ? n + 1 : Number(next);
+  }
+  return out;
+}
 
 /** Beyond this many single-kind runs in one table's log, the rounds fold is cheaper. */
 const MAX_RUNS = 16;
