@@ -3,7 +3,7 @@
  * the 32-byte header in `payload-header.ts`; everything is re-exported from this module.
  */
 import { CoreError, CoreErrorCode } from '../errors.ts';
-import type { Change } from '../types.ts';
+import type { Change, SqlValue } from '../types.ts';
 import { ByteReader } from './bytes.ts';
 import { checksum48Fast } from './checksum48.ts';
 import { LZ4_MAX_INPUT_SIZE, lz4BlockDecompress } from './lz4-block.ts';
@@ -11,7 +11,7 @@ import { FragmentAssembler } from './payload-fragments.ts';
 import { decodePayloadHeader, PAYLOAD_HEADER_SIZE } from './payload-header.ts';
 import type { PayloadHeader } from './payload-header.ts';
 import { decodeBlobField, decodeClockField, decodeRepeatedTextField, MAX_CLOCK } from './value-fields.ts';
-import { decodeValue } from './value.ts';
+import { decodeUtf8, decodeValue, TYPE_BLOB, TYPE_INTEGER, TYPE_NEG_INTEGER, TYPE_NEG_REAL, TYPE_NULL, TYPE_REAL, TYPE_TEXT } from './value.ts';
 
 export {
   DEFAULT_LIB_VERSION,
@@ -109,6 +109,41 @@ function same16(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+function same16At(a: Uint8Array, b: Uint8Array, at: number): boolean {
+  for (let i = 0; i < 16; i++) if (a[i] !== b[at + i]) return false;
+  return true;
+}
+
+/** Type bytes of TEXT / BLOB with a one-byte length (§P4). */
+const SHORT_TEXT = (1 << 3) | TYPE_TEXT;
+const SHORT_BLOB = (1 << 3) | TYPE_BLOB;
+
+/** Whether `b[at..at+len)` (within bounds) equals `prev`: a name repeating the previous row's. */
+function sameRun(b: Uint8Array, at: number, len: number, prev: Uint8Array): boolean {
+  if (prev.length !== len || at + len > b.length) return false;
+  for (let i = 0; i < len; i++) if (b[at + i] !== prev[i]) return false;
+  return true;
+}
+
+/** The value of the last {@link shortClock} that succeeded. */
+let clockValue = 0;
+
+/**
+ * A clock at `b[p..]` written as INTEGER of 1..6 bytes and at most `maxClock`: sets
+ * {@link clockValue} and returns the end; -1 for anything else (the checked path decides).
+ */
+function shortClock(b: Uint8Array, p: number, end: number, maxClock: number): number {
+  if (p >= end) return -1;
+  const t = b[p] as number;
+  const n = t >> 3;
+  if ((t & 7) !== TYPE_INTEGER || n < 1 || n > 6 || p + 1 + n > end) return -1;
+  let v = 0;
+  for (let k = 1; k <= n; k++) v = v * 256 + (b[p + k] as number);
+  if (v > maxClock) return -1;
+  clockValue = v;
+  return p + 1 + n;
+}
+
 /**
  * Decodes and validates a payload. Checks run in this order: signature, version, ncols (§P4),
  * then the budgets that need only the header (compressed size, expanded size, row count; see
@@ -127,7 +162,7 @@ function same16(a: Uint8Array, b: Uint8Array): boolean {
  * or of `bytes` itself when the body was not compressed. They stay valid as long as the caller
  * does not mutate `bytes`; they keep the whole body alive, so copy them (`slice()`) when
  * retaining a few changes from a big payload. Consecutive rows with equal site ids share one
- * `siteId` object.
+ * `siteId` object, consecutive rows with equal keys one `pk` object.
  *
  * Every failure is a CoreError (PAYLOAD_* codes, CLOCK_OUT_OF_RANGE).
  */
@@ -168,12 +203,92 @@ export function decodePayload(bytes: Uint8Array, limits: PayloadDecodeLimits = {
   const frag = header.version === 3 ? (assembler ?? fragmentAssemblerFor(limits)) : undefined;
   let fragments = 0;
   let lastSite: Uint8Array | null = null;
+  let lastPk: Uint8Array | null = null;
   // Names repeat on every row: decoded once per run of equal bytes (the initial '' is right for an empty name).
   const lastTbl = { bytes: new Uint8Array(0), text: '' };
   const lastCol = { bytes: new Uint8Array(0), text: '' };
+  const b = raw;
+  const view = r.view;
+  const end = r.end;
   for (let i = 0; i < nrows; i++) {
+    // Fast path for the common row: names equal to the previous row's, one-byte lengths, clocks
+    // of at most 6 bytes, a NULL / REAL / short INTEGER / TEXT / BLOB value. Anything else — and
+    // anything that would fail — leaves it before it throws, and the checked path below decodes
+    // the row from its start (same values, same errors).
+    fast: {
+      let p = r.pos;
+      if (p + 2 > end || b[p] !== SHORT_TEXT) break fast;
+      let len = b[p + 1] as number;
+      if (!sameRun(b, p + 2, len, lastTbl.bytes)) break fast;
+      const tbl = lastTbl.text;
+      p += 2 + len;
+      if (p + 2 > end || b[p] !== SHORT_BLOB) break fast;
+      len = b[p + 1] as number;
+      if (len > maxValue || p + 2 + len > end) break fast;
+      let pk: Uint8Array;
+      if (lastPk !== null && lastPk.length === len && sameRun(b, p + 2, len, lastPk)) pk = lastPk;
+      else pk = lastPk = b.subarray(p + 2, p + 2 + len);
+      p += 2 + len;
+      if (p + 2 > end || b[p] !== SHORT_TEXT) break fast;
+      len = b[p + 1] as number;
+      if (!sameRun(b, p + 2, len, lastCol.bytes)) break fast;
+      const col = lastCol.text;
+      p += 2 + len;
+      if (p >= end) break fast;
+      const at = p;
+      const t = b[p] as number;
+      const code = t & 7;
+      const n = t >> 3;
+      let val: SqlValue;
+      if (t === TYPE_NULL) {
+        val = null;
+        p += 1;
+      } else if (code === TYPE_INTEGER || code === TYPE_NEG_INTEGER) {
+        if (n < 1 || n > 6 || p + 1 + n > end) break fast;
+        let m = 0;
+        for (let k = 1; k <= n; k++) m = m * 256 + (b[p + k] as number);
+        val = code === TYPE_INTEGER ? BigInt(m) : -BigInt(m);
+        p += 1 + n;
+      } else if (t === TYPE_REAL || t === TYPE_NEG_REAL) {
+        if (p + 9 > end) break fast;
+        const v = view.getFloat64(p + 1, !realBigEndian);
+        val = t === TYPE_REAL ? v : -v;
+        p += 9;
+      } else if (t === SHORT_TEXT || t === SHORT_BLOB) {
+        if (p + 2 > end) break fast;
+        len = b[p + 1] as number;
+        if (len > maxValue || p + 2 + len > end) break fast;
+        val = t === SHORT_TEXT ? decodeUtf8(b.subarray(p + 2, p + 2 + len), at) : b.subarray(p + 2, p + 2 + len);
+        p += 2 + len;
+      } else break fast;
+      let q = shortClock(b, p, end, maxClock);
+      if (q < 0) break fast;
+      const colVersion = clockValue;
+      p = q;
+      q = shortClock(b, p, end, maxClock);
+      if (q < 0) break fast;
+      const dbVersion = clockValue;
+      p = q;
+      if (p + 18 > end || b[p] !== SHORT_BLOB || b[p + 1] !== 16 || 16 > maxValue) break fast;
+      let siteId: Uint8Array;
+      if (lastSite !== null && same16At(lastSite, b, p + 2)) siteId = lastSite;
+      else siteId = lastSite = b.subarray(p + 2, p + 18);
+      p += 18;
+      q = shortClock(b, p, end, maxClock);
+      if (q < 0) break fast;
+      const cl = clockValue;
+      p = q;
+      q = shortClock(b, p, end, maxClock);
+      if (q < 0) break fast;
+      const seq = clockValue;
+      r.pos = q;
+      changes[i] = { tbl, pk, col, val, colVersion, dbVersion, siteId, cl, seq };
+      continue;
+    }
     const tbl = decodeRepeatedTextField(r, 'tbl', maxValue, lastTbl);
-    const pk = decodeBlobField(r, 'pk', maxValue);
+    let pk = decodeBlobField(r, 'pk', maxValue);
+    if (lastPk !== null && lastPk.length === pk.length && sameRun(pk, 0, pk.length, lastPk)) pk = lastPk;
+    else lastPk = pk;
     const col = decodeRepeatedTextField(r, 'col_name', maxValue, lastCol);
     const val = decodeValue(r, realBigEndian, maxValue);
     const colVersion = decodeClockField(r, 'col_version', maxClock);
