@@ -77,11 +77,14 @@ function tableFold(ctx: TableContext): TableFold {
     runTombstoneCells: pkOnly ? undefined : `DELETE FROM ${c} WHERE pk IN (SELECT ${key('k')} FROM offsync_write_log WHERE ${inRun})`,
     // Updates in log order, one upsert per changed cell: a key updated again in the run finds the
     // cell the earlier update made (col_version + 1, the later version), as the per-row rules do.
+    // The row's implicit col_version (a cell without an explicit clock) is read once per log row.
     runCells: pkOnly
       ? undefined
       : `INSERT INTO ${c} (pk, col, col_version, db_version, seq, site)
-      SELECT f.pk, k.col, COALESCE((SELECT icv FROM ${r} WHERE pk = f.pk AND cl % 2 = 1), 0) + 1, f.v, k.ord + 1, 0
-      FROM (SELECT ${key('k')} AS pk, ? + id AS v, op, m FROM offsync_write_log WHERE ${inRun} ORDER BY id LIMIT -1) f CROSS JOIN ${colsSql} k WHERE ${bitOn}
+      SELECT f.pk, k.col, f.icv + 1, f.v, k.ord + 1, 0
+      FROM (SELECT x.pk, x.v, x.op, x.m, COALESCE((SELECT icv FROM ${r} WHERE pk = x.pk AND cl % 2 = 1), 0) AS icv
+        FROM (SELECT ${key('k')} AS pk, ? + id AS v, op, m FROM offsync_write_log WHERE ${inRun} ORDER BY id LIMIT -1) x LIMIT -1) f
+      CROSS JOIN ${colsSql} k WHERE ${bitOn}
       ON CONFLICT (pk, col) DO UPDATE SET col_version = col_version + 1, db_version = excluded.db_version, seq = excluded.seq, site = 0`,
     // Every (key, log row) item with its version, kind and round.
     stage: `INSERT INTO temp.offsync_fold (pk, id, v, kind, op, m, rnd)
