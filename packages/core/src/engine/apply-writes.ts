@@ -97,10 +97,10 @@ export class BatchedWrites {
     return w;
   }
 
-  /** `t.upsertColumns(cols)` with (…pkValues, …values); `cols` in `t.columns` order. */
+  /** `t.upsertColumns(cols)` with (…pkValues, …values). */
   upsert(t: TableContext, cols: readonly string[], pkValues: readonly SqlValue[], values: readonly SqlValue[]): void {
     const w = this.#of(t);
-    const kind = cols.length === t.columns.length ? '*' : `u\u0000${cols.join('\u0000')}`;
+    const kind = cols === t.columnNames ? '*' : `u\u0000${cols.join('\u0000')}`;
     w.enter(w.base, kind, pkValues.length + values.length, (n) => t.upsertRows(cols, n));
     const q = w.base;
     for (const v of pkValues) q.params.push(v);

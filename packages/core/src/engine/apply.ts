@@ -212,6 +212,25 @@ class Merge {
   cl = 0;
   readonly pending = new Map<string, SqlValue>();
   ch!: Change;
+  /**
+   * Deferred writes (apply-writes.ts), in the plain merge only (no judge, no per-row savepoints,
+   * no callback that could observe single writes): base upserts and cell clocks are queued and
+   * sent as multi-row statements. Every read that could see a queued write flushes first (see
+   * {@link Merge.sync}): the current row's queued cells and base write are tracked here, earlier
+   * rows' by key — their metadata by key blob (compared bytewise, as SQLite compares BLOBs) and
+   * their base rows by key values (as SQLite compares them under BINARY collation; tables whose
+   * key has another collation, and keys whose types do not match their columns, are not deferred).
+   */
+  out: BatchedWrites | undefined;
+  /** Column ids of the current row's queued cells; whether its base write is queued. */
+  readonly curCells = new Set<bigint>();
+  curBase = false;
+  /** Key blobs (`blobKey`) and key values (`baseKey`) of earlier rows with queued writes, per table. */
+  readonly queuedMeta = new Map<TableContext, Set<string>>();
+  readonly queuedBase = new Map<TableContext, Set<string>>();
+  /** Whether the current row's writes may be queued (see {@link Merge.out}). */
+  deferRow = false;
+  rowsSinceSync = 0;
 
   constructor(
     readonly host: MergeHost,
@@ -238,13 +257,64 @@ class Merge {
     const cols = [...this.pending.keys()];
     const vals = [...this.pending.values()];
     this.opts.authorize?.({ table: ctx.name, kind: 'upsert', pk: this.pkValues, values: Object.fromEntries(this.pending) });
-    ctx.upsertColumns(cols).run(...this.pkValues, ...vals);
+    if (this.out !== undefined && this.deferRow) {
+      this.out.upsert(ctx, cols, this.pkValues, vals);
+      this.curBase = true;
+    } else ctx.upsertColumns(cols).run(...this.pkValues, ...vals);
     this.pending.clear();
+  }
+
+  /** Runs every queued write (before a read or write that must see them). */
+  sync(): void {
+    const out = this.out;
+    if (out === undefined) return;
+    out.flush();
+    this.curCells.clear();
+    this.curBase = false;
+    this.queuedMeta.clear();
+    this.queuedBase.clear();
+    this.rowsSinceSync = 0;
+  }
+
+  /** A cell clock of the current row: queued when allowed, written at once otherwise. */
+  setCell(t: TableContext, colId: bigint, cv: bigint, dbv: bigint, seq: bigint, site: bigint): void {
+    if (this.out !== undefined && this.deferRow) {
+      this.out.setCell(t, this.pk, colId, cv, dbv, seq, site);
+      this.curCells.add(colId);
+    } else t.stmts.setCell.run(this.pk, colId, cv, dbv, seq, site);
+  }
+
+  /**
+   * Leaves the current row for the row (t, pk, pkValues): remembers the current row's queued
+   * writes by key and flushes when the next row may read one of them.
+   */
+  enterQueued(t: TableContext, pk: Uint8Array, pkValues: readonly SqlValue[]): void {
+    const prev = this.ctx;
+    if (prev !== undefined && (this.curCells.size > 0 || this.curBase)) {
+      if (this.curCells.size > 0) {
+        let set = this.queuedMeta.get(prev);
+        if (set === undefined) this.queuedMeta.set(prev, (set = new Set()));
+        set.add(blobKey(this.pk));
+      }
+      if (this.curBase) {
+        let set = this.queuedBase.get(prev);
+        if (set === undefined) this.queuedBase.set(prev, (set = new Set()));
+        set.add(baseKey(this.pkValues));
+      }
+      this.curCells.clear();
+      this.curBase = false;
+    }
+    if (++this.rowsSinceSync >= SYNC_ROWS) this.sync();
+    this.deferRow = t.pkBinary && pkValues.length === t.schema.pkColumns.length && pkTypeProblem(t, pkValues) === undefined;
+    const meta = this.queuedMeta.get(t);
+    const base = this.queuedBase.get(t);
+    if ((meta !== undefined && meta.has(blobKey(pk))) || (base !== undefined && (!this.deferRow || base.has(baseKey(pkValues))))) this.sync();
   }
 
   materialize(s: TableStatements): void {
     const rec = this.rec;
     if (rec === undefined || rec[1] === null) return;
+    this.sync();
     s.materialize.run(this.pk, BigInt(rec[1]), rec[2], rec[3], rec[4]);
     s.clearImplicit.run(this.pk);
     rec[1] = null;
@@ -262,6 +332,7 @@ class Merge {
   resurrect(ctx: TableContext): void {
     const s = ctx.stmts;
     this.flush();
+    this.sync();
     this.opts.authorize?.({ table: ctx.name, kind: 'upsert', pk: this.pkValues, values: {} });
     s.insertPkOnly.run(...this.pkValues);
     this.materialize(s);
@@ -272,7 +343,7 @@ class Merge {
   win(ctx: TableContext, colId: bigint): void {
     const ch = this.ch;
     this.pending.set(ch.col, ch.val);
-    ctx.stmts.setCell.run(this.pk, colId, BigInt(ch.colVersion), this.version(), BigInt(ch.seq), this.siteRef);
+    this.setCell(ctx, colId, BigInt(ch.colVersion), this.version(), BigInt(ch.seq), this.siteRef);
     if (this.cl === 0) this.cl = 1;
     this.applied++;
     this.tables.add(ctx.name);
@@ -325,6 +396,7 @@ class Merge {
   /** Re-reads the clock state of a row (after a rollback or a write that bypassed the cache). */
   reloadRow(t: TableContext, pk: Uint8Array): void {
     this.flush();
+    this.sync();
     this.ctx = undefined;
     this.enterRow(t, pk);
   }
@@ -335,6 +407,7 @@ class Merge {
    */
   restampRow(t: TableContext, cl: number, v: bigint, bump: 0 | 1): void {
     const s = t.stmts;
+    this.sync();
     this.materialize(s);
     s.setSentinel.run(this.pk, BigInt(cl), v, 0n, 0n);
     for (const c of t.columns) {
@@ -347,9 +420,11 @@ class Merge {
   enterRow(t: TableContext, pk: Uint8Array): void {
     if (t === this.ctx && sameBytes(this.pk, pk)) return;
     this.flush();
+    const pkValues = decodePk(pk);
+    if (this.out !== undefined) this.enterQueued(t, pk, pkValues);
     this.ctx = t;
     this.pk = pk;
-    this.pkValues = decodePk(pk);
+    this.pkValues = pkValues;
     if (this.pkValues.length !== t.schema.pkColumns.length) {
       throw new CoreError(CoreErrorCode.PK_INVALID, `Primary key of table ${t.name} has ${t.schema.pkColumns.length} column(s), change carries ${this.pkValues.length}`);
     }
@@ -402,6 +477,7 @@ class Merge {
       case 'compareCell':
         break;
     }
+    if (this.curCells.has(colId)) this.sync();
     const explicit = s.cell.getRaw(this.pk, colId);
     const rec = this.rec;
     const local = explicit !== undefined ? Number(explicit[0]) : rec !== undefined && rec[1] !== null && this.cl % 2 === 1 ? rec[1] : undefined;
@@ -412,6 +488,7 @@ class Merge {
     let current: SqlValue | typeof NO_ROW;
     if (this.pending.has(ch.col)) current = this.pending.get(ch.col) ?? null;
     else {
+      if (this.curBase) this.sync();
       const row = t.selectColumn(ch.col).getRaw(...this.pkValues);
       current = row === undefined ? NO_ROW : (row[0] ?? null);
     }
@@ -432,6 +509,7 @@ class Merge {
   delete(t: TableContext): void {
     const s = t.stmts;
     this.flush();
+    this.sync();
     this.opts.authorize?.({ table: t.name, kind: 'delete', pk: this.pkValues, values: {} });
     if (this.opts.onConflict !== undefined && this.cl % 2 === 1) {
       // Another device wrote this life of the row (its insert, or a cell since): its write is lost.
@@ -508,6 +586,27 @@ function insertShape(t: TableContext, group: readonly Change[]): { base: number 
   return { base };
 }
 
+/** Rows the change-by-change merge enters between two flushes of its queued writes at most. */
+const SYNC_ROWS = 256;
+
+/**
+ * A row's key values as one string: equal exactly when SQLite's BINARY comparison of the key
+ * columns finds them equal, for values of the storage class their columns keep (pkTypeProblem).
+ */
+function baseKey(values: readonly SqlValue[]): string {
+  if (values.length === 1) {
+    const v = values[0];
+    if (typeof v === 'string') return `s${v}`;
+    if (typeof v === 'bigint') return `i${v}`;
+  }
+  let k = '';
+  for (const v of values) {
+    const s = v === null ? '' : v instanceof Uint8Array ? blobKey(v) : String(v);
+    k += `${v === null ? 'n' : typeof v === 'string' ? 's' : typeof v === 'bigint' ? 'i' : v instanceof Uint8Array ? 'b' : 'r'}${s.length}:${s}`;
+  }
+  return k;
+}
+
 /** The whole row (key and value columns) as stored, or undefined when it does not exist. */
 export function readRow(t: TableContext, pkValues: readonly SqlValue[]): RowObject | undefined {
   const r = t.stmts.selectRow.getRaw(...pkValues);
@@ -535,17 +634,21 @@ function affinity(declared: string): 'integer' | 'text' | 'blob' | 'real' | 'num
  * text (a BLOB x'6131' would read like 'a1'); untyped/BLOB keys take any non-NULL value.
  */
 export function pkTypeProblem(t: TableContext, values: readonly SqlValue[]): string | undefined {
+  let affs = pkAffinities.get(t);
+  if (affs === undefined) pkAffinities.set(t, (affs = t.schema.pkColumns.map((c) => affinity(c.type))));
   for (let i = 0; i < t.schema.pkColumns.length; i++) {
     const c = t.schema.pkColumns[i];
     const v = values[i] ?? null;
     if (c === undefined) continue;
-    const a = affinity(c.type);
+    const a = affs[i] as ReturnType<typeof affinity>;
     const kind = v === null ? 'NULL' : typeof v === 'string' ? 'TEXT' : v instanceof Uint8Array ? 'BLOB' : typeof v === 'bigint' || Number.isInteger(v) ? 'INTEGER' : 'REAL';
     const ok = kind === 'NULL' ? false : a === 'integer' || a === 'numeric' ? kind === 'INTEGER' : a === 'text' ? kind === 'TEXT' : a === 'real' ? false : kind !== 'REAL';
     if (!ok) return `Primary-key column ${c.name} of table ${t.name} is declared ${c.type || 'without a type'}; the change carries a ${kind} value`;
   }
   return undefined;
 }
+
+const pkAffinities = new WeakMap<TableContext, ReturnType<typeof affinity>[]>();
 
 function isConstraintError(e: unknown): e is Error {
   const code = e instanceof Error ? (e as Error & { code?: unknown }).code : undefined;
@@ -750,6 +853,7 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
     m.enterRow(t, first.pk);
     const problem = pkTypeProblem(t, m.pkValues);
     if (problem === undefined) return false;
+    m.sync();
     if (opts.rejectRows !== true && opts.judge === undefined) {
       // A device takes a removal under such a key (the server's compensation of a rejected
       // write of that key, e.g. a BLOB written into a TEXT key column): refusing it would stick
@@ -770,6 +874,8 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
       const fast = mergeFresh(host, changes as readonly Change[], opts) ?? mergeGrouped(host, changes as readonly Change[], opts);
       if (fast !== undefined) return fast;
     }
+    // Queued writes (see `Merge.out`) only where no callback could observe a single write.
+    if (opts.authorize === undefined && opts.onConflict === undefined && opts.visibilityColumns === undefined && !host.keepTombstoneValues) m.out = new BatchedWrites();
     let group: Change[] = [];
     const flushGroup = (): void => {
       const first = group[0];
@@ -787,14 +893,22 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
         if (after !== undefined && visibilityChanged(vis, before, after)) startNewLife(m, t, first.pk, before);
       }
     };
-    for (const ch of changes) {
-      const head = group[0];
-      if (head !== undefined && (head.tbl !== ch.tbl || !sameBytes(head.pk, ch.pk))) flushGroup();
-      group.push(ch);
-      last = { dbVersion: ch.dbVersion, seq: ch.seq };
+    try {
+      for (const ch of changes) {
+        const head = group[0];
+        if (head !== undefined && (head.tbl !== ch.tbl || !sameBytes(head.pk, ch.pk))) flushGroup();
+        group.push(ch);
+        last = { dbVersion: ch.dbVersion, seq: ch.seq };
+      }
+      flushGroup();
+      m.flush();
+      m.sync();
+    } catch (e) {
+      // A queued write that fails came before whatever threw here: report it, as the merge
+      // writing at once would have.
+      m.sync();
+      throw e;
     }
-    flushGroup();
-    m.flush();
     host.setClock(m.clock);
     return { received: m.received, applied: m.applied, tables: [...m.tables], last, dbVersion: m.clock, rejected };
   }

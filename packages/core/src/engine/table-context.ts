@@ -25,6 +25,12 @@ export interface TableContext {
   readonly columns: readonly ValueColumn[];
   /** Their names, in that order. */
   readonly columnNames: readonly string[];
+  /**
+   * True when nothing in the table's definition names a collation: rows are then told apart by
+   * their key values exactly as SQLite's BINARY comparison does (apply.ts queues the writes of
+   * the change-by-change merge only for such tables).
+   */
+  readonly pkBinary: boolean;
   readonly byId: ReadonlyMap<number, ValueColumn>;
   readonly stmts: TableStatements;
   /**
@@ -233,6 +239,7 @@ export function createTableContext(
     colIds,
     columns,
     columnNames: columns.map((v) => v.name),
+    pkBinary: !/\bCOLLATE\b/i.test(schema.createSql),
     byId,
     stmts,
     upsertColumns(cols) {
