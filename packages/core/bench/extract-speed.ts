@@ -44,6 +44,7 @@ function cpu(fn: () => void): number {
   return (c.user + c.system) / 1000;
 }
 const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+const min = (xs: number[]): string => Math.min(...xs).toFixed(0);
 const rate = (n: number, ms: number): string => `${Math.round(n / (ms / 1000)).toLocaleString('en-US')}/s`;
 
 const tx: number[] = [];
@@ -65,8 +66,8 @@ for (let r = 0; r < REPS; r++) {
 }
 const n = changes.length;
 console.log(`changes ${n}, payload ${payload.length} B, sha256 ${createHash('sha256').update(payload).digest('hex').slice(0, 16)}`);
-console.log(`extract          cpu median ${med(tx).toFixed(0)} ms  ${rate(n, med(tx))}   [${tx.map((x) => x.toFixed(0)).join(' ')}]`);
-console.log(`encode           cpu median ${med(te).toFixed(0)} ms  ${rate(n, med(te))}   [${te.map((x) => x.toFixed(0)).join(' ')}]`);
+console.log(`extract          cpu median ${med(tx).toFixed(0)} ms (min ${min(tx)})  ${rate(n, med(tx))}   [${tx.map((x) => x.toFixed(0)).join(' ')}]`);
+console.log(`encode           cpu median ${med(te).toFixed(0)} ms (min ${min(te)})  ${rate(n, med(te))}   [${te.map((x) => x.toFixed(0)).join(' ')}]`);
 console.log(`extract+encode   cpu          ${(med(tx) + med(te)).toFixed(0)} ms  ${rate(n, med(tx) + med(te))}`);
-console.log(`decode           cpu median ${med(td).toFixed(0)} ms  ${rate(n, med(td))}   [${td.map((x) => x.toFixed(0)).join(' ')}]`);
-if (tf.length > 0) console.log(`encodeFeed       cpu median ${med(tf).toFixed(0)} ms  ${rate(n, med(tf))}   [${tf.map((x) => x.toFixed(0)).join(' ')}]`);
+console.log(`decode           cpu median ${med(td).toFixed(0)} ms (min ${min(td)})  ${rate(n, med(td))}   [${td.map((x) => x.toFixed(0)).join(' ')}]`);
+if (tf.length > 0) console.log(`encodeFeed       cpu median ${med(tf).toFixed(0)} ms (min ${min(tf)})  ${rate(n, med(tf))}   [${tf.map((x) => x.toFixed(0)).join(' ')}]`);
