@@ -169,7 +169,8 @@ export function createApp(deps: AppDeps): App {
     maskedErrors: { maskError: unmaskApiErrors(maskError) },
     // CORS is answered by the router (http/cors.ts); Yoga's default would echo any origin with credentials.
     cors: false,
-    // Validation depends on the caller (introspection, suggestions): never reuse another caller's result.
+    // Yoga's validation cache is keyed without the caller (introspection, suggestions) and would serve
+    // another caller's result: off. The limits plugin caches validation per trust level instead.
     parserAndValidationCache: { validationCache: false },
     plugins: [
       graphqlLimitsPlugin({

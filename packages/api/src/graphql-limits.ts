@@ -14,12 +14,20 @@
  * 4. Untrusted callers get no "Did you mean …?" suggestions (validation and execution errors).
  *
  * Every refusal is a GraphQL error with a stable `extensions.code` ({@link GraphQLLimitCode}).
- * Yoga's validation cache must be off (app.ts): the result depends on who calls.
+ *
+ * Validation is cached here, per (schema, document, may introspect, rules): the result depends only
+ * on those (limits and mode are fixed per plugin), so an admin's result is never served to another
+ * trust level. Documents are keyed by identity in a WeakMap: Yoga's parser cache hands out the same
+ * DocumentNode for the same source (and bounds how many live), so a repeated operation (every
+ * `pushChanges`) skips graphql-js validation. What depends on the request still runs every time:
+ * `onRefused` per refused operation, suggestion stripping for untrusted callers. Yoga's own
+ * validation cache must stay off (app.ts): it is keyed without the caller and runs after this
+ * plugin, so it could override a refusal with another caller's result.
  */
 import { costLimitRule } from '@escape.tech/graphql-armor-cost-limit';
 import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
 import { Kind, parse } from 'graphql';
-import type { DocumentNode, ExecutionResult, FieldNode, FragmentDefinitionNode, GraphQLError, OperationDefinitionNode, ParseOptions, SelectionSetNode, Source, ValidationContext } from 'graphql';
+import type { DocumentNode, ExecutionResult, FieldNode, FragmentDefinitionNode, GraphQLError, GraphQLSchema, OperationDefinitionNode, ParseOptions, SelectionSetNode, Source, ValidationContext, ValidationRule } from 'graphql';
 import { createGraphQLError } from 'graphql-yoga';
 import type { Plugin } from 'graphql-yoga';
 
@@ -266,6 +274,7 @@ export function graphqlLimitsPlugin(options: GraphQLLimitsPluginOptions): Plugin
   };
   const armorDepth = maxDepthRule({ n: limits.maxDepth, ignoreIntrospection: true, propagateOnRejection: false, onReject: [recode(GraphQLLimitCode.QUERY_TOO_DEEP)] });
   const armorCost = costLimitRule({ maxCost: limits.maxCost, ignoreIntrospection: true, propagateOnRejection: false, onReject: [recode(GraphQLLimitCode.QUERY_TOO_COMPLEX)] });
+  const cache = new ValidationCache();
   const stripResult = (result: ExecutionResult): ExecutionResult | undefined => {
     if (result.errors === undefined || !result.errors.some((e) => e.message.includes('Did you mean'))) return undefined;
     return { ...result, errors: result.errors.map(withoutSuggestions) };
@@ -277,15 +286,18 @@ export function graphqlLimitsPlugin(options: GraphQLLimitsPluginOptions): Plugin
     onParse({ parseFn, setParseFn }) {
       setParseFn((source, parseOptions) => limitedParse(source, parseOptions, limits, parseFn));
     },
-    onValidate({ context, params, addValidationRule, setResult }) {
+    onValidate({ context, params, addValidationRule, setResult, validateFn, setValidationFn }) {
       const mayIntrospect = trusted(context);
-      const refused = checkDocument(params.documentAST, limits, mayIntrospect, mode);
+      const entry = cache.entry(params.schema, params.documentAST);
+      const level = mayIntrospect ? 1 : 0;
+      const refused = (entry.checked[level] ??= checkDocument(params.documentAST, limits, mayIntrospect, mode));
       if (refused.length > 0) {
         // graphql-js's own rules never run on a refused document.
         setResult(refused);
       } else {
         addValidationRule(armorDepth);
         addValidationRule(armorCost);
+        setValidationFn(cache.validate(params.schema, params.documentAST, entry, level, validateFn));
       }
       return ({ result, setResult: replace }) => {
         for (const e of result) {
@@ -306,6 +318,61 @@ export function graphqlLimitsPlugin(options: GraphQLLimitsPluginOptions): Plugin
       };
     },
   };
+}
+
+type ValidateFn = (schema: GraphQLSchema, documentAST: DocumentNode, rules?: readonly ValidationRule[], typeInfo?: unknown, options?: unknown) => readonly GraphQLError[];
+
+interface CacheEntry {
+  /** checkDocument's refusals, by trust level (0 = may not introspect, 1 = may). */
+  checked: [GraphQLError[]?, GraphQLError[]?];
+  /** graphql-js's result, by trust level and rule list. */
+  validated: Map<string, readonly GraphQLError[]>;
+}
+
+/**
+ * Validation results per (schema, document, trust level, rules), see the module comment. Both
+ * levels are pure functions of their key: nothing of the request (context, variables) enters them.
+ * Weak keys only: an entry lives as long as Yoga's parser cache keeps its document.
+ */
+class ValidationCache {
+  readonly #bySchema = new WeakMap<GraphQLSchema, WeakMap<DocumentNode, CacheEntry>>();
+  readonly #ruleIds = new WeakMap<ValidationRule, number>();
+  #nextRuleId = 0;
+
+  entry(schema: GraphQLSchema, document: DocumentNode): CacheEntry {
+    let byDocument = this.#bySchema.get(schema);
+    if (byDocument === undefined) this.#bySchema.set(schema, (byDocument = new WeakMap()));
+    let entry = byDocument.get(document);
+    if (entry === undefined) byDocument.set(document, (entry = { checked: [], validated: new Map() }));
+    return entry;
+  }
+
+  /** `validateFn` answering from `entry` for this trust level and the rules it is called with. */
+  validate(forSchema: GraphQLSchema, forDocument: DocumentNode, entry: CacheEntry, level: 0 | 1, validateFn: ValidateFn): ValidateFn {
+    return (schema, documentAST, rules, typeInfo, options) => {
+      // Called with anything else than the entry's (schema, document) and plain rules: not cached.
+      if (schema !== forSchema || documentAST !== forDocument || rules === undefined || typeInfo !== undefined || options !== undefined) {
+        return validateFn(schema, documentAST, rules, typeInfo, options);
+      }
+      const key = `${level}:${this.#rulesKey(rules)}`;
+      let result = entry.validated.get(key);
+      if (result === undefined) {
+        result = validateFn(schema, documentAST, rules);
+        entry.validated.set(key, result);
+      }
+      return result;
+    };
+  }
+
+  #rulesKey(rules: readonly ValidationRule[]): string {
+    let key = '';
+    for (const rule of rules) {
+      let id = this.#ruleIds.get(rule);
+      if (id === undefined) this.#ruleIds.set(rule, (id = this.#nextRuleId++));
+      key += `${id},`;
+    }
+    return key;
+  }
 }
 
 function definedOnly<T extends object>(o: T): Partial<T> {
