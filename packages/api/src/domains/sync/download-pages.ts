@@ -3,7 +3,9 @@
  * §P5): every change after an exclusive cursor, in (db_version, seq) order of the SERVER's
  * version space, without the requesting site's own changes, filtered by RLS. Pages are cut at
  * ≈ `pageBytes` of encoded (uncompressed) body, on a change boundary, and never between two
- * changes with the same (db_version, seq). Only one page is ever held in memory.
+ * changes with the same (db_version, seq). Only one page is ever held in memory. Under slow
+ * start (`firstPageBytes`) the budget grows page by page from a small first page up to
+ * `pageBytes`, so a device starts applying while the server builds what follows.
  *
  * The SQLite scan is synchronous: the feed must not interleave with merges. The PostgreSQL scan
  * reads a consistent prefix: everything up to the watermark read before it.
@@ -49,6 +51,14 @@ export interface PagePlan {
 
 export interface ScanOptions {
   pageBytes: number;
+  /**
+   * Slow start (docs/PROTOCOL.md "Packages"): the first page of this scan is cut at this budget and
+   * each following one at `pageGrowth` times the previous, up to `pageBytes`. Default: every page
+   * at `pageBytes`.
+   */
+  firstPageBytes?: number | undefined;
+  /** Growth of the page budget from one page to the next under slow start (default 2). */
+  pageGrowth?: number | undefined;
   /** Stop after this many pages (the result is then not complete). */
   maxPages: number;
   /** Inclusive upper bound; changes after it are not included. */
@@ -75,6 +85,20 @@ interface PageEncoder {
   finish(): Uint8Array | null;
 }
 
+/** Default growth of the slow-start page budget, page to page. */
+export const DEFAULT_PAGE_GROWTH = 2;
+
+/**
+ * The budget of page `index` (0-based) of a scan: `firstPageBytes · pageGrowth^index`, at least
+ * 1 byte, capped at `pageBytes`; every page at `pageBytes` without slow start.
+ */
+export function pageBudget(opts: Pick<ScanOptions, 'pageBytes' | 'firstPageBytes' | 'pageGrowth'>, index: number): number {
+  const first = opts.firstPageBytes;
+  if (first === undefined || first >= opts.pageBytes) return opts.pageBytes;
+  const growth = Math.max(1, opts.pageGrowth ?? DEFAULT_PAGE_GROWTH);
+  return Math.min(opts.pageBytes, Math.max(1, Math.floor(first * growth ** index)));
+}
+
 /**
  * Cuts a feed into pages (the rules above), one change at a time, so the synchronous SQLite feed
  * and the asynchronous PostgreSQL feed share one page logic.
@@ -88,12 +112,15 @@ class PageCutter {
   #page: PagePlan | undefined;
   #full = false;
   #complete = true;
+  /** Budget of the page being filled. */
+  #budget: number;
 
   constructor(after: Cursor, opts: ScanOptions, newEncoder: () => PageEncoder) {
     this.#after = after;
     this.#opts = opts;
     this.#newEncoder = newEncoder;
     this.#enc = newEncoder();
+    this.#budget = pageBudget(opts, 0);
   }
 
   #close(): void {
@@ -119,6 +146,7 @@ class PageCutter {
         return false;
       }
       page = { from, to: key, rows: 0, bytes: 0 };
+      this.#budget = pageBudget(opts, this.#pages.length);
     }
     page ??= { from: this.#pages[this.#pages.length - 1]?.to ?? this.#after, to: key, rows: 0, bytes: 0 };
     this.#page = page;
@@ -126,7 +154,7 @@ class PageCutter {
     page.to = key;
     page.rows++;
     page.bytes = this.#enc.byteLength;
-    if (page.bytes >= opts.pageBytes) this.#full = true;
+    if (page.bytes >= this.#budget) this.#full = true;
     return true;
   }
 

@@ -99,6 +99,9 @@ export interface DownloadOptions {
   maxPages?: number;
   /** Override of the page size. */
   pageBytes?: number;
+  /** Slow start: budget of the first page, then ×`pageGrowth` per page up to the page size (download-pages.ts). */
+  firstPageBytes?: number;
+  pageGrowth?: number;
   /** Encode every page (default true); false only plans page boundaries. */
   payloads?: boolean;
   /** With payloads false: still encode a single complete page up to this size (G3 inline). */
@@ -326,6 +329,8 @@ export class SyncService {
     return {
       pageBytes: opts.pageBytes ?? this.pageBytes,
       maxPages: opts.maxPages ?? 1,
+      firstPageBytes: opts.firstPageBytes,
+      pageGrowth: opts.pageGrowth,
       to: opts.to,
       schemaHash,
       payloads: opts.payloads ?? true,

@@ -9,7 +9,7 @@
  * | POST check      | plain-text URL / empty       | `{"url"}` / empty   | `{"data":…}` / empty |
  * | GET status      | —                            | SyncStatus          | SyncStatus |
  */
-import { MAX_SEQ } from '../download-pages.ts';
+import { MAX_SEQ, pageBudget } from '../download-pages.ts';
 import type { Cursor } from '../download-pages.ts';
 import type { CheckChunk, CheckData, RejectedReport, SyncStatus, SyncStatusReply, VersionWindow } from '@offsync/core';
 import type { RejectionEntry } from '../rejection-log.ts';
@@ -17,6 +17,7 @@ import { chunkFieldsOf } from '../chunk-batches.ts';
 import { SyncError, toSyncError } from '../sync-errors.ts';
 import { annotateRequest } from '../../../observability/request-context.ts';
 import type { ApiCall } from './context.ts';
+import type { Resume } from './g3-cursors.ts';
 import { parseJsonObject, readBody, sendEmpty, sendJson, sendText } from './io.ts';
 
 const isJsonGen = (c: ApiCall): boolean => c.generation === 'G2b' || c.generation === 'G3';
@@ -151,6 +152,43 @@ async function checkSinglePage(c: ApiCall, after: Cursor): Promise<void> {
   else sendText(c.res, url);
 }
 
+/** Page budgets of one G3 `/check` reply (download-pages.ts `pageBudget`). */
+interface Ramp {
+  pageBytes: number;
+  firstPageBytes: number;
+  pageGrowth: number;
+}
+
+/**
+ * Slow start of a G3 drain (docs/PROTOCOL.md "Packages"): a download that (re)starts at the
+ * durable cursor begins with a page of `slowStartBytes`, and every page after it is
+ * `slowStartGrowth` times the one before, up to the service's page size, across the `/check`
+ * calls of the drain (the continuation cursor holds the next budget). A pipelining client (OffSync's,
+ * `maxChunks: 1`) applies the small first page while the server builds the next one, instead of
+ * waiting for a whole first page; a client that does not pipeline gets the same bytes in a few
+ * more, smaller chunks. Page boundaries follow the same rules as ever (download-pages.ts).
+ */
+function slowStart(c: ApiCall, resume: Resume): Ramp {
+  const pageBytes = c.state.service.pageBytes;
+  const { slowStartBytes, slowStartGrowth } = c.state.limits;
+  const first = resume.continued ? (resume.pageBytes ?? pageBytes) : slowStartBytes > 0 ? slowStartBytes : pageBytes;
+  return { pageBytes, firstPageBytes: Math.min(first, pageBytes), pageGrowth: slowStartGrowth };
+}
+
+/** How many pages of `ramp` travel inline: while their budgets fit `inlineBytes` in total (0: URLs). */
+function inlinePageCount(ramp: Ramp, maxChunks: number, inlineBytes: number): number {
+  let total = 0;
+  let n = 0;
+  while (n < maxChunks) {
+    const budget = pageBudget(ramp, n);
+    if (budget === ramp.pageBytes) return n + Math.min(maxChunks - n, Math.floor((inlineBytes - total) / budget)); // full pages from here on
+    if (total + budget > inlineBytes) break;
+    total += budget;
+    n++;
+  }
+  return n;
+}
+
 /** G3 `/check` with `check-chunks`: inline payload, or a batch of chunk URLs with cursors and a watermark. */
 async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<void> {
   const { state } = c;
@@ -158,11 +196,13 @@ async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<v
   const seq = uint(body['seq']) ?? 0;
   // After a watermark the client sends seq 0 and means "all of dbVersion seen"; a non-zero seq is a row cursor.
   const base: Cursor = { dbVersion: dbv, seq: seq === 0 ? MAX_SEQ : seq };
-  const after = await state.cursors.resolve(c.db.id, c.site, base, uint(body['cursor']) ?? 0);
+  const resume = await state.cursors.resolve(c.db.id, c.site, base, uint(body['cursor']) ?? 0);
   const maxChunks = Math.max(1, Math.min(uint(body['maxChunks']) ?? state.limits.defaultMaxChunks, 10_000));
-  const inlinePages = Math.min(maxChunks, Math.floor(state.limits.inlineChunksBytes / state.service.pageBytes));
+  const ramp = slowStart(c, resume);
+  const inlinePages = inlinePageCount(ramp, maxChunks, state.limits.inlineChunksBytes);
   const inline = inlinePages >= 1;
-  const r = await state.service.download(c.db, c.site, after, c.principal, {
+  const r = await state.service.download(c.db, c.site, resume.after, c.principal, {
+    ...ramp,
     payloads: inline,
     maxPages: inline ? inlinePages : maxChunks,
     inlineUpTo: state.limits.inlineDownloadBytes,
@@ -177,7 +217,9 @@ async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<v
     return;
   }
   // One shared-store record holds the resume position after every chunk of this reply (http/g3-cursors.ts).
-  const cursors = await state.cursors.issue(c.db.id, c.site, base, r.pages.map((p) => p.to));
+  // …and the budget of the page after each chunk, so the slow start goes on where the client resumes.
+  const budgets = r.pages.map((_, i) => pageBudget(ramp, i + 1));
+  const cursors = await state.cursors.issue(c.db.id, c.site, base, r.pages.map((p) => p.to), budgets.some((b) => b < ramp.pageBytes) ? budgets : undefined);
   const chunks = await Promise.all(r.pages.map(async (p, i) => {
     const chunk: CheckChunk = { cursor: cursors[i] ?? 0 };
     if (p.payload !== undefined) chunk.payload = Buffer.from(p.payload).toString('base64');

@@ -23,6 +23,14 @@ export interface SyncHttpLimits extends QuotaLimits {
    * 0 = always URLs.
    */
   inlineChunksBytes: number;
+  /**
+   * G3 `check`: the first page of a drain that starts at the durable cursor is cut at this many
+   * bytes, the following ones `slowStartGrowth` times the previous, up to the service's page size
+   * (default 128 KiB, as `inlineDownloadBytes`, so a small download stays one inline reply). 0 = off.
+   */
+  slowStartBytes: number;
+  /** Growth of the page budget page to page under slow start (default 2). */
+  slowStartGrowth: number;
   /** Uploaded-but-not-applied bytes per credential (default 64 MiB; the server-wide cap stays 512 MiB). */
   maxPendingUploadBytesPerCredential: number;
 }

@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ArtifactStore } from '../artifacts.ts';
 import { ChunkBatches } from '../chunk-batches.ts';
+import { DEFAULT_PAGE_GROWTH } from '../download-pages.ts';
 import type { ChunkBatchOptions } from '../chunk-batches.ts';
 import { MemorySharedStore } from '../shared-store.ts';
 import type { SharedStore } from '../shared-store.ts';
@@ -95,6 +96,8 @@ export function createSyncHttpHandler(sync: SyncService | SyncDeps, options: Syn
       inlineDownloadBytes: options.inlineDownloadBytes ?? 128 * 1024,
       defaultMaxChunks: options.defaultMaxChunks ?? 16,
       inlineChunksBytes: options.inlineChunksBytes ?? 16 * 1024 * 1024,
+      slowStartBytes: options.slowStartBytes ?? 128 * 1024,
+      slowStartGrowth: Math.max(1, options.slowStartGrowth ?? DEFAULT_PAGE_GROWTH),
       maxPendingUploadBytesPerCredential: options.maxPendingUploadBytesPerCredential ?? 64 * 1024 * 1024,
       ...quotaLimits,
     },
