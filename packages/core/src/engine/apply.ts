@@ -231,6 +231,13 @@ class Merge {
   /** Whether the current row's writes may be queued (see {@link Merge.out}). */
   deferRow = false;
   rowsSinceSync = 0;
+  /**
+   * The current row's explicit col_versions by column ordinal (undefined: none), as read with
+   * `rowState` and kept by {@link Merge.win}; `cvsValid` false after any other write to its
+   * cells (the merge then reads them).
+   */
+  cvs: (number | undefined)[] = [];
+  cvsValid = false;
 
   constructor(
     readonly host: MergeHost,
@@ -315,6 +322,7 @@ class Merge {
     const rec = this.rec;
     if (rec === undefined || rec[1] === null) return;
     this.sync();
+    this.cvsValid = false;
     s.materialize.run(this.pk, BigInt(rec[1]), rec[2], rec[3], rec[4]);
     s.clearImplicit.run(this.pk);
     rec[1] = null;
@@ -333,6 +341,7 @@ class Merge {
     const s = ctx.stmts;
     this.flush();
     this.sync();
+    this.cvsValid = false;
     this.opts.authorize?.({ table: ctx.name, kind: 'upsert', pk: this.pkValues, values: {} });
     s.insertPkOnly.run(...this.pkValues);
     this.materialize(s);
@@ -344,6 +353,11 @@ class Merge {
     const ch = this.ch;
     this.pending.set(ch.col, ch.val);
     this.setCell(ctx, colId, BigInt(ch.colVersion), this.version(), BigInt(ch.seq), this.siteRef);
+    if (this.cvsValid) {
+      const c = ctx.byId.get(Number(colId));
+      if (c !== undefined) this.cvs[c.ord] = ch.colVersion;
+      else this.cvsValid = false;
+    }
     if (this.cl === 0) this.cl = 1;
     this.applied++;
     this.tables.add(ctx.name);
@@ -408,6 +422,7 @@ class Merge {
   restampRow(t: TableContext, cl: number, v: bigint, bump: 0 | 1): void {
     const s = t.stmts;
     this.sync();
+    this.cvsValid = false;
     this.materialize(s);
     s.setSentinel.run(this.pk, BigInt(cl), v, 0n, 0n);
     for (const c of t.columns) {
@@ -428,6 +443,21 @@ class Merge {
     if (this.pkValues.length !== t.schema.pkColumns.length) {
       throw new CoreError(CoreErrorCode.PK_INVALID, `Primary key of table ${t.name} has ${t.schema.pkColumns.length} column(s), change carries ${this.pkValues.length}`);
     }
+    const state = t.stmts.rowState;
+    if (state !== undefined) {
+      const r = state.getRaw(pk) as SqlValue[];
+      this.rec = r[0] === null ? undefined : [Number(r[0]), r[2] === null ? null : Number(r[2]), r[3] as bigint, r[4] as bigint, r[5] as bigint];
+      this.cl = this.rec !== undefined ? this.rec[0] : r[6] === 1n ? 1 : 0;
+      const cvs = this.cvs;
+      cvs.length = t.columns.length;
+      for (let i = 0; i < cvs.length; i++) {
+        const v = r[7 + i];
+        cvs[i] = v === null || v === undefined ? undefined : Number(v);
+      }
+      this.cvsValid = true;
+      return;
+    }
+    this.cvsValid = false;
     const r = t.stmts.rowRecord.getRaw(pk);
     this.rec = r === undefined ? undefined : [Number(r[0]), r[2] === null ? null : Number(r[2]), r[3] as bigint, r[4] as bigint, r[5] as bigint];
     this.cl = this.rec !== undefined ? this.rec[0] : t.stmts.anyCell.getRaw(pk) !== undefined ? 1 : 0;
@@ -477,10 +507,16 @@ class Merge {
       case 'compareCell':
         break;
     }
-    if (this.curCells.has(colId)) this.sync();
-    const explicit = s.cell.getRaw(this.pk, colId);
+    let cv: number | undefined;
+    const c = this.cvsValid ? t.byId.get(id) : undefined;
+    if (c !== undefined) cv = this.cvs[c.ord];
+    else {
+      if (this.curCells.has(colId)) this.sync();
+      const explicit = s.cell.getRaw(this.pk, colId);
+      cv = explicit === undefined ? undefined : Number(explicit[0]);
+    }
     const rec = this.rec;
-    const local = explicit !== undefined ? Number(explicit[0]) : rec !== undefined && rec[1] !== null && this.cl % 2 === 1 ? rec[1] : undefined;
+    const local = cv !== undefined ? cv : rec !== undefined && rec[1] !== null && this.cl % 2 === 1 ? rec[1] : undefined;
     const byVersion = decideCell(ch.colVersion, local);
     if (byVersion === 'win') return this.win(t, colId);
     // An older edit changes nothing; only a conflict log needs to know what it lost to.
@@ -510,6 +546,7 @@ class Merge {
     const s = t.stmts;
     this.flush();
     this.sync();
+    this.cvsValid = false;
     this.opts.authorize?.({ table: t.name, kind: 'delete', pk: this.pkValues, values: {} });
     if (this.opts.onConflict !== undefined && this.cl % 2 === 1) {
       // Another device wrote this life of the row (its insert, or a cell since): its write is lost.

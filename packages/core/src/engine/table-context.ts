@@ -72,6 +72,15 @@ export interface TableStatements {
   rowRecord: SqlStatement;
   /** (pk) → any explicit cell. */
   anyCell: SqlStatement;
+  /**
+   * (pk) → the row's state in one read, for tables of at most {@link ROW_STATE_COLUMNS} value
+   * columns (undefined otherwise): [cl, sent, icv, db_version, seq, site] of the row record
+   * (NULLs when it has none), then 1/0 whether it has any explicit cell (only when it has no
+   * record, else NULL), then each value column's explicit col_version (NULL when implicit or
+   * absent) in `columns` order. The merge reads a row with it instead of `rowRecord`, `anyCell`
+   * and one `cell` per change (apply.ts `Merge.enterRow`).
+   */
+  rowState: SqlStatement | undefined;
   /** () → [1] when the table has any clock at all (apply.ts `mergeFresh` needs none). */
   anyMetadata: SqlStatement;
   /** (pk, col) → [col_version] */
@@ -136,6 +145,9 @@ export interface TableStatements {
   cellsResidualLocal: SqlStatement;
 }
 
+/** Value columns at most for {@link TableStatements.rowState} (one index lookup per column and row). */
+export const ROW_STATE_COLUMNS = 8;
+
 export function createTableContext(
   driver: SqlDriver,
   schema: TableSchema,
@@ -166,6 +178,13 @@ export function createTableContext(
   const stmts: TableStatements = {
     rowRecord: driver.prepare(`SELECT cl, sent, icv, db_version, seq, site FROM ${r} WHERE pk = ?`),
     anyCell: driver.prepare(`SELECT 1 FROM ${c} WHERE pk = ? LIMIT 1`),
+    rowState:
+      columns.length > ROW_STATE_COLUMNS
+        ? undefined
+        : driver.prepare(
+            `SELECT r.cl, r.sent, r.icv, r.db_version, r.seq, r.site, CASE WHEN r.pk IS NULL THEN EXISTS (SELECT 1 FROM ${c} x WHERE x.pk = q.k) END${columns.map((v) => `, (SELECT x.col_version FROM ${c} x WHERE x.pk = q.k AND x.col = ${v.id})`).join('')}
+             FROM (SELECT ? AS k) q LEFT JOIN ${r} r ON r.pk = q.k`,
+          ),
     anyMetadata: driver.prepare(`SELECT EXISTS (SELECT 1 FROM ${r}) OR EXISTS (SELECT 1 FROM ${c})`),
     cell: driver.prepare(`SELECT col_version FROM ${c} WHERE pk = ? AND col = ?`),
     cellSite: driver.prepare(`SELECT site FROM ${c} WHERE pk = ? AND col = ?`),
