@@ -154,6 +154,24 @@ describe('validation cache of the limits plugin', () => {
     expect(h.validations).toEqual([typo, typo]);
   });
 
+  test('a validation rule that is new on every request runs on every request', async () => {
+    let fresh = 0;
+    const yoga = createYoga({
+      schema: createSchema({ typeDefs: 'type Query { hello: String }', resolvers: { Query: { hello: () => 'hi' } } }),
+      logging: false,
+      parserAndValidationCache: { validationCache: false },
+      plugins: [
+        graphqlLimitsPlugin({ isAdminRequest: async () => false, isAdminContext: () => undefined }),
+        { onValidate: ({ addValidationRule }) => addValidationRule(() => ((fresh++), {})) } satisfies Plugin,
+      ],
+    });
+    for (let i = 0; i < 6; i++) {
+      const res = await yoga.fetch('http://x/graphql', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ hello }' }) });
+      expect(await res.json()).toEqual({ data: { hello: 'hi' } });
+    }
+    expect(fresh).toBe(6);
+  });
+
   test("mode 'all' trusts everyone: one validation for all callers", async () => {
     const h = harness('all');
     expect(await h.ask('{ __type(name: "Query") { name } }', false)).toEqual({ data: { __type: { name: 'Query' } } });

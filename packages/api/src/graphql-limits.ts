@@ -334,6 +334,8 @@ interface CacheEntry {
  * levels are pure functions of their key: nothing of the request (context, variables) enters them.
  * Weak keys only: an entry lives as long as Yoga's parser cache keeps its document.
  */
+const MAX_RULE_LISTS = 4;
+
 class ValidationCache {
   readonly #bySchema = new WeakMap<GraphQLSchema, WeakMap<DocumentNode, CacheEntry>>();
   readonly #ruleIds = new WeakMap<ValidationRule, number>();
@@ -358,7 +360,8 @@ class ValidationCache {
       let result = entry.validated.get(key);
       if (result === undefined) {
         result = validateFn(schema, documentAST, rules);
-        entry.validated.set(key, result);
+        // Bounded: rule lists that change per request (a fresh closure each time) are simply not cached.
+        if (entry.validated.size < MAX_RULE_LISTS) entry.validated.set(key, result);
       }
       return result;
     };
