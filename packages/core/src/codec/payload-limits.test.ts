@@ -104,7 +104,7 @@ test('a bomb whose header understates its expansion stops at the announced size'
 
 test('the LZ4 decoder allocates what the block produces, not what the header announces', () => {
   // 1 MiB of literals announced as 60 MiB (within the 255:1 bound and the budget): refused at the
-  // end, having held about 4 MiB — the old decoder allocated all 60 MiB first.
+  // end, having held about 8 MiB (the first buffer is 8× the block) — the old decoder allocated all 60 MiB first.
   const lit = 1 * MiB;
   const block = new Uint8Array(1 + Math.ceil((lit - 15 + 1) / 255) + 1 + lit);
   let p = 0;
