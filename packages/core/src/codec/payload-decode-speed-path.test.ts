@@ -9,30 +9,15 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { CoreError } from '../errors.ts';
 import type { Change } from '../types.ts';
-import { ByteReader, ByteWriter, sameBytes } from './bytes.ts';
+import { ByteReader, sameBytes } from './bytes.ts';
 import { checksum48Number } from './fnv.ts';
 import { decodePayload, MIN_ROW_BYTES } from './payload.ts';
 import type { PayloadDecodeLimits } from './payload.ts';
 import { PAYLOAD_HEADER_SIZE, writePayloadHeader } from './payload-header.ts';
-import { changeArb, fcSeed, numRuns, sameValue } from './test-arbitraries.ts';
+import { changeArb, fcSeed, numRuns, referenceBody, sameValue } from './test-arbitraries.ts';
 import { decodeBlobField, decodeClockField, decodeRepeatedTextField, MAX_CLOCK } from './value-fields.ts';
-import { decodeValue, encodeBlob, encodeText, encodeUintWithCode, encodeValue, TYPE_INTEGER } from './value.ts';
+import { decodeValue } from './value.ts';
 
-function body(changes: readonly Change[]): Uint8Array {
-  const w = new ByteWriter(64);
-  for (const c of changes) {
-    encodeText(w, c.tbl);
-    encodeBlob(w, c.pk);
-    encodeText(w, c.col);
-    encodeValue(w, c.val);
-    encodeUintWithCode(w, TYPE_INTEGER, c.colVersion);
-    encodeUintWithCode(w, TYPE_INTEGER, c.dbVersion);
-    encodeBlob(w, c.siteId);
-    encodeUintWithCode(w, TYPE_INTEGER, c.cl);
-    encodeUintWithCode(w, TYPE_INTEGER, c.seq);
-  }
-  return w.toBytes();
-}
 
 /** An uncompressed payload around `raw` with a correct checksum; v1 has none (and REAL big-endian). */
 function payloadOf(raw: Uint8Array, nrows: number, version: 1 | 2): Uint8Array {
@@ -136,7 +121,7 @@ describe('payload decoder fast path', () => {
   test('decodes as the checked readers alone: valid bodies, flipped bytes, cut bodies, small limits', () => {
     fc.assert(
       fc.property(rowsArb, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }), fc.nat(), fc.constantFrom<1 | 2>(1, 2), limitsArb, (changes, flips, cut, version, limits) => {
-        const raw = body(changes);
+        const raw = referenceBody(changes);
         check(raw, changes.length, version, limits);
         const mutated = raw.slice();
         for (const [at, v] of flips) mutated[at % mutated.length] = v;
@@ -151,7 +136,7 @@ describe('payload decoder fast path', () => {
     const site = new Uint8Array(16).fill(3);
     const c: Change = { tbl: 't', pk: Uint8Array.of(1, 9, 1), col: 'a', val: 1n, colVersion: 1, dbVersion: 1, siteId: site, cl: 1, seq: 0 };
     const rows = [c, { ...c, seq: 1 }, { ...c, pk: Uint8Array.of(1, 9, 2), seq: 2 }, { ...c, seq: 3 }];
-    const got = decodePayload(payloadOf(body(rows), rows.length, 2)).changes;
+    const got = decodePayload(payloadOf(referenceBody(rows), rows.length, 2)).changes;
     expect(got.map((x) => Array.from(x.pk))).toEqual(rows.map((x) => Array.from(x.pk)));
     expect(got[0]?.pk).toBe(got[1]?.pk);
     expect(got[1]?.pk).not.toBe(got[3]?.pk);

@@ -9,31 +9,13 @@ import { describe, expect, test } from 'vitest';
 import { CoreErrorCode } from '../errors.ts';
 import type { CoreError } from '../errors.ts';
 import type { Change, SqlValue } from '../types.ts';
-import { ByteWriter } from './bytes.ts';
 import { checksum48Fast } from './checksum48.ts';
 import { checksum48Number } from './fnv.ts';
 import { lz4BlockDecompress } from './lz4-block.ts';
 import { PayloadEncoder } from './payload-encoder.ts';
 import { PAYLOAD_HEADER_SIZE } from './payload-header.ts';
-import { changeArb, fcSeed, numRuns } from './test-arbitraries.ts';
-import { encodeBlob, encodeText, encodeUintWithCode, encodeValue, TYPE_INTEGER } from './value.ts';
+import { changeArb, fcSeed, numRuns, referenceBody } from './test-arbitraries.ts';
 
-/** The body as the codec functions write it (the encoder before its fast paths). */
-function referenceBody(changes: readonly Change[]): Uint8Array {
-  const w = new ByteWriter(64);
-  for (const c of changes) {
-    encodeText(w, c.tbl);
-    encodeBlob(w, c.pk);
-    encodeText(w, c.col);
-    encodeValue(w, c.val);
-    encodeUintWithCode(w, TYPE_INTEGER, c.colVersion);
-    encodeUintWithCode(w, TYPE_INTEGER, c.dbVersion);
-    encodeBlob(w, c.siteId);
-    encodeUintWithCode(w, TYPE_INTEGER, c.cl);
-    encodeUintWithCode(w, TYPE_INTEGER, c.seq);
-  }
-  return w.toBytes();
-}
 
 /** The body of a payload (decompressed when compressed); checks the checksum with fnv.ts. */
 function bodyOf(payload: Uint8Array): Uint8Array {

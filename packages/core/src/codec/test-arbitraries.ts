@@ -1,8 +1,10 @@
 /** fast-check arbitraries shared by the codec tests (test-only module). */
 import fc from 'fast-check';
 import type { Change, SqlValue } from '../types.ts';
+import { ByteWriter } from './bytes.ts';
 import { checksum48 } from './fnv.ts';
 import { MAX_CLOCK } from './value-fields.ts';
+import { encodeBlob, encodeText, encodeUintWithCode, encodeValue, TYPE_INTEGER } from './value.ts';
 
 export const INT64_MIN = -(1n << 63n);
 export const INT64_MAX = (1n << 63n) - 1n;
@@ -92,3 +94,19 @@ export function fixChecksum(p: Uint8Array): Uint8Array {
   return out;
 }
 
+/** A payload body as the plain codec functions write it (the reference for the encoder's and decoder's fast paths). */
+export function referenceBody(changes: readonly Change[]): Uint8Array {
+  const w = new ByteWriter(64);
+  for (const c of changes) {
+    encodeText(w, c.tbl);
+    encodeBlob(w, c.pk);
+    encodeText(w, c.col);
+    encodeValue(w, c.val);
+    encodeUintWithCode(w, TYPE_INTEGER, c.colVersion);
+    encodeUintWithCode(w, TYPE_INTEGER, c.dbVersion);
+    encodeBlob(w, c.siteId);
+    encodeUintWithCode(w, TYPE_INTEGER, c.cl);
+    encodeUintWithCode(w, TYPE_INTEGER, c.seq);
+  }
+  return w.toBytes();
+}
