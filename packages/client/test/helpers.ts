@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { openDatabase } from '../src/sync/index.ts';
 import type { OffSyncDatabase, OpenDatabaseOptions } from '../src/sync/index.ts';
 import { API_KEY, ROWS_SQL, TODOS_DDL } from './fixtures/sync-server.ts';
+export { prng } from '@offsync/core/testing';
 
 const dirs: string[] = [];
 
@@ -29,18 +30,6 @@ export function device(opts: OpenDatabaseOptions & { path?: string } = {}): OffS
 
 export function rows(d: OffSyncDatabase): Array<Record<string, unknown>> {
   return d.db.prepare(ROWS_SQL).all() as Array<Record<string, unknown>>;
-}
-
-/** Deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export async function until(cond: () => boolean, timeoutMs = 30_000, stepMs = 10): Promise<void> {

@@ -14,24 +14,13 @@ import { afterAll, describe, expect, test } from 'vitest';
 import type { Change, SqlValue, SyncEngine } from '@offsync/core';
 import { openSyncDatabase } from '@offsync/core/sqlite';
 import { tableRows } from '@offsync/core/testing';
+import { prng as rng } from '@offsync/core/testing';
 
 const DDL = `CREATE TABLE todos (id TEXT PRIMARY KEY NOT NULL, title TEXT NOT NULL DEFAULT '', done INTEGER NOT NULL DEFAULT 0, note TEXT);
 CREATE TABLE pairs (a INTEGER NOT NULL, b TEXT NOT NULL, v TEXT, w BLOB, PRIMARY KEY (a, b));`;
 const TABLES = ['todos', 'pairs'];
 const dir = mkdtempSync(join(tmpdir(), 'offsync-grouped-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function open(path = ':memory:'): SyncEngine {
   const e = openSyncDatabase(path, { wal: false });

@@ -14,6 +14,7 @@ import { RIP_SENTINEL } from '@offsync/core';
 import type { Change, SqlValue } from '@offsync/core';
 import { CONFORMANCE_DDL, REMOTE_SITE, clockLines, openPgContext, openTestPool, postgresEngineFactory, remoteChange, sqliteEngineFactory, todoRows } from '@offsync/core/testing';
 import type { ConformanceEngine, PgCtx } from '@offsync/core/testing';
+import { prng as rng } from '@offsync/core/testing';
 
 let pool: pg.Pool | undefined;
 let closePool: (() => Promise<void>) | undefined;
@@ -26,18 +27,6 @@ afterAll(async () => closePool?.());
 
 /** A second remote site. */
 const REMOTE_SITE_2 = new Uint8Array([0x01, 0x90, 0, 0, 0, 0, 0x70, 0, 0x80, 0, 0, 0, 0, 0, 0, 0x44]);
-
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Interleaves per-row change lists (each row's own order kept) at random, then numbers them in

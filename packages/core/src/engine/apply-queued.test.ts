@@ -11,18 +11,7 @@ import { openReplica } from '../testing/replica.ts';
 import type { SyncEngine } from './engine.ts';
 import { RIP_SENTINEL } from '../types.ts';
 import type { Change } from '../types.ts';
-
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng as rng } from '../testing/replica-harness.ts';
 
 const ROWS = 1200;
 /** The row whose title violates the CHECK constraint (not the last of a 64-row statement). */
