@@ -64,9 +64,26 @@ export function checksum48(bytes: Uint8Array): bigint {
   return BigInt(checksum48Number(bytes));
 }
 
-/** {@link checksum48} as a number (exact: < 2^48). */
+/**
+ * {@link checksum48} as a number (exact: < 2^48), of `bytes[start..end)`, computed on 16-bit
+ * limbs: the low 48 bits of a product modulo 2^64 depend only on the low 48 bits of its
+ * factors, and the xor only touches the low byte, so three limbs of the state suffice.
+ * Multiplying by the prime 2^40 + 0x1b3 is `h * 0x1b3 + (h << 40)`; every intermediate is below
+ * 2^27 (small integers, no float division per byte as with the 32-bit halves above).
+ */
 export function checksum48Number(bytes: Uint8Array, start = 0, end = bytes.length): number {
-  const st = fnv64Init();
-  fnv64Update(st, bytes, start, end);
-  return (st.hi & 0xffff) * TWO_32 + st.lo;
+  // Offset basis 0xcbf29ce484222325, low 48 bits as limbs.
+  let a0 = 0x2325;
+  let a1 = 0x8422;
+  let a2 = 0x9ce4;
+  for (let i = start; i < end; i++) {
+    a0 ^= bytes[i] as number;
+    const t0 = a0 * 0x1b3;
+    const t1 = a1 * 0x1b3 + (t0 >>> 16);
+    const t2 = a2 * 0x1b3 + (t1 >>> 16) + ((a0 << 8) & 0xffff);
+    a0 = t0 & 0xffff;
+    a1 = t1 & 0xffff;
+    a2 = t2 & 0xffff;
+  }
+  return a2 * 4294967296 + a1 * 65536 + a0;
 }

@@ -6,11 +6,11 @@
 import { CoreError, CoreErrorCode } from '../errors.ts';
 import type { Change, SqlValue } from '../types.ts';
 import { ByteWriter } from './bytes.ts';
-import { checksum48Fast } from './checksum48.ts';
+import { checksum48Number } from './fnv.ts';
 import { LZ4_MAX_INPUT_SIZE, lz4BlockCompressBound, lz4BlockCompressInto } from './lz4-block.ts';
 import { isFragmentName } from './payload-fragments.ts';
 import { DEFAULT_LIB_VERSION, PAYLOAD_HEADER_SIZE, writePayloadHeader } from './payload-header.ts';
-import { encodeText, encodeValue, TYPE_BLOB, TYPE_INTEGER, TYPE_NEG_INTEGER, TYPE_NULL, TYPE_REAL, TYPE_NEG_REAL, TYPE_TEXT, uintWidth } from './value.ts';
+import { encodeText, encodeValue, TYPE_BLOB, TYPE_INTEGER, TYPE_NEG_INTEGER, TYPE_NULL, TYPE_REAL, TYPE_NEG_REAL, TYPE_TEXT, putUint } from './value.ts';
 
 export interface PayloadEncodeOptions {
   /** u64 stamped into the header (§P6). */
@@ -51,46 +51,8 @@ function putBytes(b: Uint8Array, p: number, src: Uint8Array): number {
   return p + n;
 }
 
-/**
- * Type byte `code` plus `n` (a safe non-negative integer) as a minimal-width big-endian
- * magnitude, at `b[p..]` (value.ts `encodeUintWithCode`, same bytes); returns the new end.
- */
-function putUint(b: Uint8Array, p: number, code: number, n: number): number {
-  if (n < 0x100) {
-    b[p] = (1 << 3) | code;
-    b[p + 1] = n;
-    return p + 2;
-  }
-  if (n < 0x10000) {
-    b[p] = (2 << 3) | code;
-    b[p + 1] = n >>> 8;
-    b[p + 2] = n & 0xff;
-    return p + 3;
-  }
-  if (n < 0x1000000) {
-    b[p] = (3 << 3) | code;
-    b[p + 1] = n >>> 16;
-    b[p + 2] = (n >>> 8) & 0xff;
-    b[p + 3] = n & 0xff;
-    return p + 4;
-  }
-  if (n < 0x100000000) {
-    b[p] = (4 << 3) | code;
-    b[p + 1] = n >>> 24;
-    b[p + 2] = (n >>> 16) & 0xff;
-    b[p + 3] = (n >>> 8) & 0xff;
-    b[p + 4] = n & 0xff;
-    return p + 5;
-  }
-  const width = uintWidth(n);
-  b[p] = (width << 3) | code;
-  let x = n;
-  for (let i = width; i >= 1; i--) {
-    b[p + i] = x % 256;
-    x = Math.floor(x / 256);
-  }
-  return p + 1 + width;
-}
+/** Bytes of a row after its value: 4 clocks of at most 8 bytes and the site id with its 2-byte head. */
+const ROW_TAIL = 4 * 8 + 18;
 
 const SAFE_MAX = BigInt(Number.MAX_SAFE_INTEGER);
 const SAFE_MIN = -SAFE_MAX;
@@ -98,7 +60,8 @@ const SAFE_MIN = -SAFE_MAX;
 /**
  * The value at `w.buf[p..]` (value.ts `encodeValue`, same bytes; at least 64 + 9 bytes reserved):
  * NULL, REAL, integers within ±(2^53-1) and short ASCII TEXT/BLOB here, everything else through
- * `encodeValue` (which grows the buffer as needed). Returns the new end.
+ * `encodeValue` (which grows the buffer as needed, keeping {@link ROW_TAIL} bytes of room after
+ * the value). Returns the new end.
  */
 function putValue(w: ByteWriter, p: number, v: SqlValue): number {
   const b = w.buf;
@@ -149,6 +112,7 @@ function putValue(w: ByteWriter, p: number, v: SqlValue): number {
   w.length = p;
   try {
     encodeValue(w, v);
+    w.ensure(ROW_TAIL);
     return w.length;
   } finally {
     w.length = mark;
@@ -244,9 +208,9 @@ export class PayloadEncoder {
     }
     const val = change.val;
     const w = this.#w;
-    // One reservation per row: names, pk and site id with their 9-byte heads, 4 clocks of at
-    // most 8 bytes, and the value (TEXT/BLOB written here only when short; else by encodeValue).
-    w.ensure(tblEnc.length + colEnc.length + pk.length + 9 + 25 + 4 * 8 + 64 + 9);
+    // One reservation per row: names, pk with its head, the value (TEXT/BLOB written here only
+    // when short; else by encodeValue) and the tail (clocks, site id).
+    w.ensure(tblEnc.length + colEnc.length + pk.length + 9 + 64 + 9 + ROW_TAIL);
     const b = w.buf;
     let p = w.length;
     p = putBytes(b, p, tblEnc);
@@ -254,14 +218,7 @@ export class PayloadEncoder {
     p = putBytes(b, p, pk);
     p = putBytes(b, p, colEnc);
     p = putValue(w, p, val);
-    if (w.buf !== b) {
-      // encodeValue grew the buffer for a long value: room for the rest of the row, keeping it.
-      const start = w.length;
-      w.length = p;
-      w.ensure(4 * 8 + 18);
-      w.length = start;
-    }
-    const b2 = w.buf;
+    const b2 = w.buf; // a new buffer when encodeValue grew it for a long value
     p = putUint(b2, p, TYPE_INTEGER, change.colVersion);
     p = putUint(b2, p, TYPE_INTEGER, change.dbVersion);
     b2[p++] = (1 << 3) | TYPE_BLOB;
@@ -306,7 +263,7 @@ export class PayloadEncoder {
       expandedSize,
       nrows: rows,
       schemaHash: this.#schemaHash,
-      checksum: checksum48Fast(out, PAYLOAD_HEADER_SIZE, out.length),
+      checksum: checksum48Number(out, PAYLOAD_HEADER_SIZE, out.length),
       version: this.#fragments ? 3 : 2,
     });
     this.#w.reset();

@@ -4,8 +4,8 @@
  */
 import { CoreError, CoreErrorCode } from '../errors.ts';
 import type { Change, SqlValue } from '../types.ts';
-import { ByteReader } from './bytes.ts';
-import { checksum48Fast } from './checksum48.ts';
+import { ByteReader, sameBytes } from './bytes.ts';
+import { checksum48Number } from './fnv.ts';
 import { LZ4_MAX_INPUT_SIZE, lz4BlockDecompress } from './lz4-block.ts';
 import { FragmentAssembler } from './payload-fragments.ts';
 import { decodePayloadHeader, PAYLOAD_HEADER_SIZE } from './payload-header.ts';
@@ -104,21 +104,11 @@ function limitOf(limits: PayloadDecodeLimits, key: keyof PayloadDecodeLimits): n
   return typeof v === 'number' && v >= 0 ? v : DEFAULT_PAYLOAD_LIMITS[key];
 }
 
-function same16(a: Uint8Array, b: Uint8Array): boolean {
-  for (let i = 0; i < 16; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-function same16At(a: Uint8Array, b: Uint8Array, at: number): boolean {
-  for (let i = 0; i < 16; i++) if (a[i] !== b[at + i]) return false;
-  return true;
-}
-
 /** Type bytes of TEXT / BLOB with a one-byte length (§P4). */
 const SHORT_TEXT = (1 << 3) | TYPE_TEXT;
 const SHORT_BLOB = (1 << 3) | TYPE_BLOB;
 
-/** Whether `b[at..at+len)` (within bounds) equals `prev`: a name repeating the previous row's. */
+/** Whether `b[at..at+len)` (within bounds) equals `prev`: a name, key or site id repeating the previous row's, read in place. */
 function sameRun(b: Uint8Array, at: number, len: number, prev: Uint8Array): boolean {
   if (prev.length !== len || at + len > b.length) return false;
   for (let i = 0; i < len; i++) if (b[at + i] !== prev[i]) return false;
@@ -189,7 +179,7 @@ export function decodePayload(bytes: Uint8Array, limits: PayloadDecodeLimits = {
     throw badHeader(`${nrows} rows cannot fit in ${rawLen} body bytes`, { nrows, rawLen });
   }
   if (header.version === 2) {
-    const sum = checksum48Fast(bytes, PAYLOAD_HEADER_SIZE, bytes.length);
+    const sum = checksum48Number(bytes, PAYLOAD_HEADER_SIZE, bytes.length);
     if (BigInt(sum) !== header.checksum) {
       throw new CoreError(CoreErrorCode.PAYLOAD_BAD_CHECKSUM, 'invalid checksum', {
         details: { expected: header.checksum.toString(16), actual: sum.toString(16) },
@@ -226,7 +216,7 @@ export function decodePayload(bytes: Uint8Array, limits: PayloadDecodeLimits = {
       len = b[p + 1] as number;
       if (len > maxValue || p + 2 + len > end) break fast;
       let pk: Uint8Array;
-      if (lastPk !== null && lastPk.length === len && sameRun(b, p + 2, len, lastPk)) pk = lastPk;
+      if (lastPk !== null && sameRun(b, p + 2, len, lastPk)) pk = lastPk;
       else pk = lastPk = b.subarray(p + 2, p + 2 + len);
       p += 2 + len;
       if (p + 2 > end || b[p] !== SHORT_TEXT) break fast;
@@ -271,7 +261,7 @@ export function decodePayload(bytes: Uint8Array, limits: PayloadDecodeLimits = {
       p = q;
       if (p + 18 > end || b[p] !== SHORT_BLOB || b[p + 1] !== 16 || 16 > maxValue) break fast;
       let siteId: Uint8Array;
-      if (lastSite !== null && same16At(lastSite, b, p + 2)) siteId = lastSite;
+      if (lastSite !== null && sameRun(b, p + 2, 16, lastSite)) siteId = lastSite;
       else siteId = lastSite = b.subarray(p + 2, p + 18);
       p += 18;
       q = shortClock(b, p, end, maxClock);
@@ -287,7 +277,7 @@ export function decodePayload(bytes: Uint8Array, limits: PayloadDecodeLimits = {
     }
     const tbl = decodeRepeatedTextField(r, 'tbl', maxValue, lastTbl);
     let pk = decodeBlobField(r, 'pk', maxValue);
-    if (lastPk !== null && lastPk.length === pk.length && sameRun(pk, 0, pk.length, lastPk)) pk = lastPk;
+    if (lastPk !== null && sameBytes(lastPk, pk)) pk = lastPk;
     else lastPk = pk;
     const col = decodeRepeatedTextField(r, 'col_name', maxValue, lastCol);
     const val = decodeValue(r, realBigEndian, maxValue);
@@ -300,7 +290,7 @@ export function decodePayload(bytes: Uint8Array, limits: PayloadDecodeLimits = {
         details: { offset: siteAt, row: i },
       });
     }
-    if (lastSite !== null && same16(lastSite, siteId)) siteId = lastSite;
+    if (lastSite !== null && sameBytes(lastSite, siteId)) siteId = lastSite;
     else lastSite = siteId;
     const cl = decodeClockField(r, 'cl', maxClock);
     const seq = decodeClockField(r, 'seq', maxClock);

@@ -38,6 +38,18 @@ test('encodes with the ≥0.9 rules', () => {
   expect(enc(INT64_MAX)).toBe('417FFFFFFFFFFFFFFF');
   expect(enc(-INT64_MAX)).toBe('407FFFFFFFFFFFFFFF');
   expect(enc(1n << 53n)).toBe('3920000000000000');
+  // Every magnitude width at its boundaries (value.ts putUint's branches and its generic tail).
+  expect(enc(65535n)).toBe('11FFFF');
+  expect(enc(65536n)).toBe('19010000');
+  expect(enc(16777215n)).toBe('19FFFFFF');
+  expect(enc(16777216n)).toBe('2101000000');
+  expect(enc(4294967295n)).toBe('21FFFFFFFF');
+  expect(enc(4294967296n)).toBe('290100000000');
+  expect(enc((1n << 40n) - 1n)).toBe('29FFFFFFFFFF');
+  expect(enc(1n << 40n)).toBe('31010000000000');
+  expect(enc((1n << 48n) - 1n)).toBe('31FFFFFFFFFFFF');
+  expect(enc(1n << 48n)).toBe('3901000000000000');
+  expect(enc(-65536n)).toBe('18010000');
   expect(enc(1.5)).toBe('02000000000000F83F');
   expect(enc(-1.5)).toBe('07000000000000F83F');
   expect(enc(-0)).toBe('020000000000000080');

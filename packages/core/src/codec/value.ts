@@ -41,12 +41,52 @@ export function uintWidth(n: number): number {
   return 7;
 }
 
+/**
+ * Type byte `code` plus `n` (a safe non-negative integer) as a minimal-width big-endian
+ * magnitude, at `b[p..]` (at least 8 bytes of room); returns the new end. The encoder's
+ * reserved-row path and {@link encodeUintWithCode} both write through it.
+ */
+export function putUint(b: Uint8Array, p: number, code: number, n: number): number {
+  if (n < 0x100) {
+    b[p] = (1 << 3) | code;
+    b[p + 1] = n;
+    return p + 2;
+  }
+  if (n < 0x10000) {
+    b[p] = (2 << 3) | code;
+    b[p + 1] = n >>> 8;
+    b[p + 2] = n & 0xff;
+    return p + 3;
+  }
+  if (n < 0x1000000) {
+    b[p] = (3 << 3) | code;
+    b[p + 1] = n >>> 16;
+    b[p + 2] = (n >>> 8) & 0xff;
+    b[p + 3] = n & 0xff;
+    return p + 4;
+  }
+  if (n < 0x100000000) {
+    b[p] = (4 << 3) | code;
+    b[p + 1] = n >>> 24;
+    b[p + 2] = (n >>> 16) & 0xff;
+    b[p + 3] = (n >>> 8) & 0xff;
+    b[p + 4] = n & 0xff;
+    return p + 5;
+  }
+  const width = uintWidth(n);
+  b[p] = (width << 3) | code;
+  let x = n;
+  for (let i = width; i >= 1; i--) {
+    b[p + i] = x % 256;
+    x = Math.floor(x / 256);
+  }
+  return p + 1 + width;
+}
+
 /** Writes a type byte plus `n` as a minimal-width unsigned magnitude (n a safe non-negative integer). */
 export function encodeUintWithCode(w: ByteWriter, code: number, n: number): void {
-  const width = uintWidth(n);
-  w.ensure(1 + width);
-  w.buf[w.length++] = (width << 3) | code;
-  w.uintBE(n, width);
+  w.ensure(8);
+  w.length = putUint(w.buf, w.length, code, n);
 }
 
 function encodeBigMagnitude(w: ByteWriter, code: number, mag: bigint): void {
