@@ -88,6 +88,12 @@ export class BatchedWrites {
   #last: TableWrites | undefined;
   #pending = false;
 
+  /** A row's parameters are queued on `q`: a full statement's worth runs at once. */
+  #rowDone(q: Run): void {
+    if (++q.rows === q.cap) flushRun(q);
+    this.#pending = true;
+  }
+
   #of(t: TableContext): TableWrites {
     const last = this.#last;
     if (last !== undefined && last.t === t) return last;
@@ -105,8 +111,7 @@ export class BatchedWrites {
     const q = w.base;
     for (const v of pkValues) q.params.push(v);
     for (const v of values) q.params.push(v);
-    if (++q.rows === q.cap) flushRun(q);
-    this.#pending = true;
+    this.#rowDone(q);
   }
 
   /** `t.stmts.insertPkOnly` with (…pkValues). */
@@ -115,8 +120,7 @@ export class BatchedWrites {
     w.enter(w.base, 'k', pkValues.length, (n) => t.insertPkOnlyRows(n));
     const q = w.base;
     for (const v of pkValues) q.params.push(v);
-    if (++q.rows === q.cap) flushRun(q);
-    this.#pending = true;
+    this.#rowDone(q);
   }
 
   /** `t.stmts.deleteRow` with (…pkValues): one statement per row, in the base table's order. */
@@ -125,8 +129,7 @@ export class BatchedWrites {
     w.enter(w.base, 'd', pkValues.length, () => t.stmts.deleteRow, true);
     const q = w.base;
     for (const v of pkValues) q.params.push(v);
-    if (++q.rows === q.cap) flushRun(q);
-    this.#pending = true;
+    this.#rowDone(q);
   }
 
   /** `t.stmts.putRowRecord` (pk, cl, sent, icv, db_version, seq, site). */
@@ -135,8 +138,7 @@ export class BatchedWrites {
     const q = w.records;
     if (q.kind !== 'r') w.enter(q, 'r', 7, (n) => t.putRowRecords(n));
     q.params.push(pk, cl, sent, icv, dbv, seq, site);
-    if (++q.rows === q.cap) flushRun(q);
-    this.#pending = true;
+    this.#rowDone(q);
   }
 
   /** `t.stmts.setCell` (pk, col, col_version, db_version, seq, site). */
@@ -145,8 +147,7 @@ export class BatchedWrites {
     const q = w.cells;
     if (q.kind !== 'c') w.enter(q, 'c', 6, (n) => t.setCells(n));
     q.params.push(pk, col, cv, dbv, seq, site);
-    if (++q.rows === q.cap) flushRun(q);
-    this.#pending = true;
+    this.#rowDone(q);
   }
 
   /** `t.stmts.dropCells` (pk): one statement, in the cells' order. */
@@ -155,8 +156,7 @@ export class BatchedWrites {
     w.enter(w.cells, 'x', 1, () => t.stmts.dropCells, true);
     const q = w.cells;
     q.params.push(pk);
-    if (++q.rows === q.cap) flushRun(q);
-    this.#pending = true;
+    this.#rowDone(q);
   }
 
   /** Runs every queued write. */

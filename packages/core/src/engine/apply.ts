@@ -189,6 +189,10 @@ export interface MergeHost {
 
 type RowRecord = [cl: number, icv: number | null, ver: bigint, seq: bigint, site: bigint];
 
+/** A row record from the first six columns of `rowRecord` / `rowState` (cl, sent, icv, db_version, seq, site). */
+function rowRecordOf(r: readonly SqlValue[]): RowRecord {
+  return [Number(r[0]), r[2] === null ? null : Number(r[2]), r[3] as bigint, r[4] as bigint, r[5] as bigint];
+}
 
 /**
  * Mutable state of one merge run. Kept in one object with methods (rather than closures per
@@ -446,7 +450,7 @@ class Merge {
     const state = t.stmts.rowState;
     if (state !== undefined) {
       const r = state.getRaw(pk) as SqlValue[];
-      this.rec = r[0] === null ? undefined : [Number(r[0]), r[2] === null ? null : Number(r[2]), r[3] as bigint, r[4] as bigint, r[5] as bigint];
+      this.rec = r[0] === null ? undefined : rowRecordOf(r);
       this.cl = this.rec !== undefined ? this.rec[0] : r[6] === 1n ? 1 : 0;
       const cvs = this.cvs;
       cvs.length = t.columns.length;
@@ -459,7 +463,7 @@ class Merge {
     }
     this.cvsValid = false;
     const r = t.stmts.rowRecord.getRaw(pk);
-    this.rec = r === undefined ? undefined : [Number(r[0]), r[2] === null ? null : Number(r[2]), r[3] as bigint, r[4] as bigint, r[5] as bigint];
+    this.rec = r === undefined ? undefined : rowRecordOf(r);
     this.cl = this.rec !== undefined ? this.rec[0] : t.stmts.anyCell.getRaw(pk) !== undefined ? 1 : 0;
   }
 

@@ -180,65 +180,6 @@ export function createTableContext(
   const residualSql = `SELECT x.pk, ${f('x.col')}, ${f('v.col_version')}, ${f('x.db_version')}, ${f('x.seq')}, ${f('v.site')}, ${f('COALESCE(r.cl, 1)')}
     FROM ${c} x LEFT JOIN ${r} r ON r.pk = x.pk CROSS JOIN ${c} v ON v.pk = x.pk AND v.col = x.col
     WHERE (x.db_version, x.seq) > (?, ?) AND (r.pk IS NULL OR r.db_version < ? OR (x.db_version, x.seq) < (r.db_version, r.seq))`;
-  const stmts: TableStatements = {
-    rowRecord: driver.prepare(`SELECT cl, sent, icv, db_version, seq, site FROM ${r} WHERE pk = ?`),
-    anyCell: driver.prepare(`SELECT 1 FROM ${c} WHERE pk = ? LIMIT 1`),
-    rowState:
-      columns.length > ROW_STATE_COLUMNS
-        ? undefined
-        : driver.prepare(
-            `SELECT r.cl, r.sent, r.icv, r.db_version, r.seq, r.site, CASE WHEN r.pk IS NULL THEN EXISTS (SELECT 1 FROM ${c} x WHERE x.pk = q.k) END${columns.map((v) => `, (SELECT x.col_version FROM ${c} x WHERE x.pk = q.k AND x.col = ${v.id})`).join('')}
-             FROM (SELECT ? AS k) q LEFT JOIN ${r} r ON r.pk = q.k`,
-          ),
-    anyMetadata: driver.prepare(`SELECT EXISTS (SELECT 1 FROM ${r}) OR EXISTS (SELECT 1 FROM ${c})`),
-    cell: driver.prepare(`SELECT col_version FROM ${c} WHERE pk = ? AND col = ?`),
-    cellSite: driver.prepare(`SELECT site FROM ${c} WHERE pk = ? AND col = ?`),
-    otherWriter: driver.prepare(`SELECT site FROM ${c} WHERE pk = ? AND site <> ? LIMIT 1`),
-    cellCols: driver.prepare(`SELECT col FROM ${c} WHERE pk = ?`),
-    setCell: driver.prepare(
-      `INSERT INTO ${c} (pk, col, col_version, db_version, seq, site) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT (pk, col) DO UPDATE SET col_version = excluded.col_version, db_version = excluded.db_version,
-       seq = excluded.seq, site = excluded.site`,
-    ),
-    setSentinel: driver.prepare(
-      `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site) VALUES (?, ?, 1, NULL, ?, ?, ?)
-       ON CONFLICT (pk) DO UPDATE SET cl = excluded.cl, sent = 1, icv = NULL, db_version = excluded.db_version,
-       seq = excluded.seq, site = excluded.site`,
-    ),
-    insertRowRecord: driver.prepare(`INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site) VALUES (?, 1, 0, ?, ?, ?, ?)`),
-    putRowRecord: driver.prepare(
-      `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (pk) DO UPDATE SET cl = excluded.cl, sent = excluded.sent, icv = excluded.icv,
-       db_version = excluded.db_version, seq = excluded.seq, site = excluded.site`,
-    ),
-    materialize: driver.prepare(
-      `INSERT OR IGNORE INTO ${c} (pk, col, col_version, db_version, seq, site)
-       SELECT ?, x.col, ?, ?, ? + 1 + x.ord, ? FROM (${implicitSource}) x`,
-    ),
-    clearImplicit: driver.prepare(`UPDATE ${r} SET icv = NULL WHERE pk = ?`),
-    resetCells: driver.prepare(`UPDATE ${c} SET col_version = 0 WHERE pk = ?`),
-    dropCells: driver.prepare(`DELETE FROM ${c} WHERE pk = ?`),
-    deleteRow: driver.prepare(`DELETE FROM ${t} WHERE ${where}`),
-    insertPkOnly: driver.prepare(`INSERT OR IGNORE INTO ${t} (${pkNames.join(', ')}) VALUES (${marks})`),
-    selectRow: driver.prepare(`SELECT ${columns.length ? columns.map((v) => quoteIdent(v.name)).join(', ') : '1'} FROM ${t} WHERE ${where}`),
-    tombstoneGet: driver.prepare('SELECT vals, audience FROM offsync_tombstones WHERE tbl = ? AND pk = ?'),
-    tombstonePut: driver.prepare('INSERT OR REPLACE INTO offsync_tombstones (tbl, pk, vals, audience) VALUES (?, ?, ?, ?)'),
-    anyAudience: driver.prepare('SELECT 1 FROM offsync_tombstones WHERE tbl = ? AND audience IS NOT NULL LIMIT 1'),
-    evictionPut: driver.prepare('INSERT OR REPLACE INTO offsync_evictions (audience, tbl, pk, cl, db_version) VALUES (?, ?, ?, ?, ?)'),
-    // The table name is a literal: statements are cached by text, and the feed iterates this one
-    // for several tables at once (one statement per text cannot be iterated twice).
-    evictionsFeed: driver.prepare(`SELECT pk, cl, db_version FROM offsync_evictions WHERE audience = ? AND tbl = ${quoteText(schema.name)} AND ? IS NOT NULL AND db_version > ? ORDER BY db_version, pk`),
-    priorPut: driver.prepare('INSERT OR REPLACE INTO offsync_prior (tbl, pk, db_version, vals) VALUES (?, ?, ?, ?)'),
-    priorAfter: driver.prepare('SELECT vals FROM offsync_prior WHERE tbl = ? AND pk = ? AND db_version > ? ORDER BY db_version LIMIT 1'),
-    priorAny: driver.prepare('SELECT 1 FROM offsync_prior WHERE tbl = ? AND db_version > ? LIMIT 1'),
-    rowsJoined: driver.prepare(rowsJoinedSql),
-    cellsResidual: driver.prepare(`${residualSql} ORDER BY x.db_version, x.seq`),
-    cellsResidualExcluding: driver.prepare(`${residualSql} AND v.site <> ? ORDER BY x.db_version, x.seq`),
-    cellsResidualLocal: driver.prepare(`${residualSql} AND v.site = 0 ORDER BY x.db_version, x.seq`),
-  };
-  const upserts = new Map<string, SqlStatement>();
-  const selects = new Map<string, SqlStatement>();
-  const byPk = new Map<number, SqlStatement>();
   const multi = new Map<string, SqlStatement>();
   /** `head VALUES (row), … (n times) tail`, prepared once per text. */
   const rowsOf = (key: string, n: number, head: string, row: string, tail: string): SqlStatement => {
@@ -256,6 +197,65 @@ export function createTableContext(
        seq = excluded.seq, site = excluded.site`;
   const recordsUpsert = `ON CONFLICT (pk) DO UPDATE SET cl = excluded.cl, sent = excluded.sent, icv = excluded.icv,
        db_version = excluded.db_version, seq = excluded.seq, site = excluded.site`;
+  /** The merge's writes for `n` rows (n = 1: the single-row statements). */
+  const upsertRows = (cols: readonly string[], n: number): SqlStatement => {
+    const q = cols.map(quoteIdent);
+    return rowsOf(`u\u0000${cols.join('\u0000')}`, n, upsertHead(q), `(${marks}${', ?'.repeat(q.length)})`, upsertTail(q));
+  };
+  const insertPkOnlyRows = (n: number): SqlStatement => rowsOf('k', n, `INSERT OR IGNORE INTO ${t} (${pkNames.join(', ')})`, `(${marks})`, '');
+  const putRowRecords = (n: number): SqlStatement =>
+    rowsOf('r', n, `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site)`, '(?, ?, ?, ?, ?, ?, ?)', ` ${recordsUpsert}`);
+  const setCells = (n: number): SqlStatement => rowsOf('c', n, `INSERT INTO ${c} (pk, col, col_version, db_version, seq, site)`, '(?, ?, ?, ?, ?, ?)', ` ${cellsUpsert}`);
+  const stmts: TableStatements = {
+    rowRecord: driver.prepare(`SELECT cl, sent, icv, db_version, seq, site FROM ${r} WHERE pk = ?`),
+    anyCell: driver.prepare(`SELECT 1 FROM ${c} WHERE pk = ? LIMIT 1`),
+    rowState:
+      columns.length > ROW_STATE_COLUMNS
+        ? undefined
+        : driver.prepare(
+            `SELECT r.cl, r.sent, r.icv, r.db_version, r.seq, r.site, CASE WHEN r.pk IS NULL THEN EXISTS (SELECT 1 FROM ${c} x WHERE x.pk = q.k) END${columns.map((v) => `, (SELECT x.col_version FROM ${c} x WHERE x.pk = q.k AND x.col = ${v.id})`).join('')}
+             FROM (SELECT ? AS k) q LEFT JOIN ${r} r ON r.pk = q.k`,
+          ),
+    anyMetadata: driver.prepare(`SELECT EXISTS (SELECT 1 FROM ${r}) OR EXISTS (SELECT 1 FROM ${c})`),
+    cell: driver.prepare(`SELECT col_version FROM ${c} WHERE pk = ? AND col = ?`),
+    cellSite: driver.prepare(`SELECT site FROM ${c} WHERE pk = ? AND col = ?`),
+    otherWriter: driver.prepare(`SELECT site FROM ${c} WHERE pk = ? AND site <> ? LIMIT 1`),
+    cellCols: driver.prepare(`SELECT col FROM ${c} WHERE pk = ?`),
+    setCell: setCells(1),
+    setSentinel: driver.prepare(
+      `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site) VALUES (?, ?, 1, NULL, ?, ?, ?)
+       ON CONFLICT (pk) DO UPDATE SET cl = excluded.cl, sent = 1, icv = NULL, db_version = excluded.db_version,
+       seq = excluded.seq, site = excluded.site`,
+    ),
+    insertRowRecord: driver.prepare(`INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site) VALUES (?, 1, 0, ?, ?, ?, ?)`),
+    putRowRecord: putRowRecords(1),
+    materialize: driver.prepare(
+      `INSERT OR IGNORE INTO ${c} (pk, col, col_version, db_version, seq, site)
+       SELECT ?, x.col, ?, ?, ? + 1 + x.ord, ? FROM (${implicitSource}) x`,
+    ),
+    clearImplicit: driver.prepare(`UPDATE ${r} SET icv = NULL WHERE pk = ?`),
+    resetCells: driver.prepare(`UPDATE ${c} SET col_version = 0 WHERE pk = ?`),
+    dropCells: driver.prepare(`DELETE FROM ${c} WHERE pk = ?`),
+    deleteRow: driver.prepare(`DELETE FROM ${t} WHERE ${where}`),
+    insertPkOnly: insertPkOnlyRows(1),
+    selectRow: driver.prepare(`SELECT ${columns.length ? columns.map((v) => quoteIdent(v.name)).join(', ') : '1'} FROM ${t} WHERE ${where}`),
+    tombstoneGet: driver.prepare('SELECT vals, audience FROM offsync_tombstones WHERE tbl = ? AND pk = ?'),
+    tombstonePut: driver.prepare('INSERT OR REPLACE INTO offsync_tombstones (tbl, pk, vals, audience) VALUES (?, ?, ?, ?)'),
+    anyAudience: driver.prepare('SELECT 1 FROM offsync_tombstones WHERE tbl = ? AND audience IS NOT NULL LIMIT 1'),
+    evictionPut: driver.prepare('INSERT OR REPLACE INTO offsync_evictions (audience, tbl, pk, cl, db_version) VALUES (?, ?, ?, ?, ?)'),
+    // The table name is a literal: statements are cached by text, and the feed iterates this one
+    // for several tables at once (one statement per text cannot be iterated twice).
+    evictionsFeed: driver.prepare(`SELECT pk, cl, db_version FROM offsync_evictions WHERE audience = ? AND tbl = ${quoteText(schema.name)} AND ? IS NOT NULL AND db_version > ? ORDER BY db_version, pk`),
+    priorPut: driver.prepare('INSERT OR REPLACE INTO offsync_prior (tbl, pk, db_version, vals) VALUES (?, ?, ?, ?)'),
+    priorAfter: driver.prepare('SELECT vals FROM offsync_prior WHERE tbl = ? AND pk = ? AND db_version > ? ORDER BY db_version LIMIT 1'),
+    priorAny: driver.prepare('SELECT 1 FROM offsync_prior WHERE tbl = ? AND db_version > ? LIMIT 1'),
+    rowsJoined: driver.prepare(rowsJoinedSql),
+    cellsResidual: driver.prepare(`${residualSql} ORDER BY x.db_version, x.seq`),
+    cellsResidualExcluding: driver.prepare(`${residualSql} AND v.site <> ? ORDER BY x.db_version, x.seq`),
+    cellsResidualLocal: driver.prepare(`${residualSql} AND v.site = 0 ORDER BY x.db_version, x.seq`),
+  };
+  const selects = new Map<string, SqlStatement>();
+  const byPk = new Map<number, SqlStatement>();
   return {
     name: schema.name,
     algorithm,
@@ -266,19 +266,7 @@ export function createTableContext(
     pkBinary: !/\bCOLLATE\b/i.test(schema.createSql),
     byId,
     stmts,
-    upsertColumns(cols) {
-      const key = cols.join('\u0000');
-      let s = upserts.get(key);
-      if (s === undefined) {
-        const q = cols.map(quoteIdent);
-        s = driver.prepare(
-          `INSERT INTO ${t} (${[...pkNames, ...q].join(', ')}) VALUES (${marks}${', ?'.repeat(q.length)})
-           ON CONFLICT (${pkNames.join(', ')}) DO UPDATE SET ${q.map((x) => `${x} = excluded.${x}`).join(', ')}`,
-        );
-        upserts.set(key, s);
-      }
-      return s;
-    },
+    upsertColumns: (cols) => upsertRows(cols, 1),
     rowsJoinedVisible(where) {
       let s = visible.get(where);
       if (s === undefined) {
@@ -290,19 +278,10 @@ export function createTableContext(
       }
       return s;
     },
-    upsertRows(cols, n) {
-      const q = cols.map(quoteIdent);
-      return rowsOf(`u\u0000${cols.join('\u0000')}`, n, upsertHead(q), `(${marks}${', ?'.repeat(q.length)})`, upsertTail(q));
-    },
-    insertPkOnlyRows(n) {
-      return rowsOf('k', n, `INSERT OR IGNORE INTO ${t} (${pkNames.join(', ')})`, `(${marks})`, '');
-    },
-    putRowRecords(n) {
-      return rowsOf('r', n, `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site)`, '(?, ?, ?, ?, ?, ?, ?)', ` ${recordsUpsert}`);
-    },
-    setCells(n) {
-      return rowsOf('c', n, `INSERT INTO ${c} (pk, col, col_version, db_version, seq, site)`, '(?, ?, ?, ?, ?, ?)', ` ${cellsUpsert}`);
-    },
+    upsertRows,
+    insertPkOnlyRows,
+    putRowRecords,
+    setCells,
     stateByPk(n) {
       let s = byPk.get(n);
       if (s === undefined) {
