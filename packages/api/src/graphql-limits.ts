@@ -329,13 +329,14 @@ interface CacheEntry {
   validated: Map<string, readonly GraphQLError[]>;
 }
 
+/** Rule lists cached per document and trust level at most (see `ValidationCache.validate`). */
+const MAX_RULE_LISTS = 4;
+
 /**
  * Validation results per (schema, document, trust level, rules), see the module comment. Both
  * levels are pure functions of their key: nothing of the request (context, variables) enters them.
  * Weak keys only: an entry lives as long as Yoga's parser cache keeps its document.
  */
-const MAX_RULE_LISTS = 4;
-
 class ValidationCache {
   readonly #bySchema = new WeakMap<GraphQLSchema, WeakMap<DocumentNode, CacheEntry>>();
   readonly #ruleIds = new WeakMap<ValidationRule, number>();
