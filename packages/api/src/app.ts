@@ -244,6 +244,8 @@ export function createApp(deps: AppDeps): App {
         await dataPlane.dispose();
         await syncHttp.dispose();
         await sync.dispose();
+        // Counters still in memory are written before the control plane goes (traffic-buffer.ts).
+        await services.close().catch((e: unknown) => deps.logger.error('control plane: final traffic flush failed', { error: e instanceof Error ? e.message : String(e) }));
         await deps.prisma.$disconnect();
       })();
       return disposed;

@@ -33,6 +33,13 @@ export interface ServiceDeps {
   billingPeriodStartDay: number;
   /** Minimum interval between two `metrics` subscription snapshots. */
   metricsThrottleMs: number;
+  /**
+   * Traffic counters and throttled `lastSyncAt` writes wait at most this long in memory before one
+   * transaction writes them (default 1000 ms; domains/metrics/traffic-buffer.ts).
+   */
+  trafficFlushMs?: number;
+  /** A device seen again with nothing changed gets its `lastSyncAt` written at once only this long after the last write (default 30 s; domains/devices/devices.service.ts). */
+  deviceSeenWriteIntervalMs?: number;
   /** `PRAGMA synchronous` of central databases (default FULL; env OFFSYNC_SYNCHRONOUS). */
   centralSynchronous?: 'FULL' | 'NORMAL';
 }

@@ -104,6 +104,8 @@ export async function createTestDeps(provider: Provider, options: { clock?: Cloc
     publicUrl: 'http://127.0.0.1:4000',
     billingPeriodStartDay: 1,
     metricsThrottleMs: options.metricsThrottleMs ?? 50,
+    // Traffic counters are written behind (domains/metrics/traffic-buffer.ts); events come sooner in tests.
+    trafficFlushMs: 50,
   };
   const cleanup = async () => {
     await deps.prisma.$disconnect();
@@ -116,7 +118,9 @@ export async function createTestDeps(provider: Provider, options: { clock?: Cloc
 export async function createTestContext(provider: Provider): Promise<TestContext> {
   const clock = manualClock();
   const { deps, dataDir, cleanup } = await createTestDeps(provider, { clock });
-  return { provider, deps, services: createServices(deps), dataDir, clock, dispose: cleanup };
+  const services = createServices(deps);
+  // Pending traffic is written (services.close flushes) before the control plane goes.
+  return { provider, deps, services, dataDir, clock, dispose: async () => { await services.close(); await cleanup(); } };
 }
 
 export async function createTestApp(provider: Provider, options: { metricsThrottleMs?: number } = {}): Promise<{ app: App; adminKey: string; dispose(): Promise<void> }> {

@@ -5,6 +5,8 @@ import { validateSiteId } from '../devices/devices.service.ts';
 import { billingPeriod } from './period.ts';
 import type { UsagePeriod } from './period.ts';
 import { throttledSnapshots } from './throttle.ts';
+import { createTrafficBuffer } from './traffic-buffer.ts';
+import type { TrafficBuffer } from './traffic-buffer.ts';
 
 export const MetricsBucket = { MINUTE: 'MINUTE', HOUR: 'HOUR', DAY: 'DAY' } as const;
 export type MetricsBucket = (typeof MetricsBucket)[keyof typeof MetricsBucket];
@@ -20,28 +22,26 @@ export interface MetricsSnapshot {
   activeDevices: number; uploadBytes: number; downloadBytes: number; requests: number; rejectedChanges: number; series: MetricsPoint[];
 }
 
-export function createMetricsService(deps: ServiceDeps) {
+export function createMetricsService(deps: ServiceDeps, buffer: TrafficBuffer = createTrafficBuffer(deps)) {
   const { prisma, pubsub } = deps;
 
   const service = {
-    /** Called by the data plane after each request: adds to the minute bucket and the device totals. */
+    /**
+     * Called by the data plane after each request: counts it (and its bytes) in the minute bucket
+     * and the device totals. Written behind (traffic-buffer.ts): summed in memory and flushed in
+     * one transaction within ~1 s, before any read of this node, and on close; `metricsChanged` and
+     * the device's SYNCED (bytes moved) are published once per flush, after it committed.
+     */
     async recordTraffic(databaseId: string, siteId: string, sample: TrafficSample): Promise<void> {
       const site = validateSiteId(siteId);
       const up = BigInt(Math.max(0, Math.trunc(sample.uploadBytes)));
       const down = BigInt(Math.max(0, Math.trunc(sample.downloadBytes)));
-      const at = sample.at ?? new Date(deps.clock.now());
-      const bucketStart = new Date(Math.floor(at.getTime() / 60_000) * 60_000);
-      const [, updated] = await prisma.$transaction([
-        prisma.trafficBucket.upsert({
-          where: { databaseId_siteId_bucketStart: { databaseId, siteId: site, bucketStart } },
-          create: { databaseId, siteId: site, bucketStart, uploadBytes: up, downloadBytes: down, requests: 1 },
-          update: { uploadBytes: { increment: up }, downloadBytes: { increment: down }, requests: { increment: 1 } },
-        }),
-        prisma.device.updateMany({ where: { databaseId, siteId: site }, data: { uploadBytes: { increment: up }, downloadBytes: { increment: down } } }),
-      ]);
-      pubsub.publish('metricsChanged', databaseId, { databaseId, at: at.toISOString() });
-      // The device's totals changed: it synced something (devices.service publishes the other changes).
-      if (updated.count > 0 && up + down > 0n) pubsub.publish('deviceEvent', databaseId, { kind: 'SYNCED', databaseId, siteId: site, at: at.toISOString() });
+      buffer.addTraffic(databaseId, site, up, down, (sample.at ?? new Date(deps.clock.now())).getTime());
+    },
+
+    /** Writes the counters still in memory (reads here do it themselves; tests and shutdown call it). */
+    flush(): Promise<void> {
+      return buffer.flush();
     },
 
     /**
@@ -80,6 +80,7 @@ export function createMetricsService(deps: ServiceDeps) {
       const first = Math.floor(from.getTime() / size) * size;
       const count = Math.ceil((to.getTime() - first) / size);
       if (count > MAX_POINTS) throw new ApiError('VALIDATION_FAILED', `bucket: range needs ${count} points, at most ${MAX_POINTS}; use a larger bucket`, { details: { field: 'bucket' } });
+      await buffer.flush(); // what this node counted is in the answer
       const rows = await prisma.trafficBucket.findMany({ where: { databaseId, bucketStart: { gte: from, lt: to } } });
       const points = Array.from({ length: count }, (_, i) => ({ start: new Date(first + i * size), uploadBytes: 0, downloadBytes: 0, requests: 0, rejectedChanges: 0, sites: new Set<string>() }));
       const sites = new Set<string>();
@@ -110,6 +111,7 @@ export function createMetricsService(deps: ServiceDeps) {
       if (project === null) throw new ApiError('NOT_FOUND', `Project ${projectId} not found`, { details: { projectId } });
       const { start, end } = billingPeriod(deps.clock.now(), deps.billingPeriodStartDay, period);
       const ids = project.databases.map((d) => d.id);
+      await buffer.flush();
       const rows = await prisma.trafficBucket.findMany({ where: { databaseId: { in: ids }, bucketStart: { gte: start, lt: end } } });
       const per = new Map(ids.map((id) => [id, { databaseId: id, uploadBytes: 0, downloadBytes: 0, requests: 0, sites: new Set<string>() }]));
       for (const r of rows) {

@@ -1,0 +1,171 @@
+/**
+ * Write-behind of the per-request control-plane counters (docs/ARCHITECTURE.md "Devices and
+ * traffic"): traffic samples are summed in memory per (database, site, minute bucket), and the
+ * throttled `lastSyncAt` of devices (devices.service.ts) waits here too; {@link TrafficBuffer.flush}
+ * writes everything pending in one transaction, at most `flushMs` after the first sample (default
+ * 1 s), before every read of metrics or devices on this node, and on close.
+ *
+ * - Nothing counted is lost on a clean shutdown (`close` flushes); a crash loses at most the
+ *   samples of one flush window (and leaves `lastSyncAt` up to the device throttle window old).
+ * - A flush that fails is kept pending (merged back) and retried on the next one.
+ * - Several nodes over one control plane each flush their own increments: the writes are atomic
+ *   increments (`requests + n`), so the sums stay exact; a `lastSyncAt` only ever moves forward.
+ * - Events: one `metricsChanged` per database per flush (not per request), and `deviceEvent`
+ *   SYNCED per device whose byte totals grew, both after the flush committed.
+ */
+import type { ServiceDeps } from '../../deps.ts';
+
+/** Pending traffic is written at most this long after its first sample. */
+export const TRAFFIC_FLUSH_MS = 1000;
+
+interface Bucket { siteId: string; bucketStart: number; up: bigint; down: bigint; requests: number }
+interface Pending {
+  /** databaseId → `${site}/${bucketStart}` → sums. */
+  traffic: Map<string, Map<string, Bucket>>;
+  /** databaseId → site → latest lastSyncAt not yet written (ms). */
+  lastSync: Map<string, Map<string, number>>;
+  /** databaseId → latest sample time (ms), for the events. */
+  latest: Map<string, number>;
+}
+
+const empty = (): Pending => ({ traffic: new Map(), lastSync: new Map(), latest: new Map() });
+const inner = <K, V>(m: Map<string, Map<K, V>>, k: string): Map<K, V> => {
+  let v = m.get(k);
+  if (v === undefined) m.set(k, (v = new Map()));
+  return v;
+};
+
+export interface TrafficBuffer {
+  /** Counts one request of `siteId` (normalised) with its bytes, at `at` (ms). */
+  addTraffic(databaseId: string, siteId: string, up: bigint, down: bigint, at: number): void;
+  /** Remembers a `lastSyncAt` to write with the next flush (a device seen within its throttle window). */
+  touchDevice(databaseId: string, siteId: string, at: number): void;
+  /** Writes everything pending (waits for a flush in progress first); resolves when committed. */
+  flush(): Promise<void>;
+  /** Stops the timer and flushes; later samples are flushed at once. */
+  close(): Promise<void>;
+}
+
+export function createTrafficBuffer(deps: ServiceDeps, flushMs: number = deps.trafficFlushMs ?? TRAFFIC_FLUSH_MS): TrafficBuffer {
+  const { prisma, pubsub } = deps;
+  let pending = empty();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let closed = false;
+  let tail: Promise<void> = Promise.resolve();
+
+  const isEmpty = (p: Pending): boolean => p.traffic.size === 0 && p.lastSync.size === 0;
+  const schedule = (): void => {
+    if (closed) {
+      void buffer.flush().catch(() => undefined); // errors are logged by writeOut
+      return;
+    }
+    if (timer !== undefined) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      void buffer.flush().catch(() => undefined);
+    }, flushMs);
+    timer.unref?.();
+  };
+  const note = (databaseId: string, at: number): void => {
+    pending.latest.set(databaseId, Math.max(pending.latest.get(databaseId) ?? 0, at));
+  };
+
+  /** Puts a batch that failed to commit back in front of what came since (sums add up, latest times win). */
+  const restore = (p: Pending): void => {
+    for (const [db, buckets] of p.traffic) {
+      const into = inner(pending.traffic, db);
+      for (const [k, b] of buckets) {
+        const c = into.get(k);
+        if (c === undefined) into.set(k, b);
+        else { c.up += b.up; c.down += b.down; c.requests += b.requests; }
+      }
+    }
+    for (const [db, sites] of p.lastSync) {
+      const into = inner(pending.lastSync, db);
+      for (const [s, at] of sites) into.set(s, Math.max(into.get(s) ?? 0, at));
+    }
+    for (const [db, at] of p.latest) note(db, at);
+  };
+
+  const writeOut = async (): Promise<void> => {
+    if (isEmpty(pending)) return;
+    const batch = pending;
+    pending = empty();
+    if (timer !== undefined) { clearTimeout(timer); timer = undefined; }
+    const synced: Array<{ databaseId: string; siteId: string }> = [];
+    try {
+      // An interactive transaction: Prisma runs a batch ($transaction([...])) of upserts several
+      // times slower per statement (bench/control-plane.bench.ts).
+      await prisma.$transaction(async (tx) => {
+        for (const [databaseId, buckets] of batch.traffic) {
+          const perSite = new Map<string, { up: bigint; down: bigint }>();
+          for (const b of buckets.values()) {
+            const bucketStart = new Date(b.bucketStart);
+            await tx.trafficBucket.upsert({
+              where: { databaseId_siteId_bucketStart: { databaseId, siteId: b.siteId, bucketStart } },
+              create: { databaseId, siteId: b.siteId, bucketStart, uploadBytes: b.up, downloadBytes: b.down, requests: b.requests },
+              update: { uploadBytes: { increment: b.up }, downloadBytes: { increment: b.down }, requests: { increment: b.requests } },
+            });
+            const t = perSite.get(b.siteId);
+            if (t === undefined) perSite.set(b.siteId, { up: b.up, down: b.down });
+            else { t.up += b.up; t.down += b.down; }
+          }
+          for (const [siteId, { up, down }] of perSite) {
+            if (up + down === 0n) continue;
+            const r = await tx.device.updateMany({ where: { databaseId, siteId }, data: { uploadBytes: { increment: up }, downloadBytes: { increment: down } } });
+            if (r.count > 0) synced.push({ databaseId, siteId });
+          }
+        }
+        for (const [databaseId, sites] of batch.lastSync) {
+          for (const [siteId, at] of sites) {
+            const lastSyncAt = new Date(at);
+            // Forward only: another node (or a later write here) may already have written a later one.
+            await tx.device.updateMany({ where: { databaseId, siteId, lastSyncAt: { lt: lastSyncAt } }, data: { lastSyncAt } });
+          }
+        }
+      }, { maxWait: 30_000, timeout: 120_000 });
+    } catch (e) {
+      synced.length = 0;
+      restore(batch);
+      if (!closed) schedule();
+      deps.logger.error('metrics: traffic flush failed (kept for the next one)', { error: e instanceof Error ? e.message : String(e) });
+      throw e;
+    }
+    for (const { databaseId, siteId } of synced) {
+      // The device's totals changed: it synced something (devices.service publishes the other changes).
+      pubsub.publish('deviceEvent', databaseId, { kind: 'SYNCED', databaseId, siteId, at: new Date(batch.latest.get(databaseId) ?? deps.clock.now()).toISOString() });
+    }
+    for (const databaseId of batch.traffic.keys()) {
+      pubsub.publish('metricsChanged', databaseId, { databaseId, at: new Date(batch.latest.get(databaseId) ?? deps.clock.now()).toISOString() });
+    }
+  };
+
+  const buffer: TrafficBuffer = {
+    addTraffic(databaseId, siteId, up, down, at) {
+      const bucketStart = Math.floor(at / 60_000) * 60_000;
+      const buckets = inner(pending.traffic, databaseId);
+      const key = `${siteId}/${bucketStart}`;
+      const b = buckets.get(key);
+      if (b === undefined) buckets.set(key, { siteId, bucketStart, up, down, requests: 1 });
+      else { b.up += up; b.down += down; b.requests++; }
+      note(databaseId, at);
+      schedule();
+    },
+    touchDevice(databaseId, siteId, at) {
+      const sites = inner(pending.lastSync, databaseId);
+      sites.set(siteId, Math.max(sites.get(siteId) ?? 0, at));
+      schedule();
+    },
+    flush() {
+      const run = tail.then(writeOut);
+      tail = run.catch(() => undefined);
+      return run;
+    },
+    async close() {
+      closed = true;
+      if (timer !== undefined) { clearTimeout(timer); timer = undefined; }
+      await buffer.flush();
+    },
+  };
+  return buffer;
+}
