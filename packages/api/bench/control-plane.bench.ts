@@ -2,7 +2,8 @@
  * `tsx bench/control-plane.bench.ts`: CPU per call of the control-plane writes every sync request
  * makes (devices.recordDeviceSeen, metrics.recordTraffic), on an SQLite control plane, in this
  * process: `BENCH_CP_DEVICES` devices (default 100) each seen `BENCH_CP_ROUNDS` times (default 50)
- * in round-robin, then the same for traffic samples; then the flush of whatever is still pending.
+ * in round-robin, then the same for traffic samples; then the flush of whatever is still pending;
+ * then the admin-key check every GraphQL HTTP request makes.
  * Figures are process CPU (user + system) per call, the whole async chain included.
  */
 import { randomBytes } from 'node:crypto';
@@ -44,6 +45,9 @@ for (const pass of ['warm-up', 'measured']) {
   await time('recordTraffic, every request', devices * rounds, (i) => services.metrics.recordTraffic(databaseId, sites[i % devices] ?? '', { uploadBytes: 100, downloadBytes: 0 }));
   if (flush !== undefined) await time(`flush of what is pending (${devices} devices)`, 1, () => flush());
 }
+// What every GraphQL HTTP request does first (context.ts resolveViewer): is the Bearer the admin key?
+const deviceKey = `osk_${randomBytes(24).toString('base64url')}`;
+await time('auth.verifyAdminKey of a device credential (GraphQL context)', devices * rounds, () => services.auth.verifyAdminKey(deviceKey));
 const m = await services.metrics.getMetrics(databaseId, { bucket: 'HOUR' });
 process.stdout.write(`check: requests ${m.requests} (expected ${2 * devices * rounds}), uploadBytes ${m.uploadBytes} (expected ${2 * devices * rounds * 100})\n`);
 await (services as { close?: () => Promise<void> }).close?.();

@@ -1,7 +1,8 @@
 import { SignJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { createTestContext, providers, stopEmbeddedPg } from '../../../test/helpers.ts';
 import type { TestContext } from '../../../test/helpers.ts';
+import { sha256Hex } from '../../crypto.ts';
 import { verifyJwt } from './jwt.ts';
 
 afterAll(stopEmbeddedPg);
@@ -28,6 +29,26 @@ describe.each(providers)('auth on %s', (provider) => {
     expect(JSON.stringify(rows)).not.toContain(key);
     expect(await ctx.services.auth.ensureAdminKey('configured-admin-key-123')).toBeNull();
     expect(await ctx.services.auth.verifyAdminKey('configured-admin-key-123')).not.toBeNull();
+  });
+
+  test('admin key check: a refused secret is not looked up again (briefly); revoked keys stop at once, new ones work at once', async () => {
+    const { auth } = ctx.services;
+    const lookups = vi.spyOn(ctx.deps.prisma.adminKey, 'findUnique');
+    try {
+      const device = 'osk_not-an-admin-key-at-all';
+      expect(await auth.verifyAdminKey(device)).toBeNull();
+      expect(await auth.verifyAdminKey(device)).toBeNull();
+      expect(lookups).toHaveBeenCalledTimes(1); // the refusal was remembered
+      // A key this process creates from a secret it refused a moment ago works at once.
+      expect(await auth.ensureAdminKey(device)).toBeNull();
+      expect(await auth.verifyAdminKey(device)).not.toBeNull();
+      // Admin keys are never remembered as valid: one deleted behind the service's back (CLI) is refused at once.
+      await ctx.deps.prisma.adminKey.delete({ where: { hash: sha256Hex(device) } });
+      expect(await auth.verifyAdminKey(device)).toBeNull();
+      expect(lookups).toHaveBeenCalledTimes(3);
+    } finally {
+      lookups.mockRestore();
+    }
   });
 
   test('API keys: hashed, verified per database, revocable', async () => {

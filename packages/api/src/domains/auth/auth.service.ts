@@ -33,6 +33,16 @@ export type CredentialsChangedListener = (change: { databaseId: string; hash?: s
 /** `lastUsedAt` of an API key is written at most this often (and never awaited by a request). */
 export const LAST_USED_WRITE_INTERVAL_MS = 60_000;
 
+/**
+ * A credential found NOT to be an admin key is not looked up again for this long (real time, ms):
+ * every GraphQL request asks first whether its Bearer is the admin key, and device credentials
+ * never are. Only refusals are remembered — a revoked or rotated admin key (CLI, another process)
+ * stops working at once — and keys created in this process clear them; a key created by another
+ * process is accepted at most this long after a refusal of the same secret.
+ */
+export const NOT_ADMIN_CACHE_MS = 1000;
+const NOT_ADMIN_ENTRIES = 10_000;
+
 /** Visible prefix kept for listing (`osk_AbCd…`); the rest is never stored. */
 const displayPrefix = (secret: string) => `${secret.slice(0, 8)}…`;
 
@@ -49,6 +59,8 @@ export function createAuthService(deps: ServiceDeps, databases: DatabasesService
       }
     }
   };
+  /** SHA-256 of a secret that is no admin key → when that was found (performance.now(); oldest first; bounded). */
+  const notAdmin = new Map<string, number>();
   /** API key id → clock of its last `lastUsedAt` write (least recently written first; bounded). */
   const lastUsedWrites = new Map<string, number>();
   const touchApiKey = (id: string): void => {
@@ -74,6 +86,7 @@ export function createAuthService(deps: ServiceDeps, databases: DatabasesService
     },
     /** First start: creates an admin key and returns it (print once). Configured key: stores its hash. */
     async ensureAdminKey(configured?: string | null): Promise<string | null> {
+      notAdmin.clear();
       if (configured) {
         const hash = sha256Hex(validateSecret('OFFSYNC_ADMIN_KEY', configured, 16));
         await prisma.adminKey.upsert({ where: { hash }, create: { id: generateId('adm', 12), hash, createdAt: now() }, update: {} });
@@ -85,8 +98,16 @@ export function createAuthService(deps: ServiceDeps, databases: DatabasesService
       return secret;
     },
     async verifyAdminKey(secret: string): Promise<string | null> {
-      const row = await prisma.adminKey.findUnique({ where: { hash: sha256Hex(secret) } });
-      return row?.id ?? null;
+      const hash = sha256Hex(secret);
+      const refused = notAdmin.get(hash);
+      const t = performance.now();
+      if (refused !== undefined && t - refused < NOT_ADMIN_CACHE_MS) return null;
+      const row = await prisma.adminKey.findUnique({ where: { hash } });
+      if (row !== null) return row.id;
+      notAdmin.delete(hash);
+      notAdmin.set(hash, t);
+      if (notAdmin.size > NOT_ADMIN_ENTRIES) notAdmin.delete(notAdmin.keys().next().value ?? hash);
+      return null;
     },
 
     /** Active keys; with `includeRevoked` also the revoked ones (their `revokedAt` set). */
