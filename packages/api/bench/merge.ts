@@ -23,6 +23,8 @@ export interface MergeResult {
   rows: number;
   ms: number;
   failures: number;
+  /** HTTP status (and `failures` of a 200) → count, for the failed uploads. */
+  failureKinds: Record<string, number>;
   baselineRowsMs: number;
 }
 
@@ -90,16 +92,21 @@ export function baseline(rows: Array<[string, string]>, batchSize: number): numb
 export async function mergeThroughput(server: BenchServer, o: MergeOptions): Promise<MergeResult> {
   const { uploads, changes, rows } = prepare(o);
   let failures = 0;
+  const failureKinds: Record<string, number> = {};
   const headers = { authorization: `Bearer ${server.apiKey}`, 'content-type': 'application/json', 'x-cloudsync-version': '1.1.4' };
   const device = async (mine: Upload[]): Promise<void> => {
     for (const u of mine) {
       const r = await fetch(`${server.origin}/v2/cloudsync/databases/${server.databaseId}/${u.site}/apply`, { method: 'POST', headers, body: u.body });
-      const status = (await r.json()) as { failures?: unknown };
-      if (!r.ok || status.failures !== undefined) failures++;
+      const status = (await r.json()) as { failures?: unknown; code?: unknown };
+      if (!r.ok || status.failures !== undefined) {
+        failures++;
+        const kind = `${r.status} ${JSON.stringify(status.failures ?? status.code ?? '').slice(0, 80)}`;
+        failureKinds[kind] = (failureKinds[kind] ?? 0) + 1;
+      }
     }
   };
   const t0 = performance.now();
   await Promise.all(uploads.map(device));
   const ms = performance.now() - t0;
-  return { changes, rows: rows.length, ms, failures, baselineRowsMs: baseline(rows, o.rowsPerBatch) };
+  return { changes, rows: rows.length, ms, failures, failureKinds, baselineRowsMs: baseline(rows, o.rowsPerBatch) };
 }
