@@ -28,6 +28,7 @@ interface Pending {
   latest: Map<string, number>;
 }
 
+const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 const empty = (): Pending => ({ traffic: new Map(), lastSync: new Map(), latest: new Map() });
 const inner = <K, V>(m: Map<string, Map<K, V>>, k: string): Map<K, V> => {
   let v = m.get(k);
@@ -93,34 +94,43 @@ export function createTrafficBuffer(deps: ServiceDeps, flushMs: number = deps.tr
     pending = empty();
     if (timer !== undefined) { clearTimeout(timer); timer = undefined; }
     const synced: Array<{ databaseId: string; siteId: string }> = [];
+    // Rows are written in one global order (buckets, then devices, each sorted by key), so the
+    // flushes of several nodes over one PostgreSQL control plane cannot deadlock on each other.
+    const buckets: Array<Bucket & { databaseId: string }> = [];
+    for (const [databaseId, m] of batch.traffic) for (const b of m.values()) buckets.push({ ...b, databaseId });
+    buckets.sort((a, b) => cmp(a.databaseId, b.databaseId) || cmp(a.siteId, b.siteId) || a.bucketStart - b.bucketStart);
+    const devices = new Map<string, { databaseId: string; siteId: string; up: bigint; down: bigint; lastSyncAt?: number }>();
+    const deviceOf = (databaseId: string, siteId: string) => {
+      const k = `${databaseId}\u0000${siteId}`;
+      let d = devices.get(k);
+      if (d === undefined) devices.set(k, (d = { databaseId, siteId, up: 0n, down: 0n }));
+      return d;
+    };
+    for (const b of buckets) { const d = deviceOf(b.databaseId, b.siteId); d.up += b.up; d.down += b.down; }
+    for (const [databaseId, sites] of batch.lastSync) for (const [siteId, at] of sites) deviceOf(databaseId, siteId).lastSyncAt = at;
+    const deviceOps = [...devices.values()].sort((a, b) => cmp(a.databaseId, b.databaseId) || cmp(a.siteId, b.siteId));
     try {
       // An interactive transaction: Prisma runs a batch ($transaction([...])) of upserts several
       // times slower per statement (bench/control-plane.bench.ts).
       await prisma.$transaction(async (tx) => {
-        for (const [databaseId, buckets] of batch.traffic) {
-          const perSite = new Map<string, { up: bigint; down: bigint }>();
-          for (const b of buckets.values()) {
-            const bucketStart = new Date(b.bucketStart);
-            await tx.trafficBucket.upsert({
-              where: { databaseId_siteId_bucketStart: { databaseId, siteId: b.siteId, bucketStart } },
-              create: { databaseId, siteId: b.siteId, bucketStart, uploadBytes: b.up, downloadBytes: b.down, requests: b.requests },
-              update: { uploadBytes: { increment: b.up }, downloadBytes: { increment: b.down }, requests: { increment: b.requests } },
-            });
-            const t = perSite.get(b.siteId);
-            if (t === undefined) perSite.set(b.siteId, { up: b.up, down: b.down });
-            else { t.up += b.up; t.down += b.down; }
-          }
-          for (const [siteId, { up, down }] of perSite) {
-            if (up + down === 0n) continue;
+        for (const b of buckets) {
+          const { databaseId, siteId } = b;
+          const bucketStart = new Date(b.bucketStart);
+          await tx.trafficBucket.upsert({
+            where: { databaseId_siteId_bucketStart: { databaseId, siteId, bucketStart } },
+            create: { databaseId, siteId, bucketStart, uploadBytes: b.up, downloadBytes: b.down, requests: b.requests },
+            update: { uploadBytes: { increment: b.up }, downloadBytes: { increment: b.down }, requests: { increment: b.requests } },
+          });
+        }
+        for (const { databaseId, siteId, up, down, lastSyncAt } of deviceOps) {
+          if (up + down > 0n) {
             const r = await tx.device.updateMany({ where: { databaseId, siteId }, data: { uploadBytes: { increment: up }, downloadBytes: { increment: down } } });
             if (r.count > 0) synced.push({ databaseId, siteId });
           }
-        }
-        for (const [databaseId, sites] of batch.lastSync) {
-          for (const [siteId, at] of sites) {
-            const lastSyncAt = new Date(at);
+          if (lastSyncAt !== undefined) {
+            const at = new Date(lastSyncAt);
             // Forward only: another node (or a later write here) may already have written a later one.
-            await tx.device.updateMany({ where: { databaseId, siteId, lastSyncAt: { lt: lastSyncAt } }, data: { lastSyncAt } });
+            await tx.device.updateMany({ where: { databaseId, siteId, lastSyncAt: { lt: at } }, data: { lastSyncAt: at } });
           }
         }
       }, { maxWait: 30_000, timeout: 120_000 });
