@@ -47,10 +47,10 @@ async function main(): Promise<void> {
     await mergeThroughput(server, { devices: 10, batches: 1, rowsPerBatch: 50 }); // warm-up
     const m = await mergeThroughput(server, o);
     const rate = m.changes / (m.ms / 1000);
-    row(`(a) merged via HTTP G3 apply, ${o.devices} devices × ${o.batches} × ${o.rowsPerBatch} rows`, `${fmt(rate)} changes/s`, '≥ 20k changes/s', `${verdict(rate >= 20_000)}; ${fmt(m.changes)} changes in ${fmt(m.ms)} ms, ${m.failures} failures`);
+    row(`(a) merged via HTTP G3 apply, ${o.devices} devices × ${o.batches} × ${o.rowsPerBatch} rows`, `${fmt(rate)} changes/s`, '≥ 60k changes/s', `${verdict(rate >= 60_000)}; ${fmt(m.changes)} of ${fmt(m.offered)} changes merged in ${fmt(m.ms)} ms, ${m.failures} failed uploads (not counted)`);
     const raw = m.rows / (m.baselineRowsMs / 1000);
     sqlite = { mergeRate: rate, downloadRate: new Map(), merge: o };
-    row('(a) baseline raw better-sqlite3 inserts, same rows', `${fmt(raw)} rows/s`, '', `${fmt((raw * m.changes) / m.rows)} cell-equivalents/s; merge is ${fmt(raw / (rate / (m.changes / m.rows)), 1)}× slower per row`);
+    row('(a) baseline raw better-sqlite3 inserts, same rows', `${fmt(raw)} rows/s`, '', `${fmt((raw * m.offered) / m.rows)} cell-equivalents/s; merge is ${fmt(raw / (rate / (m.offered / m.rows)), 1)}× slower per row`);
 
     process.stderr.write('(b) download package build…\n');
     for (const pageBytes of [5_000_000, 256 * KiB]) {

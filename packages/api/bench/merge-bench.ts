@@ -22,7 +22,7 @@ try {
     const c0 = cpuMs(await server.request({ type: 'cpu' }));
     const m = await mergeThroughput(server, o);
     const serverCpu = cpuMs(await server.request({ type: 'cpu' })) - c0;
-    process.stdout.write(`(a) merged via HTTP G3 apply, ${o.devices} devices × ${o.batches} × ${o.rowsPerBatch} rows: ${fmt(m.changes / (m.ms / 1000))} changes/s (${fmt(m.changes)} changes in ${fmt(m.ms)} ms, ${m.failures} failures${m.failures > 0 ? ` ${JSON.stringify(m.failureKinds)}` : ''}; server CPU ${fmt(serverCpu)} ms over the run = ${fmt((serverCpu * 1000) / (o.devices * o.batches))} µs per request)\n`);
+    process.stdout.write(`(a) merged via HTTP G3 apply, ${o.devices} devices × ${o.batches} × ${o.rowsPerBatch} rows: ${fmt(m.changes / (m.ms / 1000))} changes/s (${fmt(m.changes)} of ${fmt(m.offered)} changes merged in ${fmt(m.ms)} ms, ${m.failures} failed uploads, not counted${m.failures > 0 ? ` ${JSON.stringify(m.failureKinds)}` : ''}; server CPU ${fmt(serverCpu)} ms over the run = ${fmt((serverCpu * 1000) / (o.devices * o.batches))} µs per request)\n`);
   }
 } finally {
   await server.stop();

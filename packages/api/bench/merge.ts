@@ -19,7 +19,10 @@ export interface MergeOptions {
 }
 
 export interface MergeResult {
+  /** Changes of the uploads the server merged (a failed upload's changes are not counted). */
   changes: number;
+  /** Changes offered, failed uploads included. */
+  offered: number;
   rows: number;
   ms: number;
   failures: number;
@@ -92,6 +95,7 @@ export function baseline(rows: Array<[string, string]>, batchSize: number): numb
 export async function mergeThroughput(server: BenchServer, o: MergeOptions): Promise<MergeResult> {
   const { uploads, changes, rows } = prepare(o);
   let failures = 0;
+  let merged = 0;
   const failureKinds: Record<string, number> = {};
   const headers = { authorization: `Bearer ${server.apiKey}`, 'content-type': 'application/json', 'x-cloudsync-version': '1.1.4' };
   const device = async (mine: Upload[]): Promise<void> => {
@@ -102,11 +106,11 @@ export async function mergeThroughput(server: BenchServer, o: MergeOptions): Pro
         failures++;
         const kind = `${r.status} ${JSON.stringify(status.failures ?? status.code ?? '').slice(0, 80)}`;
         failureKinds[kind] = (failureKinds[kind] ?? 0) + 1;
-      }
+      } else merged += u.changes;
     }
   };
   const t0 = performance.now();
   await Promise.all(uploads.map(device));
   const ms = performance.now() - t0;
-  return { changes, rows: rows.length, ms, failures, failureKinds, baselineRowsMs: baseline(rows, o.rowsPerBatch) };
+  return { changes: merged, offered: changes, rows: rows.length, ms, failures, failureKinds, baselineRowsMs: baseline(rows, o.rowsPerBatch) };
 }
