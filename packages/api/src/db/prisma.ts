@@ -8,6 +8,14 @@
  * connection or process holds the write lock. The connection is opened with `timeout: 0`, and a
  * statement refused with SQLITE_BUSY is retried asynchronously (short backoff) until
  * `busyTimeoutMs` has passed (default 5000 ms), then fails as before. Readers never wait (WAL).
+ *
+ * One transaction at a time, and nothing else inside it: the adapter runs every statement on one
+ * connection and serialises transactions only against each other, so a plain statement issued by
+ * another request while an interactive (or batch) transaction is open would run *inside* it and
+ * vanish with its rollback. Statements outside a transaction therefore wait until the open one
+ * ends (`gateOutsideTransactions`). Code inside `$transaction(async (tx) => …)` must use `tx`, never
+ * the client: a statement on the client would wait for the transaction that waits for it (Prisma's
+ * transaction timeout then rolls it back with an error).
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -84,6 +92,51 @@ function retryQueries(q: Queryable, timeoutMs: number): void {
   q.executeRaw = (params) => retryWhileBusy(() => execute(params), timeoutMs);
 }
 
+/**
+ * Statements of `adapter` outside a transaction wait while one of its transactions is open (see
+ * the file comment). The adapter itself lets one transaction in at a time; its commit/rollback
+ * (called after Prisma's COMMIT/ROLLBACK statement) ends the wait.
+ */
+function gateOutsideTransactions(adapter: SqliteAdapter): void {
+  /** Transactions started and not ended (open, or queued on the adapter's lock), and the wait for none. */
+  let inFlight = 0;
+  let idle: Promise<void> | null = null;
+  let wake = (): void => undefined;
+  const outside = <A extends unknown[], R>(run: (...a: A) => Promise<R>) => async (...a: A): Promise<R> => {
+    while (idle !== null) await idle;
+    return run(...a);
+  };
+  adapter.queryRaw = outside(adapter.queryRaw.bind(adapter));
+  adapter.executeRaw = outside(adapter.executeRaw.bind(adapter));
+  adapter.executeScript = outside(adapter.executeScript.bind(adapter));
+  const start = adapter.startTransaction.bind(adapter);
+  adapter.startTransaction = async (isolationLevel) => {
+    // Counted before the adapter's BEGIN, which runs microtasks before `start` resolves here.
+    if (inFlight++ === 0) idle = new Promise<void>((ok) => (wake = ok));
+    let ended = false;
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      if (--inFlight === 0) {
+        idle = null;
+        wake();
+      }
+    };
+    let tx: Awaited<ReturnType<typeof start>>;
+    try {
+      tx = await start(isolationLevel);
+    } catch (e) {
+      end();
+      throw e;
+    }
+    const commit = tx.commit.bind(tx);
+    const rollback = tx.rollback.bind(tx);
+    tx.commit = () => commit().finally(end);
+    tx.rollback = () => rollback().finally(end);
+    return tx;
+  };
+}
+
 /** The better-sqlite3 adapter factory with statements retried asynchronously on SQLITE_BUSY. */
 function withAsyncBusyTimeout(factory: PrismaBetterSqlite3, timeoutMs: number): PrismaBetterSqlite3 {
   const wrap = (adapter: SqliteAdapter): SqliteAdapter => {
@@ -96,6 +149,7 @@ function withAsyncBusyTimeout(factory: PrismaBetterSqlite3, timeoutMs: number): 
       retryQueries(tx, timeoutMs);
       return tx;
     };
+    gateOutsideTransactions(adapter);
     return adapter;
   };
   const connect = factory.connect.bind(factory);
