@@ -110,7 +110,7 @@ export function createDevicesService(deps: ServiceDeps, buffer: TrafficBuffer = 
     async removeDevice(databaseId: string, siteId: string): Promise<boolean> {
       const s = validateSiteId(siteId);
       known.delete(`${databaseId}/${s}`);
-      await buffer.flush(); // what was counted for it lands (and is told) before it goes
+      await buffer.settle(); // what was counted for it lands (and is told) before it goes
       const [res] = await prisma.$transaction([
         prisma.device.deleteMany({ where: { databaseId, siteId: s } }),
         prisma.pushToken.deleteMany({ where: { databaseId, siteId: s } }),
@@ -124,7 +124,7 @@ export function createDevicesService(deps: ServiceDeps, buffer: TrafficBuffer = 
     },
 
     async getDevice(databaseId: string, siteId: string) {
-      await buffer.flush(); // throttled lastSyncAt and pending byte totals of this node
+      await buffer.settle(); // throttled lastSyncAt and pending byte totals of this node
       return prisma.device.findUnique({ where: { databaseId_siteId: { databaseId, siteId: siteId.toLowerCase() } } });
     },
 
@@ -132,7 +132,7 @@ export function createDevicesService(deps: ServiceDeps, buffer: TrafficBuffer = 
     async listDevices(databaseId: string, args: { first?: number | null; after?: string | null }) {
       const first = Math.min(Math.max(args.first ?? 50, 1), 500);
       const offset = decodeCursor(args.after);
-      await buffer.flush();
+      await buffer.settle();
       const [rows, totalCount] = await Promise.all([
         prisma.device.findMany({ where: { databaseId }, orderBy: [{ lastSyncAt: 'desc' }, { siteId: 'asc' }], skip: offset, take: first + 1 }),
         prisma.device.count({ where: { databaseId } }),

@@ -80,7 +80,7 @@ export function createMetricsService(deps: ServiceDeps, buffer: TrafficBuffer = 
       const first = Math.floor(from.getTime() / size) * size;
       const count = Math.ceil((to.getTime() - first) / size);
       if (count > MAX_POINTS) throw new ApiError('VALIDATION_FAILED', `bucket: range needs ${count} points, at most ${MAX_POINTS}; use a larger bucket`, { details: { field: 'bucket' } });
-      await buffer.flush(); // what this node counted is in the answer
+      await buffer.settle(); // what this node counted is in the answer
       const rows = await prisma.trafficBucket.findMany({ where: { databaseId, bucketStart: { gte: from, lt: to } } });
       const points = Array.from({ length: count }, (_, i) => ({ start: new Date(first + i * size), uploadBytes: 0, downloadBytes: 0, requests: 0, rejectedChanges: 0, sites: new Set<string>() }));
       const sites = new Set<string>();
@@ -111,7 +111,7 @@ export function createMetricsService(deps: ServiceDeps, buffer: TrafficBuffer = 
       if (project === null) throw new ApiError('NOT_FOUND', `Project ${projectId} not found`, { details: { projectId } });
       const { start, end } = billingPeriod(deps.clock.now(), deps.billingPeriodStartDay, period);
       const ids = project.databases.map((d) => d.id);
-      await buffer.flush();
+      await buffer.settle();
       const rows = await prisma.trafficBucket.findMany({ where: { databaseId: { in: ids }, bucketStart: { gte: start, lt: end } } });
       const per = new Map(ids.map((id) => [id, { databaseId: id, uploadBytes: 0, downloadBytes: 0, requests: 0, sites: new Set<string>() }]));
       for (const r of rows) {

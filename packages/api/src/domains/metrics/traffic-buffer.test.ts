@@ -21,6 +21,7 @@ import type { DeviceEventPayload, MetricsChangedPayload } from '../../pubsub.ts'
 import { createServices } from '../../services.ts';
 import type { Services } from '../../services.ts';
 import { DEVICE_SEEN_WRITE_INTERVAL_MS } from '../devices/devices.service.ts';
+import { MAX_FLUSH_ATTEMPTS } from './traffic-buffer.ts';
 import type { DeviceSeen } from '../devices/devices.service.ts';
 
 afterAll(stopEmbeddedPg);
@@ -107,6 +108,36 @@ describe.each(providers)('control-plane write-behind on %s', (provider) => {
     await node.metrics.recordTraffic(databaseId, site, { uploadBytes: 3, downloadBytes: 0 });
     await node.flushControlPlane();
     expect((await rowsOf(site)).map((r) => [r.requests, Number(r.uploadBytes)])).toEqual([[2, 5]]);
+  });
+
+  test('counters that keep failing are dropped after MAX_FLUSH_ATTEMPTS; reads answer meanwhile, later counting goes on', async () => {
+    const site = siteId();
+    await node.devices.recordDeviceSeen(databaseId, { siteId: site, credentialKind: 'API_KEY' });
+    await node.metrics.recordTraffic(databaseId, site, { uploadBytes: 4, downloadBytes: 0 });
+    const spy = vi.spyOn(ctx.deps.prisma, '$transaction').mockRejectedValue(new Error('poisoned batch'));
+    // A read that flushes first still answers (from what is committed) while the flush fails.
+    expect(await node.devices.getDevice(databaseId, site)).toMatchObject({ uploadBytes: 0n });
+    for (let i = 1; i < MAX_FLUSH_ATTEMPTS; i++) await expect(node.flushControlPlane()).rejects.toThrow('poisoned batch');
+    spy.mockRestore();
+    await node.flushControlPlane(); // the dropped counters are gone: nothing left to write
+    expect(await rowsOf(site)).toEqual([]);
+    await node.metrics.recordTraffic(databaseId, site, { uploadBytes: 6, downloadBytes: 0 });
+    await node.flushControlPlane();
+    expect((await rowsOf(site)).map((r) => [r.requests, Number(r.uploadBytes)])).toEqual([[1, 6]]);
+    expect((await deviceRow(site))?.uploadBytes).toBe(6n);
+  });
+
+  test('a database deleted before the flush takes its counters with it; the other databases are written', async () => {
+    const p = await ctx.services.projects.createProject({ name: 'gone', kind: 'SQLITE' });
+    const gone = (await ctx.services.databases.createDatabase({ projectId: p.id, name: 'gone' })).id;
+    const site = siteId();
+    await node.devices.recordDeviceSeen(gone, { siteId: site, credentialKind: 'API_KEY' });
+    await node.metrics.recordTraffic(gone, site, { uploadBytes: 1, downloadBytes: 0 });
+    await node.metrics.recordTraffic(databaseId, site, { uploadBytes: 2, downloadBytes: 0 });
+    await ctx.deps.prisma.database.delete({ where: { id: gone } });
+    await node.flushControlPlane();
+    expect((await rowsOf(site)).map((r) => [r.requests, Number(r.uploadBytes)])).toEqual([[1, 2]]);
+    expect(await ctx.deps.prisma.trafficBucket.count({ where: { databaseId: gone } })).toBe(0);
   });
 
   test('the timer flushes by itself (no read, no close)', async () => {

@@ -7,7 +7,12 @@
  *
  * - Nothing counted is lost on a clean shutdown (`close` flushes); a crash loses at most the
  *   samples of one flush window (and leaves `lastSyncAt` up to the device throttle window old).
- * - A flush that fails is kept pending (merged back) and retried on the next one.
+ * - A flush that fails is kept pending (merged back) and retried on the next one; after
+ *   {@link MAX_FLUSH_ATTEMPTS} failed attempts in a row its counters are dropped (logged), so one
+ *   batch that cannot be written never stops the counting, or the reads that flush first, for
+ *   every database of the node. Counters of a database deleted meanwhile are dropped with it.
+ * - Reads that flush first ({@link TrafficBuffer.settle}) answer from what is committed when the
+ *   flush fails (it is logged), instead of failing.
  * - Several nodes over one control plane each flush their own increments: the writes are atomic
  *   increments (`requests + n`), so the sums stay exact; a `lastSyncAt` only ever moves forward.
  * - Events: one `metricsChanged` per database per flush (not per request), and `deviceEvent`
@@ -17,6 +22,8 @@ import type { ServiceDeps } from '../../deps.ts';
 
 /** Pending traffic is written at most this long after its first sample. */
 export const TRAFFIC_FLUSH_MS = 1000;
+/** Failed flushes of the same counters before they are dropped. */
+export const MAX_FLUSH_ATTEMPTS = 3;
 
 interface Bucket { siteId: string; bucketStart: number; up: bigint; down: bigint; requests: number }
 interface Pending {
@@ -26,10 +33,12 @@ interface Pending {
   lastSync: Map<string, Map<string, number>>;
   /** databaseId → latest sample time (ms), for the events. */
   latest: Map<string, number>;
+  /** Failed flushes the oldest counters here have been through. */
+  attempts: number;
 }
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-const empty = (): Pending => ({ traffic: new Map(), lastSync: new Map(), latest: new Map() });
+const empty = (): Pending => ({ traffic: new Map(), lastSync: new Map(), latest: new Map(), attempts: 0 });
 const inner = <K, V>(m: Map<string, Map<K, V>>, k: string): Map<K, V> => {
   let v = m.get(k);
   if (v === undefined) m.set(k, (v = new Map()));
@@ -43,6 +52,8 @@ export interface TrafficBuffer {
   touchDevice(databaseId: string, siteId: string, at: number): void;
   /** Writes everything pending (waits for a flush in progress first); resolves when committed. */
   flush(): Promise<void>;
+  /** {@link flush} for a read that follows it: never rejects (a failed flush is logged and kept). */
+  settle(): Promise<void>;
   /** Stops the timer and flushes; later samples are flushed at once. */
   close(): Promise<void>;
 }
@@ -86,6 +97,7 @@ export function createTrafficBuffer(deps: ServiceDeps, flushMs: number = deps.tr
       for (const [s, at] of sites) into.set(s, Math.max(into.get(s) ?? 0, at));
     }
     for (const [db, at] of p.latest) note(db, at);
+    pending.attempts = Math.max(pending.attempts, p.attempts);
   };
 
   const writeOut = async (): Promise<void> => {
@@ -113,8 +125,13 @@ export function createTrafficBuffer(deps: ServiceDeps, flushMs: number = deps.tr
       // An interactive transaction: Prisma runs a batch ($transaction([...])) of upserts several
       // times slower per statement (bench/control-plane.bench.ts).
       await prisma.$transaction(async (tx) => {
+        // A database deleted since its samples took its buckets and devices with it (cascade):
+        // creating a bucket for it would fail the whole flush on the foreign key.
+        const ids = [...new Set([...batch.traffic.keys(), ...batch.lastSync.keys()])];
+        const live = new Set((await tx.database.findMany({ where: { id: { in: ids } }, select: { id: true } })).map((d) => d.id));
         for (const b of buckets) {
           const { databaseId, siteId } = b;
+          if (!live.has(databaseId)) continue;
           const bucketStart = new Date(b.bucketStart);
           await tx.trafficBucket.upsert({
             where: { databaseId_siteId_bucketStart: { databaseId, siteId, bucketStart } },
@@ -123,6 +140,7 @@ export function createTrafficBuffer(deps: ServiceDeps, flushMs: number = deps.tr
           });
         }
         for (const { databaseId, siteId, up, down, lastSyncAt } of deviceOps) {
+          if (!live.has(databaseId)) continue;
           if (up + down > 0n) {
             const r = await tx.device.updateMany({ where: { databaseId, siteId }, data: { uploadBytes: { increment: up }, downloadBytes: { increment: down } } });
             if (r.count > 0) synced.push({ databaseId, siteId });
@@ -136,9 +154,16 @@ export function createTrafficBuffer(deps: ServiceDeps, flushMs: number = deps.tr
       }, { maxWait: 30_000, timeout: 120_000 });
     } catch (e) {
       synced.length = 0;
-      restore(batch);
-      if (!closed) schedule();
-      deps.logger.error('metrics: traffic flush failed (kept for the next one)', { error: e instanceof Error ? e.message : String(e) });
+      const error = e instanceof Error ? e.message : String(e);
+      if (batch.attempts + 1 >= MAX_FLUSH_ATTEMPTS) {
+        let requests = 0;
+        for (const m of batch.traffic.values()) for (const b of m.values()) requests += b.requests;
+        deps.logger.error(`metrics: traffic flush failed ${MAX_FLUSH_ATTEMPTS} times; its counters are dropped`, { error, databases: batch.traffic.size, requests });
+      } else {
+        restore({ ...batch, attempts: batch.attempts + 1 });
+        if (!closed) schedule();
+        deps.logger.error('metrics: traffic flush failed (kept for the next one)', { error });
+      }
       throw e;
     }
     for (const { databaseId, siteId } of synced) {
@@ -170,6 +195,9 @@ export function createTrafficBuffer(deps: ServiceDeps, flushMs: number = deps.tr
       const run = tail.then(writeOut);
       tail = run.catch(() => undefined);
       return run;
+    },
+    settle() {
+      return buffer.flush().catch(() => undefined);
     },
     async close() {
       closed = true;
