@@ -20,6 +20,7 @@ import { diagnoseSchemaHash } from '../sync/schema-diagnosis.ts';
 import type { SchemaDiagnosis } from '../sync/schema-diagnosis.ts';
 import type { SyncEngine } from '../sync/sync-deps.ts';
 import { SyncError, toSyncError } from '../sync/sync-errors.ts';
+import { noteDeviceCursor, pendingCursors } from '../sync/device-cursors.ts';
 import type { SyncService } from '../sync/sync.service.ts';
 
 const DDL = `CREATE TABLE IF NOT EXISTS offsync_device_state (
@@ -101,14 +102,15 @@ function rowToState(r: Record<string, unknown>): DeviceSyncState {
   };
 }
 
-export function recordCursor(engine: SyncEngine, siteId: string, cursor: { dbVersion: number; seq: number }, at: number): void {
+/**
+ * Records the cursor of `siteId`'s download request, written behind (sync/device-cursors.ts:
+ * within ~1 s, one transaction per file for every device that moved); readers see it at once.
+ */
+export function recordCursor(engine: SyncEngine, siteId: string, cursor: { dbVersion: number; seq: number }, at: number, onFlushError?: (e: unknown) => void): void {
   const c = ready(engine);
   const key = `${cursor.dbVersion}:${cursor.seq}`;
   if (c.cursors.get(siteId) === key) return;
-  engine.driver
-    .prepare(`INSERT INTO offsync_device_state (site_id, cursor_version, cursor_seq, cursor_at) VALUES (?, ?, ?, ?)
-      ON CONFLICT(site_id) DO UPDATE SET cursor_version = excluded.cursor_version, cursor_seq = excluded.cursor_seq, cursor_at = excluded.cursor_at`)
-    .run(siteId, BigInt(cursor.dbVersion), BigInt(Math.min(cursor.seq, Number.MAX_SAFE_INTEGER)), BigInt(at));
+  noteDeviceCursor(engine, siteId, { dbVersion: cursor.dbVersion, seq: cursor.seq, at }, undefined, onFlushError);
   c.cursors.set(siteId, key);
 }
 
@@ -138,6 +140,13 @@ export function readDeviceStates(engine: SyncEngine, siteIds?: readonly string[]
   for (const r of rows) {
     const s = rowToState(r);
     if (wanted === undefined || wanted.has(s.siteId)) out.set(s.siteId, s);
+  }
+  // Recorded and not written yet: as good as stored.
+  for (const [siteId, p] of pendingCursors(engine)) {
+    if (wanted !== undefined && !wanted.has(siteId)) continue;
+    const cursor = { dbVersion: p.dbVersion, seq: p.seq, at: new Date(p.at) };
+    const cur = out.get(siteId);
+    out.set(siteId, cur === undefined ? { siteId, cursor, lastError: null, refusedSchemaHash: null } : { ...cur, cursor });
   }
   return out;
 }
@@ -261,7 +270,7 @@ export function trackDeviceSyncState(service: SyncService, options: { now?: () =
     if (site !== SHARED_SITE && SITE.test(site)) {
       try {
         const d = await central(db);
-        if (d !== undefined) recordCursor(d.engine, site, after, now());
+        if (d !== undefined) recordCursor(d.engine, site, after, now(), report);
       } catch (x) {
         report(x);
       }

@@ -10,6 +10,7 @@
  * `database_file_missing` until the control plane gives another identity (`restoreConnection`).
  * Connections use `PRAGMA synchronous = FULL` unless the target says NORMAL.
  */
+import { flushDeviceCursors } from './device-cursors.ts';
 import { renameSync, rmSync, statSync } from 'node:fs';
 import { openSyncDatabase } from '@offsync/core/sqlite';
 import { readFileIdentity } from './central-file.ts';
@@ -287,6 +288,11 @@ export class CentralDatabases {
     this.#dbs.delete(id);
     this.#workers?.close(cur.path);
     try {
+      flushDeviceCursors(cur.engine);
+    } catch {
+      // busy or closed: those cursors stay older (compaction only gets more conservative)
+    }
+    try {
       cur.engine.close();
     } catch {
       // already closed
@@ -299,6 +305,11 @@ export class CentralDatabases {
     const closing = [...this.#pgs.values()].map(({ central }) => central.then((c) => c.close(), () => undefined));
     this.#pgs.clear();
     for (const db of this.#dbs.values()) {
+      try {
+        flushDeviceCursors(db.engine);
+      } catch {
+        // as in #close
+      }
       try {
         db.engine.close();
       } catch {

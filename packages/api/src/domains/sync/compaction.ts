@@ -26,6 +26,7 @@ import type { PrismaClient } from '../../db/prisma.ts';
 import type { SyncService } from './sync.service.ts';
 import type { SyncEngine } from './sync-deps.ts';
 import { SyncError } from './sync-errors.ts';
+import { cursorOf, pendingCursors } from './device-cursors.ts';
 
 export interface CompactionOptions {
   /** Devices not seen for longer than this are left out of the minimum (default 30 days). */
@@ -93,6 +94,7 @@ export async function deviceAcks(engine: SyncEngine, databaseId: string, prisma:
       touch(String(r[0]), num(r[3]) ?? 0, ack);
     }
   }
+  for (const [site, c] of pendingCursors(engine)) touch(site, c.at, Math.max(0, acknowledgedBy({ dbVersion: c.dbVersion, seq: c.seq })));
   if (prisma !== undefined) {
     for (const d of await prisma.device.findMany({ where: { databaseId }, select: { siteId: true, lastSyncAt: true } })) touch(d.siteId.toLowerCase(), d.lastSyncAt.getTime());
   }
@@ -195,9 +197,9 @@ export function installCompaction(sync: SyncService, prisma: ControlPlane, opts:
 function refuseBelowFloor(engine: SyncEngine, site: string): void {
   const floor = engine.compactionFloor();
   if (floor === 0 || !hasTable(engine, 'offsync_device_state')) return;
-  const r = engine.driver.prepare('SELECT cursor_version, cursor_seq FROM offsync_device_state WHERE site_id = ?').getRaw(site);
-  const v = num(r?.[0]);
-  if (v === null || v === 0) return;
-  if (acknowledgedBy({ dbVersion: v, seq: num(r?.[1]) ?? 0 }) >= floor) return;
+  const c = cursorOf(engine, site);
+  const v = c?.dbVersion ?? 0;
+  if (v === 0) return;
+  if (acknowledgedBy({ dbVersion: v, seq: c?.seq ?? 0 }) >= floor) return;
   throw new SyncError('resync_required', `This device last downloaded version ${v}; metadata up to version ${floor} was compacted since. Reset the device and download from version 0 before uploading.`);
 }

@@ -1,0 +1,103 @@
+/**
+ * Download cursors of devices, written behind (docs/ARCHITECTURE.md "Devices and traffic"): the
+ * last `after` of each device's download request goes to the central file's
+ * `offsync_device_state` (created by devices/device-sync-state.ts) at most `CURSOR_FLUSH_MS`
+ * later, all pending sites of a file in ONE transaction, instead of one synchronous write per
+ * download on the event loop (a commit each, and up to the main connection's busy timeout when a
+ * central worker's merge holds the write lock: bench/load.ts measured ~6 s of blocked main thread
+ * in 24 s of mixed load).
+ *
+ * Readers that decide something from a cursor (the compaction floor and its upload guard, the
+ * devices' backlog) read {@link cursorOf} / {@link pendingCursors} first, so a pending cursor counts
+ * as recorded. A flush refused with SQLITE_BUSY stays pending for the next one; pending cursors
+ * are flushed before the registry closes a file (`flushDeviceCursors`). A crash loses at most the
+ * last window: the stored cursor is then older, which only makes compaction more conservative.
+ */
+import type { SyncEngine } from './sync-deps.ts';
+
+export const CURSOR_FLUSH_MS = 1000;
+
+export interface DeviceCursor {
+  dbVersion: number;
+  seq: number;
+  /** When it was recorded (ms). */
+  at: number;
+}
+
+interface Pending {
+  cursors: Map<string, DeviceCursor>;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+const pendingOf = new WeakMap<SyncEngine, Pending>();
+
+const UPSERT = `INSERT INTO offsync_device_state (site_id, cursor_version, cursor_seq, cursor_at) VALUES (?, ?, ?, ?)
+  ON CONFLICT(site_id) DO UPDATE SET cursor_version = excluded.cursor_version, cursor_seq = excluded.cursor_seq, cursor_at = excluded.cursor_at`;
+
+/** Remembers `site`'s cursor, written by the next flush of `engine` (≤ `flushMs` from now). */
+export function noteDeviceCursor(engine: SyncEngine, site: string, cursor: DeviceCursor, flushMs = CURSOR_FLUSH_MS, onError?: (e: unknown) => void): void {
+  let p = pendingOf.get(engine);
+  if (p === undefined) pendingOf.set(engine, (p = { cursors: new Map(), timer: undefined }));
+  p.cursors.set(site, cursor);
+  if (p.timer === undefined) {
+    p.timer = setTimeout(() => {
+      p.timer = undefined;
+      try {
+        flushDeviceCursors(engine);
+      } catch (e) {
+        onError?.(e);
+      }
+    }, flushMs);
+    p.timer.unref?.();
+  }
+}
+
+/** `site`'s cursor: the pending one, else the stored one; undefined when it never downloaded. */
+export function cursorOf(engine: SyncEngine, site: string): { dbVersion: number; seq: number } | undefined {
+  const p = pendingOf.get(engine)?.cursors.get(site);
+  if (p !== undefined) return p;
+  const r = engine.driver.prepare('SELECT cursor_version, cursor_seq FROM offsync_device_state WHERE site_id = ?').getRaw(site);
+  if (r === undefined || r[0] === null || r[0] === undefined) return undefined;
+  return { dbVersion: Number(r[0]), seq: Number(r[1] ?? 0) };
+}
+
+/** Cursors recorded and not written yet. */
+export function pendingCursors(engine: SyncEngine): ReadonlyMap<string, DeviceCursor> {
+  return pendingOf.get(engine)?.cursors ?? new Map();
+}
+
+/**
+ * Writes `engine`'s pending cursors in one transaction. Throws what the write threw (SQLITE_BUSY:
+ * a merge holds the lock), keeping them pending and the next flush scheduled.
+ */
+export function flushDeviceCursors(engine: SyncEngine, flushMs = CURSOR_FLUSH_MS): void {
+  const p = pendingOf.get(engine);
+  if (p === undefined || p.cursors.size === 0) return;
+  const batch = [...p.cursors];
+  try {
+    engine.driver.transaction(() => {
+      const st = engine.driver.prepare(UPSERT);
+      for (const [site, c] of batch) st.run(site, BigInt(c.dbVersion), BigInt(Math.min(c.seq, Number.MAX_SAFE_INTEGER)), BigInt(c.at));
+    });
+  } catch (e) {
+    if (p.timer === undefined) {
+      p.timer = setTimeout(() => {
+        p.timer = undefined;
+        try {
+          flushDeviceCursors(engine, flushMs);
+        } catch {
+          // kept pending: the next download schedules another flush
+        }
+      }, flushMs);
+      p.timer.unref?.();
+    }
+    throw e;
+  }
+  // Only what was written leaves: a cursor noted again meanwhile (same turn: impossible, the
+  // write is synchronous) would be newer.
+  for (const [site, c] of batch) if (p.cursors.get(site) === c) p.cursors.delete(site);
+  if (p.cursors.size === 0 && p.timer !== undefined) {
+    clearTimeout(p.timer);
+    p.timer = undefined;
+  }
+}
