@@ -65,10 +65,12 @@ export interface TableContext {
   insertPkOnlyRows(n: number): SqlStatement;
   putRowRecords(n: number): SqlStatement;
   setCells(n: number): SqlStatement;
+  /** `setCells` for rows that have a record (bare or not) when it runs: no bare record is made. */
+  setKnownCells(n: number): SqlStatement;
 }
 
 export interface TableStatements {
-  /** (pk) → [cl, sent, icv, db_version, seq, site] */
+  /** (pk) → [cl, sent, icv, db_version, seq, site, rid] */
   rowRecord: SqlStatement;
   /** (pk) → any explicit cell. */
   anyCell: SqlStatement;
@@ -77,8 +79,9 @@ export interface TableStatements {
    * columns (undefined otherwise): [cl, sent, icv, db_version, seq, site] of the row record
    * (NULLs when it has none), then 1/0 whether it has any explicit cell (only when it has no
    * record, else NULL), then each value column's explicit col_version (NULL when implicit or
-   * absent) in `columns` order. The merge reads a row with it instead of `rowRecord`, `anyCell`
-   * and one `cell` per change (apply.ts `Merge.enterRow`).
+   * absent) in `columns` order, then the record's rid (bare or not; NULL without one). The merge
+   * reads a row with it instead of `rowRecord`, `anyCell` and one `cell` per change (apply.ts
+   * `Merge.enterRow`).
    */
   rowState: SqlStatement | undefined;
   /** () → [1] when the table has any clock at all (apply.ts `mergeFresh` needs none). */
@@ -93,6 +96,10 @@ export interface TableStatements {
   cellCols: SqlStatement;
   /** (pk, col, col_version, db_version, seq, site) */
   setCell: SqlStatement;
+  /** (pk) → [rid] of a new bare record, nothing when the key has a record (bare or not). */
+  bareRecord: SqlStatement;
+  /** (rid, col, col_version, db_version, seq, site): `setCell` for a row whose rid the caller read. */
+  setCellByRid: SqlStatement;
   /** (pk, cl, db_version, seq, site): sentinel clock, no implicit cells. */
   setSentinel: SqlStatement;
   /** (pk, icv, db_version, seq, site): a new live row whose cells are all implicit. */
@@ -208,23 +215,22 @@ export function createTableContext(
     rowsOf('r', n, `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site)`, '(?, ?, ?, ?, ?, ?, ?)', ` ${recordsUpsert}`);
   // Cells by key: the rows' keys get bare records first where they have none (one statement over
   // the same parameters), then the cells are written under their records' rids, in order.
+  const setKnownCells = (n: number): SqlStatement =>
+    rowsOf('c', n, `INSERT INTO ${c} (rid, col, col_version, db_version, seq, site)`, `((SELECT rid FROM ${r} WHERE pk = ?), ?, ?, ?, ?, ?)`, ` ${cellsUpsert}`);
   const setCells = (n: number): SqlStatement =>
-    both(
-      rowsOf('b', n, `INSERT INTO ${r} ${BARE_RECORD_COLUMNS} SELECT ${bareRecordValues('column1')} FROM (`, '(?, ?, ?, ?, ?, ?)', ') WHERE true ON CONFLICT (pk) DO NOTHING'),
-      rowsOf('c', n, `INSERT INTO ${c} (rid, col, col_version, db_version, seq, site) SELECT (SELECT rid FROM ${r} WHERE pk = v.column1), v.column2, v.column3, v.column4, v.column5, v.column6 FROM (`, '(?, ?, ?, ?, ?, ?)', `) v WHERE true ${cellsUpsert}`),
-    );
+    firstOfSix(rowsOf('b', n, `INSERT INTO ${r} ${BARE_RECORD_COLUMNS}`, `(${bareRecordValues('?')})`, ' ON CONFLICT (pk) DO NOTHING'), setKnownCells(n));
   // The rid of key ?, for the statements that read or change a row's explicit cells.
   const ridOf = `(SELECT rid FROM ${r} WHERE pk = ?)`;
   // A record column, NULL for a bare record (which stands for none).
   const rec = (x: string): string => `CASE WHEN r.cl <> ${BARE_CL} THEN ${x} END`;
   const stmts: TableStatements = {
-    rowRecord: driver.prepare(`SELECT cl, sent, icv, db_version, seq, site FROM ${r} WHERE pk = ? AND cl <> ${BARE_CL}`),
+    rowRecord: driver.prepare(`SELECT cl, sent, icv, db_version, seq, site, rid FROM ${r} WHERE pk = ? AND cl <> ${BARE_CL}`),
     anyCell: driver.prepare(`SELECT 1 FROM ${c} WHERE rid = ${ridOf} LIMIT 1`),
     rowState:
       columns.length > ROW_STATE_COLUMNS
         ? undefined
         : driver.prepare(
-            `SELECT ${rec('r.cl')}, r.sent, r.icv, r.db_version, r.seq, r.site, CASE WHEN r.pk IS NULL OR r.cl = ${BARE_CL} THEN EXISTS (SELECT 1 FROM ${c} x WHERE x.rid = r.rid) END${columns.map((v) => `, (SELECT x.col_version FROM ${c} x WHERE x.rid = r.rid AND x.col = ${v.id})`).join('')}
+            `SELECT ${rec('r.cl')}, r.sent, r.icv, r.db_version, r.seq, r.site, CASE WHEN r.pk IS NULL OR r.cl = ${BARE_CL} THEN EXISTS (SELECT 1 FROM ${c} x WHERE x.rid = r.rid) END${columns.map((v) => `, (SELECT x.col_version FROM ${c} x WHERE x.rid = r.rid AND x.col = ${v.id})`).join('')}, r.rid
              FROM (SELECT ? AS k) q LEFT JOIN ${r} r ON r.pk = q.k`,
           ),
     anyMetadata: driver.prepare(`SELECT EXISTS (SELECT 1 FROM ${r}) OR EXISTS (SELECT 1 FROM ${c})`),
@@ -233,6 +239,8 @@ export function createTableContext(
     otherWriter: driver.prepare(`SELECT site FROM ${c} WHERE rid = ${ridOf} AND site <> ? LIMIT 1`),
     cellCols: driver.prepare(`SELECT col FROM ${c} WHERE rid = ${ridOf}`),
     setCell: setCells(1),
+    bareRecord: driver.prepare(`INSERT INTO ${r} ${BARE_RECORD_COLUMNS} VALUES (${bareRecordValues('?')}) ON CONFLICT (pk) DO NOTHING RETURNING rid`),
+    setCellByRid: driver.prepare(`INSERT INTO ${c} (rid, col, col_version, db_version, seq, site) VALUES (?, ?, ?, ?, ?, ?) ${cellsUpsert}`),
     setSentinel: driver.prepare(
       `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site) VALUES (?, ?, 1, NULL, ?, ?, ?)
        ON CONFLICT (pk) DO UPDATE SET cl = excluded.cl, sent = 1, icv = NULL, db_version = excluded.db_version,
@@ -297,6 +305,7 @@ export function createTableContext(
     insertPkOnlyRows,
     putRowRecords,
     setCells,
+    setKnownCells,
     stateByPk(n) {
       let s = byPk.get(n);
       if (s === undefined) {
@@ -322,11 +331,16 @@ export function createTableContext(
 
 export type PkValues = SqlValue[];
 
-/** `a` then `b` with the same parameters, as one statement to the caller (reads are `b`'s). */
-function both(a: SqlStatement, b: SqlStatement): SqlStatement {
+/**
+ * `a` with the first of every six parameters (the keys of `setCells` rows), then `b` with all of
+ * them, as one statement to the caller (reads are `b`'s).
+ */
+function firstOfSix(a: SqlStatement, b: SqlStatement): SqlStatement {
   return {
     run: (...p) => {
-      a.run(...p);
+      const keys: SqlValue[] = [];
+      for (let i = 0; i < p.length; i += 6) keys.push(p[i] as SqlValue);
+      a.run(...keys);
       return b.run(...p);
     },
     get: (...p) => b.get(...p),
