@@ -121,12 +121,14 @@ export class SyncEngine {
    * transaction, every clock kept.
    */
   #upgradeLayout(): void {
-    const old = (this.driver.prepare('SELECT tbl FROM offsync_tables').all() as { tbl: string }[])
-      .map((r) => String(r.tbl))
-      .filter((tbl) => this.driver.prepare('SELECT 1 FROM pragma_table_info(?) WHERE name = ?').getRaw(cellsTableName(tbl), 'pk') !== undefined);
-    if (old.length === 0) return;
+    const old = (): string[] =>
+      (this.driver.prepare('SELECT tbl FROM offsync_tables').all() as { tbl: string }[])
+        .map((r) => String(r.tbl))
+        .filter((tbl) => this.driver.prepare('SELECT 1 FROM pragma_table_info(?) WHERE name = ?').getRaw(cellsTableName(tbl), 'pk') !== undefined);
+    if (old().length === 0) return;
+    // Read again under the write lock: another connection may have converted the file in between.
     this.driver.transaction(() => {
-      for (const tbl of old) this.driver.exec(migrateMetaTablesSql(tbl));
+      for (const tbl of old()) this.driver.exec(migrateMetaTablesSql(tbl));
     });
   }
 

@@ -90,7 +90,8 @@ function tableFold(ctx: TableContext): TableFold {
     // Updated keys without a record get a bare one first: their cells need a rid.
     runBare: pkOnly
       ? undefined
-      : `INSERT INTO ${r} ${BARE_RECORD_COLUMNS} SELECT ${bareRecordValues(key('k'))} FROM offsync_write_log WHERE ${inRun} ON CONFLICT (pk) DO NOTHING`,
+      : `INSERT INTO ${r} ${BARE_RECORD_COLUMNS} SELECT ${bareRecordValues('x.pk')}
+      FROM (SELECT ${key('k')} AS pk FROM offsync_write_log WHERE ${inRun}) x WHERE NOT EXISTS (SELECT 1 FROM ${r} WHERE pk = x.pk) ON CONFLICT (pk) DO NOTHING`,
     // Updates in log order, one upsert per changed cell: a key updated again in the run finds the
     // cell the earlier update made (col_version + 1, the later version), as the per-row rules do.
     // The row's implicit col_version (a cell without an explicit clock) is read once per log row.
