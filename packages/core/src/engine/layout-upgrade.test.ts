@@ -178,3 +178,63 @@ describe('clock tables of the layout before row ids (upgrade on open)', () => {
     }
   });
 });
+
+describe('bare records (cells of a row without a record of its own)', () => {
+  const feedOf = (e: SyncEngine): string[] => [...e.changes()].map((c) => `${c.col}=${String(c.val)} cv${c.colVersion} cl${c.cl}`);
+  const cls = (e: SyncEngine): unknown[] => {
+    e.foldPending();
+    return clockTables(e, 'todos').records.map((r) => r[1]);
+  };
+
+  function pair(): { peer: SyncEngine; e: SyncEngine; title: Change[] } {
+    const peer = openSyncDatabase(':memory:', opts(5));
+    const e = openSyncDatabase(':memory:', opts(6));
+    for (const x of [peer, e]) {
+      x.driver.exec(TABLES[0]?.ddl ?? '');
+      x.init('todos');
+    }
+    peer.driver.exec("INSERT INTO todos (id, title) VALUES ('k', 'one'); UPDATE todos SET title = 'two'");
+    const title = [...peer.changes()].filter((c) => c.col === 'title');
+    expect(title).toHaveLength(1);
+    expect(e.applyChanges(title).applied).toBe(1);
+    peer.close();
+    return { peer, e, title };
+  }
+
+  test('the feed, a repeated merge, a local update and a delete see no record', () => {
+    const { e, title } = pair();
+    try {
+      expect(feedOf(e)).toEqual(['title=two cv2 cl1']);
+      expect(cls(e)).toEqual([0n]);
+      expect(e.applyChanges(title).applied).toBe(0);
+      // A local update: the row's implicit col_version is 0 (no live record); the row stays bare.
+      e.driver.exec("UPDATE todos SET done = 1 WHERE id = 'k'");
+      expect(feedOf(e)).toEqual(['title=two cv2 cl1', 'done=1 cv1 cl1']);
+      expect(cls(e)).toEqual([0n]);
+      // Deleted: a tombstone of causal length 2 (as over no record), the cells gone.
+      e.driver.exec("DELETE FROM todos WHERE id = 'k'");
+      expect(feedOf(e)).toEqual(['__[RIP]__=null cv2 cl2']);
+      const { records, cells } = clockTables(e, 'todos');
+      expect(records.map((r) => r.slice(1, 4))).toEqual([[2n, 1n, null]]);
+      expect(cells).toEqual([]);
+    } finally {
+      e.close();
+    }
+  });
+
+  test('a local insert over a bare record writes what it writes for a key with cells and no record', () => {
+    const { e } = pair();
+    try {
+      // Writes of rows outside the filter are not tracked: the base row goes, the bare record stays.
+      e.setRowFilter('todos', 'done = 0');
+      e.driver.exec("UPDATE todos SET done = 1 WHERE id = 'k'; DELETE FROM todos WHERE id = 'k'");
+      expect(cls(e)).toEqual([0n]);
+      e.driver.exec("INSERT INTO todos (id, title) VALUES ('k', 'local')");
+      // Causal length 1 + 2 (cells exist), a sentinel, the explicit cell bumped once, the others implicit.
+      expect(cls(e)).toEqual([3n]);
+      expect(feedOf(e)).toEqual(['__[RIP]__=null cv3 cl3', 'title=local cv3 cl3', 'done=0 cv1 cl3', 'note=null cv1 cl3']);
+    } finally {
+      e.close();
+    }
+  });
+});
