@@ -162,6 +162,16 @@ export class BatchedWrites {
     this.#pending = true;
   }
 
+  /** `t.stmts.setCellByRid` (rid, col, col_version, db_version, seq, site): a row whose rid the caller read. */
+  setCellByRid(t: TableContext, rid: bigint, col: bigint, cv: bigint, dbv: bigint, seq: bigint, site: bigint): void {
+    const w = this.#of(t);
+    const q = w.cells;
+    if (q.kind !== 'R') w.enter(q, 'R', 6, (n) => t.setCellsByRid(n));
+    q.params.push(rid, col, cv, dbv, seq, site);
+    if (++q.rows === q.cap) w.flushCells();
+    this.#pending = true;
+  }
+
   /** `t.stmts.dropCells` (pk): one statement, in the cells' order. */
   dropCells(t: TableContext, pk: Uint8Array): void {
     const w = this.#of(t);

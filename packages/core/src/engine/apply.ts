@@ -294,7 +294,8 @@ class Merge {
     // A row with a record (this merge writes records at once) needs no bare record for its cells;
     // written at once, neither does a row with cells (cl > 0: its bare record exists).
     if (this.out !== undefined && this.deferRow) {
-      this.out.setCell(t, this.pk, colId, cv, dbv, seq, site, this.rec !== undefined);
+      if (this.rid !== undefined) this.out.setCellByRid(t, this.rid, colId, cv, dbv, seq, site);
+      else this.out.setCell(t, this.pk, colId, cv, dbv, seq, site, this.rec !== undefined);
       this.curCells.add(colId);
     } else {
       // A row without a record or cells: a bare record, whose rid the next cells use.

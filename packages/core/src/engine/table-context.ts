@@ -67,6 +67,8 @@ export interface TableContext {
   setCells(n: number): SqlStatement;
   /** `setCells` for rows that have a record (bare or not) when it runs: no bare record is made. */
   setKnownCells(n: number): SqlStatement;
+  /** `setCells` by rid (rid, col, col_version, db_version, seq, site): `stmts.setCellByRid` for `n` rows. */
+  setCellsByRid(n: number): SqlStatement;
 }
 
 export interface TableStatements {
@@ -217,6 +219,7 @@ export function createTableContext(
   // the same parameters), then the cells are written under their records' rids, in order.
   const setKnownCells = (n: number): SqlStatement =>
     rowsOf('c', n, `INSERT INTO ${c} (rid, col, col_version, db_version, seq, site)`, `((SELECT rid FROM ${r} WHERE pk = ?), ?, ?, ?, ?, ?)`, ` ${cellsUpsert}`);
+  const setCellsByRid = (n: number): SqlStatement => rowsOf('R', n, `INSERT INTO ${c} (rid, col, col_version, db_version, seq, site)`, '(?, ?, ?, ?, ?, ?)', ` ${cellsUpsert}`);
   const setCells = (n: number): SqlStatement =>
     firstOfSix(rowsOf('b', n, `INSERT INTO ${r} ${BARE_RECORD_COLUMNS}`, `(${bareRecordValues('?')})`, ' ON CONFLICT (pk) DO NOTHING'), setKnownCells(n));
   // The rid of key ?, for the statements that read or change a row's explicit cells.
@@ -240,7 +243,7 @@ export function createTableContext(
     cellCols: driver.prepare(`SELECT col FROM ${c} WHERE rid = ${ridOf}`),
     setCell: setCells(1),
     bareRecord: driver.prepare(`INSERT INTO ${r} ${BARE_RECORD_COLUMNS} VALUES (${bareRecordValues('?')}) ON CONFLICT (pk) DO NOTHING RETURNING rid`),
-    setCellByRid: driver.prepare(`INSERT INTO ${c} (rid, col, col_version, db_version, seq, site) VALUES (?, ?, ?, ?, ?, ?) ${cellsUpsert}`),
+    setCellByRid: setCellsByRid(1),
     setSentinel: driver.prepare(
       `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site) VALUES (?, ?, 1, NULL, ?, ?, ?)
        ON CONFLICT (pk) DO UPDATE SET cl = excluded.cl, sent = 1, icv = NULL, db_version = excluded.db_version,
@@ -306,6 +309,7 @@ export function createTableContext(
     putRowRecords,
     setCells,
     setKnownCells,
+    setCellsByRid,
     stateByPk(n) {
       let s = byPk.get(n);
       if (s === undefined) {
