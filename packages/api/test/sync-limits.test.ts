@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { checksum48, encodePayload, MAX_CLOCK } from '@offsync/core';
 import { openSyncDatabase } from '@offsync/core/sqlite';
+import { clockTables } from '@offsync/core/testing';
 import { listenTestServer } from './sync-fixtures/server.ts';
 import type { TestServer } from './sync-fixtures/server.ts';
 import { call, insertTodos, newDevice, ownPayload, ROWS_SQL, siteHex } from './sync-fixtures/devices.ts';
@@ -45,8 +46,7 @@ function centralDump(db: string): unknown {
   return {
     rows: e.driver.prepare(ROWS_SQL).all(),
     clock: e.dbVersion(),
-    cells: e.driver.prepare('SELECT * FROM "todos__crdt_cells" ORDER BY pk, col').all(),
-    records: e.driver.prepare('SELECT * FROM "todos__crdt_rows" ORDER BY pk').all(),
+    ...clockTables(e, 'todos'),
   };
 }
 

@@ -229,7 +229,9 @@ rows.push({
 function metaPerRow(d: Database.Database): { meta: number; base: number; live: number } {
   const liveRows = Number(d.prepare('SELECT count(*) FROM todos').pluck().get());
   const sum = (where: string): number => Number(d.prepare(`SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE ${where}`).pluck().get());
-  const base = "(name = 'todos' OR name LIKE 'sqlite\\_autoindex\\_todos%' ESCAPE '\\')";
+  // (The base table's own autoindexes only: `sqlite_autoindex_todos__crdt_rows_1`, the clock
+  // records' UNIQUE(pk), is metadata.)
+  const base = "(name = 'todos' OR name GLOB 'sqlite_autoindex_todos_[0-9]*')";
   try {
     return { meta: sum(`NOT ${base} AND name NOT IN ('sqlite_schema', 'sqlite_master', 'sqlite_stat1')`) / liveRows, base: sum(base) / liveRows, live: liveRows };
   } catch {

@@ -68,17 +68,23 @@ class TableWrites {
   /** Starts a run of `kind` on `q` unless it is the current one; `single`: one row per statement. */
   enter(q: Run, kind: string, width: number, prepare: (n: number) => SqlStatement, single = false): void {
     if (q.kind === kind) return;
-    flushRun(q);
+    if (q === this.cells) this.flushCells();
+    else flushRun(q);
     q.kind = kind;
     q.width = width;
     q.cap = single ? 1 : capFor(width);
     q.prepare = prepare;
   }
 
-  flush(): void {
-    flushRun(this.base);
+  /** The cells' run, after the records' (a cell written for a row whose record is queued finds it). */
+  flushCells(): void {
     flushRun(this.records);
     flushRun(this.cells);
+  }
+
+  flush(): void {
+    flushRun(this.base);
+    this.flushCells();
   }
 }
 
@@ -141,13 +147,29 @@ export class BatchedWrites {
     this.#rowDone(q);
   }
 
-  /** `t.stmts.setCell` (pk, col, col_version, db_version, seq, site). */
-  setCell(t: TableContext, pk: Uint8Array, col: bigint, cv: bigint, dbv: bigint, seq: bigint, site: bigint): void {
+  /**
+   * `t.stmts.setCell` (pk, col, col_version, db_version, seq, site). `known`: the row has a
+   * record in the table or queued here (cells run after the records queued before them), so
+   * no bare record is needed (`TableContext.setKnownCells`).
+   */
+  setCell(t: TableContext, pk: Uint8Array, col: bigint, cv: bigint, dbv: bigint, seq: bigint, site: bigint, known = false): void {
     const w = this.#of(t);
     const q = w.cells;
-    if (q.kind !== 'c') w.enter(q, 'c', 6, (n) => t.setCells(n));
+    const kind = known ? 'C' : 'c';
+    if (q.kind !== kind) w.enter(q, kind, 6, known ? (n) => t.setKnownCells(n) : (n) => t.setCells(n));
     q.params.push(pk, col, cv, dbv, seq, site);
-    this.#rowDone(q);
+    if (++q.rows === q.cap) w.flushCells();
+    this.#pending = true;
+  }
+
+  /** `t.stmts.setCellByRid` (rid, col, col_version, db_version, seq, site): a row whose rid the caller read. */
+  setCellByRid(t: TableContext, rid: bigint, col: bigint, cv: bigint, dbv: bigint, seq: bigint, site: bigint): void {
+    const w = this.#of(t);
+    const q = w.cells;
+    if (q.kind !== 'R') w.enter(q, 'R', 6, (n) => t.setCellsByRid(n));
+    q.params.push(rid, col, cv, dbv, seq, site);
+    if (++q.rows === q.cap) w.flushCells();
+    this.#pending = true;
   }
 
   /** `t.stmts.dropCells` (pk): one statement, in the cells' order. */

@@ -213,6 +213,8 @@ class Merge {
   pkValues: SqlValue[] = [];
   /** Row record: [cl, icv, db_version, seq, site] or undefined. */
   rec: RowRecord | undefined;
+  /** The current row's rid as read by {@link enterRow} (a bare record's too), undefined when it had none. */
+  rid: bigint | undefined;
   cl = 0;
   readonly pending = new Map<string, SqlValue>();
   ch!: Change;
@@ -289,10 +291,18 @@ class Merge {
 
   /** A cell clock of the current row: queued when allowed, written at once otherwise. */
   setCell(t: TableContext, colId: bigint, cv: bigint, dbv: bigint, seq: bigint, site: bigint): void {
+    // A row with a record (this merge writes records at once) needs no bare record for its cells;
+    // written at once, neither does a row with cells (cl > 0: its bare record exists).
     if (this.out !== undefined && this.deferRow) {
-      this.out.setCell(t, this.pk, colId, cv, dbv, seq, site);
+      if (this.rid !== undefined) this.out.setCellByRid(t, this.rid, colId, cv, dbv, seq, site);
+      else this.out.setCell(t, this.pk, colId, cv, dbv, seq, site, this.rec !== undefined);
       this.curCells.add(colId);
-    } else t.stmts.setCell.run(this.pk, colId, cv, dbv, seq, site);
+    } else {
+      // A row without a record or cells: a bare record, whose rid the next cells use.
+      if (this.rid === undefined && this.rec === undefined && this.cl === 0) this.rid = t.stmts.bareRecord.getRaw(this.pk)?.[0] as bigint | undefined;
+      if (this.rid !== undefined) t.stmts.setCellByRid.run(this.rid, colId, cv, dbv, seq, site);
+      else (this.rec !== undefined || this.cl > 0 ? t.setKnownCells(1) : t.stmts.setCell).run(this.pk, colId, cv, dbv, seq, site);
+    }
   }
 
   /**
@@ -452,6 +462,8 @@ class Merge {
       const r = state.getRaw(pk) as SqlValue[];
       this.rec = r[0] === null ? undefined : rowRecordOf(r);
       this.cl = this.rec !== undefined ? this.rec[0] : r[6] === 1n ? 1 : 0;
+      const rid = r[7 + t.columns.length];
+      this.rid = rid === null || rid === undefined ? undefined : (rid as bigint);
       const cvs = this.cvs;
       cvs.length = t.columns.length;
       for (let i = 0; i < cvs.length; i++) {
@@ -464,6 +476,7 @@ class Merge {
     this.cvsValid = false;
     const r = t.stmts.rowRecord.getRaw(pk);
     this.rec = r === undefined ? undefined : rowRecordOf(r);
+    this.rid = r === undefined ? undefined : (r[6] as bigint);
     this.cl = this.rec !== undefined ? this.rec[0] : t.stmts.anyCell.getRaw(pk) !== undefined ? 1 : 0;
   }
 
@@ -1325,7 +1338,7 @@ function writeFreshRow(r: FreshRow, version: readonly bigint[], big: (n: number)
     const g = k[4 * j + 1] as number;
     if (g === -1) continue;
     if (best >= 0 && k[4 * j] === k[bi] && g === k[bi + 1] && k[4 * j + 3] === k[bi + 3] && (k[4 * j + 2] as number) - j === (k[bi + 2] as number) - best) continue;
-    out.setCell(t, r.pk, BigInt((cols[j] as { id: number }).id), BigInt(k[4 * j] as number), version[g] as bigint, BigInt(k[4 * j + 2] as number), big(k[4 * j + 3] as number));
+    out.setCell(t, r.pk, BigInt((cols[j] as { id: number }).id), BigInt(k[4 * j] as number), version[g] as bigint, BigInt(k[4 * j + 2] as number), big(k[4 * j + 3] as number), sent !== undefined || best >= 0);
   }
 }
 
@@ -1806,7 +1819,7 @@ function writeGroupedRow(r: GRow, big: (n: number) => bigint, out: BatchedWrites
   if (r.cellsDropped) out.dropCells(t, r.pk);
   for (const [col, c] of r.cells) {
     if (!c.dirty && !r.cellsDropped) continue;
-    out.setCell(t, r.pk, BigInt(col), BigInt(c.cv), big(c.dbv), BigInt(c.seq), BigInt(c.site));
+    out.setCell(t, r.pk, BigInt(col), BigInt(c.cv), big(c.dbv), BigInt(c.seq), BigInt(c.site), rec !== undefined);
   }
 }
 

@@ -103,7 +103,7 @@ describe('clock bounds', () => {
     server.driver.exec("UPDATE todos SET title = title || '!' ");
     server.foldPending(); // the clock tables hold local writes once the write log is folded
     const cells = `"${cellsTableName('todos')}"`;
-    const n = server.driver.prepare(`UPDATE ${cells} SET col_version = ? WHERE (pk, col) IN (SELECT pk, col FROM ${cells} ORDER BY pk, col LIMIT 1)`).run(2n ** 60n);
+    const n = server.driver.prepare(`UPDATE ${cells} SET col_version = ? WHERE (rid, col) IN (SELECT rid, col FROM ${cells} ORDER BY rid, col LIMIT 1)`).run(2n ** 60n);
     expect(n).toBe(1);
     const feed = [...server.changes({})];
     expect(feed.some((c) => !Number.isSafeInteger(c.colVersion))).toBe(true);

@@ -67,7 +67,7 @@ import { CoreError, CoreErrorCode } from '../errors.ts';
 import type { SqlDriver, SqlStatement } from '../storage/driver.ts';
 import type { Change } from '../types.ts';
 import type { Cursor } from './extract.ts';
-import { cellsTableName, quoteIdent, rowsTableName } from './sql-gen.ts';
+import { BARE_CL, cellsTableName, quoteIdent, rowsTableName } from './sql-gen.ts';
 import type { TableContext } from './table-context.ts';
 
 /** `offsync_settings` key of the compaction floor. */
@@ -270,15 +270,15 @@ export function compactMetadata(driver: SqlDriver, tables: readonly TableContext
     const n = driver
       .prepare(
         `INSERT INTO temp.offsync_compact (pk)
-         SELECT r.pk FROM ${rows} r WHERE r.cl % 2 = 0 AND r.db_version <= ?
-           AND NOT EXISTS (SELECT 1 FROM ${cells} c WHERE c.pk = r.pk AND c.db_version > ?)`,
+         SELECT r.pk FROM ${rows} r WHERE r.cl % 2 = 0 AND r.cl <> ${BARE_CL} AND r.db_version <= ?
+           AND NOT EXISTS (SELECT 1 FROM ${cells} c WHERE c.rid = r.rid AND c.db_version > ?)`,
       )
       .run(v, v);
     if (n === 0) continue;
     const top = driver.prepare(`SELECT max(cl) FROM ${rows} WHERE pk IN (SELECT pk FROM temp.offsync_compact)`).getRaw()?.[0];
     raiseCompactedCl(driver, ctx.name, Number(top ?? 0));
     for (const r of driver.prepare('SELECT pk FROM temp.offsync_compact').iterateRaw()) forget(ctx.name.toLowerCase(), r[0] as Uint8Array);
-    out.cells += driver.prepare(`DELETE FROM ${cells} WHERE pk IN (SELECT pk FROM temp.offsync_compact)`).run();
+    out.cells += driver.prepare(`DELETE FROM ${cells} WHERE rid IN (SELECT rid FROM ${rows} WHERE pk IN (SELECT pk FROM temp.offsync_compact))`).run();
     if (blocks) out.cells += driver.prepare('DELETE FROM offsync_blocks WHERE tbl = ? AND pk IN (SELECT pk FROM temp.offsync_compact)').run(ctx.name);
     out.tombstones += driver.prepare('DELETE FROM offsync_tombstones WHERE tbl = ? AND pk IN (SELECT pk FROM temp.offsync_compact)').run(ctx.name);
     if (priors) out.priors += driver.prepare('DELETE FROM offsync_prior WHERE tbl = ? AND pk IN (SELECT pk FROM temp.offsync_compact)').run(ctx.name);

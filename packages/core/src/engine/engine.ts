@@ -20,7 +20,7 @@ import { changeFeed } from './extract.ts';
 import { assertFeedAbove, compactMetadata, compactionFloor, dropCompactedKeys, liftCompactedKeys } from './compaction.ts';
 import type { CompactionResult } from './compaction.ts';
 import type { FeedOptions } from './extract.ts';
-import { BASE_METADATA_SQL, LOG_TRIGGER_MARKER, TOMBSTONE_VALUES_SETTING, tombstoneValuesSql, cellsTableName, dropMetaTablesSql, dropTriggersSql, metaTableSql, pkBlobSql, quoteIdent, rowFilterSql, rowsTableName, triggerSql } from './sql-gen.ts';
+import { BARE_CL, BARE_RECORD_COLUMNS, BASE_METADATA_SQL, LOG_TRIGGER_MARKER, TOMBSTONE_VALUES_SETTING, tombstoneValuesSql, bareRecordValues, cellsTableName, dropBareSql, dropMetaTablesSql, dropTriggersSql, metaTableSql, migrateMetaTablesSql, pkBlobSql, quoteIdent, rowFilterSql, rowsTableName, triggerSql } from './sql-gen.ts';
 import { foldWriteLog, pendingVersions } from './write-log.ts';
 import { createTableContext } from './table-context.ts';
 import type { TableContext } from './table-context.ts';
@@ -109,9 +109,27 @@ export class SyncEngine {
     } else this.#siteId = own[0] as Uint8Array;
     this.#siteIds.set(0, this.#siteId);
     this.#siteRefs.set(bytesKey(this.#siteId), 0);
+    this.#upgradeLayout();
     this.#loadTables();
     this.#upgradeTriggers();
     this.foldPending();
+  }
+
+  /**
+   * Files written by an older OffSync keep clock tables keyed by the key blob (cells with a `pk`
+   * column): each is converted to the row-id layout (sql-gen.ts `metaTableSql`), all in one
+   * transaction, every clock kept.
+   */
+  #upgradeLayout(): void {
+    const old = (): string[] =>
+      (this.driver.prepare('SELECT tbl FROM offsync_tables').all() as { tbl: string }[])
+        .map((r) => String(r.tbl))
+        .filter((tbl) => this.driver.prepare('SELECT 1 FROM pragma_table_info(?) WHERE name = ?').getRaw(cellsTableName(tbl), 'pk') !== undefined);
+    if (old().length === 0) return;
+    // Read again under the write lock: another connection may have converted the file in between.
+    this.driver.transaction(() => {
+      for (const tbl of old()) this.driver.exec(migrateMetaTablesSql(tbl));
+    });
   }
 
   /**
@@ -397,6 +415,7 @@ export class SyncEngine {
           this.driver.prepare(`DELETE FROM ${cells} WHERE col = ?`).run(BigInt(id));
           this.driver.prepare('DELETE FROM offsync_columns WHERE tbl = ? AND name = ?').run(ctx.name, name);
         }
+        if (gone.length > 0) this.driver.exec(dropBareSql(ctx.name));
       }
       const ids = this.#assignColumnIds(ctx.name, schema.valueColumns.map((c) => c.name));
       this.#loadTables();
@@ -600,7 +619,7 @@ export class SyncEngine {
         const ord = `CASE ${cells}.col ${ctx.columns.map((c) => `WHEN ${c.id} THEN ${c.ord}`).join(' ')} ELSE 0 END`;
         this.driver.prepare(
           `UPDATE ${cells} SET db_version = ?, seq = r.seq + 1 + ${ord}, site = 0
-           FROM ${rows} r WHERE r.pk = ${cells}.pk AND r.cl % 2 = 1`,
+           FROM ${rows} r WHERE r.rid = ${cells}.rid AND r.cl % 2 = 1`,
         ).run(BigInt(v));
       }
       return v;
@@ -746,12 +765,14 @@ export class SyncEngine {
     }
     const version = BigInt(this.dbVersion() + 1);
     const pkOnly = ctx.columns.length === 0;
+    // Rows with a record or explicit cells (a bare record with cells) have clocks already.
     const changed = this.driver
       .prepare(
         `INSERT INTO ${rows} (pk, cl, sent, icv, db_version, seq, site)
          SELECT p.pk, 1, ${pkOnly ? 1 : 0}, ${pkOnly ? 'NULL' : 1}, ?, (row_number() OVER ()) * ${ctx.columns.length + 2}, 0
          FROM (SELECT ${pk} AS pk FROM ${t} AS NEW${this.#filterWhere(ctx.name)}) p
-         WHERE NOT EXISTS (SELECT 1 FROM ${rows} WHERE pk = p.pk) AND NOT EXISTS (SELECT 1 FROM ${cells} WHERE pk = p.pk)`,
+         WHERE NOT EXISTS (SELECT 1 FROM ${rows} r WHERE r.pk = p.pk AND (r.cl <> ${BARE_CL} OR EXISTS (SELECT 1 FROM ${cells} WHERE rid = r.rid)))
+         ON CONFLICT (pk) DO UPDATE SET cl = excluded.cl, sent = excluded.sent, icv = excluded.icv, db_version = excluded.db_version, seq = excluded.seq, site = excluded.site`,
       )
       .run(version);
     if (changed > 0) this.driver.prepare('UPDATE offsync_clock SET v = max(v, ?) WHERE id = 1').run(version);
@@ -761,16 +782,20 @@ export class SyncEngine {
   #backfillColumns(table: string, names: string[]): void {
     if (names.length === 0) return;
     const ctx = this.#require(table);
+    const rows = quoteIdent(rowsTableName(ctx.name));
     const cells = quoteIdent(cellsTableName(ctx.name));
     const version = BigInt(this.dbVersion() + 1);
+    const live = `SELECT ${pkExprFor(ctx)} AS pk FROM ${quoteIdent(ctx.name)} AS NEW${this.#filterWhere(ctx.name)}`;
+    // The cells need a rid: rows without a record get a bare one.
+    this.driver.exec(`INSERT INTO ${rows} ${BARE_RECORD_COLUMNS} SELECT ${bareRecordValues('p.pk')} FROM (${live}) p WHERE true ON CONFLICT (pk) DO NOTHING`);
     for (const name of names) {
       const col = ctx.columns.find((c) => c.name === name);
       if (col === undefined) continue;
       this.driver
         .prepare(
-          `INSERT OR IGNORE INTO ${cells} (pk, col, col_version, db_version, seq, site)
-           SELECT p.pk, ?, 1, ?, (row_number() OVER ()) * ${ctx.columns.length + 2} + ${col.ord + 1}, 0
-           FROM (SELECT ${pkExprFor(ctx)} AS pk FROM ${quoteIdent(ctx.name)} AS NEW${this.#filterWhere(ctx.name)}) p`,
+          `INSERT OR IGNORE INTO ${cells} (rid, col, col_version, db_version, seq, site)
+           SELECT r.rid, ?, 1, ?, (row_number() OVER ()) * ${ctx.columns.length + 2} + ${col.ord + 1}, 0
+           FROM (${live}) p CROSS JOIN ${rows} r ON r.pk = p.pk`,
         )
         .run(BigInt(col.id), version);
     }
@@ -780,8 +805,10 @@ export class SyncEngine {
   #dropVanishedRows(table: string): void {
     const ctx = this.#require(table);
     const live = `SELECT ${pkExprFor(ctx)} FROM ${quoteIdent(ctx.name)} AS NEW`;
-    this.driver.exec(`DELETE FROM ${quoteIdent(cellsTableName(ctx.name))} WHERE pk NOT IN (${live});
-      UPDATE ${quoteIdent(rowsTableName(ctx.name))} SET icv = NULL WHERE icv IS NOT NULL AND pk NOT IN (${live});`);
+    const rows = quoteIdent(rowsTableName(ctx.name));
+    this.driver.exec(`DELETE FROM ${quoteIdent(cellsTableName(ctx.name))} WHERE rid IN (SELECT rid FROM ${rows} WHERE pk NOT IN (${live}));
+      UPDATE ${rows} SET icv = NULL WHERE icv IS NOT NULL AND pk NOT IN (${live});
+      ${dropBareSql(ctx.name)}`);
   }
 
   #recordSchemaHash(): void {

@@ -80,30 +80,84 @@ export const rowsTableName = (table: string): string => `${table}__crdt_rows`;
 export const cellsTableName = (table: string): string => `${table}__crdt_cells`;
 
 /**
- * Clock tables of one synced table.
+ * Clock tables of one synced table (docs/ARCHITECTURE.md "Metadata layout").
  *
- * `<t>__crdt_rows`: one record per known row: causal length `cl`, whether a sentinel clock exists
- * (`sent`), and one clock (db_version, seq, site) shared by the sentinel and by the row's
+ * `<t>__crdt_rows`: one record per known row, keyed by a local row id `rid` (the key blob is
+ * stored once, in the record and its UNIQUE index): causal length `cl`, whether a sentinel clock
+ * exists (`sent`), and one clock (db_version, seq, site) shared by the sentinel and by the row's
  * *implicit* cells: every value column without an explicit cell has col_version `icv`
  * (NULL = no implicit cells), db_version, and seq + 1 + the column's ordinal. A local insert is
  * therefore ONE metadata row instead of one per column.
- * `<t>__crdt_cells`: explicit per-cell clocks (cells updated locally, or merged from peers).
+ * `<t>__crdt_cells`: explicit per-cell clocks (cells updated locally, or merged from peers), keyed
+ * by (rid, col). A row that has explicit cells but no record of its own (a cell merged or updated
+ * before its row was known) has a *bare* record ({@link BARE_CL}): it only gives the cells a rid,
+ * and every read treats it as no record. A record's rid never changes while it exists (records
+ * are updated in place, never replaced).
  */
 export function metaTableSql(table: string): string {
   const r = quoteIdent(rowsTableName(table));
   const c = quoteIdent(cellsTableName(table));
   return `
 CREATE TABLE IF NOT EXISTS ${r} (
-  pk BLOB PRIMARY KEY NOT NULL, cl INTEGER NOT NULL, sent INTEGER NOT NULL, icv INTEGER,
+  rid INTEGER PRIMARY KEY, pk BLOB NOT NULL UNIQUE, cl INTEGER NOT NULL, sent INTEGER NOT NULL, icv INTEGER,
   db_version INTEGER NOT NULL, seq INTEGER NOT NULL, site INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS ${quoteIdent(`${rowsTableName(table)}_v`)} ON ${r} (db_version, seq);
 CREATE TABLE IF NOT EXISTS ${c} (
-  pk BLOB NOT NULL, col INTEGER NOT NULL, col_version INTEGER NOT NULL,
+  rid INTEGER NOT NULL, col INTEGER NOT NULL, col_version INTEGER NOT NULL,
   db_version INTEGER NOT NULL, seq INTEGER NOT NULL, site INTEGER NOT NULL,
-  PRIMARY KEY (pk, col)
+  PRIMARY KEY (rid, col)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ${quoteIdent(`${cellsTableName(table)}_v`)} ON ${c} (db_version, seq);`;
+}
+
+/**
+ * The causal length of a *bare* row record (see {@link metaTableSql}): no record, only a rid for
+ * explicit cells. Its db_version is {@link BARE_VERSION}, below every cursor, so the feed's rows
+ * stream never meets it and the residual cells stream takes its cells (causal length 1).
+ */
+export const BARE_CL = 0;
+export const BARE_VERSION = -1;
+
+/** Columns and values of a bare record: `INSERT INTO <rows> ${BARE_RECORD_COLUMNS} SELECT ${bareRecordValues(key)}`. */
+export const BARE_RECORD_COLUMNS = '(pk, cl, sent, icv, db_version, seq, site)';
+export const bareRecordValues = (pk: string): string => `${pk}, ${BARE_CL}, 0, NULL, ${BARE_VERSION}, 0, 0`;
+
+/**
+ * Statements converting the clock tables of `table` from the layout before row ids (records
+ * WITHOUT ROWID keyed by pk, cells keyed by (pk, col)) to {@link metaTableSql}'s, keeping every
+ * clock: records get rids in key order, cells without a record get a bare one. Run in one
+ * transaction (engine.ts `#upgradeLayout`).
+ */
+export function migrateMetaTablesSql(table: string): string {
+  const r = quoteIdent(rowsTableName(table));
+  const c = quoteIdent(cellsTableName(table));
+  const nr = quoteIdent(`${rowsTableName(table)}_new`);
+  const nc = quoteIdent(`${cellsTableName(table)}_new`);
+  return `
+CREATE TABLE ${nr} (
+  rid INTEGER PRIMARY KEY, pk BLOB NOT NULL UNIQUE, cl INTEGER NOT NULL, sent INTEGER NOT NULL, icv INTEGER,
+  db_version INTEGER NOT NULL, seq INTEGER NOT NULL, site INTEGER NOT NULL
+);
+INSERT INTO ${nr} (pk, cl, sent, icv, db_version, seq, site) SELECT pk, cl, sent, icv, db_version, seq, site FROM ${r} ORDER BY pk;
+INSERT INTO ${nr} ${BARE_RECORD_COLUMNS} SELECT ${bareRecordValues('x.pk')} FROM (SELECT DISTINCT pk FROM ${c}) x WHERE NOT EXISTS (SELECT 1 FROM ${r} WHERE pk = x.pk) ORDER BY x.pk;
+CREATE TABLE ${nc} (
+  rid INTEGER NOT NULL, col INTEGER NOT NULL, col_version INTEGER NOT NULL,
+  db_version INTEGER NOT NULL, seq INTEGER NOT NULL, site INTEGER NOT NULL,
+  PRIMARY KEY (rid, col)
+) WITHOUT ROWID;
+INSERT INTO ${nc} (rid, col, col_version, db_version, seq, site) SELECT n.rid, x.col, x.col_version, x.db_version, x.seq, x.site FROM ${c} x JOIN ${nr} n ON n.pk = x.pk;
+DROP TABLE ${c};
+DROP TABLE ${r};
+ALTER TABLE ${nr} RENAME TO ${r};
+ALTER TABLE ${nc} RENAME TO ${c};
+${metaTableSql(table)}`;
+}
+
+/** Drops the bare records (see {@link metaTableSql}) that have no cell left. */
+export function dropBareSql(table: string): string {
+  const r = quoteIdent(rowsTableName(table));
+  return `DELETE FROM ${r} WHERE cl = ${BARE_CL} AND NOT EXISTS (SELECT 1 FROM ${quoteIdent(cellsTableName(table))} c WHERE c.rid = ${r}.rid);`;
 }
 
 export function dropMetaTablesSql(table: string): string {

@@ -6,7 +6,7 @@
 import type { SqlDriver, SqlStatement } from '../storage/driver.ts';
 import type { TableSchema } from '../schema/introspect.ts';
 import type { CrdtAlgorithm, SqlValue } from '../types.ts';
-import { cellsTableName, orderedColumns, pkBlobSql, quoteIdent, quoteText, rowsTableName } from './sql-gen.ts';
+import { BARE_CL, BARE_RECORD_COLUMNS, bareRecordValues, cellsTableName, orderedColumns, pkBlobSql, quoteIdent, quoteText, rowsTableName } from './sql-gen.ts';
 
 export interface ValueColumn {
   name: string;
@@ -65,10 +65,14 @@ export interface TableContext {
   insertPkOnlyRows(n: number): SqlStatement;
   putRowRecords(n: number): SqlStatement;
   setCells(n: number): SqlStatement;
+  /** `setCells` for rows that have a record (bare or not) when it runs: no bare record is made. */
+  setKnownCells(n: number): SqlStatement;
+  /** `setCells` by rid (rid, col, col_version, db_version, seq, site): `stmts.setCellByRid` for `n` rows. */
+  setCellsByRid(n: number): SqlStatement;
 }
 
 export interface TableStatements {
-  /** (pk) → [cl, sent, icv, db_version, seq, site] */
+  /** (pk) → [cl, sent, icv, db_version, seq, site, rid] */
   rowRecord: SqlStatement;
   /** (pk) → any explicit cell. */
   anyCell: SqlStatement;
@@ -77,8 +81,9 @@ export interface TableStatements {
    * columns (undefined otherwise): [cl, sent, icv, db_version, seq, site] of the row record
    * (NULLs when it has none), then 1/0 whether it has any explicit cell (only when it has no
    * record, else NULL), then each value column's explicit col_version (NULL when implicit or
-   * absent) in `columns` order. The merge reads a row with it instead of `rowRecord`, `anyCell`
-   * and one `cell` per change (apply.ts `Merge.enterRow`).
+   * absent) in `columns` order, then the record's rid (bare or not; NULL without one). The merge
+   * reads a row with it instead of `rowRecord`, `anyCell` and one `cell` per change (apply.ts
+   * `Merge.enterRow`).
    */
   rowState: SqlStatement | undefined;
   /** () → [1] when the table has any clock at all (apply.ts `mergeFresh` needs none). */
@@ -93,6 +98,10 @@ export interface TableStatements {
   cellCols: SqlStatement;
   /** (pk, col, col_version, db_version, seq, site) */
   setCell: SqlStatement;
+  /** (pk) → [rid] of a new bare record, nothing when the key has a record (bare or not). */
+  bareRecord: SqlStatement;
+  /** (rid, col, col_version, db_version, seq, site): `setCell` for a row whose rid the caller read. */
+  setCellByRid: SqlStatement;
   /** (pk, cl, db_version, seq, site): sentinel clock, no implicit cells. */
   setSentinel: SqlStatement;
   /** (pk, icv, db_version, seq, site): a new live row whose cells are all implicit. */
@@ -168,18 +177,19 @@ export function createTableContext(
   const f = (x: string): string => `CAST(${x} AS REAL)`;
   const joined = joinedValuesSql(driver, schema, columns.map((v) => v.name), t);
   const rowsJoinedHead = `SELECT r.pk, ${f('r.cl')}, ${f('r.sent')}, ${f('r.icv')}, ${f('r.db_version')}, ${f('r.seq')}, ${f('r.site')}, ${f('x.col')}, ${f('x.col_version')}, ${f('x.db_version')}, ${f('x.seq')}, ${f('x.site')}, ${joined.select}
-    FROM ${r} r LEFT JOIN ${c} x ON x.pk = r.pk ${joined.join}
+    FROM ${r} r LEFT JOIN ${c} x ON x.rid = r.rid ${joined.join}
     WHERE r.db_version >= ?`;
   const rowsJoinedSql = `${rowsJoinedHead} ORDER BY r.db_version, r.seq, r.pk`;
   const visible = new Map<string, SqlStatement>();
-  // The cells are walked in the (db_version, seq) index alone (it holds pk and col) and judged
-  // against their row record; only a cell that stays is looked up for its col_version and site
-  // (`v`, the same cell: always there). Without that, every cell of the table is read in full,
-  // even at cursor 0, where the stream is usually empty (extract-speed.ts: ~65 → ~40 ms CPU for
-  // 90k cells). CROSS JOIN keeps `v` innermost.
-  const residualSql = `SELECT x.pk, ${f('x.col')}, ${f('v.col_version')}, ${f('x.db_version')}, ${f('x.seq')}, ${f('v.site')}, ${f('COALESCE(r.cl, 1)')}
-    FROM ${c} x LEFT JOIN ${r} r ON r.pk = x.pk CROSS JOIN ${c} v ON v.pk = x.pk AND v.col = x.col
-    WHERE (x.db_version, x.seq) > (?, ?) AND (r.pk IS NULL OR r.db_version < ? OR (x.db_version, x.seq) < (r.db_version, r.seq))`;
+  // The cells are walked in the (db_version, seq) index alone (it holds rid and col) and judged
+  // against their row record (by rowid); only a cell that stays is looked up for its col_version
+  // and site (`v`, the same cell: always there). Without that, every cell of the table is read in
+  // full, even at cursor 0, where the stream is usually empty (extract-speed.ts: ~65 → ~40 ms CPU
+  // for 90k cells). CROSS JOIN keeps the order x, r, v. A bare record (no record: cl 1 for its
+  // cells) has a db_version below every bound.
+  const residualSql = `SELECT r.pk, ${f('x.col')}, ${f('v.col_version')}, ${f('x.db_version')}, ${f('x.seq')}, ${f('v.site')}, ${f(`CASE r.cl WHEN ${BARE_CL} THEN 1 ELSE r.cl END`)}
+    FROM ${c} x CROSS JOIN ${r} r ON r.rid = x.rid CROSS JOIN ${c} v ON v.rid = x.rid AND v.col = x.col
+    WHERE (x.db_version, x.seq) > (?, ?) AND (r.db_version < ? OR (x.db_version, x.seq) < (r.db_version, r.seq))`;
   const multi = new Map<string, SqlStatement>();
   /** `head VALUES (row), … (n times) tail`, prepared once per text. */
   const rowsOf = (key: string, n: number, head: string, row: string, tail: string): SqlStatement => {
@@ -193,7 +203,7 @@ export function createTableContext(
   };
   const upsertHead = (q: readonly string[]): string => `INSERT INTO ${t} (${[...pkNames, ...q].join(', ')})`;
   const upsertTail = (q: readonly string[]): string => ` ON CONFLICT (${pkNames.join(', ')}) DO UPDATE SET ${q.map((x) => `${x} = excluded.${x}`).join(', ')}`;
-  const cellsUpsert = `ON CONFLICT (pk, col) DO UPDATE SET col_version = excluded.col_version, db_version = excluded.db_version,
+  const cellsUpsert = `ON CONFLICT (rid, col) DO UPDATE SET col_version = excluded.col_version, db_version = excluded.db_version,
        seq = excluded.seq, site = excluded.site`;
   const recordsUpsert = `ON CONFLICT (pk) DO UPDATE SET cl = excluded.cl, sent = excluded.sent, icv = excluded.icv,
        db_version = excluded.db_version, seq = excluded.seq, site = excluded.site`;
@@ -205,37 +215,53 @@ export function createTableContext(
   const insertPkOnlyRows = (n: number): SqlStatement => rowsOf('k', n, `INSERT OR IGNORE INTO ${t} (${pkNames.join(', ')})`, `(${marks})`, '');
   const putRowRecords = (n: number): SqlStatement =>
     rowsOf('r', n, `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site)`, '(?, ?, ?, ?, ?, ?, ?)', ` ${recordsUpsert}`);
-  const setCells = (n: number): SqlStatement => rowsOf('c', n, `INSERT INTO ${c} (pk, col, col_version, db_version, seq, site)`, '(?, ?, ?, ?, ?, ?)', ` ${cellsUpsert}`);
+  // Cells by key: the rows' keys get bare records first where they have none (one statement over
+  // the same parameters), then the cells are written under their records' rids, in order.
+  const setKnownCells = (n: number): SqlStatement =>
+    rowsOf('c', n, `INSERT INTO ${c} (rid, col, col_version, db_version, seq, site)`, `((SELECT rid FROM ${r} WHERE pk = ?), ?, ?, ?, ?, ?)`, ` ${cellsUpsert}`);
+  const setCellsByRid = (n: number): SqlStatement => rowsOf('R', n, `INSERT INTO ${c} (rid, col, col_version, db_version, seq, site)`, '(?, ?, ?, ?, ?, ?)', ` ${cellsUpsert}`);
+  const setCells = (n: number): SqlStatement =>
+    firstOfSix(rowsOf('b', n, `INSERT INTO ${r} ${BARE_RECORD_COLUMNS}`, `(${bareRecordValues('?')})`, ' ON CONFLICT (pk) DO NOTHING'), setKnownCells(n));
+  // The rid of key ?, for the statements that read or change a row's explicit cells.
+  const ridOf = `(SELECT rid FROM ${r} WHERE pk = ?)`;
+  // A record column, NULL for a bare record (which stands for none).
+  const rec = (x: string): string => `CASE WHEN r.cl <> ${BARE_CL} THEN ${x} END`;
   const stmts: TableStatements = {
-    rowRecord: driver.prepare(`SELECT cl, sent, icv, db_version, seq, site FROM ${r} WHERE pk = ?`),
-    anyCell: driver.prepare(`SELECT 1 FROM ${c} WHERE pk = ? LIMIT 1`),
+    rowRecord: driver.prepare(`SELECT cl, sent, icv, db_version, seq, site, rid FROM ${r} WHERE pk = ? AND cl <> ${BARE_CL}`),
+    anyCell: driver.prepare(`SELECT 1 FROM ${c} WHERE rid = ${ridOf} LIMIT 1`),
     rowState:
       columns.length > ROW_STATE_COLUMNS
         ? undefined
         : driver.prepare(
-            `SELECT r.cl, r.sent, r.icv, r.db_version, r.seq, r.site, CASE WHEN r.pk IS NULL THEN EXISTS (SELECT 1 FROM ${c} x WHERE x.pk = q.k) END${columns.map((v) => `, (SELECT x.col_version FROM ${c} x WHERE x.pk = q.k AND x.col = ${v.id})`).join('')}
+            `SELECT ${rec('r.cl')}, r.sent, r.icv, r.db_version, r.seq, r.site, CASE WHEN r.pk IS NULL OR r.cl = ${BARE_CL} THEN EXISTS (SELECT 1 FROM ${c} x WHERE x.rid = r.rid) END${columns.map((v) => `, (SELECT x.col_version FROM ${c} x WHERE x.rid = r.rid AND x.col = ${v.id})`).join('')}, r.rid
              FROM (SELECT ? AS k) q LEFT JOIN ${r} r ON r.pk = q.k`,
           ),
     anyMetadata: driver.prepare(`SELECT EXISTS (SELECT 1 FROM ${r}) OR EXISTS (SELECT 1 FROM ${c})`),
-    cell: driver.prepare(`SELECT col_version FROM ${c} WHERE pk = ? AND col = ?`),
-    cellSite: driver.prepare(`SELECT site FROM ${c} WHERE pk = ? AND col = ?`),
-    otherWriter: driver.prepare(`SELECT site FROM ${c} WHERE pk = ? AND site <> ? LIMIT 1`),
-    cellCols: driver.prepare(`SELECT col FROM ${c} WHERE pk = ?`),
+    cell: driver.prepare(`SELECT col_version FROM ${c} WHERE rid = ${ridOf} AND col = ?`),
+    cellSite: driver.prepare(`SELECT site FROM ${c} WHERE rid = ${ridOf} AND col = ?`),
+    otherWriter: driver.prepare(`SELECT site FROM ${c} WHERE rid = ${ridOf} AND site <> ? LIMIT 1`),
+    cellCols: driver.prepare(`SELECT col FROM ${c} WHERE rid = ${ridOf}`),
     setCell: setCells(1),
+    bareRecord: driver.prepare(`INSERT INTO ${r} ${BARE_RECORD_COLUMNS} VALUES (${bareRecordValues('?')}) ON CONFLICT (pk) DO NOTHING RETURNING rid`),
+    setCellByRid: setCellsByRid(1),
     setSentinel: driver.prepare(
       `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site) VALUES (?, ?, 1, NULL, ?, ?, ?)
        ON CONFLICT (pk) DO UPDATE SET cl = excluded.cl, sent = 1, icv = NULL, db_version = excluded.db_version,
        seq = excluded.seq, site = excluded.site`,
     ),
-    insertRowRecord: driver.prepare(`INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site) VALUES (?, 1, 0, ?, ?, ?, ?)`),
+    // (Over a bare record only: a real one is never there when the merge inserts a row.)
+    insertRowRecord: driver.prepare(
+      `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site) VALUES (?, 1, 0, ?, ?, ?, ?)
+       ON CONFLICT (pk) DO UPDATE SET cl = 1, sent = 0, icv = excluded.icv, db_version = excluded.db_version, seq = excluded.seq, site = excluded.site WHERE cl = ${BARE_CL}`,
+    ),
     putRowRecord: putRowRecords(1),
     materialize: driver.prepare(
-      `INSERT OR IGNORE INTO ${c} (pk, col, col_version, db_version, seq, site)
-       SELECT ?, x.col, ?, ?, ? + 1 + x.ord, ? FROM (${implicitSource}) x`,
+      `INSERT OR IGNORE INTO ${c} (rid, col, col_version, db_version, seq, site)
+       SELECT ${ridOf}, x.col, ?, ?, ? + 1 + x.ord, ? FROM (${implicitSource}) x`,
     ),
     clearImplicit: driver.prepare(`UPDATE ${r} SET icv = NULL WHERE pk = ?`),
-    resetCells: driver.prepare(`UPDATE ${c} SET col_version = 0 WHERE pk = ?`),
-    dropCells: driver.prepare(`DELETE FROM ${c} WHERE pk = ?`),
+    resetCells: driver.prepare(`UPDATE ${c} SET col_version = 0 WHERE rid = ${ridOf}`),
+    dropCells: driver.prepare(`DELETE FROM ${c} WHERE rid = ${ridOf}`),
     deleteRow: driver.prepare(`DELETE FROM ${t} WHERE ${where}`),
     insertPkOnly: insertPkOnlyRows(1),
     selectRow: driver.prepare(`SELECT ${columns.length ? columns.map((v) => quoteIdent(v.name)).join(', ') : '1'} FROM ${t} WHERE ${where}`),
@@ -282,14 +308,16 @@ export function createTableContext(
     insertPkOnlyRows,
     putRowRecords,
     setCells,
+    setKnownCells,
+    setCellsByRid,
     stateByPk(n) {
       let s = byPk.get(n);
       if (s === undefined) {
         const keyed = joinedValuesSql(driver, schema, columns.map((v) => v.name), t, 'k.pk');
         const keys = Array.from({ length: n }, (_, i) => `(${i}.0, ?)`).join(', ');
         s = driver.prepare(`WITH k(i, pk) AS (VALUES ${keys})
-          SELECT k.i, ${f('r.cl')}, ${f('r.sent')}, ${f('r.icv')}, ${f('r.db_version')}, ${f('r.seq')}, ${f('r.site')}, ${f('x.col')}, ${f('x.col_version')}, ${f('x.db_version')}, ${f('x.seq')}, ${f('x.site')}, ${keyed.select}
-          FROM k LEFT JOIN ${r} r ON r.pk = k.pk LEFT JOIN ${c} x ON x.pk = k.pk ${keyed.join}`);
+          SELECT k.i, ${['r.cl', 'r.sent', 'r.icv', 'r.db_version', 'r.seq', 'r.site'].map((x) => rec(f(x))).join(', ')}, ${f('x.col')}, ${f('x.col_version')}, ${f('x.db_version')}, ${f('x.seq')}, ${f('x.site')}, ${keyed.select}
+          FROM k LEFT JOIN ${r} r ON r.pk = k.pk LEFT JOIN ${c} x ON x.rid = r.rid ${keyed.join}`);
         byPk.set(n, s);
       }
       return s;
@@ -306,6 +334,25 @@ export function createTableContext(
 }
 
 export type PkValues = SqlValue[];
+
+/**
+ * `a` with the first of every six parameters (the keys of `setCells` rows), then `b` with all of
+ * them, as one statement to the caller (reads are `b`'s).
+ */
+function firstOfSix(a: SqlStatement, b: SqlStatement): SqlStatement {
+  return {
+    run: (...p) => {
+      const keys: SqlValue[] = [];
+      for (let i = 0; i < p.length; i += 6) keys.push(p[i] as SqlValue);
+      a.run(...keys);
+      return b.run(...p);
+    },
+    get: (...p) => b.get(...p),
+    all: (...p) => b.all(...p),
+    getRaw: (...p) => b.getRaw(...p),
+    iterateRaw: (...p) => b.iterateRaw(...p),
+  };
+}
 
 /**
  * The base-table join of the one-pass feed. A single key column of TEXT affinity is decoded from

@@ -10,7 +10,8 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { openSyncDatabase } from '../adapters/sqlite/index.ts';
 import type { SyncEngine } from './engine.ts';
-import { cellsTableName, quoteIdent, rowsTableName } from './sql-gen.ts';
+import { cellsTableName, quoteIdent } from './sql-gen.ts';
+import { clockTables } from '../testing/db-dump.ts';
 import type { Change, SqlValue } from '../types.ts';
 
 const TABLES = [
@@ -34,8 +35,9 @@ function clocks(e: SyncEngine): string[] {
   e.foldPending();
   const out: string[] = [];
   for (const t of TABLES) {
-    for (const r of e.driver.prepare(`SELECT * FROM ${quoteIdent(rowsTableName(t.name))} ORDER BY pk`).all()) out.push(`${t.name} row ${json(Object.values(r))}`);
-    for (const r of e.driver.prepare(`SELECT * FROM ${quoteIdent(cellsTableName(t.name))} ORDER BY pk, col`).all()) out.push(`${t.name} cell ${json(Object.values(r))}`);
+    const { records, cells } = clockTables(e, t.name);
+    for (const r of records) out.push(`${t.name} row ${json(r)}`);
+    for (const r of cells) out.push(`${t.name} cell ${json(r)}`);
   }
   return out;
 }

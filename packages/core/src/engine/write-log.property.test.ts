@@ -26,6 +26,7 @@ import {
 } from './sql-gen.ts';
 import type { TriggerInput } from './sql-gen.ts';
 import { foldWriteLog } from './write-log.ts';
+import { clockTables } from '../testing/db-dump.ts';
 import type { SqlDriver } from '../storage/driver.ts';
 import { readTableSchema } from '../schema/introspect.ts';
 import type { TableSchema } from '../schema/introspect.ts';
@@ -65,22 +66,25 @@ function referenceTriggerSql({ schema, columnIds, algorithm, filter }: TriggerIn
   const when = (alias: string): string => (filter === undefined ? '' : ` AND ${rowFilterSql(schema, alias, filter)}`);
   const revive = (pk: string, forceSentinel: boolean): string => `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site)
     SELECT p.pk, 1 + 2 * p.e, ${forceSentinel || pkOnly ? 1 : 'p.e'}, ${pkOnly ? 'NULL' : 1}, k.v, 0, 0
-    FROM (SELECT q.pk, EXISTS (SELECT 1 FROM ${c} WHERE pk = q.pk) AS e FROM (SELECT ${pk} AS pk) q LIMIT 1) p,
+    FROM (SELECT q.pk, EXISTS (SELECT 1 FROM ${c} WHERE rid = (SELECT rid FROM ${r} WHERE pk = q.pk)) AS e FROM (SELECT ${pk} AS pk) q LIMIT 1) p,
       offsync_clock k WHERE k.id = 1
-    ON CONFLICT (pk) DO UPDATE SET cl = cl + CASE cl % 2 WHEN 0 THEN 1 ELSE 2 END, sent = 1,
+    ON CONFLICT (pk) DO UPDATE SET cl = CASE cl WHEN 0 THEN excluded.cl ELSE cl + CASE cl % 2 WHEN 0 THEN 1 ELSE 2 END END, sent = CASE cl WHEN 0 THEN excluded.sent ELSE 1 END,
       icv = ${pkOnly ? 'NULL' : 'CASE WHEN icv IS NULL OR cl % 2 = 0 THEN 1 ELSE icv + 1 END'},
       db_version = excluded.db_version, seq = 0, site = 0;
   ${pkOnly ? '' : `UPDATE ${c} SET col_version = col_version + 1, db_version = ${clock}, seq = 0, site = 0
-    WHERE pk = (SELECT pk FROM ${r} WHERE pk = ${pk} AND cl % 2 = 1 AND cl > 1);`}`;
+    WHERE rid = (SELECT rid FROM ${r} WHERE pk = ${pk} AND cl % 2 = 1 AND cl > 1);`}`;
   const tombstone = (pk: string): string => `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site)
     SELECT ${pk}, 2, 1, NULL, k.v, 0, 0 FROM offsync_clock k WHERE k.id = 1
     ON CONFLICT (pk) DO UPDATE SET cl = cl + CASE cl % 2 WHEN 1 THEN 1 ELSE 2 END, sent = 1, icv = NULL,
       db_version = excluded.db_version, seq = 0, site = 0;
-  ${pkOnly ? '' : `DELETE FROM ${c} WHERE pk = ${pk};`}`;
-  const bumpCell = (col: { name: string; id: number; ord: number }, pk: string): string => `INSERT INTO ${c} (pk, col, col_version, db_version, seq, site)
-    SELECT p.pk, ${col.id}, COALESCE((SELECT icv FROM ${r} WHERE pk = p.pk AND cl % 2 = 1), 0) + 1, k.v, ${col.ord + 1}, 0
+  ${pkOnly ? '' : `DELETE FROM ${c} WHERE rid = (SELECT rid FROM ${r} WHERE pk = ${pk});`}`;
+  // (A cell of a row without a record: a bare record, causal length 0, gives it a rid.)
+  const bumpCell = (col: { name: string; id: number; ord: number }, pk: string): string => `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site)
+    SELECT ${pk}, 0, 0, NULL, -1, 0, 0 WHERE ${changedSql(col.name)} ON CONFLICT (pk) DO NOTHING;
+  INSERT INTO ${c} (rid, col, col_version, db_version, seq, site)
+    SELECT (SELECT rid FROM ${r} WHERE pk = p.pk), ${col.id}, COALESCE((SELECT icv FROM ${r} WHERE pk = p.pk AND cl % 2 = 1), 0) + 1, k.v, ${col.ord + 1}, 0
     FROM (SELECT ${pk} AS pk WHERE ${changedSql(col.name)}) p, offsync_clock k WHERE k.id = 1
-    ON CONFLICT (pk, col) DO UPDATE SET col_version = col_version + 1, db_version = excluded.db_version, seq = excluded.seq, site = 0;`;
+    ON CONFLICT (rid, col) DO UPDATE SET col_version = col_version + 1, db_version = excluded.db_version, seq = excluded.seq, site = 0;`;
   const out: string[] = [];
   out.push(`CREATE TRIGGER ${ins} AFTER INSERT ON ${t} WHEN ${NOT_APPLYING}${when('NEW')} BEGIN
   ${BUMP_CLOCK}
@@ -233,8 +237,10 @@ function clocks(e: SyncEngine, only?: string): string[] {
   e.foldPending();
   const out: string[] = [];
   for (const t of TABLES.filter((x) => only === undefined || x.name === only)) {
-    for (const r of e.driver.prepare(`SELECT * FROM ${quoteIdent(rowsTableName(t.name))} ORDER BY pk`).all()) out.push(`${t.name} row ${JSON.stringify(Object.values(r), (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v))}`);
-    for (const r of e.driver.prepare(`SELECT * FROM ${quoteIdent(cellsTableName(t.name))} ORDER BY pk, col`).all()) out.push(`${t.name} cell ${JSON.stringify(Object.values(r), (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v))}`);
+    const json = (x: unknown): string => JSON.stringify(x, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v));
+    const { records, cells } = clockTables(e, t.name);
+    for (const r of records) out.push(`${t.name} row ${json(r)}`);
+    for (const r of cells) out.push(`${t.name} cell ${json(r)}`);
   }
   for (const r of e.driver.prepare('SELECT tbl, hex(pk), vals FROM offsync_tombstones ORDER BY tbl, pk').all()) out.push(`tomb ${JSON.stringify(Object.values(r))}`);
   return out;

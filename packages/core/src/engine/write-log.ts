@@ -14,7 +14,7 @@
  */
 import type { SqlDriver } from '../storage/driver.ts';
 import type { TableContext } from './table-context.ts';
-import { LOG_DELETE, LOG_INSERT, LOG_PK_CHANGE, LOG_UPDATE, MAX_MASK_BITS, cellsTableName, loggedKeyBlobSql, quoteIdent, quoteText, rowsTableName } from './sql-gen.ts';
+import { BARE_CL, BARE_RECORD_COLUMNS, LOG_DELETE, LOG_INSERT, LOG_PK_CHANGE, LOG_UPDATE, MAX_MASK_BITS, bareRecordValues, cellsTableName, loggedKeyBlobSql, quoteIdent, quoteText, rowsTableName } from './sql-gen.ts';
 
 const TEMP_SQL = `
 CREATE TEMP TABLE IF NOT EXISTS offsync_fold (pk BLOB NOT NULL, id INTEGER NOT NULL, v INTEGER NOT NULL, kind INTEGER NOT NULL, op INTEGER NOT NULL, m TEXT, rnd INTEGER NOT NULL);
@@ -29,6 +29,7 @@ interface TableFold {
   runTombstone: string;
   runTombstoneCells: string | undefined;
   anyCell: string;
+  runBare: string | undefined;
   runCells: string | undefined;
   stage: string;
   revive: string;
@@ -36,6 +37,7 @@ interface TableFold {
   tombstone: string;
   tombstoneCells: string | undefined;
   aggregate: string | undefined;
+  bare: string | undefined;
   cells: string | undefined;
 }
 
@@ -54,38 +56,53 @@ function tableFold(ctx: TableContext): TableFold {
   const colsSql = `(${ctx.columns.map((v) => `SELECT ${v.id} AS col, ${v.ord} AS ord`).join(' UNION ALL ')})`;
   const bitOn = ctx.columns.length === 1 ? bit(0) : `CASE k.ord ${ctx.columns.map((v) => `WHEN ${v.ord} THEN ${bit(v.ord)}`).join(' ')} END`;
   const inRun = `tbl = ${tbl} AND id BETWEEN ? AND ?`;
+  // Explicit cells of key `k` (through its record's rid; a bare record counts: it has cells).
+  const hasCells = (k: string): string => `EXISTS (SELECT 1 FROM ${r} rr JOIN ${c} cc ON cc.rid = rr.rid WHERE rr.pk = ${k})`;
+  // A revive over a bare record (BARE_CL: no record, only a rid for cells) writes the new record as if none existed.
+  const reviveSet = `cl = CASE cl WHEN ${BARE_CL} THEN excluded.cl ELSE cl + CASE cl % 2 WHEN 0 THEN 1 ELSE 2 END END,
+        sent = CASE cl WHEN ${BARE_CL} THEN excluded.sent ELSE 1 END,
+        icv = ${pkOnly ? 'NULL' : 'CASE WHEN icv IS NULL OR cl % 2 = 0 THEN 1 ELSE icv + 1 END'},
+        db_version = excluded.db_version, seq = 0, site = 0`;
+  // (A bare record's cl 0 is even: a tombstone over it is cl 2, as over no record.)
+  const tombstoneSet = `cl = cl + CASE cl % 2 WHEN 1 THEN 1 ELSE 2 END, sent = 1, icv = NULL,
+        db_version = excluded.db_version, seq = 0, site = 0`;
+  // The implicit col_version of a record `rr` (0 when the row is not alive, or bare).
+  const implicitCv = 'CASE WHEN rr.cl % 2 = 1 THEN COALESCE(rr.icv, 0) ELSE 0 END';
   const fold: TableFold = {
     // Inserts in log order: each upsert sees the ones before it (a key inserted twice, INSERT OR REPLACE).
     runRevive: `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site)
       SELECT f.pk, 1 + 2 * f.e, ${pkOnly ? 1 : 'f.e'}, ${pkOnly ? 'NULL' : 1}, f.v, 0, 0
-      FROM (SELECT x.pk, x.v, EXISTS (SELECT 1 FROM ${c} WHERE pk = x.pk) AS e
+      FROM (SELECT x.pk, x.v, ${hasCells('x.pk')} AS e
         FROM (SELECT ${key('k')} AS pk, ? + id AS v FROM offsync_write_log WHERE ${inRun} ORDER BY id LIMIT -1) x LIMIT -1) f WHERE true
-      ON CONFLICT (pk) DO UPDATE SET cl = cl + CASE cl % 2 WHEN 0 THEN 1 ELSE 2 END, sent = 1,
-        icv = ${pkOnly ? 'NULL' : 'CASE WHEN icv IS NULL OR cl % 2 = 0 THEN 1 ELSE icv + 1 END'},
-        db_version = excluded.db_version, seq = 0, site = 0`,
+      ON CONFLICT (pk) DO UPDATE SET ${reviveSet}`,
     anyCell: `SELECT 1 FROM ${c} LIMIT 1`,
-    runReviveProbe: `SELECT 1 FROM offsync_write_log l WHERE ${inRun} AND EXISTS (SELECT 1 FROM ${c} WHERE pk = ${key('l.k')}) LIMIT 1`,
+    runReviveProbe: `SELECT 1 FROM offsync_write_log l WHERE ${inRun} AND ${hasCells(key('l.k'))} LIMIT 1`,
     // Each insert of a key bumps its explicit cells once, at its version.
     runReviveCells: pkOnly
       ? undefined
       : `UPDATE ${c} SET col_version = col_version + g.n, db_version = g.v, seq = 0, site = 0
-      FROM (SELECT ${key('k')} AS pk, count(*) AS n, ? + max(id) AS v FROM offsync_write_log WHERE ${inRun} GROUP BY 1) g WHERE ${c}.pk = g.pk`,
+      FROM (SELECT rr.rid, g.n, g.v FROM (SELECT ${key('k')} AS pk, count(*) AS n, ? + max(id) AS v FROM offsync_write_log WHERE ${inRun} GROUP BY 1) g
+        JOIN ${r} rr ON rr.pk = g.pk) g WHERE ${c}.rid = g.rid`,
     runTombstone: `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site)
       SELECT ${key('k')}, 2, 1, NULL, ? + id, 0, 0 FROM offsync_write_log WHERE ${inRun} ORDER BY id
-      ON CONFLICT (pk) DO UPDATE SET cl = cl + CASE cl % 2 WHEN 1 THEN 1 ELSE 2 END, sent = 1, icv = NULL,
-        db_version = excluded.db_version, seq = 0, site = 0`,
-    runTombstoneCells: pkOnly ? undefined : `DELETE FROM ${c} WHERE pk IN (SELECT ${key('k')} FROM offsync_write_log WHERE ${inRun})`,
+      ON CONFLICT (pk) DO UPDATE SET ${tombstoneSet}`,
+    runTombstoneCells: pkOnly ? undefined : `DELETE FROM ${c} WHERE rid IN (SELECT rid FROM ${r} WHERE pk IN (SELECT ${key('k')} FROM offsync_write_log WHERE ${inRun}))`,
+    // Updated keys without a record get a bare one first: their cells need a rid.
+    runBare: pkOnly
+      ? undefined
+      : `INSERT INTO ${r} ${BARE_RECORD_COLUMNS} SELECT ${bareRecordValues('x.pk')}
+      FROM (SELECT ${key('k')} AS pk FROM offsync_write_log WHERE ${inRun}) x WHERE NOT EXISTS (SELECT 1 FROM ${r} WHERE pk = x.pk) ON CONFLICT (pk) DO NOTHING`,
     // Updates in log order, one upsert per changed cell: a key updated again in the run finds the
     // cell the earlier update made (col_version + 1, the later version), as the per-row rules do.
     // The row's implicit col_version (a cell without an explicit clock) is read once per log row.
     runCells: pkOnly
       ? undefined
-      : `INSERT INTO ${c} (pk, col, col_version, db_version, seq, site)
-      SELECT f.pk, k.col, f.icv + 1, f.v, k.ord + 1, 0
-      FROM (SELECT x.pk, x.v, x.op, x.m, COALESCE((SELECT icv FROM ${r} WHERE pk = x.pk AND cl % 2 = 1), 0) AS icv
-        FROM (SELECT ${key('k')} AS pk, ? + id AS v, op, m FROM offsync_write_log WHERE ${inRun} ORDER BY id LIMIT -1) x LIMIT -1) f
+      : `INSERT INTO ${c} (rid, col, col_version, db_version, seq, site)
+      SELECT f.rid, k.col, f.icv + 1, f.v, k.ord + 1, 0
+      FROM (SELECT rr.rid, x.v, x.op, x.m, ${implicitCv} AS icv
+        FROM (SELECT ${key('k')} AS pk, ? + id AS v, op, m FROM offsync_write_log WHERE ${inRun} ORDER BY id LIMIT -1) x CROSS JOIN ${r} rr ON rr.pk = x.pk LIMIT -1) f
       CROSS JOIN ${colsSql} k WHERE ${bitOn}
-      ON CONFLICT (pk, col) DO UPDATE SET col_version = col_version + 1, db_version = excluded.db_version, seq = excluded.seq, site = 0`,
+      ON CONFLICT (rid, col) DO UPDATE SET col_version = col_version + 1, db_version = excluded.db_version, seq = excluded.seq, site = 0`,
     // Every (key, log row) item with its version, kind and round.
     stage: `INSERT INTO temp.offsync_fold (pk, id, v, kind, op, m, rnd)
       SELECT pk, id, v, kind, op, m, sum(kind <> ${LOG_UPDATE}) OVER (PARTITION BY pk ORDER BY id) FROM (
@@ -95,20 +112,17 @@ function tableFold(ctx: TableContext): TableFold {
     // Insert (or re-insert over a tombstone), and the new key of a key change (always a sentinel).
     revive: `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site)
       SELECT f.pk, 1 + 2 * f.e, ${pkOnly ? 1 : `CASE WHEN f.kind = ${LOG_PK_CHANGE} THEN 1 ELSE f.e END`}, ${pkOnly ? 'NULL' : 1}, f.v, 0, 0
-      FROM (SELECT x.pk, x.kind, x.v, EXISTS (SELECT 1 FROM ${c} WHERE pk = x.pk) AS e FROM temp.offsync_fold x WHERE x.rnd = ? AND x.kind IN (1, 3) LIMIT -1) f WHERE true
-      ON CONFLICT (pk) DO UPDATE SET cl = cl + CASE cl % 2 WHEN 0 THEN 1 ELSE 2 END, sent = 1,
-        icv = ${pkOnly ? 'NULL' : 'CASE WHEN icv IS NULL OR cl % 2 = 0 THEN 1 ELSE icv + 1 END'},
-        db_version = excluded.db_version, seq = 0, site = 0`,
+      FROM (SELECT x.pk, x.kind, x.v, ${hasCells('x.pk')} AS e FROM temp.offsync_fold x WHERE x.rnd = ? AND x.kind IN (1, 3) LIMIT -1) f WHERE true
+      ON CONFLICT (pk) DO UPDATE SET ${reviveSet}`,
     // A revived row's explicit cells are bumped (a row alive in metadata but missing from the table).
     reviveCells: pkOnly
       ? undefined
-      : `UPDATE ${c} SET col_version = col_version + 1, db_version = f.v, seq = 0, site = 0
-      FROM temp.offsync_fold f WHERE f.rnd = ? AND f.kind IN (1, 3) AND ${c}.pk = f.pk`,
+      : `UPDATE ${c} SET col_version = col_version + 1, db_version = g.v, seq = 0, site = 0
+      FROM (SELECT rr.rid, f.v FROM temp.offsync_fold f JOIN ${r} rr ON rr.pk = f.pk WHERE f.rnd = ? AND f.kind IN (1, 3)) g WHERE ${c}.rid = g.rid`,
     tombstone: `INSERT INTO ${r} (pk, cl, sent, icv, db_version, seq, site)
       SELECT pk, 2, 1, NULL, v, 0, 0 FROM temp.offsync_fold WHERE rnd = ? AND kind = ${LOG_DELETE}
-      ON CONFLICT (pk) DO UPDATE SET cl = cl + CASE cl % 2 WHEN 1 THEN 1 ELSE 2 END, sent = 1, icv = NULL,
-        db_version = excluded.db_version, seq = 0, site = 0`,
-    tombstoneCells: `DELETE FROM ${c} WHERE pk IN (SELECT pk FROM temp.offsync_fold WHERE rnd = ? AND kind = ${LOG_DELETE})`,
+      ON CONFLICT (pk) DO UPDATE SET ${tombstoneSet}`,
+    tombstoneCells: `DELETE FROM ${c} WHERE rid IN (SELECT rid FROM ${r} WHERE pk IN (SELECT pk FROM temp.offsync_fold WHERE rnd = ? AND kind = ${LOG_DELETE}))`,
     // Updates of the round, per cell: how many changed it and the last version that did.
     aggregate: pkOnly
       ? undefined
@@ -116,13 +130,16 @@ function tableFold(ctx: TableContext): TableFold {
       SELECT f.pk, k.col, k.ord, count(*), max(f.v)
       FROM temp.offsync_fold f CROSS JOIN ${colsSql} k ON ${bitOn}
       WHERE f.rnd = ? AND f.kind IN (${LOG_UPDATE}, ${LOG_PK_CHANGE}) GROUP BY f.pk, k.col`,
+    bare: pkOnly
+      ? undefined
+      : `INSERT INTO ${r} ${BARE_RECORD_COLUMNS} SELECT ${bareRecordValues('pk')} FROM temp.offsync_fold_cells WHERE true ON CONFLICT (pk) DO NOTHING`,
     // A cell without an explicit clock starts from the row's implicit col_version (0 when the row is not alive).
     cells: pkOnly
       ? undefined
-      : `INSERT INTO ${c} (pk, col, col_version, db_version, seq, site)
-      SELECT u.pk, u.col, COALESCE((SELECT icv FROM ${r} WHERE pk = u.pk AND cl % 2 = 1), 0) + u.n, u.v, u.ord + 1, 0
-      FROM temp.offsync_fold_cells u WHERE true
-      ON CONFLICT (pk, col) DO UPDATE SET col_version = col_version + (SELECT n FROM temp.offsync_fold_cells WHERE pk = excluded.pk AND col = excluded.col),
+      : `INSERT INTO ${c} (rid, col, col_version, db_version, seq, site)
+      SELECT rr.rid, u.col, ${implicitCv} + u.n, u.v, u.ord + 1, 0
+      FROM temp.offsync_fold_cells u CROSS JOIN ${r} rr ON rr.pk = u.pk WHERE true
+      ON CONFLICT (rid, col) DO UPDATE SET col_version = col_version + (SELECT n FROM temp.offsync_fold_cells WHERE pk = (SELECT pk FROM ${r} WHERE rid = excluded.rid) AND col = excluded.col),
         db_version = excluded.db_version, seq = excluded.seq, site = 0`,
   };
   if (pkOnly) fold.tombstoneCells = undefined;
@@ -234,7 +251,10 @@ function foldRun(driver: SqlDriver, f: TableFold, base: number, kind: number, a:
   } else if (kind === LOG_DELETE) {
     driver.prepare(f.runTombstone).run(v, lo, hi);
     if (f.runTombstoneCells !== undefined) driver.prepare(f.runTombstoneCells).run(lo, hi);
-  } else if (f.runCells !== undefined) driver.prepare(f.runCells).run(v, lo, hi);
+  } else if (f.runCells !== undefined && f.runBare !== undefined) {
+    driver.prepare(f.runBare).run(lo, hi);
+    driver.prepare(f.runCells).run(v, lo, hi);
+  }
 }
 
 /** The general fold: every key's log rows cut into rounds (see the file comment). */
@@ -251,9 +271,12 @@ function foldRounds(driver: SqlDriver, f: TableFold, base: number): void {
       driver.prepare(f.tombstone).run(r);
       if (f.tombstoneCells !== undefined) driver.prepare(f.tombstoneCells).run(r);
     }
-    if (f.aggregate !== undefined && f.cells !== undefined) {
+    if (f.aggregate !== undefined && f.cells !== undefined && f.bare !== undefined) {
       driver.exec('DELETE FROM temp.offsync_fold_cells');
-      if (driver.prepare(f.aggregate).run(r) > 0) driver.prepare(f.cells).run();
+      if (driver.prepare(f.aggregate).run(r) > 0) {
+        driver.prepare(f.bare).run();
+        driver.prepare(f.cells).run();
+      }
     }
   }
   driver.exec('DELETE FROM temp.offsync_fold');

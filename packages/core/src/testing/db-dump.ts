@@ -22,3 +22,23 @@ export function dumpDatabase(e: SyncEngine): Record<string, string[]> {
   }
   return out;
 }
+
+/**
+ * The clock tables of synced `table` keyed by the key blob, as the layout before row ids stored
+ * them: records `[pk, cl, sent, icv, db_version, seq, site]` by pk (bare records, causal length
+ * 0, included), cells `[pk, col, col_version, db_version, seq, site]` by (pk, col). Local row ids
+ * are left out: two databases with the same clocks may number their rows differently. Throws
+ * when a cell's rid names no record (the layout forbids it).
+ */
+export function clockTables(e: SyncEngine, table: string): { records: unknown[][]; cells: unknown[][] } {
+  const q = (s: string): string => `"${s.replace(/"/g, '""')}"`;
+  const r = q(`${table}__crdt_rows`);
+  const c = q(`${table}__crdt_cells`);
+  const records = e.driver.prepare(`SELECT pk, cl, sent, icv, db_version, seq, site FROM ${r} ORDER BY pk`).all().map((x) => Object.values(x));
+  const cells = e.driver
+    .prepare(`SELECT r.pk, c.col, c.col_version, c.db_version, c.seq, c.site FROM ${c} c LEFT JOIN ${r} r ON r.rid = c.rid ORDER BY r.pk, c.col`)
+    .all()
+    .map((x) => Object.values(x));
+  if (cells.some((x) => x[0] === null)) throw new Error(`clockTables: ${table} has cells whose rid names no row record`);
+  return { records, cells };
+}

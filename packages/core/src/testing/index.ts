@@ -5,6 +5,7 @@
  * production code (licence of the extension: docs/PROTOCOL.md §P7).
  */
 export { TODOS_DDL, changesFor, clockRows, openReplica, syncOneWay, tableRows } from './replica.ts';
+export { clockTables, dumpDatabase } from './db-dump.ts';
 export { Star } from './star.ts';
 export type { StarDevice } from './star.ts';
 export { fcSeed, numRuns } from '../codec/test-arbitraries.ts';
