@@ -9,10 +9,12 @@
  *
  * Readers that decide something from a cursor (the compaction floor and its upload guard, the
  * devices' backlog) read {@link cursorOf} / {@link pendingCursors} first, so a pending cursor counts
- * as recorded. A flush refused with SQLITE_BUSY stays pending for the next one; pending cursors
+ * as recorded. A flush never waits for the write lock (main-connection.ts): refused with
+ * SQLITE_BUSY, the cursors stay pending for the next one; pending cursors
  * are flushed before the registry closes a file (`flushDeviceCursors`). A crash loses at most the
  * last window: the stored cursor is then older, which only makes compaction more conservative.
  */
+import { withoutBusyWait } from './main-connection.ts';
 import type { SyncEngine } from './sync-deps.ts';
 
 export const CURSOR_FLUSH_MS = 1000;
@@ -75,10 +77,13 @@ export function flushDeviceCursors(engine: SyncEngine, flushMs = CURSOR_FLUSH_MS
   if (p === undefined || p.cursors.size === 0) return;
   const batch = [...p.cursors];
   try {
-    engine.driver.transaction(() => {
-      const st = engine.driver.prepare(UPSERT);
-      for (const [site, c] of batch) st.run(site, BigInt(c.dbVersion), BigInt(Math.min(c.seq, Number.MAX_SAFE_INTEGER)), BigInt(c.at));
-    });
+    // No synchronous wait for the lock on the event loop: refused, it is tried again later.
+    withoutBusyWait(engine, () =>
+      engine.driver.transaction(() => {
+        const st = engine.driver.prepare(UPSERT);
+        for (const [site, c] of batch) st.run(site, BigInt(c.dbVersion), BigInt(Math.min(c.seq, Number.MAX_SAFE_INTEGER)), BigInt(c.at));
+      }),
+    );
   } catch (e) {
     if (p.timer === undefined) {
       p.timer = setTimeout(() => {

@@ -14,6 +14,7 @@
 import type { ScanResult } from './download-pages.ts';
 import type { Central, CentralEnv, CentralScan, CentralUpload, SynchronousCentral } from './central.ts';
 import { mergeUpload, scanDownload } from './central-worker/jobs.ts';
+import { writeWhenFree } from './main-connection.ts';
 import type { ScanJob, UploadJob, UploadOutcome } from './central-worker/jobs.ts';
 import type { CentralRef } from './central-worker/protocol.ts';
 import type { PeerRecord, PeerState, SyncStatus } from './peer-state.ts';
@@ -23,6 +24,8 @@ import type { DatabaseTarget, Generation, SyncEngine } from './sync-deps.ts';
 
 /** A download further behind than this many versions filters rows by RLS in bulk (rls-sql.ts). */
 const BULK_FILTER_VERSIONS = 1000;
+/** How long a first claim of a site waits (asynchronously) for the write lock before 503 `server_busy`. */
+export const CLAIM_BUSY_BUDGET_MS = 5000;
 
 /**
  * Serialises schema changes of one database with its merges and scans: operations enter and
@@ -107,8 +110,16 @@ export class SqliteCentral implements SynchronousCentral {
     return siteOwnersOf(this.engine).claim(site, owner);
   }
 
+  /**
+   * `claimSiteNow` without blocking the event loop: a known site is one read; a first claim that
+   * finds the write lock held (a central worker's merge) waits on a timer, not on the main
+   * connection's busy timeout (main-connection.ts), for at most {@link CLAIM_BUSY_BUDGET_MS}.
+   */
   claimSite(site: string, owner: string): Promise<string> {
-    return Promise.resolve(this.claimSiteNow(site, owner));
+    const owners = siteOwnersOf(this.engine);
+    const known = owners.ownerOf(site);
+    if (known !== undefined) return Promise.resolve(known);
+    return writeWhenFree(this.engine, () => owners.claim(site, owner), CLAIM_BUSY_BUDGET_MS);
   }
 
   status(site: string): Promise<SyncStatus> {

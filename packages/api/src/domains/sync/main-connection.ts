@@ -1,0 +1,42 @@
+/**
+ * Writes on a central file's main connection (the event loop's) that must not wait for the write
+ * lock synchronously. With central workers, the main connection has a short busy timeout
+ * (central-databases.ts `mainBusyTimeoutMs`, 100 ms) during which better-sqlite3 blocks the whole
+ * process; a small write that finds a worker's merge holding the lock runs here with no busy wait
+ * at all and, refused, is retried after a timer (1 → 50 ms backoff) until its budget is spent.
+ */
+import type { SyncEngine } from './sync-deps.ts';
+
+/** SQLITE_BUSY (or one of its extended codes) from better-sqlite3. */
+export function isSqliteBusyError(e: unknown): boolean {
+  const code = e instanceof Error ? Reflect.get(e, 'code') : undefined;
+  return typeof code === 'string' && (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY_'));
+}
+
+/** `fn` on `engine`'s connection with its busy timeout set to 0 (restored after): refused at once if the lock is held. */
+export function withoutBusyWait<T>(engine: SyncEngine, fn: () => T): T {
+  const before = Number(engine.driver.prepare('PRAGMA busy_timeout').getRaw()?.[0] ?? 0);
+  if (before === 0) return fn();
+  engine.driver.exec('PRAGMA busy_timeout = 0');
+  try {
+    return fn();
+  } finally {
+    engine.driver.exec(`PRAGMA busy_timeout = ${Math.trunc(before)}`);
+  }
+}
+
+/**
+ * `write` without a synchronous busy wait, retried asynchronously while the lock is held, for at
+ * most `budgetMs`; then the last SQLITE_BUSY is thrown (503 `server_busy` for a request).
+ */
+export async function writeWhenFree<T>(engine: SyncEngine, write: () => T, budgetMs: number): Promise<T> {
+  const deadline = performance.now() + budgetMs;
+  for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+    try {
+      return withoutBusyWait(engine, write);
+    } catch (e) {
+      if (!isSqliteBusyError(e) || performance.now() + delay > deadline) throw e;
+    }
+    await new Promise((ok) => setTimeout(ok, delay));
+  }
+}
