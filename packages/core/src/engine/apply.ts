@@ -1138,25 +1138,31 @@ class IncomingGroups {
 }
 
 /**
- * The merge of a batch into tables that hold no clock at all yet (a fresh device, a new
- * database), grouped by (table, pk) across the whole batch: every row's changes are merged in
- * memory in batch order, with exactly the decisions `Merge.merge` takes for a row without
- * metadata, then each row is written once — one base write, one row record whose implicit cells
- * carry the clock most of its cells share, explicit cells only for the others — with the local
- * versions the change-by-change merge assigns (one per incoming group with a winning change, in
- * batch order). No lookup is made. Returns undefined (nothing written but site references) when
- * the batch needs the general merge: options that observe single writes (authorize, conflicts,
- * visibility, tombstone values), a table with metadata, a grow-only table, an unknown table or
- * column, a bad key, or a tie that needs a stored value.
+ * The merge of a batch whose keys are all new to the target, grouped by (table, pk) across the
+ * whole batch: every row's changes are merged in memory in batch order, with exactly the
+ * decisions `Merge.merge` takes for a row without metadata, then each row is written once — one
+ * base write, one row record whose implicit cells carry the clock most of its cells share,
+ * explicit cells only for the others — with the local versions the change-by-change merge
+ * assigns (one per incoming group with a winning change, in batch order, from the current clock).
+ * Into a table that holds no clock at all (a fresh device's first page, a new database) no lookup
+ * is made; into one that does (the later pages of an initial sync), one existence check per chunk
+ * of the batch's keys (`TableContext.anyKnownKey`: a row record, bare or not, or a base row)
+ * comes before any write. Returns undefined (nothing written but site references) when the batch
+ * needs the general merge: options that observe single writes (authorize, conflicts, visibility,
+ * tombstone values), a key the target knows, a grow-only table, an unknown table or column, a bad
+ * key, or a tie that needs a stored value.
  */
 function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOptions): ApplyResult | undefined {
   if (changes.length === 0 || opts.authorize !== undefined || opts.onConflict !== undefined || host.keepTombstoneValues) return undefined;
   const byName = new Map<string, TableContext | null>();
+  /** Tables that hold metadata: the batch's keys are checked against them before anything is written. */
+  const withMetadata = new Set<TableContext>();
   const tableOf = (name: string): TableContext | undefined => {
     let t = byName.get(name);
     if (t === undefined) {
       const ctx = host.table(name);
-      const ok = ctx !== undefined && ctx.algorithm === 'cls' && opts.visibilityColumns?.get(ctx.name.toLowerCase()) === undefined && Number(ctx.stmts.anyMetadata.getRaw()?.[0] ?? 1) === 0;
+      const ok = ctx !== undefined && ctx.algorithm === 'cls' && opts.visibilityColumns?.get(ctx.name.toLowerCase()) === undefined;
+      if (ok && Number(ctx.stmts.anyMetadata.getRaw()?.[0] ?? 1) !== 0) withMetadata.add(ctx);
       t = ok ? ctx : null;
       byName.set(name, t);
     }
@@ -1269,8 +1275,16 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
       continue;
     }
     if (byVersion === 'older') continue;
-    if (!r.hasValue[ord]) return undefined; // the tie needs the stored value
-    if (decideValue('tie', ch.val, r.values[ord] ?? null) === 'win') win(r, ch, ord, gi);
+    // The tie needs the stored value: a column default, or a value the column's affinity may have
+    // converted (the change-by-change merge compares a value it wrote in an earlier run of the
+    // row as the column stored it).
+    const current = r.values[ord] ?? null;
+    if (!r.hasValue[ord] || !storedAsGiven(columnAffinities(t)[ord] as ReturnType<typeof affinity>, current)) return undefined;
+    if (decideValue('tie', ch.val, current) === 'win') win(r, ch, ord, gi);
+  }
+  for (const t of withMetadata) {
+    const rows = rowsByTable.get(t);
+    if (rows !== undefined && anyKnownKey(t, [...rows.values()])) return undefined;
   }
   // Local versions, in batch order: one per incoming group that wrote anything.
   let clock = host.clock();
@@ -1294,6 +1308,26 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
   return { received: changes.length, applied, tables: [...tables], last: { dbVersion: lastCh.dbVersion, seq: lastCh.seq }, dbVersion: clock, rejected: [] };
 }
 
+/** True when the target knows any key of `rows` (one table's): one `anyKnownKey` read per chunk of keys. */
+function anyKnownKey(t: TableContext, rows: readonly FreshRow[]): boolean {
+  const width = t.schema.pkColumns.length;
+  for (let at = 0; at < rows.length; ) {
+    const left = rows.length - at;
+    let n = 1;
+    while (n < left && n < GROUP_CHUNK) n *= 2;
+    const take = Math.min(n, left);
+    const params = new Array<SqlValue>(n * (1 + width));
+    for (let j = 0; j < n; j++) {
+      const r = rows[at + Math.min(j, take - 1)] as FreshRow;
+      params[j] = r.pk;
+      for (let k = 0; k < width; k++) params[n + j * width + k] = r.pkValues[k] as SqlValue;
+    }
+    if (Number(t.anyKnownKey(n).getRaw(...params)?.[0] ?? 1) !== 0) return true;
+    at += take;
+  }
+  return false;
+}
+
 function writeFreshRow(r: FreshRow, version: readonly bigint[], big: (n: number) => bigint, out: BatchedWrites): void {
   if (r.cl === 0) return;
   const t = r.t;
@@ -1313,7 +1347,7 @@ function writeFreshRow(r: FreshRow, version: readonly bigint[], big: (n: number)
     } else if (r.revived) out.insertPkOnly(t, r.pkValues);
   }
   const sent = r.sent;
-  // (No metadata before a fresh merge: the record's upsert inserts, like setSentinel or insertRowRecord.)
+  // (No record of the key before a fresh merge: the record's upsert inserts, like setSentinel or insertRowRecord.)
   if (sent !== undefined) out.putRowRecord(t, r.pk, BigInt(sent[0] as number), 1n, null, version[sent[1] as number] as bigint, BigInt(sent[2] as number), big(sent[3] as number));
   const k = r.clocks;
   // A live row whose every cell has a clock keeps the clock most of them share as implicit cells
@@ -1407,6 +1441,19 @@ interface GRow {
   pkInsert: boolean;
   /** Columns written since the last delete. */
   written: number;
+}
+
+const affinities = new WeakMap<TableContext, ReturnType<typeof affinity>[]>();
+
+/** The affinity of each value column of `t`, by ordinal. */
+function columnAffinities(t: TableContext): ReturnType<typeof affinity>[] {
+  let a = affinities.get(t);
+  if (a === undefined) {
+    const declared = new Map(t.schema.columns.map((c) => [c.name, c.type]));
+    a = t.columns.map((c) => affinity(declared.get(c.name) ?? ''));
+    affinities.set(t, a);
+  }
+  return a;
 }
 
 /** Values that SQLite stores exactly as given in a column of this affinity (a read gives them back unchanged). */
@@ -1570,16 +1617,7 @@ function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: App
     const f = tableFirst.get(t.name);
     if (f === undefined || i < f) tableFirst.set(t.name, i);
   };
-  const affinities = new Map<TableContext, ReturnType<typeof affinity>[]>();
-  const affinityOf = (t: TableContext): ReturnType<typeof affinity>[] => {
-    let a = affinities.get(t);
-    if (a === undefined) {
-      const declared = new Map(t.schema.columns.map((c) => [c.name, c.type]));
-      a = t.columns.map((c) => affinity(declared.get(c.name) ?? ''));
-      affinities.set(t, a);
-    }
-    return a;
-  };
+  const affinityOf = columnAffinities;
   const out = new BatchedWrites();
   const readStored = (r: GRow): void => {
     if (r.storedKnown) return;

@@ -56,6 +56,14 @@ export interface TableContext {
    */
   stateByPk(n: number): SqlStatement;
   /**
+   * The existence check of the fresh merge into a table that holds metadata (apply.ts
+   * `mergeFresh`), for exactly `n` keys (a key may repeat): the `n` key blobs, then the `n` keys'
+   * values in key-column order → [1] when any of them has a row record (bare or not: every
+   * explicit cell has one) or a base row (compared as `selectRow` compares: the key columns'
+   * affinity and collation), else [0].
+   */
+  anyKnownKey(n: number): SqlStatement;
+  /**
    * Multi-row forms of the merge's writes (apply-writes.ts): `n` rows of parameters in one
    * statement, executed row by row in order like `n` runs of the single-row statement.
    * `upsertRows(cols, n)` is `upsertColumns(cols)`; the others are `insertPkOnly`,
@@ -282,6 +290,7 @@ export function createTableContext(
   };
   const selects = new Map<string, SqlStatement>();
   const byPk = new Map<number, SqlStatement>();
+  const knownByN = new Map<number, SqlStatement>();
   return {
     name: schema.name,
     algorithm,
@@ -319,6 +328,19 @@ export function createTableContext(
           SELECT k.i, ${['r.cl', 'r.sent', 'r.icv', 'r.db_version', 'r.seq', 'r.site'].map((x) => rec(f(x))).join(', ')}, ${f('x.col')}, ${f('x.col_version')}, ${f('x.db_version')}, ${f('x.seq')}, ${f('x.site')}, ${keyed.select}
           FROM k LEFT JOIN ${r} r ON r.pk = k.pk LEFT JOIN ${c} x ON x.rid = r.rid ${keyed.join}`);
         byPk.set(n, s);
+      }
+      return s;
+    },
+    anyKnownKey(n) {
+      let s = knownByN.get(n);
+      if (s === undefined) {
+        const blobs = Array.from({ length: n }, () => '?').join(', ');
+        const base =
+          pkNames.length === 1
+            ? `${pkNames[0] as string} IN (${blobs})`
+            : `(${pkNames.join(', ')}) IN (VALUES ${Array.from({ length: n }, () => `(${marks})`).join(', ')})`;
+        s = driver.prepare(`SELECT EXISTS (SELECT 1 FROM ${r} WHERE pk IN (${blobs})) OR EXISTS (SELECT 1 FROM ${t} WHERE ${base})`);
+        knownByN.set(n, s);
       }
       return s;
     },
