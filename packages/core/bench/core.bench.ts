@@ -181,6 +181,29 @@ rows.push({
   'offsync vs sqlite-sync': x(tApply / changes.length, tNatApply / nativeCount) + ' time/change',
 });
 
+// 3b. The same changes in slow-start pages, as a fresh device's initial sync receives them (the
+// server's pages grow ×2; here 4,096 changes, then ×2, cut between rows), one merge per page.
+const paged = openTracked('apply-paged.db');
+const pages: Change[][] = [];
+for (let at = 0, size = 4096; at < changes.length; size *= 2) {
+  let end = Math.min(changes.length, at + size);
+  while (end < changes.length && Buffer.compare((changes[end] as Change).pk, (changes[end - 1] as Change).pk) === 0) end++;
+  pages.push(changes.slice(at, end));
+  at = end;
+}
+const tPaged = time(() => {
+  for (const p of pages) paged.applyChanges(p);
+});
+paged.close();
+rows.push({
+  operation: `apply into an empty database in ${pages.length} pages (changes/s)`,
+  raw: '-',
+  offsync: rate(changes.length, tPaged),
+  'sqlite-sync 1.1.4': '-',
+  'offsync vs raw': `${x(tPaged, tRawApply)} time`,
+  'offsync vs sqlite-sync': '-',
+});
+
 // 4. Conflicting merge both ways: both replicas edit every surviving row, then exchange.
 const a = target;
 const b = openTracked('b.db');
