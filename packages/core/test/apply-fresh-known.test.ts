@@ -12,10 +12,11 @@ import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { encodePk, type Change, type SqlValue, type SyncEngine } from '@offsync/core';
+import { encodePk, type Change, type SyncEngine } from '@offsync/core';
 import { openSyncDatabase } from '@offsync/core/sqlite';
 import { clockTables, tableRows } from '@offsync/core/testing';
 import { prng as rng } from '@offsync/core/testing';
+import { dump, hex, oddValue } from './fixtures/merge-compare.ts';
 
 const DDL = `CREATE TABLE todos (id TEXT PRIMARY KEY NOT NULL, title TEXT NOT NULL DEFAULT '', done INTEGER NOT NULL DEFAULT 0, note TEXT);
 CREATE TABLE pairs (a INTEGER NOT NULL, b TEXT NOT NULL, v TEXT, w BLOB, PRIMARY KEY (a, b));
@@ -55,14 +56,6 @@ function randomWrites(e: SyncEngine, rand: () => number, ops: number, keys: read
   }
 }
 
-/** A value of another storage class than the column may hold (affinity conversions on store). */
-function oddValue(rand: () => number): SqlValue {
-  const xs: SqlValue[] = [7n, 2.5, 3.0, '12', 'u', null, new Uint8Array([1, 2]), '1e2'];
-  return xs[Math.floor(rand() * xs.length)] ?? null;
-}
-
-const hex = (v: unknown): unknown => (v instanceof Uint8Array ? `x'${Buffer.from(v).toString('hex')}'` : typeof v === 'bigint' ? `${v}n` : v);
-const dump = (e: SyncEngine, sql: string): unknown[][] => e.driver.prepare(sql).all().map((r) => Object.values(r).map(hex));
 
 /**
  * Every key's clocks as the protocol sees them (docs/PROTOCOL.md §P5: one clock per cell): its
