@@ -72,14 +72,17 @@ export function isSqliteBusy(e: unknown): boolean {
   return code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_RECOVERY';
 }
 
-/** Runs `run` until it does not fail with SQLITE_BUSY or `timeoutMs` has passed, waiting between tries without blocking. */
-export async function retryWhileBusy<T>(run: () => Promise<T>, timeoutMs: number): Promise<T> {
+/**
+ * Runs `run` until it does not fail with SQLITE_BUSY (`isBusy`: the Prisma adapter's form by
+ * default) or `timeoutMs` has passed, waiting between tries (1 → 50 ms) without blocking.
+ */
+export async function retryWhileBusy<T>(run: () => T | Promise<T>, timeoutMs: number, isBusy: (e: unknown) => boolean = isSqliteBusy): Promise<T> {
   const deadline = performance.now() + timeoutMs;
   for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
     try {
       return await run();
     } catch (e) {
-      if (!isSqliteBusy(e) || performance.now() + delay > deadline) throw e;
+      if (!isBusy(e) || performance.now() + delay > deadline) throw e;
     }
     await new Promise((ok) => setTimeout(ok, delay));
   }

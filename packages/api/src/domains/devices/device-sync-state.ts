@@ -21,6 +21,7 @@ import type { SchemaDiagnosis } from '../sync/schema-diagnosis.ts';
 import type { SyncEngine } from '../sync/sync-deps.ts';
 import { SyncError, toSyncError } from '../sync/sync-errors.ts';
 import { noteDeviceCursor, pendingCursors } from '../sync/device-cursors.ts';
+import { isSqliteBusyError } from '../sync/main-connection.ts';
 import type { SyncService } from '../sync/sync.service.ts';
 
 const DDL = `CREATE TABLE IF NOT EXISTS offsync_device_state (
@@ -225,7 +226,7 @@ export function trackDeviceSyncState(service: SyncService, options: { now?: () =
   };
   const report = (e: unknown): void => {
     // A central worker's long merge holds the write lock: this best-effort record waits for the next request.
-    if (e instanceof Error && String(Reflect.get(e, 'code') ?? '').startsWith('SQLITE_BUSY')) return;
+    if (isSqliteBusyError(e)) return;
     options.logger?.error('devices: sync state not recorded', { error: e instanceof Error ? e.message : String(e) });
   };
 

@@ -10,10 +10,10 @@
  * `database_file_missing` until the control plane gives another identity (`restoreConnection`).
  * Connections use `PRAGMA synchronous = FULL` unless the target says NORMAL.
  */
-import { flushDeviceCursors } from './device-cursors.ts';
 import { renameSync, rmSync, statSync } from 'node:fs';
 import { openSyncDatabase } from '@offsync/core/sqlite';
 import { readFileIdentity } from './central-file.ts';
+import { flushDeviceCursors } from './device-cursors.ts';
 import { PeerState } from './peer-state.ts';
 import { PgCentral, PgCentralDatabase } from './pg-central.ts';
 import type { Central } from './central.ts';
@@ -287,16 +287,7 @@ export class CentralDatabases {
   #close(id: string, cur: Open): void {
     this.#dbs.delete(id);
     this.#workers?.close(cur.path);
-    try {
-      flushDeviceCursors(cur.engine);
-    } catch {
-      // busy or closed: those cursors stay older (compaction only gets more conservative)
-    }
-    try {
-      cur.engine.close();
-    } catch {
-      // already closed
-    }
+    closeFile(cur.engine);
   }
 
   /** Closes every open database; resolves when the POSTGRES pools have ended. */
@@ -304,20 +295,23 @@ export class CentralDatabases {
     this.#disposed = true;
     const closing = [...this.#pgs.values()].map(({ central }) => central.then((c) => c.close(), () => undefined));
     this.#pgs.clear();
-    for (const db of this.#dbs.values()) {
-      try {
-        flushDeviceCursors(db.engine);
-      } catch {
-        // as in #close
-      }
-      try {
-        db.engine.close();
-      } catch {
-        // already closed
-      }
-    }
+    for (const db of this.#dbs.values()) closeFile(db.engine);
     this.#dbs.clear();
     return Promise.all(closing).then(() => undefined);
+  }
+}
+
+/** Closes a registry's connection, its pending device cursors written first (device-cursors.ts). */
+function closeFile(engine: SyncEngine): void {
+  try {
+    flushDeviceCursors(engine);
+  } catch {
+    // busy or closed: those cursors stay older (compaction only gets more conservative)
+  }
+  try {
+    engine.close();
+  } catch {
+    // already closed
   }
 }
 

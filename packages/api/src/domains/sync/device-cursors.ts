@@ -29,6 +29,9 @@ export interface DeviceCursor {
 interface Pending {
   cursors: Map<string, DeviceCursor>;
   timer: ReturnType<typeof setTimeout> | undefined;
+  flushMs: number;
+  /** Told what a timer's flush threw (SQLITE_BUSY included: the cursors stay pending). */
+  onError: ((e: unknown) => void) | undefined;
 }
 
 const pendingOf = new WeakMap<SyncEngine, Pending>();
@@ -36,22 +39,26 @@ const pendingOf = new WeakMap<SyncEngine, Pending>();
 const UPSERT = `INSERT INTO offsync_device_state (site_id, cursor_version, cursor_seq, cursor_at) VALUES (?, ?, ?, ?)
   ON CONFLICT(site_id) DO UPDATE SET cursor_version = excluded.cursor_version, cursor_seq = excluded.cursor_seq, cursor_at = excluded.cursor_at`;
 
+/** A flush of `engine`'s cursors `p.flushMs` from now, unless one is already due. */
+function schedule(engine: SyncEngine, p: Pending): void {
+  if (p.timer !== undefined) return;
+  p.timer = setTimeout(() => {
+    p.timer = undefined;
+    try {
+      flushDeviceCursors(engine);
+    } catch (e) {
+      p.onError?.(e);
+    }
+  }, p.flushMs);
+  p.timer.unref?.();
+}
+
 /** Remembers `site`'s cursor, written by the next flush of `engine` (≤ `flushMs` from now). */
 export function noteDeviceCursor(engine: SyncEngine, site: string, cursor: DeviceCursor, flushMs = CURSOR_FLUSH_MS, onError?: (e: unknown) => void): void {
   let p = pendingOf.get(engine);
-  if (p === undefined) pendingOf.set(engine, (p = { cursors: new Map(), timer: undefined }));
+  if (p === undefined) pendingOf.set(engine, (p = { cursors: new Map(), timer: undefined, flushMs, onError }));
   p.cursors.set(site, cursor);
-  if (p.timer === undefined) {
-    p.timer = setTimeout(() => {
-      p.timer = undefined;
-      try {
-        flushDeviceCursors(engine);
-      } catch (e) {
-        onError?.(e);
-      }
-    }, flushMs);
-    p.timer.unref?.();
-  }
+  schedule(engine, p);
 }
 
 /** `site`'s cursor: the pending one, else the stored one; undefined when it never downloaded. */
@@ -72,36 +79,24 @@ export function pendingCursors(engine: SyncEngine): ReadonlyMap<string, DeviceCu
  * Writes `engine`'s pending cursors in one transaction. Throws what the write threw (SQLITE_BUSY:
  * a merge holds the lock), keeping them pending and the next flush scheduled.
  */
-export function flushDeviceCursors(engine: SyncEngine, flushMs = CURSOR_FLUSH_MS): void {
+export function flushDeviceCursors(engine: SyncEngine): void {
   const p = pendingOf.get(engine);
   if (p === undefined || p.cursors.size === 0) return;
-  const batch = [...p.cursors];
   try {
     // No synchronous wait for the lock on the event loop: refused, it is tried again later.
     withoutBusyWait(engine, () =>
       engine.driver.transaction(() => {
         const st = engine.driver.prepare(UPSERT);
-        for (const [site, c] of batch) st.run(site, BigInt(c.dbVersion), BigInt(Math.min(c.seq, Number.MAX_SAFE_INTEGER)), BigInt(c.at));
+        for (const [site, c] of p.cursors) st.run(site, BigInt(c.dbVersion), BigInt(Math.min(c.seq, Number.MAX_SAFE_INTEGER)), BigInt(c.at));
       }),
     );
   } catch (e) {
-    if (p.timer === undefined) {
-      p.timer = setTimeout(() => {
-        p.timer = undefined;
-        try {
-          flushDeviceCursors(engine, flushMs);
-        } catch {
-          // kept pending: the next download schedules another flush
-        }
-      }, flushMs);
-      p.timer.unref?.();
-    }
+    schedule(engine, p);
     throw e;
   }
-  // Only what was written leaves: a cursor noted again meanwhile (same turn: impossible, the
-  // write is synchronous) would be newer.
-  for (const [site, c] of batch) if (p.cursors.get(site) === c) p.cursors.delete(site);
-  if (p.cursors.size === 0 && p.timer !== undefined) {
+  // The write is synchronous: nothing was noted meanwhile, everything pending was written.
+  p.cursors.clear();
+  if (p.timer !== undefined) {
     clearTimeout(p.timer);
     p.timer = undefined;
   }

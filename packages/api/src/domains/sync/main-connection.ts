@@ -5,6 +5,7 @@
  * process; a small write that finds a worker's merge holding the lock runs here with no busy wait
  * at all and, refused, is retried after a timer (1 → 50 ms backoff) until its budget is spent.
  */
+import { retryWhileBusy } from '../../db/prisma.ts';
 import type { SyncEngine } from './sync-deps.ts';
 
 /** SQLITE_BUSY (or one of its extended codes) from better-sqlite3. */
@@ -27,16 +28,9 @@ export function withoutBusyWait<T>(engine: SyncEngine, fn: () => T): T {
 
 /**
  * `write` without a synchronous busy wait, retried asynchronously while the lock is held, for at
- * most `budgetMs`; then the last SQLITE_BUSY is thrown (503 `server_busy` for a request).
+ * most `budgetMs` (db/prisma.ts `retryWhileBusy`); then the last SQLITE_BUSY is thrown (503
+ * `server_busy` for a request).
  */
-export async function writeWhenFree<T>(engine: SyncEngine, write: () => T, budgetMs: number): Promise<T> {
-  const deadline = performance.now() + budgetMs;
-  for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
-    try {
-      return withoutBusyWait(engine, write);
-    } catch (e) {
-      if (!isSqliteBusyError(e) || performance.now() + delay > deadline) throw e;
-    }
-    await new Promise((ok) => setTimeout(ok, delay));
-  }
+export function writeWhenFree<T>(engine: SyncEngine, write: () => T, budgetMs: number): Promise<T> {
+  return retryWhileBusy(() => withoutBusyWait(engine, write), budgetMs, isSqliteBusyError);
 }
