@@ -66,36 +66,39 @@ export function createTrafficBuffer(deps: ServiceDeps, flushMs: number = deps.tr
   let tail: Promise<void> = Promise.resolve();
 
   const isEmpty = (p: Pending): boolean => p.traffic.size === 0 && p.lastSync.size === 0;
+  // Errors of a flush nobody awaits are logged by writeOut.
   const schedule = (): void => {
     if (closed) {
-      void buffer.flush().catch(() => undefined); // errors are logged by writeOut
+      void buffer.settle();
       return;
     }
     if (timer !== undefined) return;
     timer = setTimeout(() => {
       timer = undefined;
-      void buffer.flush().catch(() => undefined);
+      void buffer.settle();
     }, flushMs);
     timer.unref?.();
   };
   const note = (databaseId: string, at: number): void => {
     pending.latest.set(databaseId, Math.max(pending.latest.get(databaseId) ?? 0, at));
   };
+  /** Adds `b`'s sums into the pending bucket of its (site, minute) (taken as it is when there is none). */
+  const addBucket = (databaseId: string, key: string, b: Bucket): void => {
+    const into = inner(pending.traffic, databaseId);
+    const c = into.get(key);
+    if (c === undefined) into.set(key, b);
+    else { c.up += b.up; c.down += b.down; c.requests += b.requests; }
+  };
+  /** A pending `lastSyncAt`: the latest one wins. */
+  const touch = (databaseId: string, siteId: string, at: number): void => {
+    const sites = inner(pending.lastSync, databaseId);
+    sites.set(siteId, Math.max(sites.get(siteId) ?? 0, at));
+  };
 
   /** Puts a batch that failed to commit back in front of what came since (sums add up, latest times win). */
   const restore = (p: Pending): void => {
-    for (const [db, buckets] of p.traffic) {
-      const into = inner(pending.traffic, db);
-      for (const [k, b] of buckets) {
-        const c = into.get(k);
-        if (c === undefined) into.set(k, b);
-        else { c.up += b.up; c.down += b.down; c.requests += b.requests; }
-      }
-    }
-    for (const [db, sites] of p.lastSync) {
-      const into = inner(pending.lastSync, db);
-      for (const [s, at] of sites) into.set(s, Math.max(into.get(s) ?? 0, at));
-    }
+    for (const [db, buckets] of p.traffic) for (const [k, b] of buckets) addBucket(db, k, b);
+    for (const [db, sites] of p.lastSync) for (const [s, at] of sites) touch(db, s, at);
     for (const [db, at] of p.latest) note(db, at);
     pending.attempts = Math.max(pending.attempts, p.attempts);
   };
@@ -178,17 +181,12 @@ export function createTrafficBuffer(deps: ServiceDeps, flushMs: number = deps.tr
   const buffer: TrafficBuffer = {
     addTraffic(databaseId, siteId, up, down, at) {
       const bucketStart = Math.floor(at / 60_000) * 60_000;
-      const buckets = inner(pending.traffic, databaseId);
-      const key = `${siteId}/${bucketStart}`;
-      const b = buckets.get(key);
-      if (b === undefined) buckets.set(key, { siteId, bucketStart, up, down, requests: 1 });
-      else { b.up += up; b.down += down; b.requests++; }
+      addBucket(databaseId, `${siteId}/${bucketStart}`, { siteId, bucketStart, up, down, requests: 1 });
       note(databaseId, at);
       schedule();
     },
     touchDevice(databaseId, siteId, at) {
-      const sites = inner(pending.lastSync, databaseId);
-      sites.set(siteId, Math.max(sites.get(siteId) ?? 0, at));
+      touch(databaseId, siteId, at);
       schedule();
     },
     flush() {
