@@ -16,7 +16,7 @@ import { encodePk, type Change, type SyncEngine } from '@offsync/core';
 import { openSyncDatabase } from '@offsync/core/sqlite';
 import { clockTables, tableRows } from '@offsync/core/testing';
 import { prng as rng } from '@offsync/core/testing';
-import { dump, hex, oddValue } from './fixtures/merge-compare.ts';
+import { dump, hex, oddValue, randomWrites as mixedWrites } from './fixtures/merge-compare.ts';
 
 const DDL = `CREATE TABLE todos (id TEXT PRIMARY KEY NOT NULL, title TEXT NOT NULL DEFAULT '', done INTEGER NOT NULL DEFAULT 0, note TEXT);
 CREATE TABLE pairs (a INTEGER NOT NULL, b TEXT NOT NULL, v TEXT, w BLOB, PRIMARY KEY (a, b));
@@ -35,26 +35,9 @@ function open(path = ':memory:'): SyncEngine {
 const OLD_KEYS = ['a', 'b', 'c', 'd'];
 const NEW_KEYS = ['n1', 'n2', 'n3', 'n4', 'n5'];
 
-/** Random local writes of `keys`: inserts, updates of one or two columns (values that tie often), deletes. */
-function randomWrites(e: SyncEngine, rand: () => number, ops: number, keys: readonly string[]): void {
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
-  for (let i = 0; i < ops; i++) {
-    const k = pick(keys);
-    const r = rand();
-    if (rand() < 0.25) {
-      const a = BigInt(Math.floor(rand() * 2));
-      if (r < 0.45) e.driver.prepare('INSERT OR IGNORE INTO pairs (a, b, v, w) VALUES (?, ?, ?, ?)').run(a, k, `v${i % 3}`, rand() < 0.5 ? null : new Uint8Array([i % 4]));
-      else if (r < 0.75) e.driver.prepare('UPDATE pairs SET v = ? WHERE a = ? AND b = ?').run(pick(['x', 'y', null]), a, k);
-      else e.driver.prepare('DELETE FROM pairs WHERE a = ? AND b = ?').run(a, k);
-      continue;
-    }
-    if (r < 0.4) e.driver.prepare('INSERT OR IGNORE INTO todos (id, title, done, note) VALUES (?, ?, ?, ?)').run(k, pick(['t', 'u', `t${i}`]), BigInt(i % 2), rand() < 0.3 ? null : `n${i % 3}`);
-    else if (r < 0.6) e.driver.prepare('UPDATE todos SET title = ? WHERE id = ?').run(pick(['t', 'u', 'v']), k);
-    else if (r < 0.75) e.driver.prepare('UPDATE todos SET note = ?, done = 1 - done WHERE id = ?').run(pick(['n0', 'n1', null]), k);
-    else if (r < 0.85) e.driver.prepare('UPDATE todos SET done = ? WHERE id = ?').run(BigInt(Math.floor(rand() * 3)), k);
-    else e.driver.prepare('DELETE FROM todos WHERE id = ?').run(k);
-  }
-}
+/** Random local writes of `keys` (fixtures/merge-compare.ts), in this test's mix. */
+const randomWrites = (e: SyncEngine, rand: () => number, ops: number, keys: readonly string[]): void =>
+  mixedWrites(e, rand, ops, keys, { pairs: 0.25, pairAs: 2, pairInsert: 0.45, pairUpdate: 0.75, insert: 0.4, title: 0.6, noteDone: 0.75, done: 0.85 });
 
 
 /**

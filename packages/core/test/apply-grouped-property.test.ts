@@ -15,7 +15,7 @@ import type { Change, SyncEngine } from '@offsync/core';
 import { openSyncDatabase } from '@offsync/core/sqlite';
 import { clockTables, tableRows } from '@offsync/core/testing';
 import { prng as rng } from '@offsync/core/testing';
-import { dump, hex, oddValue } from './fixtures/merge-compare.ts';
+import { dump, hex, oddValue, randomWrites as mixedWrites } from './fixtures/merge-compare.ts';
 
 const DDL = `CREATE TABLE todos (id TEXT PRIMARY KEY NOT NULL, title TEXT NOT NULL DEFAULT '', done INTEGER NOT NULL DEFAULT 0, note TEXT);
 CREATE TABLE pairs (a INTEGER NOT NULL, b TEXT NOT NULL, v TEXT, w BLOB, PRIMARY KEY (a, b));`;
@@ -36,26 +36,9 @@ function reopen(path: string): SyncEngine {
 
 const KEYS = ['a', 'b', 'c', 'd', 'e', 'f'];
 
-/** Random local writes: inserts, updates of one or two columns (values that tie often), deletes. */
-function randomWrites(e: SyncEngine, rand: () => number, ops: number): void {
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
-  for (let i = 0; i < ops; i++) {
-    const k = pick(KEYS);
-    const r = rand();
-    if (rand() < 0.3) {
-      const a = BigInt(Math.floor(rand() * 3));
-      if (r < 0.4) e.driver.prepare('INSERT OR IGNORE INTO pairs (a, b, v, w) VALUES (?, ?, ?, ?)').run(a, k, `v${i % 3}`, rand() < 0.5 ? null : new Uint8Array([i % 4]));
-      else if (r < 0.75) e.driver.prepare('UPDATE pairs SET v = ? WHERE a = ? AND b = ?').run(pick(['x', 'y', null]), a, k);
-      else e.driver.prepare('DELETE FROM pairs WHERE a = ? AND b = ?').run(a, k);
-      continue;
-    }
-    if (r < 0.35) e.driver.prepare('INSERT OR IGNORE INTO todos (id, title, done, note) VALUES (?, ?, ?, ?)').run(k, pick(['t', 'u', `t${i}`]), BigInt(i % 2), rand() < 0.3 ? null : `n${i % 3}`);
-    else if (r < 0.55) e.driver.prepare('UPDATE todos SET title = ? WHERE id = ?').run(pick(['t', 'u', 'v']), k);
-    else if (r < 0.7) e.driver.prepare('UPDATE todos SET note = ?, done = 1 - done WHERE id = ?').run(pick(['n0', 'n1', null]), k);
-    else if (r < 0.8) e.driver.prepare('UPDATE todos SET done = ? WHERE id = ?').run(BigInt(Math.floor(rand() * 3)), k);
-    else e.driver.prepare('DELETE FROM todos WHERE id = ?').run(k);
-  }
-}
+/** Random local writes of {@link KEYS} (fixtures/merge-compare.ts), in this test's mix. */
+const randomWrites = (e: SyncEngine, rand: () => number, ops: number): void =>
+  mixedWrites(e, rand, ops, KEYS, { pairs: 0.3, pairAs: 3, pairInsert: 0.4, pairUpdate: 0.75, insert: 0.35, title: 0.55, noteDone: 0.7, done: 0.8 });
 
 function randomBatch(rand: () => number, sources: SyncEngine[], target: SyncEngine): Change[] {
   let batch: Change[] = [];

@@ -1617,7 +1617,6 @@ function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: App
     const f = tableFirst.get(t.name);
     if (f === undefined || i < f) tableFirst.set(t.name, i);
   };
-  const affinityOf = columnAffinities;
   const out = new BatchedWrites();
   const readStored = (r: GRow): void => {
     if (r.storedKnown) return;
@@ -1652,7 +1651,7 @@ function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: App
     if (!exists) return NO_ROW;
     if (src === SRC_WRITTEN) {
       const v = r.val[ord] ?? null;
-      if (storedAsGiven(affinityOf(r.t)[ord] as ReturnType<typeof affinity>, v)) return v;
+      if (storedAsGiven(columnAffinities(r.t)[ord] as ReturnType<typeof affinity>, v)) return v;
       syncBase(r); // the value as the column stored it
     } else if (r.deleted) syncBase(r); // recreated by this batch: the column default
     else {
