@@ -1,6 +1,6 @@
 /**
  * The decoder's fast row path (payload.ts: names repeating the previous row's, one-byte lengths,
- * short clocks, equal keys sharing one `pk`) against the checked field readers alone (the
+ * short clocks, equal keys sharing one `pk`, names decoded once) against the checked field readers alone (the
  * decoder before that path): for random payloads, random byte flips and cuts of their bodies
  * (checksum fixed, so the rows are decoded), v1 and v2 REAL order, and small value / clock
  * limits, both must give the same changes or the same error (code and message).
@@ -15,7 +15,7 @@ import { decodePayload, MIN_ROW_BYTES } from './payload.ts';
 import type { PayloadDecodeLimits } from './payload.ts';
 import { PAYLOAD_HEADER_SIZE, writePayloadHeader } from './payload-header.ts';
 import { changeArb, fcSeed, numRuns, referenceBody, sameValue } from './test-arbitraries.ts';
-import { decodeBlobField, decodeClockField, decodeRepeatedTextField, MAX_CLOCK } from './value-fields.ts';
+import { decodeBlobField, decodeClockField, decodeTextField, MAX_CLOCK } from './value-fields.ts';
 import { decodeValue } from './value.ts';
 
 
@@ -34,12 +34,10 @@ function referenceRows(raw: Uint8Array, nrows: number, realBigEndian: boolean, l
   const maxClock = limits.maxClock ?? MAX_CLOCK;
   const r = new ByteReader(raw);
   const out: Change[] = [];
-  const lastTbl = { bytes: new Uint8Array(0), text: '' };
-  const lastCol = { bytes: new Uint8Array(0), text: '' };
   for (let i = 0; i < nrows; i++) {
-    const tbl = decodeRepeatedTextField(r, 'tbl', maxValue, lastTbl);
+    const tbl = decodeTextField(r, 'tbl', maxValue);
     const pk = decodeBlobField(r, 'pk', maxValue);
-    const col = decodeRepeatedTextField(r, 'col_name', maxValue, lastCol);
+    const col = decodeTextField(r, 'col_name', maxValue);
     const val = decodeValue(r, realBigEndian, maxValue);
     const colVersion = decodeClockField(r, 'col_version', maxClock);
     const dbVersion = decodeClockField(r, 'db_version', maxClock);

@@ -10,7 +10,7 @@ import { LZ4_MAX_INPUT_SIZE, lz4BlockDecompress } from './lz4-block.ts';
 import { FragmentAssembler } from './payload-fragments.ts';
 import { decodePayloadHeader, PAYLOAD_HEADER_SIZE } from './payload-header.ts';
 import type { PayloadHeader } from './payload-header.ts';
-import { decodeBlobField, decodeClockField, decodeRepeatedTextField, MAX_CLOCK } from './value-fields.ts';
+import { decodeBlobField, decodeClockField, decodeRepeatedTextField, MAX_CLOCK, NameCache } from './value-fields.ts';
 import { decodeUtf8, decodeValue, TYPE_BLOB, TYPE_INTEGER, TYPE_NEG_INTEGER, TYPE_NEG_REAL, TYPE_NULL, TYPE_REAL, TYPE_TEXT } from './value.ts';
 
 export {
@@ -194,9 +194,9 @@ export function decodePayload(bytes: Uint8Array, limits: PayloadDecodeLimits = {
   let fragments = 0;
   let lastSite: Uint8Array | null = null;
   let lastPk: Uint8Array | null = null;
-  // Names repeat on every row: decoded once per run of equal bytes (the initial '' is right for an empty name).
-  const lastTbl = { bytes: new Uint8Array(0), text: '' };
-  const lastCol = { bytes: new Uint8Array(0), text: '' };
+  // Names repeat on every row: each decoded once (value-fields.ts NameCache).
+  const tables = new NameCache();
+  const columns = new NameCache();
   const b = raw;
   const view = r.view;
   const end = r.end;
@@ -209,8 +209,8 @@ export function decodePayload(bytes: Uint8Array, limits: PayloadDecodeLimits = {
       let p = r.pos;
       if (p + 2 > end || b[p] !== SHORT_TEXT) break fast;
       let len = b[p + 1] as number;
-      if (!sameRun(b, p + 2, len, lastTbl.bytes)) break fast;
-      const tbl = lastTbl.text;
+      const tbl = tables.find(b, p + 2, len);
+      if (tbl === undefined || p + 2 + len > end) break fast;
       p += 2 + len;
       if (p + 2 > end || b[p] !== SHORT_BLOB) break fast;
       len = b[p + 1] as number;
@@ -221,8 +221,8 @@ export function decodePayload(bytes: Uint8Array, limits: PayloadDecodeLimits = {
       p += 2 + len;
       if (p + 2 > end || b[p] !== SHORT_TEXT) break fast;
       len = b[p + 1] as number;
-      if (!sameRun(b, p + 2, len, lastCol.bytes)) break fast;
-      const col = lastCol.text;
+      const col = columns.find(b, p + 2, len);
+      if (col === undefined || p + 2 + len > end) break fast;
       p += 2 + len;
       if (p >= end) break fast;
       const at = p;
@@ -275,11 +275,11 @@ export function decodePayload(bytes: Uint8Array, limits: PayloadDecodeLimits = {
       changes[i] = { tbl, pk, col, val, colVersion, dbVersion, siteId, cl, seq };
       continue;
     }
-    const tbl = decodeRepeatedTextField(r, 'tbl', maxValue, lastTbl);
+    const tbl = decodeRepeatedTextField(r, 'tbl', maxValue, tables);
     let pk = decodeBlobField(r, 'pk', maxValue);
     if (lastPk !== null && sameBytes(lastPk, pk)) pk = lastPk;
     else lastPk = pk;
-    const col = decodeRepeatedTextField(r, 'col_name', maxValue, lastCol);
+    const col = decodeRepeatedTextField(r, 'col_name', maxValue, columns);
     const val = decodeValue(r, realBigEndian, maxValue);
     const colVersion = decodeClockField(r, 'col_version', maxClock);
     const dbVersion = decodeClockField(r, 'db_version', maxClock);

@@ -25,24 +25,54 @@ export function decodeTextField(r: ByteReader, field: string, maxLen = Infinity)
 }
 
 /**
- * Like {@link decodeTextField}, but returns `previous.text` when the bytes equal `previous.bytes`
- * (table and column names repeat on every row: one string per run instead of one per row), and
- * updates `previous`.
+ * The names a payload repeats on every row (tables, columns), each decoded once: rows of a table
+ * alternate between its columns, so one "previous name" would decode a string per row. Holds up
+ * to {@link NameCache.SIZE} names (the oldest is replaced); starts with the empty name.
  */
-export function decodeRepeatedTextField(r: ByteReader, field: string, maxLen: number, previous: { bytes: Uint8Array; text: string }): string {
+export class NameCache {
+  static readonly SIZE = 16;
+  readonly bytes: Uint8Array[] = [new Uint8Array(0)];
+  readonly text: string[] = [''];
+  /** Index of the last name found or added: looked at first. */
+  last = 0;
+  #next = 1;
+
+  /** The name whose bytes are `b[at, at + len)`, or undefined when it is not held. */
+  find(b: Uint8Array, at: number, len: number): string | undefined {
+    const n = this.bytes.length;
+    for (let k = 0, i = this.last; k < n; k++, i = i + 1 === n ? 0 : i + 1) {
+      const prev = this.bytes[i] as Uint8Array;
+      if (prev.length !== len) continue;
+      let j = 0;
+      while (j < len && b[at + j] === prev[j]) j++;
+      if (j === len) {
+        this.last = i;
+        return this.text[i];
+      }
+    }
+    return undefined;
+  }
+
+  add(bytes: Uint8Array, text: string): void {
+    const i = this.bytes.length < NameCache.SIZE ? this.bytes.length : this.#next;
+    this.bytes[i] = bytes;
+    this.text[i] = text;
+    this.#next = i + 1 === NameCache.SIZE ? 0 : i + 1;
+    this.last = i;
+  }
+}
+
+/** Like {@link decodeTextField}, but a name `names` holds is returned without decoding, and a new one is added to it. */
+export function decodeRepeatedTextField(r: ByteReader, field: string, maxLen: number, names: NameCache): string {
   const at = r.pos;
   const t = r.u8();
   if ((t & 7) !== TYPE_TEXT) throw badValue(`${field} must be TEXT`, at);
-  const bytes = r.bytes(readLength(r, t >> 3, at, maxLen));
-  const prev = previous.bytes;
-  if (prev.length === bytes.length) {
-    let i = 0;
-    while (i < bytes.length && prev[i] === bytes[i]) i++;
-    if (i === bytes.length) return previous.text;
-  }
+  const len = readLength(r, t >> 3, at, maxLen);
+  const bytes = r.bytes(len);
+  const known = names.find(bytes, 0, len);
+  if (known !== undefined) return known;
   const text = decodeUtf8(bytes, at);
-  previous.bytes = bytes;
-  previous.text = text;
+  names.add(bytes, text);
   return text;
 }
 

@@ -231,9 +231,13 @@ class Merge {
   /** Column ids of the current row's queued cells; whether its base write is queued. */
   readonly curCells = new Set<bigint>();
   curBase = false;
-  /** Key blobs (`blobKey`) and key values (`baseKey`) of earlier rows with queued writes, per table. */
-  readonly queuedMeta = new Map<TableContext, Set<string>>();
-  readonly queuedBase = new Map<TableContext, Set<string>>();
+  /**
+   * Hashes of the key blobs (`blobHash`) and key values (`baseHash`) of earlier rows with queued
+   * writes, per table. A hash shared by another key only makes the merge flush early (always
+   * correct), never late.
+   */
+  readonly queuedMeta = new Map<TableContext, Set<number>>();
+  readonly queuedBase = new Map<TableContext, Set<number>>();
   /** Whether the current row's writes may be queued (see {@link Merge.out}). */
   deferRow = false;
   rowsSinceSync = 0;
@@ -315,12 +319,12 @@ class Merge {
       if (this.curCells.size > 0) {
         let set = this.queuedMeta.get(prev);
         if (set === undefined) this.queuedMeta.set(prev, (set = new Set()));
-        set.add(blobKey(this.pk));
+        set.add(blobHash(this.pk));
       }
       if (this.curBase) {
         let set = this.queuedBase.get(prev);
         if (set === undefined) this.queuedBase.set(prev, (set = new Set()));
-        set.add(baseKey(this.pkValues));
+        set.add(baseHash(this.pkValues));
       }
       this.curCells.clear();
       this.curBase = false;
@@ -329,7 +333,7 @@ class Merge {
     this.deferRow = t.pkBinary && pkValues.length === t.schema.pkColumns.length && pkTypeProblem(t, pkValues) === undefined;
     const meta = this.queuedMeta.get(t);
     const base = this.queuedBase.get(t);
-    if ((meta !== undefined && meta.has(blobKey(pk))) || (base !== undefined && (!this.deferRow || base.has(baseKey(pkValues))))) this.sync();
+    if ((meta !== undefined && meta.has(blobHash(pk))) || (base !== undefined && (!this.deferRow || base.has(baseHash(pkValues))))) this.sync();
   }
 
   materialize(s: TableStatements): void {
@@ -555,7 +559,7 @@ class Merge {
     if (byValue === 'win') {
       if (this.opts.onConflict !== undefined) this.conflict(t, ch.col, 'tiebreak', this.localSide(s, colId, local, current), true);
       this.win(t, colId);
-    } else if (byValue === 'lose') this.conflict(t, ch.col, 'tiebreak', this.localSide(s, colId, local, current), false);
+    } else if (byValue === 'lose' && this.opts.onConflict !== undefined) this.conflict(t, ch.col, 'tiebreak', this.localSide(s, colId, local, current), false);
   }
 
   /** Executes a `delete` decision: the base row and its cells go, the sentinel takes the change's causal length. */
@@ -643,22 +647,35 @@ function insertShape(t: TableContext, group: readonly Change[]): { base: number 
 /** Rows the change-by-change merge enters between two flushes of its queued writes at most. */
 const SYNC_ROWS = 256;
 
+/** FNV-1a (32 bits) of the bytes of `b`. */
+function blobHash(b: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < b.length; i++) h = Math.imul(h ^ (b[i] as number), 0x01000193);
+  return h >>> 0;
+}
+
+/** FNV-1a (32 bits) of the UTF-16 code units of `s`, continuing from `h`. */
+function textHash(s: string, h: number): number {
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h;
+}
+
 /**
- * A row's key values as one string: equal exactly when SQLite's BINARY comparison of the key
- * columns finds them equal, for values of the storage class their columns keep (pkTypeProblem).
+ * A hash of a row's key values: equal for keys that SQLite's BINARY comparison of the key columns
+ * finds equal, for values of the storage class their columns keep (pkTypeProblem).
  */
-function baseKey(values: readonly SqlValue[]): string {
-  if (values.length === 1) {
-    const v = values[0];
-    if (typeof v === 'string') return `s${v}`;
-    if (typeof v === 'bigint') return `i${v}`;
-  }
-  let k = '';
+function baseHash(values: readonly SqlValue[]): number {
+  let h = 0x811c9dc5;
   for (const v of values) {
-    const s = v === null ? '' : v instanceof Uint8Array ? blobKey(v) : String(v);
-    k += `${v === null ? 'n' : typeof v === 'string' ? 's' : typeof v === 'bigint' ? 'i' : v instanceof Uint8Array ? 'b' : 'r'}${s.length}:${s}`;
+    if (v === null) h = Math.imul(h ^ 0x6e, 0x01000193);
+    else if (typeof v === 'string') h = textHash(v, Math.imul(h ^ 0x73, 0x01000193));
+    else if (v instanceof Uint8Array) {
+      h = Math.imul(h ^ 0x62, 0x01000193);
+      for (let i = 0; i < v.length; i++) h = Math.imul(h ^ (v[i] as number), 0x01000193);
+    } else h = textHash(String(v), Math.imul(h ^ (typeof v === 'bigint' ? 0x69 : 0x72), 0x01000193));
+    h = Math.imul(h ^ 0xff, 0x01000193); // value separator
   }
-  return k;
+  return h >>> 0;
 }
 
 /** The whole row (key and value columns) as stored, or undefined when it does not exist. */
