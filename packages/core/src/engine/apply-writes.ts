@@ -109,12 +109,11 @@ export class BatchedWrites {
     return w;
   }
 
-  /** `t.upsertColumns(cols)` with (…pkValues, …values). */
-  upsert(t: TableContext, cols: readonly string[], pkValues: readonly SqlValue[], values: readonly SqlValue[]): void {
+  /** `t.upsertColumns(cols)` with (…pkValues, …values); `kind` names the column list (one string per list, not per row). */
+  upsert(t: TableContext, cols: readonly string[], pkValues: readonly SqlValue[], values: readonly SqlValue[], kind = cols === t.columnNames ? '*' : `u\u0000${cols.join('\u0000')}`): void {
     const w = this.#of(t);
-    const kind = cols === t.columnNames ? '*' : `u\u0000${cols.join('\u0000')}`;
-    w.enter(w.base, kind, pkValues.length + values.length, (n) => t.upsertRows(cols, n));
     const q = w.base;
+    if (q.kind !== kind) w.enter(q, kind, pkValues.length + values.length, (n) => t.upsertRows(cols, n));
     for (const v of pkValues) q.params.push(v);
     for (const v of values) q.params.push(v);
     this.#rowDone(q);

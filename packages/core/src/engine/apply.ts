@@ -271,11 +271,13 @@ class Merge {
   flush(): void {
     const ctx = this.ctx;
     if (ctx === undefined || this.pending.size === 0) return;
-    const cols = [...this.pending.keys()];
-    const vals = [...this.pending.values()];
     this.opts.authorize?.({ table: ctx.name, kind: 'upsert', pk: this.pkValues, values: Object.fromEntries(this.pending) });
+    const shape = upsertShape(ctx, this.pending);
+    const cols = shape.cols;
+    const vals = new Array<SqlValue>(cols.length);
+    for (let i = 0; i < cols.length; i++) vals[i] = this.pending.get(cols[i] as string) ?? null;
     if (this.out !== undefined && this.deferRow) {
-      this.out.upsert(ctx, cols, this.pkValues, vals);
+      this.out.upsert(ctx, cols, this.pkValues, vals, shape.kind);
       this.curBase = true;
     } else ctx.upsertColumns(cols).run(...this.pkValues, ...vals);
     this.pending.clear();
@@ -647,11 +649,47 @@ function insertShape(t: TableContext, group: readonly Change[]): { base: number 
 /** Rows the change-by-change merge enters between two flushes of its queued writes at most. */
 const SYNC_ROWS = 256;
 
-/** FNV-1a (32 bits) of the bytes of `b`. */
+/** The columns of an upsert (in column-id order) and its `BatchedWrites` run kind. */
+interface UpsertShape {
+  cols: readonly string[];
+  kind: string;
+}
+
+const upsertShapes = new WeakMap<TableContext, Map<number, UpsertShape>>();
+
+/**
+ * The upsert of the value columns named in `pending` (names of `t`'s columns): the same columns in
+ * column-id order, one shared array per set of columns, so a row's base write builds no strings.
+ */
+function upsertShape(t: TableContext, pending: ReadonlyMap<string, SqlValue>): UpsertShape {
+  let mask = 0;
+  for (const col of pending.keys()) {
+    const c = t.byId.get(t.colIds.get(col) ?? -1);
+    if (c === undefined || c.ord >= 30) {
+      const cols = [...pending.keys()];
+      return { cols, kind: `u\u0000${cols.join('\u0000')}` };
+    }
+    mask |= 1 << c.ord;
+  }
+  let byMask = upsertShapes.get(t);
+  if (byMask === undefined) upsertShapes.set(t, (byMask = new Map()));
+  let shape = byMask.get(mask);
+  if (shape === undefined) {
+    const cols = t.columns.filter((c) => (mask & (1 << c.ord)) !== 0).map((c) => c.name);
+    shape = { cols, kind: `u\u0000${cols.join('\u0000')}` };
+    byMask.set(mask, shape);
+  }
+  return shape;
+}
+
+/** Hashes are cut to 30 bits: small integers, which V8 keeps in a Set without allocating. */
+const SMI_BITS = 0x3fffffff;
+
+/** FNV-1a of the bytes of `b` (30 bits). */
 function blobHash(b: Uint8Array): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < b.length; i++) h = Math.imul(h ^ (b[i] as number), 0x01000193);
-  return h >>> 0;
+  return h & SMI_BITS;
 }
 
 /** FNV-1a (32 bits) of the UTF-16 code units of `s`, continuing from `h`. */
@@ -661,7 +699,7 @@ function textHash(s: string, h: number): number {
 }
 
 /**
- * A hash of a row's key values: equal for keys that SQLite's BINARY comparison of the key columns
+ * A hash (30 bits) of a row's key values: equal for keys that SQLite's BINARY comparison of the key columns
  * finds equal, for values of the storage class their columns keep (pkTypeProblem).
  */
 function baseHash(values: readonly SqlValue[]): number {
@@ -675,7 +713,7 @@ function baseHash(values: readonly SqlValue[]): number {
     } else h = textHash(String(v), Math.imul(h ^ (typeof v === 'bigint' ? 0x69 : 0x72), 0x01000193));
     h = Math.imul(h ^ 0xff, 0x01000193); // value separator
   }
-  return h >>> 0;
+  return h & SMI_BITS;
 }
 
 /** The whole row (key and value columns) as stored, or undefined when it does not exist. */
