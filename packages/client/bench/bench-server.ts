@@ -2,11 +2,14 @@
  * The client bench's sync server in its own thread (core's `startServerInWorker`): the test
  * fixture's real sync HTTP handler, plus control messages to profile the worker's own thread
  * (`{type:'profile-start'}` / `{type:'profile-stop', path}` write a `.cpuprofile`) and to read
- * the central rows (`{type:'rows'}`).
+ * the central rows (`{type:'rows'}`), and to read the worker thread's event-loop utilization
+ * (`{type:'elu'}`: `{ activeMs, idleMs }` since the thread started; two readings apart give the
+ * server's busy time over a run).
  */
 import { writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { Session } from 'node:inspector/promises';
+import { performance } from 'node:perf_hooks';
 import { createSyncServer } from '../test/fixtures/sync-server.ts';
 import type { SyncServerOptions } from '../test/fixtures/sync-server.ts';
 
@@ -18,6 +21,10 @@ export function startBenchServer(options: SyncServerOptions): { server: Server; 
     async control(message: unknown) {
       const type = typeof message === 'object' && message !== null ? Reflect.get(message, 'type') : undefined;
       if (type === 'rows') return s.central('SELECT count(*) AS n FROM todos');
+      if (type === 'elu') {
+        const u = performance.eventLoopUtilization();
+        return { activeMs: u.active, idleMs: u.idle };
+      }
       if (type === 'profile-start') {
         session = new Session();
         session.connect();

@@ -9,8 +9,10 @@
  * Standalone (`npx tsx bench/initial-sync.ts`): both modes once, next to raw better-sqlite3.
  * `BENCH_PROFILE=<dir>` writes `client.cpuprofile` and `server.cpuprofile` of the worker run's
  * download alone (the seed upload is not profiled). Each run's time is split (apply-split.ts):
- * waited for the server, core's decode, core's merge, the rest. The client's CPU alone, without a
- * server: bench/replay.ts.
+ * waited for the server, core's decode, core's merge, the rest; next to it the process's CPU time
+ * and (worker mode) the server thread's busy time. `BENCH_PAGES=1` adds one line per page (its
+ * changes, whether its first row was cut from the page before, its merge µs a change). The
+ * client's CPU alone, without a server: bench/replay.ts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -24,7 +26,8 @@ import { startServerInWorker } from '@offsync/core/testing';
 import { openDatabase } from '../src/sync/index.ts';
 import type { OffSyncDatabase, OpenDatabaseOptions } from '../src/sync/index.ts';
 import { API_KEY, createSyncServer, listen, TODOS_DDL } from '../test/fixtures/sync-server.ts';
-import { splitApply } from './apply-split.ts';
+import { cpuNowMs, splitApply } from './apply-split.ts';
+import type { PageSplit } from './apply-split.ts';
 
 export interface InitialSyncResult {
   mode: 'worker' | 'in-process';
@@ -39,12 +42,27 @@ export interface InitialSyncResult {
   /** Of `ms`, wall time in core's decodePayload and in core's applyChanges (apply-split.ts). */
   decodeMs: number;
   mergeMs: number;
+  /** Of `ms`, process CPU time (every thread: the client, the server's worker, GC helpers). */
+  cpuMs: number;
+  /** Worker mode: of `ms`, the time the server's thread was busy (its event-loop utilization). */
+  serverBusyMs?: number;
+  /** Every page's shape and decode / merge wall time (apply-split.ts). */
+  pageSplits: PageSplit[];
 }
 
 /** `ms` split: waited for the server / core decode / core merge / the rest (HTTP, JSON, base64, COMMIT). */
 export function splitLine(r: InitialSyncResult): string {
   const other = r.ms - r.waitedMs - r.decodeMs - r.mergeMs;
-  return `waited ${r.waitedMs.toFixed(0)} ms (first page after ${r.firstPageMs.toFixed(0)} ms), decode ${r.decodeMs.toFixed(0)} ms, merge ${r.mergeMs.toFixed(0)} ms, other ${other.toFixed(0)} ms`;
+  const server = r.serverBusyMs === undefined ? '' : `, server thread busy ${r.serverBusyMs.toFixed(0)} ms`;
+  return `waited ${r.waitedMs.toFixed(0)} ms (first page after ${r.firstPageMs.toFixed(0)} ms), decode ${r.decodeMs.toFixed(0)} ms, merge ${r.mergeMs.toFixed(0)} ms, other ${other.toFixed(0)} ms; process CPU ${r.cpuMs.toFixed(0)} ms${server}`;
+}
+
+/** One line per page: changes, whether its first row continues the previous page's last, decode / merge µs a change. */
+export function pageLines(r: InitialSyncResult): string[] {
+  return r.pageSplits.map(
+    (p, i) =>
+      `page ${i + 1}: ${p.changes} changes${p.splitRow ? ', first row split from the page before' : ''}; decode ${p.decodeMs.toFixed(0)} ms, merge ${p.mergeMs.toFixed(0)} ms (${((1000 * p.mergeMs) / Math.max(1, p.changes)).toFixed(2)} µs a change)`,
+  );
 }
 
 export function benchRow(i: number): [string, string, number] {
@@ -92,23 +110,37 @@ export function rawInsertMs(dir: string, n: number): number {
 }
 
 /** Downloads everything into a fresh device and checks the row count. */
-async function freshDownload(dir: string, url: string, databaseId: string, n: number, name: string, profile?: { start(): Promise<void>; stop(): Promise<void> }): Promise<Omit<InitialSyncResult, 'mode'>> {
+async function freshDownload(
+  dir: string,
+  url: string,
+  databaseId: string,
+  n: number,
+  name: string,
+  profile?: { start(): Promise<void>; stop(): Promise<void> },
+  serverActiveMs?: () => Promise<number>,
+): Promise<Omit<InitialSyncResult, 'mode'>> {
   const fresh = device(dir, name, url, databaseId);
   const split = splitApply(fresh.engine);
   let pages = 0;
   fresh.on('progress', () => pages++);
   await profile?.start();
+  const server0 = await serverActiveMs?.();
   const elu = nodePerformance.eventLoopUtilization();
+  const cpu0 = cpuNowMs();
   const t0 = performance.now();
   const r = await fresh.sync();
   const ms = performance.now() - t0;
+  const cpuMs = cpuNowMs() - cpu0;
   const waitedMs = nodePerformance.eventLoopUtilization(elu).idle;
+  const server1 = await serverActiveMs?.();
   await profile?.stop();
   const count = Number(fresh.db.prepare('SELECT count(*) FROM todos').pluck().get());
   await fresh.close();
   if (count !== n || !r.receive.complete) throw new Error(`fresh device has ${count} rows (complete: ${r.receive.complete}), expected ${n}`);
   const firstPageMs = split.firstAt === undefined ? ms : split.firstAt - t0;
-  return { rows: n, ms, pages, bytes: r.receive.bytes, waitedMs, firstPageMs, decodeMs: split.decodeMs, mergeMs: split.mergeMs };
+  const out: Omit<InitialSyncResult, 'mode'> = { rows: n, ms, pages, bytes: r.receive.bytes, waitedMs, firstPageMs, decodeMs: split.decodeMs, mergeMs: split.mergeMs, cpuMs, pageSplits: split.pages };
+  if (server0 !== undefined && server1 !== undefined) out.serverBusyMs = server1 - server0;
+  return out;
 }
 
 async function clientProfiler(path: string): Promise<{ start(): Promise<void>; stop(): Promise<void> }> {
@@ -152,7 +184,8 @@ export async function initialSyncWorker(dir: string, n: number, profileDir?: str
         },
       };
     }
-    const r = await freshDownload(dir, srv.origin, databaseId, n, 'fresh-worker', profile);
+    const serverActiveMs = async (): Promise<number> => Number(Reflect.get(Object(await srv.call({ type: 'elu' })), 'activeMs'));
+    const r = await freshDownload(dir, srv.origin, databaseId, n, 'fresh-worker', profile, serverActiveMs);
     return { mode: 'worker', ...r, ...seeded };
   } finally {
     await srv.close();
@@ -187,6 +220,7 @@ async function main(): Promise<void> {
         `${r.mode.padEnd(10)} ${r.ms.toFixed(0)} ms (${rowsPerSecond(n, r.ms)}), client waited ${r.waitedMs.toFixed(0)} ms, ${r.pages} pages, ${(r.bytes / 1e6).toFixed(1)} MB; ` +
           `raw insert ${rawMs.toFixed(0)} ms (${rowsPerSecond(n, rawMs)}); ${(r.ms / rawMs).toFixed(1)}× raw\n             ${splitLine(r)}`,
       );
+      if (process.env['BENCH_PAGES'] === '1') for (const l of pageLines(r)) out.push(`             ${l}`);
     }
     console.log(`initial sync of ${n.toLocaleString('en-US')} rows to a fresh device`);
     for (const l of out) console.log(`  ${l}`);
