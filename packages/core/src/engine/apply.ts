@@ -1102,9 +1102,8 @@ interface FreshRow {
   /** Per value column (by ordinal): [col_version, group, seq, site] × columns; group -1 = no clock. */
   clocks: number[];
   cellCount: number;
-  /** Values written since the row last came to life (what the base row holds from this batch), by ordinal. */
-  values: SqlValue[];
-  hasValue: boolean[];
+  /** Values written since the row last came to life (what the base row holds from this batch), by ordinal; undefined: none. */
+  values: (SqlValue | undefined)[];
   valueCount: number;
   /** A delete of this batch removed the base row (and nothing brought it back yet). */
   deleted: boolean;
@@ -1117,22 +1116,45 @@ function freshRow(t: TableContext, pk: Uint8Array, pkValues: SqlValue[]): FreshR
   const n = t.columns.length;
   const clocks = new Array<number>(4 * n);
   for (let i = 0; i < n; i++) clocks[4 * i + 1] = -1;
-  return { t, pk, pkValues, cl: 0, sent: undefined, clocks, cellCount: 0, values: new Array<SqlValue>(n), hasValue: new Array<boolean>(n).fill(false), valueCount: 0, deleted: false, deletedOnce: false, revived: false };
+  return { t, pk, pkValues, cl: 0, sent: undefined, clocks, cellCount: 0, values: new Array<SqlValue | undefined>(n), valueCount: 0, deleted: false, deletedOnce: false, revived: false };
 }
 
 function clearCells(r: FreshRow): void {
   for (let i = 0; i < r.t.columns.length; i++) {
     r.clocks[4 * i + 1] = -1;
-    r.hasValue[i] = false;
+    r.values[i] = undefined;
   }
   r.cellCount = 0;
   r.valueCount = 0;
 }
 
-/** A map key for a key blob (one char per byte, as `bytesKey`), native for Node Buffers. */
-function blobKey(b: Uint8Array): string {
-  // A flat string from native code (a string built char by char is a rope: slow to hash).
-  return (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)).toString('latin1');
+/**
+ * The rows of one table in a grouped merge, by key blob (compared bytewise, as SQLite compares
+ * BLOBs): a map from a 30-bit hash of the key ({@link blobHash}) to its row, or rows on a collision.
+ * No string per key: a batch of 100k new keys made 100k latin1 strings to hash and keep.
+ */
+class RowsByKey<R extends { readonly pk: Uint8Array }> {
+  readonly #map = new Map<number, R | R[]>();
+  /** Every row, in order of addition. */
+  readonly list: R[] = [];
+
+  /** The row of key `pk`, whose {@link blobHash} is `h`. */
+  find(pk: Uint8Array, h: number): R | undefined {
+    const e = this.#map.get(h);
+    if (e === undefined) return undefined;
+    if (!Array.isArray(e)) return sameBytes(e.pk, pk) ? e : undefined;
+    for (const r of e) if (sameBytes(r.pk, pk)) return r;
+    return undefined;
+  }
+
+  /** Adds `r` (a key not held yet), whose key's {@link blobHash} is `h`. */
+  add(h: number, r: R): void {
+    const e = this.#map.get(h);
+    if (e === undefined) this.#map.set(h, r);
+    else if (Array.isArray(e)) e.push(r);
+    else this.#map.set(h, [e, r]);
+    this.list.push(r);
+  }
 }
 
 /**
@@ -1239,7 +1261,7 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
   const { dbv: groupDbv, site: groupSite, wins: groupWins } = groups;
   let siteRef = -1;
   let gi = -1;
-  const rowsByTable = new Map<TableContext, Map<string, FreshRow>>();
+  const rowsByTable = new Map<TableContext, RowsByKey<FreshRow>>();
   const order: FreshRow[] = [];
   let row: FreshRow | undefined;
   let applied = 0;
@@ -1252,10 +1274,7 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
     c[k + 1] = g;
     c[k + 2] = ch.seq;
     c[k + 3] = groupSite[g] as number;
-    if (!r.hasValue[ord]) {
-      r.hasValue[ord] = true;
-      r.valueCount++;
-    }
+    if (r.values[ord] === undefined) r.valueCount++;
     r.values[ord] = ch.val;
     if (r.cl === 0) r.cl = 1;
     groupWins[g] = true;
@@ -1282,14 +1301,14 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
     const t = prevT as TableContext;
     if (row === undefined || row.t !== t || !sameBytes(row.pk, ch.pk)) {
       let rows = rowsByTable.get(t);
-      if (rows === undefined) rowsByTable.set(t, (rows = new Map()));
-      const key = blobKey(ch.pk);
-      row = rows.get(key);
+      if (rows === undefined) rowsByTable.set(t, (rows = new RowsByKey()));
+      const h = blobHash(ch.pk);
+      row = rows.find(ch.pk, h);
       if (row === undefined) {
         const pkValues = groupedPkValues(t, ch.pk);
         if (pkValues === undefined) return undefined;
         row = freshRow(t, ch.pk, pkValues);
-        rows.set(key, row);
+        rows.add(h, row);
         order.push(row);
       }
     }
@@ -1333,13 +1352,13 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
     // The tie needs the stored value: a column default, or a value the column's affinity may have
     // converted (the change-by-change merge compares a value it wrote in an earlier run of the
     // row as the column stored it).
-    const current = r.values[ord] ?? null;
-    if (!r.hasValue[ord] || !storedAsGiven(columnAffinities(t)[ord] as ReturnType<typeof affinity>, current)) return undefined;
+    const current = r.values[ord];
+    if (current === undefined || !storedAsGiven(columnAffinities(t)[ord] as ReturnType<typeof affinity>, current)) return undefined;
     if (decideValue('tie', ch.val, current) === 'win') win(r, ch, ord, gi);
   }
   for (const t of withMetadata) {
     const rows = rowsByTable.get(t);
-    if (rows !== undefined && anyKnownKey(t, [...rows.values()])) return undefined;
+    if (rows !== undefined && anyKnownKey(t, rows.list)) return undefined;
   }
   // Local versions, in batch order: one per incoming group that wrote anything.
   let clock = host.clock();
@@ -1389,14 +1408,15 @@ function writeFreshRow(r: FreshRow, version: readonly bigint[], big: (n: number)
   const cols = t.columns;
   if (r.deletedOnce) out.deleteRow(t, r.pkValues);
   if (!r.deleted) {
-    if (r.valueCount === cols.length) out.upsert(t, t.columnNames, r.pkValues, r.values);
+    if (r.valueCount === cols.length) out.upsert(t, t.columnNames, r.pkValues, r.values as SqlValue[]); // (every value set)
     else if (r.valueCount > 0) {
       const names: string[] = [];
       const vals: SqlValue[] = [];
       for (const c of cols) {
-        if (!r.hasValue[c.ord]) continue;
+        const v = r.values[c.ord];
+        if (v === undefined) continue;
         names.push(c.name);
-        vals.push(r.values[c.ord] ?? null);
+        vals.push(v);
       }
       out.upsert(t, names, r.pkValues, vals);
     } else if (r.revived) out.insertPkOnly(t, r.pkValues);
@@ -1578,7 +1598,7 @@ function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: App
   /** Batch index of each group's last change. */
   const groupEnd: number[] = [];
   let gi = -1;
-  const rowsByTable = new Map<TableContext, Map<string, GRow>>();
+  const rowsByTable = new Map<TableContext, RowsByKey<GRow>>();
   const order: GRow[] = [];
   let prevTbl: string | undefined;
   let prevT: TableContext | undefined;
@@ -1601,9 +1621,9 @@ function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: App
     }
     if (row === undefined || row.t !== t || !sameBytes(row.pk, ch.pk)) {
       let rows = rowsByTable.get(t);
-      if (rows === undefined) rowsByTable.set(t, (rows = new Map()));
-      const key = blobKey(ch.pk);
-      row = rows.get(key);
+      if (rows === undefined) rowsByTable.set(t, (rows = new RowsByKey()));
+      const h = blobHash(ch.pk);
+      row = rows.find(ch.pk, h);
       if (row === undefined) {
         const pkValues = groupedPkValues(t, ch.pk);
         if (pkValues === undefined) return bail();
@@ -1612,7 +1632,7 @@ function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: App
           t, pk: ch.pk, pkValues, idx: [], grp: [], lastTbl: ch.tbl, loaded: false, rec: undefined, recDirty: false, cells: new Map(), cellsDropped: false, cl: 0,
           storedKnown: false, stored: null, storedOff: 0, src: new Array<number>(n).fill(SRC_STORED), val: new Array<SqlValue>(n), pendingCount: 0, deleted: false, created: false, pkInsert: false, written: 0,
         };
-        rows.set(key, row);
+        rows.add(h, row);
         order.push(row);
         // The density check below, early: a conflicting exchange is told by its first rows.
         if (order.length === GROUPED_MIN_ROWS && i < GROUPED_MIN_PER_ROW * GROUPED_MIN_ROWS) return bail();
