@@ -16,6 +16,7 @@ import { bytesKey, sameBytes } from '../codec/bytes.ts';
 import { decodePk } from '../codec/pk.ts';
 import type { TableContext, TableStatements, ValueColumn } from './table-context.ts';
 import { BatchedWrites } from './apply-writes.ts';
+import { blobHash, RowsByKey, smallHash, textHash } from './row-keys.ts';
 import { encodeTombstoneValues, readTombstone } from './tombstones.ts';
 import type { RowObject, Tombstone } from './tombstones.ts';
 
@@ -682,28 +683,12 @@ function upsertShape(t: TableContext, pending: ReadonlyMap<string, SqlValue>): U
   return shape;
 }
 
-/** Hashes are cut to 30 bits: small integers, which V8 keeps in a Set without allocating. */
-const SMI_BITS = 0x3fffffff;
-
-/** FNV-1a of the bytes of `b` (30 bits). */
-function blobHash(b: Uint8Array): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < b.length; i++) h = Math.imul(h ^ (b[i] as number), 0x01000193);
-  return h & SMI_BITS;
-}
-
-/** FNV-1a (32 bits) of the UTF-16 code units of `s`, continuing from `h`. */
-function textHash(s: string, h: number): number {
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  return h;
-}
-
 /**
  * A hash (30 bits) of a row's key values: equal for keys that SQLite's BINARY comparison of the key columns
  * finds equal, for values of the storage class their columns keep (pkTypeProblem).
  */
 function baseHash(values: readonly SqlValue[]): number {
-  let h = 0x811c9dc5;
+  let h = textHash(''); // (the seed)
   for (const v of values) {
     if (v === null) h = Math.imul(h ^ 0x6e, 0x01000193);
     else if (typeof v === 'string') h = textHash(v, Math.imul(h ^ 0x73, 0x01000193));
@@ -713,7 +698,7 @@ function baseHash(values: readonly SqlValue[]): number {
     } else h = textHash(String(v), Math.imul(h ^ (typeof v === 'bigint' ? 0x69 : 0x72), 0x01000193));
     h = Math.imul(h ^ 0xff, 0x01000193); // value separator
   }
-  return h & SMI_BITS;
+  return smallHash(h);
 }
 
 /** The whole row (key and value columns) as stored, or undefined when it does not exist. */
@@ -1129,35 +1114,6 @@ function clearCells(r: FreshRow): void {
 }
 
 /**
- * The rows of one table in a grouped merge, by key blob (compared bytewise, as SQLite compares
- * BLOBs): a map from a 30-bit hash of the key ({@link blobHash}) to its row, or rows on a collision.
- * No string per key: a batch of 100k new keys made 100k latin1 strings to hash and keep.
- */
-class RowsByKey<R extends { readonly pk: Uint8Array }> {
-  readonly #map = new Map<number, R | R[]>();
-  /** Every row, in order of addition. */
-  readonly list: R[] = [];
-
-  /** The row of key `pk`, whose {@link blobHash} is `h`. */
-  find(pk: Uint8Array, h: number): R | undefined {
-    const e = this.#map.get(h);
-    if (e === undefined) return undefined;
-    if (!Array.isArray(e)) return sameBytes(e.pk, pk) ? e : undefined;
-    for (const r of e) if (sameBytes(r.pk, pk)) return r;
-    return undefined;
-  }
-
-  /** Adds `r` (a key not held yet), whose key's {@link blobHash} is `h`. */
-  add(h: number, r: R): void {
-    const e = this.#map.get(h);
-    if (e === undefined) this.#map.set(h, r);
-    else if (Array.isArray(e)) e.push(r);
-    else this.#map.set(h, [e, r]);
-    this.list.push(r);
-  }
-}
-
-/**
  * The key values of `pk` for a grouped merge, or undefined when the key does not decode, has the
  * wrong arity or a value of the wrong type for `t` (the grouped merges then leave the batch to the
  * change-by-change merge, which refuses or rejects it with its own error).
@@ -1302,13 +1258,12 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
     if (row === undefined || row.t !== t || !sameBytes(row.pk, ch.pk)) {
       let rows = rowsByTable.get(t);
       if (rows === undefined) rowsByTable.set(t, (rows = new RowsByKey()));
-      const h = blobHash(ch.pk);
-      row = rows.find(ch.pk, h);
+      row = rows.find(ch.pk);
       if (row === undefined) {
         const pkValues = groupedPkValues(t, ch.pk);
         if (pkValues === undefined) return undefined;
         row = freshRow(t, ch.pk, pkValues);
-        rows.add(h, row);
+        rows.add(row);
         order.push(row);
       }
     }
@@ -1622,8 +1577,7 @@ function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: App
     if (row === undefined || row.t !== t || !sameBytes(row.pk, ch.pk)) {
       let rows = rowsByTable.get(t);
       if (rows === undefined) rowsByTable.set(t, (rows = new RowsByKey()));
-      const h = blobHash(ch.pk);
-      row = rows.find(ch.pk, h);
+      row = rows.find(ch.pk);
       if (row === undefined) {
         const pkValues = groupedPkValues(t, ch.pk);
         if (pkValues === undefined) return bail();
@@ -1632,7 +1586,7 @@ function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: App
           t, pk: ch.pk, pkValues, idx: [], grp: [], lastTbl: ch.tbl, loaded: false, rec: undefined, recDirty: false, cells: new Map(), cellsDropped: false, cl: 0,
           storedKnown: false, stored: null, storedOff: 0, src: new Array<number>(n).fill(SRC_STORED), val: new Array<SqlValue>(n), pendingCount: 0, deleted: false, created: false, pkInsert: false, written: 0,
         };
-        rows.add(h, row);
+        rows.add(row);
         order.push(row);
         // The density check below, early: a conflicting exchange is told by its first rows.
         if (order.length === GROUPED_MIN_ROWS && i < GROUPED_MIN_PER_ROW * GROUPED_MIN_ROWS) return bail();
