@@ -964,8 +964,13 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
   };
 
   if (opts.judge === undefined && opts.isolateRows !== true) {
+    // A batch whose first row is known and whose other keys may all be new (a page of an initial
+    // sync that starts inside the row the previous page ended with): that row takes the merge
+    // below, then the rest is offered to the fresh merge with the group state it leaves.
+    const cut = Array.isArray(changes) ? knownHeadCut(host, changes as readonly Change[], opts) : 0;
     if (Array.isArray(changes)) {
-      const fast = mergeFresh(host, changes as readonly Change[], opts) ?? mergeGrouped(host, changes as readonly Change[], opts);
+      const batch = changes as readonly Change[];
+      const fast = (cut === 0 ? mergeFresh(host, batch, opts) : undefined) ?? mergeGrouped(host, batch, opts);
       if (fast !== undefined) return fast;
     }
     // Queued writes (see `Merge.out`) only where no callback could observe a single write.
@@ -988,7 +993,19 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
       }
     };
     try {
+      let i = 0;
       for (const ch of changes) {
+        if (i++ === cut && cut > 0) {
+          flushGroup();
+          m.flush();
+          m.sync();
+          const tail = freshTail(host, changes as readonly Change[], cut, opts, m);
+          if (tail !== undefined) {
+            const tables = new Set(m.tables);
+            for (const name of tail.tables) tables.add(name);
+            return { received: m.received + tail.received, applied: m.applied + tail.applied, tables: [...tables], last: tail.last, dbVersion: tail.dbVersion, rejected };
+          }
+        }
         const head = group[0];
         if (head !== undefined && (head.tbl !== ch.tbl || !sameBytes(head.pk, ch.pk))) flushGroup();
         group.push(ch);
@@ -1084,8 +1101,11 @@ interface FreshRow {
   cl: number;
   /** Sentinel clock [cl, group, seq, site], or undefined. */
   sent: number[] | undefined;
-  /** Per value column (by ordinal): [col_version, group, seq, site] × columns; group -1 = no clock. */
-  clocks: number[];
+  /**
+   * Where the row's cell clocks start in its merge's {@link FreshClocks}: per value column (by
+   * ordinal), [col_version, group, seq, site]; group -1 = no clock.
+   */
+  at: number;
   cellCount: number;
   /** Values written since the row last came to life (what the base row holds from this batch), by ordinal; undefined: none. */
   values: (SqlValue | undefined)[];
@@ -1097,16 +1117,39 @@ interface FreshRow {
   revived: boolean;
 }
 
-function freshRow(t: TableContext, pk: Uint8Array, pkValues: SqlValue[]): FreshRow {
-  const n = t.columns.length;
-  const clocks = new Array<number>(4 * n);
-  for (let i = 0; i < n; i++) clocks[4 * i + 1] = -1;
-  return { t, pk, pkValues, cl: 0, sent: undefined, clocks, cellCount: 0, values: new Array<SqlValue | undefined>(n), valueCount: 0, deleted: false, deletedOnce: false, revived: false };
+/**
+ * The cell clocks of every row of one fresh merge, in one growing Float64Array (clocks are safe
+ * integers): no clock array per row.
+ */
+class FreshClocks {
+  k = new Float64Array(4096);
+  #used = 0;
+
+  /** Room for `n` cells without clocks; returns where they start. */
+  alloc(n: number): number {
+    const at = this.#used;
+    const end = at + 4 * n;
+    if (end > this.k.length) {
+      let size = this.k.length * 2;
+      while (size < end) size *= 2;
+      const k = new Float64Array(size);
+      k.set(this.k.subarray(0, at));
+      this.k = k;
+    }
+    for (let i = at + 1; i < end; i += 4) this.k[i] = -1;
+    this.#used = end;
+    return at;
+  }
 }
 
-function clearCells(r: FreshRow): void {
+function freshRow(t: TableContext, pk: Uint8Array, pkValues: SqlValue[], clocks: FreshClocks): FreshRow {
+  const n = t.columns.length;
+  return { t, pk, pkValues, cl: 0, sent: undefined, at: clocks.alloc(n), cellCount: 0, values: new Array<SqlValue | undefined>(n), valueCount: 0, deleted: false, deletedOnce: false, revived: false };
+}
+
+function clearCells(r: FreshRow, k: Float64Array): void {
   for (let i = 0; i < r.t.columns.length; i++) {
-    r.clocks[4 * i + 1] = -1;
+    k[r.at + 4 * i + 1] = -1;
     r.values[i] = undefined;
   }
   r.cellCount = 0;
@@ -1185,7 +1228,48 @@ class IncomingGroups {
  * tombstone values), a key the target knows, a grow-only table, an unknown table or column, a bad
  * key, or a tie that needs a stored value.
  */
-function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOptions): ApplyResult | undefined {
+/**
+ * The incoming group a merge ended in and the local version it gave that group (0n: none yet):
+ * a fresh merge of the batch's rest continues it (`Merge.groupSite`, `groupIncoming`, `groupVersion`).
+ */
+interface GroupCarry {
+  site: number;
+  dbv: number;
+  version: bigint;
+}
+
+/**
+ * The number of changes of the batch's first row when the target knows its key (a record, bare or
+ * not, or a base row), more changes follow and the fresh merge could take them; else 0. One
+ * existence check of one key.
+ */
+function knownHeadCut(host: MergeHost, changes: readonly Change[], opts: ApplyOptions): number {
+  const first = changes[0];
+  if (first === undefined || opts.authorize !== undefined || opts.onConflict !== undefined || host.keepTombstoneValues) return 0;
+  let n = 1;
+  while (n < changes.length && (changes[n] as Change).tbl === first.tbl && sameBytes((changes[n] as Change).pk, first.pk)) n++;
+  if (n === changes.length) return 0;
+  const t = host.table(first.tbl);
+  if (t === undefined || t.algorithm !== 'cls' || opts.visibilityColumns?.get(t.name.toLowerCase()) !== undefined) return 0;
+  if (Number(t.stmts.anyMetadata.getRaw()?.[0] ?? 1) === 0) return 0;
+  const pkValues = groupedPkValues(t, first.pk);
+  if (pkValues === undefined || !anyKnownKey(t, [{ pk: first.pk, pkValues }])) return 0;
+  return n;
+}
+
+/**
+ * The fresh merge of `changes` from `cut` on, after the change-by-change merge `m` took the ones
+ * before (its writes made): the clock and the group in progress carry over, so the local versions
+ * are those one merge of the whole batch assigns. Undefined when the rest needs the general merge.
+ */
+function freshTail(host: MergeHost, changes: readonly Change[], cut: number, opts: ApplyOptions, m: Merge): ApplyResult | undefined {
+  host.setClock(m.clock);
+  const tail = mergeFresh(host, changes.slice(cut), opts, { site: m.groupSite, dbv: m.groupIncoming, version: m.groupVersion });
+  if (tail !== undefined) m.clock = tail.dbVersion;
+  return tail;
+}
+
+function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOptions, carry?: GroupCarry): ApplyResult | undefined {
   if (changes.length === 0 || opts.authorize !== undefined || opts.onConflict !== undefined || host.keepTombstoneValues) return undefined;
   const byName = new Map<string, TableContext | null>();
   /** Tables that hold metadata: the batch's keys are checked against them before anything is written. */
@@ -1222,9 +1306,10 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
   let row: FreshRow | undefined;
   let applied = 0;
   const tables = new Set<string>();
+  const clocks = new FreshClocks();
   const win = (r: FreshRow, ch: Change, ord: number, g: number): void => {
-    const k = 4 * ord;
-    const c = r.clocks;
+    const k = r.at + 4 * ord;
+    const c = clocks.k;
     if (c[k + 1] === -1) r.cellCount++;
     c[k] = ch.colVersion;
     c[k + 1] = g;
@@ -1238,7 +1323,8 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
     tables.add(r.t.name);
   };
   const resurrect = (r: FreshRow, ch: Change, g: number): void => {
-    for (let i = 0; i < r.t.columns.length; i++) if (r.clocks[4 * i + 1] !== -1) r.clocks[4 * i] = 0;
+    const k = clocks.k;
+    for (let i = r.at; i < r.at + 4 * r.t.columns.length; i += 4) if (k[i + 1] !== -1) k[i] = 0;
     r.sent = [ch.cl, g, ch.seq, groupSite[g] as number];
     r.cl = ch.cl;
     r.deleted = false;
@@ -1262,7 +1348,7 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
       if (row === undefined) {
         const pkValues = groupedPkValues(t, ch.pk);
         if (pkValues === undefined) return undefined;
-        row = freshRow(t, ch.pk, pkValues);
+        row = freshRow(t, ch.pk, pkValues, clocks);
         rows.add(row);
         order.push(row);
       }
@@ -1275,7 +1361,7 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
       r.deleted = true;
       r.deletedOnce = true;
       r.revived = false;
-      clearCells(r);
+      clearCells(r, clocks.k);
       r.sent = [ch.cl, gi, ch.seq, siteRef];
       r.cl = ch.cl;
       groupWins[gi] = true;
@@ -1298,7 +1384,7 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
       win(r, ch, ord, gi);
       continue;
     }
-    const byVersion = decideCell(ch.colVersion, r.clocks[4 * ord + 1] === -1 ? undefined : (r.clocks[4 * ord] as number));
+    const byVersion = decideCell(ch.colVersion, clocks.k[r.at + 4 * ord + 1] === -1 ? undefined : (clocks.k[r.at + 4 * ord] as number));
     if (byVersion === 'win') {
       win(r, ch, ord, gi);
       continue;
@@ -1320,6 +1406,10 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
   const version: bigint[] = new Array<bigint>(groupDbv.length);
   for (let g = 0; g < groupDbv.length; g++) {
     if (!groupWins[g]) continue;
+    if (g === 0 && carry !== undefined && carry.version !== 0n && carry.site === groupSite[0] && carry.dbv === groupDbv[0]) {
+      version[0] = carry.version; // the group the merge before this one numbered
+      continue;
+    }
     clock = authoritative ? clock + 1 : Math.max(clock + 1, groupDbv[g] as number);
     version[g] = BigInt(clock);
   }
@@ -1330,7 +1420,7 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
     return b;
   };
   const out = new BatchedWrites();
-  for (const r of order) writeFreshRow(r, version, big, out);
+  for (const r of order) writeFreshRow(r, clocks.k, version, big, out);
   out.flush();
   host.setClock(clock);
   const lastCh = changes[changes.length - 1] as Change;
@@ -1338,7 +1428,7 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
 }
 
 /** True when the target knows any key of `rows` (one table's): one `anyKnownKey` read per chunk of keys. */
-function anyKnownKey(t: TableContext, rows: readonly FreshRow[]): boolean {
+function anyKnownKey(t: TableContext, rows: readonly { readonly pk: Uint8Array; readonly pkValues: readonly SqlValue[] }[]): boolean {
   const width = t.schema.pkColumns.length;
   for (let at = 0; at < rows.length; ) {
     const left = rows.length - at;
@@ -1347,7 +1437,7 @@ function anyKnownKey(t: TableContext, rows: readonly FreshRow[]): boolean {
     const take = Math.min(n, left);
     const params = new Array<SqlValue>(n * (1 + width));
     for (let j = 0; j < n; j++) {
-      const r = rows[at + Math.min(j, take - 1)] as FreshRow;
+      const r = rows[at + Math.min(j, take - 1)] as { pk: Uint8Array; pkValues: readonly SqlValue[] };
       params[j] = r.pk;
       for (let k = 0; k < width; k++) params[n + j * width + k] = r.pkValues[k] as SqlValue;
     }
@@ -1357,7 +1447,7 @@ function anyKnownKey(t: TableContext, rows: readonly FreshRow[]): boolean {
   return false;
 }
 
-function writeFreshRow(r: FreshRow, version: readonly bigint[], big: (n: number) => bigint, out: BatchedWrites): void {
+function writeFreshRow(r: FreshRow, clocks: Float64Array, version: readonly bigint[], big: (n: number) => bigint, out: BatchedWrites): void {
   if (r.cl === 0) return;
   const t = r.t;
   const cols = t.columns;
@@ -1379,7 +1469,7 @@ function writeFreshRow(r: FreshRow, version: readonly bigint[], big: (n: number)
   const sent = r.sent;
   // (No record of the key before a fresh merge: the record's upsert inserts, like setSentinel or insertRowRecord.)
   if (sent !== undefined) out.putRowRecord(t, r.pk, BigInt(sent[0] as number), 1n, null, version[sent[1] as number] as bigint, BigInt(sent[2] as number), big(sent[3] as number));
-  const k = r.clocks;
+  const k = r.at === 0 ? clocks : clocks.subarray(r.at, r.at + 4 * cols.length);
   // A live row whose every cell has a clock keeps the clock most of them share as implicit cells
   // (one row record, like a local insert); the other cells stay explicit.
   let best = -1;
