@@ -16,10 +16,10 @@ import type { Change, CrdtAlgorithm } from '../types.ts';
 import { mergeChanges } from './apply.ts';
 import type { ApplyOptions, ApplyResult } from './apply.ts';
 import { BlockColumns } from './blocks.ts';
-import { changeFeed } from './extract.ts';
+import { changeFeed, FeedCursor } from './extract.ts';
 import { assertFeedAbove, compactMetadata, compactionFloor, dropCompactedKeys, liftCompactedKeys } from './compaction.ts';
 import type { CompactionResult } from './compaction.ts';
-import type { FeedOptions } from './extract.ts';
+import type { FeedHost, FeedOptions } from './extract.ts';
 import { BARE_CL, BARE_RECORD_COLUMNS, BASE_METADATA_SQL, LOG_TRIGGER_MARKER, TOMBSTONE_VALUES_SETTING, tombstoneValuesSql, bareRecordValues, cellsTableName, dropBareSql, dropMetaTablesSql, dropTriggersSql, metaTableSql, migrateMetaTablesSql, pkBlobSql, quoteIdent, rowFilterSql, rowsTableName, triggerSql } from './sql-gen.ts';
 import { foldWriteLog, pendingVersions } from './write-log.ts';
 import { createTableContext } from './table-context.ts';
@@ -481,6 +481,33 @@ export class SyncEngine {
 
   /** Changes after a cursor in (db_version, seq) order; see {@link FeedOptions}. */
   changes(req: FeedRequest = {}): Generator<Change> {
+    const { host, opts } = this.#feed(req);
+    return changeFeed(host, opts);
+  }
+
+  /**
+   * The same feed as {@link changes}, as one {@link FeedCursor}: `next()` overwrites its Change
+   * fields (no object per change; a caller that keeps a change must copy it), `close()` ends it
+   * early. For consumers that only look at each change once, such as a page encoder.
+   */
+  feedCursor(req: FeedRequest = {}): FeedCursor {
+    const { host, opts } = this.#feed(req);
+    return new FeedCursor(host, opts);
+  }
+
+  /** `encodeChanges([...changes(req)])` without the array and the objects: the same bytes. */
+  encodeFeed(req: FeedRequest = {}, schemaHash = this.schemaHash()): Uint8Array | null {
+    const cur = this.feedCursor(req);
+    const enc = new PayloadEncoder({ schemaHash });
+    try {
+      while (cur.next()) enc.add(cur);
+    } finally {
+      cur.close();
+    }
+    return enc.finish();
+  }
+
+  #feed(req: FeedRequest): { host: FeedHost; opts: FeedOptions } {
     this.foldPending();
     this.#refresh();
     const { excludeSiteId, allowBelowFloor, ...rest } = req;
@@ -492,7 +519,7 @@ export class SyncEngine {
     }
     const blocks = this.#blockColumns();
     if (blocks.any && req.localOnly !== true) this.#foldBlockWrites(blocks);
-    return changeFeed({ tableContexts: () => [...this.#tables.values()], siteIdOf: (ref) => this.#siteIdOf(ref), ...(blocks.any ? { blocks } : {}) }, opts);
+    return { host: { tableContexts: () => [...this.#tables.values()], siteIdOf: (ref) => this.#siteIdOf(ref), ...(blocks.any ? { blocks } : {}) }, opts };
   }
 
   /**

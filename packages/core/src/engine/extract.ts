@@ -99,6 +99,9 @@ class Item {
   site = 0;
   cl = 0;
   state: RowState | undefined = undefined;
+  /** A deferred cell of a feed without row filter: its value, read with its row (no state kept). */
+  valued = false;
+  val: SqlValue = null;
   block: string | undefined = undefined;
   blockVal: SqlValue | undefined = undefined;
   constructor(public pk: Uint8Array) {}
@@ -250,6 +253,8 @@ class JoinedSource implements Source {
   readonly #it: Iterator<unknown[]>;
   readonly #after: Cursor;
   readonly #rule: SiteRule;
+  /** No row filter: deferred cells carry their value instead of their row's state. */
+  readonly #plain: boolean;
   readonly #cols: readonly ValueColumn[];
   readonly #explicit: number[] = [];
   /** The first result row of the next record (read ahead), undefined at the end. */
@@ -266,10 +271,12 @@ class JoinedSource implements Source {
     it: Iterator<unknown[]>,
     after: Cursor,
     rule: SiteRule,
+    plain: boolean,
   ) {
     this.#it = it;
     this.#after = after;
     this.#rule = rule;
+    this.#plain = plain;
     this.#cols = tf.ctx.columns;
     this.#k = this.#cols.length;
     const n = it.next();
@@ -310,6 +317,7 @@ class JoinedSource implements Source {
     const after = this.#after;
     const rule = this.#rule;
     const heap = this.tf.heap;
+    const byId = this.tf.byId;
     const explicit = this.#explicit;
     const pk = first[0] as Uint8Array;
     explicit.length = 0;
@@ -335,7 +343,15 @@ class JoinedSource implements Source {
         const xseq = Number(x[10]);
         const xsite = Number(x[11]);
         if ((xdbv > after.dbVersion || (xdbv === after.dbVersion && xseq > after.seq)) && (xdbv > dbv || (xdbv === dbv && xseq >= seq)) && siteOk(rule, xsite)) {
-          heap.push(cellItem(pk, col, Number(x[8]), xdbv, xseq, xsite, cl, heap.size < MAX_DEFERRED_WITH_VALUES ? st : undefined));
+          const keep = heap.size < MAX_DEFERRED_WITH_VALUES;
+          const it = cellItem(pk, col, Number(x[8]), xdbv, xseq, xsite, cl, keep && !(this.#plain && st.rowKnown) ? st : undefined);
+          if (keep && this.#plain && st.rowKnown) {
+            // Only the value outlives the record (the row's values and state die young).
+            const c = byId[col];
+            it.valued = true;
+            it.val = c === undefined || st.row === undefined ? null : (st.row[st.off + c.ord] ?? null);
+          }
+          heap.push(it);
         }
       }
       const next = this.#it.next();
@@ -438,144 +454,210 @@ function* evictionItems(it: Iterable<unknown[]>): Generator<Item> {
   for (const r of it) yield cellItem(r[0] as Uint8Array, 0, Number(r[1]), Number(r[2]), 0, 0, Number(r[1]), undefined);
 }
 
-/** Lazily yields changes; the caller must not write to the database while iterating. */
-export function* changeFeed(host: FeedHost, opts: FeedOptions = {}): Generator<Change> {
-  const after = opts.after ?? { dbVersion: 0, seq: -1 };
-  const wanted = opts.tables === undefined ? undefined : new Set(opts.tables.map((t) => t.toLowerCase()));
-  const sources: Source[] = [];
-  const feeds: TableFeed[] = [];
-  const rule: SiteRule = { exclude: opts.localOnly ? undefined : opts.excludeSiteRef, localOnly: opts.localOnly === true };
-  try {
-    for (const ctx of host.tableContexts()) {
-      if (wanted !== undefined && !wanted.has(ctx.name.toLowerCase())) continue;
-      const s = ctx.stmts;
-      const v = BigInt(after.dbVersion);
-      const q = BigInt(after.seq);
-      const ex = rule.exclude === undefined ? undefined : BigInt(rule.exclude);
-      const byId: (ValueColumn | undefined)[] = [];
-      for (const c of ctx.columns) byId[c.id] = c;
-      const tf: TableFeed = { ctx, heap: new ItemHeap(), cached: undefined, byId };
-      feeds.push(tf);
-      // RLS pushed into SQL: only live rows the caller may see (and every dead row, judged by its
-      // tombstone below). Not when a row could have left the caller's sight since the cursor: those
-      // need reading to be answered with a removal.
-      const vis = opts.rowFilter?.byKey === undefined ? undefined : opts.rowFilter.sqlVisible?.(ctx.name);
-      const pushed = vis !== undefined && (opts.holdsNothing === true || s.priorAny.getRaw(ctx.name, v) === undefined) ? ctx.rowsJoinedVisible(vis.where) : undefined;
-      const rows = pushed !== undefined && vis !== undefined ? pushed.iterateRaw(v, vis.params as unknown as SqlValue) : s.rowsJoined.iterateRaw(v);
-      const mine: Source[] = [new JoinedSource(tf, rows, after, rule)];
-      const cells = rule.localOnly ? s.cellsResidualLocal.iterateRaw(v, q, v) : ex !== undefined ? s.cellsResidualExcluding.iterateRaw(v, q, v, ex) : s.cellsResidual.iterateRaw(v, q, v);
-      mine.push(new CellSource(tf, cells));
-      if (host.blocks !== undefined && !opts.localOnly && host.blocks.columnsOf(ctx.name).length > 0) mine.push(new GeneratorSource(tf, blockItems(host.blocks, ctx.name, after, opts.excludeSiteRef), false));
-      if (opts.audience !== undefined) mine.push(new GeneratorSource(tf, evictionItems(s.evictionsFeed.iterateRaw(opts.audience, ctx.name, v)), true));
-      for (const src of mine) {
-        if (src.advance()) sources.push(src);
-        else src.close();
-      }
-    }
-    yield* mergeStreams(host, opts, after, sources, feeds);
-  } finally {
-    // A consumer that stops early must not leave statements running: the connection would stay
-    // busy and refuse every later write.
-    for (const src of sources) src.close();
-  }
-}
+/**
+ * The change feed as a cursor: `next()` moves to the next change and overwrites this object's
+ * {@link Change} fields with it (one object for the whole scan, no allocation per change);
+ * `close()` ends the statements behind it (also when the caller stops early: the connection
+ * would otherwise stay busy and refuse every later write). The caller must not write to the
+ * database while it is open. {@link changeFeed} is the same as a generator of fresh objects.
+ */
+export class FeedCursor implements Change {
+  tbl = '';
+  pk: Uint8Array = EMPTY_PK;
+  col = '';
+  val: SqlValue = null;
+  colVersion = 0;
+  dbVersion = 0;
+  siteId: Uint8Array = EMPTY_PK;
+  cl = 0;
+  seq = 0;
+  readonly #opts: FeedOptions;
+  readonly #after: Cursor;
+  readonly #sources: Source[] = [];
+  readonly #feeds: TableFeed[] = [];
+  /** The sources not exhausted yet. */
+  #live: Source[] = [];
+  readonly #removed = new PkSet();
+  /** Whether a table has any prior values after the cursor at all (one query per table and scan). */
+  readonly #priors = new Map<TableContext, boolean>();
+  readonly #sites: SiteIds;
+  readonly #blocks: BlockColumns | undefined;
+  readonly #hasBlocks: boolean;
+  readonly #filtered: boolean;
+  #closed = false;
 
-function* mergeStreams(host: FeedHost, opts: FeedOptions, after: Cursor, sources: Source[], feeds: TableFeed[]): Generator<Change> {
-  const removed = new PkSet();
-  // Whether a table has any prior values after the cursor at all (one query per table and scan).
-  const priors = new Map<TableContext, boolean>();
-  const priorSince = (ctx: TableContext): boolean => {
-    if (opts.holdsNothing === true) return false;
-    let any = priors.get(ctx);
+  constructor(host: FeedHost, opts: FeedOptions = {}) {
+    this.#opts = opts;
+    const after = (this.#after = opts.after ?? { dbVersion: 0, seq: -1 });
+    this.#sites = new SiteIds(host);
+    const blocks = (this.#blocks = host.blocks);
+    this.#filtered = opts.rowFilter !== undefined;
+    const wanted = opts.tables === undefined ? undefined : new Set(opts.tables.map((t) => t.toLowerCase()));
+    const sources = this.#sources;
+    const rule: SiteRule = { exclude: opts.localOnly ? undefined : opts.excludeSiteRef, localOnly: opts.localOnly === true };
+    const contexts = host.tableContexts();
+    this.#hasBlocks = blocks !== undefined && contexts.some((c) => blocks.columnsOf(c.name).length > 0);
+    try {
+      for (const ctx of contexts) {
+        if (wanted !== undefined && !wanted.has(ctx.name.toLowerCase())) continue;
+        const s = ctx.stmts;
+        const v = BigInt(after.dbVersion);
+        const q = BigInt(after.seq);
+        const ex = rule.exclude === undefined ? undefined : BigInt(rule.exclude);
+        const byId: (ValueColumn | undefined)[] = [];
+        for (const c of ctx.columns) byId[c.id] = c;
+        const tf: TableFeed = { ctx, heap: new ItemHeap(), cached: undefined, byId };
+        this.#feeds.push(tf);
+        // RLS pushed into SQL: only live rows the caller may see (and every dead row, judged by its
+        // tombstone below). Not when a row could have left the caller's sight since the cursor: those
+        // need reading to be answered with a removal.
+        const vis = opts.rowFilter?.byKey === undefined ? undefined : opts.rowFilter.sqlVisible?.(ctx.name);
+        const pushed = vis !== undefined && (opts.holdsNothing === true || s.priorAny.getRaw(ctx.name, v) === undefined) ? ctx.rowsJoinedVisible(vis.where) : undefined;
+        const rows = pushed !== undefined && vis !== undefined ? pushed.iterateRaw(v, vis.params as unknown as SqlValue) : s.rowsJoined.iterateRaw(v);
+        const mine: Source[] = [new JoinedSource(tf, rows, after, rule, opts.rowFilter === undefined)];
+        const cells = rule.localOnly ? s.cellsResidualLocal.iterateRaw(v, q, v) : ex !== undefined ? s.cellsResidualExcluding.iterateRaw(v, q, v, ex) : s.cellsResidual.iterateRaw(v, q, v);
+        mine.push(new CellSource(tf, cells));
+        if (blocks !== undefined && !opts.localOnly && blocks.columnsOf(ctx.name).length > 0) mine.push(new GeneratorSource(tf, blockItems(blocks, ctx.name, after, opts.excludeSiteRef), false));
+        if (opts.audience !== undefined) mine.push(new GeneratorSource(tf, evictionItems(s.evictionsFeed.iterateRaw(opts.audience, ctx.name, v)), true));
+        for (const src of mine) {
+          if (src.advance()) sources.push(src);
+          else src.close();
+        }
+      }
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+    this.#live = sources.slice();
+  }
+
+  /** Ends the statements behind the feed; `next()` then returns false. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#live = [];
+    for (const src of this.#sources) src.close();
+  }
+
+  #priorSince = (ctx: TableContext): boolean => {
+    if (this.#opts.holdsNothing === true) return false;
+    let any = this.#priors.get(ctx);
     if (any === undefined) {
-      any = ctx.stmts.priorAny.getRaw(ctx.name, BigInt(after.dbVersion)) !== undefined;
-      priors.set(ctx, any);
+      any = ctx.stmts.priorAny.getRaw(ctx.name, BigInt(this.#after.dbVersion)) !== undefined;
+      this.#priors.set(ctx, any);
     }
     return any;
   };
-  const sites = new SiteIds(host);
-  const live = sources.slice();
-  const blocks = host.blocks;
-  const hasBlocks = blocks !== undefined && host.tableContexts().some((c) => blocks.columnsOf(c.name).length > 0);
-  const filtered = opts.rowFilter !== undefined;
-  for (;;) {
-    // The earliest head among the streams and the deferred cells (ties: the first stream, streams before heaps).
-    let best = -1;
-    let item: Item | undefined;
-    for (let i = 0; i < live.length; i++) {
-      const h = (live[i] as Source).head;
-      if (item === undefined || h.dbv < item.dbv || (h.dbv === item.dbv && h.seq < item.seq)) {
-        item = h;
-        best = i;
+
+  #set(tbl: string, pk: Uint8Array, col: string, val: SqlValue, colVersion: number, dbVersion: number, siteId: Uint8Array, cl: number, seq: number): true {
+    this.tbl = tbl;
+    this.pk = pk;
+    this.col = col;
+    this.val = val;
+    this.colVersion = colVersion;
+    this.dbVersion = dbVersion;
+    this.siteId = siteId;
+    this.cl = cl;
+    this.seq = seq;
+    return true;
+  }
+
+  /** Moves to the next change (this object's fields); false at the end (the statements are then closed). */
+  next(): boolean {
+    if (this.#closed) return false;
+    const live = this.#live;
+    const feeds = this.#feeds;
+    const sites = this.#sites;
+    for (;;) {
+      // The earliest head among the streams and the deferred cells (ties: the first stream, streams before heaps).
+      let best = -1;
+      let item: Item | undefined;
+      for (let i = 0; i < live.length; i++) {
+        const h = (live[i] as Source).head;
+        if (item === undefined || h.dbv < item.dbv || (h.dbv === item.dbv && h.seq < item.seq)) {
+          item = h;
+          best = i;
+        }
       }
-    }
-    let heapFeed: TableFeed | undefined;
-    for (let i = 0; i < feeds.length; i++) {
-      const tf = feeds[i] as TableFeed;
-      const h = tf.heap.peek();
-      if (h !== undefined && (item === undefined || h.dbv < item.dbv || (h.dbv === item.dbv && h.seq < item.seq))) {
-        item = h;
-        heapFeed = tf;
+      let heapFeed: TableFeed | undefined;
+      for (let i = 0; i < feeds.length; i++) {
+        const tf = feeds[i] as TableFeed;
+        const h = tf.heap.peek();
+        if (h !== undefined && (item === undefined || h.dbv < item.dbv || (h.dbv === item.dbv && h.seq < item.seq))) {
+          item = h;
+          heapFeed = tf;
+        }
       }
-    }
-    if (item === undefined) return;
-    // Read the item before its source moves on (a source's head is overwritten by advance()).
-    const { pk, col: colId, cv, dbv, seq, site: siteRef, cl } = item;
-    let state = item.state;
-    const block = item.block;
-    const blockVal = item.blockVal;
-    let tf: TableFeed;
-    let direct = false;
-    if (heapFeed !== undefined) {
-      heapFeed.heap.pop();
-      tf = heapFeed;
-    } else {
-      const src = live[best] as Source;
-      tf = src.tf;
-      direct = src.direct;
-      if (!src.advance()) live.splice(best, 1);
-    }
-    const ctx = tf.ctx;
-    if (direct) {
-      yield { tbl: ctx.name, pk, col: RIP_SENTINEL, val: null, colVersion: cv, dbVersion: dbv, siteId: sites.of(siteRef), cl, seq };
-      continue;
-    }
-    if (state === undefined) {
-      const cached = tf.cached;
-      if (cached !== undefined && sameBytes(cached.pk, pk)) state = cached;
-      else {
-        state = newState(pk, cl);
-        tf.cached = state;
+      if (item === undefined) {
+        this.close();
+        return false;
       }
-    }
-    if (!state.resolved) {
-      if (filtered) resolveRow(ctx, state, opts, after, removed, priorSince);
-      else state.resolved = true;
-    }
-    if (state.removal) {
-      // A removal below the row's current (new) life: the device drops it, and takes it back whole if it returns.
-      state.removal = false;
-      removed.add(pk);
-      yield { tbl: ctx.name, pk, col: RIP_SENTINEL, val: null, colVersion: cl - 1, dbVersion: dbv, siteId: sites.of(0), cl: cl - 1, seq };
-      continue;
-    }
-    if (!state.visible) continue;
-    if (colId === BLOCK_ITEM) {
-      // A block cell of a live row (blocks.ts); a deleted row's blocks stay behind its tombstone.
-      if (rowOf(ctx, state) !== undefined && block !== undefined) yield { tbl: ctx.name, pk, col: block, val: blockVal ?? null, colVersion: cv, dbVersion: dbv, siteId: sites.of(siteRef), cl, seq };
-      continue;
-    }
-    let col = RIP_SENTINEL;
-    let val: SqlValue = null;
-    if (colId !== 0) {
+      // Read the item before its source moves on (a source's head is overwritten by advance()).
+      const { pk, col: colId, cv, dbv, seq, site: siteRef, cl, valued, val } = item;
+      let state = item.state;
+      const block = item.block;
+      const blockVal = item.blockVal;
+      let tf: TableFeed;
+      let direct = false;
+      if (heapFeed !== undefined) {
+        heapFeed.heap.pop();
+        tf = heapFeed;
+      } else {
+        const src = live[best] as Source;
+        tf = src.tf;
+        direct = src.direct;
+        if (!src.advance()) live.splice(best, 1);
+      }
+      const ctx = tf.ctx;
+      if (valued) {
+        // A deferred cell of a feed without row filter (JoinedSource): visible, its value at hand.
+        const c = tf.byId[colId];
+        if (c === undefined) continue; // clock of a column dropped by ALTER
+        if (this.#hasBlocks && this.#blocks?.isBlockColumn(ctx.name, c.name) === true) continue; // travels as block cells
+        return this.#set(ctx.name, pk, c.name, val, cv, dbv, sites.of(siteRef), cl, seq);
+      }
+      if (direct) return this.#set(ctx.name, pk, RIP_SENTINEL, null, cv, dbv, sites.of(siteRef), cl, seq);
+      if (state === undefined) {
+        const cached = tf.cached;
+        if (cached !== undefined && sameBytes(cached.pk, pk)) state = cached;
+        else {
+          state = newState(pk, cl);
+          tf.cached = state;
+        }
+      }
+      if (!state.resolved) {
+        if (this.#filtered) resolveRow(ctx, state, this.#opts, this.#after, this.#removed, this.#priorSince);
+        else state.resolved = true;
+      }
+      if (state.removal) {
+        // A removal below the row's current (new) life: the device drops it, and takes it back whole if it returns.
+        state.removal = false;
+        this.#removed.add(pk);
+        return this.#set(ctx.name, pk, RIP_SENTINEL, null, cl - 1, dbv, sites.of(0), cl - 1, seq);
+      }
+      if (!state.visible) continue;
+      if (colId === BLOCK_ITEM) {
+        // A block cell of a live row (blocks.ts); a deleted row's blocks stay behind its tombstone.
+        if (rowOf(ctx, state) !== undefined && block !== undefined) return this.#set(ctx.name, pk, block, blockVal ?? null, cv, dbv, sites.of(siteRef), cl, seq);
+        continue;
+      }
+      if (colId === 0) return this.#set(ctx.name, pk, RIP_SENTINEL, null, cv, dbv, sites.of(siteRef), cl, seq);
       const c = tf.byId[colId];
       if (c === undefined) continue; // clock of a column dropped by ALTER
-      if (hasBlocks && blocks?.isBlockColumn(ctx.name, c.name) === true) continue; // travels as block cells
-      col = c.name;
+      if (this.#hasBlocks && this.#blocks?.isBlockColumn(ctx.name, c.name) === true) continue; // travels as block cells
       const row = rowOf(ctx, state);
-      val = row === undefined ? null : (row[state.off + c.ord] ?? null);
+      return this.#set(ctx.name, pk, c.name, row === undefined ? null : (row[state.off + c.ord] ?? null), cv, dbv, sites.of(siteRef), cl, seq);
     }
-    yield { tbl: ctx.name, pk, col, val, colVersion: cv, dbVersion: dbv, siteId: sites.of(siteRef), cl, seq };
+  }
+}
+
+/** Lazily yields changes (fresh objects, see {@link FeedCursor}); the caller must not write to the database while iterating. */
+export function* changeFeed(host: FeedHost, opts: FeedOptions = {}): Generator<Change> {
+  const cur = new FeedCursor(host, opts);
+  try {
+    while (cur.next()) yield { tbl: cur.tbl, pk: cur.pk, col: cur.col, val: cur.val, colVersion: cur.colVersion, dbVersion: cur.dbVersion, siteId: cur.siteId, cl: cur.cl, seq: cur.seq };
+  } finally {
+    cur.close();
   }
 }
 
