@@ -1240,8 +1240,8 @@ interface GroupCarry {
 
 /**
  * The number of changes of the batch's first row when the target knows its key (a record, bare or
- * not, or a base row), more changes follow and the fresh merge could take them; else 0. One
- * existence check of one key.
+ * not, or a base row) and not the next row's, so the fresh merge could take the rest; else 0. Two
+ * existence checks of one key each.
  */
 function knownHeadCut(host: MergeHost, changes: readonly Change[], opts: ApplyOptions): number {
   const first = changes[0];
@@ -1254,6 +1254,12 @@ function knownHeadCut(host: MergeHost, changes: readonly Change[], opts: ApplyOp
   if (Number(t.stmts.anyMetadata.getRaw()?.[0] ?? 1) === 0) return 0;
   const pkValues = groupedPkValues(t, first.pk);
   if (pkValues === undefined || !anyKnownKey(t, [{ pk: first.pk, pkValues }])) return 0;
+  // The rest is worth offering only if it starts with a new key (a batch of known rows, the usual
+  // exchange between replicas, would pay a fresh merge's whole pass to find one).
+  const next = changes[n] as Change;
+  const nt = next.tbl === first.tbl ? t : host.table(next.tbl);
+  const nextValues = nt === undefined ? undefined : groupedPkValues(nt, next.pk);
+  if (nt === undefined || nextValues === undefined || anyKnownKey(nt, [{ pk: next.pk, pkValues: nextValues }])) return 0;
   return n;
 }
 
