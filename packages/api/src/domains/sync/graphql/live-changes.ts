@@ -40,6 +40,16 @@ import type { PageWaiter } from './shared-pages.ts';
  */
 const STAMP_TTL_MS = 1000;
 const stampUntil = (now: number): number => now + STAMP_TTL_MS * (0.5 + Math.random() / 2);
+/**
+ * A stamp due within this long after a delivery is renewed right after the fan-out ({@link
+ * scheduleRenewal}) instead of at the next event, inside the next fan-out (one schema-hash read,
+ * a SQL statement, each): under a steady stream of events no subscriber reads its stamp while an
+ * event waits. Renewing early only makes a stamp fresher; it never lives longer than
+ * {@link STAMP_TTL_MS}.
+ */
+const STAMP_AHEAD_MS = 100;
+/** Stamp renewals per turn of the event loop (a fan-out that made many due spreads them). */
+const RENEWALS_PER_TURN = 16;
 
 export interface ChangesBatch {
   /** The encoded payload (same format as HTTP downloads); null on the "caught up" marker. */
@@ -132,6 +142,23 @@ function drainFlushes(): void {
   }
 }
 
+const dueRenewals: LiveStream[] = [];
+let renewalScheduled = false;
+function scheduleRenewal(s: LiveStream): void {
+  dueRenewals.push(s);
+  if (renewalScheduled) return;
+  renewalScheduled = true;
+  setImmediate(drainRenewals);
+}
+function drainRenewals(): void {
+  renewalScheduled = false;
+  for (const s of dueRenewals.splice(0, RENEWALS_PER_TURN)) s.renewStamp();
+  if (dueRenewals.length > 0) {
+    renewalScheduled = true;
+    setImmediate(drainRenewals);
+  }
+}
+
 type Pending = { resolve(r: IteratorResult<ChangesBatch>): void; reject(e: unknown): void };
 
 /**
@@ -168,6 +195,7 @@ export class LiveStream implements AsyncIterableIterator<ChangesBatch>, PageWait
   /** When the traffic summed so far is due (see {@link flushDue}). */
   #trafficDue = flushDue(Date.now());
   #flushQueued = false;
+  #renewalQueued = false;
 
   constructor(o: LiveChangesOptions) {
     this.#o = o;
@@ -222,6 +250,23 @@ export class LiveStream implements AsyncIterableIterator<ChangesBatch>, PageWait
     this.#trafficDue = flushDue(Date.now());
     if (this.#traffic > 0) this.#o.traffic?.(this.#traffic);
     this.#traffic = 0;
+  }
+
+  /**
+   * Renews a stamp that is due soon (exposed for the renewal queue, see {@link STAMP_AHEAD_MS}).
+   * A failed read leaves the stamp as it was: the read at the next event fails the stream then.
+   */
+  renewStamp(): void {
+    this.#renewalQueued = false;
+    const sync = this.#o.db.synchronous;
+    if (this.#done || sync === undefined) return;
+    const now = Date.now();
+    if (this.#stamp !== undefined && this.#stamp.until - now >= STAMP_AHEAD_MS) return;
+    try {
+      this.#stamp = { hash: sync.stampNow(this.#o.site, undefined), until: stampUntil(now) };
+    } catch {
+      // Left to the next event's read (#stampNow), which ends the stream with the error.
+    }
   }
 
   #start(): void {
@@ -349,15 +394,21 @@ export class LiveStream implements AsyncIterableIterator<ChangesBatch>, PageWait
     // after the build publishes an event, which sets dirty).
     this.#caughtUp = page === undefined || r.complete;
     if (page !== undefined && !r.complete) this.#dirty = true;
-    this.#count(batch);
+    const now = Date.now();
+    this.#count(batch, now);
     if (this.#sink !== undefined) this.#sink.write(batch);
     else this.#pending.shift()?.resolve({ done: false, value: batch });
+    const stamp = this.#stamp;
+    if (stamp !== undefined && !this.#renewalQueued && o.db.synchronous !== undefined && stamp.until - now < STAMP_AHEAD_MS) {
+      this.#renewalQueued = true;
+      scheduleRenewal(this);
+    }
   }
 
-  #count(batch: ChangesBatch): void {
+  #count(batch: ChangesBatch, now: number): void {
     if (this.#o.traffic === undefined || batch.payload === null) return;
     this.#traffic += 4 * Math.ceil(batch.payload.length / 3);
-    if (!this.#flushQueued && Date.now() >= this.#trafficDue) {
+    if (!this.#flushQueued && now >= this.#trafficDue) {
       this.#flushQueued = true;
       scheduleFlush(this);
     }

@@ -103,20 +103,38 @@ class EventPage {
   }
 }
 
-/** Event pages: one small map per hub event, collected with the event. */
-const eventCaches = new WeakMap<object, Map<string, EventPage>>();
+/**
+ * Event pages: one small map per hub event, collected with the event. `last` is the page the
+ * previous join asked for, with what its key was made of: the subscribers an event wakes mostly
+ * join the same page one after the other (same visibility, cursor, page size and stamp), and for
+ * them the comparison replaces building the key string and looking it up.
+ */
+interface EventCache {
+  pages: Map<string, EventPage>;
+  last?: { who: string; after: Cursor; pageBytes: number; schemaHash: bigint; page: EventPage };
+}
+const eventCaches = new WeakMap<object, EventCache>();
 
-function eventPage(sync: SyncService, db: CentralDatabase, principal: Principal, after: Cursor, pageBytes: number, schemaHash: bigint, event: object, tail: string): EventPage {
+function eventCacheOf(event: object): EventCache {
   let cache = eventCaches.get(event);
   if (cache === undefined) {
-    cache = new Map();
+    cache = { pages: new Map() };
     eventCaches.set(event, cache);
   }
-  let page = cache.get(tail);
+  return cache;
+}
+
+function eventPage(sync: SyncService, db: CentralDatabase, principal: Principal, after: Cursor, pageBytes: number, schemaHash: bigint, event: object, who: string): EventPage {
+  const cache = eventCacheOf(event);
+  const last = cache.last;
+  if (last !== undefined && last.who === who && last.pageBytes === pageBytes && last.schemaHash === schemaHash && (last.after === after || (last.after.dbVersion === after.dbVersion && last.after.seq === after.seq))) return last.page;
+  const tail = tailOf(who, after, pageBytes, schemaHash);
+  let page = cache.pages.get(tail);
   if (page === undefined) {
     page = new EventPage(build(sync, db, principal, after, pageBytes, schemaHash));
-    cache.set(tail, page);
+    cache.pages.set(tail, page);
   }
+  cache.last = { who, after, pageBytes, schemaHash, page };
   return page;
 }
 
@@ -141,7 +159,7 @@ export function joinEventPage(
 ): boolean {
   const who = shareKey(principal);
   if (who === null) return false;
-  eventPage(sync, db, principal, after, pageBytes, schemaHash, event, tailOf(who, after, pageBytes, schemaHash)).join(waiter, site);
+  eventPage(sync, db, principal, after, pageBytes, schemaHash, event, who).join(waiter, site);
   return true;
 }
 
@@ -214,12 +232,12 @@ export async function livePage(
   const own = (): Promise<DownloadResult> => sync.download(db, site, after, principal, { pageBytes, maxPages: 1, schemaHash });
   const who = shareKey(principal);
   if (who === null) return own();
-  const tail = tailOf(who, after, pageBytes, schemaHash);
   if (event !== undefined) {
-    const e = await eventPage(sync, db, principal, after, pageBytes, schemaHash, event, tail).promise;
+    const e = await eventPage(sync, db, principal, after, pageBytes, schemaHash, event, who).promise;
     if (e === null || e.sites.has(site)) return own();
     return e.result;
   }
+  const tail = tailOf(who, after, pageBytes, schemaHash);
   const cache = cacheOf(db);
   const head = db.engine.dbVersion();
   const key = `${head}:${tail}`;
