@@ -5,7 +5,7 @@
  * frames (a ping between messages); and a socket whose sender is not idle, or that negotiated
  * permessage-deflate, goes through `ws.send`.
  */
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, expect, test } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { frameWriter } from './live-fast-path.ts';
@@ -115,4 +115,51 @@ test('a sender that is not idle, or permessage-deflate, takes ws.send', async ()
   await deflate.until(1);
   expect(deflate.received).toEqual([`text:${big}`]);
   expect(viaWsDeflate.n).toBe(1);
+});
+
+/** Counts the frames handed straight to the TCP socket's handle (node:net `_writeGeneric`) by the writer. */
+function countHandleWrites(socket: WebSocket): { n: number } {
+  const raw = (socket as unknown as { _socket: { _writeGeneric(...args: unknown[]): unknown } })._socket;
+  const counter = { n: 0 };
+  const original = raw._writeGeneric.bind(raw);
+  raw._writeGeneric = (...args: unknown[]) => {
+    counter.n++;
+    return original(...args);
+  };
+  return counter;
+}
+
+test('an idle TCP socket takes the frame at its handle; one whose Writable holds data takes it after that data', async () => {
+  const { server, received, until } = await pair();
+  const send = frameWriter(server as unknown as FastSocket);
+  const raw = (server as unknown as { _socket: Socket })._socket;
+  // Counted from here: ws's own frames below go through the Writable, which calls _writeGeneric too.
+  await sent(send, [Buffer.from('one')]);
+  const handle = countHandleWrites(server);
+  await sent(send, [Buffer.from('two')]);
+  expect(handle.n).toBe(1);
+  // ws's frame is held by the corked Writable: the writer's frame must queue behind it, not jump it.
+  raw.cork();
+  server.send('three');
+  expect(raw.writableLength).toBeGreaterThan(0);
+  const four = sent(send, [Buffer.from('four')]);
+  expect(handle.n).toBe(1);
+  raw.uncork();
+  await four;
+  await sent(send, [Buffer.from('five')]);
+  await until(5);
+  expect(received).toEqual(['text:one', 'text:two', 'text:three', 'text:four', 'text:five']);
+});
+
+test("a failed handle write reports its error on a later tick, not from inside the writer's call", async () => {
+  const { server } = await pair();
+  const raw = (server as unknown as { _socket: { _writeGeneric(w: boolean, d: Buffer, e: string, cb: (err?: Error | null) => void): unknown } })._socket;
+  const failure = new Error('EPIPE');
+  raw._writeGeneric = (_w, _d, _e, cb) => cb(failure);
+  const send = frameWriter(server as unknown as FastSocket);
+  const seen: unknown[] = [];
+  send([Buffer.from('x')], (err) => seen.push(err));
+  expect(seen).toEqual([]);
+  await new Promise<void>((resolve) => process.nextTick(resolve));
+  expect(seen).toEqual([failure]);
 });

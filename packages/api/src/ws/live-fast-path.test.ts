@@ -6,7 +6,7 @@
 import { buildSchema, execute, parse } from 'graphql';
 import { expect, test } from 'vitest';
 import type { ChangesBatch } from '../domains/sync/graphql/live-changes.ts';
-import { changesShape, encodedOnce, serialise, serialisedOnce } from './live-fast-path.ts';
+import { changesShape, nextTailOnce, serialise, serialisedOnce } from './live-fast-path.ts';
 
 const schema = buildSchema(`
   type SyncCursor { dbVersion: Int! seq: Int! }
@@ -71,11 +71,18 @@ test('one serialisation per batch object and shape', () => {
   expect(serialisedOnce({ ...b, changes: 99 }, shape)).not.toBe(first);
 });
 
-test('the bytes every subscriber\'s frame copies are the UTF-8 of the serialisation, encoded once per batch and shape', () => {
-  const shape = changesShape(parse(accepted[0] ?? ''), 'Changes')!;
-  for (const b of batches) {
-    const bytes = encodedOnce(b, shape);
-    expect(bytes.toString('utf8')).toBe(serialise(b, shape));
-    expect(encodedOnce(b, shape)).toBe(bytes);
+test('the bytes every subscriber\'s frame copies are the UTF-8 of the serialisation and the closing brace, encoded once per batch and shape', () => {
+  const shapes = [changesShape(parse(accepted[0] ?? ''), 'Changes')!, changesShape(parse(accepted[1] ?? ''), undefined)!];
+  expect(shapes[0]!.id).not.toBe(shapes[1]!.id);
+  // Alternating batches and shapes: the one-entry memo never answers for another batch or shape.
+  for (let round = 0; round < 2; round++) {
+    for (const shape of shapes) {
+      for (const b of batches) {
+        const bytes = nextTailOnce(b, shape);
+        expect(bytes.toString('utf8')).toBe(`${serialise(b, shape)}}`);
+        expect(nextTailOnce(b, shape)).toBe(bytes);
+        expect(nextTailOnce({ ...b }, shape)).not.toBe(bytes);
+      }
+    }
   }
 });
