@@ -39,6 +39,7 @@ export interface EngineOptions {
    * A stored change that cannot be encoded into a download (e.g. a clock outside the safe range
    * written by an older server) is left out of the page and reported here; default: one
    * `console.error` line. Downloads never fail because of it (docs/PROTOCOL.md "Limits").
+   * `change` may be a feed cursor (`feedCursor`) that the next step overwrites: copy what you keep.
    */
   onInvalidStoredChange?: (error: CoreError, change: Change) => void;
   /**

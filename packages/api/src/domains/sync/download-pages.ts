@@ -180,7 +180,9 @@ export function scanPages(scope: FeedScope, after: Cursor, opts: ScanOptions): S
   const { engine } = scope;
   const watermark = engine.dbVersion();
   const cutter = new PageCutter(after, opts, () => engine.payloadEncoder(opts.schemaHash));
-  const feed = engine.changes({
+  // The feed as a cursor (core `FeedCursor`): one object whose fields each step overwrites, no
+  // Change object per change; the cutter and the encoder read a change and keep none of it.
+  const feed = engine.feedCursor({
     after,
     excludeSiteId: scope.excludeSiteId,
     ...(scope.rowFilter ? { rowFilter: scope.rowFilter } : {}),
@@ -188,7 +190,11 @@ export function scanPages(scope: FeedScope, after: Cursor, opts: ScanOptions): S
     ...(scope.priorFilter === undefined ? {} : { priorFilter: scope.priorFilter }),
     ...(scope.holdsNothing === true ? { holdsNothing: true } : {}),
   });
-  for (const ch of feed) if (!cutter.add(ch)) break;
+  try {
+    while (feed.next()) if (!cutter.add(feed)) break;
+  } finally {
+    feed.close();
+  }
   return cutter.result(watermark);
 }
 
