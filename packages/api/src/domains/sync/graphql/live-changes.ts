@@ -42,7 +42,7 @@ const STAMP_TTL_MS = 1000;
 const stampUntil = (now: number): number => now + STAMP_TTL_MS * (0.5 + Math.random() / 2);
 /**
  * A stamp due within this long after a delivery is renewed right after the fan-out ({@link
- * scheduleRenewal}) instead of at the next event, inside the next fan-out (one schema-hash read,
+ * dueRenewals}) instead of at the next event, inside the next fan-out (one schema-hash read,
  * a SQL statement, each): under a steady stream of events no subscriber reads its stamp while an
  * event waits. Renewing early only makes a stamp fresher; it never lives longer than
  * {@link STAMP_TTL_MS}.
@@ -125,39 +125,35 @@ function batchOf(r: DownloadResult): ChangesBatch | undefined {
  * never runs inside a fan-out, and a fan-out that made every subscriber due at once spreads the
  * writes over later turns instead of stalling the next event.
  */
-const dueFlushes: LiveStream[] = [];
-let flushScheduled = false;
-function scheduleFlush(s: LiveStream): void {
-  dueFlushes.push(s);
-  if (flushScheduled) return;
-  flushScheduled = true;
-  setImmediate(drainFlushes);
-}
-function drainFlushes(): void {
-  flushScheduled = false;
-  for (const s of dueFlushes.splice(0, FLUSHES_PER_TURN)) s.flushTraffic();
-  if (dueFlushes.length > 0) {
-    flushScheduled = true;
-    setImmediate(drainFlushes);
+/** Streams whose work `run` does, `perTurn` of them per turn of the event loop, in the order they came due. */
+class PerTurnQueue {
+  readonly #due: LiveStream[] = [];
+  #scheduled = false;
+
+  constructor(
+    readonly perTurn: number,
+    readonly run: (s: LiveStream) => void,
+  ) {}
+
+  add(s: LiveStream): void {
+    this.#due.push(s);
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(this.#drain);
   }
+
+  readonly #drain = (): void => {
+    this.#scheduled = false;
+    for (const s of this.#due.splice(0, this.perTurn)) this.run(s);
+    if (this.#due.length > 0) {
+      this.#scheduled = true;
+      setImmediate(this.#drain);
+    }
+  };
 }
 
-const dueRenewals: LiveStream[] = [];
-let renewalScheduled = false;
-function scheduleRenewal(s: LiveStream): void {
-  dueRenewals.push(s);
-  if (renewalScheduled) return;
-  renewalScheduled = true;
-  setImmediate(drainRenewals);
-}
-function drainRenewals(): void {
-  renewalScheduled = false;
-  for (const s of dueRenewals.splice(0, RENEWALS_PER_TURN)) s.renewStamp();
-  if (dueRenewals.length > 0) {
-    renewalScheduled = true;
-    setImmediate(drainRenewals);
-  }
-}
+const dueFlushes = new PerTurnQueue(FLUSHES_PER_TURN, (s) => s.flushTraffic());
+const dueRenewals = new PerTurnQueue(RENEWALS_PER_TURN, (s) => s.renewStamp());
 
 type Pending = { resolve(r: IteratorResult<ChangesBatch>): void; reject(e: unknown): void };
 
@@ -401,7 +397,7 @@ export class LiveStream implements AsyncIterableIterator<ChangesBatch>, PageWait
     const stamp = this.#stamp;
     if (stamp !== undefined && !this.#renewalQueued && o.db.synchronous !== undefined && stamp.until - now < STAMP_AHEAD_MS) {
       this.#renewalQueued = true;
-      scheduleRenewal(this);
+      dueRenewals.add(this);
     }
   }
 
@@ -410,7 +406,7 @@ export class LiveStream implements AsyncIterableIterator<ChangesBatch>, PageWait
     this.#traffic += 4 * Math.ceil(batch.payload.length / 3);
     if (!this.#flushQueued && now >= this.#trafficDue) {
       this.#flushQueued = true;
-      scheduleFlush(this);
+      dueFlushes.add(this);
     }
   }
 
