@@ -16,7 +16,7 @@ import { bytesKey, sameBytes } from '../codec/bytes.ts';
 import { decodePk } from '../codec/pk.ts';
 import type { TableContext, TableStatements, ValueColumn } from './table-context.ts';
 import { BatchedWrites } from './apply-writes.ts';
-import { blobHash, RowsByKey, smallHash, textHash } from './row-keys.ts';
+import { blobHash, bytesHash, HASH_SEED, RowsByKey, smallHash, textHash } from './row-keys.ts';
 import { encodeTombstoneValues, readTombstone } from './tombstones.ts';
 import type { RowObject, Tombstone } from './tombstones.ts';
 
@@ -688,15 +688,14 @@ function upsertShape(t: TableContext, pending: ReadonlyMap<string, SqlValue>): U
  * finds equal, for values of the storage class their columns keep (pkTypeProblem).
  */
 function baseHash(values: readonly SqlValue[]): number {
-  let h = textHash(''); // (the seed)
+  let h = HASH_SEED;
   for (const v of values) {
-    if (v === null) h = Math.imul(h ^ 0x6e, 0x01000193);
-    else if (typeof v === 'string') h = textHash(v, Math.imul(h ^ 0x73, 0x01000193));
-    else if (v instanceof Uint8Array) {
-      h = Math.imul(h ^ 0x62, 0x01000193);
-      for (let i = 0; i < v.length; i++) h = Math.imul(h ^ (v[i] as number), 0x01000193);
-    } else h = textHash(String(v), Math.imul(h ^ (typeof v === 'bigint' ? 0x69 : 0x72), 0x01000193));
-    h = Math.imul(h ^ 0xff, 0x01000193); // value separator
+    // The storage class first, then the value, then a separator.
+    if (v === null) h = textHash('n', h);
+    else if (typeof v === 'string') h = textHash(v, textHash('s', h));
+    else if (v instanceof Uint8Array) h = bytesHash(v, textHash('b', h));
+    else h = textHash(String(v), textHash(typeof v === 'bigint' ? 'i' : 'r', h));
+    h = textHash('\u00ff', h);
   }
   return smallHash(h);
 }
@@ -967,14 +966,14 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
     // A batch whose first row is known and whose other keys may all be new (a page of an initial
     // sync that starts inside the row the previous page ended with): that row takes the merge
     // below, then the rest is offered to the fresh merge with the group state it leaves.
-    const cut = Array.isArray(changes) ? knownHeadCut(host, changes as readonly Change[], opts) : 0;
-    if (Array.isArray(changes)) {
-      const batch = changes as readonly Change[];
+    const batch = Array.isArray(changes) ? (changes as readonly Change[]) : undefined;
+    const cut = batch === undefined ? 0 : knownHeadCut(host, batch, opts);
+    if (batch !== undefined) {
       const fast = (cut === 0 ? mergeFresh(host, batch, opts) : undefined) ?? mergeGrouped(host, batch, opts);
       if (fast !== undefined) return fast;
     }
     // Queued writes (see `Merge.out`) only where no callback could observe a single write.
-    if (opts.authorize === undefined && opts.onConflict === undefined && opts.visibilityColumns === undefined && !host.keepTombstoneValues) m.out = new BatchedWrites();
+    if (!observesSingleWrites(host, opts) && opts.visibilityColumns === undefined) m.out = new BatchedWrites();
     let group: Change[] = [];
     const flushGroup = (): void => {
       const first = group[0];
@@ -995,11 +994,11 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
     try {
       let i = 0;
       for (const ch of changes) {
-        if (i++ === cut && cut > 0) {
+        if (i++ === cut && batch !== undefined && cut > 0) {
           flushGroup();
           m.flush();
           m.sync();
-          const tail = freshTail(host, changes as readonly Change[], cut, opts, m);
+          const tail = freshTail(host, batch, cut, opts, m);
           if (tail !== undefined) {
             const tables = new Set(m.tables);
             for (const name of tail.tables) tables.add(name);
@@ -1213,21 +1212,19 @@ class IncomingGroups {
   }
 }
 
-/**
- * The merge of a batch whose keys are all new to the target, grouped by (table, pk) across the
- * whole batch: every row's changes are merged in memory in batch order, with exactly the
- * decisions `Merge.merge` takes for a row without metadata, then each row is written once — one
- * base write, one row record whose implicit cells carry the clock most of its cells share,
- * explicit cells only for the others — with the local versions the change-by-change merge
- * assigns (one per incoming group with a winning change, in batch order, from the current clock).
- * Into a table that holds no clock at all (a fresh device's first page, a new database) no lookup
- * is made; into one that does (the later pages of an initial sync), one existence check per chunk
- * of the batch's keys (`TableContext.anyKnownKey`: a row record, bare or not, or a base row)
- * comes before any write. Returns undefined (nothing written but site references) when the batch
- * needs the general merge: options that observe single writes (authorize, conflicts, visibility,
- * tombstone values), a key the target knows, a grow-only table, an unknown table or column, a bad
- * key, or a tie that needs a stored value.
- */
+/** Options under which a merge must make its writes one by one (the grouped merges then stand aside). */
+function observesSingleWrites(host: MergeHost, opts: ApplyOptions): boolean {
+  return opts.authorize !== undefined || opts.onConflict !== undefined || host.keepTombstoneValues;
+}
+
+/** A table the grouped merges may take: causal-length CRDT, no visibility columns. */
+function groupable(t: TableContext, opts: ApplyOptions): boolean {
+  return t.algorithm === 'cls' && opts.visibilityColumns?.get(t.name.toLowerCase()) === undefined;
+}
+
+/** True when the table holds any clock at all. */
+const holdsMetadata = (t: TableContext): boolean => Number(t.stmts.anyMetadata.getRaw()?.[0] ?? 1) !== 0;
+
 /**
  * The incoming group a merge ended in and the local version it gave that group (0n: none yet):
  * a fresh merge of the batch's rest continues it (`Merge.groupSite`, `groupIncoming`, `groupVersion`).
@@ -1245,13 +1242,12 @@ interface GroupCarry {
  */
 function knownHeadCut(host: MergeHost, changes: readonly Change[], opts: ApplyOptions): number {
   const first = changes[0];
-  if (first === undefined || opts.authorize !== undefined || opts.onConflict !== undefined || host.keepTombstoneValues) return 0;
+  if (first === undefined || observesSingleWrites(host, opts)) return 0;
   let n = 1;
   while (n < changes.length && (changes[n] as Change).tbl === first.tbl && sameBytes((changes[n] as Change).pk, first.pk)) n++;
   if (n === changes.length) return 0;
   const t = host.table(first.tbl);
-  if (t === undefined || t.algorithm !== 'cls' || opts.visibilityColumns?.get(t.name.toLowerCase()) !== undefined) return 0;
-  if (Number(t.stmts.anyMetadata.getRaw()?.[0] ?? 1) === 0) return 0;
+  if (t === undefined || !groupable(t, opts) || !holdsMetadata(t)) return 0;
   const pkValues = groupedPkValues(t, first.pk);
   if (pkValues === undefined || !anyKnownKey(t, [{ pk: first.pk, pkValues }])) return 0;
   // The rest is worth offering only if it starts with a new key (a batch of known rows, the usual
@@ -1270,13 +1266,26 @@ function knownHeadCut(host: MergeHost, changes: readonly Change[], opts: ApplyOp
  */
 function freshTail(host: MergeHost, changes: readonly Change[], cut: number, opts: ApplyOptions, m: Merge): ApplyResult | undefined {
   host.setClock(m.clock);
-  const tail = mergeFresh(host, changes.slice(cut), opts, { site: m.groupSite, dbv: m.groupIncoming, version: m.groupVersion });
-  if (tail !== undefined) m.clock = tail.dbVersion;
-  return tail;
+  return mergeFresh(host, changes.slice(cut), opts, { site: m.groupSite, dbv: m.groupIncoming, version: m.groupVersion });
 }
 
+/**
+ * The merge of a batch whose keys are all new to the target, grouped by (table, pk) across the
+ * whole batch: every row's changes are merged in memory in batch order, with exactly the
+ * decisions `Merge.merge` takes for a row without metadata, then each row is written once — one
+ * base write, one row record whose implicit cells carry the clock most of its cells share,
+ * explicit cells only for the others — with the local versions the change-by-change merge
+ * assigns (one per incoming group with a winning change, in batch order, from the current clock).
+ * Into a table that holds no clock at all (a fresh device's first page, a new database) no lookup
+ * is made; into one that does (the later pages of an initial sync), one existence check per chunk
+ * of the batch's keys (`TableContext.anyKnownKey`: a row record, bare or not, or a base row)
+ * comes before any write. Returns undefined (nothing written but site references) when the batch
+ * needs the general merge: options that observe single writes (authorize, conflicts, visibility,
+ * tombstone values), a key the target knows, a grow-only table, an unknown table or column, a bad
+ * key, or a tie that needs a stored value.
+ */
 function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOptions, carry?: GroupCarry): ApplyResult | undefined {
-  if (changes.length === 0 || opts.authorize !== undefined || opts.onConflict !== undefined || host.keepTombstoneValues) return undefined;
+  if (changes.length === 0 || observesSingleWrites(host, opts)) return undefined;
   const byName = new Map<string, TableContext | null>();
   /** Tables that hold metadata: the batch's keys are checked against them before anything is written. */
   const withMetadata = new Set<TableContext>();
@@ -1284,8 +1293,8 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
     let t = byName.get(name);
     if (t === undefined) {
       const ctx = host.table(name);
-      const ok = ctx !== undefined && ctx.algorithm === 'cls' && opts.visibilityColumns?.get(ctx.name.toLowerCase()) === undefined;
-      if (ok && Number(ctx.stmts.anyMetadata.getRaw()?.[0] ?? 1) !== 0) withMetadata.add(ctx);
+      const ok = ctx !== undefined && groupable(ctx, opts);
+      if (ok && holdsMetadata(ctx)) withMetadata.add(ctx);
       t = ok ? ctx : null;
       byName.set(name, t);
     }
@@ -1434,7 +1443,13 @@ function mergeFresh(host: MergeHost, changes: readonly Change[], opts: ApplyOpti
 }
 
 /** True when the target knows any key of `rows` (one table's): one `anyKnownKey` read per chunk of keys. */
-function anyKnownKey(t: TableContext, rows: readonly { readonly pk: Uint8Array; readonly pkValues: readonly SqlValue[] }[]): boolean {
+/** A row of a batch by its key: the key blob and its decoded values. */
+interface KeyedRow {
+  readonly pk: Uint8Array;
+  readonly pkValues: readonly SqlValue[];
+}
+
+function anyKnownKey(t: TableContext, rows: readonly KeyedRow[]): boolean {
   const width = t.schema.pkColumns.length;
   for (let at = 0; at < rows.length; ) {
     const left = rows.length - at;
@@ -1443,7 +1458,7 @@ function anyKnownKey(t: TableContext, rows: readonly { readonly pk: Uint8Array; 
     const take = Math.min(n, left);
     const params = new Array<SqlValue>(n * (1 + width));
     for (let j = 0; j < n; j++) {
-      const r = rows[at + Math.min(j, take - 1)] as { pk: Uint8Array; pkValues: readonly SqlValue[] };
+      const r = rows[at + Math.min(j, take - 1)] as KeyedRow;
       params[j] = r.pk;
       for (let k = 0; k < width; k++) params[n + j * width + k] = r.pkValues[k] as SqlValue;
     }
@@ -1453,7 +1468,8 @@ function anyKnownKey(t: TableContext, rows: readonly { readonly pk: Uint8Array; 
   return false;
 }
 
-function writeFreshRow(r: FreshRow, clocks: Float64Array, version: readonly bigint[], big: (n: number) => bigint, out: BatchedWrites): void {
+/** Writes a fresh row; `k` holds its cell clocks from `r.at` on (`FreshClocks.k`). */
+function writeFreshRow(r: FreshRow, k: Float64Array, version: readonly bigint[], big: (n: number) => bigint, out: BatchedWrites): void {
   if (r.cl === 0) return;
   const t = r.t;
   const cols = t.columns;
@@ -1475,7 +1491,7 @@ function writeFreshRow(r: FreshRow, clocks: Float64Array, version: readonly bigi
   const sent = r.sent;
   // (No record of the key before a fresh merge: the record's upsert inserts, like setSentinel or insertRowRecord.)
   if (sent !== undefined) out.putRowRecord(t, r.pk, BigInt(sent[0] as number), 1n, null, version[sent[1] as number] as bigint, BigInt(sent[2] as number), big(sent[3] as number));
-  const k = r.at === 0 ? clocks : clocks.subarray(r.at, r.at + 4 * cols.length);
+  const o = r.at;
   // A live row whose every cell has a clock keeps the clock most of them share as implicit cells
   // (one row record, like a local insert); the other cells stay explicit.
   let best = -1;
@@ -1484,7 +1500,7 @@ function writeFreshRow(r: FreshRow, clocks: Float64Array, version: readonly bigi
     for (let i = 0; i < cols.length && bestCount <= cols.length - i; i++) {
       let n = 0;
       for (let j = 0; j < cols.length; j++) {
-        if (k[4 * j] === k[4 * i] && k[4 * j + 1] === k[4 * i + 1] && k[4 * j + 3] === k[4 * i + 3] && (k[4 * j + 2] as number) - j === (k[4 * i + 2] as number) - i) n++;
+        if (k[o + 4 * j] === k[o + 4 * i] && k[o + 4 * j + 1] === k[o + 4 * i + 1] && k[o + 4 * j + 3] === k[o + 4 * i + 3] && (k[o + 4 * j + 2] as number) - j === (k[o + 4 * i + 2] as number) - i) n++;
       }
       if (n > bestCount) {
         bestCount = n;
@@ -1493,12 +1509,12 @@ function writeFreshRow(r: FreshRow, clocks: Float64Array, version: readonly bigi
     }
   }
   const bi = 4 * best;
-  if (best >= 0) out.putRowRecord(t, r.pk, 1n, 0n, BigInt(k[bi] as number), version[k[bi + 1] as number] as bigint, BigInt((k[bi + 2] as number) - 1 - best), big(k[bi + 3] as number));
+  if (best >= 0) out.putRowRecord(t, r.pk, 1n, 0n, BigInt(k[o + bi] as number), version[k[o + bi + 1] as number] as bigint, BigInt((k[o + bi + 2] as number) - 1 - best), big(k[o + bi + 3] as number));
   for (let j = 0; j < cols.length; j++) {
-    const g = k[4 * j + 1] as number;
+    const g = k[o + 4 * j + 1] as number;
     if (g === -1) continue;
-    if (best >= 0 && k[4 * j] === k[bi] && g === k[bi + 1] && k[4 * j + 3] === k[bi + 3] && (k[4 * j + 2] as number) - j === (k[bi + 2] as number) - best) continue;
-    out.setCell(t, r.pk, BigInt((cols[j] as { id: number }).id), BigInt(k[4 * j] as number), version[g] as bigint, BigInt(k[4 * j + 2] as number), big(k[4 * j + 3] as number), sent !== undefined || best >= 0);
+    if (best >= 0 && k[o + 4 * j] === k[o + bi] && g === k[o + bi + 1] && k[o + 4 * j + 3] === k[o + bi + 3] && (k[o + 4 * j + 2] as number) - j === (k[o + bi + 2] as number) - best) continue;
+    out.setCell(t, r.pk, BigInt((cols[j] as { id: number }).id), BigInt(k[o + 4 * j] as number), version[g] as bigint, BigInt(k[o + 4 * j + 2] as number), big(k[o + 4 * j + 3] as number), sent !== undefined || best >= 0);
   }
 }
 
@@ -1615,7 +1631,7 @@ const GROUP_CHUNK = 256;
  * exactly (a column default, a value the column's affinity may have converted).
  */
 function mergeGrouped(host: MergeHost, changes: readonly Change[], opts: ApplyOptions): ApplyResult | undefined {
-  if (changes.length === 0 || opts.authorize !== undefined || opts.onConflict !== undefined || host.keepTombstoneValues) return undefined;
+  if (changes.length === 0 || observesSingleWrites(host, opts)) return undefined;
   try {
     return mergeGroupedRows(host, changes, opts);
   } catch (e) {
@@ -1637,7 +1653,7 @@ function mergeGroupedRows(host: MergeHost, changes: readonly Change[], opts: App
     if (t === undefined) {
       const ctx = host.table(name);
       // A tombstone with an audience may rebase an insert over it (mergeChanges `mergeRow`).
-      const ok = ctx !== undefined && ctx.algorithm === 'cls' && opts.visibilityColumns?.get(ctx.name.toLowerCase()) === undefined && ctx.stmts.anyAudience.getRaw(ctx.name) === undefined;
+      const ok = ctx !== undefined && groupable(ctx, opts) && ctx.stmts.anyAudience.getRaw(ctx.name) === undefined;
       t = ok ? ctx : null;
       byName.set(name, t);
     }

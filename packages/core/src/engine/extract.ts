@@ -344,8 +344,9 @@ class JoinedSource implements Source {
         const xsite = Number(x[11]);
         if ((xdbv > after.dbVersion || (xdbv === after.dbVersion && xseq > after.seq)) && (xdbv > dbv || (xdbv === dbv && xseq >= seq)) && siteOk(rule, xsite)) {
           const keep = heap.size < MAX_DEFERRED_WITH_VALUES;
-          const it = cellItem(pk, col, Number(x[8]), xdbv, xseq, xsite, cl, keep && !(this.#plain && st.rowKnown) ? st : undefined);
-          if (keep && this.#plain && st.rowKnown) {
+          const valued = keep && this.#plain && st.rowKnown;
+          const it = cellItem(pk, col, Number(x[8]), xdbv, xseq, xsite, cl, keep && !valued ? st : undefined);
+          if (valued) {
             // Only the value outlives the record (the row's values and state die young).
             const c = byId[col];
             it.valued = true;

@@ -10,25 +10,29 @@ import { sameBytes } from '../codec/bytes.ts';
 /** Hashes are cut to 30 bits: small integers, which V8 keeps in a Set without allocating. */
 const SMI_BITS = 0x3fffffff;
 
-/** The per-process seed (FNV-1a offset basis). */
-const SEED = (globalThis.crypto.getRandomValues(new Uint32Array(1))[0] as number) | 1;
+/** The per-process seed (FNV-1a offset basis): where every hash here starts. */
+export const HASH_SEED = (globalThis.crypto.getRandomValues(new Uint32Array(1))[0] as number) | 1;
 
-/** Seeded FNV-1a of the bytes of `b` (30 bits). */
-export function blobHash(b: Uint8Array): number {
-  let h = SEED;
+/** Seeded FNV-1a of the bytes of `b`, continuing from hash `h` (32 bits; by default from the seed). */
+export function bytesHash(b: Uint8Array, h = HASH_SEED): number {
   for (let i = 0; i < b.length; i++) h = Math.imul(h ^ (b[i] as number), 0x01000193);
-  return h & SMI_BITS;
+  return h;
 }
 
 /** Seeded FNV-1a of the UTF-16 code units of `s`, continuing from hash `h` (32 bits; by default from the seed). */
-export function textHash(s: string, h = SEED): number {
+export function textHash(s: string, h = HASH_SEED): number {
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
   return h;
 }
 
-/** Cuts a {@link textHash} (or any 32-bit hash) to 30 bits. */
+/** Cuts a {@link bytesHash} or {@link textHash} to 30 bits. */
 export function smallHash(h: number): number {
   return h & SMI_BITS;
+}
+
+/** The 30-bit hash of a key blob. */
+export function blobHash(b: Uint8Array): number {
+  return smallHash(bytesHash(b));
 }
 
 /** Probes after which {@link RowsByKey} stops trusting the hash (expected: 1–2 at its load factor). */
