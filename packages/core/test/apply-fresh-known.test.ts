@@ -18,7 +18,7 @@ import { encodePk, type Change, type SyncEngine } from '@offsync/core';
 import { openSyncDatabase } from '@offsync/core/sqlite';
 import { clockTables, tableRows } from '@offsync/core/testing';
 import { prng as rng } from '@offsync/core/testing';
-import { dump, hex, oddValue, randomWrites as mixedWrites } from './fixtures/merge-compare.ts';
+import { dump, hex, oddValue, openTables, randomWrites as mixedWrites } from './fixtures/merge-compare.ts';
 
 const DDL = `CREATE TABLE todos (id TEXT PRIMARY KEY NOT NULL, title TEXT NOT NULL DEFAULT '', done INTEGER NOT NULL DEFAULT 0, note TEXT);
 CREATE TABLE pairs (a INTEGER NOT NULL, b TEXT NOT NULL, v TEXT, w BLOB, PRIMARY KEY (a, b));
@@ -27,12 +27,7 @@ const TABLES = ['todos', 'pairs', 'tags'];
 const dir = mkdtempSync(join(tmpdir(), 'offsync-fresh-known-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function open(path = ':memory:'): SyncEngine {
-  const e = openSyncDatabase(path, { wal: false });
-  e.driver.exec(DDL);
-  for (const t of TABLES) e.init(t);
-  return e;
-}
+const open = (path?: string): SyncEngine => openTables(DDL, TABLES, path);
 
 const OLD_KEYS = ['a', 'b', 'c', 'd'];
 const NEW_KEYS = ['n1', 'n2', 'n3', 'n4', 'n5'];

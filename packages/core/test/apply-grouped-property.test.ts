@@ -15,7 +15,7 @@ import type { Change, SyncEngine } from '@offsync/core';
 import { openSyncDatabase } from '@offsync/core/sqlite';
 import { clockTables, tableRows } from '@offsync/core/testing';
 import { prng as rng } from '@offsync/core/testing';
-import { dump, hex, oddValue, randomWrites as mixedWrites } from './fixtures/merge-compare.ts';
+import { dump, hex, oddValue, openTables, randomWrites as mixedWrites } from './fixtures/merge-compare.ts';
 
 const DDL = `CREATE TABLE todos (id TEXT PRIMARY KEY NOT NULL, title TEXT NOT NULL DEFAULT '', done INTEGER NOT NULL DEFAULT 0, note TEXT);
 CREATE TABLE pairs (a INTEGER NOT NULL, b TEXT NOT NULL, v TEXT, w BLOB, PRIMARY KEY (a, b));`;
@@ -23,12 +23,7 @@ const TABLES = ['todos', 'pairs'];
 const dir = mkdtempSync(join(tmpdir(), 'offsync-grouped-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function open(path = ':memory:'): SyncEngine {
-  const e = openSyncDatabase(path, { wal: false });
-  e.driver.exec(DDL);
-  for (const t of TABLES) e.init(t);
-  return e;
-}
+const open = (path?: string): SyncEngine => openTables(DDL, TABLES, path);
 
 function reopen(path: string): SyncEngine {
   return openSyncDatabase(path, { wal: false, mustExist: true });
