@@ -259,7 +259,7 @@ export class LiveStream implements AsyncIterableIterator<ChangesBatch>, PageWait
     const now = Date.now();
     if (this.#stamp !== undefined && this.#stamp.until - now >= STAMP_AHEAD_MS) return;
     try {
-      this.#stamp = { hash: sync.stampNow(this.#o.site, undefined), until: stampUntil(now) };
+      this.#readStamp(sync, now);
     } catch {
       // Left to the next event's read (#stampNow), which ends the stream with the error.
     }
@@ -358,8 +358,14 @@ export class LiveStream implements AsyncIterableIterator<ChangesBatch>, PageWait
 
   #stampNow(db: SynchronousCentral): bigint {
     const now = Date.now();
-    if (this.#stamp === undefined || now > this.#stamp.until) this.#stamp = { hash: db.stampNow(this.#o.site, undefined), until: stampUntil(now) };
-    return this.#stamp.hash;
+    return this.#stamp === undefined || now > this.#stamp.until ? this.#readStamp(db, now) : this.#stamp.hash;
+  }
+
+  /** Reads the site's schema-hash stamp and keeps it until {@link stampUntil}. */
+  #readStamp(db: SynchronousCentral, now: number): bigint {
+    const hash = db.stampNow(this.#o.site, undefined);
+    this.#stamp = { hash, until: stampUntil(now) };
+    return hash;
   }
 
   #failed(e: unknown): void {
