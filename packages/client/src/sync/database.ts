@@ -33,6 +33,11 @@ import type { ClientStatus, OffSyncEvents, OpenDatabaseOptions } from './databas
 export { DEFAULT_SERVER_URL } from './database-types.ts';
 export type { ClientStatus, ErrorEvent, OffSyncEvents, OpenDatabaseOptions, StateEvent } from './database-types.ts';
 
+/** What a call on a closing or closed database rejects with. */
+function closedError(): SyncError {
+  return new SyncError('closed', 'the database is closed', false);
+}
+
 export class OffSyncDatabase extends TypedEmitter<OffSyncEvents> {
   /** The connection the app uses (better-sqlite3). */
   readonly db: Database.Database;
@@ -49,7 +54,10 @@ export class OffSyncDatabase extends TypedEmitter<OffSyncEvents> {
   #blocking: BlockingSyncTransport | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #live: { ctl: AbortController; sub: LiveHandle | undefined } | undefined;
-  #closed = false;
+  /** Set by `close()`: no new request starts, no retry waits; the run in progress ends at its next request. */
+  #closing = false;
+  readonly #closeCtl = new AbortController();
+  #closed: Promise<void> | undefined;
   readonly #memory: boolean;
 
   constructor(path: string, opts: OpenDatabaseOptions = {}) {
@@ -125,6 +133,7 @@ export class OffSyncDatabase extends TypedEmitter<OffSyncEvents> {
 
   /** Local status (no request). */
   async status(): Promise<ClientStatus> {
+    if (this.#closing) throw closedError();
     await this.#queue.catch(() => undefined);
     const net = this.#ctx?.net;
     return {
@@ -143,7 +152,7 @@ export class OffSyncDatabase extends TypedEmitter<OffSyncEvents> {
    * polling) and push local writes shortly after they are committed.
    */
   start(): void {
-    if (this.#live !== undefined || this.#closed) return;
+    if (this.#live !== undefined || this.#closing) return;
     this.#machine.send('start');
     const live = { ctl: new AbortController(), sub: undefined as LiveHandle | undefined };
     this.#live = live;
@@ -175,10 +184,22 @@ export class OffSyncDatabase extends TypedEmitter<OffSyncEvents> {
     this.#machine.send('stop');
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /**
+   * Stops live mode, lets a run in progress end (it stops before its next request: what it
+   * applied so far is committed and its cursor saved, so the next open resumes there), then closes
+   * the connections. Calls made meanwhile or afterwards reject with SyncError `closed`.
+   * Idempotent: every call returns the same promise.
+   */
+  close(): Promise<void> {
+    this.#closed ??= this.#shutdown();
+    return this.#closed;
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#closing = true;
+    this.#closeCtl.abort();
     await this.stop();
-    this.#closed = true;
+    await this.#queue.catch(() => undefined);
     await this.#blockingHttp?.close();
     if (!this.#memory) this.engine.close();
     if (this.db.open) this.db.close();
@@ -193,6 +214,7 @@ export class OffSyncDatabase extends TypedEmitter<OffSyncEvents> {
 
   #run<T>(make: (s: SyncSession) => Step<T>): Promise<T> {
     return this.#exclusive(async () => {
+      if (this.#closing) throw closedError();
       const live = this.#live !== undefined;
       const max = this.#opts.maxAttempts ?? 5;
       const sleep = this.#opts.retryWait ?? wait;
@@ -213,6 +235,7 @@ export class OffSyncDatabase extends TypedEmitter<OffSyncEvents> {
           this.#reportRefusal(out, attempt);
           return out;
         } catch (e) {
+          if (this.#closing) throw closedError();
           if (!resynced && isResyncRequired(e)) {
             resynced = true;
             attempt--; // (not a failed attempt: the run starts again after the resync)
@@ -225,7 +248,8 @@ export class OffSyncDatabase extends TypedEmitter<OffSyncEvents> {
           }
           const error = this.#reportError(e, attempt);
           if (!(e instanceof SyncError && e.retryable) || attempt + 1 >= max) throw error;
-          await sleep(backoffDelay(attempt, this.#opts), new AbortController().signal);
+          await sleep(backoffDelay(attempt, this.#opts), this.#closeCtl.signal);
+          if (this.#closing) throw closedError();
         }
       }
     });
@@ -235,12 +259,13 @@ export class OffSyncDatabase extends TypedEmitter<OffSyncEvents> {
   #connectedTransport(): SyncTransport {
     const t = this.#transport;
     const m = this.#machine;
-    const seen = <T>(p: Promise<T>): Promise<T> => p.then((v) => (m.send('connected'), v));
+    // No request starts once close() was called: the run stops between two requests.
+    const seen = <T>(f: () => Promise<T>): Promise<T> => (this.#closing ? Promise.reject(closedError()) : f().then((v) => (m.send('connected'), v)));
     return {
-      push: (c) => seen(t.push(c)),
-      pull: (r) => seen(t.pull(r)),
-      download: (u) => seen(t.download(u)),
-      status: () => seen(t.status()),
+      push: (c) => seen(() => t.push(c)),
+      pull: (r) => seen(() => t.pull(r)),
+      download: (u) => seen(() => t.download(u)),
+      status: () => seen(() => t.status()),
       subscribe: (o) => t.subscribe(o),
     };
   }
