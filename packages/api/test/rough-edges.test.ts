@@ -47,13 +47,13 @@ let t: Awaited<ReturnType<typeof startWithLog>>;
 beforeAll(async () => { t = await startWithLog(); });
 afterAll(async () => t.dispose());
 
-const DEVICE_FIELDS = 'siteId lastError { code message at } refusedSchemaHash downloadCursor backlog { serverDbVersion cursorDbVersion versionsBehind changes bytes exact }';
+const DEVICE_FIELDS = 'siteId lastError { code message at } refusedSchemaHash downloadCursor backlog { serverDbVersion cursorDbVersion versionsBehind changes bytes exact resyncRequired }';
 interface DeviceView {
   siteId: string;
   lastError: { code: string; message: string } | null;
   refusedSchemaHash: string | null;
   downloadCursor: number | null;
-  backlog: { serverDbVersion: number; cursorDbVersion: number; versionsBehind: number; changes: number; bytes: number; exact: boolean } | null;
+  backlog: { serverDbVersion: number; cursorDbVersion: number; versionsBehind: number; changes: number; bytes: number; exact: boolean; resyncRequired: boolean } | null;
 }
 async function devices(databaseId: string): Promise<DeviceView[]> {
   const r = await t.gql<{ database: { devices: { nodes: DeviceView[] } } }>(`query($d: ID!) { database(id: $d) { devices { nodes { ${DEVICE_FIELDS} } } } }`, { d: databaseId });
@@ -140,7 +140,7 @@ test('device backlog: changes and bytes after its last check cursor, from other 
   // Two rows of the writer × (sentinel-free insert: one cell per value column) as the feed expands them.
   const writerChanges = [...central.changes({ excludeSiteId: reader.engine.siteId })].length;
   expect(writerChanges).toBeGreaterThan(0);
-  expect(r.backlog).toMatchObject({ serverDbVersion: server, cursorDbVersion: 0, versionsBehind: server, changes: writerChanges, exact: true });
+  expect(r.backlog).toMatchObject({ serverDbVersion: server, cursorDbVersion: 0, versionsBehind: server, changes: writerChanges, exact: true, resyncRequired: false });
   expect(r.backlog?.bytes).toBeGreaterThan(0);
 
   await reader.download(); // asks from 0: the server knows cursor 0

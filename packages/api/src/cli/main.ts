@@ -248,7 +248,7 @@ const commands: Command[] = [
     summary: 'List a database\'s devices (most recent first): user, client, last sync, traffic, backlog, last error',
     run: async (ctx) => {
       const id = positional(ctx.parsed, 2, 'database id');
-      type Dev = { siteId: string; userId: string | null; credentialKind: string; clientVersion: string | null; schemaHash: string | null; lastSyncAt: string; uploadBytes: number; downloadBytes: number; lastError: { code: string; message: string } | null; backlog: { changes: number; bytes: number; versionsBehind: number } | null };
+      type Dev = { siteId: string; userId: string | null; credentialKind: string; clientVersion: string | null; schemaHash: string | null; lastSyncAt: string; uploadBytes: number; downloadBytes: number; lastError: { code: string; message: string } | null; backlog: { changes: number; bytes: number; versionsBehind: number; resyncRequired: boolean } | null };
       // Pages of 50 (the query-cost limit), most recent first.
       const all: Dev[] = [];
       let after: string | null = null;
@@ -256,7 +256,7 @@ const commands: Command[] = [
       for (;;) {
         const r: { database: { devices: { totalCount: number; nodes: Dev[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } } } = await gql(
           ctx,
-          'query($d: ID!, $a: String) { database(id: $d) { devices(first: 50, after: $a) { totalCount pageInfo { hasNextPage endCursor } nodes { siteId userId credentialKind clientVersion schemaHash lastSyncAt uploadBytes downloadBytes lastError { code message } backlog { changes bytes versionsBehind } } } } }',
+          'query($d: ID!, $a: String) { database(id: $d) { devices(first: 50, after: $a) { totalCount pageInfo { hasNextPage endCursor } nodes { siteId userId credentialKind clientVersion schemaHash lastSyncAt uploadBytes downloadBytes lastError { code message } backlog { changes bytes versionsBehind resyncRequired } } } } }',
           { d: id, a: after },
         );
         all.push(...r.database.devices.nodes);
@@ -264,7 +264,7 @@ const commands: Command[] = [
         if (!r.database.devices.pageInfo.hasNextPage || all.length >= 100_000) break;
         after = r.database.devices.pageInfo.endCursor;
       }
-      const rows = all.map((d) => ({ siteId: d.siteId, user: d.userId, auth: d.credentialKind, client: d.clientVersion, lastSync: d.lastSyncAt, up: d.uploadBytes, down: d.downloadBytes, backlog: d.backlog?.changes ?? null, error: d.lastError?.code ?? null }));
+      const rows = all.map((d) => ({ siteId: d.siteId, user: d.userId, auth: d.credentialKind, client: d.clientVersion, lastSync: d.lastSyncAt, up: d.uploadBytes, down: d.downloadBytes, backlog: d.backlog?.resyncRequired === true ? 'resync' : (d.backlog?.changes ?? null), error: d.lastError?.code ?? null }));
       return { json: { databaseId: id, totalCount, devices: all }, text: table(rows, ['siteId', 'user', 'auth', 'client', 'lastSync', 'up', 'down', 'backlog', 'error']) };
     },
   },

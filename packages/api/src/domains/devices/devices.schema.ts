@@ -18,6 +18,9 @@ const DeviceBacklogRef = builder.objectRef<DeviceBacklog>('DeviceBacklog').imple
     changes: t.exposeInt('changes'),
     bytes: t.exposeFloat('bytes', { description: 'Encoded (uncompressed) payload bytes of those changes' }),
     exact: t.exposeBoolean('exact', { description: 'False when the scan budget stopped the count (then lower bounds)' }),
+    resyncRequired: t.exposeBoolean('resyncRequired', {
+      description: 'True when the device\'s cursor is below the compaction floor: its next sync is refused with resync_required and it downloads from scratch (docs/PROTOCOL.md "Compaction and the resync horizon"); the counts are then estimates',
+    }),
   }),
 });
 
