@@ -50,9 +50,37 @@ export function policyAt(history: ReadonlyMap<string, readonly PolicyChange[]>, 
   return history.get(table.toLowerCase())?.find((c) => c.dbVersion > version);
 }
 
-/** Latest renewal version (0 = none): a policy cache older than it must be reloaded. */
-export function policyEpoch(driver: SqlDriver): number {
+/**
+ * Rewrites the SELECT expressions recorded for `table` with `rewrite` (an operator's RENAME
+ * COLUMN carries the policies along, docs/PROTOCOL.md §P6 "Alteration": the expressions of older
+ * versions must keep naming the table's columns). Runs inside the caller's transaction; returns
+ * how many entries changed. Not a change of who may see what: no renewal, no new entry.
+ */
+export function rewritePolicyHistory(driver: SqlDriver, table: string, rewrite: (select: string) => string): number {
   const exists = driver.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'offsync_policy_history'").getRaw();
   if (exists === undefined) return 0;
-  return Number((driver.prepare('SELECT COALESCE(MAX(db_version), 0) FROM offsync_policy_history').getRaw() ?? [0])[0]);
+  const tbl = table.toLowerCase();
+  const update = driver.prepare('UPDATE offsync_policy_history SET select_expr = ? WHERE tbl = ? AND db_version = ?');
+  let changed = 0;
+  for (const r of driver.prepare('SELECT db_version, select_expr FROM offsync_policy_history WHERE tbl = ? AND select_expr IS NOT NULL').all(tbl)) {
+    const before = String(r['select_expr']);
+    const after = rewrite(before);
+    if (after === before) continue;
+    update.run(after, tbl, BigInt(r['db_version'] as number | bigint));
+    changed++;
+  }
+  return changed;
+}
+
+/**
+ * The policies' epoch (rls.ts: a cached policy set is reloaded when it moves): the latest renewal
+ * version (0 = none) plus the file's schema version. Both only grow, so the sum moves with each
+ * renewal and with each schema change — an operator's alter that rewrote the policies of a table
+ * (RENAME COLUMN) included, so no merge or download evaluates the old text against the new columns.
+ */
+export function policyEpoch(driver: SqlDriver): number {
+  const schema = Number((driver.prepare('PRAGMA schema_version').getRaw() ?? [0])[0]);
+  const exists = driver.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'offsync_policy_history'").getRaw();
+  if (exists === undefined) return schema;
+  return schema + Number((driver.prepare('SELECT COALESCE(MAX(db_version), 0) FROM offsync_policy_history').getRaw() ?? [0])[0]);
 }

@@ -24,10 +24,14 @@
  * way nothing changed: the table syncs as before.
  */
 import type { SyncEngine } from '../sync/sync-deps.ts';
-import { ApiError } from '../../errors.ts';
+import { ApiError, isApiError } from '../../errors.ts';
 import type { DatabasesService } from '../databases/databases.service.ts';
 import { isCoreError } from '@offsync/core';
 import { alterPgTable, pgDeviceDdl, PG_TABLES_SCHEMA } from './pg-tables.ts';
+import { policyReferences, renamePolicyColumn, validateRlsExpression } from './rls-validate.ts';
+import type { RlsOperation } from './rls-validate.ts';
+import type { TableColumn } from './table-engine.ts';
+import { rewritePolicyHistory } from '../sync/policy-history.ts';
 
 /** Why a statement was refused (`details.reason` of ALTER_REFUSED). */
 export const AlterRefusal = {
@@ -51,6 +55,13 @@ export const AlterRefusal = {
   UNSUPPORTED: 'UNSUPPORTED',
   /** The table as altered breaks a §P6 rule (e.g. NOT NULL without DEFAULT); rolled back. */
   SCHEMA_INVALID: 'SCHEMA_INVALID',
+  /**
+   * SQLITE: an RLS policy of the table depends on the change — a DROP COLUMN of a column a policy
+   * names (details.column, details.operations; refused before anything runs), or a policy that
+   * validated before the alter and no longer does after it (details.operations, details.message;
+   * rolled back). Change or remove the policy first (setRlsPolicy / removeRlsPolicy).
+   */
+  POLICY_DEPENDENCY: 'POLICY_DEPENDENCY',
 } as const;
 export type AlterRefusal = (typeof AlterRefusal)[keyof typeof AlterRefusal];
 
@@ -74,8 +85,8 @@ type Token =
   | { k: 'number'; v: string }
   | { k: 'punct'; v: string };
 
-function refuse(reason: AlterRefusal, statement: number, message: string): never {
-  throw new ApiError('ALTER_REFUSED', `statements[${statement}]: ${message}`, { details: { field: 'statements', statement, reason } });
+function refuse(reason: AlterRefusal, statement: number, message: string, extra: Record<string, unknown> = {}): never {
+  throw new ApiError('ALTER_REFUSED', `statements[${statement}]: ${message}`, { details: { field: 'statements', statement, reason, ...extra } });
 }
 
 /** Tokens of one statement; comments dropped; SYNTAX on anything unexpected. */
@@ -261,8 +272,18 @@ class Reader {
 
 const sameName = (dialect: AlterDialect, a: string, b: string): boolean => (dialect === 'POSTGRES' ? a === b : a.toLowerCase() === b.toLowerCase());
 
+/** What one planned statement does to the table's columns (what the table's RLS policies follow). */
+export type AlterStep =
+  | { kind: 'add'; column: string }
+  | { kind: 'drop'; column: string }
+  | { kind: 'rename'; from: string; to: string }
+  | { kind: 'alter'; column: string };
+
+/** One planned statement: the SQL to run (rebuilt) and what it does. */
+export interface PlannedStatement { sql: string; step: AlterStep }
+
 /** One statement → the statement to run (rebuilt), or ALTER_REFUSED. */
-function planOne(sql: string, statement: number, target: AlterTarget, dialect: AlterDialect): string {
+function planOne(sql: string, statement: number, target: AlterTarget, dialect: AlterDialect): PlannedStatement {
   const tokens = tokenize(sql, statement);
   const semi = tokens.findIndex((t) => t.k === 'punct' && t.v === ';');
   if (semi >= 0) {
@@ -284,6 +305,7 @@ function planOne(sql: string, statement: number, target: AlterTarget, dialect: A
   const isKey = (col: string): boolean => target.pk.some((k) => k.toLowerCase() === col.toLowerCase());
   const keyRefused = (col: string, what: string): never => refuse('PRIMARY_KEY_CHANGE', statement, `column ${col} is part of the primary key of ${target.name}; ${what} would change the key, which a synced table cannot do (create a new table and copy the rows)`);
   let out: string;
+  let step: AlterStep;
   if (r.take('ADD')) {
     if (r.isWord('PRIMARY') || r.isWord('CONSTRAINT') || r.isWord('UNIQUE') || r.isWord('FOREIGN') || r.isWord('CHECK')) {
       const pkLike = r.isWord('PRIMARY') || tokens.some((t) => t.k === 'word' && t.v.toUpperCase() === 'PRIMARY');
@@ -317,6 +339,7 @@ function planOne(sql: string, statement: number, target: AlterTarget, dialect: A
       }
     }
     out = `ALTER TABLE ${table} ADD COLUMN ${ifNot}${quoteIdent(col)}${type === '' ? '' : ` ${type}`}${cons.map((c) => ` ${c}`).join('')}`;
+    step = { kind: 'add', column: col };
   } else if (r.take('DROP')) {
     if (r.isWord('CONSTRAINT') || r.isWord('PRIMARY')) r.fail('PRIMARY_KEY_CHANGE', 'dropping constraints is not accepted (a synced table keeps its primary key)');
     r.take('COLUMN');
@@ -331,6 +354,7 @@ function planOne(sql: string, statement: number, target: AlterTarget, dialect: A
     if (r.isWord('CASCADE')) r.fail('UNSUPPORTED', 'CASCADE is refused: it drops other objects (views, constraints) that depend on the column');
     const restrict = r.take('RESTRICT') && dialect === 'POSTGRES' ? ' RESTRICT' : '';
     out = `ALTER TABLE ${table} DROP COLUMN ${ifExists}${quoteIdent(col)}${restrict}`;
+    step = { kind: 'drop', column: col };
   } else if (r.take('RENAME')) {
     if (r.isWord('TO')) r.fail('TABLE_RENAME', `a synced table keeps its name (devices address ${target.name} by name)`);
     if (r.isWord('CONSTRAINT')) r.fail('UNSUPPORTED', 'renaming constraints is not accepted');
@@ -340,6 +364,7 @@ function planOne(sql: string, statement: number, target: AlterTarget, dialect: A
     const to = r.ident('the new column name');
     if (isKey(from)) keyRefused(from, 'renaming it');
     out = `ALTER TABLE ${table} RENAME COLUMN ${quoteIdent(from)} TO ${quoteIdent(to)}`;
+    step = { kind: 'rename', from, to };
   } else if (r.take('ALTER')) {
     r.take('COLUMN');
     const col = r.ident('a column name');
@@ -367,11 +392,12 @@ function planOne(sql: string, statement: number, target: AlterTarget, dialect: A
     if (r.isWord('USING') || r.isWord('COLLATE')) r.fail('UNSUPPORTED', 'ALTER COLUMN … TYPE takes no USING expression or COLLATE here');
     if (isKey(col) && (action.startsWith('TYPE') || action === 'DROP NOT NULL')) keyRefused(col, 'changing its type or nullability');
     out = `ALTER TABLE ${table} ALTER COLUMN ${quoteIdent(col)} ${action}`;
+    step = { kind: 'alter', column: col };
   } else {
     return r.fail('UNSUPPORTED', `only ADD COLUMN, DROP COLUMN, RENAME COLUMN and ALTER COLUMN are accepted${r.near()}`);
   }
   if (!r.done()) r.fail('UNSUPPORTED', `unexpected text after the statement${r.near()}`);
-  return out;
+  return { sql: out, step };
 }
 
 /**
@@ -379,6 +405,11 @@ function planOne(sql: string, statement: number, target: AlterTarget, dialect: A
  * run, rebuilt from their tokens. Throws ALTER_REFUSED before anything runs.
  */
 export function planAlter(statements: readonly string[], target: AlterTarget, dialect: AlterDialect): string[] {
+  return planAlterSteps(statements, target, dialect).map((p) => p.sql);
+}
+
+/** {@link planAlter} with what each statement does to the columns. */
+export function planAlterSteps(statements: readonly string[], target: AlterTarget, dialect: AlterDialect): PlannedStatement[] {
   if (statements.length === 0) refuse('INVALID_INPUT', 0, 'give at least one ALTER TABLE statement');
   if (statements.length > MAX_ALTER_STATEMENTS) refuse('INVALID_INPUT', MAX_ALTER_STATEMENTS, `at most ${MAX_ALTER_STATEMENTS} statements per call`);
   return statements.map((s, i) => {
@@ -403,19 +434,95 @@ export function commitRefusal(e: unknown): unknown {
 const keyOf = (engine: SyncEngine, table: string): string[] =>
   engine.driver.prepare('SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk').all(table).map((r) => String(r['name']).toLowerCase());
 
+const columnsOf = (engine: SyncEngine, table: string): TableColumn[] =>
+  engine.driver
+    .prepare('SELECT name, type, "notnull" AS nn, dflt_value, pk FROM pragma_table_info(?) ORDER BY cid')
+    .all(table)
+    .map((r) => ({ name: String(r['name']), type: String(r['type'] ?? ''), notNull: Number(r['nn']) !== 0, defaultValue: r['dflt_value'] == null ? null : String(r['dflt_value']), pk: Number(r['pk']) }));
+
+/** An RLS policy of a SQLITE database's table (control plane, tables.service `setRlsPolicy`). */
+export interface TablePolicy {
+  /** The table as the policy names it. */
+  table: string;
+  operation: RlsOperation;
+  expression: string;
+}
+
+/** A policy through an alter: `after` is its text once the statements ran (RENAME COLUMN carried along). */
+export interface PolicyFollow extends TablePolicy {
+  after: string;
+}
+
+/**
+ * The table's RLS policies through the planned statements, in their order — what PostgreSQL does
+ * with its own policies (a policy depends on the columns it names): a DROP COLUMN of a column a
+ * policy names is refused (ALTER_REFUSED POLICY_DEPENDENCY, naming the column and the policies'
+ * operations) before anything runs; a RENAME COLUMN a TO b makes every policy that named `a` name
+ * `b` (rls-validate.ts `renamePolicyColumn`). Pure: the same statements over the same policies
+ * give the same texts.
+ */
+export function followPolicies(plan: readonly PlannedStatement[], policies: readonly TablePolicy[], table: string): PolicyFollow[] {
+  const out: PolicyFollow[] = policies.map((p) => ({ ...p, after: p.expression }));
+  plan.forEach(({ step }, i) => {
+    if (step.kind === 'drop') {
+      const using = out.filter((p) => policyReferences(p.after, step.column)).map((p) => p.operation);
+      if (using.length > 0) {
+        const which = `RLS ${using.join(', ')} ${using.length === 1 ? 'policy' : 'policies'}`;
+        refuse('POLICY_DEPENDENCY', i, `column ${step.column} of ${table} is named by its ${which}; change or remove the ${which} first (setRlsPolicy / removeRlsPolicy), then drop the column`, { column: step.column, operations: using });
+      }
+    } else if (step.kind === 'rename') {
+      for (const p of out) p.after = renamePolicyColumn(p.after, step.from, step.to);
+    }
+  });
+  return out;
+}
+
+/** Why `expression` does not validate against `columns` (rls-validate.ts), or undefined when it does. */
+function invalidPolicy(table: string, columns: TableColumn[], operation: RlsOperation, expression: string): string | undefined {
+  try {
+    validateRlsExpression(table, columns, operation, expression);
+    return undefined;
+  } catch (e) {
+    if (isApiError(e)) return e.message;
+    throw e;
+  }
+}
+
+/** The synced table an alter of `table` is planned against (TABLE_NOT_SYNCED when it is not synced). */
+function syncedTarget(engine: SyncEngine, table: string): AlterTarget {
+  const ctx = engine.table(table);
+  if (ctx === undefined) refuse('TABLE_NOT_SYNCED', 0, `table ${table} is not synced (deployTables first; an unsynced table is altered directly)`);
+  return { name: ctx.name, pk: ctx.schema.pkColumns.map((c) => c.name) };
+}
+
+/** The policies of `table` among `policies` (table names compare without case, as SQLite's). */
+const policiesOfTable = (policies: readonly TablePolicy[], table: string): TablePolicy[] => policies.filter((p) => p.table.toLowerCase() === table.toLowerCase());
+
 /**
  * The SQLite alter, synchronous on one connection: one transaction around beginAlter, the
  * statements and commitAlter. A failing statement (or a changed key) rolls the statements back,
  * lets commitAlter restore the tracking of the unchanged table, then fails the transaction.
+ *
+ * `policies` (the database's RLS policies; those of other tables are ignored) follow the
+ * statements ({@link followPolicies}): after the statements ran, every policy that validated
+ * against the columns before must validate against the new ones, else ALTER_REFUSED
+ * POLICY_DEPENDENCY and everything is rolled back; the SELECT texts of `offsync_policy_history`
+ * are renamed along in the same transaction. Returns the policies' new texts, which the caller
+ * stores (alterTable stores them first).
  */
-export function alterSqliteTable(engine: SyncEngine, table: string, statements: readonly string[]): { table: string; statements: string[] } {
-  const ctx = engine.table(table);
-  if (ctx === undefined) refuse('TABLE_NOT_SYNCED', 0, `table ${table} is not synced (deployTables first; an unsynced table is altered directly)`);
-  const target = { name: ctx.name, pk: ctx.schema.pkColumns.map((c) => c.name) };
-  const plan = planAlter(statements, target, 'SQLITE');
+export function alterSqliteTable(engine: SyncEngine, table: string, statements: readonly string[], policies: readonly TablePolicy[] = []): { table: string; statements: string[]; policies: PolicyFollow[] } {
+  const target = syncedTarget(engine, table);
+  const name = target.name;
+  const planned = planAlterSteps(statements, target, 'SQLITE');
+  const plan = planned.map((p) => p.sql);
+  const follow = followPolicies(planned, policiesOfTable(policies, name), name);
+  const renames = planned.flatMap((p) => (p.step.kind === 'rename' ? [p.step] : []));
+  const before = columnsOf(engine, name);
+  // A policy that was already broken is not the alter's doing (it denies as before).
+  const heldBefore = follow.map((p) => invalidPolicy(name, before, p.operation, p.expression) === undefined);
   const pkBefore = target.pk.map((k) => k.toLowerCase());
   engine.driver.transaction(() => {
-    engine.beginAlter(ctx.name);
+    engine.beginAlter(name);
     let failure: unknown;
     engine.driver.exec('SAVEPOINT offsync_operator_alter');
     try {
@@ -426,21 +533,34 @@ export function alterSqliteTable(engine: SyncEngine, table: string, statements: 
           throw alterFailed(i, e);
         }
       });
-      const pk = keyOf(engine, ctx.name);
-      if (pk.join(',') !== pkBefore.join(',')) refuse('PRIMARY_KEY_CHANGE', plan.length - 1, `the primary key of ${ctx.name} would change (${pkBefore.join(', ')} -> ${pk.join(', ') || 'none'})`);
+      const pk = keyOf(engine, name);
+      if (pk.join(',') !== pkBefore.join(',')) refuse('PRIMARY_KEY_CHANGE', plan.length - 1, `the primary key of ${name} would change (${pkBefore.join(', ')} -> ${pk.join(', ') || 'none'})`);
+      const after = columnsOf(engine, name);
+      const broken = follow.flatMap((p, k) => {
+        const why = heldBefore[k] === true ? invalidPolicy(name, after, p.operation, p.after) : undefined;
+        return why === undefined ? [] : [{ operation: p.operation, why }];
+      });
+      if (broken.length > 0) {
+        const which = `RLS ${broken.map((b) => b.operation).join(', ')} ${broken.length === 1 ? 'policy' : 'policies'}`;
+        refuse('POLICY_DEPENDENCY', plan.length - 1, `the ${which} of ${name} would no longer hold after the alter (${broken.map((b) => `${b.operation}: ${b.why}`).join('; ')}); change or remove the ${which} first (setRlsPolicy / removeRlsPolicy)`, {
+          operations: broken.map((b) => b.operation),
+          message: broken.map((b) => b.why).join('; '),
+        });
+      }
+      if (renames.length > 0) rewritePolicyHistory(engine.driver, name, (select) => renames.reduce((x, r) => renamePolicyColumn(x, r.from, r.to), select));
       engine.driver.exec('RELEASE offsync_operator_alter');
     } catch (e) {
       failure = e;
       engine.driver.exec('ROLLBACK TO offsync_operator_alter; RELEASE offsync_operator_alter');
     }
     try {
-      engine.commitAlter(ctx.name); // after a failure: the table as it was, its triggers back
+      engine.commitAlter(name); // after a failure: the table as it was, its triggers back
     } catch (e) {
       throw commitRefusal(e);
     }
     if (failure !== undefined) throw failure;
   });
-  return { table: ctx.name, statements: plan };
+  return { table: name, statements: plan, policies: follow };
 }
 
 /** One synced table's SQLite CREATE TABLE statement, as devices create it. */
@@ -456,9 +576,22 @@ export function sqliteDeviceDdl(engine: SyncEngine): DeviceTableDdl[] {
     .map((r) => ({ table: String(r['name']), sql: String(r['sql']) }));
 }
 
+/** The control plane's RLS policies of a SQLITE database, as the alter reads and rewrites them. */
+export interface AlterPolicies {
+  /** Every policy of the database. */
+  list(databaseId: string): Promise<TablePolicy[]>;
+  /**
+   * Sets each policy's expression from `from` to `to`, all or none; CONFLICT (nothing changed)
+   * when one is no longer `from` (set or removed meanwhile).
+   */
+  replace(databaseId: string, changes: readonly { table: string; operation: RlsOperation; from: string; to: string }[]): Promise<void>;
+}
+
 /** What the alter and the device DDL need from the tables service. */
 export interface AlterDeps {
   databases: Pick<DatabasesService, 'getDatabase' | 'pgSettings'>;
+  /** SQLITE: the RLS policies, which follow an alter of their table. */
+  policies: AlterPolicies;
   /** SQLITE: a schema change on the owner of the central file (CONNECTION_FAILED when the file is missing). */
   withSchemaChange<T>(databaseId: string, fn: (engine: SyncEngine) => T): Promise<T>;
   /** SQLITE: a read on the owner's connection. */
@@ -483,11 +616,54 @@ export async function alterTable(deps: AlterDeps, databaseId: string, table: str
     const r = await alterPgTable(deps.databases.pgSettings(db), table, (target) => planAlter(statements, target, 'POSTGRES'));
     return { table: r.table, statements: r.statements, schemaHash: r.schemaHash.toString(), ddlSchemaHash: r.ddlSchemaHash.toString() };
   }
-  return deps.withSchemaChange(databaseId, (engine) => {
-    const r = alterSqliteTable(engine, table, statements);
-    engine.reloadSchema();
-    return { ...r, schemaHash: engine.schemaHash().toString(), ddlSchemaHash: engine.ddlSchemaHash().toString() };
+  return alterSqliteWithPolicies(deps, databaseId, table, statements);
+}
+
+/**
+ * SQLITE: the alter with the table's RLS policies following it (docs/PROTOCOL.md §P6
+ * "Alteration"). The policies live in the control plane and the table in the central file, so
+ * there is no one transaction; the order keeps every moment in between failing closed:
+ *
+ * 1. Plan on the table as it is (a refusal — grammar, key, a dropped column a policy names —
+ *    changes nothing, policies included).
+ * 2. Store the renamed policy texts (only when a RENAME COLUMN changed one; CONFLICT when a policy
+ *    changed meanwhile). Until the alter commits they name columns the table does not have yet:
+ *    they fail to prepare and deny; a policy stored failing is never reported as an alter done.
+ * 3. The alter in the central file (statements, re-validation of every policy, the history's
+ *    SELECT texts), one transaction. Its schema change moves the policies' epoch
+ *    (policy-history.ts `policyEpoch`), so the data plane reloads the texts of step 2; merges and
+ *    scans in flight finished before it (withSchemaChange), so none evaluates an old text against
+ *    the new columns (a swap rename would otherwise leak).
+ * 4. When step 3 fails or is refused, the texts of step 2 are set back before the error is
+ *    reported.
+ *
+ * A rename is not a change of who may see what: no renewal, no re-download.
+ */
+async function alterSqliteWithPolicies(deps: AlterDeps, databaseId: string, table: string, statements: readonly string[]): Promise<AlterResult> {
+  const policies = await deps.policies.list(databaseId);
+  const changed = await deps.readSchema(databaseId, (engine) => {
+    const target = syncedTarget(engine, table);
+    return followPolicies(planAlterSteps(statements, target, 'SQLITE'), policiesOfTable(policies, target.name), target.name).filter((p) => p.after !== p.expression);
   });
+  if (changed.length > 0) await deps.policies.replace(databaseId, changed.map((p) => ({ table: p.table, operation: p.operation, from: p.expression, to: p.after })));
+  try {
+    return await deps.withSchemaChange(databaseId, (engine) => {
+      const r = alterSqliteTable(engine, table, statements, policies);
+      engine.reloadSchema();
+      return { table: r.table, statements: r.statements, schemaHash: engine.schemaHash().toString(), ddlSchemaHash: engine.ddlSchemaHash().toString() };
+    });
+  } catch (e) {
+    if (changed.length === 0) throw e;
+    try {
+      await deps.policies.replace(databaseId, changed.map((p) => ({ table: p.table, operation: p.operation, from: p.after, to: p.expression })));
+    } catch (restore) {
+      const why = restore instanceof Error ? restore.message : String(restore);
+      const note = `; the RLS policies of ${table} could not be set back to their texts before the alter (they name the renamed columns and deny until set again: ${why})`;
+      if (isApiError(e)) throw new ApiError(e.code, `${e.message}${note}`, { cause: e, details: { ...e.details, policiesRestored: false } });
+      throw new AggregateError([e, restore], `alterTable failed${note}`);
+    }
+    throw e;
+  }
 }
 
 /**

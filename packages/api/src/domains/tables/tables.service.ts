@@ -140,6 +140,18 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
 
   const alterDeps: AlterDeps = {
     databases,
+    policies: {
+      list: async (databaseId) => (await prisma.rlsPolicy.findMany({ where: { databaseId } })).map((r) => ({ table: r.tableName, operation: r.operation as RlsOperation, expression: r.expression })),
+      replace: (databaseId, changes) =>
+        prisma.$transaction(async (tx) => {
+          for (const c of changes) {
+            const res = await tx.rlsPolicy.updateMany({ where: { databaseId, tableName: c.table, operation: c.operation, expression: c.from }, data: { expression: c.to } });
+            if (res.count !== 1) {
+              throw new ApiError('CONFLICT', `The RLS ${c.operation} policy of ${c.table} changed while the alter ran; nothing was changed, retry the alter`, { details: { table: c.table, operation: c.operation } });
+            }
+          }
+        }),
+    },
     withSchemaChange: (databaseId, fn) => {
       const path = sqliteDatabasePath(deps.dataDir, databaseId);
       requireCentralFile(path);
