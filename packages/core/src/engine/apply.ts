@@ -967,11 +967,12 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
     // sync that starts inside the row the previous page ended with): that row takes the merge
     // below, then the rest is offered to the fresh merge with the group state it leaves.
     const batch = Array.isArray(changes) ? (changes as readonly Change[]) : undefined;
-    const cut = batch === undefined ? 0 : knownHeadCut(host, batch, opts);
+    let cut = batch === undefined ? 0 : knownHeadCut(host, batch, opts);
     if (batch !== undefined) {
       const fast = (cut === 0 ? mergeFresh(host, batch, opts) : undefined) ?? mergeGrouped(host, batch, opts);
       if (fast !== undefined) return fast;
     }
+    if (cut === KNOWN_HEAD) cut = 0;
     // Queued writes (see `Merge.out`) only where no callback could observe a single write.
     if (!observesSingleWrites(host, opts) && opts.visibilityColumns === undefined) m.out = new BatchedWrites();
     let group: Change[] = [];
@@ -1235,10 +1236,14 @@ interface GroupCarry {
   version: bigint;
 }
 
+/** {@link knownHeadCut}: the target knows the batch's first key, so the fresh merge cannot take the batch. */
+const KNOWN_HEAD = -1;
+
 /**
  * The number of changes of the batch's first row when the target knows its key (a record, bare or
- * not, or a base row) and not the next row's, so the fresh merge could take the rest; else 0. Two
- * existence checks of one key each.
+ * not, or a base row) and not the next row's, so the fresh merge could take the rest;
+ * {@link KNOWN_HEAD} when it knows the first key and the rest does not start with a new one; else
+ * 0. Two existence checks of one key each.
  */
 function knownHeadCut(host: MergeHost, changes: readonly Change[], opts: ApplyOptions): number {
   const first = changes[0];
@@ -1255,7 +1260,9 @@ function knownHeadCut(host: MergeHost, changes: readonly Change[], opts: ApplyOp
   const next = changes[n] as Change;
   const nt = next.tbl === first.tbl ? t : host.table(next.tbl);
   const nextValues = nt === undefined ? undefined : groupedPkValues(nt, next.pk);
-  if (nt === undefined || nextValues === undefined || anyKnownKey(nt, [{ pk: next.pk, pkValues: nextValues }])) return 0;
+  // (A known first row and a known next one: the usual exchange between replicas, which the fresh
+  // merge would pay a whole pass over the batch to refuse.)
+  if (nt === undefined || nextValues === undefined || anyKnownKey(nt, [{ pk: next.pk, pkValues: nextValues }])) return KNOWN_HEAD;
   return n;
 }
 
