@@ -9,8 +9,13 @@ import { decodePayload, decodePk } from '@offsync/core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createAccessToken, setupDatabase, startApp, TestDevice } from '../../../test/data-plane-fixtures.ts';
 import type { RunningApp } from '../../../test/data-plane-fixtures.ts';
-import { isApiError } from '../../errors.ts';
+import { openReplica } from '@offsync/core/testing';
+import { ApiError, isApiError } from '../../errors.ts';
+import type { SyncEngine } from '../sync/sync-deps.ts';
+import { alterTable } from './alter.ts';
+import type { AlterDeps } from './alter.ts';
 import { policyColumnRefs, renamePolicyColumn } from './rls-validate.ts';
+import type { RlsOperation } from './rls-validate.ts';
 
 const DDL = "CREATE TABLE todos(id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL DEFAULT '', other TEXT NOT NULL DEFAULT '', note TEXT NOT NULL DEFAULT '')";
 const OPS = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const;
@@ -193,5 +198,49 @@ describe('alterTable and the RLS policies of a SQLITE database', () => {
     expect(await columns(db)).toEqual(['id', 'owner', 'other', 'note']);
     expect(await policies(db)).toEqual(before);
     expect(historyOf(db)).toEqual(history);
+  });
+});
+
+describe('alterTable: the order of the policy store and the alter (SQLITE)', () => {
+  const TODOS = "CREATE TABLE todos(id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL DEFAULT '')";
+  type Change = { table: string; operation: RlsOperation; from: string; to: string };
+
+  /** alter.ts's deps over one replica: `replace` records what it was given and the columns the table had then. */
+  function depsOver(engine: SyncEngine, replace: (changes: readonly Change[]) => Promise<void>, log: unknown[]): AlterDeps {
+    const cols = (): string[] => engine.driver.prepare("SELECT name FROM pragma_table_info('todos')").all().map((r) => String(r['name']));
+    return {
+      databases: { getDatabase: () => Promise.resolve({ kind: 'SQLITE' }), pgSettings: () => { throw new Error('not POSTGRES'); } } as unknown as AlterDeps['databases'],
+      policies: {
+        list: () => Promise.resolve([{ table: 'todos', operation: 'SELECT', expression: 'owner = auth_userid()' }]),
+        replace: async (_id, changes) => {
+          log.push({ changes, columns: cols() });
+          await replace(changes);
+        },
+      },
+      withSchemaChange: (_id, fn) => Promise.resolve().then(() => fn(engine)),
+      readSchema: (_id, fn) => Promise.resolve().then(() => fn(engine)),
+    };
+  }
+
+  test('the renamed texts are stored before the alter runs; a failed store runs no alter; a failed alter sets them back', async () => {
+    const e = openReplica(TODOS, ['todos']);
+    const log: unknown[] = [];
+    await alterTable(depsOver(e, () => Promise.resolve(), log), 'd', 'todos', ['ALTER TABLE todos RENAME COLUMN owner TO owner_id']);
+    expect(log).toEqual([{ changes: [{ table: 'todos', operation: 'SELECT', from: 'owner = auth_userid()', to: 'owner_id = auth_userid()' }], columns: ['id', 'owner'] }]);
+
+    // The store refuses (a policy changed meanwhile): the alter never runs.
+    const f = openReplica(TODOS, ['todos']);
+    const conflict = new ApiError('CONFLICT', 'changed meanwhile');
+    await expect(alterTable(depsOver(f, () => Promise.reject(conflict), []), 'd', 'todos', ['ALTER TABLE todos RENAME COLUMN owner TO owner_id'])).rejects.toBe(conflict);
+    expect(f.driver.prepare("SELECT name FROM pragma_table_info('todos')").all().map((r) => r['name'])).toEqual(['id', 'owner']);
+
+    // The alter fails after the store: the texts are set back, then the failure is reported.
+    const g = openReplica(TODOS, ['todos']);
+    const back: unknown[] = [];
+    const r = alterTable(depsOver(g, () => Promise.resolve(), back), 'd', 'todos', ['ALTER TABLE todos RENAME COLUMN owner TO owner_id', 'ALTER TABLE todos ADD COLUMN id TEXT']);
+    await expect(r).rejects.toMatchObject({ code: 'ALTER_FAILED', details: { statement: 1 } });
+    expect(back.map((x) => (x as { changes: Change[] }).changes.map((c) => c.to))).toEqual([['owner_id = auth_userid()'], ['owner = auth_userid()']]);
+    expect(g.driver.prepare("SELECT name FROM pragma_table_info('todos')").all().map((r) => r['name'])).toEqual(['id', 'owner']);
+    for (const x of [e, f, g]) x.close();
   });
 });
