@@ -22,6 +22,10 @@
  * anything runs; a changed primary key is also caught after the statements ran (and rolled back).
  * A statement the database rejects is ALTER_FAILED (details.statement, details.message). Either
  * way nothing changed: the table syncs as before.
+ *
+ * On SQLITE the table's RLS policies (control plane) follow the alter as PostgreSQL's own follow
+ * it on POSTGRES ({@link followPolicies}, {@link alterSqliteWithPolicies}): a DROP COLUMN a policy
+ * depends on is refused (POLICY_DEPENDENCY), a RENAME COLUMN carries the policies along.
  */
 import type { SyncEngine } from '../sync/sync-deps.ts';
 import { ApiError, isApiError } from '../../errors.ts';
