@@ -32,6 +32,9 @@ export interface PageSplit {
   splitRow: boolean;
   decodeMs: number;
   mergeMs: number;
+  /** When its decode started and its merge ended (ms after `origin()`). */
+  startMs: number;
+  endMs: number;
 }
 
 function sameKey(a: Uint8Array, b: Uint8Array): boolean {
@@ -45,7 +48,7 @@ export const cpuNowMs = (): number => {
   return (c.user + c.system) / 1000;
 };
 
-export function splitApply(engine: SyncEngine): ApplySplit {
+export function splitApply(engine: SyncEngine, origin: () => number = () => 0): ApplySplit {
   const s: ApplySplit = { decodeMs: 0, mergeMs: 0, decodeCpuMs: 0, mergeCpuMs: 0, firstAt: undefined, pages: [] };
   let lastRow: { tbl: string; pk: Uint8Array } | undefined;
   engine.applyPayload = (payload, opts = {}) => {
@@ -69,7 +72,7 @@ export function splitApply(engine: SyncEngine): ApplySplit {
     const last = changes[changes.length - 1];
     const splitRow = first !== undefined && lastRow !== undefined && first.tbl === lastRow.tbl && sameKey(first.pk, lastRow.pk);
     if (last !== undefined) lastRow = { tbl: last.tbl, pk: last.pk.slice() };
-    s.pages.push({ changes: changes.length, splitRow, decodeMs, mergeMs: t2 - t });
+    s.pages.push({ changes: changes.length, splitRow, decodeMs, mergeMs: t2 - t, startMs: t - decodeMs - origin(), endMs: t2 - origin() });
     return { ...r, schemaHash: header.schemaHash };
   };
   return s;
