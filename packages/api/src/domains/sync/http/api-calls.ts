@@ -18,6 +18,8 @@ import { SyncError, toSyncError } from '../sync-errors.ts';
 import { annotateRequest } from '../../../observability/request-context.ts';
 import type { ApiCall } from './context.ts';
 import type { Resume } from './g3-cursors.ts';
+import type { PageRequest } from '../prebuilt-pages.ts';
+import type { DownloadOptions } from '../sync.service.ts';
 import { parseJsonObject, readBody, sendEmpty, sendJson, sendText } from './io.ts';
 
 const isJsonGen = (c: ApiCall): boolean => c.generation === 'G2b' || c.generation === 'G3';
@@ -189,6 +191,28 @@ function inlinePageCount(ramp: Ramp, maxChunks: number, inlineBytes: number): nu
   return n;
 }
 
+/** How one G3 `/check` reply's pages are cut and sent (the service's download options), from where it resumes. */
+interface DownloadPlan {
+  ramp: Ramp;
+  inline: boolean;
+  opts: DownloadOptions;
+}
+
+function downloadPlan(c: ApiCall, resume: Resume, maxChunks: number): DownloadPlan {
+  const { limits } = c.state;
+  const ramp = slowStart(c, resume);
+  const inlinePages = inlinePageCount(ramp, maxChunks, limits.inlineChunksBytes);
+  const inline = inlinePages >= 1;
+  const opts: DownloadOptions = { ...ramp, payloads: inline, maxPages: inline ? inlinePages : maxChunks, inlineUpTo: limits.inlineDownloadBytes, generation: c.generation };
+  return { ramp, inline, opts };
+}
+
+/** The prebuilt-page key of a `/check` (prebuilt-pages.ts): the request, where its cursor resumes, its plan. */
+function pageRequest(c: ApiCall, base: Cursor, cursor: number, maxChunks: number, after: Cursor, plan: DownloadPlan): PageRequest {
+  const { pageBytes, firstPageBytes, pageGrowth, payloads, maxPages, inlineUpTo } = plan.opts;
+  return { db: c.db.id, site: c.site, principal: c.principal, base, cursor, maxChunks, generation: c.generation, after, plan: { pageBytes, firstPageBytes, pageGrowth, payloads, maxPages, inlineUpTo } };
+}
+
 /** G3 `/check` with `check-chunks`: inline payload, or a batch of chunk URLs with cursors and a watermark. */
 async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<void> {
   const { state } = c;
@@ -196,18 +220,15 @@ async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<v
   const seq = uint(body['seq']) ?? 0;
   // After a watermark the client sends seq 0 and means "all of dbVersion seen"; a non-zero seq is a row cursor.
   const base: Cursor = { dbVersion: dbv, seq: seq === 0 ? MAX_SEQ : seq };
-  const resume = await state.cursors.resolve(c.db.id, c.site, base, uint(body['cursor']) ?? 0);
+  const cursor = uint(body['cursor']) ?? 0;
+  const resume = await state.cursors.resolve(c.db.id, c.site, base, cursor);
   const maxChunks = Math.max(1, Math.min(uint(body['maxChunks']) ?? state.limits.defaultMaxChunks, 10_000));
-  const ramp = slowStart(c, resume);
-  const inlinePages = inlinePageCount(ramp, maxChunks, state.limits.inlineChunksBytes);
-  const inline = inlinePages >= 1;
-  const r = await state.service.download(c.db, c.site, resume.after, c.principal, {
-    ...ramp,
-    payloads: inline,
-    maxPages: inline ? inlinePages : maxChunks,
-    inlineUpTo: state.limits.inlineDownloadBytes,
-    generation: c.generation,
-  });
+  const plan = downloadPlan(c, resume, maxChunks);
+  const { ramp, inline } = plan;
+  const build = (after: Cursor, opts: DownloadOptions) => () => state.service.download(c.db, c.site, after, c.principal, opts);
+  // A continuation the reply before predicted may be built already (prebuilt-pages.ts); else built now.
+  const prebuilt = resume.continued ? await state.prebuilt?.take(pageRequest(c, base, cursor, maxChunks, resume.after, plan), c.db, () => state.service.stamp(c.db, c.site, c.generation)) : undefined;
+  const r = prebuilt ?? (await build(resume.after, plan.opts)());
   const first = r.pages[0];
   if (first === undefined) return sendEmpty(c.res);
   if (first.payload !== undefined && r.complete && r.pages.length === 1) {
@@ -219,7 +240,8 @@ async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<v
   // One shared-store record holds the resume position after every chunk of this reply (http/g3-cursors.ts).
   // …and the budget of the page after each chunk, so the slow start goes on where the client resumes.
   const budgets = r.pages.map((_, i) => pageBudget(ramp, i + 1));
-  const cursors = await state.cursors.issue(c.db.id, c.site, base, r.pages.map((p) => p.to), budgets.some((b) => b < ramp.pageBytes) ? budgets : undefined);
+  const issuedBudgets = budgets.some((b) => b < ramp.pageBytes) ? budgets : undefined;
+  const cursors = await state.cursors.issue(c.db.id, c.site, base, r.pages.map((p) => p.to), issuedBudgets);
   const chunks = await Promise.all(r.pages.map(async (p, i) => {
     const chunk: CheckChunk = { cursor: cursors[i] ?? 0 };
     if (p.payload !== undefined) chunk.payload = Buffer.from(p.payload).toString('base64');
@@ -241,6 +263,13 @@ async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<v
   if (r.complete) data.watermark = r.watermark;
   const n = sendJson(c.res, { data });
   if (inline) state.service.recordTraffic(c.db, c.site, { uploadBytes: 0, downloadBytes: n });
+  const last = r.pages[r.pages.length - 1];
+  if (!r.complete && last !== undefined && state.prebuilt !== undefined) {
+    // The request this reply calls for next, exactly as g3-cursors.ts will resolve its cursor: built while this reply travels.
+    const next: Resume = { after: last.to, pageBytes: issuedBudgets?.[issuedBudgets.length - 1], continued: true };
+    const nextPlan = downloadPlan(c, next, maxChunks);
+    state.prebuilt.schedule(pageRequest(c, base, data.nextCursor ?? 0, maxChunks, next.after, nextPlan), c.db, build(next.after, nextPlan.opts));
+  }
 }
 
 export async function check(c: ApiCall, g1Cursor: Cursor | undefined): Promise<void> {

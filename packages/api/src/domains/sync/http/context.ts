@@ -6,6 +6,7 @@ import type { ChunkBatches } from '../chunk-batches.ts';
 import type { Generation, Principal } from '../sync-deps.ts';
 import type { SyncService } from '../sync.service.ts';
 import type { G3Cursors } from './g3-cursors.ts';
+import type { PrebuiltPages } from '../prebuilt-pages.ts';
 import type { CredentialQuotas, QuotaLimits } from './quotas.ts';
 
 export interface SyncHttpLimits extends QuotaLimits {
@@ -45,6 +46,8 @@ export interface SyncHttpState {
   limits: SyncHttpLimits;
   /** Request rate and concurrent uploads per credential (docs/PROTOCOL.md "Quotas"). */
   quotas: CredentialQuotas;
+  /** G3 `/check` pages built ahead for the request a reply calls for next (prebuilt-pages.ts); undefined: off. */
+  prebuilt?: PrebuiltPages | undefined;
   publicUrl: string | undefined;
 }
 

@@ -19,6 +19,8 @@ import { applyUpload, check, recordDevice, sendStatus, sendUploadUrl } from './a
 import { getArtifact, putArtifact } from './artifact-calls.ts';
 import type { ApiCall, SyncHttpLimits, SyncHttpState } from './context.ts';
 import { G3Cursors } from './g3-cursors.ts';
+import { PrebuiltPages } from '../prebuilt-pages.ts';
+import type { PrebuiltPagesOptions } from '../prebuilt-pages.ts';
 import { bearerOf, originOf, parseJsonObject, readBody, sendError, sendJson, sendPreflight } from './io.ts';
 import { applyArtifactPutQuotas, applyRequestQuotas, CredentialQuotas, DEFAULT_QUOTAS } from './quotas.ts';
 import { parseSyncRoute, requestTarget } from './routes.ts';
@@ -47,6 +49,11 @@ export interface SyncHttpOptions extends Partial<SyncHttpLimits>, SyncServiceSet
    */
   sharedStore?: SharedStore;
   now?: () => number;
+  /**
+   * G3 `/check`: build the pages of the request a non-final reply calls for next while that reply
+   * travels (prebuilt-pages.ts: TTL, memory caps; SQLite databases only). Default on; false: off.
+   */
+  prebuiltPages?: PrebuiltPagesOptions | false;
 }
 
 export interface SyncHttpHandler {
@@ -57,6 +64,8 @@ export interface SyncHttpHandler {
   readonly batches: ChunkBatches;
   /** Request rate and concurrent uploads per credential. */
   readonly quotas: CredentialQuotas;
+  /** Pages built ahead for the next `/check` (prebuilt-pages.ts), undefined when off. */
+  readonly prebuilt: PrebuiltPages | undefined;
   /** Closes the service when the handler built it (from deps); a service given to it is closed by its owner. */
   dispose(): Promise<void>;
 }
@@ -102,6 +111,7 @@ export function createSyncHttpHandler(sync: SyncService | SyncDeps, options: Syn
       ...quotaLimits,
     },
     quotas: new CredentialQuotas(quotaLimits, options.now),
+    prebuilt: options.prebuiltPages === false ? undefined : new PrebuiltPages({ ...options.prebuiltPages, ...(options.now === undefined ? {} : { now: options.now }) }),
   };
   const handler = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
     const target = requestTarget(req.url);
@@ -129,7 +139,7 @@ export function createSyncHttpHandler(sync: SyncService | SyncDeps, options: Syn
     }
     return true;
   };
-  return Object.assign(handler, { service, artifacts, batches: state.batches, quotas: state.quotas, dispose: async () => {
+  return Object.assign(handler, { service, artifacts, batches: state.batches, quotas: state.quotas, prebuilt: state.prebuilt, dispose: async () => {
     if (owned) await service.dispose();
   } });
 }

@@ -1,0 +1,261 @@
+/**
+ * Prebuilt `/check` pages (prebuilt-pages.ts): a non-final G3 reply has the pages of the request it
+ * calls for next built while it travels; that request alone gets them (same principal, cursors,
+ * limits), byte for byte what it would have been built, and never once the database changed
+ * (a write of the server's own connection, a commit of another connection, a schema or policy
+ * change) or the entry expired; memory stays within its caps.
+ */
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { call, insertTodos, newDevice, ownPayload, siteHex } from '../../../test/sync-fixtures/devices.ts';
+import type { Device } from '../../../test/sync-fixtures/devices.ts';
+import { listenTestServer } from '../../../test/sync-fixtures/server.ts';
+import type { TestServer } from '../../../test/sync-fixtures/server.ts';
+import type { Central } from './central.ts';
+import { recordPolicyChange } from './policy-history.ts';
+import { PrebuiltPages } from './prebuilt-pages.ts';
+import type { PageRequest } from './prebuilt-pages.ts';
+import type { Principal } from './sync-deps.ts';
+import type { DownloadResult } from './sync.service.ts';
+
+const G3 = { 'x-cloudsync-version': '1.1.4', 'x-cloudsync-capabilities': 'check-status-response, check-chunks' };
+/** Two credentials of one user (so both may use one site), with different claims. */
+const PRINCIPALS: Record<string, Principal> = {
+  KEYA: { kind: 'jwt', userId: 'u1', claims: { team: 'a' } },
+  KEYB: { kind: 'jwt', userId: 'u1', claims: { team: 'b' } },
+};
+const HTTP = { pageBytes: 24_000, inlineDownloadBytes: 1000, slowStartBytes: 1500, slowStartGrowth: 4, rateLimitPerSecond: 0 };
+
+type Srv = TestServer & { origin: string };
+let on: Srv;
+let off: Srv;
+let seed: Device;
+
+const listen = (prebuilt: boolean): Promise<Srv> =>
+  listenTestServer({
+    databases: [{ id: 'big' }],
+    http: { ...HTTP, ...(prebuilt ? {} : { prebuiltPages: false }) },
+    deps: { authenticate: async (_db, credential) => (credential === undefined ? null : (PRINCIPALS[credential] ?? null)) },
+  });
+
+async function upload(s: Srv, d: Device, key = 'KEYA', after = 0): Promise<void> {
+  const url = (await call('GET', `${s.origin}/v2/cloudsync/big.sqlite/${siteHex(d)}/upload`, { key })).text;
+  await call('PUT', url, { key: null, body: ownPayload(d, after) ?? new Uint8Array() });
+  expect((await call('POST', `${s.origin}/v2/cloudsync/big.sqlite/${siteHex(d)}/apply`, { key, json: { url, dbVersionMin: after, dbVersionMax: d.dbVersion() } })).status).toBe(200);
+}
+
+beforeAll(async () => {
+  seed = newDevice();
+  insertTodos(seed, 400, 'row', 'a fairly long title to make pages fill up quickly ');
+  on = await listen(true);
+  off = await listen(false);
+  await upload(on, seed);
+  await upload(off, seed);
+});
+afterAll(async () => {
+  await on.close();
+  await off.close();
+});
+
+interface CheckData {
+  chunks?: Array<{ payload?: string; cursor: number }>;
+  payload?: string;
+  final: boolean;
+  nextCursor?: number;
+}
+
+async function check(s: Srv, site: string, cursor: number, key = 'KEYA'): Promise<CheckData> {
+  const r = await call('POST', `${s.origin}/v2/cloudsync/databases/big/${site}/check`, { key, json: { dbVersion: 0, seq: 0, cursor, maxChunks: 1 }, headers: G3 });
+  expect(r.status).toBe(200);
+  return (r.json() as { data: CheckData }).data;
+}
+
+const stats = (s: Srv) => ({ ...s.handler.prebuilt?.stats });
+const payloadOf = (d: CheckData): string | undefined => d.payload ?? d.chunks?.[0]?.payload;
+
+/** A fresh site's first `/check` (the server then builds the second page ahead), after its first request claims the site. */
+async function firstPage(s: Srv, key = 'KEYA'): Promise<{ site: string; next: number }> {
+  const site = siteHex(newDevice());
+  await call('GET', `${s.origin}/v2/cloudsync/databases/big/${site}/status`, { key, headers: G3 }); // claims the site (a write)
+  const d = await check(s, site, 0, key);
+  expect(d.final).toBe(false);
+  await new Promise((ok) => setImmediate(ok));
+  return { site, next: d.nextCursor ?? 0 };
+}
+
+describe('over HTTP', () => {
+  test('every page after the first is served prebuilt, byte for byte the page built without prebuilding', async () => {
+    const pages = async (s: Srv): Promise<Array<string | undefined>> => {
+      const site = siteHex(newDevice());
+      const out: Array<string | undefined> = [];
+      let cursor = 0;
+      for (;;) {
+        const d = await check(s, site, cursor);
+        out.push(payloadOf(d));
+        if (d.final) return out;
+        cursor = d.nextCursor ?? 0;
+      }
+    };
+    const before = stats(on);
+    const withPrebuilt = await pages(on);
+    const without = await pages(off);
+    expect(withPrebuilt.length).toBeGreaterThan(4);
+    expect(withPrebuilt).toEqual(without);
+    expect((stats(on).hits ?? 0) - (before.hits ?? 0)).toBe(withPrebuilt.length - 1);
+    expect(stats(off)).toEqual({});
+  });
+
+  test('only the principal the page was built for gets it (same site and cursor, other claims)', async () => {
+    const { site, next } = await firstPage(on);
+    const before = stats(on);
+    const asB = await check(on, site, next, 'KEYB');
+    expect(stats(on).hits).toBe(before.hits);
+    // The entry is still A's: A's own request takes it, and both got the same bytes (no RLS here).
+    const asA = await check(on, site, next, 'KEYA');
+    expect(stats(on).hits).toBe((before.hits ?? 0) + 1);
+    expect(payloadOf(asA)).toBe(payloadOf(asB));
+  });
+
+  test('a merge (a write of the server connection) makes the prebuilt page stale: the request gets a fresh one', async () => {
+    const { site, next } = await firstPage(on);
+    const before = stats(on);
+    const other = newDevice();
+    insertTodos(other, 3, 'late', 'new ');
+    await upload(on, other);
+    const fresh = await check(on, site, next);
+    expect(stats(on).hits).toBe(before.hits);
+    expect(stats(on).stale).toBe((before.stale ?? 0) + 1);
+    expect(payloadOf(fresh)).toBeDefined();
+  });
+
+  test('a write that moves no server version (a new site claimed on the same connection) makes it stale too', async () => {
+    const { site, next } = await firstPage(on);
+    const before = stats(on);
+    expect((await call('GET', `${on.origin}/v2/cloudsync/databases/big/${siteHex(newDevice())}/status`, { key: 'KEYA', headers: G3 })).status).toBe(200);
+    await check(on, site, next);
+    expect(stats(on).hits).toBe(before.hits);
+    expect(stats(on).stale).toBe((before.stale ?? 0) + 1);
+  });
+
+  test('a commit of another connection (another process) makes it stale', async () => {
+    const other = new Database(on.pathOf('big'));
+    other.exec('CREATE TABLE IF NOT EXISTS other_program(x)');
+    const { site, next } = await firstPage(on);
+    const before = stats(on);
+    other.exec('INSERT INTO other_program VALUES (1)');
+    other.close();
+    await check(on, site, next);
+    expect(stats(on).hits).toBe(before.hits);
+    expect(stats(on).stale).toBe((before.stale ?? 0) + 1);
+  });
+
+  test('a policy change recorded in the database, or a schema change, makes it stale', async () => {
+    const engine = on.handler.service.databases.peek('big');
+    expect(engine).toBeDefined();
+    let { site, next } = await firstPage(on);
+    let before = stats(on);
+    recordPolicyChange(engine!.driver, { table: 'todos', dbVersion: engine!.dbVersion(), mode: 'ENFORCE', select: 'true' });
+    await check(on, site, next);
+    expect(stats(on).hits).toBe(before.hits);
+    expect(stats(on).stale).toBe((before.stale ?? 0) + 1);
+
+    ({ site, next } = await firstPage(on));
+    before = stats(on);
+    engine!.driver.exec('CREATE TABLE IF NOT EXISTS unrelated_schema_change(x)'); // DDL: no row changed
+    await check(on, site, next);
+    expect(stats(on).hits).toBe(before.hits);
+    expect(stats(on).stale).toBe((before.stale ?? 0) + 1);
+  });
+});
+
+describe('PrebuiltPages', () => {
+  const principal: Principal = { kind: 'apiKey', userId: null, claims: {} };
+  const request = (db: string, cursor: number): PageRequest => ({
+    db,
+    site: 'ab'.repeat(16),
+    principal,
+    base: { dbVersion: 0, seq: Number.MAX_SAFE_INTEGER },
+    cursor,
+    maxChunks: 1,
+    generation: 'G3',
+    after: { dbVersion: cursor, seq: 1 },
+    plan: { pageBytes: 1000 },
+  });
+  const result = (bytes: number): DownloadResult => ({
+    pages: [{ from: { dbVersion: 0, seq: 0 }, to: { dbVersion: 1, seq: 1 }, rows: 1, bytes, payload: new Uint8Array(bytes) }],
+    complete: false,
+    watermark: 1,
+    schemaHash: 7n,
+  });
+  let db: Central;
+  beforeAll(async () => {
+    db = await on.handler.service.open('big');
+  });
+  const stamp = async (): Promise<bigint> => 7n;
+
+  test('built entries stay within the per-database and the global byte caps, oldest dropped first', async () => {
+    const cache = new PrebuiltPages({ maxBytes: 5000, maxBytesPerDatabase: 3000, defer: (run) => run() });
+    const build = async (n: number) => result(n);
+    for (let i = 1; i <= 3; i++) cache.schedule(request('big', i), db, () => build(1000));
+    await new Promise((ok) => setImmediate(ok));
+    // 3 × (1000 + 256) > 3000: the first went.
+    expect(cache.bytes).toBeLessThanOrEqual(3000);
+    expect(cache.stats.dropped).toBe(1);
+    expect(await cache.take(request('big', 1), db, stamp)).toBeUndefined();
+    expect(await cache.take(request('big', 3), db, stamp)).toBeDefined();
+    // Another database's entries count against the global cap (the key holds the database id; the state read is the same file's).
+    for (let i = 4; i <= 7; i++) cache.schedule(request(`other${i}`, i), db, () => build(1000));
+    await new Promise((ok) => setImmediate(ok));
+    expect(cache.bytes).toBeLessThanOrEqual(5000);
+    expect(await cache.take(request('big', 2), db, stamp)).toBeUndefined(); // the oldest of all went first
+    // Larger than a cap alone: not kept.
+    cache.schedule(request('big', 9), db, () => build(4000));
+    await new Promise((ok) => setImmediate(ok));
+    expect(cache.bytes).toBeLessThanOrEqual(5000);
+    expect(await cache.take(request('big', 9), db, stamp)).toBeUndefined();
+  });
+
+  test('an entry past its TTL (counted from the start of its build) is not served, and its memory is released', async () => {
+    let now = 1000;
+    const cache = new PrebuiltPages({ ttlMs: 500, now: () => now, defer: (run) => run() });
+    cache.schedule(request('big', 1), db, async () => result(10));
+    await new Promise((ok) => setImmediate(ok));
+    now += 500;
+    expect(await cache.take(request('big', 1), db, stamp)).toBeDefined();
+    // A build that ends after the TTL (started at 1500, taken at 2001).
+    let release: (r: DownloadResult) => void = () => undefined;
+    cache.schedule(request('big', 2), db, () => new Promise<DownloadResult>((ok) => (release = ok)));
+    now += 501;
+    const late = cache.take(request('big', 2), db, stamp);
+    release(result(10));
+    expect(await late).toBeUndefined();
+    // A built entry nobody takes is dropped once its TTL is over.
+    cache.schedule(request('big', 3), db, async () => result(10));
+    await new Promise((ok) => setImmediate(ok));
+    expect(cache.bytes).toBeGreaterThan(0);
+    now += 501;
+    expect(await cache.take(request('big', 4), db, stamp)).toBeUndefined();
+    expect(cache.bytes).toBe(0);
+    expect(cache.stats).toMatchObject({ hits: 1, stale: 1, dropped: 1 });
+  });
+
+  test('a request waits for a build in flight instead of building again; an entry is served once', async () => {
+    let release: (r: DownloadResult) => void = () => undefined;
+    const cache = new PrebuiltPages({ defer: (run) => run() });
+    cache.schedule(request('big', 1), db, () => new Promise<DownloadResult>((ok) => (release = ok)));
+    const taken = cache.take(request('big', 1), db, stamp);
+    release(result(10));
+    expect((await taken)?.watermark).toBe(1);
+    expect(await cache.take(request('big', 1), db, stamp)).toBeUndefined();
+    expect(cache.stats).toMatchObject({ builds: 1, hits: 1 });
+  });
+
+  test('another schema hash to stamp, or another cursor, gets nothing', async () => {
+    const cache = new PrebuiltPages({ defer: (run) => run() });
+    cache.schedule(request('big', 1), db, async () => result(10));
+    await new Promise((ok) => setImmediate(ok));
+    expect(await cache.take(request('big', 2), db, stamp)).toBeUndefined();
+    expect(await cache.take(request('big', 1), db, async () => 8n)).toBeUndefined();
+    expect(cache.stats).toMatchObject({ hits: 0, stale: 1 });
+  });
+});

@@ -1,0 +1,256 @@
+/**
+ * Prebuilt G3 `/check` pages (docs/ARCHITECTURE.md "Prebuilt download pages"). A non-final
+ * `/check` reply tells the server exactly which request comes next: the same database, site,
+ * principal, durable cursor (dbVersion/seq), `maxChunks` and generation, with the `nextCursor`
+ * just issued. Right after sending the reply the server builds that request's pages, so a
+ * pipelining client (OffSync's, one page per batch, docs/PROTOCOL.md "Packages") finds its next
+ * page ready instead of waiting while the server builds it; the server uses the time the reply
+ * travels and the client spends on what it already has.
+ *
+ * An entry is served at most once, and only when all of this holds (else the request builds its
+ * pages as ever, and the entry is dropped):
+ * - the request is exactly the one predicted: its key holds the database, site, the principal
+ *   (kind, user id, every claim, credential id), the request's cursors and page limits, and the
+ *   feed position and page budgets its cursor resolved to (http/g3-cursors.ts);
+ * - it comes within `ttlMs` of the build's start (a page built then and slow on the wire would
+ *   be no different);
+ * - the database is unchanged since just BEFORE the build started (`stateOf`): no local write
+ *   (SQLite `total_changes()` of the connection the feed reads), no commit of another connection
+ *   or process (`PRAGMA data_version`), no schema change and no RLS policy change (the policy
+ *   epoch of policy-history.ts, which includes `PRAGMA schema_version`), same server version.
+ *   Read before the build, so a write racing the build makes the entry stale, never the reverse.
+ * - the schema hash it would stamp is the one the entry was stamped with.
+ *
+ * Memory is bounded: built entries count their payload bytes against a per-database and a
+ * global cap; the oldest entries go first (each is used once: oldest = least recently used),
+ * and an entry larger than a cap is not kept. SQLite central databases only: a POSTGRES
+ * database has no cheap, complete "unchanged since" signal here (other nodes and programs write
+ * it), so its requests are never prebuilt.
+ */
+import type { Central } from './central.ts';
+import type { Cursor } from './download-pages.ts';
+import { policyEpoch } from './policy-history.ts';
+import { isSqliteCentral } from './sqlite-central.ts';
+import type { Principal } from './sync-deps.ts';
+import type { DownloadResult } from './sync.service.ts';
+
+export interface PrebuiltPagesOptions {
+  /** How long after its build started an entry may be served (default 5 s). */
+  ttlMs?: number;
+  /** Payload bytes held at once, every database together (default 64 MiB). */
+  maxBytes?: number;
+  /** Payload bytes held at once for one database (default 16 MiB). */
+  maxBytesPerDatabase?: number;
+  now?: () => number;
+  /** Runs a prebuild after the reply that predicted it (default `setImmediate`: once the reply is written). */
+  defer?: (run: () => void) => void;
+}
+
+/** The request a prebuilt entry answers (every field is part of its key). */
+export interface PageRequest {
+  db: string;
+  site: string;
+  principal: Principal;
+  /** The durable cursor the client sends (dbVersion/seq as the server reads them). */
+  base: Cursor;
+  /** The continuation cursor the client sends. */
+  cursor: number;
+  maxChunks: number;
+  generation: string;
+  /** Where that cursor resumes, and how the pages are cut and sent (api-calls.ts `downloadPlan`). */
+  after: Cursor;
+  plan: Readonly<Record<string, number | boolean | string | undefined>>;
+}
+
+/** JSON with object keys sorted, so equal principals give equal text whatever their key order. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .sort()
+      .filter((k) => o[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+export function pageRequestKey(r: PageRequest): string {
+  return canonical([r.db, r.site, r.principal, r.base.dbVersion, r.base.seq, r.cursor, r.maxChunks, r.generation, r.after.dbVersion, r.after.seq, r.plan]);
+}
+
+/**
+ * Everything a download's pages depend on besides the request, as one string; undefined when it
+ * cannot be told (not a SQLite central database). Equal strings: nothing was written to the
+ * database in between (see the module comment).
+ */
+export function stateOf(db: Central): string | undefined {
+  if (!isSqliteCentral(db)) return undefined;
+  const engine = db.engine;
+  const d = engine.driver;
+  const changes = Number((d.prepare('SELECT total_changes()').getRaw() ?? [0])[0]);
+  const dataVersion = Number((d.prepare('PRAGMA data_version').getRaw() ?? [0])[0]);
+  return `${engine.dbVersion()} ${changes} ${dataVersion} ${policyEpoch(d)}`;
+}
+
+interface Entry {
+  db: string;
+  /** The database's state just before the build (`stateOf`). */
+  state: string;
+  startedAt: number;
+  /** Planned (not started yet), building, or built. */
+  phase: 'planned' | 'building' | 'built';
+  promise?: Promise<DownloadResult | undefined>;
+  bytes: number;
+}
+
+export interface PrebuiltStats {
+  /** Builds started. */
+  builds: number;
+  /** Requests answered with a prebuilt entry. */
+  hits: number;
+  /** Entries found but not served: expired, database changed, other schema hash, or the build failed. */
+  stale: number;
+  /** Built entries dropped for memory (or larger than a cap), or never taken before their TTL. */
+  dropped: number;
+}
+
+const PAGE_OVERHEAD_BYTES = 256;
+
+/** Bytes an entry holds (its payloads, plus a little per page). */
+function sizeOf(r: DownloadResult): number {
+  let n = 0;
+  for (const p of r.pages) n += PAGE_OVERHEAD_BYTES + (p.payload?.byteLength ?? 0);
+  return n;
+}
+
+export class PrebuiltPages {
+  readonly ttlMs: number;
+  readonly maxBytes: number;
+  readonly maxBytesPerDatabase: number;
+  readonly #now: () => number;
+  readonly #defer: (run: () => void) => void;
+  /** In insertion order: the first built entry is the oldest. */
+  readonly #entries = new Map<string, Entry>();
+  readonly #dbBytes = new Map<string, number>();
+  #bytes = 0;
+  readonly stats: PrebuiltStats = { builds: 0, hits: 0, stale: 0, dropped: 0 };
+
+  constructor(opts: PrebuiltPagesOptions = {}) {
+    this.ttlMs = opts.ttlMs ?? 5000;
+    this.maxBytes = opts.maxBytes ?? 64 * 1024 * 1024;
+    this.maxBytesPerDatabase = opts.maxBytesPerDatabase ?? 16 * 1024 * 1024;
+    this.#now = opts.now ?? Date.now;
+    this.#defer = opts.defer ?? ((run) => void setImmediate(run));
+  }
+
+  /** Payload bytes held (built entries). */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Entries held (planned, building or built). */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /**
+   * Plans the build of `request`'s pages on `db` (SQLite only), run by `build` once the current
+   * reply is written (`defer`). A request with an entry already is not planned again.
+   */
+  schedule(request: PageRequest, db: Central, build: () => Promise<DownloadResult>): void {
+    this.#sweep();
+    const key = pageRequestKey(request);
+    if (this.#entries.has(key) || !isSqliteCentral(db)) return;
+    const entry: Entry = { db: request.db, state: '', startedAt: 0, phase: 'planned', bytes: 0 };
+    this.#entries.set(key, entry);
+    this.#defer(() => {
+      if (this.#entries.get(key) !== entry || entry.phase !== 'planned') return; // taken (or dropped) before it started
+      const state = stateOf(db);
+      if (state === undefined) {
+        this.#entries.delete(key);
+        return;
+      }
+      entry.state = state;
+      entry.startedAt = this.#now();
+      entry.phase = 'building';
+      this.stats.builds++;
+      entry.promise = build().then(
+        (r) => {
+          if (this.#entries.get(key) === entry) this.#hold(entry, sizeOf(r));
+          else entry.phase = 'built'; // taken while building: the taker decides
+          return r;
+        },
+        () => {
+          if (this.#entries.get(key) === entry) this.#entries.delete(key);
+          return undefined;
+        },
+      );
+    });
+  }
+
+  /**
+   * The prebuilt pages of `request` when they may answer it (module comment), else undefined (the
+   * caller builds them). An entry is taken once: found, it is removed whatever the outcome; a
+   * planned build that has not started is cancelled. `schemaHash`: the hash the request would stamp.
+   */
+  async take(request: PageRequest, db: Central, schemaHash: () => Promise<bigint>): Promise<DownloadResult | undefined> {
+    this.#sweep();
+    if (this.#entries.size === 0) return undefined;
+    const key = pageRequestKey(request);
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    this.#remove(key, entry);
+    if (entry.phase === 'planned' || entry.promise === undefined) return undefined;
+    const r = await entry.promise;
+    if (r === undefined || this.#now() - entry.startedAt > this.ttlMs || (await schemaHash()) !== r.schemaHash || stateOf(db) !== entry.state) {
+      this.stats.stale++;
+      return undefined;
+    }
+    this.stats.hits++;
+    return r;
+  }
+
+  /** Drops every entry (of one database). */
+  invalidate(db?: string): void {
+    for (const [key, e] of this.#entries) if (db === undefined || e.db === db) this.#remove(key, e);
+  }
+
+  #hold(entry: Entry, bytes: number): void {
+    entry.phase = 'built';
+    entry.bytes = bytes;
+    this.#bytes += bytes;
+    this.#dbBytes.set(entry.db, (this.#dbBytes.get(entry.db) ?? 0) + bytes);
+    // Oldest first, this entry last (it is the newest): until both caps hold.
+    for (const [k, e] of this.#entries) {
+      if (this.#bytes <= this.maxBytes && (this.#dbBytes.get(entry.db) ?? 0) <= this.maxBytesPerDatabase) break;
+      if (e.phase !== 'built' || (this.#bytes <= this.maxBytes && e.db !== entry.db)) continue;
+      this.#remove(k, e);
+      this.stats.dropped++;
+    }
+  }
+
+  #remove(key: string, e: Entry): void {
+    if (this.#entries.get(key) !== e) return;
+    this.#entries.delete(key);
+    if (e.phase === 'built' && e.bytes > 0) {
+      this.#bytes -= e.bytes;
+      const left = (this.#dbBytes.get(e.db) ?? 0) - e.bytes;
+      if (left > 0) this.#dbBytes.set(e.db, left);
+      else this.#dbBytes.delete(e.db);
+      e.bytes = 0;
+    }
+  }
+
+  /** Drops built entries past their TTL (never taken). */
+  #sweep(): void {
+    const now = this.#now();
+    for (const [k, e] of this.#entries) {
+      if (e.phase === 'built' && now - e.startedAt > this.ttlMs) {
+        this.#remove(k, e);
+        this.stats.dropped++;
+      }
+    }
+  }
+}
