@@ -12,9 +12,13 @@ import type { Device } from '../../../test/sync-fixtures/devices.ts';
 import { listenTestServer } from '../../../test/sync-fixtures/server.ts';
 import type { TestServer } from '../../../test/sync-fixtures/server.ts';
 import type { Central } from './central.ts';
+import { createSyncHttpHandler } from './http/handler.ts';
 import { recordPolicyChange } from './policy-history.ts';
 import { PrebuiltPages } from './prebuilt-pages.ts';
 import type { PageRequest } from './prebuilt-pages.ts';
+import { MemorySharedStore } from './shared-store.ts';
+import type { SharedStore } from './shared-store.ts';
+import { allowAllSyncDeps } from './sync-deps.ts';
 import type { Principal } from './sync-deps.ts';
 import type { DownloadResult } from './sync.service.ts';
 
@@ -258,4 +262,21 @@ describe('PrebuiltPages', () => {
     expect(await cache.take(request('big', 1), db, async () => 8n)).toBeUndefined();
     expect(cache.stats).toMatchObject({ hits: 0, stale: 1 });
   });
+});
+
+test('on by default with one node (this process holds the shared store), off with another store unless asked for', async () => {
+  const mem = new MemorySharedStore();
+  // Another kind of store (Redis: several nodes), made of the memory store's methods.
+  const methods = ['set', 'setIfAbsent', 'get', 'take', 'delete', 'append', 'list', 'item', 'length', 'touch', 'ledgerSet', 'ledgerRemove', 'ledgerRead', 'close'] as const;
+  const foreign = Object.fromEntries(methods.map((m) => [m, (mem[m] as (...a: unknown[]) => unknown).bind(mem)])) as unknown as SharedStore;
+  const deps = allowAllSyncDeps({ resolveDatabase: () => undefined, authenticate: async () => null });
+  const handlers = [
+    createSyncHttpHandler(deps, { artifactSecret: 'test-secret-0123456789abcdef' }),
+    createSyncHttpHandler(deps, { artifactSecret: 'test-secret-0123456789abcdef', sharedStore: mem }),
+    createSyncHttpHandler(deps, { artifactSecret: 'test-secret-0123456789abcdef', sharedStore: foreign }),
+    createSyncHttpHandler(deps, { artifactSecret: 'test-secret-0123456789abcdef', sharedStore: foreign, prebuiltPages: {} }),
+    createSyncHttpHandler(deps, { artifactSecret: 'test-secret-0123456789abcdef', prebuiltPages: false }),
+  ];
+  expect(handlers.map((h) => h.prebuilt !== undefined)).toEqual([true, true, false, true, false]);
+  for (const h of handlers) await h.dispose();
 });

@@ -51,7 +51,10 @@ export interface SyncHttpOptions extends Partial<SyncHttpLimits>, SyncServiceSet
   now?: () => number;
   /**
    * G3 `/check`: build the pages of the request a non-final reply calls for next while that reply
-   * travels (prebuilt-pages.ts: TTL, memory caps; SQLite databases only). Default on; false: off.
+   * travels (prebuilt-pages.ts: TTL, memory caps; SQLite databases only). Default: on with this
+   * process's memory as the shared store (one node), off with another store (several nodes: the
+   * next request may reach another node, and a page built here would be built twice); options:
+   * on; false: off.
    */
   prebuiltPages?: PrebuiltPagesOptions | false;
 }
@@ -111,7 +114,7 @@ export function createSyncHttpHandler(sync: SyncService | SyncDeps, options: Syn
       ...quotaLimits,
     },
     quotas: new CredentialQuotas(quotaLimits, options.now),
-    prebuilt: options.prebuiltPages === false ? undefined : new PrebuiltPages({ ...options.prebuiltPages, ...(options.now === undefined ? {} : { now: options.now }) }),
+    prebuilt: prebuiltPagesOf(options, store),
   };
   const handler = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
     const target = requestTarget(req.url);
@@ -142,6 +145,12 @@ export function createSyncHttpHandler(sync: SyncService | SyncDeps, options: Syn
   return Object.assign(handler, { service, artifacts, batches: state.batches, quotas: state.quotas, prebuilt: state.prebuilt, dispose: async () => {
     if (owned) await service.dispose();
   } });
+}
+
+function prebuiltPagesOf(options: SyncHttpOptions, store: SharedStore): PrebuiltPages | undefined {
+  const opts = options.prebuiltPages;
+  if (opts === false || (opts === undefined && !(store instanceof MemorySharedStore))) return undefined;
+  return new PrebuiltPages({ ...opts, ...(options.now === undefined ? {} : { now: options.now }) });
 }
 
 async function dispatch(state: SyncHttpState, route: Exclude<SyncRoute, { kind: 'unknown' }>, req: IncomingMessage, res: ServerResponse): Promise<void> {
