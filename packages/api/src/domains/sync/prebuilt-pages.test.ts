@@ -5,8 +5,11 @@
  * (a write of the server's own connection, a commit of another connection, a schema or policy
  * change) or the entry expired; memory stays within its caps.
  */
+import { randomBytes } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { connect } from 'node:net';
 import Database from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { call, insertTodos, newDevice, ownPayload, siteHex } from '../../../test/sync-fixtures/devices.ts';
 import type { Device } from '../../../test/sync-fixtures/devices.ts';
 import { listenTestServer } from '../../../test/sync-fixtures/server.ts';
@@ -243,6 +246,16 @@ describe('PrebuiltPages', () => {
     expect(cache.stats).toMatchObject({ hits: 1, stale: 1, dropped: 1 });
   });
 
+  test('a planned build whose reply never finished (the client went away) is forgotten after the TTL', async () => {
+    let now = 1000;
+    const cache = new PrebuiltPages({ ttlMs: 500, now: () => now });
+    cache.schedule(request('big', 1), db, async () => result(10), () => undefined);
+    expect(cache.size).toBe(1);
+    now += 501;
+    expect(await cache.take(request('big', 2), db, stamp)).toBeUndefined();
+    expect(cache.size).toBe(0);
+  });
+
   test('a request waits for a build in flight instead of building again; an entry is served once', async () => {
     let release: (r: DownloadResult) => void = () => undefined;
     const cache = new PrebuiltPages({ defer: (run) => run() });
@@ -279,4 +292,41 @@ test('on by default with one node (this process holds the shared store), off wit
   ];
   expect(handlers.map((h) => h.prebuilt !== undefined)).toEqual([true, true, false, true, false]);
   for (const h of handlers) await h.dispose();
+});
+
+test('the next page is built only once the whole reply is handed to the socket, not while the client has yet to read it', async () => {
+  // Pages of ~6 MB of incompressible titles: more than the socket buffers hold while the client reads nothing.
+  const big = await listenTestServer({
+    databases: [{ id: 'big' }],
+    http: { pageBytes: 6_000_000, slowStartBytes: 6_000_000, inlineDownloadBytes: 1000, rateLimitPerSecond: 0 },
+    deps: { authenticate: async (_db, credential) => (credential === undefined ? null : (PRINCIPALS[credential] ?? null)) },
+  });
+  try {
+    const d = newDevice();
+    d.driver.transaction(() => {
+      const st = d.driver.prepare('INSERT INTO todos (id, title, done) VALUES (?, ?, 0)');
+      for (let i = 0; i < 3000; i++) st.run(`r${i}`, randomBytes(3000).toString('base64'));
+    });
+    await upload(big, d);
+    const replies: ServerResponse[] = [];
+    big.server.prependListener('request', (_req, res: ServerResponse) => void replies.push(res));
+    const builds = (): number => big.handler.prebuilt?.stats.builds ?? 0;
+    const body = JSON.stringify({ dbVersion: 0, seq: 0, cursor: 0, maxChunks: 1 });
+    const socket = connect(Number(new URL(big.origin).port), '127.0.0.1');
+    socket.pause();
+    socket.write(
+      `POST /v2/cloudsync/databases/big/${siteHex(newDevice())}/check HTTP/1.1\r\nhost: x\r\nauthorization: Bearer KEYA\r\ncontent-type: application/json\r\n` +
+        `x-cloudsync-version: 1.1.4\r\nx-cloudsync-capabilities: check-chunks\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+    );
+    // The reply is written but stuck in user space: the client reads nothing.
+    await vi.waitFor(() => expect(replies[0]?.headersSent === true && replies[0].writableLength > 0).toBe(true), { timeout: 10_000, interval: 5 });
+    for (let i = 0; i < 20; i++) await new Promise((ok) => setImmediate(ok));
+    expect(builds()).toBe(0);
+    expect(replies[0]?.writableFinished).toBe(false);
+    socket.resume(); // reading: the reply drains, then the build starts
+    await vi.waitFor(() => expect(builds()).toBe(1), { timeout: 10_000, interval: 5 });
+    socket.destroy();
+  } finally {
+    await big.close();
+  }
 });

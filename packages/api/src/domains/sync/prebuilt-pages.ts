@@ -42,7 +42,7 @@ export interface PrebuiltPagesOptions {
   /** Payload bytes held at once for one database (default 16 MiB). */
   maxBytesPerDatabase?: number;
   now?: () => number;
-  /** Runs a prebuild after the reply that predicted it (default `setImmediate`: once the reply is written). */
+  /** Runs a prebuild after the reply that predicted it (default `setImmediate`; the HTTP route waits for the reply to be written first). */
   defer?: (run: () => void) => void;
 }
 
@@ -157,15 +157,16 @@ export class PrebuiltPages {
 
   /**
    * Plans the build of `request`'s pages on `db` (SQLite only), run by `build` once the current
-   * reply is written (`defer`). A request with an entry already is not planned again.
+   * reply is written (`defer`; one that never runs leaves a planned entry, dropped after the TTL).
+   * A request with an entry already is not planned again.
    */
-  schedule(request: PageRequest, db: Central, build: () => Promise<DownloadResult>): void {
+  schedule(request: PageRequest, db: Central, build: () => Promise<DownloadResult>, defer: (run: () => void) => void = this.#defer): void {
     this.#sweep();
     const key = pageRequestKey(request);
     if (this.#entries.has(key) || !isSqliteCentral(db)) return;
-    const entry: Entry = { db: request.db, state: '', startedAt: 0, phase: 'planned', bytes: 0 };
+    const entry: Entry = { db: request.db, state: '', startedAt: this.#now(), phase: 'planned', bytes: 0 };
     this.#entries.set(key, entry);
-    this.#defer(() => {
+    defer(() => {
       if (this.#entries.get(key) !== entry || entry.phase !== 'planned') return; // taken (or dropped) before it started
       const state = stateOf(db);
       if (state === undefined) {
@@ -243,11 +244,11 @@ export class PrebuiltPages {
     }
   }
 
-  /** Drops built entries past their TTL (never taken). */
+  /** Drops planned and built entries past their TTL (never taken; a build in flight stays until it ends). */
   #sweep(): void {
     const now = this.#now();
     for (const [k, e] of this.#entries) {
-      if (e.phase === 'built' && now - e.startedAt > this.ttlMs) {
+      if (e.phase !== 'building' && now - e.startedAt > this.ttlMs) {
         this.#remove(k, e);
         this.stats.dropped++;
       }

@@ -213,6 +213,16 @@ function pageRequest(c: ApiCall, base: Cursor, cursor: number, maxChunks: number
   return { db: c.db.id, site: c.site, principal: c.principal, base, cursor, maxChunks, generation: c.generation, after, plan: { pageBytes, firstPageBytes, pageGrowth, payloads, maxPages, inlineUpTo } };
 }
 
+/**
+ * Runs `run` once the whole reply is handed to the socket ('finish'), not before: a SQLite build
+ * holds the event loop, and the rest of a reply larger than the socket's buffers would wait for
+ * it. Never when the reply does not finish (the client went away).
+ */
+const afterReply = (res: ApiCall['res']) => (run: () => void): void => {
+  if (res.writableFinished) setImmediate(run);
+  else res.once('finish', () => setImmediate(run));
+};
+
 /** G3 `/check` with `check-chunks`: inline payload, or a batch of chunk URLs with cursors and a watermark. */
 async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<void> {
   const { state } = c;
@@ -268,7 +278,7 @@ async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<v
     // The request this reply calls for next, exactly as g3-cursors.ts will resolve its cursor: built while this reply travels.
     const next: Resume = { after: last.to, pageBytes: issuedBudgets?.[issuedBudgets.length - 1], continued: true };
     const nextPlan = downloadPlan(c, next, maxChunks);
-    state.prebuilt.schedule(pageRequest(c, base, data.nextCursor ?? 0, maxChunks, next.after, nextPlan), c.db, build(next.after, nextPlan.opts));
+    state.prebuilt.schedule(pageRequest(c, base, data.nextCursor ?? 0, maxChunks, next.after, nextPlan), c.db, build(next.after, nextPlan.opts), afterReply(c.res));
   }
 }
 
