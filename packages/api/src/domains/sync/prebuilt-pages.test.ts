@@ -256,6 +256,24 @@ describe('PrebuiltPages', () => {
     expect(cache.size).toBe(0);
   });
 
+  test('a database closed meanwhile: nothing is built or served, and nothing throws', async () => {
+    const t = await listenTestServer({ databases: [{ id: 'gone' }] });
+    try {
+      const gone = await t.handler.service.open('gone');
+      const cache = new PrebuiltPages({ defer: (run) => run() });
+      cache.schedule(request('gone', 1), gone, async () => result(10));
+      await new Promise((ok) => setImmediate(ok));
+      expect(cache.stats.builds).toBe(1);
+      (gone as unknown as { engine: { close(): void } }).engine.close();
+      expect(await cache.take(request('gone', 1), gone, stamp)).toBeUndefined();
+      expect(() => cache.schedule(request('gone', 2), gone, async () => result(10))).not.toThrow();
+      expect(cache.stats).toMatchObject({ builds: 1, hits: 0, stale: 1 });
+      expect(cache.size).toBe(0);
+    } finally {
+      await t.close();
+    }
+  });
+
   test('a request waits for a build in flight instead of building again; an entry is served once', async () => {
     let release: (r: DownloadResult) => void = () => undefined;
     const cache = new PrebuiltPages({ defer: (run) => run() });

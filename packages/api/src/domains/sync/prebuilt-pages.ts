@@ -94,6 +94,15 @@ export function stateOf(db: Central): string | undefined {
   return `${engine.dbVersion()} ${changes} ${dataVersion} ${policyEpoch(d)}`;
 }
 
+/** `stateOf`, or undefined when it cannot be read (a database closed meanwhile): never served, never a failure of its own. */
+function stateOrUndefined(db: Central): string | undefined {
+  try {
+    return stateOf(db);
+  } catch {
+    return undefined;
+  }
+}
+
 interface Entry {
   db: string;
   /** The database's state just before the build (`stateOf`). */
@@ -168,7 +177,7 @@ export class PrebuiltPages {
     this.#entries.set(key, entry);
     defer(() => {
       if (this.#entries.get(key) !== entry || entry.phase !== 'planned') return; // taken (or dropped) before it started
-      const state = stateOf(db);
+      const state = stateOrUndefined(db);
       if (state === undefined) {
         this.#entries.delete(key);
         return;
@@ -205,7 +214,7 @@ export class PrebuiltPages {
     this.#remove(key, entry);
     if (entry.phase === 'planned' || entry.promise === undefined) return undefined;
     const r = await entry.promise;
-    if (r === undefined || this.#now() - entry.startedAt > this.ttlMs || (await schemaHash()) !== r.schemaHash || stateOf(db) !== entry.state) {
+    if (r === undefined || this.#now() - entry.startedAt > this.ttlMs || (await schemaHash()) !== r.schemaHash || stateOrUndefined(db) !== entry.state) {
       this.stats.stale++;
       return undefined;
     }
