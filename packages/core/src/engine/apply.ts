@@ -230,7 +230,7 @@ class Merge {
    */
   out: BatchedWrites | undefined;
   /** Column ids of the current row's queued cells; whether its base write is queued. */
-  readonly curCells = new Set<bigint>();
+  readonly curCells = new Set<number>();
   curBase = false;
   /**
    * Hashes of the key blobs (`blobHash`) and key values (`baseHash`) of earlier rows with queued
@@ -249,6 +249,14 @@ class Merge {
    */
   cvs: (number | undefined)[] = [];
   cvsValid = false;
+  /** The table name of the last change {@link Merge.merge} resolved, and its context. */
+  lastTbl: string | undefined;
+  lastT: TableContext | undefined;
+  /** {@link pkTypeProblem} of the current row's key, as {@link Merge.enterRow} found it. */
+  pkProblem: string | undefined;
+  /** `blobHash` / `baseHash` of the current row's key, computed once per row by {@link Merge.enterQueued}. */
+  curMetaHash = 0;
+  curBaseHash = -1;
 
   constructor(
     readonly host: MergeHost,
@@ -303,7 +311,7 @@ class Merge {
     if (this.out !== undefined && this.deferRow) {
       if (this.rid !== undefined) this.out.setCellByRid(t, this.rid, colId, cv, dbv, seq, site);
       else this.out.setCell(t, this.pk, colId, cv, dbv, seq, site, this.rec !== undefined);
-      this.curCells.add(colId);
+      this.curCells.add(Number(colId));
     } else {
       // A row without a record or cells: a bare record, whose rid the next cells use.
       if (this.rid === undefined && this.rec === undefined && this.cl === 0) this.rid = t.stmts.bareRecord.getRaw(this.pk)?.[0] as bigint | undefined;
@@ -322,21 +330,23 @@ class Merge {
       if (this.curCells.size > 0) {
         let set = this.queuedMeta.get(prev);
         if (set === undefined) this.queuedMeta.set(prev, (set = new Set()));
-        set.add(blobHash(this.pk));
+        set.add(this.curMetaHash);
       }
       if (this.curBase) {
         let set = this.queuedBase.get(prev);
         if (set === undefined) this.queuedBase.set(prev, (set = new Set()));
-        set.add(baseHash(this.pkValues));
+        set.add(this.curBaseHash >= 0 ? this.curBaseHash : baseHash(this.pkValues));
       }
-      this.curCells.clear();
+      if (this.curCells.size > 0) this.curCells.clear();
       this.curBase = false;
     }
     if (++this.rowsSinceSync >= SYNC_ROWS) this.sync();
-    this.deferRow = t.pkBinary && pkValues.length === t.schema.pkColumns.length && pkTypeProblem(t, pkValues) === undefined;
+    this.deferRow = t.pkBinary && pkValues.length === t.schema.pkColumns.length && this.pkProblem === undefined;
+    this.curMetaHash = blobHash(pk);
+    this.curBaseHash = this.deferRow ? baseHash(pkValues) : -1;
     const meta = this.queuedMeta.get(t);
     const base = this.queuedBase.get(t);
-    if ((meta !== undefined && meta.has(blobHash(pk))) || (base !== undefined && (!this.deferRow || base.has(baseHash(pkValues))))) this.sync();
+    if ((meta !== undefined && meta.has(this.curMetaHash)) || (base !== undefined && (!this.deferRow || base.has(this.curBaseHash)))) this.sync();
   }
 
   materialize(s: TableStatements): void {
@@ -454,9 +464,11 @@ class Merge {
 
   /** Loads the clock state of the change's row when it differs from the previous change's. */
   enterRow(t: TableContext, pk: Uint8Array): void {
-    if (t === this.ctx && sameBytes(this.pk, pk)) return;
+    // (Decoded payloads give consecutive changes of one row one key object: identity first.)
+    if (t === this.ctx && (pk === this.pk || sameBytes(this.pk, pk))) return;
     this.flush();
     const pkValues = decodePk(pk);
+    this.pkProblem = pkValues.length === t.schema.pkColumns.length ? pkTypeProblem(t, pkValues) : undefined;
     if (this.out !== undefined) this.enterQueued(t, pk, pkValues);
     this.ctx = t;
     this.pk = pk;
@@ -472,7 +484,7 @@ class Merge {
       const rid = r[7 + t.columns.length];
       this.rid = rid === null || rid === undefined ? undefined : (rid as bigint);
       const cvs = this.cvs;
-      cvs.length = t.columns.length;
+      if (cvs.length !== t.columns.length) cvs.length = t.columns.length;
       for (let i = 0; i < cvs.length; i++) {
         const v = r[7 + i];
         cvs[i] = v === null || v === undefined ? undefined : Number(v);
@@ -491,7 +503,12 @@ class Merge {
   merge(ch: Change): void {
     this.ch = ch;
     this.received++;
-    const t = this.host.table(ch.tbl);
+    // (Consecutive changes mostly name one table under one spelling: one lookup per run.)
+    if (ch.tbl !== this.lastTbl) {
+      this.lastTbl = ch.tbl;
+      this.lastT = this.host.table(ch.tbl);
+    }
+    const t = this.lastT;
     if (t === undefined) {
       throw new CoreError(CoreErrorCode.UNKNOWN_TABLE, `Table ${ch.tbl} is not enabled for sync on this database`, { details: { table: ch.tbl } });
     }
@@ -503,7 +520,7 @@ class Merge {
     this.enterGroup(ch);
     this.enterRow(t, ch.pk);
     const s = t.stmts;
-    const colId = BigInt(id);
+    const colId = id < SMALL_BIGINTS.length ? (SMALL_BIGINTS[id] as bigint) : BigInt(id);
     // The decision is core's (merge/decide.ts); this engine only executes it.
     switch (decideRow(t.algorithm, ch.cl, isSentinel, this.cl)) {
       case 'olderLife':
@@ -535,7 +552,7 @@ class Merge {
     const c = this.cvsValid ? t.byId.get(id) : undefined;
     if (c !== undefined) cv = this.cvs[c.ord];
     else {
-      if (this.curCells.has(colId)) this.sync();
+      if (this.curCells.has(id)) this.sync();
       const explicit = s.cell.getRaw(this.pk, colId);
       cv = explicit === undefined ? undefined : Number(explicit[0]);
     }
@@ -646,6 +663,9 @@ function insertShape(t: TableContext, group: readonly Change[]): { base: number 
   }
   return { base };
 }
+
+/** `BigInt(i)` for the small column ids (one conversion per change otherwise). */
+const SMALL_BIGINTS: readonly bigint[] = Array.from({ length: 64 }, (_, i) => BigInt(i));
 
 /** Rows the change-by-change merge enters between two flushes of its queued writes at most. */
 const SYNC_ROWS = 256;
@@ -944,7 +964,7 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
     const first = group[0] as Change;
     m.ch = first;
     m.enterRow(t, first.pk);
-    const problem = pkTypeProblem(t, m.pkValues);
+    const problem = m.pkProblem;
     if (problem === undefined) return false;
     m.sync();
     if (opts.rejectRows !== true && opts.judge === undefined) {
@@ -992,6 +1012,7 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
         if (after !== undefined && visibilityChanged(vis, before, after)) startNewLife(m, t, first.pk, before);
       }
     };
+    let lastCh: Change | undefined;
     try {
       let i = 0;
       for (const ch of changes) {
@@ -1007,9 +1028,9 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
           }
         }
         const head = group[0];
-        if (head !== undefined && (head.tbl !== ch.tbl || !sameBytes(head.pk, ch.pk))) flushGroup();
+        if (head !== undefined && (head.tbl !== ch.tbl || (head.pk !== ch.pk && !sameBytes(head.pk, ch.pk)))) flushGroup();
         group.push(ch);
-        last = { dbVersion: ch.dbVersion, seq: ch.seq };
+        lastCh = ch;
       }
       flushGroup();
       m.flush();
@@ -1020,6 +1041,7 @@ export function mergeChanges(host: MergeHost, changes: Iterable<Change>, opts: A
       m.sync();
       throw e;
     }
+    if (lastCh !== undefined) last = { dbVersion: lastCh.dbVersion, seq: lastCh.seq };
     host.setClock(m.clock);
     return { received: m.received, applied: m.applied, tables: [...m.tables], last, dbVersion: m.clock, rejected };
   }
