@@ -4,6 +4,7 @@
  */
 import { createApiClient, isClientError, ClientErrorCode } from '@offsync/client';
 import type { ApiClient } from '@offsync/client';
+import type { AlterRefusalInfo } from './logic/alter.ts';
 
 export type { ApiClient };
 
@@ -34,6 +35,8 @@ const HINTS: Record<string, string> = {
   NOT_SUPPORTED_YET: 'This database kind does not support it yet.',
   CONNECTION_FAILED: 'Check the connection settings and that the database server is reachable.',
   FORBIDDEN: 'The admin key is not allowed to do this.',
+  ALTER_REFUSED: 'Nothing was changed: correct the statement and run again.',
+  ALTER_FAILED: 'Nothing was changed: correct the statement and run again.',
 };
 
 /** The API's message and what to do about it, for any error the client throws. */
@@ -69,4 +72,21 @@ export function blockColumnRefusals(e: unknown): RefusedTable[] {
   const table = ext?.['table'];
   if (typeof reason !== 'string' || !reason.startsWith('BLOCK_') || typeof table !== 'string') return [];
   return [{ table, issues: [{ rule: reason, message: e.message }] }];
+}
+
+/**
+ * An alterTable refusal (ALTER_REFUSED with `extensions.reason`, or ALTER_FAILED: the database
+ * rejected a statement), with the statement it concerns (`extensions.statement`); else undefined.
+ */
+export function alterRefusal(e: unknown): AlterRefusalInfo | undefined {
+  if (!isClientError(e) || (e.serverCode !== 'ALTER_REFUSED' && e.serverCode !== 'ALTER_FAILED')) return undefined;
+  const ext = e.errors[0]?.extensions ?? {};
+  const reason = ext['reason'];
+  const statement = ext['statement'];
+  return {
+    code: e.serverCode,
+    reason: typeof reason === 'string' ? reason : undefined,
+    statement: typeof statement === 'number' && Number.isInteger(statement) && statement >= 0 ? statement : undefined,
+    message: e.message,
+  };
 }

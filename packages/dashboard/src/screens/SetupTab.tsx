@@ -1,9 +1,11 @@
-/** Database Setup: the connection card, then (when healthy) the table picker and Deploy Changes. */
+/** Database Setup: the connection card, then (when healthy) the table picker, Deploy Changes and Alter table. */
 import { useState } from 'react';
-import type { DatabaseConnectionFieldsFragment, TableFieldsFragment } from '@offsync/client';
-import { blockColumnRefusals, refusedTables } from '../api.ts';
+import type { AlterTableMutation, DatabaseConnectionFieldsFragment, TableFieldsFragment } from '@offsync/client';
+import { alterRefusal, blockColumnRefusals, refusedTables } from '../api.ts';
 import { formatRelative } from '../format.ts';
 import { useApi, useAsync } from '../hooks.ts';
+import { describeAlterRefusal, splitStatements } from '../logic/alter.ts';
+import type { AlterRefusalView } from '../logic/alter.ts';
 import { blockCandidates, canSelect, deployOutcome, deployPlan, deselectAll, filterTables, initialSelection, selectAll, toggle, toggleBlockColumn } from '../logic/tables.ts';
 import type { TableOutcome } from '../logic/tables.ts';
 import { Button, Card, ConfirmDialog, ErrorBox, Modal, Spinner, StatusDot, useAction } from '../ui/components.tsx';
@@ -113,6 +115,8 @@ export function TablePicker({ databaseId, kind, extensionInstalled, onDeployed }
   const [outcome, setOutcome] = useState<TableOutcome[] | null>(null);
   /** Block columns picked for tables not synced yet (sent with Deploy Changes when they are added). */
   const [blocks, setBlocks] = useState<Map<string, string[]>>(new Map());
+  /** The synced table whose Alter table form is open. */
+  const [altering, setAltering] = useState<string | null>(null);
   const state = useAsync(async () => {
     const r = await api.tables({ databaseId });
     setChosen(initialSelection(r.database.tables.nodes));
@@ -169,6 +173,7 @@ export function TablePicker({ databaseId, kind, extensionInstalled, onDeployed }
                   </label>
                   {t.enabled && <span className="badge badge-on">Enabled</span>}
                   {t.selected && !t.enabled && <span className="badge badge-off">Deployed</span>}
+                  {t.selected && <Button className="btn-small" aria-label={`Alter table ${t.name}`} onClick={() => setAltering(t.name)}>Alter table</Button>}
                   {t.selected && t.blockColumns.length > 0 && (
                     <p className="block-columns" data-testid={`block-columns-${t.name}`}>
                       Block columns: {t.blockColumns.map((c, i) => <span key={c}>{i > 0 ? ', ' : ''}<code>{c}</code></span>)}
@@ -202,6 +207,10 @@ export function TablePicker({ databaseId, kind, extensionInstalled, onDeployed }
         </div>
       )}
       <ErrorBox error={deploy.error} />
+      {altering !== null && (
+        <AlterTableSheet databaseId={databaseId} table={altering} onClose={() => setAltering(null)}
+          onAltered={(node) => state.setData(tables.map((t) => (t.name === node.name ? node : t)))} />
+      )}
       <div className="card-footer">
         <span className="muted">{plan.changed ? `${plan.add.length} to add, ${plan.remove.length} to remove${plan.options.length > 0 ? `, block columns on ${plan.options.length}` : ''}` : 'No changes to deploy'}</span>
         <Button variant="primary" busy={deploy.busy} busyLabel="Deploying…" disabled={!plan.changed} onClick={() => void deploy.run()}>Deploy Changes</Button>
@@ -235,5 +244,71 @@ function BlockColumnPicker({ table, picked, onToggle }: { table: TableFieldsFrag
         </>
       )}
     </fieldset>
+  );
+}
+
+/**
+ * Alter table (a synced table): ALTER TABLE statements run by alterTable in one transaction
+ * (docs/PROTOCOL.md §P6 "Alteration"); shows the statements that ran and the new schema hashes,
+ * or the refusal in plain words with the statement it concerns. Nothing is sent without a statement.
+ */
+function AlterTableSheet({ databaseId, table, onClose, onAltered }: { databaseId: string; table: string; onClose: () => void; onAltered: (table: TableFieldsFragment) => void }) {
+  const api = useApi();
+  const [text, setText] = useState('');
+  const [result, setResult] = useState<AlterTableMutation['alterTable'] | null>(null);
+  const [refusal, setRefusal] = useState<AlterRefusalView | null>(null);
+  const statements = splitStatements(text);
+  const alter = useAction(async () => {
+    if (statements.length === 0) return;
+    setResult(null);
+    setRefusal(null);
+    try {
+      const r = await api.alterTable({ databaseId, table, statements });
+      setResult(r.alterTable);
+      setText('');
+      onAltered(r.alterTable.table);
+    } catch (e) {
+      const info = alterRefusal(e);
+      if (info === undefined) throw e;
+      setRefusal(describeAlterRefusal(info, statements));
+    }
+  });
+  const id = `alter-${table}`;
+  return (
+    <Modal title={`Alter table ${table}`} onClose={() => !alter.busy && onClose()} wide>
+      <form className="form alter-form" onSubmit={(e) => { e.preventDefault(); if (statements.length > 0) void alter.run(); }}>
+        <p className="muted">
+          ADD COLUMN, DROP COLUMN, RENAME COLUMN or ALTER COLUMN of <code>{table}</code> (not its primary key), one statement per line or separated by <code>;</code>.
+          They run in one transaction: all or nothing. Devices on the old schema keep syncing.
+        </p>
+        <label htmlFor={id}>ALTER TABLE statements</label>
+        <textarea id={id} rows={5} value={text} onChange={(e) => setText(e.target.value)} placeholder={`ALTER TABLE ${table} ADD COLUMN due TEXT`} spellCheck={false} data-autofocus />
+        <span className="muted" aria-live="polite">{statements.length === 0 ? 'No statement yet' : `${statements.length} ${statements.length === 1 ? 'statement' : 'statements'}`}</span>
+        {refusal !== null && (
+          <div className="alert alert-error" role="alert" aria-label="Alter refused">
+            <strong>{refusal.sentence}</strong>
+            {refusal.statement !== undefined && <span>Statement {refusal.statement.position}: <code>{refusal.statement.text}</code></span>}
+            <span>{refusal.message}</span>
+            <span>Nothing was changed.</span>
+          </div>
+        )}
+        <ErrorBox error={alter.error} />
+        {result !== null && (
+          <div className="deploy-result alter-result" role="status" aria-label="Alter result">
+            <h4>{result.table.name} altered</h4>
+            <p>Statements that ran:</p>
+            <ol>{result.statements.map((s, i) => <li key={i}><code>{s}</code></li>)}</ol>
+            <dl className="facts">
+              <div><dt>Schema hash</dt><dd><code>{result.schemaHash}</code></dd></div>
+              <div><dt>DDL schema hash</dt><dd><code>{result.ddlSchemaHash}</code></dd></div>
+            </dl>
+          </div>
+        )}
+        <div className="dialog-actions">
+          <Button onClick={onClose} disabled={alter.busy}>Close</Button>
+          <Button type="submit" variant="primary" busy={alter.busy} busyLabel="Altering…" disabled={statements.length === 0}>Alter table</Button>
+        </div>
+      </form>
+    </Modal>
   );
 }

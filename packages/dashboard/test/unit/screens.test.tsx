@@ -1,5 +1,5 @@
 // @vitest-environment happy-dom
-import { act, cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react';
+import { act, cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { ClientError, ClientErrorCode } from '@offsync/client';
 import type { DeviceEventsSubscription, DeviceFieldsFragment, TableFieldsFragment } from '@offsync/client';
 import { afterEach, describe, expect, test, vi } from 'vitest';
@@ -142,6 +142,69 @@ describe('TablePicker block columns', () => {
     fireEvent.click(await screen.findByRole('checkbox', { name: /^notes/ }));
     await screen.findByText('1 of 1 selected');
     expect(screen.queryByRole('group', { name: 'Block columns of notes' })).toBeNull();
+  });
+});
+
+describe('TablePicker Alter table', () => {
+  const tablesApi = () => async () => ({ database: { id: 'db', tables: { totalCount: 2, selectedCount: 1, nodes: [table('notes', false), table('todos', true)] } } });
+
+  test('only synced tables offer it; empty statements send nothing; success shows what ran and the new hashes', async () => {
+    const altered = table('todos', true);
+    altered.columns = [...altered.columns, { name: 'due', type: 'TEXT', notNull: false, defaultValue: null, primaryKeyPosition: 0 }];
+    const alterTable = vi.fn(async (_vars: { databaseId: string; table: string; statements: string[] }) => ({
+      alterTable: { statements: ['ALTER TABLE "todos" ADD COLUMN "due" TEXT', 'ALTER TABLE "todos" RENAME COLUMN "title" TO "name"'], schemaHash: '1234567890123456789', ddlSchemaHash: '987654321', table: altered },
+    }));
+    render(<ApiContext.Provider value={fakeApi({ tables: tablesApi(), alterTable })}><TablePicker databaseId="db" kind="SQLITE" extensionInstalled /></ApiContext.Provider>);
+    await screen.findByText('1 of 2 selected');
+    expect(screen.queryByRole('button', { name: 'Alter table notes' })).toBeNull();
+    expect(screen.getByRole('checkbox', { name: 'todos 4 columns' })).toBeTruthy();
+    fireEvent.click(screen.getByRole('button', { name: 'Alter table todos' }));
+    const dialog = await screen.findByRole('dialog', { name: 'Alter table todos' });
+    const submit = within(dialog).getByRole('button', { name: 'Alter table' }) as HTMLButtonElement;
+    const area = within(dialog).getByLabelText('ALTER TABLE statements');
+    expect(submit.disabled).toBe(true);
+    fireEvent.change(area, { target: { value: '  \n -- nothing yet\n' } });
+    expect(submit.disabled).toBe(true);
+    fireEvent.submit(submit.closest('form')!);
+    expect(alterTable).not.toHaveBeenCalled();
+    fireEvent.change(area, { target: { value: 'ALTER TABLE todos ADD COLUMN due TEXT\nALTER TABLE todos RENAME COLUMN title TO name\n' } });
+    within(dialog).getByText('2 statements');
+    fireEvent.click(submit);
+    const result = await within(dialog).findByRole('status', { name: 'Alter result' });
+    expect(alterTable).toHaveBeenCalledTimes(1);
+    expect(alterTable).toHaveBeenCalledWith({ databaseId: 'db', table: 'todos', statements: ['ALTER TABLE todos ADD COLUMN due TEXT', 'ALTER TABLE todos RENAME COLUMN title TO name'] });
+    expect([...result.querySelectorAll('li')].map((li) => li.textContent)).toEqual(['ALTER TABLE "todos" ADD COLUMN "due" TEXT', 'ALTER TABLE "todos" RENAME COLUMN "title" TO "name"']);
+    expect(result.textContent).toContain('Schema hash1234567890123456789');
+    expect(result.textContent).toContain('DDL schema hash987654321');
+    expect((area as HTMLTextAreaElement).value).toBe('');
+    expect(within(dialog).queryByRole('alert')).toBeNull();
+    // The picker shows the table as altered.
+    expect(screen.getByRole('checkbox', { name: 'todos 5 columns' })).toBeTruthy();
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Close' }));
+    expect(screen.queryByRole('dialog')).toBeNull();
+  });
+
+  test('a refusal shows the reason in plain words, the statement it concerns and that nothing changed', async () => {
+    const alterTable = vi.fn(async () => {
+      const message = 'statements[1]: column title of todos is named by its RLS SELECT policy; change or remove the RLS SELECT policy first (setRlsPolicy / removeRlsPolicy), then drop the column';
+      throw new ClientError(ClientErrorCode.DOMAIN, message, {
+        serverCode: 'ALTER_REFUSED', errors: [{ message, extensions: { code: 'ALTER_REFUSED', field: 'statements', statement: 1, reason: 'POLICY_DEPENDENCY', column: 'title', operations: ['SELECT'] } }],
+      });
+    });
+    render(<ApiContext.Provider value={fakeApi({ tables: tablesApi(), alterTable })}><TablePicker databaseId="db" kind="SQLITE" extensionInstalled /></ApiContext.Provider>);
+    fireEvent.click(await screen.findByRole('button', { name: 'Alter table todos' }));
+    const dialog = await screen.findByRole('dialog', { name: 'Alter table todos' });
+    fireEvent.change(within(dialog).getByLabelText('ALTER TABLE statements'), { target: { value: 'ALTER TABLE todos ADD COLUMN due TEXT; ALTER TABLE todos DROP COLUMN title;' } });
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Alter table' }));
+    const alert = await within(dialog).findByRole('alert', { name: 'Alter refused' });
+    expect(alterTable).toHaveBeenCalledWith({ databaseId: 'db', table: 'todos', statements: ['ALTER TABLE todos ADD COLUMN due TEXT', 'ALTER TABLE todos DROP COLUMN title'] });
+    expect(alert.querySelector('strong')?.textContent).toBe('An RLS policy of this table depends on this column: change or remove the policy first (Client Integration, RLS policies), then alter the table.');
+    expect(alert.textContent).toContain('Statement 2: ALTER TABLE todos DROP COLUMN title');
+    expect(alert.textContent).toContain('is named by its RLS SELECT policy');
+    expect(alert.textContent).toContain('Nothing was changed.');
+    expect(within(dialog).queryByRole('status', { name: 'Alter result' })).toBeNull();
+    // The statements stay for correcting.
+    expect((within(dialog).getByLabelText('ALTER TABLE statements') as HTMLTextAreaElement).value).toContain('DROP COLUMN title');
   });
 });
 
