@@ -117,9 +117,11 @@ describe('over HTTP', () => {
     const before = stats(on);
     const asB = await check(on, site, next, 'KEYB');
     expect(stats(on).hits).toBe(before.hits);
-    // The entry is still A's: A's own request takes it, and both got the same bytes (no RLS here).
+    // B's reply predicts B's next request, which replaces A's unused entry (a site holds one) and
+    // pauses the site: A's request is built afresh too. Both got the same bytes (no RLS here).
+    expect(stats(on).superseded).toBe((before.superseded ?? 0) + 1);
     const asA = await check(on, site, next, 'KEYA');
-    expect(stats(on).hits).toBe((before.hits ?? 0) + 1);
+    expect(stats(on).hits).toBe(before.hits);
     expect(payloadOf(asA)).toBe(payloadOf(asB));
   });
 
@@ -177,9 +179,10 @@ describe('over HTTP', () => {
 
 describe('PrebuiltPages', () => {
   const principal: Principal = { kind: 'apiKey', userId: null, claims: {} };
-  const request = (db: string, cursor: number): PageRequest => ({
+  /** One site per cursor unless `site` is given (a site holds one entry at a time). */
+  const request = (db: string, cursor: number, site = 'ab'.repeat(16)): PageRequest => ({
     db,
-    site: 'ab'.repeat(16),
+    site,
     principal,
     base: { dbVersion: 0, seq: Number.MAX_SAFE_INTEGER },
     cursor,
@@ -203,23 +206,58 @@ describe('PrebuiltPages', () => {
   test('built entries stay within the per-database and the global byte caps, oldest dropped first', async () => {
     const cache = new PrebuiltPages({ maxBytes: 5000, maxBytesPerDatabase: 3000, defer: (run) => run() });
     const build = async (n: number) => result(n);
-    for (let i = 1; i <= 3; i++) cache.schedule(request('big', i), db, () => build(1000));
+    const at = (db: string, i: number) => request(db, i, i.toString(16).padStart(32, '0'));
+    for (let i = 1; i <= 3; i++) cache.schedule(at('big', i), db, () => build(1000));
     await new Promise((ok) => setImmediate(ok));
     // 3 × (1000 + 256) > 3000: the first went.
     expect(cache.bytes).toBeLessThanOrEqual(3000);
     expect(cache.stats.dropped).toBe(1);
-    expect(await cache.take(request('big', 1), db, stamp)).toBeUndefined();
-    expect(await cache.take(request('big', 3), db, stamp)).toBeDefined();
+    expect(await cache.take(at('big', 1), db, stamp)).toBeUndefined();
+    expect(await cache.take(at('big', 3), db, stamp)).toBeDefined();
     // Another database's entries count against the global cap (the key holds the database id; the state read is the same file's).
-    for (let i = 4; i <= 7; i++) cache.schedule(request(`other${i}`, i), db, () => build(1000));
+    for (let i = 4; i <= 7; i++) cache.schedule(at(`other${i}`, i), db, () => build(1000));
     await new Promise((ok) => setImmediate(ok));
     expect(cache.bytes).toBeLessThanOrEqual(5000);
-    expect(await cache.take(request('big', 2), db, stamp)).toBeUndefined(); // the oldest of all went first
+    expect(await cache.take(at('big', 2), db, stamp)).toBeUndefined(); // the oldest of all went first
     // Larger than a cap alone: not kept.
-    cache.schedule(request('big', 9), db, () => build(4000));
+    cache.schedule(at('big', 9), db, () => build(4000));
     await new Promise((ok) => setImmediate(ok));
     expect(cache.bytes).toBeLessThanOrEqual(5000);
-    expect(await cache.take(request('big', 9), db, stamp)).toBeUndefined();
+    expect(await cache.take(at('big', 9), db, stamp)).toBeUndefined();
+  });
+
+  test('a site holds one entry; a prediction that goes unused (replaced, or never asked for) pauses its site, a used one does not', async () => {
+    let now = 1000;
+    const cache = new PrebuiltPages({ ttlMs: 500, wastePauseMs: 10_000, now: () => now, defer: (run) => run() });
+    let builds = 0;
+    const build = async () => (builds++, result(10));
+    // A device that follows the predictions: every one built and taken, no pause.
+    for (let i = 1; i <= 3; i++) {
+      cache.schedule(request('big', i), db, build);
+      expect(await cache.take(request('big', i), db, stamp)).toBeDefined();
+    }
+    expect(builds).toBe(3);
+    // One that asks for something else: its next prediction replaces the unused one and is not built,
+    // and nothing is built for that site until the pause is over, whatever it asks.
+    cache.schedule(request('big', 10), db, build);
+    await new Promise((ok) => setImmediate(ok));
+    cache.schedule(request('big', 20), db, build);
+    expect(cache.size).toBe(0);
+    for (let i = 21; i < 40; i++) cache.schedule(request('big', i), db, build);
+    expect(builds).toBe(4);
+    expect(cache.stats).toMatchObject({ superseded: 1, paused: 19 });
+    // Another site is not paused.
+    cache.schedule(request('big', 50, 'cd'.repeat(16)), db, build);
+    expect(builds).toBe(5);
+    // Past the pause the site gets a prediction again; left untaken past its TTL, it pauses the site again.
+    now += 10_001;
+    cache.schedule(request('big', 60), db, build);
+    expect(builds).toBe(6);
+    await new Promise((ok) => setImmediate(ok)); // (built)
+    now += 501;
+    cache.schedule(request('big', 61), db, build); // (the sweep drops the untaken entry first)
+    expect(builds).toBe(6);
+    expect(cache.stats).toMatchObject({ superseded: 1, paused: 20 });
   });
 
   test('an entry past its TTL (counted from the start of its build) is not served, and its memory is released', async () => {

@@ -23,7 +23,13 @@
  *
  * Memory is bounded: built entries count their payload bytes against a per-database and a
  * global cap; the oldest entries go first (each is used once: oldest = least recently used),
- * and an entry larger than a cap is not kept. SQLite central databases only: a POSTGRES
+ * and an entry larger than a cap is not kept.
+ *
+ * Work is bounded too: a site holds at most one entry (a new prediction replaces the previous),
+ * and a site whose prediction went unused — replaced by another before it was asked for, or never
+ * asked for within the TTL — gets no prebuild for `wastePauseMs`. A device (hostile, or a client
+ * whose requests the prediction does not match) therefore costs at most one wasted build per
+ * pause on top of the requests it makes, never a second build for each of them. SQLite central databases only: a POSTGRES
  * database has no cheap, complete "unchanged since" signal here (other nodes and programs write
  * it), so its requests are never prebuilt.
  */
@@ -42,6 +48,8 @@ export interface PrebuiltPagesOptions {
   /** Payload bytes held at once for one database (default 16 MiB). */
   maxBytesPerDatabase?: number;
   now?: () => number;
+  /** How long a site whose prebuilt entry went unused gets none (default 30 s). */
+  wastePauseMs?: number;
   /** Runs a prebuild after the reply that predicted it (default `setImmediate`; the HTTP route waits for the reply to be written first). */
   defer?: (run: () => void) => void;
 }
@@ -105,6 +113,8 @@ function stateOrUndefined(db: Central): string | undefined {
 
 interface Entry {
   db: string;
+  /** `db` and the site (the one-entry-per-site and waste rules). */
+  siteKey: string;
   /** The database's state just before the build (`stateOf`). */
   state: string;
   startedAt: number;
@@ -123,7 +133,14 @@ export interface PrebuiltStats {
   stale: number;
   /** Built entries dropped for memory (or larger than a cap), or never taken before their TTL. */
   dropped: number;
+  /** Entries replaced by another prediction for the same site before they were asked for. */
+  superseded: number;
+  /** Predictions not built because the site's previous one went unused (`wastePauseMs`). */
+  paused: number;
 }
+
+/** Sites paused at most (the oldest pause is forgotten first beyond it). */
+const MAX_PAUSED_SITES = 10_000;
 
 const PAGE_OVERHEAD_BYTES = 256;
 
@@ -138,18 +155,24 @@ export class PrebuiltPages {
   readonly ttlMs: number;
   readonly maxBytes: number;
   readonly maxBytesPerDatabase: number;
+  readonly wastePauseMs: number;
   readonly #now: () => number;
   readonly #defer: (run: () => void) => void;
   /** In insertion order: the first built entry is the oldest. */
   readonly #entries = new Map<string, Entry>();
   readonly #dbBytes = new Map<string, number>();
+  /** Site key → the key of its one entry. */
+  readonly #bySite = new Map<string, string>();
+  /** Site key → until when it gets no prebuild (its last entry went unused); in insertion order. */
+  readonly #pausedUntil = new Map<string, number>();
   #bytes = 0;
-  readonly stats: PrebuiltStats = { builds: 0, hits: 0, stale: 0, dropped: 0 };
+  readonly stats: PrebuiltStats = { builds: 0, hits: 0, stale: 0, dropped: 0, superseded: 0, paused: 0 };
 
   constructor(opts: PrebuiltPagesOptions = {}) {
     this.ttlMs = opts.ttlMs ?? 5000;
     this.maxBytes = opts.maxBytes ?? 64 * 1024 * 1024;
     this.maxBytesPerDatabase = opts.maxBytesPerDatabase ?? 16 * 1024 * 1024;
+    this.wastePauseMs = opts.wastePauseMs ?? 30_000;
     this.#now = opts.now ?? Date.now;
     this.#defer = opts.defer ?? ((run) => void setImmediate(run));
   }
@@ -167,14 +190,30 @@ export class PrebuiltPages {
   /**
    * Plans the build of `request`'s pages on `db` (SQLite only), run by `build` once the current
    * reply is written (`defer`; one that never runs leaves a planned entry, dropped after the TTL).
-   * A request with an entry already is not planned again.
+   * A request with an entry already is not planned again; another entry of the same site is
+   * replaced (and the site paused: that prediction went unused); a paused site is not planned.
    */
   schedule(request: PageRequest, db: Central, build: () => Promise<DownloadResult>, defer: (run: () => void) => void = this.#defer): void {
     this.#sweep();
     const key = pageRequestKey(request);
     if (this.#entries.has(key) || !isSqliteCentral(db)) return;
-    const entry: Entry = { db: request.db, state: '', startedAt: this.#now(), phase: 'planned', bytes: 0 };
+    const siteKey = `${request.db}\u0000${request.site}`;
+    const until = this.#pausedUntil.get(siteKey);
+    if (until !== undefined && this.#now() < until) {
+      this.stats.paused++;
+      return;
+    }
+    const previous = this.#bySite.get(siteKey);
+    const old = previous === undefined ? undefined : this.#entries.get(previous);
+    if (previous !== undefined && old !== undefined) {
+      this.#remove(previous, old);
+      this.stats.superseded++;
+      this.#pause(siteKey);
+      return;
+    }
+    const entry: Entry = { db: request.db, siteKey, state: '', startedAt: this.#now(), phase: 'planned', bytes: 0 };
     this.#entries.set(key, entry);
+    this.#bySite.set(siteKey, key);
     defer(() => {
       if (this.#entries.get(key) !== entry || entry.phase !== 'planned') return; // taken (or dropped) before it started
       const state = stateOrUndefined(db);
@@ -241,9 +280,20 @@ export class PrebuiltPages {
     }
   }
 
+  /** No prebuild for the site for `wastePauseMs` (its entry went unused). */
+  #pause(siteKey: string): void {
+    this.#pausedUntil.delete(siteKey);
+    this.#pausedUntil.set(siteKey, this.#now() + this.wastePauseMs);
+    if (this.#pausedUntil.size > MAX_PAUSED_SITES) {
+      const oldest = this.#pausedUntil.keys().next().value;
+      if (oldest !== undefined) this.#pausedUntil.delete(oldest);
+    }
+  }
+
   #remove(key: string, e: Entry): void {
     if (this.#entries.get(key) !== e) return;
     this.#entries.delete(key);
+    if (this.#bySite.get(e.siteKey) === key) this.#bySite.delete(e.siteKey);
     if (e.phase === 'built' && e.bytes > 0) {
       this.#bytes -= e.bytes;
       const left = (this.#dbBytes.get(e.db) ?? 0) - e.bytes;
@@ -253,14 +303,19 @@ export class PrebuiltPages {
     }
   }
 
-  /** Drops planned and built entries past their TTL (never taken; a build in flight stays until it ends). */
+  /** Drops planned and built entries past their TTL (never taken: their site is paused; a build in flight stays until it ends), and pauses that are over. */
   #sweep(): void {
     const now = this.#now();
     for (const [k, e] of this.#entries) {
       if (e.phase !== 'building' && now - e.startedAt > this.ttlMs) {
         this.#remove(k, e);
         this.stats.dropped++;
+        this.#pause(e.siteKey);
       }
+    }
+    for (const [site, until] of this.#pausedUntil) {
+      if (until > now) break; // (insertion order = order of their ends: every pause lasts wastePauseMs)
+      this.#pausedUntil.delete(site);
     }
   }
 }
