@@ -133,6 +133,45 @@ describe('quick start (README "Quick start with the CLI")', () => {
     const r = await json<{ removed: string[]; tables: { name: string; algorithm: string | null }[] }>(['tables', 'deploy', other.databaseId, 'notes', '--mode', 'remove']);
     expect(r.removed).toEqual(['notes']);
   }, 60_000);
+
+  test('tables alter: ADD COLUMN prints what ran and the new hashes; --file; a refusal prints code, reason and statement, exit 1, nothing changed', async () => {
+    const columns = () => {
+      const db = new Database(join(dataDir, 'databases', `${databaseId}.sqlite`), { readonly: true });
+      try {
+        return db.prepare("SELECT name FROM pragma_table_info('todos') ORDER BY cid").pluck().all();
+      } finally {
+        db.close();
+      }
+    };
+    const added = await cli(['tables', 'alter', databaseId, 'todos', 'ALTER TABLE todos ADD COLUMN due TEXT']);
+    expect(added.code, added.stderr).toBe(0);
+    const hash = /^Schema hash: (\d+)$/m.exec(added.stdout)?.[1];
+    expect(added.stdout).toMatch(/^Altered todos \(1 statement ran\):\n {2}ALTER TABLE "todos" ADD COLUMN "due" TEXT\nSchema hash: \d+\nDDL schema hash: \d+\n$/);
+    expect(columns()).toEqual(['id', 'title', 'done', 'due']);
+
+    // --file: ;-separated, a ; inside a string and a comment separate nothing.
+    writeFileSync(join(dir, 'alter.sql'), "ALTER TABLE todos ADD COLUMN note TEXT NOT NULL DEFAULT 'a;b';\n-- then; rename it\nALTER TABLE todos RENAME COLUMN note TO memo;\n");
+    const viaFile = await json<{ table: string; statements: string[]; schemaHash: string; ddlSchemaHash: string }>(['tables', 'alter', databaseId, 'todos', '--file', 'alter.sql']);
+    expect(viaFile).toMatchObject({ table: 'todos', statements: ['ALTER TABLE "todos" ADD COLUMN "note" TEXT NOT NULL DEFAULT \'a;b\'', 'ALTER TABLE "todos" RENAME COLUMN "note" TO "memo"'] });
+    expect(viaFile.schemaHash).toMatch(/^\d+$/);
+    expect(viaFile.schemaHash).not.toBe(hash);
+    expect(columns()).toEqual(['id', 'title', 'done', 'due', 'memo']);
+
+    // Refused before anything ran: the second statement drops a key column.
+    const refused = await cli(['tables', 'alter', databaseId, 'todos', 'ALTER TABLE todos ADD COLUMN x TEXT', 'ALTER TABLE todos DROP COLUMN id']);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toMatch(/^offsync: ALTER_REFUSED \(reason PRIMARY_KEY_CHANGE\), statement 2 of 2: ALTER TABLE todos DROP COLUMN id\n {2}statements\[1\]: .+\n {2}Nothing was changed\.\n$/);
+    const unsupported = await cli(['tables', 'alter', databaseId, 'todos', 'ALTER TABLE todos ADD CONSTRAINT c CHECK (done IN (0, 1))', '--json']);
+    expect(unsupported.code).toBe(1);
+    expect(JSON.parse(unsupported.stderr)).toMatchObject({ error: { code: 'ALTER_REFUSED', exitCode: 1, details: { reason: 'UNSUPPORTED', statement: 0 } } });
+    // The database rejects it: ALTER_FAILED with the statement.
+    const failed = await cli(['tables', 'alter', databaseId, 'todos', 'ALTER TABLE todos ADD COLUMN due TEXT']);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/^offsync: ALTER_FAILED, statement 1 of 1: ALTER TABLE todos ADD COLUMN due TEXT\n {2}statements\[0\] failed, nothing was changed: .*duplicate column/);
+    expect(columns()).toEqual(['id', 'title', 'done', 'due', 'memo']);
+    expect((await cli(['tables', 'alter', databaseId, 'todos'])).code).toBe(2);
+  }, 120_000);
 });
 
 describe('admin keys', () => {
@@ -168,7 +207,7 @@ describe('help, --json and exit codes', () => {
     const top = await cli(['--help']);
     expect(top.code).toBe(0);
     expect(top.stdout).toContain('Exit codes: 0 ok, 1 operation failed or refused, 2 usage error, 3 server unreachable, 4 admin key missing or refused.');
-    for (const args of [['start'], ['db', 'create'], ['tables', 'deploy'], ['devices', 'list'], ['backup'], ['admin-key', 'rotate'], ['recover'], ['usage'], ['status']]) {
+    for (const args of [['start'], ['db', 'create'], ['tables', 'deploy'], ['tables', 'alter'], ['devices', 'list'], ['backup'], ['admin-key', 'rotate'], ['recover'], ['usage'], ['status']]) {
       const h = await cli([...args, '--help']);
       expect(h.code, args.join(' ')).toBe(0);
       expect(h.stdout).toContain(`usage: offsync ${args.join(' ')}`);

@@ -41,11 +41,20 @@ async function fetchOrUnreachable(url: string, init?: RequestInit): Promise<Resp
   }
 }
 
+/** A GraphQL error of the API: its `extensions` beyond `code` (e.g. alterTable's reason and statement) as `details`. */
+class ApiCliError extends CliError {
+  readonly details: Readonly<Record<string, unknown>>;
+  constructor(exitCode: number, code: string, message: string, details: Readonly<Record<string, unknown>>) {
+    super(exitCode, code, message);
+    this.details = details;
+  }
+}
+
 async function gql<T>(ctx: Ctx, query: string, variables: Record<string, unknown> = {}): Promise<T> {
   const url = `${serverUrl(ctx.parsed)}/graphql`;
   const key = adminKey(ctx.parsed);
   const res = await fetchOrUnreachable(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${key}` }, body: JSON.stringify({ query, variables }) });
-  let body: { data?: T; errors?: { message: string; extensions?: { code?: string } }[] };
+  let body: { data?: T; errors?: { message: string; extensions?: { code?: string; [k: string]: unknown } }[] };
   try {
     body = (await res.json()) as typeof body;
   } catch {
@@ -53,8 +62,8 @@ async function gql<T>(ctx: Ctx, query: string, variables: Record<string, unknown
   }
   const err = body.errors?.[0];
   if (err !== undefined) {
-    const code = err.extensions?.code ?? 'GRAPHQL_ERROR';
-    throw new CliError(code === 'UNAUTHENTICATED' ? Exit.UNAUTHORIZED : Exit.FAILED, code, err.message);
+    const { code = 'GRAPHQL_ERROR', http: _http, ...details } = err.extensions ?? {};
+    throw new ApiCliError(code === 'UNAUTHENTICATED' ? Exit.UNAUTHORIZED : Exit.FAILED, code, err.message, details);
   }
   return body.data as T;
 }
@@ -79,6 +88,44 @@ async function deploy(ctx: Ctx, databaseId: string, tables: string[], mode: stri
     { d: databaseId, t: tables, m: mode, o: options },
   );
   return r.deployTables;
+}
+
+/**
+ * The statements of an SQL file for `tables alter --file`: separated by `;` outside '…' strings,
+ * "…" quoted names and comments; blank and comment-only pieces dropped.
+ */
+export function splitSqlStatements(text: string): string[] {
+  const out: string[] = [];
+  let start = 0;
+  let i = 0;
+  while (i < text.length) {
+    const ch = text[i] as string;
+    if (ch === "'" || ch === '"') {
+      let j = i + 1; // a doubled quote is the quote itself; an unterminated one runs to the end (the API refuses it: SYNTAX)
+      while (j < text.length && !(text[j] === ch && text[j + 1] !== ch)) j += text[j] === ch ? 2 : 1;
+      i = j + 1;
+    } else if (text.startsWith('--', i)) {
+      const nl = text.indexOf('\n', i);
+      i = nl < 0 ? text.length : nl + 1;
+    } else if (text.startsWith('/*', i)) {
+      const end = text.indexOf('*/', i + 2);
+      i = end < 0 ? text.length : end + 2;
+    } else if (ch === ';') {
+      out.push(text.slice(start, i));
+      start = ++i;
+    } else i++;
+  }
+  out.push(text.slice(start));
+  return out.map((s) => s.trim()).filter((s) => s.replace(/--[^\n]*/g, '').replace(/\/\*[\s\S]*?\*\//g, '').trim() !== '');
+}
+
+/** For people (without --json): alterTable's refusal (ALTER_REFUSED: details.reason; ALTER_FAILED: the database's message) with the statement it concerns. */
+function alterRefusal(e: ApiCliError, statements: readonly string[]): ApiCliError {
+  const reason = typeof e.details['reason'] === 'string' ? ` (reason ${e.details['reason']})` : '';
+  const index = e.details['statement'];
+  const text = typeof index === 'number' ? statements[index] : undefined;
+  const which = typeof index === 'number' && text !== undefined ? `, statement ${index + 1} of ${statements.length}: ${text}` : '';
+  return new ApiCliError(e.exitCode, e.code, `${e.code}${reason}${which}\n  ${e.message}\n  Nothing was changed.`, e.details);
 }
 
 // ── commands ─────────────────────────────────────────────────────────────────────────────────
@@ -243,6 +290,42 @@ const commands: Command[] = [
     },
   },
   {
+    name: 'tables alter',
+    usage: 'offsync tables alter <databaseId> <table> [<statement>...] [--file <path>]',
+    summary: 'Change a synced table\'s schema: ALTER TABLE statements run in one transaction, all or nothing (alterTable)',
+    details:
+      'Each argument after the table is one statement (quote it for the shell). --file reads statements from a file (- for stdin), separated by ";"; they run after the arguments. ' +
+      'Accepted: ADD COLUMN, DROP COLUMN, RENAME COLUMN and ALTER COLUMN of that table (not its primary key); devices on the old schema keep syncing. ' +
+      'Prints the statements that ran (as rebuilt by the server) and the new schema hashes. A refusal prints its code (ALTER_REFUSED with its reason, or ALTER_FAILED), ' +
+      'the statement it concerns (1-based) and the server\'s message, and exits 1; with --json the error has details.reason and details.statement (0-based).',
+    options: ['file'],
+    run: async (ctx) => {
+      const id = positional(ctx.parsed, 2, 'database id');
+      const tableName = positional(ctx.parsed, 3, 'table name');
+      const file = opt(ctx.parsed, 'file');
+      const fromFile = file === undefined ? [] : splitSqlStatements(file === '-' ? readFileSync(0, 'utf8') : readFileSync(resolve(ctx.cwd, file), 'utf8'));
+      const statements = [...ctx.parsed.positionals.slice(4), ...fromFile];
+      if (statements.length === 0) throw usageError(file === undefined ? 'missing ALTER TABLE statements (one per argument, or --file)' : `no statement in ${file}`);
+      type Altered = { statements: string[]; schemaHash: string; ddlSchemaHash: string; table: { name: string } };
+      let r: { alterTable: Altered };
+      try {
+        r = await gql<{ alterTable: Altered }>(
+          ctx,
+          'mutation($d: ID!, $t: String!, $s: [String!]!) { alterTable(databaseId: $d, table: $t, statements: $s) { statements schemaHash ddlSchemaHash table { name } } }',
+          { d: id, t: tableName, s: statements },
+        );
+      } catch (e) {
+        if (!ctx.json && e instanceof ApiCliError && (e.code === 'ALTER_REFUSED' || e.code === 'ALTER_FAILED')) throw alterRefusal(e, statements);
+        throw e;
+      }
+      const a = r.alterTable;
+      return {
+        json: { databaseId: id, table: a.table.name, statements: a.statements, schemaHash: a.schemaHash, ddlSchemaHash: a.ddlSchemaHash },
+        text: `Altered ${a.table.name} (${a.statements.length} ${a.statements.length === 1 ? 'statement' : 'statements'} ran):\n${a.statements.map((x) => `  ${x}\n`).join('')}Schema hash: ${a.schemaHash}\nDDL schema hash: ${a.ddlSchemaHash}\n`,
+      };
+    },
+  },
+  {
     name: 'devices list',
     usage: 'offsync devices list <databaseId>',
     summary: 'List a database\'s devices (most recent first): user, client, last sync, traffic, backlog, last error',
@@ -366,7 +449,8 @@ export async function runCli(argv: readonly string[], io: { stdout: (s: string) 
     return Exit.OK;
   } catch (e) {
     const err = e instanceof CliError ? e : new CliError(Exit.FAILED, 'FAILED', e instanceof Error ? e.message : String(e));
-    io.stderr(json ? `${JSON.stringify({ error: { code: err.code, message: err.message, exitCode: err.exitCode } })}\n` : `offsync: ${err.message}\n`);
+    const details = err instanceof ApiCliError && Object.keys(err.details).length > 0 ? { details: err.details } : {};
+    io.stderr(json ? `${JSON.stringify({ error: { code: err.code, message: err.message, exitCode: err.exitCode, ...details } })}\n` : `offsync: ${err.message}\n`);
     return err.exitCode;
   }
 }
