@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { ClientError, ClientErrorCode } from '@offsync/client';
 import { describe, expect, test } from 'vitest';
 import { alterRefusal } from '../../src/api.ts';
@@ -30,7 +32,14 @@ describe('Alter table: splitting the textarea into statements', () => {
 });
 
 describe('Alter table: refusals in plain words', () => {
-  const REASONS = ['INVALID_INPUT', 'SYNTAX', 'NOT_ALTER_TABLE', 'MULTIPLE_STATEMENTS', 'OTHER_TABLE', 'TABLE_NOT_SYNCED', 'TABLE_RENAME', 'PRIMARY_KEY_CHANGE', 'UNSUPPORTED', 'SCHEMA_INVALID', 'POLICY_DEPENDENCY'];
+  // The reasons alterTable documents (schema.graphql: "details.reason: A, B, …;"), so a new one needs its sentence here.
+  const schema = readFileSync(createRequire(import.meta.url).resolve('@offsync/api/schema.graphql'), 'utf8');
+  const REASONS = (/details\.reason: ([A-Z_, ]+);/.exec(schema)?.[1] ?? '').split(', ');
+
+  test('the documented reasons are read from the schema', () => {
+    expect(REASONS).toEqual(expect.arrayContaining(['UNSUPPORTED', 'PRIMARY_KEY_CHANGE', 'POLICY_DEPENDENCY']));
+    expect(REASONS.length).toBeGreaterThanOrEqual(11);
+  });
 
   test('every AlterRefusal reason has its own sentence; ALTER_FAILED and an unknown reason have theirs', () => {
     const generic = alterRefusalSentence({ code: 'ALTER_REFUSED', reason: 'SOMETHING_NEW' });
