@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
-const inputs = [join(root, 'src'), join(root, 'index.html'), join(root, 'vite.config.ts'), join(root, 'package.json'), join(root, '../client/src')];
+const inputs = [join(root, 'src'), join(root, 'index.html'), join(root, 'vite.config.ts'), join(root, 'package.json'), join(root, '../client/src'), join(root, '../core/src/schema/sql-text.ts')];
 
 function newest(path) {
   if (!existsSync(path)) return 0;

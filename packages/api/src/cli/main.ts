@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { splitSqlStatements } from '@offsync/core/sql-text';
 import { checkOptions, CliError, Exit, opt, parseArgs, positional, required, table, usageError } from './args.ts';
 import type { CommandSpec, Parsed } from './args.ts';
 import { adminKeys, applySchema, backup } from './local.ts';
@@ -90,34 +91,6 @@ async function deploy(ctx: Ctx, databaseId: string, tables: string[], mode: stri
   return r.deployTables;
 }
 
-/**
- * The statements of an SQL file for `tables alter --file`: separated by `;` outside '…' strings,
- * "…" quoted names and comments; blank and comment-only pieces dropped.
- */
-export function splitSqlStatements(text: string): string[] {
-  const out: string[] = [];
-  let start = 0;
-  let i = 0;
-  while (i < text.length) {
-    const ch = text[i] as string;
-    if (ch === "'" || ch === '"') {
-      let j = i + 1; // a doubled quote is the quote itself; an unterminated one runs to the end (the API refuses it: SYNTAX)
-      while (j < text.length && !(text[j] === ch && text[j + 1] !== ch)) j += text[j] === ch ? 2 : 1;
-      i = j + 1;
-    } else if (text.startsWith('--', i)) {
-      const nl = text.indexOf('\n', i);
-      i = nl < 0 ? text.length : nl + 1;
-    } else if (text.startsWith('/*', i)) {
-      const end = text.indexOf('*/', i + 2);
-      i = end < 0 ? text.length : end + 2;
-    } else if (ch === ';') {
-      out.push(text.slice(start, i));
-      start = ++i;
-    } else i++;
-  }
-  out.push(text.slice(start));
-  return out.map((s) => s.trim()).filter((s) => s.replace(/--[^\n]*/g, '').replace(/\/\*[\s\S]*?\*\//g, '').trim() !== '');
-}
 
 /** For people (without --json): alterTable's refusal (ALTER_REFUSED: details.reason; ALTER_FAILED: the database's message) with the statement it concerns. */
 function alterRefusal(e: ApiCliError, statements: readonly string[]): ApiCliError {

@@ -2,42 +2,7 @@
  * The Alter table form's logic (Database Setup): the statements typed into the textarea, and
  * alterTable's refusals (docs/PROTOCOL.md §P6 "Alteration") in plain words.
  */
-
-/**
- * The pieces of `text` between top-level `separator` characters: outside '…' strings, "…" quoted
- * names, `--` line comments and block comments (a `;` or line break inside them separates nothing).
- */
-function splitTopLevel(text: string, separator: ';' | '\n'): string[] {
-  const out: string[] = [];
-  let start = 0;
-  let i = 0;
-  while (i < text.length) {
-    const ch = text[i] as string;
-    if (ch === "'" || ch === '"') {
-      // A doubled quote is the quote itself; an unterminated one runs to the end (the server refuses it: SYNTAX).
-      let j = i + 1;
-      while (j < text.length && !(text[j] === ch && text[j + 1] !== ch)) j += text[j] === ch ? 2 : 1;
-      i = j + 1;
-    } else if (text.startsWith('--', i)) {
-      const nl = text.indexOf('\n', i);
-      i = nl < 0 ? text.length : nl; // the line break itself still separates (one statement per line)
-    } else if (text.startsWith('/*', i)) {
-      const end = text.indexOf('*/', i + 2);
-      i = end < 0 ? text.length : end + 2;
-    } else if (ch === separator) {
-      out.push(text.slice(start, i));
-      start = i + 1;
-      i++;
-    } else i++;
-  }
-  out.push(text.slice(start));
-  return out;
-}
-
-/** What is left of a statement without its comments and white space (empty: nothing to send). */
-function substance(statement: string): string {
-  return statement.replace(/--[^\n]*/g, '').replace(/\/\*[\s\S]*?\*\//g, '').trim();
-}
+import { splitSqlStatements, splitTopLevel } from '@offsync/core/sql-text';
 
 /**
  * The ALTER TABLE statements of the textarea, in order, as alterTable's `statements`: when the
@@ -46,9 +11,7 @@ function substance(statement: string): string {
  * empty textarea gives no statement (and nothing is sent).
  */
 export function splitStatements(text: string): string[] {
-  const bySemicolon = splitTopLevel(text, ';');
-  const pieces = bySemicolon.length > 1 ? bySemicolon : splitTopLevel(text, '\n');
-  return pieces.map((s) => s.trim()).filter((s) => substance(s) !== '');
+  return splitSqlStatements(text, splitTopLevel(text, ';').length > 1 ? ';' : '\n');
 }
 
 /** alterTable's refusal as the server sends it: ALTER_REFUSED (`extensions.reason`) or ALTER_FAILED. */
