@@ -43,7 +43,12 @@ test('a fresh 1.1.4 device follows growing pages (one reply and across replies) 
   // The checks the client made: the first started the ramp at 1.5 KB, later ones continued it (larger budgets).
   const budgets = download.mock.calls.map((c) => (c[4] as DownloadOptions | undefined)?.firstPageBytes);
   download.mockRestore();
-  console.info(`native 1.1.4 drain: ${budgets.length} checks, first-page budgets ${budgets.join(' ')}`);
+  const prebuilt = t.handler.prebuilt?.stats;
+  console.info(`native 1.1.4 drain: ${budgets.length} page builds, first-page budgets ${budgets.join(' ')}; prebuilt pages ${JSON.stringify(prebuilt)}`);
+  // The server's prediction of each next /check (prebuilt-pages.ts) is the request this client
+  // really makes: none was replaced by another request, so its site was never paused.
+  expect(prebuilt).toMatchObject({ superseded: 0, paused: 0 });
+  expect(prebuilt?.builds).toBeGreaterThan(0);
   expect(budgets[0]).toBe(1500);
   // Every later check resumed from a continuation cursor holding the grown budget (a restart would be 1.5 KB again).
   expect(budgets.length).toBeGreaterThanOrEqual(3);

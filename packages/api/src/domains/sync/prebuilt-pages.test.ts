@@ -323,6 +323,16 @@ describe('PrebuiltPages', () => {
     expect(cache.stats).toMatchObject({ builds: 1, hits: 1 });
   });
 
+  test('a request that differs only in maxChunks, with the same plan, is served (the 1.1.4 client counts maxChunks down); another plan is not', async () => {
+    const cache = new PrebuiltPages({ defer: (run) => run() });
+    cache.schedule({ ...request('big', 1), maxChunks: 16 }, db, async () => result(10));
+    await new Promise((ok) => setImmediate(ok));
+    expect(await cache.take({ ...request('big', 1), maxChunks: 9996 }, db, stamp)).toBeDefined();
+    cache.schedule(request('big', 2), db, async () => result(10));
+    await new Promise((ok) => setImmediate(ok));
+    expect(await cache.take({ ...request('big', 2), plan: { pageBytes: 1000, maxPages: 2 } }, db, stamp)).toBeUndefined();
+  });
+
   test('another schema hash to stamp, or another cursor, gets nothing', async () => {
     const cache = new PrebuiltPages({ defer: (run) => run() });
     cache.schedule(request('big', 1), db, async () => result(10));

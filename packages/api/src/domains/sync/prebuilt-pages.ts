@@ -63,6 +63,7 @@ export interface PageRequest {
   base: Cursor;
   /** The continuation cursor the client sends. */
   cursor: number;
+  /** What the client asked for (not part of the key: see {@link pageRequestKey}). */
   maxChunks: number;
   generation: string;
   /** Where that cursor resumes, and how the pages are cut and sent (api-calls.ts `downloadPlan`). */
@@ -84,8 +85,13 @@ function canonical(v: unknown): string {
   return JSON.stringify(v) ?? 'null';
 }
 
+/**
+ * The entry's key. `maxChunks` is not in it: it shapes the pages only through `plan` (how many
+ * pages, inline or not), which is. The real 1.1.4 client sends a different `maxChunks` on every
+ * `/check` of a drain (16, then 9996, 9995, …), each giving the same plan.
+ */
 export function pageRequestKey(r: PageRequest): string {
-  return canonical([r.db, r.site, r.principal, r.base.dbVersion, r.base.seq, r.cursor, r.maxChunks, r.generation, r.after.dbVersion, r.after.seq, r.plan]);
+  return canonical([r.db, r.site, r.principal, r.base.dbVersion, r.base.seq, r.cursor, r.generation, r.after.dbVersion, r.after.seq, r.plan]);
 }
 
 /**
