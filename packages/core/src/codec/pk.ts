@@ -39,8 +39,20 @@ export function encodePk(values: readonly SqlValue[]): Uint8Array {
  * Decodes a PK blob. `realBigEndian` = true for blobs produced by 0.8.x clients.
  * TEXT values are decoded, BLOB values are subarrays of `blob` (no copy).
  * Throws CoreError PK_INVALID on any problem (bad count, bad value, NULL, trailing bytes).
+ *
+ * The commonest key, one TEXT value of at most 255 bytes all ASCII (`[01][0B][length][bytes]`,
+ * docs/PROTOCOL.md §P4), takes a fast path to the same string; every other blob
+ * {@link decodePkGeneral}.
  */
 export function decodePk(blob: Uint8Array, realBigEndian = false): SqlValue[] {
+  const n = blob.length;
+  if (n < 4 || blob[0] !== 1 || blob[1] !== 0x0b || blob[2] !== n - 3) return decodePkGeneral(blob, realBigEndian);
+  for (let i = 3; i < n; i++) if ((blob[i] as number) >= 0x80) return decodePkGeneral(blob, realBigEndian);
+  return [String.fromCharCode.apply(null, blob.subarray(3) as unknown as number[])];
+}
+
+/** {@link decodePk} without its fast path: the value decoder for every key shape (exported for the fast path's equivalence test). */
+export function decodePkGeneral(blob: Uint8Array, realBigEndian = false): SqlValue[] {
   if (blob.length < 2) throw pkInvalid('primary-key blob too short');
   const r = new ByteReader(blob);
   const count = r.u8();

@@ -467,7 +467,7 @@ class Merge {
     // (Decoded payloads give consecutive changes of one row one key object: identity first.)
     if (t === this.ctx && (pk === this.pk || sameBytes(this.pk, pk))) return;
     this.flush();
-    const pkValues = keyValues(pk);
+    const pkValues = decodePk(pk);
     this.pkProblem = pkValues.length === t.schema.pkColumns.length ? pkTypeProblem(t, pkValues) : undefined;
     if (this.out !== undefined) this.enterQueued(t, pk, pkValues);
     this.ctx = t;
@@ -662,17 +662,6 @@ function insertShape(t: TableContext, group: readonly Change[]): { base: number 
     seen.add(c.id);
   }
   return { base };
-}
-
-/**
- * `decodePk(pk)`, with a fast path for the commonest key: one TEXT value of at most 255 bytes,
- * all ASCII (docs/PROTOCOL.md §P4: `[01][0B][length][bytes]`), decoded to the same string.
- */
-export function keyValues(pk: Uint8Array): SqlValue[] {
-  const n = pk.length;
-  if (n < 4 || pk[0] !== 1 || pk[1] !== 0x0b || pk[2] !== n - 3) return decodePk(pk);
-  for (let i = 3; i < n; i++) if ((pk[i] as number) >= 0x80) return decodePk(pk);
-  return [String.fromCharCode.apply(null, pk.subarray(3) as unknown as number[])];
 }
 
 /** `BigInt(i)` for the small column ids (one conversion per change otherwise). */

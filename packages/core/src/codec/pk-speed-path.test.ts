@@ -1,12 +1,11 @@
 /**
- * apply.ts `keyValues`: the merge's key decoding, with its fast path for one ASCII TEXT value,
- * gives exactly what `decodePk` gives (values, or the same error) for any blob.
+ * `decodePk`, with its fast path for one ASCII TEXT value, gives exactly what the general decoder
+ * (`decodePkGeneral`) gives (values, or the same error) for any blob.
  */
 import { describe, expect, test } from 'vitest';
-import { decodePk, encodePk } from '../codec/pk.ts';
+import { decodePk, decodePkGeneral, encodePk } from './pk.ts';
 import { prng } from '../testing/index.ts';
 import type { SqlValue } from '../types.ts';
-import { keyValues } from './apply.ts';
 
 const outcome = (f: () => SqlValue[]): unknown => {
   try {
@@ -17,10 +16,10 @@ const outcome = (f: () => SqlValue[]): unknown => {
 };
 
 const same = (pk: Uint8Array): void => {
-  expect(outcome(() => keyValues(pk)), Buffer.from(pk).toString('hex')).toEqual(outcome(() => decodePk(pk)));
+  expect(outcome(() => decodePk(pk)), Buffer.from(pk).toString('hex')).toEqual(outcome(() => decodePkGeneral(pk)));
 };
 
-describe('keyValues = decodePk', () => {
+describe('decodePk (fast path) = decodePkGeneral', () => {
   test('keys of every shape, and blobs around the fast path', () => {
     const rand = prng(7);
     const text = (n: number, max: number): string => Array.from({ length: n }, () => String.fromCharCode(Math.floor(rand() * max))).join('');
