@@ -30,7 +30,7 @@
 import type { SyncEngine } from '../sync/sync-deps.ts';
 import { ApiError, isApiError } from '../../errors.ts';
 import type { DatabasesService } from '../databases/databases.service.ts';
-import { isCoreError } from '@offsync/core';
+import { isCoreError, readTableSchema } from '@offsync/core';
 import { alterPgTable, pgDeviceDdl, PG_TABLES_SCHEMA } from './pg-tables.ts';
 import { policyReferences, renamePolicyColumn, validateRlsExpression } from './rls-validate.ts';
 import type { RlsOperation } from './rls-validate.ts';
@@ -435,14 +435,11 @@ export function commitRefusal(e: unknown): unknown {
   return new ApiError('ALTER_REFUSED', `${e.message} (nothing was changed)`, { cause: e, details: { field: 'statements', reason } });
 }
 
-const keyOf = (engine: SyncEngine, table: string): string[] =>
-  engine.driver.prepare('SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk').all(table).map((r) => String(r['name']).toLowerCase());
-
-const columnsOf = (engine: SyncEngine, table: string): TableColumn[] =>
-  engine.driver
-    .prepare('SELECT name, type, "notnull" AS nn, dflt_value, pk FROM pragma_table_info(?) ORDER BY cid')
-    .all(table)
-    .map((r) => ({ name: String(r['name']), type: String(r['type'] ?? ''), notNull: Number(r['nn']) !== 0, defaultValue: r['dflt_value'] == null ? null : String(r['dflt_value']), pk: Number(r['pk']) }));
+/** The table's columns and key as SQLite reports them now (core's introspection; none when it is gone). */
+function shapeOf(engine: SyncEngine, table: string): { columns: TableColumn[]; pk: string[] } {
+  const schema = readTableSchema(engine.driver, table);
+  return { columns: schema?.columns ?? [], pk: (schema?.pkColumns ?? []).map((c) => c.name.toLowerCase()) };
+}
 
 /** An RLS policy of a SQLITE database's table (control plane, tables.service `setRlsPolicy`). */
 export interface TablePolicy {
@@ -521,7 +518,7 @@ export function alterSqliteTable(engine: SyncEngine, table: string, statements: 
   const plan = planned.map((p) => p.sql);
   const follow = followPolicies(planned, policiesOfTable(policies, name), name);
   const renames = planned.flatMap((p) => (p.step.kind === 'rename' ? [p.step] : []));
-  const before = columnsOf(engine, name);
+  const before = shapeOf(engine, name).columns;
   // A policy that was already broken is not the alter's doing (it denies as before).
   const heldBefore = follow.map((p) => invalidPolicy(name, before, p.operation, p.expression) === undefined);
   const pkBefore = target.pk.map((k) => k.toLowerCase());
@@ -537,9 +534,8 @@ export function alterSqliteTable(engine: SyncEngine, table: string, statements: 
           throw alterFailed(i, e);
         }
       });
-      const pk = keyOf(engine, name);
+      const { columns: after, pk } = shapeOf(engine, name);
       if (pk.join(',') !== pkBefore.join(',')) refuse('PRIMARY_KEY_CHANGE', plan.length - 1, `the primary key of ${name} would change (${pkBefore.join(', ')} -> ${pk.join(', ') || 'none'})`);
-      const after = columnsOf(engine, name);
       const broken = follow.flatMap((p, k) => {
         const why = heldBefore[k] === true ? invalidPolicy(name, after, p.operation, p.after) : undefined;
         return why === undefined ? [] : [{ operation: p.operation, why }];
