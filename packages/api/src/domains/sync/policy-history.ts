@@ -31,11 +31,15 @@ export function recordPolicyChange(driver: SqlDriver, change: PolicyChange): voi
   driver.prepare('INSERT OR REPLACE INTO offsync_policy_history (tbl, db_version, mode, select_expr) VALUES (?, ?, ?, ?)').run(change.table.toLowerCase(), BigInt(change.dbVersion), change.mode, change.select);
 }
 
+/** Whether the file has a policy history yet (it is created by the first recorded change). */
+function historyExists(driver: SqlDriver): boolean {
+  return driver.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'offsync_policy_history'").getRaw() !== undefined;
+}
+
 /** Every recorded change, by table (lower case), oldest first. */
 export function readPolicyHistory(driver: SqlDriver): Map<string, PolicyChange[]> {
   const out = new Map<string, PolicyChange[]>();
-  const exists = driver.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'offsync_policy_history'").getRaw();
-  if (exists === undefined) return out;
+  if (!historyExists(driver)) return out;
   for (const r of driver.prepare('SELECT tbl, db_version, mode, select_expr FROM offsync_policy_history ORDER BY tbl, db_version').all()) {
     const table = String(r['tbl']);
     const list = out.get(table) ?? [];
@@ -57,8 +61,7 @@ export function policyAt(history: ReadonlyMap<string, readonly PolicyChange[]>, 
  * how many entries changed. Not a change of who may see what: no renewal, no new entry.
  */
 export function rewritePolicyHistory(driver: SqlDriver, table: string, rewrite: (select: string) => string): number {
-  const exists = driver.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'offsync_policy_history'").getRaw();
-  if (exists === undefined) return 0;
+  if (!historyExists(driver)) return 0;
   const tbl = table.toLowerCase();
   const update = driver.prepare('UPDATE offsync_policy_history SET select_expr = ? WHERE tbl = ? AND db_version = ?');
   let changed = 0;
@@ -80,7 +83,6 @@ export function rewritePolicyHistory(driver: SqlDriver, table: string, rewrite: 
  */
 export function policyEpoch(driver: SqlDriver): number {
   const schema = Number((driver.prepare('PRAGMA schema_version').getRaw() ?? [0])[0]);
-  const exists = driver.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'offsync_policy_history'").getRaw();
-  if (exists === undefined) return schema;
+  if (!historyExists(driver)) return schema;
   return schema + Number((driver.prepare('SELECT COALESCE(MAX(db_version), 0) FROM offsync_policy_history').getRaw() ?? [0])[0]);
 }
