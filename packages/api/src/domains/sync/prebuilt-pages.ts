@@ -37,6 +37,7 @@ import type { Central } from './central.ts';
 import type { Cursor } from './download-pages.ts';
 import { policyEpoch } from './policy-history.ts';
 import { isSqliteCentral } from './sqlite-central.ts';
+import { stableJson } from './sync-deps.ts';
 import type { Principal } from './sync-deps.ts';
 import type { DownloadResult } from './sync.service.ts';
 
@@ -71,27 +72,13 @@ export interface PageRequest {
   plan: Readonly<Record<string, number | boolean | string | undefined>>;
 }
 
-/** JSON with object keys sorted, so equal principals give equal text whatever their key order. */
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v !== null && typeof v === 'object') {
-    const o = v as Record<string, unknown>;
-    return `{${Object.keys(o)
-      .sort()
-      .filter((k) => o[k] !== undefined)
-      .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v) ?? 'null';
-}
-
 /**
  * The entry's key. `maxChunks` is not in it: it shapes the pages only through `plan` (how many
  * pages, inline or not), which is. The real 1.1.4 client sends a different `maxChunks` on every
  * `/check` of a drain (16, then 9996, 9995, …), each giving the same plan.
  */
 export function pageRequestKey(r: PageRequest): string {
-  return canonical([r.db, r.site, r.principal, r.base.dbVersion, r.base.seq, r.cursor, r.generation, r.after.dbVersion, r.after.seq, r.plan]);
+  return stableJson([r.db, r.site, r.principal, r.base.dbVersion, r.base.seq, r.cursor, r.generation, r.after.dbVersion, r.after.seq, r.plan]);
 }
 
 /**

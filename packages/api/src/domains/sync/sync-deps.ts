@@ -44,6 +44,21 @@ export function principalKey(p: Principal): string | undefined {
   return typeof p.userId === 'string' && p.userId !== '' ? `user:${p.userId}` : undefined;
 }
 
+/**
+ * JSON with object keys sorted, so values equal but for key order (a principal's claims) give one
+ * text: the keys of shared live pages (graphql/shared-pages.ts) and of prebuilt download pages
+ * (prebuilt-pages.ts). `undefined` stays distinct from `null`.
+ */
+export function stableJson(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'undefined';
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
+  const o = v as Record<string, unknown>;
+  return `{${Object.keys(o)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${stableJson(o[k])}`)
+    .join(',')}}`;
+}
+
 export type SchemaHashMode = 'strict' | 'lenient';
 
 /** Where an OffSync database's central data lives (a SQLite file, or a PostgreSQL database) and how it syncs. */

@@ -24,6 +24,7 @@
 import type { SynchronousCentral as CentralDatabase } from '../central.ts';
 import { compareCursor } from '../download-pages.ts';
 import type { Cursor } from '../download-pages.ts';
+import { stableJson } from '../sync-deps.ts';
 import type { Principal } from '../sync-deps.ts';
 import type { DownloadResult, SyncService } from '../sync.service.ts';
 
@@ -172,17 +173,6 @@ function cacheOf(db: CentralDatabase): Cache {
   return cache;
 }
 
-/** Stable JSON (sorted keys) of a claims object. */
-function stable(v: unknown): string {
-  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'undefined';
-  if (Array.isArray(v)) return `[${v.map(stable).join(',')}]`;
-  const o = v as Record<string, unknown>;
-  return `{${Object.keys(o)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${stable(o[k])}`)
-    .join(',')}}`;
-}
-
 const shareKeys = new WeakMap<Principal, string | null>();
 
 /**
@@ -193,7 +183,7 @@ export function shareKey(p: Principal): string | null {
   let k = shareKeys.get(p);
   if (k === undefined) {
     if (p.kind === 'apiKey') k = '*';
-    else k = typeof p.userId === 'string' && p.userId !== '' ? `${p.kind}:${JSON.stringify(p.userId)}:${stable(p.claims)}` : null;
+    else k = typeof p.userId === 'string' && p.userId !== '' ? `${p.kind}:${JSON.stringify(p.userId)}:${stableJson(p.claims)}` : null;
     shareKeys.set(p, k);
   }
   return k;
