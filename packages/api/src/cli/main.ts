@@ -91,7 +91,6 @@ async function deploy(ctx: Ctx, databaseId: string, tables: string[], mode: stri
   return r.deployTables;
 }
 
-
 /** For people (without --json): alterTable's refusal (ALTER_REFUSED: details.reason; ALTER_FAILED: the database's message) with the statement it concerns. */
 function alterRefusal(e: ApiCliError, statements: readonly string[]): ApiCliError {
   const reason = typeof e.details['reason'] === 'string' ? ` (reason ${e.details['reason']})` : '';
