@@ -134,6 +134,8 @@ export interface LatencyResult {
   rounds: number;
   chosen: number[];
   last: number[];
+  /** When the writer had the server's reply to its push (the merge acknowledged), ms after the round started. */
+  ack: number[];
   /** CPU time (user + system) per round of the server process and of this (measuring) process, ms: what a round costs whatever the machine's load. */
   serverCpuMs: number;
   clientCpuMs: number;
@@ -170,6 +172,7 @@ export class Writer {
 export async function propagation(fleet: Fleet, writer: Writer, rounds: number): Promise<LatencyResult> {
   const chosen: number[] = [];
   const last: number[] = [];
+  const ack: number[] = [];
   // BENCH_LIVE_PROF=<file>: a CPU profile of the server's main thread over the rounds alone.
   const prof = process.env['BENCH_LIVE_PROF'];
   if (prof) await fleet.server.request({ type: 'profile', action: 'start' });
@@ -180,6 +183,7 @@ export async function propagation(fleet: Fleet, writer: Writer, rounds: number):
     const pick = Math.floor(Math.random() * fleet.subs.length);
     const t0 = performance.now();
     await writer.push();
+    ack.push(performance.now() - t0);
     await fleet.until(() => fleet.remaining <= 0, 30_000);
     chosen.push((fleet.subs[pick]?.lastAt ?? t0) - t0);
     last.push(Math.max(...fleet.subs.map((s) => s.lastAt)) - t0);
@@ -187,7 +191,7 @@ export async function propagation(fleet: Fleet, writer: Writer, rounds: number):
   const clientCpuMs = cpuMs(process.cpuUsage(client0)) / rounds;
   const serverCpuMs = (cpuMs(await fleet.server.request({ type: 'cpu' })) - server0) / rounds;
   if (prof) await fleet.server.request({ type: 'profile', action: 'stop', file: `${prof}.${fleet.subs.length}.cpuprofile` });
-  return { rounds, chosen, last, serverCpuMs, clientCpuMs };
+  return { rounds, chosen, last, ack, serverCpuMs, clientCpuMs };
 }
 
 export function percentile(values: number[], p: number): number {
@@ -283,6 +287,7 @@ export async function liveBench(server: BenchServer, row: Row, o: { tiers: numbe
     row(`(c) propagation, ${n} subs, random subscriber p50`, `${fmt(p50, 2)} ms`, '≤ 10 ms', verdict(p50 <= 10));
     row(`(c) propagation, ${n} subs, random subscriber p99`, `${fmt(p99, 2)} ms`, '≤ 50 ms', verdict(p99 <= 50));
     row(`(c) propagation, ${n} subs, last subscriber p50 / p99`, `${fmt(percentile(r.last, 50), 2)} / ${fmt(percentile(r.last, 99), 2)} ms`, '', `${r.rounds} rounds, fan-out complete`);
+    row(`(c) propagation, ${n} subs, writer's acknowledgement p50 / p99`, `${fmt(percentile(r.ack, 50), 2)} / ${fmt(percentile(r.ack, 99), 2)} ms`, '', 'the push reply (its merge committed) while the server fans the change out');
     row(`(c) propagation, ${n} subs, CPU per round server / bench client`, `${fmt(r.serverCpuMs, 2)} / ${fmt(r.clientCpuMs, 2)} ms`, '', 'process CPU time (user + system) over the rounds, per round: the server process vs the one measuring all subscribers');
   }
   await fleet.close();

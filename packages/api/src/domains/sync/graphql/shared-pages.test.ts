@@ -90,3 +90,27 @@ test('another event is another page, even for the same key', async () => {
   expect(first.results[0]).toBe(first.results[1]);
   expect(second.results[0]).not.toBe(first.results[0]);
 });
+
+test('the fan-out waits one turn of the event loop: what the settled build queued (the merge reply) runs first', async () => {
+  const { sync } = fakeSync();
+  const order: string[] = [];
+  const j: Join = { principal: apiKey, after: { dbVersion: 40, seq: 3 }, pageBytes: 1000, hash: 7n };
+  const event = {};
+  const waiters = 300;
+  for (let i = 0; i < waiters; i++) {
+    joinEventPage(sync, db, i.toString(16).padStart(32, '0'), j.principal, j.after, j.pageBytes, j.hash, event, {
+      onSharedPage: (result) => order.push(result === null ? `null ${i}` : `page ${i}`),
+    });
+  }
+  // The build (a resolved promise here) settles within these microtasks; the reply of the merge
+  // that published the event is such a microtask chain too.
+  for (let k = 0; k < 20; k++) await Promise.resolve();
+  order.push('reply');
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(order[0]).toBe('reply');
+  expect(order.slice(1)).toEqual(Array.from({ length: waiters }, (_, i) => `page ${i}`));
+  // A subscriber that joins once the page is settled is handed it at once.
+  let late: string | undefined;
+  joinEventPage(sync, db, 'f'.repeat(32), j.principal, j.after, j.pageBytes, j.hash, event, { onSharedPage: (r) => (late = r === null ? 'null' : 'page') });
+  expect(late).toBe('page');
+});
