@@ -1,7 +1,8 @@
 /**
  * The two merge rows of bench/core.bench.ts on their own ("apply into an empty database" and
  * "conflicting merge both ways"), with CPU time (process.cpuUsage) beside wall time, for A/B runs
- * and profiles: `BENCH_ROWS=20000 node --cpu-prof --import tsx bench/apply-profile.ts`.
+ * and profiles: `BENCH_ROWS=20000 node --cpu-prof --import tsx bench/apply-profile.ts`. Also the
+ * slow-start pages of row 3b (`BENCH_PAGED=0` leaves them out).
  * Same rows, statements and file databases (WAL) as core.bench.ts. Never fails on timings.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openSyncDatabase } from '@offsync/core/sqlite';
 import { decodePayload } from '@offsync/core';
-import type { SyncEngine } from '@offsync/core';
+import type { Change, SyncEngine } from '@offsync/core';
 
 const N = Number(process.env['BENCH_ROWS'] ?? 100_000);
 const REPEAT = Number(process.env['BENCH_REPEAT'] ?? 1);
@@ -60,13 +61,30 @@ const report = (label: string, n: number, m: { wall: number; cpu: number }): voi
 const dec = measure(() => void decodePayload(payload));
 report('decode payload', changes.length, dec);
 
-const best = { fresh: Infinity, conflict: Infinity };
+const best = { fresh: Infinity, paged: Infinity, conflict: Infinity };
+// The slow-start pages of core.bench.ts row 3b (4,096 changes, then ×2, cut between rows).
+const pages: Change[][] = [];
+for (let at = 0, size = 4096; at < changes.length; size *= 2) {
+  let end = Math.min(changes.length, at + size);
+  while (end < changes.length && Buffer.compare((changes[end] as Change).pk, (changes[end - 1] as Change).pk) === 0) end++;
+  pages.push(changes.slice(at, end));
+  at = end;
+}
 let mergedN = 0;
 for (let rep = 0; rep < REPEAT; rep++) {
   const a = openTracked(`a${rep}.db`);
   const fresh = measure(() => void a.applyPayload(payload));
   report('apply into an empty database', changes.length, fresh);
   best.fresh = Math.min(best.fresh, fresh.cpu);
+  if (process.env['BENCH_PAGED'] !== '0') {
+    const p = openTracked(`p${rep}.db`);
+    const paged = measure(() => {
+      for (const page of pages) p.applyChanges(page);
+    });
+    report(`apply into an empty db, ${pages.length} pages`, changes.length, paged);
+    best.paged = Math.min(best.paged, paged.cpu);
+    p.close();
+  }
 
   const b = openTracked(`b${rep}.db`);
   b.applyPayload(payload);
@@ -90,7 +108,7 @@ for (let rep = 0; rep < REPEAT; rep++) {
   b.close();
 }
 if (REPEAT > 1) {
-  console.log(`best cpu of ${REPEAT}: apply into an empty database ${best.fresh.toFixed(0)} ms (${fmt(changes.length, best.fresh)}), conflicting merge ${best.conflict.toFixed(0)} ms (${fmt(mergedN, best.conflict)})`);
+  console.log(`best cpu of ${REPEAT}: apply into an empty database ${best.fresh.toFixed(0)} ms (${fmt(changes.length, best.fresh)}), in pages ${best.paged.toFixed(0)} ms (${fmt(changes.length, best.paged)}), conflicting merge ${best.conflict.toFixed(0)} ms (${fmt(mergedN, best.conflict)})`);
 }
 trackedDb.close();
 eng.close();
