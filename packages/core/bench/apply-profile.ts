@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openSyncDatabase } from '@offsync/core/sqlite';
 import { decodePayload } from '@offsync/core';
-import type { Change, SyncEngine } from '@offsync/core';
+import type { SyncEngine } from '@offsync/core';
+import { slowStartPages } from './slow-start-pages.ts';
 
 const N = Number(process.env['BENCH_ROWS'] ?? 100_000);
 const REPEAT = Number(process.env['BENCH_REPEAT'] ?? 1);
@@ -62,14 +63,8 @@ const dec = measure(() => void decodePayload(payload));
 report('decode payload', changes.length, dec);
 
 const best = { fresh: Infinity, paged: Infinity, conflict: Infinity };
-// The slow-start pages of core.bench.ts row 3b (4,096 changes, then ×2, cut between rows).
-const pages: Change[][] = [];
-for (let at = 0, size = 4096; at < changes.length; size *= 2) {
-  let end = Math.min(changes.length, at + size);
-  while (end < changes.length && Buffer.compare((changes[end] as Change).pk, (changes[end - 1] as Change).pk) === 0) end++;
-  pages.push(changes.slice(at, end));
-  at = end;
-}
+// The slow-start pages of core.bench.ts row 3b (slow-start-pages.ts).
+const pages = slowStartPages(changes);
 let mergedN = 0;
 for (let rep = 0; rep < REPEAT; rep++) {
   const a = openTracked(`a${rep}.db`);

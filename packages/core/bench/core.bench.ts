@@ -12,6 +12,7 @@ import Database from 'better-sqlite3';
 import { openSyncDatabase } from '../src/adapters/sqlite/index.ts';
 import { decodePayload } from '../src/index.ts';
 import type { SyncEngine, Change } from '../src/index.ts';
+import { slowStartPages } from './slow-start-pages.ts';
 
 const N = Number(process.env['BENCH_ROWS'] ?? 100_000);
 const DDL = "CREATE TABLE todos (id TEXT PRIMARY KEY NOT NULL, title TEXT NOT NULL DEFAULT '', done INTEGER NOT NULL DEFAULT 0, note TEXT)";
@@ -205,13 +206,7 @@ rows.push({
 // 3b. The same changes in slow-start pages, as a fresh device's initial sync receives them (the
 // server's pages grow ×2; here 4,096 changes, then ×2, cut between rows), one merge per page.
 const paged = openTracked('apply-paged.db');
-const pages: Change[][] = [];
-for (let at = 0, size = 4096; at < changes.length; size *= 2) {
-  let end = Math.min(changes.length, at + size);
-  while (end < changes.length && Buffer.compare((changes[end] as Change).pk, (changes[end - 1] as Change).pk) === 0) end++;
-  pages.push(changes.slice(at, end));
-  at = end;
-}
+const pages = slowStartPages(changes);
 const tPaged = time(() => {
   for (const p of pages) paged.applyChanges(p);
 });
