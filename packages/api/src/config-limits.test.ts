@@ -1,5 +1,5 @@
 import { expect, test } from 'vitest';
-import { ConfigError, loadLimitsConfig } from './config.ts';
+import { ConfigError, loadLimitsConfig, loadPrebuiltPagesConfig, prebuiltPagesOption } from './config.ts';
 
 test('quota and busy-timeout settings: defaults, overrides, invalid values refused', () => {
   expect(loadLimitsConfig({})).toEqual({
@@ -16,4 +16,18 @@ test('quota and busy-timeout settings: defaults, overrides, invalid values refus
   });
   expect(() => loadLimitsConfig({ OFFSYNC_RATE_LIMIT_BURST: '0' })).toThrow(ConfigError);
   expect(() => loadLimitsConfig({ OFFSYNC_MAX_PENDING_UPLOAD_BYTES: '12.5' })).toThrow(ConfigError);
+});
+
+test('prebuilt download pages: auto by default (on with one node, off with a shared store), on, off, a memory cap', () => {
+  const MiB = 1024 * 1024;
+  const auto = loadPrebuiltPagesConfig({});
+  expect(auto).toEqual({ mode: 'auto', maxBytes: 64 * MiB });
+  expect(prebuiltPagesOption(auto, false)).toEqual({ maxBytes: 64 * MiB, maxBytesPerDatabase: 16 * MiB });
+  expect(prebuiltPagesOption(auto, true)).toBe(false);
+  const on = loadPrebuiltPagesConfig({ OFFSYNC_PREBUILT_PAGES: 'ON', OFFSYNC_PREBUILT_PAGES_MAX_MB: '8' });
+  expect(prebuiltPagesOption(on, true)).toEqual({ maxBytes: 8 * MiB, maxBytesPerDatabase: 2 * MiB });
+  const off = loadPrebuiltPagesConfig({ OFFSYNC_PREBUILT_PAGES: 'off' });
+  expect(prebuiltPagesOption(off, false)).toBe(false);
+  expect(() => loadPrebuiltPagesConfig({ OFFSYNC_PREBUILT_PAGES: 'yes' })).toThrow(ConfigError);
+  expect(() => loadPrebuiltPagesConfig({ OFFSYNC_PREBUILT_PAGES_MAX_MB: '0' })).toThrow(ConfigError);
 });

@@ -228,6 +228,36 @@ export interface CompactionConfig {
   intervalMs: number;
 }
 
+/**
+ * Prebuilt G3 download pages (domains/sync/prebuilt-pages.ts; docs/ARCHITECTURE.md "Prebuilt
+ * pages"): the `prebuiltPages` option of the sync HTTP handler, or undefined for its default.
+ */
+export interface PrebuiltPagesConfig {
+  /**
+   * OFFSYNC_PREBUILT_PAGES: `auto` (default: on with one node, off with REDIS_URL, where the next
+   * request may reach another node and a page built here would be built twice), `on` (several
+   * nodes behind a balancer that keeps a device on one node) or `off`.
+   */
+  mode: 'auto' | 'on' | 'off';
+  /** OFFSYNC_PREBUILT_PAGES_MAX_MB: payload held at once, all databases together (default 64; one database holds at most a quarter, 16 by default). */
+  maxBytes: number;
+}
+
+export function loadPrebuiltPagesConfig(env: Record<string, string | undefined>): PrebuiltPagesConfig {
+  const mode = (env['OFFSYNC_PREBUILT_PAGES'] || 'auto').toLowerCase();
+  if (mode !== 'auto' && mode !== 'on' && mode !== 'off') throw new ConfigError('OFFSYNC_PREBUILT_PAGES must be auto, on or off');
+  return { mode, maxBytes: int(env, 'OFFSYNC_PREBUILT_PAGES_MAX_MB', 64, 1, 65_536) * 1024 * 1024 };
+}
+
+/**
+ * The sync handler's `prebuiltPages` option: false when off — `off`, or `auto` with a shared store
+ * (`REDIS_URL`: several nodes) — else the caps.
+ */
+export function prebuiltPagesOption(config: PrebuiltPagesConfig, sharedStore: boolean): { maxBytes: number; maxBytesPerDatabase: number } | false {
+  if (config.mode === 'off' || (config.mode === 'auto' && sharedStore)) return false;
+  return { maxBytes: config.maxBytes, maxBytesPerDatabase: Math.max(1, Math.floor(config.maxBytes / 4)) };
+}
+
 export function loadCompactionConfig(env: Record<string, string | undefined>): CompactionConfig {
   return {
     horizonMs: int(env, 'OFFSYNC_RESYNC_HORIZON_DAYS', 30, 1, 36_500) * 86_400_000,

@@ -3,7 +3,7 @@ import { createHmac } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createApp } from './app.ts';
-import { loadCompactionConfig, loadConfig, loadConflictLogConfig, loadHttpSecurityConfig, loadLimitsConfig, loadOrCreateServerKey } from './config.ts';
+import { loadCompactionConfig, loadConfig, loadConflictLogConfig, loadHttpSecurityConfig, loadLimitsConfig, loadOrCreateServerKey, loadPrebuiltPagesConfig, prebuiltPagesOption } from './config.ts';
 import { createSecretBox } from './crypto.ts';
 import { prepareControlPlaneFile, secureDataDir } from './data-dir.ts';
 import { verifyServerKey } from './key-rotation.ts';
@@ -25,6 +25,7 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const httpSecurity = loadHttpSecurityConfig(process.env);
   const { controlPlaneBusyTimeoutMs, ...quotas } = loadLimitsConfig(process.env);
+  const prebuiltPages = loadPrebuiltPagesConfig(process.env);
   const target = parseDatabaseUrl(config.databaseUrl, config.dataDir);
   // DATA_DIR 0700, its files 0600 (docs/ARCHITECTURE.md "Files and keys").
   secureDataDir(config.dataDir, logger);
@@ -105,6 +106,8 @@ async function main(): Promise<void> {
       ...quotas,
       conflictLog: loadConflictLogConfig(process.env),
       ...(sharedStore === undefined ? {} : { sharedStore }),
+      // G3 pages built while the previous reply travels (docs/ARCHITECTURE.md "Prebuilt download pages").
+      prebuiltPages: prebuiltPagesOption(prebuiltPages, sharedStore !== undefined),
       expoPushUrl: config.expoPushUrl,
       ...(config.explicitPublicUrl === undefined ? {} : { publicUrl: config.explicitPublicUrl }),
     },
