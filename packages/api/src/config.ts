@@ -230,7 +230,7 @@ export interface CompactionConfig {
 
 /**
  * Prebuilt G3 download pages (domains/sync/prebuilt-pages.ts; docs/ARCHITECTURE.md "Prebuilt
- * pages"): the `prebuiltPages` option of the sync HTTP handler, or undefined for its default.
+ * download pages"), turned into the sync HTTP handler's `prebuiltPages` by {@link prebuiltPagesOption}.
  */
 export interface PrebuiltPagesConfig {
   /**
