@@ -251,11 +251,11 @@ export function loadPrebuiltPagesConfig(env: Record<string, string | undefined>)
 
 /**
  * The sync handler's `prebuiltPages` option: false when off — `off`, or `auto` with a shared store
- * (`REDIS_URL`: several nodes) — else the caps.
+ * (`REDIS_URL`: several nodes) — else the cap (prebuilt-pages.ts gives one database a quarter of it).
  */
-export function prebuiltPagesOption(config: PrebuiltPagesConfig, sharedStore: boolean): { maxBytes: number; maxBytesPerDatabase: number } | false {
+export function prebuiltPagesOption(config: PrebuiltPagesConfig, sharedStore: boolean): { maxBytes: number } | false {
   if (config.mode === 'off' || (config.mode === 'auto' && sharedStore)) return false;
-  return { maxBytes: config.maxBytes, maxBytesPerDatabase: Math.max(1, Math.floor(config.maxBytes / 4)) };
+  return { maxBytes: config.maxBytes };
 }
 
 export function loadCompactionConfig(env: Record<string, string | undefined>): CompactionConfig {

@@ -103,7 +103,7 @@ for (let rep = 0; rep < REPEAT; rep++) {
   b.close();
 }
 if (REPEAT > 1) {
-  console.log(`best cpu of ${REPEAT}: apply into an empty database ${best.fresh.toFixed(0)} ms (${fmt(changes.length, best.fresh)}), in pages ${best.paged.toFixed(0)} ms (${fmt(changes.length, best.paged)}), conflicting merge ${best.conflict.toFixed(0)} ms (${fmt(mergedN, best.conflict)})`);
+  console.log(`best cpu of ${REPEAT}: apply into an empty database ${best.fresh.toFixed(0)} ms (${fmt(changes.length, best.fresh)}), ${best.paged === Infinity ? '' : `in pages ${best.paged.toFixed(0)} ms (${fmt(changes.length, best.paged)}), `}conflicting merge ${best.conflict.toFixed(0)} ms (${fmt(mergedN, best.conflict)})`);
 }
 trackedDb.close();
 eng.close();

@@ -46,7 +46,7 @@ export interface PrebuiltPagesOptions {
   ttlMs?: number;
   /** Payload bytes held at once, every database together (default 64 MiB). */
   maxBytes?: number;
-  /** Payload bytes held at once for one database (default 16 MiB). */
+  /** Payload bytes held at once for one database (default a quarter of `maxBytes`: 16 MiB). */
   maxBytesPerDatabase?: number;
   now?: () => number;
   /** How long a site whose prebuilt entry went unused gets none (default 30 s). */
@@ -164,7 +164,7 @@ export class PrebuiltPages {
   constructor(opts: PrebuiltPagesOptions = {}) {
     this.ttlMs = opts.ttlMs ?? 5000;
     this.maxBytes = opts.maxBytes ?? 64 * 1024 * 1024;
-    this.maxBytesPerDatabase = opts.maxBytesPerDatabase ?? 16 * 1024 * 1024;
+    this.maxBytesPerDatabase = opts.maxBytesPerDatabase ?? Math.max(1, Math.floor(this.maxBytes / 4));
     this.wastePauseMs = opts.wastePauseMs ?? 30_000;
     this.#now = opts.now ?? Date.now;
     this.#defer = opts.defer ?? ((run) => void setImmediate(run));
