@@ -80,8 +80,6 @@ export interface AppObservabilityOptions {
   readinessChecks?: readonly ReadinessCheck[];
   /** Time limit of each readiness check (default 1000 ms). */
   readinessTimeoutMs?: number;
-  /** PostgreSQL schema of the control plane (`?schema=` of DATABASE_URL), for the migrations check. */
-  controlPlaneSchema?: string | null;
 }
 
 export interface AppSyncOptions extends Omit<SyncHttpOptions, 'artifactSecret'>, Omit<DataPlaneOptions, 'dataDir' | 'logError'> {
@@ -144,7 +142,7 @@ export function createApp(deps: AppDeps): App {
   instrumentSyncService(sync, metrics, obs.accessLog);
   metrics.setSources({ liveSubscribers: () => liveSessionsOf(services).size(), pendingArtifactBytes: () => syncHttp.artifacts.stats().pendingBytes });
   const health = createHealth({
-    checks: [controlPlaneCheck(deps.prisma), migrationsCheck(deps.prisma, deps.provider, obs.controlPlaneSchema ?? null), ...(obs.readinessChecks ?? [])],
+    checks: [controlPlaneCheck(deps.prisma), migrationsCheck(deps.prisma), ...(obs.readinessChecks ?? [])],
     ...(obs.readinessTimeoutMs === undefined ? {} : { timeoutMs: obs.readinessTimeoutMs }),
     logger: deps.logger,
   });

@@ -96,7 +96,6 @@ async function main(): Promise<void> {
     observability: {
       accessLog: logger,
       metricsToken: observability.metricsToken,
-      controlPlaneSchema: target.provider === 'postgresql' ? target.schema : null,
       readinessChecks: redis?.ping === undefined ? [] : [{ name: 'redis', check: redis.ping }],
     },
     sync: {

@@ -21,6 +21,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3';
 import { PrismaPg } from '@prisma/adapter-pg';
+import { quotePgIdent } from './migrate.ts';
 import { PrismaClient as SqlitePrismaClient } from '../generated/sqlite/client.ts';
 import { PrismaClient as PostgresPrismaClient } from '../generated/postgresql/client.ts';
 
@@ -52,14 +53,42 @@ export function parseDatabaseUrl(url: string | undefined, dataDir: string): Data
 }
 
 export function createPrismaClient(target: DatabaseTarget, options: PrismaClientOptions = {}): PrismaClient {
+  let client: PrismaClient;
   if (target.provider === 'sqlite') {
     mkdirSync(dirname(target.file), { recursive: true });
     const factory = new PrismaBetterSqlite3({ url: target.file, timeout: 0 });
-    return new SqlitePrismaClient({ adapter: withAsyncBusyTimeout(factory, options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS) });
+    client = new SqlitePrismaClient({ adapter: withAsyncBusyTimeout(factory, options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS) });
+  } else {
+    const adapter = new PrismaPg({ connectionString: target.url }, target.schema === null ? {} : { schema: target.schema });
+    // Same datamodel, same model API: see the file comment.
+    client = new PostgresPrismaClient({ adapter }) as unknown as PrismaClient;
   }
-  const adapter = new PrismaPg({ connectionString: target.url }, target.schema === null ? {} : { schema: target.schema });
-  // Same datamodel, same model API: see the file comment.
-  return new PostgresPrismaClient({ adapter }) as unknown as PrismaClient;
+  dialects.set(client, { provider: target.provider, schema: target.provider === 'postgresql' ? target.schema : null });
+  return client;
+}
+
+/**
+ * What a raw statement on a client must know of its control plane: the SQL dialect, and the
+ * PostgreSQL schema its tables live in (the model API qualifies them itself; raw SQL does not).
+ */
+export interface ControlPlaneDialect {
+  provider: ControlPlaneProvider;
+  /** `?schema=` of DATABASE_URL; null: the connection's search path. */
+  schema: string | null;
+}
+
+const dialects = new WeakMap<PrismaClient, ControlPlaneDialect>();
+
+/** The dialect of a client made by {@link createPrismaClient}. */
+export function dialectOf(prisma: PrismaClient): ControlPlaneDialect {
+  const d = dialects.get(prisma);
+  if (d === undefined) throw new Error('dialectOf: this Prisma client was not made by createPrismaClient');
+  return d;
+}
+
+/** A control-plane table's name for raw SQL, schema-qualified on PostgreSQL when DATABASE_URL names one. */
+export function rawTable(dialect: ControlPlaneDialect, name: string): string {
+  return dialect.provider === 'postgresql' && dialect.schema !== null ? `${quotePgIdent(dialect.schema)}.${quotePgIdent(name)}` : quotePgIdent(name);
 }
 
 type SqliteAdapter = Awaited<ReturnType<PrismaBetterSqlite3['connect']>>;

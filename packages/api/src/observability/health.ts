@@ -12,8 +12,9 @@
  * A check's failure detail is logged once when it starts failing (warn) and when it recovers.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ControlPlaneProvider, PrismaClient } from '../db/prisma.ts';
-import { loadMigrations, quotePgIdent } from '../db/migrate.ts';
+import { dialectOf, rawTable } from '../db/prisma.ts';
+import type { PrismaClient } from '../db/prisma.ts';
+import { loadMigrations } from '../db/migrate.ts';
 import type { Logger } from '../deps.ts';
 import { describeError } from '../logging/log-errors.ts';
 import { requestTarget } from '../http/request-target.ts';
@@ -85,9 +86,11 @@ export function controlPlaneCheck(prisma: PrismaClient): ReadinessCheck {
  * Every migration shipped with this build is recorded in `_offsync_migrations` (db/migrate.ts).
  * `schema`: the PostgreSQL schema of the control plane (`?schema=` of DATABASE_URL), if any.
  */
-export function migrationsCheck(prisma: PrismaClient, provider: ControlPlaneProvider, schema: string | null = null): ReadinessCheck {
+export function migrationsCheck(prisma: PrismaClient): ReadinessCheck {
   let expected: string[] | undefined;
-  const table = provider === 'postgresql' && schema !== null ? `${quotePgIdent(schema)}._offsync_migrations` : '_offsync_migrations';
+  const dialect = dialectOf(prisma);
+  const { provider } = dialect;
+  const table = rawTable(dialect, '_offsync_migrations');
   return {
     name: 'migrations',
     async check() {

@@ -5,7 +5,9 @@ import { validateSiteId } from '../devices/devices.service.ts';
 import { billingPeriod } from './period.ts';
 import type { UsagePeriod } from './period.ts';
 import { throttledSnapshots } from './throttle.ts';
+import { dialectOf } from '../../db/prisma.ts';
 import { createTrafficBuffer } from './traffic-buffer.ts';
+import { bucketIncrements } from './traffic-sql.ts';
 import type { TrafficBuffer } from './traffic-buffer.ts';
 
 export const MetricsBucket = { MINUTE: 'MINUTE', HOUR: 'HOUR', DAY: 'DAY' } as const;
@@ -62,12 +64,11 @@ export function createMetricsService(deps: ServiceDeps, buffer: TrafficBuffer = 
         if (c === undefined) counts.set(key, { siteId: site, bucketStart: new Date(start), n: 1 });
         else c.n++;
       }
-      await prisma.$transaction([...counts.values()].map(({ siteId, bucketStart, n }) =>
-        prisma.trafficBucket.upsert({
-          where: { databaseId_siteId_bucketStart: { databaseId, siteId, bucketStart } },
-          create: { databaseId, siteId, bucketStart, rejectedChanges: n },
-          update: { rejectedChanges: { increment: n } },
-        })));
+      // The same multi-row increments as the traffic flush (traffic-sql.ts), in its row order.
+      const rows = [...counts.values()]
+        .sort((a, b) => (a.siteId < b.siteId ? -1 : a.siteId > b.siteId ? 1 : a.bucketStart.getTime() - b.bucketStart.getTime()))
+        .map(({ siteId, bucketStart, n }) => ({ databaseId, siteId, bucketStart, uploadBytes: 0n, downloadBytes: 0n, requests: 0, rejectedChanges: n }));
+      await prisma.$transaction(bucketIncrements(prisma, dialectOf(prisma), rows));
       pubsub.publish('metricsChanged', databaseId, { databaseId, at: new Date(latest).toISOString() });
     },
 

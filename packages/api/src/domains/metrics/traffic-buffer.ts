@@ -19,6 +19,8 @@
  *   SYNCED per device whose byte totals grew, both after the flush committed.
  */
 import type { ServiceDeps } from '../../deps.ts';
+import { dialectOf } from '../../db/prisma.ts';
+import { bucketIncrements, deviceIncrements } from './traffic-sql.ts';
 
 /** Pending traffic is written at most this long after its first sample. */
 export const TRAFFIC_FLUSH_MS = 1000;
@@ -64,6 +66,8 @@ export function createTrafficBuffer(deps: ServiceDeps, flushMs: number = deps.tr
   let timer: ReturnType<typeof setTimeout> | undefined;
   let closed = false;
   let tail: Promise<void> = Promise.resolve();
+  /** The flush queued and not started yet, if any. */
+  let next: Promise<void> | null = null;
 
   const isEmpty = (p: Pending): boolean => p.traffic.size === 0 && p.lastSync.size === 0;
   // Errors of a flush nobody awaits are logged by writeOut.
@@ -125,36 +129,20 @@ export function createTrafficBuffer(deps: ServiceDeps, flushMs: number = deps.tr
     for (const [databaseId, sites] of batch.lastSync) for (const [siteId, at] of sites) deviceOf(databaseId, siteId).lastSyncAt = at;
     const deviceOps = [...devices.values()].sort((a, b) => cmp(a.databaseId, b.databaseId) || cmp(a.siteId, b.siteId));
     try {
-      // An interactive transaction: Prisma runs a batch ($transaction([...])) of upserts several
-      // times slower per statement (bench/control-plane.bench.ts).
-      await prisma.$transaction(async (tx) => {
-        // A database deleted since its samples took its buckets and devices with it (cascade):
-        // creating a bucket for it would fail the whole flush on the foreign key.
-        const ids = [...new Set([...batch.traffic.keys(), ...batch.lastSync.keys()])];
-        const live = new Set((await tx.database.findMany({ where: { id: { in: ids } }, select: { id: true } })).map((d) => d.id));
-        for (const b of buckets) {
-          const { databaseId, siteId } = b;
-          if (!live.has(databaseId)) continue;
-          const bucketStart = new Date(b.bucketStart);
-          await tx.trafficBucket.upsert({
-            where: { databaseId_siteId_bucketStart: { databaseId, siteId, bucketStart } },
-            create: { databaseId, siteId, bucketStart, uploadBytes: b.up, downloadBytes: b.down, requests: b.requests },
-            update: { uploadBytes: { increment: b.up }, downloadBytes: { increment: b.down }, requests: { increment: b.requests } },
-          });
-        }
-        for (const { databaseId, siteId, up, down, lastSyncAt } of deviceOps) {
-          if (!live.has(databaseId)) continue;
-          if (up + down > 0n) {
-            const r = await tx.device.updateMany({ where: { databaseId, siteId }, data: { uploadBytes: { increment: up }, downloadBytes: { increment: down } } });
-            if (r.count > 0) synced.push({ databaseId, siteId });
-          }
-          if (lastSyncAt !== undefined) {
-            const at = new Date(lastSyncAt);
-            // Forward only: another node (or a later write here) may already have written a later one.
-            await tx.device.updateMany({ where: { databaseId, siteId, lastSyncAt: { lt: at } }, data: { lastSyncAt: at } });
-          }
-        }
-      }, { maxWait: 30_000, timeout: 120_000 });
+      // Two multi-row statements per 500 rows, in one short transaction (traffic-sql.ts): every
+      // other control-plane statement of the node waits while it is open (db/prisma.ts).
+      const dialect = dialectOf(prisma);
+      const bucketWrites = bucketIncrements(prisma, dialect, buckets.map((b) => ({
+        databaseId: b.databaseId, siteId: b.siteId, bucketStart: new Date(b.bucketStart), uploadBytes: b.up, downloadBytes: b.down, requests: b.requests, rejectedChanges: 0,
+      })));
+      const deviceWrites = deviceIncrements(prisma, dialect, deviceOps.map((d) => ({
+        databaseId: d.databaseId, siteId: d.siteId, uploadBytes: d.up, downloadBytes: d.down, lastSyncAt: d.lastSyncAt === undefined ? null : new Date(d.lastSyncAt),
+      })));
+      const results = await prisma.$transaction([...bucketWrites, ...deviceWrites]);
+      const moved = new Set(deviceOps.filter((d) => d.up + d.down > 0n).map((d) => `${d.databaseId}\u0000${d.siteId}`));
+      for (const rows of results.slice(bucketWrites.length) as Array<Array<{ databaseId: string; siteId: string }>>) {
+        for (const { databaseId, siteId } of rows) if (moved.has(`${databaseId}\u0000${siteId}`)) synced.push({ databaseId, siteId });
+      }
     } catch (e) {
       synced.length = 0;
       const error = e instanceof Error ? e.message : String(e);
@@ -190,7 +178,15 @@ export function createTrafficBuffer(deps: ServiceDeps, flushMs: number = deps.tr
       schedule();
     },
     flush() {
-      const run = tail.then(writeOut);
+      // Callers that come while a flush runs share the one queued behind it: it has not started,
+      // so it takes what each of them counted (a dashboard polling four reads a second asks for
+      // one flush at a time, not a queue of them).
+      if (next !== null) return next;
+      const run = tail.then(() => {
+        next = null;
+        return writeOut();
+      });
+      next = run;
       tail = run.catch(() => undefined);
       return run;
     },
