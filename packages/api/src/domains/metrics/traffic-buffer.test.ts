@@ -73,6 +73,41 @@ describe.each(providers)('control-plane write-behind on %s', (provider) => {
     expect(await node.devices.getDevice(databaseId, site)).toMatchObject({ uploadBytes: 7n, downloadBytes: 14n });
   });
 
+  test('a flush of 600 sites is two bucket and two device statements; reads during a flush share the next one', async () => {
+    const sites = Array.from({ length: 600 }, () => siteId());
+    for (const s of sites.slice(0, 300)) await node.devices.recordDeviceSeen(databaseId, { siteId: s, credentialKind: 'API_KEY' });
+    for (const s of sites) await node.metrics.recordTraffic(databaseId, s, { uploadBytes: 2, downloadBytes: 1 });
+    const prisma = ctx.deps.prisma;
+    const executes = vi.spyOn(prisma, '$executeRawUnsafe');
+    const queries = vi.spyOn(prisma, '$queryRawUnsafe');
+    const transactions = vi.spyOn(prisma, '$transaction');
+    try {
+      const first = node.flushControlPlane();
+      await vi.waitFor(() => expect(transactions).toHaveBeenCalledTimes(1));
+      // Counted while the first flush runs: five reads ask for one flush behind it, not five.
+      await node.metrics.recordTraffic(databaseId, sites[0]!, { uploadBytes: 5, downloadBytes: 0 });
+      const window = { bucket: 'HOUR' as const, to: new Date(ctx.clock.now() + 60_000) };
+      const reads = await Promise.all(Array.from({ length: 5 }, () => node.metrics.getMetrics(databaseId, window)));
+      await first;
+      expect(transactions).toHaveBeenCalledTimes(2);
+      expect(executes).toHaveBeenCalledTimes(3); // 600 buckets in 2 statements, then 1
+      expect(queries).toHaveBeenCalledTimes(3); // 600 devices in 2, then 1
+      const totals = new Set(reads.map((r) => r.requests));
+      expect(totals.size).toBe(1); // every read saw the same, committed sums
+    } finally {
+      executes.mockRestore();
+      queries.mockRestore();
+      transactions.mockRestore();
+    }
+    const rows = await ctx.deps.prisma.trafficBucket.findMany({ where: { databaseId, siteId: { in: sites } } });
+    expect(rows).toHaveLength(600);
+    expect(rows.reduce((n, r) => n + r.requests, 0)).toBe(601);
+    expect(rows.reduce((n, r) => n + Number(r.uploadBytes), 0)).toBe(1205);
+    const devices = await ctx.deps.prisma.device.findMany({ where: { databaseId, siteId: { in: sites } } });
+    expect(devices).toHaveLength(300); // bytes of sites without a device row create none
+    expect(devices.reduce((n, d) => n + Number(d.uploadBytes), 0)).toBe(605);
+  });
+
   test('events: one metricsChanged per database per flush, SYNCED for a device whose bytes moved', async () => {
     const site = siteId();
     const idle = siteId();
