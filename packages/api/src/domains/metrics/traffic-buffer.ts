@@ -2,7 +2,7 @@
  * Write-behind of the per-request control-plane counters (docs/ARCHITECTURE.md "Devices and
  * traffic"): traffic samples are summed in memory per (database, site, minute bucket), and the
  * throttled `lastSyncAt` of devices (devices.service.ts) waits here too; {@link TrafficBuffer.flush}
- * writes everything pending in one transaction, at most `flushMs` after the first sample (default
+ * writes everything pending in one short transaction of multi-row statements (traffic-sql.ts), at most `flushMs` after the first sample (default
  * 1 s), before every read of metrics or devices on this node, and on close.
  *
  * - Nothing counted is lost on a clean shutdown (`close` flushes); a crash loses at most the
