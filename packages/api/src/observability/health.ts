@@ -83,8 +83,8 @@ export function controlPlaneCheck(prisma: PrismaClient): ReadinessCheck {
 }
 
 /**
- * Every migration shipped with this build is recorded in `_offsync_migrations` (db/migrate.ts).
- * `schema`: the PostgreSQL schema of the control plane (`?schema=` of DATABASE_URL), if any.
+ * Every migration shipped with this build is recorded in `_offsync_migrations` (db/migrate.ts), in
+ * the client's PostgreSQL schema if DATABASE_URL names one (`dialectOf`).
  */
 export function migrationsCheck(prisma: PrismaClient): ReadinessCheck {
   let expected: string[] | undefined;

@@ -64,10 +64,8 @@ export function createMetricsService(deps: ServiceDeps, buffer: TrafficBuffer = 
         if (c === undefined) counts.set(key, { siteId: site, bucketStart: new Date(start), n: 1 });
         else c.n++;
       }
-      // The same multi-row increments as the traffic flush (traffic-sql.ts), in its row order.
-      const rows = [...counts.values()]
-        .sort((a, b) => (a.siteId < b.siteId ? -1 : a.siteId > b.siteId ? 1 : a.bucketStart.getTime() - b.bucketStart.getTime()))
-        .map(({ siteId, bucketStart, n }) => ({ databaseId, siteId, bucketStart, uploadBytes: 0n, downloadBytes: 0n, requests: 0, rejectedChanges: n }));
+      // The same multi-row increments as the traffic flush (traffic-sql.ts).
+      const rows = [...counts.values()].map(({ siteId, bucketStart, n }) => ({ databaseId, siteId, bucketStart, uploadBytes: 0n, downloadBytes: 0n, requests: 0, rejectedChanges: n }));
       await prisma.$transaction(bucketIncrements(prisma, dialectOf(prisma), rows));
       pubsub.publish('metricsChanged', databaseId, { databaseId, at: new Date(latest).toISOString() });
     },

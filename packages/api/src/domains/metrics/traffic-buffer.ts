@@ -2,8 +2,9 @@
  * Write-behind of the per-request control-plane counters (docs/ARCHITECTURE.md "Devices and
  * traffic"): traffic samples are summed in memory per (database, site, minute bucket), and the
  * throttled `lastSyncAt` of devices (devices.service.ts) waits here too; {@link TrafficBuffer.flush}
- * writes everything pending in one short transaction of multi-row statements (traffic-sql.ts), at most `flushMs` after the first sample (default
- * 1 s), before every read of metrics or devices on this node, and on close.
+ * writes everything pending in one short transaction of multi-row statements (traffic-sql.ts), at
+ * most `flushMs` after the first sample (default 1 s), before every read of metrics or devices on
+ * this node, and on close.
  *
  * - Nothing counted is lost on a clean shutdown (`close` flushes); a crash loses at most the
  *   samples of one flush window (and leaves `lastSyncAt` up to the device throttle window old).
@@ -21,6 +22,7 @@
 import type { ServiceDeps } from '../../deps.ts';
 import { dialectOf } from '../../db/prisma.ts';
 import { bucketIncrements, deviceIncrements } from './traffic-sql.ts';
+import type { BucketIncrement, DeviceIncrement } from './traffic-sql.ts';
 
 /** Pending traffic is written at most this long after its first sample. */
 export const TRAFFIC_FLUSH_MS = 1000;
@@ -39,7 +41,6 @@ interface Pending {
   attempts: number;
 }
 
-const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 const empty = (): Pending => ({ traffic: new Map(), lastSync: new Map(), latest: new Map(), attempts: 0 });
 const inner = <K, V>(m: Map<string, Map<K, V>>, k: string): Map<K, V> => {
   let v = m.get(k);
@@ -113,35 +114,36 @@ export function createTrafficBuffer(deps: ServiceDeps, flushMs: number = deps.tr
     pending = empty();
     if (timer !== undefined) { clearTimeout(timer); timer = undefined; }
     const synced: Array<{ databaseId: string; siteId: string }> = [];
-    // Rows are written in one global order (buckets, then devices, each sorted by key), so the
-    // flushes of several nodes over one PostgreSQL control plane cannot deadlock on each other.
-    const buckets: Array<Bucket & { databaseId: string }> = [];
-    for (const [databaseId, m] of batch.traffic) for (const b of m.values()) buckets.push({ ...b, databaseId });
-    buckets.sort((a, b) => cmp(a.databaseId, b.databaseId) || cmp(a.siteId, b.siteId) || a.bucketStart - b.bucketStart);
-    const devices = new Map<string, { databaseId: string; siteId: string; up: bigint; down: bigint; lastSyncAt?: number }>();
-    const deviceOf = (databaseId: string, siteId: string) => {
-      const k = `${databaseId}\u0000${siteId}`;
+    const buckets: BucketIncrement[] = [];
+    const devices = new Map<string, DeviceIncrement>();
+    const deviceKey = (databaseId: string, siteId: string): string => `${databaseId}\u0000${siteId}`;
+    const deviceOf = (databaseId: string, siteId: string): DeviceIncrement => {
+      const k = deviceKey(databaseId, siteId);
       let d = devices.get(k);
-      if (d === undefined) devices.set(k, (d = { databaseId, siteId, up: 0n, down: 0n }));
+      if (d === undefined) devices.set(k, (d = { databaseId, siteId, uploadBytes: 0n, downloadBytes: 0n, lastSyncAt: null }));
       return d;
     };
-    for (const b of buckets) { const d = deviceOf(b.databaseId, b.siteId); d.up += b.up; d.down += b.down; }
-    for (const [databaseId, sites] of batch.lastSync) for (const [siteId, at] of sites) deviceOf(databaseId, siteId).lastSyncAt = at;
-    const deviceOps = [...devices.values()].sort((a, b) => cmp(a.databaseId, b.databaseId) || cmp(a.siteId, b.siteId));
+    for (const [databaseId, m] of batch.traffic) {
+      for (const b of m.values()) {
+        buckets.push({ databaseId, siteId: b.siteId, bucketStart: new Date(b.bucketStart), uploadBytes: b.up, downloadBytes: b.down, requests: b.requests, rejectedChanges: 0 });
+        const d = deviceOf(databaseId, b.siteId);
+        d.uploadBytes += b.up;
+        d.downloadBytes += b.down;
+      }
+    }
+    for (const [databaseId, sites] of batch.lastSync) for (const [siteId, at] of sites) deviceOf(databaseId, siteId).lastSyncAt = new Date(at);
     try {
-      // Two multi-row statements per 500 rows, in one short transaction (traffic-sql.ts): every
-      // other control-plane statement of the node waits while it is open (db/prisma.ts).
+      // Two multi-row statements per 500 rows, in one short transaction (traffic-sql.ts, which
+      // also fixes the row order): every other control-plane statement of the node waits while
+      // it is open (db/prisma.ts).
       const dialect = dialectOf(prisma);
-      const bucketWrites = bucketIncrements(prisma, dialect, buckets.map((b) => ({
-        databaseId: b.databaseId, siteId: b.siteId, bucketStart: new Date(b.bucketStart), uploadBytes: b.up, downloadBytes: b.down, requests: b.requests, rejectedChanges: 0,
-      })));
-      const deviceWrites = deviceIncrements(prisma, dialect, deviceOps.map((d) => ({
-        databaseId: d.databaseId, siteId: d.siteId, uploadBytes: d.up, downloadBytes: d.down, lastSyncAt: d.lastSyncAt === undefined ? null : new Date(d.lastSyncAt),
-      })));
-      const results = await prisma.$transaction([...bucketWrites, ...deviceWrites]);
-      const moved = new Set(deviceOps.filter((d) => d.up + d.down > 0n).map((d) => `${d.databaseId}\u0000${d.siteId}`));
+      const bucketWrites = bucketIncrements(prisma, dialect, buckets);
+      const results = await prisma.$transaction([...bucketWrites, ...deviceIncrements(prisma, dialect, [...devices.values()])]);
       for (const rows of results.slice(bucketWrites.length) as Array<Array<{ databaseId: string; siteId: string }>>) {
-        for (const { databaseId, siteId } of rows) if (moved.has(`${databaseId}\u0000${siteId}`)) synced.push({ databaseId, siteId });
+        for (const { databaseId, siteId } of rows) {
+          const d = devices.get(deviceKey(databaseId, siteId));
+          if (d !== undefined && d.uploadBytes + d.downloadBytes > 0n) synced.push({ databaseId, siteId });
+        }
       }
     } catch (e) {
       synced.length = 0;

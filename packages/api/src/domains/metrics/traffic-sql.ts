@@ -13,8 +13,8 @@
  *   model writes use (the bucket's start is part of its key: the rejection log upserts the same
  *   rows through these statements).
  * - Every write is an increment (or a forward-only `lastSyncAt`), so several nodes' flushes over
- *   one PostgreSQL control plane add up; rows go in the caller's order (sorted), so they cannot
- *   deadlock on each other.
+ *   one PostgreSQL control plane add up; rows are written in one global order (sorted by key
+ *   here, whatever order the caller gives), so they cannot deadlock on each other.
  */
 import { rawTable as table } from '../../db/prisma.ts';
 import type { ControlPlaneDialect, PrismaClient } from '../../db/prisma.ts';
@@ -43,6 +43,10 @@ export interface DeviceIncrement {
 
 type Raw = ReturnType<PrismaClient['$executeRawUnsafe']>;
 
+const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+const byDevice = (a: DeviceIncrement | BucketIncrement, b: DeviceIncrement | BucketIncrement): number =>
+  byText(a.databaseId, b.databaseId) || byText(a.siteId, b.siteId);
+
 function chunks<T>(rows: readonly T[]): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) out.push(rows.slice(i, i + ROWS_PER_STATEMENT));
@@ -65,7 +69,8 @@ function values(dialect: ControlPlaneDialect, rows: number, types: readonly stri
 export function bucketIncrements(prisma: PrismaClient, dialect: ControlPlaneDialect, rows: readonly BucketIncrement[]): Raw[] {
   const t = table(dialect, 'TrafficBucket');
   const cols = ['"uploadBytes"', '"downloadBytes"', '"requests"', '"rejectedChanges"'];
-  return chunks(rows).map((part) => prisma.$executeRawUnsafe(
+  const sorted = [...rows].sort((a, b) => byDevice(a, b) || a.bucketStart.getTime() - b.bucketStart.getTime());
+  return chunks(sorted).map((part) => prisma.$executeRawUnsafe(
     `INSERT INTO ${t} ("databaseId", "siteId", "bucketStart", ${cols.join(', ')}) ` +
       `SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7 ` +
       `FROM ${values(dialect, part.length, ['text', 'text', 'timestamp(3)', 'bigint', 'bigint', 'integer', 'integer'])} AS v ` +
@@ -82,7 +87,7 @@ export function bucketIncrements(prisma: PrismaClient, dialect: ControlPlaneDial
  */
 export function deviceIncrements(prisma: PrismaClient, dialect: ControlPlaneDialect, rows: readonly DeviceIncrement[]): Array<ReturnType<PrismaClient['$queryRawUnsafe']>> {
   const t = table(dialect, 'Device');
-  return chunks(rows).map((part) => prisma.$queryRawUnsafe<Array<{ databaseId: string; siteId: string }>>(
+  return chunks([...rows].sort(byDevice)).map((part) => prisma.$queryRawUnsafe<Array<{ databaseId: string; siteId: string }>>(
     `UPDATE ${t} SET "uploadBytes" = ${t}."uploadBytes" + v.column3, "downloadBytes" = ${t}."downloadBytes" + v.column4, ` +
       `"lastSyncAt" = CASE WHEN ${t}."lastSyncAt" < v.column5 THEN v.column5 ELSE ${t}."lastSyncAt" END ` +
       `FROM ${values(dialect, part.length, ['text', 'text', 'bigint', 'bigint', 'timestamp(3)'])} AS v ` +
