@@ -1,10 +1,12 @@
-import { existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, expect, test } from 'vitest';
 import { CentralDatabases } from './central-databases.ts';
 import { createCentralFile } from './central-file.ts';
+import { CentralWorkers } from './central-worker/pool.ts';
+import { siteOwnersOf } from './site-owners.ts';
 import type { DatabaseTarget } from './sync-deps.ts';
 
 let dir: string;
@@ -119,4 +121,58 @@ test('synchronous NORMAL when the target asks for it', async () => {
   const t = target('a', null, { synchronous: 'NORMAL' });
   createCentralFile(t.path);
   expect((await registry().get('a')).engine.driver.prepare('PRAGMA synchronous').get()).toEqual({ synchronous: 1n });
+});
+
+test('with central workers the main connection never checkpoints: the file\'s worker does, after a write on the main connection', async () => {
+  const t = target('w', null);
+  target('w', createCentralFile(t.path));
+  const workers = new CentralWorkers({ size: 1 });
+  try {
+    dbs = new CentralDatabases((id) => targets.get(id), { workers, checkpointDelayMs: 0 });
+    const db = await dbs.get('w');
+    const main = db.engine.driver;
+    expect(main.prepare('PRAGMA wal_autocheckpoint').getRaw()).toEqual([0n]);
+    // Setup: the owners table in the file itself, so the copy below can be read on its own.
+    siteOwnersOf(db.engine);
+    main.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+    expect(dbs.checkpointing('w')).toBeUndefined();
+    const site = 'ab'.repeat(16);
+    /** The owner of `site` as the database file alone holds it (a copy without its WAL). */
+    const ownerInFile = (): unknown => {
+      const copy = join(dir, 'copy.sqlite');
+      rmSync(`${copy}-wal`, { force: true });
+      rmSync(`${copy}-shm`, { force: true });
+      copyFileSync(t.path, copy);
+      const d = new Database(copy);
+      try {
+        return d.prepare('SELECT owner FROM offsync_site_owners WHERE site_id = ?').pluck().get(Buffer.from(site, 'hex'));
+      } finally {
+        d.close();
+      }
+    };
+    // A first claim of a site: a write on the main connection, committed to the WAL only.
+    await expect(db.claimSite(site, 'apiKey')).resolves.toBe('apiKey');
+    expect(ownerInFile()).toBeUndefined();
+    const checkpoint = dbs.checkpointing('w');
+    expect(checkpoint).toBeDefined();
+    await checkpoint;
+    // The worker's passive checkpoint copied it into the file.
+    expect(ownerInFile()).toBe('apiKey');
+    expect(dbs.checkpointing('w')).toBeUndefined();
+    // A known site writes nothing and schedules nothing.
+    await expect(db.claimSite(site, 'apiKey')).resolves.toBe('apiKey');
+    expect(dbs.checkpointing('w')).toBeUndefined();
+  } finally {
+    dbs.dispose();
+    await workers.dispose();
+  }
+});
+
+test('without central workers the main connection keeps SQLite\'s own checkpoints', async () => {
+  const t = target('a', null);
+  target('a', createCentralFile(t.path));
+  const db = await registry().get('a');
+  expect(db.engine.driver.prepare('PRAGMA wal_autocheckpoint').getRaw()).toEqual([1000n]);
+  await db.claimSite('cd'.repeat(16), 'apiKey');
+  expect(dbs.checkpointing('a')).toBeUndefined();
 });

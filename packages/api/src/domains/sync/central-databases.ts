@@ -14,12 +14,14 @@ import { renameSync, rmSync, statSync } from 'node:fs';
 import { openSyncDatabase } from '@offsync/core/sqlite';
 import { readFileIdentity } from './central-file.ts';
 import { flushDeviceCursors } from './device-cursors.ts';
+import { afterMainWrites } from './main-connection.ts';
 import { PeerState } from './peer-state.ts';
 import { PgCentral, PgCentralDatabase } from './pg-central.ts';
 import type { Central } from './central.ts';
 import { SchemaGate, SqliteCentral } from './sqlite-central.ts';
 import type { SqliteFile } from './sqlite-central.ts';
 import type { CentralWorkers } from './central-worker/pool.ts';
+import type { CentralRef } from './central-worker/protocol.ts';
 import type { PgCentralSettings } from './pg-central.ts';
 import type { DatabaseTarget, SyncDeps, SyncEngine } from './sync-deps.ts';
 import { SyncError } from './sync-errors.ts';
@@ -38,6 +40,8 @@ interface Open extends SqliteFile {
   sidecars: Record<'-wal' | '-shm', { dev: number; ino: number } | undefined>;
   /** When dev/ino were last compared (ms, `now()`). */
   checkedAt: number;
+  /** The worker checkpoint scheduled or running after main-connection writes (see {@link CentralDatabases.checkpointing}). */
+  checkpoint: { timer: ReturnType<typeof setTimeout> | undefined; done: Promise<void>; end: () => void; again: boolean } | undefined;
 }
 
 export interface CentralDatabasesOptions {
@@ -60,6 +64,11 @@ export interface CentralDatabasesOptions {
   openPostgres?: (settings: PgCentralSettings) => Promise<PgCentral>;
   /** Skip the dev/ino check of an open file when the last one is younger than this (default 0: every use). */
   checkIntervalMs?: number;
+  /**
+   * With workers: how long after a write on the main connection the file's worker checkpoints
+   * the WAL (default 1000 ms; one checkpoint for all the writes of that window).
+   */
+  checkpointDelayMs?: number;
   now?: () => number;
 }
 
@@ -84,6 +93,7 @@ export class CentralDatabases {
   /** Databases whose file vanished or was replaced while open → the identity then expected. */
   readonly #refused = new Map<string, string>();
   readonly #checkIntervalMs: number;
+  readonly #checkpointDelayMs: number;
   readonly #now: () => number;
   /** Per database: schema changes wait for its merges and scans, and hold new ones (sqlite-central.ts). */
   readonly #gates = new Map<string, SchemaGate>();
@@ -100,6 +110,7 @@ export class CentralDatabases {
     this.#workers = opts.workers;
     this.#mainBusyTimeoutMs = opts.mainBusyTimeoutMs ?? 100;
     this.#checkIntervalMs = opts.checkIntervalMs ?? 0;
+    this.#checkpointDelayMs = opts.checkpointDelayMs ?? 1000;
     this.#now = opts.now ?? (() => Date.now());
   }
 
@@ -263,7 +274,14 @@ export class CentralDatabases {
       if (identity !== '' && found !== identity) throw fileMissing(id, found === null ? 'carries no identity' : 'carries another identity');
       // Deletions are judged by RLS on the row's last values: keep them (docs/ARCHITECTURE.md "RLS model").
       engine.setKeepTombstoneValues(true);
-      if (this.#workers !== undefined) engine.driver.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.trunc(this.#mainBusyTimeoutMs))}`);
+      if (this.#workers !== undefined) {
+        engine.driver.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.trunc(this.#mainBusyTimeoutMs))}`);
+        // The event loop never checkpoints (a commit that crosses SQLite's 1000-page mark would
+        // copy the whole WAL into the file right there, after a merge: bench/load.ts saw a site
+        // claim block the loop 671 ms). The file's worker does: its merges' commits, and a
+        // passive checkpoint shortly after the main connection writes (claims, cursors).
+        engine.driver.exec('PRAGMA wal_autocheckpoint = 0');
+      }
       const open: Open = {
         path,
         engine,
@@ -275,7 +293,12 @@ export class CentralDatabases {
         ino: st.ino,
         sidecars: { '-wal': fileId(`${path}-wal`), '-shm': fileId(`${path}-shm`) },
         checkedAt: this.#now(),
+        checkpoint: undefined,
       };
+      if (this.#workers !== undefined) {
+        const synchronous = target.synchronous ?? 'FULL';
+        afterMainWrites(engine, () => this.#checkpointSoon(id, open, synchronous));
+      }
       this.#dbs.set(id, open);
       return open;
     } catch (e) {
@@ -284,8 +307,56 @@ export class CentralDatabases {
     }
   }
 
+  /**
+   * The worker checkpoint of `databaseId` scheduled or running after writes on its main
+   * connection, if any: resolves when it is done (or was given up: the file closed, the worker
+   * died). Operations and tests.
+   */
+  checkpointing(databaseId: string): Promise<void> | undefined {
+    return this.#dbs.get(databaseId)?.checkpoint?.done;
+  }
+
+  /** Schedules one passive checkpoint of `file` on its worker (pinned: after the merges before it). */
+  #checkpointSoon(id: string, file: Open, synchronous: 'FULL' | 'NORMAL'): void {
+    const workers = this.#workers;
+    if (workers === undefined || this.#disposed || this.#dbs.get(id) !== file) return;
+    if (file.checkpoint !== undefined) {
+      // Written while the checkpoint runs: one more after it (what it copied may predate this write).
+      if (file.checkpoint.timer === undefined) file.checkpoint.again = true;
+      return;
+    }
+    let finish = (): void => undefined;
+    const done = new Promise<void>((resolve) => (finish = resolve));
+    const cp: NonNullable<Open['checkpoint']> = {
+      timer: undefined,
+      done,
+      again: false,
+      end: () => {
+        if (cp.timer !== undefined) clearTimeout(cp.timer);
+        cp.timer = undefined;
+        if (file.checkpoint !== cp) return;
+        file.checkpoint = undefined;
+        finish();
+        if (cp.again && !this.#disposed && this.#dbs.get(id) === file) this.#checkpointSoon(id, file, synchronous);
+      },
+    };
+    const end = cp.end;
+    cp.timer = setTimeout(() => {
+      cp.timer = undefined;
+      // Still this file at its path (a vanished or replaced one is closed by its next use, not checkpointed).
+      const st = statSync(file.path, { throwIfNoEntry: false });
+      if (this.#disposed || this.#dbs.get(id) !== file || st === undefined || st.dev !== file.dev || st.ino !== file.ino) return end();
+      const db: CentralRef = { path: file.path, synchronous, schemaGeneration: file.schemaGeneration };
+      // A worker that died or a busy file: the next write on the main connection schedules another.
+      workers.run({ kind: 'checkpoint', db }).then(end, end);
+    }, this.#checkpointDelayMs);
+    cp.timer.unref();
+    file.checkpoint = cp;
+  }
+
   #close(id: string, cur: Open): void {
     this.#dbs.delete(id);
+    cur.checkpoint?.end();
     this.#workers?.close(cur.path);
     closeFile(cur.engine);
   }
@@ -295,8 +366,12 @@ export class CentralDatabases {
     this.#disposed = true;
     const closing = [...this.#pgs.values()].map(({ central }) => central.then((c) => c.close(), () => undefined));
     this.#pgs.clear();
-    for (const db of this.#dbs.values()) closeFile(db.engine);
+    const open = [...this.#dbs.values()];
     this.#dbs.clear();
+    for (const db of open) {
+      db.checkpoint?.end();
+      closeFile(db.engine);
+    }
     return Promise.all(closing).then(() => undefined);
   }
 }

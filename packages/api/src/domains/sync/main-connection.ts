@@ -14,16 +14,29 @@ export function isSqliteBusyError(e: unknown): boolean {
   return typeof code === 'string' && (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY_'));
 }
 
+const afterWrites = new WeakMap<SyncEngine, () => void>();
+
+/**
+ * `fn` runs after each write made through {@link withoutBusyWait} on `engine`'s connection. With
+ * central workers the main connection never checkpoints its WAL (central-databases.ts): this is
+ * how the file's worker learns that the main connection wrote and should checkpoint.
+ */
+export function afterMainWrites(engine: SyncEngine, fn: () => void): void {
+  afterWrites.set(engine, fn);
+}
+
 /** `fn` on `engine`'s connection with its busy timeout set to 0 (restored after): refused at once if the lock is held. */
 export function withoutBusyWait<T>(engine: SyncEngine, fn: () => T): T {
   const before = Number(engine.driver.prepare('PRAGMA busy_timeout').getRaw()?.[0] ?? 0);
-  if (before === 0) return fn();
-  engine.driver.exec('PRAGMA busy_timeout = 0');
+  if (before !== 0) engine.driver.exec('PRAGMA busy_timeout = 0');
+  let out: T;
   try {
-    return fn();
+    out = fn();
   } finally {
-    engine.driver.exec(`PRAGMA busy_timeout = ${Math.trunc(before)}`);
+    if (before !== 0) engine.driver.exec(`PRAGMA busy_timeout = ${Math.trunc(before)}`);
   }
+  afterWrites.get(engine)?.();
+  return out;
 }
 
 /**

@@ -27,6 +27,8 @@ export interface CentralRef {
 export type WorkerRequest =
   | { id: number; kind: 'upload'; db: CentralRef; job: UploadJob; policies: Policies | null }
   | { id: number; kind: 'scan'; db: CentralRef; job: ScanJob; principal: Principal; policies: Policies | null; bulk: boolean }
+  /** A PASSIVE checkpoint of the file's WAL on this worker's connection (the main connection never checkpoints). */
+  | { id: number; kind: 'checkpoint'; db: CentralRef }
   | { id: number; kind: 'close'; path: string };
 
 export type WorkerReply =

@@ -45,6 +45,11 @@ function run(m: WorkerRequest): unknown {
       c?.engine.close();
       return null;
     }
+    case 'checkpoint': {
+      // PASSIVE: never waits for readers or writers; copies what no reader still needs.
+      central(m.db).engine.driver.exec('PRAGMA wal_checkpoint(PASSIVE)');
+      return null;
+    }
     case 'upload': {
       const { engine, peers } = central(m.db);
       const p = m.job.principal;
