@@ -3,6 +3,7 @@ import { accessSync, constants, existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { readFileIdentity } from '../sync/central-file.ts';
+import { isSqliteBusyError } from '../sync/main-connection.ts';
 
 export interface ConnectionError { code: string; message: string; retryable: boolean }
 
@@ -30,7 +31,15 @@ export function checkSqliteFile(file: string, now: Date, identity: string | null
       if (identity !== null && found !== identity) {
         return missing('FILE_REPLACED', `The database file ${found === null ? 'carries no identity' : 'carries another identity'}: it is not the file sync wrote to; sync is refused until restoreConnection`);
       }
-      db.exec('BEGIN IMMEDIATE; ROLLBACK');
+      // Writable: take the write lock and give it back, without waiting for it. The connection's
+      // default busy wait (5 s) would block the event loop while a central worker's merge holds
+      // the lock (the dashboards poll this). Held by another writer, the file is in use: writable.
+      db.pragma('busy_timeout = 0');
+      try {
+        db.exec('BEGIN IMMEDIATE; ROLLBACK');
+      } catch (e) {
+        if (!isSqliteBusyError(e)) throw e;
+      }
       // The core engine's metadata (offsync_tables) or the SQLite Sync extension's (cloudsync_*).
       const meta = db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND (name = 'offsync_tables' OR name LIKE 'cloudsync\\_%' ESCAPE '\\')").pluck().get() as number;
       return { ...base, status: 'OK', error: null, extensionInstalled: meta > 0 };
