@@ -2,7 +2,7 @@ import { copyFileSync, existsSync, mkdtempSync, renameSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, beforeEach, expect, test } from 'vitest';
+import { afterEach, beforeEach, expect, test, vi } from 'vitest';
 import { CentralDatabases } from './central-databases.ts';
 import { createCentralFile } from './central-file.ts';
 import { CentralWorkers } from './central-worker/pool.ts';
@@ -175,4 +175,29 @@ test('without central workers the main connection keeps SQLite\'s own checkpoint
   expect(db.engine.driver.prepare('PRAGMA wal_autocheckpoint').getRaw()).toEqual([1000n]);
   await db.claimSite('cd'.repeat(16), 'apiKey');
   expect(dbs.checkpointing('a')).toBeUndefined();
+});
+
+test('first claims arriving in one turn are written in one transaction; the first claimant of a site wins', async () => {
+  const t = target('a', null);
+  target('a', createCentralFile(t.path));
+  const db = await registry().get('a');
+  const transactions = vi.spyOn(db.engine.driver, 'transaction');
+  const sites = Array.from({ length: 50 }, (_, i) => i.toString(16).padStart(32, '0'));
+  const claims = sites.map((s) => db.claimSite(s, 'apiKey'));
+  // The same new site claimed by another principal in the same turn: it lost to the first.
+  const late = db.claimSite(sites[0] as string, 'user:u2');
+  expect(await Promise.all(claims)).toEqual(sites.map(() => 'apiKey'));
+  expect(await late).toBe('apiKey');
+  expect(transactions).toHaveBeenCalledTimes(1);
+  const owners = new Database(t.path, { readonly: true });
+  try {
+    expect(owners.prepare('SELECT count(*) FROM offsync_site_owners').pluck().get()).toBe(50);
+  } finally {
+    owners.close();
+  }
+  // Known sites are reads: no transaction; a new one later is its own batch.
+  expect(await db.claimSite(sites[1] as string, 'user:u3')).toBe('apiKey');
+  expect(transactions).toHaveBeenCalledTimes(1);
+  expect(await db.claimSite('ff'.repeat(16), 'user:u3')).toBe('user:u3');
+  expect(transactions).toHaveBeenCalledTimes(2);
 });

@@ -21,7 +21,7 @@ test('a first claim during a held write lock retries asynchronously and succeeds
   const first = await status('ef'.repeat(16)); // the file is open (opening it writes)
   expect(first.status).toBe(200);
   await first.arrayBuffer();
-  const claims = vi.spyOn(SiteOwners.prototype, 'claim');
+  const claims = vi.spyOn(SiteOwners.prototype, 'claimAll');
   const site = 'cd'.repeat(16);
   const merge = new Database(t.pathOf('claimdb'));
   merge.exec('BEGIN IMMEDIATE');

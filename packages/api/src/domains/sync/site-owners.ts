@@ -47,6 +47,11 @@ export class SiteOwners {
     // Another process may have claimed it between the read and the insert: read the winner.
     return this.ownerOf(siteId) ?? owner;
   }
+
+  /** {@link claim} of each `[siteId, owner]` in order, in one transaction (one commit); the owners after. */
+  claimAll(claims: ReadonlyArray<readonly [siteId: string, owner: string]>, now = Date.now()): string[] {
+    return this.#engine.driver.transaction(() => claims.map(([site, owner]) => this.claim(site, owner, now)));
+  }
 }
 
 const byEngine = new WeakMap<SyncEngine, SiteOwners>();
