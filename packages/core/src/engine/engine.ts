@@ -19,7 +19,7 @@ import { BlockColumns } from './blocks.ts';
 import { changeFeed, FeedCursor } from './extract.ts';
 import { assertFeedAbove, compactMetadata, compactionFloor, dropCompactedKeys, liftCompactedKeys } from './compaction.ts';
 import type { CompactionResult } from './compaction.ts';
-import type { FeedHost, FeedOptions } from './extract.ts';
+import type { Cursor, FeedHost, FeedOptions } from './extract.ts';
 import { BARE_CL, BARE_RECORD_COLUMNS, BASE_METADATA_SQL, LOG_TRIGGER_MARKER, TOMBSTONE_VALUES_SETTING, tombstoneValuesSql, bareRecordValues, cellsTableName, dropBareSql, dropMetaTablesSql, dropTriggersSql, metaTableSql, migrateMetaTablesSql, pkBlobSql, quoteIdent, rowFilterSql, rowsTableName, triggerSql } from './sql-gen.ts';
 import { foldWriteLog, pendingVersions } from './write-log.ts';
 import { createTableContext } from './table-context.ts';
@@ -494,6 +494,30 @@ export class SyncEngine {
   feedCursor(req: FeedRequest = {}): FeedCursor {
     const { host, opts } = this.#feed(req);
     return new FeedCursor(host, opts);
+  }
+
+  /**
+   * Whether the feed after `after` holds at least `n` entries: an estimate for choosing where to
+   * build it (a server's central worker, or the caller's thread), not a count of changes. Row
+   * events and cells above the cursor on their `(db_version, seq)` indexes, plus writes not
+   * folded yet, each count bounded by what is left of `n`: O(min(n, backlog)) index steps, no
+   * fold, no value read. Entries of block columns are not counted.
+   */
+  feedAtLeast(after: Cursor, n: number): boolean {
+    this.#refresh();
+    let left = Math.max(0, Math.trunc(n));
+    if (left === 0) return true;
+    const v = BigInt(after.dbVersion);
+    const seq = BigInt(Math.min(after.seq, Number.MAX_SAFE_INTEGER));
+    const bounded = (from: string, where: string): number => Number(this.driver.prepare(`SELECT count(*) FROM (SELECT 1 FROM ${from}${where} LIMIT ?)`).getRaw(...(where === '' ? [] : [v, seq]), BigInt(left))?.[0] ?? 0);
+    left -= bounded('offsync_write_log', '');
+    for (const ctx of this.#tables.values()) {
+      for (const name of [rowsTableName(ctx.name), cellsTableName(ctx.name)]) {
+        if (left <= 0) return true;
+        left -= bounded(quoteIdent(name), ' WHERE (db_version, seq) > (?, ?)');
+      }
+    }
+    return left <= 0;
   }
 
   /** `encodeChanges([...changes(req)])` without the array and the objects: the same bytes. */
