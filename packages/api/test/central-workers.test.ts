@@ -5,7 +5,7 @@
  * Ordering, not timing: the other requests must COMPLETE while the big upload is still pending,
  * which cannot happen when the merge holds the main thread.
  */
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, expect, test, vi } from 'vitest';
 import { centralRows, http, setupDatabase, startApp, TestDevice } from './data-plane-fixtures.ts';
 import type { RunningApp } from './data-plane-fixtures.ts';
 
@@ -73,4 +73,37 @@ test('a central worker that dies mid-merge fails only that upload (503 server_bu
   const again = await d.upload();
   expect(again.body).not.toHaveProperty('failures');
   expect(centralRows(t, db.databaseId).length).toBe(before + 60_000);
+});
+
+test('a download with thousands of entries left is built in a central worker even within one version; one at the head on the main thread', async () => {
+  const workers = t.app.syncHttp.service.workers;
+  expect(workers).toBeDefined();
+  if (workers === undefined) return;
+  const central = t.app.sync.databases.peek(db.databaseId);
+  const before = central?.dbVersion() ?? 0;
+  // A client that stamps a whole transaction with one version (as SQLite Sync's do): 6,000 rows in
+  // one device version, one central version; the version distance alone says "short".
+  const d = bigDevice(6000);
+  const changes = [...d.engine.changes({ localOnly: true })].map((c, i) => ({ ...c, dbVersion: 1, seq: i }));
+  const payload = d.engine.encodeChanges(changes);
+  expect(payload).not.toBeNull();
+  const up = await http('POST', d.url('apply'), db.apiKey, { blob: Buffer.from(payload ?? new Uint8Array()).toString('base64'), dbVersionMin: 1, dbVersionMax: 1 });
+  expect(up.status).toBe(200);
+  expect(up.body).not.toHaveProperty('failures');
+  const head = central?.dbVersion() ?? 0;
+  expect(head - before).toBeLessThan(10);
+  const run = vi.spyOn(workers, 'run');
+  try {
+    const behind = new TestDevice(t, db.databaseId, db.apiKey);
+    behind.cursor = { dbVersion: before, seq: 0 };
+    expect((await behind.download()).status).toBe(200);
+    expect(run.mock.calls.map(([job]) => job.kind)).toContain('scan');
+    run.mockClear();
+    const current = new TestDevice(t, db.databaseId, db.apiKey);
+    current.cursor = { dbVersion: head, seq: 0 };
+    expect((await current.download()).status).toBe(200);
+    expect(run.mock.calls.map(([job]) => job.kind)).not.toContain('scan');
+  } finally {
+    run.mockRestore();
+  }
 });

@@ -25,6 +25,8 @@ import type { DatabaseTarget, Generation, SyncEngine } from './sync-deps.ts';
 
 /** A download further behind than this many versions filters rows by RLS in bulk (rls-sql.ts). */
 const BULK_FILTER_VERSIONS = 1000;
+/** A download with at least this many feed entries after its cursor is built in a central worker (`SyncEngine.feedAtLeast`). */
+export const LONG_FEED_ENTRIES = 5000;
 /** How long a first claim of a site waits (asynchronously) for the write lock before 503 `server_busy`. */
 export const CLAIM_BUSY_BUDGET_MS = 5000;
 
@@ -243,7 +245,10 @@ export class SqliteCentral implements SynchronousCentral {
         ...(after.dbVersion === 0 && this.peers.get(site) === undefined ? { holdsNothing: true } : {}),
       };
       const policiesOf = deps.policiesOf?.bind(deps);
-      if (bulk && workers !== undefined && policiesOf !== undefined) {
+      // Long: far behind in versions, or thousands of entries left however few versions they span
+      // (a client that stamps a whole transaction with one version).
+      const long = bulk || this.engine.feedAtLeast(after, LONG_FEED_ENTRIES);
+      if (long && workers !== undefined && policiesOf !== undefined) {
         // A long scan (initial sync, far behind) runs in the central worker: the event loop stays free.
         const policies = await policiesOf(this.id, this.engine);
         return await workers.run<ScanResult>({ kind: 'scan', db: this.ref, job, principal, policies, bulk });
