@@ -20,7 +20,7 @@ import type { ApiCall } from './context.ts';
 import type { Resume } from './g3-cursors.ts';
 import type { PageRequest } from '../prebuilt-pages.ts';
 import type { DownloadOptions } from '../sync.service.ts';
-import { parseJsonObject, readBody, sendEmpty, sendJson, sendText } from './io.ts';
+import { parseJsonObject, payloadPlace, readBody, sendEmpty, sendJson, sendJsonWithPayloads, sendText } from './io.ts';
 
 const isJsonGen = (c: ApiCall): boolean => c.generation === 'G2b' || c.generation === 'G3';
 
@@ -242,8 +242,8 @@ async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<v
   const first = r.pages[0];
   if (first === undefined) return sendEmpty(c.res);
   if (first.payload !== undefined && r.complete && r.pages.length === 1) {
-    const data: CheckData = { payload: Buffer.from(first.payload).toString('base64'), watermark: r.watermark, final: true };
-    const n = sendJson(c.res, { data });
+    const data: CheckData = { payload: payloadPlace(0), watermark: r.watermark, final: true };
+    const n = sendJsonWithPayloads(c.res, { data }, [first.payload]);
     state.service.recordTraffic(c.db, c.site, { uploadBytes: 0, downloadBytes: n });
     return;
   }
@@ -252,10 +252,13 @@ async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<v
   const budgets = r.pages.map((_, i) => pageBudget(ramp, i + 1));
   const issuedBudgets = budgets.some((b) => b < ramp.pageBytes) ? budgets : undefined;
   const cursors = await state.cursors.issue(c.db.id, c.site, base, r.pages.map((p) => p.to), issuedBudgets);
+  const payloads: Uint8Array[] = [];
   const chunks = await Promise.all(r.pages.map(async (p, i) => {
     const chunk: CheckChunk = { cursor: cursors[i] ?? 0 };
-    if (p.payload !== undefined) chunk.payload = Buffer.from(p.payload).toString('base64');
-    else {
+    if (p.payload !== undefined) {
+      chunk.payload = payloadPlace(payloads.length);
+      payloads.push(p.payload);
+    } else {
       chunk.url = await state.artifacts.issueDownload(
         c.origin,
         { db: c.db.id, site: c.site, from: [p.from.dbVersion, p.from.seq], to: [p.to.dbVersion, p.to.seq], h: r.schemaHash.toString() },
@@ -271,7 +274,7 @@ async function checkChunks(c: ApiCall, body: Record<string, unknown>): Promise<v
     nextCursor: chunks[chunks.length - 1]?.cursor ?? 0,
   };
   if (r.complete) data.watermark = r.watermark;
-  const n = sendJson(c.res, { data });
+  const n = sendJsonWithPayloads(c.res, { data }, payloads);
   if (inline) state.service.recordTraffic(c.db, c.site, { uploadBytes: 0, downloadBytes: n });
   const last = r.pages[r.pages.length - 1];
   if (!r.complete && last !== undefined && state.prebuilt !== undefined) {

@@ -1,4 +1,5 @@
 /** Small HTTP helpers of the sync routes: bounded bodies, replies, CORS, origin. */
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { applyCors, applyPreflight, corsPolicy, corsPolicyOf, requestOriginOf } from '../../../http/cors.ts';
 import type { CorsOrigins, CorsPolicy } from '../../../http/cors.ts';
@@ -101,6 +102,48 @@ export function sendText(res: ServerResponse, text: string): void {
 
 export function sendJson(res: ServerResponse, value: unknown, status = 200): number {
   const body = Buffer.from(JSON.stringify(value), 'utf8');
+  finish(res, status, body, 'application/json');
+  return body.length;
+}
+
+/** Per process: no string of a reply can be mistaken for a payload's place (`jsonWithPayloads`). */
+const PAYLOAD_MARK = `\u0000offsync-payload-${randomBytes(8).toString('hex')}-`;
+
+/**
+ * Stands in a value for the base64 text of `payloads[i]` in {@link sendJsonWithPayloads}.
+ */
+export function payloadPlace(i: number): string {
+  return `${PAYLOAD_MARK}${i}\u0000`;
+}
+
+/**
+ * The JSON text of `value` with each {@link payloadPlace}`(i)` string replaced by the base64 text
+ * of `payloads[i]`, as bytes. JSON.stringify of a reply holding a page's base64 (megabytes) and
+ * its UTF-8 copy cost ~6 ms a MB here; base64 needs no escaping, so the small rest is stringified
+ * and each payload is encoded once and copied into the body (~1 ms a MB).
+ */
+export function jsonWithPayloads(value: unknown, payloads: readonly Uint8Array[]): Buffer {
+  const json = JSON.stringify(value);
+  const parts: Array<string | Uint8Array> = [];
+  let at = 0;
+  for (let i = 0; i < payloads.length; i++) {
+    const place = JSON.stringify(payloadPlace(i));
+    const found = json.indexOf(place, at);
+    if (found < 0) throw new Error(`jsonWithPayloads: payload ${i} has no place in the value`);
+    parts.push(json.slice(at, found), payloads[i] as Uint8Array);
+    at = found + place.length;
+  }
+  parts.push(json.slice(at));
+  const texts = parts.map((p) => (typeof p === 'string' ? p : `"${Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString('base64')}"`));
+  const body = Buffer.allocUnsafe(texts.reduce((n, t, k) => n + (typeof parts[k] === 'string' ? Buffer.byteLength(t, 'utf8') : t.length), 0));
+  let off = 0;
+  for (let k = 0; k < texts.length; k++) off += typeof parts[k] === 'string' ? body.write(texts[k] as string, off, 'utf8') : body.write(texts[k] as string, off, 'latin1');
+  return body;
+}
+
+/** {@link sendJson} of a value whose payloads stand at {@link payloadPlace}s; returns the body's length. */
+export function sendJsonWithPayloads(res: ServerResponse, value: unknown, payloads: readonly Uint8Array[], status = 200): number {
+  const body = jsonWithPayloads(value, payloads);
   finish(res, status, body, 'application/json');
   return body.length;
 }
