@@ -5,13 +5,14 @@
  * main thread's event loop. SQLite orders its writes with the main thread's connection (WAL: the
  * main thread keeps reading while a merge runs). One job at a time: a worker's jobs are its queue.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort } from 'node:worker_threads';
 import { openSyncDatabase } from '@offsync/core/sqlite';
 import { PeerState } from '../peer-state.ts';
 import type { SyncEngine } from '../sync-deps.ts';
 import { buildJudge, buildPriorFilter, buildRowFilter, buildVisibility } from '../data-plane/rls-build.ts';
 import { RlsEvaluator } from '../data-plane/rls-evaluator.ts';
 import { mergeUpload, scanDownload } from './jobs.ts';
+import type { UploadOutcome } from './jobs.ts';
 import { toWire } from './protocol.ts';
 import type { CentralRef, WorkerReply, WorkerRequest } from './protocol.ts';
 
@@ -37,6 +38,59 @@ function central(ref: CentralRef): { engine: SyncEngine; peers: PeerState } {
   return c;
 }
 
+type UploadRequest = Extract<WorkerRequest, { kind: 'upload' }>;
+
+/** The merge of one upload (its own transaction, or a savepoint inside a group's). */
+function upload(m: UploadRequest, engine: SyncEngine, peers: PeerState): UploadOutcome {
+  const p = m.job.principal;
+  const judge = buildJudge(m.policies, p, engine, evaluator);
+  return mergeUpload(engine, peers, m.job, {
+    judge,
+    canHold: judge === undefined ? undefined : buildRowFilter(m.policies, p, engine, evaluator),
+    visibilityColumns: buildVisibility(m.policies, engine),
+  });
+}
+
+/** Uploads of one file merged in one transaction at most, and their payload bytes (see {@link uploadGroup}): a device's reply waits for the merges grouped with it. */
+const GROUP_COMMIT_MAX = 16;
+const GROUP_COMMIT_MAX_BYTES = 1 << 20;
+
+const payloadBytes = (m: UploadRequest): number => (Array.isArray(m.job.payload) ? m.job.payload.reduce((n, p) => n + p.byteLength, 0) : m.job.payload.byteLength);
+
+/**
+ * Group commit: uploads of one file already queued together are merged in ONE transaction, each
+ * in its own savepoint (mergeUpload's transaction nests), so one commit and one fsync serve them
+ * all. An upload that fails rolls back alone, as it would on its own; the others' replies go out
+ * only after the commit, so nothing is acknowledged before it is durable. When SQLite ends the
+ * whole transaction (I/O error, full disk) or the commit fails, no upload of the group is
+ * acknowledged: each fails as a merge that did not commit (the devices send again).
+ */
+function uploadGroup(ms: readonly UploadRequest[], reply: (r: WorkerReply) => void): void {
+  const first = ms[0] as UploadRequest;
+  let replies: WorkerReply[] = [];
+  try {
+    const { engine, peers } = central(first.db);
+    engine.driver.transaction(() => {
+      for (const m of ms) {
+        try {
+          replies.push({ id: m.id, ok: true, value: upload(m, engine, peers) });
+        } catch (e) {
+          if (!engine.driver.inTransaction) throw e;
+          replies.push({ id: m.id, ok: false, error: toWire(e) });
+        }
+      }
+    });
+  } catch (e) {
+    replies = ms.map((m) => ({ id: m.id, ok: false, error: toWire(e) }));
+  }
+  for (const r of replies) reply(r);
+}
+
+/** Whether `m` may join a group of uploads led by `lead` (same file, same schema generation). */
+function joins(lead: UploadRequest, m: WorkerRequest): m is UploadRequest {
+  return m.kind === 'upload' && m.db.path === lead.db.path && m.db.schemaGeneration === lead.db.schemaGeneration && m.db.synchronous === lead.db.synchronous;
+}
+
 function run(m: WorkerRequest): unknown {
   switch (m.kind) {
     case 'close': {
@@ -52,13 +106,7 @@ function run(m: WorkerRequest): unknown {
     }
     case 'upload': {
       const { engine, peers } = central(m.db);
-      const p = m.job.principal;
-      const judge = buildJudge(m.policies, p, engine, evaluator);
-      return mergeUpload(engine, peers, m.job, {
-        judge,
-        canHold: judge === undefined ? undefined : buildRowFilter(m.policies, p, engine, evaluator),
-        visibilityColumns: buildVisibility(m.policies, engine),
-      });
+      return upload(m, engine, peers);
     }
     case 'scan': {
       const { engine } = central(m.db);
@@ -69,12 +117,28 @@ function run(m: WorkerRequest): unknown {
   }
 }
 
-port.on('message', (m: WorkerRequest) => {
-  let reply: WorkerReply;
+function runOne(m: WorkerRequest): WorkerReply {
   try {
-    reply = { id: m.id, ok: true, value: run(m) as never };
+    return { id: m.id, ok: true, value: run(m) as never };
   } catch (e) {
-    reply = { id: m.id, ok: false, error: toWire(e) };
+    return { id: m.id, ok: false, error: toWire(e) };
   }
-  port.postMessage(reply);
+}
+
+port.on('message', (m: WorkerRequest) => {
+  // Everything queued behind this job, in order (the jobs stay one at a time, in arrival order).
+  const queue: WorkerRequest[] = [m];
+  for (let next = receiveMessageOnPort(port); next !== undefined; next = receiveMessageOnPort(port)) queue.push(next.message as WorkerRequest);
+  const reply = (r: WorkerReply): void => port.postMessage(r);
+  for (let i = 0; i < queue.length; ) {
+    const lead = queue[i] as WorkerRequest;
+    let end = i + 1;
+    if (lead.kind === 'upload') {
+      let bytes = payloadBytes(lead);
+      for (let next = queue[end]; next !== undefined && end - i < GROUP_COMMIT_MAX && joins(lead, next) && (bytes += payloadBytes(next)) <= GROUP_COMMIT_MAX_BYTES; next = queue[end]) end++;
+    }
+    if (end - i > 1) uploadGroup(queue.slice(i, end) as UploadRequest[], reply);
+    else reply(runOne(lead));
+    i = end;
+  }
 });
