@@ -33,7 +33,7 @@ function job(site: string, payload: Uint8Array): UploadJob {
   return { site, payload, window: undefined, principal: { kind: 'apiKey', userId: null, claims: {} }, audience: undefined, strict: false, limits: {}, conflictLog: false, conflictLogOptions: undefined, now: 0 };
 }
 
-test('uploads queued behind a merge share one commit; a refused one fails alone and the rest land', async () => {
+test('uploads queued behind another share one commit; a refused one fails alone and the rest land', async () => {
   const path = join(dir, 'c.sqlite');
   createCentralFile(path);
   const owner = openSyncDatabase(path);
@@ -55,21 +55,25 @@ test('uploads queued behind a merge share one commit; a refused one fails alone 
     const opener = device('open', 1);
     await run(job(opener.site, opener.payload));
     const before = commitsIn(`${path}-wal`);
-    // A long merge, and three uploads posted behind it (queued while it runs): the second is garbage.
-    const head = device('head', 3000);
+    // Four uploads, the third garbage, all posted while this connection holds the write lock: the
+    // worker cannot finish the first before the others are queued behind it.
+    const head = device('head', 50);
     const [a, b] = [device('a', 2), device('b', 2)];
-    const settled = await Promise.allSettled([
+    owner.driver.exec('BEGIN IMMEDIATE');
+    const pending = [
       run(job(head.site, head.payload)),
       run(job(a.site, a.payload)),
       run(job(Buffer.from(openReplica(DDL).siteId).toString('hex'), new Uint8Array([9, 9, 9]))),
       run(job(b.site, b.payload)),
-    ]);
+    ];
+    owner.driver.exec('COMMIT');
+    const settled = await Promise.allSettled(pending);
     expect(settled.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
     expect(settled[2]).toMatchObject({ status: 'rejected', reason: expect.objectContaining({ message: expect.any(String) }) });
-    // One by one that is three commits (the garbage commits nothing); grouped, the three queued
-    // uploads share one (the long one may have led the group or gone alone).
+    // One by one that is three commits (the garbage commits nothing); grouped, the uploads queued
+    // behind the first share one (the first may have led the group or gone alone).
     expect(commitsIn(`${path}-wal`) - before).toBeLessThanOrEqual(2);
-    expect(owner.driver.prepare('SELECT count(*) FROM todos').getRaw()).toEqual([3005n]);
+    expect(owner.driver.prepare('SELECT count(*) FROM todos').getRaw()).toEqual([55n]);
     expect(owner.driver.prepare("SELECT id FROM todos WHERE id GLOB '[ab]-*' ORDER BY id").all().map((r) => r['id'])).toEqual(['a-0', 'a-1', 'b-0', 'b-1']);
   } finally {
     await workers.dispose();
