@@ -12,7 +12,7 @@ import type { ColumnInfo, SchemaIssue } from '../schema/introspect.ts';
 import { columnListSchemaHash, ddlTextSchemaHash, schemaHashFromInt64, schemaHashToInt64 } from '../schema/schema-hash.ts';
 import { uuidv7 } from '../clock/site-id.ts';
 import type { SqlDriver } from '../storage/driver.ts';
-import type { Change, CrdtAlgorithm } from '../types.ts';
+import type { Change, CrdtAlgorithm, SqlValue } from '../types.ts';
 import { mergeChanges } from './apply.ts';
 import type { ApplyOptions, ApplyResult } from './apply.ts';
 import { BlockColumns } from './blocks.ts';
@@ -509,12 +509,13 @@ export class SyncEngine {
     if (left === 0) return true;
     const v = BigInt(after.dbVersion);
     const seq = BigInt(Math.min(after.seq, Number.MAX_SAFE_INTEGER));
-    const bounded = (from: string, where: string): number => Number(this.driver.prepare(`SELECT count(*) FROM (SELECT 1 FROM ${from}${where} LIMIT ?)`).getRaw(...(where === '' ? [] : [v, seq]), BigInt(left))?.[0] ?? 0);
-    left -= bounded('offsync_write_log', '');
+    /** Rows of `source` (a table, filtered), counted up to what is left of `n`. */
+    const upToLeft = (source: string, ...params: SqlValue[]): number => Number(this.driver.prepare(`SELECT count(*) FROM (SELECT 1 FROM ${source} LIMIT ?)`).getRaw(...params, BigInt(left))?.[0] ?? 0);
+    left -= upToLeft('offsync_write_log');
     for (const ctx of this.#tables.values()) {
       for (const name of [rowsTableName(ctx.name), cellsTableName(ctx.name)]) {
         if (left <= 0) return true;
-        left -= bounded(quoteIdent(name), ' WHERE (db_version, seq) > (?, ?)');
+        left -= upToLeft(`${quoteIdent(name)} WHERE (db_version, seq) > (?, ?)`, v, seq);
       }
     }
     return left <= 0;

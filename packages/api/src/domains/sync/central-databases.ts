@@ -340,15 +340,14 @@ export class CentralDatabases {
         if (cp.again && !this.#disposed && this.#dbs.get(id) === file) this.#checkpointSoon(id, file, synchronous);
       },
     };
-    const end = cp.end;
     cp.timer = setTimeout(() => {
       cp.timer = undefined;
       // Still this file at its path (a vanished or replaced one is closed by its next use, not checkpointed).
       const st = statSync(file.path, { throwIfNoEntry: false });
-      if (this.#disposed || this.#dbs.get(id) !== file || st === undefined || st.dev !== file.dev || st.ino !== file.ino) return end();
+      if (this.#disposed || this.#dbs.get(id) !== file || st === undefined || st.dev !== file.dev || st.ino !== file.ino) return cp.end();
       const db: CentralRef = { path: file.path, synchronous, schemaGeneration: file.schemaGeneration };
       // A worker that died or a busy file: the next write on the main connection schedules another.
-      workers.run({ kind: 'checkpoint', db }).then(end, end);
+      workers.run({ kind: 'checkpoint', db }).then(cp.end, cp.end);
     }, this.#checkpointDelayMs);
     cp.timer.unref();
     file.checkpoint = cp;

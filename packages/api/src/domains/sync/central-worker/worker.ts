@@ -86,7 +86,7 @@ function uploadGroup(ms: readonly UploadRequest[], reply: (r: WorkerReply) => vo
   for (const r of replies) reply(r);
 }
 
-/** Whether `m` may join a group of uploads led by `lead` (same file, same schema generation). */
+/** Whether `m` may join a group of uploads led by `lead` (same file, opened alike, same schema generation). */
 function joins(lead: UploadRequest, m: WorkerRequest): m is UploadRequest {
   return m.kind === 'upload' && m.db.path === lead.db.path && m.db.schemaGeneration === lead.db.schemaGeneration && m.db.synchronous === lead.db.synchronous;
 }
@@ -135,7 +135,13 @@ port.on('message', (m: WorkerRequest) => {
     let end = i + 1;
     if (lead.kind === 'upload') {
       let bytes = payloadBytes(lead);
-      for (let next = queue[end]; next !== undefined && end - i < GROUP_COMMIT_MAX && joins(lead, next) && (bytes += payloadBytes(next)) <= GROUP_COMMIT_MAX_BYTES; next = queue[end]) end++;
+      while (end - i < GROUP_COMMIT_MAX) {
+        const next = queue[end];
+        if (next === undefined || !joins(lead, next)) break;
+        bytes += payloadBytes(next);
+        if (bytes > GROUP_COMMIT_MAX_BYTES) break;
+        end++;
+      }
     }
     if (end - i > 1) uploadGroup(queue.slice(i, end) as UploadRequest[], reply);
     else reply(runOne(lead));

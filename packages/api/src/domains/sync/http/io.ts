@@ -124,20 +124,19 @@ export function payloadPlace(i: number): string {
  */
 export function jsonWithPayloads(value: unknown, payloads: readonly Uint8Array[]): Buffer {
   const json = JSON.stringify(value);
-  const parts: Array<string | Uint8Array> = [];
+  const segments: Array<[text: string, encoding: 'utf8' | 'latin1']> = [];
   let at = 0;
-  for (let i = 0; i < payloads.length; i++) {
+  payloads.forEach((p, i) => {
     const place = JSON.stringify(payloadPlace(i));
     const found = json.indexOf(place, at);
     if (found < 0) throw new Error(`jsonWithPayloads: payload ${i} has no place in the value`);
-    parts.push(json.slice(at, found), payloads[i] as Uint8Array);
+    segments.push([json.slice(at, found), 'utf8'], [`"${Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString('base64')}"`, 'latin1']);
     at = found + place.length;
-  }
-  parts.push(json.slice(at));
-  const texts = parts.map((p) => (typeof p === 'string' ? p : `"${Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString('base64')}"`));
-  const body = Buffer.allocUnsafe(texts.reduce((n, t, k) => n + (typeof parts[k] === 'string' ? Buffer.byteLength(t, 'utf8') : t.length), 0));
+  });
+  segments.push([json.slice(at), 'utf8']);
+  const body = Buffer.allocUnsafe(segments.reduce((n, [text, encoding]) => n + Buffer.byteLength(text, encoding), 0));
   let off = 0;
-  for (let k = 0; k < texts.length; k++) off += typeof parts[k] === 'string' ? body.write(texts[k] as string, off, 'utf8') : body.write(texts[k] as string, off, 'latin1');
+  for (const [text, encoding] of segments) off += body.write(text, off, encoding);
   return body;
 }
 
