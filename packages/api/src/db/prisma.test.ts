@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, expect, test, vi } from 'vitest';
 import { migrate } from './migrate.ts';
-import { cacheStatements, createPrismaClient, STATEMENT_CACHE_SIZE } from './prisma.ts';
+import { cacheStatements, createPrismaClient, INLINED_LIMIT_MAX, STATEMENT_CACHE_SIZE } from './prisma.ts';
 
 let dir: string;
 beforeEach(() => {
@@ -44,6 +44,40 @@ test('the control-plane connection prepares each SQL text once; every call gets 
   db.close();
 });
 
+test('a trailing LIMIT ? OFFSET ? bound to small integers runs with the integers in the text; other limits keep their parameters', () => {
+  const db = new Database(':memory:');
+  db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')");
+  const prepare = vi.spyOn(db, 'prepare');
+  const adapter = { client: db };
+  cacheStatements(adapter as never);
+  const client = adapter.client as unknown as { prepare(sql: string): { bind(args: unknown[]): { columns(): Array<{ name: string }>; raw(): { all(): unknown[] } } } };
+  const rows = (sql: string, args: unknown[]): unknown[] => {
+    const s = client.prepare(sql).bind(args);
+    expect(s.columns().map((c) => c.name)).toEqual(['id', 'name']);
+    return s.raw().all();
+  };
+  const paged = 'SELECT id, name FROM t WHERE id > ? ORDER BY id LIMIT ? OFFSET ?';
+  expect(rows(paged, [0, 2, 0])).toEqual([[1, 'a'], [2, 'b']]);
+  expect(rows(paged, [1, 1n, 0n])).toEqual([[2, 'b']]);
+  expect(rows('SELECT id, name FROM t WHERE id = ? LIMIT ?', [3, 1])).toEqual([[3, 'c']]);
+  // What was prepared: each bound text once, and the texts with the integers written in.
+  expect(prepare.mock.calls.map((c) => c[0])).toEqual([
+    paged,
+    'SELECT id, name FROM t WHERE id > ? ORDER BY id LIMIT 2 OFFSET 0',
+    'SELECT id, name FROM t WHERE id > ? ORDER BY id LIMIT 1 OFFSET 0',
+    'SELECT id, name FROM t WHERE id = ? LIMIT ?',
+    'SELECT id, name FROM t WHERE id = ? LIMIT 1',
+  ]);
+  prepare.mockClear();
+  // An offset, a large limit, a limit that is not an integer, one inside a subquery: parameters, as given.
+  expect(rows(paged, [0, 2, 1])).toEqual([[2, 'b'], [3, 'c']]);
+  expect(rows(paged, [0, INLINED_LIMIT_MAX + 1, 0])).toEqual([[1, 'a'], [2, 'b'], [3, 'c']]);
+  expect(rows(paged, [0, '1', 0])).toEqual([[1, 'a']]);
+  expect(rows('SELECT id, name FROM (SELECT id, name FROM t ORDER BY id LIMIT ?) ORDER BY id DESC', [2])).toEqual([[2, 'b'], [1, 'a']]);
+  expect(prepare.mock.calls.map((c) => c[0])).toEqual(['SELECT id, name FROM (SELECT id, name FROM t ORDER BY id LIMIT ?) ORDER BY id DESC']);
+  db.close();
+});
+
 test('a Prisma client on the cached statements answers repeated queries with their own arguments', async () => {
   const target = { provider: 'sqlite' as const, file: join(dir, 'control.db') };
   await migrate(target);
@@ -56,6 +90,11 @@ test('a Prisma client on the cached statements answers repeated queries with the
     }
     await prisma.$transaction([prisma.project.update({ where: { id: 'p-one' }, data: { name: 'uno' } }), prisma.project.delete({ where: { id: 'p-two' } })]);
     expect((await prisma.project.findMany({ orderBy: { id: 'asc' } })).map((p) => p.name)).toEqual(['uno', 'three']);
+    // Pages (LIMIT/OFFSET, written into the text or bound) and firsts.
+    await prisma.project.create({ data: { id: 'p-four', name: 'four', kind: 'SQLITE' } });
+    expect((await prisma.project.findMany({ orderBy: { id: 'asc' }, take: 2 })).map((p) => p.name)).toEqual(['four', 'uno']);
+    expect((await prisma.project.findMany({ orderBy: { id: 'asc' }, take: 2, skip: 1 })).map((p) => p.name)).toEqual(['uno', 'three']);
+    expect((await prisma.project.findFirst({ where: { name: { not: 'uno' } }, orderBy: { id: 'desc' } }))?.name).toBe('three');
   } finally {
     await prisma.$disconnect();
   }
