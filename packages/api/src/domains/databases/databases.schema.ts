@@ -67,7 +67,7 @@ export const DatabaseRef = builder.prismaObject('Database', {
     connection: t.field({
       type: ConnectionRef,
       resolve: async (d, _a, ctx) => {
-        const c = await ctx.services.databases.checkConnection(d.id);
+        const c = await ctx.services.databases.checkConnection(d);
         // Same identity but another inode than the file sync had open: this process refuses it.
         if (c.status !== 'OK' || !ctx.sync.databases.isRefused(d.id, d.fileIdentity)) return c;
         return { ...c, status: 'FILE_MISSING' as const, error: { code: 'FILE_REPLACED', message: 'The database file was deleted or replaced while sync had it open; sync is refused until restoreConnection', retryable: false } };

@@ -8,7 +8,7 @@ import { validateHost, validateIdentifier, validateName, validatePort, validateS
 import type { Database as DatabaseRow } from '../../generated/sqlite/client.ts';
 import { adoptCentralFile, createCentralFile, newFileIdentity, restampCentralFile } from '../sync/central-file.ts';
 import { pgSyncedTables, uninstallPg } from '../tables/pg-tables.ts';
-import { checkPostgres, checkSqliteFile } from './connection.ts';
+import { checkPostgres, checkSqliteFile, CONNECTION_CHECK_MAX_AGE_MS, RecentChecks, sqliteFileFingerprint } from './connection.ts';
 import type { ConnectionStatus, PgSettings } from './connection.ts';
 
 export interface PgConnectionInput {
@@ -31,6 +31,7 @@ export function sqliteDatabasePath(dataDir: string, databaseId: string): string 
 export function createDatabasesService(deps: ServiceDeps) {
   const { prisma, secretBox } = deps;
   const now = () => new Date(deps.clock.now());
+  const recentChecks = new RecentChecks(CONNECTION_CHECK_MAX_AGE_MS, () => deps.clock.now());
 
   /** The password is optional: none on create means the server needs none (trust); none on reconfigure keeps the stored one. */
   function validatePg(input: PgConnectionInput) {
@@ -107,6 +108,7 @@ export function createDatabasesService(deps: ServiceDeps) {
         const file = sqliteDatabasePath(deps.dataDir, id);
         for (const suffix of ['', '-wal', '-shm']) rmSync(file + suffix, { force: true });
       }
+      recentChecks.forget(id);
       return { id, uninstalled };
     },
 
@@ -207,10 +209,21 @@ export function createDatabasesService(deps: ServiceDeps) {
       return { host: db.pgHost, port: db.pgPort, database: db.pgDatabase, user: db.pgUser, password, ssl: db.pgSsl };
     },
 
-    async checkConnection(id: string): Promise<ConnectionStatus> {
-      const db = await service.getDatabase(id);
-      if (db.kind === 'SQLITE') return checkSqliteFile(sqliteDatabasePath(deps.dataDir, id), now(), db.fileIdentity);
-      return checkPostgres(service.pgSettings(db), now());
+    /**
+     * The database's connection: its SQLite file, or its PostgreSQL server. A check made less than
+     * {@link CONNECTION_CHECK_MAX_AGE_MS} ago for the same file (inode, mode, owner, change time)
+     * and identity, or the same settings, answers again (`checkedAt` says when it ran). Enabling
+     * sync (`whyCannotServe`) always checks afresh.
+     */
+    async checkConnection(idOrRow: string | DatabaseRow): Promise<ConnectionStatus> {
+      const db = typeof idOrRow === 'string' ? await service.getDatabase(idOrRow) : idOrRow;
+      if (db.kind === 'SQLITE') {
+        const file = sqliteDatabasePath(deps.dataDir, db.id);
+        return recentChecks.check(db.id, `${sqliteFileFingerprint(file)}|${db.fileIdentity ?? ''}`, () => checkSqliteFile(file, now(), db.fileIdentity));
+      }
+      // The settings as stored (the password by a digest of its ciphertext, which changes with it).
+      const key = JSON.stringify([db.pgHost, db.pgPort, db.pgDatabase, db.pgUser, db.pgSsl, db.pgPasswordEnc === null ? null : sha256Hex(db.pgPasswordEnc)]);
+      return recentChecks.check(db.id, key, () => checkPostgres(service.pgSettings(db), now()));
     },
   };
   return service;
