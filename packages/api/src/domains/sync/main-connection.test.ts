@@ -14,7 +14,7 @@ import { readDeviceStates, recordCursor } from '../devices/device-sync-state.ts'
 import { CURSOR_FLUSH_MS, cursorOf, flushDeviceCursors, pendingCursors } from './device-cursors.ts';
 import { siteOwnersOf } from './site-owners.ts';
 import { toSyncError } from './sync-errors.ts';
-import { isSqliteBusyError, writeWhenFree } from './main-connection.ts';
+import { afterMainWrites, isSqliteBusyError, withoutBusyWait, writeWhenFree } from './main-connection.ts';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -119,4 +119,29 @@ test('a flush refused while another connection holds the write lock keeps the cu
   expect(stored()).toEqual([[A, 4, 0]]);
   expect(pendingCursors(engine).size).toBe(0);
   engine.close();
+});
+
+test("with a worker behind the file (an afterMainWrites hook), the main connection's small writes commit without fsync (synchronous NORMAL) and the setting comes back; without one they keep it", () => {
+  const { engine } = central();
+  engine.driver.exec('PRAGMA synchronous = FULL');
+  const synchronous = () => Number(engine.driver.prepare('PRAGMA synchronous').getRaw()?.[0]);
+  const during: number[] = [];
+  const write = () =>
+    withoutBusyWait(engine, () => {
+      during.push(synchronous());
+      engine.driver.exec("CREATE TABLE IF NOT EXISTS t (x); INSERT INTO t VALUES (1)");
+    });
+  write();
+  let hooked = 0;
+  afterMainWrites(engine, () => hooked++);
+  write();
+  // A write that throws restores it too.
+  expect(() => withoutBusyWait(engine, () => {
+    during.push(synchronous());
+    throw new Error('refused');
+  })).toThrow('refused');
+  expect(during).toEqual([2, 1, 1]); // FULL, then NORMAL under the hook
+  expect(synchronous()).toBe(2);
+  expect(hooked).toBe(1);
+  expect(Number(engine.driver.prepare('SELECT count(*) FROM t').getRaw()?.[0])).toBe(2);
 });
