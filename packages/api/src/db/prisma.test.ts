@@ -44,7 +44,7 @@ test('the control-plane connection prepares each SQL text once; every call gets 
   db.close();
 });
 
-test('a trailing LIMIT ? OFFSET ? bound to small integers runs with the integers in the text; other limits keep their parameters', () => {
+test('the last LIMIT ? OFFSET ? bound to small integers runs with the integers in the text; other limits keep their parameters', () => {
   const db = new Database(':memory:');
   db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')");
   const prepare = vi.spyOn(db, 'prepare');
@@ -60,6 +60,9 @@ test('a trailing LIMIT ? OFFSET ? bound to small integers runs with the integers
   expect(rows(paged, [0, 2, 0])).toEqual([[1, 'a'], [2, 'b']]);
   expect(rows(paged, [1, 1n, 0n])).toEqual([[2, 'b']]);
   expect(rows('SELECT id, name FROM t WHERE id = ? LIMIT ?', [3, 1])).toEqual([[3, 'c']]);
+  // Prisma's count: the limit (-1, none) inside a subquery, nothing bound after it.
+  const counted = 'SELECT id, name FROM (SELECT id, name FROM t WHERE id > ? LIMIT ? OFFSET ?) AS sub ORDER BY id';
+  expect(rows(counted, [1, -1, 0])).toEqual([[2, 'b'], [3, 'c']]);
   // What was prepared: each bound text once, and the texts with the integers written in.
   expect(prepare.mock.calls.map((c) => c[0])).toEqual([
     paged,
@@ -67,14 +70,20 @@ test('a trailing LIMIT ? OFFSET ? bound to small integers runs with the integers
     'SELECT id, name FROM t WHERE id > ? ORDER BY id LIMIT 1 OFFSET 0',
     'SELECT id, name FROM t WHERE id = ? LIMIT ?',
     'SELECT id, name FROM t WHERE id = ? LIMIT 1',
+    counted,
+    'SELECT id, name FROM (SELECT id, name FROM t WHERE id > ? LIMIT -1 OFFSET 0) AS sub ORDER BY id',
   ]);
   prepare.mockClear();
-  // An offset, a large limit, a limit that is not an integer, one inside a subquery: parameters, as given.
+  // An offset, a large limit, a limit that is not an integer, a parameter after the limit, a `?`
+  // in a literal: parameters, as given.
   expect(rows(paged, [0, 2, 1])).toEqual([[2, 'b'], [3, 'c']]);
   expect(rows(paged, [0, INLINED_LIMIT_MAX + 1, 0])).toEqual([[1, 'a'], [2, 'b'], [3, 'c']]);
   expect(rows(paged, [0, '1', 0])).toEqual([[1, 'a']]);
-  expect(rows('SELECT id, name FROM (SELECT id, name FROM t ORDER BY id LIMIT ?) ORDER BY id DESC', [2])).toEqual([[2, 'b'], [1, 'a']]);
-  expect(prepare.mock.calls.map((c) => c[0])).toEqual(['SELECT id, name FROM (SELECT id, name FROM t ORDER BY id LIMIT ?) ORDER BY id DESC']);
+  const after = 'SELECT id, name FROM (SELECT id, name FROM t ORDER BY id LIMIT ?) WHERE id > ? ORDER BY id';
+  expect(rows(after, [2, 1])).toEqual([[2, 'b']]);
+  const literal = "SELECT id, name FROM t WHERE name <> '?' ORDER BY id LIMIT ?";
+  expect(rows(literal, [1])).toEqual([[1, 'a']]);
+  expect(prepare.mock.calls.map((c) => c[0])).toEqual([after, literal]);
   db.close();
 });
 
@@ -95,6 +104,8 @@ test('a Prisma client on the cached statements answers repeated queries with the
     expect((await prisma.project.findMany({ orderBy: { id: 'asc' }, take: 2 })).map((p) => p.name)).toEqual(['four', 'uno']);
     expect((await prisma.project.findMany({ orderBy: { id: 'asc' }, take: 2, skip: 1 })).map((p) => p.name)).toEqual(['uno', 'three']);
     expect((await prisma.project.findFirst({ where: { name: { not: 'uno' } }, orderBy: { id: 'desc' } }))?.name).toBe('three');
+    expect(await prisma.project.count({ where: { name: { not: 'uno' } } })).toBe(2);
+    expect(await prisma.project.count({ where: { name: { not: 'uno' } }, take: 1 })).toBe(1);
   } finally {
     await prisma.$disconnect();
   }

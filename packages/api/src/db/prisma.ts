@@ -193,24 +193,44 @@ interface Better {
 }
 
 /**
- * A statement's trailing `LIMIT ?` / `LIMIT ? OFFSET ?` (Prisma ends every findUnique, findFirst
- * and paged findMany with it): the text before it and how many arguments it takes.
+ * A statement's last `LIMIT ?` / `LIMIT ? OFFSET ?` with no parameter after it: Prisma ends every
+ * findUnique, findFirst and paged findMany with one, and its counts end with one in their
+ * subquery (`… LIMIT ? OFFSET ?) AS sub`).
  */
-const TRAILING_LIMIT = / LIMIT \?( OFFSET \?)?$/;
+const LAST_LIMIT = / LIMIT \?( OFFSET \?)?(?=[^?]*$)/;
 
 /** Largest LIMIT written into a statement's text (with OFFSET 0 only: every other pair keeps its parameters). */
 export const INLINED_LIMIT_MAX = 1000;
 
+/** Where a statement's {@link LAST_LIMIT} is, and how many parameters the text has. */
+interface LimitSite {
+  head: string;
+  tail: string;
+  take: 1 | 2;
+  params: number;
+}
+
+function limitSiteOf(sql: string): LimitSite | undefined {
+  const m = LAST_LIMIT.exec(sql);
+  if (m === null) return undefined;
+  let params = 0;
+  for (let i = sql.indexOf('?'); i !== -1; i = sql.indexOf('?', i + 1)) params++;
+  return { head: sql.slice(0, m.index), tail: sql.slice(m.index + m[0].length), take: m[1] === undefined ? 1 : 2, params };
+}
+
 /**
- * The text of `sql` with its trailing LIMIT/OFFSET parameters written as the integers `args`
- * ends with, and the arguments left; undefined when they are not such (small) integers.
+ * The text with its last LIMIT (and OFFSET) parameters written as the integers bound to them, and
+ * the arguments left; undefined unless they are a LIMIT of -1 (none) to {@link INLINED_LIMIT_MAX}
+ * and an OFFSET of 0, and the text's `?`s are exactly its parameters (a `?` inside a quoted
+ * literal would make the count differ: such a text keeps its parameters).
  */
-function inlineLimit(head: string, take: number, args: readonly unknown[]): { sql: string; args: unknown[] } | undefined {
-  if (args.length < take) return undefined;
+function inlineLimit(site: LimitSite, args: readonly unknown[]): { sql: string; args: unknown[] } | undefined {
+  const { take } = site;
+  if (args.length !== site.params) return undefined;
   const limit = asInteger(args[args.length - take]);
   const offset = take === 2 ? asInteger(args[args.length - 1]) : 0;
-  if (limit === undefined || limit < 0 || limit > INLINED_LIMIT_MAX || offset !== 0) return undefined;
-  return { sql: `${head} LIMIT ${limit}${take === 2 ? ' OFFSET 0' : ''}`, args: args.slice(0, args.length - take) };
+  if (limit === undefined || limit < -1 || limit > INLINED_LIMIT_MAX || offset !== 0) return undefined;
+  return { sql: `${site.head} LIMIT ${limit}${take === 2 ? ' OFFSET 0' : ''}${site.tail}`, args: args.slice(0, args.length - take) };
 }
 
 function asInteger(v: unknown): number | undefined {
@@ -226,7 +246,7 @@ function asInteger(v: unknown): number | undefined {
  * arguments at each call instead of binding them. The adapter runs each statement to completion
  * synchronously (`all`, `run`), so no two uses of one statement overlap.
  *
- * A trailing `LIMIT ? OFFSET ?` bound to small integers (`LIMIT 1 OFFSET 0` for every findUnique)
+ * The last `LIMIT ? OFFSET ?` bound to small integers (`LIMIT 1 OFFSET 0` for every findUnique)
  * runs as a statement with the integers in its text. SQLite (3.53) plans a LIMIT with the value
  * bound to it and marks the statement to be compiled again whenever that parameter is bound:
  * with the parameters, every call recompiled the statement (a `Database` lookup by id measured
@@ -245,15 +265,13 @@ export function cacheStatements(adapter: SqliteAdapter): void {
       return hit;
     }
     const stmt = prepare(sql);
-    const limit = TRAILING_LIMIT.exec(sql);
-    const head = limit === null ? '' : sql.slice(0, limit.index);
-    const take = limit === null ? 0 : limit[1] === undefined ? 1 : 2;
+    const site = limitSiteOf(sql);
     let columns: unknown[] | undefined;
     const out: AdapterStatement = {
       reader: stmt.reader,
       run: () => stmt.run(),
       bind: (args) => {
-        const inlined = take === 0 ? undefined : inlineLimit(head, take, args);
+        const inlined = site === undefined ? undefined : inlineLimit(site, args);
         if (inlined !== undefined) return cached(inlined.sql).bind(inlined.args);
         return {
           reader: stmt.reader,
