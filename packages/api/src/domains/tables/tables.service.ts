@@ -160,6 +160,78 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
     readSchema: readFile,
   };
 
+  /** {@link TablesService.deployTables} without its epilogue. */
+  async function deploy(databaseId: string, names: string[], opts: DeployOptions): Promise<{ added: string[]; removed: string[] }> {
+    const db = await databases.getDatabase(databaseId);
+    const mode: DeployMode = opts.mode ?? 'REPLACE';
+    const requested = [...new Set(names)];
+    const options = new Map<string, TableDeployOptions>();
+    for (const o of opts.options ?? []) {
+      if (mode === 'REMOVE' || !requested.includes(o.table)) {
+        throw new ApiError('VALIDATION_FAILED', `options: table ${o.table} is not among the tables being deployed`, { details: { field: 'options', table: o.table } });
+      }
+      if (o.flags != null && (!Number.isInteger(o.flags) || o.flags < 0 || o.flags > 7)) throw new ApiError('VALIDATION_FAILED', 'options.flags: must be 0–7', { details: { field: 'options', table: o.table } });
+      if (options.has(o.table)) throw new ApiError('VALIDATION_FAILED', `options: table ${o.table} is given twice`, { details: { field: 'options', table: o.table } });
+      options.set(o.table, o);
+    }
+    const plan = (current: string[]): { wanted: string[]; added: string[]; removed: string[] } => {
+      const wanted = mode === 'REPLACE' ? requested : mode === 'ADD' ? [...new Set([...current, ...requested])] : current.filter((n) => !requested.includes(n));
+      return { wanted, added: wanted.filter((n) => !current.includes(n)), removed: current.filter((n) => !wanted.includes(n)) };
+    };
+    if (db.kind === 'POSTGRES') {
+      if ([...options.values()].some((o) => (o.algorithm ?? 'cls') !== 'cls' || (o.flags ?? 0) !== 0)) {
+        throw new ApiError('VALIDATION_FAILED', 'options: POSTGRES databases deploy tables with the cls algorithm and no flags', { details: { field: 'options' } });
+      }
+      const mirrored = (await prisma.syncedTable.findMany({ where: { databaseId } })).map((t) => t.name);
+      const { wanted } = plan(mirrored);
+      // The engine metadata in the database is the truth; the control-plane rows mirror it.
+      const result = await deployPgTables(databases.pgSettings(db), wanted, { blockColumns: (listed, added) => blockColumnsToMark(listed, options, added) });
+      await prisma.$transaction([
+        prisma.syncedTable.deleteMany({ where: { databaseId, name: { notIn: wanted } } }),
+        ...wanted.map((name) => prisma.syncedTable.upsert({
+          where: { databaseId_name: { databaseId, name } },
+          create: { databaseId, name, algorithm: 'cls', deployedAt: new Date(deps.clock.now()) },
+          update: {},
+        })),
+      ]);
+      return result;
+    }
+    const flagsOf = (name: string): number => options.get(name)?.flags ?? 0;
+    // One synchronous section on the owner's connection: read, check, change — nothing interleaves.
+    const { added, removed } = await changeSchema(databaseId, (engine) => {
+      const synced = new Map(engine.listTables().filter((t) => t.synced).map((t) => [t.name, t.algorithm ?? 'cls']));
+      const { added, removed, wanted } = plan([...synced.keys()]);
+      for (const name of wanted) {
+        const algo = options.get(name)?.algorithm;
+        const has = synced.get(name);
+        if (algo != null && has !== undefined && has !== algo) {
+          throw new ApiError('VALIDATION_FAILED', `Table ${name} syncs with ${has}; to change its algorithm, remove it (mode REMOVE) and add it again`, { details: { field: 'options', table: name, code: 'ALGORITHM_CHANGE', reason: 'ALGORITHM_CHANGE' } });
+        }
+      }
+      const listed = engine.listTables();
+      refuseUnsyncable(listed.map((t) => ({ ...t, issues: issuesUnderFlags(t.issues, flagsOf(t.name)) })), added);
+      const blocks = blockColumnsToMark(listed, options, added);
+      try {
+        engine.transaction(() => {
+          for (const name of removed) engine.cleanup(name);
+          for (const name of added) {
+            engine.init(name, options.get(name)?.algorithm ?? 'cls', flagsOf(name));
+            for (const column of blocks.get(name) ?? []) engine.setBlockColumn(name, column);
+          }
+        });
+      } catch (e) {
+        if (isCoreError(e)) throw new ApiError('SCHEMA_ISSUES', e.message, { cause: e, details: { refused: [{ table: String(e.details['table'] ?? ''), issues: [{ rule: e.code, message: e.message }] }] } });
+        throw e;
+      }
+      return { added, removed };
+    });
+    await prisma.$transaction([
+      prisma.syncedTable.deleteMany({ where: { databaseId, name: { in: removed } } }),
+      ...added.map((name) => prisma.syncedTable.create({ data: { databaseId, name, algorithm: options.get(name)?.algorithm ?? 'cls', flags: flagsOf(name), deployedAt: new Date(deps.clock.now()) } })),
+    ]);
+    return { added, removed };
+  }
+
   const service = {
     /** Attaches the owner of the SQLITE central files (the sync service's `CentralDatabases`; composition root). */
     useCentralFileOwner(o: CentralFileOwner): void {
@@ -186,74 +258,12 @@ export function createTablesService(deps: ServiceDeps, databases: DatabasesServi
      * per table when an added table cannot sync (issues waived by its flags excepted).
      */
     async deployTables(databaseId: string, names: string[], opts: DeployOptions = {}): Promise<{ added: string[]; removed: string[] }> {
-      const db = await databases.getDatabase(databaseId);
-      const mode: DeployMode = opts.mode ?? 'REPLACE';
-      const requested = [...new Set(names)];
-      const options = new Map<string, TableDeployOptions>();
-      for (const o of opts.options ?? []) {
-        if (mode === 'REMOVE' || !requested.includes(o.table)) {
-          throw new ApiError('VALIDATION_FAILED', `options: table ${o.table} is not among the tables being deployed`, { details: { field: 'options', table: o.table } });
-        }
-        if (o.flags != null && (!Number.isInteger(o.flags) || o.flags < 0 || o.flags > 7)) throw new ApiError('VALIDATION_FAILED', 'options.flags: must be 0–7', { details: { field: 'options', table: o.table } });
-        if (options.has(o.table)) throw new ApiError('VALIDATION_FAILED', `options: table ${o.table} is given twice`, { details: { field: 'options', table: o.table } });
-        options.set(o.table, o);
+      try {
+        return await deploy(databaseId, names, opts);
+      } finally {
+        // The metadata may be installed or gone now: the next connection check looks again.
+        databases.connectionChanged(databaseId);
       }
-      const plan = (current: string[]): { wanted: string[]; added: string[]; removed: string[] } => {
-        const wanted = mode === 'REPLACE' ? requested : mode === 'ADD' ? [...new Set([...current, ...requested])] : current.filter((n) => !requested.includes(n));
-        return { wanted, added: wanted.filter((n) => !current.includes(n)), removed: current.filter((n) => !wanted.includes(n)) };
-      };
-      if (db.kind === 'POSTGRES') {
-        if ([...options.values()].some((o) => (o.algorithm ?? 'cls') !== 'cls' || (o.flags ?? 0) !== 0)) {
-          throw new ApiError('VALIDATION_FAILED', 'options: POSTGRES databases deploy tables with the cls algorithm and no flags', { details: { field: 'options' } });
-        }
-        const mirrored = (await prisma.syncedTable.findMany({ where: { databaseId } })).map((t) => t.name);
-        const { wanted } = plan(mirrored);
-        // The engine metadata in the database is the truth; the control-plane rows mirror it.
-        const result = await deployPgTables(databases.pgSettings(db), wanted, { blockColumns: (listed, added) => blockColumnsToMark(listed, options, added) });
-        await prisma.$transaction([
-          prisma.syncedTable.deleteMany({ where: { databaseId, name: { notIn: wanted } } }),
-          ...wanted.map((name) => prisma.syncedTable.upsert({
-            where: { databaseId_name: { databaseId, name } },
-            create: { databaseId, name, algorithm: 'cls', deployedAt: new Date(deps.clock.now()) },
-            update: {},
-          })),
-        ]);
-        return result;
-      }
-      const flagsOf = (name: string): number => options.get(name)?.flags ?? 0;
-      // One synchronous section on the owner's connection: read, check, change — nothing interleaves.
-      const { added, removed } = await changeSchema(databaseId, (engine) => {
-        const synced = new Map(engine.listTables().filter((t) => t.synced).map((t) => [t.name, t.algorithm ?? 'cls']));
-        const { added, removed, wanted } = plan([...synced.keys()]);
-        for (const name of wanted) {
-          const algo = options.get(name)?.algorithm;
-          const has = synced.get(name);
-          if (algo != null && has !== undefined && has !== algo) {
-            throw new ApiError('VALIDATION_FAILED', `Table ${name} syncs with ${has}; to change its algorithm, remove it (mode REMOVE) and add it again`, { details: { field: 'options', table: name, code: 'ALGORITHM_CHANGE', reason: 'ALGORITHM_CHANGE' } });
-          }
-        }
-        const listed = engine.listTables();
-        refuseUnsyncable(listed.map((t) => ({ ...t, issues: issuesUnderFlags(t.issues, flagsOf(t.name)) })), added);
-        const blocks = blockColumnsToMark(listed, options, added);
-        try {
-          engine.transaction(() => {
-            for (const name of removed) engine.cleanup(name);
-            for (const name of added) {
-              engine.init(name, options.get(name)?.algorithm ?? 'cls', flagsOf(name));
-              for (const column of blocks.get(name) ?? []) engine.setBlockColumn(name, column);
-            }
-          });
-        } catch (e) {
-          if (isCoreError(e)) throw new ApiError('SCHEMA_ISSUES', e.message, { cause: e, details: { refused: [{ table: String(e.details['table'] ?? ''), issues: [{ rule: e.code, message: e.message }] }] } });
-          throw e;
-        }
-        return { added, removed };
-      });
-      await prisma.$transaction([
-        prisma.syncedTable.deleteMany({ where: { databaseId, name: { in: removed } } }),
-        ...added.map((name) => prisma.syncedTable.create({ data: { databaseId, name, algorithm: options.get(name)?.algorithm ?? 'cls', flags: flagsOf(name), deployedAt: new Date(deps.clock.now()) } })),
-      ]);
-      return { added, removed };
     },
 
     async setRlsMode(databaseId: string, mode: RlsMode) {
