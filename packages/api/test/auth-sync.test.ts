@@ -8,7 +8,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import type { JWK } from 'jose';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, expect, test, vi } from 'vitest';
 import { createAccessToken, http, setupDatabase, startApp } from './data-plane-fixtures.ts';
 import type { RunningApp } from './data-plane-fixtures.ts';
 
@@ -101,4 +101,29 @@ test('access-token claims follow auth_json(): user_id, name, attributes, created
   expect(p).toMatchObject({ kind: 'accessToken', userId: 'u-11', claims: { user_id: 'u-11', name: 't', attributes: { team: 'blue' }, expires_at: null } });
   expect(typeof p?.claims['created_at']).toBe('string');
   expect(await t.app.dataPlane.deps.authenticate(db.databaseId, db.apiKey)).toMatchObject({ kind: 'apiKey', userId: null, claims: {}, credentialId: expect.stringMatching(/^apiKey:/) });
+});
+
+test('a secret is looked up where its prefix says: a token costs no API-key query, a key no access-token query; others both', async () => {
+  const auth = t.app.services.auth;
+  const keys = vi.spyOn(auth, 'verifyApiKey');
+  const tokens = vi.spyOn(auth, 'verifyAccessToken');
+  try {
+    const authenticate = (credential: string) => t.app.dataPlane.deps.authenticate(db.databaseId, credential);
+    const token = await createAccessToken(t, db.databaseId, 'u-12');
+    expect(token.startsWith('ost_')).toBe(true);
+    expect(await authenticate(token)).toMatchObject({ kind: 'accessToken', userId: 'u-12' });
+    const { secret } = await auth.createApiKey(db.databaseId, 'prefix');
+    expect(secret.startsWith('osk_')).toBe(true);
+    expect(await authenticate(secret)).toMatchObject({ kind: 'apiKey' });
+    expect([keys.mock.calls.length, tokens.mock.calls.length]).toEqual([1, 1]);
+    // Unknown secrets of either shape are refused after one look-up; a secret of neither shape is looked up in both.
+    expect(await authenticate(`osk_${'x'.repeat(43)}`)).toBeNull();
+    expect(await authenticate(`ost_${'x'.repeat(43)}`)).toBeNull();
+    expect([keys.mock.calls.length, tokens.mock.calls.length]).toEqual([2, 2]);
+    expect(await authenticate('not-a-prefixed-secret')).toBeNull();
+    expect([keys.mock.calls.length, tokens.mock.calls.length]).toEqual([3, 3]);
+  } finally {
+    keys.mockRestore();
+    tokens.mockRestore();
+  }
 });

@@ -5,6 +5,11 @@ import { ApiError } from '../../errors.ts';
 import { validateName, validateSecret, validateText, validateUrl } from '../../validation.ts';
 import type { DatabasesService } from '../databases/databases.service.ts';
 
+/** What an API key's secret starts with (`osk_…`). */
+export const API_KEY_PREFIX = 'osk';
+/** What an access token's secret starts with (`ost_…`). */
+export const ACCESS_TOKEN_PREFIX = 'ost';
+
 export const JwtMethod = { HS256: 'HS256', JWKS: 'JWKS' } as const;
 export type JwtMethod = (typeof JwtMethod)[keyof typeof JwtMethod];
 
@@ -116,7 +121,7 @@ export function createAuthService(deps: ServiceDeps, databases: DatabasesService
     },
     async createApiKey(databaseId: string, name: string) {
       await databases.getDatabase(databaseId);
-      const secret = generateSecret('osk');
+      const secret = generateSecret(API_KEY_PREFIX);
       const apiKey = await prisma.apiKey.create({
         data: { id: generateId('key', 16), databaseId, name: validateName('name', name), prefix: displayPrefix(secret), hash: sha256Hex(secret), createdAt: now() },
       });
@@ -160,7 +165,7 @@ export function createAuthService(deps: ServiceDeps, databases: DatabasesService
       if (input.expiresAt && input.expiresAt.getTime() <= deps.clock.now()) {
         throw new ApiError('VALIDATION_FAILED', 'expiresAt: must be in the future', { details: { field: 'expiresAt' } });
       }
-      const secret = generateSecret('ost');
+      const secret = generateSecret(ACCESS_TOKEN_PREFIX);
       const accessToken = await prisma.accessToken.create({
         data: {
           id: generateId('tok', 16), databaseId, userId, name: validateText('name', input.name, 128), attributes: json,

@@ -19,6 +19,7 @@
  * process take effect at once, in other processes within the TTL.
  */
 import { verifyJwt } from '../../auth/jwt.ts';
+import { ACCESS_TOKEN_PREFIX, API_KEY_PREFIX } from '../../auth/auth.service.ts';
 import type { Services } from '../../../services.ts';
 import type { DatabaseTarget, Principal } from '../sync-deps.ts';
 import { SyncError } from '../sync-errors.ts';
@@ -71,9 +72,18 @@ export function createAuthenticator(
 async function verifyCredential(services: Services, databaseId: string, credential: string, onError: (m: string, e: unknown) => void): Promise<Principal | null> {
   if (JWT_SHAPE.test(credential)) return verifyJwtCredential(services, databaseId, credential, onError);
 
-  const key = await services.auth.verifyApiKey(databaseId, credential);
-  if (key !== null) return { kind: 'apiKey', userId: null, claims: {}, credentialId: `apiKey:${key.id}` };
+  // The secret's prefix says which table holds it (one control-plane query, not two, for a
+  // token); a secret with neither prefix is looked up in both, as it always was.
+  const token = credential.startsWith(`${ACCESS_TOKEN_PREFIX}_`);
+  if (!token) {
+    const key = await services.auth.verifyApiKey(databaseId, credential);
+    if (key !== null) return { kind: 'apiKey', userId: null, claims: {}, credentialId: `apiKey:${key.id}` };
+    if (credential.startsWith(`${API_KEY_PREFIX}_`)) return null;
+  }
+  return verifiedToken(services, databaseId, credential);
+}
 
+async function verifiedToken(services: Services, databaseId: string, credential: string): Promise<Principal | null> {
   const token = await services.auth.verifyAccessToken(databaseId, credential);
   if (token === null) return null;
   return accessTokenPrincipal(token);
