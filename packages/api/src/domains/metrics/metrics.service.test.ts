@@ -47,6 +47,58 @@ describe.each(providers)('metrics on %s', (provider) => {
     expect((await metrics.usage(projectId, 'PREVIOUS')).uploadBytes).toBe(0);
   });
 
+  test('getMetrics and usage, aggregated in the database, equal the sums of the buckets read one by one (unaligned windows, every bucket size)', async () => {
+    const { metrics } = ctx.services;
+    const db = (await ctx.services.databases.createDatabase({ projectId, name: 'agg' })).id;
+    const sites = Array.from({ length: 5 }, () => siteId());
+    const t0 = Math.floor(ctx.clock.now() / 86_400_000) * 86_400_000;
+    let seed = 7;
+    const rnd = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    for (let i = 0; i < 120; i++) {
+      const at = new Date(t0 + rnd(3 * 86_400_000));
+      await metrics.recordTraffic(db, sites[rnd(sites.length)] as string, { uploadBytes: 1 + rnd(1000), downloadBytes: rnd(50), at });
+    }
+    await metrics.recordRejections(db, [{ siteId: sites[0] as string, at: new Date(t0 + 90_000) }, { siteId: sites[1] as string, at: new Date(t0 + 4_000_000) }]);
+    const reference = async (from: Date, to: Date, size: number) => {
+      const rows = await ctx.deps.prisma.trafficBucket.findMany({ where: { databaseId: db, bucketStart: { gte: from, lt: to } } });
+      const first = Math.floor(from.getTime() / size) * size;
+      const count = Math.ceil((to.getTime() - first) / size);
+      const points = Array.from({ length: count }, () => ({ uploadBytes: 0, downloadBytes: 0, requests: 0, rejectedChanges: 0, sites: new Set<string>() }));
+      for (const r of rows) {
+        const p = points[Math.floor((r.bucketStart.getTime() - first) / size)] as (typeof points)[number];
+        p.uploadBytes += Number(r.uploadBytes);
+        p.downloadBytes += Number(r.downloadBytes);
+        p.requests += r.requests;
+        p.rejectedChanges += r.rejectedChanges;
+        p.sites.add(r.siteId);
+      }
+      return { activeDevices: new Set(rows.map((r) => r.siteId)).size, uploadBytes: rows.reduce((n, r) => n + Number(r.uploadBytes), 0), series: points.map(({ sites: s, ...p }) => ({ ...p, activeDevices: s.size })) };
+    };
+    const windows: Array<[number, number, 'MINUTE' | 'HOUR' | 'DAY', number]> = [
+      [t0 + 37_123, t0 + 37_123 + 1000 * 60_000, 'MINUTE', 60_000],
+      [t0 - 1234, t0 + 2 * 86_400_000 + 999, 'HOUR', 3_600_000],
+      [t0 + 5 * 3_600_000 + 1, t0 + 3 * 86_400_000, 'DAY', 86_400_000],
+      [t0 + 60_000, t0 + 120_000, 'HOUR', 3_600_000],
+    ];
+    for (const [f, t, bucket, size] of windows) {
+      const m = await metrics.getMetrics(db, { from: new Date(f), to: new Date(t), bucket });
+      const ref = await reference(new Date(f), new Date(t), size);
+      expect({ activeDevices: m.activeDevices, uploadBytes: m.uploadBytes, series: m.series.map(({ start: _s, ...p }) => p) }).toEqual(ref);
+      expect(m.series[0]?.start.getTime()).toBe(Math.floor(f / size) * size);
+    }
+    const all = await ctx.deps.prisma.trafficBucket.findMany({ where: { databaseId: db } });
+    expect(all.length).toBeGreaterThan(50);
+    const usage = await metrics.usage(projectId, 'CURRENT');
+    const inPeriod = await ctx.deps.prisma.trafficBucket.findMany({ where: { database: { projectId }, bucketStart: { gte: usage.periodStart, lt: usage.periodEnd } } });
+    const mine = inPeriod.filter((r) => r.databaseId === db);
+    expect(usage.databases.find((d) => d.databaseId === db)).toEqual({
+      databaseId: db, uploadBytes: mine.reduce((n, r) => n + Number(r.uploadBytes), 0), downloadBytes: mine.reduce((n, r) => n + Number(r.downloadBytes), 0),
+      requests: mine.reduce((n, r) => n + r.requests, 0), activeDevices: new Set(mine.map((r) => r.siteId)).size,
+    });
+    expect(usage.requests).toBe(inPeriod.reduce((n, r) => n + r.requests, 0));
+    expect(all.some((r) => r.rejectedChanges > 0)).toBe(true);
+  });
+
   test('recordRejections counts refused changes per site and minute, without touching requests or bytes', async () => {
     const { metrics } = ctx.services;
     const db = (await ctx.services.databases.createDatabase({ projectId, name: 'rejections' })).id;

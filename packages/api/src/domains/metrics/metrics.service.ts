@@ -7,7 +7,7 @@ import type { UsagePeriod } from './period.ts';
 import { throttledSnapshots } from './throttle.ts';
 import { dialectOf } from '../../db/prisma.ts';
 import { createTrafficBuffer } from './traffic-buffer.ts';
-import { bucketIncrements } from './traffic-sql.ts';
+import { bucketIncrements, pointSums, rangeSums } from './traffic-sql.ts';
 import type { TrafficBuffer } from './traffic-buffer.ts';
 
 export const MetricsBucket = { MINUTE: 'MINUTE', HOUR: 'HOUR', DAY: 'DAY' } as const;
@@ -80,27 +80,19 @@ export function createMetricsService(deps: ServiceDeps, buffer: TrafficBuffer = 
       const count = Math.ceil((to.getTime() - first) / size);
       if (count > MAX_POINTS) throw new ApiError('VALIDATION_FAILED', `bucket: range needs ${count} points, at most ${MAX_POINTS}; use a larger bucket`, { details: { field: 'bucket' } });
       await buffer.settle(); // what this node counted is in the answer
-      const rows = await prisma.trafficBucket.findMany({ where: { databaseId, bucketStart: { gte: from, lt: to } } });
-      const points = Array.from({ length: count }, (_, i) => ({ start: new Date(first + i * size), uploadBytes: 0, downloadBytes: 0, requests: 0, rejectedChanges: 0, sites: new Set<string>() }));
-      const sites = new Set<string>();
-      let uploadBytes = 0, downloadBytes = 0, requests = 0, rejectedChanges = 0;
-      for (const r of rows) {
-        const p = points[Math.floor((r.bucketStart.getTime() - first) / size)];
+      // Aggregated in the database (traffic-sql.ts): a point's sums and distinct sites, the range's distinct sites.
+      const points = Array.from({ length: count }, (_, i) => ({ start: new Date(first + i * size), uploadBytes: 0, downloadBytes: 0, requests: 0, rejectedChanges: 0, activeDevices: 0 }));
+      const bounds = points.map((p, i) => ({ from: i === 0 ? from : p.start, to: i === count - 1 ? to : new Date(p.start.getTime() + size) }));
+      const dialect = dialectOf(prisma);
+      for (const s of await pointSums(prisma, dialect, databaseId, bounds)) {
+        const p = points[s.point];
         if (p === undefined) continue;
-        p.uploadBytes += Number(r.uploadBytes);
-        p.downloadBytes += Number(r.downloadBytes);
-        p.requests += r.requests;
-        p.rejectedChanges += r.rejectedChanges;
-        p.sites.add(r.siteId);
-        sites.add(r.siteId);
-        uploadBytes += Number(r.uploadBytes);
-        downloadBytes += Number(r.downloadBytes);
-        requests += r.requests;
-        rejectedChanges += r.rejectedChanges;
+        Object.assign(p, { uploadBytes: s.uploadBytes, downloadBytes: s.downloadBytes, requests: s.requests, rejectedChanges: s.rejectedChanges, activeDevices: s.sites });
       }
+      const total = (await rangeSums(prisma, dialect, [databaseId], from, to)).get(databaseId);
       return {
-        databaseId, from, to, bucket, activeDevices: sites.size, uploadBytes, downloadBytes, requests, rejectedChanges,
-        series: points.map(({ sites: s, ...p }) => ({ ...p, activeDevices: s.size })),
+        databaseId, from, to, bucket, activeDevices: total?.sites ?? 0, uploadBytes: total?.uploadBytes ?? 0, downloadBytes: total?.downloadBytes ?? 0,
+        requests: total?.requests ?? 0, rejectedChanges: total?.rejectedChanges ?? 0, series: points,
       };
     },
 
@@ -111,17 +103,12 @@ export function createMetricsService(deps: ServiceDeps, buffer: TrafficBuffer = 
       const { start, end } = billingPeriod(deps.clock.now(), deps.billingPeriodStartDay, period);
       const ids = project.databases.map((d) => d.id);
       await buffer.settle();
-      const rows = await prisma.trafficBucket.findMany({ where: { databaseId: { in: ids }, bucketStart: { gte: start, lt: end } } });
-      const per = new Map(ids.map((id) => [id, { databaseId: id, uploadBytes: 0, downloadBytes: 0, requests: 0, sites: new Set<string>() }]));
-      for (const r of rows) {
-        const d = per.get(r.databaseId);
-        if (d === undefined) continue;
-        d.uploadBytes += Number(r.uploadBytes);
-        d.downloadBytes += Number(r.downloadBytes);
-        d.requests += r.requests;
-        d.sites.add(r.siteId);
-      }
-      const databases = [...per.values()].map(({ sites, ...d }) => ({ ...d, activeDevices: sites.size }));
+      const sums = await rangeSums(prisma, dialectOf(prisma), ids, start, end);
+      const per = new Map(ids.map((id) => {
+        const d = sums.get(id);
+        return [id, { databaseId: id, uploadBytes: d?.uploadBytes ?? 0, downloadBytes: d?.downloadBytes ?? 0, requests: d?.requests ?? 0, activeDevices: d?.sites ?? 0 }];
+      }));
+      const databases = [...per.values()];
       const sum = (k: 'uploadBytes' | 'downloadBytes' | 'requests' | 'activeDevices') => databases.reduce((a, d) => a + d[k], 0);
       return {
         projectId, period, periodStart: start, periodEnd: end,

@@ -96,3 +96,62 @@ export function deviceIncrements(prisma: PrismaClient, dialect: ControlPlaneDial
     ...part.flatMap((d) => [d.databaseId, d.siteId, d.uploadBytes, d.downloadBytes, d.lastSyncAt]),
   ));
 }
+
+/** The sums of one point of a metrics series and the sites that made them. */
+export interface PointSums {
+  /** The point's index in the series. */
+  point: number;
+  uploadBytes: number;
+  downloadBytes: number;
+  requests: number;
+  rejectedChanges: number;
+  /** Distinct sites with a bucket in the point. */
+  sites: number;
+}
+
+/** Points per statement: 3 parameters each, far below SQLite's 32,766 and PostgreSQL's 65,535 (a series has at most 2,000). */
+const POINTS_PER_STATEMENT = 2000;
+
+/**
+ * The sums of `databaseId`'s buckets in each of `points` (`[from, to)` each), aggregated in the
+ * database: one row per point that has any bucket. A dashboard's 24 h of 1,000 busy devices is
+ * 1.44 M minute buckets; read row by row into the process it took seconds of the event loop.
+ */
+export async function pointSums(prisma: PrismaClient, dialect: ControlPlaneDialect, databaseId: string, points: ReadonlyArray<{ from: Date; to: Date }>): Promise<PointSums[]> {
+  const t = table(dialect, 'TrafficBucket');
+  const out: PointSums[] = [];
+  for (let at = 0; at < points.length; at += POINTS_PER_STATEMENT) {
+    const part = points.slice(at, at + POINTS_PER_STATEMENT);
+    const id = dialect.provider === 'postgresql' ? `CAST($${3 * part.length + 1} AS text)` : '?';
+    const rows = await prisma.$queryRawUnsafe<Array<Record<string, unknown>>>(
+      `SELECT p.column1 AS point, SUM(b."uploadBytes") AS up, SUM(b."downloadBytes") AS down, SUM(b."requests") AS req, ` +
+        `SUM(b."rejectedChanges") AS rej, COUNT(DISTINCT b."siteId") AS sites ` +
+        `FROM ${values(dialect, part.length, ['integer', 'timestamp(3)', 'timestamp(3)'])} AS p ` +
+        `JOIN ${t} b ON b."databaseId" = ${id} AND b."bucketStart" >= p.column2 AND b."bucketStart" < p.column3 ` +
+        `GROUP BY p.column1`,
+      ...part.flatMap((p, i) => [at + i, p.from, p.to]),
+      databaseId,
+    );
+    for (const r of rows) {
+      out.push({ point: Number(r['point']), uploadBytes: Number(r['up'] ?? 0), downloadBytes: Number(r['down'] ?? 0), requests: Number(r['req'] ?? 0), rejectedChanges: Number(r['rej'] ?? 0), sites: Number(r['sites'] ?? 0) });
+    }
+  }
+  return out;
+}
+
+/** Sums and distinct sites of each of `databaseIds`' buckets in `[from, to)`, aggregated in the database. */
+export async function rangeSums(prisma: PrismaClient, dialect: ControlPlaneDialect, databaseIds: readonly string[], from: Date, to: Date): Promise<Map<string, Omit<PointSums, 'point'>>> {
+  const t = table(dialect, 'TrafficBucket');
+  const pg = dialect.provider === 'postgresql';
+  const out = new Map<string, Omit<PointSums, 'point'>>();
+  for (const databaseId of databaseIds) {
+    const rows = await prisma.$queryRawUnsafe<Array<Record<string, unknown>>>(
+      `SELECT SUM("uploadBytes") AS up, SUM("downloadBytes") AS down, SUM("requests") AS req, SUM("rejectedChanges") AS rej, COUNT(DISTINCT "siteId") AS sites ` +
+        `FROM ${t} WHERE "databaseId" = ${pg ? 'CAST($1 AS text)' : '?'} AND "bucketStart" >= ${pg ? 'CAST($2 AS timestamp(3))' : '?'} AND "bucketStart" < ${pg ? 'CAST($3 AS timestamp(3))' : '?'}`,
+      databaseId, from, to,
+    );
+    const r = rows[0] ?? {};
+    out.set(databaseId, { uploadBytes: Number(r['up'] ?? 0), downloadBytes: Number(r['down'] ?? 0), requests: Number(r['req'] ?? 0), rejectedChanges: Number(r['rej'] ?? 0), sites: Number(r['sites'] ?? 0) });
+  }
+  return out;
+}
