@@ -80,7 +80,7 @@ export function createMetricsService(deps: ServiceDeps, buffer: TrafficBuffer = 
       const count = Math.ceil((to.getTime() - first) / size);
       if (count > MAX_POINTS) throw new ApiError('VALIDATION_FAILED', `bucket: range needs ${count} points, at most ${MAX_POINTS}; use a larger bucket`, { details: { field: 'bucket' } });
       await buffer.settle(); // what this node counted is in the answer
-      // Aggregated in the database (traffic-sql.ts): a point's sums and distinct sites, the range's distinct sites.
+      // Aggregated in the database (traffic-sql.ts): each point's sums and distinct sites.
       const points = Array.from({ length: count }, (_, i) => ({ start: new Date(first + i * size), uploadBytes: 0, downloadBytes: 0, requests: 0, rejectedChanges: 0, activeDevices: 0 }));
       const bounds = points.map((p, i) => ({ from: i === 0 ? from : p.start, to: i === count - 1 ? to : new Date(p.start.getTime() + size) }));
       const dialect = dialectOf(prisma);
@@ -89,10 +89,13 @@ export function createMetricsService(deps: ServiceDeps, buffer: TrafficBuffer = 
         if (p === undefined) continue;
         Object.assign(p, { uploadBytes: s.uploadBytes, downloadBytes: s.downloadBytes, requests: s.requests, rejectedChanges: s.rejectedChanges, activeDevices: s.sites });
       }
-      const total = (await rangeSums(prisma, dialect, [databaseId], from, to)).get(databaseId);
+      // The totals are the series' own sums (a flush between the two statements cannot make them
+      // disagree); only the distinct sites of the whole range need the database again.
+      const total = (k: 'uploadBytes' | 'downloadBytes' | 'requests' | 'rejectedChanges'): number => points.reduce((n, p) => n + p[k], 0);
+      const activeDevices = (await rangeSums(prisma, dialect, [databaseId], from, to)).get(databaseId)?.sites ?? 0;
       return {
-        databaseId, from, to, bucket, activeDevices: total?.sites ?? 0, uploadBytes: total?.uploadBytes ?? 0, downloadBytes: total?.downloadBytes ?? 0,
-        requests: total?.requests ?? 0, rejectedChanges: total?.rejectedChanges ?? 0, series: points,
+        databaseId, from, to, bucket, activeDevices, uploadBytes: total('uploadBytes'), downloadBytes: total('downloadBytes'),
+        requests: total('requests'), rejectedChanges: total('rejectedChanges'), series: points,
       };
     },
 
