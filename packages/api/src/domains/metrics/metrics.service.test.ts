@@ -127,6 +127,37 @@ describe.each(providers)('metrics on %s', (provider) => {
     await it.return(undefined);
   });
 
+  test('subscribers of one database and window share a snapshot taken after they learned of the change', async () => {
+    const { metrics } = ctx.services;
+    const snapshots = vi.spyOn(metrics, 'getMetrics');
+    const a = metrics.subscribe(databaseId, { bucket: 'HOUR' });
+    const b = metrics.subscribe(databaseId, { bucket: 'HOUR' });
+    const other = metrics.subscribe(databaseId, { bucket: 'DAY' });
+    try {
+      // Both subscribed before the first snapshot started: they share it; another window has its own.
+      const [a1, b1] = [await a.next(), await b.next()];
+      await other.next();
+      expect(b1.value).toBe(a1.value);
+      expect(snapshots).toHaveBeenCalledTimes(2);
+      const [a2, b2] = [a.next(), b.next()];
+      await metrics.recordTraffic(databaseId, siteId(), { uploadBytes: 3, downloadBytes: 0 });
+      const [av, bv] = [(await a2).value, (await b2).value];
+      expect(av?.requests).toBe((a1.value?.requests ?? 0) + 1);
+      expect(bv).toBe(av); // one read for both
+      expect(snapshots.mock.calls.filter((c) => c[1]?.bucket === 'HOUR')).toHaveLength(2);
+      // A subscriber that starts now does not get the earlier snapshot: it was taken before it started.
+      const late = metrics.subscribe(databaseId, { bucket: 'HOUR' });
+      expect((await late.next()).value).not.toBe(av);
+      await late.return(undefined);
+      expect(snapshots.mock.calls.filter((c) => c[1]?.bucket === 'HOUR')).toHaveLength(3);
+    } finally {
+      snapshots.mockRestore();
+      await a.return(undefined);
+      await b.return(undefined);
+      await other.return(undefined);
+    }
+  });
+
   test('subscribe pushes on change only: notifications that change nothing send nothing', async () => {
     const { metrics, devices } = ctx.services;
     const site = siteId();

@@ -14,6 +14,8 @@ export const MetricsBucket = { MINUTE: 'MINUTE', HOUR: 'HOUR', DAY: 'DAY' } as c
 export type MetricsBucket = (typeof MetricsBucket)[keyof typeof MetricsBucket];
 const bucketMs: Record<MetricsBucket, number> = { MINUTE: 60_000, HOUR: 3_600_000, DAY: 86_400_000 };
 const MAX_POINTS = 2000;
+/** Live-subscription snapshots kept for sharing (one per database and window subscribed). */
+const MAX_SHARED_SNAPSHOTS = 1000;
 
 export interface TrafficSample { uploadBytes: number; downloadBytes: number; at?: Date }
 /** One change refused on its own by the merge (an entry of the rejection log). */
@@ -26,6 +28,10 @@ export interface MetricsSnapshot {
 
 export function createMetricsService(deps: ServiceDeps, buffer: TrafficBuffer = createTrafficBuffer(deps)) {
   const { prisma, pubsub } = deps;
+
+  /** The last snapshot taken per (database, bucket, window) for the live subscriptions, and a counter ordering them. */
+  const recentSnapshots = new Map<string, { seq: number; value: Promise<MetricsSnapshot> }>();
+  let snapshotsStarted = 0;
 
   const service = {
     /**
@@ -119,16 +125,40 @@ export function createMetricsService(deps: ServiceDeps, buffer: TrafficBuffer = 
       };
     },
 
-    /** Live snapshots for the `metrics` subscription (last 24 h by hour unless told otherwise), each one different from the last. */
+    /**
+     * Live snapshots for the `metrics` subscription (last 24 h by hour unless told otherwise), each
+     * one different from the last. Subscribers of the same database and window share a snapshot
+     * that was taken after they learned of the change (several dashboards: one read per change).
+     */
     subscribe(databaseId: string, args: { bucket?: MetricsBucket | null; windowMs?: number } = {}): AsyncGenerator<MetricsSnapshot> {
       const windowMs = args.windowMs ?? 86_400_000;
-      const snapshot = () => {
+      const bucket = args.bucket ?? 'HOUR';
+      const key = `${databaseId} ${bucket} ${windowMs}`;
+      /** Snapshots started when this subscriber last learned of a change: only a later one shows it. */
+      let seen = snapshotsStarted;
+      const snapshot = (): Promise<MetricsSnapshot> => {
+        const last = recentSnapshots.get(key);
+        if (last !== undefined && last.seq > seen) return last.value;
         const to = new Date(deps.clock.now() + 1);
-        return service.getMetrics(databaseId, { from: new Date(to.getTime() - windowMs), to, bucket: args.bucket ?? 'HOUR' });
+        const entry = { seq: ++snapshotsStarted, value: service.getMetrics(databaseId, { from: new Date(to.getTime() - windowMs), to, bucket }) };
+        recentSnapshots.delete(key);
+        recentSnapshots.set(key, entry);
+        if (recentSnapshots.size > MAX_SHARED_SNAPSHOTS) recentSnapshots.delete(recentSnapshots.keys().next().value ?? key);
+        entry.value.catch(() => {
+          if (recentSnapshots.get(key) === entry) recentSnapshots.delete(key);
+        });
+        return entry.value;
       };
+      const changes = pubsub.subscribe('metricsChanged', databaseId);
+      const events = (async function* () {
+        for await (const e of changes) {
+          seen = snapshotsStarted;
+          yield e;
+        }
+      })();
       // Pushed on change only: `from`/`to` move with the clock, the counters and series are what changed.
       const keyOf = (m: MetricsSnapshot): string => JSON.stringify({ ...m, from: undefined, to: undefined });
-      return throttledSnapshots(pubsub.subscribe('metricsChanged', databaseId), snapshot, deps.metricsThrottleMs, Date.now, keyOf);
+      return throttledSnapshots(events, snapshot, deps.metricsThrottleMs, Date.now, keyOf);
     },
   };
   return service;
