@@ -12,15 +12,21 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-test('the control-plane connection prepares each SQL text once; every call gets its own arguments', () => {
+/** An in-memory connection with `statements` run, under `cacheStatements`, and a spy on its real `prepare`. */
+function cachedConnection(statements: string) {
   const db = new Database(':memory:');
-  db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)');
+  db.exec(statements);
   const prepare = vi.spyOn(db, 'prepare');
   const adapter = { client: db };
   cacheStatements(adapter as never);
   const client = adapter.client as unknown as {
     prepare(sql: string): { reader: boolean; run(): unknown; bind(args: unknown[]): { reader: boolean; columns(): Array<{ name: string }>; raw(): { all(): unknown[] }; run(): { changes: number } } };
   };
+  return { db, prepare, client };
+}
+
+test('the control-plane connection prepares each SQL text once; every call gets its own arguments', () => {
+  const { db, prepare, client } = cachedConnection('CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)');
   // As the adapter does: prepare(sql).bind(args), then run() or columns() + raw().all().
   expect(client.prepare('INSERT INTO t (id, name) VALUES (?, ?)').bind([1, 'a']).run()).toMatchObject({ changes: 1 });
   expect(client.prepare('INSERT INTO t (id, name) VALUES (?, ?)').bind([2, 'b']).run()).toMatchObject({ changes: 1 });
@@ -45,12 +51,7 @@ test('the control-plane connection prepares each SQL text once; every call gets 
 });
 
 test('the last LIMIT ? OFFSET ? bound to small integers runs with the integers in the text; other limits keep their parameters', () => {
-  const db = new Database(':memory:');
-  db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')");
-  const prepare = vi.spyOn(db, 'prepare');
-  const adapter = { client: db };
-  cacheStatements(adapter as never);
-  const client = adapter.client as unknown as { prepare(sql: string): { bind(args: unknown[]): { columns(): Array<{ name: string }>; raw(): { all(): unknown[] } } } };
+  const { db, prepare, client } = cachedConnection("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')");
   const rows = (sql: string, args: unknown[]): unknown[] => {
     const s = client.prepare(sql).bind(args);
     expect(s.columns().map((c) => c.name)).toEqual(['id', 'name']);

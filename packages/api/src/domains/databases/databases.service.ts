@@ -209,17 +209,17 @@ export function createDatabasesService(deps: ServiceDeps) {
       return { host: db.pgHost, port: db.pgPort, database: db.pgDatabase, user: db.pgUser, password, ssl: db.pgSsl };
     },
 
+    /** Drops the database's kept connection check (tables deployed or removed: `extensionInstalled` may have changed). */
+    connectionChanged(id: string): void {
+      recentChecks.forget(id);
+    },
+
     /**
      * The database's connection: its SQLite file, or its PostgreSQL server. A check made less than
      * {@link CONNECTION_CHECK_MAX_AGE_MS} ago for the same file (inode, mode, owner, change time)
      * and identity, or the same settings, answers again (`checkedAt` says when it ran), until
      * {@link connectionChanged}. Enabling sync (`whyCannotServe`) always checks afresh.
      */
-    /** Drops the database's kept connection check (tables deployed or removed: `extensionInstalled` may have changed). */
-    connectionChanged(id: string): void {
-      recentChecks.forget(id);
-    },
-
     async checkConnection(idOrRow: string | DatabaseRow): Promise<ConnectionStatus> {
       const db = typeof idOrRow === 'string' ? await service.getDatabase(idOrRow) : idOrRow;
       if (db.kind === 'SQLITE') {

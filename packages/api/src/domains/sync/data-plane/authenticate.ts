@@ -74,16 +74,11 @@ async function verifyCredential(services: Services, databaseId: string, credenti
 
   // The secret's prefix says which table holds it (one control-plane query, not two, for a
   // token); a secret with neither prefix is looked up in both, as it always was.
-  const token = credential.startsWith(`${ACCESS_TOKEN_PREFIX}_`);
-  if (!token) {
+  if (!credential.startsWith(`${ACCESS_TOKEN_PREFIX}_`)) {
     const key = await services.auth.verifyApiKey(databaseId, credential);
     if (key !== null) return { kind: 'apiKey', userId: null, claims: {}, credentialId: `apiKey:${key.id}` };
     if (credential.startsWith(`${API_KEY_PREFIX}_`)) return null;
   }
-  return verifiedToken(services, databaseId, credential);
-}
-
-async function verifiedToken(services: Services, databaseId: string, credential: string): Promise<Principal | null> {
   const token = await services.auth.verifyAccessToken(databaseId, credential);
   if (token === null) return null;
   return accessTokenPrincipal(token);
