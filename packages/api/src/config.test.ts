@@ -2,7 +2,7 @@ import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
-import { loadConfig, loadOrCreateServerKey } from './config.ts';
+import { loadConfig, loadOrCreateServerKey, loadTrafficRetentionConfig } from './config.ts';
 
 test('defaults', () => {
   const c = loadConfig({});
@@ -31,4 +31,12 @@ test('server key is generated once with 0600 permissions', () => {
   expect(b.created).toBe(false);
   expect(Buffer.from(b.key).equals(Buffer.from(a.key))).toBe(true);
   expect(statSync(join(dataDir, 'server.key')).mode & 0o777).toBe(0o600);
+});
+
+test('traffic retention: defaults, overrides, and hours kept at least as long as minutes', () => {
+  const day = 86_400_000;
+  expect(loadTrafficRetentionConfig({})).toEqual({ minuteMs: 7 * day, hourMs: 90 * day, intervalMs: 3_600_000 });
+  expect(loadTrafficRetentionConfig({ OFFSYNC_METRICS_MINUTE_RETENTION_DAYS: '2', OFFSYNC_METRICS_HOUR_RETENTION_DAYS: '30' })).toMatchObject({ minuteMs: 2 * day, hourMs: 30 * day });
+  expect(() => loadTrafficRetentionConfig({ OFFSYNC_METRICS_MINUTE_RETENTION_DAYS: '10', OFFSYNC_METRICS_HOUR_RETENTION_DAYS: '5' })).toThrow(/at least/);
+  expect(() => loadTrafficRetentionConfig({ OFFSYNC_METRICS_MINUTE_RETENTION_DAYS: '0' })).toThrow(/between 1 and/);
 });

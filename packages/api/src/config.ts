@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { parseServerKey } from './crypto.ts';
+import type { TrafficRetention } from './deps.ts';
 import type { IntrospectionMode } from './graphql-limits.ts';
 import { parseCorsOrigins } from './http/cors.ts';
 import type { CorsOrigins } from './http/cors.ts';
@@ -256,6 +257,18 @@ export function loadPrebuiltPagesConfig(env: Record<string, string | undefined>)
 export function prebuiltPagesOption(config: PrebuiltPagesConfig, sharedStore: boolean): { maxBytes: number } | false {
   if (config.mode === 'off' || (config.mode === 'auto' && sharedStore)) return false;
   return { maxBytes: config.maxBytes };
+}
+
+/**
+ * Retention of the traffic buckets behind metrics (domains/metrics/traffic-sql.ts):
+ * OFFSYNC_METRICS_MINUTE_RETENTION_DAYS (default 7), OFFSYNC_METRICS_HOUR_RETENTION_DAYS (default
+ * 90, at least the minutes'); day buckets are kept. Older buckets are deleted every hour.
+ */
+export function loadTrafficRetentionConfig(env: Record<string, string | undefined>): TrafficRetention {
+  const minuteDays = int(env, 'OFFSYNC_METRICS_MINUTE_RETENTION_DAYS', 7, 1, 36_500);
+  const hourDays = int(env, 'OFFSYNC_METRICS_HOUR_RETENTION_DAYS', 90, 1, 36_500);
+  if (hourDays < minuteDays) throw new ConfigError('OFFSYNC_METRICS_HOUR_RETENTION_DAYS must be at least OFFSYNC_METRICS_MINUTE_RETENTION_DAYS');
+  return { minuteMs: minuteDays * 86_400_000, hourMs: hourDays * 86_400_000, intervalMs: 3_600_000 };
 }
 
 export function loadCompactionConfig(env: Record<string, string | undefined>): CompactionConfig {

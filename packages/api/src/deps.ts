@@ -18,6 +18,8 @@ export interface Logger {
 }
 export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
 
+export interface TrafficRetention { minuteMs: number; hourMs: number; intervalMs?: number }
+
 export interface ServiceDeps {
   prisma: PrismaClient;
   provider: ControlPlaneProvider;
@@ -40,6 +42,12 @@ export interface ServiceDeps {
   trafficFlushMs?: number;
   /** A device seen again with nothing changed gets its `lastSyncAt` written at once only this long after the last write (default 30 s; domains/devices/devices.service.ts). */
   deviceSeenWriteIntervalMs?: number;
+  /**
+   * How long the traffic buckets of each size are kept (domains/metrics/traffic-sql.ts): minutes
+   * `minuteMs` (default 7 days), hours `hourMs` (default 90 days), days while the database exists;
+   * with `intervalMs` the app deletes older ones on an unref'd timer (env OFFSYNC_METRICS_*).
+   */
+  trafficRetention?: TrafficRetention;
   /** `PRAGMA synchronous` of central databases (default FULL; env OFFSYNC_SYNCHRONOUS). */
   centralSynchronous?: 'FULL' | 'NORMAL';
 }

@@ -3,7 +3,7 @@ import { createHmac } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createApp } from './app.ts';
-import { loadCompactionConfig, loadConfig, loadConflictLogConfig, loadHttpSecurityConfig, loadLimitsConfig, loadOrCreateServerKey, loadPrebuiltPagesConfig, prebuiltPagesOption } from './config.ts';
+import { loadCompactionConfig, loadTrafficRetentionConfig, loadConfig, loadConflictLogConfig, loadHttpSecurityConfig, loadLimitsConfig, loadOrCreateServerKey, loadPrebuiltPagesConfig, prebuiltPagesOption } from './config.ts';
 import { createSecretBox } from './crypto.ts';
 import { prepareControlPlaneFile, secureDataDir } from './data-dir.ts';
 import { verifyServerKey } from './key-rotation.ts';
@@ -92,6 +92,8 @@ async function main(): Promise<void> {
     metricsThrottleMs: 250,
     // Tombstone compaction on a timer, and the resync horizon (domains/sync/compaction.ts).
     compaction: loadCompactionConfig(process.env),
+    // Minute and hour traffic buckets expire; day buckets stay (domains/metrics/traffic-sql.ts).
+    trafficRetention: loadTrafficRetentionConfig(process.env),
     // /healthz, /readyz (Redis included when configured), /metrics (docs/CONTROL-PLANE.md "Operating").
     observability: {
       accessLog: logger,

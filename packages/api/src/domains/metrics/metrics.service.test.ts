@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
-import { createTestContext, providers, siteId, stopEmbeddedPg } from '../../../test/helpers.ts';
+import { createApp } from '../../app.ts';
+import { createTestContext, createTestDeps, providers, siteId, stopEmbeddedPg } from '../../../test/helpers.ts';
 import type { TestContext } from '../../../test/helpers.ts';
 import { billingPeriod } from './period.ts';
 
@@ -11,6 +12,26 @@ test('billing periods', () => {
   expect(billingPeriod(now, 1, 'PREVIOUS').start).toEqual(new Date('2025-05-01T00:00:00Z'));
   expect(billingPeriod(now, 20, 'CURRENT')).toEqual({ start: new Date('2025-05-20T00:00:00Z'), end: new Date('2025-06-20T00:00:00Z') });
   expect(billingPeriod(Date.parse('2025-01-05T00:00:00Z'), 10, 'PREVIOUS').start).toEqual(new Date('2024-11-10T00:00:00Z'));
+});
+
+test('the app expires old traffic on its timer, and the timer stops with the app', async () => {
+  vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+  const { deps, cleanup } = await createTestDeps('sqlite');
+  try {
+    const app = createApp({ ...deps, trafficRetention: { minuteMs: 86_400_000, hourMs: 86_400_000, intervalMs: 60_000 } });
+    const expire = vi.spyOn(app.services.metrics, 'expireTraffic');
+    vi.advanceTimersByTime(59_999);
+    expect(expire).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(1);
+    expect(expire).toHaveBeenCalledTimes(1);
+    await expire.mock.results[0]?.value;
+    await app.dispose();
+    vi.advanceTimersByTime(120_000);
+    expect(expire).toHaveBeenCalledTimes(1);
+  } finally {
+    vi.useRealTimers();
+    await cleanup();
+  }
 });
 
 describe.each(providers)('metrics on %s', (provider) => {
@@ -97,6 +118,50 @@ describe.each(providers)('metrics on %s', (provider) => {
     });
     expect(usage.requests).toBe(inPeriod.reduce((n, r) => n + r.requests, 0));
     expect(all.some((r) => r.rejectedChanges > 0)).toBe(true);
+    // Every hour and day roll-up holds the sums of its minutes, and there is one for each.
+    for (const [rollUp, ms] of [[ctx.deps.prisma.trafficHour, 3_600_000], [ctx.deps.prisma.trafficDay, 86_400_000]] as const) {
+      const expected = new Map<string, number[]>();
+      for (const r of all) {
+        const key = `${r.siteId} ${Math.floor(r.bucketStart.getTime() / ms) * ms}`;
+        const e = expected.get(key) ?? [0, 0, 0, 0];
+        expected.set(key, [e[0]! + Number(r.uploadBytes), e[1]! + Number(r.downloadBytes), e[2]! + r.requests, e[3]! + r.rejectedChanges]);
+      }
+      const rows = await (rollUp as typeof ctx.deps.prisma.trafficHour).findMany({ where: { databaseId: db } });
+      expect(new Map(rows.map((r) => [`${r.siteId} ${r.bucketStart.getTime()}`, [Number(r.uploadBytes), Number(r.downloadBytes), r.requests, r.rejectedChanges]]))).toEqual(expected);
+    }
+  });
+
+  test('expireTraffic deletes minutes and hours past their retention; hour and day reads keep their sums', async () => {
+    const { metrics } = ctx.services;
+    const db = (await ctx.services.databases.createDatabase({ projectId, name: 'expiry' })).id;
+    const site = siteId();
+    const day = Math.floor(ctx.clock.now() / 86_400_000) * 86_400_000;
+    // Traffic 100 days ago, 10 days ago and now (defaults: minutes 7 days, hours 90 days).
+    const ats = [day - 100 * 86_400_000 + 3_600_000 + 5_000, day - 10 * 86_400_000 + 7_200_000 + 5_000, ctx.clock.now() - 1000];
+    for (const at of ats) await metrics.recordTraffic(db, site, { uploadBytes: 10, downloadBytes: 1, at: new Date(at) });
+    const read = () => Promise.all([
+      metrics.getMetrics(db, { from: new Date(day - 101 * 86_400_000), to: new Date(day + 86_400_000), bucket: 'DAY' }),
+      metrics.getMetrics(db, { from: new Date(day - 11 * 86_400_000), to: new Date(day - 9 * 86_400_000), bucket: 'HOUR' }),
+      metrics.getMetrics(db, { from: new Date(day - 10 * 86_400_000), to: new Date(day - 9 * 86_400_000), bucket: 'MINUTE' }),
+    ]);
+    const [days, hours, minutes] = await read();
+    expect([days.uploadBytes, hours.uploadBytes, minutes.uploadBytes]).toEqual([30, 10, 10]);
+    const hourRow = (ms: number) => ctx.deps.prisma.trafficHour.count({ where: { databaseId: db, bucketStart: new Date(Math.floor(ms / 3_600_000) * 3_600_000) } });
+    expect(await hourRow(ats[0]!)).toBe(1);
+
+    expect(await metrics.expireTraffic()).toMatchObject({ minutes: expect.any(Number), hours: expect.any(Number) });
+    const left = await ctx.deps.prisma.trafficBucket.findMany({ where: { databaseId: db } });
+    expect(left.map((r) => r.bucketStart.getTime())).toEqual([Math.floor(ats[2]! / 60_000) * 60_000]);
+    expect(await hourRow(ats[0]!)).toBe(0);
+    expect(await hourRow(ats[1]!)).toBe(1);
+    const [days2, hours2, minutes2] = await read();
+    // Whole days and hours read the roll-ups: unchanged; the minutes of 10 days ago are gone.
+    expect(days2.series).toEqual(days.series);
+    expect(hours2.series).toEqual(hours.series);
+    expect(minutes2.uploadBytes).toBe(0);
+    // Nothing older is left to delete; the day roll-ups stay.
+    expect(await metrics.expireTraffic()).toEqual({ minutes: 0, hours: 0 });
+    expect(await ctx.deps.prisma.trafficDay.count({ where: { databaseId: db } })).toBe(3);
   });
 
   test('recordRejections counts refused changes per site and minute, without touching requests or bytes', async () => {

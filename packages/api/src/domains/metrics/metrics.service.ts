@@ -7,7 +7,7 @@ import type { UsagePeriod } from './period.ts';
 import { throttledSnapshots } from './throttle.ts';
 import { dialectOf } from '../../db/prisma.ts';
 import { createTrafficBuffer } from './traffic-buffer.ts';
-import { bucketIncrements, pointSums, rangeSums } from './traffic-sql.ts';
+import { bucketIncrements, expireTraffic, pointSums, rangeSums } from './traffic-sql.ts';
 import type { TrafficBuffer } from './traffic-buffer.ts';
 
 export const MetricsBucket = { MINUTE: 'MINUTE', HOUR: 'HOUR', DAY: 'DAY' } as const;
@@ -16,6 +16,10 @@ const bucketMs: Record<MetricsBucket, number> = { MINUTE: 60_000, HOUR: 3_600_00
 const MAX_POINTS = 2000;
 /** Live-subscription snapshots kept for sharing (one per database and window subscribed). */
 const MAX_SHARED_SNAPSHOTS = 1000;
+/** Default retention of minute buckets (a MINUTE series spans at most 2,000 minutes, 33 h). */
+export const DEFAULT_MINUTE_RETENTION_MS = 7 * 86_400_000;
+/** Default retention of hour buckets (an HOUR series spans at most 2,000 hours, 83 days). */
+export const DEFAULT_HOUR_RETENTION_MS = 90 * 86_400_000;
 
 export interface TrafficSample { uploadBytes: number; downloadBytes: number; at?: Date }
 /** One change refused on its own by the merge (an entry of the rejection log). */
@@ -76,6 +80,19 @@ export function createMetricsService(deps: ServiceDeps, buffer: TrafficBuffer = 
       pubsub.publish('metricsChanged', databaseId, { databaseId, at: new Date(latest).toISOString() });
     },
 
+    /**
+     * Deletes minute buckets older than their retention and hour buckets older than theirs (the
+     * day roll-ups keep their sums): a read whose ends lie before a retention counts those ends
+     * only from the next whole hour or day. The app runs it on a timer; several nodes may.
+     */
+    async expireTraffic(): Promise<{ minutes: number; hours: number }> {
+      const now = deps.clock.now();
+      const dialect = dialectOf(prisma);
+      const minutes = await expireTraffic(prisma, dialect, 'minute', new Date(now - (deps.trafficRetention?.minuteMs ?? DEFAULT_MINUTE_RETENTION_MS)));
+      const hours = await expireTraffic(prisma, dialect, 'hour', new Date(now - (deps.trafficRetention?.hourMs ?? DEFAULT_HOUR_RETENTION_MS)));
+      return { minutes, hours };
+    },
+
     async getMetrics(databaseId: string, args: { from?: Date | null; to?: Date | null; bucket?: MetricsBucket | null } = {}): Promise<MetricsSnapshot> {
       const bucket = args.bucket ?? 'HOUR';
       const size = bucketMs[bucket];
@@ -86,7 +103,7 @@ export function createMetricsService(deps: ServiceDeps, buffer: TrafficBuffer = 
       const count = Math.ceil((to.getTime() - first) / size);
       if (count > MAX_POINTS) throw new ApiError('VALIDATION_FAILED', `bucket: range needs ${count} points, at most ${MAX_POINTS}; use a larger bucket`, { details: { field: 'bucket' } });
       await buffer.settle(); // what this node counted is in the answer
-      // Aggregated in the database (traffic-sql.ts): each point's sums and distinct sites.
+      // Aggregated in the database over the coarsest whole buckets (traffic-sql.ts): each point's sums and distinct sites.
       const points = Array.from({ length: count }, (_, i) => ({ start: new Date(first + i * size), uploadBytes: 0, downloadBytes: 0, requests: 0, rejectedChanges: 0, activeDevices: 0 }));
       const bounds = points.map((p, i) => ({ from: i === 0 ? from : p.start, to: i === count - 1 ? to : new Date(p.start.getTime() + size) }));
       const dialect = dialectOf(prisma);

@@ -73,7 +73,7 @@ describe.each(providers)('control-plane write-behind on %s', (provider) => {
     expect(await node.devices.getDevice(databaseId, site)).toMatchObject({ uploadBytes: 7n, downloadBytes: 14n });
   });
 
-  test('a flush of 600 sites is two bucket and two device statements; reads during a flush share the next one', async () => {
+  test('a flush of 600 sites is two bucket statements per bucket size and two device statements; reads during a flush share the next one', async () => {
     const sites = Array.from({ length: 600 }, () => siteId());
     for (const s of sites.slice(0, 300)) await node.devices.recordDeviceSeen(databaseId, { siteId: s, credentialKind: 'API_KEY' });
     for (const s of sites) await node.metrics.recordTraffic(databaseId, s, { uploadBytes: 2, downloadBytes: 1 });
@@ -90,7 +90,7 @@ describe.each(providers)('control-plane write-behind on %s', (provider) => {
       const reads = await Promise.all(Array.from({ length: 5 }, () => node.metrics.getMetrics(databaseId, window)));
       await first;
       expect(transactions).toHaveBeenCalledTimes(2);
-      expect(executes).toHaveBeenCalledTimes(3); // 600 buckets in 2 statements, then 1
+      expect(executes).toHaveBeenCalledTimes(9); // 600 buckets in 2 statements for each of minute, hour and day, then 1 each
       const updates = queries.mock.calls.filter((c) => String(c[0]).startsWith('UPDATE'));
       expect(updates).toHaveLength(3); // 600 devices in 2, then 1
       expect(queries.mock.calls.filter((c) => String(c[0]).startsWith('SELECT'))).toHaveLength(10); // each read: a series and a total, aggregated in SQL
@@ -105,6 +105,11 @@ describe.each(providers)('control-plane write-behind on %s', (provider) => {
     expect(rows).toHaveLength(600);
     expect(rows.reduce((n, r) => n + r.requests, 0)).toBe(601);
     expect(rows.reduce((n, r) => n + Number(r.uploadBytes), 0)).toBe(1205);
+    for (const rollUp of [ctx.deps.prisma.trafficHour, ctx.deps.prisma.trafficDay] as const) {
+      const sums = await (rollUp as typeof ctx.deps.prisma.trafficHour).findMany({ where: { databaseId, siteId: { in: sites } } });
+      expect(sums.reduce((n, r) => n + r.requests, 0)).toBe(601);
+      expect(sums.reduce((n, r) => n + Number(r.uploadBytes), 0)).toBe(1205);
+    }
     const devices = await ctx.deps.prisma.device.findMany({ where: { databaseId, siteId: { in: sites } } });
     expect(devices).toHaveLength(300); // bytes of sites without a device row create none
     expect(devices.reduce((n, d) => n + Number(d.uploadBytes), 0)).toBe(605);

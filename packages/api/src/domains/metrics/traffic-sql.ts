@@ -3,7 +3,9 @@
  * traffic"), instead of one awaited Prisma upsert per bucket and per device: a flush of 200
  * buckets and 200 devices was 600 statements in one transaction, 0.2 s during which every other
  * control-plane statement of the node waited (db/prisma.ts, one transaction at a time). Now it is
- * two statements per {@link ROWS_PER_STATEMENT} rows.
+ * one statement per {@link ROWS_PER_STATEMENT} rows for each bucket size (minute, hour, day) and
+ * one for the devices. The reads ({@link pointSums}) aggregate in the database over the coarsest
+ * whole buckets of the range ({@link coverRange}).
  *
  * - Same SQL on both control planes: `INSERT … SELECT … FROM (VALUES …) ON CONFLICT DO UPDATE`
  *   and `UPDATE … FROM (VALUES …)`, whose columns both name `column1`, `column2`, … PostgreSQL
@@ -62,12 +64,44 @@ function values(dialect: ControlPlaneDialect, rows: number, types: readonly stri
   return `(VALUES ${tuples.join(', ')})`;
 }
 
+/** Bucket sizes, finest first: each level's rows are the sums of the minutes they cover. */
+export const TRAFFIC_LEVELS = [
+  { level: 'minute', table: 'TrafficBucket', ms: 60_000 },
+  { level: 'hour', table: 'TrafficHour', ms: 3_600_000 },
+  { level: 'day', table: 'TrafficDay', ms: 86_400_000 },
+] as const;
+export type TrafficLevel = (typeof TRAFFIC_LEVELS)[number]['level'];
+
 /**
- * Statements adding `rows` into their (database, site, minute) buckets, creating the missing
- * ones. Rows of a database that no longer exists are skipped (its buckets went with it).
+ * Statements adding `rows` (minute buckets) into their (database, site, minute) buckets and into
+ * the hour and day roll-ups that cover them, creating the missing ones; run them in one
+ * transaction, so every level always holds the same sums. Rows of a database that no longer
+ * exists are skipped (its buckets went with it).
  */
 export function bucketIncrements(prisma: PrismaClient, dialect: ControlPlaneDialect, rows: readonly BucketIncrement[]): Raw[] {
-  const t = table(dialect, 'TrafficBucket');
+  return TRAFFIC_LEVELS.flatMap(({ table: name, ms }) => levelIncrements(prisma, dialect, name, ms === 60_000 ? rows : rollUp(rows, ms)));
+}
+
+/** `rows` summed per (database, site, bucket of `ms`). */
+function rollUp(rows: readonly BucketIncrement[], ms: number): BucketIncrement[] {
+  const out = new Map<string, BucketIncrement>();
+  for (const r of rows) {
+    const start = Math.floor(r.bucketStart.getTime() / ms) * ms;
+    const key = `${r.databaseId}/${r.siteId}/${start}`;
+    const o = out.get(key);
+    if (o === undefined) out.set(key, { ...r, bucketStart: new Date(start) });
+    else {
+      o.uploadBytes += r.uploadBytes;
+      o.downloadBytes += r.downloadBytes;
+      o.requests += r.requests;
+      o.rejectedChanges += r.rejectedChanges;
+    }
+  }
+  return [...out.values()];
+}
+
+function levelIncrements(prisma: PrismaClient, dialect: ControlPlaneDialect, name: string, rows: readonly BucketIncrement[]): Raw[] {
+  const t = table(dialect, name);
   const cols = ['"uploadBytes"', '"downloadBytes"', '"requests"', '"rejectedChanges"'];
   const sorted = [...rows].sort((a, b) => byDevice(a, b) || a.bucketStart.getTime() - b.bucketStart.getTime());
   return chunks(sorted).map((part) => prisma.$executeRawUnsafe(
@@ -109,28 +143,84 @@ export interface PointSums {
   sites: number;
 }
 
-/** Points per statement: 3 parameters each, far below SQLite's 32,766 and PostgreSQL's 65,535 (a series has at most 2,000). */
-const POINTS_PER_STATEMENT = 2000;
+/** One piece of a range: the buckets of `level` starting in `[from, to)`, each wholly inside the range. */
+export interface RangeSegment { level: TrafficLevel; from: number; to: number }
 
 /**
- * The sums of `databaseId`'s buckets in each of `points` (`[from, to)` each), aggregated in the
- * database: one row per point that has any bucket. A dashboard's 24 h of 1,000 busy devices is
- * 1.44 M minute buckets; read row by row into the process it took seconds of the event loop.
+ * `[from, to)` (ms) as the fewest whole buckets: a minute counts when its start is in the range
+ * (as it always did), so the range is first the minutes from the first start at or after `from`
+ * to the first at or after `to`; its whole UTC days are read from the day roll-ups, the whole
+ * hours left from the hour roll-ups, and only the ends from the minutes. A 24 h series by hour
+ * of 1,000 devices reads ~23,000 hour rows and at most 120,000 minutes, not 1.44 M minutes.
+ */
+export function coverRange(from: number, to: number): RangeSegment[] {
+  const ceil = (t: number, ms: number): number => Math.ceil(t / ms) * ms;
+  const floor = (t: number, ms: number): number => Math.floor(t / ms) * ms;
+  const a = ceil(from, 60_000);
+  const b = ceil(to, 60_000);
+  if (a >= b) return [];
+  const out: RangeSegment[] = [];
+  const push = (level: TrafficLevel, f: number, t: number): void => {
+    if (f < t) out.push({ level, from: f, to: t });
+  };
+  const ha = ceil(a, 3_600_000);
+  const hb = floor(b, 3_600_000);
+  if (ha >= hb) {
+    push('minute', a, b);
+    return out;
+  }
+  push('minute', a, ha);
+  const da = ceil(ha, 86_400_000);
+  const db = floor(hb, 86_400_000);
+  if (da < db) {
+    push('hour', ha, da);
+    push('day', da, db);
+    push('hour', db, hb);
+  } else push('hour', ha, hb);
+  push('minute', hb, b);
+  return out;
+}
+
+/** Range segments per statement: 3 parameters each (a series' interior points are one segment each, its two ends at most five). */
+const SEGMENTS_PER_STATEMENT = 3000;
+
+/**
+ * The sums of `databaseId`'s traffic in each of `points` (`[from, to)` each, by {@link coverRange}),
+ * aggregated in the database: one row per point that has any bucket. Distinct sites are counted
+ * over the point's rows of every level together (a site is one device whichever table says so).
  */
 export async function pointSums(prisma: PrismaClient, dialect: ControlPlaneDialect, databaseId: string, points: ReadonlyArray<{ from: Date; to: Date }>): Promise<PointSums[]> {
-  const t = table(dialect, 'TrafficBucket');
+  const pg = dialect.provider === 'postgresql';
   const out: PointSums[] = [];
-  for (let at = 0; at < points.length; at += POINTS_PER_STATEMENT) {
-    const part = points.slice(at, at + POINTS_PER_STATEMENT);
-    const id = dialect.provider === 'postgresql' ? `CAST($${3 * part.length + 1} AS text)` : '?';
+  // Statements of whole points (a point's sites are counted in one statement).
+  const statements: Array<Array<{ point: number } & RangeSegment>> = [[]];
+  points.forEach((p, point) => {
+    const segments = coverRange(p.from.getTime(), p.to.getTime()).map((s) => ({ point, ...s }));
+    let last = statements[statements.length - 1] as Array<{ point: number } & RangeSegment>;
+    if (last.length > 0 && last.length + segments.length > SEGMENTS_PER_STATEMENT) statements.push((last = []));
+    last.push(...segments);
+  });
+  for (const segments of statements) {
+    if (segments.length === 0) continue;
+    const args: unknown[] = [];
+    const param = (v: unknown, type: string): string => (args.push(v), pg ? `CAST($${args.length} AS ${type})` : '?');
+    const branches: string[] = [];
+    for (const { level, table: name } of TRAFFIC_LEVELS) {
+      const mine = segments.filter((s) => s.level === level);
+      if (mine.length === 0) continue;
+      const list = mine.map((s) => `(${param(s.point, 'integer')}, ${param(new Date(s.from), 'timestamp(3)')}, ${param(new Date(s.to), 'timestamp(3)')})`).join(', ');
+      branches.push(
+        `SELECT p.column1 AS point, b."siteId" AS site, b."uploadBytes" AS up, b."downloadBytes" AS down, b."requests" AS req, b."rejectedChanges" AS rej ` +
+          // CROSS JOIN: SQLite keeps the segments as the outer loop (inside a UNION ALL it would
+          // otherwise scan the database's whole index once and probe the segments: seconds).
+          `FROM (VALUES ${list}) AS p CROSS JOIN ${table(dialect, name)} b ` +
+          `WHERE b."databaseId" = ${param(databaseId, 'text')} AND b."bucketStart" >= p.column2 AND b."bucketStart" < p.column3`,
+      );
+    }
     const rows = await prisma.$queryRawUnsafe<Array<Record<string, unknown>>>(
-      `SELECT p.column1 AS point, SUM(b."uploadBytes") AS up, SUM(b."downloadBytes") AS down, SUM(b."requests") AS req, ` +
-        `SUM(b."rejectedChanges") AS rej, COUNT(DISTINCT b."siteId") AS sites ` +
-        `FROM ${values(dialect, part.length, ['integer', 'timestamp(3)', 'timestamp(3)'])} AS p ` +
-        `JOIN ${t} b ON b."databaseId" = ${id} AND b."bucketStart" >= p.column2 AND b."bucketStart" < p.column3 ` +
-        `GROUP BY p.column1`,
-      ...part.flatMap((p, i) => [at + i, p.from, p.to]),
-      databaseId,
+      `SELECT point, SUM(up) AS up, SUM(down) AS down, SUM(req) AS req, SUM(rej) AS rej, COUNT(DISTINCT site) AS sites ` +
+        `FROM (${branches.join(' UNION ALL ')}) AS s GROUP BY point`,
+      ...args,
     );
     for (const r of rows) {
       out.push({ point: Number(r['point']), uploadBytes: Number(r['up'] ?? 0), downloadBytes: Number(r['down'] ?? 0), requests: Number(r['req'] ?? 0), rejectedChanges: Number(r['rej'] ?? 0), sites: Number(r['sites'] ?? 0) });
@@ -139,19 +229,42 @@ export async function pointSums(prisma: PrismaClient, dialect: ControlPlaneDiale
   return out;
 }
 
-/** Sums and distinct sites of each of `databaseIds`' buckets in `[from, to)`, aggregated in the database. */
+/** Sums and distinct sites of each of `databaseIds`' traffic in `[from, to)`, aggregated in the database. */
 export async function rangeSums(prisma: PrismaClient, dialect: ControlPlaneDialect, databaseIds: readonly string[], from: Date, to: Date): Promise<Map<string, Omit<PointSums, 'point'>>> {
-  const t = table(dialect, 'TrafficBucket');
-  const pg = dialect.provider === 'postgresql';
   const out = new Map<string, Omit<PointSums, 'point'>>();
   for (const databaseId of databaseIds) {
-    const rows = await prisma.$queryRawUnsafe<Array<Record<string, unknown>>>(
-      `SELECT SUM("uploadBytes") AS up, SUM("downloadBytes") AS down, SUM("requests") AS req, SUM("rejectedChanges") AS rej, COUNT(DISTINCT "siteId") AS sites ` +
-        `FROM ${t} WHERE "databaseId" = ${pg ? 'CAST($1 AS text)' : '?'} AND "bucketStart" >= ${pg ? 'CAST($2 AS timestamp(3))' : '?'} AND "bucketStart" < ${pg ? 'CAST($3 AS timestamp(3))' : '?'}`,
-      databaseId, from, to,
-    );
-    const r = rows[0] ?? {};
-    out.set(databaseId, { uploadBytes: Number(r['up'] ?? 0), downloadBytes: Number(r['down'] ?? 0), requests: Number(r['req'] ?? 0), rejectedChanges: Number(r['rej'] ?? 0), sites: Number(r['sites'] ?? 0) });
+    const [r] = await pointSums(prisma, dialect, databaseId, [{ from, to }]);
+    out.set(databaseId, { uploadBytes: r?.uploadBytes ?? 0, downloadBytes: r?.downloadBytes ?? 0, requests: r?.requests ?? 0, rejectedChanges: r?.rejectedChanges ?? 0, sites: r?.sites ?? 0 });
   }
   return out;
+}
+
+/** Rows deleted per statement by {@link expireTraffic} (a statement holds the control plane's one writer). */
+const EXPIRE_BATCH = 5000;
+
+/**
+ * Deletes each database's buckets of `level` that start before `before`, {@link EXPIRE_BATCH}
+ * rows per statement (each its own short transaction, so other control-plane writes interleave);
+ * resolves to the number deleted. Safe on several nodes at once: a row deleted twice is deleted once.
+ */
+export async function expireTraffic(prisma: PrismaClient, dialect: ControlPlaneDialect, level: Exclude<TrafficLevel, 'day'>, before: Date): Promise<number> {
+  const name = TRAFFIC_LEVELS.find((l) => l.level === level)?.table as string;
+  const t = table(dialect, name);
+  const pg = dialect.provider === 'postgresql';
+  // SQLite's rowid / PostgreSQL's ctid: the rows the indexed sub-select found, nothing else.
+  const rowId = pg ? 'ctid' : 'rowid';
+  let deleted = 0;
+  const ids = await prisma.$queryRawUnsafe<Array<{ id: string }>>(`SELECT "id" FROM ${table(dialect, 'Database')}`);
+  for (const { id } of ids) {
+    for (;;) {
+      const n = await prisma.$executeRawUnsafe(
+        `DELETE FROM ${t} WHERE ${rowId} IN (SELECT ${rowId} FROM ${t} WHERE "databaseId" = ${pg ? 'CAST($1 AS text)' : '?'} ` +
+          `AND "bucketStart" < ${pg ? 'CAST($2 AS timestamp(3))' : '?'} LIMIT ${EXPIRE_BATCH})`,
+        id, before,
+      );
+      deleted += n;
+      if (n < EXPIRE_BATCH) break;
+    }
+  }
+  return deleted;
 }
