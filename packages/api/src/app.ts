@@ -140,9 +140,9 @@ export function createApp(deps: AppDeps): App {
   // Tombstone compaction at the devices' min acknowledged version, the resync horizon's upload guard (domains/sync/compaction.ts).
   const compaction = installCompaction(sync, deps.prisma, { now: () => deps.clock.now(), onError: (id, e) => deps.logger.error('compaction failed', { databaseId: id, error: e instanceof Error ? e.message : String(e) }), ...deps.compaction });
   // Minute and hour traffic buckets past their retention are deleted (domains/metrics/traffic-sql.ts).
-  const trafficExpiry = deps.trafficRetention?.intervalMs === undefined || deps.trafficRetention.intervalMs <= 0 ? undefined
-    : setInterval(() => void services.metrics.expireTraffic().catch((e: unknown) => deps.logger.error('traffic expiry failed', { error: e instanceof Error ? e.message : String(e) })), deps.trafficRetention.intervalMs);
-  trafficExpiry?.unref();
+  const interval = deps.trafficRetention?.intervalMs ?? 0;
+  const stopTrafficExpiry = interval <= 0 ? undefined
+    : services.metrics.scheduleExpiry(interval, (e) => deps.logger.error('traffic expiry failed', { error: e instanceof Error ? e.message : String(e) }));
   instrumentSyncService(sync, metrics, obs.accessLog);
   metrics.setSources({ liveSubscribers: () => liveSessionsOf(services).size(), pendingArtifactBytes: () => syncHttp.artifacts.stats().pendingBytes });
   const health = createHealth({
@@ -240,7 +240,7 @@ export function createApp(deps: AppDeps): App {
     dispose() {
       disposed ??= (async () => {
         compaction.stop();
-        clearInterval(trafficExpiry);
+        stopTrafficExpiry?.();
         await closeWs();
         server.closeAllConnections();
         if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -14,20 +14,29 @@ test('billing periods', () => {
   expect(billingPeriod(Date.parse('2025-01-05T00:00:00Z'), 10, 'PREVIOUS').start).toEqual(new Date('2024-11-10T00:00:00Z'));
 });
 
-test('the app expires old traffic on its timer, and the timer stops with the app', async () => {
-  vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+test('the app expires old traffic a minute after start, then on its interval, one run at a time, until it stops', async () => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
   const { deps, cleanup } = await createTestDeps('sqlite');
   try {
-    const app = createApp({ ...deps, trafficRetention: { minuteMs: 86_400_000, hourMs: 86_400_000, intervalMs: 60_000 } });
-    const expire = vi.spyOn(app.services.metrics, 'expireTraffic');
+    const app = createApp({ ...deps, trafficRetention: { minuteMs: 86_400_000, hourMs: 86_400_000, intervalMs: 3_600_000 } });
+    let release: () => void = () => {};
+    const expire = vi.spyOn(app.services.metrics, 'expireTraffic').mockImplementation(() => new Promise((r) => { release = () => r({ minutes: 0, hours: 0 }); }));
     vi.advanceTimersByTime(59_999);
     expect(expire).not.toHaveBeenCalled();
     vi.advanceTimersByTime(1);
     expect(expire).toHaveBeenCalledTimes(1);
-    await expire.mock.results[0]?.value;
-    await app.dispose();
-    vi.advanceTimersByTime(120_000);
+    // Still running an hour later: no second run on top of it.
+    vi.advanceTimersByTime(3_600_000);
     expect(expire).toHaveBeenCalledTimes(1);
+    release();
+    await vi.waitFor(() => {
+      vi.advanceTimersByTime(3_600_000);
+      expect(expire).toHaveBeenCalledTimes(2);
+    });
+    release();
+    await app.dispose();
+    vi.advanceTimersByTime(10 * 3_600_000);
+    expect(expire).toHaveBeenCalledTimes(2);
   } finally {
     vi.useRealTimers();
     await cleanup();

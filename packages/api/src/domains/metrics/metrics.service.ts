@@ -93,6 +93,31 @@ export function createMetricsService(deps: ServiceDeps, buffer: TrafficBuffer = 
       return { minutes, hours };
     },
 
+    /**
+     * Runs {@link expireTraffic} a minute after the call (or after `intervalMs` when shorter: a
+     * node restarted more often than `intervalMs` still expires), then every `intervalMs`, one run
+     * at a time, on unref'd timers; returns the function that stops it.
+     */
+    scheduleExpiry(intervalMs: number, onError: (e: unknown) => void): () => void {
+      let running = false;
+      const run = (): void => {
+        if (running) return;
+        running = true;
+        void service.expireTraffic().catch(onError).finally(() => { running = false; });
+      };
+      let interval: NodeJS.Timeout | undefined;
+      const first = setTimeout(() => {
+        run();
+        interval = setInterval(run, intervalMs);
+        interval.unref();
+      }, Math.min(intervalMs, 60_000));
+      first.unref();
+      return () => {
+        clearTimeout(first);
+        clearInterval(interval);
+      };
+    },
+
     async getMetrics(databaseId: string, args: { from?: Date | null; to?: Date | null; bucket?: MetricsBucket | null } = {}): Promise<MetricsSnapshot> {
       const bucket = args.bucket ?? 'HOUR';
       const size = bucketMs[bucket];
