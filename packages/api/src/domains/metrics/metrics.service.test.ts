@@ -70,6 +70,11 @@ describe.each(providers)('metrics on %s', (provider) => {
     expect(m.series[1]?.activeDevices).toBe(1);
     const dev = await devices.getDevice(databaseId, a);
     expect(Number(dev?.uploadBytes)).toBe(150);
+    // The raw statements write each bucket's start exactly as Prisma does: its key finds the row.
+    const key = (ms: number) => ({ databaseId_siteId_bucketStart: { databaseId, siteId: b, bucketStart: new Date(Math.floor((t0 + 3_600_000) / ms) * ms) } });
+    expect((await ctx.deps.prisma.trafficBucket.findUnique({ where: key(60_000) }))?.requests).toBe(1);
+    expect((await ctx.deps.prisma.trafficHour.findUnique({ where: key(3_600_000) }))?.requests).toBe(1);
+    expect((await ctx.deps.prisma.trafficDay.findUnique({ where: key(86_400_000) }))?.uploadBytes).toBe(1n);
     await expect(metrics.getMetrics(databaseId, { from: new Date(0), to: new Date(t0), bucket: 'MINUTE' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
 
     const usage = await metrics.usage(projectId, 'CURRENT');
