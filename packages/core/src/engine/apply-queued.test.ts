@@ -12,7 +12,6 @@ import type { SyncEngine } from './engine.ts';
 import { RIP_SENTINEL } from '../types.ts';
 import type { Change } from '../types.ts';
 import { prng as rng } from '../testing/replica-harness.ts';
-import { mergeTuning } from './apply.ts';
 
 const ROWS = 1200;
 /** The row whose title violates the CHECK constraint (not the last of a 64-row statement). */
@@ -181,45 +180,5 @@ describe('change-by-change merge with queued writes', () => {
     expect(rq).toEqual(rd);
     expect(dumpOf(queued)).toEqual(dumpOf(direct));
     expect(rowids(queued)).toEqual(rowids(direct));
-  });
-});
-
-describe('ties read from the row state (rowStateValues) or one statement each', () => {
-  /** `batch` merged over `base` with every row read with its values, and with none: the same database, result and feed. */
-  function compareReads(ddl: string, base: Change[], batch: Change[], opts: { authorize?: () => undefined } = {}): void {
-    const saved = mergeTuning.valueTies;
-    try {
-      const run = (valueTies: number): { e: SyncEngine; r: unknown } => {
-        mergeTuning.valueTies = valueTies;
-        const e = openReplica(ddl);
-        if (base.length > 0) e.applyChanges(base);
-        return { e, r: e.applyChanges(batch, opts) };
-      };
-      const withValues = run(0);
-      const perTie = run(Number.POSITIVE_INFINITY);
-      expect(withValues.r).toEqual(perTie.r);
-      expect(dumpOf(withValues.e)).toEqual(dumpOf(perTie.e));
-      expect(rowids(withValues.e)).toEqual(rowids(perTie.e));
-      expect(feedOf(withValues.e)).toEqual(feedOf(perTie.e));
-    } finally {
-      mergeTuning.valueTies = saved;
-    }
-  }
-
-  test('conflicting exchanges (ties, deletes, resurrections, rows coming back later), queued and written at once', () => {
-    for (let seed = 11; seed <= 16; seed++) {
-      const { base, batch } = scenario(seed, TODOS);
-      compareReads(TODOS, base, batch);
-      compareReads(TODOS, base, batch, { authorize: () => undefined });
-    }
-  });
-
-  test('a tie right after a winning change of the same row, and keys under NOCASE', () => {
-    const { base, batch } = scenario(19, TODOS);
-    const doubled = batch.flatMap((c, i) => (c.col === RIP_SENTINEL || i % 3 !== 0 ? [c] : [c, { ...c, col: c.col === 'title' ? 'note' : 'title', colVersion: 1, val: 'tie' }, { ...c, val: 'm' }]));
-    compareReads(TODOS, base, doubled);
-    const ddl = "CREATE TABLE todos (id TEXT PRIMARY KEY NOT NULL COLLATE NOCASE, title TEXT NOT NULL DEFAULT '', done INTEGER NOT NULL DEFAULT 0, note TEXT)";
-    const nocase = scenario(20, ddl, true);
-    compareReads(ddl, nocase.base, nocase.batch);
   });
 });

@@ -249,16 +249,6 @@ class Merge {
    */
   cvs: (number | undefined)[] = [];
   cvsValid = false;
-  /**
-   * The current row as read with `rowStateValues` (its stored values from `8 + columns` on), and
-   * whether they are still what the database holds: true from {@link enterRow} until anything
-   * writes the row's base or runs queued writes ({@link flush}, {@link sync}, a resurrection, a
-   * delete). The current row's own unwritten values are in `pending`.
-   */
-  stored: SqlValue[] | undefined;
-  storedValid = false;
-  /** Ties per table that read a stored value: from `mergeTuning.valueTies` on, rows are read with their values. */
-  readonly valueTies = new Map<TableContext, number>();
   /** The table name of the last change {@link Merge.merge} resolved, and its context. */
   lastTbl: string | undefined;
   lastT: TableContext | undefined;
@@ -300,14 +290,12 @@ class Merge {
       this.curBase = true;
     } else ctx.upsertColumns(cols).run(...this.pkValues, ...vals);
     this.pending.clear();
-    this.storedValid = false;
   }
 
   /** Runs every queued write (before a read or write that must see them). */
   sync(): void {
     const out = this.out;
     if (out === undefined) return;
-    this.storedValid = false;
     out.flush();
     this.curCells.clear();
     this.curBase = false;
@@ -386,7 +374,6 @@ class Merge {
     this.sync();
     this.cvsValid = false;
     this.opts.authorize?.({ table: ctx.name, kind: 'upsert', pk: this.pkValues, values: {} });
-    this.storedValid = false;
     s.insertPkOnly.run(...this.pkValues);
     this.materialize(s);
     s.resetCells.run(this.pk);
@@ -491,10 +478,7 @@ class Merge {
     }
     const state = t.stmts.rowState;
     if (state !== undefined) {
-      const withValues = t.stmts.rowStateValues !== undefined && (this.valueTies.get(t) ?? 0) >= mergeTuning.valueTies;
-      const r = (withValues && t.stmts.rowStateValues !== undefined ? t.stmts.rowStateValues.getRaw(pk, ...pkValues) : state.getRaw(pk)) as SqlValue[];
-      this.stored = withValues ? r : undefined;
-      this.storedValid = withValues;
+      const r = state.getRaw(pk) as SqlValue[];
       this.rec = r[0] === null ? undefined : rowRecordOf(r);
       this.cl = this.rec !== undefined ? this.rec[0] : r[6] === 1n ? 1 : 0;
       const rid = r[7 + t.columns.length];
@@ -509,7 +493,6 @@ class Merge {
       return;
     }
     this.cvsValid = false;
-    this.storedValid = false;
     const r = t.stmts.rowRecord.getRaw(pk);
     this.rec = r === undefined ? undefined : rowRecordOf(r);
     this.rid = r === undefined ? undefined : (r[6] as bigint);
@@ -581,15 +564,10 @@ class Merge {
     if (byVersion === 'older' && this.opts.onConflict === undefined) return;
     let current: SqlValue | typeof NO_ROW;
     if (this.pending.has(ch.col)) current = this.pending.get(ch.col) ?? null;
-    else if (this.storedValid && t.byId.has(id)) {
-      const stored = this.stored as SqlValue[];
-      const at = 8 + t.columns.length;
-      current = stored[at] === 1 || stored[at] === 1n ? (stored[at + 1 + (t.byId.get(id) as ValueColumn).ord] ?? null) : NO_ROW;
-    } else {
+    else {
       if (this.curBase) this.sync();
       const row = t.selectColumn(ch.col).getRaw(...this.pkValues);
       current = row === undefined ? NO_ROW : (row[0] ?? null);
-      this.valueTies.set(t, (this.valueTies.get(t) ?? 0) + 1);
     }
     const byValue = decideValue(byVersion, ch.val, current);
     if (byValue === 'fill') return this.win(t, colId);
@@ -627,7 +605,6 @@ class Merge {
         s.evictionPut.run(this.opts.audience, t.name, this.pk, BigInt(this.ch.cl), this.serverVersion());
       }
     }
-    this.storedValid = false;
     s.deleteRow.run(...this.pkValues);
     if (this.rec !== undefined) this.rec[1] = null; // cells are dropped below: nothing to materialize
     this.setSentinel(s);
@@ -692,13 +669,6 @@ const SMALL_BIGINTS: readonly bigint[] = Array.from({ length: 64 }, (_, i) => Bi
 
 /** Rows the change-by-change merge enters between two flushes of its queued writes at most. */
 const SYNC_ROWS = 256;
-/**
- * `valueTies`: ties of one table in one merge that read a stored value before its rows are read
- * with their values (`rowStateValues`): a merge of concurrent edits ties on most rows, and one
- * read per row is cheaper than a second statement per tie; a merge without ties reads no values
- * it does not use. (Mutable for the tests that compare both ways: apply-queued.test.ts.)
- */
-export const mergeTuning = { valueTies: 16 };
 
 /** The columns of an upsert (in column-id order) and its `BatchedWrites` run kind. */
 interface UpsertShape {

@@ -94,13 +94,6 @@ export interface TableStatements {
    * `Merge.enterRow`).
    */
   rowState: SqlStatement | undefined;
-  /**
-   * (pk, ...pk values) → `rowState`'s columns, then 1/0 whether the base row exists, then its
-   * value columns in `columns` order: for merges whose ties read the stored values (apply.ts
-   * `Merge.enterRow`), one statement per row instead of one more per tie. Undefined without
-   * `rowState` or without value columns.
-   */
-  rowStateValues: SqlStatement | undefined;
   /** () → [1] when the table has any clock at all (apply.ts `mergeFresh` needs none). */
   anyMetadata: SqlStatement;
   /** (pk, col) → [col_version] */
@@ -241,20 +234,15 @@ export function createTableContext(
   const ridOf = `(SELECT rid FROM ${r} WHERE pk = ?)`;
   // A record column, NULL for a bare record (which stands for none).
   const rec = (x: string): string => `CASE WHEN r.cl <> ${BARE_CL} THEN ${x} END`;
-  // The select list of `rowState` (its FROM follows).
-  const stateSql = columns.length > ROW_STATE_COLUMNS ? undefined
-    : `SELECT ${rec('r.cl')}, r.sent, r.icv, r.db_version, r.seq, r.site, CASE WHEN r.pk IS NULL OR r.cl = ${BARE_CL} THEN EXISTS (SELECT 1 FROM ${c} x WHERE x.rid = r.rid) END${columns.map((v) => `, (SELECT x.col_version FROM ${c} x WHERE x.rid = r.rid AND x.col = ${v.id})`).join('')}, r.rid`;
   const stmts: TableStatements = {
     rowRecord: driver.prepare(`SELECT cl, sent, icv, db_version, seq, site, rid FROM ${r} WHERE pk = ? AND cl <> ${BARE_CL}`),
     anyCell: driver.prepare(`SELECT 1 FROM ${c} WHERE rid = ${ridOf} LIMIT 1`),
-    rowState: stateSql === undefined ? undefined : driver.prepare(`${stateSql} FROM (SELECT ? AS k) q LEFT JOIN ${r} r ON r.pk = q.k`),
-    rowStateValues:
-      stateSql === undefined || columns.length === 0
+    rowState:
+      columns.length > ROW_STATE_COLUMNS
         ? undefined
         : driver.prepare(
-            // (A key column matched by `=` is not NULL: found is whether `selectColumn` finds the row.)
-            `${stateSql}, b.${pkNames[0] as string} IS NOT NULL${columns.map((v) => `, b.${quoteIdent(v.name)}`).join('')}
-             FROM (SELECT ? AS k) q LEFT JOIN ${r} r ON r.pk = q.k LEFT JOIN ${t} b ON ${pkNames.map((n) => `b.${n} = ?`).join(' AND ')}`,
+            `SELECT ${rec('r.cl')}, r.sent, r.icv, r.db_version, r.seq, r.site, CASE WHEN r.pk IS NULL OR r.cl = ${BARE_CL} THEN EXISTS (SELECT 1 FROM ${c} x WHERE x.rid = r.rid) END${columns.map((v) => `, (SELECT x.col_version FROM ${c} x WHERE x.rid = r.rid AND x.col = ${v.id})`).join('')}, r.rid
+             FROM (SELECT ? AS k) q LEFT JOIN ${r} r ON r.pk = q.k`,
           ),
     anyMetadata: driver.prepare(`SELECT EXISTS (SELECT 1 FROM ${r}) OR EXISTS (SELECT 1 FROM ${c})`),
     cell: driver.prepare(`SELECT col_version FROM ${c} WHERE rid = ${ridOf} AND col = ?`),
