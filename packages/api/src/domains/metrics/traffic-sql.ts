@@ -58,7 +58,7 @@ type JsonCell = string | bigint | number | Date | null;
 
 /**
  * `rows` (of `types`) as ONE parameter, a JSON array of arrays, and the derived table that reads
- * it back with the columns `column1`, `column2`, … of {@link values}. Prisma costs ~2 µs per raw
+ * it back with the columns `column1`, `column2`, … (as a `VALUES` list names them). Prisma costs ~2 µs per raw
  * parameter: a flush of 200 buckets at three bucket sizes was 4,200 of them. A timestamp is
  * written as the text each control plane's Prisma adapter stores (SQLite: ISO 8601 with
  * `+00:00`; PostgreSQL reads the ISO text into `timestamp(3)`, UTC as everywhere here).
