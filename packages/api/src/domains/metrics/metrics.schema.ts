@@ -61,7 +61,7 @@ const UsageRef = builder.objectRef<Omit<Usage, 'databaseId'>>('Usage').implement
 builder.prismaObjectFields('Database', (t) => ({
   metrics: t.field({
     type: MetricsRef,
-    description: 'Traffic between from (default: to − 24 h) and to (default: now)',
+    description: 'Traffic between from (default: to − 24 h) and to (default: now). Minute buckets are kept 7 days (OFFSYNC_METRICS_MINUTE_RETENTION_DAYS), hour buckets 90 (OFFSYNC_METRICS_HOUR_RETENTION_DAYS), day buckets while the database exists: the ends of a range older than a retention count from the next whole hour or day',
     args: { from: t.arg({ type: 'DateTime' }), to: t.arg({ type: 'DateTime' }), bucket: t.arg({ type: BucketEnum, defaultValue: 'HOUR' }) },
     resolve: (d, a, ctx) => ctx.services.metrics.getMetrics(d.id, { from: a.from ?? null, to: a.to ?? null, bucket: a.bucket ?? null }),
   }),
