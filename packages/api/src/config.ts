@@ -4,6 +4,7 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { parseServerKey } from './crypto.ts';
 import type { TrafficRetention } from './deps.ts';
+import { DEFAULT_HOUR_RETENTION_DAYS, DEFAULT_MINUTE_RETENTION_DAYS } from './domains/metrics/retention.ts';
 import type { IntrospectionMode } from './graphql-limits.ts';
 import { parseCorsOrigins } from './http/cors.ts';
 import type { CorsOrigins } from './http/cors.ts';
@@ -262,11 +263,12 @@ export function prebuiltPagesOption(config: PrebuiltPagesConfig, sharedStore: bo
 /**
  * Retention of the traffic buckets behind metrics (domains/metrics/traffic-sql.ts):
  * OFFSYNC_METRICS_MINUTE_RETENTION_DAYS (default 7), OFFSYNC_METRICS_HOUR_RETENTION_DAYS (default
- * 90, at least the minutes'); day buckets are kept. Older buckets are deleted every hour.
+ * 90, at least the minutes'); day buckets are kept. Older buckets are deleted a minute after start,
+ * then every hour (metrics.service.ts `scheduleExpiry`).
  */
 export function loadTrafficRetentionConfig(env: Record<string, string | undefined>): TrafficRetention {
-  const minuteDays = int(env, 'OFFSYNC_METRICS_MINUTE_RETENTION_DAYS', 7, 1, 36_500);
-  const hourDays = int(env, 'OFFSYNC_METRICS_HOUR_RETENTION_DAYS', 90, 1, 36_500);
+  const minuteDays = int(env, 'OFFSYNC_METRICS_MINUTE_RETENTION_DAYS', DEFAULT_MINUTE_RETENTION_DAYS, 1, 36_500);
+  const hourDays = int(env, 'OFFSYNC_METRICS_HOUR_RETENTION_DAYS', DEFAULT_HOUR_RETENTION_DAYS, 1, 36_500);
   if (hourDays < minuteDays) throw new ConfigError('OFFSYNC_METRICS_HOUR_RETENTION_DAYS must be at least OFFSYNC_METRICS_MINUTE_RETENTION_DAYS');
   return { minuteMs: minuteDays * 86_400_000, hourMs: hourDays * 86_400_000, intervalMs: 3_600_000 };
 }

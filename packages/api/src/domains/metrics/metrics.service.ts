@@ -7,6 +7,7 @@ import type { UsagePeriod } from './period.ts';
 import { throttledSnapshots } from './throttle.ts';
 import { dialectOf } from '../../db/prisma.ts';
 import { createTrafficBuffer } from './traffic-buffer.ts';
+import { DEFAULT_HOUR_RETENTION_DAYS, DEFAULT_MINUTE_RETENTION_DAYS } from './retention.ts';
 import { bucketIncrements, expireTraffic, pointSums, rangeSums } from './traffic-sql.ts';
 import type { TrafficBuffer } from './traffic-buffer.ts';
 
@@ -16,10 +17,6 @@ const bucketMs: Record<MetricsBucket, number> = { MINUTE: 60_000, HOUR: 3_600_00
 const MAX_POINTS = 2000;
 /** Live-subscription snapshots kept for sharing (one per database and window subscribed). */
 const MAX_SHARED_SNAPSHOTS = 1000;
-/** Default retention of minute buckets (a MINUTE series spans at most 2,000 minutes, 33 h). */
-export const DEFAULT_MINUTE_RETENTION_MS = 7 * 86_400_000;
-/** Default retention of hour buckets (an HOUR series spans at most 2,000 hours, 83 days). */
-export const DEFAULT_HOUR_RETENTION_MS = 90 * 86_400_000;
 
 export interface TrafficSample { uploadBytes: number; downloadBytes: number; at?: Date }
 /** One change refused on its own by the merge (an entry of the rejection log). */
@@ -87,10 +84,9 @@ export function createMetricsService(deps: ServiceDeps, buffer: TrafficBuffer = 
      */
     async expireTraffic(): Promise<{ minutes: number; hours: number }> {
       const now = deps.clock.now();
-      const dialect = dialectOf(prisma);
-      const minutes = await expireTraffic(prisma, dialect, 'minute', new Date(now - (deps.trafficRetention?.minuteMs ?? DEFAULT_MINUTE_RETENTION_MS)));
-      const hours = await expireTraffic(prisma, dialect, 'hour', new Date(now - (deps.trafficRetention?.hourMs ?? DEFAULT_HOUR_RETENTION_MS)));
-      return { minutes, hours };
+      const keep = deps.trafficRetention ?? { minuteMs: DEFAULT_MINUTE_RETENTION_DAYS * 86_400_000, hourMs: DEFAULT_HOUR_RETENTION_DAYS * 86_400_000 };
+      const deleted = await expireTraffic(prisma, dialectOf(prisma), { minute: new Date(now - keep.minuteMs), hour: new Date(now - keep.hourMs) });
+      return { minutes: deleted.minute, hours: deleted.hour };
     },
 
     /**

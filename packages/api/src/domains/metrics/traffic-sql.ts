@@ -87,7 +87,7 @@ export type TrafficLevel = (typeof TRAFFIC_LEVELS)[number]['level'];
  * exists are skipped (its buckets went with it).
  */
 export function bucketIncrements(prisma: PrismaClient, dialect: ControlPlaneDialect, rows: readonly BucketIncrement[]): Raw[] {
-  return TRAFFIC_LEVELS.flatMap(({ table: name, ms }) => levelIncrements(prisma, dialect, name, ms === 60_000 ? rows : rollUp(rows, ms)));
+  return TRAFFIC_LEVELS.flatMap(({ level, table: name, ms }) => levelIncrements(prisma, dialect, name, level === 'minute' ? rows : rollUp(rows, ms)));
 }
 
 /** `rows` summed per (database, site, bucket of `ms`). */
@@ -257,27 +257,29 @@ export async function rangeSums(prisma: PrismaClient, dialect: ControlPlaneDiale
 const EXPIRE_BATCH = 5000;
 
 /**
- * Deletes each database's buckets of `level` that start before `before`, {@link EXPIRE_BATCH}
- * rows per statement (each its own short transaction, so other control-plane writes interleave);
- * resolves to the number deleted. Safe on several nodes at once: a row deleted twice is deleted once.
+ * Deletes each database's buckets of each level in `before` that start before its date,
+ * {@link EXPIRE_BATCH} rows per statement (each its own short transaction, so other control-plane
+ * writes interleave); resolves to the number deleted per level. Safe on several nodes at once: a
+ * row deleted twice is deleted once.
  */
-export async function expireTraffic(prisma: PrismaClient, dialect: ControlPlaneDialect, level: Exclude<TrafficLevel, 'day'>, before: Date): Promise<number> {
-  const name = TRAFFIC_LEVELS.find((l) => l.level === level)?.table as string;
-  const t = table(dialect, name);
+export async function expireTraffic(prisma: PrismaClient, dialect: ControlPlaneDialect, before: Readonly<Record<Exclude<TrafficLevel, 'day'>, Date>>): Promise<Record<Exclude<TrafficLevel, 'day'>, number>> {
   const pg = dialect.provider === 'postgresql';
   // SQLite's rowid / PostgreSQL's ctid: the rows the indexed sub-select found, nothing else.
   const rowId = pg ? 'ctid' : 'rowid';
-  let deleted = 0;
+  const deleted = { minute: 0, hour: 0 };
   const ids = await prisma.$queryRawUnsafe<Array<{ id: string }>>(`SELECT "id" FROM ${table(dialect, 'Database')}`);
-  for (const { id } of ids) {
-    for (;;) {
-      const n = await prisma.$executeRawUnsafe(
-        `DELETE FROM ${t} WHERE ${rowId} IN (SELECT ${rowId} FROM ${t} WHERE "databaseId" = ${pg ? 'CAST($1 AS text)' : '?'} ` +
-          `AND "bucketStart" < ${pg ? 'CAST($2 AS timestamp(3))' : '?'} LIMIT ${EXPIRE_BATCH})`,
-        id, before,
-      );
-      deleted += n;
-      if (n < EXPIRE_BATCH) break;
+  for (const level of ['minute', 'hour'] as const) {
+    const t = table(dialect, TRAFFIC_LEVELS.find((l) => l.level === level)?.table as string);
+    for (const { id } of ids) {
+      for (;;) {
+        const n = await prisma.$executeRawUnsafe(
+          `DELETE FROM ${t} WHERE ${rowId} IN (SELECT ${rowId} FROM ${t} WHERE "databaseId" = ${pg ? 'CAST($1 AS text)' : '?'} ` +
+            `AND "bucketStart" < ${pg ? 'CAST($2 AS timestamp(3))' : '?'} LIMIT ${EXPIRE_BATCH})`,
+          id, before[level],
+        );
+        deleted[level] += n;
+        if (n < EXPIRE_BATCH) break;
+      }
     }
   }
   return deleted;
